@@ -1,0 +1,253 @@
+//! One file per subcommand, each with its `Args` and its `run`; this file only
+//! dispatches and holds what they share: the resolved [`Context`] and the
+//! terminal [`Output`].
+//!
+//! Architecture invariant: `commands` is the only module that knows about
+//! clap, the terminal and the process environment. It turns flags and
+//! environment variables into plain values and hands them down.
+
+pub mod checkout;
+pub mod init;
+pub mod notify;
+pub mod products;
+pub mod release;
+pub mod report;
+pub mod sandbox;
+pub mod serve;
+pub mod sync;
+pub mod token;
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::secret::{Secret, SecretError};
+use crate::store::{Overrides, Store};
+
+/// A usage error found after parsing (clap reports its own): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Parses the arguments and runs the chosen subcommand.
+pub fn run<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    // clap prints its own usage errors and help, and exits 2 or 0.
+    let cli = Cli::parse_from(args);
+    init_tracing(&cli.global);
+    let context = Context::new(cli.global)?;
+    match cli.command {
+        Command::Init(args) => init::run(&context, args),
+        Command::Products(args) => products::run(&context, args),
+        Command::Release(args) => release::run(&context, args),
+        Command::Checkout(args) => checkout::run(&context, args),
+        Command::Sync(args) => sync::run(&context, args),
+        Command::Notify(args) => notify::run(&context, args),
+        Command::Serve(args) => serve::run(&context, args),
+        Command::Sandbox(args) => sandbox::run(&context, args),
+        Command::Report(args) => report::run(&context, args),
+        Command::Token(args) => token::run(&context, args),
+    }
+}
+
+fn init_tracing(global: &GlobalArgs) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("shop={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// What every subcommand gets: where the store is, how to talk to the
+/// terminal, and the settings that flags and the environment override.
+#[derive(Debug)]
+pub struct Context {
+    pub store_dir: PathBuf,
+    pub output: Output,
+    pub overrides: Overrides,
+    pub global: GlobalArgs,
+}
+
+impl Context {
+    fn new(global: GlobalArgs) -> anyhow::Result<Self> {
+        let store_dir = match &global.store {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().context("cannot read the current directory")?,
+        };
+        let overrides = Overrides {
+            base_url: global.base_url.clone(),
+            github_repository: global.github_repository.clone(),
+            mail_transport: global.mail_transport.clone(),
+        };
+        let output = Output {
+            quiet: global.quiet,
+            json: global.json,
+        };
+        Ok(Context {
+            store_dir,
+            output,
+            overrides,
+            global,
+        })
+    }
+
+    /// Opens the store, with flags and environment applied over shop.toml.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        Ok(Store::open(&self.store_dir, &self.overrides)?)
+    }
+}
+
+/// Where a subcommand's words go: data to stdout, progress and notes to
+/// stderr (silenced by `--quiet`).
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub quiet: bool,
+    pub json: bool,
+}
+
+impl Output {
+    /// A note for the person at the terminal.
+    pub fn note(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            let _ = writeln!(io::stderr().lock(), "{}", message.as_ref());
+        }
+    }
+
+    /// Data: what a script would read. Errors here (a closed pipe) propagate.
+    pub fn data(&self, text: impl AsRef<str>) -> io::Result<()> {
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(text.as_ref().as_bytes())?;
+        stdout.flush()
+    }
+
+    /// Data as pretty JSON followed by a newline.
+    pub fn json(&self, value: &serde_json::Value) -> io::Result<()> {
+        let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+        text.push('\n');
+        self.data(text)
+    }
+}
+
+/// The answer of a subcommand whose flags are designed but whose work a later
+/// change builds.
+pub(crate) fn not_built(command: &str) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "`shop {command}` is not built yet\n\
+         hint: its flags are final (see `shop {command} --help`); the work lands in a later version"
+    )
+}
+
+/// Reads a secret from the environment variable `name`, or from the file
+/// named by `{name}_FILE`. The variable wins when both are set.
+pub(crate) fn secret_from_env(name: &str) -> Result<Option<Secret>, SecretError> {
+    secret_from(name, |key| std::env::var_os(key))
+}
+
+fn secret_from(
+    name: &str,
+    lookup: impl Fn(&str) -> Option<OsString>,
+) -> Result<Option<Secret>, SecretError> {
+    if let Some(value) = lookup(name).filter(|value| !value.is_empty()) {
+        let value = value
+            .into_string()
+            .map_err(|_| SecretError::NotUtf8 { name: name.into() })?;
+        return Secret::new(name, value).map(Some);
+    }
+    let file_var = format!("{name}_FILE");
+    match lookup(&file_var).filter(|value| !value.is_empty()) {
+        Some(path) => Secret::from_file(name, Path::new(&path)).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// clap value parser for a semantic version.
+pub(crate) fn parse_version(text: &str) -> Result<semver::Version, String> {
+    semver::Version::parse(text)
+        .map_err(|error| format!("`{text}` is not a semantic version ({error}); write `1.2.0`"))
+}
+
+/// clap value parser for a duration such as `30m` or `24h`.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
+    crate::store::settings::parse_duration(text)
+        .map_err(|message| format!("{message}; write `30m`, `24h` or `7d`"))
+}
+
+/// clap value parser for a day: `YYYY-MM-DD`.
+pub(crate) fn parse_date(text: &str) -> Result<time::Date, String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, format)
+        .map_err(|_| format!("`{text}` is not a date; write `2026-11-23`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let map: HashMap<String, OsString> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        move |key| map.get(key).cloned()
+    }
+
+    #[test]
+    fn secret_comes_from_the_variable_first() {
+        let secret = secret_from(
+            "STRIPE_SECRET_KEY",
+            env(&[("STRIPE_SECRET_KEY", "sk_test_1")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(secret.expose(), "sk_test_1");
+    }
+
+    #[test]
+    fn secret_comes_from_the_file_when_the_variable_is_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "sk_test_from_file\n").unwrap();
+        let path = path.to_str().unwrap();
+        let secret = secret_from(
+            "STRIPE_SECRET_KEY",
+            env(&[("STRIPE_SECRET_KEY_FILE", path)]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(secret.expose(), "sk_test_from_file");
+    }
+
+    #[test]
+    fn missing_secret_file_names_the_variable_not_the_value() {
+        let error = secret_from(
+            "SHOP_TOKEN_SECRET",
+            env(&[("SHOP_TOKEN_SECRET_FILE", "/nonexistent/secret")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("`SHOP_TOKEN_SECRET_FILE`"), "{error}");
+        assert!(error.contains("hint:"), "{error}");
+    }
+
+    #[test]
+    fn unset_secret_is_none() {
+        assert!(secret_from("GITHUB_TOKEN", env(&[])).unwrap().is_none());
+    }
+}

@@ -1,0 +1,204 @@
+//! `shop products`: the catalogue; `shop products check`: the whole store.
+
+use serde_json::json;
+
+use super::Context;
+use crate::store::{Product, Store};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Check shop.toml and every product file, and report every problem found
+    Check,
+}
+
+pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    let store = context.open_store()?;
+    match args.action {
+        None => list(context, &store),
+        Some(Action::Check) => check(context, &store),
+    }
+}
+
+fn list(context: &Context, store: &Store) -> anyhow::Result<()> {
+    if context.output.json {
+        let products: Vec<_> = store.products.iter().map(product_json).collect();
+        context.output.json(&json!(products))?;
+        return Ok(());
+    }
+    if store.products.is_empty() {
+        context
+            .output
+            .note("The store has no products yet.\nhint: add one as `products/<slug>.toml`");
+        return Ok(());
+    }
+    let header = ["SLUG", "NAME", "PRICE", "LATEST", "PAYMENT LINK"].map(String::from);
+    let rows: Vec<[String; 5]> = store
+        .products
+        .iter()
+        .map(|product| {
+            let latest = product.latest();
+            [
+                product.slug.clone(),
+                product.name.clone(),
+                product.price.to_string(),
+                latest.map_or_else(|| "-".to_owned(), |release| release.version.to_string()),
+                latest.map_or_else(
+                    || "-".to_owned(),
+                    |release| release.payment_link_url.clone(),
+                ),
+            ]
+        })
+        .collect();
+    context.output.data(table(&header, &rows))?;
+    Ok(())
+}
+
+/// The secrets `shop` reads from the environment, and what each is for.
+const SECRETS: &[(&str, &str)] = &[
+    ("STRIPE_SECRET_KEY", "release, checkout, sync, serve"),
+    ("STRIPE_WEBHOOK_SECRET", "serve"),
+    ("SHOP_TOKEN_SECRET", "serve, notify, token"),
+    (
+        "GITHUB_TOKEN",
+        "release and serve, with a GitHub repository",
+    ),
+    ("SHOP_SMTP_PASSWORD", "mail by smtp"),
+];
+
+fn check(context: &Context, store: &Store) -> anyhow::Result<()> {
+    let released = store
+        .products
+        .iter()
+        .filter(|product| product.latest().is_some())
+        .count();
+    let mut problems = Vec::new();
+    let mut secrets = serde_json::Map::new();
+    let mut lines = String::new();
+    for (name, used_by) in SECRETS {
+        let state = match super::secret_from_env(name) {
+            Ok(Some(secret)) => match check_secret(&secret) {
+                Ok(()) => "set",
+                Err(problem) => {
+                    problems.push(problem);
+                    "invalid"
+                }
+            },
+            Ok(None) => "not set",
+            Err(error) => {
+                problems.push(error.to_string());
+                "unreadable"
+            }
+        };
+        secrets.insert((*name).to_owned(), json!(state));
+        lines.push_str(&format!("  {name:<22} {state:<8} (for {used_by})\n"));
+    }
+    if context.output.json {
+        context.output.json(&json!({
+            "ok": problems.is_empty(),
+            "products": store.products.len(),
+            "released": released,
+            "secrets": secrets,
+            "problems": problems,
+        }))?;
+    } else {
+        context.output.data(format!(
+            "`{}`: {} ({released} released), settings and products valid\n\
+             secrets in the environment:\n{lines}",
+            store.root.display(),
+            crate::store::count(store.products.len(), "product"),
+        ))?;
+    }
+    match problems.len() {
+        0 => Ok(()),
+        _ => anyhow::bail!("{}", problems.join("\n\n")),
+    }
+}
+
+/// Catches the secret that is plainly the wrong one, without showing it.
+fn check_secret(secret: &crate::secret::Secret) -> Result<(), String> {
+    let (valid, expected) = match secret.name() {
+        "STRIPE_SECRET_KEY" => (
+            ["sk_test_", "sk_live_", "rk_test_", "rk_live_"]
+                .iter()
+                .any(|p| secret.expose().starts_with(p)),
+            "a Stripe secret key starts with `sk_test_`, `sk_live_` or (restricted) `rk_`",
+        ),
+        "STRIPE_WEBHOOK_SECRET" => (
+            secret.expose().starts_with("whsec_"),
+            "a webhook signing secret starts with `whsec_`; copy it from the webhook endpoint in \
+             Stripe's dashboard, or from `shop sandbox`'s start-up message",
+        ),
+        "SHOP_TOKEN_SECRET" => (
+            secret.expose().len() >= 32,
+            "use at least 32 random characters, for example `openssl rand -hex 32`",
+        ),
+        _ => (true, ""),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` does not look right\nhint: {expected}",
+            secret.name()
+        ))
+    }
+}
+
+fn product_json(product: &Product) -> serde_json::Value {
+    let latest = product.latest();
+    json!({
+        "slug": product.slug,
+        "name": product.name,
+        "price": { "amount": product.price.amount, "currency": product.price.currency.code() },
+        "files": product.files,
+        "download_limit": product.download_limit,
+        "updates": product.updates.as_str(),
+        "latest_version": latest.map(|release| release.version.to_string()),
+        "payment_link": latest.map(|release| &release.payment_link_url),
+    })
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.each_ref().map(|cell| cell.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in std::iter::once(header).chain(rows) {
+        let mut line = String::new();
+        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if index + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_their_columns() {
+        let header = ["A".to_owned(), "B".to_owned()];
+        let rows = [
+            ["long".to_owned(), "x".to_owned()],
+            ["s".to_owned(), "y".to_owned()],
+        ];
+        assert_eq!(table(&header, &rows), "A     B\nlong  x\ns     y\n");
+    }
+}

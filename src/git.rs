@@ -1,0 +1,256 @@
+//! The store's git repository: make one, and commit exactly the paths a
+//! command wrote, whatever else the author has staged or changed.
+//!
+//! Commits are built from `HEAD`'s tree plus the named paths, so `shop`
+//! never sweeps an author's unrelated work into its own commits.
+
+use std::path::Path;
+
+use git2::{IndexAddOption, Repository, Signature};
+
+/// Opens the git repository whose work tree is `root`.
+pub fn open(root: &Path) -> Result<Repository, GitError> {
+    Repository::open(root).map_err(|source| GitError::Open {
+        root: root.to_owned(),
+        source,
+    })
+}
+
+/// Opens the repository at `root`, or makes a new one with branch `main`.
+pub fn open_or_init(root: &Path) -> Result<Repository, GitError> {
+    match Repository::open(root) {
+        Ok(repo) => Ok(repo),
+        Err(error) if error.code() == git2::ErrorCode::NotFound => {
+            let mut options = git2::RepositoryInitOptions::new();
+            options.initial_head("main");
+            Repository::init_opts(root, &options).map_err(|source| GitError::Open {
+                root: root.to_owned(),
+                source,
+            })
+        }
+        Err(source) => Err(GitError::Open {
+            root: root.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Commits the files at `paths` (relative to the work tree, as they are on
+/// disk now; a missing file is removed) on top of `HEAD`, with `message`.
+/// Returns the new commit's id, or `None` when nothing changed.
+pub fn commit_paths(
+    repo: &Repository,
+    paths: &[&Path],
+    message: &str,
+) -> Result<Option<git2::Oid>, GitError> {
+    let workdir = repo.workdir().ok_or(GitError::Bare)?.to_owned();
+    let head_commit = match repo.head() {
+        Ok(head) => Some(head.peel_to_commit()?),
+        Err(error)
+            if matches!(
+                error.code(),
+                git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound
+            ) =>
+        {
+            None
+        }
+        Err(error) => return Err(error.into()),
+    };
+
+    // A private index from HEAD's tree, so only `paths` change.
+    let mut index = git2::Index::new()?;
+    if let Some(commit) = &head_commit {
+        index.read_tree(&commit.tree()?)?;
+    }
+    for path in paths {
+        let full = workdir.join(path);
+        if full.is_dir() {
+            add_dir(repo, &mut index, &workdir, path)?;
+        } else if full.exists() {
+            add_file(repo, &mut index, &workdir, path)?;
+        } else {
+            index.remove_path(path)?;
+        }
+    }
+    let tree_id = index.write_tree_to(repo)?;
+    if let Some(commit) = &head_commit
+        && commit.tree_id() == tree_id
+    {
+        return Ok(None);
+    }
+    let tree = repo.find_tree(tree_id)?;
+    let signature = signature(repo)?;
+    let parents: Vec<&git2::Commit<'_>> = head_commit.iter().collect();
+    let oid = repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        message,
+        &tree,
+        &parents,
+    )?;
+
+    // Bring the repository's own index up to date for these paths, so
+    // `git status` shows them clean; other staged work stays staged.
+    let mut repo_index = repo.index()?;
+    for path in paths {
+        let full = workdir.join(path);
+        if full.is_dir() {
+            repo_index.add_all([path], IndexAddOption::DEFAULT, None)?;
+        } else if full.exists() {
+            repo_index.add_path(path)?;
+        } else {
+            let _ = repo_index.remove_path(path);
+        }
+    }
+    repo_index.write()?;
+    Ok(Some(oid))
+}
+
+fn add_file(
+    repo: &Repository,
+    index: &mut git2::Index,
+    workdir: &Path,
+    path: &Path,
+) -> Result<(), GitError> {
+    let full = workdir.join(path);
+    let blob = repo.blob_path(&full)?;
+    let metadata = std::fs::metadata(&full).map_err(|source| GitError::Io {
+        path: full.clone(),
+        source,
+    })?;
+    let mode = if is_executable(&metadata) {
+        0o100755
+    } else {
+        0o100644
+    };
+    let path_str = path.to_str().ok_or_else(|| GitError::NotUtf8 {
+        path: path.to_owned(),
+    })?;
+    let entry = git2::IndexEntry {
+        ctime: git2::IndexTime::new(0, 0),
+        mtime: git2::IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode,
+        uid: 0,
+        gid: 0,
+        file_size: u32::try_from(metadata.len()).unwrap_or(u32::MAX),
+        id: blob,
+        flags: 0,
+        flags_extended: 0,
+        path: path_str.replace('\\', "/").into_bytes(),
+    };
+    index.add(&entry)?;
+    Ok(())
+}
+
+fn add_dir(
+    repo: &Repository,
+    index: &mut git2::Index,
+    workdir: &Path,
+    dir: &Path,
+) -> Result<(), GitError> {
+    let full = workdir.join(dir);
+    let mut entries: Vec<_> = std::fs::read_dir(&full)
+        .map_err(|source| GitError::Io {
+            path: full.clone(),
+            source,
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(|source| GitError::Io {
+            path: full.clone(),
+            source,
+        })?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let relative = dir.join(entry.file_name());
+        if repo.is_path_ignored(&relative).unwrap_or(false) {
+            continue;
+        }
+        if entry.path().is_dir() {
+            add_dir(repo, index, workdir, &relative)?;
+        } else {
+            add_file(repo, index, workdir, &relative)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn is_executable(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// The author from git's configuration, or a neutral one when git has none
+/// (a fresh server or CI machine).
+fn signature(repo: &Repository) -> Result<Signature<'static>, GitError> {
+    match repo.signature() {
+        Ok(signature) => Ok(signature.to_owned()),
+        Err(_) => Ok(Signature::now("shop", "shop@localhost")?),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error(
+        "`{}` is not a git repository: {}\n\
+         hint: a store is a git repository; run `shop init` there, or `git init` it",
+        root.display(), source.message()
+    )]
+    Open {
+        root: std::path::PathBuf,
+        source: git2::Error,
+    },
+    #[error(
+        "the store's repository is bare\nhint: a store needs a work tree; clone it without `--bare`"
+    )]
+    Bare,
+    #[error("`{}` is not valid UTF-8\nhint: rename it", path.display())]
+    NotUtf8 { path: std::path::PathBuf },
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("git: {}", .0.message())]
+    Git(#[from] git2::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_only_the_named_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = open_or_init(dir.path()).unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+        std::fs::write(dir.path().join("b.txt"), "b").unwrap();
+        let first = commit_paths(&repo, &[Path::new("a.txt")], "add a")
+            .unwrap()
+            .unwrap();
+        let tree = repo.find_commit(first).unwrap().tree().unwrap();
+        assert!(tree.get_name("a.txt").is_some());
+        assert!(tree.get_name("b.txt").is_none());
+        // Nothing changed: no commit.
+        assert_eq!(
+            commit_paths(&repo, &[Path::new("a.txt")], "again").unwrap(),
+            None
+        );
+        // A removed file is removed from the tree.
+        std::fs::remove_file(dir.path().join("a.txt")).unwrap();
+        let second = commit_paths(&repo, &[Path::new("a.txt")], "remove a")
+            .unwrap()
+            .unwrap();
+        let tree = repo.find_commit(second).unwrap().tree().unwrap();
+        assert!(tree.get_name("a.txt").is_none());
+        assert_eq!(repo.head().unwrap().shorthand().ok(), Some("main"));
+    }
+}

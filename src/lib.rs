@@ -1,0 +1,51 @@
+//! `shop` sells digital files from a git repository: Stripe takes the money,
+//! GitHub releases (or a local directory) hold the files, and the store's git
+//! history keeps the catalogue, the ledger and the notices.
+//!
+//! [`run`] is the whole program; `main.rs` only calls it. Everything below
+//! `commands` is a library that takes its inputs (paths, settings, secrets,
+//! time) as arguments and never reads the process environment.
+
+pub mod cli;
+pub mod commands;
+pub mod git;
+pub mod secret;
+pub mod store;
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+/// Runs `shop` with these arguments (the first is the program name) and
+/// returns the process exit code: 0 on success, 1 on an error, 2 on a usage
+/// error. The error is printed here, once, to stderr.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match commands::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                // `shop products | head -1` is not an error.
+                return ExitCode::SUCCESS;
+            }
+            let code = match error.downcast_ref::<commands::UsageError>() {
+                Some(_) => 2,
+                None => 1,
+            };
+            let mut stderr = io::stderr().lock();
+            let _ = writeln!(stderr, "error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

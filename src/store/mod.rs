@@ -1,0 +1,298 @@
+//! The store on disk: `shop.toml` and `products/*.toml` as plain typed data.
+//!
+//! [`Store::open`] is the only function here that touches the disk: it reads
+//! the files and hands their text to pure parsers ([`settings::parse`],
+//! [`product::parse`]), which report every problem they find with its file,
+//! line and column, so `shop products check` can list them all at once.
+
+pub mod money;
+pub mod product;
+pub mod settings;
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use money::{Currency, Money};
+pub use product::{Asset, Product, Release, UpdatePolicy};
+pub use settings::{MailTransport, Overrides, Settings, SmtpSecurity};
+
+/// The store's settings file, at its root.
+pub const SETTINGS_FILE: &str = "shop.toml";
+/// The folder of product files.
+pub const PRODUCTS_DIR: &str = "products";
+
+/// A loaded, valid store.
+#[derive(Debug)]
+pub struct Store {
+    pub root: PathBuf,
+    pub settings: Settings,
+    /// Sorted by slug.
+    pub products: Vec<Product>,
+}
+
+impl Store {
+    /// Reads and checks the store at `root`, with `overrides` (flags and
+    /// environment) applied over `shop.toml`.
+    pub fn open(root: &Path, overrides: &Overrides) -> Result<Store, StoreError> {
+        let settings_path = root.join(SETTINGS_FILE);
+        let settings_text = match std::fs::read_to_string(&settings_path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotAStore {
+                    root: root.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: settings_path,
+                    source,
+                });
+            }
+        };
+        let mut problems = Vec::new();
+        let settings = settings::parse(&settings_text, overrides)
+            .map_err(|found| problems.extend(found))
+            .ok();
+
+        let products_dir = root.join(PRODUCTS_DIR);
+        let mut entries = Vec::new();
+        match std::fs::read_dir(&products_dir) {
+            Ok(dir) => {
+                for entry in dir {
+                    let entry = entry.map_err(|source| StoreError::Read {
+                        path: products_dir.clone(),
+                        source,
+                    })?;
+                    entries.push(entry.path());
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: products_dir,
+                    source,
+                });
+            }
+        }
+        entries.sort();
+
+        let mut products = Vec::new();
+        for path in entries {
+            if path.extension().is_none_or(|ext| ext != "toml") || !path.is_file() {
+                continue;
+            }
+            let label = format!(
+                "{PRODUCTS_DIR}/{}",
+                path.file_name().unwrap_or_default().display()
+            );
+            let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) else {
+                problems.push(
+                    Problem::new(&label, "the file name is not valid UTF-8").hint(
+                        "rename it to the product's slug: lowercase letters, digits and hyphens",
+                    ),
+                );
+                continue;
+            };
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(source) => return Err(StoreError::Read { path, source }),
+            };
+            let defaults = settings.as_ref().map(product::Defaults::from);
+            match product::parse(stem, &label, &text, defaults.as_ref()) {
+                Ok(product) => products.push(product),
+                Err(found) => problems.extend(found),
+            }
+        }
+
+        match settings {
+            Some(settings) if problems.is_empty() => Ok(Store {
+                root: root.to_owned(),
+                settings,
+                products,
+            }),
+            _ => Err(StoreError::Invalid {
+                root: root.to_owned(),
+                problems,
+            }),
+        }
+    }
+
+    /// The product with this slug.
+    pub fn product(&self, slug: &str) -> Result<&Product, StoreError> {
+        self.products
+            .iter()
+            .find(|product| product.slug == slug)
+            .ok_or_else(|| StoreError::UnknownProduct {
+                slug: slug.to_owned(),
+                known: self
+                    .products
+                    .iter()
+                    .map(|product| product.slug.clone())
+                    .collect(),
+            })
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "`{}` is not a shop store: it has no `shop.toml`\n\
+         hint: run `shop init {}` to make one there, or pass `--store DIR`",
+        root.display(), root.display()
+    )]
+    NotAStore { root: PathBuf },
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", invalid_message(root, problems))]
+    Invalid {
+        root: PathBuf,
+        problems: Vec<Problem>,
+    },
+    #[error("{}", unknown_product_message(slug, known))]
+    UnknownProduct { slug: String, known: Vec<String> },
+}
+
+/// `1 product`, `2 products`: a count with its noun.
+pub fn count(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+fn invalid_message(root: &Path, problems: &[Problem]) -> String {
+    let mut message = format!(
+        "the store at `{}` has {}",
+        root.display(),
+        count(problems.len(), "problem")
+    );
+    for problem in problems {
+        message.push_str("\n\n");
+        message.push_str(&problem.to_string());
+    }
+    message
+}
+
+fn unknown_product_message(slug: &str, known: &[String]) -> String {
+    let hint = if known.is_empty() {
+        "the store has no products yet: add a file under `products/`".to_owned()
+    } else {
+        format!("the store's products are {}", quoted_list(known))
+    };
+    format!("there is no product `{slug}`\nhint: {hint}")
+}
+
+/// `a`, `b` and `c`: names in backticks, joined for a sentence.
+pub fn quoted_list(names: &[impl AsRef<str>]) -> String {
+    let quoted: Vec<String> = names
+        .iter()
+        .map(|name| format!("`{}`", name.as_ref()))
+        .collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// One thing wrong with the store: where, what, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file (relative to the store) or variable at fault.
+    pub source: String,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    pub fn new(source: &str, message: impl Into<String>) -> Self {
+        Problem {
+            source: source.to_owned(),
+            position: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A problem at `span` (byte offsets) of `text`.
+    pub fn at(source: &str, text: &str, span: Range<usize>, message: impl Into<String>) -> Self {
+        Problem {
+            position: Some(line_column(text, span.start)),
+            ..Problem::new(source, message)
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.source)?;
+        if let Some((line, column)) = self.position {
+            write!(f, " line {line}, column {column}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |index| index + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// A TOML syntax or shape error as a [`Problem`], with its position.
+pub(crate) fn toml_problem(source: &str, text: &str, error: &toml::de::Error) -> Problem {
+    let message = error.message().trim_end().to_owned();
+    let hint = if message.contains("unknown field") {
+        "check the key's spelling against the keys the message lists"
+    } else if message.contains("missing field") {
+        "add the missing key"
+    } else {
+        "fix the TOML at that place; see https://toml.io for the syntax"
+    };
+    let problem = match error.span() {
+        Some(span) => Problem::at(source, text, span, message),
+        None => Problem::new(source, message),
+    };
+    problem.hint(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_lines_and_columns() {
+        let text = "a = 1\nbé = \"x\"\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 6), (2, 1));
+        // `=` after the two-byte `é`: third character.
+        assert_eq!(line_column(text, text.find("= \"").unwrap()), (2, 4));
+    }
+
+    #[test]
+    fn lists_read_as_a_sentence() {
+        assert_eq!(quoted_list(&["a"]), "`a`");
+        assert_eq!(quoted_list(&["a", "b", "c"]), "`a`, `b` and `c`");
+    }
+}

@@ -1,0 +1,243 @@
+//! Money in integer minor units, and the currencies Stripe takes.
+//!
+//! Authors write prices as decimal strings (`price = "29.00"`); floats and
+//! bare integers are refused, since `29.9` and `2900` both read as something
+//! other than what was meant often enough to cost money.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An ISO 4217 currency code that Stripe accepts, kept in lowercase as
+/// Stripe's API spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency([u8; 3]);
+
+/// Currencies Stripe can charge in (its "presentment currencies").
+const CURRENCIES: &[&str] = &[
+    "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd", "bdt",
+    "bgn", "bhd", "bif", "bmd", "bnd", "bob", "brl", "bsd", "bwp", "byn", "bzd", "cad", "cdf",
+    "chf", "clp", "cny", "cop", "crc", "cve", "czk", "djf", "dkk", "dop", "dzd", "egp", "etb",
+    "eur", "fjd", "fkp", "gbp", "gel", "gip", "gmd", "gnf", "gtq", "gyd", "hkd", "hnl", "htg",
+    "huf", "idr", "ils", "inr", "isk", "jmd", "jod", "jpy", "kes", "kgs", "khr", "kmf", "krw",
+    "kwd", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad", "mdl", "mga", "mkd", "mmk",
+    "mnt", "mop", "mur", "mvr", "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio", "nok", "npr",
+    "nzd", "omr", "pab", "pen", "pgk", "php", "pkr", "pln", "pyg", "qar", "ron", "rsd", "rub",
+    "rwf", "sar", "sbd", "scr", "sek", "sgd", "shp", "sle", "sos", "srd", "szl", "thb", "tjs",
+    "tnd", "top", "try", "ttd", "twd", "tzs", "uah", "ugx", "usd", "uyu", "uzs", "vnd", "vuv",
+    "wst", "xaf", "xcd", "xof", "xpf", "yer", "zar", "zmw",
+];
+
+/// Stripe's zero-decimal currencies: amounts are whole units.
+const ZERO_DECIMAL: &[&str] = &[
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+    "xaf", "xof", "xpf",
+];
+
+/// Currencies with three decimals.
+const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
+
+/// Stripe's largest amount for a price, in minor units (eight digits).
+pub const MAX_AMOUNT: i64 = 99_999_999;
+
+impl Currency {
+    /// The lowercase code, as Stripe's API spells it.
+    pub fn code(&self) -> &str {
+        // Only ASCII letters are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+
+    /// How many decimals the currency's minor unit has (0, 2 or 3).
+    pub fn exponent(&self) -> u32 {
+        let code = self.code();
+        if ZERO_DECIMAL.contains(&code) {
+            0
+        } else if THREE_DECIMAL.contains(&code) {
+            3
+        } else {
+            2
+        }
+    }
+}
+
+impl FromStr for Currency {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let lower = text.trim().to_ascii_lowercase();
+        if CURRENCIES.contains(&lower.as_str()) {
+            let bytes = lower.as_bytes();
+            Ok(Currency([bytes[0], bytes[1], bytes[2]]))
+        } else {
+            Err(format!("`{text}` is not a currency Stripe can charge in"))
+        }
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.code().to_ascii_uppercase())
+    }
+}
+
+/// An amount of money: integer minor units of a currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Money {
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+impl Money {
+    /// Parses a decimal price such as `29`, `29.9` or `29.00` into minor
+    /// units of `currency`, refusing more decimals than it has.
+    pub fn parse(text: &str, currency: Currency) -> Result<Money, String> {
+        let exponent = currency.exponent();
+        let trimmed = text.trim();
+        let (whole, fraction) = match trimmed.split_once('.') {
+            Some((whole, fraction)) => (whole, fraction),
+            None => (trimmed, ""),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || (trimmed.contains('.') && !digits(fraction)) {
+            return Err(format!("`{text}` is not a price"));
+        }
+        if fraction.len() > exponent as usize {
+            return Err(format!(
+                "`{text}` has more decimals than {currency} has ({exponent})"
+            ));
+        }
+        let scale = 10i64.pow(exponent);
+        let whole: i64 = whole
+            .parse()
+            .map_err(|_| format!("`{text}` is too large"))?;
+        let mut minor = 0i64;
+        if !fraction.is_empty() {
+            let padded = format!("{fraction:0<width$}", width = exponent as usize);
+            minor = padded
+                .parse()
+                .map_err(|_| format!("`{text}` is not a price"))?;
+        }
+        let amount = whole
+            .checked_mul(scale)
+            .and_then(|units| units.checked_add(minor))
+            .ok_or_else(|| format!("`{text}` is too large"))?;
+        if amount == 0 {
+            return Err("a price must be more than zero".into());
+        }
+        if amount > MAX_AMOUNT {
+            return Err(format!(
+                "`{text}` is above Stripe's largest price ({})",
+                Money {
+                    amount: MAX_AMOUNT,
+                    currency
+                }
+            ));
+        }
+        Ok(Money { amount, currency })
+    }
+
+    /// The amount as a decimal string without the currency: `29.00`.
+    pub fn decimal(&self) -> String {
+        let exponent = self.currency.exponent();
+        if exponent == 0 {
+            return self.amount.to_string();
+        }
+        let scale = 10i64.pow(exponent);
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let amount = self.amount.abs();
+        format!(
+            "{sign}{}.{:0width$}",
+            amount / scale,
+            amount % scale,
+            width = exponent as usize
+        )
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.decimal(), self.currency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, currency: &str, expected: Result<i64, &str>) {
+        let currency: Currency = currency.parse().unwrap();
+        let actual = Money::parse(text, currency).map(|money| money.amount);
+        match (actual, expected) {
+            (Ok(actual), Ok(expected)) => assert_eq!(actual, expected, "{text}"),
+            (Err(actual), Err(expected)) => assert!(actual.contains(expected), "{actual}"),
+            (actual, expected) => panic!("{text}: got {actual:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn prices_become_minor_units() {
+        check("29.00", "usd", Ok(2900));
+        check("29", "usd", Ok(2900));
+        check("29.9", "eur", Ok(2990));
+        check("0.50", "usd", Ok(50));
+        check("1500", "jpy", Ok(1500));
+        check("1.250", "kwd", Ok(1250));
+        check("999999.99", "usd", Ok(99_999_999));
+    }
+
+    #[test]
+    fn bad_prices_are_refused() {
+        check("29.999", "usd", Err("more decimals than USD has (2)"));
+        check("15.5", "jpy", Err("more decimals than JPY has (0)"));
+        check("-5", "usd", Err("is not a price"));
+        check("1e3", "usd", Err("is not a price"));
+        check("12.", "usd", Err("is not a price"));
+        check("0", "usd", Err("more than zero"));
+        check("1000000", "usd", Err("above Stripe's largest price"));
+        check("99999999999999999999", "usd", Err("too large"));
+    }
+
+    #[test]
+    fn currencies_are_checked_and_lowercased() {
+        assert_eq!("EUR".parse::<Currency>().unwrap().code(), "eur");
+        assert!("xyz".parse::<Currency>().is_err());
+        assert!("us".parse::<Currency>().is_err());
+    }
+
+    #[test]
+    fn money_displays_with_its_decimals() {
+        let usd: Currency = "usd".parse().unwrap();
+        let jpy: Currency = "jpy".parse().unwrap();
+        assert_eq!(
+            Money {
+                amount: 2900,
+                currency: usd
+            }
+            .to_string(),
+            "29.00 USD"
+        );
+        assert_eq!(
+            Money {
+                amount: 5,
+                currency: usd
+            }
+            .to_string(),
+            "0.05 USD"
+        );
+        assert_eq!(
+            Money {
+                amount: -250,
+                currency: usd
+            }
+            .decimal(),
+            "-2.50"
+        );
+        assert_eq!(
+            Money {
+                amount: 1500,
+                currency: jpy
+            }
+            .to_string(),
+            "1500 JPY"
+        );
+    }
+}

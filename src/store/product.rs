@@ -1,0 +1,674 @@
+//! `products/<slug>.toml`: what is for sale, and every version released.
+//!
+//! The author writes the top of the file (name, price, files, policies);
+//! `shop release` appends one `[[release]]` table per version. [`parse`]
+//! checks both and reports every problem in the file at once.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::money::{Currency, Money};
+use super::settings::{DOWNLOAD_LIMIT_HINT, Settings, check_download_limit};
+use super::{Problem, quoted_list, toml_problem};
+
+/// A product: what a buyer pays for once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    /// The file name without `.toml`: lowercase letters, digits, hyphens.
+    pub slug: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub price: Money,
+    /// The names of the files that make up each version, in order.
+    pub files: Vec<String>,
+    /// Downloads allowed per file and purchase.
+    pub download_limit: u32,
+    pub updates: UpdatePolicy,
+    /// Whether checkout accepts Stripe promotion codes.
+    pub promotion_codes: bool,
+    /// Oldest first.
+    pub releases: Vec<Release>,
+}
+
+impl Product {
+    /// The newest release, if any.
+    pub fn latest(&self) -> Option<&Release> {
+        self.releases.last()
+    }
+
+    /// The release of this version.
+    pub fn release(&self, version: &semver::Version) -> Option<&Release> {
+        self.releases
+            .iter()
+            .find(|release| &release.version == version)
+    }
+}
+
+/// Which earlier buyers get a new version without paying again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdatePolicy {
+    /// Every buyer of any earlier version.
+    All,
+    /// Buyers of an earlier version with the same major number.
+    SameMajor,
+    /// Nobody: each version is bought on its own.
+    None,
+}
+
+impl UpdatePolicy {
+    /// Whether a buyer of `bought` is entitled to `offered` for free.
+    pub fn entitles(self, bought: &semver::Version, offered: &semver::Version) -> bool {
+        if bought == offered {
+            return true;
+        }
+        match self {
+            UpdatePolicy::All => bought < offered,
+            UpdatePolicy::SameMajor => bought < offered && bought.major == offered.major,
+            UpdatePolicy::None => false,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdatePolicy::All => "all",
+            UpdatePolicy::SameMajor => "same-major",
+            UpdatePolicy::None => "none",
+        }
+    }
+}
+
+/// One published version: what `shop release` recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub version: semver::Version,
+    pub date: time::Date,
+    /// The git tag and GitHub release name: `<slug>-v<version>`.
+    pub tag: String,
+    pub stripe_product: String,
+    pub stripe_price: String,
+    pub payment_link: String,
+    pub payment_link_url: String,
+    pub assets: Vec<Asset>,
+}
+
+/// One file of a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asset {
+    pub name: String,
+    pub size: u64,
+    /// Lowercase hex.
+    pub sha256: String,
+    /// The GitHub release asset, when files live on GitHub.
+    pub github_asset_id: Option<u64>,
+}
+
+/// What a product takes from the shop's settings when it does not say.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub currency: Currency,
+    pub download_limit: u32,
+}
+
+impl From<&Settings> for Defaults {
+    fn from(settings: &Settings) -> Self {
+        Defaults {
+            currency: settings.currency,
+            download_limit: settings.download_limit,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProduct {
+    name: Spanned<String>,
+    description: Option<String>,
+    price: Spanned<toml::Value>,
+    currency: Option<Spanned<String>>,
+    files: Spanned<Vec<Spanned<String>>>,
+    download_limit: Option<Spanned<i64>>,
+    updates: Option<Spanned<String>>,
+    #[serde(default)]
+    promotion_codes: bool,
+    #[serde(default, rename = "release")]
+    releases: Vec<Spanned<RawRelease>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelease {
+    version: Spanned<String>,
+    date: Spanned<toml::value::Datetime>,
+    tag: Spanned<String>,
+    stripe_product: Spanned<String>,
+    stripe_price: Spanned<String>,
+    payment_link: Spanned<String>,
+    payment_link_url: Spanned<String>,
+    #[serde(default)]
+    assets: Vec<RawAsset>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAsset {
+    name: Spanned<String>,
+    size: Spanned<i64>,
+    sha256: Spanned<String>,
+    github_asset_id: Option<u64>,
+}
+
+/// Parses the product file `label` (such as `products/book.toml`) whose slug
+/// is `slug`. Without `defaults` (when `shop.toml` itself is broken) the
+/// file is still checked, against the built-in defaults.
+pub fn parse(
+    slug: &str,
+    label: &str,
+    text: &str,
+    defaults: Option<&Defaults>,
+) -> Result<Product, Vec<Problem>> {
+    let mut problems = Vec::new();
+    if let Err(message) = check_slug(slug) {
+        problems.push(Problem::new(label, message).hint(format!(
+            "rename the file to a slug of lowercase letters, digits and hyphens, such as `{}.toml`",
+            suggest_slug(slug)
+        )));
+    }
+    let raw: RawProduct = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(error) => {
+            problems.push(toml_problem(label, text, &error));
+            return Err(problems);
+        }
+    };
+    let mut problem = |span: std::ops::Range<usize>, message: String, hint: String| {
+        problems.push(Problem::at(label, text, span, message).hint(hint));
+    };
+
+    let name = raw.name.get_ref().trim().to_owned();
+    if name.is_empty() {
+        problem(
+            raw.name.span(),
+            "`name` is empty".into(),
+            "give the product the name buyers see".into(),
+        );
+    }
+
+    let currency = match &raw.currency {
+        Some(code) => code.get_ref().parse().unwrap_or_else(|message| {
+            problem(
+                code.span(),
+                message,
+                "use a three-letter ISO 4217 code Stripe supports, such as `usd` or `eur`".into(),
+            );
+            fallback_currency()
+        }),
+        None => defaults.map_or_else(fallback_currency, |defaults| defaults.currency),
+    };
+
+    let price_hint = || {
+        let example = Money {
+            amount: 2900,
+            currency,
+        };
+        format!(
+            "write the price as a string with its decimals, such as `price = \"{}\"`",
+            example.decimal()
+        )
+    };
+    let price = match raw.price.get_ref() {
+        toml::Value::String(text) => {
+            Money::parse(text, currency).map_err(|message| (message, price_hint()))
+        }
+        toml::Value::Integer(number) => Err((
+            format!("`price = {number}` is ambiguous: units or cents?"),
+            price_hint(),
+        )),
+        toml::Value::Float(number) => Err((
+            format!(
+                "`price = {number}` is a floating-point number, which cannot hold money exactly"
+            ),
+            price_hint(),
+        )),
+        other => Err((
+            format!("`price` is a {}, not a price", other.type_str()),
+            price_hint(),
+        )),
+    };
+    let price = price.unwrap_or_else(|(message, hint)| {
+        problem(raw.price.span(), message, hint);
+        Money {
+            amount: 0,
+            currency,
+        }
+    });
+
+    let mut files: Vec<String> = Vec::new();
+    if raw.files.get_ref().is_empty() {
+        problem(
+            raw.files.span(),
+            "`files` is empty".into(),
+            "list the file names that make up the product, such as `files = [\"book.pdf\", \"book.epub\"]`".into(),
+        );
+    }
+    for file in raw.files.get_ref() {
+        let file_name = file.get_ref();
+        if let Err(message) = check_file_name(file_name) {
+            problem(file.span(), message, FILE_NAME_HINT.into());
+        } else if files.contains(file_name) {
+            problem(
+                file.span(),
+                format!("`{file_name}` is listed twice"),
+                "list each file once".into(),
+            );
+        } else {
+            files.push(file_name.clone());
+        }
+    }
+
+    let download_limit = match &raw.download_limit {
+        Some(limit) => check_download_limit(*limit.get_ref()).unwrap_or_else(|message| {
+            problem(limit.span(), message, DOWNLOAD_LIMIT_HINT.into());
+            0
+        }),
+        None => defaults.map_or(super::settings::DEFAULT_DOWNLOAD_LIMIT, |d| {
+            d.download_limit
+        }),
+    };
+
+    let updates = match &raw.updates {
+        None => UpdatePolicy::SameMajor,
+        Some(policy) => match policy.get_ref().as_str() {
+            "all" => UpdatePolicy::All,
+            "same-major" => UpdatePolicy::SameMajor,
+            "none" => UpdatePolicy::None,
+            other => {
+                problem(
+                    policy.span(),
+                    format!("`{other}` is not an update policy"),
+                    "use `all` (every earlier buyer), `same-major` (buyers of the same major \
+                     version) or `none`"
+                        .into(),
+                );
+                UpdatePolicy::SameMajor
+            }
+        },
+    };
+
+    let mut releases: Vec<Release> = Vec::new();
+    for raw_release in &raw.releases {
+        let raw_release = raw_release.get_ref();
+        let version = match semver::Version::parse(raw_release.version.get_ref()) {
+            Ok(version) => version,
+            Err(error) => {
+                problem(
+                    raw_release.version.span(),
+                    format!(
+                        "`{}` is not a semantic version: {error}",
+                        raw_release.version.get_ref()
+                    ),
+                    "versions look like `1.2.0`".into(),
+                );
+                continue;
+            }
+        };
+        if let Some(previous) = releases.last().map(|release| &release.version)
+            && previous >= &version
+        {
+            problem(
+                raw_release.version.span(),
+                format!("release `{version}` comes after `{previous}` but is not newer"),
+                "releases are listed oldest first, each newer than the one before".into(),
+            );
+        }
+        let date = match raw_release.date.get_ref() {
+            toml::value::Datetime {
+                date: Some(date),
+                time: None,
+                offset: None,
+            } => time::Month::try_from(date.month).ok().and_then(|month| {
+                time::Date::from_calendar_date(i32::from(date.year), month, date.day).ok()
+            }),
+            _ => None,
+        };
+        let date = date.unwrap_or_else(|| {
+            problem(
+                raw_release.date.span(),
+                format!("`{}` is not a date", raw_release.date.get_ref()),
+                "write the day of the release as a TOML date, such as `date = 2026-11-23`".into(),
+            );
+            time::Date::MIN
+        });
+        let expected_tag = format!("{slug}-v{version}");
+        if raw_release.tag.get_ref() != &expected_tag {
+            problem(
+                raw_release.tag.span(),
+                format!(
+                    "release `{version}` has tag `{}`",
+                    raw_release.tag.get_ref()
+                ),
+                format!("`shop release` tags this version `{expected_tag}`"),
+            );
+        }
+        for (field, prefix) in [
+            (&raw_release.stripe_product, "prod_"),
+            (&raw_release.stripe_price, "price_"),
+            (&raw_release.payment_link, "plink_"),
+        ] {
+            if !field.get_ref().starts_with(prefix) {
+                problem(
+                    field.span(),
+                    format!("`{}` is not a Stripe id starting with `{prefix}`", field.get_ref()),
+                    "this is written by `shop release`; restore it from git (`git log -p products/`)".into(),
+                );
+            }
+        }
+        let mut assets: Vec<Asset> = Vec::new();
+        for raw_asset in &raw_release.assets {
+            let asset_name = raw_asset.name.get_ref();
+            if let Err(message) = check_file_name(asset_name) {
+                problem(raw_asset.name.span(), message, FILE_NAME_HINT.into());
+            }
+            let sha256 = raw_asset.sha256.get_ref();
+            if sha256.len() != 64
+                || !sha256
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                problem(
+                    raw_asset.sha256.span(),
+                    format!("`{sha256}` is not a SHA-256 in lowercase hex"),
+                    "this is written by `shop release`; restore it from git (`git log -p products/`)".into(),
+                );
+            }
+            let size = u64::try_from(*raw_asset.size.get_ref()).unwrap_or_else(|_| {
+                problem(
+                    raw_asset.size.span(),
+                    format!("`{}` is not a file size", raw_asset.size.get_ref()),
+                    "sizes are in bytes, zero or more".into(),
+                );
+                0
+            });
+            assets.push(Asset {
+                name: asset_name.clone(),
+                size,
+                sha256: sha256.clone(),
+                github_asset_id: raw_asset.github_asset_id,
+            });
+        }
+        releases.push(Release {
+            version,
+            date,
+            tag: raw_release.tag.get_ref().clone(),
+            stripe_product: raw_release.stripe_product.get_ref().clone(),
+            stripe_price: raw_release.stripe_price.get_ref().clone(),
+            payment_link: raw_release.payment_link.get_ref().clone(),
+            payment_link_url: raw_release.payment_link_url.get_ref().clone(),
+            assets,
+        });
+    }
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Product {
+        slug: slug.to_owned(),
+        name,
+        description: raw
+            .description
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty()),
+        price,
+        files,
+        download_limit,
+        updates,
+        promotion_codes: raw.promotion_codes,
+        releases,
+    })
+}
+
+fn fallback_currency() -> Currency {
+    "usd"
+        .parse()
+        .unwrap_or_else(|_| unreachable!("usd is a currency"))
+}
+
+const FILE_NAME_HINT: &str =
+    "use a plain file name such as `book.pdf`: no folders, no leading dot, no `..`";
+
+/// Checks a product slug: 1 to 64 lowercase letters, digits and single
+/// hyphens, starting and ending with a letter or digit.
+pub fn check_slug(slug: &str) -> Result<(), String> {
+    let valid = !slug.is_empty()
+        && slug.len() <= 64
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+        && !slug.contains("--");
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("`{slug}` is not a valid product slug"))
+    }
+}
+
+fn suggest_slug(slug: &str) -> String {
+    let mut suggestion = String::new();
+    for c in slug.chars() {
+        if c.is_ascii_alphanumeric() {
+            suggestion.push(c.to_ascii_lowercase());
+        } else if !suggestion.ends_with('-') && !suggestion.is_empty() {
+            suggestion.push('-');
+        }
+    }
+    let suggestion = suggestion.trim_end_matches('-');
+    if suggestion.is_empty() {
+        "my-book".into()
+    } else {
+        suggestion.chars().take(64).collect()
+    }
+}
+
+/// Checks a file name that becomes a path on disk and a URL segment: no
+/// folders, no traversal, no hidden files, no characters that break headers
+/// or other systems' file names.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    let reason = if name.is_empty() {
+        Some("is empty")
+    } else if name == "." || name == ".." || name.contains("..") {
+        Some("could leave its folder (`..`)")
+    } else if name.contains(['/', '\\']) {
+        Some("names a folder")
+    } else if name.starts_with('.') {
+        Some("is hidden (starts with `.`)")
+    } else if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*'))
+    {
+        Some("has a character that is not allowed in file names")
+    } else if name.trim() != name {
+        Some("starts or ends with a space")
+    } else if name.len() > 200 {
+        Some("is longer than 200 bytes")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(format!("file name `{}` {reason}", name.escape_debug())),
+        None => Ok(()),
+    }
+}
+
+/// The product slugs, for messages.
+pub fn slugs(products: &[Product]) -> String {
+    let slugs: Vec<&str> = products
+        .iter()
+        .map(|product| product.slug.as_str())
+        .collect();
+    quoted_list(&slugs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOOK: &str = r#"
+name = "The Field Guide"
+price = "29.00"
+files = ["guide.pdf", "guide.epub"]
+"#;
+
+    fn problems(slug: &str, text: &str) -> Vec<String> {
+        match parse(slug, "products/x.toml", text, None) {
+            Ok(product) => panic!("parsed {product:?}"),
+            Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn check(slug: &str, text: &str, expected: &[&str]) {
+        let shown = problems(slug, text);
+        assert_eq!(shown.len(), expected.len(), "{shown:#?}");
+        for (shown, expected) in shown.iter().zip(expected) {
+            assert!(
+                shown.contains(expected),
+                "{shown}\n  does not contain\n{expected}"
+            );
+            assert!(shown.contains("\nhint: "), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_minimal_product_takes_the_defaults() {
+        let defaults = Defaults {
+            currency: "eur".parse().unwrap(),
+            download_limit: 3,
+        };
+        let product = parse("guide", "products/guide.toml", BOOK, Some(&defaults)).unwrap();
+        assert_eq!(
+            product.price,
+            Money {
+                amount: 2900,
+                currency: "eur".parse().unwrap()
+            }
+        );
+        assert_eq!(product.files, ["guide.pdf", "guide.epub"]);
+        assert_eq!(product.download_limit, 3);
+        assert_eq!(product.updates, UpdatePolicy::SameMajor);
+        assert!(product.releases.is_empty());
+    }
+
+    #[test]
+    fn releases_are_read() {
+        let text = format!(
+            "{BOOK}\n[[release]]\nversion = \"1.0.0\"\ndate = 2026-11-02\ntag = \"guide-v1.0.0\"\n\
+             stripe_product = \"prod_1\"\nstripe_price = \"price_1\"\npayment_link = \"plink_1\"\n\
+             payment_link_url = \"https://buy.example/1\"\n\n[[release.assets]]\nname = \"guide.pdf\"\n\
+             size = 10\nsha256 = \"{}\"\ngithub_asset_id = 7\n",
+            "a".repeat(64)
+        );
+        let product = parse("guide", "products/guide.toml", &text, None).unwrap();
+        let latest = product.latest().unwrap();
+        assert_eq!(latest.version, semver::Version::new(1, 0, 0));
+        assert_eq!(latest.date, time::macros::date!(2026 - 11 - 02));
+        assert_eq!(latest.assets[0].github_asset_id, Some(7));
+    }
+
+    #[test]
+    fn prices_must_be_decimal_strings() {
+        check(
+            "guide",
+            &BOOK.replace("\"29.00\"", "2900"),
+            &["line 3, column 9: `price = 2900` is ambiguous"],
+        );
+        check(
+            "guide",
+            &BOOK.replace("\"29.00\"", "29.5"),
+            &["`price = 29.5` is a floating-point number"],
+        );
+        check(
+            "guide",
+            &BOOK.replace("\"29.00\"", "\"29.999\""),
+            &["more decimals than USD has"],
+        );
+    }
+
+    #[test]
+    fn file_names_cannot_leave_their_folder() {
+        let text = BOOK.replace(
+            "\"guide.epub\"",
+            "\"../secret\", \"a/b.pdf\", \".env\", \"guide.pdf\"",
+        );
+        check(
+            "guide",
+            &text,
+            &[
+                "file name `../secret` could leave its folder",
+                "file name `a/b.pdf` names a folder",
+                "file name `.env` is hidden",
+                "`guide.pdf` is listed twice",
+            ],
+        );
+    }
+
+    #[test]
+    fn every_problem_in_a_file_is_reported() {
+        let text = "name = \"\"\nprice = \"1\"\ncurrency = \"abc\"\nfiles = []\nupdates = \"some\"\ndownload_limit = -1\n";
+        check(
+            "Bad Slug",
+            text,
+            &[
+                "`Bad Slug` is not a valid product slug",
+                "line 1, column 8: `name` is empty",
+                "line 3, column 12: `abc` is not a currency",
+                "line 4, column 9: `files` is empty",
+                "line 6, column 18: `-1` is not a download limit",
+                "line 5, column 11: `some` is not an update policy",
+            ],
+        );
+    }
+
+    #[test]
+    fn releases_must_go_up_and_carry_stripe_ids() {
+        let release = |version: &str, product: &str| {
+            format!(
+                "\n[[release]]\nversion = \"{version}\"\ndate = 2026-11-02\ntag = \"guide-v{version}\"\n\
+                 stripe_product = \"{product}\"\nstripe_price = \"price_1\"\npayment_link = \"plink_1\"\n\
+                 payment_link_url = \"https://buy.example/1\"\n"
+            )
+        };
+        let text = format!(
+            "{BOOK}{}{}",
+            release("2.0.0", "prod_1"),
+            release("1.5.0", "cus_1")
+        );
+        check(
+            "guide",
+            &text,
+            &[
+                "`1.5.0` comes after `2.0.0` but is not newer",
+                "`cus_1` is not a Stripe id",
+            ],
+        );
+    }
+
+    #[test]
+    fn slugs_are_checked_with_a_suggestion() {
+        assert!(check_slug("field-guide-2").is_ok());
+        for bad in ["", "Field", "a--b", "-a", "a-", "a_b", "a.b"] {
+            assert!(check_slug(bad).is_err(), "{bad}");
+        }
+        assert_eq!(suggest_slug("My Book!"), "my-book");
+    }
+
+    #[test]
+    fn update_policies_decide_entitlement() {
+        let v = |text: &str| semver::Version::parse(text).unwrap();
+        assert!(UpdatePolicy::All.entitles(&v("1.0.0"), &v("2.0.0")));
+        assert!(UpdatePolicy::SameMajor.entitles(&v("1.0.0"), &v("1.4.0")));
+        assert!(!UpdatePolicy::SameMajor.entitles(&v("1.9.0"), &v("2.0.0")));
+        assert!(!UpdatePolicy::None.entitles(&v("1.0.0"), &v("1.0.1")));
+        assert!(UpdatePolicy::None.entitles(&v("1.0.0"), &v("1.0.0")));
+        assert!(!UpdatePolicy::All.entitles(&v("2.0.0"), &v("1.0.0")));
+    }
+}

@@ -1,0 +1,641 @@
+//! `shop.toml`: the store's settings, with no secrets in it.
+//!
+//! [`parse`] turns the file's text into [`Settings`], applying the
+//! [`Overrides`] that flags and environment variables give (flags win over the
+//! environment, which wins over the file, which wins over the defaults).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::money::Currency;
+use super::{Problem, SETTINGS_FILE, toml_problem};
+
+/// The default number of times each file of a purchase can be downloaded.
+pub const DEFAULT_DOWNLOAD_LIMIT: u32 = 5;
+/// The default lifetime of a download link.
+pub const DEFAULT_LINK_LIFETIME: &str = "7d";
+/// Where `shop serve` listens and links point unless told otherwise.
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
+/// The mail outbox of the `file` transport, relative to the store.
+pub const DEFAULT_OUTBOX: &str = ".shop/outbox";
+
+/// The store's settings, checked and resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The shop's name, shown on pages and in emails.
+    pub name: String,
+    /// The public base URL of `shop serve`, without a trailing slash.
+    pub base_url: String,
+    pub support_email: String,
+    /// The currency of products that do not name one.
+    pub currency: Currency,
+    pub download_limit: u32,
+    /// How long a download link stays valid, in seconds.
+    pub link_lifetime: u64,
+    /// The private GitHub repository holding release assets, as
+    /// `owner/name`; `None` keeps files in the store's local files folder.
+    pub github_repository: Option<String>,
+    pub mail: MailSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailSettings {
+    /// The `From:` of every message, `Name <address>` or a bare address.
+    pub from: String,
+    pub transport: MailTransport,
+}
+
+/// How mail leaves the shop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// Each message is written as an `.eml` file into this folder (relative
+    /// paths are under the store): nothing leaves the machine.
+    File { outbox: PathBuf },
+    /// An SMTP server; the password comes from `SHOP_SMTP_PASSWORD`.
+    Smtp {
+        host: String,
+        port: u16,
+        security: SmtpSecurity,
+        user: Option<String>,
+    },
+    /// A local `sendmail`-compatible program.
+    Sendmail { command: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a server on this machine.
+    None,
+}
+
+/// Values from flags and the environment that win over `shop.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub base_url: Option<String>,
+    pub github_repository: Option<String>,
+    pub mail_transport: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    name: Spanned<String>,
+    base_url: Option<Spanned<String>>,
+    support_email: Spanned<String>,
+    currency: Option<Spanned<String>>,
+    download_limit: Option<Spanned<i64>>,
+    link_lifetime: Option<Spanned<String>>,
+    #[serde(default)]
+    github: RawGithub,
+    #[serde(default)]
+    mail: RawMail,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGithub {
+    repository: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    transport: Option<Spanned<String>>,
+    from: Option<Spanned<String>>,
+    outbox: Option<String>,
+    #[serde(default)]
+    smtp: RawSmtp,
+    #[serde(default)]
+    sendmail: RawSendmail,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    security: Option<Spanned<String>>,
+    user: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSendmail {
+    command: Option<String>,
+}
+
+/// Where a value came from, for messages: a place in `shop.toml`, or the
+/// flag and variable that override it.
+enum Origin<'a> {
+    File(std::ops::Range<usize>),
+    Override(&'a str),
+}
+
+/// Parses `shop.toml` and applies `overrides`, reporting every problem.
+pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>> {
+    let raw: RawSettings =
+        toml::from_str(text).map_err(|error| vec![toml_problem(SETTINGS_FILE, text, &error)])?;
+    let mut problems = Vec::new();
+    let mut problem = |origin: Origin<'_>, message: String, hint: &str| {
+        let found = match origin {
+            Origin::File(span) => Problem::at(SETTINGS_FILE, text, span, message),
+            Origin::Override(name) => Problem::new(name, message),
+        };
+        problems.push(found.hint(hint));
+    };
+
+    let name = raw.name.get_ref().trim().to_owned();
+    if name.is_empty() {
+        problem(
+            Origin::File(raw.name.span()),
+            "`name` is empty".into(),
+            "give the shop a name",
+        );
+    }
+
+    let (base_url, base_url_origin) = match (&overrides.base_url, &raw.base_url) {
+        (Some(url), _) => (url.clone(), Origin::Override("--base-url / SHOP_BASE_URL")),
+        (None, Some(url)) => (url.get_ref().clone(), Origin::File(url.span())),
+        (None, None) => (DEFAULT_BASE_URL.to_owned(), Origin::Override("default")),
+    };
+    let base_url = match check_base_url(&base_url) {
+        Ok(url) => url,
+        Err(message) => {
+            problem(
+                base_url_origin,
+                message,
+                "write the public address of `shop serve`, such as `https://books.example.com`",
+            );
+            String::new()
+        }
+    };
+
+    let support_email = raw.support_email.get_ref().trim().to_owned();
+    if let Err(message) = check_email(&support_email) {
+        problem(
+            Origin::File(raw.support_email.span()),
+            message,
+            "write the address buyers can write to, such as `help@example.com`",
+        );
+    }
+
+    let currency = match &raw.currency {
+        None => Currency::default_currency(),
+        Some(code) => code.get_ref().parse().unwrap_or_else(|message| {
+            problem(
+                Origin::File(code.span()),
+                message,
+                "use a three-letter ISO 4217 code Stripe supports, such as `usd` or `eur`",
+            );
+            Currency::default_currency()
+        }),
+    };
+
+    let download_limit = match &raw.download_limit {
+        None => DEFAULT_DOWNLOAD_LIMIT,
+        Some(limit) => check_download_limit(*limit.get_ref()).unwrap_or_else(|message| {
+            problem(Origin::File(limit.span()), message, DOWNLOAD_LIMIT_HINT);
+            DEFAULT_DOWNLOAD_LIMIT
+        }),
+    };
+
+    let link_lifetime = match &raw.link_lifetime {
+        None => parse_duration(DEFAULT_LINK_LIFETIME).unwrap_or(7 * 86_400),
+        Some(lifetime) => check_link_lifetime(lifetime.get_ref()).unwrap_or_else(|message| {
+            problem(
+                Origin::File(lifetime.span()),
+                message,
+                "write a duration such as `7d`, `48h` or `30m`, between 1m and 365d",
+            );
+            0
+        }),
+    };
+
+    let (repository, repository_origin) =
+        match (&overrides.github_repository, &raw.github.repository) {
+            (Some(repo), _) => (
+                repo.clone(),
+                Origin::Override("--github-repository / SHOP_GITHUB_REPOSITORY"),
+            ),
+            (None, Some(repo)) => (repo.get_ref().clone(), Origin::File(repo.span())),
+            (None, None) => (String::new(), Origin::Override("default")),
+        };
+    let github_repository = match repository.trim() {
+        "" => None,
+        repo => match check_github_repository(repo) {
+            Ok(()) => Some(repo.to_owned()),
+            Err(message) => {
+                problem(
+                    repository_origin,
+                    message,
+                    "write the private assets repository as `owner/name`, or leave it empty \
+                     to keep files in `.shop/files`",
+                );
+                None
+            }
+        },
+    };
+
+    let from = match &raw.mail.from {
+        None => format!("{name} <{support_email}>"),
+        Some(from) => {
+            let value = from.get_ref().trim().to_owned();
+            if let Err(message) = check_mailbox(&value) {
+                problem(
+                    Origin::File(from.span()),
+                    message,
+                    "write `Name <address>` or a bare address, such as `Books <books@example.com>`",
+                );
+            }
+            value
+        }
+    };
+
+    let (transport_name, transport_origin) = match (&overrides.mail_transport, &raw.mail.transport)
+    {
+        (Some(name), _) => (
+            name.clone(),
+            Origin::Override("--mail-transport / SHOP_MAIL_TRANSPORT"),
+        ),
+        (None, Some(name)) => (name.get_ref().clone(), Origin::File(name.span())),
+        (None, None) => ("file".to_owned(), Origin::Override("default")),
+    };
+    let transport = match transport_name.as_str() {
+        "file" => MailTransport::File {
+            outbox: PathBuf::from(raw.mail.outbox.as_deref().unwrap_or(DEFAULT_OUTBOX)),
+        },
+        "smtp" => {
+            let smtp = &raw.mail.smtp;
+            let host = match &smtp.host {
+                Some(host) if !host.get_ref().trim().is_empty() => host.get_ref().trim().to_owned(),
+                _ => {
+                    problem(
+                        transport_origin,
+                        "mail goes by `smtp` but `mail.smtp.host` is not set".into(),
+                        "set `host` (and `port`, `security`, `user`) under `[mail.smtp]`",
+                    );
+                    String::new()
+                }
+            };
+            let security = match smtp
+                .security
+                .as_ref()
+                .map(|s| (s.get_ref().as_str(), s.span()))
+            {
+                None | Some(("starttls", _)) => SmtpSecurity::StartTls,
+                Some(("tls", _)) => SmtpSecurity::Tls,
+                Some(("none", _)) => SmtpSecurity::None,
+                Some((other, span)) => {
+                    problem(
+                        Origin::File(span),
+                        format!("`{other}` is not an SMTP security mode"),
+                        "use `starttls` (port 587), `tls` (port 465) or `none` (a local server)",
+                    );
+                    SmtpSecurity::StartTls
+                }
+            };
+            let default_port = match security {
+                SmtpSecurity::Tls => 465,
+                SmtpSecurity::StartTls => 587,
+                SmtpSecurity::None => 25,
+            };
+            let port = match &smtp.port {
+                None => default_port,
+                Some(port) => u16::try_from(*port.get_ref())
+                    .ok()
+                    .filter(|port| *port > 0)
+                    .unwrap_or_else(|| {
+                        problem(
+                            Origin::File(port.span()),
+                            format!("`{}` is not a port", port.get_ref()),
+                            "use a port between 1 and 65535, usually 587 or 465",
+                        );
+                        default_port
+                    }),
+            };
+            let user = smtp.user.clone().filter(|user| !user.trim().is_empty());
+            MailTransport::Smtp {
+                host,
+                port,
+                security,
+                user,
+            }
+        }
+        "sendmail" => MailTransport::Sendmail {
+            command: raw
+                .mail
+                .sendmail
+                .command
+                .clone()
+                .unwrap_or_else(|| "/usr/sbin/sendmail".to_owned()),
+        },
+        other => {
+            problem(
+                transport_origin,
+                format!("`{other}` is not a mail transport"),
+                "use `file` (an outbox folder), `smtp` or `sendmail`",
+            );
+            MailTransport::File {
+                outbox: PathBuf::from(DEFAULT_OUTBOX),
+            }
+        }
+    };
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Settings {
+        name,
+        base_url,
+        support_email,
+        currency,
+        download_limit,
+        link_lifetime,
+        github_repository,
+        mail: MailSettings { from, transport },
+    })
+}
+
+impl Currency {
+    fn default_currency() -> Currency {
+        "usd"
+            .parse()
+            .unwrap_or_else(|_| unreachable!("usd is a currency"))
+    }
+}
+
+pub(crate) const DOWNLOAD_LIMIT_HINT: &str =
+    "use a whole number of downloads per file between 1 and 1000 (the default is 5)";
+
+/// Checks a download limit: 1 to 1000 per file.
+pub(crate) fn check_download_limit(limit: i64) -> Result<u32, String> {
+    match u32::try_from(limit) {
+        Ok(limit @ 1..=1000) => Ok(limit),
+        _ => Err(format!("`{limit}` is not a download limit")),
+    }
+}
+
+fn check_link_lifetime(text: &str) -> Result<u64, String> {
+    let seconds = parse_duration(text)?;
+    if !(60..=365 * 86_400).contains(&seconds) {
+        return Err(format!("`{text}` is outside 1m to 365d"));
+    }
+    Ok(seconds)
+}
+
+/// Parses a duration such as `30m`, `48h`, `7d` or `1d12h` into seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let invalid = || format!("`{text}` is not a duration");
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    let mut any = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(invalid()),
+        };
+        let value: u64 = number.parse().map_err(|_| invalid())?;
+        total = value
+            .checked_mul(unit)
+            .and_then(|seconds| total.checked_add(seconds))
+            .ok_or_else(invalid)?;
+        number.clear();
+        any = true;
+    }
+    if !number.is_empty() || !any {
+        return Err(invalid());
+    }
+    Ok(total)
+}
+
+fn check_base_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` is not an http or https URL"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty()
+        || rest.contains(['?', '#', ' ', '\t', '\n'])
+        || host.contains('@')
+        || host.starts_with(':')
+    {
+        return Err(format!("`{url}` is not a base URL"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A plain email address: one `@`, a local part, a dotted domain (or
+/// `localhost`), no spaces or angle brackets.
+pub(crate) fn check_email(address: &str) -> Result<(), String> {
+    let valid = address.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.is_empty()
+            && !domain.contains('@')
+            && (domain.contains('.') || domain == "localhost")
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !address.contains(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("`{address}` is not an email address"))
+    }
+}
+
+fn check_mailbox(mailbox: &str) -> Result<(), String> {
+    match mailbox.rsplit_once('<') {
+        Some((name, rest)) => {
+            let address = rest
+                .strip_suffix('>')
+                .ok_or_else(|| format!("`{mailbox}` has no closing `>`"))?;
+            if name.trim().is_empty() {
+                return Err(format!("`{mailbox}` has `<>` but no name before it"));
+            }
+            check_email(address.trim())
+        }
+        None => check_email(mailbox),
+    }
+}
+
+fn check_github_repository(repo: &str) -> Result<(), String> {
+    let valid_part = |part: &str, max: usize| {
+        !part.is_empty()
+            && part.len() <= max
+            && part != "."
+            && part != ".."
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match repo.split_once('/') {
+        Some((owner, name)) if valid_part(owner, 39) && valid_part(name, 100) => Ok(()),
+        _ => Err(format!("`{repo}` is not a GitHub repository")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "name = \"Books\"\nsupport_email = \"help@example.com\"\n";
+
+    fn check(text: &str, overrides: &Overrides, expected: &[&str]) {
+        match parse(text, overrides) {
+            Ok(settings) => assert!(
+                expected.is_empty(),
+                "parsed {settings:?}, wanted {expected:?}"
+            ),
+            Err(problems) => {
+                let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                assert_eq!(shown.len(), expected.len(), "{shown:#?}");
+                for (shown, expected) in shown.iter().zip(expected) {
+                    assert!(
+                        shown.contains(expected),
+                        "{shown}\n  does not contain\n{expected}"
+                    );
+                    assert!(shown.contains("\nhint: "), "{shown}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_fill_what_the_file_leaves_out() {
+        let settings = parse(MINIMAL, &Overrides::default()).unwrap();
+        assert_eq!(settings.base_url, DEFAULT_BASE_URL);
+        assert_eq!(settings.currency.code(), "usd");
+        assert_eq!(settings.download_limit, 5);
+        assert_eq!(settings.link_lifetime, 7 * 86_400);
+        assert_eq!(settings.github_repository, None);
+        assert_eq!(settings.mail.from, "Books <help@example.com>");
+        assert_eq!(
+            settings.mail.transport,
+            MailTransport::File {
+                outbox: PathBuf::from(".shop/outbox")
+            }
+        );
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let text =
+            format!("{MINIMAL}base_url = \"https://a.example\"\n[github]\nrepository = \"a/b\"\n");
+        let overrides = Overrides {
+            base_url: Some("https://b.example/".into()),
+            github_repository: Some("c/d".into()),
+            mail_transport: Some("sendmail".into()),
+        };
+        let settings = parse(&text, &overrides).unwrap();
+        assert_eq!(settings.base_url, "https://b.example");
+        assert_eq!(settings.github_repository.as_deref(), Some("c/d"));
+        assert!(matches!(
+            settings.mail.transport,
+            MailTransport::Sendmail { .. }
+        ));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_place() {
+        let text = "name = \"Books\"\n\
+                    support_email = \"nobody\"\n\
+                    currency = \"xyz\"\n\
+                    download_limit = 0\n\
+                    link_lifetime = \"forever\"\n\
+                    base_url = \"ftp://x\"\n";
+        check(
+            text,
+            &Overrides::default(),
+            &[
+                "`shop.toml` line 6, column 12: `ftp://x` is not an http or https URL",
+                "`shop.toml` line 2, column 17: `nobody` is not an email address",
+                "`shop.toml` line 3, column 12: `xyz` is not a currency",
+                "`shop.toml` line 4, column 18: `0` is not a download limit",
+                "`shop.toml` line 5, column 17: `forever` is not a duration",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_bad_override_names_its_variable() {
+        let overrides = Overrides {
+            base_url: Some("not a url".into()),
+            ..Overrides::default()
+        };
+        check(
+            MINIMAL,
+            &overrides,
+            &["`--base-url / SHOP_BASE_URL`: `not a url` is not an http"],
+        );
+    }
+
+    #[test]
+    fn smtp_needs_a_host_and_a_known_security() {
+        let text =
+            format!("{MINIMAL}[mail]\ntransport = \"smtp\"\n[mail.smtp]\nsecurity = \"ssl\"\n");
+        check(
+            &text,
+            &Overrides::default(),
+            &[
+                "`mail.smtp.host` is not set",
+                "`ssl` is not an SMTP security mode",
+            ],
+        );
+        let text = format!(
+            "{MINIMAL}[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"mx\"\nsecurity = \"tls\"\n"
+        );
+        let settings = parse(&text, &Overrides::default()).unwrap();
+        assert_eq!(
+            settings.mail.transport,
+            MailTransport::Smtp {
+                host: "mx".into(),
+                port: 465,
+                security: SmtpSecurity::Tls,
+                user: None
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        check(
+            &format!("{MINIMAL}currncy = \"usd\"\n"),
+            &Overrides::default(),
+            &["unknown field `currncy`"],
+        );
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30m"), Ok(1_800));
+        assert_eq!(parse_duration("1d12h"), Ok(129_600));
+        assert_eq!(parse_duration("2w"), Ok(1_209_600));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("12").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn github_repositories_are_owner_slash_name() {
+        assert!(check_github_repository("author/book-assets").is_ok());
+        assert!(check_github_repository("author").is_err());
+        assert!(check_github_repository("a/b/c").is_err());
+        assert!(check_github_repository("../x").is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! A fluent harness that runs the real `shop` binary in a temporary
+//! directory with a clean environment, in the manner of just's `Test`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary directory to run `shop` in, with its own environment.
+pub struct Test {
+    dir: tempfile::TempDir,
+    /// Where `shop` runs: the store, once made.
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Test {
+    /// An empty temporary directory.
+    pub fn new() -> Test {
+        let dir = tempfile::Builder::new()
+            .prefix("shop-test")
+            .tempdir()
+            .expect("temporary directory");
+        let cwd = dir.path().to_owned();
+        Test {
+            dir,
+            cwd,
+            env: Vec::new(),
+        }
+    }
+
+    /// A temporary directory holding a fresh store made by `shop init`.
+    pub fn store() -> Test {
+        let mut test = Test::new();
+        test.shop(&["init", "store", "--name", "Test Books"])
+            .success();
+        test.cwd = test.dir.path().join("store");
+        test
+    }
+
+    /// The directory `shop` runs in.
+    pub fn path(&self) -> &Path {
+        &self.cwd
+    }
+
+    /// The temporary directory itself, above the store.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sets an environment variable for every later run.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Test {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Writes `text` to `relative` under the working directory.
+    pub fn write(&self, relative: &str, text: &str) -> &Test {
+        let path = self.cwd.join(relative);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("create folders");
+        std::fs::write(&path, text).expect("write file");
+        self
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.cwd.join(relative)).expect("read file")
+    }
+
+    /// Runs `shop` with `args` in the working directory.
+    pub fn shop(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shop"));
+        command
+            .args(args)
+            .current_dir(&self.cwd)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // git reads no configuration of the person running the tests.
+            .env("HOME", self.dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("RUST_BACKTRACE", "1")
+            .env("NO_COLOR", "1");
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let output = command.output().expect("run shop");
+        Run {
+            args: args.join(" "),
+            output,
+        }
+    }
+}
+
+/// The outcome of one run of `shop`.
+pub struct Run {
+    args: String,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "`shop {}` exited with {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.args,
+            self.output.status.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Asserts exit code 0.
+    pub fn success(self) -> Run {
+        assert!(self.output.status.success(), "{}", self.describe());
+        self.no_panic()
+    }
+
+    /// Asserts this exit code.
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(self.output.status.code(), Some(code), "{}", self.describe());
+        self.no_panic()
+    }
+
+    /// Asserts stderr holds each of `parts`.
+    pub fn stderr_has(self, parts: &[&str]) -> Run {
+        let stderr = self.stderr();
+        for part in parts {
+            assert!(
+                stderr.contains(part),
+                "stderr lacks {part:?}\n{}",
+                self.describe()
+            );
+        }
+        self
+    }
+
+    /// Asserts stdout holds each of `parts`.
+    pub fn stdout_has(self, parts: &[&str]) -> Run {
+        let stdout = self.stdout();
+        for part in parts {
+            assert!(
+                stdout.contains(part),
+                "stdout lacks {part:?}\n{}",
+                self.describe()
+            );
+        }
+        self
+    }
+
+    /// Asserts neither output holds `text`.
+    pub fn never_shows(self, text: &str) -> Run {
+        assert!(
+            !self.stdout().contains(text) && !self.stderr().contains(text),
+            "{}",
+            self.describe()
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.output.stdout)
+            .unwrap_or_else(|error| panic!("{error}\n{}", self.describe()))
+    }
+
+    fn no_panic(self) -> Run {
+        let stderr = self.stderr();
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("stack backtrace"),
+            "{}",
+            self.describe()
+        );
+        self
+    }
+}

@@ -1,0 +1,8 @@
+//! The integration tests: one crate, one harness, the real `shop` binary
+//! run in temporary stores.
+
+mod harness;
+
+mod cli;
+mod init;
+mod store;

@@ -1,0 +1,288 @@
+//! The store model through the binary: the catalogue, and every kind of bad
+//! input reported with its file, line, column and a hint, exit code 1.
+
+use crate::harness::Test;
+
+const BOOK: &str = r#"# The author's comment.
+name = "The Field Guide"
+price = "29.00"
+files = ["guide.pdf", "guide.epub"]
+"#;
+
+/// Writes `products/guide.toml` into a fresh store and checks that
+/// `shop products check` fails with each of `expected` in its message.
+fn check_product(text: &str, expected: &[&str]) {
+    let test = Test::store();
+    test.write("products/guide.toml", text);
+    let run = test
+        .shop(&["products", "check"])
+        .code(1)
+        .stderr_has(expected)
+        .stderr_has(&["hint:"]);
+    assert!(
+        run.stderr().starts_with("error: the store at "),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn the_catalogue_lists_products_with_their_latest_release() {
+    let test = Test::store();
+    let release = |version: &str| {
+        format!(
+            "\n[[release]]\nversion = \"{version}\"\ndate = 2026-11-02\ntag = \"guide-v{version}\"\n\
+             stripe_product = \"prod_1\"\nstripe_price = \"price_1\"\npayment_link = \"plink_{version}\"\n\
+             payment_link_url = \"https://buy.stripe.com/test_{version}\"\n"
+        )
+    };
+    test.write(
+        "products/guide.toml",
+        &format!("{BOOK}{}{}", release("1.0.0"), release("1.1.0")),
+    );
+    test.write("products/README.md", "not a product\n");
+    let table = test.shop(&["products"]).success().stdout();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("SLUG"), "{table}");
+    assert!(
+        lines[1].starts_with("example-book  An Example Book  19.00 USD  -"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with(
+            "guide         The Field Guide  29.00 USD  1.1.0   https://buy.stripe.com/test_1.1.0"
+        ),
+        "{table}"
+    );
+
+    let json = test.shop(&["products", "--json"]).success().json();
+    assert_eq!(json[1]["latest_version"], "1.1.0");
+    assert_eq!(json[1]["price"]["amount"], 2900);
+    assert_eq!(json[0]["latest_version"], serde_json::Value::Null);
+}
+
+#[test]
+fn malformed_toml_names_file_line_and_column() {
+    check_product(
+        "name = \"Guide\"\nprice = \"29.00\nfiles = []\n",
+        &[
+            "`products/guide.toml` line 2, column",
+            "hint: fix the TOML at that place",
+        ],
+    );
+}
+
+#[test]
+fn prices_in_floats_or_bare_integers_are_refused() {
+    check_product(
+        &BOOK.replace("\"29.00\"", "29.99"),
+        &["line 3, column 9: `price = 29.99` is a floating-point number"],
+    );
+    check_product(
+        &BOOK.replace("\"29.00\"", "2999"),
+        &["`price = 2999` is ambiguous", "such as `price = \"29.00\"`"],
+    );
+    check_product(
+        &BOOK.replace("\"29.00\"", "\"29.999\""),
+        &["`29.999` has more decimals than USD has (2)"],
+    );
+    check_product(
+        &BOOK.replace("\"29.00\"", "\"free\""),
+        &["`free` is not a price"],
+    );
+}
+
+#[test]
+fn unknown_currencies_are_refused() {
+    check_product(
+        &format!("{BOOK}currency = \"bitcoin\"\n"),
+        &["line 5, column 12: `bitcoin` is not a currency Stripe can charge in"],
+    );
+}
+
+#[test]
+fn file_names_that_escape_are_refused() {
+    check_product(
+        &BOOK.replace("\"guide.epub\"", "\"../../etc/passwd\""),
+        &["line 4, column 23: file name `../../etc/passwd` could leave its folder"],
+    );
+    check_product(
+        &BOOK.replace("\"guide.epub\"", "\"sub/guide.epub\""),
+        &["file name `sub/guide.epub` names a folder"],
+    );
+}
+
+#[test]
+fn bad_slugs_are_refused_with_a_suggestion() {
+    let test = Test::store();
+    test.write("products/My Guide.toml", BOOK);
+    test.shop(&["products", "check"]).code(1).stderr_has(&[
+        "`products/My Guide.toml`: `My Guide` is not a valid product slug",
+        "such as `my-guide.toml`",
+    ]);
+}
+
+#[test]
+fn bad_policies_and_limits_are_refused() {
+    check_product(
+        &format!("{BOOK}updates = \"forever\"\n"),
+        &[
+            "line 5, column 11: `forever` is not an update policy",
+            "`same-major`",
+        ],
+    );
+    check_product(
+        &format!("{BOOK}download_limit = 0\n"),
+        &["line 5, column 18: `0` is not a download limit"],
+    );
+}
+
+#[test]
+fn unknown_and_missing_keys_are_refused() {
+    check_product(
+        &format!("{BOOK}pirce = \"1\"\n"),
+        &["unknown field `pirce`", "hint: check the key's spelling"],
+    );
+    check_product(
+        "name = \"x\"\nfiles = [\"a.pdf\"]\n",
+        &["missing field `price`", "hint: add the missing key"],
+    );
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let test = Test::store();
+    let settings = test
+        .read("shop.toml")
+        .replace(
+            "support_email = \"help@example.com\"",
+            "support_email = \"help\"",
+        )
+        .replace("link_lifetime = \"7d\"", "link_lifetime = \"7 days\"")
+        .replace("repository = \"\"", "repository = \"not-a-repo\"");
+    test.write("shop.toml", &settings);
+    test.shop(&["products", "check"]).code(1).stderr_has(&[
+        "has 3 problems",
+        "`shop.toml` line 14, column 17: `help` is not an email address",
+        "`7 days` is not a duration",
+        "`not-a-repo` is not a GitHub repository",
+    ]);
+}
+
+#[test]
+fn every_problem_in_every_file_is_reported_at_once() {
+    let test = Test::store();
+    test.write(
+        "shop.toml",
+        &test
+            .read("shop.toml")
+            .replace("currency = \"usd\"", "currency = \"usdollar\""),
+    );
+    test.write("products/a.toml", "name = [\n");
+    test.write(
+        "products/b.toml",
+        &BOOK
+            .replace("\"29.00\"", "29")
+            .replace("\"guide.pdf\"", "\"../x\""),
+    );
+    let run = test.shop(&["products", "check"]).code(1);
+    let stderr = run.stderr();
+    assert!(stderr.contains("has 4 problems"), "{stderr}");
+    for expected in [
+        "`shop.toml` line",
+        "`usdollar`",
+        "`products/a.toml` line 1",
+        "`price = 29` is ambiguous",
+        "`../x`",
+    ] {
+        assert!(stderr.contains(expected), "lacks {expected}\n{stderr}");
+    }
+    assert_eq!(stderr.matches("\nhint: ").count(), 4, "{stderr}");
+}
+
+#[test]
+fn releases_recorded_badly_are_refused() {
+    let release = "\n[[release]]\nversion = \"one\"\ndate = 2026-11-02\ntag = \"guide-vone\"\n\
+                   stripe_product = \"prod_1\"\nstripe_price = \"price_1\"\npayment_link = \"plink_1\"\n\
+                   payment_link_url = \"https://buy.stripe.com/x\"\n";
+    check_product(
+        &format!("{BOOK}{release}"),
+        &["`one` is not a semantic version"],
+    );
+}
+
+#[test]
+fn a_folder_without_shop_toml_is_not_a_store() {
+    let test = Test::new();
+    test.shop(&["products"]).code(1).stderr_has(&[
+        "is not a shop store: it has no `shop.toml`",
+        "hint: run `shop init",
+    ]);
+}
+
+#[test]
+fn the_store_comes_from_the_flag_or_the_environment() {
+    let test = Test::store();
+    let store = test.path().to_str().unwrap().to_owned();
+    let mut elsewhere = Test::new();
+    elsewhere
+        .shop(&["--store", &store, "products"])
+        .success()
+        .stdout_has(&["example-book"]);
+    elsewhere.env("SHOP_STORE", &store);
+    elsewhere
+        .shop(&["products"])
+        .success()
+        .stdout_has(&["example-book"]);
+}
+
+#[test]
+fn a_bad_override_names_its_variable() {
+    let mut test = Test::store();
+    test.env("SHOP_BASE_URL", "localhost:8080");
+    test.shop(&["products", "check"]).code(1).stderr_has(&[
+        "`--base-url / SHOP_BASE_URL`: `localhost:8080` is not an http or https URL",
+        "hint:",
+    ]);
+    test.shop(&["--base-url", "https://books.example", "products", "check"])
+        .success();
+}
+
+#[test]
+fn secrets_are_checked_but_never_shown() {
+    let mut test = Test::store();
+    test.env("STRIPE_SECRET_KEY", "pk_test_publishable_oops");
+    test.env("STRIPE_WEBHOOK_SECRET", "whsec_fine_secret_value");
+    test.env("SHOP_TOKEN_SECRET_FILE", "/nonexistent/token-secret");
+    let run = test.shop(&["products", "check"]).code(1).stderr_has(&[
+        "`STRIPE_SECRET_KEY` does not look right",
+        "hint: a Stripe secret key starts with",
+        "cannot read `SHOP_TOKEN_SECRET_FILE`",
+    ]);
+    run.stdout_has(&[
+        "STRIPE_WEBHOOK_SECRET  set",
+        "GITHUB_TOKEN           not set",
+    ])
+    .never_shows("publishable_oops")
+    .never_shows("fine_secret_value");
+}
+
+#[test]
+fn the_projects_own_repository_is_an_example_store() {
+    let test = Test::new();
+    let root = env!("CARGO_MANIFEST_DIR");
+    test.shop(&["--store", root, "products", "check"])
+        .success()
+        .stdout_has(&["settings and products valid"]);
+    let listing = test
+        .shop(&["--store", root, "products", "--json"])
+        .success()
+        .json();
+    assert!(
+        listing
+            .as_array()
+            .is_some_and(|products| !products.is_empty()),
+        "{listing}"
+    );
+}
