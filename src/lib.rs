@@ -6,11 +6,15 @@
 //! `commands` is a library that takes its inputs (paths, settings, secrets,
 //! time) as arguments and never reads the process environment.
 
+#![recursion_limit = "256"]
+
 pub mod cli;
 pub mod commands;
 pub mod git;
+pub mod sandbox;
 pub mod secret;
 pub mod store;
+pub mod stripe;
 
 use std::ffi::OsString;
 use std::io::{self, Write};

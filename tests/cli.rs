@@ -60,7 +60,6 @@ fn commands_not_built_yet_say_so_and_fail() {
         &["sync"],
         &["notify", "example-book", "1.0.0"],
         &["serve"],
-        &["sandbox"],
         &["report"],
         &["token", "cs_test_1"],
     ];

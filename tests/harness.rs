@@ -176,3 +176,116 @@ impl Run {
         self
     }
 }
+
+/// A sandbox running in this test's runtime on a free loopback port.
+pub struct Sandbox {
+    pub url: String,
+    pub webhook_secret: shop::secret::Secret,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    http: reqwest::Client,
+}
+
+impl Sandbox {
+    pub async fn start() -> Sandbox {
+        Sandbox::start_with(None, None).await
+    }
+
+    /// A sandbox keeping its state in `data`, delivering to `webhook_url`.
+    pub async fn start_with(data: Option<PathBuf>, webhook_url: Option<String>) -> Sandbox {
+        let webhook_secret =
+            shop::secret::Secret::new("STRIPE_WEBHOOK_SECRET", "whsec_test_harness").unwrap();
+        let config = shop::sandbox::Config {
+            data,
+            webhook_url,
+            webhook_secret: webhook_secret.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let (sandbox, stop, task) = shop::sandbox::spawn(config, listener)
+            .await
+            .expect("start sandbox");
+        shop::stripe::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Sandbox {
+            url: sandbox.base_url().to_owned(),
+            webhook_secret,
+            stop: Some(stop),
+            task: Some(task),
+            http,
+        }
+    }
+
+    /// A client with the sandbox's key and quick retries.
+    pub fn client(&self) -> shop::stripe::Client {
+        let key = shop::secret::Secret::new("STRIPE_SECRET_KEY", "sk_test_harness").unwrap();
+        shop::stripe::Client::new(&self.url, key)
+            .unwrap()
+            .with_retry(quick_retries())
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A control request (`/_sandbox/...`) with a JSON body.
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let response = self
+            .http
+            .request(method, format!("{}/_sandbox/{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("sandbox control");
+        response.json().await.expect("sandbox control answers JSON")
+    }
+
+    pub async fn set_clock(&self, now: i64) {
+        let answer = self
+            .control(
+                reqwest::Method::POST,
+                "clock",
+                serde_json::json!({"now": now}),
+            )
+            .await;
+        assert_eq!(answer["now"], now);
+    }
+
+    /// Pays a session without a browser.
+    pub async fn pay(&self, session: &str, email: &str, card: &str) -> serde_json::Value {
+        self.control(
+            reqwest::Method::POST,
+            &format!("checkout/sessions/{session}/complete"),
+            serde_json::json!({"email": email, "card": card}),
+        )
+        .await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+/// Retries fast enough for tests, still bounded.
+pub fn quick_retries() -> shop::stripe::RetryPolicy {
+    shop::stripe::RetryPolicy {
+        max_attempts: 10,
+        initial_delay: std::time::Duration::from_millis(5),
+        max_delay: std::time::Duration::from_millis(50),
+        deadline: std::time::Duration::from_secs(10),
+    }
+}

@@ -4,5 +4,7 @@
 mod harness;
 
 mod cli;
+mod conformance;
 mod init;
+mod sandbox;
 mod store;

@@ -1,16 +1,22 @@
 //! `shop sandbox`: a local Stripe-compatible server with a test checkout.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use anyhow::Context as _;
+
 use super::Context;
+use crate::sandbox::{self, Sandbox};
+use crate::secret::Secret;
 
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Point shop at it with SHOP_STRIPE_API_BASE=http://127.0.0.1:<port> and \
-                        any STRIPE_SECRET_KEY starting with sk_test_."
+                        any STRIPE_SECRET_KEY starting with sk_test_. Events are signed with \
+                        STRIPE_WEBHOOK_SECRET when it is set, else with a secret printed at start."
 )]
 pub struct Args {
-    /// The loopback port to listen on
+    /// The loopback port to listen on (0 picks a free one)
     #[arg(long, default_value_t = 12111)]
     pub port: u16,
 
@@ -23,6 +29,70 @@ pub struct Args {
     pub webhook: Option<String>,
 }
 
-pub fn run(_context: &Context, _args: Args) -> anyhow::Result<()> {
-    super::not_built("sandbox")
+pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    let webhook_secret = match super::secret_from_env("STRIPE_WEBHOOK_SECRET")? {
+        Some(secret) => secret,
+        None => Secret::new(
+            "STRIPE_WEBHOOK_SECRET",
+            format!("whsec_{}", uuid::Uuid::new_v4().simple()),
+        )?,
+    };
+    if let Some(url) = &args.webhook
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(super::UsageError(format!(
+            "`{url}` is not a webhook URL\nhint: give the full URL, such as `http://127.0.0.1:8080/stripe/webhook`"
+        ))
+        .into());
+    }
+    let config = sandbox::Config {
+        data: args.data.clone(),
+        webhook_url: args.webhook.clone(),
+        webhook_secret,
+    };
+    super::block_on(async move {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+        let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+            format!("cannot listen on `{address}`\nhint: is another sandbox running? pick another `--port`, or 0 for any free one")
+        })?;
+        let address = listener.local_addr()?;
+        let sandbox = Sandbox::new(config.clone(), address).with_context(|| {
+            let path = config
+                .data
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            format!(
+                "cannot read the sandbox's data file `{path}`\nhint: move it aside to start empty"
+            )
+        })?;
+        announce(context, &sandbox, &config)?;
+        sandbox::serve(sandbox, listener, super::shutdown_signal()).await;
+        context.output.note("shop sandbox stopped");
+        Ok(())
+    })?
+}
+
+fn announce(context: &Context, sandbox: &Sandbox, config: &sandbox::Config) -> anyhow::Result<()> {
+    let url = sandbox.base_url();
+    if context.output.json {
+        context.output.json(&serde_json::json!({
+            "url": url,
+            "webhook_url": config.webhook_url,
+            "webhook_secret": config.webhook_secret.expose(),
+        }))?;
+    } else {
+        context.output.data(format!(
+            "shop sandbox listening on {url}\n\
+             \n  export SHOP_STRIPE_API_BASE={url}\
+             \n  export STRIPE_SECRET_KEY=sk_test_sandbox      # any sk_test_ key works\
+             \n  export STRIPE_WEBHOOK_SECRET={}\n\
+             \nwebhooks: {}\
+             \ntest cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined, 4000 0000 0000 9995 has insufficient funds\
+             \nstop with Ctrl-C\n",
+            config.webhook_secret.expose(),
+            config.webhook_url.as_deref().unwrap_or("none (give --webhook URL to deliver events)"),
+        ))?;
+    }
+    Ok(())
 }

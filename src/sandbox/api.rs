@@ -1,0 +1,724 @@
+//! The sandbox's API endpoints: what Stripe does for each request `shop`
+//! makes, with Stripe's validation and errors.
+
+use serde_json::{Value, json};
+use warp::http::Method;
+
+use super::ApiError;
+use super::objects::{self, new_id};
+use super::params::{Params, leaf_int, metadata};
+use super::state::State;
+
+/// What a request's handler needs besides the state and its parameters.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// The sandbox's URL, for hosted pages.
+    pub base_url: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    /// Webhook endpoints events go to (0 or 1).
+    pub webhooks: i64,
+}
+
+pub fn dispatch(
+    state: &mut State,
+    context: &Context<'_>,
+    method: &Method,
+    path: &str,
+    params: &Params,
+) -> Result<Value, ApiError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let get = *method == Method::GET;
+    let post = *method == Method::POST;
+    match segments.as_slice() {
+        ["v1", "products"] if post => create_product(state, params),
+        ["v1", "products"] if get => {
+            params.only(&[
+                "active",
+                "created",
+                "ending_before",
+                "limit",
+                "starting_after",
+            ])?;
+            let active = params.bool("active")?;
+            state.list("product", params, path, |product| {
+                active.is_none_or(|a| product["active"] == a)
+            })
+        }
+        ["v1", "products", id] if get => state.find("product", id, "id").cloned(),
+        ["v1", "products", id] if post => update_product(state, params, id),
+        ["v1", "prices"] if post => create_price(state, params),
+        ["v1", "prices"] if get => {
+            params.only(&[
+                "active",
+                "created",
+                "currency",
+                "ending_before",
+                "limit",
+                "product",
+                "starting_after",
+                "type",
+            ])?;
+            let active = params.bool("active")?;
+            let product = params.str("product").map(str::to_owned);
+            let currency = params.str("currency").map(str::to_owned);
+            state.list("price", params, path, |price| {
+                active.is_none_or(|a| price["active"] == a)
+                    && product.as_deref().is_none_or(|p| price["product"] == p)
+                    && currency.as_deref().is_none_or(|c| price["currency"] == c)
+            })
+        }
+        ["v1", "prices", id] if get => state.find("price", id, "price").cloned(),
+        ["v1", "payment_links"] if post => create_payment_link(state, context, params),
+        ["v1", "payment_links"] if get => {
+            params.only(&["active", "ending_before", "limit", "starting_after"])?;
+            let active = params.bool("active")?;
+            state.list("payment_link", params, path, |link| {
+                active.is_none_or(|a| link["active"] == a)
+            })
+        }
+        ["v1", "payment_links", id] if get => {
+            state.find("payment_link", id, "payment_link").cloned()
+        }
+        ["v1", "payment_links", id] if post => update_payment_link(state, params, id),
+        ["v1", "checkout", "sessions"] if post => create_session(state, context, params),
+        ["v1", "checkout", "sessions"] if get => list_sessions(state, context, params, path),
+        ["v1", "checkout", "sessions", id] if get => {
+            super::checkout::expire_if_due(state, id, context.webhooks);
+            state.find("checkout.session", id, "session").cloned()
+        }
+        ["v1", "checkout", "sessions", id, "line_items"] if get => {
+            params.only(&["ending_before", "limit", "starting_after"])?;
+            state.find("checkout.session", id, "session")?;
+            let items = state.line_items.get(*id).cloned().unwrap_or_default();
+            Ok(json!({"object": "list", "data": items, "has_more": false, "url": path}))
+        }
+        ["v1", "checkout", "sessions", id, "expire"] if post => expire_session(state, context, id),
+        ["v1", "payment_intents", id] if get => state.find("payment_intent", id, "intent").cloned(),
+        ["v1", "charges", id] if get => state.find("charge", id, "charge").cloned(),
+        ["v1", "refunds"] if post => create_refund(state, context, params),
+        ["v1", "refunds"] if get => {
+            params.only(&[
+                "charge",
+                "created",
+                "ending_before",
+                "limit",
+                "payment_intent",
+                "starting_after",
+            ])?;
+            let charge = params.str("charge").map(str::to_owned);
+            let intent = params.str("payment_intent").map(str::to_owned);
+            state.list("refund", params, path, |refund| {
+                charge.as_deref().is_none_or(|c| refund["charge"] == c)
+                    && intent
+                        .as_deref()
+                        .is_none_or(|p| refund["payment_intent"] == p)
+            })
+        }
+        ["v1", "refunds", id] if get => state.find("refund", id, "refund").cloned(),
+        ["v1", "disputes"] if get => {
+            params.only(&[
+                "charge",
+                "created",
+                "ending_before",
+                "limit",
+                "payment_intent",
+                "starting_after",
+            ])?;
+            let charge = params.str("charge").map(str::to_owned);
+            let intent = params.str("payment_intent").map(str::to_owned);
+            state.list("dispute", params, path, |dispute| {
+                charge.as_deref().is_none_or(|c| dispute["charge"] == c)
+                    && intent
+                        .as_deref()
+                        .is_none_or(|p| dispute["payment_intent"] == p)
+            })
+        }
+        ["v1", "disputes", id] if get => state.find("dispute", id, "dispute").cloned(),
+        ["v1", "events"] if get => {
+            params.only(&[
+                "created",
+                "delivery_success",
+                "ending_before",
+                "limit",
+                "starting_after",
+                "type",
+                "types",
+            ])?;
+            let kind = params.str("type").map(str::to_owned);
+            let types: Option<Vec<String>> = match params.get("types") {
+                Some(Value::Array(types)) => Some(
+                    types
+                        .iter()
+                        .filter_map(|t| t.as_str().map(str::to_owned))
+                        .collect(),
+                ),
+                Some(_) => return Err(ApiError::invalid("types", "Invalid array")),
+                None => None,
+            };
+            if kind.is_some() && types.is_some() {
+                return Err(ApiError::invalid_request(
+                    "You may only specify one of these parameters: type, types.",
+                    Some("type"),
+                ));
+            }
+            state.list("event", params, path, |event| {
+                let event_type = event["type"].as_str().unwrap_or_default();
+                kind.as_deref().is_none_or(|k| type_matches(k, event_type))
+                    && types
+                        .as_ref()
+                        .is_none_or(|types| types.iter().any(|k| type_matches(k, event_type)))
+            })
+        }
+        ["v1", "events", id] if get => state.find("event", id, "id").cloned(),
+        _ => Err(ApiError::unrecognized(method, path)),
+    }
+}
+
+/// Event type filters take `*` as a wildcard: `charge.*`.
+fn type_matches(pattern: &str, kind: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => kind.starts_with(prefix),
+        None => pattern == kind,
+    }
+}
+
+fn create_product(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.only(&["active", "description", "id", "metadata", "name"])?;
+    let name = params.required_str("name")?;
+    let metadata = params.metadata()?;
+    let id = match params.str("id") {
+        Some(id) => {
+            if state.get(id).is_some() {
+                return Err(ApiError {
+                    status: 400,
+                    kind: "invalid_request_error",
+                    code: Some("resource_already_exists"),
+                    message: "Product already exists.".into(),
+                    param: Some("id".into()),
+                    decline_code: None,
+                });
+            }
+            id.to_owned()
+        }
+        None => new_id("prod_"),
+    };
+    let mut product = objects::product(&id, name, params.str("description"), metadata, state.now());
+    if let Some(active) = params.bool("active")? {
+        product["active"] = json!(active);
+    }
+    Ok(state.insert(product))
+}
+
+fn update_product(state: &mut State, params: &Params, id: &str) -> Result<Value, ApiError> {
+    params.only(&["active", "description", "metadata", "name"])?;
+    state.find("product", id, "id")?;
+    let active = params.bool("active")?;
+    let metadata = params
+        .get("metadata")
+        .map(|_| params.metadata())
+        .transpose()?;
+    let now = state.now();
+    let name = params.str("name").map(str::to_owned);
+    let description = params.str("description").map(str::to_owned);
+    Ok(state
+        .update(id, |product| {
+            if let Some(active) = active {
+                product["active"] = json!(active);
+            }
+            if let Some(name) = name {
+                product["name"] = json!(name);
+            }
+            if let Some(description) = description {
+                product["description"] = json!(description);
+            }
+            if let Some(metadata) = metadata {
+                merge_metadata(&mut product["metadata"], metadata);
+            }
+            product["updated"] = json!(now);
+        })
+        .unwrap_or_default())
+}
+
+/// Stripe merges metadata on update; an empty value removes a key.
+fn merge_metadata(target: &mut Value, update: Value) {
+    if let (Value::Object(target), Value::Object(update)) = (target, update) {
+        for (key, value) in update {
+            target.insert(key, value);
+        }
+    }
+}
+
+fn currency_param(params: &Params) -> Result<String, ApiError> {
+    let currency = params.required_str("currency")?.to_ascii_lowercase();
+    if currency.parse::<crate::store::Currency>().is_err() {
+        return Err(ApiError::invalid(
+            "currency",
+            &format!("Invalid currency: {currency}."),
+        ));
+    }
+    Ok(currency)
+}
+
+fn create_price(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.only(&[
+        "active",
+        "currency",
+        "lookup_key",
+        "metadata",
+        "nickname",
+        "product",
+        "unit_amount",
+    ])?;
+    let product = params.required_str("product")?;
+    state.find("product", product, "product")?;
+    let currency = currency_param(params)?;
+    let amount = params
+        .int("unit_amount")?
+        .ok_or_else(|| ApiError::missing("unit_amount"))?;
+    if !(0..=99_999_999).contains(&amount) {
+        return Err(ApiError::invalid(
+            "unit_amount",
+            "This value must be greater than or equal to 0 and less than or equal to 99999999.",
+        ));
+    }
+    let metadata = params.metadata()?;
+    let mut price = objects::price(
+        &new_id("price_"),
+        product,
+        amount,
+        &currency,
+        metadata,
+        state.now(),
+    );
+    if let Some(active) = params.bool("active")? {
+        price["active"] = json!(active);
+    }
+    price["lookup_key"] = json!(params.str("lookup_key"));
+    price["nickname"] = json!(params.str("nickname"));
+    Ok(state.insert(price))
+}
+
+/// `line_items[0][price]` and `[quantity]`: one line of one active price,
+/// as `shop` sells one product per purchase. Returns the price.
+fn line_items(state: &State, params: &Params) -> Result<Value, ApiError> {
+    let items = match params.get("line_items") {
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        Some(_) => return Err(ApiError::invalid("line_items", "Invalid array")),
+        None => return Err(ApiError::missing("line_items")),
+    };
+    if items.len() > 1 {
+        return Err(ApiError::invalid(
+            "line_items",
+            "The sandbox sells one line item per session (shop sells one product per purchase).",
+        ));
+    }
+    let item = &items[0];
+    if let Value::Object(fields) = item {
+        for key in fields.keys() {
+            if key != "price" && key != "quantity" {
+                return Err(ApiError {
+                    status: 400,
+                    kind: "invalid_request_error",
+                    code: Some("parameter_unknown"),
+                    message: format!("Received unknown parameter: line_items[0][{key}]"),
+                    param: Some(format!("line_items[0][{key}]")),
+                    decline_code: None,
+                });
+            }
+        }
+    }
+    let price_id = item["price"]
+        .as_str()
+        .ok_or_else(|| ApiError::missing("line_items[0][price]"))?;
+    let quantity = leaf_int(item.get("quantity"), "line_items[0][quantity]")?;
+    if quantity.is_some_and(|quantity| quantity != 1) {
+        return Err(ApiError::invalid(
+            "line_items[0][quantity]",
+            "The sandbox sells a quantity of 1.",
+        ));
+    }
+    let price = state
+        .find("price", price_id, "line_items[0][price]")?
+        .clone();
+    if price["active"] != json!(true) {
+        return Err(ApiError::invalid(
+            "line_items[0][price]",
+            &format!(
+                "The price specified is inactive. This field only accepts active prices. ({price_id})"
+            ),
+        ));
+    }
+    Ok(price)
+}
+
+fn create_payment_link(
+    state: &mut State,
+    context: &Context<'_>,
+    params: &Params,
+) -> Result<Value, ApiError> {
+    params.only(&[
+        "after_completion",
+        "allow_promotion_codes",
+        "line_items",
+        "metadata",
+    ])?;
+    let price = line_items(state, params)?;
+    let redirect = match params.get("after_completion") {
+        None => None,
+        Some(after) => match after["type"].as_str() {
+            Some("redirect") => Some(
+                after["redirect"]["url"]
+                    .as_str()
+                    .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
+                    .ok_or_else(|| ApiError::missing("after_completion[redirect][url]"))?
+                    .to_owned(),
+            ),
+            Some("hosted_confirmation") => None,
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "after_completion[type]",
+                    &format!(
+                        "Invalid after_completion[type]: must be one of hosted_confirmation or redirect ({other})"
+                    ),
+                ));
+            }
+            None => return Err(ApiError::missing("after_completion[type]")),
+        },
+    };
+    let id = new_id("plink_");
+    let url = format!("{}/pay/{id}", context.base_url);
+    let link = objects::payment_link(objects::PaymentLinkParts {
+        id: &id,
+        url: &url,
+        currency: price["currency"].as_str().unwrap_or("usd"),
+        redirect_url: redirect.as_deref(),
+        allow_promotion_codes: params.bool("allow_promotion_codes")?.unwrap_or(false),
+        metadata: params.metadata()?,
+    });
+    state
+        .payment_link_prices
+        .insert(id, price["id"].as_str().unwrap_or_default().to_owned());
+    Ok(state.insert(link))
+}
+
+fn update_payment_link(state: &mut State, params: &Params, id: &str) -> Result<Value, ApiError> {
+    params.only(&["active", "allow_promotion_codes", "metadata"])?;
+    state.find("payment_link", id, "payment_link")?;
+    let active = params.bool("active")?;
+    let promotion_codes = params.bool("allow_promotion_codes")?;
+    let metadata = params
+        .get("metadata")
+        .map(|_| params.metadata())
+        .transpose()?;
+    let link = state
+        .update(id, |link| {
+            if let Some(active) = active {
+                link["active"] = json!(active);
+            }
+            if let Some(promotion_codes) = promotion_codes {
+                link["allow_promotion_codes"] = json!(promotion_codes);
+            }
+            if let Some(metadata) = metadata {
+                merge_metadata(&mut link["metadata"], metadata);
+            }
+        })
+        .unwrap_or_default();
+    Ok(link)
+}
+
+fn create_session(
+    state: &mut State,
+    context: &Context<'_>,
+    params: &Params,
+) -> Result<Value, ApiError> {
+    params.only(&[
+        "allow_promotion_codes",
+        "cancel_url",
+        "client_reference_id",
+        "customer_email",
+        "discounts",
+        "expires_at",
+        "line_items",
+        "metadata",
+        "mode",
+        "success_url",
+    ])?;
+    match params.str("mode") {
+        Some("payment") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "mode",
+                &format!("The sandbox supports `mode=payment` only, not `{other}`."),
+            ));
+        }
+        None => return Err(ApiError::missing("mode")),
+    }
+    let success_url = params.required_str("success_url")?.to_owned();
+    let price = line_items(state, params)?;
+    let now = state.now();
+    let expires_at = match params.int("expires_at")? {
+        None => now + 24 * 3600,
+        Some(at) if at >= now + 30 * 60 - 5 && at <= now + 24 * 3600 + 5 => at,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "expires_at",
+                "The `expires_at` timestamp must be at least 30 minutes and at most 24 hours from Checkout Session creation.",
+            ));
+        }
+    };
+    let allow_promotion_codes = params.bool("allow_promotion_codes")?;
+    if let Some(discounts) = params.get("discounts") {
+        if allow_promotion_codes.is_some() {
+            return Err(ApiError::invalid_request(
+                "You may only specify one of these parameters: allow_promotion_codes, discounts.",
+                Some("discounts"),
+            ));
+        }
+        let code = discounts[0]["promotion_code"].as_str().unwrap_or_default();
+        return Err(ApiError::no_such(
+            "promotion_code",
+            code,
+            "discounts[0][promotion_code]",
+        ));
+    }
+    if let Some(email) = params.str("customer_email")
+        && crate::store::settings::check_email(email).is_err()
+    {
+        return Err(ApiError::invalid(
+            "customer_email",
+            &format!("Invalid email address: {email}"),
+        ));
+    }
+    let client_reference_id = params.str("client_reference_id");
+    if client_reference_id.is_some_and(|id| id.len() > 200) {
+        return Err(ApiError::invalid(
+            "client_reference_id",
+            "client_reference_id must be at most 200 characters",
+        ));
+    }
+    let session = new_session(
+        state,
+        context,
+        &price,
+        NewSession {
+            success_url: Some(&success_url),
+            cancel_url: params.str("cancel_url"),
+            customer_email: params.str("customer_email"),
+            client_reference_id,
+            payment_link: None,
+            allow_promotion_codes,
+            metadata: params.metadata()?,
+            expires_at,
+        },
+    );
+    Ok(session)
+}
+
+pub struct NewSession<'a> {
+    pub success_url: Option<&'a str>,
+    pub cancel_url: Option<&'a str>,
+    pub customer_email: Option<&'a str>,
+    pub client_reference_id: Option<&'a str>,
+    pub payment_link: Option<&'a str>,
+    pub allow_promotion_codes: Option<bool>,
+    pub metadata: Value,
+    pub expires_at: i64,
+}
+
+/// Makes a checkout session for one `price` (also for payment links).
+pub fn new_session(
+    state: &mut State,
+    context: &Context<'_>,
+    price: &Value,
+    new: NewSession<'_>,
+) -> Value {
+    let id = new_id("cs_test_");
+    let url = format!("{}/checkout/{id}", context.base_url);
+    let now = state.now();
+    let session = objects::checkout_session(objects::SessionParts {
+        id: &id,
+        url: &url,
+        amount: price["unit_amount"].as_i64().unwrap_or(0),
+        currency: price["currency"].as_str().unwrap_or("usd"),
+        success_url: new.success_url,
+        cancel_url: new.cancel_url,
+        customer_email: new.customer_email,
+        client_reference_id: new.client_reference_id,
+        payment_link: new.payment_link,
+        allow_promotion_codes: new.allow_promotion_codes,
+        metadata: new.metadata,
+        now,
+        expires_at: new.expires_at,
+    });
+    let product_name = price["product"]
+        .as_str()
+        .and_then(|product| state.get(product))
+        .and_then(|product| product["name"].as_str())
+        .unwrap_or("Product")
+        .to_owned();
+    state
+        .line_items
+        .insert(id, vec![objects::line_item(price, &product_name)]);
+    state.insert(session)
+}
+
+fn list_sessions(
+    state: &mut State,
+    context: &Context<'_>,
+    params: &Params,
+    path: &str,
+) -> Result<Value, ApiError> {
+    params.only(&[
+        "created",
+        "customer",
+        "ending_before",
+        "limit",
+        "payment_intent",
+        "payment_link",
+        "starting_after",
+        "status",
+    ])?;
+    let status = params.str("status").map(str::to_owned);
+    if let Some(status) = &status
+        && !["open", "complete", "expired"].contains(&status.as_str())
+    {
+        return Err(ApiError::invalid(
+            "status",
+            &format!("Invalid status: must be one of complete, expired, or open ({status})"),
+        ));
+    }
+    let intent = params.str("payment_intent").map(str::to_owned);
+    let link = params.str("payment_link").map(str::to_owned);
+    let _ = context;
+    state.list("checkout.session", params, path, |session| {
+        status.as_deref().is_none_or(|s| session["status"] == s)
+            && intent
+                .as_deref()
+                .is_none_or(|p| session["payment_intent"] == p)
+            && link.as_deref().is_none_or(|l| session["payment_link"] == l)
+    })
+}
+
+fn expire_session(state: &mut State, context: &Context<'_>, id: &str) -> Result<Value, ApiError> {
+    let session = state.find("checkout.session", id, "session")?;
+    if session["status"] != "open" {
+        return Err(ApiError::invalid_request(
+            &format!(
+                "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".",
+                session["status"].as_str().unwrap_or("unknown")
+            ),
+            None,
+        ));
+    }
+    let session = state
+        .update(id, |session| session["status"] = json!("expired"))
+        .unwrap_or_default();
+    state.emit(
+        "checkout.session.expired",
+        session.clone(),
+        context.idempotency_key,
+        context.webhooks,
+    );
+    Ok(session)
+}
+
+fn create_refund(
+    state: &mut State,
+    context: &Context<'_>,
+    params: &Params,
+) -> Result<Value, ApiError> {
+    params.only(&["amount", "charge", "metadata", "payment_intent", "reason"])?;
+    let charge_id = match (params.str("charge"), params.str("payment_intent")) {
+        (Some(charge), _) => state.find("charge", charge, "charge")?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        (None, Some(intent)) => {
+            let intent = state.find("payment_intent", intent, "payment_intent")?;
+            intent["latest_charge"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+        (None, None) => {
+            return Err(ApiError::invalid_request(
+                "One of the following params should be provided for this request: payment_intent or charge.",
+                None,
+            ));
+        }
+    };
+    let charge = state.find("charge", &charge_id, "charge")?.clone();
+    let captured = charge["amount_captured"].as_i64().unwrap_or(0);
+    let refunded = charge["amount_refunded"].as_i64().unwrap_or(0);
+    let remaining = captured - refunded;
+    if remaining <= 0 {
+        return Err(ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: Some("charge_already_refunded"),
+            message: format!("Charge {charge_id} has already been refunded."),
+            param: None,
+            decline_code: None,
+        });
+    }
+    let amount = params.int("amount")?.unwrap_or(remaining);
+    if amount <= 0 {
+        return Err(ApiError::invalid("amount", "Invalid positive integer"));
+    }
+    if amount > remaining {
+        return Err(ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: Some("amount_too_large"),
+            message: format!(
+                "Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"
+            ),
+            param: Some("amount".into()),
+            decline_code: None,
+        });
+    }
+    if let Some(reason) = params.str("reason")
+        && !["duplicate", "fraudulent", "requested_by_customer"].contains(&reason)
+    {
+        return Err(ApiError::invalid(
+            "reason",
+            &format!("Invalid reason: {reason}"),
+        ));
+    }
+    let now = state.now();
+    let intent = charge["payment_intent"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut refund = objects::refund(
+        &new_id("re_"),
+        amount,
+        charge["currency"].as_str().unwrap_or("usd"),
+        &charge_id,
+        &intent,
+        now,
+    );
+    refund["metadata"] = metadata(params.get("metadata"))?;
+    refund["reason"] = json!(params.str("reason"));
+    let refund = state.insert(refund);
+    let charge = state
+        .update(&charge_id, |charge| {
+            let total = refunded + amount;
+            charge["amount_refunded"] = json!(total);
+            charge["refunded"] = json!(total >= captured);
+        })
+        .unwrap_or_default();
+    state.emit(
+        "refund.created",
+        refund.clone(),
+        context.idempotency_key,
+        context.webhooks,
+    );
+    state.emit(
+        "charge.refunded",
+        charge,
+        context.idempotency_key,
+        context.webhooks,
+    );
+    Ok(refund)
+}

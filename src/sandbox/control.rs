@@ -1,0 +1,145 @@
+//! The sandbox's control surface for tests and demos, under `/_sandbox/`:
+//! the clock, faults, paying a session without a browser, disputes, and
+//! what was requested and delivered.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use warp::http::{Method, Response, StatusCode};
+
+use super::objects::{self, new_id};
+use super::{Faults, Sandbox, json_response};
+
+pub fn handle(
+    sandbox: &Arc<Sandbox>,
+    method: &Method,
+    path: &[&str],
+    _query: &str,
+    body: &[u8],
+) -> Response<Vec<u8>> {
+    let input: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(value) => value,
+            Err(error) => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": format!("the body is not JSON: {error}")}),
+                );
+            }
+        }
+    };
+    let get = *method == Method::GET;
+    let post = *method == Method::POST;
+    let delete = *method == Method::DELETE;
+    match path {
+        [] | [""] if get => json_response(
+            StatusCode::OK,
+            &json!({
+                "base_url": sandbox.base_url(),
+                "now": sandbox.state().now(),
+                "webhook_url": sandbox.config.webhook_url,
+            }),
+        ),
+        ["clock"] if get => json_response(StatusCode::OK, &json!({"now": sandbox.state().now()})),
+        ["clock"] if post => {
+            let mut state = sandbox.state();
+            let real = state.now() - state.clock_offset;
+            if let Some(now) = input["now"].as_i64() {
+                state.clock_offset = now - real;
+            } else if let Some(seconds) = input["advance"].as_i64() {
+                state.clock_offset += seconds;
+            } else if input["reset"].as_bool() == Some(true) {
+                state.clock_offset = 0;
+            } else {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "give `now` (Unix seconds), `advance` (seconds) or `reset: true`"}),
+                );
+            }
+            sandbox.after_change(&mut state);
+            json_response(StatusCode::OK, &json!({"now": state.now()}))
+        }
+        ["faults"] if get => {
+            let runtime = sandbox.runtime();
+            let mut answer = json!(runtime.faults);
+            answer["injected"] = json!(runtime.injected);
+            json_response(StatusCode::OK, &answer)
+        }
+        ["faults"] if post => match serde_json::from_value::<Faults>(input) {
+            Ok(faults) if (0.0..=1.0).contains(&faults.rate) => {
+                sandbox.runtime().faults = faults.clone();
+                json_response(StatusCode::OK, &json!(faults))
+            }
+            Ok(_) => json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "`rate` is a share between 0 and 1"}),
+            ),
+            Err(error) => json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": error.to_string()}),
+            ),
+        },
+        ["faults"] if delete => {
+            sandbox.runtime().faults = Faults::default();
+            json_response(StatusCode::OK, &json!(Faults::default()))
+        }
+        ["checkout", "sessions", id, "complete"] if post => {
+            let email = input["email"].as_str().unwrap_or("buyer@example.com");
+            let card = input["card"].as_str().unwrap_or("4242424242424242");
+            let webhooks = sandbox.webhooks();
+            let mut state = sandbox.state();
+            let result = super::checkout::complete(&mut state, webhooks, id, email, card);
+            sandbox.after_change(&mut state);
+            match result {
+                Ok(session) => json_response(StatusCode::OK, &session),
+                Err(error) => {
+                    let (status, body) = error.to_response();
+                    json_response(
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                        &body,
+                    )
+                }
+            }
+        }
+        ["disputes"] if post => {
+            let webhooks = sandbox.webhooks();
+            let mut state = sandbox.state();
+            let charge_id = match (input["charge"].as_str(), input["payment_intent"].as_str()) {
+                (Some(charge), _) => Some(charge.to_owned()),
+                (None, Some(intent)) => state
+                    .get(intent)
+                    .and_then(|intent| intent["latest_charge"].as_str())
+                    .map(str::to_owned),
+                (None, None) => None,
+            };
+            let Some(charge) = charge_id
+                .and_then(|id| state.get(&id).filter(|c| c["object"] == "charge").cloned())
+            else {
+                return json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": "give the `charge` or `payment_intent` of a paid session"}),
+                );
+            };
+            let reason = input["reason"].as_str().unwrap_or("fraudulent");
+            let now = state.now();
+            let dispute = state.insert(objects::dispute(&new_id("dp_"), &charge, reason, now));
+            let charge_id = charge["id"].as_str().unwrap_or_default().to_owned();
+            state.update(&charge_id, |charge| charge["disputed"] = json!(true));
+            state.emit("charge.dispute.created", dispute.clone(), None, webhooks);
+            sandbox.after_change(&mut state);
+            json_response(StatusCode::OK, &dispute)
+        }
+        ["requests"] if get => json_response(StatusCode::OK, &super::log_json(sandbox)),
+        ["requests"] if delete => {
+            sandbox.runtime().log.clear();
+            json_response(StatusCode::OK, &json!([]))
+        }
+        ["webhooks"] if get => json_response(StatusCode::OK, &sandbox.deliveries.to_json()),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "no such sandbox control"}),
+        ),
+    }
+}

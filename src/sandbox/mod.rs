@@ -1,0 +1,561 @@
+//! `shop sandbox`: a local, Stripe-compatible server for what `shop` uses.
+//!
+//! It answers the API (`/v1/...`) as Stripe does, down to error bodies,
+//! idempotency and pagination; serves a hosted test-checkout page where
+//! Stripe's test cards succeed or decline; records events and delivers them
+//! signed to a webhook URL; and has a control surface (`/_sandbox/...`) for
+//! tests: a settable clock, fault injection, completing a session without a
+//! browser, and disputes.
+
+mod api;
+mod checkout;
+mod control;
+mod objects;
+mod params;
+mod state;
+mod webhooks;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use warp::Filter;
+use warp::http::{HeaderMap, Method, Response, StatusCode};
+
+use crate::secret::Secret;
+pub use params::Params;
+use state::{Replay, State};
+
+/// How a sandbox runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where its objects are kept between runs; in memory only when `None`.
+    pub data: Option<PathBuf>,
+    /// Where events are delivered, signed with `webhook_secret`.
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Secret,
+}
+
+/// Faults injected into API requests, for tests of retries.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Faults {
+    /// The share of API requests (0.0 to 1.0) answered with `status`.
+    #[serde(default)]
+    pub rate: f64,
+    /// 500 (the default), 429, 502, 503...
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Added to every API request.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// `before` (the default): the request is not carried out; `after`: it
+    /// is, and its answer is lost.
+    #[serde(default)]
+    pub when: Option<String>,
+}
+
+/// One API request and its answer, kept for conformance tests.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    pub params: Value,
+    pub status: u16,
+    pub response: Value,
+}
+
+/// The most requests the log keeps (oldest dropped first).
+const LOG_CAPACITY: usize = 20_000;
+
+/// A running sandbox's shared state.
+#[derive(Debug)]
+pub struct Sandbox {
+    config: Config,
+    state: Mutex<State>,
+    runtime: Mutex<Runtime>,
+    /// The sandbox's own URL, for the `url` of sessions and payment links.
+    base_url: String,
+    deliveries: webhooks::Deliveries,
+}
+
+#[derive(Debug, Default)]
+struct Runtime {
+    faults: Faults,
+    /// How many faults were injected since the sandbox started.
+    injected: u64,
+    log: std::collections::VecDeque<LoggedRequest>,
+}
+
+impl Sandbox {
+    /// A sandbox answering at `address`, with its saved state if any.
+    pub fn new(config: Config, address: SocketAddr) -> std::io::Result<Arc<Sandbox>> {
+        let state = match &config.data {
+            Some(path) => State::load(path)?,
+            None => State::default(),
+        };
+        let deliveries = webhooks::Deliveries::default();
+        Ok(Arc::new(Sandbox {
+            base_url: format!("http://{address}"),
+            state: Mutex::new(state),
+            runtime: Mutex::new(Runtime::default()),
+            deliveries,
+            config,
+        }))
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// How many webhook endpoints events go to: 0 or 1.
+    fn webhooks(&self) -> i64 {
+        i64::from(self.config.webhook_url.is_some())
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn runtime(&self) -> MutexGuard<'_, Runtime> {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Saves the state when it is kept in a file; delivers new events.
+    fn after_change(self: &Arc<Self>, state: &mut State) {
+        if let Some(path) = &self.config.data
+            && let Err(error) = state.save(path)
+        {
+            tracing::error!("cannot save the sandbox to `{}`: {error}", path.display());
+        }
+        let events = std::mem::take(&mut state.pending_events);
+        if let Some(url) = &self.config.webhook_url {
+            for event in events {
+                webhooks::deliver(self.clone(), url.clone(), event);
+            }
+        }
+    }
+}
+
+/// Serves `sandbox` on `listener` until `shutdown` completes.
+pub async fn serve(
+    sandbox: Arc<Sandbox>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(sandbox))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+/// Every route of the sandbox, as one warp filter.
+pub fn routes(
+    sandbox: Arc<Sandbox>,
+) -> impl Filter<Extract = (Response<Vec<u8>>,), Error = std::convert::Infallible> + Clone {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::any()
+        .map(move || sandbox.clone())
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes().or(warp::any().map(Bytes::new)).unify())
+        .then(handle)
+}
+
+async fn handle(
+    sandbox: Arc<Sandbox>,
+    method: Method,
+    path: warp::path::FullPath,
+    query: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Vec<u8>> {
+    let path = path.as_str().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v1", ..] => api_request(&sandbox, &method, &path, &query, &headers, &body).await,
+        ["checkout", session] => checkout::page(&sandbox, &method, session, &body),
+        ["pay", link] => checkout::payment_link(&sandbox, link),
+        ["_sandbox", rest @ ..] => control::handle(&sandbox, &method, rest, &query, &body),
+        [""] => checkout::index(&sandbox),
+        _ => plain(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+async fn api_request(
+    sandbox: &Arc<Sandbox>,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response<Vec<u8>> {
+    let request_id = objects::new_id("req_");
+    let faults = sandbox.runtime().faults.clone();
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    let fault = faults.rate > 0.0 && rand::random::<f64>() < faults.rate;
+    if fault {
+        sandbox.runtime().injected += 1;
+    }
+    let fault_status = faults.status.unwrap_or(500);
+    if fault && faults.when.as_deref() != Some("after") {
+        return api_response(fault_status, &fault_body(fault_status), &request_id, &[]);
+    }
+
+    let outcome = authenticate(headers).and_then(|api_key| {
+        let encoded = if *method == Method::GET || *method == Method::DELETE {
+            query.to_owned()
+        } else {
+            String::from_utf8_lossy(body).into_owned()
+        };
+        let params = Params::parse(&encoded)?;
+        Ok((api_key, params))
+    });
+    let (api_key, params) = match outcome {
+        Ok(pair) => pair,
+        Err(error) => {
+            let (status, body) = error.to_response();
+            return api_response(status, &body, &request_id, &[]);
+        }
+    };
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .and_then(|value| value.to_str().ok())
+        .filter(|key| !key.is_empty())
+        .map(str::to_owned);
+
+    let mut extra_headers: Vec<(&str, String)> = Vec::new();
+    let (status, response) = {
+        let mut state = sandbox.state();
+        let replay_slot = match (&idempotency_key, *method == Method::POST) {
+            (Some(key), true) => Some(format!("{api_key}\u{0}{key}")),
+            _ => None,
+        };
+        let fingerprint = format!("{method} {path} {}", params.as_json());
+        let replayed = replay_slot
+            .as_ref()
+            .and_then(|slot| state.idempotency.get(slot).cloned());
+        match replayed {
+            Some(replay) if replay.fingerprint == fingerprint => {
+                extra_headers.push(("Idempotent-Replayed", "true".into()));
+                (replay.status, replay.body)
+            }
+            Some(_) => {
+                let key = idempotency_key.clone().unwrap_or_default();
+                ApiError {
+                    status: 400,
+                    kind: "idempotency_error",
+                    code: None,
+                    message: format!(
+                        "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
+                    ),
+                    param: None,
+                    decline_code: None,
+                }
+                .to_response()
+            }
+            None => {
+                let context = api::Context {
+                    base_url: &sandbox.base_url,
+                    idempotency_key: idempotency_key.as_deref(),
+                    webhooks: sandbox.webhooks(),
+                };
+                let (status, body) =
+                    match api::dispatch(&mut state, &context, method, path, &params) {
+                        Ok(body) => (200, body),
+                        Err(error) => error.to_response(),
+                    };
+                if let Some(slot) = replay_slot {
+                    state.idempotency.insert(
+                        slot,
+                        Replay {
+                            fingerprint,
+                            status,
+                            body: body.clone(),
+                        },
+                    );
+                }
+                if *method == Method::POST {
+                    sandbox.after_change(&mut state);
+                }
+                (status, body)
+            }
+        }
+    };
+    if let Some(key) = &idempotency_key {
+        extra_headers.push(("Idempotency-Key", key.clone()));
+    }
+    {
+        let mut runtime = sandbox.runtime();
+        if runtime.log.len() >= LOG_CAPACITY {
+            runtime.log.pop_front();
+        }
+        runtime.log.push_back(LoggedRequest {
+            method: method.to_string(),
+            path: path.to_owned(),
+            params: params.as_json().clone(),
+            status,
+            response: response.clone(),
+        });
+    }
+    if fault {
+        return api_response(
+            fault_status,
+            &fault_body(fault_status),
+            &request_id,
+            &extra_headers,
+        );
+    }
+    api_response(status, &response, &request_id, &extra_headers)
+}
+
+fn fault_body(status: u16) -> Value {
+    if status == 429 {
+        objects::error(
+            "invalid_request_error",
+            Some("rate_limit"),
+            "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+            None,
+            None,
+        )
+    } else {
+        objects::error(
+            "api_error",
+            None,
+            "An unknown error occurred on Stripe's end. Please try again (sandbox fault injection).",
+            None,
+            None,
+        )
+    }
+}
+
+/// The API key of a request: `Authorization: Bearer sk_test_…` or HTTP
+/// basic auth with the key as user name, as Stripe takes it.
+fn authenticate(headers: &HeaderMap) -> Result<String, ApiError> {
+    let header = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let key = if let Some(token) = header.strip_prefix("Bearer ") {
+        token.trim().to_owned()
+    } else if let Some(encoded) = header.strip_prefix("Basic ") {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .map(|pair| pair.split(':').next().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if key.is_empty() {
+        return Err(ApiError {
+            status: 401,
+            kind: "invalid_request_error",
+            code: None,
+            message: "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.".into(),
+            param: None,
+            decline_code: None,
+        });
+    }
+    let valid = ["sk_test_", "rk_test_"].iter().any(|prefix| {
+        key.strip_prefix(prefix).is_some_and(|rest| {
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    });
+    if !valid {
+        return Err(ApiError {
+            status: 401,
+            kind: "invalid_request_error",
+            code: None,
+            message: format!("Invalid API Key provided: {}", redact(&key)),
+            param: None,
+            decline_code: None,
+        });
+    }
+    Ok(key)
+}
+
+/// A key as Stripe shows it in errors: its prefix and last four characters,
+/// or only asterisks when it is too short to show any of it.
+fn redact(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 16 {
+        return "*".repeat(chars.len().min(24));
+    }
+    let prefix: String = match key.match_indices('_').nth(1) {
+        Some((index, _)) if index < 10 => key[..=index].to_owned(),
+        _ => String::new(),
+    };
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!(
+        "{prefix}{}{tail}",
+        "*".repeat(chars.len() - prefix.chars().count() - 4)
+    )
+}
+
+fn api_response(
+    status: u16,
+    body: &Value,
+    request_id: &str,
+    extra: &[(&str, String)],
+) -> Response<Vec<u8>> {
+    let mut builder = Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .header("Request-Id", request_id)
+        .header("Stripe-Version", crate::stripe::API_VERSION);
+    if status == 429 || status >= 500 {
+        builder = builder.header("Stripe-Should-Retry", "true");
+    }
+    for (name, value) in extra {
+        builder = builder.header(*name, value);
+    }
+    let mut bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+    bytes.push(b'\n');
+    builder
+        .body(bytes)
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "response"))
+}
+
+pub(crate) fn plain(status: StatusCode, text: &str) -> Response<Vec<u8>> {
+    let mut response = Response::new(format!("{text}\n").into_bytes());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "Content-Type",
+        warp::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
+    let mut response = Response::new(serde_json::to_vec_pretty(body).unwrap_or_default());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "Content-Type",
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A Stripe API error, as the sandbox answers it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: u16,
+    pub kind: &'static str,
+    pub code: Option<&'static str>,
+    pub message: String,
+    pub param: Option<String>,
+    pub decline_code: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn to_response(&self) -> (u16, Value) {
+        let body = objects::error(
+            self.kind,
+            self.code,
+            &self.message,
+            self.param.as_deref(),
+            self.decline_code,
+        );
+        (self.status, body)
+    }
+
+    pub fn missing(param: &str) -> ApiError {
+        ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: Some("parameter_missing"),
+            message: format!("Missing required param: {param}."),
+            param: Some(param.to_owned()),
+            decline_code: None,
+        }
+    }
+
+    pub fn invalid(param: &str, message: &str) -> ApiError {
+        ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: Some("parameter_invalid"),
+            message: message.to_owned(),
+            param: Some(param.to_owned()),
+            decline_code: None,
+        }
+    }
+
+    pub fn invalid_request(message: &str, param: Option<&str>) -> ApiError {
+        ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: None,
+            message: message.to_owned(),
+            param: param.map(str::to_owned),
+            decline_code: None,
+        }
+    }
+
+    pub fn no_such(kind: &str, id: &str, param: &str) -> ApiError {
+        ApiError {
+            status: 404,
+            kind: "invalid_request_error",
+            code: Some("resource_missing"),
+            message: format!("No such {kind}: '{id}'"),
+            param: Some(param.to_owned()),
+            decline_code: None,
+        }
+    }
+
+    pub fn unrecognized(method: &Method, path: &str) -> ApiError {
+        ApiError {
+            status: 404,
+            kind: "invalid_request_error",
+            code: None,
+            message: format!(
+                "Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/."
+            ),
+            param: None,
+            decline_code: None,
+        }
+    }
+}
+
+/// Starts a sandbox on `listener` in the background and returns it with a
+/// handle that stops it: for tests and the demo.
+pub async fn spawn(
+    config: Config,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<(
+    Arc<Sandbox>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let address = listener.local_addr()?;
+    let sandbox = Sandbox::new(config, address)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(sandbox.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    Ok((sandbox, stop, task))
+}
+
+/// The request log, oldest first.
+pub fn request_log(sandbox: &Sandbox) -> Vec<LoggedRequest> {
+    sandbox.runtime().log.iter().cloned().collect()
+}
+
+pub(crate) fn log_json(sandbox: &Sandbox) -> Value {
+    json!(request_log(sandbox))
+}

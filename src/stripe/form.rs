@@ -1,0 +1,248 @@
+//! Stripe's form encoding: `application/x-www-form-urlencoded` with nested
+//! keys in brackets (`line_items[0][price]`, `metadata[product]`).
+//!
+//! [`Form`] builds a request body or query string; [`decode`] turns one back
+//! into nested JSON, which the sandbox uses to read requests as Stripe does.
+
+use serde_json::{Map, Value};
+
+/// Parameters of one request, in the order they were added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Form {
+    pairs: Vec<(String, String)>,
+}
+
+impl Form {
+    pub fn new() -> Form {
+        Form::default()
+    }
+
+    /// Adds `key=value`.
+    pub fn field(mut self, key: impl Into<String>, value: impl ToString) -> Form {
+        self.pairs.push((key.into(), value.to_string()));
+        self
+    }
+
+    /// Adds `key=value` when there is a value.
+    pub fn optional(self, key: impl Into<String>, value: Option<impl ToString>) -> Form {
+        match value {
+            Some(value) => self.field(key, value),
+            None => self,
+        }
+    }
+
+    /// Adds each entry as `{prefix}[name]=value`.
+    pub fn map<'a>(
+        mut self,
+        prefix: &str,
+        entries: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Form {
+        for (name, value) in entries {
+            self.pairs
+                .push((format!("{prefix}[{name}]"), value.clone()));
+        }
+        self
+    }
+
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The encoded form: `a=1&b%5Bc%5D=2`, with brackets left readable as
+    /// Stripe's own libraries send them.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        for (index, (key, value)) in self.pairs.iter().enumerate() {
+            if index > 0 {
+                out.push('&');
+            }
+            percent_encode(key, true, &mut out);
+            out.push('=');
+            percent_encode(value, false, &mut out);
+        }
+        out
+    }
+}
+
+fn percent_encode(text: &str, is_key: bool, out: &mut String) {
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            b'[' | b']' if is_key => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+}
+
+/// Decodes `%XX` and `+` of one form component.
+pub fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(index + 1..index + 3)
+                    .and_then(|pair| std::str::from_utf8(pair).ok())
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                    .ok_or_else(|| format!("invalid percent-encoding in `{text}`"))?;
+                out.push(hex);
+                index += 2;
+            }
+            byte => out.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("`{text}` is not UTF-8 once decoded"))
+}
+
+/// Decodes a form body or query string into nested JSON: `a[b][0][c]=v`
+/// becomes `{"a": {"b": [{"c": "v"}]}}`. Every leaf is a string, as Stripe
+/// receives it.
+pub fn decode(body: &str) -> Result<Value, String> {
+    let mut root = Value::Object(Map::new());
+    for pair in body.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(key)?;
+        let value = percent_decode(value)?;
+        let path = key_path(&key)?;
+        insert(&mut root, &path, value, &key)?;
+    }
+    Ok(arrays_from_indexes(root))
+}
+
+/// `a[b][0]` → `["a", "b", "0"]`; `a[]` gives an empty segment (append).
+fn key_path(key: &str) -> Result<Vec<String>, String> {
+    let (head, mut rest) = match key.find('[') {
+        Some(start) => (&key[..start], &key[start..]),
+        None => (key, ""),
+    };
+    if head.is_empty() {
+        return Err(format!("invalid parameter name `{key}`"));
+    }
+    let mut path = vec![head.to_owned()];
+    while !rest.is_empty() {
+        let inner = rest
+            .strip_prefix('[')
+            .and_then(|tail| tail.split_once(']'))
+            .ok_or_else(|| format!("invalid parameter name `{key}`"))?;
+        path.push(inner.0.to_owned());
+        rest = inner.1;
+    }
+    Ok(path)
+}
+
+fn insert(node: &mut Value, path: &[String], value: String, key: &str) -> Result<(), String> {
+    let conflict = || format!("parameter `{key}` conflicts with another of the same name");
+    let Value::Object(map) = node else {
+        return Err(conflict());
+    };
+    let (first, rest) = path.split_first().ok_or_else(conflict)?;
+    // `a[]=x`: append under the next free index.
+    let first = if first.is_empty() {
+        map.len().to_string()
+    } else {
+        first.clone()
+    };
+    if rest.is_empty() {
+        if map.contains_key(&first) && !map[&first].is_string() {
+            return Err(conflict());
+        }
+        map.insert(first, Value::String(value));
+        return Ok(());
+    }
+    let child = map
+        .entry(first)
+        .or_insert_with(|| Value::Object(Map::new()));
+    insert(child, rest, value, key)
+}
+
+/// Objects whose keys are all indexes 0..n become arrays.
+fn arrays_from_indexes(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let is_array = !map.is_empty()
+                && map.keys().all(|key| key.parse::<usize>().is_ok())
+                && (0..map.len()).all(|index| map.contains_key(&index.to_string()));
+            if is_array {
+                let mut items: Vec<(usize, Value)> = map
+                    .into_iter()
+                    .map(|(key, value)| (key.parse().unwrap_or(0), arrays_from_indexes(value)))
+                    .collect();
+                items.sort_by_key(|(index, _)| *index);
+                Value::Array(items.into_iter().map(|(_, value)| value).collect())
+            } else {
+                Value::Object(
+                    map.into_iter()
+                        .map(|(key, value)| (key, arrays_from_indexes(value)))
+                        .collect(),
+                )
+            }
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn encodes_with_readable_brackets() {
+        let form = Form::new()
+            .field("line_items[0][price]", "price_1")
+            .field("metadata[product]", "guide")
+            .field(
+                "success_url",
+                "https://x.example/thanks?session_id={CHECKOUT_SESSION_ID}",
+            )
+            .field("name", "A & B");
+        assert_eq!(
+            form.encode(),
+            "line_items[0][price]=price_1&metadata[product]=guide&\
+             success_url=https%3A%2F%2Fx.example%2Fthanks%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D&\
+             name=A%20%26%20B"
+        );
+    }
+
+    #[test]
+    fn decodes_nested_keys() {
+        let body = "line_items[0][price]=price_1&line_items[0][quantity]=1&line_items[1][price]=p2\
+                    &metadata%5Bproduct%5D=guide&expand[]=line_items&expand[]=payment_intent&name=A+%26+B";
+        assert_eq!(
+            decode(body).unwrap(),
+            json!({
+                "line_items": [{"price": "price_1", "quantity": "1"}, {"price": "p2"}],
+                "metadata": {"product": "guide"},
+                "expand": ["line_items", "payment_intent"],
+                "name": "A & B",
+            })
+        );
+    }
+
+    #[test]
+    fn round_trips() {
+        let form = Form::new().field("a[b]", "x y/z").field("c", "ü");
+        assert_eq!(
+            decode(&form.encode()).unwrap(),
+            json!({"a": {"b": "x y/z"}, "c": "ü"})
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_input() {
+        assert!(decode("a[b=1").is_err());
+        assert!(decode("[x]=1").is_err());
+        assert!(decode("a=%zz").is_err());
+        assert!(decode("a=1&a[b]=2").is_err());
+    }
+}

@@ -1,0 +1,879 @@
+//! Our own small, typed Stripe client, and webhook signatures.
+//!
+//! It covers what `shop` needs (products, prices, payment links, checkout
+//! sessions, refunds, disputes, events), form-encoded with a pinned
+//! `Stripe-Version`. Every creating request carries an [`IdempotencyKey`];
+//! connection errors, 429 and 5xx are retried with exponential backoff and
+//! jitter, bounded in attempts and time; lists are streams of objects. The
+//! base URL is a parameter, so tests and `shop sandbox` stand in for Stripe.
+
+pub mod form;
+pub mod objects;
+pub mod webhook;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use futures_util::Stream;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+pub use form::Form;
+pub use objects::*;
+
+use crate::secret::Secret;
+
+/// The API version every request pins, so Stripe's answers keep their shape.
+pub const API_VERSION: &str = "2024-04-10";
+
+/// The endpoints this client calls, as (method, path template). The
+/// conformance test checks each against Stripe's OpenAPI description.
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("post", "/v1/products"),
+    ("get", "/v1/products/{id}"),
+    ("post", "/v1/prices"),
+    ("get", "/v1/prices"),
+    ("post", "/v1/payment_links"),
+    ("get", "/v1/payment_links/{payment_link}"),
+    ("post", "/v1/payment_links/{payment_link}"),
+    ("post", "/v1/checkout/sessions"),
+    ("get", "/v1/checkout/sessions"),
+    ("get", "/v1/checkout/sessions/{session}"),
+    ("get", "/v1/checkout/sessions/{session}/line_items"),
+    ("get", "/v1/payment_intents/{intent}"),
+    ("get", "/v1/charges/{charge}"),
+    ("post", "/v1/refunds"),
+    ("get", "/v1/refunds"),
+    ("get", "/v1/disputes"),
+    ("get", "/v1/events"),
+    ("get", "/v1/events/{id}"),
+];
+
+/// Installs rustls' ring provider once per process (we build no OpenSSL).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// How hard to try before giving up.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    /// No retry starts after this much time since the first attempt.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            initial_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with full jitter for attempt `attempt` (1-based).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self
+            .initial_delay
+            .saturating_mul(1 << attempt.min(16).saturating_sub(1));
+        let capped = exponential.min(self.max_delay);
+        // Half fixed, half random: spreads retries without collapsing to zero.
+        let half = capped / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// The `Idempotency-Key` of a creating request. Derived keys make a re-run
+/// command find the object its earlier run created instead of making a
+/// second one; random keys still make retries of one call safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// A key derived from what is being created: the same parts always give
+    /// the same key.
+    pub fn derived(parts: &[&str]) -> IdempotencyKey {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        IdempotencyKey(format!("shop-{}", &hex::encode(hasher.finalize())[..40]))
+    }
+
+    /// A fresh key for a request that should happen once per call.
+    pub fn random() -> IdempotencyKey {
+        IdempotencyKey(format!("shop-{}", uuid::Uuid::new_v4()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A Stripe client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: Secret,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    /// A client for the API at `base` (`https://api.stripe.com`, or the
+    /// sandbox), authenticating with `key`.
+    pub fn new(base: &str, key: Secret) -> Result<Client, StripeError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(80))
+            .user_agent(concat!("shop/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| StripeError::Unreachable {
+                base: base.to_owned(),
+                attempts: 0,
+                source,
+            })?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            key,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Client {
+        self.retry = retry;
+        self
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    // ---- products and prices
+
+    pub async fn create_product(
+        &self,
+        params: &CreateProduct,
+        key: &IdempotencyKey,
+    ) -> Result<Product, StripeError> {
+        let form = Form::new()
+            .optional("id", params.id.as_deref())
+            .field("name", &params.name)
+            .optional("description", params.description.as_deref())
+            .map("metadata", &params.metadata);
+        self.post("/v1/products", form, Some(key)).await
+    }
+
+    /// The product, or `None` if Stripe has no product with this id.
+    pub async fn product(&self, id: &str) -> Result<Option<Product>, StripeError> {
+        not_found_is_none(
+            self.get(&format!("/v1/products/{}", segment(id)), Form::new())
+                .await,
+        )
+    }
+
+    pub async fn create_price(
+        &self,
+        params: &CreatePrice,
+        key: &IdempotencyKey,
+    ) -> Result<Price, StripeError> {
+        let form = Form::new()
+            .field("product", &params.product)
+            .field("unit_amount", params.unit_amount)
+            .field("currency", &params.currency)
+            .map("metadata", &params.metadata);
+        self.post("/v1/prices", form, Some(key)).await
+    }
+
+    /// The active prices of a product.
+    pub fn prices(&self, product: &str) -> impl Stream<Item = Result<Price, StripeError>> + '_ {
+        let form = Form::new()
+            .field("product", product)
+            .field("active", "true");
+        self.list("/v1/prices", form)
+    }
+
+    // ---- payment links
+
+    pub async fn create_payment_link(
+        &self,
+        params: &CreatePaymentLink,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentLink, StripeError> {
+        let form = Form::new()
+            .field("line_items[0][price]", &params.price)
+            .field("line_items[0][quantity]", 1)
+            .field("after_completion[type]", "redirect")
+            .field("after_completion[redirect][url]", &params.redirect_url)
+            .field("allow_promotion_codes", params.allow_promotion_codes)
+            .map("metadata", &params.metadata);
+        self.post("/v1/payment_links", form, Some(key)).await
+    }
+
+    pub async fn payment_link(&self, id: &str) -> Result<Option<PaymentLink>, StripeError> {
+        not_found_is_none(
+            self.get(&format!("/v1/payment_links/{}", segment(id)), Form::new())
+                .await,
+        )
+    }
+
+    /// Turns a payment link on or off (off: its URL stops selling).
+    pub async fn set_payment_link_active(
+        &self,
+        id: &str,
+        active: bool,
+    ) -> Result<PaymentLink, StripeError> {
+        let form = Form::new().field("active", active);
+        self.post(&format!("/v1/payment_links/{}", segment(id)), form, None)
+            .await
+    }
+
+    // ---- checkout sessions
+
+    pub async fn create_checkout_session(
+        &self,
+        params: &CreateCheckoutSession,
+        key: &IdempotencyKey,
+    ) -> Result<CheckoutSession, StripeError> {
+        let mut form = Form::new()
+            .field("mode", "payment")
+            .field("line_items[0][price]", &params.price)
+            .field("line_items[0][quantity]", 1)
+            .field("success_url", &params.success_url)
+            .optional("cancel_url", params.cancel_url.as_deref())
+            .optional("customer_email", params.customer_email.as_deref())
+            .optional("client_reference_id", params.client_reference_id.as_deref())
+            .optional("expires_at", params.expires_at)
+            .map("metadata", &params.metadata);
+        match &params.promotion_code {
+            Some(code) => form = form.field("discounts[0][promotion_code]", code),
+            None if params.allow_promotion_codes => {
+                form = form.field("allow_promotion_codes", true)
+            }
+            None => {}
+        }
+        self.post("/v1/checkout/sessions", form, Some(key)).await
+    }
+
+    pub async fn checkout_session(&self, id: &str) -> Result<Option<CheckoutSession>, StripeError> {
+        not_found_is_none(
+            self.get(
+                &format!("/v1/checkout/sessions/{}", segment(id)),
+                Form::new(),
+            )
+            .await,
+        )
+    }
+
+    /// Checkout sessions, newest first, as Stripe lists them.
+    pub fn checkout_sessions(
+        &self,
+        filter: &ListCheckoutSessions,
+    ) -> impl Stream<Item = Result<CheckoutSession, StripeError>> + '_ {
+        let form = Form::new()
+            .optional("created[gte]", filter.created_gte)
+            .optional("created[lt]", filter.created_lt)
+            .optional("status", filter.status.as_deref())
+            .optional("payment_intent", filter.payment_intent.as_deref())
+            .field("limit", filter.limit.unwrap_or(100));
+        self.list("/v1/checkout/sessions", form)
+    }
+
+    pub fn checkout_session_line_items<'a>(
+        &'a self,
+        session: &str,
+    ) -> impl Stream<Item = Result<LineItem, StripeError>> + 'a {
+        let path = format!("/v1/checkout/sessions/{}/line_items", segment(session));
+        self.list_owned(path, Form::new().field("limit", 100))
+    }
+
+    pub async fn payment_intent(&self, id: &str) -> Result<Option<PaymentIntent>, StripeError> {
+        not_found_is_none(
+            self.get(&format!("/v1/payment_intents/{}", segment(id)), Form::new())
+                .await,
+        )
+    }
+
+    pub async fn charge(&self, id: &str) -> Result<Option<Charge>, StripeError> {
+        not_found_is_none(
+            self.get(&format!("/v1/charges/{}", segment(id)), Form::new())
+                .await,
+        )
+    }
+
+    // ---- refunds, disputes, events
+
+    /// Refunds a payment, whole or `amount` of it.
+    pub async fn create_refund(
+        &self,
+        payment_intent: &str,
+        amount: Option<i64>,
+        key: &IdempotencyKey,
+    ) -> Result<Refund, StripeError> {
+        let form = Form::new()
+            .field("payment_intent", payment_intent)
+            .optional("amount", amount);
+        self.post("/v1/refunds", form, Some(key)).await
+    }
+
+    pub fn refunds(
+        &self,
+        created_gte: Option<i64>,
+    ) -> impl Stream<Item = Result<Refund, StripeError>> + '_ {
+        self.list(
+            "/v1/refunds",
+            Form::new()
+                .optional("created[gte]", created_gte)
+                .field("limit", 100),
+        )
+    }
+
+    pub fn disputes(
+        &self,
+        created_gte: Option<i64>,
+    ) -> impl Stream<Item = Result<Dispute, StripeError>> + '_ {
+        self.list(
+            "/v1/disputes",
+            Form::new()
+                .optional("created[gte]", created_gte)
+                .field("limit", 100),
+        )
+    }
+
+    /// Events of these types (all when empty), newest first.
+    pub fn events(
+        &self,
+        types: &[&str],
+        created_gte: Option<i64>,
+    ) -> impl Stream<Item = Result<Event, StripeError>> + '_ {
+        let mut form = Form::new()
+            .optional("created[gte]", created_gte)
+            .field("limit", 100);
+        for (index, kind) in types.iter().enumerate() {
+            form = form.field(format!("types[{index}]"), kind);
+        }
+        self.list("/v1/events", form)
+    }
+
+    pub async fn event(&self, id: &str) -> Result<Option<Event>, StripeError> {
+        not_found_is_none(
+            self.get(&format!("/v1/events/{}", segment(id)), Form::new())
+                .await,
+        )
+    }
+
+    // ---- the transport
+
+    async fn get<T: DeserializeOwned>(&self, path: &str, query: Form) -> Result<T, StripeError> {
+        self.request(Method::GET, path, query, None).await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Form,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<T, StripeError> {
+        self.request(Method::POST, path, body, key).await
+    }
+
+    fn list<'a, T: DeserializeOwned + Object + 'a>(
+        &'a self,
+        path: &'static str,
+        form: Form,
+    ) -> impl Stream<Item = Result<T, StripeError>> + 'a {
+        self.list_owned(path.to_owned(), form)
+    }
+
+    /// Pages through a list with `starting_after`, one page in memory at a time.
+    fn list_owned<'a, T: DeserializeOwned + Object + 'a>(
+        &'a self,
+        path: String,
+        form: Form,
+    ) -> impl Stream<Item = Result<T, StripeError>> + 'a {
+        struct Pages<T> {
+            buffer: VecDeque<T>,
+            after: Option<String>,
+            more: bool,
+        }
+        let start = Pages {
+            buffer: VecDeque::new(),
+            after: None,
+            more: true,
+        };
+        futures_util::stream::try_unfold(start, move |mut pages| {
+            let path = path.clone();
+            let form = form.clone();
+            async move {
+                if pages.buffer.is_empty() && pages.more {
+                    let query = form.optional("starting_after", pages.after.as_deref());
+                    let page: List<T> = self.get(&path, query).await?;
+                    pages.more = page.has_more && !page.data.is_empty();
+                    pages.after = page.data.last().map(|item| item.id().to_owned());
+                    pages.buffer.extend(page.data);
+                }
+                Ok(pages.buffer.pop_front().map(|item| (item, pages)))
+            }
+        })
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        form: Form,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<T, StripeError> {
+        let started = Instant::now();
+        let url = format!("{}{path}", self.base);
+        let encoded = form.encode();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let target = if method == Method::GET && !encoded.is_empty() {
+                format!("{url}?{encoded}")
+            } else {
+                url.clone()
+            };
+            let mut request = self
+                .http
+                .request(method.clone(), target)
+                .bearer_auth(self.key.expose())
+                .header("Stripe-Version", API_VERSION);
+            if method != Method::GET {
+                request = request
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(encoded.clone());
+                if let Some(key) = key {
+                    request = request.header("Idempotency-Key", key.as_str());
+                }
+            }
+            let (error, delay) = match request.send().await {
+                Err(source) => {
+                    let delay = self.retry.backoff(attempt);
+                    (
+                        StripeError::Unreachable {
+                            base: self.base.clone(),
+                            attempts: attempt,
+                            source,
+                        },
+                        delay,
+                    )
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    let body = match response.bytes().await {
+                        Ok(body) => body,
+                        Err(source) => {
+                            let delay = self.retry.backoff(attempt);
+                            let error = StripeError::Unreachable {
+                                base: self.base.clone(),
+                                attempts: attempt,
+                                source,
+                            };
+                            if self.may_retry(attempt, started, delay) {
+                                tokio::time::sleep(delay).await;
+                                continue;
+                            }
+                            return Err(error);
+                        }
+                    };
+                    if status.is_success() {
+                        return serde_json::from_slice(&body).map_err(|source| {
+                            StripeError::Decode {
+                                path: path.to_owned(),
+                                source,
+                            }
+                        });
+                    }
+                    let error = StripeError::from_response(status, &body, path, &self.key, attempt);
+                    let should_retry = match headers
+                        .get("stripe-should-retry")
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        Some("true") => true,
+                        Some("false") => false,
+                        _ => {
+                            status == StatusCode::TOO_MANY_REQUESTS
+                                || status.is_server_error()
+                                || status == StatusCode::CONFLICT
+                        }
+                    };
+                    if !should_retry {
+                        return Err(error);
+                    }
+                    let retry_after = headers
+                        .get("retry-after")
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.trim().parse::<u64>().ok())
+                        .map(|seconds| Duration::from_secs(seconds).min(self.retry.max_delay));
+                    (
+                        error,
+                        retry_after.unwrap_or_else(|| self.retry.backoff(attempt)),
+                    )
+                }
+            };
+            if !self.may_retry(attempt, started, delay) {
+                return Err(error);
+            }
+            tracing::debug!(
+                attempt,
+                ?delay,
+                "retrying Stripe request to {path}: {error}"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn may_retry(&self, attempt: u32, started: Instant, delay: Duration) -> bool {
+        attempt < self.retry.max_attempts && started.elapsed() + delay <= self.retry.deadline
+    }
+}
+
+/// A path segment: ids are ASCII, but nothing unexpected reaches the URL.
+fn segment(id: &str) -> String {
+    let encoded = Form::new().field("x", id).encode();
+    encoded.strip_prefix("x=").unwrap_or_default().to_owned()
+}
+
+fn not_found_is_none<T>(result: Result<T, StripeError>) -> Result<Option<T>, StripeError> {
+    match result {
+        Ok(object) => Ok(Some(object)),
+        Err(StripeError::Api(failure)) if failure.status == 404 => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+// ---- parameters
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateProduct {
+    /// A product id of our choosing, so a re-run finds it.
+    pub id: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreatePrice {
+    pub product: String,
+    pub unit_amount: i64,
+    pub currency: String,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreatePaymentLink {
+    pub price: String,
+    /// Where Stripe sends the buyer after paying; may hold
+    /// `{CHECKOUT_SESSION_ID}`.
+    pub redirect_url: String,
+    pub allow_promotion_codes: bool,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateCheckoutSession {
+    pub price: String,
+    pub success_url: String,
+    pub cancel_url: Option<String>,
+    pub customer_email: Option<String>,
+    pub client_reference_id: Option<String>,
+    /// Unix time; Stripe takes 30 minutes to 24 hours from now.
+    pub expires_at: Option<i64>,
+    pub promotion_code: Option<String>,
+    pub allow_promotion_codes: bool,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListCheckoutSessions {
+    pub created_gte: Option<i64>,
+    pub created_lt: Option<i64>,
+    /// `open`, `complete` or `expired`.
+    pub status: Option<String>,
+    pub payment_intent: Option<String>,
+    /// Page size, 1 to 100.
+    pub limit: Option<u32>,
+}
+
+// ---- errors
+
+/// What went wrong talking to Stripe. Messages name the setting to change;
+/// none carries the API key.
+#[derive(Debug, thiserror::Error)]
+pub enum StripeError {
+    #[error("{0}")]
+    Api(Box<ApiFailure>),
+    #[error(
+        "cannot reach Stripe at `{base}`{}: {source}\n\
+         hint: check the network, or `SHOP_STRIPE_API_BASE` if it points at `shop sandbox` (is it running?)",
+        if *attempts > 1 { format!(" after {attempts} attempts") } else { String::new() }
+    )]
+    Unreachable {
+        base: String,
+        attempts: u32,
+        source: reqwest::Error,
+    },
+    #[error(
+        "Stripe's answer to `{path}` is not what shop expects: {source}\n\
+         hint: this is a bug in shop; please report it with the command you ran"
+    )]
+    Decode {
+        path: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Stripe's answer to a request it refused.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub status: u16,
+    /// Stripe's error `type`: `invalid_request_error`, `card_error`, ...
+    pub kind: String,
+    pub code: Option<String>,
+    pub decline_code: Option<String>,
+    pub message: String,
+    pub param: Option<String>,
+    /// The API path, for messages.
+    pub path: String,
+    /// The variable the API key came from, for messages.
+    pub key_name: String,
+    pub attempts: u32,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&api_message(self))
+    }
+}
+
+impl StripeError {
+    fn from_response(
+        status: StatusCode,
+        body: &[u8],
+        path: &str,
+        key: &Secret,
+        attempts: u32,
+    ) -> StripeError {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            error: Body,
+        }
+        #[derive(serde::Deserialize)]
+        struct Body {
+            #[serde(rename = "type")]
+            kind: Option<String>,
+            code: Option<String>,
+            decline_code: Option<String>,
+            message: Option<String>,
+            param: Option<String>,
+        }
+        let parsed = serde_json::from_slice::<Envelope>(body)
+            .ok()
+            .map(|envelope| envelope.error);
+        let (kind, code, decline_code, message, param) = match parsed {
+            Some(body) => (
+                body.kind,
+                body.code,
+                body.decline_code,
+                body.message,
+                body.param,
+            ),
+            None => (None, None, None, None, None),
+        };
+        // Stripe shows a redacted key in some messages; never let more of it
+        // than that reach a log or a terminal.
+        let message = message.map(|message| message.replace(key.expose(), "[redacted]"));
+        StripeError::Api(Box::new(ApiFailure {
+            status: status.as_u16(),
+            kind: kind.unwrap_or_else(|| {
+                if status.is_server_error() {
+                    "api_error".into()
+                } else {
+                    "invalid_request_error".into()
+                }
+            }),
+            code,
+            decline_code,
+            message: message.unwrap_or_else(|| format!("HTTP {status}")),
+            param,
+            path: path.to_owned(),
+            key_name: key.name().to_owned(),
+            attempts,
+        }))
+    }
+
+    /// Stripe's error `code` (`resource_missing`, `card_declined`, ...).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            StripeError::Api(failure) => failure.code.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            StripeError::Api(failure) => Some(failure.status),
+            _ => None,
+        }
+    }
+}
+
+fn api_message(failure: &ApiFailure) -> String {
+    let ApiFailure {
+        status,
+        kind,
+        message,
+        path,
+        key_name,
+        attempts,
+        ..
+    } = failure;
+    let (status, attempts) = (*status, *attempts);
+    let kind = kind.as_str();
+    let code = failure.code.as_deref();
+    let decline_code = failure.decline_code.as_deref();
+    let param = failure.param.as_deref();
+    let tries = if attempts > 1 {
+        format!(" after {attempts} attempts")
+    } else {
+        String::new()
+    };
+    if status == 401 || kind == "authentication_error" {
+        return format!(
+            "Stripe refused the API key in `{key_name}`: {message}\n\
+             hint: set `{key_name}` to a secret key from https://dashboard.stripe.com/apikeys \
+             (sk_test_… or sk_live_…); with `shop sandbox`, any sk_test_ key works"
+        );
+    }
+    if status == 429 || kind == "rate_limit_error" || code == Some("rate_limit") {
+        return format!(
+            "Stripe is limiting the rate of requests{tries}: {message}\n\
+             hint: wait a minute and run the command again; it is safe to repeat"
+        );
+    }
+    match kind {
+        "card_error" => format!(
+            "the card was declined: {message}{}\nhint: the buyer can try another card",
+            decline_code
+                .or(code)
+                .map(|code| format!(" (`{code}`)"))
+                .unwrap_or_default()
+        ),
+        "idempotency_error" => format!(
+            "Stripe refused a repeated `{path}` request with other parameters: {message}\n\
+             hint: the object was first created with other settings; undo the change to the \
+             product file, or see what exists in Stripe's dashboard"
+        ),
+        _ if status >= 500 || kind == "api_error" => format!(
+            "Stripe failed ({status}){tries} on `{path}`: {message}\n\
+             hint: Stripe's status is at https://status.stripe.com; the command is safe to run again"
+        ),
+        _ => format!(
+            "Stripe refused `{path}` ({status}{}): {message}{}\n\
+             hint: check the setting behind {}; if it looks right, this is a bug in shop",
+            code.map(|code| format!(", `{code}`")).unwrap_or_default(),
+            param
+                .map(|param| format!(" (parameter `{param}`)"))
+                .unwrap_or_default(),
+            param.map_or_else(|| "the request".to_owned(), |param| format!("`{param}`")),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_keys_are_stable_and_distinct() {
+        let a = IdempotencyKey::derived(&["price", "guide", "2900", "usd"]);
+        assert_eq!(
+            a,
+            IdempotencyKey::derived(&["price", "guide", "2900", "usd"])
+        );
+        assert_ne!(
+            a,
+            IdempotencyKey::derived(&["price", "guide", "2900", "eur"])
+        );
+        // Lengths are part of the hash: no ambiguity from joining.
+        assert_ne!(
+            IdempotencyKey::derived(&["ab", "c"]),
+            IdempotencyKey::derived(&["a", "bc"])
+        );
+        assert!(a.as_str().starts_with("shop-") && a.as_str().len() <= 255);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            deadline: Duration::from_secs(10),
+        };
+        for _ in 0..50 {
+            let first = policy.backoff(1);
+            assert!(
+                first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
+                "{first:?}"
+            );
+            let tenth = policy.backoff(10);
+            assert!(
+                tenth >= Duration::from_millis(500) && tenth <= Duration::from_millis(1000),
+                "{tenth:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        let key = Secret::new("STRIPE_SECRET_KEY", "sk_test_123456789").unwrap();
+        let body = br#"{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_test_****6789"}}"#;
+        let error =
+            StripeError::from_response(StatusCode::UNAUTHORIZED, body, "/v1/products", &key, 1)
+                .to_string();
+        assert!(
+            error.starts_with("Stripe refused the API key in `STRIPE_SECRET_KEY`"),
+            "{error}"
+        );
+        assert!(error.contains("hint: set `STRIPE_SECRET_KEY`"), "{error}");
+        assert!(!error.contains("sk_test_123456789"), "{error}");
+
+        let body = br#"{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card has insufficient funds."}}"#;
+        let error =
+            StripeError::from_response(StatusCode::PAYMENT_REQUIRED, body, "/v1/x", &key, 1)
+                .to_string();
+        assert!(
+            error.contains("declined: Your card has insufficient funds. (`insufficient_funds`)"),
+            "{error}"
+        );
+
+        let error =
+            StripeError::from_response(StatusCode::BAD_GATEWAY, b"<html>", "/v1/x", &key, 6)
+                .to_string();
+        assert!(
+            error.starts_with("Stripe failed (502) after 6 attempts"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(segment("cs_test_abc"), "cs_test_abc");
+        assert_eq!(segment("../x?y"), "..%2Fx%3Fy");
+    }
+}

@@ -1,0 +1,534 @@
+//! Conformance against Stripe's own OpenAPI description: every endpoint
+//! the client calls exists; every request it sends (as the sandbox logged
+//! it) has only parameters the spec defines, of the right types; every
+//! object the sandbox answers has the spec's shape.
+//!
+//! The spec is read from `SHOP_STRIPE_OPENAPI`, by default
+//! `../shared/stripe/spec3.json` beside the checkout.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use futures_util::TryStreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use shop::stripe::{
+    CreateCheckoutSession, CreatePaymentLink, CreatePrice, CreateProduct, IdempotencyKey,
+    ListCheckoutSessions,
+};
+
+use crate::harness::Sandbox;
+
+fn spec() -> &'static Value {
+    static SPEC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| {
+        let path = std::env::var_os("SHOP_STRIPE_OPENAPI")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/stripe/spec3.json")
+            });
+        let bytes = std::fs::read(&path).unwrap_or_else(|error| {
+            panic!(
+                "cannot read Stripe's OpenAPI spec at `{}`: {error}; set SHOP_STRIPE_OPENAPI",
+                path.display()
+            )
+        });
+        serde_json::from_slice(&bytes).expect("the spec is JSON")
+    })
+}
+
+fn resolve(schema: &Value) -> &Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let name = reference.rsplit('/').next().unwrap_or_default();
+            resolve(&spec()["components"]["schemas"][name])
+        }
+        None => schema,
+    }
+}
+
+/// The spec path template a concrete path matches, preferring literals.
+fn template_of(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut best: Option<(usize, String)> = None;
+    for template in spec()["paths"].as_object().unwrap().keys() {
+        let parts: Vec<&str> = template.trim_matches('/').split('/').collect();
+        if parts.len() != segments.len() {
+            continue;
+        }
+        let mut literals = 0;
+        let matches = parts.iter().zip(&segments).all(|(part, segment)| {
+            if part.starts_with('{') {
+                true
+            } else {
+                literals += 1;
+                part == segment
+            }
+        });
+        if matches && best.as_ref().is_none_or(|(count, _)| literals > *count) {
+            best = Some((literals, template.clone()));
+        }
+    }
+    best.map(|(_, template)| template)
+}
+
+/// Checks a form parameter (string leaves, nested objects and arrays).
+fn check_param(schema: &Value, value: &Value, name: &str, errors: &mut Vec<String>) {
+    let schema = resolve(schema);
+    if let Some(branches) = schema.get("anyOf").and_then(Value::as_array) {
+        let fits = branches.iter().any(|branch| {
+            let mut scratch = Vec::new();
+            check_param(branch, value, name, &mut scratch);
+            scratch.is_empty()
+        });
+        if !fits {
+            errors.push(format!(
+                "parameter `{name}` = {value} fits none of the spec's forms"
+            ));
+        }
+        return;
+    }
+    let kind = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("object");
+    match value {
+        Value::String(text) => {
+            let fits = match kind {
+                "string" => schema
+                    .get("enum")
+                    .and_then(Value::as_array)
+                    .is_none_or(|values| values.iter().any(|v| v == text)),
+                "integer" => text.parse::<i64>().is_ok(),
+                "number" => text.parse::<f64>().is_ok(),
+                "boolean" => text == "true" || text == "false",
+                _ => false,
+            };
+            if !fits {
+                errors.push(format!(
+                    "parameter `{name}` = `{text}` is not a valid {kind}"
+                ));
+            }
+        }
+        Value::Object(map) => {
+            if kind != "object" {
+                errors.push(format!(
+                    "parameter `{name}` is an object, the spec wants {kind}"
+                ));
+                return;
+            }
+            let properties = schema.get("properties").and_then(Value::as_object);
+            for (key, inner) in map {
+                let child = format!("{name}[{key}]");
+                match (
+                    properties.and_then(|p| p.get(key)),
+                    schema.get("additionalProperties"),
+                ) {
+                    (Some(property), _) => check_param(property, inner, &child, errors),
+                    (None, Some(extra)) if extra.is_object() => {
+                        check_param(extra, inner, &child, errors)
+                    }
+                    (None, Some(Value::Bool(true))) => {}
+                    _ => errors.push(format!("parameter `{child}` is not in the spec")),
+                }
+            }
+            for required in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let required = required.as_str().unwrap_or_default();
+                if !map.contains_key(required) {
+                    errors.push(format!(
+                        "parameter `{name}[{required}]` is required by the spec"
+                    ));
+                }
+            }
+        }
+        Value::Array(items) => {
+            if kind != "array" {
+                errors.push(format!(
+                    "parameter `{name}` is a list, the spec wants {kind}"
+                ));
+                return;
+            }
+            for (index, item) in items.iter().enumerate() {
+                check_param(&schema["items"], item, &format!("{name}[{index}]"), errors);
+            }
+        }
+        other => errors.push(format!("parameter `{name}` = {other} is not form data")),
+    }
+}
+
+/// Checks a response value against a schema: types, required fields,
+/// enums, and no field the schema does not define.
+fn check_value(schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    let schema = resolve(schema);
+    if value.is_null() {
+        if schema.get("nullable") != Some(&Value::Bool(true)) {
+            errors.push(format!("`{at}` is null but not nullable"));
+        }
+        return;
+    }
+    if let Some(branches) = schema.get("anyOf").and_then(Value::as_array) {
+        let mut best: Option<Vec<String>> = None;
+        for branch in branches {
+            let mut scratch = Vec::new();
+            check_value(branch, value, at, &mut scratch);
+            if scratch.is_empty() {
+                return;
+            }
+            if best.as_ref().is_none_or(|b| scratch.len() < b.len()) {
+                best = Some(scratch);
+            }
+        }
+        errors.extend(best.unwrap_or_else(|| vec![format!("`{at}` fits no branch")]));
+        return;
+    }
+    let kind = schema.get("type").and_then(Value::as_str);
+    let fits = match (kind, value) {
+        (Some("string"), Value::String(text)) => {
+            if let Some(values) = schema.get("enum").and_then(Value::as_array)
+                && !values.iter().any(|v| v == text)
+            {
+                errors.push(format!(
+                    "`{at}` = `{text}` is not one of {}",
+                    Value::Array(values.clone())
+                ));
+            }
+            true
+        }
+        (Some("integer"), Value::Number(number)) => number.is_i64() || number.is_u64(),
+        (Some("number"), Value::Number(_)) => true,
+        (Some("boolean"), Value::Bool(_)) => true,
+        (Some("array"), Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                check_value(&schema["items"], item, &format!("{at}[{index}]"), errors);
+            }
+            true
+        }
+        (Some("object") | None, Value::Object(map)) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            for (key, inner) in map {
+                let child = format!("{at}.{key}");
+                match (
+                    properties.and_then(|p| p.get(key)),
+                    schema.get("additionalProperties"),
+                ) {
+                    (Some(property), _) => check_value(property, inner, &child, errors),
+                    (None, Some(extra)) if extra.is_object() => {
+                        check_value(extra, inner, &child, errors)
+                    }
+                    (None, Some(Value::Bool(true))) => {}
+                    (None, _) if properties.is_none() => {}
+                    _ => errors.push(format!("`{child}` is not in the spec")),
+                }
+            }
+            for required in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let required = required.as_str().unwrap_or_default();
+                if !map.contains_key(required) {
+                    errors.push(format!(
+                        "`{at}.{required}` is required by the spec but missing"
+                    ));
+                }
+            }
+            true
+        }
+        _ => false,
+    };
+    if !fits {
+        errors.push(format!(
+            "`{at}` = {value} is not of type {}",
+            kind.unwrap_or("object")
+        ));
+    }
+}
+
+/// Checks one logged request and its answer; returns what is wrong.
+fn check_exchange(entry: &Value) -> Vec<String> {
+    let method = entry["method"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let path = entry["path"].as_str().unwrap_or_default();
+    let mut errors = Vec::new();
+    let Some(template) = template_of(path) else {
+        return vec![format!("{method} {path}: no such path in the spec")];
+    };
+    let operation = &spec()["paths"][&template][&method];
+    if operation.is_null() {
+        return vec![format!(
+            "{method} {template}: no such operation in the spec"
+        )];
+    }
+    let params = entry["params"].as_object().cloned().unwrap_or_default();
+    if method == "get" {
+        let declared = operation["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (name, value) in &params {
+            match declared
+                .iter()
+                .find(|p| p["in"] == "query" && p["name"] == name.as_str())
+            {
+                Some(parameter) => check_param(&parameter["schema"], value, name, &mut errors),
+                None => errors.push(format!("query parameter `{name}` is not in the spec")),
+            }
+        }
+    } else {
+        let schema =
+            &operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"];
+        check_param(schema, &Value::Object(params), "", &mut errors);
+        for error in &mut errors {
+            *error = error.replace("`[", "`").replacen(']', "", 1);
+        }
+    }
+    let status = entry["status"].as_u64().unwrap_or(0);
+    let responses = &operation["responses"];
+    let response_schema = if status == 200 {
+        &responses["200"]
+    } else {
+        &responses["default"]
+    };
+    let schema = &response_schema["content"]["application/json"]["schema"];
+    check_value(schema, &entry["response"], "response", &mut errors);
+    errors
+        .into_iter()
+        .map(|error| format!("{} {template} ({status}): {error}", method.to_uppercase()))
+        .collect()
+}
+
+#[test]
+fn every_endpoint_the_client_calls_is_in_the_spec() {
+    for (method, template) in shop::stripe::ENDPOINTS {
+        assert!(
+            !spec()["paths"][template][method].is_null(),
+            "{method} {template} is not an operation of Stripe's API"
+        );
+    }
+    assert_eq!(
+        spec()["info"]["version"],
+        shop::stripe::API_VERSION,
+        "the pinned Stripe-Version is not the spec's"
+    );
+}
+
+#[test]
+fn the_checker_catches_mismatches() {
+    // The checks must be able to fail: a made-up parameter, a wrong type,
+    // a missing required field and an unknown field are all caught.
+    let bad_request = json!({
+        "method": "POST", "path": "/v1/products", "status": 200,
+        "params": {"name": "x", "colour": "red", "active": "maybe"},
+        "response": {"id": "prod_1", "object": "product", "active": "yes", "surprise": 1},
+    });
+    let errors = check_exchange(&bad_request).join("\n");
+    for expected in [
+        "parameter `colour` is not in the spec",
+        "parameter `active` = `maybe` is not a valid boolean",
+        "`response.active` = \"yes\" is not of type boolean",
+        "`response.surprise` is not in the spec",
+        "`response.created` is required by the spec but missing",
+    ] {
+        assert!(errors.contains(expected), "lacks {expected:?} in\n{errors}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_and_answer_matches_the_spec() {
+    let sandbox = Sandbox::start().await;
+    let client = sandbox.client();
+    let meta = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+
+    // Every method of the client, with every optional parameter set.
+    let product = client
+        .create_product(
+            &CreateProduct {
+                id: Some("prod_shop_guide".into()),
+                name: "Guide".into(),
+                description: Some("A book".into()),
+                metadata: meta(&[("slug", "guide")]),
+            },
+            &IdempotencyKey::derived(&["product"]),
+        )
+        .await
+        .unwrap();
+    client.product(&product.id).await.unwrap().unwrap();
+    assert!(client.product("prod_missing").await.unwrap().is_none());
+    let price = client
+        .create_price(
+            &CreatePrice {
+                product: product.id.clone(),
+                unit_amount: 2900,
+                currency: "eur".into(),
+                metadata: meta(&[("version", "1.0.0")]),
+            },
+            &IdempotencyKey::derived(&["price"]),
+        )
+        .await
+        .unwrap();
+    let _: Vec<_> = client.prices(&product.id).try_collect().await.unwrap();
+    let link = client
+        .create_payment_link(
+            &CreatePaymentLink {
+                price: price.id.clone(),
+                redirect_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}"
+                    .into(),
+                allow_promotion_codes: true,
+                metadata: meta(&[("product", "guide"), ("version", "1.0.0")]),
+            },
+            &IdempotencyKey::derived(&["link"]),
+        )
+        .await
+        .unwrap();
+    client.payment_link(&link.id).await.unwrap().unwrap();
+    client
+        .set_payment_link_active(&link.id, false)
+        .await
+        .unwrap();
+    let now = sandbox.control(Method::GET, "clock", json!({})).await["now"]
+        .as_i64()
+        .unwrap();
+    let session = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                price: price.id.clone(),
+                success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
+                cancel_url: Some("https://books.example/".into()),
+                customer_email: Some("ada@example.com".into()),
+                client_reference_id: Some("ref-1".into()),
+                expires_at: Some(now + 3600),
+                promotion_code: None,
+                allow_promotion_codes: true,
+                metadata: meta(&[
+                    ("product", "guide"),
+                    ("version", "1.0.0"),
+                    ("utm_source", "newsletter"),
+                ]),
+            },
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    sandbox
+        .pay(&session.id, "ada@example.com", "4242424242424242")
+        .await;
+    let paid = client.checkout_session(&session.id).await.unwrap().unwrap();
+    let filter = ListCheckoutSessions {
+        created_gte: Some(now - 10),
+        created_lt: Some(now + 10),
+        status: Some("complete".into()),
+        payment_intent: paid.payment_intent.clone(),
+        limit: Some(5),
+    };
+    let listed: Vec<_> = client
+        .checkout_sessions(&filter)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let _: Vec<_> = client
+        .checkout_session_line_items(&session.id)
+        .try_collect()
+        .await
+        .unwrap();
+    let intent = client
+        .payment_intent(paid.payment_intent.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    client
+        .charge(intent.latest_charge.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    client
+        .create_refund(&intent.id, Some(100), &IdempotencyKey::random())
+        .await
+        .unwrap();
+    sandbox
+        .control(
+            Method::POST,
+            "disputes",
+            json!({"payment_intent": intent.id}),
+        )
+        .await;
+    let _: Vec<_> = client.refunds(Some(now - 10)).try_collect().await.unwrap();
+    let _: Vec<_> = client.disputes(Some(now - 10)).try_collect().await.unwrap();
+    let events: Vec<_> = client
+        .events(
+            &["checkout.session.completed", "charge.refunded"],
+            Some(now - 10),
+        )
+        .try_collect()
+        .await
+        .unwrap();
+    client.event(&events[0].id).await.unwrap().unwrap();
+    let all_events: Vec<_> = client.events(&[], None).try_collect().await.unwrap();
+    // Errors have Stripe's shape too.
+    let _ = client
+        .create_product(
+            &CreateProduct {
+                name: "Other".into(),
+                ..CreateProduct::default()
+            },
+            &IdempotencyKey::derived(&["product"]),
+        )
+        .await;
+    let _ = client
+        .create_refund(&intent.id, Some(1_000_000), &IdempotencyKey::random())
+        .await;
+
+    let log = sandbox.control(Method::GET, "requests", json!({})).await;
+    let log = log.as_array().unwrap();
+    assert!(
+        log.len() >= 20,
+        "the scenario made only {} requests",
+        log.len()
+    );
+    let mut errors: Vec<String> = log.iter().flat_map(check_exchange).collect();
+
+    // Each event's object has the shape of its own type.
+    for event in &all_events {
+        let object = &event.data.object;
+        let kind = object["object"].as_str().unwrap_or_default();
+        let schema = json!({"$ref": format!("#/components/schemas/{kind}")});
+        let mut found = Vec::new();
+        check_value(
+            &schema,
+            object,
+            &format!("{}.data.object", event.kind),
+            &mut found,
+        );
+        errors.extend(found);
+    }
+    let statuses: Vec<u64> = log
+        .iter()
+        .filter_map(|entry| entry["status"].as_u64())
+        .collect();
+    assert!(
+        statuses.contains(&404) && statuses.contains(&400),
+        "the scenario made no error answers: {statuses:?}"
+    );
+    errors.sort();
+    errors.dedup();
+    assert!(
+        errors.is_empty(),
+        "{} mismatches with Stripe's spec:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+    sandbox.stop().await;
+}
