@@ -79,6 +79,19 @@ pub struct GlobalArgs {
     )]
     pub stripe_api_base: String,
 
+    /// Attempts per Stripe request before giving up (retries on connection
+    /// errors, 429 and 5xx)
+    #[arg(
+        long,
+        global = true,
+        env = "SHOP_STRIPE_ATTEMPTS",
+        value_name = "N",
+        default_value_t = 6,
+        value_parser = clap::value_parser!(u32).range(1..=20),
+        hide_short_help = true
+    )]
+    pub stripe_attempts: u32,
+
     /// Base URL of GitHub's REST API
     #[arg(
         long,

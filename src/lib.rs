@@ -11,6 +11,8 @@
 pub mod cli;
 pub mod commands;
 pub mod git;
+pub mod github;
+pub mod release;
 pub mod sandbox;
 pub mod secret;
 pub mod store;

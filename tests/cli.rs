@@ -55,8 +55,6 @@ fn usage_errors_exit_2() {
 fn commands_not_built_yet_say_so_and_fail() {
     let test = Test::store();
     let cases: &[&[&str]] = &[
-        &["release", "example-book", "1.0.0", "example-book.pdf"],
-        &["checkout", "example-book"],
         &["sync"],
         &["notify", "example-book", "1.0.0"],
         &["serve"],

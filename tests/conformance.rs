@@ -394,6 +394,8 @@ async fn every_request_and_answer_matches_the_spec() {
         .await
         .unwrap();
     client.payment_link(&link.id).await.unwrap().unwrap();
+    let active: Vec<_> = client.active_payment_links().try_collect().await.unwrap();
+    assert_eq!(active.len(), 1);
     client
         .set_payment_link_active(&link.id, false)
         .await
@@ -499,6 +501,21 @@ async fn every_request_and_answer_matches_the_spec() {
         log.len()
     );
     let mut errors: Vec<String> = log.iter().flat_map(check_exchange).collect();
+
+    // The scenario exercised every endpoint the client has.
+    for (method, template) in shop::stripe::ENDPOINTS {
+        let exercised = log.iter().any(|entry| {
+            entry["method"]
+                .as_str()
+                .is_some_and(|m| m.eq_ignore_ascii_case(method))
+                && template_of(entry["path"].as_str().unwrap_or_default()).as_deref()
+                    == Some(*template)
+        });
+        assert!(
+            exercised,
+            "the conformance scenario never calls {method} {template}"
+        );
+    }
 
     // Each event's object has the shape of its own type.
     for event in &all_events {

@@ -52,6 +52,17 @@ impl Test {
         self
     }
 
+    /// The variables set for runs, for spawning `shop` by hand.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let mut environment = vec![
+            ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+            ("HOME".to_owned(), self.dir.path().display().to_string()),
+            ("GIT_CONFIG_NOSYSTEM".to_owned(), "1".to_owned()),
+        ];
+        environment.extend(self.env.iter().cloned());
+        environment
+    }
+
     /// Writes `text` to `relative` under the working directory.
     pub fn write(&self, relative: &str, text: &str) -> &Test {
         let path = self.cwd.join(relative);

@@ -2,9 +2,13 @@
 //! run in temporary stores.
 
 mod harness;
+mod support {
+    pub mod github;
+}
 
 mod cli;
 mod conformance;
 mod init;
+mod release;
 mod sandbox;
 mod store;

@@ -1,8 +1,13 @@
 //! `shop checkout`: a one-off Stripe Checkout Session for a released version.
 
 use super::Context;
+use crate::stripe::{CreateCheckoutSession, IdempotencyKey};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The session carries the same product and version metadata as the \
+                        version's payment link, so `shop serve` and `shop sync` treat it alike."
+)]
 pub struct Args {
     /// The product's slug
     pub slug: String,
@@ -24,6 +29,108 @@ pub struct Args {
     pub promo: Option<String>,
 }
 
-pub fn run(_context: &Context, _args: Args) -> anyhow::Result<()> {
-    super::not_built("checkout")
+pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    if !(30 * 60..=24 * 3600).contains(&args.expires) {
+        return Err(super::UsageError(
+            "`--expires` must be between 30m and 24h\nhint: Stripe keeps a Checkout Session open for 30 minutes to 24 hours"
+                .into(),
+        )
+        .into());
+    }
+    if args.promo.is_some() {
+        return Err(super::UsageError(
+            "`shop checkout --promo` is not built yet\nhint: leave it out; the product's `promotion_codes = true` lets buyers enter a code at checkout"
+                .into(),
+        )
+        .into());
+    }
+    if let Some(email) = &args.email {
+        crate::store::settings::check_email(email).map_err(|message| {
+            super::UsageError(format!(
+                "{message}\nhint: give the buyer's address, such as `--email ada@example.com`"
+            ))
+        })?;
+    }
+    let store = context.open_store()?;
+    let product = store.product(&args.slug)?;
+    let release = match &args.version {
+        Some(version) => product.release(version).ok_or_else(|| {
+            anyhow::anyhow!(
+                "`{}` has no release `{version}`\nhint: the released versions are {}",
+                product.slug,
+                released(product)
+            )
+        })?,
+        None => product.latest().ok_or_else(|| {
+            anyhow::anyhow!(
+                "`{}` has not been released yet\nhint: run `shop release {} <version> <files>` first",
+                product.slug,
+                product.slug
+            )
+        })?,
+    };
+    let stripe = context.stripe()?;
+    let now = super::now()?.unix_timestamp();
+    let params = CreateCheckoutSession {
+        price: release.stripe_price.clone(),
+        success_url: format!(
+            "{}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
+            store.settings.base_url
+        ),
+        cancel_url: Some(format!("{}/", store.settings.base_url)),
+        customer_email: args.email.clone(),
+        client_reference_id: None,
+        expires_at: Some(now + args.expires as i64),
+        promotion_code: None,
+        allow_promotion_codes: product.promotion_codes,
+        metadata: [
+            ("product".to_owned(), product.slug.clone()),
+            ("version".to_owned(), release.version.to_string()),
+            ("source".to_owned(), "shop checkout".to_owned()),
+        ]
+        .into(),
+    };
+    let session =
+        super::block_on(stripe.create_checkout_session(&params, &IdempotencyKey::random()))??;
+    let url = session.url.clone().unwrap_or_default();
+    if context.output.json {
+        context.output.json(&serde_json::json!({
+            "id": session.id,
+            "url": url,
+            "product": product.slug,
+            "version": release.version.to_string(),
+            "expires_at": session.expires_at,
+            "customer_email": session.customer_email,
+        }))?;
+    } else {
+        context.output.note(format!(
+            "Checkout for {} {} ({}), open for {}:",
+            product.name,
+            release.version,
+            product.price,
+            human_duration(args.expires)
+        ));
+        context.output.data(format!("{url}\n"))?;
+    }
+    Ok(())
+}
+
+fn released(product: &crate::store::Product) -> String {
+    let versions: Vec<String> = product
+        .releases
+        .iter()
+        .map(|r| r.version.to_string())
+        .collect();
+    if versions.is_empty() {
+        "none yet".to_owned()
+    } else {
+        crate::store::quoted_list(&versions)
+    }
+}
+
+fn human_duration(seconds: u64) -> String {
+    match seconds {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s => format!("{}m", s / 60),
+    }
 }

@@ -111,6 +111,62 @@ impl Context {
     pub fn open_store(&self) -> anyhow::Result<Store> {
         Ok(Store::open(&self.store_dir, &self.overrides)?)
     }
+
+    /// A Stripe client with the key from `STRIPE_SECRET_KEY` (or
+    /// `STRIPE_API_KEY`) for the API at `--stripe-api-base`.
+    pub fn stripe(&self) -> anyhow::Result<crate::stripe::Client> {
+        let key = match secret_from_env("STRIPE_SECRET_KEY")? {
+            Some(key) => key,
+            None => secret_from_env("STRIPE_API_KEY")?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "`STRIPE_SECRET_KEY` is not set\n\
+                     hint: export STRIPE_SECRET_KEY=sk_test_… from https://dashboard.stripe.com/apikeys, \
+                     or run `shop sandbox` and export what it prints"
+                )
+            })?,
+        };
+        let retry = crate::stripe::RetryPolicy {
+            max_attempts: self.global.stripe_attempts,
+            ..crate::stripe::RetryPolicy::default()
+        };
+        Ok(crate::stripe::Client::new(&self.global.stripe_api_base, key)?.with_retry(retry))
+    }
+
+    /// A GitHub client for `repository` with the token from `GITHUB_TOKEN`.
+    pub fn github(&self, repository: &str) -> anyhow::Result<crate::github::GitHub> {
+        let token = secret_from_env("GITHUB_TOKEN")?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "`GITHUB_TOKEN` is not set, and the store keeps its files in `{repository}`\n\
+                 hint: export GITHUB_TOKEN with a token that can write releases there, or empty \
+                 `github.repository` in shop.toml to keep files in .shop/files"
+            )
+        })?;
+        Ok(crate::github::GitHub::new(
+            repository,
+            token,
+            &self.global.github_api_base,
+            &self.global.github_uploads_base,
+        )?)
+    }
+}
+
+/// Now, or the time in `SHOP_NOW` (Unix seconds or RFC 3339), which end-to-end
+/// tests set to pin dates.
+pub(crate) fn now() -> anyhow::Result<time::OffsetDateTime> {
+    match std::env::var("SHOP_NOW") {
+        Ok(text) if !text.is_empty() => {
+            if let Ok(seconds) = text.parse::<i64>() {
+                return time::OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| {
+                    anyhow::anyhow!(
+                        "`SHOP_NOW` is out of range\nhint: give Unix seconds or an RFC 3339 time"
+                    )
+                });
+            }
+            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| anyhow::anyhow!("`SHOP_NOW` is not a time: `{text}`\nhint: give Unix seconds or an RFC 3339 time"))
+        }
+        _ => Ok(time::OffsetDateTime::now_utc()),
+    }
 }
 
 /// Where a subcommand's words go: data to stdout, progress and notes to

@@ -1,8 +1,12 @@
 //! `shop release`: publish a new version of a product.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
 
 use super::Context;
+use crate::release::{self, Files, Reporter, Request};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -36,6 +40,123 @@ pub struct Args {
     pub notify: bool,
 }
 
-pub fn run(_context: &Context, _args: Args) -> anyhow::Result<()> {
-    super::not_built("release")
+pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    if args.notify {
+        return Err(super::UsageError(
+            "`shop release --notify` is not built yet\nhint: release without `--notify`; `shop notify` lands in a later version"
+                .into(),
+        )
+        .into());
+    }
+    let store = context.open_store()?;
+    let notes = match &args.notes {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the release notes `{}`\nhint: give a readable text file to `--notes`",
+                path.display()
+            )
+        })?),
+        None => None,
+    };
+    let stripe = context.stripe()?;
+    let request = Request {
+        store: &store,
+        slug: &args.slug,
+        version: args.version.clone(),
+        files: args.files.clone(),
+        notes,
+        today: super::now()?.date(),
+        dry_run: args.dry_run,
+    };
+    let reporter = TerminalReporter::new(context.output.quiet);
+    let outcome = super::block_on(async {
+        // octocrab's client needs the runtime to exist when it is built.
+        let files = match &store.settings.github_repository {
+            Some(repository) => Files::GitHub(context.github(repository)?),
+            None => Files::Local(release::local_files_dir(&store.root)),
+        };
+        anyhow::Ok(release::run(&request, &stripe, &files, &reporter).await?)
+    })??;
+
+    if context.output.json {
+        context.output.json(&serde_json::to_value(&outcome)?)?;
+        return Ok(());
+    }
+    if outcome.dry_run {
+        context.output.note("dry run: nothing was changed");
+        return Ok(());
+    }
+    let summary = if outcome.created.is_empty() {
+        format!(
+            "{} {} was already released; nothing was created",
+            outcome.product, outcome.version
+        )
+    } else {
+        format!(
+            "released {} {} ({})",
+            outcome.product,
+            outcome.version,
+            outcome.created.join(", ")
+        )
+    };
+    context.output.note(summary);
+    context
+        .output
+        .data(format!("{}\n", outcome.payment_link_url))?;
+    Ok(())
+}
+
+/// Steps as lines on stderr; uploads as indicatif progress bars.
+struct TerminalReporter {
+    quiet: bool,
+    bars: Mutex<Vec<(String, indicatif::ProgressBar)>>,
+}
+
+impl TerminalReporter {
+    fn new(quiet: bool) -> Self {
+        TerminalReporter {
+            quiet,
+            bars: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Reporter for TerminalReporter {
+    fn step(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("  {text}");
+        }
+    }
+
+    fn upload(&self, name: &str, size: u64) -> Arc<dyn Fn(u64) + Send + Sync> {
+        let bar = if self.quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::with_draw_target(
+                Some(size),
+                indicatif::ProgressDrawTarget::stderr(),
+            )
+        };
+        let style = indicatif::ProgressStyle::with_template(
+            "  {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(format!("uploading {name}"));
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.push((name.to_owned(), bar.clone()));
+        }
+        Arc::new(move |bytes| bar.inc(bytes))
+    }
+
+    fn upload_done(&self, name: &str) {
+        if let Ok(mut bars) = self.bars.lock()
+            && let Some(index) = bars.iter().position(|(bar_name, _)| bar_name == name)
+        {
+            let (_, bar) = bars.remove(index);
+            bar.finish_and_clear();
+        }
+        self.step(&format!("uploaded `{name}`"));
+    }
 }

@@ -56,6 +56,14 @@ pub struct Faults {
     /// is, and its answer is lost.
     #[serde(default)]
     pub when: Option<String>,
+    /// Only requests to this API path (`/v1/prices`) and method (`POST`).
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Stop after this many faults.
+    #[serde(default)]
+    pub count: Option<u64>,
 }
 
 /// One API request and its answer, kept for conformance tests.
@@ -205,7 +213,22 @@ async fn api_request(
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
-    let fault = faults.rate > 0.0 && rand::random::<f64>() < faults.rate;
+    let targeted = faults.path.as_deref().is_none_or(|p| p == path)
+        && faults
+            .method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()));
+    let fault = targeted && faults.rate > 0.0 && rand::random::<f64>() < faults.rate && {
+        let mut runtime = sandbox.runtime();
+        match &mut runtime.faults.count {
+            Some(0) => false,
+            Some(left) => {
+                *left -= 1;
+                true
+            }
+            None => true,
+        }
+    };
     if fault {
         sandbox.runtime().injected += 1;
     }

@@ -14,7 +14,7 @@ pub mod webhook;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use futures_util::Stream;
+use futures_util::stream::BoxStream;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -37,6 +37,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/v1/payment_links"),
     ("get", "/v1/payment_links/{payment_link}"),
     ("post", "/v1/payment_links/{payment_link}"),
+    ("get", "/v1/payment_links"),
     ("post", "/v1/checkout/sessions"),
     ("get", "/v1/checkout/sessions"),
     ("get", "/v1/checkout/sessions/{session}"),
@@ -196,7 +197,7 @@ impl Client {
     }
 
     /// The active prices of a product.
-    pub fn prices(&self, product: &str) -> impl Stream<Item = Result<Price, StripeError>> + '_ {
+    pub fn prices(&self, product: &str) -> BoxStream<'_, Result<Price, StripeError>> {
         let form = Form::new()
             .field("product", product)
             .field("active", "true");
@@ -218,6 +219,14 @@ impl Client {
             .field("allow_promotion_codes", params.allow_promotion_codes)
             .map("metadata", &params.metadata);
         self.post("/v1/payment_links", form, Some(key)).await
+    }
+
+    /// Active payment links, newest first.
+    pub fn active_payment_links(&self) -> BoxStream<'_, Result<PaymentLink, StripeError>> {
+        self.list(
+            "/v1/payment_links",
+            Form::new().field("active", "true").field("limit", 100),
+        )
     }
 
     pub async fn payment_link(&self, id: &str) -> Result<Option<PaymentLink>, StripeError> {
@@ -279,7 +288,7 @@ impl Client {
     pub fn checkout_sessions(
         &self,
         filter: &ListCheckoutSessions,
-    ) -> impl Stream<Item = Result<CheckoutSession, StripeError>> + '_ {
+    ) -> BoxStream<'_, Result<CheckoutSession, StripeError>> {
         let form = Form::new()
             .optional("created[gte]", filter.created_gte)
             .optional("created[lt]", filter.created_lt)
@@ -292,7 +301,7 @@ impl Client {
     pub fn checkout_session_line_items<'a>(
         &'a self,
         session: &str,
-    ) -> impl Stream<Item = Result<LineItem, StripeError>> + 'a {
+    ) -> BoxStream<'a, Result<LineItem, StripeError>> {
         let path = format!("/v1/checkout/sessions/{}/line_items", segment(session));
         self.list_owned(path, Form::new().field("limit", 100))
     }
@@ -326,10 +335,7 @@ impl Client {
         self.post("/v1/refunds", form, Some(key)).await
     }
 
-    pub fn refunds(
-        &self,
-        created_gte: Option<i64>,
-    ) -> impl Stream<Item = Result<Refund, StripeError>> + '_ {
+    pub fn refunds(&self, created_gte: Option<i64>) -> BoxStream<'_, Result<Refund, StripeError>> {
         self.list(
             "/v1/refunds",
             Form::new()
@@ -341,7 +347,7 @@ impl Client {
     pub fn disputes(
         &self,
         created_gte: Option<i64>,
-    ) -> impl Stream<Item = Result<Dispute, StripeError>> + '_ {
+    ) -> BoxStream<'_, Result<Dispute, StripeError>> {
         self.list(
             "/v1/disputes",
             Form::new()
@@ -355,7 +361,7 @@ impl Client {
         &self,
         types: &[&str],
         created_gte: Option<i64>,
-    ) -> impl Stream<Item = Result<Event, StripeError>> + '_ {
+    ) -> BoxStream<'_, Result<Event, StripeError>> {
         let mut form = Form::new()
             .optional("created[gte]", created_gte)
             .field("limit", 100);
@@ -387,20 +393,20 @@ impl Client {
         self.request(Method::POST, path, body, key).await
     }
 
-    fn list<'a, T: DeserializeOwned + Object + 'a>(
+    fn list<'a, T: DeserializeOwned + Object + Send + 'a>(
         &'a self,
         path: &'static str,
         form: Form,
-    ) -> impl Stream<Item = Result<T, StripeError>> + 'a {
+    ) -> BoxStream<'a, Result<T, StripeError>> {
         self.list_owned(path.to_owned(), form)
     }
 
     /// Pages through a list with `starting_after`, one page in memory at a time.
-    fn list_owned<'a, T: DeserializeOwned + Object + 'a>(
+    fn list_owned<'a, T: DeserializeOwned + Object + Send + 'a>(
         &'a self,
         path: String,
         form: Form,
-    ) -> impl Stream<Item = Result<T, StripeError>> + 'a {
+    ) -> BoxStream<'a, Result<T, StripeError>> {
         struct Pages<T> {
             buffer: VecDeque<T>,
             after: Option<String>,
@@ -411,7 +417,7 @@ impl Client {
             after: None,
             more: true,
         };
-        futures_util::stream::try_unfold(start, move |mut pages| {
+        Box::pin(futures_util::stream::try_unfold(start, move |mut pages| {
             let path = path.clone();
             let form = form.clone();
             async move {
@@ -424,7 +430,7 @@ impl Client {
                 }
                 Ok(pages.buffer.pop_front().map(|item| (item, pages)))
             }
-        })
+        }))
     }
 
     async fn request<T: DeserializeOwned>(

@@ -1,0 +1,948 @@
+//! Publishing a version of a product: Stripe product, price and payment
+//! link; the files as GitHub release assets (or in the local files folder);
+//! the `[[release]]` record in the product file, a commit and a tag.
+//!
+//! Every step looks before it creates and carries a derived idempotency
+//! key, so running the same release again after a failure at any point
+//! finishes it without a second price, payment link, release or asset.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::github::GitHub;
+use crate::store::{Asset, Product, Release, Store};
+use crate::stripe::{self, IdempotencyKey};
+
+/// Where a release's files go.
+#[derive(Debug)]
+pub enum Files {
+    GitHub(GitHub),
+    /// `<store>/.shop/files/<slug>/<version>/<name>`.
+    Local(PathBuf),
+}
+
+/// The local files folder of a store.
+pub fn local_files_dir(store_root: &Path) -> PathBuf {
+    store_root.join(".shop").join("files")
+}
+
+/// What the person running the release sees: steps and upload progress.
+pub trait Reporter: Send + Sync {
+    fn step(&self, text: &str);
+    /// Starts a progress display for an upload; returns what to call with
+    /// each chunk's length.
+    fn upload(&self, name: &str, size: u64) -> Arc<dyn Fn(u64) + Send + Sync>;
+    fn upload_done(&self, name: &str);
+}
+
+/// One file of the release, checked and hashed.
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    pub path: PathBuf,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// What to release.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub store: &'a Store,
+    pub slug: &'a str,
+    pub version: semver::Version,
+    pub files: Vec<PathBuf>,
+    /// The GitHub release body; `None`: the store's git log since the
+    /// previous release.
+    pub notes: Option<String>,
+    pub today: time::Date,
+    pub dry_run: bool,
+}
+
+/// What the release did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub product: String,
+    pub version: String,
+    pub tag: String,
+    pub payment_link: String,
+    pub payment_link_url: String,
+    pub stripe_product: String,
+    pub stripe_price: String,
+    pub assets: Vec<OutcomeAsset>,
+    /// Objects this run created (empty on a complete re-run).
+    pub created: Vec<String>,
+    /// The previous version's payment link, turned off.
+    pub deactivated: Option<String>,
+    /// Whether the release was already recorded before this run.
+    pub already_recorded: bool,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutcomeAsset {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub github_asset_id: Option<u64>,
+}
+
+/// The stable Stripe product id of a product slug.
+pub fn stripe_product_id(slug: &str) -> String {
+    format!("prod_shop_{slug}")
+}
+
+/// The tag and GitHub release name of a version.
+pub fn tag(slug: &str, version: &semver::Version) -> String {
+    format!("{slug}-v{version}")
+}
+
+/// Checks the files against the product and the version against its
+/// releases, and hashes the files. Nothing remote happens here.
+pub fn check(request: &Request<'_>) -> Result<(Vec<LocalFile>, Option<Release>), ReleaseError> {
+    let product = request.store.product(request.slug)?;
+    let recorded = product.release(&request.version).cloned();
+    if recorded.is_none()
+        && let Some(latest) = product.latest()
+        && latest.version >= request.version
+    {
+        return Err(ReleaseError::VersionNotNewer {
+            version: request.version.to_string(),
+            latest: latest.version.to_string(),
+        });
+    }
+
+    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in &request.files {
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| ReleaseError::File {
+                path: path.clone(),
+                problem: "has no usable file name".into(),
+            })?
+            .to_owned();
+        if !product.files.contains(&name) {
+            return Err(ReleaseError::UnexpectedFile {
+                name,
+                slug: product.slug.clone(),
+                expected: product.files.clone(),
+            });
+        }
+        if by_name.insert(name.clone(), path.clone()).is_some() {
+            return Err(ReleaseError::File {
+                path: path.clone(),
+                problem: format!("is a second file named `{name}`"),
+            });
+        }
+    }
+    let missing: Vec<String> = product
+        .files
+        .iter()
+        .filter(|name| !by_name.contains_key(*name))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(ReleaseError::MissingFiles {
+            slug: product.slug.clone(),
+            missing,
+        });
+    }
+    refuse_tracked(&request.store.root, &request.files)?;
+
+    let mut files = Vec::new();
+    for name in &product.files {
+        let path = &by_name[name];
+        let (size, sha256) = hash_file(path)?;
+        if size == 0 {
+            return Err(ReleaseError::File {
+                path: path.clone(),
+                problem: "is empty".into(),
+            });
+        }
+        files.push(LocalFile {
+            path: path.clone(),
+            name: name.clone(),
+            size,
+            sha256,
+        });
+    }
+
+    if let Some(recorded) = &recorded {
+        for file in &files {
+            let same = recorded.assets.iter().any(|asset| {
+                asset.name == file.name && asset.size == file.size && asset.sha256 == file.sha256
+            });
+            if !same {
+                return Err(ReleaseError::ChangedFiles {
+                    version: request.version.to_string(),
+                    name: file.name.clone(),
+                });
+            }
+        }
+    }
+    Ok((files, recorded))
+}
+
+/// Paid files must never reach git: refuse files the store's repository
+/// tracks or has staged.
+fn refuse_tracked(root: &Path, files: &[PathBuf]) -> Result<(), ReleaseError> {
+    let Ok(repo) = git2::Repository::open(root) else {
+        return Ok(());
+    };
+    let Some(workdir) = repo.workdir().and_then(|dir| dir.canonicalize().ok()) else {
+        return Ok(());
+    };
+    for path in files {
+        let Ok(full) = path.canonicalize() else {
+            continue;
+        };
+        let Ok(relative) = full.strip_prefix(&workdir) else {
+            continue;
+        };
+        let status = repo.status_file(relative).unwrap_or(git2::Status::CURRENT);
+        let tracked =
+            !status.contains(git2::Status::WT_NEW) && !status.contains(git2::Status::IGNORED);
+        let staged = status.intersects(git2::Status::INDEX_NEW | git2::Status::INDEX_MODIFIED);
+        if tracked || staged {
+            return Err(ReleaseError::TrackedFile {
+                path: relative.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> Result<(u64, String), ReleaseError> {
+    let io = |source: std::io::Error| ReleaseError::File {
+        path: path.to_owned(),
+        problem: format!("cannot be read: {source}"),
+    };
+    let metadata = std::fs::metadata(path).map_err(io)?;
+    if !metadata.is_file() {
+        return Err(ReleaseError::File {
+            path: path.to_owned(),
+            problem: "is not a file".into(),
+        });
+    }
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let read = file.read(&mut buffer).map_err(io)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Runs the release: every step is skipped when already done.
+pub async fn run(
+    request: &Request<'_>,
+    stripe: &stripe::Client,
+    files_target: &Files,
+    reporter: &dyn Reporter,
+) -> Result<Outcome, ReleaseError> {
+    let (files, recorded) = check(request)?;
+    let product = request.store.product(request.slug)?;
+    let settings = &request.store.settings;
+    let version = request.version.to_string();
+    let tag = tag(&product.slug, &request.version);
+    let dry = request.dry_run;
+    let mut created = Vec::new();
+    let verb = |done: &str, planned: &str| {
+        if dry {
+            planned.to_owned()
+        } else {
+            done.to_owned()
+        }
+    };
+
+    // 1. The Stripe product, once per slug.
+    let product_id = product.latest().map_or_else(
+        || stripe_product_id(&product.slug),
+        |r| r.stripe_product.clone(),
+    );
+    if stripe.product(&product_id).await?.is_some() {
+        reporter.step(&format!("Stripe product `{product_id}` exists"));
+    } else {
+        reporter.step(&format!(
+            "{} Stripe product `{product_id}`",
+            verb("created", "would create")
+        ));
+        if !dry {
+            let params = stripe::CreateProduct {
+                id: Some(product_id.clone()),
+                name: product.name.clone(),
+                description: product.description.clone(),
+                metadata: [("shop_product".to_owned(), product.slug.clone())].into(),
+            };
+            stripe
+                .create_product(&params, &IdempotencyKey::derived(&["product", &product_id]))
+                .await?;
+            created.push(format!("product {product_id}"));
+        }
+    }
+
+    // 2. A price for the product's amount, reused when one exists.
+    let amount = product.price.amount;
+    let currency = product.price.currency.code().to_owned();
+    let existing_price = if dry && created.iter().any(|c| c.starts_with("product")) {
+        None
+    } else {
+        stripe
+            .prices(&product_id)
+            .try_filter(|price| {
+                std::future::ready(price.unit_amount == Some(amount) && price.currency == currency)
+            })
+            .try_next()
+            .await?
+    };
+    let price_id = match existing_price {
+        Some(price) => {
+            reporter.step(&format!(
+                "Stripe price `{}` for {} exists",
+                price.id, product.price
+            ));
+            price.id
+        }
+        None if dry => {
+            reporter.step(&format!(
+                "would create a Stripe price for {}",
+                product.price
+            ));
+            "price_(new)".to_owned()
+        }
+        None => {
+            let params = stripe::CreatePrice {
+                product: product_id.clone(),
+                unit_amount: amount,
+                currency: currency.clone(),
+                metadata: [("shop_product".to_owned(), product.slug.clone())].into(),
+            };
+            let key =
+                IdempotencyKey::derived(&["price", &product_id, &amount.to_string(), &currency]);
+            let price = stripe.create_price(&params, &key).await?;
+            reporter.step(&format!(
+                "created Stripe price `{}` for {}",
+                price.id, product.price
+            ));
+            created.push(format!("price {}", price.id));
+            price.id
+        }
+    };
+
+    // 3. This version's payment link.
+    let redirect_url = format!(
+        "{}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
+        settings.base_url
+    );
+    let metadata: BTreeMap<String, String> = [
+        ("product".to_owned(), product.slug.clone()),
+        ("version".to_owned(), version.clone()),
+    ]
+    .into();
+    let existing_link = match &recorded {
+        Some(recorded) => stripe
+            .payment_link(&recorded.payment_link)
+            .await?
+            .filter(|link| link.active),
+        None => {
+            stripe
+                .active_payment_links()
+                .try_filter(|link| std::future::ready(link.metadata == metadata))
+                .try_next()
+                .await?
+        }
+    };
+    let (link_id, link_url) = match existing_link {
+        Some(link) => {
+            reporter.step(&format!("payment link `{}` exists", link.id));
+            (link.id, link.url)
+        }
+        None if dry => {
+            reporter.step(&format!(
+                "would create a payment link redirecting to {redirect_url}"
+            ));
+            ("plink_(new)".to_owned(), String::new())
+        }
+        None => {
+            let params = stripe::CreatePaymentLink {
+                price: price_id.clone(),
+                redirect_url: redirect_url.clone(),
+                allow_promotion_codes: product.promotion_codes,
+                metadata: metadata.clone(),
+            };
+            let key = IdempotencyKey::derived(&[
+                "payment_link",
+                &product.slug,
+                &version,
+                &price_id,
+                &redirect_url,
+                &product.promotion_codes.to_string(),
+            ]);
+            let link = stripe.create_payment_link(&params, &key).await?;
+            reporter.step(&format!("created payment link `{}`", link.id));
+            created.push(format!("payment link {}", link.id));
+            (link.id, link.url)
+        }
+    };
+
+    // 4. The files.
+    let assets = match files_target {
+        Files::GitHub(github) => {
+            let notes = match &request.notes {
+                Some(notes) => notes.clone(),
+                None => default_notes(&request.store.root, product, &request.version),
+            };
+            upload_to_github(
+                github,
+                product,
+                &tag,
+                &notes,
+                &files,
+                dry,
+                reporter,
+                &mut created,
+            )
+            .await?
+        }
+        Files::Local(dir) => copy_locally(
+            dir,
+            &product.slug,
+            &version,
+            &files,
+            dry,
+            reporter,
+            &mut created,
+        )?,
+    };
+
+    let outcome_assets: Vec<OutcomeAsset> = assets
+        .iter()
+        .map(|asset| OutcomeAsset {
+            name: asset.name.clone(),
+            size: asset.size,
+            sha256: asset.sha256.clone(),
+            github_asset_id: asset.github_asset_id,
+        })
+        .collect();
+    let mut outcome = Outcome {
+        product: product.slug.clone(),
+        version: version.clone(),
+        tag: tag.clone(),
+        payment_link: link_id.clone(),
+        payment_link_url: link_url.clone(),
+        stripe_product: product_id.clone(),
+        stripe_price: price_id.clone(),
+        assets: outcome_assets,
+        created,
+        deactivated: None,
+        already_recorded: recorded.is_some(),
+        dry_run: dry,
+    };
+    if dry {
+        reporter.step(&format!(
+            "would record the release in products/{}.toml, commit and tag `{tag}`",
+            product.slug
+        ));
+        return Ok(outcome);
+    }
+
+    // 5. The record, the commit and the tag.
+    let release = Release {
+        version: request.version.clone(),
+        date: recorded.as_ref().map_or(request.today, |r| r.date),
+        tag: tag.clone(),
+        stripe_product: product_id,
+        stripe_price: price_id,
+        payment_link: link_id.clone(),
+        payment_link_url: link_url,
+        assets,
+    };
+    if recorded.as_ref() != Some(&release) {
+        record(&request.store.root, product, &release, recorded.is_some())?;
+        reporter.step(&format!(
+            "recorded the release in products/{}.toml",
+            product.slug
+        ));
+    }
+    let committed = commit_and_tag(&request.store.root, &product.slug, &release)?;
+    if committed {
+        reporter.step(&format!("committed and tagged `{tag}`"));
+    }
+
+    // 6. The previous version's link stops selling, now that this one is recorded.
+    if let Some(previous) = product
+        .releases
+        .iter()
+        .rev()
+        .find(|r| r.version < request.version)
+        && previous.payment_link != link_id
+        && let Some(link) = stripe.payment_link(&previous.payment_link).await?
+        && link.active
+    {
+        stripe
+            .set_payment_link_active(&previous.payment_link, false)
+            .await?;
+        reporter.step(&format!(
+            "turned off the payment link of {} (`{}`)",
+            previous.version, previous.payment_link
+        ));
+        outcome.deactivated = Some(previous.payment_link.clone());
+    }
+    Ok(outcome)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload_to_github(
+    github: &GitHub,
+    product: &Product,
+    tag: &str,
+    notes: &str,
+    files: &[LocalFile],
+    dry: bool,
+    reporter: &dyn Reporter,
+    created: &mut Vec<String>,
+) -> Result<Vec<Asset>, ReleaseError> {
+    let repository = github.repository();
+    let release = match github.release_by_tag(tag).await? {
+        Some(release) => {
+            reporter.step(&format!("GitHub release `{tag}` exists in `{repository}`"));
+            Some(release)
+        }
+        None if dry => {
+            reporter.step(&format!(
+                "would create GitHub release `{tag}` in `{repository}`"
+            ));
+            None
+        }
+        None => {
+            let name = format!(
+                "{} {}",
+                product.name,
+                tag.rsplit_once("-v").map_or(tag, |(_, v)| v)
+            );
+            let release = github.create_release(tag, &name, notes).await?;
+            reporter.step(&format!("created GitHub release `{tag}` in `{repository}`"));
+            created.push(format!("GitHub release {tag}"));
+            Some(release)
+        }
+    };
+    let mut assets = Vec::new();
+    for file in files {
+        let existing = release
+            .as_ref()
+            .and_then(|release| release.assets.iter().find(|asset| asset.name == file.name));
+        let keep = existing.filter(|asset| {
+            asset.state == "uploaded"
+                && asset.size == file.size
+                && asset.sha256.as_ref().is_none_or(|sha| *sha == file.sha256)
+        });
+        if let Some(asset) = keep {
+            reporter.step(&format!(
+                "asset `{}` is uploaded ({} bytes)",
+                file.name, file.size
+            ));
+            assets.push(asset_record(file, Some(asset.id)));
+            continue;
+        }
+        let Some(release) = &release else {
+            reporter.step(&format!(
+                "would upload `{}` ({} bytes)",
+                file.name, file.size
+            ));
+            assets.push(asset_record(file, None));
+            continue;
+        };
+        if let Some(stale) = existing {
+            if dry {
+                reporter.step(&format!(
+                    "would replace asset `{}` ({} bytes, state {})",
+                    stale.name, stale.size, stale.state
+                ));
+                assets.push(asset_record(file, None));
+                continue;
+            }
+            github.delete_asset(stale.id).await?;
+            reporter.step(&format!(
+                "deleted the stale asset `{}` ({} bytes, {})",
+                stale.name, stale.size, stale.state
+            ));
+        } else if dry {
+            reporter.step(&format!(
+                "would upload `{}` ({} bytes)",
+                file.name, file.size
+            ));
+            assets.push(asset_record(file, None));
+            continue;
+        }
+        let progress = reporter.upload(&file.name, file.size);
+        let uploaded = github
+            .upload_asset(release, &file.path, &file.name, move |bytes| {
+                progress(bytes)
+            })
+            .await?;
+        reporter.upload_done(&file.name);
+        if uploaded.size != file.size
+            || uploaded
+                .sha256
+                .as_ref()
+                .is_some_and(|sha| *sha != file.sha256)
+        {
+            return Err(ReleaseError::Mismatch {
+                name: file.name.clone(),
+            });
+        }
+        created.push(format!("asset {}", file.name));
+        assets.push(asset_record(file, Some(uploaded.id)));
+    }
+    Ok(assets)
+}
+
+fn asset_record(file: &LocalFile, github_asset_id: Option<u64>) -> Asset {
+    Asset {
+        name: file.name.clone(),
+        size: file.size,
+        sha256: file.sha256.clone(),
+        github_asset_id,
+    }
+}
+
+fn copy_locally(
+    dir: &Path,
+    slug: &str,
+    version: &str,
+    files: &[LocalFile],
+    dry: bool,
+    reporter: &dyn Reporter,
+    created: &mut Vec<String>,
+) -> Result<Vec<Asset>, ReleaseError> {
+    let target = dir.join(slug).join(version);
+    let mut assets = Vec::new();
+    for file in files {
+        let destination = target.join(&file.name);
+        let same = hash_file(&destination)
+            .ok()
+            .is_some_and(|(size, sha)| size == file.size && sha == file.sha256);
+        if same {
+            reporter.step(&format!("`{}` is in the local files folder", file.name));
+        } else if dry {
+            reporter.step(&format!(
+                "would copy `{}` ({} bytes) to `{}`",
+                file.name,
+                file.size,
+                destination.display()
+            ));
+        } else {
+            let io = |source: std::io::Error| ReleaseError::File {
+                path: destination.clone(),
+                problem: format!("cannot be written: {source}"),
+            };
+            std::fs::create_dir_all(&target).map_err(io)?;
+            let partial = target.join(format!(".{}.partial", file.name));
+            std::fs::copy(&file.path, &partial).map_err(io)?;
+            std::fs::File::open(&partial)
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
+            std::fs::rename(&partial, &destination).map_err(io)?;
+            reporter.step(&format!(
+                "copied `{}` ({} bytes) to the local files folder",
+                file.name, file.size
+            ));
+            created.push(format!("local file {}", file.name));
+        }
+        assets.push(asset_record(file, None));
+    }
+    Ok(assets)
+}
+
+/// The store's commit subjects since the previous release's tag.
+fn default_notes(root: &Path, product: &Product, version: &semver::Version) -> String {
+    let mut lines = vec![format!("{} {version}", product.name)];
+    let Ok(repo) = git2::Repository::open(root) else {
+        return lines.join("\n");
+    };
+    let Ok(mut walk) = repo.revwalk() else {
+        return lines.join("\n");
+    };
+    if walk.push_head().is_err() {
+        return lines.join("\n");
+    }
+    if let Some(previous) = product.releases.iter().rev().find(|r| &r.version < version)
+        && let Ok(reference) = repo.revparse_single(&previous.tag)
+        && let Ok(commit) = reference.peel_to_commit()
+    {
+        let _ = walk.hide(commit.id());
+    }
+    lines.push(String::new());
+    for oid in walk.flatten().take(50) {
+        if let Ok(commit) = repo.find_commit(oid) {
+            let summary = commit
+                .summary()
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .to_owned();
+            if !summary.starts_with("release ") && !summary.starts_with("sync:") {
+                lines.push(format!("- {summary}"));
+            }
+        }
+    }
+    lines.join("\n")
+}
+
+/// Appends (or, on a re-run that changed ids, replaces) the `[[release]]`
+/// table, keeping the author's formatting and comments.
+fn record(
+    root: &Path,
+    product: &Product,
+    release: &Release,
+    replace: bool,
+) -> Result<(), ReleaseError> {
+    let path = root
+        .join(crate::store::PRODUCTS_DIR)
+        .join(format!("{}.toml", product.slug));
+    let io = |source: std::io::Error| ReleaseError::File {
+        path: path.clone(),
+        problem: format!("cannot be updated: {source}"),
+    };
+    let text = std::fs::read_to_string(&path).map_err(io)?;
+    let updated =
+        append_release(&text, release, replace).map_err(|problem| ReleaseError::File {
+            path: path.clone(),
+            problem,
+        })?;
+    // What we write must read back as the same product plus this release.
+    let label = format!("products/{}.toml", product.slug);
+    let reread = crate::store::product::parse(&product.slug, &label, &updated, None).map_err(
+        |problems| ReleaseError::File {
+            path: path.clone(),
+            problem: format!("would become invalid: {}", problems[0]),
+        },
+    )?;
+    if reread.release(&release.version) != Some(release) {
+        return Err(ReleaseError::File {
+            path: path.clone(),
+            problem: "did not record the release as written".into(),
+        });
+    }
+    let temporary = path.with_extension("toml.tmp");
+    std::fs::write(&temporary, updated).map_err(io)?;
+    std::fs::File::open(&temporary)
+        .and_then(|file| file.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&temporary, &path).map_err(io)?;
+    Ok(())
+}
+
+/// The product file's text with `release` appended as `[[release]]`.
+pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<String, String> {
+    use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
+    let mut document: DocumentMut = text
+        .parse()
+        .map_err(|error| format!("is not valid TOML: {error}"))?;
+    let mut table = Table::new();
+    table["version"] = value(release.version.to_string());
+    let date = toml_edit::Date {
+        year: release.date.year() as u16,
+        month: release.date.month() as u8,
+        day: release.date.day(),
+    };
+    table["date"] = value(toml_edit::Datetime {
+        date: Some(date),
+        time: None,
+        offset: None,
+    });
+    table["tag"] = value(&release.tag);
+    table["stripe_product"] = value(&release.stripe_product);
+    table["stripe_price"] = value(&release.stripe_price);
+    table["payment_link"] = value(&release.payment_link);
+    table["payment_link_url"] = value(&release.payment_link_url);
+    let mut assets = ArrayOfTables::new();
+    for asset in &release.assets {
+        let mut row = Table::new();
+        row["name"] = value(&asset.name);
+        row["size"] = value(
+            i64::try_from(asset.size).map_err(|_| "has a file too large to record".to_owned())?,
+        );
+        row["sha256"] = value(&asset.sha256);
+        if let Some(id) = asset.github_asset_id {
+            row["github_asset_id"] =
+                value(i64::try_from(id).map_err(|_| "has an asset id out of range".to_owned())?);
+        }
+        assets.push(row);
+    }
+    table.insert("assets", Item::ArrayOfTables(assets));
+    let releases = document
+        .entry("release")
+        .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or_else(|| "has a `release` key that is not a list of [[release]] tables".to_owned())?;
+    let version = release.version.to_string();
+    let position = releases.iter().position(|existing| {
+        existing.get("version").and_then(|v| v.as_str()) == Some(version.as_str())
+    });
+    match position {
+        Some(index) if replace => {
+            // The re-recorded release stays where it was, keeping the order.
+            let mut rebuilt = ArrayOfTables::new();
+            for (at, existing) in releases.iter().enumerate() {
+                rebuilt.push(if at == index {
+                    table.clone()
+                } else {
+                    existing.clone()
+                });
+            }
+            *releases = rebuilt;
+        }
+        Some(_) => return Err(format!("already records version `{version}`")),
+        None => releases.push(table),
+    }
+    let mut text = document.to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// Commits the product file and tags the commit `<slug>-v<version>`.
+/// Returns whether anything was committed or tagged.
+fn commit_and_tag(root: &Path, slug: &str, release: &Release) -> Result<bool, ReleaseError> {
+    let repo = crate::git::open(root)?;
+    let path = PathBuf::from(crate::store::PRODUCTS_DIR).join(format!("{slug}.toml"));
+    let message = format!(
+        "release {slug} {}\n\nprice {}, payment link {}\n{}",
+        release.version,
+        release.stripe_price,
+        release.payment_link_url,
+        release
+            .assets
+            .iter()
+            .map(|a| format!("{} {} bytes sha256:{}", a.name, a.size, a.sha256))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let committed = crate::git::commit_paths(&repo, &[path.as_path()], &message)?.is_some();
+    let head = repo
+        .head()
+        .and_then(|head| head.peel_to_commit())
+        .map_err(crate::git::GitError::from)?;
+    let tagged = match repo.revparse_single(&format!("refs/tags/{}", release.tag)) {
+        Ok(existing) => {
+            let target = existing
+                .peel_to_commit()
+                .map_err(crate::git::GitError::from)?;
+            if target.id() != head.id() {
+                // The tag names an earlier commit of the same release (a
+                // re-run re-recorded it): move it only if it is ours.
+                let expected = format!("release {slug} {}", release.version);
+                let ours = target
+                    .summary()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|summary| summary == expected);
+                if !ours {
+                    return Err(ReleaseError::TagElsewhere {
+                        tag: release.tag.clone(),
+                    });
+                }
+                tag_commit(&repo, &release.tag, &head, true)?;
+                true
+            } else {
+                false
+            }
+        }
+        Err(_) => {
+            tag_commit(&repo, &release.tag, &head, false)?;
+            true
+        }
+    };
+    Ok(committed || tagged)
+}
+
+fn tag_commit(
+    repo: &git2::Repository,
+    tag: &str,
+    commit: &git2::Commit<'_>,
+    force: bool,
+) -> Result<(), ReleaseError> {
+    let signature = repo
+        .signature()
+        .map(|signature| signature.to_owned())
+        .or_else(|_| git2::Signature::now("shop", "shop@localhost"))
+        .map_err(crate::git::GitError::from)?;
+    repo.tag(
+        tag,
+        commit.as_object(),
+        &signature,
+        &format!("shop release {tag}"),
+        force,
+    )
+    .map_err(crate::git::GitError::from)?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(
+        "version `{version}` is not newer than the latest release, `{latest}`\n\
+         hint: release a higher version, such as the next patch or minor"
+    )]
+    VersionNotNewer { version: String, latest: String },
+    #[error(
+        "`{name}` is not one of the files of `{slug}` ({})\n\
+         hint: rename the file, or change `files` in products/{slug}.toml",
+        crate::store::quoted_list(expected)
+    )]
+    UnexpectedFile {
+        name: String,
+        slug: String,
+        expected: Vec<String>,
+    },
+    #[error(
+        "the release of `{slug}` lacks {}\n\
+         hint: give every file the product lists in `files`",
+        crate::store::quoted_list(missing)
+    )]
+    MissingFiles { slug: String, missing: Vec<String> },
+    #[error("`{}` {problem}\nhint: give readable, non-empty files", path.display())]
+    File { path: PathBuf, problem: String },
+    #[error(
+        "`{}` is tracked by the store's git repository; paid files must never be committed\n\
+         hint: `git rm --cached {}`, add it to .gitignore, and keep release files outside the store or under .shop/",
+        path.display(), path.display()
+    )]
+    TrackedFile { path: PathBuf },
+    #[error(
+        "version `{version}` was released with another `{name}`\n\
+         hint: a released version's files never change; release a new version instead"
+    )]
+    ChangedFiles { version: String, name: String },
+    #[error(
+        "GitHub reports `{name}` with another size or SHA-256 than the file sent\n\
+         hint: run the same command again; the asset will be replaced"
+    )]
+    Mismatch { name: String },
+    #[error(
+        "the git tag `{tag}` already names another commit\n\
+         hint: if it is a leftover, delete it with `git tag -d {tag}` and run the release again"
+    )]
+    TagElsewhere { tag: String },
+    #[error(transparent)]
+    Stripe(#[from] stripe::StripeError),
+    #[error(transparent)]
+    GitHub(#[from] crate::github::GitHubError),
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+}

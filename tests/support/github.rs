@@ -1,0 +1,713 @@
+//! A local GitHub for tests and benchmarks: the REST API for releases and
+//! release assets, faithful to GitHub's shapes, on two loopback listeners
+//! (the API host and the uploads host, as GitHub has), with fault injection.
+//!
+//! Routes: `GET /repos/{o}/{r}/releases`, `GET …/releases/tags/{tag}`,
+//! `POST …/releases`, `GET …/releases/{id}/assets`, `GET|DELETE
+//! …/releases/assets/{id}` (with `Accept: application/octet-stream`, a 302
+//! to a short-lived URL), and on the uploads host `POST
+//! …/releases/{id}/assets?name=`, which streams the body (never holding more
+//! than a chunk of a large file).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use warp::Filter;
+use warp::http::{Response, StatusCode};
+
+/// Bodies up to this size are kept, so downloads can be checked.
+const KEEP_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Create the next release, then answer 500 (the answer is lost).
+    pub lose_create_release: bool,
+    /// Stop the next upload after this many bytes with a 502, leaving a
+    /// `starter` asset as GitHub does.
+    pub break_upload_after: Option<u64>,
+    /// Take the next upload whole, then answer 500.
+    pub lose_upload_answer: bool,
+    /// Sleep this long per 256 KiB received (a slow upload).
+    pub upload_delay_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredAsset {
+    pub id: u64,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub state: String,
+    pub content_type: String,
+    pub bytes: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredRelease {
+    pub id: u64,
+    pub tag: String,
+    pub name: String,
+    pub body: String,
+    pub assets: Vec<StoredAsset>,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub releases: Vec<StoredRelease>,
+    pub faults: Faults,
+    /// How many times each kind of request came.
+    pub counts: HashMap<&'static str, u64>,
+    /// Each finished upload: name, bytes, seconds from the request's
+    /// arrival to its last byte (for benchmarks).
+    pub uploads: Vec<(String, u64, f64)>,
+}
+
+pub struct GitHubServer {
+    pub api_url: String,
+    pub uploads_url: String,
+    pub owner: String,
+    pub repo: String,
+    pub token: String,
+    pub state: Arc<Mutex<State>>,
+    stop: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+struct Shared {
+    api_url: String,
+    uploads_url: String,
+    owner: String,
+    repo: String,
+    token: String,
+    state: Arc<Mutex<State>>,
+    next_id: AtomicU64,
+}
+
+impl GitHubServer {
+    /// Starts both hosts on free loopback ports for `owner/repo`.
+    pub async fn start(owner: &str, repo: &str, token: &str) -> GitHubServer {
+        let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uploads = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_url = format!("http://{}", api.local_addr().unwrap());
+        let uploads_url = format!("http://{}", uploads.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::new(Shared {
+            api_url: api_url.clone(),
+            uploads_url: uploads_url.clone(),
+            owner: owner.into(),
+            repo: repo.into(),
+            token: token.into(),
+            state: state.clone(),
+            next_id: AtomicU64::new(1000),
+        });
+        let mut stop = Vec::new();
+        for (listener, uploads_host) in [(api, false), (uploads, true)] {
+            let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+            stop.push(sender);
+            let routes = routes(shared.clone(), uploads_host);
+            tokio::spawn(
+                warp::serve(routes)
+                    .incoming(listener)
+                    .graceful(async {
+                        let _ = receiver.await;
+                    })
+                    .run(),
+            );
+        }
+        GitHubServer {
+            api_url,
+            uploads_url,
+            owner: owner.into(),
+            repo: repo.into(),
+            token: token.into(),
+            state,
+            stop,
+        }
+    }
+
+    pub fn repository(&self) -> String {
+        format!("{}/{}", self.owner, self.repo)
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.state.lock().unwrap().faults = faults;
+    }
+
+    pub fn releases(&self) -> Vec<StoredRelease> {
+        self.state.lock().unwrap().releases.clone()
+    }
+
+    pub fn count(&self, what: &str) -> u64 {
+        self.state
+            .lock()
+            .unwrap()
+            .counts
+            .get(what)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn stop(mut self) {
+        for sender in self.stop.drain(..) {
+            let _ = sender.send(());
+        }
+    }
+}
+
+fn timestamp() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The account that uploads, as GitHub describes a user.
+fn user() -> Value {
+    let api = "https://api.github.com/users/shop-bot";
+    json!({
+        "login": "shop-bot", "id": 1, "node_id": "U_1", "avatar_url": "https://avatars.githubusercontent.com/u/1?v=4",
+        "gravatar_id": "", "url": api, "html_url": "https://github.com/shop-bot",
+        "followers_url": format!("{api}/followers"), "following_url": format!("{api}/following{{/other_user}}"),
+        "gists_url": format!("{api}/gists{{/gist_id}}"), "starred_url": format!("{api}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{api}/subscriptions"), "organizations_url": format!("{api}/orgs"),
+        "repos_url": format!("{api}/repos"), "events_url": format!("{api}/events{{/privacy}}"),
+        "received_events_url": format!("{api}/received_events"), "type": "User", "user_view_type": "public", "site_admin": false,
+    })
+}
+
+fn json_reply(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
+    let mut response = Response::new(serde_json::to_vec(body).unwrap());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "Content-Type",
+        "application/json; charset=utf-8".parse().unwrap(),
+    );
+    response.headers_mut().insert(
+        "X-GitHub-Api-Version-Selected",
+        "2022-11-28".parse().unwrap(),
+    );
+    response
+}
+
+fn message(status: StatusCode, text: &str) -> Response<Vec<u8>> {
+    json_reply(
+        status,
+        &json!({
+            "message": text,
+            "documentation_url": "https://docs.github.com/rest/releases",
+            "status": status.as_u16().to_string(),
+        }),
+    )
+}
+
+impl Shared {
+    fn repo_path(&self) -> String {
+        format!("repos/{}/{}", self.owner, self.repo)
+    }
+
+    fn asset_json(&self, asset: &StoredAsset) -> Value {
+        let now = timestamp();
+        json!({
+            "url": format!("{}/{}/releases/assets/{}", self.api_url, self.repo_path(), asset.id),
+            "browser_download_url": format!("https://github.com/{}/{}/releases/download/x/{}", self.owner, self.repo, asset.name),
+            "id": asset.id,
+            "node_id": format!("RA_{}", asset.id),
+            "name": asset.name,
+            "label": "",
+            "state": asset.state,
+            "content_type": asset.content_type,
+            "size": asset.size,
+            "digest": if asset.state == "uploaded" { json!(format!("sha256:{}", asset.sha256)) } else { Value::Null },
+            "download_count": 0,
+            "created_at": now,
+            "updated_at": now,
+            "uploader": user(),
+        })
+    }
+
+    fn release_json(&self, release: &StoredRelease) -> Value {
+        let now = timestamp();
+        let base = format!(
+            "{}/{}/releases/{}",
+            self.api_url,
+            self.repo_path(),
+            release.id
+        );
+        json!({
+            "url": base,
+            "html_url": format!("https://github.com/{}/{}/releases/tag/{}", self.owner, self.repo, release.tag),
+            "assets_url": format!("{base}/assets"),
+            "upload_url": format!("{}/{}/releases/{}/assets{{?name,label}}", self.uploads_url, self.repo_path(), release.id),
+            "tarball_url": format!("{}/{}/tarball/{}", self.api_url, self.repo_path(), release.tag),
+            "zipball_url": format!("{}/{}/zipball/{}", self.api_url, self.repo_path(), release.tag),
+            "id": release.id,
+            "node_id": format!("RE_{}", release.id),
+            "tag_name": release.tag,
+            "target_commitish": "main",
+            "name": release.name,
+            "body": release.body,
+            "draft": false,
+            "prerelease": false,
+            "created_at": now,
+            "published_at": now,
+            "author": user(),
+            "assets": release.assets.iter().map(|asset| self.asset_json(asset)).collect::<Vec<_>>(),
+        })
+    }
+
+    fn authorized(&self, header: Option<&str>) -> bool {
+        let Some(header) = header else { return false };
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("token "))
+            .unwrap_or("");
+        token == self.token
+    }
+
+    fn count(&self, what: &'static str) {
+        *self.state.lock().unwrap().counts.entry(what).or_default() += 1;
+    }
+}
+
+fn routes(
+    shared: Arc<Shared>,
+    uploads_host: bool,
+) -> impl Filter<Extract = (Response<Vec<u8>>,), Error = warp::Rejection> + Clone {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::any()
+        .map(move || shared.clone())
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("accept"))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::stream())
+        .then(
+            move |shared: Arc<Shared>,
+                  method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  auth: Option<String>,
+                  accept: Option<String>,
+                  length: Option<u64>,
+                  content_type: Option<String>,
+                  body| async move {
+                handle(
+                    shared,
+                    uploads_host,
+                    method,
+                    path.as_str().to_owned(),
+                    query,
+                    auth,
+                    accept,
+                    length,
+                    content_type,
+                    body,
+                )
+                .await
+            },
+        )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    shared: Arc<Shared>,
+    uploads_host: bool,
+    method: warp::http::Method,
+    path: String,
+    query: String,
+    auth: Option<String>,
+    accept: Option<String>,
+    length: Option<u64>,
+    content_type: Option<String>,
+    body: impl futures_util::Stream<Item = Result<impl warp::Buf, warp::Error>> + Unpin,
+) -> Response<Vec<u8>> {
+    let segments: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // The short-lived download URL needs no token, like GitHub's CDN.
+    if let ["_cdn", id] = segments.as_slice() {
+        return cdn(&shared, id, &query);
+    }
+    if let ["_uploads"] = segments.as_slice() {
+        let uploads = shared.state.lock().unwrap().uploads.clone();
+        let rows: Vec<Value> = uploads
+            .iter()
+            .map(|(name, bytes, seconds)| json!({"name": name, "bytes": bytes, "seconds": seconds}))
+            .collect();
+        return json_reply(StatusCode::OK, &Value::Array(rows));
+    }
+    if !shared.authorized(auth.as_deref()) {
+        return message(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    let Some(rest) =
+        segments.strip_prefix(&["repos", shared.owner.as_str(), shared.repo.as_str()][..])
+    else {
+        return message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let params: HashMap<String, String> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                shop::stripe::form::percent_decode(v).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let get = method == warp::http::Method::GET;
+    let post = method == warp::http::Method::POST;
+    let delete = method == warp::http::Method::DELETE;
+    if uploads_host {
+        return match rest {
+            ["releases", id, "assets"] if post => {
+                upload(&shared, id, &params, length, content_type, body).await
+            }
+            _ => message(StatusCode::NOT_FOUND, "Not Found"),
+        };
+    }
+    match rest {
+        ["releases"] if get => {
+            shared.count("list_releases");
+            let releases = shared.state.lock().unwrap().releases.clone();
+            let page = page_of(&releases, &params);
+            json_reply(
+                StatusCode::OK,
+                &Value::Array(page.iter().rev().map(|r| shared.release_json(r)).collect()),
+            )
+        }
+        ["releases"] if post => create_release(&shared, body).await,
+        ["releases", "tags", tag] => {
+            shared.count("get_release_by_tag");
+            let state = shared.state.lock().unwrap();
+            match state.releases.iter().find(|release| release.tag == *tag) {
+                Some(release) => json_reply(StatusCode::OK, &shared.release_json(release)),
+                None => message(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+        ["releases", "assets", id] if get => {
+            shared.count("get_asset");
+            let id: u64 = id.parse().unwrap_or(0);
+            let state = shared.state.lock().unwrap();
+            let Some(asset) = state
+                .releases
+                .iter()
+                .flat_map(|r| &r.assets)
+                .find(|a| a.id == id)
+            else {
+                return message(StatusCode::NOT_FOUND, "Not Found");
+            };
+            if accept.as_deref() == Some("application/octet-stream") {
+                let expires = time::OffsetDateTime::now_utc().unix_timestamp() + 300;
+                let location = format!(
+                    "{}/_cdn/{id}?expires={expires}&signature=sig{id}x{expires}",
+                    shared.api_url
+                );
+                let mut response = Response::new(Vec::new());
+                *response.status_mut() = StatusCode::FOUND;
+                response
+                    .headers_mut()
+                    .insert("Location", location.parse().unwrap());
+                return response;
+            }
+            json_reply(StatusCode::OK, &shared.asset_json(asset))
+        }
+        ["releases", "assets", id] if delete => {
+            shared.count("delete_asset");
+            let id: u64 = id.parse().unwrap_or(0);
+            let mut state = shared.state.lock().unwrap();
+            for release in &mut state.releases {
+                if let Some(index) = release.assets.iter().position(|a| a.id == id) {
+                    release.assets.remove(index);
+                    let mut response = Response::new(Vec::new());
+                    *response.status_mut() = StatusCode::NO_CONTENT;
+                    return response;
+                }
+            }
+            message(StatusCode::NOT_FOUND, "Not Found")
+        }
+        ["releases", id, "assets"] if get => {
+            shared.count("list_assets");
+            let id: u64 = id.parse().unwrap_or(0);
+            let state = shared.state.lock().unwrap();
+            match state.releases.iter().find(|r| r.id == id) {
+                Some(release) => {
+                    let page = page_of(&release.assets, &params);
+                    json_reply(
+                        StatusCode::OK,
+                        &Value::Array(page.iter().map(|a| shared.asset_json(a)).collect()),
+                    )
+                }
+                None => message(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+        _ => message(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+fn page_of<'a, T>(items: &'a [T], params: &HashMap<String, String>) -> &'a [T] {
+    let per_page: usize = params
+        .get("per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page: usize = params
+        .get("page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let start = (page - 1).saturating_mul(per_page).min(items.len());
+    let end = (start + per_page).min(items.len());
+    &items[start..end]
+}
+
+async fn read_all(
+    mut body: impl futures_util::Stream<Item = Result<impl warp::Buf, warp::Error>> + Unpin,
+) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    while let Some(Ok(mut chunk)) = body.next().await {
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            bytes.extend_from_slice(part);
+            let len = part.len();
+            chunk.advance(len);
+        }
+    }
+    bytes
+}
+
+async fn create_release(
+    shared: &Shared,
+    body: impl futures_util::Stream<Item = Result<impl warp::Buf, warp::Error>> + Unpin,
+) -> Response<Vec<u8>> {
+    shared.count("create_release");
+    let input: Value = match serde_json::from_slice(&read_all(body).await) {
+        Ok(value) => value,
+        Err(_) => return message(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+    };
+    let Some(tag) = input["tag_name"].as_str().filter(|tag| !tag.is_empty()) else {
+        return json_reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({
+                "message": "Validation Failed",
+                "errors": [{"resource": "Release", "code": "missing_field", "field": "tag_name"}],
+                "documentation_url": "https://docs.github.com/rest/releases/releases#create-a-release",
+            }),
+        );
+    };
+    let mut state = shared.state.lock().unwrap();
+    if state.releases.iter().any(|release| release.tag == tag) {
+        return json_reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({
+                "message": "Validation Failed",
+                "errors": [{"resource": "Release", "code": "already_exists", "field": "tag_name"}],
+                "documentation_url": "https://docs.github.com/rest/releases/releases#create-a-release",
+            }),
+        );
+    }
+    let release = StoredRelease {
+        id: shared.next_id.fetch_add(1, Ordering::SeqCst),
+        tag: tag.to_owned(),
+        name: input["name"].as_str().unwrap_or(tag).to_owned(),
+        body: input["body"].as_str().unwrap_or_default().to_owned(),
+        assets: Vec::new(),
+    };
+    state.releases.push(release.clone());
+    if std::mem::take(&mut state.faults.lose_create_release) {
+        return message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error");
+    }
+    let mut response = json_reply(StatusCode::CREATED, &shared.release_json(&release));
+    response.headers_mut().insert(
+        "Location",
+        format!(
+            "{}/{}/releases/{}",
+            shared.api_url,
+            shared.repo_path(),
+            release.id
+        )
+        .parse()
+        .unwrap(),
+    );
+    response
+}
+
+async fn upload(
+    shared: &Shared,
+    release_id: &str,
+    params: &HashMap<String, String>,
+    length: Option<u64>,
+    content_type: Option<String>,
+    mut body: impl futures_util::Stream<Item = Result<impl warp::Buf, warp::Error>> + Unpin,
+) -> Response<Vec<u8>> {
+    shared.count("upload");
+    let release_id: u64 = release_id.parse().unwrap_or(0);
+    let Some(name) = params.get("name").filter(|name| !name.is_empty()).cloned() else {
+        return message(StatusCode::UNPROCESSABLE_ENTITY, "name is required");
+    };
+    let Some(length) = length else {
+        return message(StatusCode::LENGTH_REQUIRED, "Content-Length required");
+    };
+    let faults = {
+        let mut state = shared.state.lock().unwrap();
+        let Some(release) = state.releases.iter().find(|r| r.id == release_id) else {
+            return message(StatusCode::NOT_FOUND, "Not Found");
+        };
+        if release.assets.iter().any(|asset| asset.name == name) {
+            return json_reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({
+                    "message": "Validation Failed",
+                    "errors": [{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}],
+                    "documentation_url": "https://docs.github.com/rest/releases/assets#upload-a-release-asset",
+                }),
+            );
+        }
+        let faults = state.faults.clone();
+        state.faults.break_upload_after = None;
+        state.faults.lose_upload_answer = false;
+        faults
+    };
+    let started = std::time::Instant::now();
+    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+    let content_type = content_type.unwrap_or_else(|| "application/octet-stream".into());
+    let mut asset = StoredAsset {
+        id,
+        name,
+        size: 0,
+        sha256: String::new(),
+        state: "starter".into(),
+        content_type,
+        bytes: None,
+    };
+    let mut hasher = Sha256::new();
+    let mut kept = (length <= KEEP_BYTES).then(Vec::new);
+    let mut received = 0u64;
+    let mut since_delay = 0u64;
+    while let Some(chunk) = body.next().await {
+        let Ok(mut chunk) = chunk else { break };
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            hasher.update(part);
+            if let Some(kept) = &mut kept {
+                kept.extend_from_slice(part);
+            }
+            let len = part.len();
+            received += len as u64;
+            since_delay += len as u64;
+            chunk.advance(len);
+        }
+        if faults.upload_delay_ms > 0 && since_delay >= 256 * 1024 {
+            since_delay = 0;
+            tokio::time::sleep(std::time::Duration::from_millis(faults.upload_delay_ms)).await;
+        }
+        if let Some(limit) = faults.break_upload_after
+            && received >= limit
+        {
+            asset.size = received;
+            shared
+                .state
+                .lock()
+                .unwrap()
+                .releases
+                .iter_mut()
+                .find(|r| r.id == release_id)
+                .unwrap()
+                .assets
+                .push(asset);
+            return message(StatusCode::BAD_GATEWAY, "Bad Gateway");
+        }
+    }
+    asset.size = received;
+    if received != length {
+        // The connection ended early: GitHub keeps a `starter` asset.
+        shared
+            .state
+            .lock()
+            .unwrap()
+            .releases
+            .iter_mut()
+            .find(|r| r.id == release_id)
+            .unwrap()
+            .assets
+            .push(asset);
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Body does not match Content-Length",
+        );
+    }
+    shared.state.lock().unwrap().uploads.push((
+        asset.name.clone(),
+        received,
+        started.elapsed().as_secs_f64(),
+    ));
+    asset.state = "uploaded".into();
+    asset.sha256 = hex::encode(hasher.finalize());
+    asset.bytes = kept;
+    let json = shared.asset_json(&asset);
+    if let Some(release) = shared
+        .state
+        .lock()
+        .unwrap()
+        .releases
+        .iter_mut()
+        .find(|r| r.id == release_id)
+    {
+        release.assets.push(asset);
+    }
+    if faults.lose_upload_answer {
+        return message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error");
+    }
+    json_reply(StatusCode::CREATED, &json)
+}
+
+fn cdn(shared: &Shared, id: &str, query: &str) -> Response<Vec<u8>> {
+    let id: u64 = id.parse().unwrap_or(0);
+    let expires: i64 = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("expires="))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    if expires < time::OffsetDateTime::now_utc().unix_timestamp()
+        || !query.contains(&format!("signature=sig{id}x{expires}"))
+    {
+        let mut response = Response::new(
+            b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+                .to_vec(),
+        );
+        *response.status_mut() = StatusCode::FORBIDDEN;
+        return response;
+    }
+    let state = shared.state.lock().unwrap();
+    match state
+        .releases
+        .iter()
+        .flat_map(|r| &r.assets)
+        .find(|a| a.id == id)
+        .and_then(|a| a.bytes.clone())
+    {
+        Some(bytes) => {
+            let mut response = Response::new(bytes);
+            response
+                .headers_mut()
+                .insert("Content-Type", "application/octet-stream".parse().unwrap());
+            response
+        }
+        None => {
+            let mut response = Response::new(Vec::new());
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        }
+    }
+}
