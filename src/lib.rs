@@ -12,11 +12,14 @@ pub mod cli;
 pub mod commands;
 pub mod git;
 pub mod github;
+pub mod ledger;
 pub mod release;
+pub mod report;
 pub mod sandbox;
 pub mod secret;
 pub mod store;
 pub mod stripe;
+pub mod sync;
 
 use std::ffi::OsString;
 use std::io::{self, Write};

@@ -55,10 +55,8 @@ fn usage_errors_exit_2() {
 fn commands_not_built_yet_say_so_and_fail() {
     let test = Test::store();
     let cases: &[&[&str]] = &[
-        &["sync"],
         &["notify", "example-book", "1.0.0"],
         &["serve"],
-        &["report"],
         &["token", "cs_test_1"],
     ];
     for args in cases {

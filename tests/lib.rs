@@ -12,3 +12,4 @@ mod init;
 mod release;
 mod sandbox;
 mod store;
+mod sync;

@@ -266,6 +266,30 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
+/// Left-aligned columns separated by two spaces.
+pub(crate) fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.each_ref().map(|cell| cell.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in std::iter::once(header).chain(rows) {
+        let mut line = String::new();
+        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if index + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
 /// clap value parser for a semantic version.
 pub(crate) fn parse_version(text: &str) -> Result<semver::Version, String> {
     semver::Version::parse(text)
@@ -334,6 +358,16 @@ mod tests {
         .to_string();
         assert!(error.contains("`SHOP_TOKEN_SECRET_FILE`"), "{error}");
         assert!(error.contains("hint:"), "{error}");
+    }
+
+    #[test]
+    fn tables_align_their_columns() {
+        let header = ["A".to_owned(), "B".to_owned()];
+        let rows = [
+            ["long".to_owned(), "x".to_owned()],
+            ["s".to_owned(), "y".to_owned()],
+        ];
+        assert_eq!(table(&header, &rows), "A     B\nlong  x\ns     y\n");
     }
 
     #[test]

@@ -55,7 +55,7 @@ fn list(context: &Context, store: &Store) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    context.output.data(table(&header, &rows))?;
+    context.output.data(super::table(&header, &rows))?;
     Ok(())
 }
 
@@ -162,43 +162,4 @@ fn product_json(product: &Product) -> serde_json::Value {
         "latest_version": latest.map(|release| release.version.to_string()),
         "payment_link": latest.map(|release| &release.payment_link_url),
     })
-}
-
-/// Left-aligned columns separated by two spaces.
-fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
-    let mut widths = header.each_ref().map(|cell| cell.chars().count());
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut text = String::new();
-    for row in std::iter::once(header).chain(rows) {
-        let mut line = String::new();
-        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
-            if index + 1 == N {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_align_their_columns() {
-        let header = ["A".to_owned(), "B".to_owned()];
-        let rows = [
-            ["long".to_owned(), "x".to_owned()],
-            ["s".to_owned(), "y".to_owned()],
-        ];
-        assert_eq!(table(&header, &rows), "A     B\nlong  x\ns     y\n");
-    }
 }

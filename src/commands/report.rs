@@ -1,8 +1,14 @@
 //! `shop report`: sales from the ledger, offline.
 
 use super::Context;
+use crate::ledger;
+use crate::report::{self, Report};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Reads only purchases/*.jsonl: it works offline, and is as current as \
+                        the last `shop sync`."
+)]
 pub struct Args {
     /// Group sales by this
     #[arg(long, value_enum, default_value_t = By::Product)]
@@ -26,6 +32,73 @@ pub enum By {
     Source,
 }
 
-pub fn run(_context: &Context, _args: Args) -> anyhow::Result<()> {
-    super::not_built("report")
+pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    let store = context.open_store()?;
+    let since = args.since.map(|day| day.to_string());
+    let keep = |purchase: &ledger::Purchase| {
+        since
+            .as_deref()
+            .is_none_or(|since| purchase.created.as_str() >= since)
+    };
+    if args.csv {
+        // Streamed: one month of the ledger in memory, whatever its size.
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        out.write_all(report::CSV_HEADER.as_bytes())?;
+        let mut written = Ok(());
+        ledger::each(&store.root, |purchase| {
+            if written.is_ok() && keep(&purchase) {
+                written = out.write_all(report::csv_line(&purchase).as_bytes());
+            }
+            Ok(())
+        })?;
+        written?;
+        out.flush()?;
+        return Ok(());
+    }
+    let by = match args.by {
+        By::Product => report::By::Product,
+        By::Version => report::By::Version,
+        By::Month => report::By::Month,
+        By::Source => report::By::Source,
+    };
+    let mut totals = Report::default();
+    ledger::each(&store.root, |purchase| {
+        if keep(&purchase) {
+            totals.add(&purchase, by);
+        }
+        Ok(())
+    })?;
+    let rows = totals.rows();
+    if context.output.json {
+        context.output.json(&serde_json::to_value(&rows)?)?;
+        return Ok(());
+    }
+    if rows.is_empty() {
+        context
+            .output
+            .note("no purchases in the ledger yet\nhint: run `shop sync` to copy them from Stripe");
+        return Ok(());
+    }
+    let heading = match args.by {
+        By::Product => "PRODUCT",
+        By::Version => "VERSION",
+        By::Month => "MONTH",
+        By::Source => "SOURCE",
+    };
+    let header = [heading, "COUNT", "GROSS", "REFUNDED", "NET"].map(String::from);
+    let table: Vec<[String; 5]> = rows
+        .iter()
+        .map(|row| {
+            [
+                row.group.clone(),
+                row.count.to_string(),
+                row.money(row.gross),
+                row.money(row.refunded),
+                row.money(row.net),
+            ]
+        })
+        .collect();
+    context.output.data(super::table(&header, &table))?;
+    Ok(())
 }

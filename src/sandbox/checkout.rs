@@ -124,6 +124,18 @@ pub fn complete(
     email: &str,
     card: &str,
 ) -> Result<Value, ApiError> {
+    complete_with(state, webhooks, id, email, card, true)
+}
+
+/// [`complete`], optionally without events (bulk seeding for benchmarks).
+pub fn complete_with(
+    state: &mut State,
+    webhooks: i64,
+    id: &str,
+    email: &str,
+    card: &str,
+    events: bool,
+) -> Result<Value, ApiError> {
     expire_if_due(state, id, webhooks);
     let session = state.find("checkout.session", id, "session")?.clone();
     match session["status"].as_str() {
@@ -194,14 +206,16 @@ pub fn complete(
             session["customer_details"] = objects::customer_details(email);
         })
         .unwrap_or_default();
-    state.emit("charge.succeeded", charge, None, webhooks);
-    state.emit("payment_intent.succeeded", intent, None, webhooks);
-    state.emit(
-        "checkout.session.completed",
-        session.clone(),
-        None,
-        webhooks,
-    );
+    if events {
+        state.emit("charge.succeeded", charge, None, webhooks);
+        state.emit("payment_intent.succeeded", intent, None, webhooks);
+        state.emit(
+            "checkout.session.completed",
+            session.clone(),
+            None,
+            webhooks,
+        );
+    }
     Ok(session)
 }
 

@@ -131,6 +131,7 @@ pub fn handle(
             sandbox.after_change(&mut state);
             json_response(StatusCode::OK, &dispute)
         }
+        ["seed"] if post => seed(sandbox, &input),
         ["requests"] if get => json_response(StatusCode::OK, &super::log_json(sandbox)),
         ["requests"] if delete => {
             sandbox.runtime().log.clear();
@@ -142,4 +143,79 @@ pub fn handle(
             &json!({"error": "no such sandbox control"}),
         ),
     }
+}
+
+/// `POST /_sandbox/seed`: many paid sessions at once, for tests and
+/// benchmarks. `{"price": "price_…", "count": 1000, "start": 1700000000,
+/// "step": 600, "metadata": {"product": "guide", "version": "1.0.0"},
+/// "events": false}`; buyer emails are `buyer<n>@example.com`.
+fn seed(sandbox: &Arc<Sandbox>, input: &Value) -> Response<Vec<u8>> {
+    let count = input["count"].as_u64().unwrap_or(1).min(1_000_000);
+    let step = input["step"].as_i64().unwrap_or(60);
+    let events = input["events"].as_bool().unwrap_or(true);
+    let webhooks = sandbox.webhooks();
+    let mut state = sandbox.state();
+    let Some(price) = input["price"]
+        .as_str()
+        .and_then(|id| state.get(id))
+        .filter(|p| p["object"] == "price")
+        .cloned()
+    else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "give the `price` to sell"}),
+        );
+    };
+    let start = input["start"].as_i64().unwrap_or_else(|| state.now());
+    let offset = state.clock_offset;
+    let real = state.now() - offset;
+    let context = super::api::Context {
+        base_url: sandbox.base_url(),
+        idempotency_key: None,
+        webhooks,
+    };
+    let metadata = if input["metadata"].is_object() {
+        input["metadata"].clone()
+    } else {
+        json!({})
+    };
+    let mut ids = Vec::new();
+    for index in 0..count {
+        let created = start + index as i64 * step;
+        state.clock_offset = created - real;
+        let session = super::api::new_session(
+            &mut state,
+            &context,
+            &price,
+            super::api::NewSession {
+                success_url: Some("http://127.0.0.1:9/thanks?session_id={CHECKOUT_SESSION_ID}"),
+                cancel_url: None,
+                customer_email: None,
+                client_reference_id: None,
+                payment_link: None,
+                allow_promotion_codes: None,
+                metadata: metadata.clone(),
+                expires_at: created + 24 * 3600,
+            },
+        );
+        let id = session["id"].as_str().unwrap_or_default().to_owned();
+        let email = format!("buyer{index}@example.com");
+        if let Err(error) = super::checkout::complete_with(
+            &mut state,
+            webhooks,
+            &id,
+            &email,
+            "4242424242424242",
+            events,
+        ) {
+            state.clock_offset = offset;
+            return json_response(StatusCode::BAD_REQUEST, &error.to_response().1);
+        }
+        if count <= 10_000 {
+            ids.push(id);
+        }
+    }
+    state.clock_offset = offset;
+    sandbox.after_change(&mut state);
+    json_response(StatusCode::OK, &json!({"created": count, "ids": ids}))
 }

@@ -1,0 +1,381 @@
+//! The ledger: `purchases/<YYYY>-<MM>.jsonl`, Stripe's completed purchases
+//! copied into git.
+//!
+//! One JSON object per line, one line per Checkout Session, in the month
+//! the session was created, sorted by (created, id), keys in a fixed order.
+//! The same Stripe data always gives the same bytes. Files are replaced
+//! atomically (staged, fsynced, renamed) in chronological order, so a
+//! reader or a killed writer sees either a month's old content or its new
+//! one, and never newer months without the older ones.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The ledger's folder in the store.
+pub const DIR: &str = "purchases";
+
+/// One purchase: one completed, paid Checkout Session of the shop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    /// The Checkout Session id.
+    pub id: String,
+    /// RFC 3339, UTC, seconds.
+    pub created: String,
+    pub email: String,
+    pub product: String,
+    pub version: String,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub payment_intent: Option<String>,
+    /// `paid`, `refunded` or `disputed`.
+    pub status: String,
+    /// Minor units refunded so far, when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_refunded: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_term: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_code: Option<String>,
+}
+
+impl Purchase {
+    /// `YYYY-MM` of the purchase, which names its file.
+    pub fn month(&self) -> &str {
+        self.created.get(..7).unwrap_or("0000-00")
+    }
+
+    /// The Unix time of `created`.
+    pub fn created_unix(&self) -> i64 {
+        time::OffsetDateTime::parse(
+            &self.created,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_or(0, |at| at.unix_timestamp())
+    }
+
+    /// Minor units refunded: all of it when refunded, else what was.
+    pub fn refunded(&self) -> i64 {
+        match self.status.as_str() {
+            "refunded" => self.amount_refunded.unwrap_or(self.amount).max(self.amount),
+            _ => self.amount_refunded.unwrap_or(0),
+        }
+    }
+
+    /// Ordering of lines in a file.
+    fn key(&self) -> (&str, &str) {
+        (&self.created, &self.id)
+    }
+}
+
+/// RFC 3339 in UTC with seconds, as the ledger writes times.
+pub fn timestamp(unix: i64) -> String {
+    let at =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    at.format(&format).unwrap_or_default()
+}
+
+/// One month's file name: `2026-11.jsonl`.
+pub fn file_name(month: &str) -> String {
+    format!("{month}.jsonl")
+}
+
+/// The months the ledger has files for, oldest first.
+pub fn months(root: &Path) -> Result<Vec<String>, LedgerError> {
+    let dir = root.join(DIR);
+    let mut months = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(months),
+        Err(source) => return Err(LedgerError::Io { path: dir, source }),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| LedgerError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(month) = name.strip_suffix(".jsonl")
+            && is_month(month)
+        {
+            months.push(month.to_owned());
+        }
+    }
+    months.sort();
+    Ok(months)
+}
+
+fn is_month(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 7
+        && bytes[4] == b'-'
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[5..].iter().all(u8::is_ascii_digit)
+}
+
+/// Reads one month's purchases (empty when the file does not exist).
+pub fn read_month(root: &Path, month: &str) -> Result<Vec<Purchase>, LedgerError> {
+    let path = root.join(DIR).join(file_name(month));
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(LedgerError::Io { path, source }),
+    };
+    parse_lines(std::io::BufReader::new(file), &path)
+}
+
+/// Parses a ledger file's lines.
+pub fn parse_lines(reader: impl BufRead, path: &Path) -> Result<Vec<Purchase>, LedgerError> {
+    let mut purchases = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let line = line.map_err(|source| LedgerError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let purchase = serde_json::from_str(&line).map_err(|error| LedgerError::Malformed {
+            path: path.to_owned(),
+            line: index + 1,
+            message: error.to_string(),
+        })?;
+        purchases.push(purchase);
+    }
+    Ok(purchases)
+}
+
+/// Every purchase of the ledger, oldest first, one month in memory at a time.
+pub fn each(
+    root: &Path,
+    mut visit: impl FnMut(Purchase) -> Result<(), LedgerError>,
+) -> Result<(), LedgerError> {
+    for month in months(root)? {
+        for purchase in read_month(root, &month)? {
+            visit(purchase)?;
+        }
+    }
+    Ok(())
+}
+
+/// The newest purchase of the ledger: the last line of the newest file.
+pub fn newest(root: &Path) -> Result<Option<Purchase>, LedgerError> {
+    for month in months(root)?.iter().rev() {
+        if let Some(last) = read_month(root, month)?
+            .into_iter()
+            .max_by(|a, b| a.key().cmp(&b.key()))
+        {
+            return Ok(Some(last));
+        }
+    }
+    Ok(None)
+}
+
+/// A month's file content: sorted by (created, id), one object per line.
+pub fn render(purchases: &mut [Purchase]) -> Vec<u8> {
+    purchases.sort_by(|a, b| a.key().cmp(&b.key()));
+    let mut out = Vec::with_capacity(purchases.len() * 256);
+    for purchase in purchases.iter() {
+        // Serializing plain strings and numbers cannot fail.
+        if serde_json::to_writer(&mut out, purchase).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// New month files, written to a staging folder first and moved into
+/// `purchases/` together.
+#[derive(Debug)]
+pub struct Staging {
+    root: PathBuf,
+    dir: PathBuf,
+    /// Month to its staged content (`None`: the month's file goes away).
+    months: BTreeMap<String, Option<PathBuf>>,
+}
+
+impl Staging {
+    /// A fresh staging folder under the store's `.shop/`.
+    pub fn new(root: &Path) -> Result<Staging, LedgerError> {
+        let dir = root.join(".shop").join("sync-staging");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|source| LedgerError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|source| LedgerError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Staging {
+            root: root.to_owned(),
+            dir,
+            months: BTreeMap::new(),
+        })
+    }
+
+    /// Stages `bytes` as the month's file, if they differ from what is there.
+    pub fn stage(&mut self, month: &str, bytes: &[u8]) -> Result<(), LedgerError> {
+        let target = self.root.join(DIR).join(file_name(month));
+        if std::fs::read(&target).is_ok_and(|current| current == bytes) {
+            self.months.remove(month);
+            return Ok(());
+        }
+        let path = self.dir.join(file_name(month));
+        let io = |source| LedgerError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::File::create(&path).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        self.months.insert(month.to_owned(), Some(path));
+        Ok(())
+    }
+
+    /// Marks a month's file for removal (a full rebuild found nothing there).
+    pub fn remove(&mut self, month: &str) {
+        if self.root.join(DIR).join(file_name(month)).exists() {
+            self.months.insert(month.to_owned(), None);
+        }
+    }
+
+    /// The months that change.
+    pub fn changed(&self) -> Vec<String> {
+        self.months.keys().cloned().collect()
+    }
+
+    /// Moves the staged files into `purchases/`, oldest month first; returns
+    /// the changed paths relative to the store.
+    pub fn commit(self) -> Result<Vec<PathBuf>, LedgerError> {
+        let target_dir = self.root.join(DIR);
+        std::fs::create_dir_all(&target_dir).map_err(|source| LedgerError::Io {
+            path: target_dir.clone(),
+            source,
+        })?;
+        let mut changed = Vec::new();
+        for (month, staged) in &self.months {
+            let target = target_dir.join(file_name(month));
+            match staged {
+                Some(path) => std::fs::rename(path, &target),
+                None => std::fs::remove_file(&target),
+            }
+            .map_err(|source| LedgerError::Io {
+                path: target.clone(),
+                source,
+            })?;
+            changed.push(PathBuf::from(DIR).join(file_name(month)));
+        }
+        if let Ok(dir) = std::fs::File::open(&target_dir) {
+            let _ = dir.sync_all();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(changed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot read or write `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "`{}` line {line} is not a purchase: {message}\n\
+         hint: the ledger is written only by `shop sync`; restore the file with `git checkout -- {}` \
+         or rebuild it with `shop sync --full`",
+        path.display(), path.display()
+    )]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purchase(id: &str, created: i64) -> Purchase {
+        Purchase {
+            id: id.into(),
+            created: timestamp(created),
+            email: "ada@example.com".into(),
+            product: "guide".into(),
+            version: "1.0.0".into(),
+            amount: 2900,
+            currency: "usd".into(),
+            payment_intent: Some(format!("pi_{id}")),
+            status: "paid".into(),
+            amount_refunded: None,
+            utm_source: Some("newsletter".into()),
+            utm_medium: None,
+            utm_campaign: None,
+            utm_term: None,
+            utm_content: None,
+            referrer: None,
+            promotion_code: None,
+        }
+    }
+
+    #[test]
+    fn lines_are_sorted_with_keys_in_a_fixed_order() {
+        let mut purchases = vec![
+            purchase("cs_b", 1_700_000_100),
+            purchase("cs_a", 1_700_000_100),
+            purchase("cs_c", 1_700_000_000),
+        ];
+        let text = String::from_utf8(render(&mut purchases)).unwrap();
+        let ids: Vec<&str> = text.lines().map(|line| &line[7..11]).collect();
+        assert_eq!(ids, ["cs_c", "cs_a", "cs_b"]);
+        assert_eq!(
+            text.lines().next().unwrap(),
+            r#"{"id":"cs_c","created":"2023-11-14T22:13:20Z","email":"ada@example.com","product":"guide","version":"1.0.0","amount":2900,"currency":"usd","payment_intent":"pi_cs_c","status":"paid","utm_source":"newsletter"}"#
+        );
+        // The same data gives the same bytes, and reads back the same.
+        let again = render(&mut purchases.clone());
+        assert_eq!(again, text.as_bytes());
+        let read = parse_lines(std::io::Cursor::new(&again), Path::new("x")).unwrap();
+        assert_eq!(read, purchases);
+    }
+
+    #[test]
+    fn malformed_lines_name_file_and_line() {
+        let error = parse_lines(
+            std::io::Cursor::new("{\"id\":1}\n"),
+            Path::new("purchases/2026-11.jsonl"),
+        )
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("`purchases/2026-11.jsonl` line 1 is not a purchase"),
+            "{message}"
+        );
+        assert!(message.contains("hint:"), "{message}");
+    }
+
+    #[test]
+    fn months_are_named_by_creation() {
+        assert_eq!(purchase("x", 1_700_000_000).month(), "2023-11");
+        assert!(is_month("2026-01") && !is_month("2026-1") && !is_month("README"));
+    }
+}

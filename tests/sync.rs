@@ -1,0 +1,616 @@
+//! `shop sync` and `shop report` against the sandbox with its settable
+//! clock: months of purchases over many pages, refunds and a dispute,
+//! sessions of other integrations, repeated and full syncs that change
+//! nothing, and a sync killed at random points that ends as one
+//! uninterrupted sync would.
+
+use futures_util::TryStreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use shop::stripe::{CreateCheckoutSession, CreatePrice, CreateProduct, IdempotencyKey};
+
+use crate::harness::{Sandbox, Test};
+
+/// 2026-08-01T00:00:00Z.
+const AUGUST: i64 = 1_785_542_400;
+const DAY: i64 = 86_400;
+
+struct Shop {
+    runtime: tokio::runtime::Runtime,
+    sandbox: Option<Sandbox>,
+    prices: Vec<String>,
+}
+
+impl Shop {
+    /// A sandbox selling `guide` (29.00 USD) and `atlas` (15.00 EUR).
+    fn new() -> Shop {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sandbox = runtime.block_on(Sandbox::start());
+        let client = sandbox.client();
+        let prices = runtime.block_on(async {
+            let mut prices = Vec::new();
+            for (slug, amount, currency) in [("guide", 2900, "usd"), ("atlas", 1500, "eur")] {
+                let product = CreateProduct {
+                    id: Some(format!("prod_shop_{slug}")),
+                    name: slug.into(),
+                    ..CreateProduct::default()
+                };
+                client
+                    .create_product(&product, &IdempotencyKey::random())
+                    .await
+                    .unwrap();
+                let price = CreatePrice {
+                    product: format!("prod_shop_{slug}"),
+                    unit_amount: amount,
+                    currency: currency.into(),
+                    metadata: Default::default(),
+                };
+                prices.push(
+                    client
+                        .create_price(&price, &IdempotencyKey::random())
+                        .await
+                        .unwrap()
+                        .id,
+                );
+            }
+            prices
+        });
+        Shop {
+            runtime,
+            sandbox: Some(sandbox),
+            prices,
+        }
+    }
+
+    fn sandbox(&self) -> &Sandbox {
+        self.sandbox.as_ref().unwrap()
+    }
+
+    fn control(&self, method: Method, path: &str, body: Value) -> Value {
+        self.runtime
+            .block_on(self.sandbox().control(method, path, body))
+    }
+
+    /// `count` paid sessions from `start`, `step` seconds apart.
+    fn seed(
+        &self,
+        price: usize,
+        count: u64,
+        start: i64,
+        step: i64,
+        metadata: Value,
+    ) -> Vec<String> {
+        let answer = self.control(
+            Method::POST,
+            "seed",
+            json!({"price": self.prices[price], "count": count, "start": start, "step": step, "metadata": metadata, "events": false}),
+        );
+        answer["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn payment_intent(&self, session: &str) -> String {
+        let client = self.sandbox().client();
+        let session = self
+            .runtime
+            .block_on(client.checkout_session(session))
+            .unwrap()
+            .unwrap();
+        session.payment_intent.unwrap()
+    }
+
+    fn refund(&self, session: &str, amount: Option<i64>) {
+        let intent = self.payment_intent(session);
+        let client = self.sandbox().client();
+        self.runtime
+            .block_on(client.create_refund(&intent, amount, &IdempotencyKey::random()))
+            .unwrap();
+    }
+
+    fn dispute(&self, session: &str) {
+        let intent = self.payment_intent(session);
+        self.control(Method::POST, "disputes", json!({"payment_intent": intent}));
+    }
+
+    /// A store of these two products, pointed at the sandbox.
+    fn store(&self) -> Test {
+        let mut test = Test::store();
+        test.write(
+            "products/guide.toml",
+            "name = \"Guide\"\nprice = \"29.00\"\nfiles = [\"guide.pdf\"]\n",
+        );
+        test.write(
+            "products/atlas.toml",
+            "name = \"Atlas\"\nprice = \"15.00\"\ncurrency = \"eur\"\nfiles = [\"atlas.epub\"]\n",
+        );
+        test.env("SHOP_STRIPE_API_BASE", &self.sandbox().url);
+        test.env("STRIPE_SECRET_KEY", "sk_test_sync");
+        test
+    }
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        if let Some(sandbox) = self.sandbox.take() {
+            self.runtime.block_on(sandbox.stop());
+        }
+    }
+}
+
+fn head(path: &std::path::Path) -> (git2::Oid, String) {
+    let repo = git2::Repository::open(path).unwrap();
+    let commit = repo.head().unwrap().peel_to_commit().unwrap();
+    (commit.id(), commit.message().unwrap().to_owned())
+}
+
+/// Every ledger file of a store, by name.
+fn ledger(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(path.join("purchases"))
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_name().to_str().unwrap().ends_with(".jsonl"))
+        .map(|entry| {
+            (
+                entry.file_name().into_string().unwrap(),
+                std::fs::read(entry.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    ledger(path)
+        .iter()
+        .flat_map(|(_, bytes)| {
+            String::from_utf8(bytes.clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}
+
+#[test]
+fn months_of_purchases_refunds_and_disputes_reach_the_ledger() {
+    let shop = Shop::new();
+    let guide = shop.seed(
+        0,
+        120,
+        AUGUST,
+        DAY / 2,
+        json!({"product": "guide", "version": "1.0.0"}),
+    );
+    let atlas = shop.seed(
+        1,
+        80,
+        AUGUST + 45 * DAY,
+        DAY,
+        json!({"product": "atlas", "version": "2.0.0", "utm_source": "newsletter"}),
+    );
+    shop.seed(0, 15, AUGUST + 10 * DAY, DAY, json!({}));
+    shop.seed(
+        0,
+        5,
+        AUGUST + 11 * DAY,
+        DAY,
+        json!({"product": "someone-elses", "version": "1"}),
+    );
+    // A session still open is not a purchase.
+    let client = shop.sandbox().client();
+    shop.runtime
+        .block_on(
+            client.create_checkout_session(
+                &CreateCheckoutSession {
+                    price: shop.prices[0].clone(),
+                    success_url: "http://127.0.0.1:9/t".into(),
+                    metadata: [
+                        ("product".to_owned(), "guide".to_owned()),
+                        ("version".to_owned(), "1.0.0".to_owned()),
+                    ]
+                    .into(),
+                    ..Default::default()
+                },
+                &IdempotencyKey::random(),
+            ),
+        )
+        .unwrap();
+    // Refunds come after the purchases, as in Stripe's own time.
+    shop.runtime
+        .block_on(shop.sandbox().set_clock(AUGUST + 125 * DAY));
+    shop.refund(&guide[3], None);
+    shop.refund(&guide[7], Some(900));
+    shop.refund(&atlas[10], None);
+    shop.dispute(&guide[50]);
+
+    let store = shop.store();
+    store
+        .shop(&["sync"])
+        .success()
+        .stderr_has(&[
+            "220 completed sessions seen",
+            "20 of other integrations skipped",
+        ])
+        .stdout_has(&["200 new, 0 refunded, 0 disputed; committed"]);
+    let (_, message) = head(store.path());
+    assert_eq!(message, "sync: 200 new");
+
+    let files: Vec<String> = ledger(store.path())
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "2026-08.jsonl",
+            "2026-09.jsonl",
+            "2026-10.jsonl",
+            "2026-11.jsonl",
+            "2026-12.jsonl"
+        ]
+    );
+    let all = lines(store.path());
+    assert_eq!(all.len(), 200);
+    let by_id = |id: &str| all.iter().find(|line| line["id"] == id).unwrap().clone();
+    assert_eq!(by_id(&guide[3])["status"], "refunded");
+    assert_eq!(
+        (
+            by_id(&guide[7])["status"].clone(),
+            by_id(&guide[7])["amount_refunded"].clone()
+        ),
+        (json!("paid"), json!(900))
+    );
+    assert_eq!(by_id(&atlas[10])["status"], "refunded");
+    assert_eq!(by_id(&guide[50])["status"], "disputed");
+    let first = by_id(&guide[0]);
+    assert_eq!(first["created"], "2026-08-01T00:00:00Z");
+    assert_eq!(
+        (
+            first["email"].clone(),
+            first["amount"].clone(),
+            first["currency"].clone()
+        ),
+        (json!("buyer0@example.com"), json!(2900), json!("usd"))
+    );
+    assert_eq!(by_id(&atlas[0])["utm_source"], "newsletter");
+    let keys: Vec<String> = first.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "created",
+            "email",
+            "product",
+            "version",
+            "amount",
+            "currency",
+            "payment_intent",
+            "status"
+        ]
+    );
+    for (_, bytes) in ledger(store.path()) {
+        let text = String::from_utf8(bytes).unwrap();
+        let order: Vec<(String, String)> = text
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (
+                    v["created"].as_str().unwrap().to_owned(),
+                    v["id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted);
+    }
+
+    // Again: nothing new, no commit.
+    let before = head(store.path()).0;
+    store
+        .shop(&["sync"])
+        .success()
+        .stderr_has(&["the ledger is up to date; nothing to commit"]);
+    assert_eq!(head(store.path()).0, before);
+
+    // A full rebuild of an unchanged account: the same bytes, no commit.
+    let bytes = ledger(store.path());
+    store
+        .shop(&["sync", "--full"])
+        .success()
+        .stderr_has(&["nothing to commit"]);
+    assert_eq!(ledger(store.path()), bytes);
+    assert_eq!(head(store.path()).0, before);
+
+    // Later: new purchases and a refund of an old one; only what is new is listed.
+    shop.control(Method::DELETE, "requests", json!({}));
+    let later = shop.seed(
+        0,
+        5,
+        AUGUST + 130 * DAY,
+        3600,
+        json!({"product": "guide", "version": "1.1.0"}),
+    );
+    shop.runtime
+        .block_on(shop.sandbox().set_clock(AUGUST + 131 * DAY));
+    shop.refund(&guide[20], None);
+    store
+        .shop(&["sync"])
+        .success()
+        .stdout_has(&["5 new, 1 refunded, 0 disputed"]);
+    assert_eq!(head(store.path()).1, "sync: 5 new, 1 refunded");
+    let log = shop.control(Method::GET, "requests", json!({}));
+    let listing = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "/v1/checkout/sessions" && r["params"]["status"] == "complete")
+        .unwrap()
+        .clone();
+    let since: i64 = listing["params"]["created"]["gte"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        since,
+        AUGUST + 45 * DAY + 79 * DAY - 7 * DAY,
+        "the incremental sync lists from the newest purchase less the overlap"
+    );
+    let all = lines(store.path());
+    assert_eq!(all.len(), 205);
+    assert!(all.iter().any(|l| l["id"] == later[4].as_str()));
+    assert_eq!(
+        all.iter().find(|l| l["id"] == guide[20].as_str()).unwrap()["status"],
+        "refunded"
+    );
+
+    // And --full still agrees with the incremental ledger.
+    let bytes = ledger(store.path());
+    store.shop(&["sync", "--full"]).success();
+    assert_eq!(ledger(store.path()), bytes);
+
+    // The dry run writes nothing.
+    shop.seed(
+        0,
+        2,
+        AUGUST + 131 * DAY,
+        60,
+        json!({"product": "guide", "version": "1.1.0"}),
+    );
+    let head_before = head(store.path()).0;
+    store
+        .shop(&["sync", "--dry-run"])
+        .success()
+        .stderr_has(&["dry run: would change purchases/2026-12.jsonl"]);
+    assert_eq!(ledger(store.path()), bytes);
+    assert_eq!(head(store.path()).0, head_before);
+}
+
+#[test]
+fn the_report_reads_the_ledger() {
+    let shop = Shop::new();
+    let guide = shop.seed(
+        0,
+        10,
+        AUGUST,
+        DAY,
+        json!({"product": "guide", "version": "1.0.0", "utm_source": "mastodon"}),
+    );
+    shop.seed(0, 4, AUGUST + 40 * DAY, DAY, json!({"product": "guide", "version": "1.1.0", "referrer": "https://www.example.org/review"}));
+    shop.seed(
+        1,
+        3,
+        AUGUST + 5 * DAY,
+        DAY,
+        json!({"product": "atlas", "version": "2.0.0"}),
+    );
+    shop.refund(&guide[0], None);
+    shop.refund(&guide[1], Some(1000));
+    let store = shop.store();
+    store
+        .shop(&["report"])
+        .success()
+        .stderr_has(&["no purchases in the ledger yet"]);
+    store.shop(&["sync", "-q"]).success();
+
+    let rows = store.shop(&["report", "--json"]).success().json();
+    assert_eq!(
+        rows,
+        json!([
+            {"group": "atlas", "currency": "eur", "count": 3, "gross": 4500, "refunded": 0, "net": 4500},
+            {"group": "guide", "currency": "usd", "count": 14, "gross": 40600, "refunded": 3900, "net": 36700},
+        ])
+    );
+    let table = store.shop(&["report"]).success().stdout();
+    assert!(
+        table.contains("guide    14     406.00 USD  39.00 USD  367.00 USD"),
+        "{table}"
+    );
+    let months = store
+        .shop(&["report", "--by", "month", "--json"])
+        .success()
+        .json();
+    let groups: Vec<&str> = months
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["2026-08", "2026-08", "2026-09"]);
+    let sources = store
+        .shop(&["report", "--by", "source", "--json"])
+        .success()
+        .json();
+    let sources: Vec<(&str, u64)> = sources
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["group"].as_str().unwrap(), r["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        sources,
+        [("direct", 3), ("example.org", 4), ("mastodon", 10)]
+    );
+    let since = store
+        .shop(&["report", "--since", "2026-09-01", "--json"])
+        .success()
+        .json();
+    assert_eq!(since[0]["count"], 4);
+
+    let csv = store.shop(&["report", "--csv"]).success().stdout();
+    let csv_lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(csv_lines.len(), 18);
+    assert!(
+        csv_lines[0]
+            .starts_with("id,created,email,product,version,amount,refunded,currency,status")
+    );
+    assert!(
+        csv.contains(",guide,1.0.0,29.00,29.00,USD,refunded,"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn a_sync_killed_at_random_points_ends_as_one_uninterrupted_sync() {
+    let shop = Shop::new();
+    let guide = shop.seed(
+        0,
+        1500,
+        AUGUST,
+        3 * 3600,
+        json!({"product": "guide", "version": "1.0.0"}),
+    );
+    shop.seed(
+        1,
+        500,
+        AUGUST + 20 * DAY,
+        9 * 3600,
+        json!({"product": "atlas", "version": "2.0.0"}),
+    );
+    shop.runtime
+        .block_on(shop.sandbox().set_clock(AUGUST + 190 * DAY));
+    for session in guide.iter().step_by(97) {
+        shop.refund(session, None);
+    }
+    shop.dispute(&guide[5]);
+
+    // The reference: one sync that nothing interrupts.
+    let reference = shop.store();
+    reference.shop(&["sync", "-q"]).success();
+    let expected = ledger(reference.path());
+    assert_eq!(
+        expected
+            .iter()
+            .map(|(_, b)| b.iter().filter(|&&c| c == b'\n').count())
+            .sum::<usize>(),
+        2000
+    );
+
+    // Slow Stripe down so a sync takes a while, then kill it again and again.
+    shop.control(Method::POST, "faults", json!({"latency_ms": 15}));
+    let store = shop.store();
+    for delay_ms in [40u64, 150, 300, 450, 600, 800, 950, 1100, 1250] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shop"));
+        command
+            .args(["sync", "-q"])
+            .current_dir(store.path())
+            .env_clear();
+        for (key, value) in store.environment() {
+            command.env(key, value);
+        }
+        let mut child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    shop.control(Method::DELETE, "faults", json!({}));
+    store.shop(&["sync", "-q"]).success();
+    assert_eq!(
+        ledger(store.path()),
+        expected,
+        "the ledger after interrupted syncs differs from one uninterrupted sync"
+    );
+
+    // Git is sound and holds exactly the ledger on disk.
+    let fsck = std::process::Command::new("git")
+        .args(["fsck", "--strict"])
+        .current_dir(store.path())
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "git fsck: {}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let repo = git2::Repository::open(store.path()).unwrap();
+    let dirty: Vec<String> = repo
+        .statuses(None)
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.path().ok().map(str::to_owned))
+        .filter(|p| p.starts_with("purchases/"))
+        .collect();
+    assert!(dirty.is_empty(), "uncommitted ledger files: {dirty:?}");
+    let messages: Vec<String> = {
+        let mut walk = repo.revwalk().unwrap();
+        walk.push_head().unwrap();
+        walk.map(|oid| {
+            repo.find_commit(oid.unwrap())
+                .unwrap()
+                .summary()
+                .unwrap()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+    };
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.starts_with("sync:") || m.starts_with("shop init")),
+        "{messages:?}"
+    );
+    let client = shop.sandbox().client();
+    let _: Vec<_> = shop
+        .runtime
+        .block_on(client.refunds(None).try_collect::<Vec<_>>())
+        .unwrap();
+}
+
+#[test]
+fn sync_needs_a_key_and_a_reachable_stripe() {
+    let shop = Shop::new();
+    let mut store = shop.store();
+    store.env("STRIPE_SECRET_KEY", "");
+    store.shop(&["sync"]).code(1).stderr_has(&[
+        "`STRIPE_SECRET_KEY` is not set",
+        "hint: export STRIPE_SECRET_KEY",
+    ]);
+    let mut store = shop.store();
+    store.env("SHOP_STRIPE_API_BASE", "http://127.0.0.1:9");
+    store.env("SHOP_STRIPE_ATTEMPTS", "2");
+    store.shop(&["sync"]).code(1).stderr_has(&[
+        "cannot reach Stripe at `http://127.0.0.1:9` after 2 attempts",
+        "hint:",
+    ]);
+    assert!(ledger(store.path()).is_empty());
+    store
+        .shop(&["sync", "--receipts"])
+        .code(2)
+        .stderr_has(&["not built yet"]);
+}
