@@ -12,14 +12,18 @@ pub mod cli;
 pub mod commands;
 pub mod git;
 pub mod github;
+pub mod html;
 pub mod ledger;
 pub mod release;
 pub mod report;
 pub mod sandbox;
 pub mod secret;
+pub mod server;
+pub mod state;
 pub mod store;
 pub mod stripe;
 pub mod sync;
+pub mod tokens;
 
 use std::ffi::OsString;
 use std::io::{self, Write};

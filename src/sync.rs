@@ -73,27 +73,31 @@ struct ChargeState {
     disputed: bool,
 }
 
-fn classify(
-    session: &CheckoutSession,
-    store: &Store,
-    links: &HashMap<String, (String, String)>,
-) -> Kind {
+/// The product and version a session sells, if it is this store's: named
+/// in its metadata, or through a payment link `shop release` recorded.
+pub fn product_of(session: &CheckoutSession, store: &Store) -> Option<(String, String)> {
     let named = match (
         session.metadata.get("product"),
         session.metadata.get("version"),
     ) {
         (Some(product), Some(version)) => Some((product.clone(), version.clone())),
-        _ => session
-            .payment_link
-            .as_ref()
-            .and_then(|link| links.get(link).cloned()),
+        _ => session.payment_link.as_ref().and_then(|link| {
+            store.products.iter().find_map(|product| {
+                product
+                    .releases
+                    .iter()
+                    .find(|release| &release.payment_link == link)
+                    .map(|release| (product.slug.clone(), release.version.to_string()))
+            })
+        }),
     };
-    let Some((product, version)) = named else {
+    named.filter(|(product, _)| store.product(product).is_ok())
+}
+
+fn classify(session: &CheckoutSession, store: &Store) -> Kind {
+    let Some((product, version)) = product_of(session, store) else {
         return Kind::Foreign;
     };
-    if store.product(&product).is_err() {
-        return Kind::Foreign;
-    }
     if session.payment_status != "paid" {
         return Kind::Unpaid;
     }
@@ -135,20 +139,6 @@ fn apply(purchase: &mut Purchase, state: ChargeState) {
         "paid"
     }
     .into();
-}
-
-/// Payment links recorded by `shop release`, to recognise their sessions.
-fn release_links(store: &Store) -> HashMap<String, (String, String)> {
-    let mut links = HashMap::new();
-    for product in &store.products {
-        for release in &product.releases {
-            links.insert(
-                release.payment_link.clone(),
-                (product.slug.clone(), release.version.to_string()),
-            );
-        }
-    }
-    links
 }
 
 pub async fn run(
@@ -235,7 +225,6 @@ async fn incremental(
         Some(since) => Some(since),
         None => ledger::newest(root)?.map(|newest| newest.created_unix() - OVERLAP_SECONDS),
     };
-    let links = release_links(request.store);
 
     // New and re-listed purchases, by month.
     let mut fresh: BTreeMap<String, Vec<Purchase>> = BTreeMap::new();
@@ -250,7 +239,7 @@ async fn incremental(
     let mut kept = 0;
     while let Some(session) = sessions.try_next().await? {
         outcome.seen += 1;
-        match classify(&session, request.store, &links) {
+        match classify(&session, request.store) {
             Kind::Ours(purchase) => {
                 kept += 1;
                 if let Some(intent) = &purchase.payment_intent {
@@ -376,7 +365,6 @@ async fn full(
     stage: &mut impl FnMut(&str, &mut Vec<Purchase>, &mut Option<Staging>) -> Result<(), SyncError>,
 ) -> Result<(), SyncError> {
     let root = &request.store.root;
-    let links = release_links(request.store);
     // Refunds and disputes first: they are few, and every purchase needs them.
     let mut states: HashMap<String, ChargeState> = HashMap::new();
     let mut refunds = stripe.refunds(None);
@@ -408,7 +396,7 @@ async fn full(
     let mut kept = 0;
     while let Some(session) = sessions.try_next().await? {
         outcome.seen += 1;
-        match classify(&session, request.store, &links) {
+        match classify(&session, request.store) {
             Kind::Ours(mut purchase) => {
                 kept += 1;
                 if let Some(state) = purchase

@@ -11,5 +11,6 @@ mod conformance;
 mod init;
 mod release;
 mod sandbox;
+mod serve;
 mod store;
 mod sync;

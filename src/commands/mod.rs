@@ -150,6 +150,32 @@ impl Context {
     }
 }
 
+/// The download-token keys: `SHOP_TOKEN_SECRET` signs, and with it
+/// `SHOP_TOKEN_SECRET_PREVIOUS` (after a rotation) still verifies.
+pub(crate) fn token_keys() -> anyhow::Result<Vec<crate::tokens::Key>> {
+    let current = secret_from_env("SHOP_TOKEN_SECRET")?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "`SHOP_TOKEN_SECRET` is not set\n\
+             hint: it signs download links; export SHOP_TOKEN_SECRET=$(openssl rand -hex 32) and keep it"
+        )
+    })?;
+    if current.expose().len() < 32 {
+        anyhow::bail!(
+            "`SHOP_TOKEN_SECRET` is shorter than 32 characters\nhint: use `openssl rand -hex 32`"
+        );
+    }
+    let mut keys = vec![crate::tokens::Key::new(current)];
+    if let Some(previous) = secret_from_env("SHOP_TOKEN_SECRET_PREVIOUS")? {
+        keys.push(crate::tokens::Key::new(previous));
+    }
+    Ok(keys)
+}
+
+/// The server's database in the store.
+pub(crate) fn state_path(store: &crate::store::Store) -> PathBuf {
+    store.root.join(".shop").join("state.db")
+}
+
 /// Now, or the time in `SHOP_NOW` (Unix seconds or RFC 3339), which end-to-end
 /// tests set to pin dates.
 pub(crate) fn now() -> anyhow::Result<time::OffsetDateTime> {

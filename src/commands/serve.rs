@@ -1,8 +1,12 @@
 //! `shop serve`: the web server buyers see after paying.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
 
 use super::Context;
+use crate::server::{self, App, Delivery};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -21,6 +25,37 @@ pub struct Args {
     pub listen: SocketAddr,
 }
 
-pub fn run(_context: &Context, _args: Args) -> anyhow::Result<()> {
-    super::not_built("serve")
+pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    let store = context.open_store()?;
+    let stripe = context.stripe()?;
+    let keys = super::token_keys()?;
+    let webhook_secret = super::secret_from_env("STRIPE_WEBHOOK_SECRET")?;
+    if webhook_secret.is_none() {
+        context.output.note(
+            "warning: `STRIPE_WEBHOOK_SECRET` is not set, so webhooks are refused (no receipts, no refunds)\n\
+             hint: copy the endpoint's signing secret from Stripe's dashboard, or from `shop sandbox`",
+        );
+    }
+    let db = crate::state::Db::open(&super::state_path(&store))?;
+    super::block_on(async move {
+        let delivery = match &store.settings.github_repository {
+            Some(repository) => Delivery::GitHub {
+                client: Box::new(context.github(repository)?),
+                api_base: context.global.github_api_base.clone(),
+            },
+            None => Delivery::Local(crate::release::local_files_dir(&store.root)),
+        };
+        let base_url = store.settings.base_url.clone();
+        let listener = server::bind(args.listen).await.with_context(|| {
+            format!("cannot listen on `{}`\nhint: is another server running there? choose another `--listen` address", args.listen)
+        })?;
+        let address = listener.local_addr()?;
+        let app = Arc::new(App::new(store, stripe, keys, webhook_secret, db, delivery));
+        context.output.note(format!(
+            "shop serve listening on http://{address} (public address {base_url}); stop with Ctrl-C"
+        ));
+        server::serve(app, listener, super::shutdown_signal()).await;
+        context.output.note("shop serve stopped");
+        anyhow::Ok(())
+    })?
 }

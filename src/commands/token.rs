@@ -3,6 +3,10 @@
 use super::Context;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Run it where `shop serve` keeps its state (the store on the server) for \
+                        `--grant` to take effect."
+)]
 pub struct Args {
     /// The purchase: its Checkout Session id (cs_...)
     #[arg(value_name = "PURCHASE-ID")]
@@ -13,6 +17,72 @@ pub struct Args {
     pub grant: Option<u32>,
 }
 
-pub fn run(_context: &Context, _args: Args) -> anyhow::Result<()> {
-    super::not_built("token")
+pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    let store = context.open_store()?;
+    let keys = super::token_keys()?;
+    if !args.purchase.starts_with("cs_") {
+        return Err(super::UsageError(format!(
+            "`{}` is not a purchase id\nhint: purchase ids are Checkout Session ids, `cs_…`; find them with `shop report --csv`",
+            args.purchase
+        ))
+        .into());
+    }
+    // Known from the ledger, the server's database, or Stripe itself.
+    let mut known = false;
+    crate::ledger::each(&store.root, |purchase| {
+        known |= purchase.id == args.purchase;
+        Ok(())
+    })?;
+    let db = crate::state::Db::open(&super::state_path(&store))?;
+    known = known || db.purchase(&args.purchase)?.is_some();
+    if !known {
+        let stripe = context.stripe().map_err(|error| {
+            anyhow::anyhow!("{error:#}\n(the purchase `{}` is not in the ledger; run `shop sync`, or give a Stripe key to look it up)", args.purchase)
+        })?;
+        let session = super::block_on(stripe.checkout_session(&args.purchase))??;
+        let paid_and_ours = session.as_ref().is_some_and(|session| {
+            session.payment_status == "paid" && crate::sync::product_of(session, &store).is_some()
+        });
+        if !paid_and_ours {
+            anyhow::bail!(
+                "there is no paid purchase `{}` of this store\nhint: check the id in `shop report --csv` or Stripe's dashboard",
+                args.purchase
+            );
+        }
+    }
+    let now = super::now()?.unix_timestamp();
+    let claims = crate::tokens::Claims {
+        purchase: args.purchase.clone(),
+        expires: now + store.settings.link_lifetime as i64,
+    };
+    let link = format!(
+        "{}/d/{}",
+        store.settings.base_url,
+        crate::tokens::sign(&keys[0], &claims)
+    );
+    let granted = match args.grant {
+        Some(extra) => Some(super::block_on(db.grant(&args.purchase, extra))??),
+        None => None,
+    };
+    if context.output.json {
+        context.output.json(&serde_json::json!({
+            "purchase": args.purchase,
+            "link": link,
+            "expires": crate::ledger::timestamp(claims.expires),
+            "extra_downloads": granted,
+        }))?;
+        return Ok(());
+    }
+    if let Some(extra) = granted {
+        context.output.note(format!(
+            "`{}` now has {extra} extra downloads of each file",
+            args.purchase
+        ));
+    }
+    context.output.note(format!(
+        "valid until {}:",
+        crate::ledger::timestamp(claims.expires)
+    ));
+    context.output.data(format!("{link}\n"))?;
+    Ok(())
 }

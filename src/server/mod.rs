@@ -1,0 +1,268 @@
+//! `shop serve`: where buyers land after paying, Stripe's webhooks, and
+//! signed, counted download links.
+//!
+//! [`routes`] builds the warp filter from an [`App`]; [`serve`] runs it on a
+//! listener until a shutdown signal, letting in-flight downloads finish.
+//! Handlers live in `handlers.rs`, pages in `pages.rs`.
+
+mod handlers;
+pub mod pages;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use warp::Filter;
+
+use crate::github::GitHub;
+use crate::secret::Secret;
+use crate::state::Db;
+use crate::store::Store;
+use crate::stripe;
+use crate::tokens::Key;
+
+/// Where files come from.
+#[derive(Debug)]
+pub enum Delivery {
+    /// A 302 to the short-lived URL GitHub gives for a private asset.
+    GitHub {
+        client: Box<GitHub>,
+        api_base: String,
+    },
+    /// Streamed from `<dir>/<slug>/<version>/<file>`.
+    Local(PathBuf),
+}
+
+/// Everything the server needs, built by `commands::serve`.
+pub struct App {
+    pub store: Store,
+    pub stripe: stripe::Client,
+    /// The first key signs; all verify (the previous one after a rotation).
+    pub keys: Vec<Key>,
+    pub webhook_secret: Option<Secret>,
+    pub db: Db,
+    pub delivery: Delivery,
+    /// The page layout: the store's `templates/page.html`, or the built-in.
+    pub layout: String,
+    /// Unix seconds now.
+    pub clock: fn() -> i64,
+    links: Mutex<HashMap<u64, (String, Instant)>>,
+    limiter: Mutex<RateLimiter>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("store", &self.store.root)
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    pub fn new(
+        store: Store,
+        stripe: stripe::Client,
+        keys: Vec<Key>,
+        webhook_secret: Option<Secret>,
+        db: Db,
+        delivery: Delivery,
+    ) -> App {
+        let layout = std::fs::read_to_string(store.root.join("templates").join("page.html"))
+            .unwrap_or_else(|_| pages::LAYOUT.to_owned());
+        App {
+            store,
+            stripe,
+            keys,
+            webhook_secret,
+            db,
+            delivery,
+            layout,
+            clock: system_now,
+            links: Mutex::new(HashMap::new()),
+            limiter: Mutex::new(RateLimiter::default()),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// A signed download link for a purchase, valid for the shop's lifetime.
+    pub fn link(&self, purchase: &str) -> String {
+        let claims = crate::tokens::Claims {
+            purchase: purchase.to_owned(),
+            expires: self.now() + self.store.settings.link_lifetime as i64,
+        };
+        format!(
+            "{}/d/{}",
+            self.store.settings.base_url,
+            crate::tokens::sign(&self.keys[0], &claims)
+        )
+    }
+
+    /// A cached short-lived asset URL, fetched again a minute before GitHub's
+    /// five minutes run out.
+    fn cached_link(&self, asset: u64) -> Option<String> {
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links
+            .get(&asset)
+            .filter(|(_, at)| at.elapsed() < Duration::from_secs(60))
+            .map(|(url, _)| url.clone())
+    }
+
+    fn cache_link(&self, asset: u64, url: &str) {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links.insert(asset, (url.to_owned(), Instant::now()));
+    }
+}
+
+fn system_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Requests per key in a window, for the lost-link form.
+#[derive(Debug, Default)]
+struct RateLimiter {
+    seen: HashMap<String, Vec<Instant>>,
+}
+
+impl RateLimiter {
+    /// Whether one more request for `key` fits `limit` per `window`.
+    fn allow(&mut self, key: &str, limit: usize, window: Duration) -> bool {
+        if self.seen.len() > 100_000 {
+            self.seen
+                .retain(|_, times| times.iter().any(|at| at.elapsed() < window));
+        }
+        let times = self.seen.entry(key.to_owned()).or_default();
+        times.retain(|at| at.elapsed() < window);
+        if times.len() >= limit {
+            return false;
+        }
+        times.push(Instant::now());
+        true
+    }
+}
+
+/// Every route of the server.
+pub fn routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
+    let errors_app = app.clone();
+    let with_app = warp::any().map(move || app.clone());
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| handlers::text(warp::http::StatusCode::OK, "ok"));
+    let buy = warp::path!("buy" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>("referer"))
+        .then(handlers::buy);
+    let thanks = warp::path!("thanks")
+        .and(warp::get())
+        .and(with_app.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .then(handlers::thanks);
+    let webhook = warp::path!("stripe" / "webhook")
+        .and(warp::post())
+        .and(with_app.clone())
+        .and(warp::header::optional::<String>("stripe-signature"))
+        .and(warp::body::content_length_limit(1024 * 1024))
+        .and(warp::body::bytes())
+        .then(handlers::webhook);
+    let page = warp::path!("d" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .then(handlers::download_page);
+    let file = warp::path!("d" / String / String)
+        .and(warp::get().or(warp::head()).unify())
+        .and(with_app.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>("range"))
+        .then(handlers::download);
+    let lost_form = warp::path!("lost")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(handlers::lost_form);
+    let lost = warp::path!("lost")
+        .and(warp::post())
+        .and(with_app.clone())
+        .and(warp::addr::remote())
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .then(handlers::lost);
+    let log = warp::log::custom(|info| {
+        tracing::info!(
+            method = %info.method(),
+            path = %redact_token(info.path()),
+            status = info.status().as_u16(),
+            elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    healthz
+        .or(buy)
+        .unify()
+        .or(thanks)
+        .unify()
+        .or(webhook)
+        .unify()
+        .or(page)
+        .unify()
+        .or(file)
+        .unify()
+        .or(lost_form)
+        .unify()
+        .or(lost)
+        .unify()
+        .recover(move |rejection: warp::Rejection| {
+            let app = errors_app.clone();
+            async move { Ok::<_, std::convert::Infallible>(handlers::rejection(&app, &rejection)) }
+        })
+        .unify()
+        .with(log)
+}
+
+/// Logs never hold a download token: it is a bearer credential.
+fn redact_token(path: &str) -> String {
+    match path.strip_prefix("/d/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, file)) => format!("/d/…/{file}"),
+            None => "/d/…".to_owned(),
+        },
+        None => path.to_owned(),
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; in-flight
+/// requests (downloads among them) finish first.
+pub async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(app))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+/// Binds `address` with `TCP_NODELAY` (small responses go out at once).
+pub async fn bind(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(address)?;
+    socket.listen(1024)
+}

@@ -1,0 +1,155 @@
+//! The buyer's pages: small, accessible HTML with the shop's name and no
+//! external assets. The layout is `templates/page.html`, which a store can
+//! override with its own `templates/page.html` (placeholders `{{title}}`,
+//! `{{shop}}`, `{{support}}`, `{{body}}`).
+
+use crate::store::{Product, Release};
+
+/// The built-in layout.
+pub const LAYOUT: &str = include_str!("../../templates/page.html");
+
+pub use crate::html::escape;
+
+/// A whole page: `body` (already HTML) inside the layout.
+pub fn page(layout: &str, shop: &str, support: &str, title: &str, body: &str) -> String {
+    layout
+        .replace("{{title}}", &escape(title))
+        .replace("{{shop}}", &escape(shop))
+        .replace("{{support}}", &escape(support))
+        .replace("{{body}}", body)
+}
+
+/// One file of the download page.
+#[derive(Debug)]
+pub struct FileRow {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub used: u32,
+    pub allowed: u32,
+    pub href: String,
+}
+
+/// The download page of a purchase.
+pub fn downloads(
+    product: &Product,
+    shown: &Release,
+    bought: &str,
+    files: &[FileRow],
+    others: &[(String, String)],
+    expires: &str,
+) -> String {
+    let mut body = format!(
+        "<h1>{}</h1><p>Version <strong>{}</strong>{}. This link works until <strong>{}</strong>; \
+         each file can be downloaded {} times.</p>",
+        escape(&product.name),
+        escape(&shown.version.to_string()),
+        if shown.version.to_string() == bought {
+            String::new()
+        } else {
+            format!(" (you bought {})", escape(bought))
+        },
+        escape(expires),
+        files
+            .first()
+            .map_or(product.download_limit, |file| file.allowed),
+    );
+    body.push_str("<table><thead><tr><th scope=\"col\">File</th><th scope=\"col\">Size</th><th scope=\"col\">Downloads left</th></tr></thead><tbody>");
+    for file in files {
+        let left = file.allowed.saturating_sub(file.used);
+        let link = if left > 0 {
+            format!(
+                "<a class=\"button\" href=\"{}\" download>{}</a>",
+                escape(&file.href),
+                escape(&file.name)
+            )
+        } else {
+            format!(
+                "{} <span class=\"note\">(no downloads left)</span>",
+                escape(&file.name)
+            )
+        };
+        body.push_str(&format!(
+            "<tr><td>{link}<br><code title=\"SHA-256\">sha256 {}</code></td><td>{}</td><td data-left=\"{left}\">{left} of {}</td></tr>",
+            escape(&file.sha256),
+            human_size(file.size),
+            file.allowed,
+        ));
+    }
+    body.push_str("</tbody></table>");
+    if !others.is_empty() {
+        body.push_str("<h2>Other versions you can download</h2><ul>");
+        for (version, href) in others {
+            body.push_str(&format!(
+                "<li><a href=\"{}\">Version {}</a></li>",
+                escape(href),
+                escape(version)
+            ));
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str(
+        "<p class=\"note\">Lost this page? Ask for a new link at <a href=\"/lost\">/lost</a>.</p>",
+    );
+    body
+}
+
+/// A plain page for a link that cannot be used, saying what to do next.
+pub fn refusal(title: &str, text: &str) -> String {
+    format!(
+        "<h1>{}</h1><p>{}</p><p><a href=\"/lost\">Get a new link by email</a></p>",
+        escape(title),
+        escape(text)
+    )
+}
+
+pub fn lost_form(message: Option<&str>) -> String {
+    let message = message
+        .map(|m| format!("<p role=\"status\">{}</p>", escape(m)))
+        .unwrap_or_default();
+    format!(
+        "<h1>Get your download links again</h1>{message}\
+         <form method=\"post\" action=\"/lost\"><label for=\"email\">The email address you bought with</label>\
+         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required>\
+         <button type=\"submit\">Email me my links</button></form>"
+    )
+}
+
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KB", "MB", "GB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit + 1 < UNITS.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{size:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_what_they_are_given() {
+        let html = page(
+            LAYOUT,
+            "A & B <Books>",
+            "help@example.com",
+            "x\"y",
+            "<p>body</p>",
+        );
+        assert!(html.contains("<title>x&quot;y · A &amp; B &lt;Books&gt;</title>"));
+        assert!(html.contains("<main>\n<p>body</p>\n</main>"));
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(999), "999 bytes");
+        assert_eq!(human_size(2_500_000), "2.5 MB");
+    }
+}

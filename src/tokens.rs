@@ -1,0 +1,201 @@
+//! Download tokens: who may download what until when, signed.
+//!
+//! A token is `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`
+//! where the payload is `v1.<key id>.<purchase id>.<expiry, Unix seconds>`.
+//! The key id (a short hash of the key) lets a server that rotated its
+//! secret keep accepting tokens signed with the previous one. Keys and the
+//! clock are arguments; nothing here does I/O.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::secret::Secret;
+
+/// A signing key and its id.
+#[derive(Debug, Clone)]
+pub struct Key {
+    id: String,
+    secret: Secret,
+}
+
+impl Key {
+    pub fn new(secret: Secret) -> Key {
+        let digest = Sha256::digest(secret.expose().as_bytes());
+        Key {
+            id: hex::encode(&digest[..4]),
+            secret,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(payload);
+        mac
+    }
+}
+
+/// What a token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The purchase: its Checkout Session id.
+    pub purchase: String,
+    /// Unix seconds after which the token is refused.
+    pub expires: i64,
+}
+
+/// Signs `claims` with `key`.
+pub fn sign(key: &Key, claims: &Claims) -> String {
+    let payload = format!("v1.{}.{}.{}", key.id, claims.purchase, claims.expires);
+    let signature = key.mac(payload.as_bytes()).finalize().into_bytes();
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(payload),
+        URL_SAFE_NO_PAD.encode(signature)
+    )
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a token of ours: garbage, truncated, tampered, or an unknown key.
+    #[error("the link is not valid")]
+    Invalid,
+    /// Genuine, but past its expiry.
+    #[error("the link has expired")]
+    Expired { purchase: String },
+}
+
+/// Checks `token` against the current and previous `keys` at time `now`.
+/// The signature is compared in constant time, and checked before anything
+/// in the payload is trusted.
+pub fn verify(keys: &[Key], token: &str, now: i64) -> Result<Claims, TokenError> {
+    if token.len() > 512 {
+        return Err(TokenError::Invalid);
+    }
+    let (payload, signature) = token.split_once('.').ok_or(TokenError::Invalid)?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Invalid)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| TokenError::Invalid)?;
+    let text = std::str::from_utf8(&payload).map_err(|_| TokenError::Invalid)?;
+    let mut parts = text.splitn(4, '.');
+    let (Some("v1"), Some(key_id), Some(rest)) = (
+        parts.next(),
+        parts.next(),
+        parts.next().map(|p| (p, parts.next())),
+    ) else {
+        return Err(TokenError::Invalid);
+    };
+    let (purchase, Some(expires)) = rest else {
+        return Err(TokenError::Invalid);
+    };
+    let key = keys
+        .iter()
+        .find(|key| key.id == key_id)
+        .ok_or(TokenError::Invalid)?;
+    key.mac(&payload)
+        .verify_slice(&signature)
+        .map_err(|_| TokenError::Invalid)?;
+    let expires: i64 = expires.parse().map_err(|_| TokenError::Invalid)?;
+    if purchase.is_empty() {
+        return Err(TokenError::Invalid);
+    }
+    if now > expires {
+        return Err(TokenError::Expired {
+            purchase: purchase.to_owned(),
+        });
+    }
+    Ok(Claims {
+        purchase: purchase.to_owned(),
+        expires,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(secret: &str) -> Key {
+        Key::new(Secret::new("SHOP_TOKEN_SECRET", secret).unwrap())
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            purchase: "cs_test_a1B2c3".into(),
+            expires: 2_000_000_000,
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_until_it_expires() {
+        let key = key("0123456789abcdef0123456789abcdef");
+        let token = sign(&key, &claims());
+        assert!(token.len() < 120, "{token}");
+        assert!(
+            token
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            "{token}"
+        );
+        assert_eq!(
+            verify(std::slice::from_ref(&key), &token, 1_999_999_999),
+            Ok(claims())
+        );
+        assert_eq!(
+            verify(&[key], &token, 2_000_000_001),
+            Err(TokenError::Expired {
+                purchase: "cs_test_a1B2c3".into()
+            })
+        );
+    }
+
+    #[test]
+    fn tampered_truncated_foreign_and_garbage_tokens_are_invalid() {
+        let key = key("0123456789abcdef0123456789abcdef");
+        let token = sign(&key, &claims());
+        let keys = std::slice::from_ref(&key);
+        // A payload changed to another purchase, signature kept.
+        let (_, signature) = token.split_once('.').unwrap();
+        let forged = format!(
+            "{}.{signature}",
+            URL_SAFE_NO_PAD.encode(format!("v1.{}.cs_test_other.2000000000", key.id()))
+        );
+        let later = format!(
+            "{}.{signature}",
+            URL_SAFE_NO_PAD.encode(format!("v1.{}.cs_test_a1B2c3.2100000000", key.id()))
+        );
+        for bad in [
+            forged.as_str(),
+            later.as_str(),
+            &token[..token.len() - 3],
+            &token[..20],
+            "",
+            "garbage",
+            "a.b",
+            "....",
+            &format!("{token}x"),
+        ] {
+            assert_eq!(verify(keys, bad, 0), Err(TokenError::Invalid), "{bad}");
+        }
+        let other = self::key("another secret entirely, also long enough");
+        assert_eq!(verify(&[other], &token, 0), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_rotated_key_still_accepts_the_previous_ones_tokens() {
+        let old = key("the old secret, thirty-two chars+");
+        let new = key("the new secret, thirty-two chars+");
+        let token = sign(&old, &claims());
+        assert_eq!(verify(&[new.clone(), old], &token, 0), Ok(claims()));
+        assert_eq!(verify(&[new], &token, 0), Err(TokenError::Invalid));
+    }
+}
