@@ -4,8 +4,10 @@
 mod harness;
 mod support {
     pub mod github;
+    pub mod served;
 }
 
+mod browser;
 mod cli;
 mod conformance;
 mod init;

@@ -1,0 +1,250 @@
+//! A store with a released product, a sandbox delivering webhooks, and
+//! `shop serve` running as a real process: the fixture of the server's
+//! tests and the browser test.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use reqwest::StatusCode;
+
+use crate::harness::{Sandbox, Test};
+
+pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef0123";
+
+pub const PRODUCT: &str = "name = \"The Field Guide\"\nprice = \"29.00\"\nfiles = [\"guide.pdf\", \"guide.epub\"]\ndownload_limit = 5\n";
+
+pub struct Served {
+    pub runtime: tokio::runtime::Runtime,
+    pub sandbox: Option<Sandbox>,
+    pub test: Test,
+    pub server: Option<Child>,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub files: Vec<Vec<u8>>,
+}
+
+impl Served {
+    /// A store with `guide` 1.0.0 released to local files, a sandbox that
+    /// delivers webhooks to the server, and `shop serve` running.
+    pub fn start() -> Served {
+        Served::start_with(&[])
+    }
+
+    pub fn start_with(extra_env: &[(&str, &str)]) -> Served {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let sandbox = runtime.block_on(Sandbox::start_with(
+            None,
+            Some(format!("{url}/stripe/webhook")),
+        ));
+        let mut test = Test::store();
+        test.write("products/guide.toml", PRODUCT);
+        test.env("SHOP_STRIPE_API_BASE", &sandbox.url);
+        test.env("STRIPE_SECRET_KEY", "sk_test_serve");
+        test.env("STRIPE_WEBHOOK_SECRET", sandbox.webhook_secret.expose());
+        test.env("SHOP_TOKEN_SECRET", TOKEN_SECRET);
+        test.env("SHOP_BASE_URL", &url);
+        for (key, value) in extra_env {
+            test.env(key, value);
+        }
+        let build = test.root().join("build");
+        std::fs::create_dir_all(&build).unwrap();
+        let mut files = Vec::new();
+        let mut args = vec!["release".to_owned(), "guide".to_owned(), "1.0.0".to_owned()];
+        for (name, size) in [("guide.pdf", 3 * 1024 * 1024 + 17), ("guide.epub", 1000)] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            std::fs::write(build.join(name), &bytes).unwrap();
+            files.push(bytes);
+            args.push(build.join(name).to_str().unwrap().to_owned());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        test.shop(&args).success();
+        shop::stripe::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut served = Served {
+            runtime,
+            sandbox: Some(sandbox),
+            test,
+            server: None,
+            url,
+            http,
+            files,
+        };
+        served.launch();
+        served
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        self.sandbox.as_ref().unwrap()
+    }
+
+    /// Starts `shop serve` and waits until it answers.
+    pub fn launch(&mut self) {
+        let address = self.url.trim_start_matches("http://").to_owned();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shop"));
+        command
+            .args(["serve", "--listen", &address])
+            .current_dir(self.test.path())
+            .env_clear();
+        for (key, value) in self.test.environment() {
+            command.env(key, value);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("listening on") {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "shop serve did not start"
+            );
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        self.server = Some(child);
+    }
+
+    pub fn stop_server(&mut self) -> std::process::ExitStatus {
+        let mut child = self.server.take().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        child.wait().unwrap()
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::Response {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.url)
+        };
+        self.runtime.block_on(self.http.get(url).send()).unwrap()
+    }
+
+    pub fn body(&self, response: reqwest::Response) -> String {
+        self.runtime.block_on(response.text()).unwrap()
+    }
+
+    /// Buys the guide through the payment link and the test checkout, and
+    /// follows the thanks page; returns the download page's path.
+    pub fn buy(&self, email: &str) -> String {
+        let text = self.test.read("products/guide.toml");
+        let link = text
+            .lines()
+            .find_map(|l| l.strip_prefix("payment_link_url = \""))
+            .unwrap()
+            .trim_end_matches('"')
+            .to_owned();
+        let opened = self.get(&link);
+        assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+        let checkout = format!(
+            "{}{}",
+            self.sandbox().url,
+            opened.headers()["location"]
+                .to_str()
+                .unwrap()
+                .trim_start_matches(&self.sandbox().url)
+        );
+        let form = shop::stripe::Form::new()
+            .field("email", email)
+            .field("card", "4242 4242 4242 4242");
+        let paid = self
+            .runtime
+            .block_on(
+                self.http
+                    .post(&checkout)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.encode())
+                    .send(),
+            )
+            .unwrap();
+        assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+        let thanks = paid.headers()["location"].to_str().unwrap().to_owned();
+        assert!(
+            thanks.starts_with(&format!("{}/thanks?session_id=cs_test_", self.url)),
+            "{thanks}"
+        );
+        let landed = self.get(&thanks);
+        assert_eq!(
+            landed.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            self.body(landed)
+        );
+        let page = landed.headers()["location"].to_str().unwrap().to_owned();
+        assert!(page.starts_with("/d/"), "{page}");
+        page
+    }
+
+    pub fn session_of(&self, page: &str) -> String {
+        let token = page.trim_start_matches("/d/");
+        let keys = [shop::tokens::Key::new(
+            shop::secret::Secret::new("SHOP_TOKEN_SECRET", TOKEN_SECRET).unwrap(),
+        )];
+        shop::tokens::verify(&keys, token, 0).unwrap().purchase
+    }
+
+    /// Rows of a table of the server's database.
+    pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        let connection = rusqlite::Connection::open_with_flags(
+            self.test.path().join(".shop/state.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut statement = connection.prepare(sql).unwrap();
+        let columns = statement.column_count();
+        statement
+            .query_map([], |row| {
+                (0..columns)
+                    .map(|i| {
+                        row.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect()
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    pub fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(sandbox) = self.sandbox.take() {
+            self.runtime.block_on(sandbox.stop());
+        }
+    }
+}
