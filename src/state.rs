@@ -91,13 +91,23 @@ pub enum Count {
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A write: runs on the writer's connection, returns whether it succeeded
 /// (its savepoint is kept or rolled back) and how to answer after commit.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+/// Runs a write; says whether it succeeded and how to answer after commit.
+type Run = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
+struct Job {
+    run: Run,
+    /// A single statement, or reads then one statement: nothing to roll
+    /// back on failure, so it needs no savepoint of its own.
+    atomic: bool,
+}
 
 /// The database: one writer thread, one reading connection.
 pub struct Db {
     path: PathBuf,
     writer: std::sync::mpsc::Sender<Job>,
     reader: Mutex<Connection>,
+    /// Purchases never change once known; keep them off the database's path.
+    purchases: std::sync::RwLock<std::collections::HashMap<String, Purchase>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -144,6 +154,7 @@ impl Db {
             path: path.to_owned(),
             writer: sender,
             reader: Mutex::new(reader),
+            purchases: Default::default(),
         })
     }
 
@@ -152,8 +163,16 @@ impl Db {
         &self,
         write: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StateError> {
+        self.submit(write, false).await
+    }
+
+    async fn submit<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        atomic: bool,
+    ) -> Result<T, StateError> {
         let (sender, receiver) = tokio::sync::oneshot::channel::<Result<T, String>>();
-        let job: Job = Box::new(move |connection| {
+        let run = Box::new(move |connection: &Connection| {
             let result = write(connection).map_err(|error| error.to_string());
             let succeeded = result.is_ok();
             let reply: Reply = Box::new(move |committed: Result<(), String>| {
@@ -161,6 +180,7 @@ impl Db {
             });
             (succeeded, reply)
         });
+        let job = Job { run, atomic };
         self.writer.send(job).map_err(|_| StateError::Closed)?;
         match receiver.await {
             Ok(Ok(value)) => Ok(value),
@@ -190,6 +210,10 @@ impl Db {
     // ---- purchases
 
     pub async fn upsert_purchase(&self, purchase: Purchase) -> Result<(), StateError> {
+        self.purchases
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&purchase.id);
         self.write(move |connection| {
             connection.execute(
                 "INSERT INTO purchases (id, email, product, version, payment_intent, created)
@@ -203,7 +227,15 @@ impl Db {
     }
 
     pub fn purchase(&self, id: &str) -> Result<Option<Purchase>, StateError> {
-        self.read(|connection| {
+        if let Some(known) = self
+            .purchases
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Ok(Some(known.clone()));
+        }
+        let found = self.read(|connection| {
             connection
                 .query_row(
                     "SELECT id, email, product, version, payment_intent, created FROM purchases WHERE id = ?1",
@@ -211,7 +243,14 @@ impl Db {
                     purchase_row,
                 )
                 .optional()
-        })
+        })?;
+        if let Some(purchase) = &found {
+            self.purchases
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(purchase.id.clone(), purchase.clone());
+        }
+        Ok(found)
     }
 
     pub fn purchases_of(&self, email: &str) -> Result<Vec<Purchase>, StateError> {
@@ -242,24 +281,35 @@ impl Db {
             version.to_owned(),
             file.to_owned(),
         );
-        self.write(move |connection| {
-            if is_revoked(connection, intent.as_deref())? {
+        self.submit(
+            move |connection| {
+            // One statement for what counting needs to know: it runs on the
+            // writer, the one place every download passes through.
+            let (revoked, extra, used): (bool, u32, u32) = connection
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM revoked WHERE payment_intent = ?1),
+                            COALESCE((SELECT extra FROM grants WHERE purchase = ?2), 0),
+                            COALESCE((SELECT count FROM downloads WHERE purchase = ?2 AND version = ?3 AND file = ?4), 0)",
+                )?
+                .query_row(params![intent, id, version, file], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            if revoked {
                 return Ok(Count::Revoked);
             }
-            let allowed = limit + extra(connection, &id)?;
-            let used = used(connection, &id, &version, &file)?;
+            let allowed = limit + extra;
             if used >= allowed {
                 return Ok(Count::Exhausted);
             }
-            connection.execute(
+            connection.prepare_cached(
                 "INSERT INTO downloads (purchase, version, file, count) VALUES (?1, ?2, ?3, 1)
                  ON CONFLICT (purchase, version, file) DO UPDATE SET count = count + 1",
-                params![id, version, file],
-            )?;
+            )?
+            .execute(params![id, version, file])?;
             Ok(Count::Counted {
                 left: allowed - used - 1,
             })
-        })
+        },
+            true,
+        )
         .await
     }
 
@@ -434,11 +484,10 @@ fn used(
     file: &str,
 ) -> rusqlite::Result<u32> {
     connection
-        .query_row(
+        .prepare_cached(
             "SELECT count FROM downloads WHERE purchase = ?1 AND version = ?2 AND file = ?3",
-            params![purchase, version, file],
-            |row| row.get(0),
-        )
+        )?
+        .query_row(params![purchase, version, file], |row| row.get(0))
         .optional()
         .map(|count| count.unwrap_or(0))
 }
@@ -459,8 +508,13 @@ fn write_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) 
             let mut transaction =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for job in batch.drain(..) {
+                if job.atomic {
+                    let (_, reply) = (job.run)(&transaction);
+                    replies.push(reply);
+                    continue;
+                }
                 let mut savepoint = transaction.savepoint()?;
-                let (succeeded, reply) = job(&savepoint);
+                let (succeeded, reply) = (job.run)(&savepoint);
                 replies.push(reply);
                 // A failed write leaves nothing behind; the others commit.
                 savepoint.set_drop_behavior(if succeeded {

@@ -21,7 +21,7 @@ fn the_buyers_path_from_payment_to_download() {
         "Version <strong>1.0.0</strong>",
         "guide.pdf",
         "guide.epub",
-        "3.1 MB",
+        "9.4 MB",
         "5 of 5",
         "sha256 ",
     ] {

@@ -54,7 +54,8 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         context.output.note(format!(
             "shop serve listening on http://{address} (public address {base_url}); stop with Ctrl-C"
         ));
-        server::serve(app, listener, super::shutdown_signal()).await;
+        // On a worker like every connection, not on the thread that waits.
+        tokio::spawn(server::serve(app, listener, super::shutdown_signal())).await?;
         context.output.note("shop serve stopped");
         anyhow::Ok(())
     })?

@@ -155,9 +155,12 @@ fn entitled<'a>(product: &'a Product, bought: &str) -> Vec<&'a Release> {
 }
 
 /// Checks a token and finds its purchase and product, or the refusal page.
+/// `check_revoked` is false where the caller checks it itself (counting a
+/// download does, in the same transaction).
 async fn authorize<'a>(
     app: &'a App,
     token: &str,
+    check_revoked: bool,
 ) -> Result<(tokens::Claims, Purchase, &'a Product), Reply_> {
     let claims = match tokens::verify(&app.keys, token, app.now()) {
         Ok(claims) => claims,
@@ -197,7 +200,12 @@ async fn authorize<'a>(
             "Write to us and we will sort it out.",
         ));
     };
-    match app.db.revoked(&purchase) {
+    let revoked = if check_revoked {
+        app.db.revoked(&purchase)
+    } else {
+        Ok(false)
+    };
+    match revoked {
         Ok(false) => {}
         Ok(true) => {
             return Err(refuse(
@@ -436,7 +444,7 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> R
 // ---- downloads
 
 pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
-    let (claims, purchase, product) = match authorize(&app, &token).await {
+    let (claims, purchase, product) = match authorize(&app, &token, true).await {
         Ok(found) => found,
         Err(page) => return page,
     };
@@ -540,7 +548,11 @@ pub async fn download(
     query: HashMap<String, String>,
     range: Option<String>,
 ) -> Reply_ {
-    let (_, purchase, product) = match authorize(&app, &token).await {
+    // A resume is not counted, so it checks revocation here.
+    let resuming = range
+        .as_deref()
+        .is_some_and(|header| !header.trim().starts_with("bytes=0-"));
+    let (_, purchase, product) = match authorize(&app, &token, resuming).await {
         Ok(found) => found,
         Err(page) => return page,
     };
@@ -650,9 +662,11 @@ pub async fn download(
         }
         Delivery::Local(dir) => {
             let path = dir.join(&product.slug).join(&version).join(&asset.name);
-            stream_file(&path, &asset.name, asset.size, range)
-                .await
-                .unwrap_or_else(|error| log_unavailable(&app, &error))
+            let result = match app.cached_file(&path, asset.size).await {
+                Some(bytes) => Ok(file_response(bytes, &asset.name, asset.size, range)),
+                None => stream_file(&path, &asset.name, asset.size, range).await,
+            };
+            result.unwrap_or_else(|error| log_unavailable(&app, &error))
         }
     }
 }
@@ -666,37 +680,75 @@ async fn stream_file(
     size: u64,
     range: Option<(u64, u64)>,
 ) -> std::io::Result<Reply_> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut file = tokio::fs::File::open(path).await?;
+    use std::io::{Read, Seek};
     let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
     let length = if size == 0 { 0 } else { end - start + 1 };
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start)).await?;
-    }
+    let path = path.to_owned();
+    let mut file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let mut file = std::fs::File::open(path)?;
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start))?;
+        }
+        Ok(file)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    // One blocking task reads the whole range in large chunks, a couple of
+    // chunks ahead of the socket: no hop to the blocking pool per chunk.
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
-    tokio::spawn(async move {
+    tokio::task::spawn_blocking(move || {
         let mut left = length;
         while left > 0 {
-            let mut buffer = bytes::BytesMut::with_capacity(CHUNK.min(left as usize));
-            match file.read_buf(&mut buffer).await {
-                Ok(0) => break,
-                Ok(read) => {
-                    left = left.saturating_sub(read as u64);
-                    if sender.send(Ok(buffer.freeze())).await.is_err() {
+            let want = CHUNK.min(usize::try_from(left).unwrap_or(CHUNK));
+            let mut buffer = bytes::BytesMut::zeroed(want);
+            let mut filled = 0;
+            while filled < want {
+                match file.read(&mut buffer[filled..]) {
+                    Ok(0) => break,
+                    Ok(read) => filled += read,
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(error) => {
+                        let _ = sender.blocking_send(Err(error));
                         return;
                     }
                 }
-                Err(error) => {
-                    let _ = sender.send(Err(error)).await;
-                    return;
-                }
+            }
+            if filled == 0 {
+                return;
+            }
+            buffer.truncate(filled);
+            left = left.saturating_sub(filled as u64);
+            if sender.blocking_send(Ok(buffer.freeze())).is_err() {
+                return;
             }
         }
     });
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
     });
-    let mut response = warp::reply::stream(stream).into_response();
+    let response = warp::reply::stream(stream).into_response();
+    Ok(with_file_headers(response, name, size, length, range))
+}
+
+/// A file held in memory (a small, popular one), or a range of it.
+fn file_response(bytes: Bytes, name: &str, size: u64, range: Option<(u64, u64)>) -> Reply_ {
+    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
+    let body = if size == 0 {
+        Bytes::new()
+    } else {
+        bytes.slice(start as usize..=end as usize)
+    };
+    let length = body.len() as u64;
+    with_file_headers(Response::new(body.into()), name, size, length, range)
+}
+
+fn with_file_headers(
+    mut response: Reply_,
+    name: &str,
+    size: u64,
+    length: u64,
+    range: Option<(u64, u64)>,
+) -> Reply_ {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(
@@ -722,7 +774,7 @@ async fn stream_file(
         }
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
-    Ok(response)
+    response
 }
 
 // ---- lost links

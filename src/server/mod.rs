@@ -50,7 +50,23 @@ pub struct App {
     pub clock: fn() -> i64,
     links: Mutex<HashMap<u64, (String, Instant)>>,
     limiter: Mutex<RateLimiter>,
+    files: Mutex<FileCache>,
 }
+
+/// Small local files kept in memory once read: released files never change
+/// (a release writes them once, by rename), and serving from memory spares
+/// a trip to the blocking pool and a copy per download.
+#[derive(Debug, Default)]
+struct FileCache {
+    entries: HashMap<PathBuf, bytes::Bytes>,
+    order: std::collections::VecDeque<PathBuf>,
+    total: usize,
+}
+
+/// Files up to this size are cached...
+const CACHED_FILE_MAX: u64 = 8 * 1024 * 1024;
+/// ...within this much memory in all.
+const CACHE_BUDGET: usize = 64 * 1024 * 1024;
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,6 +99,7 @@ impl App {
             clock: system_now,
             links: Mutex::new(HashMap::new()),
             limiter: Mutex::new(RateLimiter::default()),
+            files: Mutex::new(FileCache::default()),
         }
     }
 
@@ -111,6 +128,50 @@ impl App {
             .get(&asset)
             .filter(|(_, at)| at.elapsed() < Duration::from_secs(60))
             .map(|(url, _)| url.clone())
+    }
+
+    /// The bytes of a small file from memory, reading it once; `None` for a
+    /// file too large to keep (it is streamed) or one that cannot be read.
+    async fn cached_file(&self, path: &std::path::Path, size: u64) -> Option<bytes::Bytes> {
+        if size > CACHED_FILE_MAX {
+            return None;
+        }
+        if let Some(bytes) = self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .get(path)
+        {
+            return Some(bytes.clone());
+        }
+        let owned = path.to_owned();
+        let bytes = tokio::task::spawn_blocking(move || std::fs::read(owned))
+            .await
+            .ok()?
+            .ok()?;
+        if bytes.len() as u64 != size {
+            return None;
+        }
+        let bytes = bytes::Bytes::from(bytes);
+        let mut cache = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        while cache.total + bytes.len() > CACHE_BUDGET {
+            let Some(oldest) = cache.order.pop_front() else {
+                break;
+            };
+            if let Some(evicted) = cache.entries.remove(&oldest) {
+                cache.total -= evicted.len();
+            }
+        }
+        if cache
+            .entries
+            .insert(path.to_owned(), bytes.clone())
+            .is_none()
+        {
+            cache.total += bytes.len();
+            cache.order.push_back(path.to_owned());
+        }
+        Some(bytes)
     }
 
     fn cache_link(&self, asset: u64, url: &str) {
@@ -206,16 +267,16 @@ pub fn routes(
             "request"
         );
     });
-    healthz
+    // Downloads first: they are most of the traffic.
+    file.or(page)
+        .unify()
+        .or(healthz)
+        .unify()
         .or(buy)
         .unify()
         .or(thanks)
         .unify()
         .or(webhook)
-        .unify()
-        .or(page)
-        .unify()
-        .or(file)
         .unify()
         .or(lost_form)
         .unify()

@@ -60,7 +60,7 @@ impl Served {
         std::fs::create_dir_all(&build).unwrap();
         let mut files = Vec::new();
         let mut args = vec!["release".to_owned(), "guide".to_owned(), "1.0.0".to_owned()];
-        for (name, size) in [("guide.pdf", 3 * 1024 * 1024 + 17), ("guide.epub", 1000)] {
+        for (name, size) in [("guide.pdf", 9 * 1024 * 1024 + 17), ("guide.epub", 1000)] {
             let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
             std::fs::write(build.join(name), &bytes).unwrap();
             files.push(bytes);
