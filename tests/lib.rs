@@ -10,6 +10,7 @@ mod support {
 mod browser;
 mod cli;
 mod conformance;
+mod demo;
 mod init;
 mod release;
 mod sandbox;

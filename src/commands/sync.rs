@@ -50,7 +50,10 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         context.output.json(&serde_json::to_value(&outcome)?)?;
         return Ok(());
     }
-    let mut summary = format!("{} completed sessions seen", outcome.seen);
+    let mut summary = format!(
+        "{} seen",
+        crate::store::count(outcome.seen as usize, "completed session")
+    );
     if outcome.foreign > 0 {
         summary.push_str(&format!(
             "; {} of other integrations skipped (no product of this store in their metadata)",
