@@ -14,6 +14,8 @@ pub mod git;
 pub mod github;
 pub mod html;
 pub mod ledger;
+pub mod mail;
+pub mod notify;
 pub mod release;
 pub mod report;
 pub mod sandbox;

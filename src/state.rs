@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS mail_queue (
     created INTEGER NOT NULL,
     sent INTEGER,
     attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    next_attempt INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS opt_outs (
     email TEXT PRIMARY KEY,
@@ -138,6 +139,22 @@ impl Db {
             )
             .map_err(error)?;
         writer.execute_batch(SCHEMA).map_err(error)?;
+        // Databases made before mail was sent lack the retry column.
+        let has_next_attempt: bool = writer
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('mail_queue') WHERE name = 'next_attempt'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(error)?
+            > 0;
+        if !has_next_attempt {
+            writer
+                .execute_batch(
+                    "ALTER TABLE mail_queue ADD COLUMN next_attempt INTEGER NOT NULL DEFAULT 0",
+                )
+                .map_err(error)?;
+        }
         let reader = Connection::open(path).map_err(error)?;
         reader
             .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = true;")
@@ -370,19 +387,80 @@ impl Db {
         .await
     }
 
+    /// Marks a message sent: only after the transport accepted it.
+    pub async fn mail_sent(&self, id: i64, now: i64) -> Result<(), StateError> {
+        self.write(move |connection| {
+            connection.execute(
+                "UPDATE mail_queue SET sent = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a failed attempt; the next one waits longer each time
+    /// (`base_seconds`, doubling, at most an hour).
+    pub async fn mail_failed(
+        &self,
+        id: i64,
+        now: i64,
+        error: String,
+        base_seconds: i64,
+    ) -> Result<(), StateError> {
+        self.write(move |connection| {
+            connection.execute(
+                "UPDATE mail_queue SET attempts = attempts + 1, last_error = ?3,
+                 next_attempt = ?2 + MIN(3600, ?4 * (1 << MIN(attempts, 7))) WHERE id = ?1",
+                params![id, now, error, base_seconds],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records that `email` wants no more update notices.
+    pub async fn opt_out(&self, email: &str, now: i64) -> Result<(), StateError> {
+        let email = email.to_ascii_lowercase();
+        self.write(move |connection| {
+            connection.execute(
+                "INSERT OR IGNORE INTO opt_outs (email, at) VALUES (?1, ?2)",
+                params![email, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub fn opt_outs(&self) -> Result<std::collections::HashSet<String>, StateError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare("SELECT email FROM opt_outs")?;
+            let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+            rows.collect()
+        })
+    }
+
     pub fn events_seen(&self) -> Result<i64, StateError> {
         self.read(|connection| {
             connection.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
         })
     }
 
-    pub fn queued_mail(&self) -> Result<Vec<QueuedMail>, StateError> {
+    /// Unsent messages whose next attempt is due, oldest first.
+    pub fn due_mail(&self, now: i64, limit: u32) -> Result<Vec<QueuedMail>, StateError> {
         self.read(|connection| {
-            let mut statement = connection.prepare(
-                "SELECT id, kind, recipient, purchase, created FROM mail_queue WHERE sent IS NULL ORDER BY id",
+            let mut statement = connection.prepare_cached(
+                "SELECT id, kind, recipient, purchase, created FROM mail_queue
+                 WHERE sent IS NULL AND next_attempt <= ?1 ORDER BY id LIMIT ?2",
             )?;
-            let rows = statement.query_map([], |row| {
-                Ok(QueuedMail { id: row.get(0)?, kind: row.get(1)?, recipient: row.get(2)?, purchase: row.get(3)?, created: row.get(4)? })
+            let rows = statement.query_map(params![now, limit], |row| {
+                Ok(QueuedMail {
+                    id: row.get(0)?,
+                    kind: row.get(1)?,
+                    recipient: row.get(2)?,
+                    purchase: row.get(3)?,
+                    created: row.get(4)?,
+                })
             })?;
             rows.collect()
         })

@@ -87,17 +87,11 @@ pub fn verify(keys: &[Key], token: &str, now: i64) -> Result<Claims, TokenError>
         .decode(signature)
         .map_err(|_| TokenError::Invalid)?;
     let text = std::str::from_utf8(&payload).map_err(|_| TokenError::Invalid)?;
-    let mut parts = text.splitn(4, '.');
-    let (Some("v1"), Some(key_id), Some(rest)) = (
-        parts.next(),
-        parts.next(),
-        parts.next().map(|p| (p, parts.next())),
-    ) else {
-        return Err(TokenError::Invalid);
-    };
-    let (purchase, Some(expires)) = rest else {
-        return Err(TokenError::Invalid);
-    };
+    // `v1.<key id>.<subject>.<expiry>`: the subject may hold dots (an
+    // email address), so the expiry is what follows the last one.
+    let rest = text.strip_prefix("v1.").ok_or(TokenError::Invalid)?;
+    let (key_id, rest) = rest.split_once('.').ok_or(TokenError::Invalid)?;
+    let (purchase, expires) = rest.rsplit_once('.').ok_or(TokenError::Invalid)?;
     let key = keys
         .iter()
         .find(|key| key.id == key_id)
@@ -188,6 +182,19 @@ mod tests {
         }
         let other = self::key("another secret entirely, also long enough");
         assert_eq!(verify(&[other], &token, 0), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn subjects_may_hold_dots() {
+        let key = key("0123456789abcdef0123456789abcdef");
+        let claims = Claims {
+            purchase: "unsubscribe:ada.l@example.co.uk".into(),
+            expires: 2_000_000_000,
+        };
+        assert_eq!(
+            verify(std::slice::from_ref(&key), &sign(&key, &claims), 0),
+            Ok(claims)
+        );
     }
 
     #[test]

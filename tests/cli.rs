@@ -52,13 +52,14 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_and_fail() {
+fn flags_not_built_yet_say_so_and_fail() {
     let test = Test::store();
-    let cases: &[&[&str]] = &[&["notify", "example-book", "1.0.0"]];
-    for args in cases {
-        let expected = format!("`shop {}` is not built yet", args[0]);
-        test.shop(args).code(1).stderr_has(&[&expected, "hint:"]);
-    }
+    test.shop(&["checkout", "example-book", "--promo", "LAUNCH"])
+        .code(2)
+        .stderr_has(&["`shop checkout --promo` is not built yet", "hint:"]);
+    test.shop(&["sync", "--receipts"])
+        .code(2)
+        .stderr_has(&["`shop sync --receipts` is not built yet", "hint:"]);
 }
 
 #[test]

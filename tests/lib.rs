@@ -12,6 +12,7 @@ mod cli;
 mod conformance;
 mod demo;
 mod init;
+mod mail;
 mod release;
 mod sandbox;
 mod serve;

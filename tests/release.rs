@@ -336,11 +336,6 @@ fn bad_files_are_refused_before_anything_is_touched() {
         0,
         "Stripe was called before the files were checked: {log}"
     );
-    release
-        .test
-        .shop(&["release", "guide", "1.0.0", &files[0], "--notify"])
-        .code(2)
-        .stderr_has(&["`shop release --notify` is not built yet"]);
 }
 
 #[test]

@@ -226,15 +226,6 @@ impl Output {
     }
 }
 
-/// The answer of a subcommand whose flags are designed but whose work a later
-/// change builds.
-pub(crate) fn not_built(command: &str) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "`shop {command}` is not built yet\n\
-         hint: its flags are final (see `shop {command} --help`); the work lands in a later version"
-    )
-}
-
 /// Reads a secret from the environment variable `name`, or from the file
 /// named by `{name}_FILE`. The variable wins when both are set.
 pub(crate) fn secret_from_env(name: &str) -> Result<Option<Secret>, SecretError> {

@@ -1,6 +1,7 @@
 //! `shop notify`: email every entitled buyer a link to a new version.
 
 use super::Context;
+use crate::notify::{self, Progress, Sending};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -38,6 +39,141 @@ fn parse_rate(text: &str) -> Result<u32, String> {
     }
 }
 
-pub fn run(_context: &Context, _args: Args) -> anyhow::Result<()> {
-    super::not_built("notify")
+pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    notify_version(
+        context,
+        &args.slug,
+        &args.version,
+        args.dry_run,
+        &args.only,
+        args.rate,
+    )
+}
+
+fn clock() -> i64 {
+    super::now().map_or(0, |now| now.unix_timestamp())
+}
+
+/// Notifies the buyers of `slug` entitled to `version` (also `shop release --notify`).
+pub(crate) fn notify_version(
+    context: &Context,
+    slug: &str,
+    version: &semver::Version,
+    dry_run: bool,
+    only: &[String],
+    rate: u32,
+) -> anyhow::Result<()> {
+    let store = context.open_store()?;
+    let product = store.product(slug)?;
+    if product.release(version).is_none() {
+        anyhow::bail!(
+            "`{slug}` has no release `{version}`\nhint: release it first with `shop release {slug} {version} <files>`"
+        );
+    }
+    // Templates and keys are checked before anything is sent.
+    let templates = crate::mail::Templates::load(&store.root)?;
+    let keys = super::token_keys()?;
+    let state = super::state_path(&store);
+    let opt_outs = if state.exists() {
+        crate::state::Db::open(&state)?.opt_outs()?
+    } else {
+        Default::default()
+    };
+    let plan = notify::plan(&store, product, version, &opt_outs, only)?;
+    let skipped = format!(
+        "{} already told, {} opted out",
+        plan.already_told, plan.opted_out
+    );
+    if dry_run {
+        if context.output.json {
+            context.output.json(&serde_json::to_value(&plan)?)?;
+        } else {
+            let mut lines = String::new();
+            for recipient in &plan.recipients {
+                lines.push_str(&format!(
+                    "{}  (bought {}, {})\n",
+                    recipient.email, recipient.bought, recipient.purchase
+                ));
+            }
+            context.output.data(lines)?;
+            context.output.note(format!(
+                "dry run: would email {} about {} {version} ({skipped})",
+                crate::store::count(plan.recipients.len(), "buyer"),
+                product.name
+            ));
+        }
+        return Ok(());
+    }
+    if plan.recipients.is_empty() {
+        context.output.note(format!(
+            "nobody to tell about {} {version} ({skipped})",
+            product.name
+        ));
+        return Ok(());
+    }
+    let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
+    let progress = Bar::new(context.output.quiet, plan.recipients.len() as u64);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = super::block_on(async {
+        // Ctrl-C or SIGTERM: finish the message in flight, record it, stop.
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            super::shutdown_signal().await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
+        let sending = Sending {
+            store: &store,
+            product,
+            version,
+            key: &keys[0],
+            mailer: &mailer,
+            templates: &templates,
+            rate,
+            now: clock,
+            stop: &stop,
+        };
+        anyhow::Ok(notify::send(&sending, &plan, &progress).await?)
+    })??;
+    progress.bar.finish_and_clear();
+    if context.output.json {
+        context.output.json(&serde_json::json!({"sent": sent, "already_told": plan.already_told, "opted_out": plan.opted_out}))?;
+    } else {
+        context.output.data(format!(
+            "sent {} about {} {version} ({skipped})\n",
+            crate::store::count(sent, "notice"),
+            product.name
+        ))?;
+    }
+    Ok(())
+}
+
+struct Bar {
+    bar: indicatif::ProgressBar,
+}
+
+impl Bar {
+    fn new(quiet: bool, total: u64) -> Bar {
+        let bar = if quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            )
+        };
+        let style = indicatif::ProgressStyle::with_template(
+            "  sending [{bar:30}] {pos}/{len} ({per_sec}, ETA {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        Bar { bar }
+    }
+}
+
+impl Progress for Bar {
+    fn sent(&self, done: u64, _total: u64) {
+        self.bar.set_position(done);
+    }
 }

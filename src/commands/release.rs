@@ -41,13 +41,6 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    if args.notify {
-        return Err(super::UsageError(
-            "`shop release --notify` is not built yet\nhint: release without `--notify`; `shop notify` lands in a later version"
-                .into(),
-        )
-        .into());
-    }
     let store = context.open_store()?;
     let notes = match &args.notes {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
@@ -84,6 +77,9 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     if outcome.dry_run {
         context.output.note("dry run: nothing was changed");
+        if args.notify {
+            super::notify::notify_version(context, &args.slug, &args.version, true, &[], 10)?;
+        }
         return Ok(());
     }
     let summary = if outcome.created.is_empty() {
@@ -103,6 +99,9 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     context
         .output
         .data(format!("{}\n", outcome.payment_link_url))?;
+    if args.notify {
+        super::notify::notify_version(context, &args.slug, &args.version, false, &[], 10)?;
+    }
     Ok(())
 }
 

@@ -37,6 +37,9 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         );
     }
     let db = crate::state::Db::open(&super::state_path(&store))?;
+    // Templates are checked now, so a broken one stops the start, not a send.
+    let templates = crate::mail::Templates::load(&store.root)?;
+    let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
     super::block_on(async move {
         let delivery = match &store.settings.github_repository {
             Some(repository) => Delivery::GitHub {
@@ -50,7 +53,30 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             format!("cannot listen on `{}`\nhint: is another server running there? choose another `--listen` address", args.listen)
         })?;
         let address = listener.local_addr()?;
-        let app = Arc::new(App::new(store, stripe, keys, webhook_secret, db, delivery));
+        let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
+        let mut app = App::new(store, stripe, keys, webhook_secret, db, delivery);
+        app.overrides = context.overrides.clone();
+        let app = Arc::new(app);
+        // A release made while the server runs is picked up within seconds.
+        let watched = app.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                watched.refresh_store();
+            }
+        });
+        // SHOP_MAIL_RETRY_SECONDS: the first wait after a failed send (tests shorten it).
+        let retry = std::env::var("SHOP_MAIL_RETRY_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30);
+        tokio::spawn(server::outbox::run(
+            app.clone(),
+            mailer,
+            templates,
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(retry),
+        ));
         context.output.note(format!(
             "shop serve listening on http://{address} (public address {base_url}); stop with Ctrl-C"
         ));

@@ -29,7 +29,8 @@ pub fn text(status: StatusCode, text: &str) -> Reply_ {
 }
 
 fn html(app: &App, status: StatusCode, title: &str, body: &str) -> Reply_ {
-    let settings = &app.store.settings;
+    let store = app.store();
+    let settings = &store.settings;
     let mut response = warp::reply::html(pages::page(
         &app.layout,
         &settings.name,
@@ -98,7 +99,7 @@ pub fn rejection(app: &App, rejection: &warp::Rejection) -> Reply_ {
 
 /// The product and version a session sells, if it is one of ours.
 fn ours(app: &App, session: &CheckoutSession) -> Option<(String, String)> {
-    crate::sync::product_of(session, &app.store)
+    crate::sync::product_of(session, &app.store())
 }
 
 /// The purchase of a verified token: from the database, or else from
@@ -157,11 +158,11 @@ fn entitled<'a>(product: &'a Product, bought: &str) -> Vec<&'a Release> {
 /// Checks a token and finds its purchase and product, or the refusal page.
 /// `check_revoked` is false where the caller checks it itself (counting a
 /// download does, in the same transaction).
-async fn authorize<'a>(
-    app: &'a App,
+async fn authorize(
+    app: &App,
     token: &str,
     check_revoked: bool,
-) -> Result<(tokens::Claims, Purchase, &'a Product), Reply_> {
+) -> Result<(tokens::Claims, Purchase, Arc<crate::store::Store>), Reply_> {
     let claims = match tokens::verify(&app.keys, token, app.now()) {
         Ok(claims) => claims,
         Err(TokenError::Invalid) => {
@@ -181,6 +182,14 @@ async fn authorize<'a>(
             ));
         }
     };
+    if !claims.purchase.starts_with("cs_") {
+        return Err(refuse(
+            app,
+            StatusCode::FORBIDDEN,
+            "This link is not valid",
+            "Check that you copied the whole link from your email.",
+        ));
+    }
     let purchase = match purchase(app, &claims.purchase).await? {
         Some(purchase) => purchase,
         None => {
@@ -192,7 +201,8 @@ async fn authorize<'a>(
             ));
         }
     };
-    let Ok(product) = app.store.product(&purchase.product) else {
+    let store = app.store();
+    if store.product(&purchase.product).is_err() {
         return Err(refuse(
             app,
             StatusCode::GONE,
@@ -217,7 +227,7 @@ async fn authorize<'a>(
         }
         Err(error) => return Err(log_unavailable(app, &error)),
     }
-    Ok((claims, purchase, product))
+    Ok((claims, purchase, store))
 }
 
 fn refuse(app: &App, status: StatusCode, title: &str, text: &str) -> Reply_ {
@@ -232,7 +242,8 @@ pub async fn buy(
     query: HashMap<String, String>,
     referer: Option<String>,
 ) -> Reply_ {
-    let Some(product) = app.store.product(&slug).ok() else {
+    let store = app.store();
+    let Some(product) = store.product(&slug).ok() else {
         return html(
             &app,
             StatusCode::NOT_FOUND,
@@ -265,10 +276,10 @@ pub async fn buy(
             metadata.insert(key.to_owned(), value.chars().take(200).collect());
         }
     }
-    if let Some(referer) = referer.filter(|r| !r.starts_with(&app.store.settings.base_url)) {
+    if let Some(referer) = referer.filter(|r| !r.starts_with(&app.store().settings.base_url)) {
         metadata.insert("referrer".to_owned(), referer.chars().take(500).collect());
     }
-    let base = &app.store.settings.base_url;
+    let base = &app.store().settings.base_url;
     let params = CreateCheckoutSession {
         price: release.stripe_price.clone(),
         success_url: format!("{base}/thanks?session_id={{CHECKOUT_SESSION_ID}}"),
@@ -338,7 +349,7 @@ pub async fn thanks(app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
     }
     let link = app.link(&session.id);
     let path = link
-        .strip_prefix(&app.store.settings.base_url)
+        .strip_prefix(&app.store().settings.base_url)
         .unwrap_or(&link)
         .to_owned();
     redirect(StatusCode::SEE_OTHER, &path)
@@ -444,9 +455,12 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> R
 // ---- downloads
 
 pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
-    let (claims, purchase, product) = match authorize(&app, &token, true).await {
+    let (claims, purchase, store) = match authorize(&app, &token, true).await {
         Ok(found) => found,
         Err(page) => return page,
+    };
+    let Ok(product) = store.product(&purchase.product) else {
+        return unavailable(&app);
     };
     let releases = entitled(product, &purchase.version);
     let shown = match query.get("version") {
@@ -552,9 +566,12 @@ pub async fn download(
     let resuming = range
         .as_deref()
         .is_some_and(|header| !header.trim().starts_with("bytes=0-"));
-    let (_, purchase, product) = match authorize(&app, &token, resuming).await {
+    let (_, purchase, store) = match authorize(&app, &token, resuming).await {
         Ok(found) => found,
         Err(page) => return page,
+    };
+    let Ok(product) = store.product(&purchase.product) else {
+        return unavailable(&app);
     };
     let releases = entitled(product, &purchase.version);
     let release = match query.get("version") {
@@ -777,6 +794,36 @@ fn with_file_headers(
     response
 }
 
+// ---- unsubscribing from notices
+
+pub async fn unsubscribe(token: String, app: Arc<App>) -> Reply_ {
+    let email = tokens::verify(&app.keys, &token, app.now())
+        .ok()
+        .and_then(|claims| {
+            claims
+                .purchase
+                .strip_prefix(super::UNSUBSCRIBE)
+                .map(str::to_owned)
+        });
+    let Some(email) = email else {
+        return refuse(
+            &app,
+            StatusCode::FORBIDDEN,
+            "This link is not valid",
+            "Check that you copied the whole link from your email.",
+        );
+    };
+    if let Err(error) = app.db.opt_out(&email, app.now()).await {
+        return log_unavailable(&app, &error);
+    }
+    html(
+        &app,
+        StatusCode::OK,
+        "Unsubscribed",
+        "<h1>You will get no more update notices</h1><p>Receipts and the links you ask for still come. Changed your mind? Write to us.</p>",
+    )
+}
+
 // ---- lost links
 
 pub async fn lost_form(app: Arc<App>) -> Reply_ {
@@ -831,7 +878,7 @@ pub async fn lost(
         .map(|found| !found.is_empty())
         .unwrap_or(false);
     if !known {
-        let _ = crate::ledger::each(&app.store.root, |purchase| {
+        let _ = crate::ledger::each(&app.store().root, |purchase| {
             if purchase.email.eq_ignore_ascii_case(&email) && purchase.status == "paid" {
                 known = true;
             }

@@ -6,6 +6,7 @@
 //! Handlers live in `handlers.rs`, pages in `pages.rs`.
 
 mod handlers;
+pub mod outbox;
 pub mod pages;
 
 use std::collections::HashMap;
@@ -37,7 +38,10 @@ pub enum Delivery {
 
 /// Everything the server needs, built by `commands::serve`.
 pub struct App {
-    pub store: Store,
+    /// The store as last read: reloaded when its files change (a release
+    /// made while the server runs).
+    store: std::sync::RwLock<Arc<Store>>,
+    store_stamp: Mutex<Stamp>,
     pub stripe: stripe::Client,
     /// The first key signs; all verify (the previous one after a rotation).
     pub keys: Vec<Key>,
@@ -48,6 +52,8 @@ pub struct App {
     pub layout: String,
     /// Unix seconds now.
     pub clock: fn() -> i64,
+    /// Flags and environment over shop.toml, for reloading the store.
+    pub overrides: crate::store::Overrides,
     links: Mutex<HashMap<u64, (String, Instant)>>,
     limiter: Mutex<RateLimiter>,
     files: Mutex<FileCache>,
@@ -71,7 +77,7 @@ const CACHE_BUDGET: usize = 64 * 1024 * 1024;
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
-            .field("store", &self.store.root)
+            .field("store", &self.store().root)
             .field("delivery", &self.delivery)
             .finish_non_exhaustive()
     }
@@ -88,8 +94,10 @@ impl App {
     ) -> App {
         let layout = std::fs::read_to_string(store.root.join("templates").join("page.html"))
             .unwrap_or_else(|_| pages::LAYOUT.to_owned());
+        let stamp = Stamp::of(&store.root);
         App {
-            store,
+            store: std::sync::RwLock::new(Arc::new(store)),
+            store_stamp: Mutex::new(stamp),
             stripe,
             keys,
             webhook_secret,
@@ -97,9 +105,37 @@ impl App {
             delivery,
             layout,
             clock: system_now,
+            overrides: crate::store::Overrides::default(),
             links: Mutex::new(HashMap::new()),
             limiter: Mutex::new(RateLimiter::default()),
             files: Mutex::new(FileCache::default()),
+        }
+    }
+
+    /// The store as it is now.
+    pub fn store(&self) -> Arc<Store> {
+        self.store.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads the store again if its files changed since it was last read; a
+    /// store that no longer loads keeps the old one (and says why).
+    pub fn refresh_store(&self) {
+        let root = self.store().root.clone();
+        let stamp = Stamp::of(&root);
+        let mut known = self.store_stamp.lock().unwrap_or_else(|p| p.into_inner());
+        if *known == stamp {
+            return;
+        }
+        let overrides = self.overrides.clone();
+        match Store::open(&root, &overrides) {
+            Ok(store) => {
+                *self.store.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(store);
+                *known = stamp;
+                tracing::info!("reloaded the store");
+            }
+            Err(error) => tracing::error!(
+                "the store changed but does not load; serving the previous one: {error:#}"
+            ),
         }
     }
 
@@ -107,15 +143,25 @@ impl App {
         (self.clock)()
     }
 
+    /// A link that stops update notices to `email` (valid for ten years).
+    pub fn unsubscribe_link(&self, email: &str) -> String {
+        unsubscribe_link(
+            &self.store().settings.base_url,
+            &self.keys[0],
+            email,
+            self.now(),
+        )
+    }
+
     /// A signed download link for a purchase, valid for the shop's lifetime.
     pub fn link(&self, purchase: &str) -> String {
         let claims = crate::tokens::Claims {
             purchase: purchase.to_owned(),
-            expires: self.now() + self.store.settings.link_lifetime as i64,
+            expires: self.now() + self.store().settings.link_lifetime as i64,
         };
         format!(
             "{}/d/{}",
-            self.store.settings.base_url,
+            self.store().settings.base_url,
             crate::tokens::sign(&self.keys[0], &claims)
         )
     }
@@ -180,10 +226,51 @@ impl App {
     }
 }
 
+/// The one-click unsubscribe link of `email`: a token whose subject is
+/// `unsubscribe:<email>`, which no download accepts.
+pub fn unsubscribe_link(base_url: &str, key: &crate::tokens::Key, email: &str, now: i64) -> String {
+    let claims = crate::tokens::Claims {
+        purchase: format!("{UNSUBSCRIBE}{}", email.to_ascii_lowercase()),
+        expires: now + 10 * 365 * 86_400,
+    };
+    format!(
+        "{base_url}/unsubscribe/{}",
+        crate::tokens::sign(key, &claims)
+    )
+}
+
+/// The prefix of an unsubscribe token's subject.
+pub const UNSUBSCRIBE: &str = "unsubscribe:";
+
 fn system_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// When the store's files last changed: shop.toml and products/*.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Stamp(Vec<(PathBuf, Option<std::time::SystemTime>, u64)>);
+
+impl Stamp {
+    fn of(root: &std::path::Path) -> Stamp {
+        let mut files = vec![root.join(crate::store::SETTINGS_FILE)];
+        if let Ok(entries) = std::fs::read_dir(root.join(crate::store::PRODUCTS_DIR)) {
+            files.extend(entries.flatten().map(|entry| entry.path()));
+        }
+        files.sort();
+        Stamp(
+            files
+                .into_iter()
+                .map(|path| {
+                    let metadata = std::fs::metadata(&path).ok();
+                    let modified = metadata.as_ref().and_then(|m| m.modified().ok());
+                    let len = metadata.map_or(0, |m| m.len());
+                    (path, modified, len)
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Requests per key in a window, for the lost-link form.
@@ -247,6 +334,10 @@ pub fn routes(
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("range"))
         .then(handlers::download);
+    let unsubscribe = warp::path!("unsubscribe" / String)
+        .and(warp::get().or(warp::post()).unify())
+        .and(with_app.clone())
+        .then(handlers::unsubscribe);
     let lost_form = warp::path!("lost")
         .and(warp::get())
         .and(with_app.clone())
@@ -277,6 +368,8 @@ pub fn routes(
         .or(thanks)
         .unify()
         .or(webhook)
+        .unify()
+        .or(unsubscribe)
         .unify()
         .or(lost_form)
         .unify()

@@ -31,6 +31,11 @@ impl Served {
     }
 
     pub fn start_with(extra_env: &[(&str, &str)]) -> Served {
+        Served::start_with_store(extra_env, |_| {})
+    }
+
+    /// [`Served::start_with`], with `prepare` changing the store first.
+    pub fn start_with_store(extra_env: &[(&str, &str)], prepare: impl FnOnce(&Test)) -> Served {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -48,6 +53,7 @@ impl Served {
         ));
         let mut test = Test::store();
         test.write("products/guide.toml", PRODUCT);
+        prepare(&test);
         test.env("SHOP_STRIPE_API_BASE", &sandbox.url);
         test.env("STRIPE_SECRET_KEY", "sk_test_serve");
         test.env("STRIPE_WEBHOOK_SECRET", sandbox.webhook_secret.expose());

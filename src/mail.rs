@@ -1,0 +1,490 @@
+//! Mail: rendering (pure) and sending (lettre transports).
+//!
+//! Each message kind (`receipt`, `notice`, `links`) has a plain-text and an
+//! HTML template, built in under `templates/mail/` and overridable by the
+//! store's own `templates/mail/<kind>.txt|html`. The text template's first
+//! line is `Subject: …`. Placeholders are `{{name}}`; an unknown name or an
+//! unclosed `{{` is an error naming the file and line, found before
+//! anything is sent. HTML templates get their values escaped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use lettre::message::{Mailbox, MultiPart, SinglePart, header};
+use lettre::{AsyncTransport, Message};
+
+use crate::secret::Secret;
+use crate::store::{MailTransport, Settings, SmtpSecurity};
+
+/// The kinds of message `shop` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Receipt,
+    Notice,
+    Links,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Receipt => "receipt",
+            Kind::Notice => "notice",
+            Kind::Links => "links",
+        }
+    }
+
+    fn builtin(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Receipt => (
+                include_str!("../templates/mail/receipt.txt"),
+                include_str!("../templates/mail/receipt.html"),
+            ),
+            Kind::Notice => (
+                include_str!("../templates/mail/notice.txt"),
+                include_str!("../templates/mail/notice.html"),
+            ),
+            Kind::Links => (
+                include_str!("../templates/mail/links.txt"),
+                include_str!("../templates/mail/links.html"),
+            ),
+        }
+    }
+
+    /// The placeholders its templates may use.
+    fn variables(self) -> &'static [&'static str] {
+        match self {
+            Kind::Receipt => &[
+                "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
+                "email",
+            ],
+            Kind::Notice => &[
+                "shop",
+                "support",
+                "base_url",
+                "product",
+                "version",
+                "bought",
+                "link",
+                "expires",
+                "email",
+                "unsubscribe",
+            ],
+            Kind::Links => &["shop", "support", "base_url", "email", "links"],
+        }
+    }
+}
+
+/// One template: its text, and where it came from for messages.
+#[derive(Debug, Clone)]
+struct Template {
+    source: String,
+    text: String,
+}
+
+/// The templates of every kind, checked.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    kinds: BTreeMap<&'static str, (Template, Template)>,
+}
+
+impl Templates {
+    /// The built-in templates, with the store's overrides (`templates/mail/`).
+    pub fn load(store_root: &Path) -> Result<Templates, MailError> {
+        let mut kinds = BTreeMap::new();
+        for kind in [Kind::Receipt, Kind::Notice, Kind::Links] {
+            let (text, html) = kind.builtin();
+            let load = |extension: &str, builtin: &str| -> Result<Template, MailError> {
+                let relative = format!("templates/mail/{}.{extension}", kind.name());
+                match std::fs::read_to_string(store_root.join(&relative)) {
+                    Ok(text) => Ok(Template {
+                        source: relative,
+                        text,
+                    }),
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Template {
+                        source: format!("built-in {}.{extension}", kind.name()),
+                        text: builtin.to_owned(),
+                    }),
+                    Err(source) => Err(MailError::Io {
+                        path: store_root.join(&relative),
+                        source,
+                    }),
+                }
+            };
+            let templates = (load("txt", text)?, load("html", html)?);
+            for template in [&templates.0, &templates.1] {
+                check(template, kind.variables())?;
+            }
+            if !templates.0.text.starts_with("Subject: ") {
+                return Err(MailError::Template {
+                    source_name: templates.0.source.clone(),
+                    line: 1,
+                    message: "the first line must be `Subject: …`".into(),
+                });
+            }
+            kinds.insert(kind.name(), templates);
+        }
+        Ok(Templates { kinds })
+    }
+
+    /// Renders a message of `kind` with `values` (every variable of the kind).
+    pub fn render(&self, kind: Kind, values: &BTreeMap<&str, String>) -> Rendered {
+        let (text, html) = &self.kinds[kind.name()];
+        let text = fill(&text.text, values, false);
+        let (subject, body) = text.split_once('\n').unwrap_or((&text, ""));
+        Rendered {
+            subject: subject.trim_start_matches("Subject: ").trim().to_owned(),
+            text: body.trim_start_matches('\n').to_owned(),
+            html: fill(&html.text, values, true),
+        }
+    }
+}
+
+/// A message's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Checks placeholders: each `{{name}}` closed and known.
+fn check(template: &Template, known: &[&str]) -> Result<(), MailError> {
+    for (index, line) in template.text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("{{") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find("}}") else {
+                return Err(MailError::Template {
+                    source_name: template.source.clone(),
+                    line: index + 1,
+                    message: "`{{` is not closed with `}}`".into(),
+                });
+            };
+            let name = after[..end].trim();
+            if !known.contains(&name) {
+                return Err(MailError::Template {
+                    source_name: template.source.clone(),
+                    line: index + 1,
+                    message: format!(
+                        "`{{{{{name}}}}}` is not a placeholder of this message (it has {})",
+                        crate::store::quoted_list(known)
+                    ),
+                });
+            }
+            rest = &after[end + 2..];
+        }
+    }
+    Ok(())
+}
+
+fn fill(template: &str, values: &BTreeMap<&str, String>, html: bool) -> String {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").unwrap_or(after.len());
+        let name = after[..end].trim();
+        let value = values.get(name).map(String::as_str).unwrap_or_default();
+        // `links` is pre-rendered for its part (a list in HTML).
+        if html && name != "links" {
+            out.push_str(&crate::html::escape(value));
+        } else {
+            out.push_str(value);
+        }
+        rest = after.get(end + 2..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A whole message: both parts, a `Message-ID`, and for notices a
+/// one-click `List-Unsubscribe`.
+pub fn compose(
+    from: &str,
+    to: &str,
+    rendered: &Rendered,
+    message_id: &str,
+    unsubscribe: Option<&str>,
+) -> Result<Message, MailError> {
+    let from: Mailbox = from.parse().map_err(|error| MailError::Address {
+        address: from.to_owned(),
+        message: format!("{error}"),
+    })?;
+    let to: Mailbox = to.parse().map_err(|error| MailError::Address {
+        address: to.to_owned(),
+        message: format!("{error}"),
+    })?;
+    let mut builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(&rendered.subject)
+        .message_id(Some(message_id.to_owned()));
+    if let Some(url) = unsubscribe {
+        builder = builder
+            .header(ListUnsubscribe(format!("<{url}>")))
+            .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
+    }
+    builder
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(header::ContentType::TEXT_PLAIN)
+                        .body(rendered.text.clone()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(header::ContentType::TEXT_HTML)
+                        .body(rendered.html.clone()),
+                ),
+        )
+        .map_err(|error| MailError::Build(error.to_string()))
+}
+
+macro_rules! text_header {
+    ($name:ident, $header:literal) => {
+        #[derive(Debug, Clone)]
+        struct $name(String);
+
+        impl header::Header for $name {
+            fn name() -> header::HeaderName {
+                header::HeaderName::new_from_ascii_str($header)
+            }
+
+            fn parse(text: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($name(text.to_owned()))
+            }
+
+            fn display(&self) -> header::HeaderValue {
+                header::HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+text_header!(ListUnsubscribe, "List-Unsubscribe");
+text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
+
+/// A `Message-ID` in the shop's domain.
+pub fn message_id(local: &str, from: &str) -> String {
+    let domain = from
+        .rsplit_once('@')
+        .map_or("localhost", |(_, domain)| domain.trim_end_matches('>'));
+    format!("<{local}@{domain}>")
+}
+
+/// Where mail goes, as shop.toml says.
+pub enum Mailer {
+    File(lettre::AsyncFileTransport<lettre::Tokio1Executor>, PathBuf),
+    Smtp(lettre::AsyncSmtpTransport<lettre::Tokio1Executor>),
+    Sendmail(lettre::AsyncSendmailTransport<lettre::Tokio1Executor>),
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mailer::File(_, dir) => write!(f, "Mailer::File({})", dir.display()),
+            Mailer::Smtp(_) => f.write_str("Mailer::Smtp"),
+            Mailer::Sendmail(_) => f.write_str("Mailer::Sendmail"),
+        }
+    }
+}
+
+impl Mailer {
+    /// The transport of `settings`; SMTP's password from `password`.
+    pub fn new(
+        settings: &Settings,
+        store_root: &Path,
+        password: Option<Secret>,
+    ) -> Result<Mailer, MailError> {
+        crate::stripe::install_crypto_provider();
+        Ok(match &settings.mail.transport {
+            MailTransport::File { outbox } => {
+                let dir = if outbox.is_absolute() {
+                    outbox.clone()
+                } else {
+                    store_root.join(outbox)
+                };
+                std::fs::create_dir_all(&dir).map_err(|source| MailError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Mailer::File(lettre::AsyncFileTransport::new(&dir), dir)
+            }
+            MailTransport::Smtp {
+                host,
+                port,
+                security,
+                user,
+            } => {
+                let builder =
+                    match security {
+                        SmtpSecurity::StartTls => lettre::AsyncSmtpTransport::<
+                            lettre::Tokio1Executor,
+                        >::starttls_relay(host),
+                        SmtpSecurity::Tls => {
+                            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::relay(host)
+                        }
+                        SmtpSecurity::None => Ok(lettre::AsyncSmtpTransport::<
+                            lettre::Tokio1Executor,
+                        >::builder_dangerous(host)),
+                    }
+                    .map_err(|error| {
+                        MailError::Setup(format!("cannot set up SMTP to `{host}`: {error}"))
+                    })?;
+                let mut builder = builder
+                    .port(*port)
+                    .timeout(Some(std::time::Duration::from_secs(30)));
+                if let Some(user) = user {
+                    let password = password.ok_or_else(|| {
+                        MailError::Setup(format!(
+                            "`mail.smtp.user` is `{user}` but `SHOP_SMTP_PASSWORD` is not set"
+                        ))
+                    })?;
+                    builder = builder.credentials(
+                        lettre::transport::smtp::authentication::Credentials::new(
+                            user.clone(),
+                            password.expose().to_owned(),
+                        ),
+                    );
+                }
+                Mailer::Smtp(builder.build())
+            }
+            MailTransport::Sendmail { command } => {
+                Mailer::Sendmail(lettre::AsyncSendmailTransport::new_with_command(command))
+            }
+        })
+    }
+
+    /// Sends `message`; `Ok` only once the transport accepted it.
+    pub async fn send(&self, message: Message) -> Result<(), MailError> {
+        match self {
+            Mailer::File(transport, _) => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|error| MailError::Send(error.to_string())),
+            Mailer::Smtp(transport) => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|error| MailError::Send(error.to_string())),
+            Mailer::Sendmail(transport) => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|error| MailError::Send(error.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error(
+        "`{source_name}` line {line}: {message}\n\
+         hint: fix the template; nothing was sent"
+    )]
+    Template {
+        source_name: String,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "`{address}` is not a mail address: {message}\nhint: check `mail.from` in shop.toml and the buyer's address"
+    )]
+    Address { address: String, message: String },
+    #[error("cannot build the message: {0}")]
+    Build(String),
+    #[error("{0}\nhint: check `[mail]` in shop.toml and `SHOP_SMTP_PASSWORD`")]
+    Setup(String),
+    #[error(
+        "the mail server refused or could not be reached: {0}\nhint: check `[mail.smtp]` in shop.toml; unsent mail is kept and retried"
+    )]
+    Send(String),
+    #[error("cannot read or write `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> BTreeMap<&'static str, String> {
+        [
+            ("shop", "A & B Books"),
+            ("support", "help@example.com"),
+            ("base_url", "https://books.example"),
+            ("product", "The <Guide>"),
+            ("version", "1.0.0"),
+            ("link", "https://books.example/d/abc"),
+            ("expires", "2026-12-01"),
+            ("limit", "5"),
+            ("email", "ada@example.com"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn receipts_render_both_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = Templates::load(dir.path()).unwrap();
+        let rendered = templates.render(Kind::Receipt, &values());
+        assert_eq!(rendered.subject, "Your copy of The <Guide>");
+        assert!(
+            rendered
+                .text
+                .starts_with("Thank you for buying The <Guide> from A & B Books!"),
+            "{}",
+            rendered.text
+        );
+        assert!(rendered.text.contains("https://books.example/d/abc"));
+        assert!(
+            rendered
+                .html
+                .contains("<strong>The &lt;Guide&gt;</strong> from A &amp; B Books"),
+            "{}",
+            rendered.html
+        );
+        let message = compose(
+            "Books <books@example.com>",
+            "ada@example.com",
+            &rendered,
+            &message_id("r1", "books@example.com"),
+            None,
+        )
+        .unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(text.contains("Message-ID: <r1@example.com>"), "{text}");
+        assert!(text.contains("multipart/alternative"), "{text}");
+    }
+
+    #[test]
+    fn broken_templates_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates/mail")).unwrap();
+        std::fs::write(
+            dir.path().join("templates/mail/notice.html"),
+            "<p>hi</p>\n<p>{{nmae}}</p>\n",
+        )
+        .unwrap();
+        let error = Templates::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "`templates/mail/notice.html` line 2: `{{nmae}}` is not a placeholder"
+            ),
+            "{error}"
+        );
+        std::fs::write(
+            dir.path().join("templates/mail/notice.html"),
+            "<p>{{link</p>\n",
+        )
+        .unwrap();
+        let error = Templates::load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("line 1: `{{` is not closed"), "{error}");
+    }
+}

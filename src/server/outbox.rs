@@ -1,0 +1,176 @@
+//! Sending what the mail queue holds: receipts and lost-link messages,
+//! marked sent only once the transport accepted them, retried with backoff
+//! otherwise. The queue lives in the database, so it survives restarts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::App;
+use crate::mail::{self, Kind, Mailer, Templates};
+use crate::state::QueuedMail;
+
+/// Sends due mail every `interval` until the task is dropped; a failed
+/// message waits `retry` (doubling each time) before its next attempt.
+pub async fn run(
+    app: Arc<App>,
+    mailer: Mailer,
+    templates: Templates,
+    interval: Duration,
+    retry: Duration,
+) {
+    loop {
+        match send_due(&app, &mailer, &templates, retry).await {
+            Ok(sent) if sent > 0 => tracing::info!(sent, "mail sent"),
+            Ok(_) => {}
+            Err(error) => tracing::error!("mail queue: {error:#}"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Sends every message that is due; returns how many went out.
+pub async fn send_due(
+    app: &App,
+    mailer: &Mailer,
+    templates: &Templates,
+    retry: Duration,
+) -> anyhow::Result<usize> {
+    let now = app.now();
+    let mut sent = 0;
+    for queued in app.db.due_mail(now, 100)? {
+        let outcome = match compose(app, templates, &queued) {
+            Ok(Some(message)) => mailer.send(message).await.map_err(anyhow::Error::from),
+            Ok(None) => Ok(()), // nothing left to send it about (a purchase now unknown)
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => {
+                app.db.mail_sent(queued.id, app.now()).await?;
+                sent += 1;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    id = queued.id,
+                    "mail not sent, will retry: {}",
+                    error.to_string().lines().next().unwrap_or_default()
+                );
+                app.db
+                    .mail_failed(
+                        queued.id,
+                        app.now(),
+                        error.to_string(),
+                        retry.as_secs().max(1) as i64,
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+fn expires(app: &App) -> String {
+    crate::ledger::timestamp(app.now() + app.store().settings.link_lifetime as i64)
+        .replace('T', " ")
+        .replace('Z', " UTC")
+}
+
+fn base_values(app: &App, email: &str) -> BTreeMap<&'static str, String> {
+    let store = app.store();
+    let settings = &store.settings;
+    [
+        ("shop", settings.name.clone()),
+        ("support", settings.support_email.clone()),
+        ("base_url", settings.base_url.clone()),
+        ("email", email.to_owned()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+fn compose(
+    app: &App,
+    templates: &Templates,
+    queued: &QueuedMail,
+) -> anyhow::Result<Option<lettre::Message>> {
+    let from = &app.store().settings.mail.from;
+    match queued.kind.as_str() {
+        "receipt" => {
+            let Some(id) = &queued.purchase else {
+                return Ok(None);
+            };
+            let Some(purchase) = app.db.purchase(id)? else {
+                return Ok(None);
+            };
+            let store = app.store();
+            let Ok(product) = store.product(&purchase.product) else {
+                return Ok(None);
+            };
+            let mut values = base_values(app, &queued.recipient);
+            values.insert("product", product.name.clone());
+            values.insert("version", purchase.version.clone());
+            values.insert("link", app.link(&purchase.id));
+            values.insert("expires", expires(app));
+            values.insert("limit", product.download_limit.to_string());
+            let rendered = templates.render(Kind::Receipt, &values);
+            let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
+            Ok(Some(mail::compose(
+                from,
+                &queued.recipient,
+                &rendered,
+                &id,
+                None,
+            )?))
+        }
+        "links" => {
+            let mut purchases: BTreeMap<String, (String, String)> = BTreeMap::new();
+            for purchase in app.db.purchases_of(&queued.recipient)? {
+                purchases.insert(purchase.id.clone(), (purchase.product, purchase.version));
+            }
+            crate::ledger::each(&app.store().root, |purchase| {
+                if purchase.email.eq_ignore_ascii_case(&queued.recipient)
+                    && purchase.status == "paid"
+                {
+                    purchases
+                        .entry(purchase.id.clone())
+                        .or_insert((purchase.product, purchase.version));
+                }
+                Ok(())
+            })?;
+            if purchases.is_empty() {
+                return Ok(None);
+            }
+            let (mut text, mut html) = (String::new(), String::from("<ul>"));
+            for (id, (slug, version)) in &purchases {
+                let name = app
+                    .store()
+                    .product(slug)
+                    .map_or(slug.clone(), |p| p.name.clone());
+                let link = app.link(id);
+                text.push_str(&format!("- {name} {version}: {link}\n"));
+                html.push_str(&format!(
+                    "<li><a href=\"{}\">{} {}</a></li>",
+                    crate::html::escape(&link),
+                    crate::html::escape(&name),
+                    crate::html::escape(version)
+                ));
+            }
+            html.push_str("</ul>");
+            let mut values = base_values(app, &queued.recipient);
+            values.insert("links", text);
+            let mut rendered = templates.render(Kind::Links, &values);
+            let mut html_values = values.clone();
+            html_values.insert("links", html);
+            rendered.html = templates.render(Kind::Links, &html_values).html;
+            let id = mail::message_id(&format!("links.{}.{}", queued.id, queued.created), from);
+            Ok(Some(mail::compose(
+                from,
+                &queued.recipient,
+                &rendered,
+                &id,
+                None,
+            )?))
+        }
+        _ => Ok(None),
+    }
+}
