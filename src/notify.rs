@@ -20,6 +20,9 @@ use crate::mail::{self, Kind, Mailer, Templates};
 use crate::store::{Product, Store};
 use crate::tokens::{Claims, Key};
 
+/// Messages in flight at once.
+const CONCURRENCY: usize = 8;
+
 /// The notices folder.
 pub const DIR: &str = "notices";
 
@@ -191,24 +194,19 @@ pub async fn send(
     let mut count = 0;
     let mut failures: HashMap<String, String> = HashMap::new();
     let mut interrupted = false;
-    for (index, recipient) in plan.recipients.iter().enumerate() {
-        tokio::time::sleep_until(next).await;
-        if stop.load(std::sync::atomic::Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
-        next += gap;
+    // Up to CONCURRENCY messages in flight (the SMTP pool holds as many
+    // connections); each is recorded, in order of acceptance, by this task.
+    let compose = |recipient: &Recipient| -> Result<(lettre::Message, String, i64), NotifyError> {
         let at = now();
+        let expires = at + settings.link_lifetime as i64;
+        let claims = Claims {
+            purchase: recipient.purchase.clone(),
+            expires,
+        };
         let link = format!(
             "{}/d/{}",
             settings.base_url,
-            crate::tokens::sign(
-                key,
-                &Claims {
-                    purchase: recipient.purchase.clone(),
-                    expires: at + settings.link_lifetime as i64
-                }
-            )
+            crate::tokens::sign(key, &claims)
         );
         let unsubscribe =
             crate::server::unsubscribe_link(&settings.base_url, key, &recipient.email, at);
@@ -222,7 +220,7 @@ pub async fn send(
             ("link", link),
             (
                 "expires",
-                crate::ledger::timestamp(at + settings.link_lifetime as i64)
+                crate::ledger::timestamp(expires)
                     .replace('T', " ")
                     .replace('Z', " UTC"),
             ),
@@ -243,7 +241,29 @@ pub async fn send(
             &message_id,
             Some(&unsubscribe),
         )?;
-        match mailer.send(message).await {
+        Ok((message, message_id, at))
+    };
+    let mut in_flight = futures_util::stream::FuturesUnordered::new();
+    let mut queue = plan.recipients.iter();
+    let mut done = 0u64;
+    loop {
+        while in_flight.len() < CONCURRENCY && !interrupted {
+            let Some(recipient) = queue.next() else { break };
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                interrupted = true;
+                break;
+            }
+            tokio::time::sleep_until(next).await;
+            next += gap;
+            let (message, message_id, at) = compose(recipient)?;
+            in_flight.push(async move { (recipient, message_id, at, mailer.send(message).await) });
+        }
+        let Some((recipient, message_id, at, result)) =
+            futures_util::StreamExt::next(&mut in_flight).await
+        else {
+            break;
+        };
+        match result {
             Ok(()) => {
                 let notice = Notice {
                     purchase: recipient.purchase.clone(),
@@ -268,7 +288,8 @@ pub async fn send(
                 failures.insert(recipient.email.clone(), error.to_string());
             }
         }
-        progress.sent(index as u64 + 1, plan.recipients.len() as u64);
+        done += 1;
+        progress.sent(done, plan.recipients.len() as u64);
     }
     drop(file);
     if count > 0 {

@@ -57,9 +57,6 @@ fn flags_not_built_yet_say_so_and_fail() {
     test.shop(&["checkout", "example-book", "--promo", "LAUNCH"])
         .code(2)
         .stderr_has(&["`shop checkout --promo` is not built yet", "hint:"]);
-    test.shop(&["sync", "--receipts"])
-        .code(2)
-        .stderr_has(&["`shop sync --receipts` is not built yet", "hint:"]);
 }
 
 #[test]

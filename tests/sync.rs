@@ -609,8 +609,45 @@ fn sync_needs_a_key_and_a_reachable_stripe() {
         "hint:",
     ]);
     assert!(ledger(store.path()).is_empty());
+}
+
+#[test]
+fn missed_receipts_are_queued_once() {
+    let shop = Shop::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    shop.seed(
+        0,
+        3,
+        now - 2 * DAY,
+        60,
+        json!({"product": "guide", "version": "1.0.0"}),
+    );
+    shop.seed(
+        0,
+        2,
+        now - 60 * DAY,
+        60,
+        json!({"product": "guide", "version": "1.0.0"}),
+    );
+    let store = shop.store();
     store
         .shop(&["sync", "--receipts"])
-        .code(2)
-        .stderr_has(&["not built yet"]);
+        .success()
+        .stderr_has(&["queued 3 missing receipts for `shop serve` to send"]);
+    store
+        .shop(&["sync", "--receipts"])
+        .success()
+        .stderr_has(&["queued 0 missing receipts"]);
+    let connection = rusqlite::Connection::open(store.path().join(".shop/state.db")).unwrap();
+    let queued: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM mail_queue WHERE kind = 'receipt' AND sent IS NULL",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(queued, 3);
 }

@@ -21,19 +21,13 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Also send receipts that never went out (missed webhooks)
+    /// Then queue receipts for paid purchases of the last 30 days that never
+    /// had one (webhooks missed); `shop serve` sends them
     #[arg(long)]
     pub receipts: bool,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    if args.receipts {
-        return Err(super::UsageError(
-            "`shop sync --receipts` is not built yet\nhint: run `shop sync` without it; receipts land with the mail work"
-                .into(),
-        )
-        .into());
-    }
     let store = context.open_store()?;
     let stripe = context.stripe()?;
     let request = Request {
@@ -75,6 +69,13 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if args.receipts && !outcome.dry_run {
+        let queued = queue_missing_receipts(&store)?;
+        context.output.note(format!(
+            "queued {} for `shop serve` to send",
+            crate::store::count(queued, "missing receipt")
+        ));
+    }
     match &outcome.commit {
         Some(commit) => context.output.data(format!(
             "{} new, {} refunded, {} disputed; committed {}\n",
@@ -88,6 +89,53 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             .note("the ledger is up to date; nothing to commit"),
     }
     Ok(())
+}
+
+/// Queues a receipt for every paid purchase of the last 30 days that the
+/// server's queue never held (it dedupes by purchase, so a receipt already
+/// sent or queued is left alone). Returns how many were queued.
+fn queue_missing_receipts(store: &crate::store::Store) -> anyhow::Result<usize> {
+    let now = super::now()?.unix_timestamp();
+    let since = now - 30 * 86_400;
+    let mut purchases = Vec::new();
+    crate::ledger::each(&store.root, |purchase| {
+        if purchase.status == "paid"
+            && purchase.created_unix() >= since
+            && !purchase.email.is_empty()
+        {
+            purchases.push(purchase);
+        }
+        Ok(())
+    })?;
+    let db = crate::state::Db::open(&super::state_path(store))?;
+    let queued = super::block_on(db.write(move |connection| {
+        let mut queued = 0;
+        for purchase in &purchases {
+            let created = purchase.created_unix();
+            let known = crate::state::Purchase {
+                id: purchase.id.clone(),
+                email: purchase.email.clone(),
+                product: purchase.product.clone(),
+                version: purchase.version.clone(),
+                payment_intent: purchase.payment_intent.clone(),
+                created,
+            };
+            crate::state::insert_purchase(connection, &known)?;
+            let dedupe = format!("receipt:{}", purchase.id);
+            if crate::state::queue_mail(
+                connection,
+                "receipt",
+                &purchase.email,
+                Some(&purchase.id),
+                Some(&dedupe),
+                now,
+            )? {
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }))??;
+    Ok(queued)
 }
 
 /// A spinner with sessions seen, kept and the rate.
