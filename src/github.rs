@@ -338,20 +338,17 @@ fn upload_target(uploads_base: &str, template: &str, name: &str) -> String {
 /// Bytes per chunk read from disk and sent.
 const UPLOAD_CHUNK: usize = 1024 * 1024;
 
-/// Opens `path` and streams it in chunks read by one blocking thread, a few
-/// chunks ahead of the network: memory stays at a few MiB whatever the
-/// file's size, and no chunk waits for a thread from tokio's blocking pool.
+/// Opens `path`: its size, and its bytes as a stream.
 fn read_in_chunks(
     path: &Path,
 ) -> Result<
     (
         u64,
-        impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+        impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Sync + 'static,
     ),
     GitHubError,
 > {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|source| GitHubError::File {
+    let file = std::fs::File::open(path).map_err(|source| GitHubError::File {
         path: path.to_owned(),
         source,
     })?;
@@ -362,35 +359,7 @@ fn read_in_chunks(
             source,
         })?
         .len();
-    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
-    std::thread::spawn(move || {
-        loop {
-            let mut buffer = bytes::BytesMut::zeroed(UPLOAD_CHUNK);
-            let mut filled = 0;
-            while filled < UPLOAD_CHUNK {
-                match file.read(&mut buffer[filled..]) {
-                    Ok(0) => break,
-                    Ok(read) => filled += read,
-                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(error) => {
-                        let _ = sender.blocking_send(Err(error));
-                        return;
-                    }
-                }
-            }
-            if filled == 0 {
-                return;
-            }
-            buffer.truncate(filled);
-            if sender.blocking_send(Ok(buffer.freeze())).is_err() {
-                return;
-            }
-        }
-    });
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
-    });
-    Ok((size, stream))
+    Ok((size, crate::file_stream::chunks(file, size, UPLOAD_CHUNK)))
 }
 
 /// The media type of a book file, by extension.

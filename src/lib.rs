@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod file_stream;
 pub mod git;
 pub mod github;
 pub mod html;

@@ -454,29 +454,46 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> R
 
 // ---- downloads
 
-pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
-    let (claims, purchase, store) = match authorize(&app, &token, true).await {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
+/// The purchase's product, the releases it may download (oldest first),
+/// and the one asked for: `?version=`, or else the newest. The error is
+/// the page to answer with, built once on a path that ends the request.
+#[allow(clippy::result_large_err)]
+fn chosen_release<'a>(
+    app: &App,
+    store: &'a crate::store::Store,
+    purchase: &Purchase,
+    query: &HashMap<String, String>,
+) -> Result<(&'a Product, Vec<&'a Release>, &'a Release), Reply_> {
     let Ok(product) = store.product(&purchase.product) else {
-        return unavailable(&app);
+        return Err(unavailable(app));
     };
     let releases = entitled(product, &purchase.version);
-    let shown = match query.get("version") {
+    let chosen = match query.get("version") {
         Some(version) => releases
             .iter()
             .find(|r| r.version.to_string() == *version)
             .copied(),
         None => releases.last().copied(),
     };
-    let Some(shown) = shown else {
-        return refuse(
-            &app,
+    match chosen {
+        Some(release) => Ok((product, releases, release)),
+        None => Err(refuse(
+            app,
             StatusCode::NOT_FOUND,
             "No such version",
             "This purchase does not include that version.",
-        );
+        )),
+    }
+}
+
+pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
+    let (claims, purchase, store) = match authorize(&app, &token, true).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let (product, releases, shown) = match chosen_release(&app, &store, &purchase, &query) {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     let version = shown.version.to_string();
     let latest = releases.last().is_some_and(|r| r.version == shown.version);
@@ -570,24 +587,9 @@ pub async fn download(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let Ok(product) = store.product(&purchase.product) else {
-        return unavailable(&app);
-    };
-    let releases = entitled(product, &purchase.version);
-    let release = match query.get("version") {
-        Some(version) => releases
-            .iter()
-            .find(|r| r.version.to_string() == *version)
-            .copied(),
-        None => releases.last().copied(),
-    };
-    let Some(release) = release else {
-        return refuse(
-            &app,
-            StatusCode::NOT_FOUND,
-            "No such version",
-            "This purchase does not include that version.",
-        );
+    let (product, _, release) = match chosen_release(&app, &store, &purchase, &query) {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     let Some(asset) = release.assets.iter().find(|asset| asset.name == file) else {
         return refuse(
@@ -697,11 +699,11 @@ async fn stream_file(
     size: u64,
     range: Option<(u64, u64)>,
 ) -> std::io::Result<Reply_> {
-    use std::io::{Read, Seek};
+    use std::io::Seek;
     let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
     let length = if size == 0 { 0 } else { end - start + 1 };
     let path = path.to_owned();
-    let mut file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
         let mut file = std::fs::File::open(path)?;
         if start > 0 {
             file.seek(std::io::SeekFrom::Start(start))?;
@@ -710,39 +712,7 @@ async fn stream_file(
     })
     .await
     .map_err(std::io::Error::other)??;
-    // One blocking task reads the whole range in large chunks, a couple of
-    // chunks ahead of the socket: no hop to the blocking pool per chunk.
-    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
-    tokio::task::spawn_blocking(move || {
-        let mut left = length;
-        while left > 0 {
-            let want = CHUNK.min(usize::try_from(left).unwrap_or(CHUNK));
-            let mut buffer = bytes::BytesMut::zeroed(want);
-            let mut filled = 0;
-            while filled < want {
-                match file.read(&mut buffer[filled..]) {
-                    Ok(0) => break,
-                    Ok(read) => filled += read,
-                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(error) => {
-                        let _ = sender.blocking_send(Err(error));
-                        return;
-                    }
-                }
-            }
-            if filled == 0 {
-                return;
-            }
-            buffer.truncate(filled);
-            left = left.saturating_sub(filled as u64);
-            if sender.blocking_send(Ok(buffer.freeze())).is_err() {
-                return;
-            }
-        }
-    });
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
-    });
+    let stream = crate::file_stream::chunks(file, length, CHUNK);
     let response = warp::reply::stream(stream).into_response();
     Ok(with_file_headers(response, name, size, length, range))
 }
