@@ -60,6 +60,24 @@ fn flags_not_built_yet_say_so_and_fail() {
 }
 
 #[test]
+fn completions_and_the_manual_come_from_the_command_line_definition() {
+    let test = Test::new();
+    let bash = test.shop(&["completions", "bash"]).success().stdout();
+    assert!(
+        bash.contains("_shop()") && bash.contains("release") && bash.contains("--dry-run"),
+        "{bash}"
+    );
+    let zsh = test.shop(&["completions", "zsh"]).success().stdout();
+    assert!(zsh.starts_with("#compdef shop"), "{zsh}");
+    let man = test.shop(&["man"]).success().stdout();
+    assert!(
+        man.contains(".TH shop 1") && man.contains("Sell digital files from a git repository"),
+        "{man}"
+    );
+    test.shop(&["completions", "tcsh"]).code(2);
+}
+
+#[test]
 fn version_is_printed() {
     Test::new()
         .shop(&["--version"])

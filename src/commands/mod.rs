@@ -7,6 +7,7 @@
 //! environment variables into plain values and hands them down.
 
 pub mod checkout;
+pub mod completions;
 pub mod init;
 pub mod notify;
 pub mod products;
@@ -54,6 +55,8 @@ where
         Command::Sandbox(args) => sandbox::run(&context, args),
         Command::Report(args) => report::run(&context, args),
         Command::Token(args) => token::run(&context, args),
+        Command::Completions(args) => completions::run(&context, args),
+        Command::Man(args) => completions::man(&context, args),
     }
 }
 
