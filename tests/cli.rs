@@ -52,14 +52,6 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn flags_not_built_yet_say_so_and_fail() {
-    let test = Test::store();
-    test.shop(&["checkout", "example-book", "--promo", "LAUNCH"])
-        .code(2)
-        .stderr_has(&["`shop checkout --promo` is not built yet", "hint:"]);
-}
-
-#[test]
 fn completions_and_the_manual_come_from_the_command_line_definition() {
     let test = Test::new();
     let bash = test.shop(&["completions", "bash"]).success().stdout();

@@ -427,6 +427,50 @@ async fn every_request_and_answer_matches_the_spec() {
     sandbox
         .pay(&session.id, "ada@example.com", "4242424242424242")
         .await;
+    // A coupon and its promotion code (as the dashboard would make them), found by code.
+    let stripe_post = |path: &str, form: shop::stripe::Form| {
+        sandbox
+            .http()
+            .post(format!("{}{path}", sandbox.url))
+            .bearer_auth("sk_test_harness")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form.encode())
+            .send()
+    };
+    let coupon: serde_json::Value = stripe_post(
+        "/v1/coupons",
+        shop::stripe::Form::new()
+            .field("percent_off", 25)
+            .field("name", "Launch"),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    stripe_post(
+        "/v1/promotion_codes",
+        shop::stripe::Form::new()
+            .field("coupon", coupon["id"].as_str().unwrap())
+            .field("code", "LAUNCH"),
+    )
+    .await
+    .unwrap();
+    let promotion = client.promotion_code("LAUNCH").await.unwrap().unwrap();
+    let discounted = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                price: price.id.clone(),
+                success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
+                promotion_code: Some(promotion.id.clone()),
+                ..CreateCheckoutSession::default()
+            },
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(discounted.amount_total, Some(2175));
+    assert!(client.promotion_code("NOPE").await.unwrap().is_none());
     let paid = client.checkout_session(&session.id).await.unwrap().unwrap();
     let filter = ListCheckoutSessions {
         created_gte: Some(now - 10),

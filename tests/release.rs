@@ -651,6 +651,54 @@ fn checkout_makes_a_session_for_a_released_version() {
     assert_eq!(session.customer_email.as_deref(), Some("ada@example.com"));
     assert_eq!(session.expires_at, NOW + 3600);
 
+    // A promotion code, as made in Stripe's dashboard, discounts the session.
+    let sandbox = release.sandbox();
+    let http = sandbox.http();
+    let coupon: serde_json::Value = release.runtime.block_on(async {
+        http.post(format!("{}/v1/coupons", sandbox.url))
+            .bearer_auth("sk_test_release")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("amount_off=500&currency=usd")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    release.runtime.block_on(async {
+        http.post(format!("{}/v1/promotion_codes", sandbox.url))
+            .bearer_auth("sk_test_release")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "coupon={}&code=LAUNCH",
+                coupon["id"].as_str().unwrap()
+            ))
+            .send()
+            .await
+            .unwrap();
+    });
+    let promo = release
+        .test
+        .shop(&["checkout", "guide", "--promo", "LAUNCH", "--json"])
+        .success()
+        .json();
+    assert_eq!(promo["amount_total"], 2400);
+    let session = release
+        .runtime
+        .block_on(client.checkout_session(promo["id"].as_str().unwrap()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.metadata.get("promotion_code").map(String::as_str),
+        Some("LAUNCH")
+    );
+    release
+        .test
+        .shop(&["checkout", "guide", "--promo", "NOPE"])
+        .code(1)
+        .stderr_has(&["there is no active promotion code `NOPE`", "hint:"]);
+
     release
         .test
         .shop(&["checkout", "guide", "--version", "2.0.0"])

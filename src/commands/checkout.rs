@@ -37,13 +37,6 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         )
         .into());
     }
-    if args.promo.is_some() {
-        return Err(super::UsageError(
-            "`shop checkout --promo` is not built yet\nhint: leave it out; the product's `promotion_codes = true` lets buyers enter a code at checkout"
-                .into(),
-        )
-        .into());
-    }
     if let Some(email) = &args.email {
         crate::store::settings::check_email(email).map_err(|message| {
             super::UsageError(format!(
@@ -70,6 +63,14 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         })?,
     };
     let stripe = context.stripe()?;
+    let promotion = match &args.promo {
+        Some(code) => Some(super::block_on(stripe.promotion_code(code))??.ok_or_else(|| {
+            anyhow::anyhow!(
+                "there is no active promotion code `{code}` in Stripe\nhint: create it in Stripe's dashboard (Product catalogue → Coupons → a promotion code), or check its spelling"
+            )
+        })?),
+        None => None,
+    };
     let now = super::now()?.unix_timestamp();
     let params = CreateCheckoutSession {
         price: release.stripe_price.clone(),
@@ -81,14 +82,20 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         customer_email: args.email.clone(),
         client_reference_id: None,
         expires_at: Some(now + args.expires as i64),
-        promotion_code: None,
-        allow_promotion_codes: product.promotion_codes,
-        metadata: [
-            ("product".to_owned(), product.slug.clone()),
-            ("version".to_owned(), release.version.to_string()),
-            ("source".to_owned(), "shop checkout".to_owned()),
-        ]
-        .into(),
+        promotion_code: promotion.as_ref().map(|promotion| promotion.id.clone()),
+        allow_promotion_codes: product.promotion_codes && promotion.is_none(),
+        metadata: {
+            let mut metadata: std::collections::BTreeMap<String, String> = [
+                ("product".to_owned(), product.slug.clone()),
+                ("version".to_owned(), release.version.to_string()),
+                ("source".to_owned(), "shop checkout".to_owned()),
+            ]
+            .into();
+            if let Some(promotion) = &promotion {
+                metadata.insert("promotion_code".to_owned(), promotion.code.clone());
+            }
+            metadata
+        },
     };
     let session =
         super::block_on(stripe.create_checkout_session(&params, &IdempotencyKey::random()))??;
@@ -101,6 +108,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             "version": release.version.to_string(),
             "expires_at": session.expires_at,
             "customer_email": session.customer_email,
+            "amount_total": session.amount_total,
         }))?;
     } else {
         context.output.note(format!(

@@ -170,6 +170,25 @@ pub fn dispatch(
             })
         }
         ["v1", "events", id] if get => state.find("event", id, "id").cloned(),
+        ["v1", "coupons"] if post => create_coupon(state, params),
+        ["v1", "promotion_codes"] if post => create_promotion_code(state, params),
+        ["v1", "promotion_codes"] if get => {
+            params.only(&[
+                "active",
+                "code",
+                "coupon",
+                "created",
+                "ending_before",
+                "limit",
+                "starting_after",
+            ])?;
+            let active = params.bool("active")?;
+            let code = params.str("code").map(str::to_owned);
+            state.list("promotion_code", params, path, |promo| {
+                active.is_none_or(|a| promo["active"] == a)
+                    && code.as_deref().is_none_or(|c| promo["code"] == c)
+            })
+        }
         _ => Err(ApiError::unrecognized(method, path)),
     }
 }
@@ -467,20 +486,40 @@ fn create_session(
         }
     };
     let allow_promotion_codes = params.bool("allow_promotion_codes")?;
-    if let Some(discounts) = params.get("discounts") {
-        if allow_promotion_codes.is_some() {
-            return Err(ApiError::invalid_request(
-                "You may only specify one of these parameters: allow_promotion_codes, discounts.",
-                Some("discounts"),
-            ));
-        }
-        let code = discounts[0]["promotion_code"].as_str().unwrap_or_default();
-        return Err(ApiError::no_such(
-            "promotion_code",
-            code,
-            "discounts[0][promotion_code]",
+    if params.get("discounts").is_some() && allow_promotion_codes.is_some() {
+        return Err(ApiError::invalid_request(
+            "You may only specify one of these parameters: allow_promotion_codes, discounts.",
+            Some("discounts"),
         ));
     }
+    let discount = match params.get("discounts") {
+        None => 0,
+        Some(discounts) => {
+            let id = discounts[0]["promotion_code"].as_str().unwrap_or_default();
+            let promo = state.find("promotion_code", id, "discounts[0][promotion_code]")?;
+            if promo["active"] != json!(true) {
+                return Err(ApiError::invalid(
+                    "discounts[0][promotion_code]",
+                    "This promotion code is inactive.",
+                ));
+            }
+            let amount = price["unit_amount"].as_i64().unwrap_or(0);
+            let coupon = &promo["coupon"];
+            match (
+                coupon["percent_off"].as_f64(),
+                coupon["amount_off"].as_i64(),
+            ) {
+                (Some(percent), _) => ((amount as f64) * percent / 100.0).round() as i64,
+                (None, Some(off)) if coupon["currency"] == price["currency"] => off.min(amount),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "discounts[0][promotion_code]",
+                        "This coupon's currency does not match the price's.",
+                    ));
+                }
+            }
+        }
+    };
     if let Some(email) = params.str("customer_email")
         && crate::store::settings::check_email(email).is_err()
     {
@@ -496,7 +535,7 @@ fn create_session(
             "client_reference_id must be at most 200 characters",
         ));
     }
-    let session = new_session(
+    let mut session = new_session(
         state,
         context,
         &price,
@@ -511,7 +550,92 @@ fn create_session(
             expires_at,
         },
     );
+    if discount > 0 {
+        let id = session["id"].as_str().unwrap_or_default().to_owned();
+        let total = session["amount_subtotal"].as_i64().unwrap_or(0) - discount;
+        session = state
+            .update(&id, |session| {
+                session["amount_total"] = json!(total);
+                session["total_details"]["amount_discount"] = json!(discount);
+            })
+            .unwrap_or(session);
+        if let Some(items) = state.line_items.get_mut(&id) {
+            for item in items {
+                item["amount_discount"] = json!(discount);
+                item["amount_total"] = json!(total);
+            }
+        }
+    }
     Ok(session)
+}
+
+fn create_coupon(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.only(&[
+        "amount_off",
+        "currency",
+        "duration",
+        "id",
+        "metadata",
+        "name",
+        "percent_off",
+    ])?;
+    let percent_off = match params.str("percent_off") {
+        Some(text) => Some(
+            text.parse::<f64>()
+                .ok()
+                .filter(|p| *p > 0.0 && *p <= 100.0)
+                .ok_or_else(|| ApiError::invalid("percent_off", "Invalid decimal"))?,
+        ),
+        None => None,
+    };
+    let amount_off = params.int("amount_off")?;
+    let currency = if amount_off.is_some() {
+        Some(currency_param(params)?)
+    } else {
+        None
+    };
+    if percent_off.is_some() == amount_off.is_some() {
+        return Err(ApiError::invalid_request(
+            "You must pass exactly one of `percent_off` or `amount_off`.",
+            Some("percent_off"),
+        ));
+    }
+    let id = params.str("id").map_or_else(|| new_id(""), str::to_owned);
+    let coupon = objects::coupon(
+        &id,
+        percent_off,
+        amount_off,
+        currency.as_deref(),
+        params.str("name"),
+        params.metadata()?,
+        state.now(),
+    );
+    Ok(state.insert(coupon))
+}
+
+fn create_promotion_code(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.only(&["active", "code", "coupon", "metadata"])?;
+    let coupon = state
+        .find("coupon", params.required_str("coupon")?, "coupon")?
+        .clone();
+    let code = match params.str("code") {
+        Some(code) => code.to_owned(),
+        None => new_id("")
+            .chars()
+            .take(8)
+            .collect::<String>()
+            .to_ascii_uppercase(),
+    };
+    let active = params.bool("active")?.unwrap_or(true);
+    let promo = objects::promotion_code(
+        &new_id("promo_"),
+        &code,
+        coupon,
+        active,
+        params.metadata()?,
+        state.now(),
+    );
+    Ok(state.insert(promo))
 }
 
 pub struct NewSession<'a> {

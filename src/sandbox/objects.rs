@@ -481,3 +481,56 @@ pub fn error(
     error.insert("type".into(), json!(kind));
     json!({"error": error})
 }
+
+pub fn coupon(
+    id: &str,
+    percent_off: Option<f64>,
+    amount_off: Option<i64>,
+    currency: Option<&str>,
+    name: Option<&str>,
+    metadata: Value,
+    now: i64,
+) -> Value {
+    json!({
+        "id": id,
+        "object": "coupon",
+        "amount_off": amount_off,
+        "created": now,
+        "currency": currency,
+        "duration": "once",
+        "duration_in_months": null,
+        "livemode": false,
+        "max_redemptions": null,
+        "metadata": metadata,
+        "name": name,
+        "percent_off": percent_off,
+        "redeem_by": null,
+        "times_redeemed": 0,
+        "valid": true,
+    })
+}
+
+pub fn promotion_code(
+    id: &str,
+    code: &str,
+    coupon: Value,
+    active: bool,
+    metadata: Value,
+    now: i64,
+) -> Value {
+    json!({
+        "id": id,
+        "object": "promotion_code",
+        "active": active,
+        "code": code,
+        "coupon": coupon,
+        "created": now,
+        "customer": null,
+        "expires_at": null,
+        "livemode": false,
+        "max_redemptions": null,
+        "metadata": metadata,
+        "restrictions": {"first_time_transaction": false, "minimum_amount": null, "minimum_amount_currency": null},
+        "times_redeemed": 0,
+    })
+}

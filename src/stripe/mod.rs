@@ -49,6 +49,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/v1/disputes"),
     ("get", "/v1/events"),
     ("get", "/v1/events/{id}"),
+    ("get", "/v1/promotion_codes"),
 ];
 
 /// Installs rustls' ring provider once per process (we build no OpenSSL).
@@ -369,6 +370,16 @@ impl Client {
             form = form.field(format!("types[{index}]"), kind);
         }
         self.list("/v1/events", form)
+    }
+
+    /// The active promotion code a buyer types, such as `LAUNCH`.
+    pub async fn promotion_code(&self, code: &str) -> Result<Option<PromotionCode>, StripeError> {
+        let query = Form::new()
+            .field("code", code)
+            .field("active", "true")
+            .field("limit", 1);
+        let page: List<PromotionCode> = self.get("/v1/promotion_codes", query).await?;
+        Ok(page.data.into_iter().next())
     }
 
     pub async fn event(&self, id: &str) -> Result<Option<Event>, StripeError> {

@@ -32,8 +32,17 @@ object!(
     Dispute,
     Event,
     Charge,
-    PaymentIntent
+    PaymentIntent,
+    PromotionCode
 );
+
+/// A code buyers type for a discount.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PromotionCode {
+    pub id: String,
+    pub code: String,
+    pub active: bool,
+}
 
 /// One page of a list.
 #[derive(Debug, Clone, Deserialize)]
