@@ -96,43 +96,9 @@ pub fn dispatch(
         ["v1", "payment_intents", id] if get => state.find("payment_intent", id, "intent").cloned(),
         ["v1", "charges", id] if get => state.find("charge", id, "charge").cloned(),
         ["v1", "refunds"] if post => create_refund(state, context, params),
-        ["v1", "refunds"] if get => {
-            params.only(&[
-                "charge",
-                "created",
-                "ending_before",
-                "limit",
-                "payment_intent",
-                "starting_after",
-            ])?;
-            let charge = params.str("charge").map(str::to_owned);
-            let intent = params.str("payment_intent").map(str::to_owned);
-            state.list("refund", params, path, |refund| {
-                charge.as_deref().is_none_or(|c| refund["charge"] == c)
-                    && intent
-                        .as_deref()
-                        .is_none_or(|p| refund["payment_intent"] == p)
-            })
-        }
+        ["v1", "refunds"] if get => list_of_payment(state, "refund", params, path),
         ["v1", "refunds", id] if get => state.find("refund", id, "refund").cloned(),
-        ["v1", "disputes"] if get => {
-            params.only(&[
-                "charge",
-                "created",
-                "ending_before",
-                "limit",
-                "payment_intent",
-                "starting_after",
-            ])?;
-            let charge = params.str("charge").map(str::to_owned);
-            let intent = params.str("payment_intent").map(str::to_owned);
-            state.list("dispute", params, path, |dispute| {
-                charge.as_deref().is_none_or(|c| dispute["charge"] == c)
-                    && intent
-                        .as_deref()
-                        .is_none_or(|p| dispute["payment_intent"] == p)
-            })
-        }
+        ["v1", "disputes"] if get => list_of_payment(state, "dispute", params, path),
         ["v1", "disputes", id] if get => state.find("dispute", id, "dispute").cloned(),
         ["v1", "events"] if get => {
             params.only(&[
@@ -191,6 +157,31 @@ pub fn dispatch(
         }
         _ => Err(ApiError::unrecognized(method, path)),
     }
+}
+
+/// Refunds or disputes, optionally of one `charge` or `payment_intent`.
+fn list_of_payment(
+    state: &State,
+    kind: &str,
+    params: &Params,
+    path: &str,
+) -> Result<Value, ApiError> {
+    params.only(&[
+        "charge",
+        "created",
+        "ending_before",
+        "limit",
+        "payment_intent",
+        "starting_after",
+    ])?;
+    let charge = params.str("charge").map(str::to_owned);
+    let intent = params.str("payment_intent").map(str::to_owned);
+    state.list(kind, params, path, |object| {
+        charge.as_deref().is_none_or(|c| object["charge"] == c)
+            && intent
+                .as_deref()
+                .is_none_or(|p| object["payment_intent"] == p)
+    })
 }
 
 /// Event type filters take `*` as a wildcard: `charge.*`.

@@ -102,6 +102,19 @@ fn ours(app: &App, session: &CheckoutSession) -> Option<(String, String)> {
     crate::sync::product_of(session, &app.store())
 }
 
+/// The purchase a session is, if it is one of ours and paid.
+fn paid_purchase(app: &App, session: &CheckoutSession) -> Option<Purchase> {
+    let (product, version) = ours(app, session)?;
+    (session.payment_status == "paid").then(|| Purchase {
+        id: session.id.clone(),
+        email: session.email().unwrap_or_default().to_owned(),
+        product,
+        version,
+        payment_intent: session.payment_intent.clone(),
+        created: session.created,
+    })
+}
+
 /// The purchase of a verified token: from the database, or else from
 /// Stripe (a link minted by `shop token` or `shop notify`), remembered.
 async fn purchase(app: &App, id: &str) -> Result<Option<Purchase>, Reply_> {
@@ -117,19 +130,8 @@ async fn purchase(app: &App, id: &str) -> Result<Option<Purchase>, Reply_> {
         Ok(None) => return Ok(None),
         Err(error) => return Err(log_unavailable(app, &error)),
     };
-    let Some((product, version)) = ours(app, &session) else {
+    let Some(purchase) = paid_purchase(app, &session) else {
         return Ok(None);
-    };
-    if session.payment_status != "paid" {
-        return Ok(None);
-    }
-    let purchase = Purchase {
-        id: session.id.clone(),
-        email: session.email().unwrap_or_default().to_owned(),
-        product,
-        version,
-        payment_intent: session.payment_intent.clone(),
-        created: session.created,
     };
     app.db
         .upsert_purchase(purchase.clone())
@@ -322,9 +324,9 @@ pub async fn thanks(app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
         Ok(None) => return not_found(),
         Err(error) => return log_unavailable(&app, &error),
     };
-    let Some((product, version)) = ours(&app, &session) else {
+    if ours(&app, &session).is_none() {
         return not_found();
-    };
+    }
     if session.status.as_deref() != Some("complete") {
         return not_found();
     }
@@ -336,13 +338,8 @@ pub async fn thanks(app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
             "<h1>Thank you!</h1><p>Your payment is on its way. As soon as it clears, your download link will come by email.</p>",
         );
     }
-    let purchase = Purchase {
-        id: session.id.clone(),
-        email: session.email().unwrap_or_default().to_owned(),
-        product,
-        version,
-        payment_intent: session.payment_intent.clone(),
-        created: session.created,
+    let Some(purchase) = paid_purchase(&app, &session) else {
+        return not_found();
     };
     if let Err(error) = app.db.upsert_purchase(purchase).await {
         return log_unavailable(&app, &error);
@@ -388,15 +385,7 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> R
             let Ok(session) = serde_json::from_value::<CheckoutSession>(object) else {
                 return text(StatusCode::BAD_REQUEST, "not a checkout session");
             };
-            let found = ours(&app, &session).filter(|_| session.payment_status == "paid");
-            let purchase = found.map(|(product, version)| Purchase {
-                id: session.id.clone(),
-                email: session.email().unwrap_or_default().to_owned(),
-                product,
-                version,
-                payment_intent: session.payment_intent.clone(),
-                created: session.created,
-            });
+            let purchase = paid_purchase(&app, &session);
             app.db
                 .handle_event(&event.id, &event.kind, now, move |connection| {
                     if let Some(purchase) = purchase {
