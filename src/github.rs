@@ -331,8 +331,10 @@ fn upload_target(uploads_base: &str, template: &str, name: &str) -> String {
         .split_once("://")
         .and_then(|(_, rest)| rest.find('/').map(|index| &rest[index..]))
         .unwrap_or(without_template);
-    let name = crate::stripe::Form::new().field("name", name).encode();
-    format!("{uploads_base}{path}?{name}")
+    format!(
+        "{uploads_base}{path}?name={}",
+        crate::stripe::form::encode_component(name)
+    )
 }
 
 /// Bytes per chunk read from disk and sent.

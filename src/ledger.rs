@@ -90,6 +90,11 @@ pub fn timestamp(unix: i64) -> String {
     at.format(&format).unwrap_or_default()
 }
 
+/// A time for people: `2026-11-30 15:44:52 UTC`.
+pub fn human_time(unix: i64) -> String {
+    timestamp(unix).replace('T', " ").replace('Z', " UTC")
+}
+
 /// One month's file name: `2026-11.jsonl`.
 pub fn file_name(month: &str) -> String {
     format!("{month}.jsonl")
@@ -231,13 +236,8 @@ impl Staging {
         })
     }
 
-    /// Stages `bytes` as the month's file, if they differ from what is there.
+    /// Stages `bytes` as the month's file (the caller found them changed).
     pub fn stage(&mut self, month: &str, bytes: &[u8]) -> Result<(), LedgerError> {
-        let target = self.root.join(DIR).join(file_name(month));
-        if std::fs::read(&target).is_ok_and(|current| current == bytes) {
-            self.months.remove(month);
-            return Ok(());
-        }
         let path = self.dir.join(file_name(month));
         let io = |source| LedgerError::Io {
             path: path.clone(),
@@ -255,11 +255,6 @@ impl Staging {
         if self.root.join(DIR).join(file_name(month)).exists() {
             self.months.insert(month.to_owned(), None);
         }
-    }
-
-    /// The months that change.
-    pub fn changed(&self) -> Vec<String> {
-        self.months.keys().cloned().collect()
     }
 
     /// Moves the staged files into `purchases/`, oldest month first; returns

@@ -218,12 +218,7 @@ pub async fn send(
             ("version", version.to_string()),
             ("bought", recipient.bought.clone()),
             ("link", link),
-            (
-                "expires",
-                crate::ledger::timestamp(expires)
-                    .replace('T', " ")
-                    .replace('Z', " UTC"),
-            ),
+            ("expires", crate::ledger::human_time(expires)),
             ("email", recipient.email.clone()),
             ("unsubscribe", unsubscribe.clone()),
         ]

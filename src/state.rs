@@ -231,16 +231,8 @@ impl Db {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&purchase.id);
-        self.write(move |connection| {
-            connection.execute(
-                "INSERT INTO purchases (id, email, product, version, payment_intent, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO UPDATE SET email = excluded.email, payment_intent = excluded.payment_intent",
-                params![purchase.id, purchase.email, purchase.product, purchase.version, purchase.payment_intent, purchase.created],
-            )?;
-            Ok(())
-        })
-        .await
+        self.write(move |connection| insert_purchase(connection, &purchase))
+            .await
     }
 
     pub fn purchase(&self, id: &str) -> Result<Option<Purchase>, StateError> {

@@ -129,6 +129,36 @@ fn classify(session: &CheckoutSession, store: &Store) -> Kind {
     }))
 }
 
+/// Counts a listed session (seen, kept, foreign, unpaid; progress every
+/// hundred) and returns its purchase if it is one of this store's.
+fn tally(
+    session: &CheckoutSession,
+    store: &Store,
+    outcome: &mut Outcome,
+    kept: &mut u64,
+    progress: &dyn Progress,
+) -> Option<Box<Purchase>> {
+    outcome.seen += 1;
+    let purchase = match classify(session, store) {
+        Kind::Ours(purchase) => {
+            *kept += 1;
+            Some(purchase)
+        }
+        Kind::Foreign => {
+            outcome.foreign += 1;
+            None
+        }
+        Kind::Unpaid => {
+            outcome.unpaid += 1;
+            None
+        }
+    };
+    if outcome.seen.is_multiple_of(100) {
+        progress.sessions(outcome.seen, *kept);
+    }
+    purchase
+}
+
 fn apply(purchase: &mut Purchase, state: ChargeState) {
     purchase.amount_refunded = (state.refunded > 0).then_some(state.refunded);
     purchase.status = if state.disputed {
@@ -238,27 +268,19 @@ async fn incremental(
     let mut sessions = stripe.checkout_sessions(&filter);
     let mut kept = 0;
     while let Some(session) = sessions.try_next().await? {
-        outcome.seen += 1;
-        match classify(&session, request.store) {
-            Kind::Ours(purchase) => {
-                kept += 1;
-                if let Some(intent) = &purchase.payment_intent {
-                    by_intent.insert(
-                        intent.clone(),
-                        (purchase.month().to_owned(), purchase.id.clone()),
-                    );
-                }
-                fresh
-                    .entry(purchase.month().to_owned())
-                    .or_default()
-                    .push(*purchase);
-            }
-            Kind::Foreign => outcome.foreign += 1,
-            Kind::Unpaid => outcome.unpaid += 1,
+        let Some(purchase) = tally(&session, request.store, outcome, &mut kept, progress) else {
+            continue;
+        };
+        if let Some(intent) = &purchase.payment_intent {
+            by_intent.insert(
+                intent.clone(),
+                (purchase.month().to_owned(), purchase.id.clone()),
+            );
         }
-        if outcome.seen.is_multiple_of(100) {
-            progress.sessions(outcome.seen, kept);
-        }
+        fresh
+            .entry(purchase.month().to_owned())
+            .or_default()
+            .push(*purchase);
     }
     drop(sessions);
     progress.sessions(outcome.seen, kept);
@@ -395,33 +417,26 @@ async fn full(
     let mut sessions = stripe.checkout_sessions(&filter);
     let mut kept = 0;
     while let Some(session) = sessions.try_next().await? {
-        outcome.seen += 1;
-        match classify(&session, request.store) {
-            Kind::Ours(mut purchase) => {
-                kept += 1;
-                if let Some(state) = purchase
-                    .payment_intent
-                    .as_ref()
-                    .and_then(|intent| states.get(intent))
-                {
-                    apply(&mut purchase, *state);
-                }
-                if purchase.month() != month {
-                    if !purchases.is_empty() {
-                        stage(&month, &mut purchases, staging)?;
-                        purchases.clear();
-                    }
-                    month = purchase.month().to_owned();
-                    months_seen.insert(month.clone());
-                }
-                purchases.push(*purchase);
+        let Some(mut purchase) = tally(&session, request.store, outcome, &mut kept, progress)
+        else {
+            continue;
+        };
+        if let Some(state) = purchase
+            .payment_intent
+            .as_ref()
+            .and_then(|intent| states.get(intent))
+        {
+            apply(&mut purchase, *state);
+        }
+        if purchase.month() != month {
+            if !purchases.is_empty() {
+                stage(&month, &mut purchases, staging)?;
+                purchases.clear();
             }
-            Kind::Foreign => outcome.foreign += 1,
-            Kind::Unpaid => outcome.unpaid += 1,
+            month = purchase.month().to_owned();
+            months_seen.insert(month.clone());
         }
-        if outcome.seen.is_multiple_of(100) {
-            progress.sessions(outcome.seen, kept);
-        }
+        purchases.push(*purchase);
     }
     progress.sessions(outcome.seen, kept);
     if !purchases.is_empty() {

@@ -497,9 +497,15 @@ pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, 
                 Err(error) => return log_unavailable(&app, &error),
             };
         let href = if latest {
-            format!("/d/{token}/{}", percent(&asset.name))
+            format!(
+                "/d/{token}/{}",
+                crate::stripe::form::encode_component(&asset.name)
+            )
         } else {
-            format!("/d/{token}/{}?version={version}", percent(&asset.name))
+            format!(
+                "/d/{token}/{}?version={version}",
+                crate::stripe::form::encode_component(&asset.name)
+            )
         };
         files.push(pages::FileRow {
             name: asset.name.clone(),
@@ -521,16 +527,9 @@ pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, 
             )
         })
         .collect();
-    let expires = crate::ledger::timestamp(claims.expires)
-        .replace('T', " ")
-        .replace('Z', " UTC");
+    let expires = crate::ledger::human_time(claims.expires);
     let body = pages::downloads(product, shown, &purchase.version, &files, &others, &expires);
     html(&app, StatusCode::OK, &product.name, &body)
-}
-
-fn percent(name: &str) -> String {
-    let encoded = crate::stripe::Form::new().field("x", name).encode();
-    encoded.strip_prefix("x=").unwrap_or_default().to_owned()
 }
 
 /// A single `bytes=` range of a file of `size` bytes: (start, end inclusive).
@@ -739,7 +738,7 @@ fn with_file_headers(
     let disposition = format!(
         "attachment; filename=\"{}\"; filename*=UTF-8''{}",
         name.replace(['"', '\\'], "_"),
-        percent(name)
+        crate::stripe::form::encode_component(name)
     );
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);

@@ -70,9 +70,7 @@ pub async fn send_due(
 }
 
 fn expires(app: &App) -> String {
-    crate::ledger::timestamp(app.now() + app.store().settings.link_lifetime as i64)
-        .replace('T', " ")
-        .replace('Z', " UTC")
+    crate::ledger::human_time(app.now() + app.store().settings.link_lifetime as i64)
 }
 
 fn base_values(app: &App, email: &str) -> BTreeMap<&'static str, String> {

@@ -80,6 +80,13 @@ fn percent_encode(text: &str, is_key: bool, out: &mut String) {
     }
 }
 
+/// One value percent-encoded for a URL: a path segment or a query value.
+pub fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    percent_encode(text, false, &mut out);
+    out
+}
+
 /// Decodes `%XX` and `+` of one form component.
 pub fn percent_decode(text: &str) -> Result<String, String> {
     let bytes = text.as_bytes();

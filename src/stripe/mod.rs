@@ -179,8 +179,11 @@ impl Client {
     /// The product, or `None` if Stripe has no product with this id.
     pub async fn product(&self, id: &str) -> Result<Option<Product>, StripeError> {
         not_found_is_none(
-            self.get(&format!("/v1/products/{}", segment(id)), Form::new())
-                .await,
+            self.get(
+                &format!("/v1/products/{}", form::encode_component(id)),
+                Form::new(),
+            )
+            .await,
         )
     }
 
@@ -232,8 +235,11 @@ impl Client {
 
     pub async fn payment_link(&self, id: &str) -> Result<Option<PaymentLink>, StripeError> {
         not_found_is_none(
-            self.get(&format!("/v1/payment_links/{}", segment(id)), Form::new())
-                .await,
+            self.get(
+                &format!("/v1/payment_links/{}", form::encode_component(id)),
+                Form::new(),
+            )
+            .await,
         )
     }
 
@@ -244,8 +250,12 @@ impl Client {
         active: bool,
     ) -> Result<PaymentLink, StripeError> {
         let form = Form::new().field("active", active);
-        self.post(&format!("/v1/payment_links/{}", segment(id)), form, None)
-            .await
+        self.post(
+            &format!("/v1/payment_links/{}", form::encode_component(id)),
+            form,
+            None,
+        )
+        .await
     }
 
     // ---- checkout sessions
@@ -278,7 +288,7 @@ impl Client {
     pub async fn checkout_session(&self, id: &str) -> Result<Option<CheckoutSession>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/checkout/sessions/{}", segment(id)),
+                &format!("/v1/checkout/sessions/{}", form::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -303,21 +313,30 @@ impl Client {
         &'a self,
         session: &str,
     ) -> BoxStream<'a, Result<LineItem, StripeError>> {
-        let path = format!("/v1/checkout/sessions/{}/line_items", segment(session));
+        let path = format!(
+            "/v1/checkout/sessions/{}/line_items",
+            form::encode_component(session)
+        );
         self.list_owned(path, Form::new().field("limit", 100))
     }
 
     pub async fn payment_intent(&self, id: &str) -> Result<Option<PaymentIntent>, StripeError> {
         not_found_is_none(
-            self.get(&format!("/v1/payment_intents/{}", segment(id)), Form::new())
-                .await,
+            self.get(
+                &format!("/v1/payment_intents/{}", form::encode_component(id)),
+                Form::new(),
+            )
+            .await,
         )
     }
 
     pub async fn charge(&self, id: &str) -> Result<Option<Charge>, StripeError> {
         not_found_is_none(
-            self.get(&format!("/v1/charges/{}", segment(id)), Form::new())
-                .await,
+            self.get(
+                &format!("/v1/charges/{}", form::encode_component(id)),
+                Form::new(),
+            )
+            .await,
         )
     }
 
@@ -384,8 +403,11 @@ impl Client {
 
     pub async fn event(&self, id: &str) -> Result<Option<Event>, StripeError> {
         not_found_is_none(
-            self.get(&format!("/v1/events/{}", segment(id)), Form::new())
-                .await,
+            self.get(
+                &format!("/v1/events/{}", form::encode_component(id)),
+                Form::new(),
+            )
+            .await,
         )
     }
 
@@ -556,12 +578,6 @@ impl Client {
     fn may_retry(&self, attempt: u32, started: Instant, delay: Duration) -> bool {
         attempt < self.retry.max_attempts && started.elapsed() + delay <= self.retry.deadline
     }
-}
-
-/// A path segment: ids are ASCII, but nothing unexpected reaches the URL.
-fn segment(id: &str) -> String {
-    let encoded = Form::new().field("x", id).encode();
-    encoded.strip_prefix("x=").unwrap_or_default().to_owned()
 }
 
 fn not_found_is_none<T>(result: Result<T, StripeError>) -> Result<Option<T>, StripeError> {
@@ -890,7 +906,7 @@ mod tests {
 
     #[test]
     fn path_segments_are_escaped() {
-        assert_eq!(segment("cs_test_abc"), "cs_test_abc");
-        assert_eq!(segment("../x?y"), "..%2Fx%3Fy");
+        assert_eq!(form::encode_component("cs_test_abc"), "cs_test_abc");
+        assert_eq!(form::encode_component("../x?y"), "..%2Fx%3Fy");
     }
 }
