@@ -199,28 +199,38 @@ fn signature(repo: &Repository) -> Result<Signature<'static>, GitError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error(
-        "`{}` is not a git repository: {}\n\
-         hint: a store is a git repository; run `shop init` there, or `git init` it",
-        root.display(), source.message()
-    )]
+    #[error("`{}` is not a git repository", root.display())]
     Open {
         root: std::path::PathBuf,
         source: git2::Error,
     },
-    #[error(
-        "the store's repository is bare\nhint: a store needs a work tree; clone it without `--bare`"
-    )]
+    #[error("the store's repository is bare")]
     Bare,
-    #[error("`{}` is not valid UTF-8\nhint: rename it", path.display())]
+    #[error("`{}` is not valid UTF-8", path.display())]
     NotUtf8 { path: std::path::PathBuf },
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`", path.display())]
     Io {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
     #[error("git: {}", .0.message())]
     Git(#[from] git2::Error),
+}
+
+impl crate::error::Hint for GitError {
+    fn hint(&self) -> String {
+        match self {
+            GitError::Open { .. } => {
+                "a store is a git repository; run `shop init` there, or `git init` it".into()
+            }
+            GitError::Bare => "a store needs a work tree; clone it without `--bare`".into(),
+            GitError::NotUtf8 { .. } => "rename it with UTF-8 characters only".into(),
+            GitError::Io { .. } => "check the file's permissions".into(),
+            GitError::Git(_) => {
+                "check the store with `git status`; `git fsck` finds a damaged repository".into()
+            }
+        }
+    }
 }
 
 #[cfg(test)]

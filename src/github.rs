@@ -389,42 +389,61 @@ pub fn content_type(name: &str) -> &'static str {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitHubError {
-    #[error(
-        "{0}\nhint: check `SHOP_GITHUB_API_BASE`, `SHOP_GITHUB_UPLOADS_BASE` and `github.repository` in shop.toml"
-    )]
+    #[error("{0}")]
     Setup(String),
-    #[error("{}", api_message(what, *status, message, repository))]
+    #[error("GitHub refused to {what} in `{repository}` ({status}): {message}")]
     Api {
         what: String,
         status: u16,
         message: String,
         repository: String,
     },
-    #[error(
-        "cannot reach GitHub to {what}: {source}\n\
-         hint: check the network, or `SHOP_GITHUB_API_BASE` and `SHOP_GITHUB_UPLOADS_BASE`; \
-         running the same command again finishes the job"
-    )]
+    #[error("cannot reach GitHub to {what}")]
     Unreachable {
         what: String,
         source: reqwest::Error,
     },
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`", path.display())]
     File {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
 }
 
-fn api_message(what: &str, status: u16, message: &str, repository: &str) -> String {
-    let hint = match status {
-        401 => "set `GITHUB_TOKEN` to a token that can write releases (a fine-grained token with \"Contents: read and write\" on the repository)".to_owned(),
-        403 => format!("the token in `GITHUB_TOKEN` lacks permission on `{repository}`, or GitHub's rate limit was hit; check the token's repository access"),
-        404 => format!("check that `{repository}` exists and that the token in `GITHUB_TOKEN` can see it (private repositories answer 404 to tokens without access)"),
-        422 => format!("GitHub refused the request; if `{repository}` is empty, give it a first commit (a README) so releases can be tagged"),
-        _ => "running the same command again finishes the job without duplicates".to_owned(),
-    };
-    format!("GitHub refused to {what} in `{repository}` ({status}): {message}\nhint: {hint}")
+impl crate::error::Hint for GitHubError {
+    fn hint(&self) -> String {
+        match self {
+            GitHubError::Setup(_) => {
+                "check `SHOP_GITHUB_API_BASE`, `SHOP_GITHUB_UPLOADS_BASE` and \
+                 `github.repository` in shop.toml"
+                    .into()
+            }
+            GitHubError::Api {
+                status, repository, ..
+            } => match status {
+                401 => "set `GITHUB_TOKEN` to a token that can write releases (a fine-grained \
+                        token with \"Contents: read and write\" on the repository)"
+                    .into(),
+                403 => format!(
+                    "the token in `GITHUB_TOKEN` lacks permission on `{repository}`, or GitHub's \
+                     rate limit was hit; check the token's repository access"
+                ),
+                404 => format!(
+                    "check that `{repository}` exists and that the token in `GITHUB_TOKEN` can see \
+                     it (private repositories answer 404 to tokens without access)"
+                ),
+                422 => format!(
+                    "GitHub refused the request; if `{repository}` is empty, give it a first \
+                     commit (a README) so releases can be tagged"
+                ),
+                _ => "running the same command again finishes the job without duplicates".into(),
+            },
+            GitHubError::Unreachable { .. } => "check the network, or `SHOP_GITHUB_API_BASE` and \
+                 `SHOP_GITHUB_UPLOADS_BASE`; running the same command again finishes the job"
+                .into(),
+            GitHubError::File { .. } => "give readable files".into(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -288,22 +288,32 @@ impl Staging {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("cannot read or write `{}`: {source}", path.display())]
+    #[error("cannot read or write `{}`", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "`{}` line {line} is not a purchase: {message}\n\
-         hint: the ledger is written only by `shop sync`; restore the file with `git checkout -- {}` \
-         or rebuild it with `shop sync --full`",
-        path.display(), path.display()
-    )]
+    #[error("`{}` line {line} is not a purchase: {message}", path.display())]
     Malformed {
         path: PathBuf,
         line: usize,
         message: String,
     },
+}
+
+impl crate::error::Hint for LedgerError {
+    fn hint(&self) -> String {
+        match self {
+            LedgerError::Io { .. } => {
+                "check the permissions of `purchases/` and `.shop/`, and the disk space".into()
+            }
+            LedgerError::Malformed { path, .. } => format!(
+                "the ledger is written only by `shop sync`; restore the file with `git checkout -- {}` \
+                 or rebuild it with `shop sync --full`",
+                path.display()
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -360,12 +370,18 @@ mod tests {
             Path::new("purchases/2026-11.jsonl"),
         )
         .unwrap_err();
-        let message = error.to_string();
+        let message = crate::error::render(&error.into());
         assert!(
             message.starts_with("`purchases/2026-11.jsonl` line 1 is not a purchase"),
             "{message}"
         );
-        assert!(message.contains("hint:"), "{message}");
+        assert!(
+            message.ends_with(
+                "\nhint: the ledger is written only by `shop sync`; restore the file with \
+                 `git checkout -- purchases/2026-11.jsonl` or rebuild it with `shop sync --full`"
+            ),
+            "{message}"
+        );
     }
 
     #[test]

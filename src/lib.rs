@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod error;
 pub mod file_stream;
 pub mod git;
 pub mod github;
@@ -52,7 +53,7 @@ where
                 None => 1,
             };
             let mut stderr = io::stderr().lock();
-            let _ = writeln!(stderr, "error: {error:#}");
+            let _ = writeln!(stderr, "error: {}", error::render(&error));
             ExitCode::from(code)
         }
     }

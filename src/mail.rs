@@ -380,32 +380,45 @@ impl Mailer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    #[error(
-        "`{source_name}` line {line}: {message}\n\
-         hint: fix the template; nothing was sent"
-    )]
+    #[error("`{source_name}` line {line}: {message}")]
     Template {
         source_name: String,
         line: usize,
         message: String,
     },
-    #[error(
-        "`{address}` is not a mail address: {message}\nhint: check `mail.from` in shop.toml and the buyer's address"
-    )]
+    #[error("`{address}` is not a mail address: {message}")]
     Address { address: String, message: String },
     #[error("cannot build the message: {0}")]
     Build(String),
-    #[error("{0}\nhint: check `[mail]` in shop.toml and `SHOP_SMTP_PASSWORD`")]
+    #[error("{0}")]
     Setup(String),
-    #[error(
-        "the mail server refused or could not be reached: {0}\nhint: check `[mail.smtp]` in shop.toml; unsent mail is kept and retried"
-    )]
+    #[error("the mail server refused or could not be reached: {0}")]
     Send(String),
-    #[error("cannot read or write `{}`: {source}", path.display())]
+    #[error("cannot read or write `{}`", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl crate::error::Hint for MailError {
+    fn hint(&self) -> String {
+        match self {
+            MailError::Template { .. } => "fix the template; nothing was sent".into(),
+            MailError::Address { .. } => {
+                "check `mail.from` in shop.toml and the buyer's address".into()
+            }
+            MailError::Build(_) => {
+                "check the templates and `mail.from`; if they look right, this is a bug in shop"
+                    .into()
+            }
+            MailError::Setup(_) => "check `[mail]` in shop.toml and `SHOP_SMTP_PASSWORD`".into(),
+            MailError::Send(_) => {
+                "check `[mail.smtp]` in shop.toml; unsent mail is kept and retried".into()
+            }
+            MailError::Io { .. } => "check the permissions of the folder and the disk space".into(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -323,7 +323,7 @@ pub async fn send(
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    #[error("cannot read or write `{}`: {source}", path.display())]
+    #[error("cannot read or write `{}`", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -334,18 +334,33 @@ pub enum NotifyError {
     Mail(#[from] mail::MailError),
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
-    #[error(
-        "{failed} notices could not be sent ({sent} were); for example {example}\n\
-         hint: fix the mail settings and run the same `shop notify` again: it sends only what was not sent"
-    )]
+    #[error("{failed} notices could not be sent ({sent} were); for example {example}")]
     Unsent {
         sent: usize,
         failed: usize,
         example: String,
     },
-    #[error(
-        "interrupted after {sent} notices; {left} not sent yet\n\
-         hint: run the same `shop notify` again: it sends only what was not sent"
-    )]
+    #[error("interrupted after {sent} notices; {left} not sent yet")]
     Interrupted { sent: usize, left: usize },
+}
+
+impl crate::error::Hint for NotifyError {
+    fn hint(&self) -> String {
+        match self {
+            NotifyError::Io { .. } => {
+                "check the permissions of `notices/` and the disk space; the same `shop notify` \
+                 then sends only what was not sent"
+                    .into()
+            }
+            NotifyError::Ledger(error) => error.hint(),
+            NotifyError::Mail(error) => error.hint(),
+            NotifyError::Git(error) => error.hint(),
+            NotifyError::Unsent { .. } => "fix the mail settings and run the same `shop notify` \
+                 again: it sends only what was not sent"
+                .into(),
+            NotifyError::Interrupted { .. } => {
+                "run the same `shop notify` again: it sends only what was not sent".into()
+            }
+        }
+    }
 }

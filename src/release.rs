@@ -895,14 +895,10 @@ fn tag_commit(
 pub enum ReleaseError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error(
-        "version `{version}` is not newer than the latest release, `{latest}`\n\
-         hint: release a higher version, such as the next patch or minor"
-    )]
+    #[error("version `{version}` is not newer than the latest release, `{latest}`")]
     VersionNotNewer { version: String, latest: String },
     #[error(
-        "`{name}` is not one of the files of `{slug}` ({})\n\
-         hint: rename the file, or change `files` in products/{slug}.toml",
+        "`{name}` is not one of the files of `{slug}` ({})",
         crate::store::quoted_list(expected)
     )]
     UnexpectedFile {
@@ -910,34 +906,20 @@ pub enum ReleaseError {
         slug: String,
         expected: Vec<String>,
     },
-    #[error(
-        "the release of `{slug}` lacks {}\n\
-         hint: give every file the product lists in `files`",
-        crate::store::quoted_list(missing)
-    )]
+    #[error("the release of `{slug}` lacks {}", crate::store::quoted_list(missing))]
     MissingFiles { slug: String, missing: Vec<String> },
-    #[error("`{}` {problem}\nhint: give readable, non-empty files", path.display())]
+    #[error("`{}` {problem}", path.display())]
     File { path: PathBuf, problem: String },
     #[error(
-        "`{}` is tracked by the store's git repository; paid files must never be committed\n\
-         hint: `git rm --cached {}`, add it to .gitignore, and keep release files outside the store or under .shop/",
-        path.display(), path.display()
+        "`{}` is tracked by the store's git repository; paid files must never be committed",
+        path.display()
     )]
     TrackedFile { path: PathBuf },
-    #[error(
-        "version `{version}` was released with another `{name}`\n\
-         hint: a released version's files never change; release a new version instead"
-    )]
+    #[error("version `{version}` was released with another `{name}`")]
     ChangedFiles { version: String, name: String },
-    #[error(
-        "GitHub reports `{name}` with another size or SHA-256 than the file sent\n\
-         hint: run the same command again; the asset will be replaced"
-    )]
+    #[error("GitHub reports `{name}` with another size or SHA-256 than the file sent")]
     Mismatch { name: String },
-    #[error(
-        "the git tag `{tag}` already names another commit\n\
-         hint: if it is a leftover, delete it with `git tag -d {tag}` and run the release again"
-    )]
+    #[error("the git tag `{tag}` already names another commit")]
     TagElsewhere { tag: String },
     #[error(transparent)]
     Stripe(#[from] stripe::StripeError),
@@ -945,4 +927,39 @@ pub enum ReleaseError {
     GitHub(#[from] crate::github::GitHubError),
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
+}
+
+impl crate::error::Hint for ReleaseError {
+    fn hint(&self) -> String {
+        match self {
+            ReleaseError::Store(error) => error.hint(),
+            ReleaseError::VersionNotNewer { .. } => {
+                "release a higher version, such as the next patch or minor".into()
+            }
+            ReleaseError::UnexpectedFile { slug, .. } => {
+                format!("rename the file, or change `files` in products/{slug}.toml")
+            }
+            ReleaseError::MissingFiles { .. } => {
+                "give every file the product lists in `files`".into()
+            }
+            ReleaseError::File { .. } => "give readable, non-empty files".into(),
+            ReleaseError::TrackedFile { path } => format!(
+                "`git rm --cached {}`, add it to .gitignore, and keep release files outside the \
+                 store or under .shop/",
+                path.display()
+            ),
+            ReleaseError::ChangedFiles { .. } => {
+                "a released version's files never change; release a new version instead".into()
+            }
+            ReleaseError::Mismatch { .. } => {
+                "run the same command again; the asset will be replaced".into()
+            }
+            ReleaseError::TagElsewhere { tag } => format!(
+                "if it is a leftover, delete it with `git tag -d {tag}` and run the release again"
+            ),
+            ReleaseError::Stripe(error) => error.hint(),
+            ReleaseError::GitHub(error) => error.hint(),
+            ReleaseError::Git(error) => error.hint(),
+        }
+    }
 }

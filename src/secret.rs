@@ -60,26 +60,32 @@ impl fmt::Debug for Secret {
 /// Why a secret could not be read. None of these carry the value.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error(
-        "`{name}` is empty\n\
-         hint: set `{name}` to the secret, or `{name}_FILE` to a file that holds it"
-    )]
+    #[error("`{name}` is empty")]
     Empty { name: String },
-    #[error(
-        "`{name}` is not valid UTF-8\n\
-         hint: secrets are plain text; check how `{name}` is exported"
-    )]
+    #[error("`{name}` is not valid UTF-8")]
     NotUtf8 { name: String },
-    #[error(
-        "cannot read `{name}_FILE` (`{}`): {source}\n\
-         hint: point `{name}_FILE` at a readable file, or set `{name}` itself",
-        path.display()
-    )]
+    #[error("cannot read `{name}_FILE` (`{}`)", path.display())]
     File {
         name: String,
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl crate::error::Hint for SecretError {
+    fn hint(&self) -> String {
+        match self {
+            SecretError::Empty { name } => {
+                format!("set `{name}` to the secret, or `{name}_FILE` to a file that holds it")
+            }
+            SecretError::NotUtf8 { name } => {
+                format!("secrets are plain text; check how `{name}` is exported")
+            }
+            SecretError::File { name, .. } => {
+                format!("point `{name}_FILE` at a readable file, or set `{name}` itself")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

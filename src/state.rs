@@ -609,20 +609,33 @@ fn write_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) 
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot use the server's database `{}`: {source}\nhint: check that `.shop/` is writable, and that no other program holds the file", path.display())]
+    #[error("cannot use the server's database `{}`", path.display())]
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("cannot write to the server's database `{}`: {message}\nhint: check the disk space and permissions of `.shop/`", path.display())]
+    #[error("cannot write to the server's database `{}`: {message}", path.display())]
     Write { path: PathBuf, message: String },
-    #[error("cannot create `{}`: {source}", path.display())]
+    #[error("cannot create `{}`", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the server's database writer has stopped\nhint: restart `shop serve`")]
+    #[error("the server's database writer has stopped")]
     Closed,
+}
+
+impl crate::error::Hint for StateError {
+    fn hint(&self) -> String {
+        match self {
+            StateError::Sqlite { .. } => {
+                "check that `.shop/` is writable, and that no other program holds the file".into()
+            }
+            StateError::Write { .. } => "check the disk space and permissions of `.shop/`".into(),
+            StateError::Io { .. } => "check that the store's folder is writable".into(),
+            StateError::Closed => "restart `shop serve`".into(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -547,3 +547,13 @@ pub enum SyncError {
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
 }
+
+impl crate::error::Hint for SyncError {
+    fn hint(&self) -> String {
+        match self {
+            SyncError::Stripe(error) => error.hint(),
+            SyncError::Ledger(error) => error.hint(),
+            SyncError::Git(error) => error.hint(),
+        }
+    }
+}

@@ -76,3 +76,48 @@ fn version_is_printed() {
         .success()
         .stdout_has(&[concat!("shop ", env!("CARGO_PKG_VERSION"))]);
 }
+
+/// Every error is printed once: the message, each cause once, and the hint
+/// as the last line.
+#[test]
+fn errors_show_each_cause_once_and_the_hint_last() {
+    let mut test = Test::store();
+    test.shop(&[
+        "release",
+        "example-book",
+        "1.0.0",
+        "a.pdf",
+        "--notes",
+        "/nonexistent/notes.md",
+    ])
+    .code(1)
+    .stderr_is(
+        "error: cannot read the release notes `/nonexistent/notes.md`: \
+         No such file or directory (os error 2)\n\
+         hint: give a readable text file to `--notes`\n",
+    );
+    test.shop(&["token", "pi_1"]).code(2).stderr_is(
+        "error: `pi_1` is not a purchase id\n\
+         hint: purchase ids are Checkout Session ids, `cs_…`; find them with `shop report --csv`\n",
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    test.env("STRIPE_SECRET_KEY", "sk_test_x");
+    test.env("SHOP_STRIPE_API_BASE", &dead);
+    test.shop(&["--stripe-attempts", "1", "sync"])
+        .code(1)
+        .stderr_is(&format!(
+            "error: cannot reach Stripe at `{dead}`: error sending request for url \
+             ({dead}/v1/checkout/sessions?status=complete&limit=100): client error (Connect): \
+             tcp connect error: Connection refused (os error 111)\n\
+             hint: check the network, or `SHOP_STRIPE_API_BASE` if it points at `shop sandbox` \
+             (is it running?)\n"
+        ));
+    test.env("SHOP_TOKEN_SECRET_FILE", "/nonexistent/secret");
+    test.shop(&["token", "cs_test_1"]).code(1).stderr_is(
+        "error: cannot read `SHOP_TOKEN_SECRET_FILE` (`/nonexistent/secret`): \
+         No such file or directory (os error 2)\n\
+         hint: point `SHOP_TOKEN_SECRET_FILE` at a readable file, or set `SHOP_TOKEN_SECRET` itself\n",
+    );
+}

@@ -95,6 +95,7 @@ impl Test {
         Run {
             args: args.join(" "),
             output,
+            root: self.dir.path().to_owned(),
         }
     }
 }
@@ -103,6 +104,8 @@ impl Test {
 pub struct Run {
     args: String,
     pub output: Output,
+    /// The test's temporary directory, shown as `[TMP]` in [`Run::stderr_is`].
+    root: PathBuf,
 }
 
 impl Run {
@@ -143,6 +146,36 @@ impl Run {
             assert!(
                 stderr.contains(part),
                 "stderr lacks {part:?}\n{}",
+                self.describe()
+            );
+        }
+        self
+    }
+
+    /// Asserts the whole of stderr, with the test's temporary directory
+    /// written `[TMP]`; a mismatch shows both, line by line.
+    pub fn stderr_is(self, expected: &str) -> Run {
+        let root = self.root.display().to_string();
+        let actual = self.stderr().replace(&root, "[TMP]");
+        if actual != expected {
+            let mut diff = String::new();
+            let (left, right): (Vec<&str>, Vec<&str>) =
+                (expected.lines().collect(), actual.lines().collect());
+            for index in 0..left.len().max(right.len()) {
+                match (left.get(index), right.get(index)) {
+                    (Some(a), Some(b)) if a == b => diff.push_str(&format!("  {a}\n")),
+                    (a, b) => {
+                        if let Some(a) = a {
+                            diff.push_str(&format!("- {a}\n"));
+                        }
+                        if let Some(b) = b {
+                            diff.push_str(&format!("+ {b}\n"));
+                        }
+                    }
+                }
+            }
+            panic!(
+                "stderr differs (- expected, + actual):\n{diff}\n{}",
                 self.describe()
             );
         }

@@ -163,7 +163,7 @@ async fn idempotent_replay_gives_the_same_object_and_refuses_other_parameters() 
         ..CreateProduct::default()
     };
     let error = client.create_product(&other, &key).await.unwrap_err();
-    let message = error.to_string();
+    let message = shop::error::render(&error.into());
     assert!(
         message.contains("repeated `/v1/products` request with other parameters"),
         "{message}"
@@ -238,7 +238,7 @@ async fn rate_limits_are_retried_then_reported() {
         .await;
     let started = std::time::Instant::now();
     let error = client.product("prod_x").await.unwrap_err();
-    let message = error.to_string();
+    let message = shop::error::render(&error.into());
     assert!(
         message.starts_with("Stripe is limiting the rate of requests after 10 attempts"),
         "{message}"
@@ -263,7 +263,7 @@ async fn a_sandbox_that_is_down_gives_a_clean_error() {
         matches!(error, StripeError::Unreachable { attempts: 10, .. }),
         "{error:?}"
     );
-    let message = error.to_string();
+    let message = shop::error::render(&error.into());
     assert!(
         message.contains(&format!(
             "cannot reach Stripe at `http://{address}` after 10 attempts"

@@ -31,42 +31,45 @@ pub struct Args {
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     if !(30 * 60..=24 * 3600).contains(&args.expires) {
-        return Err(super::UsageError(
-            "`--expires` must be between 30m and 24h\nhint: Stripe keeps a Checkout Session open for 30 minutes to 24 hours"
-                .into(),
+        return Err(super::UsageError::new(
+            "`--expires` must be between 30m and 24h",
+            "Stripe keeps a Checkout Session open for 30 minutes to 24 hours",
         )
         .into());
     }
     if let Some(email) = &args.email {
         crate::store::settings::check_email(email).map_err(|message| {
-            super::UsageError(format!(
-                "{message}\nhint: give the buyer's address, such as `--email ada@example.com`"
-            ))
+            super::UsageError::new(
+                message,
+                "give the buyer's address, such as `--email ada@example.com`",
+            )
         })?;
     }
     let store = context.open_store()?;
     let product = store.product(&args.slug)?;
     let release = match &args.version {
         Some(version) => product.release(version).ok_or_else(|| {
-            anyhow::anyhow!(
-                "`{}` has no release `{version}`\nhint: the released versions are {}",
-                product.slug,
-                released(product)
+            crate::error::hinted(
+                format!("`{}` has no release `{version}`", product.slug),
+                format!("the released versions are {}", released(product)),
             )
         })?,
         None => product.latest().ok_or_else(|| {
-            anyhow::anyhow!(
-                "`{}` has not been released yet\nhint: run `shop release {} <version> <files>` first",
-                product.slug,
-                product.slug
+            crate::error::hinted(
+                format!("`{}` has not been released yet", product.slug),
+                format!(
+                    "run `shop release {} <version> <files>` first",
+                    product.slug
+                ),
             )
         })?,
     };
     let stripe = context.stripe()?;
     let promotion = match &args.promo {
         Some(code) => Some(super::block_on(stripe.promotion_code(code))??.ok_or_else(|| {
-            anyhow::anyhow!(
-                "there is no active promotion code `{code}` in Stripe\nhint: create it in Stripe's dashboard (Product catalogue → Coupons → a promotion code), or check its spelling"
+            crate::error::hinted(
+                format!("there is no active promotion code `{code}` in Stripe"),
+                "create it in Stripe's dashboard (Product catalogue → Coupons → a promotion code), or check its spelling",
             )
         })?),
         None => None,

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use crate::error::ResultExt as _;
 
 use super::Context;
 use crate::store::{self, Overrides, Store};
@@ -39,10 +39,10 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| context.store_dir.clone());
     let name = args.name.trim();
     if name.is_empty() || name.contains(['\n', '\r']) {
-        return Err(super::UsageError(format!(
-            "`{}` cannot be a shop name\nhint: give a name on one line, such as `--name \"Example Books\"`",
-            name.escape_debug()
-        ))
+        return Err(super::UsageError::new(
+            format!("`{}` cannot be a shop name", name.escape_debug()),
+            "give a name on one line, such as `--name \"Example Books\"`",
+        )
         .into());
     }
     let files = skeleton(name, &args.currency);
@@ -62,28 +62,36 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                 store::quoted_list(&existing)
             )
         };
-        anyhow::bail!(
-            "{what}\nhint: `shop init` never overwrites; pick an empty folder, or work on this store \
-             with `shop products`"
-        );
+        return Err(crate::error::hinted(
+            what,
+            "`shop init` never overwrites; pick an empty folder, or work on this store with `shop products`",
+        ));
     }
 
-    std::fs::create_dir_all(&root)
-        .with_context(|| format!("cannot create `{}`", root.display()))?;
+    std::fs::create_dir_all(&root).context_hint(
+        format!("cannot create `{}`", root.display()),
+        "check that the folder is yours to write in and the disk has room",
+    )?;
     for (path, text) in &files {
         let full = root.join(path);
         if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+            std::fs::create_dir_all(parent).context_hint(
+                format!("cannot create `{}`", parent.display()),
+                "check that the folder is yours to write in and the disk has room",
+            )?;
         }
-        std::fs::write(&full, text)
-            .with_context(|| format!("cannot write `{}`", full.display()))?;
+        std::fs::write(&full, text).context_hint(
+            format!("cannot write `{}`", full.display()),
+            "check that the folder is yours to write in and the disk has room",
+        )?;
     }
     let gitignore = ensure_ignored(&root)?;
 
     // The skeleton must be a valid store; check before committing it.
-    let store = Store::open(&root, &Overrides::default())
-        .context("the new store does not load (this is a bug in `shop init`)")?;
+    let store = Store::open(&root, &Overrides::default()).context_hint(
+        "the new store does not load",
+        "this is a bug in `shop init`; please report it with the command you ran",
+    )?;
 
     let repo = crate::git::open_or_init(&root)?;
     let mut paths: Vec<&Path> = files.iter().map(|(path, _)| path.as_path()).collect();
@@ -151,7 +159,10 @@ fn ensure_ignored(root: &Path) -> anyhow::Result<&'static str> {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(error) => {
-            return Err(error).with_context(|| format!("cannot read `{}`", path.display()));
+            return Err(error).context_hint(
+                format!("cannot read `{}`", path.display()),
+                "check the file's permissions",
+            );
         }
     };
     if !text
@@ -162,8 +173,10 @@ fn ensure_ignored(root: &Path) -> anyhow::Result<&'static str> {
             text.push('\n');
         }
         text.push_str("# shop's local state: download counts, mail outbox, local files\n.shop/\n");
-        std::fs::write(&path, text)
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        std::fs::write(&path, text).context_hint(
+            format!("cannot write `{}`", path.display()),
+            "check that the folder is yours to write in and the disk has room",
+        )?;
     }
     Ok(GITIGNORE)
 }

@@ -22,7 +22,7 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use crate::error::ResultExt as _;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -31,8 +31,26 @@ use crate::store::{Overrides, Store};
 
 /// A usage error found after parsing (clap reports its own): exit code 2.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+#[error("{message}")]
+pub struct UsageError {
+    pub message: String,
+    pub hint: String,
+}
+
+impl UsageError {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> UsageError {
+        UsageError {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl crate::error::Hint for UsageError {
+    fn hint(&self) -> String {
+        self.hint.clone()
+    }
+}
 
 /// Parses the arguments and runs the chosen subcommand.
 pub fn run<I, T>(args: I) -> anyhow::Result<()>
@@ -91,7 +109,10 @@ impl Context {
     fn new(global: GlobalArgs) -> anyhow::Result<Self> {
         let store_dir = match &global.store {
             Some(dir) => dir.clone(),
-            None => std::env::current_dir().context("cannot read the current directory")?,
+            None => std::env::current_dir().context_hint(
+                "cannot read the current directory",
+                "run shop from a folder that exists, or pass `--store DIR`",
+            )?,
         };
         let overrides = Overrides {
             base_url: global.base_url.clone(),
@@ -121,10 +142,10 @@ impl Context {
         let key = match secret_from_env("STRIPE_SECRET_KEY")? {
             Some(key) => key,
             None => secret_from_env("STRIPE_API_KEY")?.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "`STRIPE_SECRET_KEY` is not set\n\
-                     hint: export STRIPE_SECRET_KEY=sk_test_… from https://dashboard.stripe.com/apikeys, \
-                     or run `shop sandbox` and export what it prints"
+                crate::error::hinted(
+                    "`STRIPE_SECRET_KEY` is not set",
+                    "export STRIPE_SECRET_KEY=sk_test_… from https://dashboard.stripe.com/apikeys, \
+                     or run `shop sandbox` and export what it prints",
                 )
             })?,
         };
@@ -138,10 +159,12 @@ impl Context {
     /// A GitHub client for `repository` with the token from `GITHUB_TOKEN`.
     pub fn github(&self, repository: &str) -> anyhow::Result<crate::github::GitHub> {
         let token = secret_from_env("GITHUB_TOKEN")?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "`GITHUB_TOKEN` is not set, and the store keeps its files in `{repository}`\n\
-                 hint: export GITHUB_TOKEN with a token that can write releases there, or empty \
-                 `github.repository` in shop.toml to keep files in .shop/files"
+            crate::error::hinted(
+                format!(
+                    "`GITHUB_TOKEN` is not set, and the store keeps its files in `{repository}`"
+                ),
+                "export GITHUB_TOKEN with a token that can write releases there, or empty \
+                 `github.repository` in shop.toml to keep files in .shop/files",
             )
         })?;
         Ok(crate::github::GitHub::new(
@@ -157,15 +180,16 @@ impl Context {
 /// `SHOP_TOKEN_SECRET_PREVIOUS` (after a rotation) still verifies.
 pub(crate) fn token_keys() -> anyhow::Result<Vec<crate::tokens::Key>> {
     let current = secret_from_env("SHOP_TOKEN_SECRET")?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "`SHOP_TOKEN_SECRET` is not set\n\
-             hint: it signs download links; export SHOP_TOKEN_SECRET=$(openssl rand -hex 32) and keep it"
+        crate::error::hinted(
+            "`SHOP_TOKEN_SECRET` is not set",
+            "it signs download links; export SHOP_TOKEN_SECRET=$(openssl rand -hex 32) and keep it",
         )
     })?;
     if current.expose().len() < 32 {
-        anyhow::bail!(
-            "`SHOP_TOKEN_SECRET` is shorter than 32 characters\nhint: use `openssl rand -hex 32`"
-        );
+        return Err(crate::error::hinted(
+            "`SHOP_TOKEN_SECRET` is shorter than 32 characters",
+            "use `openssl rand -hex 32`",
+        ));
     }
     let mut keys = vec![crate::tokens::Key::new(current)];
     if let Some(previous) = secret_from_env("SHOP_TOKEN_SECRET_PREVIOUS")? {
@@ -186,13 +210,19 @@ pub(crate) fn now() -> anyhow::Result<time::OffsetDateTime> {
         Ok(text) if !text.is_empty() => {
             if let Ok(seconds) = text.parse::<i64>() {
                 return time::OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| {
-                    anyhow::anyhow!(
-                        "`SHOP_NOW` is out of range\nhint: give Unix seconds or an RFC 3339 time"
+                    crate::error::hinted(
+                        "`SHOP_NOW` is out of range",
+                        "give Unix seconds or an RFC 3339 time",
                     )
                 });
             }
             time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| anyhow::anyhow!("`SHOP_NOW` is not a time: `{text}`\nhint: give Unix seconds or an RFC 3339 time"))
+                .map_err(|_| {
+                    crate::error::hinted(
+                        format!("`SHOP_NOW` is not a time: `{text}`"),
+                        "give Unix seconds or an RFC 3339 time",
+                    )
+                })
         }
         _ => Ok(time::OffsetDateTime::now_utc()),
     }
@@ -258,7 +288,10 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::O
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .context_hint(
+            "cannot start the async runtime",
+            "the system refused threads or file descriptors; check `ulimit -u` and `ulimit -n`",
+        )?;
     Ok(runtime.block_on(future))
 }
 
@@ -374,10 +407,14 @@ mod tests {
             "SHOP_TOKEN_SECRET",
             env(&[("SHOP_TOKEN_SECRET_FILE", "/nonexistent/secret")]),
         )
-        .unwrap_err()
-        .to_string();
-        assert!(error.contains("`SHOP_TOKEN_SECRET_FILE`"), "{error}");
-        assert!(error.contains("hint:"), "{error}");
+        .unwrap_err();
+        let error = crate::error::render(&error.into());
+        assert_eq!(
+            error,
+            "cannot read `SHOP_TOKEN_SECRET_FILE` (`/nonexistent/secret`): \
+             No such file or directory (os error 2)\n\
+             hint: point `SHOP_TOKEN_SECRET_FILE` at a readable file, or set `SHOP_TOKEN_SECRET` itself"
+        );
     }
 
     #[test]

@@ -66,9 +66,10 @@ pub(crate) fn notify_version(
     let store = context.open_store()?;
     let product = store.product(slug)?;
     if product.release(version).is_none() {
-        anyhow::bail!(
-            "`{slug}` has no release `{version}`\nhint: release it first with `shop release {slug} {version} <files>`"
-        );
+        return Err(crate::error::hinted(
+            format!("`{slug}` has no release `{version}`"),
+            format!("release it first with `shop release {slug} {version} <files>`"),
+        ));
     }
     // Templates and keys are checked before anything is sent.
     let templates = crate::mail::Templates::load(&store.root)?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
+use crate::error::ResultExt as _;
 
 use super::Context;
 use crate::release::{self, Files, Reporter, Request};
@@ -43,12 +43,10 @@ pub struct Args {
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let store = context.open_store()?;
     let notes = match &args.notes {
-        Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read the release notes `{}`\nhint: give a readable text file to `--notes`",
-                path.display()
-            )
-        })?),
+        Some(path) => Some(std::fs::read_to_string(path).context_hint(
+            format!("cannot read the release notes `{}`", path.display()),
+            "give a readable text file to `--notes`",
+        )?),
         None => None,
     };
     let stripe = context.stripe()?;

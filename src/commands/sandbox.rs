@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use anyhow::Context as _;
+use crate::error::ResultExt as _;
 
 use super::Context;
 use crate::sandbox::{self, Sandbox};
@@ -40,9 +40,10 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     if let Some(url) = &args.webhook
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
-        return Err(super::UsageError(format!(
-            "`{url}` is not a webhook URL\nhint: give the full URL, such as `http://127.0.0.1:8080/stripe/webhook`"
-        ))
+        return Err(super::UsageError::new(
+            format!("`{url}` is not a webhook URL"),
+            "give the full URL, such as `http://127.0.0.1:8080/stripe/webhook`",
+        )
         .into());
     }
     let config = sandbox::Config {
@@ -52,20 +53,20 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     };
     super::block_on(async move {
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-        let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
-            format!("cannot listen on `{address}`\nhint: is another sandbox running? pick another `--port`, or 0 for any free one")
-        })?;
+        let listener = tokio::net::TcpListener::bind(address).await.context_hint(
+            format!("cannot listen on `{address}`"),
+            "is another sandbox running? pick another `--port`, or 0 for any free one",
+        )?;
         let address = listener.local_addr()?;
-        let sandbox = Sandbox::new(config.clone(), address).with_context(|| {
-            let path = config
-                .data
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            format!(
-                "cannot read the sandbox's data file `{path}`\nhint: move it aside to start empty"
-            )
-        })?;
+        let path = config
+            .data
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let sandbox = Sandbox::new(config.clone(), address).context_hint(
+            format!("cannot read the sandbox's data file `{path}`"),
+            "move it aside to start empty",
+        )?;
         announce(context, &sandbox, &config)?;
         sandbox::serve(sandbox, listener, super::shutdown_signal()).await;
         context.output.note("shop sandbox stopped");

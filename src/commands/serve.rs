@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context as _;
+use crate::error::ResultExt as _;
 
 use super::Context;
 use crate::server::{self, App, Delivery};
@@ -49,9 +49,10 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             None => Delivery::Local(crate::release::local_files_dir(&store.root)),
         };
         let base_url = store.settings.base_url.clone();
-        let listener = server::bind(args.listen).await.with_context(|| {
-            format!("cannot listen on `{}`\nhint: is another server running there? choose another `--listen` address", args.listen)
-        })?;
+        let listener = server::bind(args.listen).await.context_hint(
+            format!("cannot listen on `{}`", args.listen),
+            "is another server running there? choose another `--listen` address",
+        )?;
         let address = listener.local_addr()?;
         let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
         let mut app = App::new(store, stripe, keys, webhook_secret, db, delivery);

@@ -1,6 +1,7 @@
 //! `shop token`: support tools for a purchase's download link.
 
 use super::Context;
+use crate::error::ResultExt as _;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -18,15 +19,15 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    let store = context.open_store()?;
-    let keys = super::token_keys()?;
     if !args.purchase.starts_with("cs_") {
-        return Err(super::UsageError(format!(
-            "`{}` is not a purchase id\nhint: purchase ids are Checkout Session ids, `cs_…`; find them with `shop report --csv`",
-            args.purchase
-        ))
+        return Err(super::UsageError::new(
+            format!("`{}` is not a purchase id", args.purchase),
+            "purchase ids are Checkout Session ids, `cs_…`; find them with `shop report --csv`",
+        )
         .into());
     }
+    let store = context.open_store()?;
+    let keys = super::token_keys()?;
     // Known from the ledger, the server's database, or Stripe itself.
     let mut known = false;
     crate::ledger::each(&store.root, |purchase| {
@@ -36,18 +37,25 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let db = crate::state::Db::open(&super::state_path(&store))?;
     known = known || db.purchase(&args.purchase)?.is_some();
     if !known {
-        let stripe = context.stripe().map_err(|error| {
-            anyhow::anyhow!("{error:#}\n(the purchase `{}` is not in the ledger; run `shop sync`, or give a Stripe key to look it up)", args.purchase)
-        })?;
+        let stripe = context.stripe().context_hint(
+            format!(
+                "the purchase `{}` is not in the ledger, so shop must ask Stripe",
+                args.purchase
+            ),
+            "run `shop sync`, or export `STRIPE_SECRET_KEY` to look it up",
+        )?;
         let session = super::block_on(stripe.checkout_session(&args.purchase))??;
         let paid_and_ours = session.as_ref().is_some_and(|session| {
             session.payment_status == "paid" && crate::sync::product_of(session, &store).is_some()
         });
         if !paid_and_ours {
-            anyhow::bail!(
-                "there is no paid purchase `{}` of this store\nhint: check the id in `shop report --csv` or Stripe's dashboard",
-                args.purchase
-            );
+            return Err(crate::error::hinted(
+                format!(
+                    "there is no paid purchase `{}` of this store",
+                    args.purchase
+                ),
+                "check the id in `shop report --csv` or Stripe's dashboard",
+            ));
         }
     }
     let now = super::now()?.unix_timestamp();

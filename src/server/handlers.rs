@@ -140,8 +140,8 @@ async fn purchase(app: &App, id: &str) -> Result<Option<Purchase>, Reply_> {
     Ok(Some(purchase))
 }
 
-fn log_unavailable(app: &App, error: &dyn std::fmt::Display) -> Reply_ {
-    tracing::error!("{error:#}");
+fn log_unavailable(app: &App, error: &(dyn std::error::Error + 'static)) -> Reply_ {
+    tracing::error!("{}", crate::error::one_line(error));
     unavailable(app)
 }
 
@@ -435,7 +435,10 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> R
         Ok(None) => text(StatusCode::OK, "already received"),
         Err(error) => {
             // Not recorded: Stripe will send it again.
-            tracing::error!("cannot record webhook event: {error:#}");
+            tracing::error!(
+                "cannot record webhook event: {}",
+                crate::error::one_line(&error)
+            );
             text(StatusCode::INTERNAL_SERVER_ERROR, "try again")
         }
     }
@@ -653,7 +656,10 @@ pub async fn download(
     match &app.delivery {
         Delivery::GitHub { client, api_base } => {
             let Some(id) = asset.github_asset_id else {
-                return log_unavailable(&app, &"the release records no GitHub asset id");
+                return log_unavailable(
+                    &app,
+                    &std::io::Error::other("the release records no GitHub asset id"),
+                );
             };
             let url = match app.cached_link(id) {
                 Some(url) => url,
@@ -853,7 +859,10 @@ pub async fn lost(
             })
             .await
         {
-            tracing::error!("cannot queue lost-link mail: {error:#}");
+            tracing::error!(
+                "cannot queue lost-link mail: {}",
+                crate::error::one_line(&error)
+            );
         }
     }
     // The same answer whether or not the address bought anything.

@@ -134,7 +134,8 @@ impl App {
                 tracing::info!("reloaded the store");
             }
             Err(error) => tracing::error!(
-                "the store changed but does not load; serving the previous one: {error:#}"
+                "the store changed but does not load; serving the previous one: {}",
+                crate::error::one_line(&error)
             ),
         }
     }

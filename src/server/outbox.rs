@@ -23,7 +23,7 @@ pub async fn run(
         match send_due(&app, &mailer, &templates, retry).await {
             Ok(sent) if sent > 0 => tracing::info!(sent, "mail sent"),
             Ok(_) => {}
-            Err(error) => tracing::error!("mail queue: {error:#}"),
+            Err(error) => tracing::error!("mail queue: {}", crate::error::one_line(error.as_ref())),
         }
         tokio::time::sleep(interval).await;
     }

@@ -137,13 +137,9 @@ impl Store {
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "`{}` is not a shop store: it has no `shop.toml`\n\
-         hint: run `shop init {}` to make one there, or pass `--store DIR`",
-        root.display(), root.display()
-    )]
+    #[error("`{}` is not a shop store: it has no `shop.toml`", root.display())]
     NotAStore { root: PathBuf },
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -153,8 +149,33 @@ pub enum StoreError {
         root: PathBuf,
         problems: Vec<Problem>,
     },
-    #[error("{}", unknown_product_message(slug, known))]
+    #[error("there is no product `{slug}`")]
     UnknownProduct { slug: String, known: Vec<String> },
+}
+
+impl crate::error::Hint for StoreError {
+    fn hint(&self) -> String {
+        match self {
+            StoreError::NotAStore { root } => format!(
+                "run `shop init {}` to make one there, or pass `--store DIR`",
+                root.display()
+            ),
+            StoreError::Read { .. } => "check the file's permissions".into(),
+            StoreError::Invalid { problems, .. } => match problems.as_slice() {
+                [only] => only
+                    .hint
+                    .clone()
+                    .unwrap_or_else(|| "fix it, then check with `shop products check`".into()),
+                _ => "fix each problem above, then check with `shop products check`".into(),
+            },
+            StoreError::UnknownProduct { known, .. } if known.is_empty() => {
+                "the store has no products yet: add a file under `products/`".into()
+            }
+            StoreError::UnknownProduct { known, .. } => {
+                format!("the store's products are {}", quoted_list(known))
+            }
+        }
+    }
 }
 
 /// `1 product`, `2 products`: a count with its noun.
@@ -172,20 +193,17 @@ fn invalid_message(root: &Path, problems: &[Problem]) -> String {
         root.display(),
         count(problems.len(), "problem")
     );
+    // One problem's hint is the error's own, printed last; several keep
+    // each its hint under it.
     for problem in problems {
         message.push_str("\n\n");
-        message.push_str(&problem.to_string());
+        if problems.len() == 1 {
+            message.push_str(&problem.without_hint());
+        } else {
+            message.push_str(&problem.to_string());
+        }
     }
     message
-}
-
-fn unknown_product_message(slug: &str, known: &[String]) -> String {
-    let hint = if known.is_empty() {
-        "the store has no products yet: add a file under `products/`".to_owned()
-    } else {
-        format!("the store's products are {}", quoted_list(known))
-    };
-    format!("there is no product `{slug}`\nhint: {hint}")
 }
 
 /// `a`, `b` and `c`: names in backticks, joined for a sentence.
@@ -236,13 +254,21 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// Where and what, without the hint.
+    pub fn without_hint(&self) -> String {
+        let mut text = format!("`{}`", self.source);
+        if let Some((line, column)) = self.position {
+            text.push_str(&format!(" line {line}, column {column}"));
+        }
+        text.push_str(&format!(": {}", self.message));
+        text
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`", self.source)?;
-        if let Some((line, column)) = self.position {
-            write!(f, " line {line}, column {column}")?;
-        }
-        write!(f, ": {}", self.message)?;
+        f.write_str(&self.without_hint())?;
         if let Some(hint) = &self.hint {
             write!(f, "\nhint: {hint}")?;
         }

@@ -651,8 +651,7 @@ pub enum StripeError {
     #[error("{0}")]
     Api(Box<ApiFailure>),
     #[error(
-        "cannot reach Stripe at `{base}`{}: {source}\n\
-         hint: check the network, or `SHOP_STRIPE_API_BASE` if it points at `shop sandbox` (is it running?)",
+        "cannot reach Stripe at `{base}`{}",
         if *attempts > 1 { format!(" after {attempts} attempts") } else { String::new() }
     )]
     Unreachable {
@@ -660,10 +659,7 @@ pub enum StripeError {
         attempts: u32,
         source: reqwest::Error,
     },
-    #[error(
-        "Stripe's answer to `{path}` is not what shop expects: {source}\n\
-         hint: this is a bug in shop; please report it with the command you ran"
-    )]
+    #[error("Stripe's answer to `{path}` is not what shop expects")]
     Decode {
         path: String,
         source: serde_json::Error,
@@ -689,7 +685,23 @@ pub struct ApiFailure {
 
 impl std::fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&api_message(self))
+        f.write_str(&api_message(self).0)
+    }
+}
+
+impl crate::error::Hint for StripeError {
+    fn hint(&self) -> String {
+        match self {
+            StripeError::Api(failure) => api_message(failure).1,
+            StripeError::Unreachable { .. } => {
+                "check the network, or `SHOP_STRIPE_API_BASE` if it \
+                 points at `shop sandbox` (is it running?)"
+                    .into()
+            }
+            StripeError::Decode { .. } => {
+                "this is a bug in shop; please report it with the command you ran".into()
+            }
+        }
     }
 }
 
@@ -765,7 +777,8 @@ impl StripeError {
     }
 }
 
-fn api_message(failure: &ApiFailure) -> String {
+/// What Stripe's refusal means, and what to do about it.
+fn api_message(failure: &ApiFailure) -> (String, String) {
     let ApiFailure {
         status,
         kind,
@@ -786,43 +799,54 @@ fn api_message(failure: &ApiFailure) -> String {
         String::new()
     };
     if status == 401 || kind == "authentication_error" {
-        return format!(
-            "Stripe refused the API key in `{key_name}`: {message}\n\
-             hint: set `{key_name}` to a secret key from https://dashboard.stripe.com/apikeys \
-             (sk_test_… or sk_live_…); with `shop sandbox`, any sk_test_ key works"
+        return (
+            format!("Stripe refused the API key in `{key_name}`: {message}"),
+            format!(
+                "set `{key_name}` to a secret key from https://dashboard.stripe.com/apikeys \
+                 (sk_test_… or sk_live_…); with `shop sandbox`, any sk_test_ key works"
+            ),
         );
     }
     if status == 429 || kind == "rate_limit_error" || code == Some("rate_limit") {
-        return format!(
-            "Stripe is limiting the rate of requests{tries}: {message}\n\
-             hint: wait a minute and run the command again; it is safe to repeat"
+        return (
+            format!("Stripe is limiting the rate of requests{tries}: {message}"),
+            "wait a minute and run the command again; it is safe to repeat".into(),
         );
     }
     match kind {
-        "card_error" => format!(
-            "the card was declined: {message}{}\nhint: the buyer can try another card",
-            decline_code
-                .or(code)
-                .map(|code| format!(" (`{code}`)"))
-                .unwrap_or_default()
+        "card_error" => (
+            format!(
+                "the card was declined: {message}{}",
+                decline_code
+                    .or(code)
+                    .map(|code| format!(" (`{code}`)"))
+                    .unwrap_or_default()
+            ),
+            "the buyer can try another card".into(),
         ),
-        "idempotency_error" => format!(
-            "Stripe refused a repeated `{path}` request with other parameters: {message}\n\
-             hint: the object was first created with other settings; undo the change to the \
+        "idempotency_error" => (
+            format!("Stripe refused a repeated `{path}` request with other parameters: {message}"),
+            "the object was first created with other settings; undo the change to the \
              product file, or see what exists in Stripe's dashboard"
+                .into(),
         ),
-        _ if status >= 500 || kind == "api_error" => format!(
-            "Stripe failed ({status}){tries} on `{path}`: {message}\n\
-             hint: Stripe's status is at https://status.stripe.com; the command is safe to run again"
+        _ if status >= 500 || kind == "api_error" => (
+            format!("Stripe failed ({status}){tries} on `{path}`: {message}"),
+            "Stripe's status is at https://status.stripe.com; the command is safe to run again"
+                .into(),
         ),
-        _ => format!(
-            "Stripe refused `{path}` ({status}{}): {message}{}\n\
-             hint: check the setting behind {}; if it looks right, this is a bug in shop",
-            code.map(|code| format!(", `{code}`")).unwrap_or_default(),
-            param
-                .map(|param| format!(" (parameter `{param}`)"))
-                .unwrap_or_default(),
-            param.map_or_else(|| "the request".to_owned(), |param| format!("`{param}`")),
+        _ => (
+            format!(
+                "Stripe refused `{path}` ({status}{}): {message}{}",
+                code.map(|code| format!(", `{code}`")).unwrap_or_default(),
+                param
+                    .map(|param| format!(" (parameter `{param}`)"))
+                    .unwrap_or_default(),
+            ),
+            format!(
+                "check the setting behind {}; if it looks right, this is a bug in shop",
+                param.map_or_else(|| "the request".to_owned(), |param| format!("`{param}`")),
+            ),
         ),
     }
 }
@@ -876,9 +900,13 @@ mod tests {
     fn errors_say_what_to_do() {
         let key = Secret::new("STRIPE_SECRET_KEY", "sk_test_123456789").unwrap();
         let body = br#"{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_test_****6789"}}"#;
-        let error =
-            StripeError::from_response(StatusCode::UNAUTHORIZED, body, "/v1/products", &key, 1)
-                .to_string();
+        let error = crate::error::render(&anyhow::Error::new(StripeError::from_response(
+            StatusCode::UNAUTHORIZED,
+            body,
+            "/v1/products",
+            &key,
+            1,
+        )));
         assert!(
             error.starts_with("Stripe refused the API key in `STRIPE_SECRET_KEY`"),
             "{error}"

@@ -76,16 +76,26 @@ pub enum SignatureError {
     Malformed,
     #[error("the `Stripe-Signature` header has no `v1` signature")]
     NoSignature,
-    #[error(
-        "no signature in `Stripe-Signature` matches\n\
-         hint: check that `STRIPE_WEBHOOK_SECRET` is the signing secret of this endpoint"
-    )]
+    #[error("no signature in `Stripe-Signature` matches")]
     Mismatch,
-    #[error(
-        "the signature is {age} seconds from now, outside the tolerance\n\
-         hint: check this machine's clock; Stripe signs with the time it sends"
-    )]
+    #[error("the signature is {age} seconds from now, outside the tolerance")]
     Stale { age: i64 },
+}
+
+impl crate::error::Hint for SignatureError {
+    fn hint(&self) -> String {
+        match self {
+            SignatureError::Malformed | SignatureError::NoSignature => {
+                "only Stripe's deliveries carry a valid `Stripe-Signature`; this one did not come from Stripe".into()
+            }
+            SignatureError::Mismatch => {
+                "check that `STRIPE_WEBHOOK_SECRET` is the signing secret of this endpoint".into()
+            }
+            SignatureError::Stale { .. } => {
+                "check this machine's clock; Stripe signs with the time it sends".into()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
