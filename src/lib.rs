@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod downloads;
 pub mod error;
 pub mod file_stream;
 pub mod git;

@@ -1,71 +1,119 @@
 //! The server's embedded database (SQLite in WAL mode under `.shop/`):
-//! purchases seen, download counts, grants, revocations, webhook events
-//! seen, and the outgoing mail queue.
+//! purchases seen, download usage, grants, revocations, webhook events
+//! seen, opt-outs and the outgoing mail queue.
 //!
 //! Every write goes through one writer thread that runs whatever writes are
-//! waiting in a single transaction (each in its own savepoint) and answers
-//! them only after that transaction is durably committed: a download is
-//! counted on disk before its redirect or first byte leaves, and many
-//! concurrent downloads share one fsync. The single writer also makes the
-//! download limit exact under any concurrency.
+//! waiting in a single transaction (each that can fail half-way in its own
+//! savepoint) and answers them only after that transaction is durably
+//! committed: a download is counted on disk before its redirect or first
+//! byte leaves, and many concurrent downloads share one fsync. The single
+//! writer also makes the download rule (`crate::downloads`) exact under any
+//! concurrency: each charge reads and updates the usage in one step.
+//!
+//! Reads use a small pool of their own connections (WAL lets them run
+//! beside the writer). Point reads by key are microseconds and run where
+//! they are called; reads that walk a table (`read_blocking`) go to tokio's
+//! blocking threads. The schema is versioned (`PRAGMA user_version`) and
+//! migrated forward at open.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::downloads::{self, Usage};
+
 /// Most writes committed together.
 const BATCH: usize = 512;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS purchases (
-    id TEXT PRIMARY KEY,
-    email TEXT NOT NULL,
-    product TEXT NOT NULL,
-    version TEXT NOT NULL,
-    payment_intent TEXT,
-    created INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS purchases_email ON purchases (email);
-CREATE INDEX IF NOT EXISTS purchases_payment_intent ON purchases (payment_intent);
-CREATE TABLE IF NOT EXISTS downloads (
-    purchase TEXT NOT NULL,
-    version TEXT NOT NULL,
-    file TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (purchase, version, file)
-);
-CREATE TABLE IF NOT EXISTS grants (
-    purchase TEXT PRIMARY KEY,
-    extra INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revoked (
-    payment_intent TEXT PRIMARY KEY,
-    reason TEXT NOT NULL,
-    at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    type TEXT NOT NULL,
-    received INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS mail_queue (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    recipient TEXT NOT NULL,
-    purchase TEXT,
-    dedupe TEXT UNIQUE,
-    created INTEGER NOT NULL,
-    sent INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    next_attempt INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS opt_outs (
-    email TEXT PRIMARY KEY,
-    at INTEGER NOT NULL
-);
-";
+/// Reading connections.
+const READERS: usize = 4;
+
+/// The schema, one step per version: the database's `user_version` says how
+/// many have run. A step runs once, in a transaction with the new version.
+const MIGRATIONS: &[&str] = &[
+    // 1: purchases, downloads, grants, revocations, events, mail, opt-outs.
+    "CREATE TABLE IF NOT EXISTS purchases (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        product TEXT NOT NULL,
+        version TEXT NOT NULL,
+        payment_intent TEXT,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS purchases_email ON purchases (email);
+    CREATE INDEX IF NOT EXISTS purchases_payment_intent ON purchases (payment_intent);
+    CREATE TABLE IF NOT EXISTS downloads (
+        purchase TEXT NOT NULL,
+        version TEXT NOT NULL,
+        file TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (purchase, version, file)
+    );
+    CREATE TABLE IF NOT EXISTS grants (
+        purchase TEXT PRIMARY KEY,
+        extra INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS revoked (
+        payment_intent TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS events (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        received INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS mail_queue (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        purchase TEXT,
+        dedupe TEXT UNIQUE,
+        created INTEGER NOT NULL,
+        sent INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE TABLE IF NOT EXISTS opt_outs (
+        email TEXT PRIMARY KEY,
+        at INTEGER NOT NULL
+    );",
+    // 2: mail retries wait (databases of the first release lack it).
+    "ALTER TABLE mail_queue ADD COLUMN next_attempt INTEGER NOT NULL DEFAULT 0;",
+    // 3: downloads counted in bytes, continuations of redirects, and when
+    // the server first saw a purchase.
+    "ALTER TABLE downloads ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE downloads ADD COLUMN last_redirect INTEGER;
+    ALTER TABLE downloads ADD COLUMN continuations INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE purchases ADD COLUMN seen INTEGER;",
+];
+
+/// Brings the database at `connection` to the newest schema.
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize =
+        connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(version) {
+        let transaction = connection.transaction()?;
+        // Databases made before versions were kept have every table of
+        // step 1 and maybe the column of step 2.
+        let skip = index == 1
+            && transaction.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('mail_queue') WHERE name = 'next_attempt'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )? > 0;
+        if !skip {
+            transaction.execute_batch(step)?;
+        }
+        transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+/// The schema version this build migrates to.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// A purchase the server knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,20 +126,41 @@ pub struct Purchase {
     pub created: i64,
 }
 
-/// What counting a download found.
+/// One file of one version of a purchase: what downloads are counted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileKey {
+    pub purchase: String,
+    pub payment_intent: Option<String>,
+    pub version: String,
+    pub file: String,
+}
+
+impl FileKey {
+    pub fn new(purchase: &Purchase, version: &str, file: &str) -> FileKey {
+        FileKey {
+            purchase: purchase.id.clone(),
+            payment_intent: purchase.payment_intent.clone(),
+            version: version.to_owned(),
+            file: file.to_owned(),
+        }
+    }
+}
+
+/// What charging a download found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Count {
-    /// Counted; this many downloads of the file are left.
-    Counted {
-        left: u32,
-    },
+pub enum Charge {
+    /// Counted: it may go out.
+    Admitted,
+    /// A redirect within moments of a counted one, to the same URL: not
+    /// counted again.
+    Continued,
+    /// The purchase has used what it may.
     Exhausted,
+    /// Refunded or disputed.
     Revoked,
 }
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-/// A write: runs on the writer's connection, returns whether it succeeded
-/// (its savepoint is kept or rolled back) and how to answer after commit.
 /// Runs a write; says whether it succeeded and how to answer after commit.
 type Run = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
@@ -102,11 +171,11 @@ struct Job {
     atomic: bool,
 }
 
-/// The database: one writer thread, one reading connection.
+/// The database: one writer thread, a few reading connections.
 pub struct Db {
     path: PathBuf,
     writer: std::sync::mpsc::Sender<Job>,
-    reader: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
     /// Purchases never change once known; keep them off the database's path.
     purchases: std::sync::RwLock<std::collections::HashMap<String, Purchase>>,
 }
@@ -120,7 +189,7 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`, migrating its schema.
     pub fn open(path: &Path) -> Result<Db, StateError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|source| StateError::Io {
@@ -132,33 +201,21 @@ impl Db {
             path: path.to_owned(),
             source,
         };
-        let writer = Connection::open(path).map_err(error)?;
+        let mut writer = Connection::open(path).map_err(error)?;
         writer
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
             )
             .map_err(error)?;
-        writer.execute_batch(SCHEMA).map_err(error)?;
-        // Databases made before mail was sent lack the retry column.
-        let has_next_attempt: bool = writer
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('mail_queue') WHERE name = 'next_attempt'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .map_err(error)?
-            > 0;
-        if !has_next_attempt {
-            writer
-                .execute_batch(
-                    "ALTER TABLE mail_queue ADD COLUMN next_attempt INTEGER NOT NULL DEFAULT 0",
-                )
+        migrate(&mut writer).map_err(error)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open(path).map_err(error)?;
+            reader
+                .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = true;")
                 .map_err(error)?;
+            readers.push(Mutex::new(reader));
         }
-        let reader = Connection::open(path).map_err(error)?;
-        reader
-            .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = true;")
-            .map_err(error)?;
         let (sender, receiver) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("shop-db-writer".into())
@@ -170,7 +227,7 @@ impl Db {
         Ok(Db {
             path: path.to_owned(),
             writer: sender,
-            reader: Mutex::new(reader),
+            readers,
             purchases: Default::default(),
         })
     }
@@ -209,30 +266,53 @@ impl Db {
         }
     }
 
-    /// Runs a read on the reading connection.
+    /// Runs a short read (a lookup by key) on a reading connection.
     pub fn read<T>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StateError> {
+        // The first free connection, or wait for one chosen by thread.
         let connection = self
-            .reader
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .readers
+            .iter()
+            .find_map(|reader| reader.try_lock().ok())
+            .unwrap_or_else(|| {
+                let index = thread_index() % self.readers.len();
+                self.readers[index]
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+            });
         read(&connection).map_err(|source| StateError::Sqlite {
             path: self.path.clone(),
             source,
         })
     }
 
+    /// Runs a read that walks a table on tokio's blocking threads.
+    pub async fn read_blocking<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.read(read))
+            .await
+            .map_err(|_| StateError::Closed)?
+    }
+
     // ---- purchases
 
-    pub async fn upsert_purchase(&self, purchase: Purchase) -> Result<(), StateError> {
+    /// Records a purchase (its email and payment may have changed), noting
+    /// when the server first saw it.
+    pub async fn upsert_purchase(&self, purchase: Purchase, now: i64) -> Result<i64, StateError> {
         self.purchases
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&purchase.id);
-        self.write(move |connection| insert_purchase(connection, &purchase))
-            .await
+        self.write(move |connection| {
+            insert_purchase(connection, &purchase, now)?;
+            seen(connection, &purchase.id).map(|seen| seen.unwrap_or(now))
+        })
+        .await
     }
 
     pub fn purchase(&self, id: &str) -> Result<Option<Purchase>, StateError> {
@@ -262,82 +342,157 @@ impl Db {
         Ok(found)
     }
 
-    pub fn purchases_of(&self, email: &str) -> Result<Vec<Purchase>, StateError> {
-        self.read(|connection| {
+    /// When the server first saw purchase `id` (Unix seconds), if it has.
+    pub fn seen(&self, id: &str) -> Result<Option<i64>, StateError> {
+        self.read(|connection| seen(connection, id))
+    }
+
+    /// The purchases of `email` that are not refunded or disputed.
+    pub async fn purchases_of(
+        self: &std::sync::Arc<Self>,
+        email: &str,
+    ) -> Result<Vec<Purchase>, StateError> {
+        let email = email.to_owned();
+        self.read_blocking(move |connection| {
             let mut statement = connection.prepare(
                 "SELECT id, email, product, version, payment_intent, created FROM purchases
-                 WHERE email = ?1 COLLATE NOCASE ORDER BY created",
+                 WHERE email = ?1 COLLATE NOCASE
+                   AND NOT EXISTS (SELECT 1 FROM revoked WHERE revoked.payment_intent = purchases.payment_intent)
+                 ORDER BY created",
             )?;
             let rows = statement.query_map([email], purchase_row)?;
             rows.collect()
         })
+        .await
     }
 
     // ---- downloads
 
-    /// Counts one download of `file` of `version` if the limit (plus any
-    /// grant) allows and the purchase is not revoked.
-    pub async fn count_download(
+    /// What a file of a purchase has used, and the grant on top of the limit.
+    pub fn usage(&self, key: &FileKey) -> Result<(Usage, u32), StateError> {
+        self.read(|connection| Ok((usage(connection, key)?, extra(connection, &key.purchase)?)))
+    }
+
+    /// Charges a streamed request of `length` bytes from byte `start` of a
+    /// file of `size` bytes, if the download rule admits it.
+    pub async fn charge_stream(
         &self,
-        purchase: &Purchase,
-        version: &str,
-        file: &str,
+        key: &FileKey,
         limit: u32,
-    ) -> Result<Count, StateError> {
-        let (id, intent, version, file) = (
-            purchase.id.clone(),
-            purchase.payment_intent.clone(),
-            version.to_owned(),
-            file.to_owned(),
-        );
+        size: u64,
+        start: u64,
+        length: u64,
+    ) -> Result<Charge, StateError> {
+        let key = key.clone();
         self.submit(
             move |connection| {
-            // One statement for what counting needs to know: it runs on the
-            // writer, the one place every download passes through.
-            let (revoked, extra, used): (bool, u32, u32) = connection
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM revoked WHERE payment_intent = ?1),
-                            COALESCE((SELECT extra FROM grants WHERE purchase = ?2), 0),
-                            COALESCE((SELECT count FROM downloads WHERE purchase = ?2 AND version = ?3 AND file = ?4), 0)",
-                )?
-                .query_row(params![intent, id, version, file], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-            if revoked {
-                return Ok(Count::Revoked);
-            }
-            let allowed = limit + extra;
-            if used >= allowed {
-                return Ok(Count::Exhausted);
-            }
-            connection.prepare_cached(
-                "INSERT INTO downloads (purchase, version, file, count) VALUES (?1, ?2, ?3, 1)
-                 ON CONFLICT (purchase, version, file) DO UPDATE SET count = count + 1",
-            )?
-            .execute(params![id, version, file])?;
-            Ok(Count::Counted {
-                left: allowed - used - 1,
-            })
-        },
+                let (revoked, extra, usage) = standing(connection, &key)?;
+                if revoked {
+                    return Ok(Charge::Revoked);
+                }
+                if !downloads::admit_stream(usage, limit + extra, size, start, length) {
+                    return Ok(Charge::Exhausted);
+                }
+                connection
+                    .prepare_cached(
+                        "INSERT INTO downloads (purchase, version, file, count, bytes) VALUES (?1, ?2, ?3, 0, ?4)
+                         ON CONFLICT (purchase, version, file) DO UPDATE SET bytes = bytes + excluded.bytes",
+                    )?
+                    .execute(params![key.purchase, key.version, key.file, length as i64])?;
+                Ok(Charge::Admitted)
+            },
             true,
         )
         .await
     }
 
-    /// Downloads used and allowed of each file, for the download page.
-    pub fn downloads(
+    /// Gives back `bytes` a streamed request was charged but did not send.
+    pub async fn refund_stream(&self, key: &FileKey, bytes: u64) -> Result<(), StateError> {
+        let key = key.clone();
+        self.submit(
+            move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE downloads SET bytes = MAX(0, bytes - ?4)
+                         WHERE purchase = ?1 AND version = ?2 AND file = ?3",
+                    )?
+                    .execute(params![key.purchase, key.version, key.file, bytes as i64])?;
+                Ok(())
+            },
+            true,
+        )
+        .await
+    }
+
+    /// Counts a redirect to a file of `size` bytes, or, for a `resume`
+    /// moments after a counted one, lets it reuse that one.
+    pub async fn charge_redirect(
         &self,
-        purchase: &Purchase,
-        version: &str,
-        file: &str,
+        key: &FileKey,
         limit: u32,
-    ) -> Result<(u32, u32), StateError> {
-        self.read(|connection| {
-            let allowed = limit + extra(connection, &purchase.id)?;
-            Ok((used(connection, &purchase.id, version, file)?, allowed))
-        })
+        size: u64,
+        resume: bool,
+        now: i64,
+    ) -> Result<Charge, StateError> {
+        let key = key.clone();
+        self.submit(
+            move |connection| {
+                let (revoked, extra, usage) = standing(connection, &key)?;
+                if revoked {
+                    return Ok(Charge::Revoked);
+                }
+                if resume {
+                    let last: Option<(Option<i64>, u32)> = connection
+                        .prepare_cached(
+                            "SELECT last_redirect, continuations FROM downloads
+                             WHERE purchase = ?1 AND version = ?2 AND file = ?3",
+                        )?
+                        .query_row(params![key.purchase, key.version, key.file], |row| {
+                            Ok((row.get(0)?, row.get(1)?))
+                        })
+                        .optional()?;
+                    if let Some((Some(at), continued)) = last
+                        && downloads::may_continue(now - at, continued)
+                    {
+                        connection
+                            .prepare_cached(
+                                "UPDATE downloads SET continuations = continuations + 1
+                                 WHERE purchase = ?1 AND version = ?2 AND file = ?3",
+                            )?
+                            .execute(params![key.purchase, key.version, key.file])?;
+                        return Ok(Charge::Continued);
+                    }
+                }
+                if !downloads::admit_redirect(usage, limit + extra, size) {
+                    return Ok(Charge::Exhausted);
+                }
+                connection
+                    .prepare_cached(
+                        "INSERT INTO downloads (purchase, version, file, count, last_redirect, continuations)
+                         VALUES (?1, ?2, ?3, 1, ?4, 0)
+                         ON CONFLICT (purchase, version, file) DO UPDATE
+                         SET count = count + 1, last_redirect = excluded.last_redirect, continuations = 0",
+                    )?
+                    .execute(params![key.purchase, key.version, key.file, now])?;
+                Ok(Charge::Admitted)
+            },
+            true,
+        )
+        .await
     }
 
     pub fn revoked(&self, purchase: &Purchase) -> Result<bool, StateError> {
         self.read(|connection| is_revoked(connection, purchase.payment_intent.as_deref()))
+    }
+
+    /// Reopens the downloads of a refunded or disputed payment.
+    pub async fn reinstate(&self, payment_intent: &str) -> Result<(), StateError> {
+        let intent = payment_intent.to_owned();
+        self.write(move |connection| {
+            connection.execute("DELETE FROM revoked WHERE payment_intent = ?1", [intent])?;
+            Ok(())
+        })
+        .await
     }
 
     /// Adds `extra` downloads to every file of a purchase.
@@ -357,7 +512,7 @@ impl Db {
     // ---- webhook events
 
     /// Records event `id` and runs `act` in the same transaction, once per
-    /// id. Returns false (and does nothing) for an event already recorded.
+    /// id. Returns `None` (and does nothing) for an event already recorded.
     pub async fn handle_event<T: Send + 'static>(
         &self,
         id: &str,
@@ -439,8 +594,12 @@ impl Db {
     }
 
     /// Unsent messages whose next attempt is due, oldest first.
-    pub fn due_mail(&self, now: i64, limit: u32) -> Result<Vec<QueuedMail>, StateError> {
-        self.read(|connection| {
+    pub async fn due_mail(
+        self: &std::sync::Arc<Self>,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<QueuedMail>, StateError> {
+        self.read_blocking(move |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT id, kind, recipient, purchase, created FROM mail_queue
                  WHERE sent IS NULL AND next_attempt <= ?1 ORDER BY id LIMIT ?2",
@@ -456,7 +615,16 @@ impl Db {
             })?;
             rows.collect()
         })
+        .await
     }
+}
+
+/// A small number per thread, to spread waits over the readers.
+fn thread_index() -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::thread::current().id().hash(&mut hasher);
+    hasher.finish() as usize
 }
 
 /// A message waiting to be sent.
@@ -470,13 +638,18 @@ pub struct QueuedMail {
     pub created: i64,
 }
 
-/// Records a purchase (inside a write).
-pub fn insert_purchase(connection: &Connection, purchase: &Purchase) -> rusqlite::Result<()> {
+/// Records a purchase first seen at `now` (inside a write).
+pub fn insert_purchase(
+    connection: &Connection,
+    purchase: &Purchase,
+    now: i64,
+) -> rusqlite::Result<()> {
     connection.execute(
-        "INSERT INTO purchases (id, email, product, version, payment_intent, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (id) DO UPDATE SET email = excluded.email, payment_intent = excluded.payment_intent",
-        params![purchase.id, purchase.email, purchase.product, purchase.version, purchase.payment_intent, purchase.created],
+        "INSERT INTO purchases (id, email, product, version, payment_intent, created, seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET email = excluded.email, payment_intent = excluded.payment_intent,
+             seen = COALESCE(purchases.seen, excluded.seen)",
+        params![purchase.id, purchase.email, purchase.product, purchase.version, purchase.payment_intent, purchase.created, now],
     )?;
     Ok(())
 }
@@ -522,44 +695,73 @@ fn purchase_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Purchase> {
     })
 }
 
-fn is_revoked(connection: &Connection, intent: Option<&str>) -> rusqlite::Result<bool> {
+fn seen(connection: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
+    connection
+        .query_row("SELECT seen FROM purchases WHERE id = ?1", [id], |row| {
+            row.get::<_, Option<i64>>(0)
+        })
+        .optional()
+        .map(Option::flatten)
+}
+
+/// Whether a payment is refunded or disputed (inside a read or a write).
+pub fn is_revoked(connection: &Connection, intent: Option<&str>) -> rusqlite::Result<bool> {
     let Some(intent) = intent else {
         return Ok(false);
     };
     connection
-        .query_row(
-            "SELECT 1 FROM revoked WHERE payment_intent = ?1",
-            [intent],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM revoked WHERE payment_intent = ?1")?
+        .query_row([intent], |_| Ok(()))
         .optional()
         .map(|found| found.is_some())
 }
 
 fn extra(connection: &Connection, purchase: &str) -> rusqlite::Result<u32> {
     connection
-        .query_row(
-            "SELECT extra FROM grants WHERE purchase = ?1",
-            [purchase],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT extra FROM grants WHERE purchase = ?1")?
+        .query_row([purchase], |row| row.get(0))
         .optional()
         .map(|extra| extra.unwrap_or(0))
 }
 
-fn used(
-    connection: &Connection,
-    purchase: &str,
-    version: &str,
-    file: &str,
-) -> rusqlite::Result<u32> {
+fn usage(connection: &Connection, key: &FileKey) -> rusqlite::Result<Usage> {
     connection
         .prepare_cached(
-            "SELECT count FROM downloads WHERE purchase = ?1 AND version = ?2 AND file = ?3",
+            "SELECT bytes, count FROM downloads WHERE purchase = ?1 AND version = ?2 AND file = ?3",
         )?
-        .query_row(params![purchase, version, file], |row| row.get(0))
+        .query_row(params![key.purchase, key.version, key.file], |row| {
+            Ok(Usage {
+                bytes: row.get::<_, i64>(0)?.max(0) as u64,
+                whole: row.get(1)?,
+            })
+        })
         .optional()
-        .map(|count| count.unwrap_or(0))
+        .map(Option::unwrap_or_default)
+}
+
+/// Everything a charge decides on, in one statement: it runs on the writer,
+/// the one place every download passes through.
+fn standing(connection: &Connection, key: &FileKey) -> rusqlite::Result<(bool, u32, Usage)> {
+    connection
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM revoked WHERE payment_intent = ?1),
+                    COALESCE((SELECT extra FROM grants WHERE purchase = ?2), 0),
+                    COALESCE((SELECT bytes FROM downloads WHERE purchase = ?2 AND version = ?3 AND file = ?4), 0),
+                    COALESCE((SELECT count FROM downloads WHERE purchase = ?2 AND version = ?3 AND file = ?4), 0)",
+        )?
+        .query_row(
+            params![key.payment_intent, key.purchase, key.version, key.file],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    Usage {
+                        bytes: row.get::<_, i64>(2)?.max(0) as u64,
+                        whole: row.get(3)?,
+                    },
+                ))
+            },
+        )
 }
 
 /// The writer: waits for a write, takes every other waiting write, runs
@@ -653,44 +855,103 @@ mod tests {
         }
     }
 
+    fn key(version: &str) -> FileKey {
+        FileKey::new(&purchase(), version, "guide.pdf")
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_limit_is_exact_under_concurrency() {
         let dir = tempfile::tempdir().unwrap();
         let db = std::sync::Arc::new(Db::open(&dir.path().join("state.db")).unwrap());
-        db.upsert_purchase(purchase()).await.unwrap();
+        db.upsert_purchase(purchase(), 10).await.unwrap();
         let mut tasks = Vec::new();
-        for _ in 0..50 {
+        for index in 0..50 {
             let db = db.clone();
             tasks.push(tokio::spawn(async move {
-                db.count_download(&purchase(), "1.0.0", "guide.pdf", 5)
-                    .await
-                    .unwrap()
+                // Streams and redirects mixed: both count against one rule.
+                if index % 2 == 0 {
+                    db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000).await
+                } else {
+                    db.charge_redirect(&key("1.0.0"), 5, 1000, false, 10).await
+                }
+                .unwrap()
             }));
         }
-        let mut counted = 0;
+        let mut admitted = 0;
         for task in tasks {
-            if let Count::Counted { .. } = task.await.unwrap() {
-                counted += 1;
+            if task.await.unwrap() == Charge::Admitted {
+                admitted += 1;
             }
         }
-        assert_eq!(counted, 5);
-        assert_eq!(
-            db.downloads(&purchase(), "1.0.0", "guide.pdf", 5).unwrap(),
-            (5, 5)
-        );
+        assert_eq!(admitted, 5);
+        let (usage, extra) = db.usage(&key("1.0.0")).unwrap();
+        assert_eq!((usage.left(5 + extra, 1000), extra), (0, 0));
         assert_eq!(db.grant("cs_test_1", 2).await.unwrap(), 2);
         assert_eq!(
-            db.count_download(&purchase(), "1.0.0", "guide.pdf", 5)
+            db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
                 .await
                 .unwrap(),
-            Count::Counted { left: 1 }
+            Charge::Admitted
         );
-        // Another file, another version: counted apart.
+        // Another version: counted apart.
         assert_eq!(
-            db.count_download(&purchase(), "1.1.0", "guide.pdf", 5)
+            db.charge_stream(&key("1.1.0"), 5, 1000, 0, 1000)
                 .await
                 .unwrap(),
-            Count::Counted { left: 6 }
+            Charge::Admitted
+        );
+        let (usage, _) = db.usage(&key("1.1.0")).unwrap();
+        assert_eq!(usage.left(7, 1000), 6);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unsent_bytes_are_given_back_and_resumes_reuse_a_redirect() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("state.db")).unwrap();
+        for _ in 0..5 {
+            assert_eq!(
+                db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
+                    .await
+                    .unwrap(),
+                Charge::Admitted
+            );
+        }
+        // The fifth broke at byte 400.
+        db.refund_stream(&key("1.0.0"), 600).await.unwrap();
+        assert_eq!(db.usage(&key("1.0.0")).unwrap().0.bytes, 4400);
+        assert_eq!(
+            db.charge_stream(&key("1.0.0"), 5, 1000, 400, 600)
+                .await
+                .unwrap(),
+            Charge::Admitted
+        );
+        assert_eq!(
+            db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
+                .await
+                .unwrap(),
+            Charge::Exhausted
+        );
+
+        let other = key("2.0.0");
+        assert_eq!(
+            db.charge_redirect(&other, 1, 1000, false, 100)
+                .await
+                .unwrap(),
+            Charge::Admitted
+        );
+        for _ in 0..crate::downloads::CONTINUATIONS {
+            assert_eq!(
+                db.charge_redirect(&other, 1, 1000, true, 160)
+                    .await
+                    .unwrap(),
+                Charge::Continued
+            );
+        }
+        assert_eq!(
+            db.charge_redirect(&other, 1, 1000, true, 170)
+                .await
+                .unwrap(),
+            Charge::Exhausted
         );
     }
 
@@ -699,7 +960,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let db = Db::open(&path).unwrap();
-        db.upsert_purchase(purchase()).await.unwrap();
+        assert_eq!(db.upsert_purchase(purchase(), 50).await.unwrap(), 50);
+        // Seen once: a later sighting keeps the first time.
+        assert_eq!(db.upsert_purchase(purchase(), 90).await.unwrap(), 50);
         let first = db
             .handle_event("evt_1", "charge.refunded", 5, |c| {
                 revoke(c, "pi_1", "refunded", 5)
@@ -713,15 +976,61 @@ mod tests {
         assert_eq!((first, again), (Some(()), None));
         assert!(db.revoked(&purchase()).unwrap());
         assert_eq!(
-            db.count_download(&purchase(), "1.0.0", "guide.pdf", 5)
+            db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
                 .await
                 .unwrap(),
-            Count::Revoked
+            Charge::Revoked
         );
         drop(db);
         // Durable: a new server sees the same.
         let db = Db::open(&path).unwrap();
         assert_eq!(db.events_seen().unwrap(), 1);
         assert!(db.revoked(&purchase()).unwrap());
+        assert_eq!(db.seen("cs_test_1").unwrap(), Some(50));
+    }
+
+    /// A database made by the first release (no versions, no retry column,
+    /// counts by download) opens with its counts kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_old_database_is_migrated_with_its_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(MIGRATIONS[0]).unwrap();
+            old.execute(
+                "INSERT INTO purchases (id, email, product, version, payment_intent, created)
+                 VALUES ('cs_test_1', 'ada@example.com', 'guide', '1.0.0', 'pi_1', 1)",
+                [],
+            )
+            .unwrap();
+            old.execute(
+                "INSERT INTO downloads (purchase, version, file, count) VALUES ('cs_test_1', '1.0.0', 'guide.pdf', 4)",
+                [],
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let version: i64 = db
+            .read(|c| c.query_row("PRAGMA user_version", [], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(version as usize, SCHEMA_VERSION);
+        let (usage, _) = db.usage(&key("1.0.0")).unwrap();
+        assert_eq!(usage.left(5, 1000), 1);
+        assert_eq!(
+            db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
+                .await
+                .unwrap(),
+            Charge::Admitted
+        );
+        assert_eq!(
+            db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
+                .await
+                .unwrap(),
+            Charge::Exhausted
+        );
+        drop(db);
+        // Opening again runs nothing twice.
+        Db::open(&path).unwrap();
     }
 }

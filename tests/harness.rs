@@ -331,5 +331,6 @@ pub fn quick_retries() -> shop::stripe::RetryPolicy {
         initial_delay: std::time::Duration::from_millis(5),
         max_delay: std::time::Duration::from_millis(50),
         deadline: std::time::Duration::from_secs(10),
+        ..shop::stripe::RetryPolicy::default()
     }
 }

@@ -11,6 +11,7 @@ mod browser;
 mod cli;
 mod conformance;
 mod demo;
+mod downloads;
 mod init;
 mod mail;
 mod release;

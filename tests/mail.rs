@@ -256,8 +256,20 @@ fn receipts_survive_a_mail_server_that_was_down_and_notices_go_once() {
             .contains("\"email\":\"ada@example.com\"")
     );
 
-    // The buyer opts out: the next version's notice skips them.
-    assert_eq!(served.get(&unsubscribe).status(), StatusCode::OK);
+    // The buyer opts out with the one-click POST (RFC 8058): the next
+    // version's notice skips them.
+    let opted_out = served
+        .runtime
+        .block_on(
+            served
+                .http
+                .post(&unsubscribe)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body("List-Unsubscribe=One-Click")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(opted_out.status(), StatusCode::OK);
     served
         .test
         .shop(&["release", "guide", "1.2.0", &files[0], &files[1]])

@@ -60,7 +60,9 @@ where
 {
     // clap prints its own usage errors and help, and exits 2 or 0.
     let cli = Cli::parse_from(args);
-    init_tracing(&cli.global);
+    // The server and the sandbox say what they do by default.
+    let talkative = matches!(cli.command, Command::Serve(_) | Command::Sandbox(_));
+    init_tracing(&cli.global, talkative);
     let context = Context::new(cli.global)?;
     match cli.command {
         Command::Init(args) => init::run(&context, args),
@@ -78,19 +80,31 @@ where
     }
 }
 
-fn init_tracing(global: &GlobalArgs) {
+fn init_tracing(global: &GlobalArgs, talkative: bool) {
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
+        (false, 0) if talkative => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOP_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("SHOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("shop={level}")));
+    // The HTTP libraries log request paths and headers at their lower
+    // levels, download tokens among them: never below `warn`, whatever
+    // `SHOP_LOG` asks.
+    for quiet in ["warp=warn", "hyper=warn", "hyper_util=warn"] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    use std::io::IsTerminal as _;
+    let colour = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .try_init();
 }
@@ -353,6 +367,11 @@ pub(crate) fn parse_version(text: &str) -> Result<semver::Version, String> {
 pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     crate::store::settings::parse_duration(text)
         .map_err(|message| format!("{message}; write `30m`, `24h` or `7d`"))
+}
+
+/// clap value parser for a duration as a `Duration`.
+pub(crate) fn parse_duration_std(text: &str) -> Result<std::time::Duration, String> {
+    parse_duration(text).map(std::time::Duration::from_secs)
 }
 
 /// clap value parser for a day: `YYYY-MM-DD`.

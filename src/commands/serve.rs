@@ -23,6 +23,14 @@ pub struct Args {
         value_name = "ADDR"
     )]
     pub listen: SocketAddr,
+
+    /// How long a client may take to send a request's head
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = super::parse_duration_std)]
+    pub header_timeout: std::time::Duration,
+
+    /// How long a keep-alive connection may stay idle between requests
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = super::parse_duration_std)]
+    pub idle_timeout: std::time::Duration,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
@@ -37,6 +45,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         );
     }
     let db = crate::state::Db::open(&super::state_path(&store))?;
+    raise_open_file_limit(context);
     // Templates are checked now, so a broken one stops the start, not a send.
     let templates = crate::mail::Templates::load(&store.root)?;
     let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
@@ -57,6 +66,12 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
         let mut app = App::new(store, stripe, keys, webhook_secret, db, delivery);
         app.overrides = context.overrides.clone();
+        // SHOP_NOW sets where the server's clock starts (end-to-end tests).
+        if std::env::var_os("SHOP_NOW").is_some() {
+            let start = super::now()?.unix_timestamp();
+            let began = std::time::Instant::now();
+            app.clock = Arc::new(move || start + began.elapsed().as_secs() as i64);
+        }
         let app = Arc::new(app);
         // A release made while the server runs is picked up within seconds.
         let watched = app.clone();
@@ -82,8 +97,36 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             "shop serve listening on http://{address} (public address {base_url}); stop with Ctrl-C"
         ));
         // On a worker like every connection, not on the thread that waits.
-        tokio::spawn(server::serve(app, listener, super::shutdown_signal())).await?;
+        let timeouts = server::Timeouts {
+            head: args.header_timeout,
+            idle: args.idle_timeout,
+            ..server::Timeouts::default()
+        };
+        tokio::spawn(server::serve(
+            app,
+            listener,
+            timeouts,
+            super::shutdown_signal(),
+        ))
+        .await?;
         context.output.note("shop serve stopped");
         anyhow::Ok(())
     })?
+}
+
+/// Each connection holds a file descriptor: raise the soft limit to the
+/// hard one (systemd's default soft limit is 1024) and say what it is.
+fn raise_open_file_limit(context: &Context) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            tracing::info!("open-file limit: {limit}");
+            if limit < 4096 {
+                context.output.note(format!(
+                    "warning: the open-file limit is {limit}, which caps connections\n\
+                     hint: raise it with `LimitNOFILE=` in the systemd unit or `ulimit -n`"
+                ));
+            }
+        }
+        Err(error) => tracing::warn!("cannot raise the open-file limit: {error}"),
+    }
 }

@@ -120,7 +120,10 @@ fn queue_missing_receipts(store: &crate::store::Store) -> anyhow::Result<usize> 
                 payment_intent: purchase.payment_intent.clone(),
                 created,
             };
-            crate::state::insert_purchase(connection, &known)?;
+            crate::state::insert_purchase(connection, &known, now)?;
+            if crate::state::is_revoked(connection, known.payment_intent.as_deref())? {
+                continue;
+            }
             let dedupe = format!("receipt:{}", purchase.id);
             if crate::state::queue_mail(
                 connection,

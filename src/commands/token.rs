@@ -16,6 +16,11 @@ pub struct Args {
     /// Add this many downloads to each of the purchase's files
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub grant: Option<u32>,
+
+    /// Mint the link even though the purchase was refunded or disputed, and
+    /// reopen its downloads on this server
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
@@ -29,14 +34,46 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let store = context.open_store()?;
     let keys = super::token_keys()?;
     // Known from the ledger, the server's database, or Stripe itself.
-    let mut known = false;
+    let mut in_ledger: Option<crate::ledger::Purchase> = None;
     crate::ledger::each(&store.root, |purchase| {
-        known |= purchase.id == args.purchase;
+        if purchase.id == args.purchase {
+            in_ledger = Some(purchase);
+        }
         Ok(())
     })?;
     let db = crate::state::Db::open(&super::state_path(&store))?;
-    known = known || db.purchase(&args.purchase)?.is_some();
-    if !known {
+    let in_server = db.purchase(&args.purchase)?;
+    // Refunded or disputed, by the ledger or by the server's webhooks.
+    let revoked = in_ledger
+        .as_ref()
+        .filter(|purchase| purchase.status != "paid")
+        .map(|purchase| purchase.status.clone())
+        .or_else(|| {
+            in_server
+                .as_ref()
+                .and_then(|purchase| db.revoked(purchase).ok())
+                .and_then(|revoked| revoked.then(|| "refunded or disputed".to_owned()))
+        });
+    if let Some(status) = &revoked {
+        if !args.force {
+            return Err(crate::error::hinted(
+                format!("the purchase `{}` is {status}", args.purchase),
+                "its downloads are closed; pass `--force` to reopen them and mint a link anyway",
+            ));
+        }
+        if let Some(intent) = in_server
+            .as_ref()
+            .and_then(|purchase| purchase.payment_intent.clone())
+            .or_else(|| in_ledger.as_ref().and_then(|p| p.payment_intent.clone()))
+        {
+            super::block_on(db.reinstate(&intent))??;
+        }
+        context.output.note(format!(
+            "the purchase `{}` is {status}; its downloads are reopened",
+            args.purchase
+        ));
+    }
+    if in_ledger.is_none() && in_server.is_none() {
         let stripe = context.stripe().context_hint(
             format!(
                 "the purchase `{}` is not in the ledger, so shop must ask Stripe",
@@ -46,7 +83,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         )?;
         let session = super::block_on(stripe.checkout_session(&args.purchase))??;
         let paid_and_ours = session.as_ref().is_some_and(|session| {
-            session.payment_status == "paid" && crate::sync::product_of(session, &store).is_some()
+            session.is_fulfilled() && crate::sync::product_of(session, &store).is_some()
         });
         if !paid_and_ours {
             return Err(crate::error::hinted(

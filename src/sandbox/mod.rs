@@ -234,6 +234,25 @@ async fn api_request(
     }
     let fault_status = faults.status.unwrap_or(500);
     if fault && faults.when.as_deref() != Some("after") {
+        // Refused before any work; the log still shows the request came.
+        let encoded = if *method == Method::GET || *method == Method::DELETE {
+            query.to_owned()
+        } else {
+            String::from_utf8_lossy(body).into_owned()
+        };
+        let params = Params::parse(&encoded)
+            .map(|params| params.as_json().clone())
+            .unwrap_or_else(|_| json!({}));
+        log_request(
+            sandbox,
+            LoggedRequest {
+                method: method.to_string(),
+                path: path.to_owned(),
+                params,
+                status: fault_status,
+                response: fault_body(fault_status),
+            },
+        );
         return api_response(fault_status, &fault_body(fault_status), &request_id, &[]);
     }
 
@@ -320,19 +339,16 @@ async fn api_request(
     if let Some(key) = &idempotency_key {
         extra_headers.push(("Idempotency-Key", key.clone()));
     }
-    {
-        let mut runtime = sandbox.runtime();
-        if runtime.log.len() >= LOG_CAPACITY {
-            runtime.log.pop_front();
-        }
-        runtime.log.push_back(LoggedRequest {
+    log_request(
+        sandbox,
+        LoggedRequest {
             method: method.to_string(),
             path: path.to_owned(),
             params: params.as_json().clone(),
             status,
             response: response.clone(),
-        });
-    }
+        },
+    );
     if fault {
         return api_response(
             fault_status,
@@ -342,6 +358,14 @@ async fn api_request(
         );
     }
     api_response(status, &response, &request_id, &extra_headers)
+}
+
+fn log_request(sandbox: &Sandbox, request: LoggedRequest) {
+    let mut runtime = sandbox.runtime();
+    if runtime.log.len() >= LOG_CAPACITY {
+        runtime.log.pop_front();
+    }
+    runtime.log.push_back(request);
 }
 
 fn fault_body(status: u16) -> Value {

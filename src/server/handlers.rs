@@ -1,24 +1,45 @@
 //! The server's handlers: one function per route, each returning a whole
 //! response. Errors become plain pages with the right status, never a
 //! stack trace or a hint of what exists.
+//!
+//! Logs: one line at `info` per sale, download, refund and webhook
+//! outcome, naming the purchase; never a token of any kind, never a
+//! buyer's address.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use warp::http::{HeaderValue, Response, StatusCode, header};
+use futures_util::Stream;
+use warp::http::{HeaderValue, Method, Response, StatusCode, header};
 use warp::reply::Reply;
 
+use super::client::Quota;
+use super::range::{self, Span};
 use super::{App, Delivery, pages};
-use crate::state::{self, Count, Purchase};
-use crate::store::{Product, Release};
+use crate::state::{self, Charge, FileKey, Purchase};
+use crate::store::{Asset, Product, Release};
 use crate::stripe::{CheckoutSession, CreateCheckoutSession, IdempotencyKey};
 use crate::tokens::{self, TokenError};
 
-type Reply_ = warp::reply::Response;
+type Answer = warp::reply::Response;
 
-pub fn text(status: StatusCode, text: &str) -> Reply_ {
+/// New checkout sessions per client, and in all.
+const BUY_PER_CLIENT: Quota = Quota::per_minute(6);
+const BUY_IN_ALL: Quota = Quota::per_minute(600);
+/// Thanks-page look-ups at Stripe per client.
+const THANKS_PER_CLIENT: Quota = Quota::per_minute(20);
+/// Lost-link requests per address, per client, and in all.
+const LOST_PER_ADDRESS: Quota = Quota::per_hour(3);
+const LOST_PER_CLIENT: Quota = Quota::per_hour(20);
+const LOST_IN_ALL: Quota = Quota::per_hour(500);
+/// What a visitor is told to wait when a service behind the shop fails.
+const RETRY_AFTER_SECONDS: u32 = 30;
+
+pub fn text(status: StatusCode, text: &str) -> Answer {
     let mut response = Response::new(format!("{text}\n").into());
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -28,7 +49,7 @@ pub fn text(status: StatusCode, text: &str) -> Reply_ {
     response
 }
 
-fn html(app: &App, status: StatusCode, title: &str, body: &str) -> Reply_ {
+fn html(app: &App, status: StatusCode, title: &str, body: &str) -> Answer {
     let store = app.store();
     let settings = &store.settings;
     let mut response = warp::reply::html(pages::page(
@@ -42,21 +63,52 @@ fn html(app: &App, status: StatusCode, title: &str, body: &str) -> Reply_ {
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("Referrer-Policy", HeaderValue::from_static("no-referrer"));
     headers.insert(
-        "X-Content-Type-Options",
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        "Content-Security-Policy",
+        header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     response
 }
 
-fn redirect(status: StatusCode, location: &str) -> Reply_ {
+/// Headers every answer carries, files and redirects included: no
+/// sniffing, no framing, and no referrer where a token may be in the URL.
+pub fn secured(mut response: Answer) -> Answer {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        );
+    }
+    if !headers.contains_key(header::REFERRER_POLICY) {
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
+    response
+}
+
+/// A page whose own URL holds no token: its forms may carry their origin
+/// (with `no-referrer`, a browser sends `Origin: null` even to the page's
+/// own server, and the origin check of `/lost` would refuse it).
+fn same_origin_referrer(mut response: Answer) -> Answer {
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+fn redirect(status: StatusCode, location: &str) -> Answer {
     let mut response = Response::new(Bytes::new().into());
     *response.status_mut() = status;
     if let Ok(value) = HeaderValue::from_str(location) {
@@ -68,27 +120,39 @@ fn redirect(status: StatusCode, location: &str) -> Reply_ {
     response
 }
 
-fn unavailable(app: &App) -> Reply_ {
-    html(
+/// "Try again shortly": a service behind the shop failed, nothing was used.
+fn unavailable(app: &App) -> Answer {
+    let mut response = html(
         app,
         StatusCode::SERVICE_UNAVAILABLE,
         "Please try again",
-        "<h1>Something went wrong on our side</h1><p>Please try again in a minute. If it keeps happening, write to us.</p>",
-    )
+        "<h1>Something went wrong on our side</h1><p>Nothing was used up. Please try again in a minute. If it keeps happening, write to us.</p>",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    response
 }
 
-pub fn rejection(app: &App, rejection: &warp::Rejection) -> Reply_ {
-    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-    }
-    if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        return text(StatusCode::PAYLOAD_TOO_LARGE, "too large");
-    }
-    if rejection.find::<warp::reject::InvalidQuery>().is_some()
-        || rejection.find::<warp::reject::InvalidHeader>().is_some()
-    {
-        return text(StatusCode::BAD_REQUEST, "bad request");
-    }
+fn log_unavailable(app: &App, error: &(dyn std::error::Error + 'static)) -> Answer {
+    tracing::error!("{}", crate::error::one_line(error));
+    unavailable(app)
+}
+
+fn too_many(app: &App, seconds: u64) -> Answer {
+    let mut response = html(
+        app,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Please wait",
+        "<h1>Please wait a little</h1><p>We have had many requests from your network. Try again in a few minutes.</p>",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+fn not_found(app: &App) -> Answer {
     html(
         app,
         StatusCode::NOT_FOUND,
@@ -97,15 +161,62 @@ pub fn rejection(app: &App, rejection: &warp::Rejection) -> Reply_ {
     )
 }
 
+pub fn rejection(app: &App, rejection: &warp::Rejection) -> Answer {
+    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "too large");
+    }
+    if rejection.find::<warp::reject::InvalidQuery>().is_some()
+        || rejection.find::<warp::reject::InvalidHeader>().is_some()
+        || rejection.find::<warp::reject::LengthRequired>().is_some()
+    {
+        return text(StatusCode::BAD_REQUEST, "bad request");
+    }
+    not_found(app)
+}
+
+fn refuse(app: &App, status: StatusCode, title: &str, text: &str) -> Answer {
+    html(app, status, title, &pages::refusal(title, text))
+}
+
+fn invalid_link(app: &App) -> Answer {
+    refuse(
+        app,
+        StatusCode::FORBIDDEN,
+        "This link is not valid",
+        "Check that you copied the whole link from your email.",
+    )
+}
+
+fn refunded(app: &App) -> Answer {
+    refuse(
+        app,
+        StatusCode::GONE,
+        "This purchase was refunded",
+        "Its downloads are closed. If you think this is a mistake, write to us.",
+    )
+}
+
+fn exhausted(app: &App) -> Answer {
+    refuse(
+        app,
+        StatusCode::GONE,
+        "No downloads left",
+        "This file has been downloaded as many times as the purchase allows. Write to us if you need more.",
+    )
+}
+
 /// The product and version a session sells, if it is one of ours.
 fn ours(app: &App, session: &CheckoutSession) -> Option<(String, String)> {
     crate::sync::product_of(session, &app.store())
 }
 
-/// The purchase a session is, if it is one of ours and paid.
-fn paid_purchase(app: &App, session: &CheckoutSession) -> Option<Purchase> {
+/// The purchase a session is, if it is one of ours and fulfilled.
+fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Purchase> {
     let (product, version) = ours(app, session)?;
-    (session.payment_status == "paid").then(|| Purchase {
+    session.is_fulfilled().then(|| Purchase {
         id: session.id.clone(),
         email: session.email().unwrap_or_default().to_owned(),
         product,
@@ -117,7 +228,7 @@ fn paid_purchase(app: &App, session: &CheckoutSession) -> Option<Purchase> {
 
 /// The purchase of a verified token: from the database, or else from
 /// Stripe (a link minted by `shop token` or `shop notify`), remembered.
-async fn purchase(app: &App, id: &str) -> Result<Option<Purchase>, Reply_> {
+async fn purchase(app: &App, id: &str) -> Result<Option<Purchase>, Answer> {
     if let Some(purchase) = app
         .db
         .purchase(id)
@@ -130,19 +241,14 @@ async fn purchase(app: &App, id: &str) -> Result<Option<Purchase>, Reply_> {
         Ok(None) => return Ok(None),
         Err(error) => return Err(log_unavailable(app, &error)),
     };
-    let Some(purchase) = paid_purchase(app, &session) else {
+    let Some(purchase) = fulfilled_purchase(app, &session) else {
         return Ok(None);
     };
     app.db
-        .upsert_purchase(purchase.clone())
+        .upsert_purchase(purchase.clone(), app.now())
         .await
         .map_err(|error| log_unavailable(app, &error))?;
     Ok(Some(purchase))
-}
-
-fn log_unavailable(app: &App, error: &(dyn std::error::Error + 'static)) -> Reply_ {
-    tracing::error!("{}", crate::error::one_line(error));
-    unavailable(app)
 }
 
 /// The releases a purchase may download, oldest first.
@@ -158,23 +264,16 @@ fn entitled<'a>(product: &'a Product, bought: &str) -> Vec<&'a Release> {
 }
 
 /// Checks a token and finds its purchase and product, or the refusal page.
-/// `check_revoked` is false where the caller checks it itself (counting a
+/// `check_revoked` is false where the caller checks it itself (charging a
 /// download does, in the same transaction).
 async fn authorize(
     app: &App,
     token: &str,
     check_revoked: bool,
-) -> Result<(tokens::Claims, Purchase, Arc<crate::store::Store>), Reply_> {
+) -> Result<(tokens::Claims, Purchase, Arc<crate::store::Store>), Answer> {
     let claims = match tokens::verify(&app.keys, token, app.now()) {
         Ok(claims) => claims,
-        Err(TokenError::Invalid) => {
-            return Err(refuse(
-                app,
-                StatusCode::FORBIDDEN,
-                "This link is not valid",
-                "Check that you copied the whole link from your email.",
-            ));
-        }
+        Err(TokenError::Invalid) => return Err(invalid_link(app)),
         Err(TokenError::Expired { .. }) => {
             return Err(refuse(
                 app,
@@ -185,23 +284,10 @@ async fn authorize(
         }
     };
     if !claims.purchase.starts_with("cs_") {
-        return Err(refuse(
-            app,
-            StatusCode::FORBIDDEN,
-            "This link is not valid",
-            "Check that you copied the whole link from your email.",
-        ));
+        return Err(invalid_link(app));
     }
-    let purchase = match purchase(app, &claims.purchase).await? {
-        Some(purchase) => purchase,
-        None => {
-            return Err(refuse(
-                app,
-                StatusCode::FORBIDDEN,
-                "This link is not valid",
-                "Check that you copied the whole link from your email.",
-            ));
-        }
+    let Some(purchase) = purchase(app, &claims.purchase).await? else {
+        return Err(invalid_link(app));
     };
     let store = app.store();
     if store.product(&purchase.product).is_err() {
@@ -212,28 +298,14 @@ async fn authorize(
             "Write to us and we will sort it out.",
         ));
     };
-    let revoked = if check_revoked {
-        app.db.revoked(&purchase)
-    } else {
-        Ok(false)
-    };
-    match revoked {
-        Ok(false) => {}
-        Ok(true) => {
-            return Err(refuse(
-                app,
-                StatusCode::GONE,
-                "This purchase was refunded",
-                "Its downloads are closed. If you think this is a mistake, write to us.",
-            ));
+    if check_revoked {
+        match app.db.revoked(&purchase) {
+            Ok(false) => {}
+            Ok(true) => return Err(refunded(app)),
+            Err(error) => return Err(log_unavailable(app, &error)),
         }
-        Err(error) => return Err(log_unavailable(app, &error)),
     }
     Ok((claims, purchase, store))
-}
-
-fn refuse(app: &App, status: StatusCode, title: &str, text: &str) -> Reply_ {
-    html(app, status, title, &pages::refusal(title, text))
 }
 
 // ---- buying
@@ -241,17 +313,13 @@ fn refuse(app: &App, status: StatusCode, title: &str, text: &str) -> Reply_ {
 pub async fn buy(
     slug: String,
     app: Arc<App>,
+    client: IpAddr,
     query: HashMap<String, String>,
     referer: Option<String>,
-) -> Reply_ {
+) -> Answer {
     let store = app.store();
     let Some(product) = store.product(&slug).ok() else {
-        return html(
-            &app,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "<h1>Not found</h1><p>There is nothing here.</p>",
-        );
+        return not_found(&app);
     };
     let Some(release) = product.latest() else {
         return html(
@@ -264,6 +332,14 @@ pub async fn buy(
             ),
         );
     };
+    // Each visit makes a Checkout Session at Stripe: a few per client.
+    let key = format!("buy:{client}");
+    if !app
+        .limiter
+        .allow(&[(key.as_str(), BUY_PER_CLIENT), ("buy", BUY_IN_ALL)])
+    {
+        return too_many(&app, 60);
+    }
     let mut metadata = std::collections::BTreeMap::new();
     metadata.insert("product".to_owned(), product.slug.clone());
     metadata.insert("version".to_owned(), release.version.to_string());
@@ -278,10 +354,10 @@ pub async fn buy(
             metadata.insert(key.to_owned(), value.chars().take(200).collect());
         }
     }
-    if let Some(referer) = referer.filter(|r| !r.starts_with(&app.store().settings.base_url)) {
+    let base = &store.settings.base_url;
+    if let Some(referer) = referer.filter(|r| !r.starts_with(base.as_str())) {
         metadata.insert("referrer".to_owned(), referer.chars().take(500).collect());
     }
-    let base = &app.store().settings.base_url;
     let params = CreateCheckoutSession {
         price: release.stripe_price.clone(),
         success_url: format!("{base}/thanks?session_id={{CHECKOUT_SESSION_ID}}"),
@@ -292,7 +368,7 @@ pub async fn buy(
         ..CreateCheckoutSession::default()
     };
     match app
-        .stripe
+        .stripe_quick
         .create_checkout_session(&params, &IdempotencyKey::random())
         .await
     {
@@ -304,7 +380,7 @@ pub async fn buy(
     }
 }
 
-pub async fn thanks(app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
+pub async fn thanks(app: Arc<App>, client: IpAddr, query: HashMap<String, String>) -> Answer {
     let not_found = || {
         html(
             &app,
@@ -319,30 +395,40 @@ pub async fn thanks(app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
     else {
         return not_found();
     };
-    let session = match app.stripe.checkout_session(id).await {
+    let key = format!("thanks:{client}");
+    if !app.limiter.allow(&[(key.as_str(), THANKS_PER_CLIENT)]) {
+        return too_many(&app, 60);
+    }
+    // One call with a short deadline: a visitor waits on it.
+    let session = match app.stripe_quick.checkout_session(id).await {
         Ok(Some(session)) => session,
         Ok(None) => return not_found(),
         Err(error) => return log_unavailable(&app, &error),
     };
-    if ours(&app, &session).is_none() {
+    if ours(&app, &session).is_none() || session.status.as_deref() != Some("complete") {
         return not_found();
     }
-    if session.status.as_deref() != Some("complete") {
-        return not_found();
-    }
-    if session.payment_status != "paid" {
+    let Some(purchase) = fulfilled_purchase(&app, &session) else {
         return html(
             &app,
             StatusCode::OK,
             "Thank you",
             "<h1>Thank you!</h1><p>Your payment is on its way. As soon as it clears, your download link will come by email.</p>",
         );
-    }
-    let Some(purchase) = paid_purchase(&app, &session) else {
-        return not_found();
     };
-    if let Err(error) = app.db.upsert_purchase(purchase).await {
-        return log_unavailable(&app, &error);
+    let now = app.now();
+    let window = app.store().settings.serve.thanks_window as i64;
+    // A Checkout Session is paid at most a day after it was created.
+    if now - session.created > 86_400 + window {
+        return redirect(StatusCode::SEE_OTHER, "/lost?expired=1");
+    }
+    let seen = match app.db.upsert_purchase(purchase, now).await {
+        Ok(seen) => seen,
+        Err(error) => return log_unavailable(&app, &error),
+    };
+    if now - seen > window {
+        // An old thanks address is no permanent link: ask by email.
+        return redirect(StatusCode::SEE_OTHER, "/lost?expired=1");
     }
     let link = app.link(&session.id);
     let path = link
@@ -354,7 +440,7 @@ pub async fn thanks(app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
 
 // ---- webhooks
 
-pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> Reply_ {
+pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> Answer {
     let Some(secret) = &app.webhook_secret else {
         tracing::error!("a webhook came, but STRIPE_WEBHOOK_SECRET is not set");
         return text(
@@ -370,41 +456,59 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> R
         now,
         crate::stripe::webhook::TOLERANCE_SECONDS,
     ) {
-        tracing::warn!(
-            "refused a webhook: {}",
-            error.to_string().lines().next().unwrap_or_default()
-        );
+        tracing::warn!("refused a webhook: {}", crate::error::one_line(&error));
         return text(StatusCode::BAD_REQUEST, "invalid signature");
     }
     let Ok(event) = serde_json::from_slice::<crate::stripe::Event>(&body) else {
         return text(StatusCode::BAD_REQUEST, "not an event");
     };
     let object = event.data.object.clone();
+    let (id, kind) = (event.id.clone(), event.kind.clone());
     let result = match event.kind.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             let Ok(session) = serde_json::from_value::<CheckoutSession>(object) else {
                 return text(StatusCode::BAD_REQUEST, "not a checkout session");
             };
-            let purchase = paid_purchase(&app, &session);
-            app.db
+            let purchase = fulfilled_purchase(&app, &session);
+            let outcome = match &purchase {
+                Some(purchase) => format!("sale of `{}` {}", purchase.product, purchase.version),
+                None if ours(&app, &session).is_some() => "a sale waiting for payment".into(),
+                None => "a sale of another integration".into(),
+            };
+            let session_id = session.id.clone();
+            let result = app
+                .db
                 .handle_event(&event.id, &event.kind, now, move |connection| {
-                    if let Some(purchase) = purchase {
-                        state::insert_purchase(connection, &purchase)?;
-                        if !purchase.email.is_empty() {
-                            let dedupe = format!("receipt:{}", purchase.id);
-                            state::queue_mail(
-                                connection,
-                                "receipt",
-                                &purchase.email,
-                                Some(&purchase.id),
-                                Some(&dedupe),
-                                now,
-                            )?;
-                        }
+                    let Some(purchase) = purchase else {
+                        return Ok(false);
+                    };
+                    state::insert_purchase(connection, &purchase, now)?;
+                    // A refund may have come first: no receipt for it.
+                    let revoked =
+                        state::is_revoked(connection, purchase.payment_intent.as_deref())?;
+                    if !purchase.email.is_empty() && !revoked {
+                        let dedupe = format!("receipt:{}", purchase.id);
+                        state::queue_mail(
+                            connection,
+                            "receipt",
+                            &purchase.email,
+                            Some(&purchase.id),
+                            Some(&dedupe),
+                            now,
+                        )?;
                     }
-                    Ok(())
+                    Ok(revoked)
                 })
-                .await
+                .await;
+            if let Ok(Some(revoked)) = &result {
+                tracing::info!(
+                    purchase = %session_id,
+                    event = %id,
+                    "{kind}: {outcome}{}",
+                    if *revoked { " (already refunded: no receipt)" } else { "" }
+                );
+            }
+            result.map(|handled| handled.map(|_| ()))
         }
         "charge.refunded" | "charge.dispute.created" => {
             let intent = object["payment_intent"].as_str().map(str::to_owned);
@@ -415,14 +519,29 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> R
                 "disputed"
             };
             let revoke = reason == "disputed" || fully_refunded;
-            app.db
+            let logged = intent.clone().unwrap_or_default();
+            let result = app
+                .db
                 .handle_event(&event.id, &event.kind, now, move |connection| {
                     if let (true, Some(intent)) = (revoke, intent) {
                         state::revoke(connection, &intent, reason, now)?;
                     }
                     Ok(())
                 })
-                .await
+                .await;
+            if let Ok(Some(())) = &result {
+                tracing::info!(
+                    payment = %logged,
+                    event = %id,
+                    "{kind}: {}",
+                    if revoke {
+                        "downloads closed"
+                    } else {
+                        "partial refund, downloads stay open"
+                    }
+                );
+            }
+            result
         }
         _ => {
             app.db
@@ -436,26 +555,26 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> R
         Err(error) => {
             // Not recorded: Stripe will send it again.
             tracing::error!(
+                event = %id,
                 "cannot record webhook event: {}",
                 crate::error::one_line(&error)
             );
-            text(StatusCode::INTERNAL_SERVER_ERROR, "try again")
+            text(StatusCode::SERVICE_UNAVAILABLE, "try again")
         }
     }
 }
 
 // ---- downloads
 
-/// The purchase's product, the releases it may download (oldest first),
-/// and the one asked for: `?version=`, or else the newest. The error is
-/// the page to answer with, built once on a path that ends the request.
+/// The release a request names (`?version=`), among those the purchase may
+/// download, or the newest of them. The error is the page to answer with.
 #[allow(clippy::result_large_err)]
 fn chosen_release<'a>(
     app: &App,
     store: &'a crate::store::Store,
     purchase: &Purchase,
     query: &HashMap<String, String>,
-) -> Result<(&'a Product, Vec<&'a Release>, &'a Release), Reply_> {
+) -> Result<(&'a Product, Vec<&'a Release>, &'a Release), Answer> {
     let Ok(product) = store.product(&purchase.product) else {
         return Err(unavailable(app));
     };
@@ -478,7 +597,7 @@ fn chosen_release<'a>(
     }
 }
 
-pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, String>) -> Reply_ {
+pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, String>) -> Answer {
     let (claims, purchase, store) = match authorize(&app, &token, true).await {
         Ok(found) => found,
         Err(page) => return page,
@@ -491,14 +610,12 @@ pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, 
     let latest = releases.last().is_some_and(|r| r.version == shown.version);
     let mut files = Vec::new();
     for asset in &shown.assets {
-        let (used, allowed) =
-            match app
-                .db
-                .downloads(&purchase, &version, &asset.name, product.download_limit)
-            {
-                Ok(counts) => counts,
-                Err(error) => return log_unavailable(&app, &error),
-            };
+        let key = FileKey::new(&purchase, &version, &asset.name);
+        let (usage, extra) = match app.db.usage(&key) {
+            Ok(found) => found,
+            Err(error) => return log_unavailable(&app, &error),
+        };
+        let allowed = product.download_limit + extra;
         let href = if latest {
             format!(
                 "/d/{token}/{}",
@@ -514,7 +631,7 @@ pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, 
             name: asset.name.clone(),
             size: asset.size,
             sha256: asset.sha256.clone(),
-            used,
+            left: usage.left(allowed, asset.size),
             allowed,
             href,
         });
@@ -535,46 +652,23 @@ pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, 
     html(&app, StatusCode::OK, &product.name, &body)
 }
 
-/// A single `bytes=` range of a file of `size` bytes: (start, end inclusive).
-fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
-    let spec = header.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None; // several ranges: serve the whole file
-    }
-    let (start, end) = spec.split_once('-')?;
-    let range = match (start.trim(), end.trim()) {
-        ("", suffix) => suffix
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(|n| (size.saturating_sub(n), size.saturating_sub(1))),
-        (start, "") => start
-            .parse::<u64>()
-            .ok()
-            .map(|s| (s, size.saturating_sub(1))),
-        (start, end) => match (start.parse::<u64>(), end.parse::<u64>()) {
-            (Ok(s), Ok(e)) if s <= e => Some((s, e.min(size.saturating_sub(1)))),
-            _ => None,
-        },
-    };
-    Some(match range {
-        Some((start, end)) if start < size && start <= end => Ok((start, end)),
-        _ => Err(()),
-    })
+/// The entity tag of a released file: its hash never changes.
+fn etag(asset: &Asset) -> String {
+    format!("\"{}\"", &asset.sha256[..asset.sha256.len().min(32)])
 }
 
 pub async fn download(
     token: String,
     file: String,
+    method: Method,
     app: Arc<App>,
     query: HashMap<String, String>,
     range: Option<String>,
-) -> Reply_ {
-    // A resume is not counted, so it checks revocation here.
-    let resuming = range
-        .as_deref()
-        .is_some_and(|header| !header.trim().starts_with("bytes=0-"));
-    let (_, purchase, store) = match authorize(&app, &token, resuming).await {
+    if_range: Option<String>,
+) -> Answer {
+    let head = method == Method::HEAD;
+    // A GET is charged in one transaction that also checks revocation.
+    let (_, purchase, store) = match authorize(&app, &token, head).await {
         Ok(found) => found,
         Err(page) => return page,
     };
@@ -582,7 +676,12 @@ pub async fn download(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let Some(asset) = release.assets.iter().find(|asset| asset.name == file) else {
+    // Names with spaces or any letter arrive percent-encoded.
+    let name = percent_encoding::percent_decode_str(&file).decode_utf8();
+    let Some(asset) = name
+        .ok()
+        .and_then(|name| release.assets.iter().find(|asset| asset.name == name))
+    else {
         return refuse(
             &app,
             StatusCode::NOT_FOUND,
@@ -591,68 +690,47 @@ pub async fn download(
         );
     };
     let version = release.version.to_string();
-
-    // A resumed download (a range not from the start) was counted when it began.
-    let range = match (
-        &app.delivery,
-        range
-            .as_deref()
-            .and_then(|header| parse_range(header, asset.size)),
-    ) {
-        (Delivery::Local(_), Some(Err(()))) => {
-            let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", asset.size)) {
-                response.headers_mut().insert(header::CONTENT_RANGE, value);
-            }
-            return response;
+    let key = FileKey::new(&purchase, &version, &asset.name);
+    let limit = product.download_limit;
+    let span = range::requested(
+        range.as_deref(),
+        if_range.as_deref(),
+        &etag(asset),
+        asset.size,
+    );
+    if span == Span::Unsatisfiable {
+        let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", asset.size)) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
         }
-        (Delivery::Local(_), Some(Ok(range))) => Some(range),
-        _ => None,
-    };
-    let resumed = range.is_some_and(|(start, _)| start > 0);
-    if resumed {
-        match app
-            .db
-            .downloads(&purchase, &version, &asset.name, product.download_limit)
-        {
-            Ok((used, _)) if used > 0 => {}
-            Ok(_) => {
-                return refuse(
-                    &app,
-                    StatusCode::GONE,
-                    "Start the download from the beginning",
-                    "This download was never started, so it cannot be resumed.",
-                );
-            }
-            Err(error) => return log_unavailable(&app, &error),
-        }
-    } else {
-        match app
-            .db
-            .count_download(&purchase, &version, &asset.name, product.download_limit)
-            .await
-        {
-            Ok(Count::Counted { .. }) => {}
-            Ok(Count::Exhausted) => {
-                return refuse(
-                    &app,
-                    StatusCode::GONE,
-                    "No downloads left",
-                    "This file has been downloaded as many times as the purchase allows. Write to us if you need more.",
-                );
-            }
-            Ok(Count::Revoked) => {
-                return refuse(
-                    &app,
-                    StatusCode::GONE,
-                    "This purchase was refunded",
-                    "Its downloads are closed. If you think this is a mistake, write to us.",
-                );
-            }
-            Err(error) => return log_unavailable(&app, &error),
-        }
+        return response;
     }
-
+    let (start, length) = span.bounds(asset.size);
+    if head {
+        // What a GET would get, without using anything. A redirect's URL is
+        // a credential: HEAD describes the file instead.
+        let (usage, extra) = match app.db.usage(&key) {
+            Ok(found) => found,
+            Err(error) => return log_unavailable(&app, &error),
+        };
+        let allowed = limit + extra;
+        let admitted = match &app.delivery {
+            Delivery::Local(_) => {
+                crate::downloads::admit_stream(usage, allowed, asset.size, start, length)
+            }
+            Delivery::GitHub { .. } => {
+                crate::downloads::admit_redirect(usage, allowed, asset.size) || start > 0
+            }
+        };
+        if !admitted {
+            return exhausted(&app);
+        }
+        let span = match &app.delivery {
+            Delivery::Local(_) => span,
+            Delivery::GitHub { .. } => Span::Whole,
+        };
+        return file_headers(Response::new(Bytes::new().into()), asset, span);
+    }
     match &app.delivery {
         Delivery::GitHub { client, api_base } => {
             let Some(id) = asset.github_asset_id else {
@@ -661,6 +739,8 @@ pub async fn download(
                     &std::io::Error::other("the release records no GitHub asset id"),
                 );
             };
+            // The URL first: a download is counted only when there is one
+            // to give.
             let url = match app.cached_link(id) {
                 Some(url) => url,
                 None => match client.asset_download_url(id, api_base).await {
@@ -671,15 +751,53 @@ pub async fn download(
                     Err(error) => return log_unavailable(&app, &error),
                 },
             };
-            redirect(StatusCode::FOUND, &url)
+            let resume = start > 0;
+            match app
+                .db
+                .charge_redirect(&key, limit, asset.size, resume, app.now())
+                .await
+            {
+                Ok(Charge::Admitted) => {
+                    tracing::info!(purchase = %purchase.id, file = %asset.name, %version, "download (redirect)");
+                    redirect(StatusCode::FOUND, &url)
+                }
+                Ok(Charge::Continued) => redirect(StatusCode::FOUND, &url),
+                Ok(Charge::Exhausted) => exhausted(&app),
+                Ok(Charge::Revoked) => refunded(&app),
+                Err(error) => log_unavailable(&app, &error),
+            }
         }
         Delivery::Local(dir) => {
             let path = dir.join(&product.slug).join(&version).join(&asset.name);
-            let result = match app.cached_file(&path, asset.size).await {
-                Some(bytes) => Ok(file_response(bytes, &asset.name, asset.size, range)),
-                None => stream_file(&path, &asset.name, asset.size, range).await,
+            match app
+                .db
+                .charge_stream(&key, limit, asset.size, start, length)
+                .await
+            {
+                Ok(Charge::Admitted | Charge::Continued) => {}
+                Ok(Charge::Exhausted) => return exhausted(&app),
+                Ok(Charge::Revoked) => return refunded(&app),
+                Err(error) => return log_unavailable(&app, &error),
+            }
+            let meter = Meter {
+                app: app.clone(),
+                key,
+                length,
+                sent: 0,
             };
-            result.unwrap_or_else(|error| log_unavailable(&app, &error))
+            let body = match app.cached_file(&path, asset.size).await {
+                Some(bytes) => memory_chunks(bytes, start, length),
+                None => match open_at(&path, start).await {
+                    Ok(file) => Box::pin(crate::file_stream::chunks(file, length, CHUNK)) as Chunks,
+                    Err(error) => {
+                        // Nothing went out: the meter gives it all back.
+                        drop(meter);
+                        return log_unavailable(&app, &error);
+                    }
+                },
+            };
+            let body = Metered { body, meter };
+            file_headers(warp::reply::stream(body).into_response(), asset, span)
         }
     }
 }
@@ -687,17 +805,22 @@ pub async fn download(
 /// Bytes per chunk streamed from a local file.
 const CHUNK: usize = 256 * 1024;
 
-async fn stream_file(
-    path: &std::path::Path,
-    name: &str,
-    size: u64,
-    range: Option<(u64, u64)>,
-) -> std::io::Result<Reply_> {
+type Chunks = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync>>;
+
+/// A file held in memory, as chunks (so that what is sent can be counted).
+fn memory_chunks(bytes: Bytes, start: u64, length: u64) -> Chunks {
+    let end = (start + length) as usize;
+    let chunks: Vec<std::io::Result<Bytes>> = (start as usize..end)
+        .step_by(CHUNK)
+        .map(|at| Ok(bytes.slice(at..(at + CHUNK).min(end))))
+        .collect();
+    Box::pin(futures_util::stream::iter(chunks))
+}
+
+async fn open_at(path: &std::path::Path, start: u64) -> std::io::Result<std::fs::File> {
     use std::io::Seek;
-    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
-    let length = if size == 0 { 0 } else { end - start + 1 };
     let path = path.to_owned();
-    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(path)?;
         if start > 0 {
             file.seek(std::io::SeekFrom::Start(start))?;
@@ -705,52 +828,105 @@ async fn stream_file(
         Ok(file)
     })
     .await
-    .map_err(std::io::Error::other)??;
-    let stream = crate::file_stream::chunks(file, length, CHUNK);
-    let response = warp::reply::stream(stream).into_response();
-    Ok(with_file_headers(response, name, size, length, range))
+    .map_err(std::io::Error::other)?
 }
 
-/// A file held in memory (a small, popular one), or a range of it.
-fn file_response(bytes: Bytes, name: &str, size: u64, range: Option<(u64, u64)>) -> Reply_ {
-    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
-    let body = if size == 0 {
-        Bytes::new()
-    } else {
-        bytes.slice(start as usize..=end as usize)
-    };
-    let length = body.len() as u64;
-    with_file_headers(Response::new(body.into()), name, size, length, range)
-}
-
-fn with_file_headers(
-    mut response: Reply_,
-    name: &str,
-    size: u64,
+/// What a streamed answer was charged and has sent: on drop (the answer
+/// finished, broke or was never sent) the rest is given back.
+struct Meter {
+    app: Arc<App>,
+    key: FileKey,
     length: u64,
-    range: Option<(u64, u64)>,
-) -> Reply_ {
+    sent: u64,
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        let unsent = self.length.saturating_sub(self.sent);
+        tracing::info!(
+            purchase = %self.key.purchase,
+            file = %self.key.file,
+            version = %self.key.version,
+            "download: {} of {} bytes sent",
+            self.sent,
+            self.length
+        );
+        if unsent == 0 {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (app, key) = (self.app.clone(), self.key.clone());
+        runtime.spawn(async move {
+            if let Err(error) = app.db.refund_stream(&key, unsent).await {
+                tracing::error!(
+                    purchase = %key.purchase,
+                    "cannot give back {unsent} unsent bytes: {}",
+                    crate::error::one_line(&error)
+                );
+            }
+        });
+    }
+}
+
+/// A file's chunks, counted as they are handed to the connection.
+struct Metered {
+    body: Chunks,
+    meter: Meter,
+}
+
+impl Stream for Metered {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.body.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            self.meter.sent += chunk.len() as u64;
+        }
+        polled
+    }
+}
+
+/// The headers of a file answer (its length, type, name and range): the
+/// same for GET and HEAD.
+fn file_headers(mut response: Answer, asset: &Asset, span: Span) -> Answer {
+    let (start, length) = span.bounds(asset.size);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::github::content_type(name)),
+        HeaderValue::from_static(crate::github::content_type(&asset.name)),
     );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(value) = HeaderValue::from_str(&etag(asset)) {
+        headers.insert(header::ETAG, value);
+    }
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
+    let ascii: String = asset
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let disposition = format!(
         "attachment; filename=\"{}\"; filename*=UTF-8''{}",
-        name.replace(['"', '\\'], "_"),
-        crate::stripe::form::encode_component(name)
+        ascii.replace(['"', '\\'], "_"),
+        crate::stripe::form::encode_component(&asset.name)
     );
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    if let Some((start, end)) = range {
-        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
+    if let Span::Part { end, .. } = span {
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", asset.size)) {
             headers.insert(header::CONTENT_RANGE, value);
         }
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
@@ -760,26 +936,39 @@ fn with_file_headers(
 
 // ---- unsubscribing from notices
 
-pub async fn unsubscribe(token: String, app: Arc<App>) -> Reply_ {
-    let email = tokens::verify(&app.keys, &token, app.now())
+fn unsubscribe_email(app: &App, token: &str) -> Option<String> {
+    tokens::verify(&app.keys, token, app.now())
         .ok()
         .and_then(|claims| {
             claims
                 .purchase
                 .strip_prefix(super::UNSUBSCRIBE)
                 .map(str::to_owned)
-        });
-    let Some(email) = email else {
-        return refuse(
-            &app,
-            StatusCode::FORBIDDEN,
-            "This link is not valid",
-            "Check that you copied the whole link from your email.",
-        );
+        })
+}
+
+/// A page with a button: mail scanners that open links unsubscribe nobody.
+pub async fn unsubscribe_page(token: String, app: Arc<App>) -> Answer {
+    if unsubscribe_email(&app, &token).is_none() {
+        return invalid_link(&app);
+    }
+    html(
+        &app,
+        StatusCode::OK,
+        "Stop update notices?",
+        &pages::unsubscribe_form(),
+    )
+}
+
+/// The button's POST, or a mail client's RFC 8058 one-click POST.
+pub async fn unsubscribe(token: String, app: Arc<App>) -> Answer {
+    let Some(email) = unsubscribe_email(&app, &token) else {
+        return invalid_link(&app);
     };
     if let Err(error) = app.db.opt_out(&email, app.now()).await {
         return log_unavailable(&app, &error);
     }
+    tracing::info!("a buyer stopped update notices");
     html(
         &app,
         StatusCode::OK,
@@ -790,45 +979,72 @@ pub async fn unsubscribe(token: String, app: Arc<App>) -> Reply_ {
 
 // ---- lost links
 
-pub async fn lost_form(app: Arc<App>) -> Reply_ {
-    html(
+pub async fn lost_form(app: Arc<App>, query: HashMap<String, String>) -> Answer {
+    let note = query.contains_key("expired").then_some(
+        "The page after buying opens your downloads only for a while. Enter your address and we will email your links.",
+    );
+    same_origin_referrer(html(
         &app,
         StatusCode::OK,
         "Lost your link?",
-        &pages::lost_form(None),
-    )
+        &pages::lost_form(note),
+    ))
+}
+
+/// The origin (`scheme://host[:port]`) of a URL.
+fn origin_of(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&url[..scheme.len() + 3 + end])
+}
+
+/// Whether a POST comes from the shop's own pages: a browser names the
+/// page's origin in `Origin` (or else `Referer`); a request without either
+/// is not a browser's, which no origin check could stop anyway.
+fn same_origin(base_url: &str, origin: Option<&str>, referer: Option<&str>) -> bool {
+    let ours = origin_of(base_url).unwrap_or(base_url);
+    match (origin, referer) {
+        (Some(origin), _) => origin.trim_end_matches('/').eq_ignore_ascii_case(ours),
+        (None, Some(referer)) => origin_of(referer).is_some_and(|o| o.eq_ignore_ascii_case(ours)),
+        (None, None) => true,
+    }
 }
 
 pub async fn lost(
     app: Arc<App>,
-    client: Option<std::net::SocketAddr>,
+    client: IpAddr,
+    origin: Option<String>,
+    referer: Option<String>,
     form: HashMap<String, String>,
-) -> Reply_ {
+) -> Answer {
+    if !same_origin(
+        &app.store().settings.base_url,
+        origin.as_deref(),
+        referer.as_deref(),
+    ) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "this form only works on its own page",
+        );
+    }
     let email = form
         .get("email")
         .map(|e| e.trim().to_ascii_lowercase())
         .unwrap_or_default();
     if crate::store::settings::check_email(&email).is_err() {
-        return html(
+        return same_origin_referrer(html(
             &app,
             StatusCode::BAD_REQUEST,
             "Lost your link?",
             &pages::lost_form(Some("Please enter the email address you bought with.")),
-        );
+        ));
     }
-    let allowed = {
-        let mut limiter = app.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        let client_key = client
-            .map(|address| address.ip().to_string())
-            .unwrap_or_default();
-        limiter.allow(&format!("email:{email}"), 3, Duration::from_secs(3600))
-            && limiter.allow(
-                &format!("client:{client_key}"),
-                20,
-                Duration::from_secs(3600),
-            )
-    };
-    if !allowed {
+    let (by_address, by_client) = (format!("lost:{email}"), format!("lost-client:{client}"));
+    if !app.limiter.allow(&[
+        (by_address.as_str(), LOST_PER_ADDRESS),
+        (by_client.as_str(), LOST_PER_CLIENT),
+        ("lost", LOST_IN_ALL),
+    ]) {
         return html(
             &app,
             StatusCode::TOO_MANY_REQUESTS,
@@ -836,56 +1052,76 @@ pub async fn lost(
             "<h1>Please wait a while</h1><p>We have had several requests for this address or from your network. Try again in an hour.</p>",
         );
     }
-    let mut known = app
-        .db
-        .purchases_of(&email)
-        .map(|found| !found.is_empty())
-        .unwrap_or(false);
-    if !known {
-        let _ = crate::ledger::each(&app.store().root, |purchase| {
-            if purchase.email.eq_ignore_ascii_case(&email) && purchase.status == "paid" {
-                known = true;
-            }
-            Ok(())
-        });
-    }
-    if known {
-        let now = app.now();
-        let recipient = email.clone();
-        if let Err(error) = app
-            .db
-            .write(move |connection| {
-                state::queue_mail(connection, "links", &recipient, None, None, now)
-            })
-            .await
-        {
-            tracing::error!(
-                "cannot queue lost-link mail: {}",
-                crate::error::one_line(&error)
-            );
-        }
-    }
-    // The same answer whether or not the address bought anything.
-    html(
+    // Answered before looking: the same work and the same time whether or
+    // not the address bought anything.
+    tokio::spawn(queue_links(app.clone(), email));
+    same_origin_referrer(html(
         &app,
         StatusCode::OK,
         "Check your email",
         "<h1>Check your email</h1><p>If that address bought anything here, we have sent fresh download links to it. They should arrive within a few minutes.</p>",
-    )
+    ))
+}
+
+/// Queues a mail of fresh links if `email` bought anything not refunded.
+async fn queue_links(app: Arc<App>, email: String) {
+    let known = match app.db.purchases_of(&email).await {
+        Ok(found) => !found.is_empty(),
+        Err(error) => {
+            tracing::error!("lost link: {}", crate::error::one_line(&error));
+            false
+        }
+    };
+    let known = known || {
+        let (root, wanted) = (app.store().root.clone(), email.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut found = false;
+            let _ = crate::ledger::each(&root, |purchase| {
+                found |= purchase.email.eq_ignore_ascii_case(&wanted) && purchase.status == "paid";
+                Ok(())
+            });
+            found
+        })
+        .await
+        .unwrap_or(false)
+    };
+    if !known {
+        return;
+    }
+    let now = app.now();
+    if let Err(error) = app
+        .db
+        .write(move |connection| state::queue_mail(connection, "links", &email, None, None, now))
+        .await
+    {
+        tracing::error!(
+            "cannot queue lost-link mail: {}",
+            crate::error::one_line(&error)
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::*;
 
     #[test]
-    fn ranges_are_single_and_within_the_file() {
-        assert_eq!(parse_range("bytes=0-99", 1000), Some(Ok((0, 99))));
-        assert_eq!(parse_range("bytes=500-", 1000), Some(Ok((500, 999))));
-        assert_eq!(parse_range("bytes=-100", 1000), Some(Ok((900, 999))));
-        assert_eq!(parse_range("bytes=900-5000", 1000), Some(Ok((900, 999))));
-        assert_eq!(parse_range("bytes=1000-", 1000), Some(Err(())));
-        assert_eq!(parse_range("bytes=0-1,5-6", 1000), None);
-        assert_eq!(parse_range("items=0-1", 1000), None);
+    fn only_the_shops_own_pages_may_post() {
+        let base = "https://books.example";
+        assert!(same_origin(base, Some("https://books.example"), None));
+        assert!(same_origin(base, None, Some("https://books.example/lost")));
+        assert!(same_origin(base, None, None));
+        assert!(!same_origin(base, Some("https://evil.example"), None));
+        assert!(!same_origin(base, Some("null"), None));
+        assert!(!same_origin(
+            base,
+            None,
+            Some("https://books.example.evil.example/")
+        ));
+        assert!(!same_origin(
+            "http://127.0.0.1:8080",
+            Some("http://127.0.0.1:9090"),
+            None
+        ));
     }
 }

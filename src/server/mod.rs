@@ -2,12 +2,17 @@
 //! signed, counted download links.
 //!
 //! [`routes`] builds the warp filter from an [`App`]; [`serve`] runs it on a
-//! listener until a shutdown signal, letting in-flight downloads finish.
-//! Handlers live in `handlers.rs`, pages in `pages.rs`.
+//! listener (through `connection`, which times connections out) until a
+//! shutdown signal, letting in-flight downloads finish. Handlers live in
+//! `handlers.rs`, pages in `pages.rs`, the client's address and rate limits
+//! in `client.rs`, the parsing of `Range` in `range.rs`.
 
+pub mod client;
+pub mod connection;
 mod handlers;
 pub mod outbox;
 pub mod pages;
+mod range;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,6 +28,8 @@ use crate::state::Db;
 use crate::store::Store;
 use crate::stripe;
 use crate::tokens::Key;
+
+pub use connection::Timeouts;
 
 /// Where files come from.
 #[derive(Debug)]
@@ -43,25 +50,28 @@ pub struct App {
     store: std::sync::RwLock<Arc<Store>>,
     store_stamp: Mutex<Stamp>,
     pub stripe: stripe::Client,
+    /// Stripe for requests a visitor waits on: one attempt, a short
+    /// deadline, so that a slow Stripe costs a visitor seconds, not minutes.
+    pub stripe_quick: stripe::Client,
     /// The first key signs; all verify (the previous one after a rotation).
     pub keys: Vec<Key>,
     pub webhook_secret: Option<Secret>,
-    pub db: Db,
+    pub db: Arc<Db>,
     pub delivery: Delivery,
     /// The page layout: the store's `templates/page.html`, or the built-in.
     pub layout: String,
     /// Unix seconds now.
-    pub clock: fn() -> i64,
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// Flags and environment over shop.toml, for reloading the store.
     pub overrides: crate::store::Overrides,
     links: Mutex<HashMap<u64, (String, Instant)>>,
-    limiter: Mutex<RateLimiter>,
+    limiter: client::Limiter,
     files: Mutex<FileCache>,
 }
 
 /// Small local files kept in memory once read: released files never change
 /// (a release writes them once, by rename), and serving from memory spares
-/// a trip to the blocking pool and a copy per download.
+/// a trip to the blocking pool per download.
 #[derive(Debug, Default)]
 struct FileCache {
     entries: HashMap<PathBuf, bytes::Bytes>,
@@ -73,6 +83,10 @@ struct FileCache {
 const CACHED_FILE_MAX: u64 = 8 * 1024 * 1024;
 /// ...within this much memory in all.
 const CACHE_BUDGET: usize = 64 * 1024 * 1024;
+
+/// How long an asset's URL from GitHub is reused: GitHub's live five
+/// minutes; a buyer sent to one must have time to start.
+const LINK_REUSE: Duration = Duration::from_secs(240);
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,19 +109,25 @@ impl App {
         let layout = std::fs::read_to_string(store.root.join("templates").join("page.html"))
             .unwrap_or_else(|_| pages::LAYOUT.to_owned());
         let stamp = Stamp::of(&store.root);
+        let stripe_quick = stripe.clone().with_retry(stripe::RetryPolicy {
+            max_attempts: 1,
+            attempt_timeout: Some(Duration::from_secs(5)),
+            ..stripe::RetryPolicy::default()
+        });
         App {
             store: std::sync::RwLock::new(Arc::new(store)),
             store_stamp: Mutex::new(stamp),
             stripe,
+            stripe_quick,
             keys,
             webhook_secret,
-            db,
+            db: Arc::new(db),
             delivery,
             layout,
-            clock: system_now,
+            clock: Arc::new(system_now),
             overrides: crate::store::Overrides::default(),
             links: Mutex::new(HashMap::new()),
-            limiter: Mutex::new(RateLimiter::default()),
+            limiter: client::Limiter::default(),
             files: Mutex::new(FileCache::default()),
         }
     }
@@ -167,14 +187,19 @@ impl App {
         )
     }
 
-    /// A cached short-lived asset URL, fetched again a minute before GitHub's
-    /// five minutes run out.
+    /// A short-lived asset URL fetched less than [`LINK_REUSE`] ago.
     fn cached_link(&self, asset: u64) -> Option<String> {
         let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         links
             .get(&asset)
-            .filter(|(_, at)| at.elapsed() < Duration::from_secs(60))
+            .filter(|(_, at)| at.elapsed() < LINK_REUSE)
             .map(|(url, _)| url.clone())
+    }
+
+    fn cache_link(&self, asset: u64, url: &str) {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links.retain(|_, (_, at)| at.elapsed() < LINK_REUSE);
+        links.insert(asset, (url.to_owned(), Instant::now()));
     }
 
     /// The bytes of a small file from memory, reading it once; `None` for a
@@ -219,11 +244,6 @@ impl App {
             cache.order.push_back(path.to_owned());
         }
         Some(bytes)
-    }
-
-    fn cache_link(&self, asset: u64, url: &str) {
-        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
-        links.insert(asset, (url.to_owned(), Instant::now()));
     }
 }
 
@@ -274,27 +294,26 @@ impl Stamp {
     }
 }
 
-/// Requests per key in a window, for the lost-link form.
-#[derive(Debug, Default)]
-struct RateLimiter {
-    seen: HashMap<String, Vec<Instant>>,
-}
-
-impl RateLimiter {
-    /// Whether one more request for `key` fits `limit` per `window`.
-    fn allow(&mut self, key: &str, limit: usize, window: Duration) -> bool {
-        if self.seen.len() > 100_000 {
-            self.seen
-                .retain(|_, times| times.iter().any(|at| at.elapsed() < window));
-        }
-        let times = self.seen.entry(key.to_owned()).or_default();
-        times.retain(|at| at.elapsed() < window);
-        if times.len() >= limit {
-            return false;
-        }
-        times.push(Instant::now());
-        true
-    }
+/// The real client of a request (see `client::address`).
+fn client_of(
+    app: Arc<App>,
+) -> impl Filter<Extract = (std::net::IpAddr,), Error = warp::Rejection> + Clone {
+    warp::ext::optional::<connection::Peer>()
+        .and(warp::header::optional::<String>("forwarded"))
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .map(
+            move |peer: Option<connection::Peer>,
+                  forwarded: Option<String>,
+                  x_forwarded_for: Option<String>| {
+                let peer = peer.map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.0.ip());
+                client::address(
+                    peer,
+                    forwarded.as_deref(),
+                    x_forwarded_for.as_deref(),
+                    &app.store().settings.serve.trusted_proxies,
+                )
+            },
+        )
 }
 
 /// Every route of the server.
@@ -302,19 +321,25 @@ pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     let errors_app = app.clone();
-    let with_app = warp::any().map(move || app.clone());
+    let with_app = warp::any().map({
+        let app = app.clone();
+        move || app.clone()
+    });
+    let client = client_of(app.clone());
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(|| handlers::text(warp::http::StatusCode::OK, "ok"));
     let buy = warp::path!("buy" / String)
         .and(warp::get())
         .and(with_app.clone())
+        .and(client.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("referer"))
         .then(handlers::buy);
     let thanks = warp::path!("thanks")
         .and(warp::get())
         .and(with_app.clone())
+        .and(client.clone())
         .and(warp::query::<HashMap<String, String>>())
         .then(handlers::thanks);
     let webhook = warp::path!("stripe" / "webhook")
@@ -330,30 +355,39 @@ pub fn routes(
         .and(warp::query::<HashMap<String, String>>())
         .then(handlers::download_page);
     let file = warp::path!("d" / String / String)
+        .and(warp::method())
         .and(warp::get().or(warp::head()).unify())
         .and(with_app.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("range"))
+        .and(warp::header::optional::<String>("if-range"))
         .then(handlers::download);
+    let unsubscribe_page = warp::path!("unsubscribe" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(handlers::unsubscribe_page);
     let unsubscribe = warp::path!("unsubscribe" / String)
-        .and(warp::get().or(warp::post()).unify())
+        .and(warp::post())
         .and(with_app.clone())
         .then(handlers::unsubscribe);
     let lost_form = warp::path!("lost")
         .and(warp::get())
         .and(with_app.clone())
+        .and(warp::query::<HashMap<String, String>>())
         .then(handlers::lost_form);
     let lost = warp::path!("lost")
         .and(warp::post())
         .and(with_app.clone())
-        .and(warp::addr::remote())
+        .and(client)
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("referer"))
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::form::<HashMap<String, String>>())
         .then(handlers::lost);
     let log = warp::log::custom(|info| {
-        tracing::info!(
+        tracing::debug!(
             method = %info.method(),
-            path = %redact_token(info.path()),
+            path = %redact(info.path()),
             status = info.status().as_u16(),
             elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
             "request"
@@ -370,6 +404,8 @@ pub fn routes(
         .unify()
         .or(webhook)
         .unify()
+        .or(unsubscribe_page)
+        .unify()
         .or(unsubscribe)
         .unify()
         .or(lost_form)
@@ -381,18 +417,21 @@ pub fn routes(
             async move { Ok::<_, std::convert::Infallible>(handlers::rejection(&app, &rejection)) }
         })
         .unify()
+        .map(handlers::secured)
         .with(log)
 }
 
-/// Logs never hold a download token: it is a bearer credential.
-fn redact_token(path: &str) -> String {
-    match path.strip_prefix("/d/") {
-        Some(rest) => match rest.split_once('/') {
-            Some((_, file)) => format!("/d/…/{file}"),
-            None => "/d/…".to_owned(),
-        },
-        None => path.to_owned(),
+/// A path fit for a log: no token (a bearer credential) of any kind.
+fn redact(path: &str) -> String {
+    for prefix in ["/d/", "/unsubscribe/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            return match rest.split_once('/') {
+                Some((_, file)) => format!("{prefix}…/{file}"),
+                None => format!("{prefix}…"),
+            };
+        }
     }
+    path.to_owned()
 }
 
 /// Serves `app` on `listener` until `shutdown` completes; in-flight
@@ -400,13 +439,10 @@ fn redact_token(path: &str) -> String {
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
+    timeouts: Timeouts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(app))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    connection::serve(listener, warp::service(routes(app)), timeouts, shutdown).await;
 }
 
 /// Binds `address` with `TCP_NODELAY` (small responses go out at once).

@@ -38,8 +38,8 @@ pub async fn send_due(
 ) -> anyhow::Result<usize> {
     let now = app.now();
     let mut sent = 0;
-    for queued in app.db.due_mail(now, 100)? {
-        let outcome = match compose(app, templates, &queued) {
+    for queued in app.db.due_mail(now, 100).await? {
+        let outcome = match compose(app, templates, &queued).await {
             Ok(Some(message)) => mailer.send(message).await.map_err(anyhow::Error::from),
             Ok(None) => Ok(()), // nothing left to send it about (a purchase now unknown)
             Err(error) => Err(error),
@@ -53,7 +53,7 @@ pub async fn send_due(
                 tracing::warn!(
                     id = queued.id,
                     "mail not sent, will retry: {}",
-                    error.to_string().lines().next().unwrap_or_default()
+                    crate::error::one_line(error.as_ref())
                 );
                 app.db
                     .mail_failed(
@@ -67,6 +67,32 @@ pub async fn send_due(
         }
     }
     Ok(sent)
+}
+
+/// The ledger's purchases by `email` that are paid and not since revoked
+/// by a webhook, read on a blocking thread.
+async fn paid_in_ledger(app: &App, email: &str) -> anyhow::Result<Vec<crate::ledger::Purchase>> {
+    let (root, email, db) = (app.store().root.clone(), email.to_owned(), app.db.clone());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<crate::ledger::Purchase>> {
+        let mut found = Vec::new();
+        crate::ledger::each(&root, |purchase| {
+            if purchase.email.eq_ignore_ascii_case(&email) && purchase.status == "paid" {
+                found.push(purchase);
+            }
+            Ok(())
+        })?;
+        let mut kept = Vec::with_capacity(found.len());
+        for purchase in found {
+            let revoked = db.read(|connection| {
+                crate::state::is_revoked(connection, purchase.payment_intent.as_deref())
+            })?;
+            if !revoked {
+                kept.push(purchase);
+            }
+        }
+        Ok(kept)
+    })
+    .await?
 }
 
 fn expires(app: &App) -> String {
@@ -86,7 +112,7 @@ fn base_values(app: &App, email: &str) -> BTreeMap<&'static str, String> {
     .collect()
 }
 
-fn compose(
+async fn compose(
     app: &App,
     templates: &Templates,
     queued: &QueuedMail,
@@ -100,6 +126,11 @@ fn compose(
             let Some(purchase) = app.db.purchase(id)? else {
                 return Ok(None);
             };
+            if app.db.revoked(&purchase)? {
+                // Refunded before its receipt went out: none is owed.
+                tracing::info!(purchase = %purchase.id, "receipt dropped: the purchase was refunded");
+                return Ok(None);
+            }
             let store = app.store();
             let Ok(product) = store.product(&purchase.product) else {
                 return Ok(None);
@@ -121,20 +152,17 @@ fn compose(
             )?))
         }
         "links" => {
+            let known = app.db.purchases_of(&queued.recipient).await?;
+            let ledger = paid_in_ledger(app, &queued.recipient).await?;
             let mut purchases: BTreeMap<String, (String, String)> = BTreeMap::new();
-            for purchase in app.db.purchases_of(&queued.recipient)? {
+            for purchase in known {
                 purchases.insert(purchase.id.clone(), (purchase.product, purchase.version));
             }
-            crate::ledger::each(&app.store().root, |purchase| {
-                if purchase.email.eq_ignore_ascii_case(&queued.recipient)
-                    && purchase.status == "paid"
-                {
-                    purchases
-                        .entry(purchase.id.clone())
-                        .or_insert((purchase.product, purchase.version));
-                }
-                Ok(())
-            })?;
+            for purchase in ledger {
+                purchases
+                    .entry(purchase.id.clone())
+                    .or_insert((purchase.product, purchase.version));
+            }
             if purchases.is_empty() {
                 return Ok(None);
             }

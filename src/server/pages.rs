@@ -25,7 +25,8 @@ pub struct FileRow {
     pub name: String,
     pub size: u64,
     pub sha256: String,
-    pub used: u32,
+    /// Whole downloads left (a broken one counts as left, to finish it).
+    pub left: u32,
     pub allowed: u32,
     pub href: String,
 }
@@ -56,7 +57,7 @@ pub fn downloads(
     );
     body.push_str("<table><thead><tr><th scope=\"col\">File</th><th scope=\"col\">Size</th><th scope=\"col\">Downloads left</th></tr></thead><tbody>");
     for file in files {
-        let left = file.allowed.saturating_sub(file.used);
+        let left = file.left;
         let link = if left > 0 {
             format!(
                 "<a class=\"button\" href=\"{}\" download>{}</a>",
@@ -101,6 +102,14 @@ pub fn refusal(title: &str, text: &str) -> String {
         escape(title),
         escape(text)
     )
+}
+
+/// The confirmation of an unsubscribe link: a button that posts back.
+pub fn unsubscribe_form() -> String {
+    "<h1>Stop update notices?</h1><p>You will no longer get an email when a new version \
+     comes out. Receipts and the links you ask for still come.</p>\
+     <form method=\"post\"><button type=\"submit\">Stop update notices</button></form>"
+        .to_owned()
 }
 
 pub fn lost_form(message: Option<&str>) -> String {

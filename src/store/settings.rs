@@ -38,7 +38,32 @@ pub struct Settings {
     /// `owner/name`; `None` keeps files in the store's local files folder.
     pub github_repository: Option<String>,
     pub mail: MailSettings,
+    pub serve: ServeSettings,
 }
+
+/// How `shop serve` treats its visitors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeSettings {
+    /// How long after a purchase `/thanks` still opens its download page,
+    /// in seconds; later visitors are sent to `/lost`.
+    pub thanks_window: u64,
+    /// Reverse proxies whose `X-Forwarded-For` and `Forwarded` headers are
+    /// believed: the client is the last address before them. Empty: the
+    /// TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            thanks_window: DEFAULT_THANKS_WINDOW,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// How long `/thanks` opens a purchase's download page: an hour.
+pub const DEFAULT_THANKS_WINDOW: u64 = 3_600;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailSettings {
@@ -95,6 +120,16 @@ struct RawSettings {
     github: RawGithub,
     #[serde(default)]
     mail: RawMail,
+    #[serde(default)]
+    serve: RawServe,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServe {
+    thanks_window: Option<Spanned<String>>,
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -347,6 +382,44 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         }
     };
 
+    let thanks_window = match &raw.serve.thanks_window {
+        None => DEFAULT_THANKS_WINDOW,
+        Some(window) => match parse_duration(window.get_ref()) {
+            Ok(seconds @ 60..=2_592_000) => seconds,
+            Ok(_) => {
+                problem(
+                    Origin::File(window.span()),
+                    format!("`{}` is outside 1m to 30d", window.get_ref()),
+                    "write how long the thanks page opens the download page, such as `1h`",
+                );
+                DEFAULT_THANKS_WINDOW
+            }
+            Err(message) => {
+                problem(
+                    Origin::File(window.span()),
+                    message,
+                    "write how long the thanks page opens the download page, such as `1h`",
+                );
+                DEFAULT_THANKS_WINDOW
+            }
+        },
+    };
+    let mut trusted_proxies = Vec::new();
+    for proxy in &raw.serve.trusted_proxies {
+        let text = proxy.get_ref().trim();
+        let parsed = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => problem(
+                Origin::File(proxy.span()),
+                format!("`{text}` is not an IP address or network"),
+                "list the addresses of your reverse proxies, such as `\"127.0.0.1\"` or `\"10.0.0.0/8\"`",
+            ),
+        }
+    }
+
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -359,6 +432,10 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         link_lifetime,
         github_repository,
         mail: MailSettings { from, transport },
+        serve: ServeSettings {
+            thanks_window,
+            trusted_proxies,
+        },
     })
 }
 

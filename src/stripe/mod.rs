@@ -66,6 +66,8 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// No retry starts after this much time since the first attempt.
     pub deadline: Duration,
+    /// Each attempt fails after this long (the client's own 80 s otherwise).
+    pub attempt_timeout: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -75,6 +77,7 @@ impl Default for RetryPolicy {
             initial_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
             deadline: Duration::from_secs(60),
+            attempt_timeout: None,
         }
     }
 }
@@ -489,6 +492,9 @@ impl Client {
                 .request(method.clone(), target)
                 .bearer_auth(self.key.expose())
                 .header("Stripe-Version", API_VERSION);
+            if let Some(timeout) = self.retry.attempt_timeout {
+                request = request.timeout(timeout);
+            }
             if method != Method::GET {
                 request = request
                     .header("Content-Type", "application/x-www-form-urlencoded")
@@ -881,6 +887,7 @@ mod tests {
             initial_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(1000),
             deadline: Duration::from_secs(10),
+            attempt_timeout: None,
         };
         for _ in 0..50 {
             let first = policy.backoff(1);

@@ -106,6 +106,13 @@ pub struct CheckoutSession {
 }
 
 impl CheckoutSession {
+    /// Whether the buyer is owed what they bought: paid, or owing nothing
+    /// (a 100 % discount completes as `no_payment_required`).
+    pub fn is_fulfilled(&self) -> bool {
+        self.status.as_deref() == Some("complete")
+            && matches!(self.payment_status.as_str(), "paid" | "no_payment_required")
+    }
+
     /// The buyer's email: what they typed at checkout, else what was prefilled.
     pub fn email(&self) -> Option<&str> {
         self.customer_details

@@ -13,6 +13,10 @@ pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef0123";
 
 pub const PRODUCT: &str = "name = \"The Field Guide\"\nprice = \"29.00\"\nfiles = [\"guide.pdf\", \"guide.epub\"]\ndownload_limit = 5\n";
 
+/// The files of the default product: a large one (streamed from disk) and
+/// a small one (kept in memory by the server).
+pub const FILES: &[(&str, usize)] = &[("guide.pdf", 9 * 1024 * 1024 + 17), ("guide.epub", 1000)];
+
 pub struct Served {
     pub runtime: tokio::runtime::Runtime,
     pub sandbox: Option<Sandbox>,
@@ -21,6 +25,14 @@ pub struct Served {
     pub url: String,
     pub http: reqwest::Client,
     pub files: Vec<Vec<u8>>,
+    /// Arguments given to `shop serve` after `--listen`.
+    pub serve_args: Vec<String>,
+    /// A command line run in front of `shop serve` (such as a shell that
+    /// lowers a limit first), or empty.
+    pub wrapper: Vec<String>,
+    /// Everything `shop serve` wrote to stderr, across launches.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+    log_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Served {
@@ -36,6 +48,19 @@ impl Served {
 
     /// [`Served::start_with`], with `prepare` changing the store first.
     pub fn start_with_store(extra_env: &[(&str, &str)], prepare: impl FnOnce(&Test)) -> Served {
+        let mut served = Served::prepare(extra_env, FILES, prepare);
+        served.launch();
+        served
+    }
+
+    /// A store with a product of these files released, and a sandbox, but
+    /// no server yet: set [`Served::serve_args`] or [`Served::wrapper`],
+    /// then [`Served::launch`].
+    pub fn prepare(
+        extra_env: &[(&str, &str)],
+        files: &[(&str, usize)],
+        prepare: impl FnOnce(&Test),
+    ) -> Served {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -52,7 +77,14 @@ impl Served {
             Some(format!("{url}/stripe/webhook")),
         ));
         let mut test = Test::store();
-        test.write("products/guide.toml", PRODUCT);
+        let names: Vec<String> = files.iter().map(|(name, _)| format!("{name:?}")).collect();
+        test.write(
+            "products/guide.toml",
+            &PRODUCT.replace(
+                "[\"guide.pdf\", \"guide.epub\"]",
+                &format!("[{}]", names.join(", ")),
+            ),
+        );
         prepare(&test);
         test.env("SHOP_STRIPE_API_BASE", &sandbox.url);
         test.env("STRIPE_SECRET_KEY", "sk_test_serve");
@@ -64,12 +96,12 @@ impl Served {
         }
         let build = test.root().join("build");
         std::fs::create_dir_all(&build).unwrap();
-        let mut files = Vec::new();
+        let mut contents = Vec::new();
         let mut args = vec!["release".to_owned(), "guide".to_owned(), "1.0.0".to_owned()];
-        for (name, size) in [("guide.pdf", 9 * 1024 * 1024 + 17), ("guide.epub", 1000)] {
+        for &(name, size) in files {
             let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
             std::fs::write(build.join(name), &bytes).unwrap();
-            files.push(bytes);
+            contents.push(bytes);
             args.push(build.join(name).to_str().unwrap().to_owned());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -79,17 +111,19 @@ impl Served {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let mut served = Served {
+        Served {
             runtime,
             sandbox: Some(sandbox),
             test,
             server: None,
             url,
             http,
-            files,
-        };
-        served.launch();
-        served
+            files: contents,
+            serve_args: Vec::new(),
+            wrapper: Vec::new(),
+            log: Default::default(),
+            log_reader: None,
+        }
     }
 
     pub fn sandbox(&self) -> &Sandbox {
@@ -99,9 +133,18 @@ impl Served {
     /// Starts `shop serve` and waits until it answers.
     pub fn launch(&mut self) {
         let address = self.url.trim_start_matches("http://").to_owned();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_shop"));
+        let shop = env!("CARGO_BIN_EXE_shop");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(shop);
+                command
+            }
+            None => Command::new(shop),
+        };
         command
             .args(["serve", "--listen", &address])
+            .args(&self.serve_args)
             .current_dir(self.test.path())
             .env_clear();
         for (key, value) in self.test.environment() {
@@ -118,11 +161,20 @@ impl Served {
             line.clear();
             assert!(
                 stderr.read_line(&mut line).unwrap() > 0,
-                "shop serve did not start"
+                "shop serve did not start:\n{}",
+                self.log.lock().unwrap()
             );
+            self.log.lock().unwrap().push_str(&line);
         }
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr.lines() {});
+        // Keep reading its log so it never blocks on a full pipe.
+        let log = self.log.clone();
+        self.log_reader = Some(std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }));
         self.server = Some(child);
     }
 
@@ -133,7 +185,11 @@ impl Served {
             .arg(child.id().to_string())
             .status()
             .unwrap();
-        child.wait().unwrap()
+        let status = child.wait().unwrap();
+        if let Some(reader) = self.log_reader.take() {
+            reader.join().unwrap();
+        }
+        status
     }
 
     pub fn get(&self, path: &str) -> reqwest::Response {

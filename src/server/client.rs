@@ -1,0 +1,219 @@
+//! Who is asking: the real client of a request, and how often each client
+//! (and everyone together) may ask for what costs something.
+//!
+//! Behind a reverse proxy every request comes from the proxy, so the
+//! client is the address the proxy forwards for; but those headers are
+//! whatever a client writes unless a trusted proxy wrote them. Only the
+//! proxies named in `[serve] trusted_proxies` are believed, and the client
+//! is the last address before them in the chain (RFC 7239 `Forwarded`, or
+//! else `X-Forwarded-For`), so a client cannot choose its own key.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+/// The client of a request that came from `peer` with these headers.
+pub fn address(
+    peer: IpAddr,
+    forwarded: Option<&str>,
+    x_forwarded_for: Option<&str>,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let chain: Vec<Option<IpAddr>> = match (forwarded, x_forwarded_for) {
+        (Some(forwarded), _) => forwarded
+            .split(',')
+            .map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (key, value) = pair.split_once('=')?;
+                    key.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| node_address(value))?
+                })
+            })
+            .collect(),
+        (None, Some(list)) => list.split(',').map(node_address).collect(),
+        (None, None) => return peer,
+    };
+    // From the nearest hop back: the first one not a trusted proxy. An
+    // entry that is no address (`unknown`, an obfuscated name) ends the
+    // walk: what lies before it cannot be trusted, so the last proxy is
+    // the key.
+    let mut client = peer;
+    for hop in chain.iter().rev() {
+        match hop {
+            Some(address) if is_trusted(address) => client = *address,
+            Some(address) => return *address,
+            None => return client,
+        }
+    }
+    client
+}
+
+/// An address from a `Forwarded` node or an `X-Forwarded-For` entry:
+/// `192.0.2.1`, `"[2001:db8::1]:4711"`, `198.51.100.7:80`.
+fn node_address(text: &str) -> Option<IpAddr> {
+    let text = text.trim().trim_matches('"');
+    if let Ok(address) = text.parse::<IpAddr>() {
+        return Some(address);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+/// A limit: at most `count` in `window`.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub count: usize,
+    pub window: Duration,
+}
+
+impl Quota {
+    pub const fn per_minute(count: usize) -> Quota {
+        Quota {
+            count,
+            window: Duration::from_secs(60),
+        }
+    }
+
+    pub const fn per_hour(count: usize) -> Quota {
+        Quota {
+            count,
+            window: Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// Requests per key in a sliding window. Kept by hand (a map of recent
+/// times) rather than with `governor`: each limit here is a few requests an
+/// hour, memory is bounded by pruning, and a check of several keys must
+/// take all or none.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    seen: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+/// Keys kept before old ones are pruned.
+const MAX_KEYS: usize = 100_000;
+
+impl Limiter {
+    /// Whether one more request fits every `(key, quota)`; if it does, it
+    /// is counted against each, and if not, against none.
+    pub fn allow(&self, checks: &[(&str, Quota)]) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if seen.len() > MAX_KEYS {
+            seen.retain(|_, times| {
+                times
+                    .iter()
+                    .any(|at| now - *at < Duration::from_secs(3_600))
+            });
+        }
+        for (key, quota) in checks {
+            if let Some(times) = seen.get_mut(*key) {
+                times.retain(|at| now - *at < quota.window);
+                if times.len() >= quota.count {
+                    return false;
+                }
+            }
+        }
+        for (key, _) in checks {
+            seen.entry((*key).to_owned()).or_default().push(now);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|net| net.parse().unwrap()).collect()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peers_are_the_client_whatever_they_claim() {
+        assert_eq!(
+            address(ip("203.0.113.9"), None, Some("198.51.100.1"), &[]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            address(
+                ip("203.0.113.9"),
+                Some("for=198.51.100.1"),
+                None,
+                &nets(&["127.0.0.1/32"])
+            ),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_last_untrusted_hop_is_the_client() {
+        let trusted = nets(&["127.0.0.1/32", "10.0.0.0/8"]);
+        // A client prepending a fake address cannot choose its key.
+        assert_eq!(
+            address(
+                ip("127.0.0.1"),
+                None,
+                Some("1.2.3.4, 198.51.100.7, 10.0.0.2"),
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            address(
+                ip("127.0.0.1"),
+                Some("for=1.2.3.4, for=\"[2001:db8::17]:4711\";proto=https"),
+                Some("9.9.9.9"),
+                &trusted
+            ),
+            ip("2001:db8::17")
+        );
+        assert_eq!(
+            address(ip("127.0.0.1"), None, Some("198.51.100.7:5555"), &trusted),
+            ip("198.51.100.7")
+        );
+        // Nothing forwarded, or only proxies, or an unknown hop: the proxy.
+        assert_eq!(
+            address(ip("127.0.0.1"), None, None, &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            address(ip("127.0.0.1"), None, Some("10.0.0.5"), &trusted),
+            ip("10.0.0.5")
+        );
+        assert_eq!(
+            address(ip("127.0.0.1"), Some("for=unknown"), None, &trusted),
+            ip("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn limits_count_all_keys_or_none() {
+        let limiter = Limiter::default();
+        let tight = Quota::per_hour(2);
+        let loose = Quota::per_hour(3);
+        assert!(limiter.allow(&[("a", tight), ("all", loose)]));
+        assert!(limiter.allow(&[("a", tight), ("all", loose)]));
+        assert!(!limiter.allow(&[("a", tight), ("all", loose)]));
+        // The refusal of `a` cost `all` nothing.
+        assert!(limiter.allow(&[("b", tight), ("all", loose)]));
+        assert!(!limiter.allow(&[("c", tight), ("all", loose)]));
+    }
+}

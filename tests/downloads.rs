@@ -1,0 +1,718 @@
+//! The first promise of a download link, tried as an attacker and as a new
+//! buyer would: whatever mix of GET, HEAD and `Range` one purchase sends,
+//! it gets at most its limit's worth of a file; an honest download that
+//! broke resumes for free; links end; the server cannot be held by idle
+//! connections; and nothing the server logs can be replayed.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::served::{FILES, Served, TOKEN_SECRET};
+
+/// Sends a request and reads its whole body.
+fn fetch(
+    served: &Served,
+    method: Method,
+    url: &str,
+    range: Option<&str>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    served.runtime.block_on(async {
+        let mut request = served.http.request(method, url);
+        if let Some(range) = range {
+            request = request.header("Range", range);
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, response.bytes().await.unwrap().to_vec())
+    })
+}
+
+/// `n of 5` left for file `name`, as the download page says.
+fn left(served: &Served, page: &str, name: &str) -> String {
+    let html = served.body(served.get(page));
+    let row = html
+        .split("<tr>")
+        .find(|row| row.contains(name))
+        .unwrap_or_else(|| panic!("no row for {name}:\n{html}"));
+    let start = row.find("data-left=\"").unwrap() + "data-left=\"".len();
+    let cell = &row[start..];
+    let text = &cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()];
+    text.to_owned()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn ranges_cannot_rebuild_a_file_past_the_limit() {
+    let served = Served::start();
+    let page = served.buy("mallory@example.com");
+    // The large file is streamed from disk, the small one from memory.
+    for (index, (name, size)) in FILES.iter().enumerate() {
+        let url = format!("{}{page}/{name}", served.url);
+        let (status, _, first) = fetch(&served, Method::GET, &url, Some("bytes=0-0"));
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+        let mut received = first.len();
+        let mut copies = 0;
+        for _ in 0..20 {
+            let (status, headers, body) = fetch(&served, Method::GET, &url, Some("bytes=1-"));
+            if status == StatusCode::GONE {
+                break;
+            }
+            assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+            assert_eq!(
+                headers["content-range"],
+                format!("bytes 1-{}/{size}", size - 1).as_str()
+            );
+            assert!(body == served.files[index][1..], "a range differs");
+            received += body.len();
+            copies += 1;
+        }
+        // Five copies and the one file of slack a resume may use, no more.
+        assert!(
+            received <= 6 * size,
+            "{name}: {received} bytes of a {size}-byte file"
+        );
+        assert!(copies >= 5, "{name}: only {copies} ranges were served");
+        let (status, _, _) = fetch(&served, Method::GET, &url, None);
+        assert_eq!(status, StatusCode::GONE, "{name}");
+        assert_eq!(left(&served, &page, name), "0 of 5");
+    }
+}
+
+#[test]
+fn head_never_counts_and_answers_as_get_would() {
+    let served = Served::start();
+    let page = served.buy("ada@example.com");
+    let url = format!("{}{page}/guide.pdf", served.url);
+    let size = served.files[0].len();
+    for _ in 0..3 {
+        let (status, headers, body) = fetch(&served, Method::HEAD, &url, None);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-length"], size.to_string().as_str());
+        assert_eq!(headers["accept-ranges"], "bytes");
+        assert!(headers.contains_key("etag"));
+        assert!(body.is_empty());
+    }
+    let (status, headers, _) = fetch(&served, Method::HEAD, &url, Some("bytes=100-"));
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(headers["content-length"], (size - 100).to_string().as_str());
+    assert_eq!(left(&served, &page, "guide.pdf"), "5 of 5");
+    let (_, get_headers, _) = fetch(&served, Method::GET, &url, None);
+    let (_, head_headers, _) = fetch(&served, Method::HEAD, &url, None);
+    for name in [
+        "content-length",
+        "content-type",
+        "content-disposition",
+        "etag",
+        "accept-ranges",
+    ] {
+        assert_eq!(get_headers[name], head_headers[name], "{name}");
+    }
+    for _ in 0..4 {
+        fetch(&served, Method::GET, &url, None);
+    }
+    let (status, _, _) = fetch(&served, Method::HEAD, &url, None);
+    assert_eq!(status, StatusCode::GONE);
+}
+
+/// Reads `take` bytes of a download, then drops the connection.
+fn broken_download(served: &Served, url: &str, take: usize) -> Vec<u8> {
+    let address = served.url.trim_start_matches("http://");
+    let path = url.trim_start_matches(&served.url);
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut body = vec![0u8; take];
+    stream.read_exact(&mut body).unwrap();
+    drop(stream);
+    body
+}
+
+#[test]
+fn a_broken_download_resumes_for_free_even_the_last() {
+    // Large enough that what sits in socket buffers when a download breaks
+    // (charged: the server cannot know it never arrived) is a small part.
+    let mut served = Served::prepare(
+        &[],
+        &[("guide.pdf", 64 << 20), ("guide.epub", 1000)],
+        |_| {},
+    );
+    served.launch();
+    let page = served.buy("ada@example.com");
+    let url = format!("{}{page}/guide.pdf", served.url);
+    let file = &served.files[0];
+    let size = file.len() as u64;
+    let charged = || -> u64 {
+        served.query("SELECT bytes FROM downloads WHERE file = 'guide.pdf'")[0][0]
+            .trim_start_matches("Integer(")
+            .trim_end_matches(')')
+            .parse()
+            .unwrap()
+    };
+    for copy in 1..=5 {
+        let head = broken_download(&served, &url, 1024 * 1024);
+        // The unsent rest is given back (what sat in buffers is not).
+        served.wait_for("the unsent bytes to be given back", || {
+            charged() < (copy - 1) * size + size / 2
+        });
+        let (status, _, rest) = fetch(
+            &served,
+            Method::GET,
+            &url,
+            Some(&format!("bytes={}-", head.len())),
+        );
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT, "copy {copy}");
+        let mut whole = head;
+        whole.extend_from_slice(&rest);
+        assert!(whole == *file, "copy {copy} differs when put together");
+        assert_eq!(
+            left(&served, &page, "guide.pdf"),
+            format!("{} of 5", 5 - copy)
+        );
+    }
+    let (status, _, _) = fetch(&served, Method::GET, &url, None);
+    assert_eq!(status, StatusCode::GONE);
+}
+
+#[test]
+fn no_random_sequence_of_requests_beats_the_limit() {
+    let served = Served::start();
+    let page = served.buy("eve@example.com");
+    let url = format!("{}{page}/guide.epub", served.url);
+    let size = served.files[1].len();
+    let mut random = rand::rngs::StdRng::seed_from_u64(11);
+    let mut received = 0;
+    for _ in 0..80 {
+        let range = match random.random_range(0..4) {
+            0 => None,
+            1 => Some(format!("bytes={}-", random.random_range(0..size + 10))),
+            2 => {
+                let start = random.random_range(0..size);
+                Some(format!(
+                    "bytes={start}-{}",
+                    start + random.random_range(0..size)
+                ))
+            }
+            _ => Some(format!("bytes=-{}", random.random_range(1..size * 2))),
+        };
+        let method = if random.random_bool(0.2) {
+            Method::HEAD
+        } else {
+            Method::GET
+        };
+        let (status, _, body) = fetch(&served, method, &url, range.as_deref());
+        assert!(
+            [
+                StatusCode::OK,
+                StatusCode::PARTIAL_CONTENT,
+                StatusCode::GONE,
+                StatusCode::RANGE_NOT_SATISFIABLE
+            ]
+            .contains(&status),
+            "{status}"
+        );
+        if status.is_success() {
+            received += body.len();
+        }
+    }
+    assert!(
+        received <= 6 * size,
+        "{received} bytes of a {size}-byte file"
+    );
+}
+
+#[test]
+fn files_named_with_spaces_and_letters_of_any_language_download() {
+    let mut served = Served::prepare(&[], &[("my book.pdf", 2000), ("Café.epub", 1500)], |_| {});
+    served.launch();
+    let page = served.buy("ada@example.com");
+    let html = served.body(served.get(&page));
+    for (index, (name, encoded)) in [
+        ("my book.pdf", "my%20book.pdf"),
+        ("Café.epub", "Caf%C3%A9.epub"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let href = format!("{page}/{encoded}");
+        assert!(html.contains(&href), "the page lacks {href}:\n{html}");
+        let (status, headers, body) =
+            fetch(&served, Method::GET, &format!("{}{href}", served.url), None);
+        assert_eq!(status, StatusCode::OK, "{name}");
+        assert!(body == served.files[index], "{name} differs");
+        let disposition = headers["content-disposition"].to_str().unwrap();
+        assert!(
+            disposition.ends_with(&format!("filename*=UTF-8''{encoded}")),
+            "{disposition}"
+        );
+    }
+}
+
+#[test]
+fn an_old_thanks_address_asks_for_an_email_instead() {
+    let mut served = Served::start();
+    let text = served.test.read("products/guide.toml");
+    let link = text
+        .lines()
+        .find_map(|l| l.strip_prefix("payment_link_url = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    let page = served.buy("ada@example.com");
+    let session = served.session_of(&page);
+    let thanks = format!("/thanks?session_id={session}");
+    // Within the hour, the thanks page opens the downloads again.
+    let again = served.get(&thanks);
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert!(
+        again.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/d/")
+    );
+    let _ = link;
+    served.stop_server();
+    served.test.env("SHOP_NOW", &(now() + 2 * 3600).to_string());
+    served.launch();
+    let later = served.get(&thanks);
+    assert_eq!(later.status(), StatusCode::SEE_OTHER);
+    assert_eq!(later.headers()["location"], "/lost?expired=1");
+    let form = served.body(served.get("/lost?expired=1"));
+    assert!(form.contains("Enter your address"), "{form}");
+}
+
+#[test]
+fn unsubscribing_takes_a_button_not_a_visit() {
+    let served = Served::start();
+    let key = shop::tokens::Key::new(
+        shop::secret::Secret::new("SHOP_TOKEN_SECRET", TOKEN_SECRET).unwrap(),
+    );
+    let link = shop::server::unsubscribe_link(&served.url, &key, "ada@example.com", now());
+    // A mail scanner following the link unsubscribes nobody.
+    for _ in 0..3 {
+        let visit = served.get(&link);
+        assert_eq!(visit.status(), StatusCode::OK);
+        let html = served.body(visit);
+        assert!(html.contains("<form method=\"post\">"), "{html}");
+    }
+    assert!(served.query("SELECT email FROM opt_outs").is_empty());
+    // The button, or a mail client's RFC 8058 one-click POST.
+    let posted = served
+        .runtime
+        .block_on(
+            served
+                .http
+                .post(&link)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body("List-Unsubscribe=One-Click")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::OK);
+    assert_eq!(served.query("SELECT email FROM opt_outs").len(), 1);
+}
+
+/// Asks `/lost` for `email` as `client` (behind the proxy), with `origin`.
+fn ask_lost(
+    served: &Served,
+    email: &str,
+    client: &str,
+    origin: Option<&str>,
+) -> (StatusCode, Duration) {
+    let form = shop::stripe::Form::new().field("email", email);
+    let mut request = served
+        .http
+        .post(format!("{}/lost", served.url))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Forwarded-For", client)
+        .body(form.encode());
+    if let Some(origin) = origin {
+        request = request.header("Origin", origin);
+    }
+    let started = Instant::now();
+    let response = served.runtime.block_on(request.send()).unwrap();
+    let status = response.status();
+    served.body(response);
+    (status, started.elapsed())
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[test]
+fn lost_is_same_origin_tells_nobody_who_bought_and_limits_real_clients() {
+    let served = Served::start_with_store(&[], |test| {
+        let settings = test
+            .read("shop.toml")
+            .replace("trusted_proxies = []", "trusted_proxies = [\"127.0.0.1\"]");
+        test.write("shop.toml", &settings);
+        // Forty buyers in the ledger.
+        let lines: Vec<String> = (0..40)
+            .map(|i| {
+                json!({"id": format!("cs_test_ledger{i:02}"), "created": "2026-11-02T10:00:00Z",
+                    "email": format!("buyer{i}@example.com"), "product": "guide", "version": "1.0.0",
+                    "amount": 2900, "currency": "usd", "payment_intent": format!("pi_ledger{i}"),
+                    "status": "paid"})
+                .to_string()
+            })
+            .collect();
+        test.write("purchases/2026-11.jsonl", &(lines.join("\n") + "\n"));
+    });
+    let base = served.url.clone();
+    let queued = || {
+        served
+            .query("SELECT recipient FROM mail_queue WHERE kind = 'links'")
+            .len()
+    };
+    // Another site's form posting here mails nobody.
+    let (status, _) = ask_lost(
+        &served,
+        "buyer0@example.com",
+        "198.51.100.1",
+        Some("https://evil.example"),
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Known and unknown addresses take the same time.
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..30 {
+        let (status, time) = ask_lost(
+            &served,
+            &format!("buyer{i}@example.com"),
+            &format!("203.0.113.{i}"),
+            Some(&base),
+        );
+        assert_eq!(status, StatusCode::OK);
+        known.push(time);
+        let (status, time) = ask_lost(
+            &served,
+            &format!("nobody{i}@example.com"),
+            &format!("203.0.113.{}", 100 + i),
+            Some(&base),
+        );
+        assert_eq!(status, StatusCode::OK);
+        unknown.push(time);
+    }
+    let (known, unknown) = (median(known), median(unknown));
+    let gap = known.abs_diff(unknown);
+    assert!(
+        gap < Duration::from_millis(2),
+        "known {known:?}, unknown {unknown:?}"
+    );
+    served.wait_for("30 mails for the known buyers", || queued() == 30);
+
+    // The limit is per real client: one behind the proxy is stopped,
+    // another is not.
+    for i in 0..20 {
+        let (status, _) = ask_lost(
+            &served,
+            &format!("someone{i}@example.com"),
+            "1.2.3.4, 198.51.100.50",
+            Some(&base),
+        );
+        assert_eq!(status, StatusCode::OK, "request {i}");
+    }
+    let (status, _) = ask_lost(
+        &served,
+        "someone-else@example.com",
+        "5.6.7.8, 198.51.100.50",
+        Some(&base),
+    );
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (status, _) = ask_lost(&served, "buyer39@example.com", "198.51.100.51", Some(&base));
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn idle_and_slow_connections_cannot_hold_the_server() {
+    let mut served = Served::prepare(&[], FILES, |_| {});
+    served.wrapper = ["sh", "-c", "ulimit -n 64 && exec \"$0\" \"$@\""]
+        .map(String::from)
+        .to_vec();
+    served.serve_args = ["--header-timeout", "1s", "--idle-timeout", "2s"]
+        .map(String::from)
+        .to_vec();
+    served.launch();
+    let address = served.url.trim_start_matches("http://").to_owned();
+    // More connections than the server has descriptors: silent ones, and
+    // ones that send half a request line.
+    let mut idle = Vec::new();
+    for index in 0..120 {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        if index % 3 == 0 {
+            stream.write_all(b"GET /d/").unwrap();
+        }
+        idle.push(stream);
+    }
+    let started = Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let url = format!("{}/healthz", served.url);
+    let answer = served
+        .runtime
+        .block_on(async { client.get(url).send().await });
+    assert!(
+        answer.as_ref().is_ok_and(|a| a.status() == StatusCode::OK),
+        "{answer:?} after {:?}",
+        started.elapsed()
+    );
+    // The silent ones were closed.
+    let mut first = idle.remove(0);
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buffer = [0u8; 16];
+    assert!(matches!(first.read(&mut buffer), Ok(0) | Err(_)));
+    served.stop_server();
+    assert!(
+        served.log.lock().unwrap().contains("open-file limit: 64"),
+        "{}",
+        served.log.lock().unwrap()
+    );
+}
+
+#[test]
+fn logs_hold_no_token_and_no_address_at_any_level() {
+    let served = Served::start_with(&[("SHOP_LOG", "trace")]);
+    let mut served = served;
+    let page = served.buy("ada@example.com");
+    let token = page.trim_start_matches("/d/").to_owned();
+    fetch(
+        &served,
+        Method::GET,
+        &format!("{}{page}/guide.epub", served.url),
+        None,
+    );
+    fetch(
+        &served,
+        Method::HEAD,
+        &format!("{}{page}/guide.pdf", served.url),
+        None,
+    );
+    served.get(&format!("{page}/nothing.txt"));
+    let key = shop::tokens::Key::new(
+        shop::secret::Secret::new("SHOP_TOKEN_SECRET", TOKEN_SECRET).unwrap(),
+    );
+    let unsubscribe = shop::server::unsubscribe_link(&served.url, &key, "ada@example.com", now());
+    served.get(&unsubscribe);
+    served
+        .runtime
+        .block_on(served.http.post(&unsubscribe).send())
+        .unwrap();
+    ask_lost(&served, "ada@example.com", "198.51.100.9", None);
+    served.wait_for("the lost-link mail", || {
+        !served
+            .query("SELECT id FROM mail_queue WHERE kind = 'links'")
+            .is_empty()
+    });
+    served.stop_server();
+    let log = served.log.lock().unwrap().clone();
+    let unsubscribe_token = unsubscribe.rsplit('/').next().unwrap();
+    for secret in [
+        token.as_str(),
+        unsubscribe_token,
+        "ada@example.com",
+        "ada%40example.com",
+    ] {
+        assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is no terminal"
+    );
+    // The shop working, line by line, with the purchase named.
+    let session = served.session_of(&page);
+    assert!(
+        log.lines()
+            .any(|line| line.contains("download") && line.contains(&session)),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|line| line.contains("sale of `guide` 1.0.0") && line.contains(&session)),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_refund_that_comes_before_the_sale_sends_no_receipt() {
+    let served = Served::start();
+    let secret = served.sandbox().webhook_secret.clone();
+    let post = |event: serde_json::Value| {
+        let body = serde_json::to_vec(&event).unwrap();
+        let signature = shop::stripe::webhook::sign(&body, &secret, now());
+        let response = served
+            .runtime
+            .block_on(
+                served
+                    .http
+                    .post(format!("{}/stripe/webhook", served.url))
+                    .header("Stripe-Signature", signature)
+                    .body(body)
+                    .send(),
+            )
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    };
+    post(
+        json!({"id": "evt_test_refund_first", "object": "event", "type": "charge.refunded", "created": now(),
+        "data": {"object": {"id": "ch_test_early", "object": "charge", "payment_intent": "pi_test_early",
+            "refunded": true, "amount": 2900, "amount_refunded": 2900}}}),
+    );
+    post(
+        json!({"id": "evt_test_sale_second", "object": "event", "type": "checkout.session.completed", "created": now(),
+        "data": {"object": {"id": "cs_test_early", "object": "checkout.session", "created": now(),
+            "expires_at": now() + 3600, "status": "complete", "payment_status": "paid",
+            "customer_details": {"email": "early@example.com"},
+            "metadata": {"product": "guide", "version": "1.0.0"}, "payment_intent": "pi_test_early"}}}),
+    );
+    assert_eq!(
+        served
+            .query("SELECT id FROM purchases WHERE id = 'cs_test_early'")
+            .len(),
+        1
+    );
+    assert!(
+        served
+            .query("SELECT id FROM mail_queue WHERE purchase = 'cs_test_early'")
+            .is_empty()
+    );
+}
+
+#[test]
+fn support_cannot_mint_a_link_for_a_refund_by_accident() {
+    let served = Served::start();
+    let page = served.buy("ada@example.com");
+    let session = served.session_of(&page);
+    let client = served.sandbox().client();
+    served.runtime.block_on(async {
+        let found = client.checkout_session(&session).await.unwrap().unwrap();
+        client
+            .create_refund(
+                found.payment_intent.as_deref().unwrap(),
+                None,
+                &shop::stripe::IdempotencyKey::random(),
+            )
+            .await
+            .unwrap();
+    });
+    served.wait_for("the refund to close downloads", || {
+        served.get(&format!("{page}/guide.epub")).status() == StatusCode::GONE
+    });
+    served
+        .test
+        .shop(&["token", &session])
+        .code(1)
+        .stderr_is(&format!(
+            "error: the purchase `{session}` is refunded or disputed\n\
+         hint: its downloads are closed; pass `--force` to reopen them and mint a link anyway\n"
+        ));
+    let link = served
+        .test
+        .shop(&["token", &session, "--force"])
+        .success()
+        .stdout();
+    assert_eq!(served.get(link.trim()).status(), StatusCode::OK);
+}
+
+#[test]
+fn every_answer_refuses_framing_and_sniffing() {
+    let served = Served::start();
+    let page = served.buy("ada@example.com");
+    for path in [
+        page.clone(),
+        format!("{page}/guide.epub"),
+        "/lost".to_owned(),
+        "/nothing".to_owned(),
+        "/healthz".to_owned(),
+    ] {
+        let response = served.get(&path);
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+    }
+    let page_headers = served.get(&page);
+    assert_eq!(page_headers.headers()["referrer-policy"], "no-referrer");
+}
+
+#[test]
+fn anonymous_visitors_cannot_make_the_server_hammer_stripe() {
+    let served = Served::start();
+    let statuses: Vec<StatusCode> = (0..8).map(|_| served.get("/buy/guide").status()).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::SEE_OTHER)
+            .count(),
+        6,
+        "{statuses:?}"
+    );
+    let refused = served.get("/buy/guide");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+
+    // Stripe rate-limiting every call: one call, a quick 503.
+    served.runtime.block_on(served.sandbox().control(
+        Method::POST,
+        "faults",
+        json!({"rate": 1.0, "status": 429}),
+    ));
+    let started = Instant::now();
+    let answer = served.get("/thanks?session_id=cs_test_random");
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.headers().contains_key("retry-after"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let requests =
+        served
+            .runtime
+            .block_on(served.sandbox().control(Method::GET, "requests", json!({})));
+    let calls = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("cs_test_random"))
+        })
+        .count();
+    assert_eq!(calls, 1);
+}
