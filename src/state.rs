@@ -17,7 +17,7 @@
 //! migrated forward at open.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -162,13 +162,127 @@ pub enum Charge {
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// Runs a write; says whether it succeeded and how to answer after commit.
-type Run = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+type Run = Box<dyn FnOnce(&Connection, &mut Standing) -> (bool, Reply) + Send>;
 
 struct Job {
     run: Run,
-    /// A single statement, or reads then one statement: nothing to roll
-    /// back on failure, so it needs no savepoint of its own.
-    atomic: bool,
+    kind: JobKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobKind {
+    /// A charge: reads then one statement, nothing to roll back on failure
+    /// (no savepoint), and it keeps [`Standing`] up to date itself.
+    Charge,
+    /// Any other write: it may change what a charge decides on, so the
+    /// writer forgets what it knew.
+    Other,
+}
+
+/// What the writer knows of downloads, so that a charge needs one
+/// statement rather than a read and a write. It stays exact: a write of
+/// another kind empties it, as does a batch that fails to commit, and so
+/// does a commit by any other connection (`shop token --grant` from the
+/// command line), which `PRAGMA data_version` reveals at the start of each
+/// batch, once the batch holds the write lock.
+#[derive(Debug, Default)]
+struct Standing {
+    files: std::collections::HashMap<(String, String, String), FileStanding>,
+    grants: std::collections::HashMap<String, u32>,
+    revoked: std::collections::HashMap<String, bool>,
+    data_version: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct FileStanding {
+    usage: Usage,
+    last_redirect: Option<i64>,
+    continuations: u32,
+}
+
+/// Entries kept before the writer starts afresh.
+const STANDING_MAX: usize = 100_000;
+
+impl Standing {
+    /// Forgets everything if another connection committed since the last
+    /// look (inside a write transaction, so none can commit meanwhile).
+    fn check_version(&mut self, connection: &Connection) -> rusqlite::Result<()> {
+        let version: i64 = connection
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
+        if self.data_version != Some(version) {
+            self.clear();
+            self.data_version = Some(version);
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.files.clear();
+        self.grants.clear();
+        self.revoked.clear();
+    }
+
+    fn file(&mut self, connection: &Connection, key: &FileKey) -> rusqlite::Result<FileStanding> {
+        let id = (key.purchase.clone(), key.version.clone(), key.file.clone());
+        if let Some(found) = self.files.get(&id) {
+            return Ok(*found);
+        }
+        if self.files.len() > STANDING_MAX {
+            self.clear();
+        }
+        let found = connection
+            .prepare_cached(
+                "SELECT bytes, count, last_redirect, continuations FROM downloads
+                 WHERE purchase = ?1 AND version = ?2 AND file = ?3",
+            )?
+            .query_row(params![key.purchase, key.version, key.file], |row| {
+                Ok(FileStanding {
+                    usage: Usage {
+                        bytes: row.get::<_, i64>(0)?.max(0) as u64,
+                        whole: row.get(1)?,
+                    },
+                    last_redirect: row.get(2)?,
+                    continuations: row.get(3)?,
+                })
+            })
+            .optional()?
+            .unwrap_or_default();
+        self.files.insert(id, found);
+        Ok(found)
+    }
+
+    fn set_file(&mut self, key: &FileKey, standing: FileStanding) {
+        self.files.insert(
+            (key.purchase.clone(), key.version.clone(), key.file.clone()),
+            standing,
+        );
+    }
+
+    fn extra(&mut self, connection: &Connection, purchase: &str) -> rusqlite::Result<u32> {
+        if let Some(extra) = self.grants.get(purchase) {
+            return Ok(*extra);
+        }
+        let extra = extra(connection, purchase)?;
+        self.grants.insert(purchase.to_owned(), extra);
+        Ok(extra)
+    }
+
+    fn is_revoked(
+        &mut self,
+        connection: &Connection,
+        intent: Option<&str>,
+    ) -> rusqlite::Result<bool> {
+        let Some(intent) = intent else {
+            return Ok(false);
+        };
+        if let Some(revoked) = self.revoked.get(intent) {
+            return Ok(*revoked);
+        }
+        let revoked = is_revoked(connection, Some(intent))?;
+        self.revoked.insert(intent.to_owned(), revoked);
+        Ok(revoked)
+    }
 }
 
 /// The database: one writer thread, a few reading connections.
@@ -177,7 +291,9 @@ pub struct Db {
     writer: std::sync::mpsc::Sender<Job>,
     readers: Vec<Mutex<Connection>>,
     /// Purchases never change once known; keep them off the database's path.
-    purchases: std::sync::RwLock<std::collections::HashMap<String, Purchase>>,
+    purchases: std::sync::RwLock<std::collections::HashMap<String, Arc<Purchase>>>,
+    /// Dropped with the database: the checkpoint thread then ends.
+    _checkpoints: std::sync::mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for Db {
@@ -202,9 +318,12 @@ impl Db {
             source,
         };
         let mut writer = Connection::open(path).map_err(error)?;
+        // Checkpoints run on their own thread (below), not in a commit that
+        // downloads wait for.
         writer
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;
+                 PRAGMA wal_autocheckpoint = 0;",
             )
             .map_err(error)?;
         migrate(&mut writer).map_err(error)?;
@@ -217,18 +336,29 @@ impl Db {
             readers.push(Mutex::new(reader));
         }
         let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let spawn_error = |source| StateError::Io {
+            path: path.to_owned(),
+            source,
+        };
         std::thread::Builder::new()
             .name("shop-db-writer".into())
             .spawn(move || write_loop(writer, receiver))
-            .map_err(|source| StateError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
+            .map_err(spawn_error)?;
+        let checkpointer = Connection::open(path).map_err(error)?;
+        checkpointer
+            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(error)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("shop-db-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, stopped))
+            .map_err(spawn_error)?;
         Ok(Db {
             path: path.to_owned(),
             writer: sender,
             readers,
             purchases: Default::default(),
+            _checkpoints: stop,
         })
     }
 
@@ -237,24 +367,25 @@ impl Db {
         &self,
         write: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StateError> {
-        self.submit(write, false).await
+        self.submit(move |connection, _| write(connection), JobKind::Other)
+            .await
     }
 
     async fn submit<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-        atomic: bool,
+        write: impl FnOnce(&Connection, &mut Standing) -> rusqlite::Result<T> + Send + 'static,
+        kind: JobKind,
     ) -> Result<T, StateError> {
         let (sender, receiver) = tokio::sync::oneshot::channel::<Result<T, String>>();
-        let run = Box::new(move |connection: &Connection| {
-            let result = write(connection).map_err(|error| error.to_string());
+        let run = Box::new(move |connection: &Connection, standing: &mut Standing| {
+            let result = write(connection, standing).map_err(|error| error.to_string());
             let succeeded = result.is_ok();
             let reply: Reply = Box::new(move |committed: Result<(), String>| {
                 let _ = sender.send(committed.and(result));
             });
             (succeeded, reply)
         });
-        let job = Job { run, atomic };
+        let job = Job { run, kind };
         self.writer.send(job).map_err(|_| StateError::Closed)?;
         match receiver.await {
             Ok(Ok(value)) => Ok(value),
@@ -315,7 +446,7 @@ impl Db {
         .await
     }
 
-    pub fn purchase(&self, id: &str) -> Result<Option<Purchase>, StateError> {
+    pub fn purchase(&self, id: &str) -> Result<Option<Arc<Purchase>>, StateError> {
         if let Some(known) = self
             .purchases
             .read()
@@ -333,13 +464,14 @@ impl Db {
                 )
                 .optional()
         })?;
-        if let Some(purchase) = &found {
+        Ok(found.map(|purchase| {
+            let purchase = Arc::new(purchase);
             self.purchases
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(purchase.id.clone(), purchase.clone());
-        }
-        Ok(found)
+            purchase
+        }))
     }
 
     /// When the server first saw purchase `id` (Unix seconds), if it has.
@@ -377,20 +509,20 @@ impl Db {
     /// file of `size` bytes, if the download rule admits it.
     pub async fn charge_stream(
         &self,
-        key: &FileKey,
+        key: FileKey,
         limit: u32,
         size: u64,
         start: u64,
         length: u64,
     ) -> Result<Charge, StateError> {
-        let key = key.clone();
         self.submit(
-            move |connection| {
-                let (revoked, extra, usage) = standing(connection, &key)?;
-                if revoked {
+            move |connection, standing| {
+                if standing.is_revoked(connection, key.payment_intent.as_deref())? {
                     return Ok(Charge::Revoked);
                 }
-                if !downloads::admit_stream(usage, limit + extra, size, start, length) {
+                let extra = standing.extra(connection, &key.purchase)?;
+                let mut file = standing.file(connection, &key)?;
+                if !downloads::admit_stream(file.usage, limit + extra, size, start, length) {
                     return Ok(Charge::Exhausted);
                 }
                 connection
@@ -399,27 +531,31 @@ impl Db {
                          ON CONFLICT (purchase, version, file) DO UPDATE SET bytes = bytes + excluded.bytes",
                     )?
                     .execute(params![key.purchase, key.version, key.file, length as i64])?;
+                file.usage.bytes += length;
+                standing.set_file(&key, file);
                 Ok(Charge::Admitted)
             },
-            true,
+            JobKind::Charge,
         )
         .await
     }
 
     /// Gives back `bytes` a streamed request was charged but did not send.
-    pub async fn refund_stream(&self, key: &FileKey, bytes: u64) -> Result<(), StateError> {
-        let key = key.clone();
+    pub async fn refund_stream(&self, key: FileKey, bytes: u64) -> Result<(), StateError> {
         self.submit(
-            move |connection| {
+            move |connection, standing| {
+                let mut file = standing.file(connection, &key)?;
                 connection
                     .prepare_cached(
                         "UPDATE downloads SET bytes = MAX(0, bytes - ?4)
                          WHERE purchase = ?1 AND version = ?2 AND file = ?3",
                     )?
                     .execute(params![key.purchase, key.version, key.file, bytes as i64])?;
+                file.usage.bytes = file.usage.bytes.saturating_sub(bytes);
+                standing.set_file(&key, file);
                 Ok(())
             },
-            true,
+            JobKind::Charge,
         )
         .await
     }
@@ -428,42 +564,34 @@ impl Db {
     /// moments after a counted one, lets it reuse that one.
     pub async fn charge_redirect(
         &self,
-        key: &FileKey,
+        key: FileKey,
         limit: u32,
         size: u64,
         resume: bool,
         now: i64,
     ) -> Result<Charge, StateError> {
-        let key = key.clone();
         self.submit(
-            move |connection| {
-                let (revoked, extra, usage) = standing(connection, &key)?;
-                if revoked {
+            move |connection, standing| {
+                if standing.is_revoked(connection, key.payment_intent.as_deref())? {
                     return Ok(Charge::Revoked);
                 }
-                if resume {
-                    let last: Option<(Option<i64>, u32)> = connection
+                let extra = standing.extra(connection, &key.purchase)?;
+                let mut file = standing.file(connection, &key)?;
+                if resume
+                    && let Some(at) = file.last_redirect
+                    && downloads::may_continue(now - at, file.continuations)
+                {
+                    connection
                         .prepare_cached(
-                            "SELECT last_redirect, continuations FROM downloads
+                            "UPDATE downloads SET continuations = continuations + 1
                              WHERE purchase = ?1 AND version = ?2 AND file = ?3",
                         )?
-                        .query_row(params![key.purchase, key.version, key.file], |row| {
-                            Ok((row.get(0)?, row.get(1)?))
-                        })
-                        .optional()?;
-                    if let Some((Some(at), continued)) = last
-                        && downloads::may_continue(now - at, continued)
-                    {
-                        connection
-                            .prepare_cached(
-                                "UPDATE downloads SET continuations = continuations + 1
-                                 WHERE purchase = ?1 AND version = ?2 AND file = ?3",
-                            )?
-                            .execute(params![key.purchase, key.version, key.file])?;
-                        return Ok(Charge::Continued);
-                    }
+                        .execute(params![key.purchase, key.version, key.file])?;
+                    file.continuations += 1;
+                    standing.set_file(&key, file);
+                    return Ok(Charge::Continued);
                 }
-                if !downloads::admit_redirect(usage, limit + extra, size) {
+                if !downloads::admit_redirect(file.usage, limit + extra, size) {
                     return Ok(Charge::Exhausted);
                 }
                 connection
@@ -474,9 +602,13 @@ impl Db {
                          SET count = count + 1, last_redirect = excluded.last_redirect, continuations = 0",
                     )?
                     .execute(params![key.purchase, key.version, key.file, now])?;
+                file.usage.whole += 1;
+                file.last_redirect = Some(now);
+                file.continuations = 0;
+                standing.set_file(&key, file);
                 Ok(Charge::Admitted)
             },
-            true,
+            JobKind::Charge,
         )
         .await
     }
@@ -739,34 +871,23 @@ fn usage(connection: &Connection, key: &FileKey) -> rusqlite::Result<Usage> {
         .map(Option::unwrap_or_default)
 }
 
-/// Everything a charge decides on, in one statement: it runs on the writer,
-/// the one place every download passes through.
-fn standing(connection: &Connection, key: &FileKey) -> rusqlite::Result<(bool, u32, Usage)> {
-    connection
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM revoked WHERE payment_intent = ?1),
-                    COALESCE((SELECT extra FROM grants WHERE purchase = ?2), 0),
-                    COALESCE((SELECT bytes FROM downloads WHERE purchase = ?2 AND version = ?3 AND file = ?4), 0),
-                    COALESCE((SELECT count FROM downloads WHERE purchase = ?2 AND version = ?3 AND file = ?4), 0)",
-        )?
-        .query_row(
-            params![key.payment_intent, key.purchase, key.version, key.file],
-            |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    Usage {
-                        bytes: row.get::<_, i64>(2)?.max(0) as u64,
-                        whole: row.get(3)?,
-                    },
-                ))
-            },
-        )
+/// Moves the write-ahead log into the database once a second, beside the
+/// writer (a passive checkpoint never blocks it), until the database is
+/// dropped.
+fn checkpoint_loop(connection: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(std::time::Duration::from_secs(1))
+    {
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!("cannot checkpoint the server's database: {error}");
+        }
+    }
 }
 
 /// The writer: waits for a write, takes every other waiting write, runs
 /// them in one transaction, commits, then answers them all.
 fn write_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
+    let mut standing = Standing::default();
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -779,14 +900,16 @@ fn write_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) 
         let outcome = (|| -> rusqlite::Result<()> {
             let mut transaction =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            standing.check_version(&transaction)?;
             for job in batch.drain(..) {
-                if job.atomic {
-                    let (_, reply) = (job.run)(&transaction);
+                if job.kind == JobKind::Charge {
+                    let (_, reply) = (job.run)(&transaction, &mut standing);
                     replies.push(reply);
                     continue;
                 }
+                standing.clear();
                 let mut savepoint = transaction.savepoint()?;
-                let (succeeded, reply) = (job.run)(&savepoint);
+                let (succeeded, reply) = (job.run)(&savepoint, &mut standing);
                 replies.push(reply);
                 // A failed write leaves nothing behind; the others commit.
                 savepoint.set_drop_behavior(if succeeded {
@@ -799,6 +922,10 @@ fn write_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) 
             transaction.commit()
         })();
         let committed = outcome.map_err(|error| error.to_string());
+        if committed.is_err() {
+            // What the cache learned was rolled back with the batch.
+            standing.clear();
+        }
         for reply in replies {
             reply(committed.clone());
         }
@@ -870,9 +997,9 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 // Streams and redirects mixed: both count against one rule.
                 if index % 2 == 0 {
-                    db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000).await
+                    db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000).await
                 } else {
-                    db.charge_redirect(&key("1.0.0"), 5, 1000, false, 10).await
+                    db.charge_redirect(key("1.0.0"), 5, 1000, false, 10).await
                 }
                 .unwrap()
             }));
@@ -888,14 +1015,14 @@ mod tests {
         assert_eq!((usage.left(5 + extra, 1000), extra), (0, 0));
         assert_eq!(db.grant("cs_test_1", 2).await.unwrap(), 2);
         assert_eq!(
-            db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
+            db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
                 .await
                 .unwrap(),
             Charge::Admitted
         );
         // Another version: counted apart.
         assert_eq!(
-            db.charge_stream(&key("1.1.0"), 5, 1000, 0, 1000)
+            db.charge_stream(key("1.1.0"), 5, 1000, 0, 1000)
                 .await
                 .unwrap(),
             Charge::Admitted
@@ -910,23 +1037,23 @@ mod tests {
         let db = Db::open(&dir.path().join("state.db")).unwrap();
         for _ in 0..5 {
             assert_eq!(
-                db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
+                db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
                     .await
                     .unwrap(),
                 Charge::Admitted
             );
         }
         // The fifth broke at byte 400.
-        db.refund_stream(&key("1.0.0"), 600).await.unwrap();
+        db.refund_stream(key("1.0.0"), 600).await.unwrap();
         assert_eq!(db.usage(&key("1.0.0")).unwrap().0.bytes, 4400);
         assert_eq!(
-            db.charge_stream(&key("1.0.0"), 5, 1000, 400, 600)
+            db.charge_stream(key("1.0.0"), 5, 1000, 400, 600)
                 .await
                 .unwrap(),
             Charge::Admitted
         );
         assert_eq!(
-            db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
+            db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
                 .await
                 .unwrap(),
             Charge::Exhausted
@@ -934,21 +1061,21 @@ mod tests {
 
         let other = key("2.0.0");
         assert_eq!(
-            db.charge_redirect(&other, 1, 1000, false, 100)
+            db.charge_redirect(other.clone(), 1, 1000, false, 100)
                 .await
                 .unwrap(),
             Charge::Admitted
         );
         for _ in 0..crate::downloads::CONTINUATIONS {
             assert_eq!(
-                db.charge_redirect(&other, 1, 1000, true, 160)
+                db.charge_redirect(other.clone(), 1, 1000, true, 160)
                     .await
                     .unwrap(),
                 Charge::Continued
             );
         }
         assert_eq!(
-            db.charge_redirect(&other, 1, 1000, true, 170)
+            db.charge_redirect(other.clone(), 1, 1000, true, 170)
                 .await
                 .unwrap(),
             Charge::Exhausted
@@ -976,7 +1103,7 @@ mod tests {
         assert_eq!((first, again), (Some(()), None));
         assert!(db.revoked(&purchase()).unwrap());
         assert_eq!(
-            db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
+            db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
                 .await
                 .unwrap(),
             Charge::Revoked
@@ -987,6 +1114,43 @@ mod tests {
         assert_eq!(db.events_seen().unwrap(), 1);
         assert!(db.revoked(&purchase()).unwrap());
         assert_eq!(db.seen("cs_test_1").unwrap(), Some(50));
+    }
+
+    /// The writer remembers what charges decide on; a grant written by
+    /// another process (`shop token --grant`) is still seen at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grant_from_another_process_is_seen_by_the_next_charge() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let db = Db::open(&path).unwrap();
+        assert_eq!(
+            db.charge_redirect(key("1.0.0"), 1, 1000, false, 10)
+                .await
+                .unwrap(),
+            Charge::Admitted
+        );
+        assert_eq!(
+            db.charge_redirect(key("1.0.0"), 1, 1000, false, 11)
+                .await
+                .unwrap(),
+            Charge::Exhausted
+        );
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute(
+                "INSERT INTO grants (purchase, extra) VALUES ('cs_test_1', 1)",
+                [],
+            )
+            .unwrap();
+        other
+            .execute("INSERT INTO revoked (payment_intent, reason, at) VALUES ('pi_other', 'refunded', 1)", [])
+            .unwrap();
+        assert_eq!(
+            db.charge_redirect(key("1.0.0"), 1, 1000, false, 12)
+                .await
+                .unwrap(),
+            Charge::Admitted
+        );
     }
 
     /// A database made by the first release (no versions, no retry column,
@@ -1018,13 +1182,13 @@ mod tests {
         let (usage, _) = db.usage(&key("1.0.0")).unwrap();
         assert_eq!(usage.left(5, 1000), 1);
         assert_eq!(
-            db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
+            db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
                 .await
                 .unwrap(),
             Charge::Admitted
         );
         assert_eq!(
-            db.charge_stream(&key("1.0.0"), 5, 1000, 0, 1000)
+            db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
                 .await
                 .unwrap(),
             Charge::Exhausted

@@ -14,18 +14,32 @@ use sha2::{Digest, Sha256};
 use crate::secret::Secret;
 
 /// A signing key and its id.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Key {
     id: String,
     secret: Secret,
+    /// HMAC already keyed: each token then costs only its own blocks.
+    keyed: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Key {
     pub fn new(secret: Secret) -> Key {
         let digest = Sha256::digest(secret.expose().as_bytes());
+        let keyed = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         Key {
             id: hex::encode(&digest[..4]),
             secret,
+            keyed,
         }
     }
 
@@ -34,8 +48,7 @@ impl Key {
     }
 
     fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.expose().as_bytes())
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac = self.keyed.clone();
         mac.update(payload);
         mac
     }

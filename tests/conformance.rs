@@ -3,8 +3,10 @@
 //! it) has only parameters the spec defines, of the right types; every
 //! object the sandbox answers has the spec's shape.
 //!
-//! The spec is read from `SHOP_STRIPE_OPENAPI`, by default
-//! `../shared/stripe/spec3.json` beside the checkout.
+//! The spec is `tests/data/stripe-openapi.json`: the part of Stripe's
+//! `spec3.json` (API 2024-04-10) that shop's endpoints reach, extracted by
+//! `scripts/stripe-spec-subset`, which records the source's SHA-256.
+//! `SHOP_STRIPE_OPENAPI` may name the whole file instead.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,7 +27,7 @@ fn spec() -> &'static Value {
         let path = std::env::var_os("SHOP_STRIPE_OPENAPI")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/stripe/spec3.json")
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/stripe-openapi.json")
             });
         let bytes = std::fs::read(&path).unwrap_or_else(|error| {
             panic!(

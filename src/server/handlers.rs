@@ -228,7 +228,7 @@ fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Purchase> 
 
 /// The purchase of a verified token: from the database, or else from
 /// Stripe (a link minted by `shop token` or `shop notify`), remembered.
-async fn purchase(app: &App, id: &str) -> Result<Option<Purchase>, Answer> {
+async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Purchase>>, Answer> {
     if let Some(purchase) = app
         .db
         .purchase(id)
@@ -248,7 +248,7 @@ async fn purchase(app: &App, id: &str) -> Result<Option<Purchase>, Answer> {
         .upsert_purchase(purchase.clone(), app.now())
         .await
         .map_err(|error| log_unavailable(app, &error))?;
-    Ok(Some(purchase))
+    Ok(Some(Arc::new(purchase)))
 }
 
 /// The releases a purchase may download, oldest first.
@@ -270,7 +270,7 @@ async fn authorize(
     app: &App,
     token: &str,
     check_revoked: bool,
-) -> Result<(tokens::Claims, Purchase, Arc<crate::store::Store>), Answer> {
+) -> Result<(tokens::Claims, Arc<Purchase>, Arc<crate::store::Store>), Answer> {
     let claims = match tokens::verify(&app.keys, token, app.now()) {
         Ok(claims) => claims,
         Err(TokenError::Invalid) => return Err(invalid_link(app)),
@@ -573,16 +573,16 @@ fn chosen_release<'a>(
     app: &App,
     store: &'a crate::store::Store,
     purchase: &Purchase,
-    query: &HashMap<String, String>,
+    version: Option<&str>,
 ) -> Result<(&'a Product, Vec<&'a Release>, &'a Release), Answer> {
     let Ok(product) = store.product(&purchase.product) else {
         return Err(unavailable(app));
     };
     let releases = entitled(product, &purchase.version);
-    let chosen = match query.get("version") {
+    let chosen = match version {
         Some(version) => releases
             .iter()
-            .find(|r| r.version.to_string() == *version)
+            .find(|r| r.version.to_string() == version)
             .copied(),
         None => releases.last().copied(),
     };
@@ -597,15 +597,16 @@ fn chosen_release<'a>(
     }
 }
 
-pub async fn download_page(token: String, app: Arc<App>, query: HashMap<String, String>) -> Answer {
+pub async fn download_page(token: String, app: Arc<App>, version: Option<String>) -> Answer {
     let (claims, purchase, store) = match authorize(&app, &token, true).await {
         Ok(found) => found,
         Err(page) => return page,
     };
-    let (product, releases, shown) = match chosen_release(&app, &store, &purchase, &query) {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
+    let (product, releases, shown) =
+        match chosen_release(&app, &store, &purchase, version.as_deref()) {
+            Ok(found) => found,
+            Err(page) => return page,
+        };
     let version = shown.version.to_string();
     let latest = releases.last().is_some_and(|r| r.version == shown.version);
     let mut files = Vec::new();
@@ -662,7 +663,7 @@ pub async fn download(
     file: String,
     method: Method,
     app: Arc<App>,
-    query: HashMap<String, String>,
+    version: Option<String>,
     range: Option<String>,
     if_range: Option<String>,
 ) -> Answer {
@@ -672,7 +673,7 @@ pub async fn download(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let (product, _, release) = match chosen_release(&app, &store, &purchase, &query) {
+    let (product, _, release) = match chosen_release(&app, &store, &purchase, version.as_deref()) {
         Ok(found) => found,
         Err(page) => return page,
     };
@@ -754,7 +755,7 @@ pub async fn download(
             let resume = start > 0;
             match app
                 .db
-                .charge_redirect(&key, limit, asset.size, resume, app.now())
+                .charge_redirect(key, limit, asset.size, resume, app.now())
                 .await
             {
                 Ok(Charge::Admitted) => {
@@ -771,7 +772,7 @@ pub async fn download(
             let path = dir.join(&product.slug).join(&version).join(&asset.name);
             match app
                 .db
-                .charge_stream(&key, limit, asset.size, start, length)
+                .charge_stream(key.clone(), limit, asset.size, start, length)
                 .await
             {
                 Ok(Charge::Admitted | Charge::Continued) => {}
@@ -802,8 +803,10 @@ pub async fn download(
     }
 }
 
-/// Bytes per chunk streamed from a local file.
-const CHUNK: usize = 256 * 1024;
+/// Bytes per chunk of a streamed answer: large enough that hyper writes
+/// few times per file; what a broken download is charged beyond what
+/// arrived is at most about this plus the sockets' buffers.
+const CHUNK: usize = 1024 * 1024;
 
 type Chunks = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync>>;
 
@@ -859,9 +862,10 @@ impl Drop for Meter {
         };
         let (app, key) = (self.app.clone(), self.key.clone());
         runtime.spawn(async move {
-            if let Err(error) = app.db.refund_stream(&key, unsent).await {
+            let purchase = key.purchase.clone();
+            if let Err(error) = app.db.refund_stream(key, unsent).await {
                 tracing::error!(
-                    purchase = %key.purchase,
+                    %purchase,
                     "cannot give back {unsent} unsent bytes: {}",
                     crate::error::one_line(&error)
                 );

@@ -316,6 +316,20 @@ fn client_of(
         )
 }
 
+/// `?version=` of a download link, if given (parsed without building a map:
+/// downloads are most of the traffic).
+fn version_query()
+-> impl Filter<Extract = (Option<String>,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw()
+        .map(|query: String| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == "version")
+                .map(|(_, value)| value.into_owned())
+        })
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
 /// Every route of the server.
 pub fn routes(
     app: Arc<App>,
@@ -352,13 +366,13 @@ pub fn routes(
     let page = warp::path!("d" / String)
         .and(warp::get())
         .and(with_app.clone())
-        .and(warp::query::<HashMap<String, String>>())
+        .and(version_query())
         .then(handlers::download_page);
     let file = warp::path!("d" / String / String)
         .and(warp::method())
         .and(warp::get().or(warp::head()).unify())
         .and(with_app.clone())
-        .and(warp::query::<HashMap<String, String>>())
+        .and(version_query())
         .and(warp::header::optional::<String>("range"))
         .and(warp::header::optional::<String>("if-range"))
         .then(handlers::download);
