@@ -13,6 +13,9 @@ pub enum By {
     Month,
     /// `utm_source`, else the referrer's host, else `direct`.
     Source,
+    /// The promotion code the buyer used, or `none`: free copies given by
+    /// a 100 % code show as sales of 0.
+    Code,
 }
 
 /// One group's sales in one currency, in minor units.
@@ -50,6 +53,10 @@ impl Report {
             By::Version => format!("{} {}", purchase.product, purchase.version),
             By::Month => purchase.month().to_owned(),
             By::Source => source(purchase),
+            By::Code => purchase
+                .promotion_code
+                .clone()
+                .unwrap_or_else(|| "none".to_owned()),
         };
         let key = (group.clone(), purchase.currency.clone());
         let row = self.rows.entry(key).or_insert_with(|| Row {

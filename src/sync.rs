@@ -7,6 +7,12 @@
 //! they touch, so its cost grows with what is new. `--full` streams every
 //! session, one month in memory at a time, and rebuilds every file; on an
 //! unchanged account the bytes are identical and nothing is committed.
+//!
+//! What is not final yet is remembered in `purchases/pending.jsonl` and
+//! looked at again by every sync until it is: sessions complete but not
+//! paid (a bank debit takes days; it may be paid long after the overlap
+//! window), and charges with a refund still pending. Refunds count only
+//! once `succeeded`, in both syncs, so they always agree.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -65,12 +71,117 @@ enum Kind {
     Unpaid,
 }
 
-/// The state of a charge: refunded amount, whether fully refunded, disputed.
+/// The state of a charge: the amount of its succeeded refunds, whether it
+/// is disputed, and whether a refund of it is still pending.
 #[derive(Debug, Clone, Copy, Default)]
 struct ChargeState {
     refunded: i64,
-    fully_refunded: bool,
     disputed: bool,
+    refund_pending: bool,
+}
+
+/// The file of what is not final yet.
+const PENDING: &str = "pending";
+
+/// What a later sync must look at again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Pending {
+    /// Sessions of ours complete but not paid, and not failed.
+    sessions: std::collections::BTreeSet<String>,
+    /// Charges of ours with a refund neither succeeded nor failed.
+    charges: std::collections::BTreeSet<String>,
+}
+
+impl Pending {
+    fn read(root: &Path) -> Result<Pending, SyncError> {
+        let path = root.join(ledger::DIR).join(ledger::file_name(PENDING));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Pending::default());
+            }
+            Err(source) => return Err(ledger::LedgerError::Io { path, source }.into()),
+        };
+        let mut pending = Pending::default();
+        for (number, line) in text.lines().enumerate() {
+            let value: serde_json::Value =
+                serde_json::from_str(line).map_err(|error| ledger::LedgerError::Malformed {
+                    path: path.clone(),
+                    line: number + 1,
+                    message: error.to_string(),
+                })?;
+            if let Some(id) = value["session"].as_str() {
+                pending.sessions.insert(id.to_owned());
+            } else if let Some(id) = value["charge"].as_str() {
+                pending.charges.insert(id.to_owned());
+            }
+        }
+        Ok(pending)
+    }
+
+    /// One line per session, then per charge, sorted: the same things give
+    /// the same bytes.
+    fn render(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for id in &self.sessions {
+            out.push_str(&serde_json::json!({ "session": id }).to_string());
+            out.push('\n');
+        }
+        for id in &self.charges {
+            out.push_str(&serde_json::json!({ "charge": id }).to_string());
+            out.push('\n');
+        }
+        out.into_bytes()
+    }
+}
+
+/// Whether an unpaid session's payment may still succeed: its intent is
+/// processing (a bank debit) or waiting for the buyer.
+async fn may_still_pay(
+    session: &CheckoutSession,
+    stripe: &stripe::Client,
+) -> Result<bool, SyncError> {
+    if session.status.as_deref() != Some("complete") || session.payment_status != "unpaid" {
+        return Ok(false);
+    }
+    let Some(intent) = &session.payment_intent else {
+        return Ok(false);
+    };
+    Ok(stripe
+        .payment_intent(intent)
+        .await?
+        .is_some_and(|intent| matches!(intent.status.as_str(), "processing" | "requires_action")))
+}
+
+/// The code a buyer typed (or `shop checkout --promo` gave), by its text.
+async fn promotion_code(
+    session: &CheckoutSession,
+    stripe: &stripe::Client,
+    codes: &mut HashMap<String, Option<String>>,
+) -> Result<Option<String>, SyncError> {
+    let Some(id) = session.promotion_code_id() else {
+        return Ok(None);
+    };
+    if let Some(known) = codes.get(id) {
+        return Ok(known.clone());
+    }
+    let code = stripe
+        .promotion_code_by_id(id)
+        .await?
+        .map(|promo| promo.code);
+    codes.insert(id.to_owned(), code.clone());
+    Ok(code)
+}
+
+/// The sessions' listing with what the ledger needs expanded.
+fn session_filter(created_gte: Option<i64>) -> ListCheckoutSessions {
+    ListCheckoutSessions {
+        created_gte,
+        status: Some("complete".into()),
+        limit: Some(100),
+        expand: vec!["total_details.breakdown".into()],
+        ..Default::default()
+    }
 }
 
 /// The product and version a session sells, if it is this store's: named
@@ -98,7 +209,7 @@ fn classify(session: &CheckoutSession, store: &Store) -> Kind {
     let Some((product, version)) = product_of(session, store) else {
         return Kind::Foreign;
     };
-    if session.payment_status != "paid" {
+    if !session.is_fulfilled() {
         return Kind::Unpaid;
     }
     let attribution = |key: &str| {
@@ -130,45 +241,57 @@ fn classify(session: &CheckoutSession, store: &Store) -> Kind {
 }
 
 /// Counts a listed session (seen, kept, foreign, unpaid; progress every
-/// hundred) and returns its purchase if it is one of this store's.
+/// hundred) and says what it is to the shop.
 fn tally(
     session: &CheckoutSession,
     store: &Store,
     outcome: &mut Outcome,
     kept: &mut u64,
     progress: &dyn Progress,
-) -> Option<Box<Purchase>> {
+) -> Kind {
     outcome.seen += 1;
-    let purchase = match classify(session, store) {
-        Kind::Ours(purchase) => {
-            *kept += 1;
-            Some(purchase)
-        }
-        Kind::Foreign => {
-            outcome.foreign += 1;
-            None
-        }
-        Kind::Unpaid => {
-            outcome.unpaid += 1;
-            None
-        }
-    };
+    let kind = classify(session, store);
+    match &kind {
+        Kind::Ours(_) => *kept += 1,
+        Kind::Foreign => outcome.foreign += 1,
+        Kind::Unpaid => outcome.unpaid += 1,
+    }
     if outcome.seen.is_multiple_of(100) {
         progress.sessions(outcome.seen, *kept);
     }
-    purchase
+    kind
 }
 
 fn apply(purchase: &mut Purchase, state: ChargeState) {
     purchase.amount_refunded = (state.refunded > 0).then_some(state.refunded);
     purchase.status = if state.disputed {
         "disputed"
-    } else if state.fully_refunded || state.refunded >= purchase.amount {
+    } else if state.refunded > 0 && state.refunded >= purchase.amount {
         "refunded"
     } else {
         "paid"
     }
     .into();
+}
+
+/// A charge's state from its own refunds: only succeeded ones count.
+async fn charge_state(
+    stripe: &stripe::Client,
+    charge: &stripe::Charge,
+) -> Result<ChargeState, SyncError> {
+    let mut state = ChargeState {
+        disputed: charge.disputed,
+        ..ChargeState::default()
+    };
+    let mut refunds = stripe.refunds_of_charge(&charge.id);
+    while let Some(refund) = refunds.try_next().await? {
+        match refund.status.as_deref() {
+            Some("succeeded") => state.refunded += refund.amount,
+            Some("pending" | "requires_action") => state.refund_pending = true,
+            _ => {}
+        }
+    }
+    Ok(state)
 }
 
 pub async fn run(
@@ -255,38 +378,101 @@ async fn incremental(
         Some(since) => Some(since),
         None => ledger::newest(root)?.map(|newest| newest.created_unix() - OVERLAP_SECONDS),
     };
+    let mut pending = Pending::read(root)?;
+    let mut codes = HashMap::new();
 
     // New and re-listed purchases, by month.
     let mut fresh: BTreeMap<String, Vec<Purchase>> = BTreeMap::new();
     let mut by_intent: HashMap<String, (String, String)> = HashMap::new();
-    let filter = ListCheckoutSessions {
-        created_gte: since,
-        status: Some("complete".into()),
-        limit: Some(100),
-        ..Default::default()
-    };
-    let mut sessions = stripe.checkout_sessions(&filter);
+    let mut listed = HashSet::new();
+    let mut sessions = stripe.checkout_sessions(&session_filter(since));
     let mut kept = 0;
+    let mut waiting = Vec::new();
     while let Some(session) = sessions.try_next().await? {
-        let Some(purchase) = tally(&session, request.store, outcome, &mut kept, progress) else {
+        listed.insert(session.id.clone());
+        match tally(&session, request.store, outcome, &mut kept, progress) {
+            Kind::Ours(mut purchase) => {
+                pending.sessions.remove(&session.id);
+                if let Some(code) = promotion_code(&session, stripe, &mut codes).await? {
+                    purchase.promotion_code = Some(code);
+                }
+                if let Some(intent) = &purchase.payment_intent {
+                    by_intent.insert(
+                        intent.clone(),
+                        (purchase.month().to_owned(), purchase.id.clone()),
+                    );
+                }
+                fresh
+                    .entry(purchase.month().to_owned())
+                    .or_default()
+                    .push(*purchase);
+            }
+            Kind::Unpaid => waiting.push(session),
+            Kind::Foreign => {}
+        }
+    }
+    drop(sessions);
+    progress.sessions(outcome.seen, kept);
+    for session in waiting {
+        if may_still_pay(&session, stripe).await? {
+            pending.sessions.insert(session.id.clone());
+        } else {
+            pending.sessions.remove(&session.id);
+        }
+    }
+
+    // Sessions waiting for their money since before the window: paid now?
+    let mut late: Vec<Purchase> = Vec::new();
+    for id in pending.sessions.clone() {
+        if listed.contains(&id) {
+            continue;
+        }
+        let session = stripe
+            .checkout_session_expanded(&id, &["total_details.breakdown"])
+            .await?;
+        let Some(session) = session else {
+            pending.sessions.remove(&id);
             continue;
         };
-        if let Some(intent) = &purchase.payment_intent {
-            by_intent.insert(
-                intent.clone(),
-                (purchase.month().to_owned(), purchase.id.clone()),
-            );
+        match classify(&session, request.store) {
+            Kind::Ours(mut purchase) => {
+                pending.sessions.remove(&id);
+                if let Some(code) = promotion_code(&session, stripe, &mut codes).await? {
+                    purchase.promotion_code = Some(code);
+                }
+                late.push(*purchase);
+            }
+            Kind::Unpaid if may_still_pay(&session, stripe).await? => {}
+            _ => {
+                pending.sessions.remove(&id);
+            }
+        }
+    }
+    // A late payment may have been refunded before this sync: its charge
+    // is read whole.
+    for mut purchase in late {
+        if let Some(intent) = &purchase.payment_intent
+            && let Some(charge) = stripe
+                .payment_intent(intent)
+                .await?
+                .and_then(|intent| intent.latest_charge)
+            && let Some(charge) = stripe.charge(&charge).await?
+        {
+            let state = charge_state(stripe, &charge).await?;
+            apply(&mut purchase, state);
+            if state.refund_pending {
+                pending.charges.insert(charge.id.clone());
+            }
         }
         fresh
             .entry(purchase.month().to_owned())
             .or_default()
-            .push(*purchase);
+            .push(purchase);
     }
-    drop(sessions);
-    progress.sessions(outcome.seen, kept);
 
-    // Refunds and disputes since then: the charge holds the cumulative state.
-    let mut charges: Vec<String> = Vec::new();
+    // Refunds and disputes since then, and charges with a refund pending:
+    // each charge's refunds give its state.
+    let mut charges: Vec<String> = pending.charges.iter().cloned().collect();
     let mut refunds = stripe.refunds(since);
     while let Some(refund) = refunds.try_next().await? {
         if let Some(charge) = refund.charge {
@@ -306,15 +492,17 @@ async fn incremental(
             continue;
         }
         let Some(charge) = stripe.charge(&charge_id).await? else {
+            pending.charges.remove(&charge_id);
             continue;
         };
+        let state = charge_state(stripe, &charge).await?;
+        if state.refund_pending {
+            pending.charges.insert(charge_id.clone());
+        } else {
+            pending.charges.remove(&charge_id);
+        }
         let Some(intent) = charge.payment_intent else {
             continue;
-        };
-        let state = ChargeState {
-            refunded: charge.amount_refunded,
-            fully_refunded: charge.refunded,
-            disputed: charge.disputed,
         };
         let target = match by_intent.get(&intent) {
             Some(found) => Some(found.clone()),
@@ -375,6 +563,28 @@ async fn incremental(
         }
         stage(&month, &mut purchases, staging)?;
     }
+    stage_pending(root, &pending, staging)?;
+    Ok(())
+}
+
+/// Stages the file of what is not final, when it changed (nothing
+/// pending: no file).
+fn stage_pending(
+    root: &Path,
+    pending: &Pending,
+    staging: &mut Option<Staging>,
+) -> Result<(), SyncError> {
+    let Some(staging) = staging else {
+        return Ok(());
+    };
+    let path = root.join(ledger::DIR).join(ledger::file_name(PENDING));
+    let current = std::fs::read(&path).ok();
+    let wanted = pending.render();
+    if wanted.is_empty() {
+        staging.remove(PENDING);
+    } else if current.as_deref() != Some(&wanted[..]) {
+        staging.stage(PENDING, &wanted)?;
+    }
     Ok(())
 }
 
@@ -387,12 +597,25 @@ async fn full(
     stage: &mut impl FnMut(&str, &mut Vec<Purchase>, &mut Option<Staging>) -> Result<(), SyncError>,
 ) -> Result<(), SyncError> {
     let root = &request.store.root;
+    let mut pending = Pending::default();
+    let mut codes = HashMap::new();
     // Refunds and disputes first: they are few, and every purchase needs them.
     let mut states: HashMap<String, ChargeState> = HashMap::new();
     let mut refunds = stripe.refunds(None);
     while let Some(refund) = refunds.try_next().await? {
-        if let Some(intent) = refund.payment_intent {
-            states.entry(intent).or_default().refunded += refund.amount;
+        let Some(intent) = refund.payment_intent else {
+            continue;
+        };
+        let state = states.entry(intent).or_default();
+        match refund.status.as_deref() {
+            Some("succeeded") => state.refunded += refund.amount,
+            Some("pending" | "requires_action") => {
+                state.refund_pending = true;
+                if let Some(charge) = refund.charge {
+                    pending.charges.insert(charge);
+                }
+            }
+            _ => {}
         }
     }
     drop(refunds);
@@ -408,19 +631,21 @@ async fn full(
     let mut months_seen = HashSet::new();
     let mut month = String::new();
     let mut purchases: Vec<Purchase> = Vec::new();
-    let filter = ListCheckoutSessions {
-        created_gte: request.since,
-        status: Some("complete".into()),
-        limit: Some(100),
-        ..Default::default()
-    };
-    let mut sessions = stripe.checkout_sessions(&filter);
+    let mut sessions = stripe.checkout_sessions(&session_filter(request.since));
     let mut kept = 0;
+    let mut waiting = Vec::new();
     while let Some(session) = sessions.try_next().await? {
-        let Some(mut purchase) = tally(&session, request.store, outcome, &mut kept, progress)
-        else {
-            continue;
+        let mut purchase = match tally(&session, request.store, outcome, &mut kept, progress) {
+            Kind::Ours(purchase) => purchase,
+            Kind::Unpaid => {
+                waiting.push(session);
+                continue;
+            }
+            Kind::Foreign => continue,
         };
+        if let Some(code) = promotion_code(&session, stripe, &mut codes).await? {
+            purchase.promotion_code = Some(code);
+        }
         if let Some(state) = purchase
             .payment_intent
             .as_ref()
@@ -438,9 +663,15 @@ async fn full(
         }
         purchases.push(*purchase);
     }
+    drop(sessions);
     progress.sessions(outcome.seen, kept);
     if !purchases.is_empty() {
         stage(&month, &mut purchases, staging)?;
+    }
+    for session in waiting {
+        if may_still_pay(&session, stripe).await? {
+            pending.sessions.insert(session.id.clone());
+        }
     }
     // Months with no purchase left in Stripe lose their file (only when the
     // rebuild covered all time).
@@ -454,6 +685,7 @@ async fn full(
                 stage(&existing, &mut empty, &mut None)?;
             }
         }
+        stage_pending(root, &pending, staging)?;
     }
     Ok(())
 }
@@ -483,7 +715,12 @@ fn commit(root: &Path, outcome: &mut Outcome) -> Result<(), SyncError> {
     }
     let head_tree = repo.head().ok().and_then(|head| head.peel_to_tree().ok());
     let (mut new, mut refunded, mut disputed) = (0, 0, 0);
-    for path in &paths {
+    let months = paths.iter().filter(|path| {
+        path.file_stem()
+            .and_then(|stem| stem.to_str())
+            .is_some_and(|stem| stem != PENDING)
+    });
+    for path in months {
         let before: Vec<Purchase> =
             match head_tree.as_ref().and_then(|tree| tree.get_path(path).ok()) {
                 Some(entry) => {

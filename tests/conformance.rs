@@ -480,6 +480,7 @@ async fn every_request_and_answer_matches_the_spec() {
         status: Some("complete".into()),
         payment_intent: paid.payment_intent.clone(),
         limit: Some(5),
+        expand: vec!["total_details.breakdown".into()],
     };
     let listed: Vec<_> = client
         .checkout_sessions(&filter)
@@ -487,6 +488,103 @@ async fn every_request_and_answer_matches_the_spec() {
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
+    // A code typed (here: given) shows in the breakdown, by its id.
+    sandbox
+        .pay(&discounted.id, "ada@example.com", "4242424242424242")
+        .await;
+    let expanded = client
+        .checkout_session_expanded(
+            &discounted.id,
+            &[
+                "total_details.breakdown",
+                "line_items",
+                "payment_intent.latest_charge",
+            ],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let code = expanded.promotion_code_id().unwrap().to_owned();
+    assert_eq!(
+        client
+            .promotion_code_by_id(&code)
+            .await
+            .unwrap()
+            .unwrap()
+            .code,
+        "LAUNCH"
+    );
+    // A 100 % code: a no-cost order, no payment intent.
+    let free: serde_json::Value = stripe_post(
+        "/v1/coupons",
+        shop::stripe::Form::new().field("percent_off", 100),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    stripe_post(
+        "/v1/promotion_codes",
+        shop::stripe::Form::new()
+            .field("coupon", free["id"].as_str().unwrap())
+            .field("code", "REVIEW"),
+    )
+    .await
+    .unwrap();
+    let review = client.promotion_code("review").await.unwrap().unwrap();
+    let gift = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                price: price.id.clone(),
+                success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
+                promotion_code: Some(review.id.clone()),
+                ..CreateCheckoutSession::default()
+            },
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    let given = sandbox.pay(&gift.id, "critic@example.com", "").await;
+    assert_eq!(given["payment_status"], "no_payment_required");
+    // A bank debit: complete and unpaid, paid once it settles.
+    let debit = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                price: price.id.clone(),
+                success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
+                ..CreateCheckoutSession::default()
+            },
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    sandbox
+        .control(Method::POST, "settings", json!({"async_payment_delay": 0}))
+        .await;
+    let unpaid = sandbox
+        .control(
+            Method::POST,
+            &format!("checkout/sessions/{}/complete", debit.id),
+            json!({"email": "eve@example.com", "iban": "DE89370400440532013000"}),
+        )
+        .await;
+    assert_eq!(unpaid["payment_status"], "unpaid");
+    sandbox.control(Method::POST, "settle", json!({})).await;
+    let settled = client.checkout_session(&debit.id).await.unwrap().unwrap();
+    assert_eq!(settled.payment_status, "paid");
+    // Webhook endpoints as the dashboard makes them.
+    stripe_post(
+        "/v1/webhook_endpoints",
+        shop::stripe::Form::new()
+            .field("url", "https://books.example/stripe/webhook")
+            .field("enabled_events[0]", "checkout.session.completed")
+            .field("api_version", "2024-04-10"),
+    )
+    .await
+    .unwrap();
+    let endpoints: Vec<_> = client.webhook_endpoints().try_collect().await.unwrap();
+    assert_eq!(endpoints[0].api_version.as_deref(), Some("2024-04-10"));
     let _: Vec<_> = client
         .checkout_session_line_items(&session.id)
         .try_collect()
@@ -506,6 +604,32 @@ async fn every_request_and_answer_matches_the_spec() {
         .create_refund(&intent.id, Some(100), &IdempotencyKey::random())
         .await
         .unwrap();
+    // A refund left pending, then failed.
+    sandbox
+        .control(Method::POST, "settings", json!({"refunds_pending": true}))
+        .await;
+    let pending = client
+        .create_refund(&intent.id, Some(200), &IdempotencyKey::random())
+        .await
+        .unwrap();
+    assert_eq!(pending.status.as_deref(), Some("pending"));
+    sandbox
+        .control(
+            Method::POST,
+            &format!("refunds/{}/fail", pending.id),
+            json!({}),
+        )
+        .await;
+    let of_charge: Vec<_> = client
+        .refunds_of_charge(intent.latest_charge.as_deref().unwrap())
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(
+        of_charge
+            .iter()
+            .any(|r| r.status.as_deref() == Some("failed"))
+    );
     sandbox
         .control(
             Method::POST,

@@ -242,7 +242,7 @@ impl Sandbox {
         let config = shop::sandbox::Config {
             data,
             webhook_url,
-            webhook_secret: webhook_secret.clone(),
+            webhook_secret: Some(webhook_secret.clone()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

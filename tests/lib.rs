@@ -18,4 +18,5 @@ mod release;
 mod sandbox;
 mod serve;
 mod store;
+mod stripe;
 mod sync;

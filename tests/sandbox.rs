@@ -702,7 +702,15 @@ fn the_sandbox_command_serves_until_terminated() {
     let test = crate::harness::Test::new();
     let data = test.path().join("sandbox.json");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shop"))
-        .args(["sandbox", "--port", "0", "--json", "--data"])
+        .args([
+            "sandbox",
+            "--port",
+            "0",
+            "--json",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+            "--data",
+        ])
         .arg(&data)
         .env_clear()
         .env("STRIPE_WEBHOOK_SECRET", "whsec_from_the_environment")
@@ -763,6 +771,49 @@ fn the_sandbox_command_serves_until_terminated() {
         !saved.contains("whsec_from_the_environment"),
         "the data file holds the webhook secret"
     );
+}
+
+/// Started again with the same data and no secret in the environment, the
+/// sandbox signs with the endpoint's secret it made the first time, so a
+/// running `shop serve` keeps accepting its events.
+#[test]
+fn a_restarted_sandbox_keeps_its_webhook_secret() {
+    use std::io::{BufRead, BufReader};
+    let test = crate::harness::Test::new();
+    let data = test.path().join("sandbox.json");
+    let start = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shop"))
+            .args([
+                "sandbox",
+                "--port",
+                "0",
+                "--json",
+                "--webhook",
+                "http://127.0.0.1:9/hook",
+                "--data",
+            ])
+            .arg(&data)
+            .env_clear()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut announcement = String::new();
+        while !announcement.trim_end().ends_with('}') {
+            assert!(
+                stdout.read_line(&mut announcement).unwrap() > 0,
+                "{announcement}"
+            );
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let announcement: serde_json::Value = serde_json::from_str(&announcement).unwrap();
+        announcement["webhook_secret"].as_str().unwrap().to_owned()
+    };
+    let first = start();
+    assert!(first.starts_with("whsec_"), "{first}");
+    assert_eq!(start(), first);
 }
 
 #[test]

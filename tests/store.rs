@@ -300,3 +300,37 @@ fn the_projects_own_repository_is_an_example_store() {
         "{listing}"
     );
 }
+
+/// Prices Stripe would refuse at every purchase are refused before any
+/// release: its rounding per currency and its smallest charges.
+#[test]
+fn amounts_stripe_cannot_charge_are_refused() {
+    for (price, currency, problem, hint) in [
+        (
+            "5.125",
+            "kwd",
+            "Stripe cannot charge `5.125 KWD`: KWD amounts must end in 0",
+            "round the price to `5.120` or `5.130`",
+        ),
+        (
+            "1500.50",
+            "isk",
+            "Stripe cannot charge `1500.50 ISK`: ISK is charged in whole units",
+            "write a whole amount, such as `1500`",
+        ),
+        (
+            "0.10",
+            "usd",
+            "`0.10 USD` is below Stripe's smallest charge in USD, 0.50 USD",
+            "set a price of at least `0.50`",
+        ),
+    ] {
+        check_product(
+            &format!(
+                "name = \"Guide\"\nprice = \"{price}\"\ncurrency = \"{currency}\"\nfiles = [\"guide.pdf\"]\n"
+            ),
+            &format!("line 2, column 9: {problem}"),
+            hint,
+        );
+    }
+}

@@ -651,3 +651,394 @@ fn missed_receipts_are_queued_once() {
         .unwrap();
     assert_eq!(queued, 3);
 }
+
+impl Shop {
+    /// An open session of `product` at `price` (index), codes allowed.
+    fn session(&self, price: usize, product: &str) -> String {
+        let client = self.sandbox().client();
+        self.runtime
+            .block_on(
+                client.create_checkout_session(
+                    &CreateCheckoutSession {
+                        price: self.prices[price].clone(),
+                        success_url: "http://127.0.0.1:9/t".into(),
+                        allow_promotion_codes: true,
+                        metadata: [
+                            ("product".to_owned(), product.to_owned()),
+                            ("version".to_owned(), "1.0.0".to_owned()),
+                        ]
+                        .into(),
+                        ..Default::default()
+                    },
+                    &IdempotencyKey::random(),
+                ),
+            )
+            .unwrap()
+            .id
+    }
+
+    /// Pays a session from the control surface: a card, or an IBAN.
+    fn pay(&self, session: &str, method: (&str, &str)) -> Value {
+        let (field, value) = method;
+        self.control(
+            Method::POST,
+            &format!("checkout/sessions/{session}/complete"),
+            json!({"email": "reader@example.com", field: value}),
+        )
+    }
+
+    /// Posts the test checkout's form of `session`, as a browser would.
+    fn post_checkout(&self, session: &str, fields: &[(&str, &str)]) -> reqwest::StatusCode {
+        let form = fields
+            .iter()
+            .fold(shop::stripe::Form::new(), |form, (key, value)| {
+                form.field(*key, *value)
+            });
+        let response = self
+            .runtime
+            .block_on(
+                self.sandbox()
+                    .http()
+                    .post(format!("{}/checkout/{session}", self.sandbox().url))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.encode())
+                    .send(),
+            )
+            .unwrap();
+        response.status()
+    }
+
+    /// A coupon of `percent` off and its promotion code.
+    fn promotion(&self, percent: u32, code: &str) {
+        let post = |path: &str, form: shop::stripe::Form| {
+            self.runtime.block_on(async {
+                self.sandbox()
+                    .http()
+                    .post(format!("{}{path}", self.sandbox().url))
+                    .bearer_auth("sk_test_sync")
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.encode())
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            })
+        };
+        let coupon = post(
+            "/v1/coupons",
+            shop::stripe::Form::new().field("percent_off", percent),
+        );
+        post(
+            "/v1/promotion_codes",
+            shop::stripe::Form::new()
+                .field("coupon", coupon["id"].as_str().unwrap())
+                .field("code", code),
+        );
+    }
+}
+
+/// `sync --full` in a clone of the store changes nothing: incremental
+/// syncs gave the same bytes.
+fn assert_full_sync_agrees(store: &Test) {
+    let before = ledger(store.path());
+    store.shop(&["sync", "--full"]).success();
+    assert_eq!(
+        ledger(store.path()),
+        before,
+        "a full sync disagrees with the incremental ones"
+    );
+}
+
+#[test]
+fn a_bank_debit_paid_ten_days_later_is_synced_incrementally() {
+    let shop = Shop::new();
+    shop.runtime.block_on(shop.sandbox().set_clock(AUGUST));
+    shop.control(
+        Method::POST,
+        "settings",
+        json!({"async_payment_delay": 10 * DAY}),
+    );
+    let debit = shop.session(1, "atlas");
+    let unpaid = shop.pay(&debit, ("iban", "DE89370400440532013000"));
+    assert_eq!(unpaid["payment_status"], "unpaid");
+    let store = shop.store();
+    store.shop(&["sync"]).success();
+    assert!(
+        lines(store.path())
+            .iter()
+            .all(|line| line["id"] != debit.as_str())
+    );
+    assert!(store.read("purchases/pending.jsonl").contains(&debit));
+
+    // Other sales go on; the newest moves the window past the debit.
+    shop.runtime
+        .block_on(shop.sandbox().set_clock(AUGUST + 9 * DAY));
+    shop.seed(
+        0,
+        3,
+        AUGUST + 9 * DAY,
+        60,
+        json!({"product": "guide", "version": "1.0.0"}),
+    );
+    store.shop(&["sync"]).success();
+    // Day 10: the bank pays.
+    shop.runtime
+        .block_on(shop.sandbox().set_clock(AUGUST + 10 * DAY + 60));
+    store.shop(&["sync"]).success().stdout_has(&["1 new"]);
+    let paid: Vec<Value> = lines(store.path())
+        .into_iter()
+        .filter(|line| line["id"] == debit.as_str())
+        .collect();
+    assert_eq!(paid.len(), 1, "the debit is not in the ledger");
+    assert_eq!(paid[0]["amount"], 1500);
+    assert_eq!(paid[0]["status"], "paid");
+    assert!(!store.path().join("purchases/pending.jsonl").exists());
+    assert_full_sync_agrees(&store);
+
+    // A debit that fails leaves nothing behind.
+    let failing = shop.session(1, "atlas");
+    shop.pay(&failing, ("iban", "DE62370400440532013001"));
+    store.shop(&["sync"]).success();
+    assert!(store.read("purchases/pending.jsonl").contains(&failing));
+    shop.runtime
+        .block_on(shop.sandbox().set_clock(AUGUST + 21 * DAY));
+    store.shop(&["sync"]).success();
+    assert!(!store.path().join("purchases/pending.jsonl").exists());
+    assert!(
+        lines(store.path())
+            .iter()
+            .all(|line| line["id"] != failing.as_str())
+    );
+    assert_full_sync_agrees(&store);
+}
+
+#[test]
+fn a_failed_refund_counts_in_neither_sync() {
+    let shop = Shop::new();
+    shop.runtime.block_on(shop.sandbox().set_clock(AUGUST));
+    let sale = shop.seed(
+        0,
+        1,
+        AUGUST,
+        60,
+        json!({"product": "guide", "version": "1.0.0"}),
+    );
+    shop.control(Method::POST, "settings", json!({"refunds_pending": true}));
+    let intent = shop.payment_intent(&sale[0]);
+    let client = shop.sandbox().client();
+    let refund = shop
+        .runtime
+        .block_on(client.create_refund(&intent, None, &IdempotencyKey::random()))
+        .unwrap();
+    let store = shop.store();
+    store.shop(&["sync"]).success();
+    assert_eq!(lines(store.path())[0]["status"], "paid");
+    assert!(store.read("purchases/pending.jsonl").contains("\"charge\""));
+    shop.control(
+        Method::POST,
+        &format!("refunds/{}/fail", refund.id),
+        json!({}),
+    );
+    store.shop(&["sync"]).success();
+    let line = lines(store.path())[0].clone();
+    assert_eq!(
+        (line["status"].clone(), line.get("amount_refunded")),
+        (json!("paid"), None)
+    );
+    assert!(!store.path().join("purchases/pending.jsonl").exists());
+    assert_full_sync_agrees(&store);
+
+    // One that succeeds counts in both.
+    let refund = shop
+        .runtime
+        .block_on(client.create_refund(&intent, Some(900), &IdempotencyKey::random()))
+        .unwrap();
+    shop.control(
+        Method::POST,
+        &format!("refunds/{}/succeed", refund.id),
+        json!({}),
+    );
+    store.shop(&["sync"]).success();
+    assert_eq!(lines(store.path())[0]["amount_refunded"], 900);
+    assert_full_sync_agrees(&store);
+}
+
+#[test]
+fn codes_buyers_type_and_free_copies_reach_the_ledger() {
+    let shop = Shop::new();
+    shop.promotion(25, "LAUNCH");
+    shop.promotion(100, "REVIEW");
+    // Typed at checkout in any case, as buyers type them.
+    let discounted = shop.session(0, "guide");
+    assert_eq!(
+        shop.post_checkout(
+            &discounted,
+            &[("email", "ada@example.com"), ("promotion_code", "launch")]
+        ),
+        reqwest::StatusCode::OK
+    );
+    assert_eq!(
+        shop.post_checkout(
+            &discounted,
+            &[("email", "ada@example.com"), ("card", "4242424242424242")]
+        ),
+        reqwest::StatusCode::SEE_OTHER
+    );
+    let free = shop.session(0, "guide");
+    shop.post_checkout(
+        &free,
+        &[
+            ("email", "critic@example.com"),
+            ("promotion_code", "Review"),
+        ],
+    );
+    assert_eq!(
+        shop.post_checkout(&free, &[("email", "critic@example.com")]),
+        reqwest::StatusCode::SEE_OTHER
+    );
+    let store = shop.store();
+    store.shop(&["sync"]).success().stdout_has(&["2 new"]);
+    let found = lines(store.path());
+    let line = |id: &str| found.iter().find(|line| line["id"] == id).unwrap().clone();
+    assert_eq!(
+        (
+            line(&discounted)["amount"].clone(),
+            line(&discounted)["promotion_code"].clone()
+        ),
+        (json!(2175), json!("LAUNCH"))
+    );
+    assert_eq!(
+        (
+            line(&free)["amount"].clone(),
+            line(&free)["promotion_code"].clone(),
+            line(&free)["status"].clone()
+        ),
+        (json!(0), json!("REVIEW"), json!("paid"))
+    );
+    assert_full_sync_agrees(&store);
+    store
+        .shop(&["report", "--by", "code"])
+        .success()
+        .stdout_has(&["LAUNCH", "21.75", "REVIEW", "0.00"]);
+}
+
+/// Random histories (sales by card and by bank debit, debits paid or
+/// failed days later, refunds succeeded, failed or left pending, disputes,
+/// clock jumps) synced incrementally at random moments give the ledger one
+/// `sync --full` gives, byte for byte.
+#[test]
+fn incremental_syncs_at_random_moments_equal_one_full_sync() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..4u64 {
+        let mut random = rand::rngs::StdRng::seed_from_u64(seed);
+        let shop = Shop::new();
+        let client = shop.sandbox().client();
+        let mut now = AUGUST;
+        shop.runtime.block_on(shop.sandbox().set_clock(now));
+        let store = shop.store();
+        let mut sessions: Vec<String> = Vec::new();
+        let mut pending_refunds: Vec<String> = Vec::new();
+        for step in 0..30 {
+            match random.random_range(0..9) {
+                0 | 1 => {
+                    let (price, product) = if random.random_bool(0.5) {
+                        (0, "guide")
+                    } else {
+                        (1, "atlas")
+                    };
+                    let session = shop.session(price, product);
+                    shop.pay(&session, ("card", "4242424242424242"));
+                    sessions.push(session);
+                }
+                2 => {
+                    let delay = random.random_range(1..12) * DAY;
+                    shop.control(
+                        Method::POST,
+                        "settings",
+                        json!({"async_payment_delay": delay}),
+                    );
+                    let session = shop.session(1, "atlas");
+                    let iban = if random.random_bool(0.7) {
+                        "DE89370400440532013000"
+                    } else {
+                        "DE62370400440532013001"
+                    };
+                    shop.pay(&session, ("iban", iban));
+                    sessions.push(session);
+                }
+                3 => {
+                    now += random.random_range(0..5 * DAY);
+                    shop.runtime.block_on(shop.sandbox().set_clock(now));
+                }
+                4 | 5 if !sessions.is_empty() => {
+                    let session = &sessions[random.random_range(0..sessions.len())];
+                    let found = shop
+                        .runtime
+                        .block_on(client.checkout_session(session))
+                        .unwrap()
+                        .unwrap();
+                    if found.payment_status != "paid" {
+                        continue;
+                    }
+                    let pending = random.random_bool(0.4);
+                    shop.control(
+                        Method::POST,
+                        "settings",
+                        json!({"refunds_pending": pending}),
+                    );
+                    let amount = random.random_bool(0.5).then_some(500);
+                    if let Ok(refund) = shop.runtime.block_on(client.create_refund(
+                        found.payment_intent.as_deref().unwrap(),
+                        amount,
+                        &IdempotencyKey::random(),
+                    )) && pending
+                    {
+                        pending_refunds.push(refund.id);
+                    }
+                }
+                6 if !pending_refunds.is_empty() => {
+                    let refund =
+                        pending_refunds.remove(random.random_range(0..pending_refunds.len()));
+                    let outcome = if random.random_bool(0.5) {
+                        "succeed"
+                    } else {
+                        "fail"
+                    };
+                    shop.control(
+                        Method::POST,
+                        &format!("refunds/{refund}/{outcome}"),
+                        json!({}),
+                    );
+                }
+                7 if !sessions.is_empty() => {
+                    let session = &sessions[random.random_range(0..sessions.len())];
+                    let found = shop
+                        .runtime
+                        .block_on(client.checkout_session(session))
+                        .unwrap()
+                        .unwrap();
+                    if found.payment_status == "paid" {
+                        shop.dispute(session);
+                    }
+                }
+                _ => {
+                    store.shop(&["-q", "sync"]).success();
+                }
+            }
+            // Each step takes a little sandbox time, as requests do.
+            now += 60;
+            shop.runtime.block_on(shop.sandbox().set_clock(now));
+            let _ = step;
+        }
+        store.shop(&["-q", "sync"]).success();
+        let fresh = shop.store();
+        fresh.shop(&["-q", "sync", "--full"]).success();
+        assert_eq!(
+            ledger(store.path()),
+            ledger(fresh.path()),
+            "seed {seed}: incremental syncs and a full sync disagree"
+        );
+    }
+}

@@ -84,7 +84,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         cancel_url: Some(format!("{}/", store.settings.base_url)),
         customer_email: args.email.clone(),
         client_reference_id: None,
-        expires_at: Some(now + args.expires as i64),
+        expires_at: Some(expires_at(now, args.expires)),
         promotion_code: promotion.as_ref().map(|promotion| promotion.id.clone()),
         allow_promotion_codes: product.promotion_codes && promotion.is_none(),
         metadata: {
@@ -143,5 +143,30 @@ fn human_duration(seconds: u64) -> String {
     match seconds {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s => format!("{}m", s / 60),
+    }
+}
+
+/// How far inside Stripe's range (30 minutes to 24 hours from when its
+/// request arrives, by its own clock) `expires_at` is kept: latency and a
+/// clock a little ahead or behind must not push it out.
+const EXPIRY_MARGIN: i64 = 5 * 60;
+
+/// The `expires_at` to send for a session that should last `seconds` from
+/// `now`, kept a margin inside Stripe's range.
+fn expires_at(now: i64, seconds: u64) -> i64 {
+    let wanted = now + seconds as i64;
+    wanted.clamp(
+        now + 30 * 60 + EXPIRY_MARGIN,
+        now + 24 * 3600 - EXPIRY_MARGIN,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn expiry_stays_inside_stripes_range() {
+        assert_eq!(super::expires_at(1000, 30 * 60), 1000 + 35 * 60);
+        assert_eq!(super::expires_at(1000, 24 * 3600), 1000 + 24 * 3600 - 300);
+        assert_eq!(super::expires_at(1000, 3 * 3600), 1000 + 3 * 3600);
     }
 }

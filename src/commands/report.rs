@@ -30,6 +30,8 @@ pub enum By {
     Month,
     /// Where buyers came from (utm_source, referrer)
     Source,
+    /// The promotion code used (free copies show as sales of 0)
+    Code,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
@@ -61,6 +63,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         By::Version => report::By::Version,
         By::Month => report::By::Month,
         By::Source => report::By::Source,
+        By::Code => report::By::Code,
     };
     let mut totals = Report::default();
     ledger::each(&store.root, |purchase| {
@@ -85,6 +88,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         By::Version => "VERSION",
         By::Month => "MONTH",
         By::Source => "SOURCE",
+        By::Code => "CODE",
     };
     let header = [heading, "COUNT", "GROSS", "REFUNDED", "NET"].map(String::from);
     let table: Vec<[String; 5]> = rows

@@ -30,13 +30,7 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    let webhook_secret = match super::secret_from_env("STRIPE_WEBHOOK_SECRET")? {
-        Some(secret) => secret,
-        None => Secret::new(
-            "STRIPE_WEBHOOK_SECRET",
-            format!("whsec_{}", uuid::Uuid::new_v4().simple()),
-        )?,
-    };
+    let webhook_secret = super::secret_from_env("STRIPE_WEBHOOK_SECRET")?;
     if let Some(url) = &args.webhook
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
@@ -67,32 +61,36 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             format!("cannot read the sandbox's data file `{path}`"),
             "move it aside to start empty",
         )?;
-        announce(context, &sandbox, &config)?;
+        announce(context, &sandbox)?;
         sandbox::serve(sandbox, listener, super::shutdown_signal()).await;
         context.output.note("shop sandbox stopped");
         Ok(())
     })?
 }
 
-fn announce(context: &Context, sandbox: &Sandbox, config: &sandbox::Config) -> anyhow::Result<()> {
+fn announce(context: &Context, sandbox: &Sandbox) -> anyhow::Result<()> {
     let url = sandbox.base_url();
+    let secret = sandbox.webhook_secret();
+    let webhook_url = sandbox.webhook_url();
     if context.output.json {
         context.output.json(&serde_json::json!({
             "url": url,
-            "webhook_url": config.webhook_url,
-            "webhook_secret": config.webhook_secret.expose(),
+            "webhook_url": webhook_url,
+            "webhook_secret": secret.as_ref().map(Secret::expose),
         }))?;
     } else {
+        let secret_line = secret
+            .as_ref()
+            .map(|secret| format!("\n  export STRIPE_WEBHOOK_SECRET={}", secret.expose()))
+            .unwrap_or_default();
         context.output.data(format!(
             "shop sandbox listening on {url}\n\
              \n  export SHOP_STRIPE_API_BASE={url}\
-             \n  export STRIPE_SECRET_KEY=sk_test_sandbox      # any sk_test_ key works\
-             \n  export STRIPE_WEBHOOK_SECRET={}\n\
+             \n  export STRIPE_SECRET_KEY=sk_test_sandbox      # any sk_test_ key works{secret_line}\n\
              \nwebhooks: {}\
              \ntest cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined, 4000 0000 0000 9995 has insufficient funds\
              \nstop with Ctrl-C\n",
-            config.webhook_secret.expose(),
-            config.webhook_url.as_deref().unwrap_or("none (give --webhook URL to deliver events)"),
+            webhook_url.unwrap_or("none (give --webhook URL to deliver events)"),
         ))?;
     }
     Ok(())

@@ -73,6 +73,22 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             app.clock = Arc::new(move || start + began.elapsed().as_secs() as i64);
         }
         let app = Arc::new(app);
+        // Stripe's webhook endpoint, checked once at start.
+        let checked = app.clone();
+        tokio::spawn(async move {
+            let base_url = checked.store().settings.base_url.clone();
+            match server::webhook_endpoint_problems(&checked.stripe, &base_url).await {
+                Ok(problems) => {
+                    for (problem, fix) in problems {
+                        tracing::warn!("{problem} (hint: {fix})");
+                    }
+                }
+                Err(error) => tracing::warn!(
+                    "cannot check Stripe's webhook endpoints: {}",
+                    crate::error::one_line(&error)
+                ),
+            }
+        });
         // A release made while the server runs is picked up within seconds.
         let watched = app.clone();
         tokio::spawn(async move {

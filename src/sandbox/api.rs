@@ -81,10 +81,22 @@ pub fn dispatch(
         }
         ["v1", "payment_links", id] if post => update_payment_link(state, params, id),
         ["v1", "checkout", "sessions"] if post => create_session(state, context, params),
-        ["v1", "checkout", "sessions"] if get => list_sessions(state, context, params, path),
+        ["v1", "checkout", "sessions"] if get => {
+            let mut list = list_sessions(state, context, params, path)?;
+            let expand = expansions(params, true)?;
+            if let Some(sessions) = list["data"].as_array_mut() {
+                for session in sessions {
+                    expand_session(state, session, &expand)?;
+                }
+            }
+            Ok(list)
+        }
         ["v1", "checkout", "sessions", id] if get => {
+            params.only(&["expand"])?;
             super::checkout::expire_if_due(state, id, context.webhooks);
-            state.find("checkout.session", id, "session").cloned()
+            let mut session = state.find("checkout.session", id, "session")?.clone();
+            expand_session(state, &mut session, &expansions(params, false)?)?;
+            Ok(session)
         }
         ["v1", "checkout", "sessions", id, "line_items"] if get => {
             params.only(&["ending_before", "limit", "starting_after"])?;
@@ -150,11 +162,27 @@ pub fn dispatch(
             ])?;
             let active = params.bool("active")?;
             let code = params.str("code").map(str::to_owned);
+            // Codes are case-insensitive: `launch` finds `LAUNCH`.
             state.list("promotion_code", params, path, |promo| {
                 active.is_none_or(|a| promo["active"] == a)
-                    && code.as_deref().is_none_or(|c| promo["code"] == c)
+                    && code.as_deref().is_none_or(|c| {
+                        promo["code"]
+                            .as_str()
+                            .is_some_and(|known| known.eq_ignore_ascii_case(c))
+                    })
             })
         }
+        ["v1", "promotion_codes", id] if get => {
+            state.find("promotion_code", id, "promotion_code").cloned()
+        }
+        ["v1", "webhook_endpoints"] if post => create_webhook_endpoint(state, params),
+        ["v1", "webhook_endpoints"] if get => {
+            params.only(&["ending_before", "limit", "starting_after"])?;
+            state.list("webhook_endpoint", params, path, |_| true)
+        }
+        ["v1", "webhook_endpoints", id] if get => state
+            .find("webhook_endpoint", id, "webhook_endpoint")
+            .cloned(),
         _ => Err(ApiError::unrecognized(method, path)),
     }
 }
@@ -260,7 +288,7 @@ fn merge_metadata(target: &mut Value, update: Value) {
 
 fn currency_param(params: &Params) -> Result<String, ApiError> {
     let currency = params.required_str("currency")?.to_ascii_lowercase();
-    if currency.parse::<crate::store::Currency>().is_err() {
+    if !super::rules::is_currency(&currency) {
         return Err(ApiError::invalid(
             "currency",
             &format!("Invalid currency: {currency}."),
@@ -466,9 +494,11 @@ fn create_session(
     let success_url = params.required_str("success_url")?.to_owned();
     let price = line_items(state, params)?;
     let now = state.now();
+    // Checked against the sandbox's own clock when the request arrives, as
+    // Stripe checks it against its own: no slack.
     let expires_at = match params.int("expires_at")? {
         None => now + 24 * 3600,
-        Some(at) if at >= now + 30 * 60 - 5 && at <= now + 24 * 3600 + 5 => at,
+        Some(at) if at >= now + 30 * 60 && at <= now + 24 * 3600 => at,
         Some(_) => {
             return Err(ApiError::invalid(
                 "expires_at",
@@ -483,36 +513,24 @@ fn create_session(
             Some("discounts"),
         ));
     }
-    let discount = match params.get("discounts") {
-        None => 0,
+    let promotion = match params.get("discounts") {
+        None => None,
         Some(discounts) => {
             let id = discounts[0]["promotion_code"].as_str().unwrap_or_default();
-            let promo = state.find("promotion_code", id, "discounts[0][promotion_code]")?;
+            let promo = state
+                .find("promotion_code", id, "discounts[0][promotion_code]")?
+                .clone();
             if promo["active"] != json!(true) {
                 return Err(ApiError::invalid(
                     "discounts[0][promotion_code]",
                     "This promotion code is inactive.",
                 ));
             }
-            let amount = price["unit_amount"].as_i64().unwrap_or(0);
-            let coupon = &promo["coupon"];
-            match (
-                coupon["percent_off"].as_f64(),
-                coupon["amount_off"].as_i64(),
-            ) {
-                (Some(percent), _) => ((amount as f64) * percent / 100.0).round() as i64,
-                (None, Some(off)) if coupon["currency"] == price["currency"] => off.min(amount),
-                _ => {
-                    return Err(ApiError::invalid(
-                        "discounts[0][promotion_code]",
-                        "This coupon's currency does not match the price's.",
-                    ));
-                }
-            }
+            Some(promo)
         }
     };
     if let Some(email) = params.str("customer_email")
-        && crate::store::settings::check_email(email).is_err()
+        && !super::rules::is_email(email)
     {
         return Err(ApiError::invalid(
             "customer_email",
@@ -526,7 +544,7 @@ fn create_session(
             "client_reference_id must be at most 200 characters",
         ));
     }
-    let mut session = new_session(
+    let session = new_session(
         state,
         context,
         &price,
@@ -541,23 +559,73 @@ fn create_session(
             expires_at,
         },
     );
-    if discount > 0 {
-        let id = session["id"].as_str().unwrap_or_default().to_owned();
-        let total = session["amount_subtotal"].as_i64().unwrap_or(0) - discount;
-        session = state
-            .update(&id, |session| {
-                session["amount_total"] = json!(total);
-                session["total_details"]["amount_discount"] = json!(discount);
-            })
-            .unwrap_or(session);
-        if let Some(items) = state.line_items.get_mut(&id) {
-            for item in items {
-                item["amount_discount"] = json!(discount);
-                item["amount_total"] = json!(total);
-            }
-        }
+    let id = session["id"].as_str().unwrap_or_default().to_owned();
+    if let Some(promo) = promotion {
+        apply_discount(state, &id, &promo)?;
+    }
+    let session = state.get(&id).cloned().unwrap_or(session);
+    let total = session["amount_total"].as_i64().unwrap_or(0);
+    let currency = session["currency"].as_str().unwrap_or_default().to_owned();
+    // A total above zero must be one Stripe can charge; zero is a no-cost
+    // order.
+    if total > 0
+        && let Some(message) = super::rules::charge_refusal(total, &currency)
+    {
+        state.remove(&id);
+        return Err(ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: Some("amount_too_small"),
+            message,
+            param: None,
+            decline_code: None,
+        });
     }
     Ok(session)
+}
+
+/// Applies a promotion code's coupon to an open session: its totals, its
+/// line item, and the breakdown `total_details.breakdown` shows.
+pub fn apply_discount(state: &mut State, id: &str, promo: &Value) -> Result<(), ApiError> {
+    let session = state.find("checkout.session", id, "session")?.clone();
+    let subtotal = session["amount_subtotal"].as_i64().unwrap_or(0);
+    let coupon = &promo["coupon"];
+    let discount = match (
+        coupon["percent_off"].as_f64(),
+        coupon["amount_off"].as_i64(),
+    ) {
+        (Some(percent), _) => ((subtotal as f64) * percent / 100.0).round() as i64,
+        (None, Some(off)) if coupon["currency"] == session["currency"] => off.min(subtotal),
+        _ => {
+            return Err(ApiError::invalid(
+                "discounts[0][promotion_code]",
+                "This coupon's currency does not match the price's.",
+            ));
+        }
+    };
+    let total = subtotal - discount;
+    state.update(id, |session| {
+        session["amount_total"] = json!(total);
+        session["total_details"]["amount_discount"] = json!(discount);
+    });
+    if let Some(items) = state.line_items.get_mut(id) {
+        for item in items {
+            item["amount_discount"] = json!(discount);
+            item["amount_total"] = json!(total);
+        }
+    }
+    let now = state.now();
+    state.breakdowns.insert(
+        id.to_owned(),
+        json!({
+            "discounts": [{
+                "amount": discount,
+                "discount": objects::discount(coupon, promo, id, now),
+            }],
+            "taxes": [],
+        }),
+    );
+    Ok(())
 }
 
 fn create_coupon(state: &mut State, params: &Params) -> Result<Value, ApiError> {
@@ -665,6 +733,10 @@ pub fn new_session(
         now,
         expires_at: new.expires_at,
     });
+    let mut session = session;
+    if session["currency"] == "eur" {
+        session["payment_method_types"] = json!(["card", "sepa_debit"]);
+    }
     let product_name = price["product"]
         .as_str()
         .and_then(|product| state.get(product))
@@ -677,6 +749,134 @@ pub fn new_session(
     state.insert(session)
 }
 
+/// The `expand[]` paths of a request, without the `data.` of a list; a
+/// path deeper than Stripe's four levels is refused as Stripe refuses it.
+fn expansions(params: &Params, list: bool) -> Result<Vec<String>, ApiError> {
+    let paths: Vec<String> = match params.get("expand") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => return Err(ApiError::invalid("expand", "Invalid array")),
+    };
+    let mut found = Vec::new();
+    for path in paths {
+        if path.split('.').count() > 4 {
+            return Err(ApiError::invalid_request(
+                &format!("You cannot expand more than 4 levels of a property. Property: {path}"),
+                Some("expand"),
+            ));
+        }
+        let inner = if list {
+            match path.strip_prefix("data.") {
+                Some(inner) => inner.to_owned(),
+                None => {
+                    return Err(ApiError::invalid_request(
+                        &format!(
+                            "This property cannot be expanded ({path}). You may want to try expanding 'data.{path}' instead."
+                        ),
+                        Some("expand"),
+                    ));
+                }
+            }
+        } else {
+            path
+        };
+        found.push(inner);
+    }
+    Ok(found)
+}
+
+/// Expands what a Checkout Session allows: `line_items`,
+/// `total_details.breakdown` (included only when asked), `payment_intent`
+/// and `payment_intent.latest_charge`, `payment_link`.
+fn expand_session(state: &State, session: &mut Value, paths: &[String]) -> Result<(), ApiError> {
+    let id = session["id"].as_str().unwrap_or_default().to_owned();
+    for path in paths {
+        match path.as_str() {
+            "line_items" => {
+                let items = state.line_items.get(&id).cloned().unwrap_or_default();
+                session["line_items"] = json!({
+                    "object": "list", "data": items, "has_more": false,
+                    "url": format!("/v1/checkout/sessions/{id}/line_items"),
+                });
+            }
+            "total_details.breakdown" => {
+                if session["total_details"].is_object() {
+                    session["total_details"]["breakdown"] = state
+                        .breakdowns
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or_else(|| json!({"discounts": [], "taxes": []}));
+                }
+            }
+            "payment_intent" | "payment_intent.latest_charge" => {
+                if let Some(intent) = session["payment_intent"]
+                    .as_str()
+                    .and_then(|i| state.get(i))
+                {
+                    let mut intent = intent.clone();
+                    if path.ends_with("latest_charge")
+                        && let Some(charge) =
+                            intent["latest_charge"].as_str().and_then(|c| state.get(c))
+                    {
+                        intent["latest_charge"] = charge.clone();
+                    }
+                    session["payment_intent"] = intent;
+                }
+            }
+            "payment_link" => {
+                if let Some(link) = session["payment_link"].as_str().and_then(|l| state.get(l)) {
+                    session["payment_link"] = link.clone();
+                }
+            }
+            other => {
+                return Err(ApiError::invalid_request(
+                    &format!("This property cannot be expanded ({other})."),
+                    Some("expand"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn create_webhook_endpoint(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.only(&[
+        "api_version",
+        "description",
+        "enabled_events",
+        "metadata",
+        "url",
+    ])?;
+    let url = params.required_str("url")?.to_owned();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(ApiError::invalid(
+            "url",
+            "Invalid URL: must be an absolute URL.",
+        ));
+    }
+    let events: Vec<String> = match params.get("enabled_events") {
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        _ => return Err(ApiError::missing("enabled_events")),
+    };
+    let version = params.str("api_version").map(str::to_owned);
+    let id = new_id("we_");
+    let mut endpoint =
+        objects::webhook_endpoint(&id, &url, version.as_deref(), &events, state.now());
+    endpoint["description"] = json!(params.str("description"));
+    endpoint["metadata"] = params.metadata()?;
+    let secret = format!("whsec_{}", uuid::Uuid::new_v4().simple());
+    state.webhook_secrets.insert(id, secret.clone());
+    let mut answer = state.insert(endpoint);
+    answer["secret"] = json!(secret);
+    Ok(answer)
+}
+
 fn list_sessions(
     state: &mut State,
     context: &Context<'_>,
@@ -687,6 +887,7 @@ fn list_sessions(
         "created",
         "customer",
         "ending_before",
+        "expand",
         "limit",
         "payment_intent",
         "payment_link",
@@ -814,6 +1015,9 @@ fn create_refund(
         now,
     );
     refund["metadata"] = metadata(params.get("metadata"))?;
+    if state.refunds_pending {
+        refund["status"] = json!("pending");
+    }
     refund["reason"] = json!(params.str("reason"));
     let refund = state.insert(refund);
     let charge = state

@@ -116,16 +116,28 @@ fn luhn(digits: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// Pays session `id` with `card` for `email`: creates the payment intent
-/// and charge, completes the session, and emits the events Stripe would.
+/// SEPA Direct Debit test accounts (Stripe's testing page): the payment is
+/// `processing` at first, then succeeds or fails after the sandbox's
+/// settlement delay.
+const BANK_ACCOUNTS: &[(&str, bool)] = &[
+    ("DE89370400440532013000", true),
+    ("AT611904300234573201", true),
+    ("DE62370400440532013001", false),
+    ("AT861904300235473202", false),
+];
+
+/// Pays session `id` for `email` with `method`: a test card number, or a
+/// test IBAN (a delayed payment). A session whose total is zero needs
+/// none and completes as `no_payment_required`. Creates the payment
+/// intent and charge, completes the session, and emits Stripe's events.
 pub fn complete(
     state: &mut State,
     webhooks: i64,
     id: &str,
     email: &str,
-    card: &str,
+    method: &str,
 ) -> Result<Value, ApiError> {
-    complete_with(state, webhooks, id, email, card, true)
+    complete_with(state, webhooks, id, email, method, true)
 }
 
 /// [`complete`], optionally without events (bulk seeding for benchmarks).
@@ -134,7 +146,7 @@ pub fn complete_with(
     webhooks: i64,
     id: &str,
     email: &str,
-    card: &str,
+    method: &str,
     events: bool,
 ) -> Result<Value, ApiError> {
     expire_if_due(state, id, webhooks);
@@ -155,16 +167,41 @@ pub fn complete_with(
         }
     }
     let email = email.trim();
-    if crate::store::settings::check_email(email).is_err() {
+    if !super::rules::is_email(email) {
         return Err(ApiError::invalid(
             "customer_details[email]",
             "Your email address is invalid.",
         ));
     }
-    let number: String = card
+    let amount = session["amount_total"].as_i64().unwrap_or(0);
+    if amount == 0 {
+        // A no-cost order (a 100 % discount): nothing to pay, no intent.
+        let session = state
+            .update(id, |session| {
+                session["status"] = json!("complete");
+                session["payment_status"] = json!("no_payment_required");
+                session["customer_details"] = objects::customer_details(email);
+            })
+            .unwrap_or_default();
+        if events {
+            state.emit(
+                "checkout.session.completed",
+                session.clone(),
+                None,
+                webhooks,
+            );
+        }
+        return Ok(session);
+    }
+    let compact: String = method
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
-        .collect();
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if compact.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return pay_by_debit(state, webhooks, id, &session, email, &compact, events);
+    }
+    let number = compact;
     if number.len() < 12
         || number.len() > 19
         || !number.bytes().all(|b| b.is_ascii_digit())
@@ -188,7 +225,6 @@ pub fn complete_with(
     }
 
     let now = state.now();
-    let amount = session["amount_total"].as_i64().unwrap_or(0);
     let currency = session["currency"].as_str().unwrap_or("usd").to_owned();
     let intent_id = new_id("pi_");
     let charge_id = new_id("ch_");
@@ -220,6 +256,146 @@ pub fn complete_with(
     Ok(session)
 }
 
+/// A SEPA Direct Debit: the session completes unpaid, the payment is
+/// `processing`, and it settles after the sandbox's delay.
+fn pay_by_debit(
+    state: &mut State,
+    webhooks: i64,
+    id: &str,
+    session: &Value,
+    email: &str,
+    iban: &str,
+    events: bool,
+) -> Result<Value, ApiError> {
+    if session["currency"] != "eur" {
+        return Err(ApiError::invalid(
+            "payment_method_data[type]",
+            "The payment method type `sepa_debit` is invalid. It needs a session in EUR.",
+        ));
+    }
+    let Some(&(_, succeeds)) = BANK_ACCOUNTS.iter().find(|(account, _)| *account == iban) else {
+        return Err(ApiError::invalid(
+            "payment_method_data[sepa_debit][iban]",
+            "The IBAN you entered is invalid. In test mode, use one of Stripe's test IBANs such as DE89370400440532013000.",
+        ));
+    };
+    let now = state.now();
+    let amount = session["amount_total"].as_i64().unwrap_or(0);
+    let intent_id = new_id("pi_");
+    let charge_id = new_id("py_");
+    let last4 = &iban[iban.len() - 4..];
+    let mut charge = objects::charge(&charge_id, amount, "eur", &intent_id, email, last4, now);
+    charge["status"] = json!("pending");
+    charge["paid"] = json!(false);
+    charge["payment_method_details"] = objects::sepa_debit_details(iban);
+    state.insert(charge);
+    let mut intent = objects::payment_intent(&intent_id, amount, "eur", &charge_id, email, now);
+    intent["status"] = json!("processing");
+    intent["amount_received"] = json!(0);
+    intent["payment_method_types"] = json!(["sepa_debit"]);
+    let intent = state.insert(intent);
+    let session = state
+        .update(id, |session| {
+            session["status"] = json!("complete");
+            session["payment_status"] = json!("unpaid");
+            session["payment_intent"] = json!(intent_id);
+            session["customer_details"] = objects::customer_details(email);
+        })
+        .unwrap_or_default();
+    state.settlements.push(super::state::Settlement {
+        session: id.to_owned(),
+        due: now + state.async_payment_delay.unwrap_or(60),
+        succeeds,
+    });
+    if events {
+        state.emit("payment_intent.processing", intent, None, webhooks);
+        state.emit(
+            "checkout.session.completed",
+            session.clone(),
+            None,
+            webhooks,
+        );
+    }
+    Ok(session)
+}
+
+/// Settles the delayed payments that are due by the sandbox's clock, with
+/// the events Stripe sends. Returns how many settled.
+pub fn settle_due(state: &mut State, webhooks: i64) -> usize {
+    let now = state.now();
+    let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.settlements)
+        .into_iter()
+        .partition(|settlement| settlement.due <= now);
+    state.settlements = waiting;
+    for settlement in &due {
+        let Some(session) = state.get(&settlement.session).cloned() else {
+            continue;
+        };
+        let intent_id = session["payment_intent"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let charge_id = state
+            .get(&intent_id)
+            .and_then(|intent| intent["latest_charge"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        if settlement.succeeds {
+            let charge = state
+                .update(&charge_id, |charge| {
+                    charge["status"] = json!("succeeded");
+                    charge["paid"] = json!(true);
+                })
+                .unwrap_or_default();
+            let intent = state
+                .update(&intent_id, |intent| {
+                    intent["status"] = json!("succeeded");
+                    intent["amount_received"] = intent["amount"].clone();
+                })
+                .unwrap_or_default();
+            let session = state
+                .update(&settlement.session, |session| {
+                    session["payment_status"] = json!("paid");
+                })
+                .unwrap_or_default();
+            state.emit("charge.succeeded", charge, None, webhooks);
+            state.emit("payment_intent.succeeded", intent, None, webhooks);
+            state.emit(
+                "checkout.session.async_payment_succeeded",
+                session,
+                None,
+                webhooks,
+            );
+        } else {
+            let charge = state
+                .update(&charge_id, |charge| {
+                    charge["status"] = json!("failed");
+                    charge["failure_code"] = json!("insufficient_funds");
+                    charge["failure_message"] = json!(
+                        "The customer's account has insufficient funds to cover this payment."
+                    );
+                    charge["outcome"]["type"] = json!("issuer_declined");
+                    charge["outcome"]["network_status"] = json!("declined_by_network");
+                })
+                .unwrap_or_default();
+            let intent = state
+                .update(&intent_id, |intent| {
+                    intent["status"] = json!("requires_payment_method");
+                })
+                .unwrap_or_default();
+            state.emit("charge.failed", charge, None, webhooks);
+            state.emit("payment_intent.payment_failed", intent, None, webhooks);
+            state.emit(
+                "checkout.session.async_payment_failed",
+                session,
+                None,
+                webhooks,
+            );
+        }
+    }
+    due.len()
+}
+
 /// `GET` shows the test checkout of a session; `POST` pays it.
 pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> Response<Vec<u8>> {
     let webhooks = sandbox.webhooks();
@@ -243,8 +419,29 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
                 .unwrap_or("")
                 .to_owned()
         };
-        let (email, card) = (field("email"), field("card"));
-        match complete(&mut state, webhooks, id, &email, &card) {
+        let (email, card, iban) = (field("email"), field("card"), field("iban"));
+        if let Some(code) = form
+            .as_ref()
+            .and_then(|form| form.str("promotion_code"))
+            .filter(|code| !code.trim().is_empty())
+        {
+            let applied = apply_promotion_code(&mut state, id, code.trim());
+            sandbox.after_change(&mut state);
+            let session = state.get(id).cloned().unwrap_or_default();
+            let items = state.line_items.get(id).cloned().unwrap_or_default();
+            return match applied {
+                Ok(()) => html(
+                    StatusCode::OK,
+                    &checkout_form(&session, &items, &email, None),
+                ),
+                Err(error) => html(
+                    StatusCode::BAD_REQUEST,
+                    &checkout_form(&session, &items, &email, Some(&error.message)),
+                ),
+            };
+        }
+        let method = if iban.trim().is_empty() { card } else { iban };
+        match complete(&mut state, webhooks, id, &email, &method) {
             Ok(session) => {
                 sandbox.after_change(&mut state);
                 return match session["success_url"].as_str() {
@@ -353,6 +550,25 @@ pub fn payment_link(sandbox: &Arc<Sandbox>, id: &str) -> Response<Vec<u8>> {
             expires_at: now + 24 * 3600,
         },
     );
+    let total = session["amount_total"].as_i64().unwrap_or(0);
+    let currency = session["currency"].as_str().unwrap_or_default();
+    if total > 0
+        && let Some(message) = super::rules::charge_refusal(total, currency)
+    {
+        // Stripe's page says the link cannot take payments.
+        let id = session["id"].as_str().unwrap_or_default().to_owned();
+        state.remove(&id);
+        return html(
+            StatusCode::BAD_REQUEST,
+            &layout(
+                "Something went wrong",
+                &format!(
+                    "<h1>This link cannot take payments</h1><p>{}</p>",
+                    escape(&message)
+                ),
+            ),
+        );
+    }
     sandbox.after_change(&mut state);
     redirect(session["url"].as_str().unwrap_or("/"))
 }
@@ -374,10 +590,10 @@ fn checkout_form(session: &Value, items: &[Value], email: &str, error: Option<&s
     let id = session["id"].as_str().unwrap_or_default();
     let currency = session["currency"].as_str().unwrap_or("usd");
     let amount = session["amount_total"].as_i64().unwrap_or(0);
-    let total = currency
-        .parse::<crate::store::Currency>()
-        .map(|currency| crate::store::Money { amount, currency }.to_string())
-        .unwrap_or_else(|_| format!("{amount} {currency}"));
+    let discount = session["total_details"]["amount_discount"]
+        .as_i64()
+        .unwrap_or(0);
+    let total = super::rules::display(amount, currency);
     let names: Vec<String> = items
         .iter()
         .map(|item| escape(item["description"].as_str().unwrap_or("Product")))
@@ -394,28 +610,87 @@ fn checkout_form(session: &Value, items: &[Value], email: &str, error: Option<&s
         .as_str()
         .map(|url| format!("<p><a href=\"{}\">Cancel and go back</a></p>", escape(url)))
         .unwrap_or_default();
+    let discounted = if discount > 0 {
+        format!(
+            "<p class=\"discount\" id=\"discount\">Discount −{}</p>",
+            escape(&super::rules::display(discount, currency))
+        )
+    } else {
+        String::new()
+    };
+    let promotion = if session["allow_promotion_codes"] == json!(true) && discount == 0 {
+        format!(
+            "<form method=\"post\" action=\"/checkout/{id}\" class=\"promo\">\
+             <input type=\"hidden\" name=\"email\" value=\"{email}\">\
+             <label for=\"promotion_code\">Promotion code</label>\
+             <input id=\"promotion_code\" name=\"promotion_code\" autocomplete=\"off\">\
+             <button type=\"submit\" id=\"apply\">Apply</button></form>",
+            id = escape(id),
+            email = escape(email),
+        )
+    } else {
+        String::new()
+    };
+    let payment = if amount == 0 {
+        "<p>Nothing to pay.</p>".to_owned()
+    } else {
+        let debit = if currency == "eur" {
+            "<label for=\"iban\">or a bank account (IBAN, SEPA Direct Debit)</label>\
+             <input id=\"iban\" name=\"iban\" autocomplete=\"off\" placeholder=\"DE89 3704 0044 0532 0130 00\">"
+        } else {
+            ""
+        };
+        format!(
+            "<label for=\"card\">Card number</label>\
+             <input id=\"card\" name=\"card\" inputmode=\"numeric\" autocomplete=\"cc-number\" placeholder=\"4242 4242 4242 4242\">\
+             <div class=\"row\"><div><label for=\"exp\">Expiry</label>\
+             <input id=\"exp\" name=\"exp\" placeholder=\"MM / YY\" value=\"12 / 34\"></div>\
+             <div><label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" placeholder=\"123\" value=\"123\"></div></div>{debit}"
+        )
+    };
     let body = format!(
-        "<p class=\"badge\">Test mode: no real money moves</p>\
-         <h1>{names}</h1>\
+        "<p class=\"banner\" role=\"note\">TEST MODE · shop sandbox · no real money moves</p>\
+         <h1>{names}</h1>{discounted}\
          <p class=\"total\">Pay <strong id=\"total\">{total}</strong></p>\
-         {error}\
+         {error}{promotion}\
          <form method=\"post\" action=\"/checkout/{id}\">\
          <label for=\"email\">Email</label>\
          <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\">\
-         <label for=\"card\">Card number</label>\
-         <input id=\"card\" name=\"card\" inputmode=\"numeric\" autocomplete=\"cc-number\" required placeholder=\"4242 4242 4242 4242\">\
-         <div class=\"row\"><div><label for=\"exp\">Expiry</label>\
-         <input id=\"exp\" name=\"exp\" placeholder=\"MM / YY\" value=\"12 / 34\"></div>\
-         <div><label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" placeholder=\"123\" value=\"123\"></div></div>\
+         {payment}\
          <button type=\"submit\" id=\"pay\">Pay {total}</button>\
          </form>{cancel}\
          <p class=\"hint\">4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined; \
-         4000 0000 0000 9995 has insufficient funds.</p>",
+         4000 0000 0000 9995 has insufficient funds. In EUR, IBAN DE89370400440532013000 pays \
+         after a delay and DE62370400440532013001 fails after it.</p>",
         names = names.join(", "),
         id = escape(id),
         email = escape(email),
     );
     layout("Checkout", &body)
+}
+
+/// A code typed at checkout: found whatever its case, as Stripe finds it,
+/// and applied to the session.
+pub fn apply_promotion_code(state: &mut State, id: &str, code: &str) -> Result<(), ApiError> {
+    let promo = state
+        .all("promotion_code")
+        .into_iter()
+        .find(|promo| {
+            promo["active"] == json!(true)
+                && promo["code"]
+                    .as_str()
+                    .is_some_and(|known| known.eq_ignore_ascii_case(code))
+        })
+        .cloned()
+        .ok_or_else(|| ApiError::invalid("promotion_code", "This code is invalid."))?;
+    let session = state.find("checkout.session", id, "session")?.clone();
+    if session["allow_promotion_codes"] != json!(true) {
+        return Err(ApiError::invalid(
+            "promotion_code",
+            "This checkout does not take promotion codes.",
+        ));
+    }
+    super::api::apply_discount(state, id, &promo)
 }
 
 fn layout(title: &str, body: &str) -> String {
@@ -428,7 +703,9 @@ fn layout(title: &str, body: &str) -> String {
          input{{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}}\
          .row{{display:flex;gap:1rem}}.row>div{{flex:1}}\
          button{{margin-top:1.5rem;width:100%;padding:.75rem;font-size:1rem;background:#4b3fd6;color:#fff;border:0;border-radius:.3rem}}\
-         .error{{color:#a00;font-weight:600}}.badge{{color:#8a5a00}}.hint{{color:#555;font-size:.9rem}}\
+         .error{{color:#a00;font-weight:600}}.hint{{color:#555;font-size:.9rem}}\
+         .banner{{background:#ffe8a3;color:#5c3b00;font-weight:700;padding:.5rem .8rem;border-radius:.3rem;text-align:center}}\
+         .promo{{display:flex;gap:.5rem;align-items:end}}.promo button{{width:auto;margin:0}}\
          </style></head><body><main>{body}</main></body></html>",
         title = escape(title),
     )

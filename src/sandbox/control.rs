@@ -59,7 +59,72 @@ pub fn handle(
                 );
             }
             sandbox.after_change(&mut state);
-            json_response(StatusCode::OK, &json!({"now": state.now()}))
+            let now = state.now();
+            drop(state);
+            // What the new time makes due settles now.
+            sandbox.settle();
+            json_response(StatusCode::OK, &json!({"now": now}))
+        }
+        ["settings"] if post => {
+            let mut state = sandbox.state();
+            if let Some(delay) = input["async_payment_delay"].as_i64() {
+                state.async_payment_delay = Some(delay.max(0));
+            }
+            if let Some(pending) = input["refunds_pending"].as_bool() {
+                state.refunds_pending = pending;
+            }
+            sandbox.after_change(&mut state);
+            json_response(
+                StatusCode::OK,
+                &json!({
+                    "async_payment_delay": state.async_payment_delay.unwrap_or(60),
+                    "refunds_pending": state.refunds_pending,
+                }),
+            )
+        }
+        ["settle"] if post => {
+            sandbox.settle();
+            json_response(
+                StatusCode::OK,
+                &json!({"waiting": sandbox.state().settlements.len()}),
+            )
+        }
+        ["refunds", id, outcome @ ("succeed" | "fail")] if post => {
+            let webhooks = sandbox.webhooks();
+            let mut state = sandbox.state();
+            let Some(refund) = state.get(id).filter(|r| r["object"] == "refund").cloned() else {
+                return json_response(StatusCode::NOT_FOUND, &json!({"error": "no such refund"}));
+            };
+            if refund["status"] != "pending" {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "only a pending refund settles; set `refunds_pending` first"}),
+                );
+            }
+            let failed = *outcome == "fail";
+            let amount = refund["amount"].as_i64().unwrap_or(0);
+            let charge_id = refund["charge"].as_str().unwrap_or_default().to_owned();
+            let refund = state
+                .update(id, |refund| {
+                    refund["status"] = json!(if failed { "failed" } else { "succeeded" });
+                    if failed {
+                        refund["failure_reason"] = json!("lost_or_stolen_card");
+                    }
+                })
+                .unwrap_or_default();
+            if failed {
+                // The money goes back to the balance: the charge is
+                // refunded that much less.
+                state.update(&charge_id, |charge| {
+                    let left = charge["amount_refunded"].as_i64().unwrap_or(0) - amount;
+                    charge["amount_refunded"] = json!(left.max(0));
+                    charge["refunded"] = json!(false);
+                });
+            }
+            state.emit("charge.refund.updated", refund.clone(), None, webhooks);
+            state.emit("refund.updated", refund.clone(), None, webhooks);
+            sandbox.after_change(&mut state);
+            json_response(StatusCode::OK, &refund)
         }
         ["faults"] if get => {
             let runtime = sandbox.runtime();
@@ -87,7 +152,10 @@ pub fn handle(
         }
         ["checkout", "sessions", id, "complete"] if post => {
             let email = input["email"].as_str().unwrap_or("buyer@example.com");
-            let card = input["card"].as_str().unwrap_or("4242424242424242");
+            let card = input["iban"]
+                .as_str()
+                .or(input["card"].as_str())
+                .unwrap_or("4242424242424242");
             let webhooks = sandbox.webhooks();
             let mut state = sandbox.state();
             let result = super::checkout::complete(&mut state, webhooks, id, email, card);

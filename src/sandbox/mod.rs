@@ -12,6 +12,7 @@ mod checkout;
 mod control;
 mod objects;
 mod params;
+mod rules;
 mod state;
 mod webhooks;
 
@@ -35,9 +36,12 @@ use state::{Replay, State};
 pub struct Config {
     /// Where its objects are kept between runs; in memory only when `None`.
     pub data: Option<PathBuf>,
-    /// Where events are delivered, signed with `webhook_secret`.
+    /// A webhook endpoint to deliver events to (made once, then kept with
+    /// the data), as an author would create it in Stripe's dashboard.
     pub webhook_url: Option<String>,
-    pub webhook_secret: Secret,
+    /// Its signing secret, when the environment gives one; otherwise the
+    /// endpoint's own (kept with `--data`, so a restart signs as before).
+    pub webhook_secret: Option<Secret>,
 }
 
 /// Faults injected into API requests, for tests of retries.
@@ -88,6 +92,8 @@ pub struct Sandbox {
     /// The sandbox's own URL, for the `url` of sessions and payment links.
     base_url: String,
     deliveries: webhooks::Deliveries,
+    /// The signing secret the environment gives the `--webhook` endpoint.
+    secret_override: Option<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -101,10 +107,49 @@ struct Runtime {
 impl Sandbox {
     /// A sandbox answering at `address`, with its saved state if any.
     pub fn new(config: Config, address: SocketAddr) -> std::io::Result<Arc<Sandbox>> {
-        let state = match &config.data {
+        let mut state = match &config.data {
             Some(path) => State::load(path)?,
             None => State::default(),
         };
+        let mut secret_override = None;
+        if let Some(url) = &config.webhook_url {
+            let existing = state
+                .all("webhook_endpoint")
+                .into_iter()
+                .find(|endpoint| endpoint["url"] == url.as_str())
+                .and_then(|endpoint| endpoint["id"].as_str().map(str::to_owned));
+            let id = match existing {
+                Some(id) => id,
+                None => {
+                    let id = objects::new_id("we_");
+                    let endpoint = objects::webhook_endpoint(
+                        &id,
+                        url,
+                        Some(rules::VERSION),
+                        &["*".to_owned()],
+                        state.now(),
+                    );
+                    state.insert(endpoint);
+                    id
+                }
+            };
+            // A secret of its own is kept with the data; one from the
+            // environment stays in memory (the environment gives it again).
+            match &config.webhook_secret {
+                Some(secret) => {
+                    secret_override = Some((id, secret.expose().to_owned()));
+                }
+                None => {
+                    state
+                        .webhook_secrets
+                        .entry(id)
+                        .or_insert_with(|| format!("whsec_{}", uuid::Uuid::new_v4().simple()));
+                }
+            }
+            if let Some(path) = &config.data {
+                state.save(path)?;
+            }
+        }
         let deliveries = webhooks::Deliveries::default();
         Ok(Arc::new(Sandbox {
             base_url: format!("http://{address}"),
@@ -112,6 +157,7 @@ impl Sandbox {
             runtime: Mutex::new(Runtime::default()),
             deliveries,
             config,
+            secret_override,
         }))
     }
 
@@ -119,9 +165,29 @@ impl Sandbox {
         &self.base_url
     }
 
-    /// How many webhook endpoints events go to: 0 or 1.
+    /// How many webhook endpoints events go to.
     fn webhooks(&self) -> i64 {
-        i64::from(self.config.webhook_url.is_some())
+        self.endpoints(&self.state()).len() as i64
+    }
+
+    /// The enabled webhook endpoints, URL and signing secret.
+    fn endpoints(&self, state: &State) -> Vec<(String, String)> {
+        state.endpoints(self.secret_override.as_ref())
+    }
+
+    /// The URL `--webhook` named, if any.
+    pub fn webhook_url(&self) -> Option<&str> {
+        self.config.webhook_url.as_deref()
+    }
+
+    /// The signing secret of the endpoint `--webhook` named, if any.
+    pub fn webhook_secret(&self) -> Option<Secret> {
+        let url = self.config.webhook_url.as_ref()?;
+        let state = self.state();
+        self.endpoints(&state)
+            .into_iter()
+            .find(|(endpoint_url, _)| endpoint_url == url)
+            .and_then(|(_, secret)| Secret::new("STRIPE_WEBHOOK_SECRET", secret).ok())
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -144,9 +210,9 @@ impl Sandbox {
             tracing::error!("cannot save the sandbox to `{}`: {error}", path.display());
         }
         let events = std::mem::take(&mut state.pending_events);
-        if let Some(url) = &self.config.webhook_url {
-            for event in events {
-                webhooks::deliver(self.clone(), url.clone(), event);
+        for (url, secret) in self.endpoints(state) {
+            for event in &events {
+                webhooks::deliver(self.clone(), url.clone(), secret.clone(), event.clone());
             }
         }
     }
@@ -158,11 +224,31 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    // Delayed payments settle by the sandbox's clock, requests or not.
+    let settling = sandbox.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            settling.settle();
+        }
+    });
     warp::serve(routes(sandbox))
         .incoming(listener)
         .graceful(shutdown)
         .run()
         .await;
+    ticker.abort();
+}
+
+impl Sandbox {
+    /// Settles the delayed payments that are due, and delivers their events.
+    pub(crate) fn settle(self: &Arc<Self>) {
+        let webhooks = self.webhooks();
+        let mut state = self.state();
+        if checkout::settle_due(&mut state, webhooks) > 0 {
+            self.after_change(&mut state);
+        }
+    }
 }
 
 /// Every route of the sandbox, as one warp filter.
@@ -257,6 +343,7 @@ async fn api_request(
     }
 
     let outcome = authenticate(headers).and_then(|api_key| {
+        check_version(headers)?;
         let encoded = if *method == Method::GET || *method == Method::DELETE {
             query.to_owned()
         } else {
@@ -286,6 +373,11 @@ async fn api_request(
             _ => None,
         };
         let fingerprint = format!("{method} {path} {}", params.as_json());
+        // Stripe keeps idempotency keys for 24 hours.
+        let now = state.now();
+        state
+            .idempotency
+            .retain(|_, replay| now - replay.at < 86_400);
         let replayed = replay_slot
             .as_ref()
             .and_then(|slot| state.idempotency.get(slot).cloned());
@@ -312,20 +404,29 @@ async fn api_request(
                 let context = api::Context {
                     base_url: &sandbox.base_url,
                     idempotency_key: idempotency_key.as_deref(),
-                    webhooks: sandbox.webhooks(),
+                    webhooks: sandbox.endpoints(&state).len() as i64,
                 };
-                let (status, body) =
+                let (status, body, validation) =
                     match api::dispatch(&mut state, &context, method, path, &params) {
-                        Ok(body) => (200, body),
-                        Err(error) => error.to_response(),
+                        Ok(body) => (200, body, false),
+                        Err(error) => {
+                            let validation = error.is_validation();
+                            let (status, body) = error.to_response();
+                            (status, body, validation)
+                        }
                     };
-                if let Some(slot) = replay_slot {
+                // "Results are only saved if an API endpoint started
+                // executing": not when the parameters failed validation.
+                if let Some(slot) = replay_slot
+                    && !validation
+                {
                     state.idempotency.insert(
                         slot,
                         Replay {
                             fingerprint,
                             status,
                             body: body.clone(),
+                            at: now,
                         },
                     );
                 }
@@ -386,6 +487,27 @@ fn fault_body(status: u16) -> Value {
             None,
         )
     }
+}
+
+/// The API version a request asks for: absent (the account's default) or
+/// the one the sandbox answers in. Stripe refuses names it does not know;
+/// a real version other than the sandbox's is refused too, since the
+/// sandbox could not answer in its shapes.
+fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(version) = headers.get("stripe-version") else {
+        return Ok(());
+    };
+    let version = version.to_str().unwrap_or_default();
+    if version == rules::VERSION {
+        return Ok(());
+    }
+    Err(ApiError::invalid_request(
+        &format!(
+            "Invalid Stripe API version: {version}. The sandbox answers in {} only.",
+            rules::VERSION
+        ),
+        None,
+    ))
 }
 
 /// The API key of a request: `Authorization: Bearer sk_test_…` or HTTP
@@ -464,10 +586,7 @@ fn api_response(
         .status(status)
         .header("Content-Type", "application/json")
         .header("Request-Id", request_id)
-        .header("Stripe-Version", crate::stripe::API_VERSION);
-    if status == 429 || status >= 500 {
-        builder = builder.header("Stripe-Should-Retry", "true");
-    }
+        .header("Stripe-Version", rules::VERSION);
     for (name, value) in extra {
         builder = builder.header(*name, value);
     }
@@ -510,6 +629,21 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// Whether the request's parameters failed validation, before the
+    /// endpoint began its work.
+    pub fn is_validation(&self) -> bool {
+        matches!(
+            self.code,
+            Some(
+                "parameter_missing"
+                    | "parameter_invalid"
+                    | "parameter_unknown"
+                    | "parameter_invalid_integer"
+                    | "parameter_invalid_empty"
+            )
+        )
+    }
+
     pub fn to_response(&self) -> (u16, Value) {
         let body = objects::error(
             self.kind,

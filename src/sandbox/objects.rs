@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::stripe::API_VERSION;
+use super::rules::VERSION as API_VERSION;
 
 /// A Stripe-style id: the prefix and 24 random letters and digits.
 pub fn new_id(prefix: &str) -> String {
@@ -532,5 +532,61 @@ pub fn promotion_code(
         "metadata": metadata,
         "restrictions": {"first_time_transaction": false, "minimum_amount": null, "minimum_amount_currency": null},
         "times_redeemed": 0,
+    })
+}
+
+/// A discount a promotion code gave a session.
+pub fn discount(coupon: &Value, promo: &Value, session: &str, now: i64) -> Value {
+    json!({
+        "id": new_id("di_"),
+        "object": "discount",
+        "checkout_session": session,
+        "coupon": coupon,
+        "customer": null,
+        "end": null,
+        "invoice": null,
+        "invoice_item": null,
+        "promotion_code": promo["id"],
+        "start": now,
+        "subscription": null,
+        "subscription_item": null,
+    })
+}
+
+/// A webhook endpoint; `secret` appears only in the answer that creates it.
+pub fn webhook_endpoint(
+    id: &str,
+    url: &str,
+    api_version: Option<&str>,
+    events: &[String],
+    now: i64,
+) -> Value {
+    json!({
+        "id": id,
+        "object": "webhook_endpoint",
+        "api_version": api_version,
+        "application": null,
+        "created": now,
+        "description": null,
+        "enabled_events": events,
+        "livemode": false,
+        "metadata": {},
+        "status": "enabled",
+        "url": url,
+    })
+}
+
+/// What a charge says of the test bank account that pays it.
+pub fn sepa_debit_details(iban: &str) -> Value {
+    json!({
+        "type": "sepa_debit",
+        "sepa_debit": {
+            "bank_code": iban.get(4..12),
+            "branch_code": null,
+            "country": iban.get(..2),
+            "fingerprint": null,
+            "last4": iban.get(iban.len().saturating_sub(4)..),
+            "mandate": null,
+        },
     })
 }

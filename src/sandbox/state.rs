@@ -26,11 +26,37 @@ pub struct State {
     pub payment_link_prices: HashMap<String, String>,
     /// Replays by (API key, idempotency key).
     pub idempotency: HashMap<String, Replay>,
+    /// Delayed payments (SEPA debits) waiting to succeed or fail.
+    #[serde(default)]
+    pub settlements: Vec<Settlement>,
+    /// Seconds of the sandbox's clock before a delayed payment settles (a
+    /// minute unless set on the control surface).
+    #[serde(default)]
+    pub async_payment_delay: Option<i64>,
+    /// Whether new refunds start `pending` (settled from the control
+    /// surface) rather than `succeeded` at once.
+    #[serde(default)]
+    pub refunds_pending: bool,
+    /// The discounts of each session, for `total_details.breakdown`.
+    #[serde(default)]
+    pub breakdowns: HashMap<String, Value>,
+    /// Each webhook endpoint's signing secret (the object shows it only
+    /// when created), kept with the data so a restart signs as before.
+    #[serde(default)]
+    pub webhook_secrets: HashMap<String, String>,
     #[serde(skip)]
     index: HashMap<String, BTreeMap<(i64, u64), String>>,
     /// Events made by the current request, for the webhook to deliver.
     #[serde(skip)]
     pub pending_events: Vec<Value>,
+}
+
+/// A delayed payment: its session, when it settles, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settlement {
+    pub session: String,
+    pub due: i64,
+    pub succeeds: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +74,9 @@ pub struct Replay {
     pub fingerprint: String,
     pub status: u16,
     pub body: Value,
+    /// When it was stored: Stripe keeps keys for 24 hours.
+    #[serde(default)]
+    pub at: i64,
 }
 
 impl State {
@@ -104,6 +133,31 @@ impl State {
         self.pending_events.push(event);
     }
 
+    /// The enabled webhook endpoints: URL and signing secret.
+    pub fn endpoints(&self, secret_override: Option<&(String, String)>) -> Vec<(String, String)> {
+        self.all("webhook_endpoint")
+            .into_iter()
+            .filter(|endpoint| endpoint["status"] == "enabled")
+            .filter_map(|endpoint| {
+                let id = endpoint["id"].as_str()?;
+                let url = endpoint["url"].as_str()?;
+                let secret = match secret_override {
+                    Some((overridden, secret)) if overridden == id => secret.clone(),
+                    _ => self.webhook_secrets.get(id)?.clone(),
+                };
+                Some((url.to_owned(), secret))
+            })
+            .collect()
+    }
+
+    /// Every object of `kind`, oldest first.
+    pub fn all(&self, kind: &str) -> Vec<&Value> {
+        self.index
+            .get(kind)
+            .map(|index| index.values().filter_map(|id| self.get(id)).collect())
+            .unwrap_or_default()
+    }
+
     pub fn get(&self, id: &str) -> Option<&Value> {
         self.objects.get(id).map(|stored| &stored.value)
     }
@@ -114,6 +168,17 @@ impl State {
             Some(stored) if stored.kind == kind => Ok(&stored.value),
             _ => Err(ApiError::no_such(kind, id, param)),
         }
+    }
+
+    /// Forgets an object (one a refused request had begun to make).
+    pub fn remove(&mut self, id: &str) {
+        if let Some(stored) = self.objects.remove(id)
+            && let Some(index) = self.index.get_mut(&stored.kind)
+        {
+            index.remove(&(stored.created, stored.sequence));
+        }
+        self.line_items.remove(id);
+        self.breakdowns.remove(id);
     }
 
     pub fn update(&mut self, id: &str, change: impl FnOnce(&mut Value)) -> Option<Value> {

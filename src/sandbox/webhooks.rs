@@ -65,7 +65,7 @@ impl Deliveries {
 
 /// Sends `event` to `url` in the background until it is answered with 2xx
 /// or the attempts run out.
-pub fn deliver(sandbox: Arc<Sandbox>, url: String, event: Value) {
+pub fn deliver(sandbox: Arc<Sandbox>, url: String, secret: String, event: Value) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -88,7 +88,11 @@ pub fn deliver(sandbox: Arc<Sandbox>, url: String, event: Value) {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_secs() as i64);
-            let signature = webhook::sign(&payload, &sandbox.config.webhook_secret, now);
+            let Ok(key) = crate::secret::Secret::new("STRIPE_WEBHOOK_SECRET", secret.clone())
+            else {
+                break;
+            };
+            let signature = webhook::sign(&payload, &key, now);
             let result = sandbox
                 .deliveries
                 .client()

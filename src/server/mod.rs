@@ -247,6 +247,52 @@ impl App {
     }
 }
 
+/// What is wrong with how Stripe sends this server its events: no endpoint
+/// for `<base_url>/stripe/webhook`, or one whose API version is not the one
+/// shop reads (the version decides the shape of every event). Each
+/// finding is a message and its fix.
+pub async fn webhook_endpoint_problems(
+    stripe: &stripe::Client,
+    base_url: &str,
+) -> Result<Vec<(String, String)>, stripe::StripeError> {
+    use futures_util::TryStreamExt as _;
+    let url = format!("{base_url}/stripe/webhook");
+    let endpoints: Vec<stripe::WebhookEndpoint> = stripe.webhook_endpoints().try_collect().await?;
+    let create = format!(
+        "create it with the API version shop reads: `stripe webhook_endpoints create \
+         --url {url} --api-version {} -d \"enabled_events[]=checkout.session.completed\" \
+         -d \"enabled_events[]=checkout.session.async_payment_succeeded\" \
+         -d \"enabled_events[]=charge.refunded\" -d \"enabled_events[]=charge.dispute.created\"`, \
+         then set STRIPE_WEBHOOK_SECRET to its signing secret",
+        stripe::API_VERSION
+    );
+    let ours: Vec<&stripe::WebhookEndpoint> = endpoints
+        .iter()
+        .filter(|endpoint| endpoint.url == url && endpoint.status == "enabled")
+        .collect();
+    if ours.is_empty() {
+        return Ok(vec![(
+            format!("no enabled webhook endpoint of this Stripe account sends events to `{url}`"),
+            create,
+        )]);
+    }
+    Ok(ours
+        .into_iter()
+        .filter(|endpoint| endpoint.api_version.as_deref() != Some(stripe::API_VERSION))
+        .map(|endpoint| {
+            (
+                format!(
+                    "the webhook endpoint `{}` sends events in API version `{}`, but shop reads `{}`",
+                    endpoint.id,
+                    endpoint.api_version.as_deref().unwrap_or("the account's default"),
+                    stripe::API_VERSION
+                ),
+                format!("a version cannot be changed: {create}, and delete the old endpoint"),
+            )
+        })
+        .collect())
+}
+
 /// The one-click unsubscribe link of `email`: a token whose subject is
 /// `unsubscribe:<email>`, which no download accepts.
 pub fn unsubscribe_link(base_url: &str, key: &crate::tokens::Key, email: &str, now: i64) -> String {

@@ -29,12 +29,48 @@ const CURRENCIES: &[&str] = &[
 
 /// Stripe's zero-decimal currencies: amounts are whole units.
 const ZERO_DECIMAL: &[&str] = &[
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-    "xaf", "xof", "xpf",
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "vnd", "vuv", "xaf",
+    "xof", "xpf",
 ];
 
-/// Currencies with three decimals.
+/// Currencies with three decimals: Stripe takes amounts whose last digit is
+/// 0 ("round amounts to the nearest ten", Stripe's currencies page).
 const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
+
+/// Currencies that became zero-decimal but that Stripe's API still writes
+/// with two decimals, for compatibility: amounts must be divisible by 100
+/// (to charge 5 ISK, send 500). Stripe's "special cases".
+const WHOLE_UNITS: &[&str] = &["isk", "ugx"];
+
+/// Stripe's minimum charge per currency, in minor units, where Stripe
+/// states one ("Minimum and maximum charge amounts"); other currencies must
+/// convert to at least 0.50 USD, which cannot be checked offline.
+const MINIMUMS: &[(&str, i64)] = &[
+    ("usd", 50),
+    ("aed", 200),
+    ("aud", 50),
+    ("bgn", 100),
+    ("brl", 50),
+    ("cad", 50),
+    ("chf", 50),
+    ("czk", 1500),
+    ("dkk", 250),
+    ("eur", 50),
+    ("gbp", 30),
+    ("hkd", 400),
+    ("huf", 17500),
+    ("inr", 50),
+    ("jpy", 50),
+    ("mxn", 1000),
+    ("myr", 200),
+    ("nok", 300),
+    ("nzd", 50),
+    ("pln", 200),
+    ("ron", 200),
+    ("sek", 300),
+    ("sgd", 50),
+    ("thb", 1000),
+];
 
 /// Stripe's largest amount for a price, in minor units (eight digits).
 pub const MAX_AMOUNT: i64 = 99_999_999;
@@ -135,6 +171,58 @@ impl Money {
         Ok(Money { amount, currency })
     }
 
+    /// Whether Stripe can charge this amount: its currency's rounding rule
+    /// and minimum. The error is what is wrong and what to write instead.
+    pub fn check_chargeable(&self) -> Result<(), (String, String)> {
+        let code = self.currency.code();
+        if THREE_DECIMAL.contains(&code) && self.amount % 10 != 0 {
+            let down = Money {
+                amount: self.amount - self.amount % 10,
+                ..*self
+            };
+            let up = Money {
+                amount: down.amount + 10,
+                ..*self
+            };
+            return Err((
+                format!(
+                    "Stripe cannot charge `{self}`: {} amounts must end in 0",
+                    self.currency
+                ),
+                format!(
+                    "round the price to `{}` or `{}`",
+                    down.decimal(),
+                    up.decimal()
+                ),
+            ));
+        }
+        if WHOLE_UNITS.contains(&code) && self.amount % 100 != 0 {
+            return Err((
+                format!(
+                    "Stripe cannot charge `{self}`: {} is charged in whole units",
+                    self.currency
+                ),
+                format!("write a whole amount, such as `{}`", self.amount / 100),
+            ));
+        }
+        if let Some(&(_, minimum)) = MINIMUMS.iter().find(|(c, _)| *c == code)
+            && self.amount < minimum
+        {
+            let minimum = Money {
+                amount: minimum,
+                ..*self
+            };
+            return Err((
+                format!(
+                    "`{self}` is below Stripe's smallest charge in {}, {minimum}",
+                    self.currency
+                ),
+                format!("set a price of at least `{}`", minimum.decimal()),
+            ));
+        }
+        Ok(())
+    }
+
     /// The amount as a decimal string without the currency: `29.00`.
     pub fn decimal(&self) -> String {
         let exponent = self.currency.exponent();
@@ -194,6 +282,41 @@ mod tests {
         check("0", "usd", Err("more than zero"));
         check("1000000", "usd", Err("above Stripe's largest price"));
         check("99999999999999999999", "usd", Err("too large"));
+    }
+
+    fn chargeable(text: &str, currency: &str) -> Result<(), String> {
+        let money = Money::parse(text, currency.parse().unwrap()).unwrap();
+        money
+            .check_chargeable()
+            .map_err(|(message, hint)| format!("{message} / {hint}"))
+    }
+
+    #[test]
+    fn amounts_stripe_refuses_are_refused() {
+        assert_eq!(
+            chargeable("5.125", "kwd").unwrap_err(),
+            "Stripe cannot charge `5.125 KWD`: KWD amounts must end in 0 / round the price to `5.120` or `5.130`"
+        );
+        assert!(chargeable("5.120", "kwd").is_ok());
+        assert_eq!(
+            chargeable("1500.50", "isk").unwrap_err(),
+            "Stripe cannot charge `1500.50 ISK`: ISK is charged in whole units / write a whole amount, such as `1500`"
+        );
+        assert!(chargeable("1500", "isk").is_ok());
+        // UGX too: 5000 UGX is sent as 500000.
+        assert_eq!(
+            Money::parse("5000", "ugx".parse().unwrap()).unwrap().amount,
+            500_000
+        );
+        assert!(chargeable("5000.50", "ugx").is_err());
+        assert_eq!(
+            chargeable("0.10", "usd").unwrap_err(),
+            "`0.10 USD` is below Stripe's smallest charge in USD, 0.50 USD / set a price of at least `0.50`"
+        );
+        assert!(chargeable("0.30", "gbp").is_ok());
+        assert!(chargeable("49", "jpy").is_err());
+        // HUF may have decimals in a charge (only payouts are whole).
+        assert!(chargeable("200.50", "huf").is_ok());
     }
 
     #[test]

@@ -234,13 +234,15 @@ pub fn parse(
             price_hint(),
         )),
     };
-    let price = price.unwrap_or_else(|(message, hint)| {
-        problem(raw.price.span(), message, hint);
-        Money {
-            amount: 0,
-            currency,
-        }
-    });
+    let price = price
+        .and_then(|money| money.check_chargeable().map(|()| money))
+        .unwrap_or_else(|(message, hint)| {
+            problem(raw.price.span(), message, hint);
+            Money {
+                amount: 0,
+                currency,
+            }
+        });
 
     let mut files: Vec<String> = Vec::new();
     if raw.files.get_ref().is_empty() {

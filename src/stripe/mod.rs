@@ -50,6 +50,8 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/v1/events"),
     ("get", "/v1/events/{id}"),
     ("get", "/v1/promotion_codes"),
+    ("get", "/v1/promotion_codes/{promotion_code}"),
+    ("get", "/v1/webhook_endpoints"),
 ];
 
 /// Installs rustls' ring provider once per process (we build no OpenSSL).
@@ -289,10 +291,24 @@ impl Client {
     }
 
     pub async fn checkout_session(&self, id: &str) -> Result<Option<CheckoutSession>, StripeError> {
+        self.checkout_session_expanded(id, &[]).await
+    }
+
+    /// A session with these fields expanded (`total_details.breakdown`,
+    /// `payment_intent`, ...).
+    pub async fn checkout_session_expanded(
+        &self,
+        id: &str,
+        expand: &[&str],
+    ) -> Result<Option<CheckoutSession>, StripeError> {
+        let mut query = Form::new();
+        for (index, path) in expand.iter().enumerate() {
+            query = query.field(format!("expand[{index}]"), path);
+        }
         not_found_is_none(
             self.get(
                 &format!("/v1/checkout/sessions/{}", form::encode_component(id)),
-                Form::new(),
+                query,
             )
             .await,
         )
@@ -309,6 +325,13 @@ impl Client {
             .optional("status", filter.status.as_deref())
             .optional("payment_intent", filter.payment_intent.as_deref())
             .field("limit", filter.limit.unwrap_or(100));
+        let form = filter
+            .expand
+            .iter()
+            .enumerate()
+            .fold(form, |form, (index, path)| {
+                form.field(format!("expand[{index}]"), format!("data.{path}"))
+            });
         self.list("/v1/checkout/sessions", form)
     }
 
@@ -358,6 +381,14 @@ impl Client {
         self.post("/v1/refunds", form, Some(key)).await
     }
 
+    /// The refunds of one charge.
+    pub fn refunds_of_charge(&self, charge: &str) -> BoxStream<'_, Result<Refund, StripeError>> {
+        self.list(
+            "/v1/refunds",
+            Form::new().field("charge", charge).field("limit", 100),
+        )
+    }
+
     pub fn refunds(&self, created_gte: Option<i64>) -> BoxStream<'_, Result<Refund, StripeError>> {
         self.list(
             "/v1/refunds",
@@ -402,6 +433,25 @@ impl Client {
             .field("limit", 1);
         let page: List<PromotionCode> = self.get("/v1/promotion_codes", query).await?;
         Ok(page.data.into_iter().next())
+    }
+
+    /// A promotion code by its id (`promo_…`), as a discount names it.
+    pub async fn promotion_code_by_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<PromotionCode>, StripeError> {
+        not_found_is_none(
+            self.get(
+                &format!("/v1/promotion_codes/{}", form::encode_component(id)),
+                Form::new(),
+            )
+            .await,
+        )
+    }
+
+    /// The account's webhook endpoints.
+    pub fn webhook_endpoints(&self) -> BoxStream<'_, Result<WebhookEndpoint, StripeError>> {
+        self.list("/v1/webhook_endpoints", Form::new().field("limit", 100))
     }
 
     pub async fn event(&self, id: &str) -> Result<Option<Event>, StripeError> {
@@ -646,6 +696,8 @@ pub struct ListCheckoutSessions {
     pub payment_intent: Option<String>,
     /// Page size, 1 to 100.
     pub limit: Option<u32>,
+    /// Fields of each session to expand (`total_details.breakdown`).
+    pub expand: Vec<String>,
 }
 
 // ---- errors

@@ -33,8 +33,20 @@ object!(
     Event,
     Charge,
     PaymentIntent,
-    PromotionCode
+    PromotionCode,
+    WebhookEndpoint
 );
+
+/// Where Stripe sends events, and in which API version's shapes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub url: String,
+    pub api_version: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub enabled_events: Vec<String>,
+}
 
 /// A code buyers type for a discount.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,7 +68,7 @@ pub struct Product {
     pub id: String,
     pub name: String,
     pub active: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
 }
 
@@ -99,10 +111,41 @@ pub struct CheckoutSession {
     #[serde(default, deserialize_with = "optional_id_of")]
     pub payment_link: Option<String>,
     pub client_reference_id: Option<String>,
-    #[serde(default)]
+    /// Nullable in Stripe's spec: `null` reads as empty.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
     pub url: Option<String>,
     pub success_url: Option<String>,
+    pub total_details: Option<TotalDetails>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TotalDetails {
+    #[serde(default)]
+    pub amount_discount: i64,
+    #[serde(default)]
+    pub amount_tax: i64,
+    /// Only with `expand[]=total_details.breakdown`.
+    pub breakdown: Option<Breakdown>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Breakdown {
+    #[serde(default)]
+    pub discounts: Vec<DiscountAmount>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DiscountAmount {
+    pub amount: i64,
+    pub discount: Discount,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discount {
+    /// The promotion code's id, when a code gave the discount.
+    #[serde(default, deserialize_with = "optional_id_of")]
+    pub promotion_code: Option<String>,
 }
 
 impl CheckoutSession {
@@ -111,6 +154,18 @@ impl CheckoutSession {
     pub fn is_fulfilled(&self) -> bool {
         self.status.as_deref() == Some("complete")
             && matches!(self.payment_status.as_str(), "paid" | "no_payment_required")
+    }
+
+    /// The promotion code that gave a discount, when the session was read
+    /// with its breakdown.
+    pub fn promotion_code_id(&self) -> Option<&str> {
+        self.total_details
+            .as_ref()?
+            .breakdown
+            .as_ref()?
+            .discounts
+            .iter()
+            .find_map(|discount| discount.discount.promotion_code.as_deref())
     }
 
     /// The buyer's email: what they typed at checkout, else what was prefilled.
@@ -201,6 +256,15 @@ pub struct EventData {
     pub object: serde_json::Value,
 }
 
+/// A field Stripe may send as `null`: its default then.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// An expandable field: an id, or the object itself when expanded.
 fn id_of<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     optional_id_of(deserializer)?.ok_or_else(|| serde::de::Error::custom("expected an id"))
@@ -215,4 +279,53 @@ fn optional_id_of<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<S
             .map(str::to_owned),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field shop reads that Stripe's spec calls nullable parses as
+    /// `null` (a webhook with `metadata: null` once answered 400).
+    #[test]
+    fn nullable_fields_read_null() {
+        let session: CheckoutSession = serde_json::from_value(serde_json::json!({
+            "id": "cs_test_1", "created": 1, "expires_at": 2, "status": null,
+            "payment_status": "paid", "customer_email": null, "customer_details": null,
+            "amount_total": null, "currency": null, "payment_intent": null,
+            "payment_link": null, "client_reference_id": null, "metadata": null,
+            "url": null, "success_url": null, "total_details": null,
+        }))
+        .unwrap();
+        assert!(session.metadata.is_empty() && session.email().is_none());
+        let refund: Refund = serde_json::from_value(serde_json::json!({
+            "id": "re_1", "amount": 5, "currency": "usd", "created": 1, "status": null,
+            "charge": null, "payment_intent": null,
+        }))
+        .unwrap();
+        assert!(refund.status.is_none());
+        let item: LineItem = serde_json::from_value(serde_json::json!({
+            "id": "li_1", "amount_total": 5, "currency": "usd", "description": null,
+            "quantity": null, "price": null,
+        }))
+        .unwrap();
+        assert!(item.price.is_none());
+        let intent: PaymentIntent = serde_json::from_value(serde_json::json!({
+            "id": "pi_1", "amount": 5, "currency": "usd", "status": "succeeded", "latest_charge": null,
+        }))
+        .unwrap();
+        assert!(intent.latest_charge.is_none());
+    }
+
+    #[test]
+    fn a_typed_code_is_found_in_the_breakdown() {
+        let session: CheckoutSession = serde_json::from_value(serde_json::json!({
+            "id": "cs_test_1", "created": 1, "expires_at": 2, "payment_status": "paid",
+            "total_details": {"amount_discount": 2900, "amount_shipping": 0, "amount_tax": 0,
+                "breakdown": {"discounts": [{"amount": 2900, "discount": {"id": "di_1",
+                    "promotion_code": "promo_1", "coupon": {"id": "c"}}}], "taxes": []}},
+        }))
+        .unwrap();
+        assert_eq!(session.promotion_code_id(), Some("promo_1"));
+    }
 }
