@@ -21,7 +21,7 @@ use crate::stripe::{self, IdempotencyKey};
 /// Where a release's files go.
 #[derive(Debug)]
 pub enum Files {
-    GitHub(GitHub),
+    GitHub(Box<GitHub>),
     /// `<store>/.shop/files/<slug>/<version>/<name>`.
     Local(PathBuf),
 }
@@ -38,6 +38,17 @@ pub trait Reporter: Send + Sync {
     /// each chunk's length.
     fn upload(&self, name: &str, size: u64) -> Arc<dyn Fn(u64) + Send + Sync>;
     fn upload_done(&self, name: &str);
+    /// A request waits for GitHub's rate limit, until then.
+    fn waiting(&self, what: &str, until: std::time::SystemTime) {
+        self.step(&format!(
+            "waiting for GitHub's rate limit to {what}, until {}",
+            crate::ledger::human_time(
+                until
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64)
+            )
+        ));
+    }
 }
 
 /// One file of the release, checked and hashed.
@@ -251,8 +262,40 @@ pub async fn run(
     files_target: &Files,
     reporter: &dyn Reporter,
 ) -> Result<Outcome, ReleaseError> {
+    // Check everything, then change anything: the files, the Stripe key,
+    // GitHub's token and settings are read before any object is made.
+    if let Files::GitHub(_) = files_target {
+        refuse_too_large(&request.files)?;
+    }
     let (files, recorded) = check(request)?;
     let product = request.store.product(request.slug)?;
+    let known_product = product.latest().map_or_else(
+        || stripe_product_id(&product.slug),
+        |r| r.stripe_product.clone(),
+    );
+    let product_exists = stripe.product(&known_product).await?.is_some();
+    let immutable = match files_target {
+        Files::GitHub(github) => {
+            let access = github.access().await?;
+            if !access.push {
+                return Err(ReleaseError::ReadOnly {
+                    repository: github.repository(),
+                });
+            }
+            let immutable = github.immutable_releases().await?;
+            reporter.step(&format!(
+                "`GITHUB_TOKEN` can write releases in `{}`{}",
+                github.repository(),
+                if immutable {
+                    " (immutable releases: assets are final once published)"
+                } else {
+                    ""
+                }
+            ));
+            immutable
+        }
+        Files::Local(_) => false,
+    };
     let settings = &request.store.settings;
     let version = request.version.to_string();
     let tag = tag(&product.slug, &request.version);
@@ -267,11 +310,8 @@ pub async fn run(
     };
 
     // 1. The Stripe product, once per slug.
-    let product_id = product.latest().map_or_else(
-        || stripe_product_id(&product.slug),
-        |r| r.stripe_product.clone(),
-    );
-    if stripe.product(&product_id).await?.is_some() {
+    let product_id = known_product;
+    if product_exists {
         reporter.step(&format!("Stripe product `{product_id}` exists"));
     } else {
         reporter.step(&format!(
@@ -406,10 +446,14 @@ pub async fn run(
             upload_to_github(
                 github,
                 product,
-                &tag,
-                &notes,
-                &files,
-                dry,
+                Upload {
+                    tag: &tag,
+                    notes: &notes,
+                    files: &files,
+                    recorded: recorded.as_ref(),
+                    immutable,
+                    dry,
+                },
                 reporter,
                 &mut created,
             )
@@ -502,26 +546,61 @@ pub async fn run(
     Ok(outcome)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Files GitHub could never take: refused before anything is made.
+fn refuse_too_large(paths: &[PathBuf]) -> Result<(), ReleaseError> {
+    for path in paths {
+        if let Ok(metadata) = std::fs::metadata(path)
+            && metadata.len() > crate::github::MAX_ASSET_SIZE
+        {
+            return Err(ReleaseError::TooLarge {
+                path: path.clone(),
+                size: metadata.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What a release puts on GitHub.
+struct Upload<'a> {
+    tag: &'a str,
+    notes: &'a str,
+    files: &'a [LocalFile],
+    /// The release as recorded, when a re-run finishes it.
+    recorded: Option<&'a Release>,
+    immutable: bool,
+    dry: bool,
+}
+
+/// The release as a draft (found again by a re-run among the drafts), its
+/// assets uploaded under the names GitHub keeps, then published.
 async fn upload_to_github(
     github: &GitHub,
     product: &Product,
-    tag: &str,
-    notes: &str,
-    files: &[LocalFile],
-    dry: bool,
+    upload: Upload<'_>,
     reporter: &dyn Reporter,
     created: &mut Vec<String>,
 ) -> Result<Vec<Asset>, ReleaseError> {
+    let Upload {
+        tag,
+        notes,
+        files,
+        recorded,
+        immutable,
+        dry,
+    } = upload;
     let repository = github.repository();
     let release = match github.release_by_tag(tag).await? {
         Some(release) => {
-            reporter.step(&format!("GitHub release `{tag}` exists in `{repository}`"));
+            reporter.step(&format!(
+                "GitHub release `{tag}` exists in `{repository}`{}",
+                if release.draft { " (a draft)" } else { "" }
+            ));
             Some(release)
         }
         None if dry => {
             reporter.step(&format!(
-                "would create GitHub release `{tag}` in `{repository}`"
+                "would create GitHub release `{tag}` in `{repository}` as a draft, upload, then publish"
             ));
             None
         }
@@ -531,17 +610,29 @@ async fn upload_to_github(
                 product.name,
                 tag.rsplit_once("-v").map_or(tag, |(_, v)| v)
             );
-            let release = github.create_release(tag, &name, notes).await?;
-            reporter.step(&format!("created GitHub release `{tag}` in `{repository}`"));
+            let release = github.create_draft(tag, &name, notes).await?;
+            reporter.step(&format!(
+                "created GitHub release `{tag}` in `{repository}` as a draft"
+            ));
             created.push(format!("GitHub release {tag}"));
             Some(release)
         }
     };
     let mut assets = Vec::new();
     for file in files {
-        let existing = release
-            .as_ref()
-            .and_then(|release| release.assets.iter().find(|asset| asset.name == file.name));
+        // GitHub may have renamed it: found by its recorded id, else by the
+        // name GitHub gives it (a leftover `starter` too).
+        let recorded_id = recorded
+            .and_then(|r| r.assets.iter().find(|a| a.name == file.name))
+            .and_then(|a| a.github_asset_id);
+        let stored = crate::github::stored_name(&file.name);
+        let existing = release.as_ref().and_then(|release| {
+            release
+                .assets
+                .iter()
+                .find(|asset| Some(asset.id) == recorded_id)
+                .or_else(|| release.assets.iter().find(|asset| asset.name == stored))
+        });
         let keep = existing.filter(|asset| {
             asset.state == "uploaded"
                 && asset.size == file.size
@@ -552,7 +643,7 @@ async fn upload_to_github(
                 "asset `{}` is uploaded ({} bytes)",
                 file.name, file.size
             ));
-            assets.push(asset_record(file, Some(asset.id)));
+            assets.push(asset_record(file, Some(asset)));
             continue;
         }
         let Some(release) = &release else {
@@ -563,6 +654,12 @@ async fn upload_to_github(
             assets.push(asset_record(file, None));
             continue;
         };
+        if release.immutable || (immutable && !release.draft) {
+            return Err(ReleaseError::Immutable {
+                tag: tag.to_owned(),
+                name: file.name.clone(),
+            });
+        }
         if let Some(stale) = existing {
             if dry {
                 reporter.step(&format!(
@@ -587,9 +684,7 @@ async fn upload_to_github(
         }
         let progress = reporter.upload(&file.name, file.size);
         let uploaded = github
-            .upload_asset(release, &file.path, &file.name, move |bytes| {
-                progress(bytes)
-            })
+            .upload_asset(release, &file.path, &file.name, progress)
             .await?;
         reporter.upload_done(&file.name);
         if uploaded.size != file.size
@@ -602,18 +697,34 @@ async fn upload_to_github(
                 name: file.name.clone(),
             });
         }
+        if uploaded.name != file.name {
+            reporter.step(&format!(
+                "GitHub keeps `{}` as `{}`",
+                file.name, uploaded.name
+            ));
+        }
         created.push(format!("asset {}", file.name));
-        assets.push(asset_record(file, Some(uploaded.id)));
+        assets.push(asset_record(file, Some(&uploaded)));
+    }
+    if let Some(release) = &release
+        && release.draft
+        && !dry
+    {
+        github.publish(release.id).await?;
+        reporter.step(&format!("published GitHub release `{tag}`"));
     }
     Ok(assets)
 }
 
-fn asset_record(file: &LocalFile, github_asset_id: Option<u64>) -> Asset {
+fn asset_record(file: &LocalFile, github: Option<&crate::github::Asset>) -> Asset {
     Asset {
         name: file.name.clone(),
         size: file.size,
         sha256: file.sha256.clone(),
-        github_asset_id,
+        github_asset_id: github.map(|asset| asset.id),
+        github_name: github
+            .map(|asset| asset.name.clone())
+            .filter(|stored| *stored != file.name),
     }
 }
 
@@ -775,6 +886,9 @@ pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<St
             i64::try_from(asset.size).map_err(|_| "has a file too large to record".to_owned())?,
         );
         row["sha256"] = value(&asset.sha256);
+        if let Some(name) = &asset.github_name {
+            row["github_name"] = value(name);
+        }
         if let Some(id) = asset.github_asset_id {
             row["github_asset_id"] =
                 value(i64::try_from(id).map_err(|_| "has an asset id out of range".to_owned())?);
@@ -921,6 +1035,15 @@ pub enum ReleaseError {
     Mismatch { name: String },
     #[error("the git tag `{tag}` already names another commit")]
     TagElsewhere { tag: String },
+    #[error(
+        "`{}` is {} bytes; GitHub keeps release assets under 2 GiB",
+        path.display(), size
+    )]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("`GITHUB_TOKEN` can read `{repository}` but not write releases there")]
+    ReadOnly { repository: String },
+    #[error("the GitHub release `{tag}` is published and immutable, and lacks `{name}`")]
+    Immutable { tag: String, name: String },
     #[error(transparent)]
     Stripe(#[from] stripe::StripeError),
     #[error(transparent)]
@@ -957,6 +1080,17 @@ impl crate::error::Hint for ReleaseError {
             ReleaseError::TagElsewhere { tag } => format!(
                 "if it is a leftover, delete it with `git tag -d {tag}` and run the release again"
             ),
+            ReleaseError::TooLarge { .. } => {
+                "split or compress the file, or keep files in the local folder (empty \
+                 `github.repository`); nothing was created"
+                    .into()
+            }
+            ReleaseError::ReadOnly { .. } => "give the token \"Contents: read and write\" on \
+                 the repository (a fine-grained token); nothing was created"
+                .into(),
+            ReleaseError::Immutable { .. } => "an immutable release cannot take assets: delete \
+                 the release and its tag on GitHub, or release a new version"
+                .into(),
             ReleaseError::Stripe(error) => error.hint(),
             ReleaseError::GitHub(error) => error.hint(),
             ReleaseError::Git(error) => error.hint(),

@@ -716,3 +716,188 @@ fn anonymous_visitors_cannot_make_the_server_hammer_stripe() {
         .count();
     assert_eq!(calls, 1);
 }
+
+/// Follows a 302 to GitHub's CDN and reads the file there.
+fn from_cdn(served: &Served, location: &str) -> Vec<u8> {
+    served.runtime.block_on(async {
+        let response = served.http.get(location).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "the CDN refused {location}"
+        );
+        response.bytes().await.unwrap().to_vec()
+    })
+}
+
+#[test]
+fn a_failing_github_costs_no_download_and_says_when_to_come_back() {
+    use crate::support::github::{Faults, Refusal};
+    let mut served = Served::prepare_on_github(&[("my book.pdf", 3000), ("guide.epub", 1000)]);
+    served.launch();
+    let page = served.buy("ada@example.com");
+    let url = format!("{}{page}/my%20book.pdf", served.url);
+    let github = served.github.as_ref().unwrap();
+    let asset_requests = Some("/releases/assets/".to_owned());
+
+    // GitHub's secondary limit, its 429, its primary limit, and two 502s
+    // in a row (the one quick retry fails too): nothing is counted, and
+    // the buyer is told when to come back.
+    for (refusals, retry_after) in [
+        (
+            vec![Refusal::Secondary {
+                retry_after: Some(30),
+            }],
+            Some(30),
+        ),
+        (vec![Refusal::TooMany { retry_after: 2 }], Some(2)),
+        (vec![Refusal::Primary { reset_in: 120 }], Some(121)),
+        (vec![Refusal::BadGateway, Refusal::BadGateway], None),
+    ] {
+        github.set_faults(Faults {
+            refusals,
+            refusals_for: asset_requests.clone(),
+            ..Faults::default()
+        });
+        let (status, headers, _) = fetch(&served, Method::GET, &url, None);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let told: Option<u64> = headers
+            .get("retry-after")
+            .map(|value| value.to_str().unwrap().parse().unwrap());
+        match (retry_after, told) {
+            (Some(expected), Some(told)) => assert!(
+                told <= expected && told + 3 >= expected,
+                "Retry-After {told}, GitHub said {expected}"
+            ),
+            (None, _) => {}
+            (Some(expected), None) => panic!("no Retry-After; GitHub said {expected}"),
+        }
+        assert_eq!(left(&served, &page, "my book.pdf"), "5 of 5");
+    }
+    // One 502 is retried at once: the buyer does not see it.
+    github.set_faults(Faults {
+        refusals: vec![Refusal::BadGateway],
+        refusals_for: asset_requests.clone(),
+        ..Faults::default()
+    });
+    let (status, headers, _) = fetch(&served, Method::GET, &url, None);
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(
+        from_cdn(&served, headers["location"].to_str().unwrap()),
+        served.files[0]
+    );
+    assert_eq!(left(&served, &page, "my book.pdf"), "4 of 5");
+
+    // GitHub healthy again: the other four downloads work, then no more.
+    github.set_faults(Faults::default());
+    for _ in 0..4 {
+        let (status, headers, _) = fetch(&served, Method::GET, &url, None);
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(
+            from_cdn(&served, headers["location"].to_str().unwrap()),
+            served.files[0]
+        );
+    }
+    let asked = github.count("get_asset");
+    let (status, _, _) = fetch(&served, Method::GET, &url, None);
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(
+        github.count("get_asset"),
+        asked,
+        "a used-up link asked GitHub"
+    );
+}
+
+#[test]
+fn github_urls_are_reused_for_their_lifetime_and_bodies_stream_through() {
+    use crate::support::github::Faults;
+    let mut served = Served::prepare_on_github(&[("my book.pdf", 3000), ("guide.epub", 1000)]);
+    served.launch();
+    let page = served.buy("ada@example.com");
+    let url = format!("{}{page}/my%20book.pdf", served.url);
+    let github = served.github.as_ref().unwrap();
+
+    // GitHub's URLs live five minutes: one is asked for and given twice.
+    let before = github.count("get_asset");
+    let first = fetch(&served, Method::GET, &url, None).1["location"].clone();
+    let second = fetch(&served, Method::GET, &url, None).1["location"].clone();
+    assert_eq!(first, second);
+    assert_eq!(github.count("get_asset"), before + 1);
+
+    // A URL that lives less than the margin a buyer needs is not reused.
+    let page = served.buy("grace@example.com");
+    let url = format!("{}{page}/guide.epub", served.url);
+    github.set_cdn_lifetime(30);
+    let before = github.count("get_asset");
+    for _ in 0..2 {
+        let (status, headers, _) = fetch(&served, Method::GET, &url, None);
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(
+            from_cdn(&served, headers["location"].to_str().unwrap()),
+            served.files[1]
+        );
+    }
+    assert_eq!(github.count("get_asset"), before + 2);
+
+    // GitHub's CDN refuses a request that carries a token.
+    let (_, headers, _) = fetch(&served, Method::GET, &url, None);
+    let refused = served.runtime.block_on(async {
+        served
+            .http
+            .get(headers["location"].to_str().unwrap())
+            .bearer_auth("ghs_serve")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(refused, StatusCode::BAD_REQUEST);
+
+    // When GitHub answers with the bytes (the epub's URL is not cached),
+    // they are streamed through, and counted.
+    github.set_faults(Faults {
+        download_bodies: true,
+        ..Faults::default()
+    });
+    let page = served.buy("lin@example.com");
+    let url = format!("{}{page}/guide.epub", served.url);
+    let (status, headers, body) = fetch(&served, Method::GET, &url, None);
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == served.files[1]);
+    let disposition = headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.ends_with("filename*=UTF-8''guide.epub"),
+        "{disposition}"
+    );
+    assert_eq!(left(&served, &page, "guide.epub"), "4 of 5");
+}
+
+#[test]
+fn a_github_token_that_cannot_read_is_reported_at_start_and_by_the_deep_health_check() {
+    let mut served = Served::prepare_on_github(&[("guide.pdf", 3000)]);
+    served.test.env("GITHUB_TOKEN", "ghp_expired");
+    served.launch();
+    assert_eq!(served.get("/healthz").status(), StatusCode::OK);
+    let deep = served.get("/healthz?deep=1");
+    assert_eq!(deep.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let text = served.body(deep);
+    assert!(
+        text.contains("`GITHUB_TOKEN` cannot read `author/book-assets`"),
+        "{text}"
+    );
+    assert!(!text.contains("ghp_expired"), "{text}");
+    served.wait_for("the start-up check's warning", || {
+        served
+            .log
+            .lock()
+            .unwrap()
+            .contains("`GITHUB_TOKEN` cannot read `author/book-assets`")
+    });
+
+    // With the right token, the deep check is clean.
+    let mut served = Served::prepare_on_github(&[("guide.pdf", 3000)]);
+    served.launch();
+    let deep = served.get("/healthz?deep=1");
+    let status = deep.status();
+    assert_eq!(status, StatusCode::OK, "{}", served.body(deep));
+}

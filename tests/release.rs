@@ -411,7 +411,8 @@ fn a_github_release_uploads_every_file_once() {
     let release = Release::new(true);
     let files = release.files("1.0.0", 300_000);
     release.release("1.0.0", &files).success().stderr_has(&[
-        "created GitHub release `guide-v1.0.0` in `author/book-assets`",
+        "created GitHub release `guide-v1.0.0` in `author/book-assets` as a draft",
+        "published GitHub release `guide-v1.0.0`",
         "uploaded `guide.pdf`",
     ]);
     assert_finished(&release, &files);
@@ -444,11 +445,17 @@ fn a_github_release_uploads_every_file_once() {
             &github.uploads_url,
         )
         .unwrap();
-        let url = client
-            .asset_download_url(asset.id, &github.api_url)
-            .await
+        let shop::github::Download::Redirect { url, expires } =
+            client.asset_download(asset.id).await.unwrap()
+        else {
+            panic!("GitHub answered an asset download with its bytes, not a redirect")
+        };
+        // The URL says when it ends: about five minutes from now.
+        let left = expires
+            .unwrap()
+            .duration_since(std::time::SystemTime::now())
             .unwrap();
-        assert!(url.contains("expires="), "{url}");
+        assert!(left.as_secs() > 240 && left.as_secs() <= 300, "{left:?}");
         reqwest::get(&url).await.unwrap().bytes().await.unwrap()
     });
     assert_eq!(
@@ -714,4 +721,220 @@ fn checkout_makes_a_session_for_a_released_version() {
         .shop(&["checkout", "guide", "--email", "nobody"])
         .code(2)
         .stderr_has(&["`nobody` is not an email address"]);
+}
+
+/// Writes these files for `version` outside the store; returns their paths.
+fn files_named(release: &Release, version: &str, names: &[&str], size: usize) -> Vec<String> {
+    let dir = release.test.root().join("build").join(version);
+    std::fs::create_dir_all(&dir).unwrap();
+    names
+        .iter()
+        .map(|name| {
+            let path = dir.join(name);
+            let content: Vec<u8> = format!("{name} {version} ")
+                .bytes()
+                .cycle()
+                .take(size)
+                .collect();
+            std::fs::write(&path, content).unwrap();
+            path.to_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn names_github_renames_are_released_rereleased_and_finished() {
+    let release = Release::new(true);
+    release.test.write(
+        "products/guide.toml",
+        &PRODUCT.replace("\"guide.pdf\"", "\"my book.pdf\""),
+    );
+    commit_all(release.test.path(), "a file name with a space");
+    let github = release.github.as_ref().unwrap();
+    let files = files_named(&release, "1.0.0", &["my book.pdf", "guide.epub"], 300_000);
+    let first = release.release("1.0.0", &files);
+    first
+        .success()
+        .stderr_has(&["GitHub keeps `my book.pdf` as `my.book.pdf`"]);
+    let text = release.test.read("products/guide.toml");
+    assert!(text.contains("name = \"my book.pdf\""), "{text}");
+    assert!(text.contains("github_name = \"my.book.pdf\""), "{text}");
+    // Run again: everything is found under GitHub's name; nothing is made.
+    release
+        .release("1.0.0", &files)
+        .success()
+        .stderr_has(&["nothing was created", "asset `my book.pdf` is uploaded"]);
+    assert_eq!(github.count("upload"), 2);
+
+    // A new version whose upload breaks half-way leaves a `starter` asset
+    // under GitHub's name; the re-run replaces it and finishes.
+    let files = files_named(&release, "1.1.0", &["my book.pdf", "guide.epub"], 300_000);
+    github.set_faults(Faults {
+        break_upload_after: Some(100_000),
+        ..Faults::default()
+    });
+    release.release("1.1.0", &files).code(1);
+    let broken = github
+        .releases()
+        .into_iter()
+        .find(|r| r.tag == "guide-v1.1.0")
+        .unwrap();
+    assert!(broken.draft, "a broken release was published: {broken:?}");
+    assert_eq!(
+        broken
+            .assets
+            .iter()
+            .map(|a| (a.name.as_str(), a.state.as_str()))
+            .collect::<Vec<_>>(),
+        [("my.book.pdf", "starter")]
+    );
+    release.release("1.1.0", &files).success();
+    let finished = github
+        .releases()
+        .into_iter()
+        .find(|r| r.tag == "guide-v1.1.0")
+        .unwrap();
+    assert!(!finished.draft);
+    let mut names: Vec<(String, String)> = finished
+        .assets
+        .iter()
+        .map(|a| (a.name.clone(), a.state.clone()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("guide.epub".to_owned(), "uploaded".to_owned()),
+            ("my.book.pdf".to_owned(), "uploaded".to_owned())
+        ]
+    );
+    assert_eq!(github.count("delete_asset"), 1);
+}
+
+#[test]
+fn a_repository_with_immutable_releases_gets_a_whole_release() {
+    let release = Release::new(true);
+    let github = release.github.as_ref().unwrap();
+    github.set_immutable_releases(true);
+    let files = release.files("1.0.0", 300_000);
+    release.release("1.0.0", &files).success().stderr_has(&[
+        "immutable releases",
+        "as a draft",
+        "published GitHub release `guide-v1.0.0`",
+    ]);
+    let releases = github.releases();
+    assert!(releases[0].immutable && !releases[0].draft, "{releases:?}");
+    assert_finished(&release, &files);
+    // A re-run finds it whole and touches nothing.
+    release
+        .release("1.0.0", &files)
+        .success()
+        .stderr_has(&["nothing was created"]);
+    assert_eq!(github.count("upload"), 2);
+    assert_eq!(github.count("update_release"), 1);
+}
+
+#[test]
+fn a_rate_limited_request_waits_once_as_github_says() {
+    use crate::support::github::Refusal;
+    let release = Release::new(true);
+    let github = release.github.as_ref().unwrap();
+    github.set_faults(Faults {
+        refusals: vec![Refusal::TooMany { retry_after: 2 }],
+        refusals_for: Some("POST /repos/author/book-assets/releases".into()),
+        ..Faults::default()
+    });
+    let files = release.files("1.0.0", 300_000);
+    release
+        .release("1.0.0", &files)
+        .success()
+        .stderr_has(&["waiting for GitHub's rate limit"]);
+    let posts: Vec<std::time::Instant> = github
+        .requests()
+        .into_iter()
+        .filter(|(_, what)| what == "POST /repos/author/book-assets/releases")
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(
+        posts.len(),
+        2,
+        "the refused request was not sent exactly once more"
+    );
+    let waited = posts[1] - posts[0];
+    assert!(
+        waited >= std::time::Duration::from_secs(2) && waited < std::time::Duration::from_secs(5),
+        "waited {waited:?} for `Retry-After: 2`"
+    );
+    assert_eq!(github.count("create_release"), 1);
+
+    // A secondary limit on an upload is waited for too.
+    let release = Release::new(true);
+    let github = release.github.as_ref().unwrap();
+    github.set_faults(Faults {
+        refusals: vec![Refusal::Secondary {
+            retry_after: Some(1),
+        }],
+        refusals_for: Some("/assets".into()),
+        ..Faults::default()
+    });
+    release
+        .release("1.0.0", &release.files("1.0.0", 300_000))
+        .success();
+    assert_eq!(github.count("upload"), 2);
+}
+
+#[test]
+fn files_github_cannot_take_and_tokens_that_cannot_write_are_refused_before_anything_exists() {
+    use crate::support::github::Permission;
+    let mut release = Release::new(true);
+    let files = release.files("1.0.0", 1000);
+    // A sparse file one byte over GitHub's 2 GiB.
+    std::fs::File::options()
+        .write(true)
+        .open(&files[0])
+        .unwrap()
+        .set_len(2 * 1024 * 1024 * 1024 + 1)
+        .unwrap();
+    let started = std::time::Instant::now();
+    release.release("1.0.0", &files).code(1).stderr_has(&[
+        "is 2147483649 bytes; GitHub keeps release assets under 2 GiB",
+        "hint: split or compress the file",
+    ]);
+    // Refused from its size, not after hashing 2 GiB.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_nothing_made(&release);
+
+    let files = release.files("1.0.0", 1000);
+    let mut cases = vec![
+        ("ghp_wrong", "Bad credentials"),
+        (
+            "ghp_read",
+            "can read `author/book-assets` but not write releases there",
+        ),
+        ("ghp_none", "private repositories answer 404"),
+    ];
+    let github = release.github.as_ref().unwrap();
+    github.add_token("ghp_read", Permission::Read);
+    github.add_token("ghp_none", Permission::None);
+    for (token, problem) in cases.drain(..) {
+        // The last value set wins.
+        release.test.env("GITHUB_TOKEN", token);
+        release
+            .release("1.0.0", &files)
+            .code(1)
+            .stderr_has(&[problem, "hint:"]);
+        assert_nothing_made(&release);
+    }
+}
+
+fn assert_nothing_made(release: &Release) {
+    let (products, prices, links) = release.stripe_state();
+    assert_eq!(
+        (products, prices, links.len()),
+        (0, 0, 0),
+        "Stripe objects were made"
+    );
+    let github = release.github.as_ref().unwrap();
+    assert!(github.releases().is_empty(), "a GitHub release was made");
+    assert_eq!(github.count("upload"), 0);
 }

@@ -59,14 +59,23 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         today: super::now()?.date(),
         dry_run: args.dry_run,
     };
-    let reporter = TerminalReporter::new(context.output.quiet);
+    let reporter = Arc::new(TerminalReporter::new(context.output.quiet));
     let outcome = super::block_on(async {
         // octocrab's client needs the runtime to exist when it is built.
         let files = match &store.settings.github_repository {
-            Some(repository) => Files::GitHub(context.github(repository)?),
+            Some(repository) => {
+                let waiting = reporter.clone();
+                let on_wait: crate::github::OnWait =
+                    Arc::new(move |what, until| waiting.waiting(what, until));
+                Files::GitHub(Box::new(
+                    context
+                        .github(repository)?
+                        .with_patience(crate::github::Patience::default(), Some(on_wait)),
+                ))
+            }
             None => Files::Local(release::local_files_dir(&store.root)),
         };
-        anyhow::Ok(release::run(&request, &stripe, &files, &reporter).await?)
+        anyhow::Ok(release::run(&request, &stripe, &files, reporter.as_ref()).await?)
     })??;
 
     if context.output.json {
@@ -155,5 +164,23 @@ impl Reporter for TerminalReporter {
             bar.finish_and_clear();
         }
         self.step(&format!("uploaded `{name}`"));
+    }
+
+    /// Said on the upload's bar when one is showing, so the bar does not
+    /// look stuck; as a step line otherwise.
+    fn waiting(&self, what: &str, until: std::time::SystemTime) {
+        let until = crate::ledger::human_time(
+            until
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs() as i64),
+        );
+        let text = format!("waiting for GitHub's rate limit until {until} to {what}");
+        if let Ok(bars) = self.bars.lock()
+            && let Some((name, bar)) = bars.last()
+        {
+            bar.set_message(format!("uploading {name} ({text})"));
+            return;
+        }
+        self.step(&text);
     }
 }

@@ -53,7 +53,6 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         let delivery = match &store.settings.github_repository {
             Some(repository) => Delivery::GitHub {
                 client: Box::new(context.github(repository)?),
-                api_base: context.global.github_api_base.clone(),
             },
             None => Delivery::Local(crate::release::local_files_dir(&store.root)),
         };
@@ -73,20 +72,15 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             app.clock = Arc::new(move || start + began.elapsed().as_secs() as i64);
         }
         let app = Arc::new(app);
-        // Stripe's webhook endpoint, checked once at start.
+        // The keys and Stripe's webhook endpoint, checked once at start.
         let checked = app.clone();
         tokio::spawn(async move {
-            let base_url = checked.store().settings.base_url.clone();
-            match server::webhook_endpoint_problems(&checked.stripe, &base_url).await {
-                Ok(problems) => {
-                    for (problem, fix) in problems {
-                        tracing::warn!("{problem} (hint: {fix})");
-                    }
-                }
-                Err(error) => tracing::warn!(
-                    "cannot check Stripe's webhook endpoints: {}",
-                    crate::error::one_line(&error)
-                ),
+            let problems = checked.problems().await;
+            for problem in &problems {
+                tracing::warn!("{problem}");
+            }
+            if problems.is_empty() {
+                tracing::info!("start-up check: the keys work");
             }
         });
         // A release made while the server runs is picked up within seconds.

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
 use warp::http::{HeaderValue, Method, Response, StatusCode, header};
 use warp::reply::Reply;
 
 use super::client::Quota;
 use super::range::{self, Span};
 use super::{App, Delivery, pages};
+use crate::github::Download;
 use crate::state::{self, Charge, FileKey, Purchase};
 use crate::store::{Asset, Product, Release};
 use crate::stripe::{CheckoutSession, CreateCheckoutSession, IdempotencyKey};
@@ -47,6 +48,21 @@ pub fn text(status: StatusCode, text: &str) -> Answer {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+/// `GET /healthz`: `ok` while the server answers; with `?deep=1`, also
+/// whether Stripe and GitHub accept the server's keys (503 and one line per
+/// problem when not).
+pub async fn healthz(app: Arc<App>, query: HashMap<String, String>) -> Answer {
+    if query.get("deep").is_none_or(|deep| deep == "0") {
+        return text(StatusCode::OK, "ok");
+    }
+    let problems = app.problems().await;
+    if problems.is_empty() {
+        text(StatusCode::OK, "ok")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, &problems.join("\n"))
+    }
 }
 
 fn html(app: &App, status: StatusCode, title: &str, body: &str) -> Answer {
@@ -733,39 +749,66 @@ pub async fn download(
         return file_headers(Response::new(Bytes::new().into()), asset, span);
     }
     match &app.delivery {
-        Delivery::GitHub { client, api_base } => {
+        Delivery::GitHub { client } => {
             let Some(id) = asset.github_asset_id else {
                 return log_unavailable(
                     &app,
                     &std::io::Error::other("the release records no GitHub asset id"),
                 );
             };
-            // The URL first: a download is counted only when there is one
-            // to give.
-            let url = match app.cached_link(id) {
-                Some(url) => url,
-                None => match client.asset_download_url(id, api_base).await {
-                    Ok(url) => {
-                        app.cache_link(id, &url);
-                        url
+            // A link that is used up is told so without asking GitHub (whose
+            // rate limit is shared by every buyer).
+            match app.db.usage(&key) {
+                Ok((usage, extra)) => {
+                    if !crate::downloads::admit_redirect(usage, limit + extra, asset.size)
+                        && start == 0
+                    {
+                        return exhausted(&app);
                     }
-                    Err(error) => return log_unavailable(&app, &error),
+                }
+                Err(error) => return log_unavailable(&app, &error),
+            }
+            // The URL first: a download is counted only when there is one
+            // to give; if GitHub fails, nothing is counted.
+            let link = match app.cached_link(id) {
+                Some(url) => Download::Redirect { url, expires: None },
+                None => match asset_download(client, id).await {
+                    Ok(Download::Redirect { url, expires }) => {
+                        app.cache_link(id, &url, expires);
+                        Download::Redirect { url, expires }
+                    }
+                    Ok(body) => body,
+                    Err(error) => return github_unavailable(&app, &error),
                 },
             };
             let resume = start > 0;
-            match app
+            let charged = app
                 .db
                 .charge_redirect(key, limit, asset.size, resume, app.now())
-                .await
-            {
-                Ok(Charge::Admitted) => {
+                .await;
+            match (charged, link) {
+                (Ok(Charge::Admitted), Download::Redirect { url, .. }) => {
                     tracing::info!(purchase = %purchase.id, file = %asset.name, %version, "download (redirect)");
                     redirect(StatusCode::FOUND, &url)
                 }
-                Ok(Charge::Continued) => redirect(StatusCode::FOUND, &url),
-                Ok(Charge::Exhausted) => exhausted(&app),
-                Ok(Charge::Revoked) => refunded(&app),
-                Err(error) => log_unavailable(&app, &error),
+                (Ok(Charge::Continued), Download::Redirect { url, .. }) => {
+                    redirect(StatusCode::FOUND, &url)
+                }
+                (Ok(Charge::Admitted | Charge::Continued), Download::Body { response, .. }) => {
+                    // GitHub sent the bytes: streamed through, never held.
+                    tracing::info!(purchase = %purchase.id, file = %asset.name, %version, "download (through)");
+                    let stream = response
+                        .bytes_stream()
+                        .map(|chunk| chunk.map_err(std::io::Error::other));
+                    file_headers(
+                        warp::reply::stream(stream).into_response(),
+                        asset,
+                        Span::Whole,
+                    )
+                }
+                (Ok(Charge::Exhausted), _) => exhausted(&app),
+                (Ok(Charge::Revoked), _) => refunded(&app),
+                (Err(error), _) => log_unavailable(&app, &error),
             }
         }
         Delivery::Local(dir) => {
@@ -801,6 +844,38 @@ pub async fn download(
             file_headers(warp::reply::stream(body).into_response(), asset, span)
         }
     }
+}
+
+/// Asks GitHub where an asset is, trying once more after a moment when
+/// GitHub failed on its side or could not be reached (not when it limits
+/// the rate: the buyer is told when to come back instead).
+async fn asset_download(
+    client: &crate::github::GitHub,
+    id: u64,
+) -> Result<Download, crate::github::GitHubError> {
+    use crate::github::GitHubError;
+    match client.asset_download(id).await {
+        Err(GitHubError::Unreachable { .. }) | Err(GitHubError::Api { status: 500.., .. }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            client.asset_download(id).await
+        }
+        other => other,
+    }
+}
+
+/// GitHub could not give a file: nothing was counted; the buyer is told
+/// when to try again (GitHub's own time for a rate limit).
+fn github_unavailable(app: &App, error: &crate::github::GitHubError) -> Answer {
+    let mut response = log_unavailable(app, error);
+    if let Some(until) = error.retry_at() {
+        let seconds = until
+            .duration_since(std::time::SystemTime::now())
+            .map_or(1, |wait| wait.as_secs().max(1));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// Bytes per chunk of a streamed answer: large enough that hyper writes

@@ -35,10 +35,7 @@ pub use connection::Timeouts;
 #[derive(Debug)]
 pub enum Delivery {
     /// A 302 to the short-lived URL GitHub gives for a private asset.
-    GitHub {
-        client: Box<GitHub>,
-        api_base: String,
-    },
+    GitHub { client: Box<GitHub> },
     /// Streamed from `<dir>/<slug>/<version>/<file>`.
     Local(PathBuf),
 }
@@ -65,6 +62,8 @@ pub struct App {
     /// Flags and environment over shop.toml, for reloading the store.
     pub overrides: crate::store::Overrides,
     links: Mutex<HashMap<u64, (String, Instant)>>,
+    /// The last deep health check: when, and what it found.
+    health: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
     limiter: client::Limiter,
     files: Mutex<FileCache>,
 }
@@ -84,9 +83,11 @@ const CACHED_FILE_MAX: u64 = 8 * 1024 * 1024;
 /// ...within this much memory in all.
 const CACHE_BUDGET: usize = 64 * 1024 * 1024;
 
-/// How long an asset's URL from GitHub is reused: GitHub's live five
-/// minutes; a buyer sent to one must have time to start.
+/// How long an asset's URL from GitHub is reused when it does not say how
+/// long it lives (GitHub's have lived five minutes).
 const LINK_REUSE: Duration = Duration::from_secs(240);
+/// How long before its expiry a URL stops being handed out.
+const LINK_MARGIN: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +128,7 @@ impl App {
             clock: Arc::new(system_now),
             overrides: crate::store::Overrides::default(),
             links: Mutex::new(HashMap::new()),
+            health: tokio::sync::Mutex::new(None),
             limiter: client::Limiter::default(),
             files: Mutex::new(FileCache::default()),
         }
@@ -187,19 +189,32 @@ impl App {
         )
     }
 
-    /// A short-lived asset URL fetched less than [`LINK_REUSE`] ago.
+    /// A short-lived asset URL that still has time to run.
     fn cached_link(&self, asset: u64) -> Option<String> {
         let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         links
             .get(&asset)
-            .filter(|(_, at)| at.elapsed() < LINK_REUSE)
+            .filter(|(_, until)| Instant::now() < *until)
             .map(|(url, _)| url.clone())
     }
 
-    fn cache_link(&self, asset: u64, url: &str) {
+    /// Keeps a URL for its real lifetime less a margin (a buyer sent to it
+    /// must have time to start), or [`LINK_REUSE`] when it does not say.
+    fn cache_link(&self, asset: u64, url: &str, expires: Option<std::time::SystemTime>) {
+        let lifetime = match expires {
+            Some(at) => at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+                .saturating_sub(LINK_MARGIN),
+            None => LINK_REUSE,
+        };
+        if lifetime.is_zero() {
+            return;
+        }
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
-        links.retain(|_, (_, at)| at.elapsed() < LINK_REUSE);
-        links.insert(asset, (url.to_owned(), Instant::now()));
+        let now = Instant::now();
+        links.retain(|_, (_, until)| now < *until);
+        links.insert(asset, (url.to_owned(), now + lifetime));
     }
 
     /// The bytes of a small file from memory, reading it once; `None` for a
@@ -291,6 +306,52 @@ pub async fn webhook_endpoint_problems(
             )
         })
         .collect())
+}
+
+/// How long a deep health check's finding is reused: the check costs a
+/// request to Stripe and one to GitHub, and `/healthz?deep=1` is public.
+const HEALTH_REUSE: Duration = Duration::from_secs(30);
+
+impl App {
+    /// What stops buyers from being served, checked against the services
+    /// themselves: the Stripe key can read (and Stripe sends this server's
+    /// events), and the GitHub token can read the repository of the files.
+    /// Each finding is one line with its fix; none holds a secret.
+    pub async fn problems(&self) -> Vec<String> {
+        let mut health = self.health.lock().await;
+        if let Some((at, found)) = &*health
+            && at.elapsed() < HEALTH_REUSE
+        {
+            return found.clone();
+        }
+        let mut found = Vec::new();
+        let base_url = self.store().settings.base_url.clone();
+        match webhook_endpoint_problems(&self.stripe_quick, &base_url).await {
+            Ok(problems) => found.extend(
+                problems
+                    .into_iter()
+                    .map(|(problem, fix)| format!("{problem} (hint: {fix})")),
+            ),
+            Err(error) => found.push(format!(
+                "the Stripe key cannot read this account: {} (hint: {})",
+                crate::error::one_line(&error),
+                crate::error::Hint::hint(&error)
+            )),
+        }
+        if let Delivery::GitHub { client } = &self.delivery
+            && let Err(error) = client.access().await
+        {
+            found.push(format!(
+                "`GITHUB_TOKEN` cannot read `{}`, so no download from there can be served: {} \
+                 (hint: {})",
+                client.repository(),
+                crate::error::one_line(&error),
+                crate::error::Hint::hint(&error)
+            ));
+        }
+        *health = Some((Instant::now(), found.clone()));
+        found
+    }
 }
 
 /// The one-click unsubscribe link of `email`: a token whose subject is
@@ -388,7 +449,9 @@ pub fn routes(
     let client = client_of(app.clone());
     let healthz = warp::path!("healthz")
         .and(warp::get())
-        .map(|| handlers::text(warp::http::StatusCode::OK, "ok"));
+        .and(with_app.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .then(handlers::healthz);
     let buy = warp::path!("buy" / String)
         .and(warp::get())
         .and(with_app.clone())

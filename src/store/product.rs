@@ -100,6 +100,8 @@ pub struct Asset {
     pub sha256: String,
     /// The GitHub release asset, when files live on GitHub.
     pub github_asset_id: Option<u64>,
+    /// The name GitHub keeps for it, when GitHub renamed it.
+    pub github_name: Option<String>,
 }
 
 /// What a product takes from the shop's settings when it does not say.
@@ -155,6 +157,7 @@ struct RawAsset {
     size: Spanned<i64>,
     sha256: Spanned<String>,
     github_asset_id: Option<u64>,
+    github_name: Option<String>,
 }
 
 /// Parses the product file `label` (such as `products/book.toml`) whose slug
@@ -395,6 +398,7 @@ pub fn parse(
                 size,
                 sha256: sha256.clone(),
                 github_asset_id: raw_asset.github_asset_id,
+                github_name: raw_asset.github_name.clone(),
             });
         }
         releases.push(Release {

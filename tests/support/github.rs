@@ -2,12 +2,23 @@
 //! release assets, faithful to GitHub's shapes, on two loopback listeners
 //! (the API host and the uploads host, as GitHub has), with fault injection.
 //!
-//! Routes: `GET /repos/{o}/{r}/releases`, `GET …/releases/tags/{tag}`,
-//! `POST …/releases`, `GET …/releases/{id}/assets`, `GET|DELETE
-//! …/releases/assets/{id}` (with `Accept: application/octet-stream`, a 302
-//! to a short-lived URL), and on the uploads host `POST
-//! …/releases/{id}/assets?name=`, which streams the body (never holding more
-//! than a chunk of a large file).
+//! Routes: `GET /repos/{o}/{r}` (with the token's `permissions`), `GET
+//! …/immutable-releases`, `GET /repos/{o}/{r}/releases`, `GET
+//! …/releases/tags/{tag}`, `POST …/releases`, `PATCH …/releases/{id}`,
+//! `GET …/releases/{id}/assets`, `GET|DELETE …/releases/assets/{id}` (with
+//! `Accept: application/octet-stream`, a 302 to a short-lived URL), and on
+//! the uploads host `POST …/releases/{id}/assets?name=`, which streams the
+//! body (never holding more than a chunk of a large file).
+//!
+//! It behaves as GitHub does where shop has been caught out before (from
+//! GitHub's docs and its users' reports): asset names are renamed by its
+//! own rule ([`github_name`]); a 422 carries its reasons in `errors[]`; an
+//! asset over 2 GiB is refused from its `Content-Length`, before the body;
+//! a broken upload leaves a `starter` asset; drafts are not found by tag,
+//! only listed; in a repository with immutable releases a published
+//! release takes no asset; rate limits answer 403 or 429 with GitHub's
+//! headers; a token that cannot see the private repository gets 404; the
+//! CDN URL expires and refuses a request that carries `Authorization`.
 
 #![allow(dead_code)]
 
@@ -24,8 +35,41 @@ use warp::http::{Response, StatusCode};
 /// Bodies up to this size are kept, so downloads can be checked.
 const KEEP_BYTES: u64 = 16 * 1024 * 1024;
 
+/// GitHub's largest release asset.
+pub const MAX_ASSET: u64 = 2 * 1024 * 1024 * 1024;
+
+/// A refusal for the next request (either host, the CDN aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The secondary rate limit: 403, a message that says so, and
+    /// `retry-after` when given.
+    Secondary { retry_after: Option<u64> },
+    /// The primary rate limit: 403 with `x-ratelimit-remaining: 0` and
+    /// `x-ratelimit-reset` this many seconds ahead.
+    Primary { reset_in: u64 },
+    /// 429 Too Many Requests with `retry-after`.
+    TooMany { retry_after: u64 },
+    /// A 502 from GitHub's front (a transient failure).
+    BadGateway,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Cannot see the (private) repository: 404 everywhere.
+    None,
+    Read,
+    Write,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Faults {
+    /// Refuse the next requests, one refusal each, in order...
+    pub refusals: Vec<Refusal>,
+    /// ...of those whose `METHOD path` contains this, when set.
+    pub refusals_for: Option<String>,
+    /// Answer asset downloads with a 200 and the bytes, not a 302.
+    pub download_bodies: bool,
     /// Create the next release, then answer 500 (the answer is lost).
     pub lose_create_release: bool,
     /// Stop the next upload after this many bytes with a 502, leaving a
@@ -54,18 +98,95 @@ pub struct StoredRelease {
     pub tag: String,
     pub name: String,
     pub body: String,
+    pub draft: bool,
+    /// Published while the repository had immutable releases on.
+    pub immutable: bool,
     pub assets: Vec<StoredAsset>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct State {
     pub releases: Vec<StoredRelease>,
     pub faults: Faults,
+    /// The repository's "immutable releases" setting.
+    pub immutable_releases: bool,
+    /// Tokens besides the owner's, and what each may do.
+    pub tokens: HashMap<String, Permission>,
+    /// How long a CDN URL lives.
+    pub cdn_lifetime: u64,
+    /// Each request to the API or uploads host: when, method and path.
+    pub requests: Vec<(std::time::Instant, String)>,
     /// How many times each kind of request came.
     pub counts: HashMap<&'static str, u64>,
     /// Each finished upload: name, bytes, seconds from the request's
     /// arrival to its last byte (for benchmarks).
     pub uploads: Vec<(String, u64, f64)>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            releases: Vec::new(),
+            faults: Faults::default(),
+            immutable_releases: false,
+            tokens: HashMap::new(),
+            cdn_lifetime: 300,
+            requests: Vec::new(),
+            counts: HashMap::new(),
+            uploads: Vec::new(),
+        }
+    }
+}
+
+/// The name GitHub keeps for an upload named `name`, by this stand-in's
+/// own reading of GitHub's docs ("GitHub renames asset filenames that have
+/// special characters, non-alphanumeric characters, and leading or trailing
+/// periods") and of what users report: accented Latin letters lose their
+/// accent, any other character than letters, digits, `-`, `_` and `.`
+/// becomes `.`, repeated dots become one, and dots at either end go.
+pub fn github_name(name: &str) -> String {
+    const ACCENTS: &[(&str, char)] = &[
+        ("a", 'à'),
+        ("a", 'á'),
+        ("a", 'â'),
+        ("a", 'ä'),
+        ("a", 'ã'),
+        ("a", 'å'),
+        ("c", 'ç'),
+        ("e", 'è'),
+        ("e", 'é'),
+        ("e", 'ê'),
+        ("e", 'ë'),
+        ("i", 'í'),
+        ("i", 'ï'),
+        ("i", 'î'),
+        ("n", 'ñ'),
+        ("o", 'ó'),
+        ("o", 'ö'),
+        ("o", 'ô'),
+        ("u", 'ú'),
+        ("u", 'ü'),
+        ("u", 'û'),
+        ("E", 'É'),
+        ("A", 'Ä'),
+        ("O", 'Ö'),
+        ("U", 'Ü'),
+        ("ss", 'ß'),
+        ("ae", 'æ'),
+        ("oe", 'ø'),
+    ];
+    let mut out = String::new();
+    for c in name.chars() {
+        match ACCENTS.iter().find(|(_, accented)| *accented == c) {
+            Some((plain, _)) => out.push_str(plain),
+            None if c.is_ascii_alphanumeric() || "-_.".contains(c) => out.push(c),
+            None => out.push('.'),
+        }
+    }
+    while out.contains("..") {
+        out = out.replace("..", ".");
+    }
+    out.trim_matches('.').to_owned()
 }
 
 pub struct GitHubServer {
@@ -136,6 +257,29 @@ impl GitHubServer {
 
     pub fn set_faults(&self, faults: Faults) {
         self.state.lock().unwrap().faults = faults;
+    }
+
+    /// Turns the repository's immutable-releases setting on or off.
+    pub fn set_immutable_releases(&self, on: bool) {
+        self.state.lock().unwrap().immutable_releases = on;
+    }
+
+    /// Lets `token` in with `permission`.
+    pub fn add_token(&self, token: &str, permission: Permission) {
+        self.state
+            .lock()
+            .unwrap()
+            .tokens
+            .insert(token.to_owned(), permission);
+    }
+
+    pub fn set_cdn_lifetime(&self, seconds: u64) {
+        self.state.lock().unwrap().cdn_lifetime = seconds;
+    }
+
+    /// The requests so far: when, and `METHOD path`.
+    pub fn requests(&self) -> Vec<(std::time::Instant, String)> {
+        self.state.lock().unwrap().requests.clone()
     }
 
     pub fn releases(&self) -> Vec<StoredRelease> {
@@ -252,22 +396,41 @@ impl Shared {
             "target_commitish": "main",
             "name": release.name,
             "body": release.body,
-            "draft": false,
+            "draft": release.draft,
+            "immutable": release.immutable,
             "prerelease": false,
             "created_at": now,
-            "published_at": now,
+            "published_at": if release.draft { Value::Null } else { json!(now) },
             "author": user(),
             "assets": release.assets.iter().map(|asset| self.asset_json(asset)).collect::<Vec<_>>(),
         })
     }
 
-    fn authorized(&self, header: Option<&str>) -> bool {
-        let Some(header) = header else { return false };
+    /// What the request's token may do; `None` without a known token.
+    fn permission(&self, header: Option<&str>) -> Option<Permission> {
+        let header = header?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("token "))
             .unwrap_or("");
-        token == self.token
+        if token == self.token {
+            return Some(Permission::Write);
+        }
+        self.state.lock().unwrap().tokens.get(token).copied()
+    }
+
+    fn repository_json(&self, permission: Permission) -> Value {
+        let push = permission == Permission::Write;
+        json!({
+            "id": 1296269, "node_id": "R_1", "name": self.repo,
+            "full_name": format!("{}/{}", self.owner, self.repo),
+            "owner": user(), "private": true,
+            "html_url": format!("https://github.com/{}/{}", self.owner, self.repo),
+            "description": null, "fork": false,
+            "url": format!("{}/{}", self.api_url, self.repo_path()),
+            "default_branch": "main", "visibility": "private",
+            "permissions": {"admin": push, "maintain": push, "push": push, "triage": push, "pull": true},
+        })
     }
 
     fn count(&self, what: &'static str) {
@@ -336,9 +499,10 @@ async fn handle(
         .map(str::to_owned)
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    // The short-lived download URL needs no token, like GitHub's CDN.
+    // The short-lived download URL needs no token, like GitHub's CDN,
+    // and refuses one (its signature is the only authorization it takes).
     if let ["_cdn", id] = segments.as_slice() {
-        return cdn(&shared, id, &query);
+        return cdn(&shared, id, &query, auth.is_some());
     }
     if let ["_uploads"] = segments.as_slice() {
         let uploads = shared.state.lock().unwrap().uploads.clone();
@@ -348,14 +512,39 @@ async fn handle(
             .collect();
         return json_reply(StatusCode::OK, &Value::Array(rows));
     }
-    if !shared.authorized(auth.as_deref()) {
-        return message(StatusCode::UNAUTHORIZED, "Bad credentials");
+    {
+        let mut state = shared.state.lock().unwrap();
+        state
+            .requests
+            .push((std::time::Instant::now(), format!("{method} {path}")));
+        let applies = state
+            .faults
+            .refusals_for
+            .as_ref()
+            .is_none_or(|part| format!("{method} {path}").contains(part.as_str()));
+        if applies && !state.faults.refusals.is_empty() {
+            let refusal = state.faults.refusals.remove(0);
+            return refuse(refusal);
+        }
     }
+    let Some(permission) = shared.permission(auth.as_deref()) else {
+        return message(StatusCode::UNAUTHORIZED, "Bad credentials");
+    };
     let Some(rest) =
         segments.strip_prefix(&["repos", shared.owner.as_str(), shared.repo.as_str()][..])
     else {
         return message(StatusCode::NOT_FOUND, "Not Found");
     };
+    // A private repository is invisible to a token without access.
+    if permission == Permission::None {
+        return message(StatusCode::NOT_FOUND, "Not Found");
+    }
+    if permission == Permission::Read && method != warp::http::Method::GET {
+        return message(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by personal access token",
+        );
+    }
     let params: HashMap<String, String> = query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
@@ -368,6 +557,7 @@ async fn handle(
         .collect();
     let get = method == warp::http::Method::GET;
     let post = method == warp::http::Method::POST;
+    let patch = method == warp::http::Method::PATCH;
     let delete = method == warp::http::Method::DELETE;
     if uploads_host {
         return match rest {
@@ -378,6 +568,22 @@ async fn handle(
         };
     }
     match rest {
+        [] if get => {
+            shared.count("get_repository");
+            json_reply(StatusCode::OK, &shared.repository_json(permission))
+        }
+        ["immutable-releases"] if get => {
+            shared.count("get_immutable_releases");
+            if shared.state.lock().unwrap().immutable_releases {
+                json_reply(
+                    StatusCode::OK,
+                    &json!({"enabled": true, "enforced_by_owner": false}),
+                )
+            } else {
+                message(StatusCode::NOT_FOUND, "Not Found")
+            }
+        }
+        ["releases", id] if patch => update_release(&shared, id, body).await,
         ["releases"] if get => {
             shared.count("list_releases");
             let releases = shared.state.lock().unwrap().releases.clone();
@@ -391,7 +597,12 @@ async fn handle(
         ["releases", "tags", tag] => {
             shared.count("get_release_by_tag");
             let state = shared.state.lock().unwrap();
-            match state.releases.iter().find(|release| release.tag == *tag) {
+            // Drafts have no tag yet: they are only listed.
+            match state
+                .releases
+                .iter()
+                .find(|release| release.tag == *tag && !release.draft)
+            {
                 Some(release) => json_reply(StatusCode::OK, &shared.release_json(release)),
                 None => message(StatusCode::NOT_FOUND, "Not Found"),
             }
@@ -409,10 +620,27 @@ async fn handle(
                 return message(StatusCode::NOT_FOUND, "Not Found");
             };
             if accept.as_deref() == Some("application/octet-stream") {
-                let expires = time::OffsetDateTime::now_utc().unix_timestamp() + 300;
+                if state.faults.download_bodies {
+                    let mut response = Response::new(asset.bytes.clone().unwrap_or_default());
+                    response
+                        .headers_mut()
+                        .insert("Content-Type", "application/octet-stream".parse().unwrap());
+                    return response;
+                }
+                // As GitHub's CDN: an Azure-style SAS URL whose `se` says
+                // when it stops working.
+                let expires = time::OffsetDateTime::now_utc()
+                    + time::Duration::seconds(state.cdn_lifetime as i64);
+                let se = expires
+                    .replace_nanosecond(0)
+                    .unwrap()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap()
+                    .replace(':', "%3A");
                 let location = format!(
-                    "{}/_cdn/{id}?expires={expires}&signature=sig{id}x{expires}",
-                    shared.api_url
+                    "{}/_cdn/{id}?sp=r&sv=2018-11-09&sr=b&se={se}&sig=sig{id}x{}",
+                    shared.api_url,
+                    expires.unix_timestamp()
                 );
                 let mut response = Response::new(Vec::new());
                 *response.status_mut() = StatusCode::FOUND;
@@ -429,6 +657,12 @@ async fn handle(
             let mut state = shared.state.lock().unwrap();
             for release in &mut state.releases {
                 if let Some(index) = release.assets.iter().position(|a| a.id == id) {
+                    if release.immutable {
+                        return message(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "Cannot delete assets from an immutable release",
+                        );
+                    }
                     release.assets.remove(index);
                     let mut response = Response::new(Vec::new());
                     *response.status_mut() = StatusCode::NO_CONTENT;
@@ -454,6 +688,92 @@ async fn handle(
         }
         _ => message(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+fn refuse(refusal: Refusal) -> Response<Vec<u8>> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut response = match refusal {
+        Refusal::Secondary { .. } => message(
+            StatusCode::FORBIDDEN,
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.",
+        ),
+        Refusal::Primary { .. } => message(
+            StatusCode::FORBIDDEN,
+            "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.",
+        ),
+        Refusal::TooMany { .. } => message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+        Refusal::BadGateway => {
+            let mut response =
+                Response::new(b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec());
+            *response.status_mut() = StatusCode::BAD_GATEWAY;
+            return response;
+        }
+    };
+    let headers = response.headers_mut();
+    let (remaining, reset, retry_after) = match refusal {
+        Refusal::Secondary { retry_after } => (4000, now + 3600, retry_after),
+        Refusal::Primary { reset_in } => (0, now + reset_in as i64, None),
+        Refusal::TooMany { retry_after } => (4000, now + 3600, Some(retry_after)),
+        Refusal::BadGateway => unreachable!(),
+    };
+    headers.insert("x-ratelimit-limit", "5000".parse().unwrap());
+    headers.insert(
+        "x-ratelimit-remaining",
+        remaining.to_string().parse().unwrap(),
+    );
+    headers.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
+    headers.insert("x-ratelimit-resource", "core".parse().unwrap());
+    if let Some(seconds) = retry_after {
+        headers.insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    response
+}
+
+fn validation_failed(errors: Value, docs: &str) -> Response<Vec<u8>> {
+    json_reply(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &json!({
+            "message": "Validation Failed",
+            "errors": errors,
+            "documentation_url": format!("https://docs.github.com/rest/releases/{docs}"),
+            "status": "422",
+        }),
+    )
+}
+
+/// `PATCH …/releases/{id}`: publishing a draft makes its tag, and in a
+/// repository with immutable releases makes it immutable.
+async fn update_release(
+    shared: &Shared,
+    id: &str,
+    body: impl futures_util::Stream<Item = Result<impl warp::Buf, warp::Error>> + Unpin,
+) -> Response<Vec<u8>> {
+    shared.count("update_release");
+    let input: Value = match serde_json::from_slice(&read_all(body).await) {
+        Ok(value) => value,
+        Err(_) => return message(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+    };
+    let id: u64 = id.parse().unwrap_or(0);
+    let mut state = shared.state.lock().unwrap();
+    let immutable_setting = state.immutable_releases;
+    let Some(release) = state.releases.iter_mut().find(|r| r.id == id) else {
+        return message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if release.immutable {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Cannot modify an immutable release",
+        );
+    }
+    if input["draft"] == json!(false) && release.draft {
+        release.draft = false;
+        release.immutable = immutable_setting;
+    }
+    if let Some(body) = input["body"].as_str() {
+        release.body = body.to_owned();
+    }
+    let release = release.clone();
+    json_reply(StatusCode::OK, &shared.release_json(&release))
 }
 
 fn page_of<'a, T>(items: &'a [T], params: &HashMap<String, String>) -> &'a [T] {
@@ -496,32 +816,33 @@ async fn create_release(
         Ok(value) => value,
         Err(_) => return message(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
     };
+    let docs = "releases#create-a-release";
     let Some(tag) = input["tag_name"].as_str().filter(|tag| !tag.is_empty()) else {
-        return json_reply(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &json!({
-                "message": "Validation Failed",
-                "errors": [{"resource": "Release", "code": "missing_field", "field": "tag_name"}],
-                "documentation_url": "https://docs.github.com/rest/releases/releases#create-a-release",
-            }),
+        return validation_failed(
+            json!([{"resource": "Release", "code": "missing_field", "field": "tag_name"}]),
+            docs,
         );
     };
     let mut state = shared.state.lock().unwrap();
-    if state.releases.iter().any(|release| release.tag == tag) {
-        return json_reply(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &json!({
-                "message": "Validation Failed",
-                "errors": [{"resource": "Release", "code": "already_exists", "field": "tag_name"}],
-                "documentation_url": "https://docs.github.com/rest/releases/releases#create-a-release",
-            }),
+    // Drafts do not hold their tag: only a published release does.
+    if state
+        .releases
+        .iter()
+        .any(|release| release.tag == tag && !release.draft)
+    {
+        return validation_failed(
+            json!([{"resource": "Release", "code": "already_exists", "field": "tag_name"}]),
+            docs,
         );
     }
+    let draft = input["draft"].as_bool().unwrap_or(false);
     let release = StoredRelease {
         id: shared.next_id.fetch_add(1, Ordering::SeqCst),
         tag: tag.to_owned(),
         name: input["name"].as_str().unwrap_or(tag).to_owned(),
         body: input["body"].as_str().unwrap_or_default().to_owned(),
+        draft,
+        immutable: !draft && state.immutable_releases,
         assets: Vec::new(),
     };
     state.releases.push(release.clone());
@@ -553,25 +874,40 @@ async fn upload(
 ) -> Response<Vec<u8>> {
     shared.count("upload");
     let release_id: u64 = release_id.parse().unwrap_or(0);
-    let Some(name) = params.get("name").filter(|name| !name.is_empty()).cloned() else {
-        return message(StatusCode::UNPROCESSABLE_ENTITY, "name is required");
+    let docs = "assets#upload-a-release-asset";
+    let Some(name) = params.get("name").filter(|name| !name.is_empty()) else {
+        return validation_failed(
+            json!([{"resource": "ReleaseAsset", "code": "missing_field", "field": "name"}]),
+            docs,
+        );
     };
+    let name = github_name(name);
     let Some(length) = length else {
         return message(StatusCode::LENGTH_REQUIRED, "Content-Length required");
     };
+    // Answered from the header, before any byte of the body is read.
+    if length > MAX_ASSET {
+        return validation_failed(
+            json!([{"resource": "ReleaseAsset", "code": "custom", "field": "size",
+                    "message": "size must be less than or equal to 2147483648"}]),
+            docs,
+        );
+    }
     let faults = {
         let mut state = shared.state.lock().unwrap();
         let Some(release) = state.releases.iter().find(|r| r.id == release_id) else {
             return message(StatusCode::NOT_FOUND, "Not Found");
         };
-        if release.assets.iter().any(|asset| asset.name == name) {
-            return json_reply(
+        if release.immutable {
+            return message(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({
-                    "message": "Validation Failed",
-                    "errors": [{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}],
-                    "documentation_url": "https://docs.github.com/rest/releases/assets#upload-a-release-asset",
-                }),
+                "Cannot upload assets to an immutable release.",
+            );
+        }
+        if release.assets.iter().any(|asset| asset.name == name) {
+            return validation_failed(
+                json!([{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}]),
+                docs,
             );
         }
         let faults = state.faults.clone();
@@ -672,15 +1008,24 @@ async fn upload(
     json_reply(StatusCode::CREATED, &json)
 }
 
-fn cdn(shared: &Shared, id: &str, query: &str) -> Response<Vec<u8>> {
+fn cdn(shared: &Shared, id: &str, query: &str, authorization: bool) -> Response<Vec<u8>> {
     let id: u64 = id.parse().unwrap_or(0);
+    if authorization {
+        let mut response = Response::new(
+            b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified</Message></Error>"
+                .to_vec(),
+        );
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return response;
+    }
     let expires: i64 = query
         .split('&')
-        .find_map(|pair| pair.strip_prefix("expires="))
-        .and_then(|value| value.parse().ok())
+        .find_map(|pair| pair.strip_prefix("sig="))
+        .and_then(|value| value.rsplit_once('x'))
+        .and_then(|(_, at)| at.parse().ok())
         .unwrap_or(0);
     if expires < time::OffsetDateTime::now_utc().unix_timestamp()
-        || !query.contains(&format!("signature=sig{id}x{expires}"))
+        || !query.contains(&format!("sig=sig{id}x{expires}"))
     {
         let mut response = Response::new(
             b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"

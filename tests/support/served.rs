@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use reqwest::StatusCode;
 
 use crate::harness::{Sandbox, Test};
+use crate::support::github::GitHubServer;
 
 pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef0123";
 
@@ -20,6 +21,8 @@ pub const FILES: &[(&str, usize)] = &[("guide.pdf", 9 * 1024 * 1024 + 17), ("gui
 pub struct Served {
     pub runtime: tokio::runtime::Runtime,
     pub sandbox: Option<Sandbox>,
+    /// The local GitHub the files are on, when they are.
+    pub github: Option<GitHubServer>,
     pub test: Test,
     pub server: Option<Child>,
     pub url: String,
@@ -61,6 +64,21 @@ impl Served {
         files: &[(&str, usize)],
         prepare: impl FnOnce(&Test),
     ) -> Served {
+        Served::build(extra_env, files, prepare, false)
+    }
+
+    /// [`Served::prepare`] with the files released to a local GitHub
+    /// (`author/book-assets`, token `ghs_serve`), which serves them.
+    pub fn prepare_on_github(files: &[(&str, usize)]) -> Served {
+        Served::build(&[], files, |_| {}, true)
+    }
+
+    fn build(
+        extra_env: &[(&str, &str)],
+        files: &[(&str, usize)],
+        prepare: impl FnOnce(&Test),
+        on_github: bool,
+    ) -> Served {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -94,6 +112,15 @@ impl Served {
         for (key, value) in extra_env {
             test.env(key, value);
         }
+        let github = on_github.then(|| {
+            let github =
+                runtime.block_on(GitHubServer::start("author", "book-assets", "ghs_serve"));
+            test.env("SHOP_GITHUB_REPOSITORY", &github.repository());
+            test.env("GITHUB_TOKEN", &github.token);
+            test.env("SHOP_GITHUB_API_BASE", &github.api_url);
+            test.env("SHOP_GITHUB_UPLOADS_BASE", &github.uploads_url);
+            github
+        });
         let build = test.root().join("build");
         std::fs::create_dir_all(&build).unwrap();
         let mut contents = Vec::new();
@@ -114,6 +141,7 @@ impl Served {
         Served {
             runtime,
             sandbox: Some(sandbox),
+            github,
             test,
             server: None,
             url,
@@ -307,6 +335,9 @@ impl Drop for Served {
         }
         if let Some(sandbox) = self.sandbox.take() {
             self.runtime.block_on(sandbox.stop());
+        }
+        if let Some(github) = self.github.take() {
+            github.stop();
         }
     }
 }
