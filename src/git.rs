@@ -3,6 +3,14 @@
 //!
 //! Commits are built from `HEAD`'s tree plus the named paths, so `shop`
 //! never sweeps an author's unrelated work into its own commits.
+//!
+//! Whatever instant a command dies at, git's index never stages the
+//! deletion of a file shop committed: the commit object is written first
+//! (nothing points at it), then the index takes the new paths (an atomic
+//! rename by libgit2), and only then does `HEAD` move. Killed in between,
+//! the index is ahead of `HEAD` with exactly what is on disk, and the next
+//! run commits it. An index left behind `HEAD` (by an older `shop`, or by
+//! hand) is found and brought up to date by [`repair_index`].
 
 use std::path::Path;
 
@@ -81,17 +89,13 @@ pub fn commit_paths(
     let tree = repo.find_tree(tree_id)?;
     let signature = signature(repo)?;
     let parents: Vec<&git2::Commit<'_>> = head_commit.iter().collect();
-    let oid = repo.commit(
-        Some("HEAD"),
-        &signature,
-        &signature,
-        message,
-        &tree,
-        &parents,
-    )?;
+    // The commit object, not yet on any branch.
+    let oid = repo.commit(None, &signature, &signature, message, &tree, &parents)?;
+    crate::fault::point("git:commit-written");
 
-    // Bring the repository's own index up to date for these paths, so
-    // `git status` shows them clean; other staged work stays staged.
+    // Bring the repository's own index up to date for these paths before
+    // HEAD moves, so `git status` shows them clean and no instant has the
+    // index behind HEAD; other staged work stays staged.
     let mut repo_index = repo.index()?;
     for path in paths {
         let full = workdir.join(path);
@@ -104,7 +108,90 @@ pub fn commit_paths(
         }
     }
     repo_index.write()?;
+    crate::fault::point("git:index-written");
+
+    move_head(
+        repo,
+        oid,
+        head_commit.as_ref().map(git2::Commit::id),
+        message,
+    )?;
+    crate::fault::point("git:head-moved");
     Ok(Some(oid))
+}
+
+/// Points HEAD's branch at `oid`, if it still points at `expected` (no
+/// other process committed in between).
+fn move_head(
+    repo: &Repository,
+    oid: git2::Oid,
+    expected: Option<git2::Oid>,
+    message: &str,
+) -> Result<(), GitError> {
+    let head = repo.find_reference("HEAD")?;
+    let branch = head
+        .symbolic_target()
+        .ok()
+        .flatten()
+        .unwrap_or("HEAD")
+        .to_owned();
+    let log = format!("commit: {}", message.lines().next().unwrap_or_default());
+    match expected {
+        Some(current) => {
+            repo.reference_matching(&branch, oid, true, current, &log)?;
+        }
+        None => {
+            repo.reference(&branch, oid, false, &log)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes git's index agree with HEAD for files under `prefixes` where the
+/// index lags: a file of HEAD that the index lacks or holds at another
+/// content, while the work tree has exactly HEAD's content (so the index
+/// is the odd one out, as after a run killed between moving HEAD and
+/// writing the index). Returns how many entries were repaired. An author's
+/// own staged change (the work tree differs from HEAD) is left alone.
+pub fn repair_index(repo: &Repository, prefixes: &[&str]) -> Result<usize, GitError> {
+    let Some(workdir) = repo.workdir().map(Path::to_owned) else {
+        return Err(GitError::Bare);
+    };
+    let tree = match repo.head() {
+        Ok(head) => head.peel_to_tree()?,
+        Err(_) => return Ok(0),
+    };
+    let mut index = repo.index()?;
+    let mut lagging = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() != Some(git2::ObjectType::Blob) {
+            return git2::TreeWalkResult::Ok;
+        }
+        let path = format!("{dir}{}", entry.name().unwrap_or_default());
+        if !prefixes
+            .iter()
+            .any(|prefix| path.starts_with(&format!("{prefix}/")) || path == *prefix)
+        {
+            return git2::TreeWalkResult::Ok;
+        }
+        let staged = index.get_path(Path::new(&path), 0).map(|e| e.id);
+        if staged != Some(entry.id()) {
+            lagging.push((path, entry.id()));
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    let mut repaired = 0;
+    for (path, id) in lagging {
+        let on_disk = git2::Oid::hash_file(git2::ObjectType::Blob, workdir.join(&path)).ok();
+        if on_disk == Some(id) {
+            index.add_path(Path::new(&path))?;
+            repaired += 1;
+        }
+    }
+    if repaired > 0 {
+        index.write()?;
+    }
+    Ok(repaired)
 }
 
 fn add_file(

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod downloads;
 pub mod error;
+pub mod fault;
 pub mod file_stream;
 pub mod git;
 pub mod github;

@@ -5,9 +5,18 @@
 //! address. Who was told is `notices/<slug>-<version>.jsonl`: a line is
 //! appended and fsynced as soon as the mail transport accepts a message,
 //! and a run skips everyone listed there, so a re-run or a run after a
-//! crash sends only what was not sent. (A crash in the instant between the
-//! transport accepting a message and its line reaching the disk would send
-//! that one notice again on the next run.)
+//! crash sends only what was not sent.
+//!
+//! Before a message is handed to the mail server, its intent is appended
+//! and fsynced to `.shop/notify/<slug>-<version>.jsonl` (local, not
+//! committed); a refusal is appended there too. A notice with an intent
+//! but neither an acceptance nor a refusal was with the mail server when
+//! the run was killed: it is *in doubt* (at most as many as were in flight).
+//! The next run names them and sends them again with the same `Message-ID`
+//! (which lets mail systems drop the copy), or, with `--skip-in-doubt`,
+//! records them as sent. Every other way a run stops (an error, Ctrl-C,
+//! SIGTERM) first waits for the messages in flight and records each one
+//! the server accepted, so that nothing is sent twice on those paths.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -33,6 +42,21 @@ pub struct Notice {
     pub email: String,
     pub sent: String,
     pub message_id: String,
+    /// Recorded without knowing: the notice was in doubt, and the author
+    /// chose `--skip-in-doubt`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub assumed: bool,
+}
+
+/// A line of the intents file: a notice about to be handed to the mail
+/// server, or (`refused`) one the server did not take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Intent {
+    message_id: String,
+    purchase: String,
+    email: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    refused: bool,
 }
 
 /// A buyer to tell.
@@ -50,10 +74,89 @@ pub struct Plan {
     pub recipients: Vec<Recipient>,
     pub already_told: usize,
     pub opted_out: usize,
+    /// Recipients (also in `recipients`) whose notice a killed run handed
+    /// to the mail server without learning whether it was accepted.
+    pub in_doubt: Vec<String>,
 }
 
 pub fn notices_path(root: &Path, slug: &str, version: &semver::Version) -> PathBuf {
     root.join(DIR).join(format!("{slug}-{version}.jsonl"))
+}
+
+/// Where the intents of this version's notices are kept (local state).
+pub fn intents_path(root: &Path, slug: &str, version: &semver::Version) -> PathBuf {
+    root.join(".shop")
+        .join("notify")
+        .join(format!("{slug}-{version}.jsonl"))
+}
+
+/// The addresses whose notice was handed over and neither accepted nor
+/// refused, lower-cased.
+fn in_doubt(
+    root: &Path,
+    slug: &str,
+    version: &semver::Version,
+    told: &HashSet<String>,
+) -> Result<HashSet<String>, NotifyError> {
+    let path = intents_path(root, slug, version);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(source) => return Err(NotifyError::Io { path, source }),
+    };
+    let mut open = HashMap::new();
+    // A line cut short by a crash is ignored: its message was not handed over.
+    for intent in text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Intent>(line).ok())
+    {
+        if intent.refused {
+            open.remove(&intent.message_id);
+        } else {
+            open.insert(intent.message_id, intent.email.to_ascii_lowercase());
+        }
+    }
+    Ok(open
+        .into_values()
+        .filter(|email| !told.contains(email))
+        .collect())
+}
+
+/// Appends `value` as a line to `file` and waits until it is on disk.
+fn append_synced(
+    file: &mut std::fs::File,
+    path: &Path,
+    value: &impl Serialize,
+) -> Result<(), NotifyError> {
+    let mut line = serde_json::to_vec(value).map_err(|error| NotifyError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other(error),
+    })?;
+    line.push(b'\n');
+    file.write_all(&line)
+        .and_then(|()| file.sync_data())
+        .map_err(|source| NotifyError::Io {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Opens `path` for appending, making its folder.
+fn open_append(path: &Path) -> Result<std::fs::File, NotifyError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| NotifyError::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| NotifyError::Io {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// The notices already sent for this version.
@@ -88,6 +191,7 @@ pub fn plan(
         .into_iter()
         .map(|notice| notice.email.to_ascii_lowercase())
         .collect();
+    let doubtful = in_doubt(&store.root, &product.slug, version, &told)?;
     // The newest entitled purchase of each address.
     let mut latest: BTreeMap<String, (String, i64, Recipient)> = BTreeMap::new();
     crate::ledger::each(&store.root, |purchase| {
@@ -127,6 +231,9 @@ pub fn plan(
         } else if opt_outs.contains(&email) {
             plan.opted_out += 1;
         } else {
+            if doubtful.contains(&email) {
+                plan.in_doubt.push(email);
+            }
             plan.recipients.push(recipient);
         }
     }
@@ -145,9 +252,11 @@ pub struct Sending<'a> {
     /// At most this many messages per second.
     pub rate: u32,
     pub now: fn() -> i64,
-    /// Set on Ctrl-C or SIGTERM: the message in flight finishes and is
+    /// Set on Ctrl-C or SIGTERM: the messages in flight finish and are
     /// recorded, and no other starts.
     pub stop: &'a std::sync::atomic::AtomicBool,
+    /// Record the notices in doubt as sent instead of sending them again.
+    pub skip_in_doubt: bool,
 }
 
 /// Progress while sending.
@@ -155,13 +264,96 @@ pub trait Progress: Send + Sync {
     fn sent(&self, done: u64, total: u64);
 }
 
-/// Sends the plan's notices, recording each as it is accepted, then commits
-/// the notices file. Returns how many were sent.
+/// How a run of [`send`] ended.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: usize,
+    assumed: usize,
+    failures: Vec<(String, String)>,
+}
+
+/// Sends the plan's notices, recording each intent before it goes and each
+/// acceptance as it comes, then commits the notices file. Returns how many
+/// were sent.
 pub async fn send(
     sending: &Sending<'_>,
     plan: &Plan,
     progress: &dyn Progress,
 ) -> Result<usize, NotifyError> {
+    let Sending {
+        store,
+        product,
+        version,
+        ..
+    } = sending;
+    let path = notices_path(&store.root, &product.slug, version);
+    let mut notices = open_append(&path)?;
+    let intents_at = intents_path(&store.root, &product.slug, version);
+    let mut intents = open_append(&intents_at)?;
+    let mut tally = Tally::default();
+    let mut files = Files {
+        notices: &mut notices,
+        notices_path: &path,
+        intents: &mut intents,
+        intents_path: &intents_at,
+    };
+    let outcome = send_all(sending, plan, progress, &mut files, &mut tally).await;
+    drop(notices);
+    drop(intents);
+    if tally.sent + tally.assumed > 0 {
+        let repo = crate::git::open(&store.root)?;
+        let relative = PathBuf::from(DIR).join(format!("{}-{version}.jsonl", product.slug));
+        let total = sent(&store.root, &product.slug, version)?.len();
+        crate::git::commit_paths(
+            &repo,
+            &[relative.as_path()],
+            &format!(
+                "notify: {} {version}, {} sent ({total} in all)",
+                product.slug, tally.sent
+            ),
+        )?;
+    }
+    outcome?;
+    let count = tally.sent;
+    if sending.stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let left = plan
+            .recipients
+            .len()
+            .saturating_sub(count + tally.assumed + tally.failures.len());
+        if left > 0 {
+            return Err(NotifyError::Interrupted { sent: count, left });
+        }
+    }
+    if let Some((email, error)) = tally.failures.first() {
+        return Err(NotifyError::Unsent {
+            sent: count,
+            failed: tally.failures.len(),
+            example: format!("`{email}`: {}", error.lines().next().unwrap_or_default()),
+        });
+    }
+    Ok(count)
+}
+
+/// The two files a run appends to.
+struct Files<'a> {
+    notices: &'a mut std::fs::File,
+    notices_path: &'a Path,
+    intents: &'a mut std::fs::File,
+    intents_path: &'a Path,
+}
+
+/// The sending loop: up to [`CONCURRENCY`] messages in flight (the SMTP
+/// pool holds as many connections), started no faster than the rate and
+/// driven while it waits. On an error or a stop, nothing new starts and
+/// the messages in flight are waited for and recorded before it returns.
+async fn send_all(
+    sending: &Sending<'_>,
+    plan: &Plan,
+    progress: &dyn Progress,
+    files: &mut Files<'_>,
+    tally: &mut Tally,
+) -> Result<(), NotifyError> {
+    use futures_util::StreamExt as _;
     let Sending {
         store,
         product,
@@ -172,30 +364,9 @@ pub async fn send(
         rate,
         now,
         stop,
+        skip_in_doubt,
     } = sending;
-    let path = notices_path(&store.root, &product.slug, version);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| NotifyError::Io {
-            path: parent.to_owned(),
-            source,
-        })?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|source| NotifyError::Io {
-            path: path.clone(),
-            source,
-        })?;
     let settings = &store.settings;
-    let gap = Duration::from_secs_f64(1.0 / f64::from((*rate).max(1)));
-    let mut next = tokio::time::Instant::now();
-    let mut count = 0;
-    let mut failures: HashMap<String, String> = HashMap::new();
-    let mut interrupted = false;
-    // Up to CONCURRENCY messages in flight (the SMTP pool holds as many
-    // connections); each is recorded, in order of acceptance, by this task.
     let compose = |recipient: &Recipient| -> Result<(lettre::Message, String, i64), NotifyError> {
         let at = now();
         let expires = at + settings.link_lifetime as i64;
@@ -225,10 +396,7 @@ pub async fn send(
         .into_iter()
         .collect();
         let rendered = templates.render(Kind::Notice, &values);
-        let message_id = mail::message_id(
-            &format!("notice.{}.{version}.{}", product.slug, recipient.purchase),
-            &settings.mail.from,
-        );
+        let message_id = message_id(product, version, recipient, &settings.mail.from);
         let message = mail::compose(
             &settings.mail.from,
             &recipient.email,
@@ -238,87 +406,115 @@ pub async fn send(
         )?;
         Ok((message, message_id, at))
     };
-    let mut in_flight = futures_util::stream::FuturesUnordered::new();
-    let mut queue = plan.recipients.iter();
+    let total = plan.recipients.len() as u64;
     let mut done = 0u64;
+    let doubtful: HashSet<&str> = plan.in_doubt.iter().map(String::as_str).collect();
+    let mut queue = Vec::with_capacity(plan.recipients.len());
+    for recipient in &plan.recipients {
+        if *skip_in_doubt && doubtful.contains(recipient.email.as_str()) {
+            let notice = Notice {
+                purchase: recipient.purchase.clone(),
+                email: recipient.email.clone(),
+                sent: crate::ledger::timestamp(now()),
+                message_id: message_id(product, version, recipient, &settings.mail.from),
+                assumed: true,
+            };
+            append_synced(files.notices, files.notices_path, &notice)?;
+            tally.assumed += 1;
+            done += 1;
+            progress.sent(done, total);
+        } else {
+            queue.push(recipient);
+        }
+    }
+    let mut queue = queue.into_iter().peekable();
+    let gap = Duration::from_secs_f64(1.0 / f64::from((*rate).max(1)));
+    let mut next = tokio::time::Instant::now();
+    let mut in_flight = futures_util::stream::FuturesUnordered::new();
+    let mut failed: Option<NotifyError> = None;
     loop {
-        while in_flight.len() < CONCURRENCY && !interrupted {
-            let Some(recipient) = queue.next() else { break };
-            if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                interrupted = true;
-                break;
-            }
-            tokio::time::sleep_until(next).await;
-            next += gap;
-            let (message, message_id, at) = compose(recipient)?;
-            in_flight.push(async move { (recipient, message_id, at, mailer.send(message).await) });
-        }
-        let Some((recipient, message_id, at, result)) =
-            futures_util::StreamExt::next(&mut in_flight).await
-        else {
+        let stopping = failed.is_some() || stop.load(std::sync::atomic::Ordering::SeqCst);
+        let may_start = !stopping && in_flight.len() < CONCURRENCY && queue.peek().is_some();
+        if !may_start && in_flight.is_empty() {
             break;
-        };
-        match result {
-            Ok(()) => {
-                let notice = Notice {
-                    purchase: recipient.purchase.clone(),
-                    email: recipient.email.clone(),
-                    sent: crate::ledger::timestamp(at),
-                    message_id,
-                };
-                let mut line = serde_json::to_vec(&notice).map_err(|error| NotifyError::Io {
-                    path: path.clone(),
-                    source: std::io::Error::other(error),
-                })?;
-                line.push(b'\n');
-                file.write_all(&line)
-                    .and_then(|()| file.sync_data())
-                    .map_err(|source| NotifyError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                count += 1;
+        }
+        tokio::select! {
+            // The next message, when its turn under the rate comes.
+            () = tokio::time::sleep_until(next), if may_start => {
+                next = next.max(tokio::time::Instant::now()) + gap;
+                let Some(recipient) = queue.next() else { continue };
+                let started = compose(recipient).and_then(|(message, message_id, at)| {
+                    let intent = Intent {
+                        message_id: message_id.clone(),
+                        purchase: recipient.purchase.clone(),
+                        email: recipient.email.clone(),
+                        refused: false,
+                    };
+                    append_synced(files.intents, files.intents_path, &intent)?;
+                    Ok((message, message_id, at))
+                });
+                match started {
+                    Ok((message, message_id, at)) => {
+                        crate::fault::point("notify:intent");
+                        in_flight.push(async move {
+                            (recipient, message_id, at, mailer.send(message).await)
+                        });
+                    }
+                    Err(error) => failed = Some(error),
+                }
             }
-            Err(error) => {
-                failures.insert(recipient.email.clone(), error.to_string());
+            // A message the server answered: recorded at once.
+            Some((recipient, message_id, at, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                let recorded = match result {
+                    Ok(()) => {
+                        crate::fault::point("notify:accepted");
+                        let notice = Notice {
+                            purchase: recipient.purchase.clone(),
+                            email: recipient.email.clone(),
+                            sent: crate::ledger::timestamp(at),
+                            message_id,
+                            assumed: false,
+                        };
+                        append_synced(files.notices, files.notices_path, &notice)
+                            .map(|()| tally.sent += 1)
+                    }
+                    Err(error) => {
+                        tally.failures.push((recipient.email.clone(), error.to_string()));
+                        let refusal = Intent {
+                            message_id,
+                            purchase: recipient.purchase.clone(),
+                            email: recipient.email.clone(),
+                            refused: true,
+                        };
+                        append_synced(files.intents, files.intents_path, &refusal)
+                    }
+                };
+                if let Err(error) = recorded {
+                    failed.get_or_insert(error);
+                }
+                done += 1;
+                progress.sent(done, total);
             }
         }
-        done += 1;
-        progress.sent(done, plan.recipients.len() as u64);
     }
-    drop(file);
-    if count > 0 {
-        let repo = crate::git::open(&store.root)?;
-        let relative = PathBuf::from(DIR).join(format!("{}-{version}.jsonl", product.slug));
-        let total = sent(&store.root, &product.slug, version)?.len();
-        crate::git::commit_paths(
-            &repo,
-            &[relative.as_path()],
-            &format!(
-                "notify: {} {version}, {count} sent ({total} in all)",
-                product.slug
-            ),
-        )?;
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(()),
     }
-    if interrupted {
-        return Err(NotifyError::Interrupted {
-            sent: count,
-            left: plan.recipients.len() - count - failures.len(),
-        });
-    }
-    if !failures.is_empty() {
-        let (email, error) = failures
-            .iter()
-            .next()
-            .map(|(e, m)| (e.clone(), m.clone()))
-            .unwrap_or_default();
-        return Err(NotifyError::Unsent {
-            sent: count,
-            failed: failures.len(),
-            example: format!("`{email}`: {}", error.lines().next().unwrap_or_default()),
-        });
-    }
-    Ok(count)
+}
+
+/// A notice's `Message-ID`: the same for every attempt at the same notice,
+/// so that a copy sent again after a crash can be recognised.
+fn message_id(
+    product: &Product,
+    version: &semver::Version,
+    recipient: &Recipient,
+    from: &str,
+) -> String {
+    mail::message_id(
+        &format!("notice.{}.{version}.{}", product.slug, recipient.purchase),
+        from,
+    )
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -18,35 +18,81 @@ struct SmtpServer {
     process: Option<Child>,
     port: u16,
     maildir: PathBuf,
+    /// The command line that runs it.
+    command: Vec<String>,
 }
+
+/// An aiosmtpd server that takes `limit` messages, then answers every
+/// other one `451` (as a provider's sending quota does) until the file
+/// `gate` exists.
+const REFUSING_SERVER: &str = r#"
+import os, sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+
+port, maildir, limit, gate = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+
+class Refusing(Mailbox):
+    taken = 0
+    async def handle_DATA(self, server, session, envelope):
+        if Refusing.taken >= limit and not os.path.exists(gate):
+            return "451 4.7.1 Sending quota exceeded, try again later"
+        Refusing.taken += 1
+        return await super().handle_DATA(server, session, envelope)
+
+Controller(Refusing(maildir), hostname="127.0.0.1", port=port).start()
+threading.Event().wait()
+"#;
 
 impl SmtpServer {
     fn start(port: u16, maildir: &Path) -> SmtpServer {
+        let command = [
+            "python3",
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+            maildir.to_str().unwrap(),
+        ];
+        SmtpServer::run(port, maildir, &command)
+    }
+
+    /// [`REFUSING_SERVER`] on `port`.
+    fn refusing_after(port: u16, maildir: &Path, limit: u32, gate: &Path) -> SmtpServer {
+        let script = maildir.with_extension("py");
+        std::fs::write(&script, REFUSING_SERVER).unwrap();
+        let command = [
+            "python3",
+            script.to_str().unwrap(),
+            &port.to_string(),
+            maildir.to_str().unwrap(),
+            &limit.to_string(),
+            gate.to_str().unwrap(),
+        ];
+        SmtpServer::run(port, maildir, &command)
+    }
+
+    fn run(port: u16, maildir: &Path, command: &[&str]) -> SmtpServer {
         let mut server = SmtpServer {
             process: None,
             port,
             maildir: maildir.to_owned(),
+            command: command.iter().map(|part| (*part).to_owned()).collect(),
         };
         server.resume();
         server
     }
 
     fn resume(&mut self) {
-        let process = Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{}", self.port),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(&self.maildir)
+        let process = Command::new(&self.command[0])
+            .args(&self.command[1..])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3 -m aiosmtpd (scripts/setup installs it)");
+            .expect("python3 with aiosmtpd (scripts/setup installs it)");
         self.process = Some(process);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -471,5 +517,227 @@ fn notices_follow_the_policy_and_go_once_across_a_kill() {
     assert!(
         !all.contains("buyer4@") && !all.contains("buyer7@"),
         "{all}"
+    );
+}
+
+/// A store whose `guide` 1.0.0 has `buyers` buyers in the ledger and 1.1.0
+/// released, mail going to SMTP on `port`; the release's files.
+fn released_to(buyers: u64, port: u16) -> (Served, Vec<String>) {
+    let served = Served::start_with_store(&[], |test| smtp_settings(test, port));
+    let price = served
+        .test
+        .read("products/guide.toml")
+        .lines()
+        .find_map(|l| l.strip_prefix("stripe_price = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let body = serde_json::json!({"price": price, "count": buyers, "start": now - 3 * 86_400, "step": 60,
+        "events": false, "metadata": {"product": "guide", "version": "1.0.0"}});
+    served.runtime.block_on(
+        served
+            .sandbox()
+            .control(reqwest::Method::POST, "seed", body),
+    );
+    served.test.shop(&["sync", "-q"]).success();
+    let build = served.test.root().join("build");
+    let files: Vec<String> = ["guide.pdf", "guide.epub"]
+        .iter()
+        .map(|n| build.join(n).to_str().unwrap().to_owned())
+        .collect();
+    served
+        .test
+        .shop(&["release", "guide", "1.1.0", &files[0], &files[1]])
+        .success();
+    (served, files)
+}
+
+/// The `Message-ID`s each recipient got with `subject`.
+fn message_ids(
+    messages: &[String],
+    subject: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut ids = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for message in messages
+        .iter()
+        .filter(|m| header(m, "Subject") == Some(subject))
+    {
+        ids.entry(header(message, "To").unwrap_or_default().to_owned())
+            .or_default()
+            .push(header(message, "Message-ID").unwrap_or_default().to_owned());
+    }
+    ids
+}
+
+/// The number `shop notify` gives for notices in doubt, if it names any.
+fn in_doubt(stderr: &str) -> Option<usize> {
+    let line = stderr.lines().find(|line| line.contains(" in doubt: "))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn a_mail_server_that_refuses_after_fifty_gets_every_notice_once_when_it_recovers() {
+    let port = free_port();
+    let (served, _) = released_to(60, port);
+    let gate = served.test.root().join("open");
+    let smtp = SmtpServer::refusing_after(port, &served.test.root().join("maildir"), 50, &gate);
+    served
+        .test
+        .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s"])
+        .code(1)
+        .stderr_has(&[
+            "10 notices could not be sent (50 were)",
+            "Sending quota exceeded",
+            "hint:",
+        ]);
+    std::fs::write(&gate, "").unwrap();
+    served
+        .test
+        .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s"])
+        .success()
+        .stdout_has(&["sent 10 notices"]);
+    let counts = per_recipient(&smtp.messages(), "The Field Guide 1.1.0 is out");
+    assert_eq!(counts.len(), 60, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}
+
+#[test]
+fn an_error_mid_run_waits_for_the_messages_in_flight_and_records_them() {
+    let port = free_port();
+    let (served, _) = released_to(40, port);
+    let smtp = SmtpServer::start(port, &served.test.root().join("maildir"));
+    // One buyer's address cannot be written into a message: the run stops
+    // there, with others in flight.
+    let month = std::fs::read_dir(served.test.path().join("purchases"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
+        .unwrap();
+    let ledger = std::fs::read_to_string(&month).unwrap();
+    assert!(ledger.contains("\"buyer20@example.com\""));
+    std::fs::write(
+        &month,
+        ledger.replace("\"buyer20@example.com\"", "\"buyer20@@example.com\""),
+    )
+    .unwrap();
+    served
+        .test
+        .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s"])
+        .code(1)
+        .stderr_has(&["`buyer20@@example.com` is not a mail address", "hint:"]);
+    std::fs::write(&month, &ledger).unwrap();
+    let rerun = served
+        .test
+        .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s"])
+        .success();
+    assert_eq!(in_doubt(&rerun.stderr()), None, "{}", rerun.stderr());
+    let counts = per_recipient(&smtp.messages(), "The Field Guide 1.1.0 is out");
+    assert_eq!(counts.len(), 40, "{counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "notices sent twice: {counts:?}"
+    );
+}
+
+#[test]
+fn notices_in_doubt_after_a_crash_are_named_and_sent_again_with_the_same_message_id() {
+    let port = free_port();
+    let (mut served, files) = released_to(40, port);
+    let smtp = SmtpServer::start(port, &served.test.root().join("maildir"));
+    let subject = "The Field Guide 1.1.0 is out";
+
+    // Stopped dead the instant the mail server accepted the tenth message,
+    // before shop could write it down.
+    served.test.env("SHOP_FAULT", "notify:accepted@10");
+    let stopped = served
+        .test
+        .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s"]);
+    assert_eq!(stopped.output.status.code(), None, "{}", stopped.stderr());
+    served.test.env("SHOP_FAULT", "");
+    let rerun = served
+        .test
+        .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s"])
+        .success();
+    let doubtful = in_doubt(&rerun.stderr()).expect("no notice in doubt was named");
+    assert!(
+        (1..=8).contains(&doubtful),
+        "{doubtful} in doubt, with 8 in flight at most"
+    );
+    assert!(
+        rerun
+            .stderr()
+            .contains("sending them again with the same Message-ID")
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ids = message_ids(&smtp.messages(), subject);
+    assert_eq!(ids.len(), 40, "{ids:?}");
+    let twice: Vec<&Vec<String>> = ids.values().filter(|ids| ids.len() > 1).collect();
+    assert!(twice.len() <= doubtful, "{twice:?}");
+    for copies in &twice {
+        assert_eq!(copies.len(), 2, "{copies:?}");
+        assert_eq!(copies[0], copies[1], "a copy has another Message-ID");
+    }
+    assert!(ids.values().all(|ids| ids.len() <= 2));
+
+    // Killed for real during another version's run: what is in doubt is
+    // named, at most the concurrency, and with --skip-in-doubt recorded
+    // as sent rather than sent again.
+    served
+        .test
+        .shop(&["release", "guide", "1.2.0", &files[0], &files[1]])
+        .success();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shop"));
+    command
+        .args(["notify", "guide", "1.2.0", "--rate", "40/s"])
+        .current_dir(served.test.path())
+        .env_clear();
+    for (key, value) in served.test.environment() {
+        command.env(key, value);
+    }
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = message_ids(&smtp.messages(), "The Field Guide 1.2.0 is out");
+    assert!(
+        !before.is_empty() && before.len() < 40,
+        "the kill did not land part-way ({} sent)",
+        before.len()
+    );
+    let rerun = served
+        .test
+        .shop(&[
+            "notify",
+            "guide",
+            "1.2.0",
+            "--rate",
+            "1000/s",
+            "--skip-in-doubt",
+        ])
+        .success();
+    let doubtful = in_doubt(&rerun.stderr()).unwrap_or(0);
+    assert!(doubtful <= 8, "{doubtful} in doubt");
+    if doubtful > 0 {
+        assert!(
+            rerun.stderr().contains("recording them as sent"),
+            "{}",
+            rerun.stderr()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let ids = message_ids(&smtp.messages(), "The Field Guide 1.2.0 is out");
+    assert!(ids.values().all(|ids| ids.len() == 1), "{ids:?}");
+    assert!(
+        ids.len() + doubtful >= 40,
+        "{} told, {doubtful} in doubt",
+        ids.len()
     );
 }

@@ -938,3 +938,77 @@ fn assert_nothing_made(release: &Release) {
     assert!(github.releases().is_empty(), "a GitHub release was made");
     assert_eq!(github.count("upload"), 0);
 }
+
+/// Runs git in `path` as an author would (with a name and address).
+fn git(path: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=Author",
+            "-c",
+            "user.email=author@example.com",
+        ])
+        .args(args)
+        .current_dir(path)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn a_release_stopped_at_each_crash_point_leaves_git_consistent() {
+    for point in ["git:commit-written", "git:index-written", "git:head-moved"] {
+        let mut release = Release::new(false);
+        let files = release.files("1.0.0", 1000);
+        release.test.env("SHOP_FAULT", point);
+        let stopped = release.release("1.0.0", &files);
+        assert_eq!(
+            stopped.output.status.code(),
+            None,
+            "{point}: the release was not stopped there\n{}",
+            stopped.stderr()
+        );
+        // The author's next ordinary commit deletes nothing.
+        release.test.write("notes.md", "to do\n");
+        git(release.test.path(), &["add", "notes.md"]);
+        git(
+            release.test.path(),
+            &["commit", "-q", "-m", "the author's notes"],
+        );
+        let changed = git(
+            release.test.path(),
+            &["show", "--name-status", "--format=", "HEAD"],
+        );
+        assert!(
+            !changed.lines().any(|line| line.starts_with('D')),
+            "{point}: the author's commit deletes files:\n{changed}"
+        );
+        release.test.env("SHOP_FAULT", "");
+        release.release("1.0.0", &files).success();
+        assert_eq!(
+            git(
+                release.test.path(),
+                &["status", "--porcelain", "--", "products"]
+            ),
+            "",
+            "{point}"
+        );
+        let recorded = git(
+            release.test.path(),
+            &["show", "guide-v1.0.0:products/guide.toml"],
+        );
+        assert_eq!(
+            recorded.matches("[[release]]").count(),
+            1,
+            "{point}: {recorded}"
+        );
+        let (products, prices, links) = release.stripe_state();
+        assert_eq!((products, prices, links.len()), (1, 1, 1), "{point}");
+    }
+}

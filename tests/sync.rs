@@ -1042,3 +1042,113 @@ fn incremental_syncs_at_random_moments_equal_one_full_sync() {
         );
     }
 }
+
+/// Runs git in `path` as an author would (with a name and address).
+fn git(path: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=Author",
+            "-c",
+            "user.email=author@example.com",
+        ])
+        .args(args)
+        .current_dir(path)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn a_sync_stopped_at_each_crash_point_leaves_git_consistent() {
+    let shop = Shop::new();
+    shop.seed(
+        0,
+        60,
+        AUGUST,
+        DAY,
+        json!({"product": "guide", "version": "1.0.0"}),
+    );
+    shop.runtime
+        .block_on(shop.sandbox().set_clock(AUGUST + 70 * DAY));
+    let reference = shop.store();
+    reference.shop(&["sync", "-q"]).success();
+    let expected = ledger(reference.path());
+    assert!(expected.len() >= 2, "the seed spans fewer than two months");
+
+    for point in ["git:commit-written", "git:index-written", "git:head-moved"] {
+        let mut store = shop.store();
+        git(store.path(), &["add", "products"]);
+        git(store.path(), &["commit", "-q", "-m", "the products"]);
+        store.env("SHOP_FAULT", point);
+        let stopped = store.shop(&["sync", "-q"]);
+        assert_eq!(
+            stopped.output.status.code(),
+            None,
+            "{point}: the sync was not stopped there\n{}",
+            stopped.stderr()
+        );
+        // The author's next ordinary commit deletes nothing of the ledger.
+        let text = store.read("products/guide.toml");
+        store.write("products/guide.toml", &format!("{text}# a new line\n"));
+        git(store.path(), &["add", "products/guide.toml"]);
+        git(store.path(), &["commit", "-q", "-m", "the author's edit"]);
+        let changed = git(
+            store.path(),
+            &["show", "--name-status", "--format=", "HEAD"],
+        );
+        assert!(
+            !changed.lines().any(|line| line.starts_with('D')),
+            "{point}: the author's commit deletes files:\n{changed}"
+        );
+        // A re-run finishes; git agrees with the disk; the ledger is whole.
+        store.env("SHOP_FAULT", "");
+        store.shop(&["sync", "-q"]).success();
+        let status = git(store.path(), &["status", "--porcelain"]);
+        assert_eq!(status, "", "{point}: git status after the re-run");
+        assert_eq!(ledger(store.path()), expected, "{point}");
+        let tracked = git(store.path(), &["ls-files", "purchases/*.jsonl"]);
+        assert_eq!(
+            tracked.lines().count(),
+            expected.len(),
+            "{point}: {tracked}"
+        );
+    }
+}
+
+#[test]
+fn an_index_left_behind_head_is_repaired_and_said_once() {
+    let shop = Shop::new();
+    shop.seed(
+        0,
+        45,
+        AUGUST,
+        DAY,
+        json!({"product": "guide", "version": "1.0.0"}),
+    );
+    shop.runtime
+        .block_on(shop.sandbox().set_clock(AUGUST + 50 * DAY));
+    let store = shop.store();
+    store.shop(&["sync", "-q"]).success();
+    // As an older shop could leave it: HEAD has the ledger, the index not.
+    git(store.path(), &["read-tree", "HEAD~1"]);
+    let status = git(store.path(), &["status", "--porcelain"]);
+    assert!(status.contains("D  purchases/"), "{status}");
+    store
+        .shop(&["sync"])
+        .success()
+        .stderr_has(&["repaired git's index for 2 files that lagged behind shop's last commit"]);
+    assert_eq!(
+        git(store.path(), &["status", "--porcelain", "--", "purchases"]),
+        ""
+    );
+    // Said once: the next run finds nothing to repair.
+    let again = store.shop(&["sync"]).success();
+    assert!(!again.stderr().contains("repaired"), "{}", again.stderr());
+}

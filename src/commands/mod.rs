@@ -53,6 +53,9 @@ impl crate::error::Hint for UsageError {
 }
 
 /// Parses the arguments and runs the chosen subcommand.
+/// The folders whose files shop commits.
+const SHOPS_PATHS: &[&str] = &["products", "purchases", crate::notify::DIR];
+
 pub fn run<I, T>(args: I) -> anyhow::Result<()>
 where
     I: IntoIterator<Item = T>,
@@ -63,6 +66,12 @@ where
     // The server and the sandbox say what they do by default.
     let talkative = matches!(cli.command, Command::Serve(_) | Command::Sandbox(_));
     init_tracing(&cli.global, talkative);
+    // Test builds only: stop at a named crash point (see `crate::fault`).
+    if cfg!(debug_assertions)
+        && let Ok(spec) = std::env::var("SHOP_FAULT")
+    {
+        crate::fault::arm(&spec);
+    }
     let context = Context::new(cli.global)?;
     match cli.command {
         Command::Init(args) => init::run(&context, args),
@@ -148,6 +157,23 @@ impl Context {
     /// Opens the store, with flags and environment applied over shop.toml.
     pub fn open_store(&self) -> anyhow::Result<Store> {
         Ok(Store::open(&self.store_dir, &self.overrides)?)
+    }
+
+    /// The store, for a command that commits to it: first, git's index is
+    /// brought up to date for shop's own files where a run killed between
+    /// its commit and the index left it behind `HEAD` (said in one line).
+    pub fn open_store_to_commit(&self) -> anyhow::Result<Store> {
+        let store = self.open_store()?;
+        let repo = crate::git::open(&store.root)?;
+        let repaired = crate::git::repair_index(&repo, SHOPS_PATHS)?;
+        if repaired > 0 {
+            self.output.note(format!(
+                "repaired git's index for {} that lagged behind shop's last commit (a run had \
+                 stopped in between)",
+                crate::store::count(repaired, "file")
+            ));
+        }
+        Ok(store)
     }
 
     /// A Stripe client with the key from `STRIPE_SECRET_KEY` (or

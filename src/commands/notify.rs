@@ -27,6 +27,11 @@ pub struct Args {
     /// At most this many messages per second
     #[arg(long, value_name = "N/s", default_value = "10/s", value_parser = parse_rate)]
     pub rate: u32,
+
+    /// Record the notices in doubt (with the mail server when a run was
+    /// killed) as sent, instead of sending them again
+    #[arg(long)]
+    pub skip_in_doubt: bool,
 }
 
 fn parse_rate(text: &str) -> Result<u32, String> {
@@ -44,10 +49,33 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         context,
         &args.slug,
         &args.version,
-        args.dry_run,
-        &args.only,
-        args.rate,
+        &Options {
+            dry_run: args.dry_run,
+            only: &args.only,
+            rate: args.rate,
+            skip_in_doubt: args.skip_in_doubt,
+        },
     )
+}
+
+/// How `notify_version` runs.
+pub(crate) struct Options<'a> {
+    pub dry_run: bool,
+    pub only: &'a [String],
+    pub rate: u32,
+    pub skip_in_doubt: bool,
+}
+
+impl Options<'_> {
+    /// What `shop release --notify` uses.
+    pub(crate) fn after_release(dry_run: bool) -> Options<'static> {
+        Options {
+            dry_run,
+            only: &[],
+            rate: 10,
+            skip_in_doubt: false,
+        }
+    }
 }
 
 fn clock() -> i64 {
@@ -59,11 +87,15 @@ pub(crate) fn notify_version(
     context: &Context,
     slug: &str,
     version: &semver::Version,
-    dry_run: bool,
-    only: &[String],
-    rate: u32,
+    options: &Options<'_>,
 ) -> anyhow::Result<()> {
-    let store = context.open_store()?;
+    let &Options {
+        dry_run,
+        only,
+        rate,
+        skip_in_doubt,
+    } = options;
+    let store = context.open_store_to_commit()?;
     let product = store.product(slug)?;
     if product.release(version).is_none() {
         return Err(crate::error::hinted(
@@ -105,6 +137,18 @@ pub(crate) fn notify_version(
         }
         return Ok(());
     }
+    if !plan.in_doubt.is_empty() {
+        context.output.note(format!(
+            "{} in doubt: a run was stopped while the mail server had {}; {}",
+            crate::store::count(plan.in_doubt.len(), "notice"),
+            if plan.in_doubt.len() == 1 { "it" } else { "them" },
+            if skip_in_doubt {
+                "recording them as sent (--skip-in-doubt)"
+            } else {
+                "sending them again with the same Message-ID (--skip-in-doubt records them as sent instead)"
+            }
+        ));
+    }
     if plan.recipients.is_empty() {
         context.output.note(format!(
             "nobody to tell about {} {version} ({skipped})",
@@ -116,7 +160,7 @@ pub(crate) fn notify_version(
     let progress = Bar::new(context.output.quiet, plan.recipients.len() as u64);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sent = super::block_on(async {
-        // Ctrl-C or SIGTERM: finish the message in flight, record it, stop.
+        // Ctrl-C or SIGTERM: finish the messages in flight, record them, stop.
         let flag = stop.clone();
         tokio::spawn(async move {
             super::shutdown_signal().await;
@@ -133,6 +177,7 @@ pub(crate) fn notify_version(
             rate,
             now: clock,
             stop: &stop,
+            skip_in_doubt,
         };
         anyhow::Ok(notify::send(&sending, &plan, &progress).await?)
     })??;

@@ -41,7 +41,7 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    let store = context.open_store()?;
+    let store = context.open_store_to_commit()?;
     let notes = match &args.notes {
         Some(path) => Some(std::fs::read_to_string(path).context_hint(
             format!("cannot read the release notes `{}`", path.display()),
@@ -85,7 +85,12 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     if outcome.dry_run {
         context.output.note("dry run: nothing was changed");
         if args.notify {
-            super::notify::notify_version(context, &args.slug, &args.version, true, &[], 10)?;
+            super::notify::notify_version(
+                context,
+                &args.slug,
+                &args.version,
+                &super::notify::Options::after_release(true),
+            )?;
         }
         return Ok(());
     }
@@ -107,7 +112,12 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         .output
         .data(format!("{}\n", outcome.payment_link_url))?;
     if args.notify {
-        super::notify::notify_version(context, &args.slug, &args.version, false, &[], 10)?;
+        super::notify::notify_version(
+            context,
+            &args.slug,
+            &args.version,
+            &super::notify::Options::after_release(false),
+        )?;
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    let store = context.open_store()?;
+    let store = context.open_store_to_commit()?;
     let stripe = context.stripe()?;
     let request = Request {
         store: &store,
