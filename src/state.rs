@@ -4,9 +4,16 @@
 //!
 //! Every write goes through one writer thread that runs whatever writes are
 //! waiting in a single transaction (each that can fail half-way in its own
-//! savepoint) and answers them only after that transaction is durably
-//! committed: a download is counted on disk before its redirect or first
-//! byte leaves, and many concurrent downloads share one fsync. The single
+//! savepoint) and answers them only after that transaction is committed:
+//! a download is counted before its redirect or first byte leaves, and many
+//! concurrent downloads share one commit. A batch with anything besides
+//! download charges in it (a purchase, an event, a queued mail) is fsynced
+//! before it is answered; a batch of charges only is written to the log
+//! without waiting for the disk (`synchronous = NORMAL` for that commit),
+//! so that a killed server keeps every count and only a power loss can
+//! forget the last moment's counts, which gives a buyer a download back
+//! and never takes one away. The next fsynced commit or checkpoint makes
+//! them durable too. The single
 //! writer also makes the download rule (`crate::downloads`) exact under any
 //! concurrency: each charge reads and updates the usage in one step.
 //!
@@ -127,7 +134,7 @@ pub struct Purchase {
 }
 
 /// One file of one version of a purchase: what downloads are counted on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileKey {
     pub purchase: String,
     pub payment_intent: Option<String>,
@@ -292,6 +299,11 @@ pub struct Db {
     readers: Vec<Mutex<Connection>>,
     /// Purchases never change once known; keep them off the database's path.
     purchases: std::sync::RwLock<std::collections::HashMap<String, Arc<Purchase>>>,
+    /// Files whose redirects the writer found used up: only these need a
+    /// look at the database before GitHub is asked for a URL. It may hold
+    /// a file a grant has since reopened (the look says so), never miss
+    /// one the writer refused or used up.
+    used_up: Arc<Mutex<std::collections::HashSet<FileKey>>>,
     /// Dropped with the database: the checkpoint thread then ends.
     _checkpoints: std::sync::mpsc::Sender<()>,
 }
@@ -358,6 +370,7 @@ impl Db {
             writer: sender,
             readers,
             purchases: Default::default(),
+            used_up: Default::default(),
             _checkpoints: stop,
         })
     }
@@ -505,6 +518,29 @@ impl Db {
         self.read(|connection| Ok((usage(connection, key)?, extra(connection, &key.purchase)?)))
     }
 
+    /// Whether a redirect to this file would be refused as used up, without
+    /// reading the database for a file the writer has not found used up.
+    pub fn redirects_used_up(
+        &self,
+        key: &FileKey,
+        limit: u32,
+        size: u64,
+    ) -> Result<bool, StateError> {
+        let mut used_up = self.used_up.lock().unwrap_or_else(|p| p.into_inner());
+        if !used_up.contains(key) {
+            return Ok(false);
+        }
+        drop(used_up);
+        let (usage, extra) = self.usage(key)?;
+        let exhausted = !downloads::admit_redirect(usage, limit + extra, size);
+        if !exhausted {
+            // Reopened by a grant.
+            used_up = self.used_up.lock().unwrap_or_else(|p| p.into_inner());
+            used_up.remove(key);
+        }
+        Ok(exhausted)
+    }
+
     /// Charges a streamed request of `length` bytes from byte `start` of a
     /// file of `size` bytes, if the download rule admits it.
     pub async fn charge_stream(
@@ -570,8 +606,13 @@ impl Db {
         resume: bool,
         now: i64,
     ) -> Result<Charge, StateError> {
+        let used_up = self.used_up.clone();
         self.submit(
             move |connection, standing| {
+                let mark_used_up = || {
+                    let mut used_up = used_up.lock().unwrap_or_else(|p| p.into_inner());
+                    used_up.insert(key.clone());
+                };
                 if standing.is_revoked(connection, key.payment_intent.as_deref())? {
                     return Ok(Charge::Revoked);
                 }
@@ -592,6 +633,7 @@ impl Db {
                     return Ok(Charge::Continued);
                 }
                 if !downloads::admit_redirect(file.usage, limit + extra, size) {
+                    mark_used_up();
                     return Ok(Charge::Exhausted);
                 }
                 connection
@@ -605,6 +647,9 @@ impl Db {
                 file.usage.whole += 1;
                 file.last_redirect = Some(now);
                 file.continuations = 0;
+                if !downloads::admit_redirect(file.usage, limit + extra, size) {
+                    mark_used_up();
+                }
                 standing.set_file(&key, file);
                 Ok(Charge::Admitted)
             },
@@ -884,16 +929,67 @@ fn checkpoint_loop(connection: Connection, stop: std::sync::mpsc::Receiver<()>) 
     }
 }
 
+/// The next write: a busy server sends the next one within microseconds
+/// of a commit, so the writer looks again a few times, giving up its turn
+/// in between, before it sleeps (a sleep and a wake-up per commit cost more
+/// than the commit itself).
+fn next_job(jobs: &std::sync::mpsc::Receiver<Job>) -> Option<Job> {
+    for _ in 0..SPINS {
+        match jobs.try_recv() {
+            Ok(job) => return Some(job),
+            Err(std::sync::mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+        }
+    }
+    jobs.recv().ok()
+}
+
+/// How many times the writer looks for a write before it sleeps.
+const SPINS: usize = 64;
+
+/// How a commit waits for the disk (SQLite's `PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Synchronous {
+    /// The log is fsynced at each commit.
+    Full,
+    /// The log is written at each commit and fsynced at checkpoints and
+    /// at the next FULL commit: safe against a killed process, not against
+    /// a power loss.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "PRAGMA synchronous = FULL;",
+            Synchronous::Normal => "PRAGMA synchronous = NORMAL;",
+        }
+    }
+}
+
 /// The writer: waits for a write, takes every other waiting write, runs
 /// them in one transaction, commits, then answers them all.
 fn write_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
     let mut standing = Standing::default();
-    while let Ok(first) = jobs.recv() {
+    let mut synchronous = Synchronous::Full;
+    while let Some(first) = next_job(&jobs) {
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        let wanted = if batch.iter().all(|job| job.kind == JobKind::Charge) {
+            Synchronous::Normal
+        } else {
+            Synchronous::Full
+        };
+        if wanted != synchronous {
+            match connection.execute_batch(wanted.pragma()) {
+                Ok(()) => synchronous = wanted,
+                // Staying on FULL is always safe; NORMAL is only faster.
+                Err(error) => tracing::warn!("cannot set the database's sync mode: {error}"),
             }
         }
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());

@@ -125,6 +125,25 @@ fn head_never_counts_and_answers_as_get_would() {
     assert_eq!(status, StatusCode::GONE);
 }
 
+#[test]
+fn a_killed_server_keeps_every_download_it_answered() {
+    let mut served = Served::start();
+    let page = served.buy("ada@example.com");
+    for (name, _) in FILES {
+        let url = format!("{}{page}/{name}", served.url);
+        for _ in 0..3 {
+            let (status, _, _) = fetch(&served, Method::GET, &url, None);
+            assert_eq!(status, StatusCode::OK, "{name}");
+        }
+    }
+    // No shutdown: what was answered must already be in the database.
+    served.kill_server();
+    served.launch();
+    for (name, _) in FILES {
+        assert_eq!(left(&served, &page, name), "2 of 5", "{name}");
+    }
+}
+
 /// Reads `take` bytes of a download, then drops the connection.
 fn broken_download(served: &Served, url: &str, take: usize) -> Vec<u8> {
     let address = served.url.trim_start_matches("http://");
@@ -806,6 +825,14 @@ fn a_failing_github_costs_no_download_and_says_when_to_come_back() {
         asked,
         "a used-up link asked GitHub"
     );
+    // A grant reopens it.
+    let session = served.session_of(&page);
+    served
+        .test
+        .shop(&["token", &session, "--grant", "1"])
+        .success();
+    let (status, _, _) = fetch(&served, Method::GET, &url, None);
+    assert_eq!(status, StatusCode::FOUND, "a granted download was refused");
 }
 
 #[test]

@@ -758,15 +758,12 @@ pub async fn download(
             };
             // A link that is used up is told so without asking GitHub (whose
             // rate limit is shared by every buyer).
-            match app.db.usage(&key) {
-                Ok((usage, extra)) => {
-                    if !crate::downloads::admit_redirect(usage, limit + extra, asset.size)
-                        && start == 0
-                    {
-                        return exhausted(&app);
-                    }
+            if start == 0 {
+                match app.db.redirects_used_up(&key, limit, asset.size) {
+                    Ok(true) => return exhausted(&app),
+                    Ok(false) => {}
+                    Err(error) => return log_unavailable(&app, &error),
                 }
-                Err(error) => return log_unavailable(&app, &error),
             }
             // The URL first: a download is counted only when there is one
             // to give; if GitHub fails, nothing is counted.

@@ -220,6 +220,16 @@ impl Served {
         status
     }
 
+    /// Kills the server with SIGKILL: no shutdown, nothing flushed.
+    pub fn kill_server(&mut self) {
+        let mut child = self.server.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if let Some(reader) = self.log_reader.take() {
+            reader.join().unwrap();
+        }
+    }
+
     pub fn get(&self, path: &str) -> reqwest::Response {
         let url = if path.starts_with("http") {
             path.to_owned()
