@@ -1,4 +1,5 @@
-//! HTML text: escaping for the pages `shop serve` and `shop sandbox` show.
+//! HTML text: escaping for the pages `shop serve` and `shop sandbox` show,
+//! and the author's Markdown (descriptions, release notes) made safe.
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -16,8 +17,34 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// The author's Markdown as HTML that cannot run anything: rendered by
+/// pulldown-cmark, then cleaned by ammonia (no scripts, styles, event
+/// attributes or `javascript:` links; links get `rel="noopener noreferrer"`).
+pub fn markdown(text: &str) -> String {
+    use pulldown_cmark::{Options, Parser, html};
+    let mut options = Options::empty();
+    options.insert(Options::ENABLE_TABLES);
+    options.insert(Options::ENABLE_STRIKETHROUGH);
+    let mut rendered = String::with_capacity(text.len() * 3 / 2);
+    html::push_html(&mut rendered, Parser::new_ext(text, options));
+    ammonia::clean(&rendered)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn markdown_renders_and_cannot_run_scripts() {
+        let html = super::markdown(
+            "# Title\n\n**bold** [site](https://example.com)\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) <img src=x onerror=alert(1)>",
+        );
+        assert!(html.contains("<h1>Title</h1>"), "{html}");
+        assert!(html.contains("<strong>bold</strong>"), "{html}");
+        assert!(html.contains("href=\"https://example.com\""), "{html}");
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+        assert!(!html.contains("onerror"), "{html}");
+    }
+
     #[test]
     fn escape_covers_attributes() {
         assert_eq!(

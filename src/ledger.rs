@@ -95,6 +95,14 @@ pub fn human_time(unix: i64) -> String {
     timestamp(unix).replace('T', " ").replace('Z', " UTC")
 }
 
+/// The order number a buyer is shown: the end of the Checkout Session's
+/// id, so that `grep` finds the purchase in the ledger and Stripe's
+/// dashboard finds the session.
+pub fn order_number(session_id: &str) -> String {
+    let tail = session_id.len().saturating_sub(10);
+    session_id.get(tail..).unwrap_or(session_id).to_owned()
+}
+
 /// One month's file name: `2026-11.jsonl`.
 pub fn file_name(month: &str) -> String {
     format!("{month}.jsonl")

@@ -55,7 +55,7 @@ impl Kind {
         match self {
             Kind::Receipt => &[
                 "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
-                "email",
+                "email", "order", "date", "paid", "lost",
             ],
             Kind::Notice => &[
                 "shop",
@@ -68,8 +68,9 @@ impl Kind {
                 "expires",
                 "email",
                 "unsubscribe",
+                "notes",
             ],
-            Kind::Links => &["shop", "support", "base_url", "email", "links"],
+            Kind::Links => &["shop", "support", "base_url", "email", "library", "links"],
         }
     }
 }
@@ -128,15 +129,90 @@ impl Templates {
 
     /// Renders a message of `kind` with `values` (every variable of the kind).
     pub fn render(&self, kind: Kind, values: &BTreeMap<&str, String>) -> Rendered {
-        let (text, html) = &self.kinds[kind.name()];
-        let text = fill(&text.text, values, false);
-        let (subject, body) = text.split_once('\n').unwrap_or((&text, ""));
+        self.render_with_html(kind, values, &BTreeMap::new())
+    }
+
+    /// Renders a message whose HTML part takes some values as HTML made by
+    /// shop (`html`: a list, rendered release notes) rather than text.
+    /// The text part is wrapped at 72 columns between words; an HTML part
+    /// that is not a whole document goes inside the mail layout.
+    pub fn render_with_html(
+        &self,
+        kind: Kind,
+        values: &BTreeMap<&str, String>,
+        html: &BTreeMap<&str, String>,
+    ) -> Rendered {
+        let (text, html_template) = &self.kinds[kind.name()];
+        let text = fill(&text.text, values, None);
+        let (subject, text_body) = text.split_once('\n').unwrap_or((&text, ""));
+        let subject = subject.trim_start_matches("Subject: ").trim().to_owned();
+        let body = fill(&html_template.text, values, Some(html));
+        let whole = body.trim_start().get(..9).is_some_and(|start| {
+            start.eq_ignore_ascii_case("<!doctype") || start.starts_with("<html")
+        });
+        let html = if whole {
+            body
+        } else {
+            LAYOUT
+                .replace("{{subject}}", &crate::html::escape(&subject))
+                .replace(
+                    "{{shop}}",
+                    &crate::html::escape(values.get("shop").map_or("", String::as_str)),
+                )
+                .replace("{{body}}", &body)
+        };
         Rendered {
-            subject: subject.trim_start_matches("Subject: ").trim().to_owned(),
-            text: body.trim_start_matches('\n').to_owned(),
-            html: fill(&html.text, values, true),
+            text: wrap(body_text(text_body)),
+            subject,
+            html,
         }
     }
+}
+
+/// The built-in frame of every HTML part: a whole document with inline
+/// styles that mail clients keep, and a dark-mode palette.
+const LAYOUT: &str = include_str!("../templates/mail/layout.html");
+
+/// The body without leading blank lines, and with no more than one blank
+/// line in a row (an empty value leaves none behind).
+fn body_text(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut blank = 0;
+    for line in body.trim_start_matches('\n').lines() {
+        if line.trim().is_empty() {
+            blank += 1;
+            if blank > 1 {
+                continue;
+            }
+        } else {
+            blank = 0;
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Wraps each line longer than 72 columns between words, never inside a
+/// word (a long link stays whole on its own line).
+fn wrap(text: String) -> String {
+    let options = textwrap::Options::new(72)
+        .break_words(false)
+        .word_separator(textwrap::WordSeparator::AsciiSpace)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.lines() {
+        if line.chars().count() <= 72 {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        for part in textwrap::wrap(line, &options) {
+            out.push_str(part.trim_end());
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A message's content.
@@ -177,7 +253,13 @@ fn check(template: &Template, known: &[&str]) -> Result<(), MailError> {
     Ok(())
 }
 
-fn fill(template: &str, values: &BTreeMap<&str, String>, html: bool) -> String {
+/// Fills placeholders; for an HTML part (`html` given), values are
+/// escaped except those `html` holds, which are HTML already.
+fn fill(
+    template: &str,
+    values: &BTreeMap<&str, String>,
+    html: Option<&BTreeMap<&str, String>>,
+) -> String {
     let mut out = String::with_capacity(template.len() + 256);
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -186,11 +268,12 @@ fn fill(template: &str, values: &BTreeMap<&str, String>, html: bool) -> String {
         let end = after.find("}}").unwrap_or(after.len());
         let name = after[..end].trim();
         let value = values.get(name).map(String::as_str).unwrap_or_default();
-        // `links` is pre-rendered for its part (a list in HTML).
-        if html && name != "links" {
-            out.push_str(&crate::html::escape(value));
-        } else {
-            out.push_str(value);
+        match html {
+            Some(html) => match html.get(name) {
+                Some(raw) => out.push_str(raw),
+                None => out.push_str(&crate::html::escape(value)),
+            },
+            None => out.push_str(value),
         }
         rest = after.get(end + 2..).unwrap_or("");
     }
@@ -443,26 +526,101 @@ mod tests {
     }
 
     #[test]
-    fn receipts_render_both_parts() {
+    fn a_fragment_override_becomes_a_whole_document_and_long_lines_wrap() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates/mail")).unwrap();
+        std::fs::write(
+            dir.path().join("templates/mail/receipt.html"),
+            "<p>{{product}}</p>",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("templates/mail/receipt.txt"),
+            "Subject: {{product}}\n\nYou bought {{product}} from {{shop}}, and this sentence is long enough to need wrapping somewhere.\n{{link}}\n",
+        )
+        .unwrap();
         let templates = Templates::load(dir.path()).unwrap();
-        let rendered = templates.render(Kind::Receipt, &values());
-        assert_eq!(rendered.subject, "Your copy of The <Guide>");
-        assert!(
-            rendered
-                .text
-                .starts_with("Thank you for buying The <Guide> from A & B Books!"),
-            "{}",
-            rendered.text
+        let mut values = values();
+        values.insert(
+            "link",
+            format!("https://books.example/d/{}", "x-y".repeat(40)),
         );
-        assert!(rendered.text.contains("https://books.example/d/abc"));
+        let rendered = templates.render(Kind::Receipt, &values);
         assert!(
-            rendered
-                .html
-                .contains("<strong>The &lt;Guide&gt;</strong> from A &amp; B Books"),
+            rendered.html.starts_with("<!doctype html>"),
             "{}",
             rendered.html
         );
+        assert!(rendered.html.contains("<p>The &lt;Guide&gt;</p>"));
+        let lines: Vec<&str> = rendered.text.lines().collect();
+        assert_eq!(
+            lines[..2],
+            [
+                "You bought The <Guide> from A & B Books, and this sentence is long",
+                "enough to need wrapping somewhere.",
+            ]
+        );
+        // A link longer than a line stays whole.
+        assert_eq!(lines[2], values["link"]);
+    }
+
+    #[test]
+    fn receipts_render_both_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = Templates::load(dir.path()).unwrap();
+        let mut values = values();
+        values.insert("order", "NilK0Vl".into());
+        values.insert("date", "2026-12-05 10:00:00 UTC".into());
+        values.insert("paid", "24.00 USD (after a discount of 5.00 USD)".into());
+        values.insert("lost", "https://books.example/lost".into());
+        let rendered = templates.render(Kind::Receipt, &values);
+        assert_eq!(
+            rendered.subject,
+            "Your receipt from A & B Books: The <Guide> 1.0.0"
+        );
+        let text = &rendered.text;
+        assert!(
+            text.starts_with("Thank you for buying The <Guide> from A & B Books!"),
+            "{text}"
+        );
+        for line in [
+            "Order: NilK0Vl",
+            "Date: 2026-12-05 10:00:00 UTC",
+            "Product: The <Guide>, version 1.0.0",
+            "Paid: 24.00 USD (after a discount of 5.00 USD)",
+            "https://books.example/d/abc",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line:?}:\n{text}");
+        }
+        // Wrapped at 72 columns between words: no sentence is cut in a word.
+        assert!(
+            text.lines().all(|line| line.chars().count() <= 72),
+            "{text}"
+        );
+        // ...and each paragraph flows: lines are full, not cut short.
+        assert!(
+            text.replace('\n', " ").contains(
+                "Download your files here. The link works until 2026-12-01, and each file can be downloaded 5 times:"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("and each file\ncan be downloaded"),
+            "a line of the paragraph was not filled to 72 columns:\n{text}"
+        );
+        let html = &rendered.html;
+        assert!(html.starts_with("<!doctype html>"), "{html}");
+        assert!(html.trim_end().ends_with("</html>"), "{html}");
+        assert!(
+            html.contains("<strong>The &lt;Guide&gt;</strong>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<title>Your receipt from A &amp; B Books"),
+            "{html}"
+        );
+        assert!(html.contains("prefers-color-scheme: dark"), "{html}");
+        assert!(html.contains(">NilK0Vl</td>"), "{html}");
         let message = compose(
             "Books <books@example.com>",
             "ada@example.com",

@@ -395,7 +395,11 @@ async fn send_all(
         ]
         .into_iter()
         .collect();
-        let rendered = templates.render(Kind::Notice, &values);
+        let (notes_text, notes_html) = notes_since(product, &recipient.bought, version);
+        let mut values = values;
+        values.insert("notes", notes_text);
+        let html = BTreeMap::from([("notes", notes_html)]);
+        let rendered = templates.render_with_html(Kind::Notice, &values, &html);
         let message_id = message_id(product, version, recipient, &settings.mail.from);
         let message = mail::compose(
             &settings.mail.from,
@@ -503,6 +507,36 @@ async fn send_all(
     }
 }
 
+/// What changed since the buyer's version, up to `version`: the notes of
+/// each release in between, oldest first, as text (Markdown) and as HTML.
+fn notes_since(product: &Product, bought: &str, version: &semver::Version) -> (String, String) {
+    let bought = semver::Version::parse(bought).ok();
+    let (mut text, mut html) = (String::new(), String::new());
+    for release in &product.releases {
+        let newer = bought
+            .as_ref()
+            .is_none_or(|bought| &release.version > bought);
+        let Some(notes) = release
+            .notes
+            .as_deref()
+            .filter(|_| newer && &release.version <= version)
+        else {
+            continue;
+        };
+        text.push_str(&format!(
+            "What's new in {} ({}):\n\n{notes}\n\n",
+            release.version, release.date
+        ));
+        html.push_str(&format!(
+            "<h2 style=\"margin:20px 0 8px;font-size:17px;\">What's new in {} <span class=\"muted\" style=\"color:#555555;font-weight:400;\">· {}</span></h2>{}",
+            crate::html::escape(&release.version.to_string()),
+            release.date,
+            crate::html::markdown(notes)
+        ));
+    }
+    (text.trim_end().to_owned(), html)
+}
+
 /// A notice's `Message-ID`: the same for every attempt at the same notice,
 /// so that a copy sent again after a crash can be recognised.
 fn message_id(
@@ -558,5 +592,45 @@ impl crate::error::Hint for NotifyError {
                 "run the same `shop notify` again: it sends only what was not sent".into()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(version: &str, notes: Option<&str>) -> String {
+        let notes = notes.map_or(String::new(), |notes| format!("notes = {notes:?}\n"));
+        format!(
+            "[[release]]\nversion = \"{version}\"\ndate = 2026-0{minor}-01\ntag = \"guide-v{version}\"\n\
+             stripe_product = \"prod_1\"\nstripe_price = \"price_{minor}\"\npayment_link = \"plink_{minor}\"\n\
+             payment_link_url = \"https://pay.example/{minor}\"\n{notes}",
+            minor = version.split('.').nth(1).unwrap().parse::<u32>().unwrap() + 1,
+        )
+    }
+
+    #[test]
+    fn a_notice_carries_the_notes_of_every_version_since_the_buyers() {
+        let text = format!(
+            "name = \"Guide\"\nprice = \"10.00\"\nfiles = [\"guide.pdf\"]\n\n{}{}{}{}",
+            release("1.0.0", Some("First edition.")),
+            release("1.1.0", Some("New chapter on **rivers**.")),
+            release("1.2.0", Some("Fixed the maps.")),
+            release("1.3.0", Some("Not out yet for this notice.")),
+        );
+        let product =
+            crate::store::product::parse("guide", "products/guide.toml", &text, None).unwrap();
+        let version = semver::Version::new(1, 2, 0);
+        let (text, html) = notes_since(&product, "1.0.0", &version);
+        assert_eq!(
+            text,
+            "What's new in 1.1.0 (2026-02-01):\n\nNew chapter on **rivers**.\n\n\
+             What's new in 1.2.0 (2026-03-01):\n\nFixed the maps."
+        );
+        assert!(html.contains("<strong>rivers</strong>"), "{html}");
+        assert!(!html.contains("First edition") && !html.contains("Not out yet"));
+        // A buyer of 1.1 reads only what 1.2 changed.
+        let (text, _) = notes_since(&product, "1.1.0", &version);
+        assert_eq!(text, "What's new in 1.2.0 (2026-03-01):\n\nFixed the maps.");
     }
 }

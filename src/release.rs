@@ -437,12 +437,12 @@ pub async fn run(
     };
 
     // 4. The files.
+    let notes = match &request.notes {
+        Some(notes) => notes.clone(),
+        None => default_notes(&request.store.root, product, &request.version),
+    };
     let assets = match files_target {
         Files::GitHub(github) => {
-            let notes = match &request.notes {
-                Some(notes) => notes.clone(),
-                None => default_notes(&request.store.root, product, &request.version),
-            };
             upload_to_github(
                 github,
                 product,
@@ -510,6 +510,11 @@ pub async fn run(
         stripe_price: price_id,
         payment_link: link_id.clone(),
         payment_link_url: link_url,
+        // A re-run keeps what was recorded unless told new notes.
+        notes: match (&request.notes, &recorded) {
+            (None, Some(recorded)) => recorded.notes.clone(),
+            _ => recorded_notes(&notes, request.notes.is_some()),
+        },
         assets,
     };
     if recorded.as_ref() != Some(&release) {
@@ -776,6 +781,17 @@ fn copy_locally(
     Ok(assets)
 }
 
+/// The notes kept in the product file: as given, or the default's list
+/// without its title line (the pages show the name and version).
+fn recorded_notes(notes: &str, given: bool) -> Option<String> {
+    let notes = if given {
+        notes
+    } else {
+        notes.split_once('\n').map_or("", |(_, list)| list)
+    };
+    Some(notes.trim().to_owned()).filter(|notes| !notes.is_empty())
+}
+
 /// The store's commit subjects since the previous release's tag.
 fn default_notes(root: &Path, product: &Product, version: &semver::Version) -> String {
     let mut lines = vec![format!("{} {version}", product.name)];
@@ -878,6 +894,9 @@ pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<St
     table["stripe_price"] = value(&release.stripe_price);
     table["payment_link"] = value(&release.payment_link);
     table["payment_link_url"] = value(&release.payment_link_url);
+    if let Some(notes) = &release.notes {
+        table["notes"] = value(notes);
+    }
     let mut assets = ArrayOfTables::new();
     for asset in &release.assets {
         let mut row = Table::new();

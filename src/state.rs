@@ -94,6 +94,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE downloads ADD COLUMN last_redirect INTEGER;
     ALTER TABLE downloads ADD COLUMN continuations INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE purchases ADD COLUMN seen INTEGER;",
+    // 4: what was paid, for receipts and the thanks page; the libraries a
+    // buyer asked for by email.
+    "ALTER TABLE purchases ADD COLUMN amount INTEGER;
+    ALTER TABLE purchases ADD COLUMN currency TEXT;
+    ALTER TABLE purchases ADD COLUMN discount INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE purchases ADD COLUMN tax INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS libraries (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );",
 ];
 
 /// Brings the database at `connection` to the newest schema.
@@ -131,6 +142,18 @@ pub struct Purchase {
     pub version: String,
     pub payment_intent: Option<String>,
     pub created: i64,
+    /// What was paid, when the server learned it from Stripe (purchases
+    /// seen before it kept this have none).
+    pub paid: Option<Paid>,
+}
+
+/// What a purchase cost, in minor units of `currency` (lowercase).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paid {
+    pub amount: i64,
+    pub currency: String,
+    pub discount: i64,
+    pub tax: i64,
 }
 
 /// One file of one version of a purchase: what downloads are counted on.
@@ -471,7 +494,7 @@ impl Db {
         let found = self.read(|connection| {
             connection
                 .query_row(
-                    "SELECT id, email, product, version, payment_intent, created FROM purchases WHERE id = ?1",
+                    "SELECT id, email, product, version, payment_intent, created, amount, currency, discount, tax FROM purchases WHERE id = ?1",
                     [id],
                     purchase_row,
                 )
@@ -492,6 +515,33 @@ impl Db {
         self.read(|connection| seen(connection, id))
     }
 
+    /// Records a library (the page of everything `email` bought) and
+    /// returns its id, for a signed link.
+    pub async fn new_library(&self, email: &str, now: i64) -> Result<String, StateError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (email, kept) = (email.to_owned(), id.clone());
+        self.write(move |connection| {
+            connection.execute(
+                "INSERT INTO libraries (id, email, created) VALUES (?1, ?2, ?3)",
+                params![kept, email, now],
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// The address a library was made for.
+    pub fn library_email(&self, id: &str) -> Result<Option<String>, StateError> {
+        self.read(|connection| {
+            connection
+                .query_row("SELECT email FROM libraries WHERE id = ?1", [id], |row| {
+                    row.get(0)
+                })
+                .optional()
+        })
+    }
+
     /// The purchases of `email` that are not refunded or disputed.
     pub async fn purchases_of(
         self: &std::sync::Arc<Self>,
@@ -500,7 +550,7 @@ impl Db {
         let email = email.to_owned();
         self.read_blocking(move |connection| {
             let mut statement = connection.prepare(
-                "SELECT id, email, product, version, payment_intent, created FROM purchases
+                "SELECT id, email, product, version, payment_intent, created, amount, currency, discount, tax FROM purchases
                  WHERE email = ?1 COLLATE NOCASE
                    AND NOT EXISTS (SELECT 1 FROM revoked WHERE revoked.payment_intent = purchases.payment_intent)
                  ORDER BY created",
@@ -822,11 +872,26 @@ pub fn insert_purchase(
     now: i64,
 ) -> rusqlite::Result<()> {
     connection.execute(
-        "INSERT INTO purchases (id, email, product, version, payment_intent, created, seen)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO purchases (id, email, product, version, payment_intent, created, seen, amount, currency, discount, tax)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (id) DO UPDATE SET email = excluded.email, payment_intent = excluded.payment_intent,
-             seen = COALESCE(purchases.seen, excluded.seen)",
-        params![purchase.id, purchase.email, purchase.product, purchase.version, purchase.payment_intent, purchase.created, now],
+             seen = COALESCE(purchases.seen, excluded.seen),
+             amount = COALESCE(excluded.amount, purchases.amount),
+             currency = COALESCE(excluded.currency, purchases.currency),
+             discount = MAX(purchases.discount, excluded.discount), tax = MAX(purchases.tax, excluded.tax)",
+        params![
+            purchase.id,
+            purchase.email,
+            purchase.product,
+            purchase.version,
+            purchase.payment_intent,
+            purchase.created,
+            now,
+            purchase.paid.as_ref().map(|paid| paid.amount),
+            purchase.paid.as_ref().map(|paid| paid.currency.as_str()),
+            purchase.paid.as_ref().map_or(0, |paid| paid.discount),
+            purchase.paid.as_ref().map_or(0, |paid| paid.tax),
+        ],
     )?;
     Ok(())
 }
@@ -869,6 +934,18 @@ fn purchase_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Purchase> {
         version: row.get(3)?,
         payment_intent: row.get(4)?,
         created: row.get(5)?,
+        paid: match (
+            row.get::<_, Option<i64>>(6)?,
+            row.get::<_, Option<String>>(7)?,
+        ) {
+            (Some(amount), Some(currency)) => Some(Paid {
+                amount,
+                currency,
+                discount: row.get(8)?,
+                tax: row.get(9)?,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -1075,6 +1152,7 @@ mod tests {
             version: "1.0.0".into(),
             payment_intent: Some("pi_1".into()),
             created: 1,
+            paid: None,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The buyer's path in a real headless Chromium (Debian's `chromium`),
-//! driven over WebDriver by `chromedriver`: the payment link, the sandbox's
-//! test checkout, the thanks redirect, the download page, a download.
-//! `scripts/ci` installs both packages.
+//! driven over WebDriver by `chromedriver`: the store front, a product's
+//! page, Buy, the sandbox's test checkout, the thank-you page, a download,
+//! the library reached by email; at a desktop and a phone's width, with
+//! axe-core's accessibility rules run on every page. `scripts/setup`
+//! installs the browser, its driver and axe-core.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -154,6 +156,63 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// Runs a script in the page and returns its value.
+    fn script(&self, script: &str) -> Value {
+        self.session(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    fn resize(&self, width: u32, height: u32) {
+        self.session(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+    }
+
+    /// axe-core's serious and critical violations on the current page.
+    fn accessibility_violations(&self, axe: &str) -> Vec<String> {
+        self.script(axe);
+        let found = self.session(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": "const done = arguments[arguments.length - 1];\
+                axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations\
+                  .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+                  .map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', '))))\
+                .catch(e => done(['axe failed: ' + e]));", "args": []})),
+        );
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Checks the page as a buyer sees it: accessible, nothing wider than
+    /// the window, and saved as a screenshot to look at.
+    fn check_page(&self, axe: &str, name: &str) {
+        let violations = self.accessibility_violations(axe);
+        assert!(
+            violations.is_empty(),
+            "{name} at {}: {violations:#?}",
+            self.url()
+        );
+        let overflow = self.script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        );
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{name} is {overflow} px wider than the window"
+        );
+        let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        self.screenshot(&screenshots.join(format!("{name}.png")));
+    }
+
     fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine as _;
         let png = self.session("GET", "/screenshot", None);
@@ -174,54 +233,241 @@ impl Drop for Browser<'_> {
     }
 }
 
+/// A 6×8 PNG: the cover of the product under test.
+const COVER: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x08, 0x08, 0x02, 0x00, 0x00, 0x00, 0x55, 0xa4, 0x19,
+    0x6f, 0x00, 0x00, 0x00, 0x11, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0xf0, 0xb6, 0xbf, 0x86,
+    0x86, 0x18, 0x06, 0x83, 0x10, 0x00, 0x7f, 0xa5, 0x42, 0x01, 0xee, 0x63, 0xcd, 0x1f, 0x00, 0x00,
+    0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// The store under test: an introduction, a product with a Markdown
+/// description and a cover, a second version with release notes, and a
+/// product not released yet.
+fn shop_with_a_front() -> Served {
+    let served = Served::start_with_store(&[], |test| {
+        let settings = test.read("shop.toml");
+        test.write(
+            "shop.toml",
+            &format!("about = \"Field guides for *curious* walkers.\"\n{settings}"),
+        );
+        let product = test.read("products/guide.toml");
+        test.write(
+            "products/guide.toml",
+            &format!(
+                "{product}description = \"\"\"\nA guide to **every path** in the valley.\n\n<script>document.title = 'owned'</script>\n\"\"\"\ncover = \"covers/guide.png\"\n"
+            ),
+        );
+        std::fs::create_dir_all(test.path().join("covers")).unwrap();
+        std::fs::write(test.path().join("covers/guide.png"), COVER).unwrap();
+        test.write(
+            "products/atlas.toml",
+            "name = \"The Unreleased Atlas\"\nprice = \"10.00\"\nfiles = [\"atlas.pdf\"]\n",
+        );
+    });
+    let build = served.test.root().join("build");
+    let notes = served.test.root().join("notes.md");
+    std::fs::write(&notes, "Two new walks and **fixed** maps.\n").unwrap();
+    served
+        .test
+        .shop(&[
+            "release",
+            "guide",
+            "1.1.0",
+            "--notes",
+            notes.to_str().unwrap(),
+            build.join("guide.pdf").to_str().unwrap(),
+            build.join("guide.epub").to_str().unwrap(),
+        ])
+        .success();
+    // The server picks a release up within seconds.
+    served.wait_for("the server to see 1.1.0", || {
+        served.body(served.get("/")).contains("version 1.1.0")
+    });
+    served
+}
+
+/// The newest file in the outbox holding `needle`, decoded enough to read
+/// its links.
+fn mail_with(served: &Served, needle: &str) -> Option<String> {
+    let outbox = served.test.path().join(".shop/outbox");
+    let mut found: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(outbox)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let text = std::fs::read_to_string(entry.path()).ok()?;
+            let text = text
+                .replace("=\r\n", "")
+                .replace("=\n", "")
+                .replace("=3D", "=");
+            let modified = entry.metadata().ok()?.modified().ok()?;
+            text.contains(needle).then_some((modified, text))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, text)| text)
+}
+
 #[test]
-fn a_buyer_pays_and_downloads_in_a_real_browser() {
-    let served = Served::start();
+fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
+    let served = shop_with_a_front();
+    let axe_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/axe/node_modules/axe-core/axe.min.js"
+    );
+    let axe = std::fs::read_to_string(axe_path)
+        .expect("axe-core is installed by scripts/setup (npm ci --prefix tests/axe)");
     let downloads = served.test.root().join("downloads");
     let profile = served.test.root().join("chromium-profile");
     std::fs::create_dir_all(&downloads).unwrap();
     let browser = Browser::start(&served, &downloads, &profile);
 
-    let text = served.test.read("products/guide.toml");
-    let link = text
-        .lines()
-        .find_map(|l| l.strip_prefix("payment_link_url = \""))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_owned();
-    browser.open(&link);
-    browser.wait_until("the test checkout", |b| {
-        b.url().contains("/checkout/cs_test_")
-    });
-    assert!(browser.source().contains("Pay 29.00 USD"));
+    for (width, height, buyer) in [(1280, 900, "desk"), (390, 844, "phone")] {
+        let email = format!("{buyer}@example.com");
+        browser.resize(width, height);
+        let name = |page: &str| format!("{page}-{width}");
 
-    // A declined card first: the page says so, nothing is paid.
-    browser.type_into("#email", "reader@example.com");
-    browser.type_into("#card", "4000 0000 0000 0002");
-    browser.click("#pay");
-    browser.wait_until("the decline", |b| {
-        b.source().contains("Your card was declined.")
-    });
+        // The store front: the shop, its text, the released product only.
+        browser.open(&format!("{}/", served.url));
+        browser.wait_until("the store front", |b| {
+            b.source().contains("The Field Guide")
+        });
+        let front = browser.source();
+        for shown in [
+            "<h1>Test Books</h1>",
+            "<em>curious</em>",
+            "<strong>every path</strong>",
+            "29.00 USD",
+            "version 1.1.0",
+            "PDF, EPUB",
+        ] {
+            assert!(
+                front.contains(shown),
+                "the store front lacks {shown}:\n{front}"
+            );
+        }
+        assert!(!front.contains("Unreleased Atlas"), "{front}");
+        assert!(!front.contains("<script>document.title"), "{front}");
+        assert_ne!(browser.script("return document.title;"), json!("owned"));
+        let cover = browser.script(
+            "const img = document.querySelector('img.cover'); return img && img.complete ? img.naturalWidth : 0;",
+        );
+        assert_eq!(cover, json!(6), "the cover did not load");
+        browser.check_page(&axe, &name("front"));
 
-    browser.type_into("#card", "4242 4242 4242 4242");
-    browser.click("#pay");
-    browser.wait_until("the download page", |b| {
-        b.url().starts_with(&format!("{}/d/", served.url))
-    });
-    let page = browser.source();
-    assert!(
-        page.contains("The Field Guide") && page.contains("guide.epub") && page.contains("5 of 5"),
-        "{page}"
-    );
-    let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-    browser.screenshot(&screenshots.join("download-page.png"));
+        // The product's page: every version's notes and the update policy.
+        browser.click("a[href='/p/guide']");
+        browser.wait_until("the product page", |b| b.url().ends_with("/p/guide"));
+        let product = browser.source();
+        for shown in [
+            "Version 1.1.0",
+            "Version 1.0.0",
+            "Two new walks and <strong>fixed</strong> maps.",
+            "every later 1.x version, free",
+        ] {
+            assert!(
+                product.contains(shown),
+                "the product page lacks {shown}:\n{product}"
+            );
+        }
+        browser.check_page(&axe, &name("product"));
 
-    browser.click("a[href$='/guide.epub']");
-    let file = downloads.join("guide.epub");
-    browser.wait_until("the downloaded file", |_| {
-        std::fs::read(&file).is_ok_and(|bytes| bytes == served.files[1])
-    });
-    let page_url = browser.url();
-    browser.open(&page_url);
-    browser.wait_until("the count to show", |b| b.source().contains("4 of 5"));
+        // Buy: the test checkout names the seller and sums up the order.
+        browser.click("a[href='/buy/guide']");
+        browser.wait_until("the test checkout", |b| {
+            b.url().contains("/checkout/cs_test_")
+        });
+        let checkout = browser.source();
+        for shown in [
+            "TEST MODE",
+            "Harness Books",
+            "Order summary",
+            "The Field Guide",
+            "Pay 29.00 USD",
+        ] {
+            assert!(
+                checkout.contains(shown),
+                "the checkout lacks {shown}:\n{checkout}"
+            );
+        }
+        browser.check_page(&axe, &name("checkout"));
+        // A declined card first: the page says so, nothing is paid.
+        browser.type_into("#email", &email);
+        browser.type_into("#card", "4000 0000 0000 0002");
+        browser.click("#pay");
+        browser.wait_until("the decline", |b| {
+            b.source().contains("Your card was declined.")
+        });
+        browser.type_into("#card", "4242 4242 4242 4242");
+        browser.click("#pay");
+
+        // The thank-you page.
+        browser.wait_until("the thank-you page", |b| {
+            b.url().starts_with(&format!("{}/thanks", served.url))
+        });
+        let thanks = browser.source();
+        let session = browser.url().rsplit('=').next().unwrap().to_owned();
+        let order = &session[session.len() - 10..];
+        for shown in [
+            "Thank you!".to_owned(),
+            "The Field Guide".to_owned(),
+            "<strong id=\"amount\">29.00 USD</strong>".to_owned(),
+            format!("<dd id=\"order\">{order}</dd>"),
+            format!("<strong id=\"email\">{email}</strong>"),
+            "Download guide.epub".to_owned(),
+            "File sizes and checksums".to_owned(),
+        ] {
+            assert!(
+                thanks.contains(&shown),
+                "the thank-you page lacks {shown}:\n{thanks}"
+            );
+        }
+        browser.check_page(&axe, &name("thanks"));
+        let file = downloads.join("guide.epub");
+        let _ = std::fs::remove_file(&file);
+        browser.click("a.button[href$='/guide.epub']");
+        browser.wait_until("the downloaded file", |_| {
+            std::fs::read(&file).is_ok_and(|bytes| bytes == served.files[1])
+        });
+
+        // Back later: the library, by email.
+        browser.open(&format!("{}/lost", served.url));
+        browser.wait_until("the lost form", |b| {
+            b.source().contains("Email me my links")
+        });
+        browser.check_page(&axe, &name("lost"));
+        browser.type_into("#email", &email);
+        browser.click("button[type='submit']");
+        browser.wait_until("the answer", |b| b.source().contains("Check your email"));
+        let mut mail = None;
+        served.wait_for("the library mail", || {
+            mail = mail_with(&served, &format!("To: {email}")).filter(|m| m.contains("/library/"));
+            mail.is_some()
+        });
+        let mail = mail.unwrap();
+        let start = mail.find(&format!("{}/library/", served.url)).unwrap();
+        let library = mail[start..]
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+            .next()
+            .unwrap()
+            .to_owned();
+        browser.open(&library);
+        browser.wait_until("the library", |b| b.source().contains("Your library"));
+        let page = browser.source();
+        for shown in [
+            email.clone(),
+            "The Field Guide".to_owned(),
+            "Bought version 1.1.0".to_owned(),
+            order.to_owned(),
+            "4 of 5 downloads left".to_owned(),
+        ] {
+            assert!(page.contains(&shown), "the library lacks {shown}:\n{page}");
+        }
+        browser.check_page(&axe, &name("library"));
+        browser.click("a.button[href^='/d/']");
+        browser.wait_until("the download page", |b| b.url().contains("/d/"));
+        assert!(browser.source().contains("4 of 5"));
+        browser.check_page(&axe, &name("download-page"));
+    }
 }

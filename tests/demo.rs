@@ -24,7 +24,7 @@ fn the_demo_runs_the_whole_sale() {
         "1 new, 0 refunded, 0 disputed; committed",
         "\"product\":\"example-book\",\"version\":\"1.0.0\",\"amount\":1900",
         "example-book  1      19.00 USD  0.00 USD  19.00 USD",
-        "Subject: Your copy of An Example Book",
+        "Subject: Your receipt from Demo Books: An Example Book 1.0.0",
         "To: reader@example.com",
         "\"email\":\"reader@example.com\"",
         "Subject: An Example Book 1.1.0 is out",

@@ -243,6 +243,7 @@ impl Sandbox {
             data,
             webhook_url,
             webhook_secret: Some(webhook_secret.clone()),
+            account_name: Some("Harness Books".into()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

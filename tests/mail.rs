@@ -225,7 +225,7 @@ fn receipts_survive_a_mail_server_that_was_down_and_notices_go_once() {
     assert_eq!(header(receipt, "To"), Some("ada@example.com"));
     assert_eq!(
         header(receipt, "Subject"),
-        Some("Your copy of The Field Guide")
+        Some("Your receipt from Test Books: The Field Guide 1.0.0")
     );
     assert!(
         header(receipt, "Message-ID").is_some_and(|id| id.starts_with("<receipt.cs_test_")),

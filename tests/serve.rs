@@ -24,7 +24,7 @@ fn the_buyers_path_from_payment_to_download() {
         "guide.epub",
         "9.4 MB",
         "5 of 5",
-        "sha256 ",
+        &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&served.files[0])),
     ] {
         assert!(
             html.contains(expected),

@@ -144,10 +144,26 @@ fn bad_policies_and_limits_are_refused() {
 }
 
 #[test]
+fn covers_must_be_images_inside_the_store() {
+    const HINT: &str =
+        "name an image kept in the store, such as `covers/book.jpg` (PNG, JPEG, WebP, GIF or AVIF)";
+    check_product(
+        &format!("{BOOK}cover = \"../secret.png\"\n"),
+        "line 5, column 9: `cover` `../secret.png` is not a path inside the store",
+        HINT,
+    );
+    check_product(
+        &format!("{BOOK}cover = \"covers/guide.svg\"\n"),
+        "line 5, column 9: `cover` `covers/guide.svg` is not a PNG, JPEG, WebP, GIF or AVIF image",
+        HINT,
+    );
+}
+
+#[test]
 fn unknown_and_missing_keys_are_refused() {
     check_product(
         &format!("{BOOK}pirce = \"1\"\n"),
-        "line 5, column 1: unknown field `pirce`, expected one of `name`, `description`, \
+        "line 5, column 1: unknown field `pirce`, expected one of `name`, `description`, `cover`, \
          `price`, `currency`, `files`, `download_limit`, `updates`, `promotion_codes`, `release`",
         "check the key's spelling against the keys the message lists",
     );
@@ -172,7 +188,7 @@ fn bad_settings_are_refused() {
     test.write("shop.toml", &settings);
     test.shop(&["products", "check"]).code(1).stderr_has(&[
         "has 3 problems",
-        "`shop.toml` line 14, column 17: `help` is not an email address",
+        "`shop.toml` line 17, column 17: `help` is not an email address",
         "`7 days` is not a duration",
         "`not-a-repo` is not a GitHub repository",
     ]);

@@ -27,6 +27,10 @@ pub struct Args {
     /// Deliver signed events to this URL (such as http://127.0.0.1:8080/stripe/webhook)
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
+
+    /// The business name its test checkout shows (as Stripe shows the account's)
+    #[arg(long, value_name = "NAME")]
+    pub account_name: Option<String>,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
@@ -44,6 +48,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         data: args.data.clone(),
         webhook_url: args.webhook.clone(),
         webhook_secret,
+        account_name: args.account_name.clone(),
     };
     super::block_on(async move {
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));

@@ -48,6 +48,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     raise_open_file_limit(context);
     // Templates are checked now, so a broken one stops the start, not a send.
     let templates = crate::mail::Templates::load(&store.root)?;
+    let views = crate::server::views::Views::load(&store.root)?;
     let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
     super::block_on(async move {
         let delivery = match &store.settings.github_repository {
@@ -63,7 +64,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         )?;
         let address = listener.local_addr()?;
         let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
-        let mut app = App::new(store, stripe, keys, webhook_secret, db, delivery);
+        let mut app = App::new(store, stripe, keys, webhook_secret, db, delivery, views);
         app.overrides = context.overrides.clone();
         // SHOP_NOW sets where the server's clock starts (end-to-end tests).
         if std::env::var_os("SHOP_NOW").is_some() {

@@ -119,6 +119,12 @@ fn queue_missing_receipts(store: &crate::store::Store) -> anyhow::Result<usize> 
                 version: purchase.version.clone(),
                 payment_intent: purchase.payment_intent.clone(),
                 created,
+                paid: Some(crate::state::Paid {
+                    amount: purchase.amount,
+                    currency: purchase.currency.clone(),
+                    discount: 0,
+                    tax: 0,
+                }),
             };
             crate::state::insert_purchase(connection, &known, now)?;
             if crate::state::is_revoked(connection, known.payment_intent.as_deref())? {

@@ -432,11 +432,11 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
             return match applied {
                 Ok(()) => html(
                     StatusCode::OK,
-                    &checkout_form(&session, &items, &email, None),
+                    &checkout_form(sandbox, &session, &items, &email, None),
                 ),
                 Err(error) => html(
                     StatusCode::BAD_REQUEST,
-                    &checkout_form(&session, &items, &email, Some(&error.message)),
+                    &checkout_form(sandbox, &session, &items, &email, Some(&error.message)),
                 ),
             };
         }
@@ -460,7 +460,7 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
                 let items = state.line_items.get(id).cloned().unwrap_or_default();
                 return html(
                     StatusCode::PAYMENT_REQUIRED,
-                    &checkout_form(&session, &items, &email, Some(&error.message)),
+                    &checkout_form(sandbox, &session, &items, &email, Some(&error.message)),
                 );
             }
         }
@@ -471,7 +471,7 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
             let email = session["customer_email"].as_str().unwrap_or("").to_owned();
             html(
                 StatusCode::OK,
-                &checkout_form(&session, &items, &email, None),
+                &checkout_form(sandbox, &session, &items, &email, None),
             )
         }
         Some("complete") => html(
@@ -586,7 +586,18 @@ pub fn index(sandbox: &Arc<Sandbox>) -> Response<Vec<u8>> {
     html(StatusCode::OK, &layout("shop sandbox", &body))
 }
 
-fn checkout_form(session: &Value, items: &[Value], email: &str, error: Option<&str>) -> String {
+fn checkout_form(
+    sandbox: &Sandbox,
+    session: &Value,
+    items: &[Value],
+    email: &str,
+    error: Option<&str>,
+) -> String {
+    let seller = sandbox
+        .config
+        .account_name
+        .as_deref()
+        .unwrap_or("Test account");
     let id = session["id"].as_str().unwrap_or_default();
     let currency = session["currency"].as_str().unwrap_or("usd");
     let amount = session["amount_total"].as_i64().unwrap_or(0);
@@ -648,9 +659,40 @@ fn checkout_form(session: &Value, items: &[Value], email: &str, error: Option<&s
              <div><label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" placeholder=\"123\" value=\"123\"></div></div>{debit}"
         )
     };
+    let mut summary = String::from(
+        "<table class=\"summary\" id=\"summary\"><caption>Order summary</caption><tbody>",
+    );
+    for item in items {
+        let quantity = item["quantity"].as_i64().unwrap_or(1);
+        let line = item["amount_subtotal"]
+            .as_i64()
+            .or_else(|| item["amount_total"].as_i64())
+            .unwrap_or(0);
+        summary.push_str(&format!(
+            "<tr><td>{}{}</td><td class=\"amount\">{}</td></tr>",
+            escape(item["description"].as_str().unwrap_or("Product")),
+            if quantity == 1 {
+                String::new()
+            } else {
+                format!(" × {quantity}")
+            },
+            escape(&super::rules::display(line, currency)),
+        ));
+    }
+    if discount > 0 {
+        summary.push_str(&format!(
+            "<tr><td>Discount</td><td class=\"amount\">−{}</td></tr>",
+            escape(&super::rules::display(discount, currency))
+        ));
+    }
+    summary.push_str(&format!(
+        "</tbody><tfoot><tr><th scope=\"row\">Total due</th><td class=\"amount\">{}</td></tr></tfoot></table>",
+        escape(&total)
+    ));
     let body = format!(
-        "<p class=\"banner\" role=\"note\">TEST MODE · shop sandbox · no real money moves</p>\
-         <h1>{names}</h1>{discounted}\
+        "<p class=\"banner\" role=\"note\"><strong>TEST MODE</strong> · shop sandbox · no real money moves</p>\
+         <p class=\"seller\" id=\"seller\">{seller}</p>\
+         <h1>{names}</h1>{summary}{discounted}\
          <p class=\"total\">Pay <strong id=\"total\">{total}</strong></p>\
          {error}{promotion}\
          <form method=\"post\" action=\"/checkout/{id}\">\
@@ -665,6 +707,7 @@ fn checkout_form(session: &Value, items: &[Value], email: &str, error: Option<&s
         names = names.join(", "),
         id = escape(id),
         email = escape(email),
+        seller = escape(seller),
     );
     layout("Checkout", &body)
 }
@@ -704,7 +747,10 @@ fn layout(title: &str, body: &str) -> String {
          .row{{display:flex;gap:1rem}}.row>div{{flex:1}}\
          button{{margin-top:1.5rem;width:100%;padding:.75rem;font-size:1rem;background:#4b3fd6;color:#fff;border:0;border-radius:.3rem}}\
          .error{{color:#a00;font-weight:600}}.hint{{color:#555;font-size:.9rem}}\
-         .banner{{background:#ffe8a3;color:#5c3b00;font-weight:700;padding:.5rem .8rem;border-radius:.3rem;text-align:center}}\
+         .banner{{background:#ffe8a3;color:#5c3b00;font-weight:700;padding:.75rem 1rem;border-radius:.3rem;text-align:center;font-size:1.1rem;letter-spacing:.02em}}\
+         .seller{{font-weight:600;color:#555;margin-bottom:0}}\
+         table.summary{{width:100%;border-collapse:collapse;margin:1rem 0}}table.summary caption{{text-align:left;font-weight:600;padding-bottom:.3rem}}\
+         table.summary td,table.summary th{{padding:.35rem 0;border-bottom:1px solid #ddd;text-align:left}}table.summary .amount{{text-align:right;white-space:nowrap}}\
          .promo{{display:flex;gap:.5rem;align-items:end}}.promo button{{width:auto;margin:0}}\
          </style></head><body><main>{body}</main></body></html>",
         title = escape(title),

@@ -42,6 +42,9 @@ pub struct Config {
     /// Its signing secret, when the environment gives one; otherwise the
     /// endpoint's own (kept with `--data`, so a restart signs as before).
     pub webhook_secret: Option<Secret>,
+    /// The business name the test checkout shows, as Stripe shows the
+    /// account's public business name.
+    pub account_name: Option<String>,
 }
 
 /// Faults injected into API requests, for tests of retries.
@@ -86,7 +89,7 @@ const LOG_CAPACITY: usize = 20_000;
 /// A running sandbox's shared state.
 #[derive(Debug)]
 pub struct Sandbox {
-    config: Config,
+    pub(crate) config: Config,
     state: Mutex<State>,
     runtime: Mutex<Runtime>,
     /// The sandbox's own URL, for the `url` of sessions and payment links.

@@ -26,7 +26,7 @@ use crate::store::{Asset, Product, Release};
 use crate::stripe::{CheckoutSession, CreateCheckoutSession, IdempotencyKey};
 use crate::tokens::{self, TokenError};
 
-type Answer = warp::reply::Response;
+pub(super) type Answer = warp::reply::Response;
 
 /// New checkout sessions per client, and in all.
 const BUY_PER_CLIENT: Quota = Quota::per_minute(6);
@@ -168,7 +168,29 @@ fn too_many(app: &App, seconds: u64) -> Answer {
     response
 }
 
-fn not_found(app: &App) -> Answer {
+/// A page whose body is the view `name` (a template) with `context`.
+pub(super) fn render(
+    app: &App,
+    status: StatusCode,
+    title: &str,
+    name: &str,
+    context: minijinja::Value,
+) -> Answer {
+    match app.views.render(name, context) {
+        Ok(body) => html(app, status, title, &body),
+        Err(error) => {
+            tracing::error!("{}", crate::error::one_line(&error));
+            html(
+                app,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "<h1>Something went wrong</h1><p>This page could not be shown. Please try again later.</p>",
+            )
+        }
+    }
+}
+
+pub(super) fn not_found(app: &App) -> Answer {
     html(
         app,
         StatusCode::NOT_FOUND,
@@ -239,6 +261,18 @@ fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Purchase> 
         version,
         payment_intent: session.payment_intent.clone(),
         created: session.created,
+        paid: session.currency.as_ref().map(|currency| state::Paid {
+            amount: session.amount_total.unwrap_or(0),
+            currency: currency.clone(),
+            discount: session
+                .total_details
+                .as_ref()
+                .map_or(0, |details| details.amount_discount),
+            tax: session
+                .total_details
+                .as_ref()
+                .map_or(0, |details| details.amount_tax),
+        }),
     })
 }
 
@@ -446,12 +480,51 @@ pub async fn thanks(app: Arc<App>, client: IpAddr, query: HashMap<String, String
         // An old thanks address is no permanent link: ask by email.
         return redirect(StatusCode::SEE_OTHER, "/lost?expired=1");
     }
+    thanks_page(&app, &session)
+}
+
+/// The thank-you page: what was bought, what it cost, where the receipt
+/// went, and the files as large buttons.
+fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
+    let Some(purchase) = fulfilled_purchase(app, session) else {
+        return not_found(app);
+    };
+    let store = app.store();
+    let Ok((product, _, release)) = chosen_release(app, &store, &purchase, None) else {
+        return unavailable(app);
+    };
     let link = app.link(&session.id);
-    let path = link
-        .strip_prefix(&app.store().settings.base_url)
+    let page = link
+        .strip_prefix(&store.settings.base_url)
         .unwrap_or(&link)
         .to_owned();
-    redirect(StatusCode::SEE_OTHER, &path)
+    let files: Vec<minijinja::Value> = release
+        .assets
+        .iter()
+        .map(|asset| {
+            minijinja::context! {
+                name => asset.name,
+                href => format!("{page}/{}", crate::stripe::form::encode_component(&asset.name)),
+                size => pages::human_size(asset.size),
+                sha256 => asset.sha256,
+            }
+        })
+        .collect();
+    let paid = purchase.paid.as_ref();
+    let context = minijinja::context! {
+        product => product.name,
+        version => release.version.to_string(),
+        amount => paid.map(|paid| crate::store::money::display_amount(paid.amount, &paid.currency)),
+        discount => paid.filter(|paid| paid.discount > 0).map(|paid| crate::store::money::display_amount(paid.discount, &paid.currency)),
+        tax => paid.filter(|paid| paid.tax > 0).map(|paid| crate::store::money::display_amount(paid.tax, &paid.currency)),
+        order => crate::ledger::order_number(&session.id),
+        email => purchase.email,
+        files,
+        limit => product.download_limit,
+        page,
+        expires => crate::ledger::human_time(app.now() + store.settings.link_lifetime as i64),
+    };
+    render(app, StatusCode::OK, "Thank you", "thanks.html", context)
 }
 
 // ---- webhooks
@@ -1136,6 +1209,105 @@ pub async fn lost(
         StatusCode::OK,
         "Check your email",
         "<h1>Check your email</h1><p>If that address bought anything here, we have sent fresh download links to it. They should arrive within a few minutes.</p>",
+    ))
+}
+
+/// What a library token's claim starts with (a purchase's is `cs_`).
+pub const LIBRARY_PREFIX: &str = "lib_";
+
+/// The buyer's library: everything an address bought, reached only by the
+/// signed, expiring link that `/lost` mails.
+pub async fn library(token: String, app: Arc<App>) -> Answer {
+    let claims = match tokens::verify(&app.keys, &token, app.now()) {
+        Ok(claims) => claims,
+        Err(TokenError::Invalid) => return invalid_link(&app),
+        Err(TokenError::Expired { .. }) => {
+            return refuse(
+                &app,
+                StatusCode::GONE,
+                "This link has expired",
+                "Library links stop working after a while. Ask for a new one below.",
+            );
+        }
+    };
+    let Some(id) = claims.purchase.strip_prefix(LIBRARY_PREFIX) else {
+        return invalid_link(&app);
+    };
+    let email = match app.db.library_email(id) {
+        Ok(Some(email)) => email,
+        Ok(None) => return invalid_link(&app),
+        Err(error) => return log_unavailable(&app, &error),
+    };
+    let purchases = match app.purchases_by(&email).await {
+        Ok(found) => found,
+        Err(error) => return log_unavailable(&app, error.as_ref()),
+    };
+    let store = app.store();
+    let mut items = Vec::with_capacity(purchases.len());
+    for (id, (slug, version, created)) in &purchases {
+        let Ok(product) = store.product(slug) else {
+            continue;
+        };
+        let Some(newest) = entitled(product, version).last().copied() else {
+            continue;
+        };
+        let purchase = match app.db.purchase(id) {
+            Ok(Some(known)) => (*known).clone(),
+            Ok(None) => Purchase {
+                id: id.clone(),
+                email: email.clone(),
+                product: slug.clone(),
+                version: version.clone(),
+                payment_intent: None,
+                created: *created,
+                paid: None,
+            },
+            Err(error) => return log_unavailable(&app, &error),
+        };
+        let newest_version = newest.version.to_string();
+        let mut fewest: Option<(u32, u32)> = None;
+        for asset in &newest.assets {
+            let key = FileKey::new(&purchase, &newest_version, &asset.name);
+            let (usage, extra) = match app.db.usage(&key) {
+                Ok(found) => found,
+                Err(error) => return log_unavailable(&app, &error),
+            };
+            let allowed = product.download_limit + extra;
+            let left = usage.left(allowed, asset.size);
+            if fewest.is_none_or(|(fewest, _)| left < fewest) {
+                fewest = Some((left, allowed));
+            }
+        }
+        let link = app.link(id);
+        let href = link
+            .strip_prefix(&store.settings.base_url)
+            .unwrap_or(&link)
+            .to_owned();
+        items.push(minijinja::context! {
+            product => product.name,
+            bought => version,
+            date => crate::ledger::human_time(*created),
+            order => crate::ledger::order_number(id),
+            refunded => false,
+            newest => newest_version,
+            left => fewest.map_or_else(String::new, |(left, allowed)| {
+                format!("{left} of {allowed} downloads left")
+            }),
+            href,
+        });
+    }
+    let context = minijinja::context! {
+        shop => store.settings.name,
+        email,
+        expires => crate::ledger::human_time(claims.expires),
+        items,
+    };
+    same_origin_referrer(render(
+        &app,
+        StatusCode::OK,
+        "Your library",
+        "library.html",
+        context,
     ))
 }
 

@@ -9,10 +9,12 @@
 
 pub mod client;
 pub mod connection;
+mod front;
 mod handlers;
 pub mod outbox;
 pub mod pages;
 mod range;
+pub mod views;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -57,6 +59,8 @@ pub struct App {
     pub delivery: Delivery,
     /// The page layout: the store's `templates/page.html`, or the built-in.
     pub layout: String,
+    /// The pages built from templates (store front, thanks, library).
+    pub views: views::Views,
     /// Unix seconds now.
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// Flags and environment over shop.toml, for reloading the store.
@@ -106,6 +110,7 @@ impl App {
         webhook_secret: Option<Secret>,
         db: Db,
         delivery: Delivery,
+        views: views::Views,
     ) -> App {
         let layout = std::fs::read_to_string(store.root.join("templates").join("page.html"))
             .unwrap_or_else(|_| pages::LAYOUT.to_owned());
@@ -125,6 +130,7 @@ impl App {
             db: Arc::new(db),
             delivery,
             layout,
+            views,
             clock: Arc::new(system_now),
             overrides: crate::store::Overrides::default(),
             links: Mutex::new(HashMap::new()),
@@ -187,6 +193,68 @@ impl App {
             self.store().settings.base_url,
             crate::tokens::sign(&self.keys[0], &claims)
         )
+    }
+
+    /// A signed, expiring link to the library of `email`: the page of
+    /// everything it bought.
+    pub async fn library_link(&self, email: &str) -> Result<String, crate::state::StateError> {
+        let now = self.now();
+        let id = self.db.new_library(email, now).await?;
+        let claims = crate::tokens::Claims {
+            purchase: format!("{}{id}", handlers::LIBRARY_PREFIX),
+            expires: now + self.store().settings.link_lifetime as i64,
+        };
+        Ok(format!(
+            "{}/library/{}",
+            self.store().settings.base_url,
+            crate::tokens::sign(&self.keys[0], &claims)
+        ))
+    }
+
+    /// What `email` bought and still has (not refunded or disputed), by
+    /// Checkout Session id: the purchases the server knows and the
+    /// ledger's, read on a blocking thread. Values are (product, version,
+    /// created).
+    pub async fn purchases_by(
+        &self,
+        email: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, (String, String, i64)>> {
+        let mut found = std::collections::BTreeMap::new();
+        for purchase in self.db.purchases_of(email).await? {
+            found.insert(
+                purchase.id,
+                (purchase.product, purchase.version, purchase.created),
+            );
+        }
+        let (root, email, db) = (self.store().root.clone(), email.to_owned(), self.db.clone());
+        let ledger =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<crate::ledger::Purchase>> {
+                let mut paid = Vec::new();
+                crate::ledger::each(&root, |purchase| {
+                    if purchase.email.eq_ignore_ascii_case(&email) && purchase.status == "paid" {
+                        paid.push(purchase);
+                    }
+                    Ok(())
+                })?;
+                let mut kept = Vec::with_capacity(paid.len());
+                for purchase in paid {
+                    let revoked = db.read(|connection| {
+                        crate::state::is_revoked(connection, purchase.payment_intent.as_deref())
+                    })?;
+                    if !revoked {
+                        kept.push(purchase);
+                    }
+                }
+                Ok(kept)
+            })
+            .await??;
+        for purchase in ledger {
+            let created = purchase.created_unix();
+            found
+                .entry(purchase.id)
+                .or_insert((purchase.product, purchase.version, created));
+        }
+        Ok(found)
     }
 
     /// A short-lived asset URL that still has time to run.
@@ -507,6 +575,22 @@ pub fn routes(
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::form::<HashMap<String, String>>())
         .then(handlers::lost);
+    let front = warp::path::end()
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(front::front);
+    let product = warp::path!("p" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(front::product);
+    let cover = warp::path!("cover" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(front::cover);
+    let library = warp::path!("library" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(handlers::library);
     let log = warp::log::custom(|info| {
         tracing::debug!(
             method = %info.method(),
@@ -535,6 +619,14 @@ pub fn routes(
         .unify()
         .or(lost)
         .unify()
+        .or(front)
+        .unify()
+        .or(product)
+        .unify()
+        .or(cover)
+        .unify()
+        .or(library)
+        .unify()
         .recover(move |rejection: warp::Rejection| {
             let app = errors_app.clone();
             async move { Ok::<_, std::convert::Infallible>(handlers::rejection(&app, &rejection)) }
@@ -546,7 +638,7 @@ pub fn routes(
 
 /// A path fit for a log: no token (a bearer credential) of any kind.
 fn redact(path: &str) -> String {
-    for prefix in ["/d/", "/unsubscribe/"] {
+    for prefix in ["/d/", "/unsubscribe/", "/library/"] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return match rest.split_once('/') {
                 Some((_, file)) => format!("{prefix}…/{file}"),

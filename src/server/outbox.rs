@@ -69,30 +69,20 @@ pub async fn send_due(
     Ok(sent)
 }
 
-/// The ledger's purchases by `email` that are paid and not since revoked
-/// by a webhook, read on a blocking thread.
-async fn paid_in_ledger(app: &App, email: &str) -> anyhow::Result<Vec<crate::ledger::Purchase>> {
-    let (root, email, db) = (app.store().root.clone(), email.to_owned(), app.db.clone());
-    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<crate::ledger::Purchase>> {
-        let mut found = Vec::new();
-        crate::ledger::each(&root, |purchase| {
-            if purchase.email.eq_ignore_ascii_case(&email) && purchase.status == "paid" {
-                found.push(purchase);
-            }
-            Ok(())
-        })?;
-        let mut kept = Vec::with_capacity(found.len());
-        for purchase in found {
-            let revoked = db.read(|connection| {
-                crate::state::is_revoked(connection, purchase.payment_intent.as_deref())
-            })?;
-            if !revoked {
-                kept.push(purchase);
-            }
-        }
-        Ok(kept)
-    })
-    .await?
+/// What a purchase cost, as its receipt says it.
+fn paid(purchase: &crate::state::Purchase) -> String {
+    let Some(paid) = &purchase.paid else {
+        return "see Stripe's receipt".into();
+    };
+    let money = |amount: i64| crate::store::money::display_amount(amount, &paid.currency);
+    let mut text = money(paid.amount);
+    if paid.discount > 0 {
+        text.push_str(&format!(" (after a discount of {})", money(paid.discount)));
+    }
+    if paid.tax > 0 {
+        text.push_str(&format!(", of which tax {}", money(paid.tax)));
+    }
+    text
 }
 
 fn expires(app: &App) -> String {
@@ -141,6 +131,10 @@ async fn compose(
             values.insert("link", app.link(&purchase.id));
             values.insert("expires", expires(app));
             values.insert("limit", product.download_limit.to_string());
+            values.insert("order", crate::ledger::order_number(&purchase.id));
+            values.insert("date", crate::ledger::human_time(purchase.created));
+            values.insert("paid", paid(&purchase));
+            values.insert("lost", format!("{}/lost", app.store().settings.base_url));
             let rendered = templates.render(Kind::Receipt, &values);
             let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
             Ok(Some(mail::compose(
@@ -152,22 +146,12 @@ async fn compose(
             )?))
         }
         "links" => {
-            let known = app.db.purchases_of(&queued.recipient).await?;
-            let ledger = paid_in_ledger(app, &queued.recipient).await?;
-            let mut purchases: BTreeMap<String, (String, String)> = BTreeMap::new();
-            for purchase in known {
-                purchases.insert(purchase.id.clone(), (purchase.product, purchase.version));
-            }
-            for purchase in ledger {
-                purchases
-                    .entry(purchase.id.clone())
-                    .or_insert((purchase.product, purchase.version));
-            }
+            let purchases = app.purchases_by(&queued.recipient).await?;
             if purchases.is_empty() {
                 return Ok(None);
             }
             let (mut text, mut html) = (String::new(), String::from("<ul>"));
-            for (id, (slug, version)) in &purchases {
+            for (id, (slug, version, _)) in &purchases {
                 let name = app
                     .store()
                     .product(slug)
@@ -183,11 +167,10 @@ async fn compose(
             }
             html.push_str("</ul>");
             let mut values = base_values(app, &queued.recipient);
+            values.insert("library", app.library_link(&queued.recipient).await?);
             values.insert("links", text);
-            let mut rendered = templates.render(Kind::Links, &values);
-            let mut html_values = values.clone();
-            html_values.insert("links", html);
-            rendered.html = templates.render(Kind::Links, &html_values).html;
+            let html = BTreeMap::from([("links", html)]);
+            let rendered = templates.render_with_html(Kind::Links, &values, &html);
             let id = mail::message_id(&format!("links.{}.{}", queued.id, queued.created), from);
             Ok(Some(mail::compose(
                 from,

@@ -55,7 +55,7 @@ pub fn downloads(
             .first()
             .map_or(product.download_limit, |file| file.allowed),
     );
-    body.push_str("<table><thead><tr><th scope=\"col\">File</th><th scope=\"col\">Size</th><th scope=\"col\">Downloads left</th></tr></thead><tbody>");
+    body.push_str("<table><thead><tr><th scope=\"col\">File</th><th scope=\"col\">Size</th><th scope=\"col\">Left</th></tr></thead><tbody>");
     for file in files {
         let left = file.left;
         let link = if left > 0 {
@@ -71,7 +71,7 @@ pub fn downloads(
             )
         };
         body.push_str(&format!(
-            "<tr><td>{link}<br><code title=\"SHA-256\">sha256 {}</code></td><td>{}</td><td data-left=\"{left}\">{left} of {}</td></tr>",
+            "<tr><td>{link}<details><summary class=\"note\">SHA-256</summary><code>{}</code></details></td><td class=\"nowrap\">{}</td><td data-left=\"{left}\" class=\"nowrap\">{left} of {}</td></tr>",
             escape(&file.sha256),
             human_size(file.size),
             file.allowed,

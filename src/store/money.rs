@@ -241,6 +241,15 @@ impl Money {
     }
 }
 
+/// An amount in minor units of a currency named by Stripe's code (as a
+/// Checkout Session gives it), as people read it: `29.00 USD`.
+pub fn display_amount(amount: i64, code: &str) -> String {
+    match code.parse() {
+        Ok(currency) => Money { amount, currency }.to_string(),
+        Err(_) => format!("{amount} {}", code.to_ascii_uppercase()),
+    }
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.decimal(), self.currency)

@@ -17,7 +17,11 @@ pub struct Product {
     /// The file name without `.toml`: lowercase letters, digits, hyphens.
     pub slug: String,
     pub name: String,
+    /// Markdown, shown on the store front and the product's page.
     pub description: Option<String>,
+    /// An image in the store (a path relative to its root) shown on the
+    /// store front.
+    pub cover: Option<String>,
     pub price: Money,
     /// The names of the files that make up each version, in order.
     pub files: Vec<String>,
@@ -88,6 +92,8 @@ pub struct Release {
     pub stripe_price: String,
     pub payment_link: String,
     pub payment_link_url: String,
+    /// What changed, in Markdown, as `shop release` was told.
+    pub notes: Option<String>,
     pub assets: Vec<Asset>,
 }
 
@@ -125,6 +131,7 @@ impl From<&Settings> for Defaults {
 struct RawProduct {
     name: Spanned<String>,
     description: Option<String>,
+    cover: Option<Spanned<String>>,
     price: Spanned<toml::Value>,
     currency: Option<Spanned<String>>,
     files: Spanned<Vec<Spanned<String>>>,
@@ -146,6 +153,7 @@ struct RawRelease {
     stripe_price: Spanned<String>,
     payment_link: Spanned<String>,
     payment_link_url: Spanned<String>,
+    notes: Option<String>,
     #[serde(default)]
     assets: Vec<RawAsset>,
 }
@@ -409,8 +417,27 @@ pub fn parse(
             stripe_price: raw_release.stripe_price.get_ref().clone(),
             payment_link: raw_release.payment_link.get_ref().clone(),
             payment_link_url: raw_release.payment_link_url.get_ref().clone(),
+            notes: raw_release
+                .notes
+                .as_ref()
+                .map(|text| text.trim().to_owned())
+                .filter(|text| !text.is_empty()),
             assets,
         });
+    }
+
+    let cover = raw
+        .cover
+        .as_ref()
+        .map(|cover| cover.get_ref().trim().to_owned());
+    if let (Some(path), Some(spanned)) = (&cover, &raw.cover)
+        && let Err(message) = check_cover(path)
+    {
+        problem(
+            spanned.span(),
+            format!("`cover` {message}"),
+            COVER_HINT.into(),
+        );
     }
 
     if !problems.is_empty() {
@@ -419,6 +446,7 @@ pub fn parse(
     Ok(Product {
         slug: slug.to_owned(),
         name,
+        cover,
         description: raw
             .description
             .map(|text| text.trim().to_owned())
@@ -430,6 +458,48 @@ pub fn parse(
         promotion_codes: raw.promotion_codes,
         releases,
     })
+}
+
+const COVER_HINT: &str =
+    "name an image kept in the store, such as `covers/book.jpg` (PNG, JPEG, WebP, GIF or AVIF)";
+
+/// The image types a cover may be: pictures a browser shows and that
+/// cannot carry scripts (so no SVG).
+pub const COVER_TYPES: &[(&str, &str)] = &[
+    ("png", "image/png"),
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("webp", "image/webp"),
+    ("gif", "image/gif"),
+    ("avif", "image/avif"),
+];
+
+/// Checks a cover's path: relative, inside the store, an image type.
+pub fn check_cover(path: &str) -> Result<(), String> {
+    let inside = !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != ".." && part != "." && !part.starts_with('.'));
+    if !inside {
+        return Err(format!("`{path}` is not a path inside the store"));
+    }
+    if cover_type(path).is_none() {
+        return Err(format!(
+            "`{path}` is not a PNG, JPEG, WebP, GIF or AVIF image"
+        ));
+    }
+    Ok(())
+}
+
+/// The content type of a cover, from its extension.
+pub fn cover_type(path: &str) -> Option<&'static str> {
+    let extension = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    COVER_TYPES
+        .iter()
+        .find(|(known, _)| *known == extension)
+        .map(|(_, mime)| *mime)
 }
 
 fn fallback_currency() -> Currency {

@@ -26,6 +26,8 @@ pub const DEFAULT_OUTBOX: &str = ".shop/outbox";
 pub struct Settings {
     /// The shop's name, shown on pages and in emails.
     pub name: String,
+    /// A short text for the store front, in Markdown.
+    pub about: Option<String>,
     /// The public base URL of `shop serve`, without a trailing slash.
     pub base_url: String,
     pub support_email: String,
@@ -111,6 +113,7 @@ pub struct Overrides {
 #[serde(deny_unknown_fields)]
 struct RawSettings {
     name: Spanned<String>,
+    about: Option<String>,
     base_url: Option<Spanned<String>>,
     support_email: Spanned<String>,
     currency: Option<Spanned<String>>,
@@ -425,6 +428,10 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
     }
     Ok(Settings {
         name,
+        about: raw
+            .about
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty()),
         base_url,
         support_email,
         currency,

@@ -283,15 +283,15 @@ impl Served {
             "{thanks}"
         );
         let landed = self.get(&thanks);
-        assert_eq!(
-            landed.status(),
-            StatusCode::SEE_OTHER,
-            "{}",
-            self.body(landed)
-        );
-        let page = landed.headers()["location"].to_str().unwrap().to_owned();
-        assert!(page.starts_with("/d/"), "{page}");
-        page
+        assert_eq!(landed.status(), StatusCode::OK);
+        download_page_of(&self.body(landed))
+    }
+
+    /// The thank-you page, as a buyer lands on it after paying.
+    pub fn thanks_page(&self, session: &str) -> String {
+        let landed = self.get(&format!("/thanks?session_id={session}"));
+        assert_eq!(landed.status(), StatusCode::OK);
+        self.body(landed)
     }
 
     pub fn session_of(&self, page: &str) -> String {
@@ -350,4 +350,17 @@ impl Drop for Served {
             github.stop();
         }
     }
+}
+
+/// The download page a thank-you page links to.
+pub fn download_page_of(thanks: &str) -> String {
+    // minijinja escapes `/` in attribute values.
+    let thanks = &thanks.replace("&#x2f;", "/");
+    let start = thanks
+        .find("href=\"/d/")
+        .unwrap_or_else(|| panic!("no download page on the thanks page:\n{thanks}"))
+        + "href=\"".len();
+    let rest = &thanks[start..];
+    let token_end = rest[3..].find(['/', '"', '?']).unwrap() + 3;
+    rest[..token_end].to_owned()
 }

@@ -1,0 +1,134 @@
+//! The store front (`/`), a product's page (`/p/<slug>`) and covers
+//! (`/cover/<slug>`): what the store's product files say, for anyone.
+//! Products without a release are not shown.
+
+use std::sync::Arc;
+
+use minijinja::{Value, context};
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Reply;
+
+use super::App;
+use super::handlers::{Answer, not_found, render};
+use super::views::safe;
+use crate::store::{Product, UpdatePolicy};
+
+/// What a product card shows; `None` for a product not yet released.
+fn card(product: &Product) -> Option<Value> {
+    let latest = product.latest()?;
+    let mut formats: Vec<String> = latest
+        .assets
+        .iter()
+        .filter_map(|asset| asset.name.rsplit_once('.'))
+        .map(|(_, extension)| extension.to_ascii_uppercase())
+        .collect();
+    formats.dedup();
+    Some(context! {
+        slug => product.slug,
+        name => product.name,
+        description => product.description.as_deref().map(|text| safe(crate::html::markdown(text))),
+        cover => product.cover.as_ref().map(|_| format!("/cover/{}", product.slug)),
+        price => product.price.to_string(),
+        version => latest.version.to_string(),
+        date => latest.date.to_string(),
+        formats => formats.join(", "),
+    })
+}
+
+/// What the update policy means to someone buying now.
+fn policy(product: &Product) -> String {
+    let version = product.latest().map(|r| r.version.clone());
+    match (product.updates, version) {
+        (UpdatePolicy::All, _) => {
+            "Buying now includes every later version of this product, free.".into()
+        }
+        (UpdatePolicy::SameMajor, Some(version)) => format!(
+            "Buying now includes every later {}.x version, free; a version {} would be sold on its own.",
+            version.major,
+            version.major + 1
+        ),
+        (UpdatePolicy::SameMajor, None) => {
+            "Buying includes later versions with the same major number, free.".into()
+        }
+        (UpdatePolicy::None, _) => {
+            "Buying now includes this version; later versions are sold on their own.".into()
+        }
+    }
+}
+
+pub async fn front(app: Arc<App>) -> Answer {
+    let store = app.store();
+    let products: Vec<Value> = store.products.iter().filter_map(card).collect();
+    let context = context! {
+        shop => store.settings.name,
+        about => store.settings.about.as_deref().map(|text| safe(crate::html::markdown(text))),
+        products,
+    };
+    render(
+        &app,
+        StatusCode::OK,
+        &store.settings.name,
+        "front.html",
+        context,
+    )
+}
+
+pub async fn product(slug: String, app: Arc<App>) -> Answer {
+    let store = app.store();
+    let Some((product, card)) = store
+        .product(&slug)
+        .ok()
+        .and_then(|product| Some((product, card(product)?)))
+    else {
+        return not_found(&app);
+    };
+    let releases: Vec<Value> = product
+        .releases
+        .iter()
+        .rev()
+        .map(|release| {
+            context! {
+                version => release.version.to_string(),
+                date => release.date.to_string(),
+                notes => release.notes.as_deref().map(|text| safe(crate::html::markdown(text))),
+            }
+        })
+        .collect();
+    let context = context! {
+        shop => store.settings.name,
+        product => card,
+        policy => policy(product),
+        releases,
+    };
+    render(&app, StatusCode::OK, &product.name, "product.html", context)
+}
+
+/// A product's cover image, from the store.
+pub async fn cover(slug: String, app: Arc<App>) -> Answer {
+    let store = app.store();
+    let Some((path, content_type)) = store.product(&slug).ok().and_then(|product| {
+        let cover = product.cover.as_ref()?;
+        Some((
+            store.root.join(cover),
+            crate::store::product::cover_type(cover)?,
+        ))
+    }) else {
+        return not_found(&app);
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let mut response = warp::reply::Response::new(bytes.into());
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            );
+            response
+        }
+        Err(error) => {
+            tracing::warn!(product = %slug, "cannot read the cover: {error}");
+            not_found(&app).into_response()
+        }
+    }
+}
