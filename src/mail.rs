@@ -526,6 +526,31 @@ mod tests {
     }
 
     #[test]
+    fn every_html_part_is_a_whole_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = Templates::load(dir.path()).unwrap();
+        for kind in [Kind::Receipt, Kind::Notice, Kind::Links] {
+            let values: BTreeMap<&str, String> = kind
+                .variables()
+                .iter()
+                .map(|name| (*name, format!("<{name}>")))
+                .collect();
+            let html = templates.render(kind, &values).html;
+            assert!(html.starts_with("<!doctype html>"), "{kind:?}: {html}");
+            assert!(html.trim_end().ends_with("</html>"), "{kind:?}: {html}");
+            assert!(html.contains("<meta charset=\"utf-8\">"), "{kind:?}");
+            assert!(
+                html.contains("&lt;shop&gt;"),
+                "{kind:?}: the shop's name is missing"
+            );
+            assert!(
+                !html.contains("{{"),
+                "{kind:?}: a placeholder is left: {html}"
+            );
+        }
+    }
+
+    #[test]
     fn a_fragment_override_becomes_a_whole_document_and_long_lines_wrap() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("templates/mail")).unwrap();
