@@ -25,6 +25,7 @@ pub mod report;
 pub mod sandbox;
 pub mod secret;
 pub mod server;
+pub mod stamp;
 pub mod state;
 pub mod store;
 pub mod stripe;

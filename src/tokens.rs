@@ -63,6 +63,17 @@ pub struct Claims {
     pub expires: i64,
 }
 
+/// The mark a stamped copy of `purchase` carries: not the purchase id
+/// (that would tell a leaked copy's readers whose it is without the
+/// secret), but a keyed digest of it that `shop trace` can match.
+pub fn stamp_mark(key: &Key, purchase: &str) -> String {
+    let digest = key
+        .mac(format!("stamp:{purchase}").as_bytes())
+        .finalize()
+        .into_bytes();
+    format!("shop-{}", hex::encode(&digest[..10]))
+}
+
 /// Signs `claims` with `key`.
 pub fn sign(key: &Key, claims: &Claims) -> String {
     let payload = format!("v1.{}.{}.{}", key.id, claims.purchase, claims.expires);

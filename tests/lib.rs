@@ -3,6 +3,7 @@
 
 mod harness;
 mod support {
+    pub mod books;
     pub mod github;
     pub mod served;
 }
@@ -17,6 +18,7 @@ mod mail;
 mod release;
 mod sandbox;
 mod serve;
+mod stamp;
 mod store;
 mod stripe;
 mod sync;
