@@ -597,6 +597,28 @@ impl GitHub {
     /// Where a buyer gets asset `asset`: GitHub's short-lived URL (the
     /// `Location` of its 302, not followed), or its bytes when it answers
     /// with them. Rate limits are not waited for here: a buyer is waiting.
+    /// Fetches an asset's bytes from the short-lived URL GitHub gave (no
+    /// token: the URL is the credential, and the CDN refuses one).
+    pub async fn fetch_url(&self, url: &str) -> Result<reqwest::Response, GitHubError> {
+        let what = "fetch a release asset";
+        let response =
+            self.http
+                .get(url)
+                .send()
+                .await
+                .map_err(|error| GitHubError::Unreachable {
+                    what: what.into(),
+                    reason: crate::error::one_line(&error),
+                })?;
+        if !response.status().is_success() {
+            return Err(GitHubError::Unreachable {
+                what: what.into(),
+                reason: format!("the file's URL answered {}", response.status()),
+            });
+        }
+        Ok(response)
+    }
+
     pub async fn asset_download(&self, asset: u64) -> Result<Download, GitHubError> {
         let what = "fetch an asset's download link";
         let url = self.url(&format!("/releases/assets/{asset}"));

@@ -188,3 +188,122 @@ fn a_stamped_epub_passes_epubcheck_with_an_ex_libris_page_first() {
     assert_eq!(shop::stamp::epub_mark(&copy), vec![licence().mark]);
     assert!(shop::stamp::epub_mark(&original).is_empty());
 }
+
+#[test]
+fn buyers_download_their_own_stamped_copies_made_once_within_the_limit() {
+    use crate::support::served::Served;
+    use reqwest::StatusCode;
+    let pdf = books::pdf(60);
+    let epub = books::epub();
+    let served = Served::start_selling(
+        &[("guide.pdf", pdf.clone()), ("guide.epub", epub.clone())],
+        |test| {
+            let product = test.read("products/guide.toml");
+            test.write("products/guide.toml", &format!("{product}stamp = true\n"));
+        },
+    );
+    let page = served.buy("ada@example.com");
+    // Eight first downloads at once: one copy made, five served, all the same.
+    let url = format!("{}{page}/guide.pdf", served.url);
+    let answers: Vec<(StatusCode, Vec<u8>)> = served.runtime.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (client, url) = (served.http.clone(), url.clone());
+                tokio::spawn(async move {
+                    let response = client.get(url).send().await.unwrap();
+                    (response.status(), response.bytes().await.unwrap().to_vec())
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    });
+    let copies: Vec<&Vec<u8>> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(
+        copies.len(),
+        5,
+        "{:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    assert!(copies.iter().all(|copy| *copy == copies[0]));
+    let copy = copies[0].clone();
+    assert!(copy.len() > pdf.len() && copy.starts_with(&pdf));
+    let tails = std::fs::read_dir(served.test.path().join(".shop/stamped"))
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "tail"))
+        .count();
+    assert_eq!(tails, 1, "more than one copy was made");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("copy.pdf");
+    std::fs::write(&file, &copy).unwrap();
+    tool("qpdf", &["--check", path(&file)]);
+    let text = tool("pdftotext", &["-f", "1", "-l", "1", path(&file), "-"]);
+    assert!(text.contains("Licensed to ada@example.com"), "{text}");
+    // The download page shows the copy's size and checksum.
+    let html = served.body(served.get(&page));
+    assert!(
+        html.contains(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&copy))),
+        "{html}"
+    );
+
+    // The EPUB: a range of the copy, then the whole copy, valid.
+    let epub_url = format!("{}{page}/guide.epub", served.url);
+    let part = served.runtime.block_on(async {
+        let response = served
+            .http
+            .get(&epub_url)
+            .header("Range", "bytes=100-199")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+        response.bytes().await.unwrap().to_vec()
+    });
+    let whole = served.runtime.block_on(async {
+        served
+            .http
+            .get(&epub_url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    });
+    assert_eq!(part, whole[100..200]);
+    assert_ne!(whole, epub);
+    let file = dir.path().join("copy.epub");
+    std::fs::write(&file, &whole).unwrap();
+    tool("epubcheck", &["-q", path(&file)]);
+
+    // Another buyer's copy carries another mark.
+    let other = served.buy("grace@example.com");
+    let theirs = served.runtime.block_on(async {
+        let url = format!("{}{other}/guide.pdf", served.url);
+        served
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    });
+    let (mine, theirs) = (
+        shop::stamp::pdf_marks(&copy),
+        shop::stamp::pdf_marks(&theirs),
+    );
+    assert_eq!((mine.len(), theirs.len()), (1, 1));
+    assert_ne!(mine, theirs);
+}

@@ -717,11 +717,16 @@ pub async fn download_page(token: String, app: Arc<App>, version: Option<String>
                 crate::stripe::form::encode_component(&asset.name)
             )
         };
+        // A stamped copy once made: its own size and checksum.
+        let (size, sha256) = app
+            .copies
+            .known(&purchase.id, product, shown, asset)
+            .unwrap_or_else(|| (asset.size, asset.sha256.clone()));
         files.push(pages::FileRow {
             name: asset.name.clone(),
-            size: asset.size,
-            sha256: asset.sha256.clone(),
-            left: usage.left(allowed, asset.size),
+            size,
+            sha256,
+            left: usage.left(allowed, size),
             allowed,
             href,
         });
@@ -782,6 +787,12 @@ pub async fn download(
     let version = release.version.to_string();
     let key = FileKey::new(&purchase, &version, &asset.name);
     let limit = product.download_limit;
+    if let Some(licence) = licence(&app, &store, product, &purchase, &asset.name) {
+        return stamped_download(
+            &app, product, release, asset, key, licence, head, range, if_range,
+        )
+        .await;
+    }
     let span = range::requested(
         range.as_deref(),
         if_range.as_deref(),
@@ -916,6 +927,147 @@ pub async fn download(
     }
 }
 
+/// What a buyer's copy of `file` says, when the product stamps it.
+fn licence(
+    app: &App,
+    store: &crate::store::Store,
+    product: &Product,
+    purchase: &Purchase,
+    file: &str,
+) -> Option<crate::stamp::Licence> {
+    use crate::store::product::StampMode;
+    let mode = product.stamp.unwrap_or(store.settings.stamp.default);
+    if mode == StampMode::Off || crate::stamp::Format::of(file).is_none() {
+        return None;
+    }
+    let date = crate::ledger::timestamp(purchase.created);
+    Some(crate::stamp::Licence {
+        text: crate::stamp::line(
+            &store.settings.stamp.text,
+            &purchase.email,
+            "",
+            &crate::ledger::order_number(&purchase.id),
+            date.get(..10).unwrap_or(&date),
+        ),
+        mark: crate::tokens::stamp_mark(&app.keys[0], &purchase.id),
+        every_page: mode == StampMode::EveryPage,
+    })
+}
+
+/// A stamped file: the buyer's own copy, made on the first download and
+/// streamed like any streamed file (bytes counted, ranges, resumes).
+#[allow(clippy::too_many_arguments)]
+async fn stamped_download(
+    app: &Arc<App>,
+    product: &Product,
+    release: &Release,
+    asset: &Asset,
+    key: FileKey,
+    licence: crate::stamp::Licence,
+    head: bool,
+    range: Option<String>,
+    if_range: Option<String>,
+) -> Answer {
+    use super::stamped::{Part, Source};
+    let source = match &app.delivery {
+        Delivery::Local(dir) => Source::Local(
+            dir.join(&product.slug)
+                .join(release.version.to_string())
+                .join(&asset.name),
+        ),
+        Delivery::GitHub { client } => Source::GitHub(client),
+    };
+    let copy = match app
+        .copies
+        .copy(source, &key.purchase, product, release, asset, licence)
+        .await
+    {
+        Ok(copy) => copy,
+        Err(message) => return log_unavailable(app, &std::io::Error::other(message)),
+    };
+    let tag = format!("\"{}\"", &copy.sha256[..32]);
+    let span = range::requested(range.as_deref(), if_range.as_deref(), &tag, copy.size);
+    if span == Span::Unsatisfiable {
+        let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", copy.size)) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+        return response;
+    }
+    let (start, length) = span.bounds(copy.size);
+    let limit = product.download_limit;
+    if head {
+        let (usage, extra) = match app.db.usage(&key) {
+            Ok(found) => found,
+            Err(error) => return log_unavailable(app, &error),
+        };
+        if !crate::downloads::admit_stream(usage, limit + extra, copy.size, start, length) {
+            return exhausted(app);
+        }
+        return headers_of(
+            Response::new(Bytes::new().into()),
+            &asset.name,
+            copy.size,
+            &tag,
+            span,
+        );
+    }
+    match app
+        .db
+        .charge_stream(key.clone(), limit, copy.size, start, length)
+        .await
+    {
+        Ok(Charge::Admitted | Charge::Continued) => {}
+        Ok(Charge::Exhausted) => return exhausted(app),
+        Ok(Charge::Revoked) => return refunded(app),
+        Err(error) => return log_unavailable(app, &error),
+    }
+    let meter = Meter {
+        app: app.clone(),
+        key,
+        length,
+        sent: 0,
+    };
+    // The parts that hold [start, start + length), each from its offset.
+    let mut body: Chunks = Box::pin(futures_util::stream::empty());
+    let (mut offset, mut left) = (start, length);
+    for part in &copy.parts {
+        let part_size = match part {
+            Part::File(_, size) => *size,
+            Part::Memory(bytes) => bytes.len() as u64,
+        };
+        if left == 0 {
+            break;
+        }
+        if offset >= part_size {
+            offset -= part_size;
+            continue;
+        }
+        let take = left.min(part_size - offset);
+        let chunks = match part {
+            Part::Memory(bytes) => memory_chunks(bytes.clone(), offset, take),
+            Part::File(path, _) => match open_at(path, offset).await {
+                Ok(file) => Box::pin(crate::file_stream::chunks(file, take, CHUNK)) as Chunks,
+                Err(error) => {
+                    drop(meter);
+                    return log_unavailable(app, &error);
+                }
+            },
+        };
+        body = Box::pin(body.chain(chunks));
+        left -= take;
+        offset = 0;
+    }
+    let body = Metered { body, meter };
+    headers_of(
+        warp::reply::stream(body).into_response(),
+        &asset.name,
+        copy.size,
+        &tag,
+        span,
+    )
+}
+
 /// Asks GitHub where an asset is, trying once more after a moment when
 /// GitHub failed on its side or could not be reached (not when it limits
 /// the rate: the buyer is told when to come back instead).
@@ -1039,24 +1191,28 @@ impl Stream for Metered {
 
 /// The headers of a file answer (its length, type, name and range): the
 /// same for GET and HEAD.
-fn file_headers(mut response: Answer, asset: &Asset, span: Span) -> Answer {
-    let (start, length) = span.bounds(asset.size);
+fn file_headers(response: Answer, asset: &Asset, span: Span) -> Answer {
+    headers_of(response, &asset.name, asset.size, &etag(asset), span)
+}
+
+/// The headers of a file of `size` bytes named `name`.
+fn headers_of(mut response: Answer, name: &str, size: u64, tag: &str, span: Span) -> Answer {
+    let (start, length) = span.bounds(size);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::github::content_type(&asset.name)),
+        HeaderValue::from_static(crate::github::content_type(name)),
     );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(value) = HeaderValue::from_str(&etag(asset)) {
+    if let Ok(value) = HeaderValue::from_str(tag) {
         headers.insert(header::ETAG, value);
     }
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
-    let ascii: String = asset
-        .name
+    let ascii: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_graphic() || c == ' ' {
@@ -1069,13 +1225,13 @@ fn file_headers(mut response: Answer, asset: &Asset, span: Span) -> Answer {
     let disposition = format!(
         "attachment; filename=\"{}\"; filename*=UTF-8''{}",
         ascii.replace(['"', '\\'], "_"),
-        crate::stripe::form::encode_component(&asset.name)
+        crate::stripe::form::encode_component(name)
     );
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     if let Span::Part { end, .. } = span {
-        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", asset.size)) {
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
             headers.insert(header::CONTENT_RANGE, value);
         }
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;

@@ -14,6 +14,7 @@ mod handlers;
 pub mod outbox;
 pub mod pages;
 mod range;
+pub mod stamped;
 pub mod views;
 
 use std::collections::HashMap;
@@ -61,6 +62,8 @@ pub struct App {
     pub layout: String,
     /// The pages built from templates (store front, thanks, library).
     pub views: views::Views,
+    /// Buyers' stamped copies.
+    pub copies: stamped::Copies,
     /// Unix seconds now.
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// Flags and environment over shop.toml, for reloading the store.
@@ -115,6 +118,7 @@ impl App {
         let layout = std::fs::read_to_string(store.root.join("templates").join("page.html"))
             .unwrap_or_else(|_| pages::LAYOUT.to_owned());
         let stamp = Stamp::of(&store.root);
+        let copies = stamped::Copies::new(&store.root);
         let stripe_quick = stripe.clone().with_retry(stripe::RetryPolicy {
             max_attempts: 1,
             attempt_timeout: Some(Duration::from_secs(5)),
@@ -129,6 +133,7 @@ impl App {
             webhook_secret,
             db: Arc::new(db),
             delivery,
+            copies,
             layout,
             views,
             clock: Arc::new(system_now),

@@ -30,6 +30,9 @@ pub struct Product {
     pub updates: UpdatePolicy,
     /// Whether checkout accepts Stripe promotion codes.
     pub promotion_codes: bool,
+    /// Whether buyers get stamped PDF and EPUB copies; `None` follows the
+    /// shop's `[stamp] default`.
+    pub stamp: Option<StampMode>,
     /// Oldest first.
     pub releases: Vec<Release>,
 }
@@ -47,6 +50,31 @@ impl Product {
             .find(|release| &release.version == version)
     }
 }
+
+/// How a product's PDF and EPUB files are stamped with the buyer's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StampMode {
+    Off,
+    /// The line on the first page (PDF) or an ex-libris page (EPUB).
+    FirstPage,
+    /// Also a small footer on every page of a PDF.
+    EveryPage,
+}
+
+impl StampMode {
+    /// `true`, `false` or `"every-page"`, as the files write it.
+    pub fn parse(value: &toml::Value) -> Result<StampMode, String> {
+        match value {
+            toml::Value::Boolean(true) => Ok(StampMode::FirstPage),
+            toml::Value::Boolean(false) => Ok(StampMode::Off),
+            toml::Value::String(text) if text == "every-page" => Ok(StampMode::EveryPage),
+            other => Err(format!("`{other}` is not a stamp setting")),
+        }
+    }
+}
+
+/// What `stamp` may be.
+pub const STAMP_HINT: &str = "use `stamp = true` (the first page, or an ex-libris page), `\"every-page\"` (a footer on every PDF page) or `false`";
 
 /// Which earlier buyers get a new version without paying again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +167,7 @@ struct RawProduct {
     updates: Option<Spanned<String>>,
     #[serde(default)]
     promotion_codes: bool,
+    stamp: Option<Spanned<toml::Value>>,
     #[serde(default, rename = "release")]
     releases: Vec<Spanned<RawRelease>>,
 }
@@ -426,6 +455,16 @@ pub fn parse(
         });
     }
 
+    let stamp = match &raw.stamp {
+        Some(value) => match StampMode::parse(value.get_ref()) {
+            Ok(mode) => Some(mode),
+            Err(message) => {
+                problem(value.span(), message, STAMP_HINT.into());
+                None
+            }
+        },
+        None => None,
+    };
     let cover = raw
         .cover
         .as_ref()
@@ -456,6 +495,7 @@ pub fn parse(
         download_limit,
         updates,
         promotion_codes: raw.promotion_codes,
+        stamp,
         releases,
     })
 }

@@ -41,6 +41,24 @@ pub struct Settings {
     pub github_repository: Option<String>,
     pub mail: MailSettings,
     pub serve: ServeSettings,
+    pub stamp: StampSettings,
+}
+
+/// Stamped copies, for products that do not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampSettings {
+    pub default: super::product::StampMode,
+    /// The visible line: `{email}`, `{name}`, `{order}`, `{date}`.
+    pub text: String,
+}
+
+impl Default for StampSettings {
+    fn default() -> Self {
+        StampSettings {
+            default: super::product::StampMode::Off,
+            text: crate::stamp::DEFAULT_TEXT.to_owned(),
+        }
+    }
 }
 
 /// How `shop serve` treats its visitors.
@@ -125,6 +143,15 @@ struct RawSettings {
     mail: RawMail,
     #[serde(default)]
     serve: RawServe,
+    #[serde(default)]
+    stamp: RawStamp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStamp {
+    default: Option<Spanned<toml::Value>>,
+    text: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -423,6 +450,39 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         }
     }
 
+    let mut stamp = StampSettings::default();
+    if let Some(value) = &raw.stamp.default {
+        match super::product::StampMode::parse(value.get_ref()) {
+            Ok(mode) => stamp.default = mode,
+            Err(message) => problem(
+                Origin::File(value.span()),
+                message,
+                super::product::STAMP_HINT,
+            ),
+        }
+    }
+    if let Some(text) = &raw.stamp.text {
+        let unknown: Vec<&str> = text
+            .get_ref()
+            .match_indices('{')
+            .filter_map(|(at, _)| {
+                let rest = &text.get_ref()[at..];
+                let end = rest.find('}')? + 1;
+                let placeholder = &rest[..end];
+                (!crate::stamp::PLACEHOLDERS.contains(&placeholder)).then_some(placeholder)
+            })
+            .collect();
+        if let Some(first) = unknown.first() {
+            problem(
+                Origin::File(text.span()),
+                format!("`{first}` is not a placeholder of the stamp's text"),
+                "use `{email}`, `{name}`, `{order}` and `{date}`",
+            );
+        } else {
+            stamp.text = text.get_ref().clone();
+        }
+    }
+
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -443,6 +503,7 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
             thanks_window,
             trusted_proxies,
         },
+        stamp,
     })
 }
 

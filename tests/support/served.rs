@@ -64,13 +64,26 @@ impl Served {
         files: &[(&str, usize)],
         prepare: impl FnOnce(&Test),
     ) -> Served {
-        Served::build(extra_env, files, prepare, false)
+        Served::build(extra_env, files, prepare, false, None)
+    }
+
+    /// A store selling these real files (name, bytes), with `prepare`
+    /// changing the store first; the server running.
+    pub fn start_selling(books: &[(&str, Vec<u8>)], prepare: impl FnOnce(&Test)) -> Served {
+        let files: Vec<(&str, usize)> = books
+            .iter()
+            .map(|(name, bytes)| (*name, bytes.len()))
+            .collect();
+        let contents = books.iter().map(|(_, bytes)| bytes.clone()).collect();
+        let mut served = Served::build(&[], &files, prepare, false, Some(contents));
+        served.launch();
+        served
     }
 
     /// [`Served::prepare`] with the files released to a local GitHub
     /// (`author/book-assets`, token `ghs_serve`), which serves them.
     pub fn prepare_on_github(files: &[(&str, usize)]) -> Served {
-        Served::build(&[], files, |_| {}, true)
+        Served::build(&[], files, |_| {}, true, None)
     }
 
     fn build(
@@ -78,6 +91,7 @@ impl Served {
         files: &[(&str, usize)],
         prepare: impl FnOnce(&Test),
         on_github: bool,
+        given: Option<Vec<Vec<u8>>>,
     ) -> Served {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -125,8 +139,11 @@ impl Served {
         std::fs::create_dir_all(&build).unwrap();
         let mut contents = Vec::new();
         let mut args = vec!["release".to_owned(), "guide".to_owned(), "1.0.0".to_owned()];
-        for &(name, size) in files {
-            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        for (index, &(name, size)) in files.iter().enumerate() {
+            let bytes: Vec<u8> = match &given {
+                Some(given) => given[index].clone(),
+                None => (0..size).map(|i| (i * 7 % 251) as u8).collect(),
+            };
             std::fs::write(build.join(name), &bytes).unwrap();
             contents.push(bytes);
             args.push(build.join(name).to_str().unwrap().to_owned());
