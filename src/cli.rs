@@ -137,6 +137,8 @@ pub enum Command {
     Report(commands::report::Args),
     /// Mint a fresh download link for a purchase, or grant more downloads
     Token(commands::token::Args),
+    /// Find whose stamped copy a PDF or EPUB is
+    Trace(commands::trace::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions(commands::completions::Args),
     /// Print the manual page (roff)

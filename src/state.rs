@@ -515,6 +515,17 @@ impl Db {
         self.read(|connection| seen(connection, id))
     }
 
+    /// Every purchase the server knows, for `shop trace`.
+    pub fn all_purchases(&self) -> Result<Vec<Purchase>, StateError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare(
+                "SELECT id, email, product, version, payment_intent, created, amount, currency, discount, tax FROM purchases",
+            )?;
+            let rows = statement.query_map([], purchase_row)?;
+            rows.collect()
+        })
+    }
+
     /// Records a library (the page of everything `email` bought) and
     /// returns its id, for a signed link.
     pub async fn new_library(&self, email: &str, now: i64) -> Result<String, StateError> {

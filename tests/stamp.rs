@@ -285,6 +285,36 @@ fn buyers_download_their_own_stamped_copies_made_once_within_the_limit() {
     std::fs::write(&file, &whole).unwrap();
     tool("epubcheck", &["-q", path(&file)]);
 
+    // Whose copy: found from the copy, from it without its first page, and
+    // from it re-saved; and from the EPUB.
+    let session = served.session_of(&page);
+    let order = &session[session.len() - 10..];
+    let pdf_file = dir.path().join("copy.pdf");
+    let cut = dir.path().join("cut.pdf");
+    tool(
+        "qpdf",
+        &[path(&pdf_file), "--pages", ".", "2-z", "--", path(&cut)],
+    );
+    let resaved = dir.path().join("resaved.pdf");
+    tool(
+        "qpdf",
+        &["--object-streams=generate", path(&cut), path(&resaved)],
+    );
+    for found in [&pdf_file, &cut, &resaved, &file] {
+        served
+            .test
+            .shop(&["trace", path(found)])
+            .success()
+            .stdout_has(&["is the copy of ada@example.com", order]);
+    }
+    let unstamped = dir.path().join("original.pdf");
+    std::fs::write(&unstamped, &pdf).unwrap();
+    served
+        .test
+        .shop(&["trace", path(&unstamped)])
+        .code(1)
+        .stderr_has(&["carries no mark of this shop", "hint: "]);
+
     // Another buyer's copy carries another mark.
     let other = served.buy("grace@example.com");
     let theirs = served.runtime.block_on(async {

@@ -17,6 +17,7 @@ pub mod sandbox;
 pub mod serve;
 pub mod sync;
 pub mod token;
+pub mod trace;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -84,6 +85,7 @@ where
         Command::Sandbox(args) => sandbox::run(&context, args),
         Command::Report(args) => report::run(&context, args),
         Command::Token(args) => token::run(&context, args),
+        Command::Trace(args) => trace::run(&context, args),
         Command::Completions(args) => completions::run(&context, args),
         Command::Man(args) => completions::man(&context, args),
     }
