@@ -189,6 +189,14 @@ fn a_stamped_epub_passes_epubcheck_with_an_ex_libris_page_first() {
     assert!(shop::stamp::epub_mark(&original).is_empty());
 }
 
+/// The body of a GET.
+fn whole_body(served: &crate::support::served::Served, url: &str) -> Vec<u8> {
+    served.runtime.block_on(async {
+        let response = served.http.get(url).send().await.unwrap();
+        response.bytes().await.unwrap().to_vec()
+    })
+}
+
 #[test]
 fn buyers_download_their_own_stamped_copies_made_once_within_the_limit() {
     use crate::support::served::Served;
@@ -267,18 +275,7 @@ fn buyers_download_their_own_stamped_copies_made_once_within_the_limit() {
         assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
         response.bytes().await.unwrap().to_vec()
     });
-    let whole = served.runtime.block_on(async {
-        served
-            .http
-            .get(&epub_url)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec()
-    });
+    let whole = whole_body(&served, &epub_url);
     assert_eq!(part, whole[100..200]);
     assert_ne!(whole, epub);
     let file = dir.path().join("copy.epub");
@@ -317,19 +314,7 @@ fn buyers_download_their_own_stamped_copies_made_once_within_the_limit() {
 
     // Another buyer's copy carries another mark.
     let other = served.buy("grace@example.com");
-    let theirs = served.runtime.block_on(async {
-        let url = format!("{}{other}/guide.pdf", served.url);
-        served
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec()
-    });
+    let theirs = whole_body(&served, &format!("{}{other}/guide.pdf", served.url));
     let (mine, theirs) = (
         shop::stamp::pdf_marks(&copy),
         shop::stamp::pdf_marks(&theirs),
