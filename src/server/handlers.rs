@@ -800,11 +800,7 @@ pub async fn download(
         asset.size,
     );
     if span == Span::Unsatisfiable {
-        let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
-        if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", asset.size)) {
-            response.headers_mut().insert(header::CONTENT_RANGE, value);
-        }
-        return response;
+        return unsatisfiable(asset.size);
     }
     let (start, length) = span.bounds(asset.size);
     if head {
@@ -927,6 +923,15 @@ pub async fn download(
     }
 }
 
+/// The answer to a range outside a file of `size` bytes.
+fn unsatisfiable(size: u64) -> Answer {
+    let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+    if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        response.headers_mut().insert(header::CONTENT_RANGE, value);
+    }
+    response
+}
+
 /// What a buyer's copy of `file` says, when the product stamps it.
 fn licence(
     app: &App,
@@ -988,11 +993,7 @@ async fn stamped_download(
     let tag = format!("\"{}\"", &copy.sha256[..32]);
     let span = range::requested(range.as_deref(), if_range.as_deref(), &tag, copy.size);
     if span == Span::Unsatisfiable {
-        let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
-        if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", copy.size)) {
-            response.headers_mut().insert(header::CONTENT_RANGE, value);
-        }
-        return response;
+        return unsatisfiable(copy.size);
     }
     let (start, length) = span.bounds(copy.size);
     let limit = product.download_limit;

@@ -74,13 +74,7 @@ impl Copies {
         licence: Licence,
     ) -> Result<Arc<Copy>, String> {
         let format = Format::of(&asset.name).ok_or("not a stamped format")?;
-        let key = hex::encode(Sha256::digest(
-            format!(
-                "{purchase}\n{}\n{}\n{}",
-                product.slug, release.version, asset.name
-            )
-            .as_bytes(),
-        ));
+        let key = key_of(purchase, product, release, asset);
         let cell = cell(&self.copies, &key);
         let made = cell
             .get_or_try_init(|| async {
@@ -170,17 +164,22 @@ impl Copies {
         release: &Release,
         asset: &Asset,
     ) -> Option<(u64, String)> {
-        let key = hex::encode(Sha256::digest(
-            format!(
-                "{purchase}\n{}\n{}\n{}",
-                product.slug, release.version, asset.name
-            )
-            .as_bytes(),
-        ));
+        let key = key_of(purchase, product, release, asset);
         let cells = self.copies.lock().unwrap_or_else(|p| p.into_inner());
         let copy = cells.get(&key)?.get()?;
         Some((copy.size, copy.sha256.clone()))
     }
+}
+
+/// The name a purchase's copy of a file is kept under.
+fn key_of(purchase: &str, product: &Product, release: &Release, asset: &Asset) -> String {
+    hex::encode(Sha256::digest(
+        format!(
+            "{purchase}\n{}\n{}\n{}",
+            product.slug, release.version, asset.name
+        )
+        .as_bytes(),
+    ))
 }
 
 fn cell<T>(cells: &Cells<T>, key: &str) -> Arc<OnceCell<Arc<T>>> {
