@@ -299,6 +299,50 @@ fn secrets_are_checked_but_never_shown() {
 }
 
 #[test]
+fn the_check_says_which_files_go_unstamped() {
+    let test = Test::store();
+    test.write(
+        "products/guide.toml",
+        "name = \"Guide\"\nprice = \"29.00\"\nfiles = [\"guide.pdf\", \"guide.mobi\", \"maps.zip\"]\nstamp = true\n",
+    );
+    // Stamping off (the shop's default): nothing to say.
+    test.write(
+        "products/plain.toml",
+        "name = \"Plain\"\nprice = \"9.00\"\nfiles = [\"plain.zip\"]\n",
+    );
+    let text = test.shop(&["products", "check"]).success().stdout();
+    let notes: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("note:"))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "note: `guide` stamps buyers' copies, but `guide.mobi`, `maps.zip` are delivered \
+          unstamped (shop stamps PDF and EPUB files)"
+        ],
+        "{text}"
+    );
+    let json = test.shop(&["products", "check", "--json"]).success().json();
+    assert_eq!(
+        json["unstamped"],
+        serde_json::json!({ "guide": ["guide.mobi", "maps.zip"] }),
+        "{json}"
+    );
+    // With the shop's default on, every product stamps.
+    test.write(
+        "shop.toml",
+        &format!("{}\n[stamp]\ndefault = true\n", test.read("shop.toml")),
+    );
+    let json = test.shop(&["products", "check", "--json"]).success().json();
+    assert_eq!(
+        json["unstamped"],
+        serde_json::json!({ "guide": ["guide.mobi", "maps.zip"], "plain": ["plain.zip"] }),
+        "{json}"
+    );
+}
+
+#[test]
 fn the_projects_own_repository_is_an_example_store() {
     let test = Test::new();
     let root = env!("CARGO_MANIFEST_DIR");

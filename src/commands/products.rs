@@ -98,18 +98,34 @@ fn check(context: &Context, store: &Store) -> anyhow::Result<()> {
         secrets.insert((*name).to_owned(), json!(state));
         lines.push_str(&format!("  {name:<22} {state:<8} (for {used_by})\n"));
     }
+    let unstamped = unstamped(store);
     if context.output.json {
+        let unstamped: serde_json::Map<_, _> = unstamped
+            .iter()
+            .map(|(slug, files)| ((*slug).to_owned(), json!(files)))
+            .collect();
         context.output.json(&json!({
             "ok": problems.is_empty(),
             "products": store.products.len(),
             "released": released,
             "secrets": secrets,
+            "unstamped": unstamped,
             "problems": problems,
         }))?;
     } else {
+        let mut notes = String::new();
+        for (slug, files) in &unstamped {
+            let files: Vec<String> = files.iter().map(|file| format!("`{file}`")).collect();
+            notes.push_str(&format!(
+                "note: `{slug}` stamps buyers' copies, but {} {} delivered unstamped \
+                 (shop stamps PDF and EPUB files)\n",
+                files.join(", "),
+                if files.len() == 1 { "is" } else { "are" },
+            ));
+        }
         context.output.data(format!(
             "`{}`: {} ({released} released), settings and products valid\n\
-             secrets in the environment:\n{lines}",
+             {notes}secrets in the environment:\n{lines}",
             store.root.display(),
             crate::store::count(store.products.len(), "product"),
         ))?;
@@ -118,6 +134,25 @@ fn check(context: &Context, store: &Store) -> anyhow::Result<()> {
         0 => Ok(()),
         _ => anyhow::bail!("{}", problems.join("\n\n")),
     }
+}
+
+/// The files of each stamping product that shop cannot stamp, by slug.
+fn unstamped(store: &Store) -> Vec<(&str, Vec<&str>)> {
+    use crate::store::product::StampMode;
+    store
+        .products
+        .iter()
+        .filter(|product| store.stamping(product) != StampMode::Off)
+        .filter_map(|product| {
+            let files: Vec<&str> = product
+                .files
+                .iter()
+                .map(String::as_str)
+                .filter(|file| crate::stamp::Format::of(file).is_none())
+                .collect();
+            (!files.is_empty()).then_some((product.slug.as_str(), files))
+        })
+        .collect()
 }
 
 /// Catches the secret that is plainly the wrong one, without showing it.

@@ -941,7 +941,7 @@ fn licence(
     file: &str,
 ) -> Option<crate::stamp::Licence> {
     use crate::store::product::StampMode;
-    let mode = product.stamp.unwrap_or(store.settings.stamp.default);
+    let mode = store.stamping(product);
     if mode == StampMode::Off || crate::stamp::Format::of(file).is_none() {
         return None;
     }

@@ -32,6 +32,12 @@ pub struct Store {
 }
 
 impl Store {
+    /// How buyers' copies of `product`'s PDF and EPUB files are stamped:
+    /// its own setting, else the shop's `[stamp] default`.
+    pub fn stamping(&self, product: &Product) -> product::StampMode {
+        product.stamp.unwrap_or(self.settings.stamp.default)
+    }
+
     /// Reads and checks the store at `root`, with `overrides` (flags and
     /// environment) applied over `shop.toml`.
     pub fn open(root: &Path, overrides: &Overrides) -> Result<Store, StoreError> {

@@ -11,14 +11,32 @@ use lopdf::{Bookmark, Document, Object, Stream, dictionary};
 /// A PDF of `pages` pages: text on each, a bookmark every ten pages, a
 /// link on each page to the next, a title and an author.
 pub fn pdf(pages: usize) -> Vec<u8> {
+    pdf_with_figures(pages, 0)
+}
+
+/// [`pdf`] with a grey figure of `figure` × `figure` pixels of noise on
+/// every page (noise does not compress, as a photograph's bytes do not):
+/// a real book's size comes from its figures.
+pub fn pdf_with_figures(pages: usize, figure: usize) -> Vec<u8> {
     let mut document = Document::with_version("1.7");
     let pages_id = document.new_object_id();
     let font = document.add_object(dictionary! {
         "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Times-Roman",
     });
-    let resources = document.add_object(dictionary! {
-        "Font" => dictionary! { "F1" => font },
-    });
+    let fonts = dictionary! { "F1" => font };
+    let resources = document.add_object(dictionary! { "Font" => fonts.clone() });
+    // xorshift: noise without a dependency, the same on every run.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut noise = |length: usize| -> Vec<u8> {
+        (0..length)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    };
     let ids: Vec<_> = (0..pages).map(|_| document.new_object_id()).collect();
     for (index, id) in ids.iter().enumerate() {
         let mut operations = vec![
@@ -45,6 +63,39 @@ pub fn pdf(pages: usize) -> Vec<u8> {
             ));
         }
         operations.push(Operation::new("ET", vec![]));
+        let mut own_resources = None;
+        if figure > 0 {
+            let mut image = Stream::new(
+                dictionary! {
+                    "Type" => "XObject", "Subtype" => "Image",
+                    "Width" => figure as i64, "Height" => figure as i64,
+                    "ColorSpace" => "DeviceGray", "BitsPerComponent" => 8,
+                },
+                noise(figure * figure),
+            );
+            image.compress().unwrap();
+            let image = document.add_object(image);
+            own_resources = Some(dictionary! {
+                "Font" => fonts.clone(),
+                "XObject" => dictionary! { "Fig" => image },
+            });
+            operations.extend([
+                Operation::new("q", vec![]),
+                Operation::new(
+                    "cm",
+                    vec![
+                        300.into(),
+                        0.into(),
+                        0.into(),
+                        200.into(),
+                        150.into(),
+                        80.into(),
+                    ],
+                ),
+                Operation::new("Do", vec!["Fig".into()]),
+                Operation::new("Q", vec![]),
+            ]);
+        }
         let content = Content { operations };
         let mut stream = Stream::new(dictionary! {}, content.encode().unwrap());
         stream.compress().unwrap();
@@ -54,6 +105,9 @@ pub fn pdf(pages: usize) -> Vec<u8> {
             "Parent" => pages_id,
             "Contents" => content,
         };
+        if let Some(own) = own_resources {
+            page.set("Resources", own);
+        }
         if let Some(next) = ids.get(index + 1) {
             page.set(
                 "Annots",
