@@ -135,6 +135,8 @@ pub enum Command {
     Sandbox(commands::sandbox::Args),
     /// Sales from the ledger: count, gross, refunded and net
     Report(commands::report::Args),
+    /// Give a copy without a payment (a review copy, a prize), and mail its link
+    Grant(commands::grant::Args),
     /// Mint a fresh download link for a purchase, or grant more downloads
     Token(commands::token::Args),
     /// Find whose stamped copy a PDF or EPUB is

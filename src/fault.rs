@@ -9,7 +9,8 @@
 //! HEAD has not moved), `git:head-moved` (all done), `notify:intent` (a
 //! notice's intent is on disk, the message not handed over),
 //! `notify:accepted` (the mail server accepted a message whose acceptance
-//! is not yet recorded).
+//! is not yet recorded), `grant:recorded` (a grant is committed, its mail
+//! not sent).
 
 #[cfg(debug_assertions)]
 static ARMED: std::sync::OnceLock<(String, u64)> = std::sync::OnceLock::new();

@@ -7,6 +7,11 @@
 //! atomically (staged, fsynced, renamed) in chronological order, so a
 //! reader or a killed writer sees either a month's old content or its new
 //! one, and never newer months without the older ones.
+//!
+//! Copies given without a payment (`shop grant`) are in their own file,
+//! `purchases/grants.jsonl`, in the same format with status `granted`:
+//! Stripe knows nothing of them, so `shop sync`, which rebuilds months from
+//! Stripe, never touches it.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -16,6 +21,15 @@ use serde::{Deserialize, Serialize};
 
 /// The ledger's folder in the store.
 pub const DIR: &str = "purchases";
+
+/// The file of copies given without a payment, in [`DIR`].
+pub const GRANTS_FILE: &str = "grants.jsonl";
+
+/// The start of a grant's id (a purchase's is its Checkout Session's, `cs_`).
+pub const GRANT_PREFIX: &str = "gr_";
+
+/// The status of a grant.
+pub const GRANTED: &str = "granted";
 
 /// One purchase: one completed, paid Checkout Session of the shop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,9 +64,26 @@ pub struct Purchase {
     pub referrer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion_code: Option<String>,
+    /// A grant's note, for the author (a review copy, a prize).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When a grant's mail was accepted by the mail server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailed: Option<String>,
 }
 
 impl Purchase {
+    /// Whether it entitles its buyer to downloads and notices: paid, or
+    /// given, and neither refunded nor disputed.
+    pub fn in_good_standing(&self) -> bool {
+        self.status == "paid" || self.status == GRANTED
+    }
+
+    /// Whether it was given by `shop grant` rather than bought.
+    pub fn is_grant(&self) -> bool {
+        self.status == GRANTED
+    }
+
     /// `YYYY-MM` of the purchase, which names its file.
     pub fn month(&self) -> &str {
         self.created.get(..7).unwrap_or("0000-00")
@@ -174,7 +205,8 @@ pub fn parse_lines(reader: impl BufRead, path: &Path) -> Result<Vec<Purchase>, L
     Ok(purchases)
 }
 
-/// Every purchase of the ledger, oldest first, one month in memory at a time.
+/// Every purchase of the ledger, oldest first, one month in memory at a
+/// time; then the grants.
 pub fn each(
     root: &Path,
     mut visit: impl FnMut(Purchase) -> Result<(), LedgerError>,
@@ -184,7 +216,33 @@ pub fn each(
             visit(purchase)?;
         }
     }
+    for grant in read_grants(root)? {
+        visit(grant)?;
+    }
     Ok(())
+}
+
+/// The grants, oldest first (empty when there are none).
+pub fn read_grants(root: &Path) -> Result<Vec<Purchase>, LedgerError> {
+    let path = root.join(DIR).join(GRANTS_FILE);
+    match std::fs::File::open(&path) {
+        Ok(file) => parse_lines(std::io::BufReader::new(file), &path),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(LedgerError::Io { path, source }),
+    }
+}
+
+/// Replaces the grants file with `grants` (sorted as a month is), at once.
+pub fn write_grants(root: &Path, grants: &mut [Purchase]) -> Result<PathBuf, LedgerError> {
+    let dir = root.join(DIR);
+    let path = dir.join(GRANTS_FILE);
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| crate::atomic::replace(&path, &render(grants)))
+        .map_err(|source| LedgerError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(PathBuf::from(DIR).join(GRANTS_FILE))
 }
 
 /// The newest purchase of the ledger: the last line of the newest file.
@@ -347,6 +405,8 @@ mod tests {
             utm_content: None,
             referrer: None,
             promotion_code: None,
+            note: None,
+            mailed: None,
         }
     }
 

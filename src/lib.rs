@@ -8,6 +8,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod atomic;
 pub mod cli;
 pub mod commands;
 pub mod downloads;

@@ -1,6 +1,6 @@
 //! Mail: rendering (pure) and sending (lettre transports).
 //!
-//! Each message kind (`receipt`, `notice`, `links`) has a plain-text and an
+//! Each message kind (`receipt`, `notice`, `links`, `gift`) has a plain-text and an
 //! HTML template, built in under `templates/mail/` and overridable by the
 //! store's own `templates/mail/<kind>.txt|html`. The text template's first
 //! line is `Subject: …`. Placeholders are `{{name}}`; an unknown name or an
@@ -22,14 +22,19 @@ pub enum Kind {
     Receipt,
     Notice,
     Links,
+    /// A copy given by `shop grant`.
+    Gift,
 }
 
 impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Receipt, Kind::Notice, Kind::Links, Kind::Gift];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Receipt => "receipt",
             Kind::Notice => "notice",
             Kind::Links => "links",
+            Kind::Gift => "gift",
         }
     }
 
@@ -46,6 +51,10 @@ impl Kind {
             Kind::Links => (
                 include_str!("../templates/mail/links.txt"),
                 include_str!("../templates/mail/links.html"),
+            ),
+            Kind::Gift => (
+                include_str!("../templates/mail/gift.txt"),
+                include_str!("../templates/mail/gift.html"),
             ),
         }
     }
@@ -71,6 +80,10 @@ impl Kind {
                 "notes",
             ],
             Kind::Links => &["shop", "support", "base_url", "email", "library", "links"],
+            Kind::Gift => &[
+                "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
+                "email", "order", "lost",
+            ],
         }
     }
 }
@@ -92,7 +105,7 @@ impl Templates {
     /// The built-in templates, with the store's overrides (`templates/mail/`).
     pub fn load(store_root: &Path) -> Result<Templates, MailError> {
         let mut kinds = BTreeMap::new();
-        for kind in [Kind::Receipt, Kind::Notice, Kind::Links] {
+        for kind in Kind::ALL {
             let (text, html) = kind.builtin();
             let load = |extension: &str, builtin: &str| -> Result<Template, MailError> {
                 let relative = format!("templates/mail/{}.{extension}", kind.name());
@@ -529,7 +542,7 @@ mod tests {
     fn every_html_part_is_a_whole_document() {
         let dir = tempfile::tempdir().unwrap();
         let templates = Templates::load(dir.path()).unwrap();
-        for kind in [Kind::Receipt, Kind::Notice, Kind::Links] {
+        for kind in Kind::ALL {
             let values: BTreeMap<&str, String> = kind
                 .variables()
                 .iter()

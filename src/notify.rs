@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mail::{self, Kind, Mailer, Templates};
 use crate::store::{Product, Store};
-use crate::tokens::{Claims, Key};
+use crate::tokens::Key;
 
 /// Messages in flight at once.
 const CONCURRENCY: usize = 8;
@@ -195,7 +195,7 @@ pub fn plan(
     // The newest entitled purchase of each address.
     let mut latest: BTreeMap<String, (String, i64, Recipient)> = BTreeMap::new();
     crate::ledger::each(&store.root, |purchase| {
-        if purchase.product != product.slug || purchase.status != "paid" {
+        if purchase.product != product.slug || !purchase.in_good_standing() {
             return Ok(());
         }
         let Ok(bought) = semver::Version::parse(&purchase.version) else {
@@ -370,15 +370,7 @@ async fn send_all(
     let compose = |recipient: &Recipient| -> Result<(lettre::Message, String, i64), NotifyError> {
         let at = now();
         let expires = at + settings.link_lifetime as i64;
-        let claims = Claims {
-            purchase: recipient.purchase.clone(),
-            expires,
-        };
-        let link = format!(
-            "{}/d/{}",
-            settings.base_url,
-            crate::tokens::sign(key, &claims)
-        );
+        let link = crate::tokens::link(&settings.base_url, key, &recipient.purchase, expires);
         let unsubscribe =
             crate::server::unsubscribe_link(&settings.base_url, key, &recipient.email, at);
         let values: BTreeMap<&str, String> = [

@@ -862,13 +862,7 @@ fn record(
             problem: "did not record the release as written".into(),
         });
     }
-    let temporary = path.with_extension("toml.tmp");
-    std::fs::write(&temporary, updated).map_err(io)?;
-    std::fs::File::open(&temporary)
-        .and_then(|file| file.sync_all())
-        .map_err(io)?;
-    std::fs::rename(&temporary, &path).map_err(io)?;
-    Ok(())
+    crate::atomic::replace(&path, updated.as_bytes()).map_err(io)
 }
 
 /// The product file's text with `release` appended as `[[release]]`.

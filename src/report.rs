@@ -23,7 +23,10 @@ pub enum By {
 pub struct Row {
     pub group: String,
     pub currency: String,
+    /// Purchases paid for (refunded ones too).
     pub count: u64,
+    /// Copies given by `shop grant`, counted apart: no money.
+    pub granted: u64,
     pub gross: i64,
     pub refunded: i64,
     pub net: i64,
@@ -63,10 +66,15 @@ impl Report {
             group,
             currency: purchase.currency.clone(),
             count: 0,
+            granted: 0,
             gross: 0,
             refunded: 0,
             net: 0,
         });
+        if purchase.is_grant() {
+            row.granted += 1;
+            return;
+        }
         let refunded = purchase.refunded();
         row.count += 1;
         row.gross += purchase.amount;
@@ -174,7 +182,27 @@ mod tests {
             utm_content: None,
             referrer: Some("https://www.example.org/post?x=1".into()),
             promotion_code: None,
+            note: None,
+            mailed: None,
         }
+    }
+
+    #[test]
+    fn grants_are_counted_apart_and_bring_no_money() {
+        let mut report = Report::default();
+        report.add(&purchase("guide", 2900, "paid", None), By::Product);
+        report.add(
+            &purchase("guide", 0, crate::ledger::GRANTED, None),
+            By::Product,
+        );
+        report.add(
+            &purchase("guide", 0, crate::ledger::GRANTED, None),
+            By::Product,
+        );
+        let rows = report.rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].count, rows[0].granted), (1, 2));
+        assert_eq!((rows[0].gross, rows[0].net), (2900, 2900));
     }
 
     #[test]
@@ -191,6 +219,7 @@ mod tests {
                 group: "atlas".into(),
                 currency: "usd".into(),
                 count: 1,
+                granted: 0,
                 gross: 1000,
                 refunded: 0,
                 net: 1000
@@ -202,6 +231,7 @@ mod tests {
                 group: "guide".into(),
                 currency: "usd".into(),
                 count: 3,
+                granted: 0,
                 gross: 8700,
                 refunded: 3800,
                 net: 4900

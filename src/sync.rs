@@ -237,6 +237,8 @@ fn classify(session: &CheckoutSession, store: &Store) -> Kind {
         utm_content: attribution("utm_content"),
         referrer: attribution("referrer"),
         promotion_code: attribution("promotion_code"),
+        note: None,
+        mailed: None,
     }))
 }
 

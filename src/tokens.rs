@@ -74,6 +74,16 @@ pub fn stamp_mark(key: &Key, purchase: &str) -> String {
     format!("shop-{}", hex::encode(&digest[..10]))
 }
 
+/// A buyer's download link: `base_url` and a token for `purchase` that
+/// expires at `expires` (Unix seconds).
+pub fn link(base_url: &str, key: &Key, purchase: &str, expires: i64) -> String {
+    let claims = Claims {
+        purchase: purchase.to_owned(),
+        expires,
+    };
+    format!("{base_url}/d/{}", sign(key, &claims))
+}
+
 /// Signs `claims` with `key`.
 pub fn sign(key: &Key, claims: &Claims) -> String {
     let payload = format!("v1.{}.{}.{}", key.id, claims.purchase, claims.expires);

@@ -98,7 +98,7 @@ fn errors_show_each_cause_once_and_the_hint_last() {
     );
     test.shop(&["token", "pi_1"]).code(2).stderr_is(
         "error: `pi_1` is not a purchase id\n\
-         hint: purchase ids are Checkout Session ids, `cs_…`; find them with `shop report --csv`\n",
+         hint: purchase ids are Checkout Session ids, `cs_…`, or grants, `gr_…`; find them with `shop report --csv`\n",
     );
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", closed.local_addr().unwrap());

@@ -741,3 +741,141 @@ fn notices_in_doubt_after_a_crash_are_named_and_sent_again_with_the_same_message
         ids.len()
     );
 }
+
+#[test]
+fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
+    let port = free_port();
+    let (mut served, files) = released_to(2, port);
+    let smtp = SmtpServer::start(port, &served.test.root().join("maildir"));
+    let store = served.test.path().to_owned();
+    let git_log = |count: &str| {
+        let out = Command::new("git")
+            .args(["log", "-n", count, "--format=%s"])
+            .current_dir(&store)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // Stopped right after the grant was committed: no mail yet.
+    served.test.env("SHOP_FAULT", "grant:recorded");
+    let stopped = served.test.shop(&[
+        "grant",
+        "reviewer@example.com",
+        "guide",
+        "--version",
+        "1.0.0",
+        "--note",
+        "review copy, Valley Journal",
+    ]);
+    assert_eq!(
+        stopped.output.status.code(),
+        None,
+        "not stopped: {}",
+        stopped.stderr()
+    );
+    served.test.env("SHOP_FAULT", "");
+    assert!(
+        smtp.messages().is_empty(),
+        "mailed before the grant was safe"
+    );
+    assert_eq!(git_log("1"), "grant: guide 1.0.0\n", "{}", stopped.stderr());
+    // Run again: the same grant is mailed, not a second one made.
+    let given = served
+        .test
+        .shop(&[
+            "grant",
+            "reviewer@example.com",
+            "guide",
+            "--version",
+            "1.0.0",
+            "--json",
+        ])
+        .success()
+        .json();
+    let id = given["grant"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("gr_"), "{given}");
+    assert_eq!(given["mailed"], true, "{given}");
+    let grants = served.test.read("purchases/grants.jsonl");
+    assert_eq!(grants.lines().count(), 1, "{grants}");
+    let grant: serde_json::Value = serde_json::from_str(grants.trim()).unwrap();
+    assert_eq!(grant["id"], id.as_str());
+    assert_eq!(grant["status"], "granted");
+    assert_eq!(grant["amount"], 0);
+    assert_eq!(grant["note"], "review copy, Valley Journal");
+    assert!(grant["mailed"].is_string(), "{grant}");
+    assert_eq!(
+        git_log("2"),
+        format!("grant: mailed {id}\ngrant: guide 1.0.0\n")
+    );
+    let status = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(served.test.path())
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&status.stdout).contains("purchases/"),
+        "the ledger is left uncommitted"
+    );
+
+    // One mail, whose link downloads the files the grant entitles to.
+    let messages = smtp.wait_for(1);
+    assert_eq!(messages.len(), 1);
+    let message = messages[0].clone();
+    assert_eq!(header(&message, "To"), Some("reviewer@example.com"));
+    let subject = header(&message, "Subject").unwrap_or_default();
+    assert!(
+        subject.starts_with("The Field Guide from ") && subject.ends_with(", for you"),
+        "{subject}"
+    );
+    assert!(
+        !message.contains("Valley Journal"),
+        "the author's note was mailed"
+    );
+    let page_link = link(&message, &format!("{}/d/", served.url));
+    let page = served.get(&page_link);
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = served.body(page);
+    assert!(page.contains("guide.pdf"), "{page}");
+    let file = served.get(&format!("{page_link}/guide.pdf"));
+    assert_eq!(file.status(), StatusCode::OK);
+    let bytes = served.runtime.block_on(file.bytes()).unwrap();
+    assert_eq!(&bytes[..], &std::fs::read(&files[0]).unwrap()[..]);
+
+    // Given once: asking again is refused, and says how to resend.
+    served
+        .test
+        .shop(&[
+            "grant",
+            "reviewer@example.com",
+            "guide",
+            "--version",
+            "1.0.0",
+        ])
+        .code(1)
+        .stderr_has(&[
+            &format!("`reviewer@example.com` already has a copy of `guide` 1.0.0 (grant `{id}`"),
+            &format!("hint: to send the link again, run `shop token {id}`"),
+        ]);
+    assert_eq!(served.test.read("purchases/grants.jsonl"), grants);
+
+    // A grant hears of updates as a buyer does, and a later sync keeps it.
+    served.test.shop(&["sync", "-q", "--full"]).success();
+    assert_eq!(served.test.read("purchases/grants.jsonl"), grants);
+    served
+        .test
+        .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s"])
+        .success()
+        .stdout_has(&["sent 3 notices"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let told = per_recipient(&smtp.messages(), "The Field Guide 1.1.0 is out");
+    assert_eq!(told.get("reviewer@example.com"), Some(&1), "{told:?}");
+
+    // Counted apart: no money.
+    let report = served.test.shop(&["report", "--json"]).success().json();
+    assert_eq!(report[0]["count"], 2, "{report}");
+    assert_eq!(report[0]["granted"], 1, "{report}");
+    let text = served.test.shop(&["report"]).success().stdout();
+    assert!(text.lines().next().unwrap().contains("GIVEN"), "{text}");
+    served.stop_server();
+}

@@ -428,8 +428,8 @@ fn the_report_reads_the_ledger() {
     assert_eq!(
         rows,
         json!([
-            {"group": "atlas", "currency": "eur", "count": 3, "gross": 4500, "refunded": 0, "net": 4500},
-            {"group": "guide", "currency": "usd", "count": 14, "gross": 40600, "refunded": 3900, "net": 36700},
+            {"group": "atlas", "currency": "eur", "count": 3, "granted": 0, "gross": 4500, "refunded": 0, "net": 4500},
+            {"group": "guide", "currency": "usd", "count": 14, "granted": 0, "gross": 40600, "refunded": 3900, "net": 36700},
         ])
     );
     let table = store.shop(&["report"]).success().stdout();

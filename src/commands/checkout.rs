@@ -47,23 +47,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     let store = context.open_store()?;
     let product = store.product(&args.slug)?;
-    let release = match &args.version {
-        Some(version) => product.release(version).ok_or_else(|| {
-            crate::error::hinted(
-                format!("`{}` has no release `{version}`", product.slug),
-                format!("the released versions are {}", released(product)),
-            )
-        })?,
-        None => product.latest().ok_or_else(|| {
-            crate::error::hinted(
-                format!("`{}` has not been released yet", product.slug),
-                format!(
-                    "run `shop release {} <version> <files>` first",
-                    product.slug
-                ),
-            )
-        })?,
-    };
+    let release = super::chosen_release(product, args.version.as_ref())?;
     let stripe = context.stripe()?;
     let promotion = match &args.promo {
         Some(code) => Some(super::block_on(stripe.promotion_code(code))??.ok_or_else(|| {
@@ -124,19 +108,6 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         context.output.data(format!("{url}\n"))?;
     }
     Ok(())
-}
-
-fn released(product: &crate::store::Product) -> String {
-    let versions: Vec<String> = product
-        .releases
-        .iter()
-        .map(|r| r.version.to_string())
-        .collect();
-    if versions.is_empty() {
-        "none yet".to_owned()
-    } else {
-        crate::store::quoted_list(&versions)
-    }
 }
 
 fn human_duration(seconds: u64) -> String {

@@ -8,6 +8,7 @@
 
 pub mod checkout;
 pub mod completions;
+pub mod grant;
 pub mod init;
 pub mod notify;
 pub mod products;
@@ -84,6 +85,7 @@ where
         Command::Serve(args) => serve::run(&context, args),
         Command::Sandbox(args) => sandbox::run(&context, args),
         Command::Report(args) => report::run(&context, args),
+        Command::Grant(args) => grant::run(&context, args),
         Command::Token(args) => token::run(&context, args),
         Command::Trace(args) => trace::run(&context, args),
         Command::Completions(args) => completions::run(&context, args),
@@ -238,6 +240,44 @@ pub(crate) fn token_keys() -> anyhow::Result<Vec<crate::tokens::Key>> {
         keys.push(crate::tokens::Key::new(previous));
     }
     Ok(keys)
+}
+
+/// The release of `version`, or the latest, of `product`; an error saying
+/// which are released otherwise.
+pub(crate) fn chosen_release<'a>(
+    product: &'a crate::store::Product,
+    version: Option<&semver::Version>,
+) -> anyhow::Result<&'a crate::store::Release> {
+    match version {
+        Some(version) => product.release(version).ok_or_else(|| {
+            crate::error::hinted(
+                format!("`{}` has no release `{version}`", product.slug),
+                format!("the released versions are {}", released(product)),
+            )
+        }),
+        None => product.latest().ok_or_else(|| {
+            crate::error::hinted(
+                format!("`{}` has not been released yet", product.slug),
+                format!(
+                    "run `shop release {} <version> <files>` first",
+                    product.slug
+                ),
+            )
+        }),
+    }
+}
+
+fn released(product: &crate::store::Product) -> String {
+    let versions: Vec<String> = product
+        .releases
+        .iter()
+        .map(|r| r.version.to_string())
+        .collect();
+    if versions.is_empty() {
+        "none yet".to_owned()
+    } else {
+        crate::store::quoted_list(&versions)
+    }
 }
 
 /// The server's database in the store.

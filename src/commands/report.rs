@@ -90,19 +90,30 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         By::Source => "SOURCE",
         By::Code => "CODE",
     };
+    let money = |row: &report::Row| {
+        [
+            row.group.clone(),
+            row.count.to_string(),
+            row.money(row.gross),
+            row.money(row.refunded),
+            row.money(row.net),
+        ]
+    };
+    // Given copies get their own column when there are any.
+    if rows.iter().any(|row| row.granted > 0) {
+        let header = [heading, "COUNT", "GIVEN", "GROSS", "REFUNDED", "NET"].map(String::from);
+        let table: Vec<[String; 6]> = rows
+            .iter()
+            .map(|row| {
+                let [group, count, gross, refunded, net] = money(row);
+                [group, count, row.granted.to_string(), gross, refunded, net]
+            })
+            .collect();
+        context.output.data(super::table(&header, &table))?;
+        return Ok(());
+    }
     let header = [heading, "COUNT", "GROSS", "REFUNDED", "NET"].map(String::from);
-    let table: Vec<[String; 5]> = rows
-        .iter()
-        .map(|row| {
-            [
-                row.group.clone(),
-                row.count.to_string(),
-                row.money(row.gross),
-                row.money(row.refunded),
-                row.money(row.net),
-            ]
-        })
-        .collect();
+    let table: Vec<[String; 5]> = rows.iter().map(money).collect();
     context.output.data(super::table(&header, &table))?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use crate::error::ResultExt as _;
                         `--grant` to take effect."
 )]
 pub struct Args {
-    /// The purchase: its Checkout Session id (cs_...)
+    /// The purchase: its Checkout Session id (cs_...), or a grant's (gr_...)
     #[arg(value_name = "PURCHASE-ID")]
     pub purchase: String,
 
@@ -24,10 +24,11 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    if !args.purchase.starts_with("cs_") {
+    if !args.purchase.starts_with("cs_") && !args.purchase.starts_with(crate::ledger::GRANT_PREFIX)
+    {
         return Err(super::UsageError::new(
             format!("`{}` is not a purchase id", args.purchase),
-            "purchase ids are Checkout Session ids, `cs_…`; find them with `shop report --csv`",
+            "purchase ids are Checkout Session ids, `cs_…`, or grants, `gr_…`; find them with `shop report --csv`",
         )
         .into());
     }
@@ -46,7 +47,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     // Refunded or disputed, by the ledger or by the server's webhooks.
     let revoked = in_ledger
         .as_ref()
-        .filter(|purchase| purchase.status != "paid")
+        .filter(|purchase| !purchase.in_good_standing())
         .map(|purchase| purchase.status.clone())
         .or_else(|| {
             in_server
@@ -73,6 +74,12 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             args.purchase
         ));
     }
+    if in_ledger.is_none() && args.purchase.starts_with(crate::ledger::GRANT_PREFIX) {
+        return Err(crate::error::hinted(
+            format!("there is no grant `{}` in the ledger", args.purchase),
+            "grants are in `purchases/grants.jsonl`; check the id there, or `git pull` the store",
+        ));
+    }
     if in_ledger.is_none() && in_server.is_none() {
         let stripe = context.stripe().context_hint(
             format!(
@@ -96,15 +103,8 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         }
     }
     let now = super::now()?.unix_timestamp();
-    let claims = crate::tokens::Claims {
-        purchase: args.purchase.clone(),
-        expires: now + store.settings.link_lifetime as i64,
-    };
-    let link = format!(
-        "{}/d/{}",
-        store.settings.base_url,
-        crate::tokens::sign(&keys[0], &claims)
-    );
+    let expires = now + store.settings.link_lifetime as i64;
+    let link = crate::tokens::link(&store.settings.base_url, &keys[0], &args.purchase, expires);
     let granted = match args.grant {
         Some(extra) => Some(super::block_on(db.grant(&args.purchase, extra))??),
         None => None,
@@ -113,7 +113,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         context.output.json(&serde_json::json!({
             "purchase": args.purchase,
             "link": link,
-            "expires": crate::ledger::timestamp(claims.expires),
+            "expires": crate::ledger::timestamp(expires),
             "extra_downloads": granted,
         }))?;
         return Ok(());
@@ -126,7 +126,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     context.output.note(format!(
         "valid until {}:",
-        crate::ledger::timestamp(claims.expires)
+        crate::ledger::timestamp(expires)
     ));
     context.output.data(format!("{link}\n"))?;
     Ok(())

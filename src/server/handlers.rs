@@ -286,6 +286,9 @@ async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Purchase>>, Answer> 
     {
         return Ok(Some(purchase));
     }
+    if id.starts_with(crate::ledger::GRANT_PREFIX) {
+        return granted(app, id).await;
+    }
     let session = match app.stripe.checkout_session(id).await {
         Ok(Some(session)) => session,
         Ok(None) => return Ok(None),
@@ -293,6 +296,41 @@ async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Purchase>>, Answer> 
     };
     let Some(purchase) = fulfilled_purchase(app, &session) else {
         return Ok(None);
+    };
+    app.db
+        .upsert_purchase(purchase.clone(), app.now())
+        .await
+        .map_err(|error| log_unavailable(app, &error))?;
+    Ok(Some(Arc::new(purchase)))
+}
+
+/// A copy given by `shop grant`, from the store's ledger (Stripe knows
+/// nothing of it), kept in the database once found.
+async fn granted(app: &App, id: &str) -> Result<Option<Arc<Purchase>>, Answer> {
+    let root = app.store().root.clone();
+    let grants = tokio::task::spawn_blocking(move || crate::ledger::read_grants(&root))
+        .await
+        .map_err(|error| log_unavailable(app, &error))?
+        .map_err(|error| log_unavailable(app, &error))?;
+    let Some(grant) = grants
+        .into_iter()
+        .find(|grant| grant.id == id && grant.is_grant())
+    else {
+        return Ok(None);
+    };
+    let purchase = Purchase {
+        created: grant.created_unix(),
+        id: grant.id,
+        email: grant.email,
+        product: grant.product,
+        version: grant.version,
+        payment_intent: None,
+        paid: Some(crate::state::Paid {
+            amount: 0,
+            currency: grant.currency,
+            discount: 0,
+            tax: 0,
+        }),
     };
     app.db
         .upsert_purchase(purchase.clone(), app.now())
@@ -333,7 +371,9 @@ async fn authorize(
             ));
         }
     };
-    if !claims.purchase.starts_with("cs_") {
+    if !claims.purchase.starts_with("cs_")
+        && !claims.purchase.starts_with(crate::ledger::GRANT_PREFIX)
+    {
         return Err(invalid_link(app));
     }
     let Some(purchase) = purchase(app, &claims.purchase).await? else {
@@ -1482,7 +1522,8 @@ async fn queue_links(app: Arc<App>, email: String) {
         tokio::task::spawn_blocking(move || {
             let mut found = false;
             let _ = crate::ledger::each(&root, |purchase| {
-                found |= purchase.email.eq_ignore_ascii_case(&wanted) && purchase.status == "paid";
+                found |=
+                    purchase.email.eq_ignore_ascii_case(&wanted) && purchase.in_good_standing();
                 Ok(())
             });
             found

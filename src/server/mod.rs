@@ -189,14 +189,12 @@ impl App {
 
     /// A signed download link for a purchase, valid for the shop's lifetime.
     pub fn link(&self, purchase: &str) -> String {
-        let claims = crate::tokens::Claims {
-            purchase: purchase.to_owned(),
-            expires: self.now() + self.store().settings.link_lifetime as i64,
-        };
-        format!(
-            "{}/d/{}",
-            self.store().settings.base_url,
-            crate::tokens::sign(&self.keys[0], &claims)
+        let store = self.store();
+        crate::tokens::link(
+            &store.settings.base_url,
+            &self.keys[0],
+            purchase,
+            self.now() + store.settings.link_lifetime as i64,
         )
     }
 
@@ -236,7 +234,7 @@ impl App {
             tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<crate::ledger::Purchase>> {
                 let mut paid = Vec::new();
                 crate::ledger::each(&root, |purchase| {
-                    if purchase.email.eq_ignore_ascii_case(&email) && purchase.status == "paid" {
+                    if purchase.email.eq_ignore_ascii_case(&email) && purchase.in_good_standing() {
                         paid.push(purchase);
                     }
                     Ok(())
