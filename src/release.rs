@@ -335,13 +335,25 @@ pub async fn run(
     // 2. A price for the product's amount, reused when one exists.
     let amount = product.price.amount;
     let currency = product.price.currency.code().to_owned();
+    // Pay what you want: a price whose minimum and suggestion are these.
+    let custom = product
+        .pay_what_you_want
+        .map(|chosen| stripe::CustomUnitAmount {
+            minimum: Some(amount),
+            maximum: None,
+            preset: chosen.suggested.map(|money| money.amount),
+        });
     let existing_price = if dry && created.iter().any(|c| c.starts_with("product")) {
         None
     } else {
         stripe
             .prices(&product_id)
             .try_filter(|price| {
-                std::future::ready(price.unit_amount == Some(amount) && price.currency == currency)
+                let same = match custom {
+                    Some(custom) => price.custom_unit_amount == Some(custom),
+                    None => price.unit_amount == Some(amount),
+                };
+                std::future::ready(same && price.currency == currency)
             })
             .try_next()
             .await?
@@ -365,11 +377,15 @@ pub async fn run(
             let params = stripe::CreatePrice {
                 product: product_id.clone(),
                 unit_amount: amount,
+                custom_unit_amount: custom,
                 currency: currency.clone(),
                 metadata: [("shop_product".to_owned(), product.slug.clone())].into(),
             };
-            let key =
-                IdempotencyKey::derived(&["price", &product_id, &amount.to_string(), &currency]);
+            let amount_text = amount.to_string();
+            let chosen = custom.map(|custom| format!("custom:{:?}", custom.preset));
+            let mut parts = vec!["price", &product_id, &amount_text, &currency];
+            parts.extend(chosen.as_deref());
+            let key = IdempotencyKey::derived(&parts);
             let price = stripe.create_price(&params, &key).await?;
             reporter.step(&format!(
                 "created Stripe price `{}` for {}",

@@ -374,6 +374,7 @@ async fn every_request_and_answer_matches_the_spec() {
             &CreatePrice {
                 product: product.id.clone(),
                 unit_amount: 2900,
+                custom_unit_amount: None,
                 currency: "eur".into(),
                 metadata: meta(&[("version", "1.0.0")]),
             },
@@ -381,6 +382,31 @@ async fn every_request_and_answer_matches_the_spec() {
         )
         .await
         .unwrap();
+    // Pay what you want: the buyer chooses, from a minimum and a preset.
+    let chosen = client
+        .create_price(
+            &CreatePrice {
+                product: product.id.clone(),
+                unit_amount: 0,
+                custom_unit_amount: Some(shop::stripe::CustomUnitAmount {
+                    minimum: Some(500),
+                    maximum: None,
+                    preset: Some(1200),
+                }),
+                currency: "eur".into(),
+                metadata: meta(&[("version", "1.0.0")]),
+            },
+            &IdempotencyKey::derived(&["price", "chosen"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(chosen.unit_amount, None);
+    assert_eq!(
+        chosen
+            .custom_unit_amount
+            .map(|custom| (custom.minimum, custom.preset)),
+        Some((Some(500), Some(1200)))
+    );
     let _: Vec<_> = client.prices(&product.id).try_collect().await.unwrap();
     let link = client
         .create_payment_link(

@@ -41,6 +41,7 @@ async fn catalogue(client: &Client, slug: &str) -> String {
             &CreatePrice {
                 product: product.id.clone(),
                 unit_amount: 2900,
+                custom_unit_amount: None,
                 currency: "usd".into(),
                 metadata: metadata(&[]),
             },
@@ -668,6 +669,7 @@ async fn the_data_file_survives_a_restart() {
             &CreatePrice {
                 product: "prod_guide".into(),
                 unit_amount: 100,
+                custom_unit_amount: None,
                 currency: "eur".into(),
                 metadata: metadata(&[]),
             },

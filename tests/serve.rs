@@ -447,3 +447,102 @@ fn support_mints_links_from_the_command_line() {
         .code(2)
         .stderr_has(&["is not a purchase id"]);
 }
+
+/// `price = { minimum, suggested }`: a Stripe price with
+/// `custom_unit_amount`, shown as such, and the amount the buyer chose
+/// paid and recorded; below the minimum refused as Stripe's page refuses it.
+#[test]
+fn pay_what_you_want_takes_what_the_buyer_chooses_above_the_minimum() {
+    let mut served = Served::start_with_store(&[], |test| {
+        let text = test.read("products/guide.toml").replace(
+            "price = \"29.00\"",
+            "price = { minimum = \"5.00\", suggested = \"12.00\" }",
+        );
+        test.write("products/guide.toml", &text);
+    });
+    let field = |name: &str| {
+        served
+            .test
+            .read("products/guide.toml")
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = \"")))
+            .unwrap()
+            .trim_end_matches('"')
+            .to_owned()
+    };
+    let client = served.sandbox().client();
+    let prices: Vec<shop::stripe::Price> = served
+        .runtime
+        .block_on(futures_util::TryStreamExt::try_collect(
+            client.prices(&field("stripe_product")),
+        ))
+        .unwrap();
+    let price = prices
+        .iter()
+        .find(|p| p.id == field("stripe_price"))
+        .unwrap();
+    assert_eq!(price.unit_amount, None);
+    let custom = price.custom_unit_amount.unwrap();
+    assert_eq!((custom.minimum, custom.preset), (Some(500), Some(1200)));
+
+    let front = served.get("/");
+    let front = served.body(front);
+    assert!(
+        front.contains("Pay what you want, from 5.00 USD (suggested 12.00 USD)"),
+        "{front}"
+    );
+
+    // The test checkout asks for the amount, starting from the suggestion.
+    let opened = served.get(&field("payment_link_url"));
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+    let checkout = opened.headers()["location"].to_str().unwrap().to_owned();
+    let page = served.get(&checkout);
+    let page = served.body(page);
+    assert!(page.contains("id=\"amount\""), "{page}");
+    assert!(page.contains("value=\"12.00\""), "{page}");
+    let pay = |amount: &str| {
+        let form = shop::stripe::Form::new()
+            .field("email", "reader@example.com")
+            .field("amount", amount)
+            .field("card", "4242 4242 4242 4242");
+        served
+            .runtime
+            .block_on(
+                served
+                    .http
+                    .post(&checkout)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.encode())
+                    .send(),
+            )
+            .unwrap()
+    };
+    let refused = pay("3.00");
+    assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
+    let refused = served.body(refused);
+    assert!(
+        refused.contains("Enter an amount of 5.00 USD or more."),
+        "{refused}"
+    );
+    let paid = pay("20.00");
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    let thanks = paid.headers()["location"].to_str().unwrap().to_owned();
+    let thanks = served.get(&thanks);
+    let thanks = served.body(thanks);
+    assert!(thanks.contains("20.00 USD"), "{thanks}");
+
+    served.test.shop(&["sync", "-q"]).success();
+    let month = std::fs::read_dir(served.test.root().join("store/purchases"))
+        .or_else(|_| std::fs::read_dir(served.test.path().join("purchases")))
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .find(|entry| entry.file_name().to_string_lossy().ends_with(".jsonl"))
+        .unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(month.path()).unwrap().trim()).unwrap();
+    assert_eq!(
+        (line["amount"].clone(), line["currency"].clone()),
+        (json!(2000), json!("usd"))
+    );
+    served.stop_server();
+}

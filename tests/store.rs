@@ -299,6 +299,58 @@ fn secrets_are_checked_but_never_shown() {
 }
 
 #[test]
+fn pay_what_you_want_prices_are_checked_as_stripe_would() {
+    for (price, problem, hint) in [
+        (
+            "{ minimum = \"0.00\" }",
+            "`price.minimum = \"0.00\"`: Stripe takes no pay-what-you-want minimum below its smallest charge",
+            "set `minimum` to at least Stripe's smallest charge (0.50 USD, or its equal); to give copies away, use `shop grant`",
+        ),
+        (
+            "{ minimum = \"0.20\" }",
+            "`0.20 USD` is below Stripe's smallest charge in USD, 0.50 USD: a pay-what-you-want minimum must be a charge Stripe can make",
+            "set a price of at least `0.50` as `minimum`; to give copies away, use `shop grant`",
+        ),
+        (
+            "{ minimum = \"5.00\", suggested = \"4.00\" }",
+            "`price.suggested` (4.00 USD) is below `price.minimum` (5.00 USD)",
+            "suggest at least the minimum",
+        ),
+        (
+            "{ minimum = \"5.00\", maximum = \"50.00\" }",
+            "`price.maximum` is not a price setting",
+            "write `price = { minimum = \"5.00\", suggested = \"12.00\" }` (`suggested` may be left out)",
+        ),
+        (
+            "{ suggested = \"12.00\" }",
+            "`price` has no `minimum`: the least a buyer may pay",
+            "write `price = { minimum = \"5.00\", suggested = \"12.00\" }` (`suggested` may be left out)",
+        ),
+    ] {
+        check_product(
+            &format!("name = \"Guide\"\nfiles = [\"guide.pdf\"]\nprice = {price}\n"),
+            &format!("line 3, column 9: {problem}"),
+            hint,
+        );
+    }
+    let test = Test::store();
+    test.write(
+        "products/guide.toml",
+        "name = \"Guide\"\nfiles = [\"guide.pdf\"]\nprice = { minimum = \"5.00\", suggested = \"12.00\" }\n",
+    );
+    test.shop(&["products", "check"]).success();
+    let listed = test.shop(&["products", "--json"]).success().json();
+    let guide = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|product| product["slug"] == "guide")
+        .unwrap();
+    assert_eq!(guide["price"]["amount"], 500, "{guide}");
+    assert_eq!(guide["pay_what_you_want"]["suggested"], 1200, "{guide}");
+}
+
+#[test]
 fn the_check_says_which_files_go_unstamped() {
     let test = Test::store();
     test.write(

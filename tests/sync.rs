@@ -46,6 +46,7 @@ impl Shop {
                 let price = CreatePrice {
                     product: format!("prod_shop_{slug}"),
                     unit_amount: amount,
+                    custom_unit_amount: None,
                     currency: currency.into(),
                     metadata: Default::default(),
                 };

@@ -46,7 +46,10 @@ fn list(context: &Context, store: &Store) -> anyhow::Result<()> {
             [
                 product.slug.clone(),
                 product.name.clone(),
-                product.price.to_string(),
+                match product.pay_what_you_want {
+                    Some(_) => format!("from {}", product.price),
+                    None => product.price.to_string(),
+                },
                 latest.map_or_else(|| "-".to_owned(), |release| release.version.to_string()),
                 latest.map_or_else(
                     || "-".to_owned(),
@@ -191,6 +194,9 @@ fn product_json(product: &Product) -> serde_json::Value {
         "slug": product.slug,
         "name": product.name,
         "price": { "amount": product.price.amount, "currency": product.price.currency.code() },
+        "pay_what_you_want": product.pay_what_you_want.map(|chosen| {
+            json!({ "suggested": chosen.suggested.map(|money| money.amount) })
+        }),
         "files": product.files,
         "download_limit": product.download_limit,
         "updates": product.updates.as_str(),

@@ -306,13 +306,23 @@ fn create_price(state: &mut State, params: &Params) -> Result<Value, ApiError> {
         "nickname",
         "product",
         "unit_amount",
+        "custom_unit_amount",
     ])?;
     let product = params.required_str("product")?;
     state.find("product", product, "product")?;
     let currency = currency_param(params)?;
-    let amount = params
-        .int("unit_amount")?
-        .ok_or_else(|| ApiError::missing("unit_amount"))?;
+    let custom = custom_unit_amount(params, &currency)?;
+    let amount = match (params.int("unit_amount")?, &custom) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_request(
+                "You may only specify one of these parameters: custom_unit_amount, unit_amount.",
+                None,
+            ));
+        }
+        (Some(amount), None) => amount,
+        (None, Some(_)) => 0,
+        (None, None) => return Err(ApiError::missing("unit_amount")),
+    };
     if !(0..=99_999_999).contains(&amount) {
         return Err(ApiError::invalid(
             "unit_amount",
@@ -331,9 +341,80 @@ fn create_price(state: &mut State, params: &Params) -> Result<Value, ApiError> {
     if let Some(active) = params.bool("active")? {
         price["active"] = json!(active);
     }
+    if let Some(custom) = custom {
+        price["unit_amount"] = Value::Null;
+        price["unit_amount_decimal"] = Value::Null;
+        price["custom_unit_amount"] = custom;
+    }
     price["lookup_key"] = json!(params.str("lookup_key"));
     price["nickname"] = json!(params.str("nickname"));
     Ok(state.insert(price))
+}
+
+/// `custom_unit_amount[enabled|minimum|maximum|preset]`, checked as
+/// Stripe documents it: `enabled` required, a minimum at least the
+/// currency's smallest charge, a preset between the minimum and maximum.
+fn custom_unit_amount(params: &Params, currency: &str) -> Result<Option<Value>, ApiError> {
+    let Some(custom) = params.get("custom_unit_amount") else {
+        return Ok(None);
+    };
+    let Value::Object(fields) = custom else {
+        return Err(ApiError::invalid("custom_unit_amount", "Invalid hash"));
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|key| !["enabled", "minimum", "maximum", "preset"].contains(&key.as_str()))
+    {
+        return Err(ApiError::invalid_request(
+            &format!("Received unknown parameter: custom_unit_amount[{unknown}]"),
+            Some(&format!("custom_unit_amount[{unknown}]")),
+        ));
+    }
+    let enabled = super::params::leaf_bool(fields.get("enabled"), "custom_unit_amount[enabled]")?
+        .ok_or_else(|| ApiError::missing("custom_unit_amount[enabled]"))?;
+    if !enabled {
+        return Err(ApiError::invalid(
+            "custom_unit_amount[enabled]",
+            "custom_unit_amount[enabled] must be true; to disable it, omit custom_unit_amount.",
+        ));
+    }
+    let minimum = leaf_int(fields.get("minimum"), "custom_unit_amount[minimum]")?;
+    let maximum = leaf_int(fields.get("maximum"), "custom_unit_amount[maximum]")?;
+    let preset = leaf_int(fields.get("preset"), "custom_unit_amount[preset]")?;
+    for (name, amount) in [
+        ("minimum", minimum),
+        ("maximum", maximum),
+        ("preset", preset),
+    ] {
+        if let Some(amount) = amount
+            && let Some(refusal) = super::rules::charge_refusal(amount, currency)
+        {
+            return Err(ApiError::invalid(
+                &format!("custom_unit_amount[{name}]"),
+                &refusal,
+            ));
+        }
+    }
+    if let (Some(minimum), Some(maximum)) = (minimum, maximum)
+        && minimum > maximum
+    {
+        return Err(ApiError::invalid(
+            "custom_unit_amount[minimum]",
+            "The minimum must be less than or equal to the maximum.",
+        ));
+    }
+    if let Some(preset) = preset
+        && (minimum.is_some_and(|minimum| preset < minimum)
+            || maximum.is_some_and(|maximum| preset > maximum))
+    {
+        return Err(ApiError::invalid(
+            "custom_unit_amount[preset]",
+            "The preset must be between the minimum and the maximum.",
+        ));
+    }
+    Ok(Some(
+        json!({ "minimum": minimum, "maximum": maximum, "preset": preset }),
+    ))
 }
 
 /// `line_items[0][price]` and `[quantity]`: one line of one active price,
@@ -721,7 +802,7 @@ pub fn new_session(
     let session = objects::checkout_session(objects::SessionParts {
         id: &id,
         url: &url,
-        amount: price["unit_amount"].as_i64().unwrap_or(0),
+        amount: objects::starting_amount(price),
         currency: price["currency"].as_str().unwrap_or("usd"),
         success_url: new.success_url,
         cancel_url: new.cancel_url,

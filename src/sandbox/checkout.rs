@@ -256,6 +256,64 @@ pub fn complete_with(
     Ok(session)
 }
 
+/// The pay-what-you-want range of an open session's price (minimum,
+/// maximum), or `None` when its price is fixed.
+fn custom_range(state: &State, id: &str) -> Option<(Option<i64>, Option<i64>)> {
+    let custom = &state.line_items.get(id)?.first()?["price"]["custom_unit_amount"];
+    custom
+        .is_object()
+        .then(|| (custom["minimum"].as_i64(), custom["maximum"].as_i64()))
+}
+
+/// The amount a buyer typed for a pay-what-you-want price, checked against
+/// the price's minimum and maximum as Stripe's page checks it, and set on
+/// the line and the session.
+pub fn choose_amount(state: &mut State, id: &str, amount: i64) -> Result<(), ApiError> {
+    let Some((minimum, maximum)) = custom_range(state, id) else {
+        return Err(ApiError::invalid_request(
+            "This Checkout Session's price is fixed: the customer cannot choose the amount.",
+            None,
+        ));
+    };
+    let currency = state
+        .get(id)
+        .and_then(|session| session["currency"].as_str())
+        .unwrap_or("usd")
+        .to_owned();
+    if let Some(minimum) = minimum.filter(|minimum| amount < *minimum) {
+        return Err(ApiError::invalid(
+            "custom_unit_amount",
+            &format!(
+                "Enter an amount of {} or more.",
+                super::rules::display(minimum, &currency)
+            ),
+        ));
+    }
+    if let Some(maximum) = maximum.filter(|maximum| amount > *maximum) {
+        return Err(ApiError::invalid(
+            "custom_unit_amount",
+            &format!(
+                "Enter an amount of {} or less.",
+                super::rules::display(maximum, &currency)
+            ),
+        ));
+    }
+    if let Some(items) = state.line_items.get_mut(id)
+        && let Some(item) = items.first_mut()
+    {
+        item["amount_subtotal"] = json!(amount);
+        item["amount_total"] = json!(amount);
+    }
+    state.update(id, |session| {
+        let discount = session["total_details"]["amount_discount"]
+            .as_i64()
+            .unwrap_or(0);
+        session["amount_subtotal"] = json!(amount);
+        session["amount_total"] = json!((amount - discount).max(0));
+    });
+    Ok(())
+}
+
 /// A SEPA Direct Debit: the session completes unpaid, the payment is
 /// `processing`, and it settles after the sandbox's delay.
 fn pay_by_debit(
@@ -441,7 +499,16 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
             };
         }
         let method = if iban.trim().is_empty() { card } else { iban };
-        match complete(&mut state, webhooks, id, &email, &method) {
+        let chosen = if custom_range(&state, id).is_some() {
+            let currency = session["currency"].as_str().unwrap_or("usd");
+            super::rules::parse_amount(field("amount").trim(), currency)
+                .ok_or_else(|| ApiError::invalid("custom_unit_amount", "Enter an amount."))
+                .and_then(|amount| choose_amount(&mut state, id, amount))
+        } else {
+            Ok(())
+        };
+        let result = chosen.and_then(|()| complete(&mut state, webhooks, id, &email, &method));
+        match result {
             Ok(session) => {
                 sandbox.after_change(&mut state);
                 return match session["success_url"].as_str() {
@@ -659,6 +726,26 @@ fn checkout_form(
              <div><label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" placeholder=\"123\" value=\"123\"></div></div>{debit}"
         )
     };
+    let chosen = match custom_range_of(items) {
+        Some(minimum) => format!(
+            "<label for=\"amount\">Amount you pay{}</label>\
+             <input id=\"amount\" name=\"amount\" inputmode=\"decimal\" required value=\"{}\">",
+            minimum
+                .map(|minimum| format!(
+                    " (at least {})",
+                    escape(&super::rules::display(minimum, currency))
+                ))
+                .unwrap_or_default(),
+            escape(&super::rules::decimal(
+                items
+                    .first()
+                    .and_then(|item| item["amount_subtotal"].as_i64())
+                    .unwrap_or(0),
+                currency
+            )),
+        ),
+        None => String::new(),
+    };
     let mut summary = String::from(
         "<table class=\"summary\" id=\"summary\"><caption>Order summary</caption><tbody>",
     );
@@ -698,7 +785,7 @@ fn checkout_form(
          <form method=\"post\" action=\"/checkout/{id}\">\
          <label for=\"email\">Email</label>\
          <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\">\
-         {payment}\
+         {chosen}{payment}\
          <button type=\"submit\" id=\"pay\">Pay {total}</button>\
          </form>{cancel}\
          <p class=\"hint\">4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined; \
@@ -710,6 +797,13 @@ fn checkout_form(
         seller = escape(seller),
     );
     layout("Checkout", &body)
+}
+
+/// The minimum of a pay-what-you-want line, `Some(None)` without one,
+/// `None` for a fixed price.
+fn custom_range_of(items: &[Value]) -> Option<Option<i64>> {
+    let custom = &items.first()?["price"]["custom_unit_amount"];
+    custom.is_object().then(|| custom["minimum"].as_i64())
 }
 
 /// A code typed at checkout: found whatever its case, as Stripe finds it,

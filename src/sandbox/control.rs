@@ -158,7 +158,13 @@ pub fn handle(
                 .unwrap_or("4242424242424242");
             let webhooks = sandbox.webhooks();
             let mut state = sandbox.state();
-            let result = super::checkout::complete(&mut state, webhooks, id, email, card);
+            // A pay-what-you-want price: the amount the buyer typed.
+            let chosen = match input["amount"].as_i64() {
+                Some(amount) => super::checkout::choose_amount(&mut state, id, amount),
+                None => Ok(()),
+            };
+            let result = chosen
+                .and_then(|()| super::checkout::complete(&mut state, webhooks, id, email, card));
             sandbox.after_change(&mut state);
             match result {
                 Ok(session) => json_response(StatusCode::OK, &session),

@@ -221,8 +221,20 @@ pub fn customer_details(email: &str) -> Value {
     })
 }
 
+/// What one unit of `price` costs before the buyer chooses: its
+/// `unit_amount`, or for a pay-what-you-want price its preset, else its
+/// minimum.
+pub fn starting_amount(price: &Value) -> i64 {
+    let custom = &price["custom_unit_amount"];
+    price["unit_amount"]
+        .as_i64()
+        .or_else(|| custom["preset"].as_i64())
+        .or_else(|| custom["minimum"].as_i64())
+        .unwrap_or(0)
+}
+
 pub fn line_item(price: &Value, product_name: &str) -> Value {
-    let amount = price["unit_amount"].as_i64().unwrap_or(0);
+    let amount = starting_amount(price);
     json!({
         "id": new_id("li_"),
         "object": "item",

@@ -69,20 +69,41 @@ pub fn decimals(code: &str) -> u32 {
     }
 }
 
-/// An amount as people read it: `29.00 USD`.
-pub fn display(amount: i64, code: &str) -> String {
+/// An amount without its currency, as a form shows it: `29.00`.
+pub fn decimal(amount: i64, code: &str) -> String {
     let decimals = decimals(code);
-    let upper = code.to_ascii_uppercase();
     if decimals == 0 {
-        return format!("{amount} {upper}");
+        return amount.to_string();
     }
     let scale = 10i64.pow(decimals);
     format!(
-        "{}.{:0width$} {upper}",
+        "{}.{:0width$}",
         amount / scale,
         amount % scale,
         width = decimals as usize
     )
+}
+
+/// An amount a buyer typed (`12`, `12.5`, `12.50`) in minor units, or
+/// `None` when it is not one.
+pub fn parse_amount(text: &str, code: &str) -> Option<i64> {
+    let decimals = decimals(code) as usize;
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+        || fraction.len() > decimals
+        || whole.len() > 9
+    {
+        return None;
+    }
+    let padded = format!("{whole}{fraction:0<decimals$}");
+    padded.parse().ok()
+}
+
+/// An amount as people read it: `29.00 USD`.
+pub fn display(amount: i64, code: &str) -> String {
+    format!("{} {}", decimal(amount, code), code.to_ascii_uppercase())
 }
 
 /// Why Stripe would refuse to charge `amount` (a total above zero): the

@@ -28,7 +28,7 @@ fn card(product: &Product) -> Option<Value> {
         name => product.name,
         description => product.description.as_deref().map(|text| safe(crate::html::markdown(text))),
         cover => product.cover.as_ref().map(|_| format!("/cover/{}", product.slug)),
-        price => product.price.to_string(),
+        price => price_text(product),
         version => latest.version.to_string(),
         date => latest.date.to_string(),
         formats => formats.join(", "),
@@ -130,5 +130,20 @@ pub async fn cover(slug: String, app: Arc<App>) -> Answer {
             tracing::warn!(product = %slug, "cannot read the cover: {error}");
             not_found(&app).into_response()
         }
+    }
+}
+
+/// The price as the store front shows it: `29.00 USD`, or for pay what
+/// you want `Pay what you want, from 5.00 USD (suggested 12.00 USD)`.
+pub fn price_text(product: &crate::store::Product) -> String {
+    match product.pay_what_you_want {
+        Some(chosen) => {
+            let mut text = format!("Pay what you want, from {}", product.price);
+            if let Some(suggested) = chosen.suggested {
+                text.push_str(&format!(" (suggested {suggested})"));
+            }
+            text
+        }
+        None => product.price.to_string(),
     }
 }

@@ -22,7 +22,11 @@ pub struct Product {
     /// An image in the store (a path relative to its root) shown on the
     /// store front.
     pub cover: Option<String>,
+    /// The price, or with [`Product::pay_what_you_want`] the least a buyer
+    /// may pay.
     pub price: Money,
+    /// `price = { minimum = …, suggested = … }`: the buyer chooses the amount.
+    pub pay_what_you_want: Option<PayWhatYouWant>,
     /// The names of the files that make up each version, in order.
     pub files: Vec<String>,
     /// Downloads allowed per file and purchase.
@@ -49,6 +53,70 @@ impl Product {
             .iter()
             .find(|release| &release.version == version)
     }
+}
+
+/// A price the buyer chooses (Stripe's `custom_unit_amount`): at least the
+/// product's `price`, starting from `suggested` when given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayWhatYouWant {
+    pub suggested: Option<Money>,
+}
+
+/// `price = { minimum = "5.00", suggested = "12.00" }`: the minimum, and
+/// the rest.
+fn chosen_price(
+    table: &toml::Table,
+    currency: Currency,
+) -> Result<(Money, PayWhatYouWant), (String, String)> {
+    let hint = || {
+        "write `price = { minimum = \"5.00\", suggested = \"12.00\" }` (`suggested` may be left out)"
+            .to_owned()
+    };
+    if let Some(unknown) = table
+        .keys()
+        .find(|key| !["minimum", "suggested"].contains(&key.as_str()))
+    {
+        return Err((format!("`price.{unknown}` is not a price setting"), hint()));
+    }
+    let amount = |key: &str| -> Result<Option<Money>, (String, String)> {
+        match table.get(key) {
+            None => Ok(None),
+            // Free-or-pay: Stripe's `custom_unit_amount[minimum]` must be
+            // a charge it can make.
+            Some(toml::Value::String(text))
+                if key == "minimum" && text.trim().chars().all(|c| c == '0' || c == '.') =>
+            {
+                Err((
+                    format!("`price.minimum = \"{text}\"`: Stripe takes no pay-what-you-want minimum below its smallest charge"),
+                    "set `minimum` to at least Stripe's smallest charge (0.50 USD, or its equal); to give copies away, use `shop grant`".to_owned(),
+                ))
+            }
+            Some(toml::Value::String(text)) => Money::parse(text, currency)
+                .map(Some)
+                .map_err(|message| (message, hint())),
+            Some(other) => Err((
+                format!("`price.{key}` is a {}, not an amount in a string", other.type_str()),
+                hint(),
+            )),
+        }
+    };
+    let minimum = amount("minimum")?.ok_or_else(|| {
+        (
+            "`price` has no `minimum`: the least a buyer may pay".to_owned(),
+            hint(),
+        )
+    })?;
+    let suggested = amount("suggested")?;
+    if let Some(suggested) = suggested {
+        if suggested.amount < minimum.amount {
+            return Err((
+                format!("`price.suggested` ({suggested}) is below `price.minimum` ({minimum})"),
+                "suggest at least the minimum".to_owned(),
+            ));
+        }
+        suggested.check_chargeable()?;
+    }
+    Ok((minimum, PayWhatYouWant { suggested }))
 }
 
 /// How a product's PDF and EPUB files are stamped with the buyer's name.
@@ -255,6 +323,7 @@ pub fn parse(
             example.decimal()
         )
     };
+    let mut pay_what_you_want = None;
     let price = match raw.price.get_ref() {
         toml::Value::String(text) => {
             Money::parse(text, currency).map_err(|message| (message, price_hint()))
@@ -269,13 +338,28 @@ pub fn parse(
             ),
             price_hint(),
         )),
+        toml::Value::Table(table) => chosen_price(table, currency).map(|(minimum, chosen)| {
+            pay_what_you_want = Some(chosen);
+            minimum
+        }),
         other => Err((
             format!("`price` is a {}, not a price", other.type_str()),
             price_hint(),
         )),
     };
     let price = price
-        .and_then(|money| money.check_chargeable().map(|()| money))
+        .and_then(|money| {
+            money.check_chargeable().map(|()| money).map_err(|(message, hint)| {
+                match &pay_what_you_want {
+                    // Stripe's own rule for `custom_unit_amount[minimum]`.
+                    Some(_) => (
+                        format!("{message}: a pay-what-you-want minimum must be a charge Stripe can make"),
+                        format!("{hint} as `minimum`; to give copies away, use `shop grant`"),
+                    ),
+                    None => (message, hint),
+                }
+            })
+        })
         .unwrap_or_else(|(message, hint)| {
             problem(raw.price.span(), message, hint);
             Money {
@@ -491,6 +575,7 @@ pub fn parse(
             .map(|text| text.trim().to_owned())
             .filter(|text| !text.is_empty()),
         price,
+        pay_what_you_want,
         files,
         download_limit,
         updates,

@@ -197,9 +197,16 @@ impl Client {
         params: &CreatePrice,
         key: &IdempotencyKey,
     ) -> Result<Price, StripeError> {
-        let form = Form::new()
-            .field("product", &params.product)
-            .field("unit_amount", params.unit_amount)
+        let form = Form::new().field("product", &params.product);
+        let form = match &params.custom_unit_amount {
+            // The buyer chooses: Stripe takes no `unit_amount` with it.
+            Some(custom) => form
+                .field("custom_unit_amount[enabled]", "true")
+                .optional("custom_unit_amount[minimum]", custom.minimum)
+                .optional("custom_unit_amount[preset]", custom.preset),
+            None => form.field("unit_amount", params.unit_amount),
+        };
+        let form = form
             .field("currency", &params.currency)
             .map("metadata", &params.metadata);
         self.post("/v1/prices", form, Some(key)).await
@@ -658,7 +665,10 @@ pub struct CreateProduct {
 #[derive(Debug, Clone, Default)]
 pub struct CreatePrice {
     pub product: String,
+    /// Ignored when `custom_unit_amount` is set.
     pub unit_amount: i64,
+    /// Pay what you want: the buyer enters the amount at checkout.
+    pub custom_unit_amount: Option<objects::CustomUnitAmount>,
     pub currency: String,
     pub metadata: Metadata,
 }

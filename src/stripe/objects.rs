@@ -78,10 +78,22 @@ pub struct Price {
     #[serde(deserialize_with = "id_of")]
     pub product: String,
     pub unit_amount: Option<i64>,
+    /// Set when the buyer chooses the amount.
+    #[serde(default)]
+    pub custom_unit_amount: Option<CustomUnitAmount>,
     pub currency: String,
     pub active: bool,
     #[serde(default)]
     pub metadata: Metadata,
+}
+
+/// A price's `custom_unit_amount`, in minor units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct CustomUnitAmount {
+    pub minimum: Option<i64>,
+    #[serde(default)]
+    pub maximum: Option<i64>,
+    pub preset: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
