@@ -73,6 +73,39 @@ pub struct Purchase {
 }
 
 impl Purchase {
+    /// A copy given without a payment (`shop grant`): a new `gr_` id,
+    /// amount 0 in the product's currency, not yet mailed.
+    pub fn granted(
+        created: String,
+        email: &str,
+        product: &str,
+        version: &str,
+        currency: &str,
+        note: Option<String>,
+    ) -> Purchase {
+        Purchase {
+            id: format!("{GRANT_PREFIX}{}", uuid::Uuid::new_v4().simple()),
+            created,
+            email: email.to_owned(),
+            product: product.to_owned(),
+            version: version.to_owned(),
+            amount: 0,
+            currency: currency.to_owned(),
+            payment_intent: None,
+            status: GRANTED.to_owned(),
+            amount_refunded: None,
+            utm_source: None,
+            utm_medium: None,
+            utm_campaign: None,
+            utm_term: None,
+            utm_content: None,
+            referrer: None,
+            promotion_code: None,
+            note,
+            mailed: None,
+        }
+    }
+
     /// Whether it entitles its buyer to downloads and notices: paid, or
     /// given, and neither refunded nor disputed.
     pub fn in_good_standing(&self) -> bool {

@@ -758,16 +758,17 @@ fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
     };
 
     // Stopped right after the grant was committed: no mail yet.
-    served.test.env("SHOP_FAULT", "grant:recorded");
-    let stopped = served.test.shop(&[
+    let give = [
         "grant",
         "reviewer@example.com",
         "guide",
         "--version",
         "1.0.0",
-        "--note",
-        "review copy, Valley Journal",
-    ]);
+    ];
+    served.test.env("SHOP_FAULT", "grant:recorded");
+    let stopped = served
+        .test
+        .shop(&[&give[..], &["--note", "review copy, Valley Journal"]].concat());
     assert_eq!(
         stopped.output.status.code(),
         None,
@@ -783,14 +784,7 @@ fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
     // Run again: the same grant is mailed, not a second one made.
     let given = served
         .test
-        .shop(&[
-            "grant",
-            "reviewer@example.com",
-            "guide",
-            "--version",
-            "1.0.0",
-            "--json",
-        ])
+        .shop(&[&give[..], &["--json"]].concat())
         .success()
         .json();
     let id = given["grant"].as_str().unwrap().to_owned();
@@ -843,20 +837,10 @@ fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
     assert_eq!(&bytes[..], &std::fs::read(&files[0]).unwrap()[..]);
 
     // Given once: asking again is refused, and says how to resend.
-    served
-        .test
-        .shop(&[
-            "grant",
-            "reviewer@example.com",
-            "guide",
-            "--version",
-            "1.0.0",
-        ])
-        .code(1)
-        .stderr_has(&[
-            &format!("`reviewer@example.com` already has a copy of `guide` 1.0.0 (grant `{id}`"),
-            &format!("hint: to send the link again, run `shop token {id}`"),
-        ]);
+    served.test.shop(&give).code(1).stderr_has(&[
+        &format!("`reviewer@example.com` already has a copy of `guide` 1.0.0 (grant `{id}`"),
+        &format!("hint: to send the link again, run `shop token {id}`"),
+    ]);
     assert_eq!(served.test.read("purchases/grants.jsonl"), grants);
 
     // A grant hears of updates as a buyer does, and a later sync keeps it.

@@ -120,27 +120,14 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
         // Recorded, never mailed (a run stopped after its commit): mail it now.
         (None, Some(at)) if !args.again => at,
         _ => {
-            grants.push(Purchase {
-                id: format!("{}{}", ledger::GRANT_PREFIX, uuid::Uuid::new_v4().simple()),
-                created: ledger::timestamp(now),
-                email: args.email.clone(),
-                product: product.slug.clone(),
-                version: version.clone(),
-                amount: 0,
-                currency: product.price.currency.code().to_owned(),
-                payment_intent: None,
-                status: ledger::GRANTED.to_owned(),
-                amount_refunded: None,
-                utm_source: None,
-                utm_medium: None,
-                utm_campaign: None,
-                utm_term: None,
-                utm_content: None,
-                referrer: None,
-                promotion_code: None,
-                note: args.note.clone(),
-                mailed: None,
-            });
+            grants.push(Purchase::granted(
+                ledger::timestamp(now),
+                &args.email,
+                &product.slug,
+                &version,
+                product.price.currency.code(),
+                args.note.clone(),
+            ));
             let id = grants[grants.len() - 1].id.clone();
             save(
                 &store.root,
