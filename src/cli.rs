@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// The store to work on [default: the current directory]
+    /// The store to work on [default: the nearest folder up from here with a shop.toml]
     #[arg(long, global = true, env = "SHOP_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
 

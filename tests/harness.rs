@@ -77,10 +77,15 @@ impl Test {
 
     /// Runs `shop` with `args` in the working directory.
     pub fn shop(&self, args: &[&str]) -> Run {
+        self.shop_from(".", args)
+    }
+
+    /// Runs `shop` from `relative`, a folder under the store.
+    pub fn shop_from(&self, relative: &str, args: &[&str]) -> Run {
         let mut command = Command::new(env!("CARGO_BIN_EXE_shop"));
         command
             .args(args)
-            .current_dir(&self.cwd)
+            .current_dir(self.cwd.join(relative))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             // git reads no configuration of the person running the tests.

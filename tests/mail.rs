@@ -854,6 +854,17 @@ fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
     std::thread::sleep(Duration::from_millis(300));
     let told = per_recipient(&smtp.messages(), "The Field Guide 1.1.0 is out");
     assert_eq!(told.get("reviewer@example.com"), Some(&1), "{told:?}");
+    // Nobody left to tell: `--json` still answers in JSON.
+    let again = served
+        .test
+        .shop(&["notify", "guide", "1.1.0", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        (again["sent"].clone(), again["already_told"].clone()),
+        (serde_json::json!(0), serde_json::json!(3)),
+        "{again}"
+    );
 
     // Counted apart: no money.
     let report = served.test.shop(&["report", "--json"]).success().json();

@@ -351,6 +351,20 @@ fn pay_what_you_want_prices_are_checked_as_stripe_would() {
 }
 
 #[test]
+fn the_store_is_found_from_any_folder_inside_it() {
+    let test = Test::store();
+    test.write("drafts/chapter-1/notes.md", "to do\n");
+    let listing = test
+        .shop_from("drafts/chapter-1", &["products", "--json"])
+        .success()
+        .json();
+    assert_eq!(listing[0]["slug"], "example-book", "{listing}");
+    test.shop_from("drafts", &["products", "check"])
+        .success()
+        .stdout_has(&["/store`: 1 product"]);
+}
+
+#[test]
 fn the_check_says_which_files_go_unstamped() {
     let test = Test::store();
     test.write(

@@ -424,6 +424,13 @@ fn the_report_reads_the_ledger() {
         .success()
         .stderr_has(&["no purchases in the ledger yet"]);
     store.shop(&["sync", "-q"]).success();
+    store
+        .shop(&["report", "--since", "2030-01-01"])
+        .success()
+        .stderr_has(&[
+            "no purchases since 2030-01-01",
+            "hint: try an earlier `--since`",
+        ]);
 
     let rows = store.shop(&["report", "--json"]).success().json();
     assert_eq!(

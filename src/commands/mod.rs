@@ -136,10 +136,17 @@ impl Context {
     fn new(global: GlobalArgs) -> anyhow::Result<Self> {
         let store_dir = match &global.store {
             Some(dir) => dir.clone(),
-            None => std::env::current_dir().context_hint(
-                "cannot read the current directory",
-                "run shop from a folder that exists, or pass `--store DIR`",
-            )?,
+            None => {
+                let here = std::env::current_dir().context_hint(
+                    "cannot read the current directory",
+                    "run shop from a folder that exists, or pass `--store DIR`",
+                )?;
+                // As git finds its repository: the nearest folder up with
+                // a shop.toml, else here (where `shop init` would make one).
+                here.ancestors()
+                    .find(|dir| dir.join(crate::store::SETTINGS_FILE).is_file())
+                    .map_or_else(|| here.clone(), Path::to_path_buf)
+            }
         };
         let overrides = Overrides {
             base_url: global.base_url.clone(),
@@ -278,6 +285,17 @@ fn released(product: &crate::store::Product) -> String {
     } else {
         crate::store::quoted_list(&versions)
     }
+}
+
+/// A progress style's `{rate}`: whole items a second, `1657/s`
+/// (indicatif's own `{per_sec}` prints four decimals).
+pub(crate) fn with_rate(style: indicatif::ProgressStyle) -> indicatif::ProgressStyle {
+    style.with_key(
+        "rate",
+        |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+            let _ = write!(out, "{:.0}/s", state.per_sec());
+        },
+    )
 }
 
 /// The server's database in the store.

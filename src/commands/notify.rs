@@ -150,6 +150,10 @@ pub(crate) fn notify_version(
         ));
     }
     if plan.recipients.is_empty() {
+        if context.output.json {
+            context.output.json(&serde_json::json!({"sent": 0, "already_told": plan.already_told, "opted_out": plan.opted_out}))?;
+            return Ok(());
+        }
         context.output.note(format!(
             "nobody to tell about {} {version} ({skipped})",
             product.name
@@ -209,8 +213,9 @@ impl Bar {
             )
         };
         let style = indicatif::ProgressStyle::with_template(
-            "  sending [{bar:30}] {pos}/{len} ({per_sec}, ETA {eta})",
+            "  sending [{bar:30}] {pos}/{len} ({rate}, ETA {eta})",
         )
+        .map(super::with_rate)
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> ");
         bar.set_style(style);

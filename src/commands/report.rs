@@ -66,7 +66,9 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         By::Code => report::By::Code,
     };
     let mut totals = Report::default();
+    let mut in_ledger = false;
     ledger::each(&store.root, |purchase| {
+        in_ledger = true;
         if keep(&purchase) {
             totals.add(&purchase, by);
         }
@@ -78,9 +80,14 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if rows.is_empty() {
-        context
-            .output
-            .note("no purchases in the ledger yet\nhint: run `shop sync` to copy them from Stripe");
+        match (&since, in_ledger) {
+            (Some(since), true) => context.output.note(format!(
+                "no purchases since {since}\nhint: try an earlier `--since`, or none"
+            )),
+            _ => context.output.note(
+                "no purchases in the ledger yet\nhint: run `shop sync` to copy them from Stripe",
+            ),
+        }
         return Ok(());
     }
     let heading = match args.by {

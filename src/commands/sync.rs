@@ -160,8 +160,9 @@ impl Bar {
             indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
         };
         let style = indicatif::ProgressStyle::with_template(
-            "  {spinner} {pos} sessions seen, {msg} ({per_sec})",
+            "  {spinner} sessions seen: {pos}, {msg} ({rate})",
         )
+        .map(super::with_rate)
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
         bar.set_style(style);
         Bar { bar }
