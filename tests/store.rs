@@ -351,6 +351,30 @@ fn pay_what_you_want_prices_are_checked_as_stripe_would() {
 }
 
 #[test]
+fn the_check_answers_in_json_also_for_broken_files() {
+    let test = Test::store();
+    test.write(
+        "products/guide.toml",
+        "name = \"Guide\"\nprice = 24.00\nfiles = [\"guide.pdf\"]\n",
+    );
+    let run = test.shop(&["products", "check", "--json"]).code(1);
+    let answer = run.json();
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert_eq!(
+        answer["problems"][0]["file"], "products/guide.toml",
+        "{answer}"
+    );
+    assert_eq!(answer["problems"][0]["line"], 2, "{answer}");
+    assert!(
+        answer["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`price = 24.00` is a floating-point number"),
+        "{answer}"
+    );
+}
+
+#[test]
 fn the_store_is_found_from_any_folder_inside_it() {
     let test = Test::store();
     test.write("drafts/chapter-1/notes.md", "to do\n");

@@ -18,7 +18,33 @@ pub enum Action {
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    let store = context.open_store()?;
+    let store = match context.open_store() {
+        Ok(store) => store,
+        // `--json` answers in JSON also when the files are wrong.
+        Err(error) if context.output.json && matches!(args.action, Some(Action::Check)) => {
+            if let Some(crate::store::StoreError::Invalid { problems, .. }) =
+                error.downcast_ref::<crate::store::StoreError>()
+            {
+                let problems: Vec<_> = problems
+                    .iter()
+                    .map(|problem| {
+                        json!({
+                            "file": problem.source,
+                            "line": problem.position.map(|(line, _)| line),
+                            "column": problem.position.map(|(_, column)| column),
+                            "message": problem.message,
+                            "hint": problem.hint,
+                        })
+                    })
+                    .collect();
+                context
+                    .output
+                    .json(&json!({ "ok": false, "problems": problems }))?;
+            }
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
     match args.action {
         None => list(context, &store),
         Some(Action::Check) => check(context, &store),

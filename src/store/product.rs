@@ -334,7 +334,9 @@ pub fn parse(
         )),
         toml::Value::Float(number) => Err((
             format!(
-                "`price = {number}` is a floating-point number, which cannot hold money exactly"
+                "`price = {}` is a floating-point number, which cannot hold money exactly",
+                // As the file writes it: TOML reads `24.00` as 24.
+                text.get(raw.price.span()).unwrap_or(&number.to_string())
             ),
             price_hint(),
         )),
