@@ -164,7 +164,7 @@ fn unknown_and_missing_keys_are_refused() {
     check_product(
         &format!("{BOOK}pirce = \"1\"\n"),
         "line 5, column 1: unknown field `pirce`, expected one of `name`, `description`, `cover`, \
-         `price`, `currency`, `files`, `download_limit`, `updates`, `promotion_codes`, `stamp`, `release`",
+         `price`, `currency`, `files`, `download_limit`, `updates`, `promotion_codes`, `stamp` and `release`",
         "check the key's spelling against the keys the message lists",
     );
     check_product(
@@ -172,6 +172,18 @@ fn unknown_and_missing_keys_are_refused() {
         "line 1, column 1: missing field `price`",
         "add the missing key",
     );
+    // An unknown key does not hide the file's other problems.
+    let test = Test::store();
+    test.write(
+        "products/guide.toml",
+        "name = \"\"\nprice = 24.00\nfiles = [\"guide.pdf\"]\npirce = \"1\"\n",
+    );
+    test.shop(&["products", "check"]).code(1).stderr_has(&[
+        "has 3 problems",
+        "line 1, column 8: `name` is empty",
+        "line 2, column 9: `price = 24.00` is a floating-point number",
+        "line 4, column 1: unknown field `pirce`",
+    ]);
 }
 
 #[test]

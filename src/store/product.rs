@@ -55,6 +55,35 @@ impl Product {
     }
 }
 
+/// A problem for each top-level key a product file may not have, at the
+/// key, with the message serde would give.
+fn unknown_keys(label: &str, text: &str) -> Vec<Problem> {
+    let Ok(document) = toml_edit::Document::parse(text) else {
+        return Vec::new();
+    };
+    let table = document.as_table();
+    table
+        .iter()
+        .filter(|(key, _)| !PRODUCT_KEYS.contains(key))
+        .map(|(key, _)| {
+            let span = table
+                .key(key)
+                .and_then(toml_edit::Key::span)
+                .unwrap_or(0..0);
+            Problem::at(
+                label,
+                text,
+                span,
+                format!(
+                    "unknown field `{key}`, expected one of {}",
+                    quoted_list(PRODUCT_KEYS)
+                ),
+            )
+            .hint("check the key's spelling against the keys the message lists")
+        })
+        .collect()
+}
+
 /// A price the buyer chooses (Stripe's `custom_unit_amount`): at least the
 /// product's `price`, starting from `suggested` when given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,8 +251,24 @@ impl From<&Settings> for Defaults {
     }
 }
 
+/// The keys of a product file, in the order the message lists them.
+const PRODUCT_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "cover",
+    "price",
+    "currency",
+    "files",
+    "download_limit",
+    "updates",
+    "promotion_codes",
+    "stamp",
+    "release",
+];
+
+/// Unknown keys are found apart (see [`unknown_keys`]), so that one does
+/// not hide the file's other problems.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawProduct {
     name: Spanned<String>,
     description: Option<String>,
@@ -288,6 +333,7 @@ pub fn parse(
             return Err(problems);
         }
     };
+    problems.extend(unknown_keys(label, text));
     let mut problem = |span: std::ops::Range<usize>, message: String, hint: String| {
         problems.push(Problem::at(label, text, span, message).hint(hint));
     };
