@@ -1,15 +1,56 @@
 //! The README's first command, run as a newcomer would (without a
 //! terminal): every step of the sale happens and says so.
 
-#[test]
-fn the_demo_runs_the_whole_sale() {
-    let output = std::process::Command::new("bash")
+fn demo(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo"))
+        .args(args)
         .env("SHOP_BIN", env!("CARGO_BIN_EXE_shop"))
         .env("CI", "true")
         .stdin(std::process::Stdio::null())
         .output()
-        .expect("run scripts/demo");
+        .expect("run scripts/demo")
+}
+
+/// The store a demo run kept or removed: the path it printed.
+fn store_of(stdout: &str) -> std::path::PathBuf {
+    let line = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("store:"))
+        .unwrap_or_else(|| panic!("no store line in\n{stdout}"));
+    std::path::PathBuf::from(line.trim().split(' ').next().unwrap())
+}
+
+#[test]
+fn the_demo_keeps_its_store_when_asked_and_only_then() {
+    let kept = demo(&["--keep"]);
+    let stdout = String::from_utf8_lossy(&kept.stdout);
+    let stderr = String::from_utf8_lossy(&kept.stderr);
+    assert!(kept.status.success(), "{stdout}\n{stderr}");
+    let store = store_of(&stdout);
+    assert!(
+        stderr.contains(&format!("the demo's store is kept at {}", store.display())),
+        "{stderr}"
+    );
+    assert!(store.join("shop.toml").is_file(), "{}", store.display());
+    assert!(store.join("purchases").is_dir());
+    std::fs::remove_dir_all(store.parent().unwrap()).unwrap();
+
+    let removed = demo(&[]);
+    assert!(removed.status.success());
+    let store = store_of(&String::from_utf8_lossy(&removed.stdout));
+    assert!(!store.exists(), "{} was left behind", store.display());
+
+    let wrong = demo(&["--kep"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).ends_with("hint: the only option is `--keep`\n")
+    );
+}
+
+#[test]
+fn the_demo_runs_the_whole_sale() {
+    let output = demo(&[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
