@@ -200,7 +200,7 @@ fn bad_settings_are_refused() {
     test.write("shop.toml", &settings);
     test.shop(&["products", "check"]).code(1).stderr_has(&[
         "has 3 problems",
-        "`shop.toml` line 17, column 17: `help` is not an email address",
+        "`shop.toml` line 18, column 17: `help` is not an email address",
         "`7 days` is not a duration",
         "`not-a-repo` is not a GitHub repository",
     ]);
