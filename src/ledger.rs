@@ -208,13 +208,16 @@ fn is_month(text: &str) -> bool {
 
 /// Reads one month's purchases (empty when the file does not exist).
 pub fn read_month(root: &Path, month: &str) -> Result<Vec<Purchase>, LedgerError> {
-    let path = root.join(DIR).join(file_name(month));
-    let file = match std::fs::File::open(&path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(LedgerError::Io { path, source }),
-    };
-    parse_lines(std::io::BufReader::new(file), &path)
+    read_file(root.join(DIR).join(file_name(month)))
+}
+
+/// A ledger file's purchases, or none when it does not exist.
+fn read_file(path: PathBuf) -> Result<Vec<Purchase>, LedgerError> {
+    match std::fs::File::open(&path) {
+        Ok(file) => parse_lines(std::io::BufReader::new(file), &path),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(LedgerError::Io { path, source }),
+    }
 }
 
 /// Parses a ledger file's lines.
@@ -257,12 +260,7 @@ pub fn each(
 
 /// The grants, oldest first (empty when there are none).
 pub fn read_grants(root: &Path) -> Result<Vec<Purchase>, LedgerError> {
-    let path = root.join(DIR).join(GRANTS_FILE);
-    match std::fs::File::open(&path) {
-        Ok(file) => parse_lines(std::io::BufReader::new(file), &path),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(LedgerError::Io { path, source }),
-    }
+    read_file(root.join(DIR).join(GRANTS_FILE))
 }
 
 /// Replaces the grants file with `grants` (sorted as a month is), at once.

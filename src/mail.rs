@@ -88,6 +88,19 @@ impl Kind {
     }
 }
 
+/// The values every kind of message has: the shop's name, support
+/// address and base URL, and the recipient's address.
+pub fn shop_values(settings: &Settings, email: &str) -> BTreeMap<&'static str, String> {
+    [
+        ("shop", settings.name.clone()),
+        ("support", settings.support_email.clone()),
+        ("base_url", settings.base_url.clone()),
+        ("email", email.to_owned()),
+    ]
+    .into_iter()
+    .collect()
+}
+
 /// One template: its text, and where it came from for messages.
 #[derive(Debug, Clone)]
 struct Template {

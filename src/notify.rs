@@ -373,23 +373,17 @@ async fn send_all(
         let link = crate::tokens::link(&settings.base_url, key, &recipient.purchase, expires);
         let unsubscribe =
             crate::server::unsubscribe_link(&settings.base_url, key, &recipient.email, at);
-        let values: BTreeMap<&str, String> = [
-            ("shop", settings.name.clone()),
-            ("support", settings.support_email.clone()),
-            ("base_url", settings.base_url.clone()),
+        let mut values = mail::shop_values(settings, &recipient.email);
+        let (notes_text, notes_html) = notes_since(product, &recipient.bought, version);
+        values.extend([
             ("product", product.name.clone()),
             ("version", version.to_string()),
             ("bought", recipient.bought.clone()),
             ("link", link),
             ("expires", crate::ledger::human_time(expires)),
-            ("email", recipient.email.clone()),
             ("unsubscribe", unsubscribe.clone()),
-        ]
-        .into_iter()
-        .collect();
-        let (notes_text, notes_html) = notes_since(product, &recipient.bought, version);
-        let mut values = values;
-        values.insert("notes", notes_text);
+            ("notes", notes_text),
+        ]);
         let html = BTreeMap::from([("notes", notes_html)]);
         let rendered = templates.render_with_html(Kind::Notice, &values, &html);
         let message_id = message_id(product, version, recipient, &settings.mail.from);

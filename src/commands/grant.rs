@@ -6,8 +6,6 @@
 //! between leaves a grant not yet mailed, which the same command run again
 //! mails, rather than giving a second copy.
 
-use std::collections::BTreeMap;
-
 use super::Context;
 use crate::ledger::{self, Purchase};
 use crate::mail::{Kind, Templates};
@@ -93,13 +91,12 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
     };
     let existing = grants
         .iter()
-        .position(|grant| same(grant) && (grant.mailed.is_some() || args.no_mail));
+        .find(|grant| same(grant) && (grant.mailed.is_some() || args.no_mail));
     let unmailed = grants
         .iter()
-        .position(|grant| same(grant) && grant.mailed.is_none());
-    let index = match (existing, unmailed) {
-        (Some(at), _) if !args.again => {
-            let existing = &grants[at];
+        .find(|grant| same(grant) && grant.mailed.is_none());
+    let grant = match (existing, unmailed) {
+        (Some(existing), _) if !args.again => {
             return Err(crate::error::hinted(
                 format!(
                     "`{}` already has a copy of `{}` {version} (grant `{}`{})",
@@ -118,41 +115,34 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
             ));
         }
         // Recorded, never mailed (a run stopped after its commit): mail it now.
-        (None, Some(at)) if !args.again => at,
+        (None, Some(unmailed)) if !args.again => unmailed.clone(),
         _ => {
-            grants.push(Purchase::granted(
+            let grant = Purchase::granted(
                 ledger::timestamp(now),
                 &args.email,
                 &product.slug,
                 &version,
                 product.price.currency.code(),
                 args.note.clone(),
-            ));
-            let id = grants[grants.len() - 1].id.clone();
+            );
+            grants.push(grant.clone());
             save(
                 &store.root,
                 &repo,
                 &mut grants,
                 &format!("grant: {} {version}", product.slug),
             )?;
-            grants
-                .iter()
-                .position(|grant| grant.id == id)
-                .unwrap_or_default()
+            grant
         }
     };
-    let grant = grants[index].clone();
     crate::fault::point("grant:recorded");
 
     let expires = now + store.settings.link_lifetime as i64;
     let link = crate::tokens::link(&store.settings.base_url, &keys[0], &grant.id, expires);
     if let Some(mailer) = &mailer {
         let settings = &store.settings;
-        let values: BTreeMap<&str, String> = [
-            ("shop", settings.name.clone()),
-            ("support", settings.support_email.clone()),
-            ("base_url", settings.base_url.clone()),
-            ("email", grant.email.clone()),
+        let mut values = crate::mail::shop_values(settings, &grant.email);
+        values.extend([
             ("product", product.name.clone()),
             ("version", version.clone()),
             ("link", link.clone()),
@@ -160,9 +150,7 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
             ("limit", product.download_limit.to_string()),
             ("order", ledger::order_number(&grant.id)),
             ("lost", format!("{}/lost", settings.base_url)),
-        ]
-        .into_iter()
-        .collect();
+        ]);
         let rendered = templates.render(Kind::Gift, &values);
         let from = &settings.mail.from;
         let message = crate::mail::compose(

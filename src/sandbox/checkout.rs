@@ -259,7 +259,12 @@ pub fn complete_with(
 /// The pay-what-you-want range of an open session's price (minimum,
 /// maximum), or `None` when its price is fixed.
 fn custom_range(state: &State, id: &str) -> Option<(Option<i64>, Option<i64>)> {
-    let custom = &state.line_items.get(id)?.first()?["price"]["custom_unit_amount"];
+    custom_range_of(state.line_items.get(id)?)
+}
+
+/// The same, from a session's line items.
+fn custom_range_of(items: &[Value]) -> Option<(Option<i64>, Option<i64>)> {
+    let custom = &items.first()?["price"]["custom_unit_amount"];
     custom
         .is_object()
         .then(|| (custom["minimum"].as_i64(), custom["maximum"].as_i64()))
@@ -727,7 +732,7 @@ fn checkout_form(
         )
     };
     let chosen = match custom_range_of(items) {
-        Some(minimum) => format!(
+        Some((minimum, _)) => format!(
             "<label for=\"amount\">Amount you pay{}</label>\
              <input id=\"amount\" name=\"amount\" inputmode=\"decimal\" required value=\"{}\">",
             minimum
@@ -797,13 +802,6 @@ fn checkout_form(
         seller = escape(seller),
     );
     layout("Checkout", &body)
-}
-
-/// The minimum of a pay-what-you-want line, `Some(None)` without one,
-/// `None` for a fixed price.
-fn custom_range_of(items: &[Value]) -> Option<Option<i64>> {
-    let custom = &items.first()?["price"]["custom_unit_amount"];
-    custom.is_object().then(|| custom["minimum"].as_i64())
 }
 
 /// A code typed at checkout: found whatever its case, as Stripe finds it,

@@ -90,16 +90,7 @@ fn expires(app: &App) -> String {
 }
 
 fn base_values(app: &App, email: &str) -> BTreeMap<&'static str, String> {
-    let store = app.store();
-    let settings = &store.settings;
-    [
-        ("shop", settings.name.clone()),
-        ("support", settings.support_email.clone()),
-        ("base_url", settings.base_url.clone()),
-        ("email", email.to_owned()),
-    ]
-    .into_iter()
-    .collect()
+    mail::shop_values(&app.store().settings, email)
 }
 
 async fn compose(
