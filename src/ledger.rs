@@ -32,7 +32,7 @@ pub const GRANT_PREFIX: &str = "gr_";
 pub const GRANTED: &str = "granted";
 
 /// One purchase: one completed, paid Checkout Session of the shop.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Purchase {
     /// The Checkout Session id.
     pub id: String,
@@ -64,6 +64,27 @@ pub struct Purchase {
     pub referrer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion_code: Option<String>,
+    /// The buyer's country (ISO 3166-1 alpha-2), when checkout asked for
+    /// an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Minor units of tax within `amount`, when Stripe Tax computed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax: Option<i64>,
+    /// A business buyer's tax ID and its Stripe type (`eu_vat`, `gb_vat`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_id_type: Option<String>,
+    /// The number of the invoice Stripe issued, and its page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_url: Option<String>,
+    /// When the buyer accepted the terms and waived the right of
+    /// withdrawal: the moment they pressed Pay with the box ticked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_accepted: Option<String>,
     /// A grant's note, for the author (a review copy, a prize).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -91,18 +112,9 @@ impl Purchase {
             version: version.to_owned(),
             amount: 0,
             currency: currency.to_owned(),
-            payment_intent: None,
             status: GRANTED.to_owned(),
-            amount_refunded: None,
-            utm_source: None,
-            utm_medium: None,
-            utm_campaign: None,
-            utm_term: None,
-            utm_content: None,
-            referrer: None,
-            promotion_code: None,
             note,
-            mailed: None,
+            ..Purchase::default()
         }
     }
 
@@ -430,14 +442,7 @@ mod tests {
             status: "paid".into(),
             amount_refunded: None,
             utm_source: Some("newsletter".into()),
-            utm_medium: None,
-            utm_campaign: None,
-            utm_term: None,
-            utm_content: None,
-            referrer: None,
-            promotion_code: None,
-            note: None,
-            mailed: None,
+            ..Purchase::default()
         }
     }
 

@@ -343,6 +343,7 @@ pub async fn run(
             maximum: None,
             preset: chosen.suggested.map(|money| money.amount),
         });
+    let tax_behavior = settings.tax_behavior();
     let existing_price = if dry && created.iter().any(|c| c.starts_with("product")) {
         None
     } else {
@@ -353,7 +354,10 @@ pub async fn run(
                     Some(custom) => price.custom_unit_amount == Some(custom),
                     None => price.unit_amount == Some(amount),
                 };
-                std::future::ready(same && price.currency == currency)
+                // Stripe never changes a price's tax behavior once set.
+                let taxed_alike = tax_behavior
+                    .is_none_or(|behavior| price.tax_behavior.as_deref() == Some(behavior));
+                std::future::ready(same && taxed_alike && price.currency == currency)
             })
             .try_next()
             .await?
@@ -379,12 +383,14 @@ pub async fn run(
                 unit_amount: amount,
                 custom_unit_amount: custom,
                 currency: currency.clone(),
+                tax_behavior: tax_behavior.map(str::to_owned),
                 metadata: [("shop_product".to_owned(), product.slug.clone())].into(),
             };
             let amount_text = amount.to_string();
             let chosen = custom.map(|custom| format!("custom:{:?}", custom.preset));
             let mut parts = vec!["price", &product_id, &amount_text, &currency];
             parts.extend(chosen.as_deref());
+            parts.extend(tax_behavior);
             let key = IdempotencyKey::derived(&parts);
             let price = stripe.create_price(&params, &key).await?;
             reporter.step(&format!(
@@ -397,6 +403,7 @@ pub async fn run(
     };
 
     // 3. This version's payment link.
+    let options = settings.checkout_options();
     let redirect_url = format!(
         "{}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
         settings.base_url
@@ -435,16 +442,24 @@ pub async fn run(
                 price: price_id.clone(),
                 redirect_url: redirect_url.clone(),
                 allow_promotion_codes: product.promotion_codes,
+                options: options.clone(),
                 metadata: metadata.clone(),
             };
-            let key = IdempotencyKey::derived(&[
+            let promotion_codes = product.promotion_codes.to_string();
+            let mut parts = vec![
                 "payment_link",
                 &product.slug,
                 &version,
                 &price_id,
                 &redirect_url,
-                &product.promotion_codes.to_string(),
-            ]);
+                &promotion_codes,
+            ];
+            // What checkout asks is part of the request, so of its key.
+            let asked = format!("{options:?}");
+            if options != stripe::CheckoutOptions::default() {
+                parts.push(&asked);
+            }
+            let key = IdempotencyKey::derived(&parts);
             let link = stripe.create_payment_link(&params, &key).await?;
             reporter.step(&format!("created payment link `{}`", link.id));
             created.push(format!("payment link {}", link.id));

@@ -16,6 +16,9 @@ pub enum By {
     /// The promotion code the buyer used, or `none`: free copies given by
     /// a 100 % code show as sales of 0.
     Code,
+    /// The buyer's country from the billing address, or `unknown` when
+    /// checkout asked for none.
+    Country,
 }
 
 /// One group's sales in one currency, in minor units.
@@ -29,6 +32,9 @@ pub struct Row {
     pub granted: u64,
     pub gross: i64,
     pub refunded: i64,
+    /// Tax collected and kept: a refund gives back its share of the tax.
+    pub tax: i64,
+    /// What the author keeps: gross less refunds and tax.
     pub net: i64,
 }
 
@@ -60,6 +66,10 @@ impl Report {
                 .promotion_code
                 .clone()
                 .unwrap_or_else(|| "none".to_owned()),
+            By::Country => purchase
+                .country
+                .clone()
+                .unwrap_or_else(|| "unknown".to_owned()),
         };
         let key = (group.clone(), purchase.currency.clone());
         let row = self.rows.entry(key).or_insert_with(|| Row {
@@ -69,6 +79,7 @@ impl Report {
             granted: 0,
             gross: 0,
             refunded: 0,
+            tax: 0,
             net: 0,
         });
         if purchase.is_grant() {
@@ -76,15 +87,29 @@ impl Report {
             return;
         }
         let refunded = purchase.refunded();
+        let tax = kept_tax(purchase, refunded);
         row.count += 1;
         row.gross += purchase.amount;
         row.refunded += refunded;
-        row.net += purchase.amount - refunded;
+        row.tax += tax;
+        row.net += purchase.amount - refunded - tax;
     }
 
     pub fn rows(&self) -> Vec<Row> {
         self.rows.values().cloned().collect()
     }
+}
+
+/// The tax of a purchase less the share its refunds gave back (Stripe
+/// refunds tax in proportion), rounded down.
+fn kept_tax(purchase: &Purchase, refunded: i64) -> i64 {
+    let tax = purchase.tax.unwrap_or(0);
+    if purchase.amount <= 0 || tax == 0 {
+        return tax;
+    }
+    let kept = (purchase.amount - refunded).clamp(0, purchase.amount);
+    // i128: minor units times minor units.
+    (i128::from(tax) * i128::from(kept) / i128::from(purchase.amount)) as i64
 }
 
 /// Where a buyer came from.
@@ -107,7 +132,7 @@ pub fn source(purchase: &Purchase) -> String {
 }
 
 /// The CSV header of [`csv_line`].
-pub const CSV_HEADER: &str = "id,created,email,product,version,amount,refunded,currency,status,payment_intent,utm_source,utm_medium,utm_campaign,utm_term,utm_content,referrer,promotion_code\n";
+pub const CSV_HEADER: &str = "id,created,email,product,version,amount,refunded,currency,status,payment_intent,utm_source,utm_medium,utm_campaign,utm_term,utm_content,referrer,promotion_code,country,tax,tax_id,invoice,terms_accepted\n";
 
 /// One purchase as a CSV line, amounts in the currency's units.
 pub fn csv_line(purchase: &Purchase) -> String {
@@ -134,6 +159,11 @@ pub fn csv_line(purchase: &Purchase) -> String {
         optional(&purchase.utm_content),
         optional(&purchase.referrer),
         optional(&purchase.promotion_code),
+        optional(&purchase.country),
+        purchase.tax.map(decimal).unwrap_or_default(),
+        optional(&purchase.tax_id),
+        optional(&purchase.invoice),
+        optional(&purchase.terms_accepted),
     ];
     let mut line = fields
         .iter()
@@ -172,18 +202,10 @@ mod tests {
             version: "1.0.0".into(),
             amount,
             currency: "usd".into(),
-            payment_intent: None,
             status: status.into(),
             amount_refunded: refunded,
-            utm_source: None,
-            utm_medium: None,
-            utm_campaign: None,
-            utm_term: None,
-            utm_content: None,
             referrer: Some("https://www.example.org/post?x=1".into()),
-            promotion_code: None,
-            note: None,
-            mailed: None,
+            ..Purchase::default()
         }
     }
 
@@ -206,6 +228,37 @@ mod tests {
     }
 
     #[test]
+    fn countries_show_tax_apart_and_refunds_give_back_their_share() {
+        let taxed = |country: &str, amount: i64, tax: i64, refunded: Option<i64>| Purchase {
+            country: Some(country.into()),
+            tax: Some(tax),
+            ..purchase("guide", amount, "paid", refunded)
+        };
+        let mut report = Report::default();
+        report.add(&taxed("DE", 3451, 551, None), By::Country);
+        report.add(&taxed("DE", 3451, 551, Some(3451)), By::Country);
+        report.add(&taxed("US", 3197, 297, Some(1599)), By::Country);
+        report.add(&purchase("guide", 2900, "paid", None), By::Country);
+        let rows = report.rows();
+        let row = |group: &str| rows.iter().find(|row| row.group == group).unwrap().clone();
+        let germany = row("DE");
+        assert_eq!(
+            (
+                germany.count,
+                germany.gross,
+                germany.refunded,
+                germany.tax,
+                germany.net
+            ),
+            (2, 6902, 3451, 551, 2900)
+        );
+        // Half refunded: half the tax (148.4, rounded down) stays.
+        let us = row("US");
+        assert_eq!((us.tax, us.net), (148, 3197 - 1599 - 148));
+        assert_eq!((row("unknown").tax, row("unknown").net), (0, 2900));
+    }
+
+    #[test]
     fn groups_add_up() {
         let mut report = Report::default();
         report.add(&purchase("guide", 2900, "paid", None), By::Product);
@@ -222,6 +275,7 @@ mod tests {
                 granted: 0,
                 gross: 1000,
                 refunded: 0,
+                tax: 0,
                 net: 1000
             }
         );
@@ -234,6 +288,7 @@ mod tests {
                 granted: 0,
                 gross: 8700,
                 refunded: 3800,
+                tax: 0,
                 net: 4900
             }
         );

@@ -144,7 +144,7 @@ async fn may_still_pay(
     if session.status.as_deref() != Some("complete") || session.payment_status != "unpaid" {
         return Ok(false);
     }
-    let Some(intent) = &session.payment_intent else {
+    let Some(intent) = session.payment_intent_id() else {
         return Ok(false);
     };
     Ok(stripe
@@ -179,7 +179,7 @@ fn session_filter(created_gte: Option<i64>) -> ListCheckoutSessions {
         created_gte,
         status: Some("complete".into()),
         limit: Some(100),
-        expand: vec!["total_details.breakdown".into()],
+        expand: EXPANDED.map(str::to_owned).to_vec(),
         ..Default::default()
     }
 }
@@ -227,7 +227,7 @@ fn classify(session: &CheckoutSession, store: &Store) -> Kind {
         version,
         amount: session.amount_total.unwrap_or(0),
         currency: session.currency.clone().unwrap_or_default(),
-        payment_intent: session.payment_intent.clone(),
+        payment_intent: session.payment_intent_id().map(str::to_owned),
         status: "paid".into(),
         amount_refunded: None,
         utm_source: attribution("utm_source"),
@@ -237,10 +237,54 @@ fn classify(session: &CheckoutSession, store: &Store) -> Kind {
         utm_content: attribution("utm_content"),
         referrer: attribution("referrer"),
         promotion_code: attribution("promotion_code"),
-        note: None,
-        mailed: None,
+        ..checkout_details(session)
     }))
 }
+
+/// What checkout asked beyond the payment: the buyer's country, the tax,
+/// a business's tax ID, the invoice, and when the terms were accepted.
+fn checkout_details(session: &CheckoutSession) -> Purchase {
+    let tax_id = session
+        .customer_details
+        .as_ref()
+        .and_then(|details| details.tax_ids.first());
+    let invoice = session
+        .invoice
+        .as_ref()
+        .and_then(|invoice| invoice.object());
+    // The intent is made when the buyer presses Pay, which the box must be
+    // ticked for; a session with nothing to pay has none, and then only
+    // its opening is known.
+    let accepted_at = session
+        .payment_intent
+        .as_ref()
+        .and_then(|intent| intent.object())
+        .map_or(session.created, |intent| intent.created);
+    Purchase {
+        country: session.country().map(str::to_owned),
+        tax: session
+            .automatic_tax
+            .as_ref()
+            .is_some_and(|tax| tax.enabled)
+            .then(|| {
+                session
+                    .total_details
+                    .as_ref()
+                    .map_or(0, |total| total.amount_tax)
+            }),
+        tax_id: tax_id.map(|id| id.value.clone()),
+        tax_id_type: tax_id.map(|id| id.kind.clone()),
+        invoice: invoice.and_then(|invoice| invoice.number.clone()),
+        invoice_url: invoice.and_then(|invoice| invoice.hosted_invoice_url.clone()),
+        terms_accepted: session
+            .accepted_terms()
+            .then(|| ledger::timestamp(accepted_at)),
+        ..Purchase::default()
+    }
+}
+
+/// What the ledger needs expanded on each session.
+const EXPANDED: [&str; 3] = ["total_details.breakdown", "payment_intent", "invoice"];
 
 /// Counts a listed session (seen, kept, foreign, unpaid; progress every
 /// hundred) and says what it is to the shop.
@@ -429,9 +473,7 @@ async fn incremental(
         if listed.contains(&id) {
             continue;
         }
-        let session = stripe
-            .checkout_session_expanded(&id, &["total_details.breakdown"])
-            .await?;
+        let session = stripe.checkout_session_expanded(&id, &EXPANDED).await?;
         let Some(session) = session else {
             pending.sessions.remove(&id);
             continue;

@@ -376,6 +376,7 @@ async fn every_request_and_answer_matches_the_spec() {
                 unit_amount: 2900,
                 custom_unit_amount: None,
                 currency: "eur".into(),
+                tax_behavior: None,
                 metadata: meta(&[("version", "1.0.0")]),
             },
             &IdempotencyKey::derived(&["price"]),
@@ -394,6 +395,7 @@ async fn every_request_and_answer_matches_the_spec() {
                     preset: Some(1200),
                 }),
                 currency: "eur".into(),
+                tax_behavior: None,
                 metadata: meta(&[("version", "1.0.0")]),
             },
             &IdempotencyKey::derived(&["price", "chosen"]),
@@ -415,6 +417,7 @@ async fn every_request_and_answer_matches_the_spec() {
                 redirect_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}"
                     .into(),
                 allow_promotion_codes: true,
+                options: Default::default(),
                 metadata: meta(&[("product", "guide"), ("version", "1.0.0")]),
             },
             &IdempotencyKey::derived(&["link"]),
@@ -442,6 +445,7 @@ async fn every_request_and_answer_matches_the_spec() {
                 expires_at: Some(now + 3600),
                 promotion_code: None,
                 allow_promotion_codes: true,
+                options: Default::default(),
                 metadata: meta(&[
                     ("product", "guide"),
                     ("version", "1.0.0"),
@@ -504,7 +508,7 @@ async fn every_request_and_answer_matches_the_spec() {
         created_gte: Some(now - 10),
         created_lt: Some(now + 10),
         status: Some("complete".into()),
-        payment_intent: paid.payment_intent.clone(),
+        payment_intent: paid.payment_intent_id().map(str::to_owned),
         limit: Some(5),
         expand: vec!["total_details.breakdown".into()],
     };
@@ -540,6 +544,88 @@ async fn every_request_and_answer_matches_the_spec() {
             .code,
         "LAUNCH"
     );
+    // Tax, a business's VAT ID, an invoice and the consent to the terms,
+    // once the account has set up Stripe Tax and its terms.
+    sandbox
+        .control(
+            Method::POST,
+            "settings",
+            json!({"tax_origin": "DE", "terms_of_service_url": "https://books.example/terms"}),
+        )
+        .await;
+    let taxed_price = client
+        .create_price(
+            &CreatePrice {
+                product: product.id.clone(),
+                unit_amount: 2900,
+                currency: "eur".into(),
+                tax_behavior: Some("inclusive".into()),
+                ..CreatePrice::default()
+            },
+            &IdempotencyKey::derived(&["price", "taxed"]),
+        )
+        .await
+        .unwrap();
+    let options = shop::stripe::CheckoutOptions {
+        automatic_tax: true,
+        billing_address: true,
+        tax_id_collection: true,
+        invoice_creation: true,
+        terms_consent: Some("I agree to the [terms](https://books.example/terms).".into()),
+    };
+    client
+        .create_payment_link(
+            &CreatePaymentLink {
+                price: taxed_price.id.clone(),
+                redirect_url: "https://books.example/thanks".into(),
+                options: options.clone(),
+                ..CreatePaymentLink::default()
+            },
+            &IdempotencyKey::derived(&["link", "taxed"]),
+        )
+        .await
+        .unwrap();
+    let taxed = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                price: taxed_price.id.clone(),
+                success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
+                options,
+                ..CreateCheckoutSession::default()
+            },
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    let answer = sandbox
+        .control(
+            Method::POST,
+            &format!("checkout/sessions/{}/complete", taxed.id),
+            json!({"email": "ada@example.com", "card": "4242424242424242", "address": "FR",
+                   "tax_id": "FR12345678901", "accept_terms": true}),
+        )
+        .await;
+    assert_eq!(answer["status"], "complete", "{answer}");
+    let taxed = client
+        .checkout_session_expanded(
+            &taxed.id,
+            &["total_details.breakdown", "payment_intent", "invoice"],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(taxed.accepted_terms());
+    assert_eq!(taxed.country(), Some("FR"));
+    let invoice = taxed.invoice.as_ref().and_then(|i| i.object()).unwrap();
+    assert_eq!(invoice.number.as_deref(), Some("SANDBOX-0001"));
+    let fetched = sandbox
+        .http()
+        .get(format!("{}/v1/invoices/{}", sandbox.url, invoice.id))
+        .bearer_auth("sk_test_harness")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 200);
     // A 100 % code: a no-cost order, no payment intent.
     let free: serde_json::Value = stripe_post(
         "/v1/coupons",
@@ -617,7 +703,7 @@ async fn every_request_and_answer_matches_the_spec() {
         .await
         .unwrap();
     let intent = client
-        .payment_intent(paid.payment_intent.as_deref().unwrap())
+        .payment_intent(paid.payment_intent_id().unwrap())
         .await
         .unwrap()
         .unwrap();

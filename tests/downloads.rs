@@ -630,7 +630,7 @@ fn support_cannot_mint_a_link_for_a_refund_by_accident() {
         let found = client.checkout_session(&session).await.unwrap().unwrap();
         client
             .create_refund(
-                found.payment_intent.as_deref().unwrap(),
+                found.payment_intent_id().unwrap(),
                 None,
                 &shop::stripe::IdempotencyKey::random(),
             )

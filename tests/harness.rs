@@ -249,6 +249,8 @@ impl Sandbox {
             webhook_url,
             webhook_secret: Some(webhook_secret.clone()),
             account_name: Some("Harness Books".into()),
+            tax_origin: None,
+            terms_of_service_url: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -22,3 +22,4 @@ mod stamp;
 mod store;
 mod stripe;
 mod sync;
+mod tax;

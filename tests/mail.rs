@@ -379,7 +379,7 @@ fn notices_follow_the_policy_and_go_once_across_a_kill() {
         let session = client.checkout_session(&refunded).await.unwrap().unwrap();
         client
             .create_refund(
-                session.payment_intent.as_deref().unwrap(),
+                session.payment_intent_id().unwrap(),
                 None,
                 &shop::stripe::IdempotencyKey::random(),
             )

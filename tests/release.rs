@@ -136,7 +136,7 @@ impl Drop for Release {
     }
 }
 
-fn commit_all(path: &std::path::Path, message: &str) {
+pub(crate) fn commit_all(path: &std::path::Path, message: &str) {
     let repo = git2::Repository::open(path).unwrap();
     let mut index = repo.index().unwrap();
     index

@@ -43,6 +43,7 @@ async fn catalogue(client: &Client, slug: &str) -> String {
                 unit_amount: 2900,
                 custom_unit_amount: None,
                 currency: "usd".into(),
+                tax_behavior: None,
                 metadata: metadata(&[]),
             },
             &IdempotencyKey::derived(&["price", slug]),
@@ -329,7 +330,7 @@ async fn refunds_and_disputes_emit_their_events() {
     assert_eq!(paid["payment_status"], "paid");
     let session = client.checkout_session(&session.id).await.unwrap().unwrap();
     assert_eq!(session.email(), Some("ada@example.com"));
-    let intent_id = session.payment_intent.clone().unwrap();
+    let intent_id = session.payment_intent_id().unwrap().to_owned();
     let intent = client.payment_intent(&intent_id).await.unwrap().unwrap();
     assert_eq!((intent.amount, intent.status.as_str()), (2900, "succeeded"));
 
@@ -526,6 +527,7 @@ async fn a_payment_link_opens_a_checkout_that_redirects_as_configured() {
                 price: price.clone(),
                 redirect_url: "http://127.0.0.1:9/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
                 allow_promotion_codes: true,
+                options: Default::default(),
                 metadata: metadata(&[("product", "guide"), ("version", "1.0.0")]),
             },
             &IdempotencyKey::derived(&["link", "guide", "1.0.0"]),
@@ -671,6 +673,7 @@ async fn the_data_file_survives_a_restart() {
                 unit_amount: 100,
                 custom_unit_amount: None,
                 currency: "eur".into(),
+                tax_behavior: None,
                 metadata: metadata(&[]),
             },
             &IdempotencyKey::random(),

@@ -321,7 +321,7 @@ fn a_refund_closes_the_downloads() {
         let session = client.checkout_session(&session).await.unwrap().unwrap();
         client
             .create_refund(
-                session.payment_intent.as_deref().unwrap(),
+                session.payment_intent_id().unwrap(),
                 None,
                 &shop::stripe::IdempotencyKey::random(),
             )

@@ -92,7 +92,7 @@ fn a_free_copy_from_a_100_percent_code_is_delivered() {
         (
             found.payment_status.as_str(),
             found.amount_total,
-            found.payment_intent.clone()
+            found.payment_intent_id()
         ),
         ("no_payment_required", Some(0), None)
     );

@@ -71,6 +71,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         expires_at: Some(expires_at(now, args.expires)),
         promotion_code: promotion.as_ref().map(|promotion| promotion.id.clone()),
         allow_promotion_codes: product.promotion_codes && promotion.is_none(),
+        options: store.settings.checkout_options(),
         metadata: {
             let mut metadata: std::collections::BTreeMap<String, String> = [
                 ("product".to_owned(), product.slug.clone()),

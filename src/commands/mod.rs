@@ -420,18 +420,18 @@ pub(crate) async fn shutdown_signal() {
 }
 
 /// Left-aligned columns separated by two spaces.
-pub(crate) fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
-    let mut widths = header.each_ref().map(|cell| cell.chars().count());
+pub(crate) fn table<R: AsRef<[String]>>(header: &[String], rows: &[R]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
     for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
+        for (width, cell) in widths.iter_mut().zip(row.as_ref()) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut text = String::new();
-    for row in std::iter::once(header).chain(rows) {
+    for row in std::iter::once(header).chain(rows.iter().map(AsRef::as_ref)) {
         let mut line = String::new();
-        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
-            if index + 1 == N {
+        for (index, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            if index + 1 == header.len() {
                 line.push_str(cell);
             } else {
                 line.push_str(&format!("{cell:<width$}  "));

@@ -32,6 +32,8 @@ pub enum By {
     Source,
     /// The promotion code used (free copies show as sales of 0)
     Code,
+    /// The buyer's country, with the tax collected (`[tax]` in shop.toml)
+    Country,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
@@ -64,6 +66,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         By::Month => report::By::Month,
         By::Source => report::By::Source,
         By::Code => report::By::Code,
+        By::Country => report::By::Country,
     };
     let mut totals = Report::default();
     let mut in_ledger = false;
@@ -96,31 +99,28 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         By::Month => "MONTH",
         By::Source => "SOURCE",
         By::Code => "CODE",
+        By::Country => "COUNTRY",
     };
-    let money = |row: &report::Row| {
-        [
-            row.group.clone(),
-            row.count.to_string(),
-            row.money(row.gross),
-            row.money(row.refunded),
-            row.money(row.net),
-        ]
-    };
-    // Given copies get their own column when there are any.
-    if rows.iter().any(|row| row.granted > 0) {
-        let header = [heading, "COUNT", "GIVEN", "GROSS", "REFUNDED", "NET"].map(String::from);
-        let table: Vec<[String; 6]> = rows
-            .iter()
-            .map(|row| {
-                let [group, count, gross, refunded, net] = money(row);
-                [group, count, row.granted.to_string(), gross, refunded, net]
-            })
-            .collect();
-        context.output.data(super::table(&header, &table))?;
-        return Ok(());
-    }
-    let header = [heading, "COUNT", "GROSS", "REFUNDED", "NET"].map(String::from);
-    let table: Vec<[String; 5]> = rows.iter().map(money).collect();
+    // Given copies and tax get their own columns when there are any.
+    let given = rows.iter().any(|row| row.granted > 0);
+    let taxed = args.by == By::Country || rows.iter().any(|row| row.tax != 0);
+    let mut header = vec![heading, "COUNT"];
+    header.extend(given.then_some("GIVEN"));
+    header.extend(["GROSS", "REFUNDED"]);
+    header.extend(taxed.then_some("TAX"));
+    header.push("NET");
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let mut cells = vec![row.group.clone(), row.count.to_string()];
+            cells.extend(given.then(|| row.granted.to_string()));
+            cells.extend([row.money(row.gross), row.money(row.refunded)]);
+            cells.extend(taxed.then(|| row.money(row.tax)));
+            cells.push(row.money(row.net));
+            cells
+        })
+        .collect();
+    let header: Vec<String> = header.into_iter().map(String::from).collect();
     context.output.data(super::table(&header, &table))?;
     Ok(())
 }

@@ -31,6 +31,16 @@ pub struct Args {
     /// The business name its test checkout shows (as Stripe shows the account's)
     #[arg(long, value_name = "NAME")]
     pub account_name: Option<String>,
+
+    /// Set up Stripe Tax with the head office in this country (such as DE);
+    /// without it, checkouts with automatic tax are refused, as Stripe does
+    #[arg(long, value_name = "COUNTRY")]
+    pub tax_origin: Option<String>,
+
+    /// The account's terms of service URL; without it, checkouts asking for
+    /// consent to the terms are refused, as Stripe does
+    #[arg(long, value_name = "URL")]
+    pub terms_url: Option<String>,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
@@ -49,6 +59,8 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         webhook_url: args.webhook.clone(),
         webhook_secret,
         account_name: args.account_name.clone(),
+        tax_origin: args.tax_origin.clone(),
+        terms_of_service_url: args.terms_url.clone(),
     };
     super::block_on(async move {
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));

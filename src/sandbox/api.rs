@@ -107,6 +107,7 @@ pub fn dispatch(
         ["v1", "checkout", "sessions", id, "expire"] if post => expire_session(state, context, id),
         ["v1", "payment_intents", id] if get => state.find("payment_intent", id, "intent").cloned(),
         ["v1", "charges", id] if get => state.find("charge", id, "charge").cloned(),
+        ["v1", "invoices", id] if get => state.find("invoice", id, "invoice").cloned(),
         ["v1", "refunds"] if post => create_refund(state, context, params),
         ["v1", "refunds"] if get => list_of_payment(state, "refund", params, path),
         ["v1", "refunds", id] if get => state.find("refund", id, "refund").cloned(),
@@ -307,8 +308,21 @@ fn create_price(state: &mut State, params: &Params) -> Result<Value, ApiError> {
         "product",
         "unit_amount",
         "custom_unit_amount",
+        "tax_behavior",
     ])?;
     let product = params.required_str("product")?;
+    let tax_behavior = match params.str("tax_behavior") {
+        None => "unspecified",
+        Some(behavior @ ("exclusive" | "inclusive" | "unspecified")) => behavior,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "tax_behavior",
+                &format!(
+                    "Invalid tax_behavior: must be one of exclusive, inclusive, or unspecified ({other})"
+                ),
+            ));
+        }
+    };
     state.find("product", product, "product")?;
     let currency = currency_param(params)?;
     let custom = custom_unit_amount(params, &currency)?;
@@ -346,6 +360,7 @@ fn create_price(state: &mut State, params: &Params) -> Result<Value, ApiError> {
         price["unit_amount_decimal"] = Value::Null;
         price["custom_unit_amount"] = custom;
     }
+    price["tax_behavior"] = json!(tax_behavior);
     price["lookup_key"] = json!(params.str("lookup_key"));
     price["nickname"] = json!(params.str("nickname"));
     Ok(state.insert(price))
@@ -475,13 +490,16 @@ fn create_payment_link(
     context: &Context<'_>,
     params: &Params,
 ) -> Result<Value, ApiError> {
-    params.only(&[
+    let mut allowed = vec![
         "after_completion",
         "allow_promotion_codes",
         "line_items",
         "metadata",
-    ])?;
+    ];
+    allowed.extend(super::tax::PARAMS);
+    params.only(&allowed)?;
     let price = line_items(state, params)?;
+    let options = super::tax::options(state, params, &price)?;
     let redirect = match params.get("after_completion") {
         None => None,
         Some(after) => match after["type"].as_str() {
@@ -506,7 +524,7 @@ fn create_payment_link(
     };
     let id = new_id("plink_");
     let url = format!("{}/pay/{id}", context.base_url);
-    let link = objects::payment_link(objects::PaymentLinkParts {
+    let mut link = objects::payment_link(objects::PaymentLinkParts {
         id: &id,
         url: &url,
         currency: price["currency"].as_str().unwrap_or("usd"),
@@ -514,6 +532,7 @@ fn create_payment_link(
         allow_promotion_codes: params.bool("allow_promotion_codes")?.unwrap_or(false),
         metadata: params.metadata()?,
     });
+    super::tax::apply(&mut link, &options);
     state
         .payment_link_prices
         .insert(id, price["id"].as_str().unwrap_or_default().to_owned());
@@ -550,7 +569,7 @@ fn create_session(
     context: &Context<'_>,
     params: &Params,
 ) -> Result<Value, ApiError> {
-    params.only(&[
+    let mut allowed = vec![
         "allow_promotion_codes",
         "cancel_url",
         "client_reference_id",
@@ -561,7 +580,9 @@ fn create_session(
         "metadata",
         "mode",
         "success_url",
-    ])?;
+    ];
+    allowed.extend(super::tax::PARAMS);
+    params.only(&allowed)?;
     match params.str("mode") {
         Some("payment") => {}
         Some(other) => {
@@ -574,6 +595,7 @@ fn create_session(
     }
     let success_url = params.required_str("success_url")?.to_owned();
     let price = line_items(state, params)?;
+    let options = super::tax::options(state, params, &price)?;
     let now = state.now();
     // Checked against the sandbox's own clock when the request arrives, as
     // Stripe checks it against its own: no slack.
@@ -638,6 +660,7 @@ fn create_session(
             allow_promotion_codes,
             metadata: params.metadata()?,
             expires_at,
+            options,
         },
     );
     let id = session["id"].as_str().unwrap_or_default().to_owned();
@@ -787,6 +810,8 @@ pub struct NewSession<'a> {
     pub allow_promotion_codes: Option<bool>,
     pub metadata: Value,
     pub expires_at: i64,
+    /// Tax, invoice and consent fields (see `tax::options`), or `null`.
+    pub options: Value,
 }
 
 /// Makes a checkout session for one `price` (also for payment links).
@@ -815,6 +840,7 @@ pub fn new_session(
         expires_at: new.expires_at,
     });
     let mut session = session;
+    super::tax::apply(&mut session, &new.options);
     if session["currency"] == "eur" {
         session["payment_method_types"] = json!(["card", "sepa_debit"]);
     }
@@ -905,6 +931,11 @@ fn expand_session(state: &State, session: &mut Value, paths: &[String]) -> Resul
                         intent["latest_charge"] = charge.clone();
                     }
                     session["payment_intent"] = intent;
+                }
+            }
+            "invoice" => {
+                if let Some(invoice) = session["invoice"].as_str().and_then(|i| state.get(i)) {
+                    session["invoice"] = invoice.clone();
                 }
             }
             "payment_link" => {

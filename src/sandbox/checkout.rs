@@ -14,6 +14,7 @@ use warp::http::{Method, Response, StatusCode};
 use super::api::{self, NewSession};
 use super::objects::{self, new_id};
 use super::state::State;
+use super::tax;
 use super::{ApiError, Sandbox, plain};
 use crate::html::escape;
 
@@ -126,27 +127,42 @@ const BANK_ACCOUNTS: &[(&str, bool)] = &[
     ("AT861904300235473202", false),
 ];
 
-/// Pays session `id` for `email` with `method`: a test card number, or a
-/// test IBAN (a delayed payment). A session whose total is zero needs
-/// none and completes as `no_payment_required`. Creates the payment
-/// intent and charge, completes the session, and emits Stripe's events.
+/// What a buyer gives at checkout: the email, a test card number or IBAN,
+/// and what the session asks beyond the payment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Payment<'a> {
+    pub email: &'a str,
+    pub method: &'a str,
+    /// A key of [`tax::TEST_ADDRESSES`].
+    pub address: Option<&'a str>,
+    /// A business's VAT ID.
+    pub tax_id: Option<&'a str>,
+    /// The terms-of-service box ticked.
+    pub accepted_terms: bool,
+}
+
+/// Pays session `id` as `payment` says: a test card number, or a test IBAN
+/// (a delayed payment). A session whose total is zero needs none and
+/// completes as `no_payment_required`. Computes the tax of the address
+/// given, creates the payment intent and charge, completes the session,
+/// issues its invoice when it asks for one, and emits Stripe's events.
 pub fn complete(
     state: &mut State,
     webhooks: i64,
+    base_url: &str,
     id: &str,
-    email: &str,
-    method: &str,
+    payment: &Payment<'_>,
 ) -> Result<Value, ApiError> {
-    complete_with(state, webhooks, id, email, method, true)
+    complete_with(state, webhooks, base_url, id, payment, true)
 }
 
 /// [`complete`], optionally without events (bulk seeding for benchmarks).
 pub fn complete_with(
     state: &mut State,
     webhooks: i64,
+    base_url: &str,
     id: &str,
-    email: &str,
-    method: &str,
+    payment: &Payment<'_>,
     events: bool,
 ) -> Result<Value, ApiError> {
     expire_if_due(state, id, webhooks);
@@ -166,23 +182,38 @@ pub fn complete_with(
             ));
         }
     }
-    let email = email.trim();
+    let email = payment.email.trim();
     if !super::rules::is_email(email) {
         return Err(ApiError::invalid(
             "customer_details[email]",
             "Your email address is invalid.",
         ));
     }
+    let given = tax::given(
+        &session,
+        payment.address,
+        payment.tax_id,
+        payment.accepted_terms,
+    )?;
+    tax::compute(state, id, &given);
+    let session = state.get(id).cloned().unwrap_or(session);
+    let details = tax::customer_details(email, &given, state.account.tax_origin.as_deref());
+    let consent = tax::consent(&session, &given);
+    let finish = move |session: &mut Value| {
+        session["status"] = json!("complete");
+        session["customer_details"] = details.clone();
+        session["consent"] = consent.clone();
+    };
     let amount = session["amount_total"].as_i64().unwrap_or(0);
     if amount == 0 {
         // A no-cost order (a 100 % discount): nothing to pay, no intent.
         let session = state
             .update(id, |session| {
-                session["status"] = json!("complete");
+                finish(session);
                 session["payment_status"] = json!("no_payment_required");
-                session["customer_details"] = objects::customer_details(email);
             })
             .unwrap_or_default();
+        let session = with_invoice(state, base_url, session, events, webhooks);
         if events {
             state.emit(
                 "checkout.session.completed",
@@ -193,13 +224,22 @@ pub fn complete_with(
         }
         return Ok(session);
     }
+    let method = payment.method;
     let compact: String = method
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .collect::<String>()
         .to_ascii_uppercase();
     if compact.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return pay_by_debit(state, webhooks, id, &session, email, &compact, events);
+        return pay_by_debit(
+            state,
+            webhooks,
+            id,
+            &session,
+            (email, &compact),
+            events,
+            finish,
+        );
     }
     let number = compact;
     if number.len() < 12
@@ -237,12 +277,12 @@ pub fn complete_with(
     ));
     let session = state
         .update(id, |session| {
-            session["status"] = json!("complete");
+            finish(session);
             session["payment_status"] = json!("paid");
             session["payment_intent"] = json!(intent_id);
-            session["customer_details"] = objects::customer_details(email);
         })
         .unwrap_or_default();
+    let session = with_invoice(state, base_url, session, events, webhooks);
     if events {
         state.emit("charge.succeeded", charge, None, webhooks);
         state.emit("payment_intent.succeeded", intent, None, webhooks);
@@ -254,6 +294,28 @@ pub fn complete_with(
         );
     }
     Ok(session)
+}
+
+/// Issues the invoice of a session that asks for one, paid, with Stripe's
+/// events; returns the session pointing at it.
+fn with_invoice(
+    state: &mut State,
+    base_url: &str,
+    session: Value,
+    events: bool,
+    webhooks: i64,
+) -> Value {
+    let Some(invoice) = tax::invoice(state, base_url, &session) else {
+        return session;
+    };
+    let id = session["id"].as_str().unwrap_or_default().to_owned();
+    if events {
+        state.emit("invoice.finalized", invoice.clone(), None, webhooks);
+        state.emit("invoice.paid", invoice.clone(), None, webhooks);
+    }
+    state
+        .update(&id, |session| session["invoice"] = invoice["id"].clone())
+        .unwrap_or(session)
 }
 
 /// The pay-what-you-want range of an open session's price (minimum,
@@ -326,10 +388,11 @@ fn pay_by_debit(
     webhooks: i64,
     id: &str,
     session: &Value,
-    email: &str,
-    iban: &str,
+    payer: (&str, &str),
     events: bool,
+    finish: impl FnOnce(&mut Value),
 ) -> Result<Value, ApiError> {
+    let (email, iban) = payer;
     if session["currency"] != "eur" {
         return Err(ApiError::invalid(
             "payment_method_data[type]",
@@ -359,10 +422,9 @@ fn pay_by_debit(
     let intent = state.insert(intent);
     let session = state
         .update(id, |session| {
-            session["status"] = json!("complete");
+            finish(session);
             session["payment_status"] = json!("unpaid");
             session["payment_intent"] = json!(intent_id);
-            session["customer_details"] = objects::customer_details(email);
         })
         .unwrap_or_default();
     state.settlements.push(super::state::Settlement {
@@ -512,7 +574,16 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
         } else {
             Ok(())
         };
-        let result = chosen.and_then(|()| complete(&mut state, webhooks, id, &email, &method));
+        let (address, tax_id) = (field("address"), field("tax_id"));
+        let payment = Payment {
+            email: &email,
+            method: &method,
+            address: Some(address.as_str()),
+            tax_id: Some(tax_id.as_str()),
+            accepted_terms: field("terms") == "accepted",
+        };
+        let result =
+            chosen.and_then(|()| complete(&mut state, webhooks, sandbox.base_url(), id, &payment));
         match result {
             Ok(session) => {
                 sandbox.after_change(&mut state);
@@ -620,6 +691,8 @@ pub fn payment_link(sandbox: &Arc<Sandbox>, id: &str) -> Response<Vec<u8>> {
             // Stripe copies a payment link's metadata onto its sessions.
             metadata: link["metadata"].clone(),
             expires_at: now + 24 * 3600,
+            // And what it asks beyond the payment.
+            options: link.clone(),
         },
     );
     let total = session["amount_total"].as_i64().unwrap_or(0);
@@ -643,6 +716,85 @@ pub fn payment_link(sandbox: &Arc<Sandbox>, id: &str) -> Response<Vec<u8>> {
     }
     sandbox.after_change(&mut state);
     redirect(session["url"].as_str().unwrap_or("/"))
+}
+
+/// An invoice's hosted page: its number, seller, buyer, lines and tax.
+pub fn invoice_page(sandbox: &Arc<Sandbox>, id: &str) -> Response<Vec<u8>> {
+    let state = sandbox.state();
+    let Some(invoice) = state.get(id).filter(|value| value["object"] == "invoice") else {
+        return html(
+            StatusCode::NOT_FOUND,
+            &layout("Not found", "<p>There is no invoice here.</p>"),
+        );
+    };
+    let currency = invoice["currency"].as_str().unwrap_or("usd");
+    let money = |amount: &Value| {
+        escape(&super::rules::display(
+            amount.as_i64().unwrap_or(0),
+            currency,
+        ))
+    };
+    let address = &invoice["customer_address"];
+    let buyer = [
+        invoice["customer_email"].as_str(),
+        address["line1"].as_str(),
+        address["postal_code"].as_str(),
+        address["city"].as_str(),
+        address["country"].as_str(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(escape)
+    .collect::<Vec<_>>()
+    .join("<br>");
+    let tax_ids: Vec<String> = invoice["customer_tax_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|id| {
+            format!(
+                "<p>VAT ID {}</p>",
+                escape(id["value"].as_str().unwrap_or(""))
+            )
+        })
+        .collect();
+    let reverse = if invoice["customer_tax_exempt"] == "reverse" {
+        "<p id=\"reverse\">Reverse charge: the buyer accounts for the VAT.</p>"
+    } else {
+        ""
+    };
+    let lines: String = invoice["lines"]["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|line| {
+            format!(
+                "<tr><td>{}</td><td class=\"amount\">{}</td></tr>",
+                escape(line["description"].as_str().unwrap_or("Product")),
+                money(&line["amount"]),
+            )
+        })
+        .collect();
+    let body = format!(
+        "<p class=\"banner\" role=\"note\"><strong>TEST MODE</strong> · shop sandbox</p>\
+         <h1>Invoice <span id=\"number\">{number}</span></h1>\
+         <p id=\"seller\">{seller}</p><p id=\"buyer\">{buyer}</p>{tax_ids}{reverse}\
+         <table class=\"summary\"><tbody>{lines}\
+         <tr><td>Tax</td><td class=\"amount\" id=\"tax\">{tax}</td></tr></tbody>\
+         <tfoot><tr><th scope=\"row\">Paid</th><td class=\"amount\" id=\"paid\">{paid}</td></tr></tfoot></table>",
+        number = escape(invoice["number"].as_str().unwrap_or("")),
+        seller = escape(
+            sandbox
+                .config
+                .account_name
+                .as_deref()
+                .unwrap_or("Test account")
+        ),
+        tax_ids = tax_ids.concat(),
+        tax = money(&invoice["tax"]),
+        paid = money(&invoice["amount_paid"]),
+    );
+    html(StatusCode::OK, &layout("Invoice", &body))
 }
 
 pub fn index(sandbox: &Arc<Sandbox>) -> Response<Vec<u8>> {
@@ -751,6 +903,7 @@ fn checkout_form(
         ),
         None => String::new(),
     };
+    let asked = asked_fields(session);
     let mut summary = String::from(
         "<table class=\"summary\" id=\"summary\"><caption>Order summary</caption><tbody>",
     );
@@ -777,6 +930,16 @@ fn checkout_form(
             escape(&super::rules::display(discount, currency))
         ));
     }
+    if session["automatic_tax"]["enabled"] == json!(true) {
+        let inclusive = items
+            .first()
+            .is_some_and(|item| item["price"]["tax_behavior"] == "inclusive");
+        summary.push_str(if inclusive {
+            "<tr><td>Tax</td><td class=\"amount\">included, from your address</td></tr>"
+        } else {
+            "<tr><td>Tax</td><td class=\"amount\">added, from your address</td></tr>"
+        });
+    }
     summary.push_str(&format!(
         "</tbody><tfoot><tr><th scope=\"row\">Total due</th><td class=\"amount\">{}</td></tr></tfoot></table>",
         escape(&total)
@@ -790,7 +953,7 @@ fn checkout_form(
          <form method=\"post\" action=\"/checkout/{id}\">\
          <label for=\"email\">Email</label>\
          <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\">\
-         {chosen}{payment}\
+         {chosen}{asked}{payment}\
          <button type=\"submit\" id=\"pay\">Pay {total}</button>\
          </form>{cancel}\
          <p class=\"hint\">4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined; \
@@ -802,6 +965,42 @@ fn checkout_form(
         seller = escape(seller),
     );
     layout("Checkout", &body)
+}
+
+/// The address, tax ID and consent fields a session asks for.
+fn asked_fields(session: &Value) -> String {
+    let mut fields = String::new();
+    if tax::needs_address(session) {
+        fields.push_str(
+            "<label for=\"address\">Billing address (test addresses)</label>\
+             <select id=\"address\" name=\"address\" required><option value=\"\">Choose…</option>",
+        );
+        for address in tax::TEST_ADDRESSES {
+            fields.push_str(&format!(
+                "<option value=\"{}\">{}</option>",
+                escape(address.key),
+                escape(address.label)
+            ));
+        }
+        fields.push_str("</select>");
+    }
+    if session["tax_id_collection"]["enabled"] == json!(true) {
+        fields.push_str(
+            "<label for=\"tax_id\">VAT ID, if you buy as a business (optional)</label>\
+             <input id=\"tax_id\" name=\"tax_id\" autocomplete=\"off\" placeholder=\"DE123456789\">",
+        );
+    }
+    if tax::needs_consent(session) {
+        let text = session["custom_text"]["terms_of_service_acceptance"]["message"]
+            .as_str()
+            .map(crate::html::markdown)
+            .unwrap_or_else(|| "<p>I agree to the terms of service.</p>".to_owned());
+        fields.push_str(&format!(
+            "<div class=\"consent\"><input type=\"checkbox\" id=\"terms\" name=\"terms\" \
+             value=\"accepted\" required><label for=\"terms\">{text}</label></div>"
+        ));
+    }
+    fields
 }
 
 /// A code typed at checkout: found whatever its case, as Stripe finds it,

@@ -73,12 +73,21 @@ pub fn handle(
             if let Some(pending) = input["refunds_pending"].as_bool() {
                 state.refunds_pending = pending;
             }
+            // What an author sets in Stripe's Dashboard; `null` unsets.
+            if let Some(origin) = input.get("tax_origin") {
+                state.account.tax_origin = origin.as_str().map(str::to_ascii_uppercase);
+            }
+            if let Some(url) = input.get("terms_of_service_url") {
+                state.account.terms_of_service_url = url.as_str().map(str::to_owned);
+            }
             sandbox.after_change(&mut state);
             json_response(
                 StatusCode::OK,
                 &json!({
                     "async_payment_delay": state.async_payment_delay.unwrap_or(60),
                     "refunds_pending": state.refunds_pending,
+                    "tax_origin": state.account.tax_origin,
+                    "terms_of_service_url": state.account.terms_of_service_url,
                 }),
             )
         }
@@ -151,11 +160,16 @@ pub fn handle(
             json_response(StatusCode::OK, &json!(Faults::default()))
         }
         ["checkout", "sessions", id, "complete"] if post => {
-            let email = input["email"].as_str().unwrap_or("buyer@example.com");
-            let card = input["iban"]
-                .as_str()
-                .or(input["card"].as_str())
-                .unwrap_or("4242424242424242");
+            let payment = super::checkout::Payment {
+                email: input["email"].as_str().unwrap_or("buyer@example.com"),
+                method: input["iban"]
+                    .as_str()
+                    .or(input["card"].as_str())
+                    .unwrap_or("4242424242424242"),
+                address: input["address"].as_str(),
+                tax_id: input["tax_id"].as_str(),
+                accepted_terms: input["accept_terms"].as_bool() == Some(true),
+            };
             let webhooks = sandbox.webhooks();
             let mut state = sandbox.state();
             // A pay-what-you-want price: the amount the buyer typed.
@@ -163,8 +177,10 @@ pub fn handle(
                 Some(amount) => super::checkout::choose_amount(&mut state, id, amount),
                 None => Ok(()),
             };
-            let result = chosen
-                .and_then(|()| super::checkout::complete(&mut state, webhooks, id, email, card));
+            let base_url = sandbox.base_url().to_owned();
+            let result = chosen.and_then(|()| {
+                super::checkout::complete(&mut state, webhooks, &base_url, id, &payment)
+            });
             sandbox.after_change(&mut state);
             match result {
                 Ok(session) => json_response(StatusCode::OK, &session),
@@ -270,16 +286,22 @@ fn seed(sandbox: &Arc<Sandbox>, input: &Value) -> Response<Vec<u8>> {
                 allow_promotion_codes: None,
                 metadata: metadata.clone(),
                 expires_at: created + 24 * 3600,
+                options: Value::Null,
             },
         );
         let id = session["id"].as_str().unwrap_or_default().to_owned();
         let email = format!("buyer{index}@example.com");
+        let payment = super::checkout::Payment {
+            email: &email,
+            method: "4242424242424242",
+            ..Default::default()
+        };
         if let Err(error) = super::checkout::complete_with(
             &mut state,
             webhooks,
+            context.base_url,
             &id,
-            &email,
-            "4242424242424242",
+            &payment,
             events,
         ) {
             state.clock_offset = offset;

@@ -14,6 +14,7 @@ mod objects;
 mod params;
 mod rules;
 mod state;
+mod tax;
 mod webhooks;
 
 use std::future::Future;
@@ -45,6 +46,12 @@ pub struct Config {
     /// The business name the test checkout shows, as Stripe shows the
     /// account's public business name.
     pub account_name: Option<String>,
+    /// Stripe Tax set up, with its head office in this country (ISO code),
+    /// as an author sets it in Stripe's Dashboard; unset, tax is refused.
+    pub tax_origin: Option<String>,
+    /// The account's terms of service (its public details); unset,
+    /// consent to the terms is refused.
+    pub terms_of_service_url: Option<String>,
 }
 
 /// Faults injected into API requests, for tests of retries.
@@ -114,6 +121,12 @@ impl Sandbox {
             Some(path) => State::load(path)?,
             None => State::default(),
         };
+        if let Some(origin) = &config.tax_origin {
+            state.account.tax_origin = Some(origin.to_ascii_uppercase());
+        }
+        if let Some(url) = &config.terms_of_service_url {
+            state.account.terms_of_service_url = Some(url.clone());
+        }
         let mut secret_override = None;
         if let Some(url) = &config.webhook_url {
             let existing = state
@@ -283,6 +296,7 @@ async fn handle(
         ["v1", ..] => api_request(&sandbox, &method, &path, &query, &headers, &body).await,
         ["checkout", session] => checkout::page(&sandbox, &method, session, &body),
         ["pay", link] => checkout::payment_link(&sandbox, link),
+        ["invoices", invoice] => checkout::invoice_page(&sandbox, invoice),
         ["_sandbox", rest @ ..] => control::handle(&sandbox, &method, rest, &query, &body),
         [""] => checkout::index(&sandbox),
         _ => plain(StatusCode::NOT_FOUND, "not found"),

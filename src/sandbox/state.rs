@@ -44,6 +44,12 @@ pub struct State {
     /// when created), kept with the data so a restart signs as before.
     #[serde(default)]
     pub webhook_secrets: HashMap<String, String>,
+    /// What the account set in Stripe's Dashboard: Stripe Tax, the terms.
+    #[serde(default)]
+    pub account: super::tax::Account,
+    /// The last invoice number given.
+    #[serde(default)]
+    pub invoice_sequence: u64,
     #[serde(skip)]
     index: HashMap<String, BTreeMap<(i64, u64), String>>,
     /// Events made by the current request, for the webhook to deliver.

@@ -11,10 +11,11 @@ use warp::reply::Reply;
 use super::App;
 use super::handlers::{Answer, not_found, render};
 use super::views::safe;
+use crate::store::settings::{TaxBehavior, TaxSettings};
 use crate::store::{Product, UpdatePolicy};
 
 /// What a product card shows; `None` for a product not yet released.
-fn card(product: &Product) -> Option<Value> {
+fn card(product: &Product, tax: TaxSettings) -> Option<Value> {
     let latest = product.latest()?;
     let mut formats: Vec<String> = latest
         .assets
@@ -28,7 +29,7 @@ fn card(product: &Product) -> Option<Value> {
         name => product.name,
         description => product.description.as_deref().map(|text| safe(crate::html::markdown(text))),
         cover => product.cover.as_ref().map(|_| format!("/cover/{}", product.slug)),
-        price => price_text(product),
+        price => price_text(product, tax),
         version => latest.version.to_string(),
         date => latest.date.to_string(),
         formats => formats.join(", "),
@@ -58,7 +59,11 @@ fn policy(product: &Product) -> String {
 
 pub async fn front(app: Arc<App>) -> Answer {
     let store = app.store();
-    let products: Vec<Value> = store.products.iter().filter_map(card).collect();
+    let products: Vec<Value> = store
+        .products
+        .iter()
+        .filter_map(|product| card(product, store.settings.tax))
+        .collect();
     let context = context! {
         shop => store.settings.name,
         about => store.settings.about.as_deref().map(|text| safe(crate::html::markdown(text))),
@@ -78,7 +83,7 @@ pub async fn product(slug: String, app: Arc<App>) -> Answer {
     let Some((product, card)) = store
         .product(&slug)
         .ok()
-        .and_then(|product| Some((product, card(product)?)))
+        .and_then(|product| Some((product, card(product, store.settings.tax)?)))
     else {
         return not_found(&app);
     };
@@ -134,9 +139,10 @@ pub async fn cover(slug: String, app: Arc<App>) -> Answer {
 }
 
 /// The price as the store front shows it: `29.00 USD`, or for pay what
-/// you want `Pay what you want, from 5.00 USD (suggested 12.00 USD)`.
-pub fn price_text(product: &crate::store::Product) -> String {
-    match product.pay_what_you_want {
+/// you want `Pay what you want, from 5.00 USD (suggested 12.00 USD)`;
+/// with Stripe Tax, whether tax is added at checkout or included.
+pub fn price_text(product: &crate::store::Product, tax: TaxSettings) -> String {
+    let mut text = match product.pay_what_you_want {
         Some(chosen) => {
             let mut text = format!("Pay what you want, from {}", product.price);
             if let Some(suggested) = chosen.suggested {
@@ -145,5 +151,12 @@ pub fn price_text(product: &crate::store::Product) -> String {
             text
         }
         None => product.price.to_string(),
+    };
+    if tax.automatic {
+        text.push_str(match tax.prices {
+            TaxBehavior::Exclusive => ", plus tax where it applies",
+            TaxBehavior::Inclusive => ", tax included",
+        });
     }
+    text
 }

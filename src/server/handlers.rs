@@ -259,7 +259,7 @@ fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Purchase> 
         email: session.email().unwrap_or_default().to_owned(),
         product,
         version,
-        payment_intent: session.payment_intent.clone(),
+        payment_intent: session.payment_intent_id().map(str::to_owned),
         created: session.created,
         paid: session.currency.as_ref().map(|currency| state::Paid {
             amount: session.amount_total.unwrap_or(0),
@@ -454,6 +454,7 @@ pub async fn buy(
         cancel_url: Some(format!("{base}/")),
         client_reference_id: Some(uuid::Uuid::new_v4().simple().to_string()),
         allow_promotion_codes: product.promotion_codes,
+        options: store.settings.checkout_options(),
         metadata,
         ..CreateCheckoutSession::default()
     };

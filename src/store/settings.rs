@@ -42,7 +42,85 @@ pub struct Settings {
     pub mail: MailSettings,
     pub serve: ServeSettings,
     pub stamp: StampSettings,
+    pub tax: TaxSettings,
+    /// The buyer's consent to the terms and the waiver of the right of
+    /// withdrawal, asked at checkout; `None` asks nothing.
+    pub consent: Option<ConsentSettings>,
 }
+
+impl Settings {
+    /// What every checkout of the store asks and issues, from `[tax]` and
+    /// `[consent]`: the same for payment links and the server's sessions.
+    pub fn checkout_options(&self) -> crate::stripe::CheckoutOptions {
+        crate::stripe::CheckoutOptions {
+            automatic_tax: self.tax.automatic,
+            // An invoice names the buyer's address; a VAT ID is checked
+            // against one.
+            billing_address: self.tax.invoices || self.tax.tax_id_collection,
+            tax_id_collection: self.tax.tax_id_collection,
+            invoice_creation: self.tax.invoices,
+            terms_consent: self.consent.as_ref().map(|consent| consent.waiver.clone()),
+        }
+    }
+
+    /// The `tax_behavior` of the store's prices: only with Stripe Tax on.
+    pub fn tax_behavior(&self) -> Option<&'static str> {
+        self.tax.automatic.then(|| self.tax.prices.as_str())
+    }
+}
+
+/// `[tax]`: what Stripe computes and issues at checkout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaxSettings {
+    /// Stripe Tax adds (or finds in the price) the tax of the buyer's place.
+    pub automatic: bool,
+    /// Whether prices already hold the tax; meaningful with `automatic`.
+    pub prices: TaxBehavior,
+    /// Business buyers may give a VAT or other tax ID.
+    pub tax_id_collection: bool,
+    /// Stripe issues an invoice (a number and a PDF) for each purchase.
+    pub invoices: bool,
+}
+
+/// A price's `tax_behavior` at Stripe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TaxBehavior {
+    /// Tax is added on top of the price at checkout (common in the US).
+    #[default]
+    Exclusive,
+    /// The price holds the tax; the buyer pays the same everywhere (the
+    /// EU's rule for consumers).
+    Inclusive,
+}
+
+impl TaxBehavior {
+    /// Stripe's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaxBehavior::Exclusive => "exclusive",
+            TaxBehavior::Inclusive => "inclusive",
+        }
+    }
+}
+
+/// `[consent]`: the box the buyer ticks before paying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentSettings {
+    /// The author's terms of sale.
+    pub terms_url: String,
+    /// The text beside the box (Markdown links allowed), with the terms'
+    /// address in place of `{terms_url}`.
+    pub waiver: String,
+}
+
+/// The default text beside the consent box: the terms, and the waiver the
+/// EU asks of a buyer of digital content delivered at once.
+pub const DEFAULT_WAIVER: &str = "I agree to the [terms of sale]({terms_url}). I ask for \
+     the download to be available at once and understand that I thereby lose my right \
+     of withdrawal.";
+
+/// The longest text Stripe shows beside the box (`custom_text` message).
+const WAIVER_MAX: usize = 1200;
 
 /// Stamped copies, for products that do not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +223,28 @@ struct RawSettings {
     serve: RawServe,
     #[serde(default)]
     stamp: RawStamp,
+    #[serde(default)]
+    tax: RawTax,
+    consent: Option<RawConsent>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTax {
+    #[serde(default)]
+    automatic: bool,
+    prices: Option<Spanned<String>>,
+    #[serde(default)]
+    tax_id_collection: bool,
+    #[serde(default)]
+    invoices: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsent {
+    terms_url: Option<Spanned<String>>,
+    waiver: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -483,6 +583,80 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         }
     }
 
+    let prices = match &raw.tax.prices {
+        None => TaxBehavior::default(),
+        Some(value) => match value.get_ref().as_str() {
+            "exclusive" => TaxBehavior::Exclusive,
+            "inclusive" => TaxBehavior::Inclusive,
+            other => {
+                problem(
+                    Origin::File(value.span()),
+                    format!("`{other}` is not a way of pricing tax"),
+                    "use `exclusive` (tax is added at checkout) or `inclusive` (prices hold it)",
+                );
+                TaxBehavior::default()
+            }
+        },
+    };
+    let tax = TaxSettings {
+        automatic: raw.tax.automatic,
+        prices,
+        tax_id_collection: raw.tax.tax_id_collection,
+        invoices: raw.tax.invoices,
+    };
+
+    let consent = raw.consent.as_ref().and_then(|consent| {
+        let Some(terms_url) = &consent.terms_url else {
+            problem(
+                Origin::Override("[consent]"),
+                "`[consent]` has no `terms_url`".into(),
+                "write the address of your terms of sale, such as `terms_url = \"https://books.example.com/terms\"`",
+            );
+            return None;
+        };
+        let url = terms_url.get_ref().trim();
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url::Url::parse(url).is_err() {
+            problem(
+                Origin::File(terms_url.span()),
+                format!("`{url}` is not a web address"),
+                "write the address of your terms of sale, such as `https://books.example.com/terms`",
+            );
+            return None;
+        }
+        let (template, span) = match &consent.waiver {
+            Some(waiver) => (waiver.get_ref().trim().to_owned(), Some(waiver.span())),
+            None => (DEFAULT_WAIVER.to_owned(), None),
+        };
+        let waiver = template.replace("{terms_url}", url);
+        let origin = || match &span {
+            Some(span) => Origin::File(span.clone()),
+            None => Origin::Override("[consent]"),
+        };
+        if waiver.is_empty() {
+            problem(
+                origin(),
+                "`waiver` is empty".into(),
+                "write what the buyer agrees to, or leave `waiver` out for the default",
+            );
+            return None;
+        }
+        if waiver.chars().count() > WAIVER_MAX {
+            problem(
+                origin(),
+                format!(
+                    "`waiver` is {} characters; Stripe shows at most {WAIVER_MAX}",
+                    waiver.chars().count()
+                ),
+                "shorten it and link to the rest, as the default does with `{terms_url}`",
+            );
+            return None;
+        }
+        Some(ConsentSettings {
+            terms_url: url.to_owned(),
+            waiver,
+        })
+    });
+
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -504,6 +678,8 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
             trusted_proxies,
         },
         stamp,
+        tax,
+        consent,
     })
 }
 
@@ -693,6 +869,53 @@ mod tests {
             settings.mail.transport,
             MailTransport::Sendmail { .. }
         ));
+    }
+
+    #[test]
+    fn tax_and_consent_are_checked_and_become_checkout_options() {
+        let base = "name = \"Books\"\nsupport_email = \"a@example.com\"\n";
+        let long = "x".repeat(1201);
+        check(
+            &format!("{base}[tax]\nprices = \"gross\"\n[consent]\nterms_url = \"terms.html\"\n"),
+            &Overrides::default(),
+            &[
+                "`shop.toml` line 4, column 10: `gross` is not a way of pricing tax",
+                "`shop.toml` line 6, column 13: `terms.html` is not a web address",
+            ],
+        );
+        check(
+            &format!("{base}[consent]\nwaiver = \"I agree.\"\n"),
+            &Overrides::default(),
+            &["`[consent]` has no `terms_url`"],
+        );
+        check(
+            &format!("{base}[consent]\nterms_url = \"https://b.example/t\"\nwaiver = \"{long}\"\n"),
+            &Overrides::default(),
+            &["`waiver` is 1201 characters; Stripe shows at most 1200"],
+        );
+        let settings = parse(
+            &format!(
+                "{base}[tax]\nautomatic = true\nprices = \"inclusive\"\ninvoices = true\n\
+                 [consent]\nterms_url = \"https://b.example/t\"\nwaiver = \"See [terms]({{terms_url}}).\"\n"
+            ),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(settings.tax_behavior(), Some("inclusive"));
+        assert_eq!(
+            settings.checkout_options(),
+            crate::stripe::CheckoutOptions {
+                automatic_tax: true,
+                billing_address: true,
+                tax_id_collection: false,
+                invoice_creation: true,
+                terms_consent: Some("See [terms](https://b.example/t).".into()),
+            }
+        );
+        // Nothing asked: nothing sent, as before.
+        let plain = parse(base, &Overrides::default()).unwrap();
+        assert_eq!(plain.checkout_options(), Default::default());
+        assert_eq!(plain.tax_behavior(), None);
     }
 
     #[test]

@@ -208,6 +208,7 @@ impl Client {
         };
         let form = form
             .field("currency", &params.currency)
+            .optional("tax_behavior", params.tax_behavior.as_deref())
             .map("metadata", &params.metadata);
         self.post("/v1/prices", form, Some(key)).await
     }
@@ -234,6 +235,7 @@ impl Client {
             .field("after_completion[redirect][url]", &params.redirect_url)
             .field("allow_promotion_codes", params.allow_promotion_codes)
             .map("metadata", &params.metadata);
+        let form = params.options.add_to(form);
         self.post("/v1/payment_links", form, Some(key)).await
     }
 
@@ -294,6 +296,7 @@ impl Client {
             }
             None => {}
         }
+        let form = params.options.add_to(form);
         self.post("/v1/checkout/sessions", form, Some(key)).await
     }
 
@@ -670,6 +673,9 @@ pub struct CreatePrice {
     /// Pay what you want: the buyer enters the amount at checkout.
     pub custom_unit_amount: Option<objects::CustomUnitAmount>,
     pub currency: String,
+    /// `exclusive` or `inclusive`, which Stripe Tax needs; never changed
+    /// once set, so a different one is a new price.
+    pub tax_behavior: Option<String>,
     pub metadata: Metadata,
 }
 
@@ -680,7 +686,51 @@ pub struct CreatePaymentLink {
     /// `{CHECKOUT_SESSION_ID}`.
     pub redirect_url: String,
     pub allow_promotion_codes: bool,
+    pub options: CheckoutOptions,
     pub metadata: Metadata,
+}
+
+/// What a checkout asks and issues beyond the payment, the same for
+/// payment links and Checkout Sessions. Nothing is sent for what is off,
+/// so a store without tax or consent sends what it always did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckoutOptions {
+    /// Stripe Tax: `automatic_tax[enabled]`.
+    pub automatic_tax: bool,
+    /// `billing_address_collection=required`: a whole address, which an
+    /// invoice names and tax needs; otherwise Stripe asks what it needs.
+    pub billing_address: bool,
+    /// `tax_id_collection[enabled]`: a business buyer's VAT ID.
+    pub tax_id_collection: bool,
+    /// `invoice_creation[enabled]`: an invoice for each purchase.
+    pub invoice_creation: bool,
+    /// The text beside the terms-of-service box, which the buyer must tick:
+    /// `consent_collection[terms_of_service]=required` and
+    /// `custom_text[terms_of_service_acceptance][message]`.
+    pub terms_consent: Option<String>,
+}
+
+impl CheckoutOptions {
+    fn add_to(&self, mut form: Form) -> Form {
+        if self.automatic_tax {
+            form = form.field("automatic_tax[enabled]", true);
+        }
+        if self.billing_address {
+            form = form.field("billing_address_collection", "required");
+        }
+        if self.tax_id_collection {
+            form = form.field("tax_id_collection[enabled]", true);
+        }
+        if self.invoice_creation {
+            form = form.field("invoice_creation[enabled]", true);
+        }
+        if let Some(message) = &self.terms_consent {
+            form = form
+                .field("consent_collection[terms_of_service]", "required")
+                .field("custom_text[terms_of_service_acceptance][message]", message);
+        }
+        form
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -694,6 +744,7 @@ pub struct CreateCheckoutSession {
     pub expires_at: Option<i64>,
     pub promotion_code: Option<String>,
     pub allow_promotion_codes: bool,
+    pub options: CheckoutOptions,
     pub metadata: Metadata,
 }
 
@@ -896,6 +947,18 @@ fn api_message(failure: &ApiFailure) -> (String, String) {
             format!("Stripe refused a repeated `{path}` request with other parameters: {message}"),
             "the object was first created with other settings; undo the change to the \
              product file, or see what exists in Stripe's dashboard"
+                .into(),
+        ),
+        _ if param == Some("automatic_tax[enabled]") => (
+            format!("Stripe refused to compute tax on `{path}`: {message}"),
+            "set up Stripe Tax in Stripe's Dashboard (Settings → Tax: your head office and where \
+             you are registered), or set `automatic = false` under `[tax]` in shop.toml"
+                .into(),
+        ),
+        _ if param == Some("consent_collection[terms_of_service]") => (
+            format!("Stripe refused to ask for consent to the terms on `{path}`: {message}"),
+            "set your terms of service URL in Stripe's Dashboard (Settings → Business → Public \
+             details), or remove `[consent]` from shop.toml"
                 .into(),
         ),
         _ if status >= 500 || kind == "api_error" => (

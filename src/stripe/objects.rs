@@ -34,7 +34,8 @@ object!(
     Charge,
     PaymentIntent,
     PromotionCode,
-    WebhookEndpoint
+    WebhookEndpoint,
+    Invoice
 );
 
 /// Where Stripe sends events, and in which API version's shapes.
@@ -82,6 +83,9 @@ pub struct Price {
     #[serde(default)]
     pub custom_unit_amount: Option<CustomUnitAmount>,
     pub currency: String,
+    /// `exclusive`, `inclusive` or `unspecified`; absent reads as unspecified.
+    #[serde(default)]
+    pub tax_behavior: Option<String>,
     pub active: bool,
     #[serde(default)]
     pub metadata: Metadata,
@@ -118,17 +122,32 @@ pub struct CheckoutSession {
     pub customer_details: Option<CustomerDetails>,
     pub amount_total: Option<i64>,
     pub currency: Option<String>,
-    #[serde(default, deserialize_with = "optional_id_of")]
-    pub payment_intent: Option<String>,
+    /// An id, or the intent itself with `expand[]=payment_intent` (its
+    /// `created` is when the buyer pressed Pay).
+    #[serde(default)]
+    pub payment_intent: Option<Expandable<PaymentIntent>>,
     #[serde(default, deserialize_with = "optional_id_of")]
     pub payment_link: Option<String>,
     pub client_reference_id: Option<String>,
+    /// Results of `consent_collection`.
+    #[serde(default)]
+    pub consent: Option<Consent>,
+    /// The invoice Stripe made (`invoice_creation`), expanded or not.
+    #[serde(default)]
+    pub invoice: Option<Expandable<Invoice>>,
     /// Nullable in Stripe's spec: `null` reads as empty.
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
     pub url: Option<String>,
     pub success_url: Option<String>,
     pub total_details: Option<TotalDetails>,
+    #[serde(default)]
+    pub automatic_tax: Option<AutomaticTax>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AutomaticTax {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -180,6 +199,29 @@ impl CheckoutSession {
             .find_map(|discount| discount.discount.promotion_code.as_deref())
     }
 
+    pub fn payment_intent_id(&self) -> Option<&str> {
+        self.payment_intent.as_ref().map(Expandable::id)
+    }
+
+    /// Whether the buyer ticked the terms-of-service box.
+    pub fn accepted_terms(&self) -> bool {
+        self.consent
+            .as_ref()
+            .and_then(|consent| consent.terms_of_service.as_deref())
+            == Some("accepted")
+    }
+
+    /// The buyer's country (ISO 3166-1 alpha-2), from the billing address.
+    pub fn country(&self) -> Option<&str> {
+        self.customer_details
+            .as_ref()?
+            .address
+            .as_ref()?
+            .country
+            .as_deref()
+            .filter(|country| !country.is_empty())
+    }
+
     /// The buyer's email: what they typed at checkout, else what was prefilled.
     pub fn email(&self) -> Option<&str> {
         self.customer_details
@@ -192,6 +234,68 @@ impl CheckoutSession {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CustomerDetails {
     pub email: Option<String>,
+    #[serde(default)]
+    pub address: Option<Address>,
+    /// `none`, `exempt` or `reverse` (a business in another country of the
+    /// EU pays the tax itself).
+    #[serde(default)]
+    pub tax_exempt: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tax_ids: Vec<TaxId>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Address {
+    pub country: Option<String>,
+}
+
+/// A tax ID a business buyer gave, such as `eu_vat` `DE123456789`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaxId {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Consent {
+    /// `accepted` when the buyer ticked the box.
+    pub terms_of_service: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Invoice {
+    pub id: String,
+    /// The number printed on the invoice, once finalized.
+    pub number: Option<String>,
+    /// The page where the buyer sees and downloads it.
+    pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
+}
+
+/// A field Stripe sends as an id, or as the object when expanded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Expandable<T> {
+    Id(String),
+    Object(Box<T>),
+}
+
+impl<T: Object> Expandable<T> {
+    pub fn id(&self) -> &str {
+        match self {
+            Expandable::Id(id) => id,
+            Expandable::Object(object) => object.id(),
+        }
+    }
+
+    /// The object, when it was expanded.
+    pub fn object(&self) -> Option<&T> {
+        match self {
+            Expandable::Id(_) => None,
+            Expandable::Object(object) => Some(object),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -207,6 +311,8 @@ pub struct LineItem {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PaymentIntent {
     pub id: String,
+    #[serde(default)]
+    pub created: i64,
     pub amount: i64,
     pub currency: String,
     pub status: String,
@@ -306,7 +412,8 @@ mod tests {
             "payment_status": "paid", "customer_email": null, "customer_details": null,
             "amount_total": null, "currency": null, "payment_intent": null,
             "payment_link": null, "client_reference_id": null, "metadata": null,
-            "url": null, "success_url": null, "total_details": null,
+            "url": null, "success_url": null, "total_details": null, "consent": null,
+            "invoice": null,
         }))
         .unwrap();
         assert!(session.metadata.is_empty() && session.email().is_none());

@@ -1,0 +1,648 @@
+//! What a checkout asks beyond the payment, as Stripe documents it: Stripe
+//! Tax (`automatic_tax`), the billing address, a business's tax ID, an
+//! invoice (`invoice_creation`) and the buyer's consent to the terms
+//! (`consent_collection`, `custom_text`).
+//!
+//! Stripe refuses tax until Stripe Tax is set up (a head office address in
+//! the Dashboard) and consent until the account has a terms-of-service URL
+//! (its public details); a fresh sandbox has neither, as a fresh account,
+//! and the control surface sets them (`/_sandbox/settings`). Tax comes from
+//! a small fixed table of the test addresses the checkout offers; it is not
+//! any country's law.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::objects::new_id;
+use super::params::{Params, leaf_bool};
+use super::state::State;
+
+/// The parameters of this module, on payment links and Checkout Sessions.
+pub const PARAMS: [&str; 6] = [
+    "automatic_tax",
+    "billing_address_collection",
+    "consent_collection",
+    "custom_text",
+    "invoice_creation",
+    "tax_id_collection",
+];
+
+/// What Stripe keeps in its Dashboard rather than the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The head office's country: Stripe Tax is set up.
+    pub tax_origin: Option<String>,
+    /// The public business details' terms of service.
+    pub terms_of_service_url: Option<String>,
+}
+
+/// One test address of the checkout: its key, what the page shows, the
+/// address Stripe records, and the rate of the table in basis points.
+pub struct TestAddress {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub country: &'static str,
+    pub state: Option<&'static str>,
+    pub city: &'static str,
+    pub line1: &'static str,
+    pub postal_code: &'static str,
+    pub rate: i64,
+    /// What the tax is called on the page and the invoice.
+    pub name: &'static str,
+}
+
+/// The sandbox's fixed table.
+pub const TEST_ADDRESSES: &[TestAddress] = &[
+    TestAddress {
+        key: "DE",
+        label: "Germany — Unter den Linden 1, 10117 Berlin",
+        country: "DE",
+        state: None,
+        city: "Berlin",
+        line1: "Unter den Linden 1",
+        postal_code: "10117",
+        rate: 1900,
+        name: "VAT",
+    },
+    TestAddress {
+        key: "FR",
+        label: "France — 1 rue de Rivoli, 75001 Paris",
+        country: "FR",
+        state: None,
+        city: "Paris",
+        line1: "1 rue de Rivoli",
+        postal_code: "75001",
+        rate: 2000,
+        name: "VAT",
+    },
+    TestAddress {
+        key: "US-WA",
+        label: "United States — 400 Broad St, Seattle, WA 98109",
+        country: "US",
+        state: Some("WA"),
+        city: "Seattle",
+        line1: "400 Broad St",
+        postal_code: "98109",
+        rate: 1025,
+        name: "Sales tax",
+    },
+    TestAddress {
+        key: "US-OR",
+        label: "United States — 1 SW Main St, Portland, OR 97204 (no sales tax)",
+        country: "US",
+        state: Some("OR"),
+        city: "Portland",
+        line1: "1 SW Main St",
+        postal_code: "97204",
+        rate: 0,
+        name: "Sales tax",
+    },
+];
+
+/// Countries of the EU, whose VAT IDs start with their code (Greece's with
+/// `EL`).
+const EU: &[&str] = &[
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "EL", "ES", "FI", "FR", "HR", "HU", "IE", "IT",
+    "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+];
+
+/// Reads and checks this module's parameters for a checkout of `price`:
+/// the fields they set on a payment link or a session.
+pub fn options(state: &State, params: &Params, price: &Value) -> Result<Value, ApiError> {
+    let automatic = match params.get("automatic_tax") {
+        None => false,
+        Some(value) => {
+            only_keys(value, "automatic_tax", &["enabled"])?;
+            leaf_bool(value.get("enabled"), "automatic_tax[enabled]")?
+                .ok_or_else(|| ApiError::missing("automatic_tax[enabled]"))?
+        }
+    };
+    if automatic {
+        if state.account.tax_origin.is_none() {
+            return Err(ApiError::invalid(
+                "automatic_tax[enabled]",
+                "Stripe Tax has not been activated on your account. Please visit \
+                 https://stripe.com/docs/tax/set-up to get started.",
+            ));
+        }
+        if !matches!(
+            price["tax_behavior"].as_str(),
+            Some("exclusive" | "inclusive")
+        ) {
+            return Err(ApiError::invalid(
+                "line_items[0][price]",
+                &format!(
+                    "The price `{}` has no `tax_behavior` and your tax settings have no default \
+                     tax behavior: automatic tax needs one of them.",
+                    price["id"].as_str().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    let billing = match params.str("billing_address_collection") {
+        None => "auto",
+        Some(value @ ("auto" | "required")) => value,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "billing_address_collection",
+                &format!(
+                    "Invalid billing_address_collection: must be one of auto or required ({other})"
+                ),
+            ));
+        }
+    };
+    let enabled = |name: &str| -> Result<bool, ApiError> {
+        match params.get(name) {
+            None => Ok(false),
+            Some(value) => {
+                only_keys(value, name, &["enabled"])?;
+                leaf_bool(value.get("enabled"), &format!("{name}[enabled]"))?
+                    .ok_or_else(|| ApiError::missing(&format!("{name}[enabled]")))
+            }
+        }
+    };
+    let tax_ids = enabled("tax_id_collection")?;
+    let invoices = enabled("invoice_creation")?;
+    let consent = match params.get("consent_collection") {
+        None => Value::Null,
+        Some(value) => {
+            only_keys(
+                value,
+                "consent_collection",
+                &["terms_of_service", "promotions"],
+            )?;
+            let terms = match value["terms_of_service"].as_str() {
+                None | Some("none") => "none",
+                Some("required") => "required",
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        "consent_collection[terms_of_service]",
+                        &format!(
+                            "Invalid consent_collection[terms_of_service]: must be one of none or required ({other})"
+                        ),
+                    ));
+                }
+            };
+            let promotions = match value["promotions"].as_str() {
+                None => Value::Null,
+                Some(promotions @ ("auto" | "none")) => json!(promotions),
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        "consent_collection[promotions]",
+                        &format!(
+                            "Invalid consent_collection[promotions]: must be one of auto or none ({other})"
+                        ),
+                    ));
+                }
+            };
+            if terms == "required" && state.account.terms_of_service_url.is_none() {
+                return Err(ApiError::invalid(
+                    "consent_collection[terms_of_service]",
+                    "You cannot collect consent to your terms of service unless a URL is set in \
+                     the Stripe Dashboard. Update your public business details at \
+                     https://dashboard.stripe.com/settings/public.",
+                ));
+            }
+            json!({
+                "payment_method_reuse_agreement": null,
+                "promotions": promotions,
+                "terms_of_service": terms,
+            })
+        }
+    };
+    let mut custom_text = super::objects::custom_text();
+    if let Some(value) = params.get("custom_text") {
+        let positions = [
+            "after_submit",
+            "shipping_address",
+            "submit",
+            "terms_of_service_acceptance",
+        ];
+        only_keys(value, "custom_text", &positions)?;
+        for position in positions {
+            let param = format!("custom_text[{position}]");
+            match value.get(position) {
+                None => {}
+                Some(Value::String(empty)) if empty.is_empty() => {}
+                Some(Value::Object(_)) => {
+                    let message = value[position]["message"]
+                        .as_str()
+                        .ok_or_else(|| ApiError::missing(&format!("{param}[message]")))?;
+                    if message.chars().count() > 1200 {
+                        return Err(ApiError::invalid(
+                            &format!("{param}[message]"),
+                            "This value must be 1200 characters or fewer.",
+                        ));
+                    }
+                    custom_text[position] = json!({ "message": message });
+                }
+                Some(_) => return Err(ApiError::invalid(&param, "Invalid hash")),
+            }
+        }
+    }
+    if custom_text["terms_of_service_acceptance"].is_object()
+        && consent["terms_of_service"] != "required"
+    {
+        return Err(ApiError::invalid(
+            "custom_text[terms_of_service_acceptance]",
+            "custom_text[terms_of_service_acceptance] can only be set when \
+             consent_collection[terms_of_service] is `required`.",
+        ));
+    }
+    Ok(json!({
+        "automatic_tax": {"enabled": automatic, "liability": null},
+        "billing_address_collection": billing,
+        "consent_collection": consent,
+        "custom_text": custom_text,
+        "invoice_creation": {"enabled": invoices, "invoice_data": invoice_data()},
+        "tax_id_collection": {"enabled": tax_ids},
+    }))
+}
+
+fn invoice_data() -> Value {
+    json!({
+        "account_tax_ids": null, "custom_fields": null, "description": null, "footer": null,
+        "issuer": null, "metadata": {}, "rendering_options": null,
+    })
+}
+
+/// Sets `options` (from [`options`], or a payment link's) on an object.
+pub fn apply(object: &mut Value, options: &Value) {
+    for key in PARAMS {
+        if let Some(value) = options.get(key) {
+            object[key] = value.clone();
+        }
+    }
+    if object["object"] == "checkout.session" {
+        // Open, with no address yet.
+        let enabled = object["automatic_tax"]["enabled"] == json!(true);
+        object["automatic_tax"]["status"] = if enabled {
+            json!("requires_location_inputs")
+        } else {
+            Value::Null
+        };
+    }
+}
+
+fn only_keys(value: &Value, name: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    let Value::Object(fields) = value else {
+        return Err(ApiError::invalid(name, "Invalid hash"));
+    };
+    match fields.keys().find(|key| !allowed.contains(&key.as_str())) {
+        Some(unknown) => Err(ApiError::invalid_request(
+            &format!("Received unknown parameter: {name}[{unknown}]"),
+            Some(&format!("{name}[{unknown}]")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether a session asks for an address: for tax, or when required.
+pub fn needs_address(session: &Value) -> bool {
+    session["automatic_tax"]["enabled"] == json!(true)
+        || session["billing_address_collection"] == "required"
+}
+
+/// Whether a session requires the terms box ticked.
+pub fn needs_consent(session: &Value) -> bool {
+    session["consent_collection"]["terms_of_service"] == "required"
+}
+
+/// What the buyer gave beyond the payment, read and checked.
+pub struct Given {
+    pub address: Option<&'static TestAddress>,
+    pub tax_id: Option<(&'static str, String)>,
+    pub accepted_terms: bool,
+}
+
+/// Checks what the buyer gave against what the session asks, as the
+/// checkout page does before it takes a payment.
+pub fn given(
+    session: &Value,
+    address: Option<&str>,
+    tax_id: Option<&str>,
+    accepted_terms: bool,
+) -> Result<Given, ApiError> {
+    if needs_consent(session) && !accepted_terms {
+        return Err(ApiError::invalid(
+            "consent[terms_of_service]",
+            "You must agree to the terms of service to continue.",
+        ));
+    }
+    let address = match address.map(str::trim).filter(|key| !key.is_empty()) {
+        None if needs_address(session) => {
+            return Err(ApiError::invalid(
+                "customer_details[address]",
+                "Enter your billing address.",
+            ));
+        }
+        None => None,
+        Some(key) => Some(
+            TEST_ADDRESSES
+                .iter()
+                .find(|address| address.key.eq_ignore_ascii_case(key))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "customer_details[address]",
+                        &format!(
+                            "The sandbox has no test address `{key}`: use one of {}.",
+                            TEST_ADDRESSES
+                                .iter()
+                                .map(|address| address.key)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let tax_id = match tax_id.map(str::trim).filter(|id| !id.is_empty()) {
+        None => None,
+        Some(_) if session["tax_id_collection"]["enabled"] != json!(true) => {
+            return Err(ApiError::invalid(
+                "customer_details[tax_ids]",
+                "This Checkout Session does not collect tax IDs.",
+            ));
+        }
+        Some(id) => Some(tax_id_of(id, address)?),
+    };
+    Ok(Given {
+        address,
+        tax_id,
+        accepted_terms,
+    })
+}
+
+/// A VAT ID's Stripe type and value: the country's prefix, then 2 to 13
+/// letters and digits, in the country of the billing address.
+fn tax_id_of(
+    text: &str,
+    address: Option<&TestAddress>,
+) -> Result<(&'static str, String), ApiError> {
+    let value: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '.' && *c != '-')
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let invalid = || ApiError::invalid("customer_details[tax_ids]", "Your tax ID is invalid.");
+    let (prefix, rest) = value.split_at_checked(2).ok_or_else(invalid)?;
+    let kind = if prefix == "GB" {
+        "gb_vat"
+    } else if EU.contains(&prefix) {
+        "eu_vat"
+    } else {
+        return Err(invalid());
+    };
+    if !(2..=13).contains(&rest.len()) || !rest.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(invalid());
+    }
+    let country = if prefix == "EL" { "GR" } else { prefix };
+    if address.is_some_and(|address| address.country != country) {
+        return Err(ApiError::invalid(
+            "customer_details[tax_ids]",
+            "The tax ID's country does not match the billing address.",
+        ));
+    }
+    Ok((kind, value))
+}
+
+/// Computes the tax of an open session from what the buyer gave, as Stripe
+/// Tax does when the address is entered: on the total after discounts,
+/// added (`exclusive`) or found within it (`inclusive`); nothing for a
+/// business in another country that gave its VAT ID (the reverse charge).
+pub fn compute(state: &mut State, id: &str, given: &Given) {
+    let Some(session) = state.get(id).cloned() else {
+        return;
+    };
+    if session["automatic_tax"]["enabled"] != json!(true) {
+        return;
+    }
+    let Some(address) = given.address else {
+        return;
+    };
+    let behavior = state
+        .line_items
+        .get(id)
+        .and_then(|items| items.first())
+        .and_then(|item| item["price"]["tax_behavior"].as_str())
+        .unwrap_or("exclusive")
+        .to_owned();
+    let origin = state.account.tax_origin.clone().unwrap_or_default();
+    let reverse = given.tax_id.is_some() && address.country != origin;
+    let rate = if reverse { 0 } else { address.rate };
+    let base = session["amount_total"].as_i64().unwrap_or(0);
+    let (tax, total, taxable) = if behavior == "inclusive" {
+        let net = rounded(base * 10_000, 10_000 + rate);
+        (base - net, base, net)
+    } else {
+        let tax = rounded(base * rate, 10_000);
+        (tax, base + tax, base)
+    };
+    state.update(id, |session| {
+        session["amount_total"] = json!(total);
+        session["total_details"]["amount_tax"] = json!(tax);
+        session["automatic_tax"]["status"] = json!("complete");
+    });
+    if let Some(items) = state.line_items.get_mut(id) {
+        for item in items {
+            item["amount_tax"] = json!(tax);
+            item["amount_total"] = json!(total);
+        }
+    }
+    let state_now = state.now();
+    let breakdown = state
+        .breakdowns
+        .entry(id.to_owned())
+        .or_insert_with(|| json!({"discounts": [], "taxes": []}));
+    breakdown["taxes"] = json!([{
+        "amount": tax,
+        "rate": {
+            "id": new_id("txr_"),
+            "object": "tax_rate",
+            "active": true,
+            "country": address.country,
+            "created": state_now,
+            "description": null,
+            "display_name": address.name,
+            "effective_percentage": rate as f64 / 100.0,
+            "inclusive": behavior == "inclusive",
+            "jurisdiction": address.state.unwrap_or(address.country),
+            "livemode": false,
+            "metadata": {},
+            "percentage": address.rate as f64 / 100.0,
+            "state": address.state,
+            "tax_type": if address.country == "US" { "sales_tax" } else { "vat" },
+        },
+        "taxability_reason": if reverse { "reverse_charge" } else if rate == 0 { "not_collecting" } else { "standard_rated" },
+        "taxable_amount": taxable,
+    }]);
+}
+
+/// `numerator / denominator` rounded half away from zero, for amounts.
+fn rounded(numerator: i64, denominator: i64) -> i64 {
+    (2 * numerator + denominator) / (2 * denominator)
+}
+
+/// The buyer's details a complete session shows, with what they gave.
+pub fn customer_details(email: &str, given: &Given, origin: Option<&str>) -> Value {
+    let mut details = super::objects::customer_details(email);
+    if let Some(address) = given.address {
+        details["address"] = json!({
+            "city": address.city,
+            "country": address.country,
+            "line1": address.line1,
+            "line2": null,
+            "postal_code": address.postal_code,
+            "state": address.state,
+        });
+    }
+    if let Some((kind, value)) = &given.tax_id {
+        details["tax_ids"] = json!([{ "type": kind, "value": value }]);
+        if given
+            .address
+            .is_some_and(|address| Some(address.country) != origin)
+        {
+            details["tax_exempt"] = json!("reverse");
+        }
+    }
+    details
+}
+
+/// The consent a complete session shows.
+pub fn consent(session: &Value, given: &Given) -> Value {
+    if session["consent_collection"].is_object() {
+        json!({
+            "promotions": null,
+            "terms_of_service": if given.accepted_terms { json!("accepted") } else { Value::Null },
+        })
+    } else {
+        Value::Null
+    }
+}
+
+/// The paid invoice of a complete session that asked for one, numbered in
+/// sequence, with its page on the sandbox.
+pub fn invoice(state: &mut State, base_url: &str, session: &Value) -> Option<Value> {
+    if session["invoice_creation"]["enabled"] != json!(true) {
+        return None;
+    }
+    state.invoice_sequence += 1;
+    let id = new_id("in_");
+    let now = state.now();
+    let session_id = session["id"].as_str().unwrap_or_default();
+    let items = state
+        .line_items
+        .get(session_id)
+        .cloned()
+        .unwrap_or_default();
+    let total = session["amount_total"].as_i64().unwrap_or(0);
+    let tax = session["total_details"]["amount_tax"].as_i64().unwrap_or(0);
+    let inclusive = items
+        .first()
+        .is_some_and(|item| item["price"]["tax_behavior"] == "inclusive");
+    let currency = session["currency"].clone();
+    let lines: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            json!({
+                "id": new_id("il_"),
+                "object": "line_item",
+                "amount": item["amount_subtotal"],
+                "currency": currency,
+                "description": item["description"],
+                "discountable": true,
+                "discounts": [],
+                "livemode": false,
+                "metadata": {},
+                "period": {"end": now, "start": now},
+                "proration": false,
+                "quantity": item["quantity"],
+                "type": "invoiceitem",
+            })
+        })
+        .collect();
+    let details = &session["customer_details"];
+    let rate = state
+        .breakdowns
+        .get(session_id)
+        .and_then(|breakdown| breakdown["taxes"].get(0))
+        .map(|tax| tax["rate"].clone());
+    let total_tax_amounts: Vec<Value> = rate
+        .into_iter()
+        .map(|rate| json!({"amount": tax, "inclusive": inclusive, "tax_rate": rate["id"]}))
+        .collect();
+    Some(state.insert(json!({
+        "id": id,
+        "object": "invoice",
+        "amount_due": total,
+        "amount_paid": total,
+        "amount_remaining": 0,
+        "amount_shipping": 0,
+        "attempt_count": 0,
+        "attempted": true,
+        "automatic_tax": {"enabled": session["automatic_tax"]["enabled"], "liability": null, "status": null},
+        "collection_method": "charge_automatically",
+        "created": now,
+        "currency": currency,
+        "customer_address": details["address"],
+        "customer_email": details["email"],
+        "customer_tax_exempt": details["tax_exempt"],
+        "customer_tax_ids": details["tax_ids"],
+        "default_tax_rates": [],
+        "description": null,
+        "discounts": [],
+        "hosted_invoice_url": format!("{base_url}/invoices/{id}"),
+        "invoice_pdf": null,
+        "issuer": {"type": "self"},
+        "lines": {
+            "object": "list", "data": lines, "has_more": false,
+            "url": format!("/v1/invoices/{id}/lines"),
+        },
+        "livemode": false,
+        "metadata": {},
+        "number": format!("SANDBOX-{:04}", state.invoice_sequence),
+        "paid": true,
+        "paid_out_of_band": false,
+        "payment_intent": session["payment_intent"],
+        "payment_settings": {"default_mandate": null, "payment_method_options": null, "payment_method_types": null},
+        "period_end": now,
+        "period_start": now,
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "starting_balance": 0,
+        "status": "paid",
+        "status_transitions": {
+            "finalized_at": now, "marked_uncollectible_at": null, "paid_at": now, "voided_at": null,
+        },
+        "subtotal": if inclusive { total } else { total - tax },
+        "tax": tax,
+        "total": total,
+        "total_tax_amounts": total_tax_amounts,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(rounded(2400 * 1900, 10_000), 456);
+        assert_eq!(rounded(2400 * 10_000, 11_900), 2017);
+        assert_eq!(rounded(5, 10), 1);
+        assert_eq!(rounded(4, 10), 0);
+    }
+
+    #[test]
+    fn vat_ids_need_a_known_prefix_and_the_address_country() {
+        let germany = &TEST_ADDRESSES[0];
+        assert_eq!(
+            tax_id_of("de 123.456.789", Some(germany)).unwrap(),
+            ("eu_vat", "DE123456789".to_owned())
+        );
+        assert!(tax_id_of("FR12345678901", Some(germany)).is_err());
+        assert!(tax_id_of("XX123", None).is_err());
+        assert!(tax_id_of("DE1", None).is_err());
+    }
+}

@@ -1,0 +1,298 @@
+//! Tax, invoices and the buyer's consent (`[tax]`, `[consent]`): what
+//! `shop release` asks of Stripe, what Stripe refuses until the account is
+//! set up, purchases on the test checkout from a German, a US and a French
+//! business address, and what the ledger and `shop report --by country`
+//! then say.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{Sandbox, Test};
+
+const CONSENT: &str = "\n[consent]\nterms_url = \"https://books.example.com/terms\"\n";
+
+const PRODUCT: &str = "name = \"The Field Guide\"\nprice = \"29.00\"\nfiles = [\"guide.pdf\"]\n";
+
+fn git_status(test: &Test) -> String {
+    let out = std::process::Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(test.path())
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Opens the payment link on the sandbox and pays its checkout page with
+/// `fields` (a real form post); returns the answer's status and body.
+fn pay(
+    runtime: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    link: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String, String) {
+    runtime.block_on(async {
+        let opened = http.get(link).send().await.unwrap();
+        assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+        let checkout = opened.headers()["location"].to_str().unwrap().to_owned();
+        let page = http
+            .get(&checkout)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let mut form = shop::stripe::Form::new().field("card", "4242 4242 4242 4242");
+        for (name, value) in fields {
+            form = form.field(*name, *value);
+        }
+        let paid = http
+            .post(&checkout)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form.encode())
+            .send()
+            .await
+            .unwrap();
+        let status = paid.status();
+        let body = paid.text().await.unwrap();
+        (status, body, page)
+    })
+}
+
+#[test]
+fn tax_invoices_and_consent_go_through_stripe_into_the_ledger_and_report() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sandbox = runtime.block_on(Sandbox::start());
+    let mut test = Test::store();
+    // `shop init`'s own `[tax]`, switched on; its `[consent]`, uncommented.
+    let settings = test
+        .read("shop.toml")
+        .replace("automatic = false", "automatic = true")
+        .replace("tax_id_collection = false", "tax_id_collection = true")
+        .replace("invoices = false", "invoices = true")
+        + CONSENT;
+    test.write("shop.toml", &settings);
+    test.write("products/guide.toml", PRODUCT);
+    let build = test.root().join("build");
+    std::fs::create_dir_all(&build).unwrap();
+    let file = build.join("guide.pdf");
+    std::fs::write(&file, "%PDF-1.4 the guide").unwrap();
+    crate::release::commit_all(test.path(), "tax and consent");
+    test.env("SHOP_STRIPE_API_BASE", &sandbox.url);
+    test.env("STRIPE_SECRET_KEY", "sk_test_tax");
+    test.env("SHOP_STRIPE_ATTEMPTS", "1");
+    let release = ["release", "guide", "1.0.0", file.to_str().unwrap()];
+
+    // A fresh account has not set up Stripe Tax: refused, with the way
+    // out, and nothing recorded.
+    test.shop(&release).code(1).stderr_has(&[
+        "Stripe refused to compute tax on `/v1/payment_links`: Stripe Tax has not been activated on your account.",
+        "\nhint: set up Stripe Tax in Stripe's Dashboard (Settings → Tax: your head office and where you are registered), or set `automatic = false` under `[tax]` in shop.toml\n",
+    ]);
+    assert_eq!(git_status(&test), "");
+    let settings = |body: Value| runtime.block_on(sandbox.control(Method::POST, "settings", body));
+    settings(json!({"tax_origin": "DE"}));
+    // Nor its terms of service.
+    test.shop(&release).code(1).stderr_has(&[
+        "Stripe refused to ask for consent to the terms on `/v1/payment_links`: You cannot collect consent to your terms of service unless a URL is set in the Stripe Dashboard.",
+        "\nhint: set your terms of service URL in Stripe's Dashboard (Settings → Business → Public details), or remove `[consent]` from shop.toml\n",
+    ]);
+    assert_eq!(git_status(&test), "");
+    settings(json!({"terms_of_service_url": "https://books.example.com/terms"}));
+    test.shop(&release).success();
+
+    // What Stripe was asked (the conformance test checks the same
+    // parameters against Stripe's OpenAPI description).
+    let log = runtime.block_on(sandbox.control(Method::GET, "requests", json!({})));
+    let posted = |path: &str| -> Value {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|entry| {
+                entry["method"] == "POST" && entry["path"] == path && entry["status"] == 200
+            })
+            .map(|entry| entry["params"].clone())
+            .unwrap_or_else(|| panic!("no {path} in {log}"))
+    };
+    assert_eq!(posted("/v1/prices")["tax_behavior"], "exclusive");
+    let link = posted("/v1/payment_links");
+    assert_eq!(link["automatic_tax"], json!({"enabled": "true"}));
+    assert_eq!(link["billing_address_collection"], "required");
+    assert_eq!(link["tax_id_collection"], json!({"enabled": "true"}));
+    assert_eq!(link["invoice_creation"], json!({"enabled": "true"}));
+    assert_eq!(
+        link["consent_collection"],
+        json!({"terms_of_service": "required"})
+    );
+    assert_eq!(
+        link["custom_text"]["terms_of_service_acceptance"]["message"],
+        "I agree to the [terms of sale](https://books.example.com/terms). I ask for the download \
+         to be available at once and understand that I thereby lose my right of withdrawal."
+    );
+
+    let product = test.read("products/guide.toml");
+    let url = product
+        .lines()
+        .find_map(|line| line.strip_prefix("payment_link_url = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // The box must be ticked.
+    let (status, body, page) = pay(
+        &runtime,
+        &http,
+        &url,
+        &[("email", "ada@example.com"), ("address", "DE")],
+    );
+    assert!(
+        page.contains("href=\"https://books.example.com/terms\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("name=\"address\"") && page.contains("name=\"tax_id\""),
+        "{page}"
+    );
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    assert!(
+        body.contains("You must agree to the terms of service to continue."),
+        "{body}"
+    );
+
+    // Germany: 19 % added to 29.00.
+    let terms = ("terms", "accepted");
+    let (status, ..) = pay(
+        &runtime,
+        &http,
+        &url,
+        &[("email", "ada@example.com"), ("address", "DE"), terms],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // Washington: 10.25 %.
+    let (status, ..) = pay(
+        &runtime,
+        &http,
+        &url,
+        &[("email", "bo@example.com"), ("address", "US-WA"), terms],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // A French business with its VAT ID: the reverse charge, no tax.
+    let (status, ..) = pay(
+        &runtime,
+        &http,
+        &url,
+        &[
+            ("email", "cy@example.com"),
+            ("address", "FR"),
+            ("tax_id", "FR 12345678901"),
+            terms,
+        ],
+    );
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    test.shop(&["sync", "-q"]).success();
+    assert_eq!(git_status(&test), "");
+    let mut lines: Vec<Value> = std::fs::read_dir(test.path().join("purchases"))
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.ends_with(".jsonl") && name.starts_with("20")
+        })
+        .flat_map(|entry| {
+            std::fs::read_to_string(entry.path())
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect();
+    lines.sort_by_key(|line| line["email"].as_str().unwrap().to_owned());
+    let seen: Vec<_> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["email"].as_str().unwrap(),
+                line["country"].as_str().unwrap(),
+                line["amount"].as_i64().unwrap(),
+                line["tax"].as_i64().unwrap(),
+                line["tax_id"].as_str(),
+                line["invoice"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("ada@example.com", "DE", 3451, 551, None, "SANDBOX-0001"),
+            ("bo@example.com", "US", 3197, 297, None, "SANDBOX-0002"),
+            (
+                "cy@example.com",
+                "FR",
+                2900,
+                0,
+                Some("FR12345678901"),
+                "SANDBOX-0003"
+            ),
+        ]
+    );
+    assert_eq!(lines[2]["tax_id_type"], "eu_vat");
+    for line in &lines {
+        // Consent given, when the buyer paid: on or after the session opened.
+        let accepted = line["terms_accepted"].as_str().unwrap();
+        assert!(accepted >= line["created"].as_str().unwrap(), "{line}");
+    }
+    // The invoice's page says what the ledger says.
+    let invoice = runtime.block_on(async {
+        let url = lines[2]["invoice_url"].as_str().unwrap();
+        http.get(url).send().await.unwrap().text().await.unwrap()
+    });
+    assert!(
+        invoice.contains("SANDBOX-0003") && invoice.contains("Reverse charge"),
+        "{invoice}"
+    );
+
+    let report = test
+        .shop(&["report", "--by", "country", "--json"])
+        .success()
+        .json();
+    let rows: Vec<_> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["group"].as_str().unwrap().to_owned(),
+                row["gross"].as_i64().unwrap(),
+                row["tax"].as_i64().unwrap(),
+                row["net"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("DE".to_owned(), 3451, 551, 2900),
+            ("FR".to_owned(), 2900, 0, 2900),
+            ("US".to_owned(), 3197, 297, 2900),
+        ]
+    );
+    let text = test.shop(&["report", "--by", "country"]).success().stdout();
+    assert_eq!(
+        text,
+        "COUNTRY  COUNT  GROSS      REFUNDED  TAX       NET\n\
+         DE       1      34.51 USD  0.00 USD  5.51 USD  29.00 USD\n\
+         FR       1      29.00 USD  0.00 USD  0.00 USD  29.00 USD\n\
+         US       1      31.97 USD  0.00 USD  2.97 USD  29.00 USD\n"
+    );
+    runtime.block_on(sandbox.stop());
+}
