@@ -344,7 +344,8 @@ pub async fn run(
             preset: chosen.suggested.map(|money| money.amount),
         });
     let tax_behavior = settings.tax_behavior();
-    let existing_price = if dry && created.iter().any(|c| c.starts_with("product")) {
+    // A dry run for a product Stripe does not have yet: no prices to find.
+    let existing_price = if dry && !product_exists {
         None
     } else {
         stripe

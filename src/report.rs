@@ -48,8 +48,9 @@ impl Row {
     }
 }
 
-/// Aggregates purchases made at or after `since` (an RFC 3339 prefix such
-/// as `2026-01-01`), sorted by group then currency.
+/// Sums the purchases it is given by group and currency; rows come sorted
+/// by group, then currency. (Choosing which purchases, such as `--since`,
+/// is the caller's.)
 #[derive(Debug, Default)]
 pub struct Report {
     rows: BTreeMap<(String, String), Row>,

@@ -135,6 +135,28 @@ fn tax_invoices_and_consent_go_through_stripe_into_the_ledger_and_report() {
          to be available at once and understand that I thereby lose my right of withdrawal."
     );
 
+    // A checkout made by shop itself (`shop checkout`, as the server's
+    // `/buy/` makes them) asks the same.
+    test.shop(&["checkout", "guide"]).success();
+    let log = runtime.block_on(sandbox.control(Method::GET, "requests", json!({})));
+    let session = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["method"] == "POST" && entry["path"] == "/v1/checkout/sessions")
+        .map(|entry| entry["params"].clone())
+        .unwrap();
+    for key in [
+        "automatic_tax",
+        "billing_address_collection",
+        "tax_id_collection",
+        "invoice_creation",
+        "consent_collection",
+        "custom_text",
+    ] {
+        assert_eq!(session[key], link[key], "{key}");
+    }
+
     let product = test.read("products/guide.toml");
     let url = product
         .lines()
