@@ -128,17 +128,32 @@ fn append_synced(
     path: &Path,
     value: &impl Serialize,
 ) -> Result<(), NotifyError> {
+    append(file, path, value)?;
+    sync(file, path)
+}
+
+/// Appends a line, not yet on the disk: [`sync`] after a batch of them.
+fn append(
+    file: &mut std::fs::File,
+    path: &Path,
+    value: &impl Serialize,
+) -> Result<(), NotifyError> {
     let mut line = serde_json::to_vec(value).map_err(|error| NotifyError::Io {
         path: path.to_owned(),
         source: std::io::Error::other(error),
     })?;
     line.push(b'\n');
-    file.write_all(&line)
-        .and_then(|()| file.sync_data())
-        .map_err(|source| NotifyError::Io {
-            path: path.to_owned(),
-            source,
-        })
+    file.write_all(&line).map_err(|source| NotifyError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn sync(file: &std::fs::File, path: &Path) -> Result<(), NotifyError> {
+    file.sync_data().map_err(|source| NotifyError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Opens `path` for appending, making its folder.
@@ -429,60 +444,105 @@ async fn send_all(
             break;
         }
         tokio::select! {
-            // The next message, when its turn under the rate comes.
+            // The next messages whose turn under the rate has come, as many
+            // as there are free places: their intents are written, then
+            // made durable with one fsync for all, before any is handed
+            // to the mail server.
             () = tokio::time::sleep_until(next), if may_start => {
-                next = next.max(tokio::time::Instant::now()) + gap;
-                let Some(recipient) = queue.next() else { continue };
-                let started = compose(recipient).and_then(|(message, message_id, at)| {
-                    let intent = Intent {
-                        message_id: message_id.clone(),
-                        purchase: recipient.purchase.clone(),
-                        email: recipient.email.clone(),
-                        refused: false,
-                    };
-                    append_synced(files.intents, files.intents_path, &intent)?;
-                    Ok((message, message_id, at))
-                });
-                match started {
-                    Ok((message, message_id, at)) => {
-                        crate::fault::point("notify:intent");
-                        in_flight.push(async move {
-                            (recipient, message_id, at, mailer.send(message).await)
-                        });
+                let mut batch = Vec::new();
+                let mut composed = Ok(());
+                while in_flight.len() + batch.len() < CONCURRENCY
+                    && next <= tokio::time::Instant::now()
+                    && let Some(recipient) = queue.next()
+                {
+                    // A message's turn comes a gap after the last one's;
+                    // one that waited for a free place takes one turn
+                    // owed, not a burst.
+                    let now = tokio::time::Instant::now();
+                    next = next.max(now.checked_sub(gap).unwrap_or(now)) + gap;
+                    let started = compose(recipient).and_then(|(message, message_id, at)| {
+                        let intent = Intent {
+                            message_id: message_id.clone(),
+                            purchase: recipient.purchase.clone(),
+                            email: recipient.email.clone(),
+                            refused: false,
+                        };
+                        append(files.intents, files.intents_path, &intent)?;
+                        Ok((recipient, message, message_id, at))
+                    });
+                    match started {
+                        Ok(started) => batch.push(started),
+                        Err(error) => {
+                            composed = Err(error);
+                            break;
+                        }
+                    }
+                }
+                // Those composed before a message that could not be go
+                // out all the same: their intents are written.
+                match sync(files.intents, files.intents_path) {
+                    Ok(()) => {
+                        for (recipient, message, message_id, at) in batch {
+                            crate::fault::point("notify:intent");
+                            in_flight.push(async move {
+                                (recipient, message_id, at, mailer.send(message).await)
+                            });
+                        }
+                        if let Err(error) = composed {
+                            failed = Some(error);
+                        }
                     }
                     Err(error) => failed = Some(error),
                 }
             }
-            // A message the server answered: recorded at once.
-            Some((recipient, message_id, at, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                let recorded = match result {
-                    Ok(()) => {
-                        crate::fault::point("notify:accepted");
-                        let notice = Notice {
-                            purchase: recipient.purchase.clone(),
-                            email: recipient.email.clone(),
-                            sent: crate::ledger::timestamp(at),
-                            message_id,
-                            assumed: false,
-                        };
-                        append_synced(files.notices, files.notices_path, &notice)
-                            .map(|()| tally.sent += 1)
-                    }
-                    Err(error) => {
-                        tally.failures.push((recipient.email.clone(), error.to_string()));
-                        let refusal = Intent {
-                            message_id,
-                            purchase: recipient.purchase.clone(),
-                            email: recipient.email.clone(),
-                            refused: true,
-                        };
-                        append_synced(files.intents, files.intents_path, &refusal)
-                    }
-                };
+            // Messages the server answered, this one and any other already
+            // answered: recorded at once, one fsync per file for them all.
+            Some(first) = in_flight.next(), if !in_flight.is_empty() => {
+                let mut answered = vec![first];
+                while let Some(Some(more)) = futures_util::FutureExt::now_or_never(in_flight.next()) {
+                    answered.push(more);
+                }
+                let (mut notices, mut refusals) = (false, false);
+                let mut recorded = Ok(());
+                for (recipient, message_id, at, result) in answered {
+                    let written = match result {
+                        Ok(()) => {
+                            crate::fault::point("notify:accepted");
+                            let notice = Notice {
+                                purchase: recipient.purchase.clone(),
+                                email: recipient.email.clone(),
+                                sent: crate::ledger::timestamp(at),
+                                message_id,
+                                assumed: false,
+                            };
+                            notices = true;
+                            append(files.notices, files.notices_path, &notice)
+                                .map(|()| tally.sent += 1)
+                        }
+                        Err(error) => {
+                            tally.failures.push((recipient.email.clone(), error.to_string()));
+                            let refusal = Intent {
+                                message_id,
+                                purchase: recipient.purchase.clone(),
+                                email: recipient.email.clone(),
+                                refused: true,
+                            };
+                            refusals = true;
+                            append(files.intents, files.intents_path, &refusal)
+                        }
+                    };
+                    recorded = recorded.and(written);
+                    done += 1;
+                }
+                if notices {
+                    recorded = recorded.and_then(|()| sync(files.notices, files.notices_path));
+                }
+                if refusals {
+                    recorded = recorded.and_then(|()| sync(files.intents, files.intents_path));
+                }
                 if let Err(error) = recorded {
                     failed.get_or_insert(error);
                 }
-                done += 1;
                 progress.sent(done, total);
             }
         }

@@ -431,7 +431,12 @@ pub fn compute(state: &mut State, id: &str, given: &Given) {
     let origin = state.account.tax_origin.clone().unwrap_or_default();
     let reverse = given.tax_id.is_some() && address.country != origin;
     let rate = if reverse { 0 } else { address.rate };
-    let base = session["amount_total"].as_i64().unwrap_or(0);
+    // From the subtotal less discounts, not the total: a declined card
+    // leaves the session open, and paying again must not tax the tax.
+    let base = session["amount_subtotal"].as_i64().unwrap_or(0)
+        - session["total_details"]["amount_discount"]
+            .as_i64()
+            .unwrap_or(0);
     let (tax, total, taxable) = if behavior == "inclusive" {
         let net = rounded(base * 10_000, 10_000 + rate);
         (base - net, base, net)
