@@ -332,6 +332,16 @@ impl Sandbox {
     }
 }
 
+/// The runtime of a test that drives the sandbox or servers in-process:
+/// two worker threads, as CI has two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// Retries fast enough for tests, still bounded.
 pub fn quick_retries() -> shop::stripe::RetryPolicy {
     shop::stripe::RetryPolicy {

@@ -29,11 +29,7 @@ struct Release {
 
 impl Release {
     fn new(with_github: bool) -> Release {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = crate::harness::runtime();
         let sandbox = runtime.block_on(Sandbox::start());
         runtime.block_on(sandbox.set_clock(NOW));
         let github = with_github.then(|| {

@@ -24,11 +24,7 @@ struct Shop {
 impl Shop {
     /// A sandbox selling `guide` (29.00 USD) and `atlas` (15.00 EUR).
     fn new() -> Shop {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = crate::harness::runtime();
         let sandbox = runtime.block_on(Sandbox::start());
         let client = sandbox.client();
         let prices = runtime.block_on(async {

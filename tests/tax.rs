@@ -74,11 +74,7 @@ fn pay(
 
 #[test]
 fn tax_invoices_and_consent_go_through_stripe_into_the_ledger_and_report() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::harness::runtime();
     let sandbox = runtime.block_on(Sandbox::start());
     let mut test = Test::store();
     // `shop init`'s own `[tax]`, switched on; its `[consent]`, uncommented.

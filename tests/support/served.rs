@@ -93,11 +93,7 @@ impl Served {
         on_github: bool,
         given: Option<Vec<Vec<u8>>>,
     ) -> Served {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = crate::harness::runtime();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
