@@ -945,7 +945,7 @@ fn incremental_syncs_at_random_moments_equal_one_full_sync() {
         let store = shop.store();
         let mut sessions: Vec<String> = Vec::new();
         let mut pending_refunds: Vec<String> = Vec::new();
-        for step in 0..30 {
+        for _ in 0..30 {
             match random.random_range(0..9) {
                 0 | 1 => {
                     let (price, product) = if random.random_bool(0.5) {
@@ -1035,7 +1035,6 @@ fn incremental_syncs_at_random_moments_equal_one_full_sync() {
             // Each step takes a little sandbox time, as requests do.
             now += 60;
             shop.runtime.block_on(shop.sandbox().set_clock(now));
-            let _ = step;
         }
         store.shop(&["-q", "sync"]).success();
         let fresh = shop.store();
