@@ -316,6 +316,17 @@ pub struct Given {
     pub accepted_terms: bool,
 }
 
+impl Given {
+    /// Whether a business in another country than the account's head
+    /// office gave its VAT ID: the reverse charge, no tax.
+    pub fn reverse_charge(&self, origin: Option<&str>) -> bool {
+        self.tax_id.is_some()
+            && self
+                .address
+                .is_some_and(|address| Some(address.country) != origin)
+    }
+}
+
 /// Checks what the buyer gave against what the session asks, as the
 /// checkout page does before it takes a payment.
 pub fn given(
@@ -428,8 +439,7 @@ pub fn compute(state: &mut State, id: &str, given: &Given) {
         .and_then(|item| item["price"]["tax_behavior"].as_str())
         .unwrap_or("exclusive")
         .to_owned();
-    let origin = state.account.tax_origin.clone().unwrap_or_default();
-    let reverse = given.tax_id.is_some() && address.country != origin;
+    let reverse = given.reverse_charge(state.account.tax_origin.as_deref());
     let rate = if reverse { 0 } else { address.rate };
     // From the subtotal less discounts, not the total: a declined card
     // leaves the session open, and paying again must not tax the tax.
@@ -504,10 +514,7 @@ pub fn customer_details(email: &str, given: &Given, origin: Option<&str>) -> Val
     }
     if let Some((kind, value)) = &given.tax_id {
         details["tax_ids"] = json!([{ "type": kind, "value": value }]);
-        if given
-            .address
-            .is_some_and(|address| Some(address.country) != origin)
-        {
+        if given.reverse_charge(origin) {
             details["tax_exempt"] = json!("reverse");
         }
     }
