@@ -123,6 +123,8 @@ pub enum Command {
     Products(commands::products::Args),
     /// Publish a new version of a product: Stripe price and payment link, release assets
     Release(commands::release::Args),
+    /// Sell a coming version before its files are ready; `shop release` delivers it
+    Preorder(commands::release::PreorderArgs),
     /// Make a one-off Stripe Checkout link for a released version
     Checkout(commands::checkout::Args),
     /// Copy Stripe's completed purchases, refunds and disputes into the ledger

@@ -10,7 +10,8 @@
 //! notice's intent is on disk, the message not handed over),
 //! `notify:accepted` (the mail server accepted a message whose acceptance
 //! is not yet recorded), `grant:recorded` (a grant is committed, its mail
-//! not sent).
+//! not sent), `release:recorded` (a release is committed and tagged, no
+//! pre-order buyer mailed yet).
 
 #[cfg(debug_assertions)]
 static ARMED: std::sync::OnceLock<(String, u64)> = std::sync::OnceLock::new();

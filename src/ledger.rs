@@ -41,6 +41,10 @@ pub struct Purchase {
     pub email: String,
     pub product: String,
     pub version: String,
+    /// Bought before the version's files were out (`shop preorder`):
+    /// `shop release` of the version mails the buyer the link.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preorder: bool,
     /// Minor units.
     pub amount: i64,
     pub currency: String,

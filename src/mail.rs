@@ -24,10 +24,21 @@ pub enum Kind {
     Links,
     /// A copy given by `shop grant`.
     Gift,
+    /// The receipt of a pre-order, whose files are not out yet.
+    Preorder,
+    /// A pre-order's files are out (`shop release`): the download link.
+    Delivery,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Receipt, Kind::Notice, Kind::Links, Kind::Gift];
+    pub const ALL: [Kind; 6] = [
+        Kind::Receipt,
+        Kind::Notice,
+        Kind::Links,
+        Kind::Gift,
+        Kind::Preorder,
+        Kind::Delivery,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -35,6 +46,8 @@ impl Kind {
             Kind::Notice => "notice",
             Kind::Links => "links",
             Kind::Gift => "gift",
+            Kind::Preorder => "preorder",
+            Kind::Delivery => "delivery",
         }
     }
 
@@ -55,6 +68,14 @@ impl Kind {
             Kind::Gift => (
                 include_str!("../templates/mail/gift.txt"),
                 include_str!("../templates/mail/gift.html"),
+            ),
+            Kind::Preorder => (
+                include_str!("../templates/mail/preorder.txt"),
+                include_str!("../templates/mail/preorder.html"),
+            ),
+            Kind::Delivery => (
+                include_str!("../templates/mail/delivery.txt"),
+                include_str!("../templates/mail/delivery.html"),
             ),
         }
     }
@@ -80,9 +101,13 @@ impl Kind {
                 "notes",
             ],
             Kind::Links => &["shop", "support", "base_url", "email", "library", "links"],
-            Kind::Gift => &[
+            Kind::Gift | Kind::Delivery => &[
                 "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
                 "email", "order", "lost",
+            ],
+            Kind::Preorder => &[
+                "shop", "support", "base_url", "product", "version", "email", "order", "date",
+                "paid",
             ],
         }
     }

@@ -59,6 +59,19 @@ struct Intent {
     refused: bool,
 }
 
+/// Whom a run tells, and what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Audience {
+    /// Buyers of earlier versions that the update policy covers: an
+    /// update notice, unless they opted out.
+    Updates,
+    /// Buyers of a pre-order of this very version, now that its files are
+    /// out: their download link (what they paid for, so opt-outs do not
+    /// apply).
+    Preorders,
+}
+
 /// A buyer to tell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Recipient {
@@ -199,6 +212,7 @@ pub fn plan(
     store: &Store,
     product: &Product,
     version: &semver::Version,
+    audience: Audience,
     opt_outs: &HashSet<String>,
     only: &[String],
 ) -> Result<Plan, NotifyError> {
@@ -216,7 +230,11 @@ pub fn plan(
         let Ok(bought) = semver::Version::parse(&purchase.version) else {
             return Ok(());
         };
-        if bought >= *version || !product.updates.entitles(&bought, version) {
+        let included = match audience {
+            Audience::Updates => bought < *version && product.updates.entitles(&bought, version),
+            Audience::Preorders => purchase.preorder && bought == *version,
+        };
+        if !included {
             return Ok(());
         }
         let email = purchase.email.to_ascii_lowercase();
@@ -243,7 +261,7 @@ pub fn plan(
     for (email, (_, _, recipient)) in latest {
         if told.contains(&email) {
             plan.already_told += 1;
-        } else if opt_outs.contains(&email) {
+        } else if audience == Audience::Updates && opt_outs.contains(&email) {
             plan.opted_out += 1;
         } else {
             if doubtful.contains(&email) {
@@ -255,12 +273,28 @@ pub fn plan(
     Ok(plan)
 }
 
+/// Whether the ledger holds a pre-order of this version (delivered or not).
+pub fn has_preorders(
+    root: &Path,
+    slug: &str,
+    version: &semver::Version,
+) -> Result<bool, NotifyError> {
+    let version = version.to_string();
+    let mut found = false;
+    crate::ledger::each(root, |purchase| {
+        found |= purchase.preorder && purchase.product == slug && purchase.version == version;
+        Ok(())
+    })?;
+    Ok(found)
+}
+
 /// What to send with.
 #[derive(Debug)]
 pub struct Sending<'a> {
     pub store: &'a Store,
     pub product: &'a Product,
     pub version: &'a semver::Version,
+    pub audience: Audience,
     pub key: &'a Key,
     pub mailer: &'a Mailer,
     pub templates: &'a Templates,
@@ -323,8 +357,13 @@ pub async fn send(
             &repo,
             &[relative.as_path()],
             &format!(
-                "notify: {} {version}, {} sent ({total} in all)",
-                product.slug, tally.sent
+                "{}: {} {version}, {} sent ({total} in all)",
+                match sending.audience {
+                    Audience::Updates => "notify",
+                    Audience::Preorders => "deliver pre-orders",
+                },
+                product.slug,
+                tally.sent
             ),
         )?;
     }
@@ -373,6 +412,7 @@ async fn send_all(
         store,
         product,
         version,
+        audience,
         key,
         mailer,
         templates,
@@ -386,6 +426,28 @@ async fn send_all(
         let at = now();
         let expires = at + settings.link_lifetime as i64;
         let link = crate::tokens::link(&settings.base_url, key, &recipient.purchase, expires);
+        let message_id = message_id(product, version, recipient, &settings.mail.from);
+        if *audience == Audience::Preorders {
+            let mut values = mail::shop_values(settings, &recipient.email);
+            values.extend([
+                ("product", product.name.clone()),
+                ("version", version.to_string()),
+                ("link", link),
+                ("expires", crate::ledger::human_time(expires)),
+                ("limit", product.download_limit.to_string()),
+                ("order", crate::ledger::order_number(&recipient.purchase)),
+                ("lost", format!("{}/lost", settings.base_url)),
+            ]);
+            let rendered = templates.render(Kind::Delivery, &values);
+            let message = mail::compose(
+                &settings.mail.from,
+                &recipient.email,
+                &rendered,
+                &message_id,
+                None,
+            )?;
+            return Ok((message, message_id, at));
+        }
         let unsubscribe =
             crate::server::unsubscribe_link(&settings.base_url, key, &recipient.email, at);
         let mut values = mail::shop_values(settings, &recipient.email);
@@ -401,7 +463,6 @@ async fn send_all(
         ]);
         let html = BTreeMap::from([("notes", notes_html)]);
         let rendered = templates.render_with_html(Kind::Notice, &values, &html);
-        let message_id = message_id(product, version, recipient, &settings.mail.from);
         let message = mail::compose(
             &settings.mail.from,
             &recipient.email,

@@ -72,6 +72,9 @@ pub struct Request<'a> {
     pub notes: Option<String>,
     pub today: time::Date,
     pub dry_run: bool,
+    /// `shop preorder`: sell the version before its files are ready (no
+    /// files, no GitHub release, no tag).
+    pub preorder: bool,
 }
 
 /// What the release did.
@@ -87,10 +90,13 @@ pub struct Outcome {
     pub assets: Vec<OutcomeAsset>,
     /// Objects this run created (empty on a complete re-run).
     pub created: Vec<String>,
-    /// The previous version's payment link, turned off.
-    pub deactivated: Option<String>,
+    /// Payment links turned off: the previous version's, and the
+    /// pre-order link of this version once its files are out.
+    pub deactivated: Vec<String>,
     /// Whether the release was already recorded before this run.
     pub already_recorded: bool,
+    /// Whether this run opened a pre-order (`shop preorder`).
+    pub preorder: bool,
     pub dry_run: bool,
 }
 
@@ -112,11 +118,45 @@ pub fn tag(slug: &str, version: &semver::Version) -> String {
     format!("{slug}-v{version}")
 }
 
+/// The payment link metadata of a version: product and version, and for a
+/// pre-order `preorder = "true"`, which Stripe copies onto each Checkout
+/// Session, so that the ledger knows its pre-order buyers.
+pub fn link_metadata(slug: &str, version: &str, preorder: bool) -> BTreeMap<String, String> {
+    let mut metadata: BTreeMap<String, String> = [
+        ("product".to_owned(), slug.to_owned()),
+        ("version".to_owned(), version.to_owned()),
+    ]
+    .into();
+    if preorder {
+        metadata.insert(PREORDER_KEY.to_owned(), "true".to_owned());
+    }
+    metadata
+}
+
+/// The metadata key marking a pre-order's link and sessions.
+pub const PREORDER_KEY: &str = "preorder";
+
 /// Checks the files against the product and the version against its
 /// releases, and hashes the files. Nothing remote happens here.
 pub fn check(request: &Request<'_>) -> Result<(Vec<LocalFile>, Option<Release>), ReleaseError> {
     let product = request.store.product(request.slug)?;
     let recorded = product.release(&request.version).cloned();
+    if request.preorder {
+        if recorded.as_ref().is_some_and(|recorded| !recorded.preorder) {
+            return Err(ReleaseError::AlreadyOut {
+                slug: product.slug.clone(),
+                version: request.version.to_string(),
+            });
+        }
+        if let Some(waiting) = product.releases.iter().find(|r| r.preorder)
+            && waiting.version != request.version
+        {
+            return Err(ReleaseError::OtherPreorder {
+                slug: product.slug.clone(),
+                version: waiting.version.to_string(),
+            });
+        }
+    }
     if recorded.is_none()
         && let Some(latest) = product.latest()
         && latest.version >= request.version
@@ -127,6 +167,9 @@ pub fn check(request: &Request<'_>) -> Result<(Vec<LocalFile>, Option<Release>),
         });
     }
 
+    if request.preorder {
+        return Ok((Vec::new(), recorded));
+    }
     let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in &request.files {
         let name = path
@@ -183,7 +226,8 @@ pub fn check(request: &Request<'_>) -> Result<(Vec<LocalFile>, Option<Release>),
         });
     }
 
-    if let Some(recorded) = &recorded {
+    // A pre-order had no files to compare with.
+    if let Some(recorded) = recorded.as_ref().filter(|recorded| !recorded.preorder) {
         for file in &files {
             let same = recorded.assets.iter().any(|asset| {
                 asset.name == file.name && asset.size == file.size && asset.sha256 == file.sha256
@@ -275,6 +319,8 @@ pub async fn run(
     );
     let product_exists = stripe.product(&known_product).await?.is_some();
     let immutable = match files_target {
+        // A pre-order sends no files anywhere yet.
+        Files::GitHub(_) if request.preorder => false,
         Files::GitHub(github) => {
             let access = github.access().await?;
             if !access.push {
@@ -409,12 +455,13 @@ pub async fn run(
         "{}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
         settings.base_url
     );
-    let metadata: BTreeMap<String, String> = [
-        ("product".to_owned(), product.slug.clone()),
-        ("version".to_owned(), version.clone()),
-    ]
-    .into();
-    let existing_link = match &recorded {
+    let metadata = link_metadata(&product.slug, &version, request.preorder);
+    // A pre-order's link is not the released version's: once the files
+    // are out, the version sells through a link without the mark.
+    let existing_link = match recorded
+        .as_ref()
+        .filter(|recorded| recorded.preorder == request.preorder)
+    {
         Some(recorded) => stripe
             .payment_link(&recorded.payment_link)
             .await?
@@ -460,6 +507,9 @@ pub async fn run(
             if options != stripe::CheckoutOptions::default() {
                 parts.push(&asked);
             }
+            if request.preorder {
+                parts.push(PREORDER_KEY);
+            }
             let key = IdempotencyKey::derived(&parts);
             let link = stripe.create_payment_link(&params, &key).await?;
             reporter.step(&format!("created payment link `{}`", link.id));
@@ -474,6 +524,10 @@ pub async fn run(
         None => default_notes(&request.store.root, product, &request.version),
     };
     let assets = match files_target {
+        _ if request.preorder => {
+            reporter.step("no files yet: a pre-order");
+            Vec::new()
+        }
         Files::GitHub(github) => {
             upload_to_github(
                 github,
@@ -521,22 +575,73 @@ pub async fn run(
         stripe_price: price_id.clone(),
         assets: outcome_assets,
         created,
-        deactivated: None,
+        deactivated: Vec::new(),
         already_recorded: recorded.is_some(),
+        preorder: request.preorder,
         dry_run: dry,
     };
+    // The files of a pre-ordered version are out: its pre-order link
+    // stops selling, and the ledger takes in every pre-order before the
+    // version is recorded as out, so that a run stopped after the record
+    // still finds them all to deliver to when run again.
+    let releasing_preorder = !request.preorder && recorded.as_ref().is_some_and(|r| r.preorder);
     if dry {
+        if releasing_preorder {
+            reporter.step(&format!(
+                "would turn off the pre-order link of {version} and bring its pre-orders into the ledger"
+            ));
+        }
         reporter.step(&format!(
-            "would record the release in products/{}.toml, commit and tag `{tag}`",
-            product.slug
+            "would record the release in products/{}.toml, commit{}",
+            product.slug,
+            if request.preorder {
+                String::new()
+            } else {
+                format!(" and tag `{tag}`")
+            }
         ));
         return Ok(outcome);
+    }
+    if releasing_preorder {
+        let preorder_metadata = link_metadata(&product.slug, &version, true);
+        let open: Vec<stripe::PaymentLink> = stripe
+            .active_payment_links()
+            .try_filter(|link| std::future::ready(link.metadata == preorder_metadata))
+            .try_collect()
+            .await?;
+        for link in open {
+            stripe.set_payment_link_active(&link.id, false).await?;
+            reporter.step(&format!(
+                "turned off the pre-order link of {version} (`{}`)",
+                link.id
+            ));
+            outcome.deactivated.push(link.id);
+        }
+        let synced = crate::sync::run(
+            &crate::sync::Request {
+                store: request.store,
+                full: false,
+                since: None,
+                dry_run: false,
+            },
+            stripe,
+            &Silent,
+        )
+        .await?;
+        reporter.step(&match synced.commit {
+            Some(_) => "brought the latest purchases and pre-orders into the ledger".to_owned(),
+            None => "the ledger has every pre-order".to_owned(),
+        });
     }
 
     // 5. The record, the commit and the tag.
     let release = Release {
         version: request.version.clone(),
-        date: recorded.as_ref().map_or(request.today, |r| r.date),
+        // The day the files came out (a pre-order's, the day it opened).
+        date: recorded
+            .as_ref()
+            .filter(|recorded| recorded.preorder == request.preorder)
+            .map_or(request.today, |r| r.date),
         tag: tag.clone(),
         stripe_product: product_id,
         stripe_price: price_id,
@@ -547,6 +652,7 @@ pub async fn run(
             (None, Some(recorded)) => recorded.notes.clone(),
             _ => recorded_notes(&notes, request.notes.is_some()),
         },
+        preorder: request.preorder,
         assets,
     };
     if recorded.as_ref() != Some(&release) {
@@ -555,6 +661,13 @@ pub async fn run(
             "recorded the release in products/{}.toml",
             product.slug
         ));
+    }
+    if request.preorder {
+        // No tag: the version is not out until its files are.
+        if commit_preorder(&request.store.root, &product.slug, &release)? {
+            reporter.step("committed the pre-order");
+        }
+        return Ok(outcome);
     }
     let committed = commit_and_tag(&request.store.root, &product.slug, &release)?;
     if committed {
@@ -578,7 +691,7 @@ pub async fn run(
             "turned off the payment link of {} (`{}`)",
             previous.version, previous.payment_link
         ));
-        outcome.deactivated = Some(previous.payment_link.clone());
+        outcome.deactivated.push(previous.payment_link.clone());
     }
     Ok(outcome)
 }
@@ -923,6 +1036,9 @@ pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<St
     if let Some(notes) = &release.notes {
         table["notes"] = value(notes);
     }
+    if release.preorder {
+        table["preorder"] = value(true);
+    }
     let mut assets = ArrayOfTables::new();
     for asset in &release.assets {
         let mut row = Table::new();
@@ -971,6 +1087,25 @@ pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<St
         text.push('\n');
     }
     Ok(text)
+}
+
+/// A sync's progress inside a release: the release reports its own steps.
+struct Silent;
+
+impl crate::sync::Progress for Silent {
+    fn sessions(&self, _seen: u64, _kept: u64) {}
+    fn finish(&self) {}
+}
+
+/// Commits the product file of a pre-order.
+fn commit_preorder(root: &Path, slug: &str, release: &Release) -> Result<bool, ReleaseError> {
+    let repo = crate::git::open(root)?;
+    let path = PathBuf::from(crate::store::PRODUCTS_DIR).join(format!("{slug}.toml"));
+    let message = format!(
+        "preorder {slug} {}\n\nprice {}, payment link {}",
+        release.version, release.stripe_price, release.payment_link_url
+    );
+    Ok(crate::git::commit_paths(&repo, &[path.as_path()], &message)?.is_some())
 }
 
 /// Commits the product file and tags the commit `<slug>-v<version>`.
@@ -1074,6 +1209,10 @@ pub enum ReleaseError {
         path.display()
     )]
     TrackedFile { path: PathBuf },
+    #[error("`{slug}` {version} is already out")]
+    AlreadyOut { slug: String, version: String },
+    #[error("`{slug}` {version} is already on pre-order")]
+    OtherPreorder { slug: String, version: String },
     #[error("version `{version}` was released with another `{name}`")]
     ChangedFiles { version: String, name: String },
     #[error("GitHub reports `{name}` with another size or SHA-256 than the file sent")]
@@ -1095,6 +1234,8 @@ pub enum ReleaseError {
     GitHub(#[from] crate::github::GitHubError),
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
 }
 
 impl crate::error::Hint for ReleaseError {
@@ -1116,6 +1257,12 @@ impl crate::error::Hint for ReleaseError {
                  store or under .shop/",
                 path.display()
             ),
+            ReleaseError::AlreadyOut { slug, .. } => {
+                format!("pre-order a newer version, such as `shop preorder {slug} <next version>`")
+            }
+            ReleaseError::OtherPreorder { slug, version } => {
+                format!("release it first with `shop release {slug} {version} <files>`")
+            }
             ReleaseError::ChangedFiles { .. } => {
                 "a released version's files never change; release a new version instead".into()
             }
@@ -1139,6 +1286,7 @@ impl crate::error::Hint for ReleaseError {
             ReleaseError::Stripe(error) => error.hint(),
             ReleaseError::GitHub(error) => error.hint(),
             ReleaseError::Git(error) => error.hint(),
+            ReleaseError::Sync(error) => error.hint(),
         }
     }
 }

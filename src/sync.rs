@@ -225,6 +225,10 @@ fn classify(session: &CheckoutSession, store: &Store) -> Kind {
         email: session.email().unwrap_or_default().to_owned(),
         product,
         version,
+        preorder: session
+            .metadata
+            .get(crate::release::PREORDER_KEY)
+            .is_some_and(|value| value == "true"),
         amount: session.amount_total.unwrap_or(0),
         currency: session.currency.clone().unwrap_or_default(),
         payment_intent: session.payment_intent_id().map(str::to_owned),

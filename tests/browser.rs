@@ -291,22 +291,10 @@ fn shop_with_a_front() -> Served {
 /// The newest file in the outbox holding `needle`, decoded enough to read
 /// its links.
 fn mail_with(served: &Served, needle: &str) -> Option<String> {
-    let outbox = served.test.path().join(".shop/outbox");
-    let mut found: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(outbox)
-        .ok()?
-        .flatten()
-        .filter_map(|entry| {
-            let text = std::fs::read_to_string(entry.path()).ok()?;
-            let text = text
-                .replace("=\r\n", "")
-                .replace("=\n", "")
-                .replace("=3D", "=");
-            let modified = entry.metadata().ok()?.modified().ok()?;
-            text.contains(needle).then_some((modified, text))
-        })
-        .collect();
-    found.sort();
-    found.pop().map(|(_, text)| text)
+    served
+        .outbox()
+        .into_iter()
+        .rfind(|text| text.contains(needle))
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod demo;
 mod downloads;
 mod init;
 mod mail;
+mod preorder;
 mod release;
 mod sandbox;
 mod serve;

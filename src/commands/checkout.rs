@@ -73,12 +73,13 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         allow_promotion_codes: product.promotion_codes && promotion.is_none(),
         options: store.settings.checkout_options(),
         metadata: {
-            let mut metadata: std::collections::BTreeMap<String, String> = [
-                ("product".to_owned(), product.slug.clone()),
-                ("version".to_owned(), release.version.to_string()),
-                ("source".to_owned(), "shop checkout".to_owned()),
-            ]
-            .into();
+            // A pre-order's session is marked as its payment link's are.
+            let mut metadata = crate::release::link_metadata(
+                &product.slug,
+                &release.version.to_string(),
+                release.preorder,
+            );
+            metadata.insert("source".to_owned(), "shop checkout".to_owned());
             if let Some(promotion) = &promotion {
                 metadata.insert("promotion_code".to_owned(), promotion.code.clone());
             }

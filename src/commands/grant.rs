@@ -64,7 +64,20 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     let store = context.open_store()?;
     let product = store.product(&args.slug)?;
-    let release = super::chosen_release(product, args.version.as_ref())?;
+    let release = match (&args.version, product.latest_out()) {
+        // A pre-order's files are not out: the newest version that is.
+        (None, Some(out)) => out,
+        (version, _) => super::chosen_release(product, version.as_ref())?,
+    };
+    if release.preorder {
+        return Err(crate::error::hinted(
+            format!(
+                "`{}` {} is on pre-order: its files are not out yet",
+                product.slug, release.version
+            ),
+            "give a version that is out with `--version`, or give this one once `shop release` has put its files out",
+        ));
+    }
     let version = release.version.to_string();
     // Everything that can refuse is checked before anything is written.
     let keys = super::token_keys()?;

@@ -79,6 +79,7 @@ where
         Command::Init(args) => init::run(&context, args),
         Command::Products(args) => products::run(&context, args),
         Command::Release(args) => release::run(&context, args),
+        Command::Preorder(args) => release::preorder(&context, args),
         Command::Checkout(args) => checkout::run(&context, args),
         Command::Sync(args) => sync::run(&context, args),
         Command::Notify(args) => notify::run(&context, args),

@@ -32,6 +32,11 @@ pub struct Args {
     /// killed) as sent, instead of sending them again
     #[arg(long)]
     pub skip_in_doubt: bool,
+
+    /// Mail the pre-order buyers of this version their download link
+    /// instead (what `shop release` does when a pre-ordered version is out)
+    #[arg(long)]
+    pub preorders: bool,
 }
 
 fn parse_rate(text: &str) -> Result<u32, String> {
@@ -54,8 +59,15 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             only: &args.only,
             rate: args.rate,
             skip_in_doubt: args.skip_in_doubt,
+            audience: if args.preorders {
+                notify::Audience::Preorders
+            } else {
+                notify::Audience::Updates
+            },
+            print: true,
         },
     )
+    .map(drop)
 }
 
 /// How `notify_version` runs.
@@ -64,16 +76,38 @@ pub(crate) struct Options<'a> {
     pub only: &'a [String],
     pub rate: u32,
     pub skip_in_doubt: bool,
+    pub audience: notify::Audience,
+    /// Print what was done (or would be); `shop release --json` puts it
+    /// in its own answer instead.
+    pub print: bool,
+}
+
+/// What a run did: as many sent, and as many skipped.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct Told {
+    pub sent: usize,
+    pub already_told: usize,
+    pub opted_out: usize,
+    /// Only in a dry run: who would be emailed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_email: Option<Vec<notify::Recipient>>,
 }
 
 impl Options<'_> {
-    /// What `shop release --notify` uses.
-    pub(crate) fn after_release(dry_run: bool) -> Options<'static> {
+    /// What `shop release` uses: `--notify`'s notices, and the delivery to
+    /// a pre-order's buyers.
+    pub(crate) fn after_release(
+        dry_run: bool,
+        audience: notify::Audience,
+        print: bool,
+    ) -> Options<'static> {
         Options {
             dry_run,
             only: &[],
             rate: 10,
             skip_in_doubt: false,
+            audience,
+            print,
         }
     }
 }
@@ -88,20 +122,37 @@ pub(crate) fn notify_version(
     slug: &str,
     version: &semver::Version,
     options: &Options<'_>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Told> {
     let &Options {
         dry_run,
         only,
         rate,
         skip_in_doubt,
+        audience,
+        print,
     } = options;
+    let (noun, about) = match audience {
+        notify::Audience::Updates => ("notice", "about"),
+        notify::Audience::Preorders => ("download link", "of pre-ordered"),
+    };
     let store = context.open_store_to_commit()?;
     let product = store.product(slug)?;
-    if product.release(version).is_none() {
-        return Err(crate::error::hinted(
-            format!("`{slug}` has no release `{version}`"),
-            format!("release it first with `shop release {slug} {version} <files>`"),
-        ));
+    match product.release(version) {
+        None => {
+            return Err(crate::error::hinted(
+                format!("`{slug}` has no release `{version}`"),
+                format!("release it first with `shop release {slug} {version} <files>`"),
+            ));
+        }
+        Some(release) if release.preorder => {
+            return Err(crate::error::hinted(
+                format!("`{slug}` {version} is on pre-order: its files are not out yet"),
+                format!(
+                    "`shop release {slug} {version} <files>` puts them out and mails every pre-order buyer their link"
+                ),
+            ));
+        }
+        Some(_) => {}
     }
     // Templates and keys are checked before anything is sent.
     let templates = crate::mail::Templates::load(&store.root)?;
@@ -112,12 +163,22 @@ pub(crate) fn notify_version(
     } else {
         Default::default()
     };
-    let plan = notify::plan(&store, product, version, &opt_outs, only)?;
+    let plan = notify::plan(&store, product, version, audience, &opt_outs, only)?;
     let skipped = format!(
         "{} already told, {} opted out",
         plan.already_told, plan.opted_out
     );
+    let mut told = Told {
+        sent: 0,
+        already_told: plan.already_told,
+        opted_out: plan.opted_out,
+        would_email: None,
+    };
     if dry_run {
+        if !print {
+            told.would_email = Some(plan.recipients.clone());
+            return Ok(told);
+        }
         if context.output.json {
             context.output.json(&serde_json::to_value(&plan)?)?;
         } else {
@@ -130,12 +191,12 @@ pub(crate) fn notify_version(
             }
             context.output.data(lines)?;
             context.output.note(format!(
-                "dry run: would email {} about {} {version} ({skipped})",
+                "dry run: would email {} {about} {} {version} ({skipped})",
                 crate::store::count(plan.recipients.len(), "buyer"),
                 product.name
             ));
         }
-        return Ok(());
+        return Ok(told);
     }
     if !plan.in_doubt.is_empty() {
         context.output.note(format!(
@@ -150,15 +211,15 @@ pub(crate) fn notify_version(
         ));
     }
     if plan.recipients.is_empty() {
-        if context.output.json {
-            context.output.json(&serde_json::json!({"sent": 0, "already_told": plan.already_told, "opted_out": plan.opted_out}))?;
-            return Ok(());
+        if print && context.output.json {
+            context.output.json(&serde_json::to_value(&told)?)?;
+        } else if print {
+            context.output.note(format!(
+                "nobody to tell {about} {} {version} ({skipped})",
+                product.name
+            ));
         }
-        context.output.note(format!(
-            "nobody to tell about {} {version} ({skipped})",
-            product.name
-        ));
-        return Ok(());
+        return Ok(told);
     }
     let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
     let progress = Bar::new(context.output.quiet, plan.recipients.len() as u64);
@@ -175,6 +236,7 @@ pub(crate) fn notify_version(
             store: &store,
             product,
             version,
+            audience,
             key: &keys[0],
             mailer: &mailer,
             templates: &templates,
@@ -186,16 +248,17 @@ pub(crate) fn notify_version(
         anyhow::Ok(notify::send(&sending, &plan, &progress).await?)
     })??;
     progress.bar.finish_and_clear();
-    if context.output.json {
-        context.output.json(&serde_json::json!({"sent": sent, "already_told": plan.already_told, "opted_out": plan.opted_out}))?;
-    } else {
+    told.sent = sent;
+    if print && context.output.json {
+        context.output.json(&serde_json::to_value(&told)?)?;
+    } else if print {
         context.output.data(format!(
-            "sent {} about {} {version} ({skipped})\n",
-            crate::store::count(sent, "notice"),
+            "sent {} {about} {} {version} ({skipped})\n",
+            crate::store::count(sent, noun),
             product.name
         ))?;
     }
-    Ok(())
+    Ok(told)
 }
 
 struct Bar {

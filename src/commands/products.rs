@@ -76,7 +76,13 @@ fn list(context: &Context, store: &Store) -> anyhow::Result<()> {
                     Some(_) => format!("from {}", product.price),
                     None => product.price.to_string(),
                 },
-                latest.map_or_else(|| "-".to_owned(), |release| release.version.to_string()),
+                latest.map_or_else(
+                    || "-".to_owned(),
+                    |release| match release.preorder {
+                        true => format!("{} (pre-order)", release.version),
+                        false => release.version.to_string(),
+                    },
+                ),
                 latest.map_or_else(
                     || "-".to_owned(),
                     |release| release.payment_link_url.clone(),
@@ -227,6 +233,7 @@ fn product_json(product: &Product) -> serde_json::Value {
         "download_limit": product.download_limit,
         "updates": product.updates.as_str(),
         "latest_version": latest.map(|release| release.version.to_string()),
+        "preorder": latest.is_some_and(|release| release.preorder),
         "payment_link": latest.map(|release| &release.payment_link_url),
     })
 }

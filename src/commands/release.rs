@@ -40,9 +40,76 @@ pub struct Args {
     pub notify: bool,
 }
 
+/// `shop preorder`: sell a version before its files are ready.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The version sells through its own payment link (and /buy/<slug>); each \
+                        purchase is recorded in the ledger as a pre-order and gets a receipt \
+                        saying the files will follow. `shop release <slug> <version> <files>` \
+                        then puts the files out and mails every pre-order buyer their link, \
+                        once. Nothing is tagged until then."
+)]
+pub struct PreorderArgs {
+    /// The product's slug (its file name under products/, without .toml)
+    pub slug: String,
+
+    /// The coming version, greater than the last one released (semver: 2.0.0)
+    #[arg(value_parser = super::parse_version)]
+    pub version: semver::Version,
+
+    /// What the version will bring, in Markdown, shown on the product's page
+    #[arg(long, value_name = "FILE")]
+    pub notes: Option<PathBuf>,
+
+    /// Show every step that would be taken, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    publish(
+        context,
+        Publish {
+            slug: &args.slug,
+            version: &args.version,
+            files: args.files.clone(),
+            notes: args.notes.as_deref(),
+            dry_run: args.dry_run,
+            notify: args.notify,
+            preorder: false,
+        },
+    )
+}
+
+pub fn preorder(context: &Context, args: PreorderArgs) -> anyhow::Result<()> {
+    publish(
+        context,
+        Publish {
+            slug: &args.slug,
+            version: &args.version,
+            files: Vec::new(),
+            notes: args.notes.as_deref(),
+            dry_run: args.dry_run,
+            notify: false,
+            preorder: true,
+        },
+    )
+}
+
+/// What `shop release` and `shop preorder` were asked.
+struct Publish<'a> {
+    slug: &'a str,
+    version: &'a semver::Version,
+    files: Vec<PathBuf>,
+    notes: Option<&'a std::path::Path>,
+    dry_run: bool,
+    notify: bool,
+    preorder: bool,
+}
+
+fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
     let store = context.open_store_to_commit()?;
-    let notes = match &args.notes {
+    let notes = match asked.notes {
         Some(path) => Some(std::fs::read_to_string(path).context_hint(
             format!("cannot read the release notes `{}`", path.display()),
             "give a readable text file to `--notes`",
@@ -52,18 +119,19 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let stripe = context.stripe()?;
     let request = Request {
         store: &store,
-        slug: &args.slug,
-        version: args.version.clone(),
-        files: args.files.clone(),
+        slug: asked.slug,
+        version: asked.version.clone(),
+        files: asked.files,
         notes,
         today: super::now()?.date(),
-        dry_run: args.dry_run,
+        dry_run: asked.dry_run,
+        preorder: asked.preorder,
     };
     let reporter = Arc::new(TerminalReporter::new(context.output.quiet));
     let outcome = super::block_on(async {
         // octocrab's client needs the runtime to exist when it is built.
         let files = match &store.settings.github_repository {
-            Some(repository) => {
+            Some(repository) if !asked.preorder => {
                 let waiting = reporter.clone();
                 let on_wait: crate::github::OnWait =
                     Arc::new(move |what, until| waiting.waiting(what, until));
@@ -73,35 +141,77 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                         .with_patience(crate::github::Patience::default(), Some(on_wait)),
                 ))
             }
-            None => Files::Local(release::local_files_dir(&store.root)),
+            _ => Files::Local(release::local_files_dir(&store.root)),
         };
         anyhow::Ok(release::run(&request, &stripe, &files, reporter.as_ref()).await?)
     })??;
 
-    if context.output.json {
-        context.output.json(&serde_json::to_value(&outcome)?)?;
-        return Ok(());
+    // Test builds: stopped after the record, before any mail.
+    crate::fault::point("release:recorded");
+    let json = context.output.json;
+    if !json {
+        print_outcome(context, &outcome)?;
     }
+    // The files of a pre-ordered version are out: each pre-order buyer
+    // gets their link, once (a re-run, or one after a crash, mails only
+    // those not yet told).
+    let delivered = if asked.preorder
+        || !crate::notify::has_preorders(&store.root, asked.slug, asked.version)?
+    {
+        None
+    } else {
+        Some(super::notify::notify_version(
+            context,
+            asked.slug,
+            asked.version,
+            &super::notify::Options::after_release(
+                outcome.dry_run,
+                crate::notify::Audience::Preorders,
+                !json,
+            ),
+        )?)
+    };
+    let notified = if asked.notify {
+        Some(super::notify::notify_version(
+            context,
+            asked.slug,
+            asked.version,
+            &super::notify::Options::after_release(
+                outcome.dry_run,
+                crate::notify::Audience::Updates,
+                !json,
+            ),
+        )?)
+    } else {
+        None
+    };
+    if json {
+        let mut answer = serde_json::to_value(&outcome)?;
+        answer["delivered"] = serde_json::to_value(&delivered)?;
+        answer["notified"] = serde_json::to_value(&notified)?;
+        context.output.json(&answer)?;
+    }
+    Ok(())
+}
+
+fn print_outcome(context: &Context, outcome: &release::Outcome) -> anyhow::Result<()> {
     if outcome.dry_run {
         context.output.note("dry run: nothing was changed");
-        if args.notify {
-            super::notify::notify_version(
-                context,
-                &args.slug,
-                &args.version,
-                &super::notify::Options::after_release(true),
-            )?;
-        }
         return Ok(());
     }
+    let (done, state) = if outcome.preorder {
+        ("opened pre-orders of", "on pre-order")
+    } else {
+        ("released", "released")
+    };
     let summary = if outcome.created.is_empty() {
         format!(
-            "{} {} was already released; nothing was created",
+            "{} {} was already {state}; nothing was created",
             outcome.product, outcome.version
         )
     } else {
         format!(
-            "released {} {} ({})",
+            "{done} {} {} ({})",
             outcome.product,
             outcome.version,
             outcome.created.join(", ")
@@ -111,14 +221,6 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     context
         .output
         .data(format!("{}\n", outcome.payment_link_url))?;
-    if args.notify {
-        super::notify::notify_version(
-            context,
-            &args.slug,
-            &args.version,
-            &super::notify::Options::after_release(false),
-        )?;
-    }
     Ok(())
 }
 

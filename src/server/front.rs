@@ -17,10 +17,11 @@ use crate::store::{Product, UpdatePolicy};
 /// What a product card shows; `None` for a product not yet released.
 fn card(product: &Product, tax: TaxSettings) -> Option<Value> {
     let latest = product.latest()?;
-    let mut formats: Vec<String> = latest
-        .assets
+    // A pre-order has no assets yet: the files it will have.
+    let mut formats: Vec<String> = product
+        .files
         .iter()
-        .filter_map(|asset| asset.name.rsplit_once('.'))
+        .filter_map(|name| name.rsplit_once('.'))
         .map(|(_, extension)| extension.to_ascii_uppercase())
         .collect();
     formats.dedup();
@@ -32,6 +33,7 @@ fn card(product: &Product, tax: TaxSettings) -> Option<Value> {
         price => price_text(product, tax),
         version => latest.version.to_string(),
         date => latest.date.to_string(),
+        preorder => latest.preorder,
         formats => formats.join(", "),
     })
 }
@@ -95,6 +97,7 @@ pub async fn product(slug: String, app: Arc<App>) -> Answer {
             context! {
                 version => release.version.to_string(),
                 date => release.date.to_string(),
+                preorder => release.preorder,
                 notes => release.notes.as_deref().map(|text| safe(crate::html::markdown(text))),
             }
         })

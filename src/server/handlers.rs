@@ -339,7 +339,8 @@ async fn granted(app: &App, id: &str) -> Result<Option<Arc<Purchase>>, Answer> {
     Ok(Some(Arc::new(purchase)))
 }
 
-/// The releases a purchase may download, oldest first.
+/// The releases a purchase may download, oldest first: a pre-order's
+/// files are not out.
 fn entitled<'a>(product: &'a Product, bought: &str) -> Vec<&'a Release> {
     let Ok(bought) = semver::Version::parse(bought) else {
         return Vec::new();
@@ -347,8 +348,30 @@ fn entitled<'a>(product: &'a Product, bought: &str) -> Vec<&'a Release> {
     product
         .releases
         .iter()
-        .filter(|release| product.updates.entitles(&bought, &release.version))
+        .filter(|release| !release.preorder && product.updates.entitles(&bought, &release.version))
         .collect()
+}
+
+/// The pre-order a purchase is waiting on, if its version's files are not
+/// out yet.
+pub(super) fn waiting_preorder<'a>(product: &'a Product, bought: &str) -> Option<&'a Release> {
+    let bought = semver::Version::parse(bought).ok()?;
+    product.release(&bought).filter(|release| release.preorder)
+}
+
+/// The page of a purchase whose files are not out yet.
+fn preordered_page(app: &App, product: &Product, release: &Release) -> Answer {
+    html(
+        app,
+        StatusCode::OK,
+        &product.name,
+        &format!(
+            "<h1>{}</h1><p id=\"preorder\">You pre-ordered version <strong>{}</strong>. It is not out yet: \
+             the day it is, we will email you a link to download your files.</p>",
+            pages::escape(&product.name),
+            pages::escape(&release.version.to_string()),
+        ),
+    )
 }
 
 /// Checks a token and finds its purchase and product, or the refusal page.
@@ -430,9 +453,13 @@ pub async fn buy(
     {
         return too_many(&app, 60);
     }
-    let mut metadata = std::collections::BTreeMap::new();
-    metadata.insert("product".to_owned(), product.slug.clone());
-    metadata.insert("version".to_owned(), release.version.to_string());
+    // As the version's payment link marks it, so the ledger knows a
+    // pre-order.
+    let mut metadata = crate::release::link_metadata(
+        &product.slug,
+        &release.version.to_string(),
+        release.preorder,
+    );
     for key in [
         "utm_source",
         "utm_medium",
@@ -531,8 +558,13 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
         return not_found(app);
     };
     let store = app.store();
-    let Ok((product, _, release)) = chosen_release(app, &store, &purchase, None) else {
-        return unavailable(app);
+    let waiting = store
+        .product(&purchase.product)
+        .ok()
+        .and_then(|product| Some((product, waiting_preorder(product, &purchase.version)?)));
+    let (product, release) = match (waiting, chosen_release(app, &store, &purchase, None)) {
+        (Some((product, release)), _) | (None, Ok((product, _, release))) => (product, release),
+        (None, Err(_)) => return unavailable(app),
     };
     let link = app.link(&session.id);
     let page = link
@@ -560,6 +592,7 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
         tax => paid.filter(|paid| paid.tax > 0).map(|paid| crate::store::money::display_amount(paid.tax, &paid.currency)),
         order => crate::ledger::order_number(&session.id),
         email => purchase.email,
+        preorder => release.preorder,
         files,
         limit => product.download_limit,
         page,
@@ -732,6 +765,12 @@ pub async fn download_page(token: String, app: Arc<App>, version: Option<String>
         Ok(found) => found,
         Err(page) => return page,
     };
+    if version.is_none()
+        && let Ok(product) = store.product(&purchase.product)
+        && let Some(waiting) = waiting_preorder(product, &purchase.version)
+    {
+        return preordered_page(&app, product, waiting);
+    }
     let (product, releases, shown) =
         match chosen_release(&app, &store, &purchase, version.as_deref()) {
             Ok(found) => found,

@@ -119,15 +119,27 @@ async fn compose(
             let mut values = base_values(app, &queued.recipient);
             values.insert("product", product.name.clone());
             values.insert("version", purchase.version.clone());
-            values.insert("link", app.link(&purchase.id));
-            values.insert("expires", expires(app));
-            values.insert("limit", product.download_limit.to_string());
             values.insert("order", crate::ledger::order_number(&purchase.id));
             values.insert("date", crate::ledger::human_time(purchase.created));
             values.insert("paid", paid(&purchase));
+            let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
+            // A pre-order's files are not out: its receipt promises the
+            // link, which `shop release` mails.
+            if super::handlers::waiting_preorder(product, &purchase.version).is_some() {
+                let rendered = templates.render(Kind::Preorder, &values);
+                return Ok(Some(mail::compose(
+                    from,
+                    &queued.recipient,
+                    &rendered,
+                    &id,
+                    None,
+                )?));
+            }
+            values.insert("link", app.link(&purchase.id));
+            values.insert("expires", expires(app));
+            values.insert("limit", product.download_limit.to_string());
             values.insert("lost", format!("{}/lost", app.store().settings.base_url));
             let rendered = templates.render(Kind::Receipt, &values);
-            let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
             Ok(Some(mail::compose(
                 from,
                 &queued.recipient,

@@ -47,6 +47,12 @@ impl Product {
         self.releases.last()
     }
 
+    /// The newest release whose files are out (not a pre-order waiting
+    /// for them).
+    pub fn latest_out(&self) -> Option<&Release> {
+        self.releases.iter().rev().find(|release| !release.preorder)
+    }
+
     /// The release of this version.
     pub fn release(&self, version: &semver::Version) -> Option<&Release> {
         self.releases
@@ -219,6 +225,9 @@ pub struct Release {
     pub payment_link_url: String,
     /// What changed, in Markdown, as `shop release` was told.
     pub notes: Option<String>,
+    /// Sold before its files are ready (`shop preorder`): no assets yet;
+    /// `shop release` of the version adds them and delivers to its buyers.
+    pub preorder: bool,
     pub assets: Vec<Asset>,
 }
 
@@ -296,6 +305,7 @@ struct RawRelease {
     payment_link: Spanned<String>,
     payment_link_url: Spanned<String>,
     notes: Option<String>,
+    preorder: Option<Spanned<bool>>,
     #[serde(default)]
     assets: Vec<RawAsset>,
 }
@@ -469,7 +479,7 @@ pub fn parse(
     };
 
     let mut releases: Vec<Release> = Vec::new();
-    for raw_release in &raw.releases {
+    for (index, raw_release) in raw.releases.iter().enumerate() {
         let raw_release = raw_release.get_ref();
         let version = match semver::Version::parse(raw_release.version.get_ref()) {
             Ok(version) => version,
@@ -570,6 +580,28 @@ pub fn parse(
                 github_name: raw_asset.github_name.clone(),
             });
         }
+        let preorder_span = raw_release
+            .preorder
+            .as_ref()
+            .map_or(0..0, |preorder| preorder.span());
+        let preorder = raw_release
+            .preorder
+            .as_ref()
+            .is_some_and(|preorder| *preorder.get_ref());
+        if preorder && !assets.is_empty() {
+            problem(
+                preorder_span.clone(),
+                format!("release `{version}` is a pre-order but lists files"),
+                "`shop release` removes `preorder` when it adds the files; restore the file from git (`git log -p products/`)".into(),
+            );
+        }
+        if preorder && index + 1 < raw.releases.len() {
+            problem(
+                preorder_span,
+                format!("release `{version}` is a pre-order, but a newer version is listed after it"),
+                "only the newest version may wait for its files; release it with `shop release` first".into(),
+            );
+        }
         releases.push(Release {
             version,
             date,
@@ -583,6 +615,7 @@ pub fn parse(
                 .as_ref()
                 .map(|text| text.trim().to_owned())
                 .filter(|text| !text.is_empty()),
+            preorder,
             assets,
         });
     }
@@ -785,6 +818,45 @@ files = ["guide.pdf", "guide.epub"]
             );
             assert!(shown.contains("\nhint: "), "{shown}");
         }
+    }
+
+    fn release(version: &str, extra: &str) -> String {
+        format!(
+            "\n[[release]]\nversion = \"{version}\"\ndate = 2026-12-05\ntag = \"guide-v{version}\"\n\
+             stripe_product = \"prod_1\"\nstripe_price = \"price_1\"\npayment_link = \"plink_{version}\"\n\
+             payment_link_url = \"https://buy.stripe.com/{version}\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn only_the_newest_version_waits_for_its_files_and_has_none() {
+        let asset = "[[release.assets]]\nname = \"guide.pdf\"\nsize = 1\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n";
+        let waiting = format!(
+            "{BOOK}{}{}",
+            release("1.0.0", ""),
+            release("2.0.0", "preorder = true\n")
+        );
+        let product = parse("guide", "products/guide.toml", &waiting, None).unwrap();
+        assert!(product.releases[1].preorder && !product.releases[0].preorder);
+        assert_eq!(product.latest().unwrap().version.to_string(), "2.0.0");
+        assert_eq!(product.latest_out().unwrap().version.to_string(), "1.0.0");
+        check(
+            "guide",
+            &format!(
+                "{BOOK}{}",
+                release("1.0.0", &format!("preorder = true\n{asset}"))
+            ),
+            &["release `1.0.0` is a pre-order but lists files"],
+        );
+        check(
+            "guide",
+            &format!(
+                "{BOOK}{}{}",
+                release("1.0.0", "preorder = true\n"),
+                release("2.0.0", "")
+            ),
+            &["release `1.0.0` is a pre-order, but a newer version is listed after it"],
+        );
     }
 
     #[test]

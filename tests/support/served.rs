@@ -266,7 +266,17 @@ impl Served {
             .unwrap()
             .trim_end_matches('"')
             .to_owned();
-        let opened = self.get(&link);
+        let thanks = self.pay(&link, email);
+        let landed = self.get(&thanks);
+        assert_eq!(landed.status(), StatusCode::OK);
+        download_page_of(&self.body(landed))
+    }
+
+    /// Opens `link` (a payment link, or the server's `/buy/<slug>`) and
+    /// pays its test checkout page with a good card; returns the thanks
+    /// address Stripe sends the buyer to.
+    pub fn pay(&self, link: &str, email: &str) -> String {
+        let opened = self.get(link);
         assert_eq!(opened.status(), StatusCode::SEE_OTHER);
         let checkout = format!(
             "{}{}",
@@ -295,9 +305,7 @@ impl Served {
             thanks.starts_with(&format!("{}/thanks?session_id=cs_test_", self.url)),
             "{thanks}"
         );
-        let landed = self.get(&thanks);
-        assert_eq!(landed.status(), StatusCode::OK);
-        download_page_of(&self.body(landed))
+        thanks
     }
 
     /// The thank-you page, as a buyer lands on it after paying.
@@ -336,6 +344,32 @@ impl Served {
             .unwrap()
             .map(Result::unwrap)
             .collect()
+    }
+
+    /// The messages in the outbox (`.shop/outbox`), oldest first, with
+    /// quoted-printable soft breaks and `=3D` undone so links can be read.
+    pub fn outbox(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.test.path().join(".shop/outbox")) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(std::time::SystemTime, String, String)> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let text = std::fs::read_to_string(entry.path()).ok()?;
+                let text = text
+                    .replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .replace("=3D", "=");
+                let modified = entry.metadata().ok()?.modified().ok()?;
+                Some((
+                    modified,
+                    entry.file_name().to_string_lossy().into_owned(),
+                    text,
+                ))
+            })
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, _, text)| text).collect()
     }
 
     pub fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
