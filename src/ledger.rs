@@ -68,6 +68,9 @@ pub struct Purchase {
     pub referrer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion_code: Option<String>,
+    /// An upgrade: the earlier purchase whose upgrade code this one used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_from: Option<String>,
     /// The buyer's country (ISO 3166-1 alpha-2), when checkout asked for
     /// an address.
     #[serde(default, skip_serializing_if = "Option::is_none")]

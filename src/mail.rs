@@ -28,16 +28,20 @@ pub enum Kind {
     Preorder,
     /// A pre-order's files are out (`shop release`): the download link.
     Delivery,
+    /// A new version the update policy does not give a buyer: their own
+    /// upgrade code.
+    Upgrade,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Receipt,
         Kind::Notice,
         Kind::Links,
         Kind::Gift,
         Kind::Preorder,
         Kind::Delivery,
+        Kind::Upgrade,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +52,7 @@ impl Kind {
             Kind::Gift => "gift",
             Kind::Preorder => "preorder",
             Kind::Delivery => "delivery",
+            Kind::Upgrade => "upgrade",
         }
     }
 
@@ -77,6 +82,10 @@ impl Kind {
                 include_str!("../templates/mail/delivery.txt"),
                 include_str!("../templates/mail/delivery.html"),
             ),
+            Kind::Upgrade => (
+                include_str!("../templates/mail/upgrade.txt"),
+                include_str!("../templates/mail/upgrade.html"),
+            ),
         }
     }
 
@@ -104,6 +113,22 @@ impl Kind {
             Kind::Gift | Kind::Delivery => &[
                 "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
                 "email", "order", "lost",
+            ],
+            Kind::Upgrade => &[
+                "shop",
+                "support",
+                "base_url",
+                "product",
+                "version",
+                "bought",
+                "email",
+                "unsubscribe",
+                "notes",
+                "code",
+                "discount",
+                "price",
+                "until",
+                "upgrade",
             ],
             Kind::Preorder => &[
                 "shop", "support", "base_url", "product", "version", "email", "order", "date",

@@ -79,6 +79,10 @@ pub struct Recipient {
     pub purchase: String,
     /// The version they bought.
     pub bought: String,
+    /// Not carried to this version by the update policy: offered a paid
+    /// upgrade (the product's `upgrade_discount`) instead of a notice.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub upgrade: bool,
 }
 
 /// Who will be told, and who not and why.
@@ -221,8 +225,13 @@ pub fn plan(
         .map(|notice| notice.email.to_ascii_lowercase())
         .collect();
     let doubtful = in_doubt(&store.root, &product.slug, version, &told)?;
-    // The newest entitled purchase of each address.
-    let mut latest: BTreeMap<String, (String, i64, Recipient)> = BTreeMap::new();
+    // Per address, the purchase to write about: one the policy carries to
+    // this version before one it does not (an upgrade offer, when the
+    // product makes them), the newest of its kind.
+    let mut latest: BTreeMap<String, ((bool, i64), Recipient)> = BTreeMap::new();
+    // Addresses that have this version (or a newer one) already: no
+    // notice of it, and no offer to buy it again.
+    let mut owners: HashSet<String> = HashSet::new();
     crate::ledger::each(&store.root, |purchase| {
         if purchase.product != product.slug || !purchase.in_good_standing() {
             return Ok(());
@@ -230,9 +239,16 @@ pub fn plan(
         let Ok(bought) = semver::Version::parse(&purchase.version) else {
             return Ok(());
         };
-        let included = match audience {
-            Audience::Updates => bought < *version && product.updates.entitles(&bought, version),
-            Audience::Preorders => purchase.preorder && bought == *version,
+        if audience == Audience::Updates && bought >= *version {
+            owners.insert(purchase.email.to_ascii_lowercase());
+        }
+        let (included, upgrade) = match audience {
+            Audience::Updates if bought < *version => {
+                let entitled = product.updates.entitles(&bought, version);
+                (entitled || product.upgrade.is_some(), !entitled)
+            }
+            Audience::Updates => (false, false),
+            Audience::Preorders => (purchase.preorder && bought == *version, false),
         };
         if !included {
             return Ok(());
@@ -243,22 +259,26 @@ pub fn plan(
         {
             return Ok(());
         }
-        let created = purchase.created_unix();
+        let rank = (!upgrade, purchase.created_unix());
         let recipient = Recipient {
             email: email.clone(),
             purchase: purchase.id.clone(),
             bought: purchase.version.clone(),
+            upgrade,
         };
         match latest.get(&email) {
-            Some((_, known, _)) if *known >= created => {}
+            Some((known, _)) if *known >= rank => {}
             _ => {
-                latest.insert(email, (purchase.id, created, recipient));
+                latest.insert(email, (rank, recipient));
             }
         }
         Ok(())
     })?;
     let mut plan = Plan::default();
-    for (email, (_, _, recipient)) in latest {
+    for (email, (_, recipient)) in latest {
+        if owners.contains(&email) {
+            continue;
+        }
         if told.contains(&email) {
             plan.already_told += 1;
         } else if audience == Audience::Updates && opt_outs.contains(&email) {
@@ -288,6 +308,105 @@ pub fn has_preorders(
     Ok(found)
 }
 
+/// An upgrade offer: the buyer's own promotion code at Stripe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub code: String,
+    pub expires_at: Option<i64>,
+}
+
+/// The coupon of the upgrades to `version`: its percentage is in its id,
+/// since a coupon never changes.
+pub fn upgrade_coupon_id(product: &Product, version: &semver::Version, percent: u8) -> String {
+    format!("shop-upgrade-{}-{version}-{percent}", product.slug)
+}
+
+/// Makes (once) the coupon of the upgrades to `version`, restricted to the
+/// product, and each upgrade recipient's single-use promotion code valid
+/// for the product's `upgrade_days` from `now`. Codes are derived from the
+/// purchase, so a run after a crash finds those already made.
+pub async fn prepare_offers(
+    stripe: &crate::stripe::Client,
+    product: &Product,
+    version: &semver::Version,
+    plan: &Plan,
+    key: &Key,
+    now: i64,
+) -> Result<HashMap<String, Offer>, NotifyError> {
+    use crate::stripe::{CreateCoupon, CreatePromotionCode, IdempotencyKey};
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    let (Some(upgrade), Some(release)) = (product.upgrade, product.release(version)) else {
+        return Ok(HashMap::new());
+    };
+    let wanted: Vec<&Recipient> = plan.recipients.iter().filter(|r| r.upgrade).collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let coupon = upgrade_coupon_id(product, version, upgrade.percent_off);
+    if stripe.coupon(&coupon).await?.is_none() {
+        let name: String = format!("Upgrade to {version}").chars().take(40).collect();
+        stripe
+            .create_coupon(
+                &CreateCoupon {
+                    id: coupon.clone(),
+                    percent_off: upgrade.percent_off,
+                    name: Some(name),
+                    products: vec![release.stripe_product.clone()],
+                },
+                &IdempotencyKey::derived(&["coupon", &coupon]),
+            )
+            .await?;
+    }
+    let version_text = version.to_string();
+    let expires_at = now + i64::from(upgrade.days) * 86_400;
+    let offers: Vec<(String, Offer)> = futures_util::stream::iter(wanted)
+        .map(|recipient| {
+            let code = crate::tokens::upgrade_code(key, &recipient.purchase, &version_text);
+            let coupon = coupon.clone();
+            let version_text = version_text.clone();
+            async move {
+                if let Some(known) = stripe.promotion_code(&code).await? {
+                    let offer = Offer {
+                        code: known.code,
+                        expires_at: known.expires_at,
+                    };
+                    return Ok::<_, NotifyError>((recipient.purchase.clone(), offer));
+                }
+                let params = CreatePromotionCode {
+                    coupon,
+                    code: code.clone(),
+                    max_redemptions: Some(1),
+                    expires_at: Some(expires_at),
+                    metadata: [
+                        (UPGRADE_FROM.to_owned(), recipient.purchase.clone()),
+                        ("product".to_owned(), product.slug.clone()),
+                        ("version".to_owned(), version_text),
+                    ]
+                    .into(),
+                };
+                let made = stripe
+                    .create_promotion_code(
+                        &params,
+                        &IdempotencyKey::derived(&["promotion_code", &code]),
+                    )
+                    .await?;
+                let offer = Offer {
+                    code: made.code,
+                    expires_at: made.expires_at,
+                };
+                Ok((recipient.purchase.clone(), offer))
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(offers.into_iter().collect())
+}
+
+/// The metadata key naming the purchase an upgrade code was made for (on
+/// the promotion code, and on the Checkout Session that uses it).
+pub const UPGRADE_FROM: &str = "upgrade_from";
+
 /// What to send with.
 #[derive(Debug)]
 pub struct Sending<'a> {
@@ -295,6 +414,8 @@ pub struct Sending<'a> {
     pub product: &'a Product,
     pub version: &'a semver::Version,
     pub audience: Audience,
+    /// The upgrade offers of the plan's upgrade recipients, by purchase.
+    pub offers: &'a HashMap<String, Offer>,
     pub key: &'a Key,
     pub mailer: &'a Mailer,
     pub templates: &'a Templates,
@@ -413,6 +534,7 @@ async fn send_all(
         product,
         version,
         audience,
+        offers,
         key,
         mailer,
         templates,
@@ -452,6 +574,41 @@ async fn send_all(
             crate::server::unsubscribe_link(&settings.base_url, key, &recipient.email, at);
         let mut values = mail::shop_values(settings, &recipient.email);
         let (notes_text, notes_html) = notes_since(product, &recipient.bought, version);
+        let offer = recipient
+            .upgrade
+            .then(|| offers.get(&recipient.purchase))
+            .flatten();
+        if recipient.upgrade && offer.is_none() {
+            return Err(NotifyError::NoOffer {
+                email: recipient.email.clone(),
+            });
+        }
+        if let (Some(offer), Some(upgrade)) = (offer, product.upgrade) {
+            // Stripe rounds a percentage off to the nearest minor unit.
+            let off = (product.price.amount * i64::from(upgrade.percent_off) + 50) / 100;
+            let price = product.price.amount - off;
+            values.extend([
+                ("code", offer.code.clone()),
+                ("discount", format!("{}%", upgrade.percent_off)),
+                (
+                    "price",
+                    crate::store::money::display_amount(price, product.price.currency.code()),
+                ),
+                (
+                    "until",
+                    offer
+                        .expires_at
+                        .map_or_else(|| "it is used".to_owned(), crate::ledger::human_time),
+                ),
+                (
+                    "upgrade",
+                    format!(
+                        "{}/buy/{}?upgrade={}",
+                        settings.base_url, product.slug, offer.code
+                    ),
+                ),
+            ]);
+        }
         values.extend([
             ("product", product.name.clone()),
             ("version", version.to_string()),
@@ -462,7 +619,12 @@ async fn send_all(
             ("notes", notes_text),
         ]);
         let html = BTreeMap::from([("notes", notes_html)]);
-        let rendered = templates.render_with_html(Kind::Notice, &values, &html);
+        let kind = if offer.is_some() {
+            Kind::Upgrade
+        } else {
+            Kind::Notice
+        };
+        let rendered = templates.render_with_html(kind, &values, &html);
         let message = mail::compose(
             &settings.mail.from,
             &recipient.email,
@@ -677,6 +839,10 @@ pub enum NotifyError {
         failed: usize,
         example: String,
     },
+    #[error("no upgrade code was made for `{email}`")]
+    NoOffer { email: String },
+    #[error(transparent)]
+    Stripe(#[from] crate::stripe::StripeError),
     #[error("interrupted after {sent} notices; {left} not sent yet")]
     Interrupted { sent: usize, left: usize },
 }
@@ -698,6 +864,10 @@ impl crate::error::Hint for NotifyError {
             NotifyError::Interrupted { .. } => {
                 "run the same `shop notify` again: it sends only what was not sent".into()
             }
+            NotifyError::NoOffer { .. } => {
+                "run the same `shop notify` again: it makes the missing upgrade codes first".into()
+            }
+            NotifyError::Stripe(error) => error.hint(),
         }
     }
 }

@@ -241,6 +241,7 @@ fn classify(session: &CheckoutSession, store: &Store) -> Kind {
         utm_content: attribution("utm_content"),
         referrer: attribution("referrer"),
         promotion_code: attribution("promotion_code"),
+        upgrade_from: attribution(crate::notify::UPGRADE_FROM),
         ..checkout_details(session)
     }))
 }

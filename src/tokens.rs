@@ -74,6 +74,18 @@ pub fn stamp_mark(key: &Key, purchase: &str) -> String {
     format!("shop-{}", hex::encode(&digest[..10]))
 }
 
+/// The promotion code offering the buyer of `purchase` an upgrade to
+/// `version`: a keyed digest, so the same offer always has the same code
+/// (a re-run finds it at Stripe instead of making another) and nobody
+/// without the secret can guess one. Letters and digits, as Stripe takes.
+pub fn upgrade_code(key: &Key, purchase: &str, version: &str) -> String {
+    let digest = key
+        .mac(format!("upgrade:{purchase}:{version}").as_bytes())
+        .finalize()
+        .into_bytes();
+    format!("UP{}", hex::encode(&digest[..6]).to_ascii_uppercase())
+}
+
 /// A buyer's download link: `base_url` and a token for `purchase` that
 /// expires at `expires` (Unix seconds).
 pub fn link(base_url: &str, key: &Key, purchase: &str, expires: i64) -> String {

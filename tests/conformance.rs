@@ -503,6 +503,64 @@ async fn every_request_and_answer_matches_the_spec() {
         .unwrap();
     assert_eq!(discounted.amount_total, Some(2175));
     assert!(client.promotion_code("NOPE").await.unwrap().is_none());
+    // An upgrade: a coupon for this product only, a single-use code that
+    // expires, as `shop notify` makes them; used once, then refused.
+    let upgrade = shop::stripe::CreateCoupon {
+        id: "shop-upgrade-guide-2.0.0-50".into(),
+        percent_off: 50,
+        name: Some("Upgrade to 2.0.0".into()),
+        products: vec![product.id.clone()],
+    };
+    assert!(client.coupon(&upgrade.id).await.unwrap().is_none());
+    client
+        .create_coupon(&upgrade, &IdempotencyKey::derived(&["coupon"]))
+        .await
+        .unwrap();
+    let coupon = client.coupon(&upgrade.id).await.unwrap().unwrap();
+    assert_eq!(coupon.percent_off, Some(50.0));
+    let code = client
+        .create_promotion_code(
+            &shop::stripe::CreatePromotionCode {
+                coupon: coupon.id.clone(),
+                code: "UP0123456789AB".into(),
+                max_redemptions: Some(1),
+                expires_at: Some(now + 30 * 86_400),
+                metadata: meta(&[("upgrade_from", "cs_test_earlier")]),
+            },
+            &IdempotencyKey::derived(&["promotion_code"]),
+        )
+        .await
+        .unwrap();
+    assert!(code.usable(now) && !code.usable(now + 30 * 86_400));
+    let upgrading = shop::stripe::CreateCheckoutSession {
+        price: price.id.clone(),
+        success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
+        promotion_code: Some(code.id.clone()),
+        ..CreateCheckoutSession::default()
+    };
+    let upgraded = client
+        .create_checkout_session(&upgrading, &IdempotencyKey::random())
+        .await
+        .unwrap();
+    assert_eq!(upgraded.amount_total, Some(1450));
+    sandbox
+        .pay(&upgraded.id, "ada@example.com", "4242424242424242")
+        .await;
+    let used = client
+        .promotion_code_by_id(&code.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((used.times_redeemed, used.usable(now)), (1, false));
+    let again = client
+        .create_checkout_session(&upgrading, &IdempotencyKey::random())
+        .await;
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|error| error.to_string().contains("maximum number of times")),
+        "{again:?}"
+    );
     let paid = client.checkout_session(&session.id).await.unwrap().unwrap();
     let filter = ListCheckoutSessions {
         created_gte: Some(now - 10),

@@ -24,3 +24,4 @@ mod store;
 mod stripe;
 mod sync;
 mod tax;
+mod upgrade;

@@ -164,7 +164,8 @@ fn unknown_and_missing_keys_are_refused() {
     check_product(
         &format!("{BOOK}pirce = \"1\"\n"),
         "line 5, column 1: unknown field `pirce`, expected one of `name`, `description`, `cover`, \
-         `price`, `currency`, `files`, `download_limit`, `updates`, `promotion_codes`, `stamp` and `release`",
+         `price`, `currency`, `files`, `download_limit`, `updates`, `upgrade_discount`, \
+         `upgrade_days`, `promotion_codes`, `stamp` and `release`",
         "check the key's spelling against the keys the message lists",
     );
     check_product(

@@ -185,8 +185,15 @@ pub(crate) fn notify_version(
             let mut lines = String::new();
             for recipient in &plan.recipients {
                 lines.push_str(&format!(
-                    "{}  (bought {}, {})\n",
-                    recipient.email, recipient.bought, recipient.purchase
+                    "{}  (bought {}, {}){}\n",
+                    recipient.email,
+                    recipient.bought,
+                    recipient.purchase,
+                    if recipient.upgrade {
+                        "  upgrade offer"
+                    } else {
+                        ""
+                    }
                 ));
             }
             context.output.data(lines)?;
@@ -222,6 +229,11 @@ pub(crate) fn notify_version(
         return Ok(told);
     }
     let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
+    let upgrades = if plan.recipients.iter().any(|recipient| recipient.upgrade) {
+        Some(context.stripe()?)
+    } else {
+        None
+    };
     let progress = Bar::new(context.output.quiet, plan.recipients.len() as u64);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sent = super::block_on(async {
@@ -232,11 +244,19 @@ pub(crate) fn notify_version(
             flag.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
+        // Each upgrade offer's code exists at Stripe before any mail names it.
+        let offers = match upgrades {
+            Some(stripe) => {
+                notify::prepare_offers(&stripe, product, version, &plan, &keys[0], clock()).await?
+            }
+            None => Default::default(),
+        };
         let sending = Sending {
             store: &store,
             product,
             version,
             audience,
+            offers: &offers,
             key: &keys[0],
             mailer: &mailer,
             templates: &templates,

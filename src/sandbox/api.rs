@@ -150,6 +150,7 @@ pub fn dispatch(
         }
         ["v1", "events", id] if get => state.find("event", id, "id").cloned(),
         ["v1", "coupons"] if post => create_coupon(state, params),
+        ["v1", "coupons", id] if get => state.find("coupon", id, "coupon").cloned(),
         ["v1", "promotion_codes"] if post => create_promotion_code(state, params),
         ["v1", "promotion_codes"] if get => {
             params.only(&[
@@ -692,6 +693,7 @@ fn create_session(
 /// line item, and the breakdown `total_details.breakdown` shows.
 pub fn apply_discount(state: &mut State, id: &str, promo: &Value) -> Result<(), ApiError> {
     let session = state.find("checkout.session", id, "session")?.clone();
+    redeemable(state, promo, id)?;
     let subtotal = session["amount_subtotal"].as_i64().unwrap_or(0);
     let coupon = &promo["coupon"];
     let discount = match (
@@ -732,9 +734,66 @@ pub fn apply_discount(state: &mut State, id: &str, promo: &Value) -> Result<(), 
     Ok(())
 }
 
+/// Whether a promotion code may still be redeemed on this session: not
+/// past its `expires_at`, not used `max_redemptions` times, and its
+/// coupon's `applies_to` naming the session's product. Checked when the
+/// code is applied and again when the session completes.
+pub fn redeemable(state: &State, promo: &Value, session: &str) -> Result<(), ApiError> {
+    let param = "discounts[0][promotion_code]";
+    // The code as it is now, not as the session saw it.
+    let promo = state
+        .get(promo["id"].as_str().unwrap_or_default())
+        .unwrap_or(promo);
+    if promo["expires_at"]
+        .as_i64()
+        .is_some_and(|at| at <= state.now())
+    {
+        return Err(ApiError::invalid(param, "This promotion code has expired."));
+    }
+    if let Some(max) = promo["max_redemptions"].as_i64()
+        && promo["times_redeemed"].as_i64().unwrap_or(0) >= max
+    {
+        return Err(ApiError::invalid(
+            param,
+            "This promotion code has been redeemed the maximum number of times.",
+        ));
+    }
+    let coupon = promo["coupon"]["id"].as_str().unwrap_or_default();
+    if let Some(products) = state.coupon_products.get(coupon) {
+        let sold = state.line_items.get(session).and_then(|items| {
+            items.first()?["price"]["product"]
+                .as_str()
+                .map(str::to_owned)
+        });
+        if !sold.is_some_and(|product| products.contains(&product)) {
+            return Err(ApiError::invalid(
+                param,
+                "This promotion code cannot be applied to the items in this checkout.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Counts a redemption of the promotion code a session completed with.
+pub fn redeemed(state: &mut State, session: &str) {
+    let Some(promo) = state.breakdowns.get(session).and_then(|breakdown| {
+        breakdown["discounts"][0]["discount"]["promotion_code"]
+            .as_str()
+            .map(str::to_owned)
+    }) else {
+        return;
+    };
+    state.update(&promo, |promo| {
+        let times = promo["times_redeemed"].as_i64().unwrap_or(0);
+        promo["times_redeemed"] = json!(times + 1);
+    });
+}
+
 fn create_coupon(state: &mut State, params: &Params) -> Result<Value, ApiError> {
     params.only(&[
         "amount_off",
+        "applies_to",
         "currency",
         "duration",
         "id",
@@ -742,6 +801,56 @@ fn create_coupon(state: &mut State, params: &Params) -> Result<Value, ApiError> 
         "name",
         "percent_off",
     ])?;
+    // A one-off payment takes a coupon of any duration; `repeating` needs
+    // its months, which only subscriptions use: not modelled.
+    let duration = params.str("duration").unwrap_or("once");
+    if !["once", "forever"].contains(&duration) {
+        return Err(ApiError::invalid(
+            "duration",
+            &format!(
+                "Invalid duration: must be one of forever, once, or repeating (the sandbox takes `once` and `forever`); got {duration}"
+            ),
+        ));
+    }
+    // `applies_to[products][]`: the products the coupon discounts.
+    let products: Option<Vec<String>> = match params.get("applies_to") {
+        None => None,
+        Some(applies) => {
+            if let Some(unknown) = applies
+                .as_object()
+                .and_then(|fields| fields.keys().find(|key| *key != "products"))
+            {
+                return Err(ApiError::invalid(
+                    &format!("applies_to[{unknown}]"),
+                    &format!("Received unknown parameter: applies_to[{unknown}]"),
+                ));
+            }
+            let listed = match &applies["products"] {
+                Value::Array(items) => items.clone(),
+                Value::Object(items) => items.values().cloned().collect(),
+                _ => Vec::new(),
+            };
+            let mut products = Vec::new();
+            for item in listed {
+                let id = item.as_str().unwrap_or_default().to_owned();
+                state.find("product", &id, "applies_to[products]")?;
+                products.push(id);
+            }
+            Some(products)
+        }
+    };
+    if let Some(id) = params.str("id")
+        && state.get(id).is_some()
+    {
+        return Err(ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: Some("resource_already_exists"),
+            message: "Coupon already exists.".into(),
+            param: Some("id".into()),
+            decline_code: None,
+        });
+    }
     let percent_off = match params.str("percent_off") {
         Some(text) => Some(
             text.parse::<f64>()
@@ -764,7 +873,7 @@ fn create_coupon(state: &mut State, params: &Params) -> Result<Value, ApiError> 
         ));
     }
     let id = params.str("id").map_or_else(|| new_id(""), str::to_owned);
-    let coupon = objects::coupon(
+    let mut coupon = objects::coupon(
         &id,
         percent_off,
         amount_off,
@@ -773,15 +882,65 @@ fn create_coupon(state: &mut State, params: &Params) -> Result<Value, ApiError> 
         params.metadata()?,
         state.now(),
     );
+    coupon["duration"] = json!(duration);
+    // Stripe shows `applies_to` only when expanded; it is kept apart.
+    if let Some(products) = products {
+        state.coupon_products.insert(id.clone(), products);
+    }
     Ok(state.insert(coupon))
 }
 
 fn create_promotion_code(state: &mut State, params: &Params) -> Result<Value, ApiError> {
-    params.only(&["active", "code", "coupon", "metadata"])?;
+    params.only(&[
+        "active",
+        "code",
+        "coupon",
+        "expires_at",
+        "max_redemptions",
+        "metadata",
+    ])?;
     let coupon = state
         .find("coupon", params.required_str("coupon")?, "coupon")?
         .clone();
+    let max_redemptions = params.int("max_redemptions")?;
+    if max_redemptions.is_some_and(|max| max < 1) {
+        return Err(ApiError::invalid(
+            "max_redemptions",
+            "This value must be greater than or equal to 1.",
+        ));
+    }
+    let expires_at = params.int("expires_at")?;
+    if expires_at.is_some_and(|at| at <= state.now()) {
+        return Err(ApiError::invalid(
+            "expires_at",
+            "The `expires_at` timestamp must be in the future.",
+        ));
+    }
     let code = match params.str("code") {
+        // Letters and digits; unique, whatever the case, among active codes.
+        Some(code)
+            if code.is_empty()
+                || code.len() > 500
+                || !code.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            return Err(ApiError::invalid(
+                "code",
+                "Promotion codes may contain only letters (a-z, A-Z) and digits (0-9).",
+            ));
+        }
+        Some(code)
+            if state.all("promotion_code").iter().any(|promo| {
+                promo["active"] == json!(true)
+                    && promo["code"]
+                        .as_str()
+                        .is_some_and(|known| known.eq_ignore_ascii_case(code))
+            }) =>
+        {
+            return Err(ApiError::invalid(
+                "code",
+                &format!("An active promotion code with `code: {code}` already exists."),
+            ));
+        }
         Some(code) => code.to_owned(),
         None => new_id("")
             .chars()
@@ -790,7 +949,7 @@ fn create_promotion_code(state: &mut State, params: &Params) -> Result<Value, Ap
             .to_ascii_uppercase(),
     };
     let active = params.bool("active")?.unwrap_or(true);
-    let promo = objects::promotion_code(
+    let mut promo = objects::promotion_code(
         &new_id("promo_"),
         &code,
         coupon,
@@ -798,6 +957,8 @@ fn create_promotion_code(state: &mut State, params: &Params) -> Result<Value, Ap
         params.metadata()?,
         state.now(),
     );
+    promo["max_redemptions"] = json!(max_redemptions);
+    promo["expires_at"] = json!(expires_at);
     Ok(state.insert(promo))
 }
 

@@ -182,6 +182,14 @@ pub fn complete_with(
             ));
         }
     }
+    // A code applied when the session opened may have been used up (by
+    // another session) or have expired since.
+    if let Some(promo) = state.breakdowns.get(id).and_then(|breakdown| {
+        let promo = breakdown["discounts"][0]["discount"]["promotion_code"].as_str()?;
+        state.get(promo).cloned()
+    }) {
+        super::api::redeemable(state, &promo, id)?;
+    }
     let email = payment.email.trim();
     if !super::rules::is_email(email) {
         return Err(ApiError::invalid(
@@ -213,6 +221,7 @@ pub fn complete_with(
                 session["payment_status"] = json!("no_payment_required");
             })
             .unwrap_or_default();
+        super::api::redeemed(state, id);
         let session = with_invoice(state, base_url, session, events, webhooks);
         if events {
             state.emit(
@@ -282,6 +291,7 @@ pub fn complete_with(
             session["payment_intent"] = json!(intent_id);
         })
         .unwrap_or_default();
+    super::api::redeemed(state, id);
     let session = with_invoice(state, base_url, session, events, webhooks);
     if events {
         state.emit("charge.succeeded", charge, None, webhooks);
@@ -427,6 +437,7 @@ fn pay_by_debit(
             session["payment_intent"] = json!(intent_id);
         })
         .unwrap_or_default();
+    super::api::redeemed(state, id);
     state.settlements.push(super::state::Settlement {
         session: id.to_owned(),
         due: now + state.async_payment_delay.unwrap_or(60),

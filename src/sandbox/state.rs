@@ -40,6 +40,10 @@ pub struct State {
     /// The discounts of each session, for `total_details.breakdown`.
     #[serde(default)]
     pub breakdowns: HashMap<String, Value>,
+    /// The products each coupon applies to (`applies_to[products]`), when
+    /// it names them.
+    #[serde(default)]
+    pub coupon_products: HashMap<String, Vec<String>>,
     /// Each webhook endpoint's signing secret (the object shows it only
     /// when created), kept with the data so a restart signs as before.
     #[serde(default)]

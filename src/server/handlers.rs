@@ -475,12 +475,45 @@ pub async fn buy(
     if let Some(referer) = referer.filter(|r| !r.starts_with(base.as_str())) {
         metadata.insert("referrer".to_owned(), referer.chars().take(500).collect());
     }
+    // `?upgrade=CODE`: a buyer's own upgrade code (`shop notify`), applied
+    // to this version's checkout, and the session marked as an upgrade.
+    let mut promotion = None;
+    if let Some(code) = query.get("upgrade") {
+        let offer = if code.len() <= 40 && code.chars().all(|c| c.is_ascii_alphanumeric()) {
+            match app.stripe_quick.promotion_code(code).await {
+                Ok(found) => found,
+                Err(error) => return log_unavailable(&app, &error),
+            }
+        } else {
+            None
+        };
+        let version = release.version.to_string();
+        let Some(offer) = offer.filter(|offer| {
+            offer.usable(app.now())
+                && offer.metadata.get("product") == Some(&product.slug)
+                && offer.metadata.get("version") == Some(&version)
+        }) else {
+            return refuse(
+                &app,
+                StatusCode::GONE,
+                "This upgrade code does not work",
+                "It has been used, it has expired, or it is for another version. Write to us and we will sort it out.",
+            );
+        };
+        metadata.insert("promotion_code".to_owned(), offer.code.clone());
+        if let Some(from) = offer.metadata.get(crate::notify::UPGRADE_FROM) {
+            metadata.insert(crate::notify::UPGRADE_FROM.to_owned(), from.clone());
+        }
+        promotion = Some(offer.id);
+    }
     let params = CreateCheckoutSession {
         price: release.stripe_price.clone(),
         success_url: format!("{base}/thanks?session_id={{CHECKOUT_SESSION_ID}}"),
         cancel_url: Some(format!("{base}/")),
         client_reference_id: Some(uuid::Uuid::new_v4().simple().to_string()),
-        allow_promotion_codes: product.promotion_codes,
+        // Stripe takes a code given or a field to type one, not both.
+        allow_promotion_codes: product.promotion_codes && promotion.is_none(),
+        promotion_code: promotion,
         options: store.settings.checkout_options(),
         metadata,
         ..CreateCheckoutSession::default()

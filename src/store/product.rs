@@ -32,6 +32,9 @@ pub struct Product {
     /// Downloads allowed per file and purchase.
     pub download_limit: u32,
     pub updates: UpdatePolicy,
+    /// `upgrade_discount`: what buyers of a version the policy does not
+    /// carry forward pay less for the new one, with a code of their own.
+    pub upgrade: Option<Upgrade>,
     /// Whether checkout accepts Stripe promotion codes.
     pub promotion_codes: bool,
     /// Whether buyers get stamped PDF and EPUB copies; `None` follows the
@@ -154,6 +157,30 @@ fn chosen_price(
     Ok((minimum, PayWhatYouWant { suggested }))
 }
 
+/// A paid upgrade: `shop notify` mails each earlier buyer whom the update
+/// policy leaves out a single-use promotion code for the new version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upgrade {
+    /// 1 to 100.
+    pub percent_off: u8,
+    /// How long a code works, from the mail.
+    pub days: u32,
+}
+
+/// The days an upgrade code works unless `upgrade_days` says.
+pub const DEFAULT_UPGRADE_DAYS: u32 = 30;
+
+/// `"50%"`: a whole percentage from 1 to 100.
+fn parse_percent(text: &str) -> Result<u8, String> {
+    text.trim()
+        .strip_suffix('%')
+        .and_then(|number| number.trim().parse::<u8>().ok())
+        .filter(|percent| (1..=100).contains(percent))
+        .ok_or_else(|| {
+            format!("`upgrade_discount = \"{text}\"` is not a percentage from 1% to 100%")
+        })
+}
+
 /// How a product's PDF and EPUB files are stamped with the buyer's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StampMode {
@@ -270,6 +297,8 @@ const PRODUCT_KEYS: &[&str] = &[
     "files",
     "download_limit",
     "updates",
+    "upgrade_discount",
+    "upgrade_days",
     "promotion_codes",
     "stamp",
     "release",
@@ -287,6 +316,8 @@ struct RawProduct {
     files: Spanned<Vec<Spanned<String>>>,
     download_limit: Option<Spanned<i64>>,
     updates: Option<Spanned<String>>,
+    upgrade_discount: Option<Spanned<String>>,
+    upgrade_days: Option<Spanned<i64>>,
     #[serde(default)]
     promotion_codes: bool,
     stamp: Option<Spanned<toml::Value>>,
@@ -478,6 +509,51 @@ pub fn parse(
         },
     };
 
+    let upgrade = match (&raw.upgrade_discount, &raw.upgrade_days) {
+        (None, None) => None,
+        (None, Some(days)) => {
+            problem(
+                days.span(),
+                "`upgrade_days` without `upgrade_discount`".into(),
+                "add `upgrade_discount = \"50%\"`, or remove `upgrade_days`".into(),
+            );
+            None
+        }
+        (Some(discount), days) => {
+            let percent_off = parse_percent(discount.get_ref()).unwrap_or_else(|message| {
+                problem(
+                    discount.span(),
+                    message,
+                    "write the discount as a whole percentage in a string, such as `upgrade_discount = \"50%\"`".into(),
+                );
+                0
+            });
+            if updates == UpdatePolicy::All {
+                problem(
+                    discount.span(),
+                    "`upgrade_discount` with `updates = \"all\"`: every earlier buyer gets new versions free".into(),
+                    "use `updates = \"same-major\"` (a new major version is a paid upgrade) or `\"none\"`, or remove `upgrade_discount`".into(),
+                );
+            }
+            let days = match days {
+                None => DEFAULT_UPGRADE_DAYS,
+                Some(days) => match u32::try_from(*days.get_ref()) {
+                    Ok(days @ 1..=365) => days,
+                    _ => {
+                        problem(
+                            days.span(),
+                            format!("`upgrade_days = {}` is not from 1 to 365", days.get_ref()),
+                            "give the days an upgrade code works, such as `upgrade_days = 30`"
+                                .into(),
+                        );
+                        DEFAULT_UPGRADE_DAYS
+                    }
+                },
+            };
+            Some(Upgrade { percent_off, days })
+        }
+    };
+
     let mut releases: Vec<Release> = Vec::new();
     for (index, raw_release) in raw.releases.iter().enumerate() {
         let raw_release = raw_release.get_ref();
@@ -660,6 +736,7 @@ pub fn parse(
         files,
         download_limit,
         updates,
+        upgrade,
         promotion_codes: raw.promotion_codes,
         stamp,
         releases,
@@ -826,6 +903,52 @@ files = ["guide.pdf", "guide.epub"]
              stripe_product = \"prod_1\"\nstripe_price = \"price_1\"\npayment_link = \"plink_{version}\"\n\
              payment_link_url = \"https://buy.stripe.com/{version}\"\n{extra}"
         )
+    }
+
+    #[test]
+    fn upgrade_discounts_are_percentages_for_policies_that_leave_buyers_out() {
+        let product = parse(
+            "guide",
+            "products/guide.toml",
+            &format!("{BOOK}upgrade_discount = \"40%\"\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            product.upgrade,
+            Some(Upgrade {
+                percent_off: 40,
+                days: DEFAULT_UPGRADE_DAYS
+            })
+        );
+        for (text, expected) in [
+            (
+                "upgrade_discount = \"50\"",
+                "`upgrade_discount = \"50\"` is not a percentage from 1% to 100%",
+            ),
+            (
+                "upgrade_discount = \"0%\"",
+                "is not a percentage from 1% to 100%",
+            ),
+            (
+                "upgrade_discount = \"101%\"",
+                "is not a percentage from 1% to 100%",
+            ),
+            (
+                "upgrade_discount = \"50%\"\nupgrade_days = 0",
+                "`upgrade_days = 0` is not from 1 to 365",
+            ),
+            (
+                "upgrade_days = 30",
+                "`upgrade_days` without `upgrade_discount`",
+            ),
+            (
+                "updates = \"all\"\nupgrade_discount = \"50%\"",
+                "every earlier buyer gets new versions free",
+            ),
+        ] {
+            check("guide", &format!("{BOOK}{text}\n"), &[expected]);
+        }
     }
 
     #[test]

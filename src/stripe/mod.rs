@@ -49,6 +49,9 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/v1/disputes"),
     ("get", "/v1/events"),
     ("get", "/v1/events/{id}"),
+    ("post", "/v1/coupons"),
+    ("get", "/v1/coupons/{coupon}"),
+    ("post", "/v1/promotion_codes"),
     ("get", "/v1/promotion_codes"),
     ("get", "/v1/promotion_codes/{promotion_code}"),
     ("get", "/v1/webhook_endpoints"),
@@ -445,6 +448,49 @@ impl Client {
         Ok(page.data.into_iter().next())
     }
 
+    /// A coupon by its id.
+    pub async fn coupon(&self, id: &str) -> Result<Option<Coupon>, StripeError> {
+        not_found_is_none(
+            self.get(
+                &format!("/v1/coupons/{}", form::encode_component(id)),
+                Form::new(),
+            )
+            .await,
+        )
+    }
+
+    /// A percentage off, once, for the given products only.
+    pub async fn create_coupon(
+        &self,
+        params: &CreateCoupon,
+        key: &IdempotencyKey,
+    ) -> Result<Coupon, StripeError> {
+        let mut form = Form::new()
+            .field("id", &params.id)
+            .field("percent_off", params.percent_off)
+            .field("duration", "once")
+            .optional("name", params.name.as_deref());
+        for (index, product) in params.products.iter().enumerate() {
+            form = form.field(format!("applies_to[products][{index}]"), product);
+        }
+        self.post("/v1/coupons", form, Some(key)).await
+    }
+
+    /// A promotion code for a coupon: the code a buyer types.
+    pub async fn create_promotion_code(
+        &self,
+        params: &CreatePromotionCode,
+        key: &IdempotencyKey,
+    ) -> Result<PromotionCode, StripeError> {
+        let form = Form::new()
+            .field("coupon", &params.coupon)
+            .field("code", &params.code)
+            .optional("max_redemptions", params.max_redemptions)
+            .optional("expires_at", params.expires_at)
+            .map("metadata", &params.metadata);
+        self.post("/v1/promotion_codes", form, Some(key)).await
+    }
+
     /// A promotion code by its id (`promo_…`), as a discount names it.
     pub async fn promotion_code_by_id(
         &self,
@@ -662,6 +708,26 @@ pub struct CreateProduct {
     pub id: Option<String>,
     pub name: String,
     pub description: Option<String>,
+    pub metadata: Metadata,
+}
+
+/// A coupon of `percent_off` percent, once, on `products` only.
+#[derive(Debug, Clone, Default)]
+pub struct CreateCoupon {
+    pub id: String,
+    pub percent_off: u8,
+    /// At most 40 characters: shown to buyers on the checkout page.
+    pub name: Option<String>,
+    pub products: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreatePromotionCode {
+    pub coupon: String,
+    /// Letters and digits, unique among active codes.
+    pub code: String,
+    pub max_redemptions: Option<i64>,
+    pub expires_at: Option<i64>,
     pub metadata: Metadata,
 }
 

@@ -55,6 +55,33 @@ pub struct PromotionCode {
     pub id: String,
     pub code: String,
     pub active: bool,
+    /// When it stops working, if ever.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub max_redemptions: Option<i64>,
+    #[serde(default)]
+    pub times_redeemed: i64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub metadata: Metadata,
+}
+
+impl PromotionCode {
+    /// Whether a buyer can still use it at `now`.
+    pub fn usable(&self, now: i64) -> bool {
+        self.active
+            && self.expires_at.is_none_or(|at| at > now)
+            && self
+                .max_redemptions
+                .is_none_or(|max| self.times_redeemed < max)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Coupon {
+    pub id: String,
+    #[serde(default)]
+    pub percent_off: Option<f64>,
 }
 
 /// One page of a list.
