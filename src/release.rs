@@ -37,7 +37,9 @@ pub trait Reporter: Send + Sync {
     /// Starts a progress display for an upload; returns what to call with
     /// each chunk's length.
     fn upload(&self, name: &str, size: u64) -> Arc<dyn Fn(u64) + Send + Sync>;
-    fn upload_done(&self, name: &str);
+    /// The upload of `name` is over: its progress display goes; `done`
+    /// says what happened to it.
+    fn upload_done(&self, name: &str, done: &str);
     /// A request waits for GitHub's rate limit, until then.
     fn waiting(&self, what: &str, until: std::time::SystemTime) {
         self.step(&format!(
@@ -836,7 +838,7 @@ async fn upload_to_github(
         let uploaded = github
             .upload_asset(release, &file.path, &file.name, progress)
             .await?;
-        reporter.upload_done(&file.name);
+        reporter.upload_done(&file.name, &format!("uploaded `{}`", file.name));
         if uploaded.size != file.size
             || uploaded
                 .sha256
@@ -910,20 +912,57 @@ fn copy_locally(
             };
             std::fs::create_dir_all(&target).map_err(io)?;
             let partial = target.join(format!(".{}.partial", file.name));
-            std::fs::copy(&file.path, &partial).map_err(io)?;
-            std::fs::File::open(&partial)
-                .and_then(|f| f.sync_all())
-                .map_err(io)?;
+            let progress = reporter.upload(&file.name, file.size);
+            let copied = copy_hashing(&file.path, &partial, progress.as_ref()).map_err(io)?;
+            reporter.upload_done(
+                &file.name,
+                &format!(
+                    "copied `{}` ({} bytes) to the local files folder",
+                    file.name, file.size
+                ),
+            );
+            // The file changed since it was checked: its record would lie.
+            if copied != (file.size, file.sha256.clone()) {
+                let _ = std::fs::remove_file(&partial);
+                return Err(ReleaseError::File {
+                    path: file.path.clone(),
+                    problem: "changed while it was being copied".into(),
+                });
+            }
             std::fs::rename(&partial, &destination).map_err(io)?;
-            reporter.step(&format!(
-                "copied `{}` ({} bytes) to the local files folder",
-                file.name, file.size
-            ));
             created.push(format!("local file {}", file.name));
         }
         assets.push(asset_record(file, None));
     }
     Ok(assets)
+}
+
+/// Copies `from` to `to` (made anew, synced) in 1 MiB chunks, calling
+/// `progress` with each chunk's length; returns the size and SHA-256 of
+/// what was written.
+fn copy_hashing(
+    from: &Path,
+    to: &Path,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> std::io::Result<(u64, String)> {
+    use std::io::Write as _;
+    let mut source = std::fs::File::open(from)?;
+    let mut target = std::fs::File::create(to)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1024 * 1024];
+    let mut size = 0u64;
+    loop {
+        let read = source.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        target.write_all(&buffer[..read])?;
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+        progress(read as u64);
+    }
+    target.sync_all()?;
+    Ok((size, hex::encode(hasher.finalize())))
 }
 
 /// The notes kept in the product file: as given, or the default's list

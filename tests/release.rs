@@ -1008,3 +1008,44 @@ fn a_release_stopped_at_each_crash_point_leaves_git_consistent() {
         assert_eq!((products, prices, links.len()), (1, 1, 1), "{point}");
     }
 }
+
+#[test]
+fn a_release_into_the_local_folder_shows_its_progress_on_a_terminal() {
+    let release = Release::new(false);
+    let files = release.files("1.0.0", 3 * 1024 * 1024);
+    // On a terminal (util-linux's `script` gives one), as an author runs it.
+    let mut line = format!("{} release guide 1.0.0", env!("CARGO_BIN_EXE_shop"));
+    for file in &files {
+        line.push_str(&format!(" '{file}'"));
+    }
+    let mut command = std::process::Command::new("script");
+    command
+        .args(["--quiet", "--return", "--command", &line, "/dev/null"])
+        .current_dir(release.test.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("TERM", "xterm")
+        .env("COLUMNS", "120");
+    for (key, value) in release.test.environment() {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{shown}");
+    assert!(
+        shown.contains("sending guide.pdf"),
+        "no progress bar:\n{shown}"
+    );
+    assert!(
+        shown.contains("copied `guide.pdf` (3145728 bytes) to the local files folder"),
+        "{shown}"
+    );
+    let copied = release
+        .test
+        .path()
+        .join(".shop/files/guide/1.0.0/guide.pdf");
+    assert_eq!(
+        std::fs::read(copied).unwrap(),
+        std::fs::read(&files[0]).unwrap()
+    );
+}

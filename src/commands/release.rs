@@ -261,21 +261,21 @@ impl Reporter for TerminalReporter {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> ");
         bar.set_style(style);
-        bar.set_message(format!("uploading {name}"));
+        bar.set_message(format!("sending {name}"));
         if let Ok(mut bars) = self.bars.lock() {
             bars.push((name.to_owned(), bar.clone()));
         }
         Arc::new(move |bytes| bar.inc(bytes))
     }
 
-    fn upload_done(&self, name: &str) {
+    fn upload_done(&self, name: &str, done: &str) {
         if let Ok(mut bars) = self.bars.lock()
             && let Some(index) = bars.iter().position(|(bar_name, _)| bar_name == name)
         {
             let (_, bar) = bars.remove(index);
             bar.finish_and_clear();
         }
-        self.step(&format!("uploaded `{name}`"));
+        self.step(done);
     }
 
     /// Said on the upload's bar when one is showing, so the bar does not
@@ -290,7 +290,7 @@ impl Reporter for TerminalReporter {
         if let Ok(bars) = self.bars.lock()
             && let Some((name, bar)) = bars.last()
         {
-            bar.set_message(format!("uploading {name} ({text})"));
+            bar.set_message(format!("sending {name} ({text})"));
             return;
         }
         self.step(&text);
