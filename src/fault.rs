@@ -11,7 +11,8 @@
 //! `notify:accepted` (the mail server accepted a message whose acceptance
 //! is not yet recorded), `grant:recorded` (a grant is committed, its mail
 //! not sent), `release:recorded` (a release is committed and tagged, no
-//! pre-order buyer mailed yet).
+//! pre-order buyer mailed yet), `sync:moved` (a staged month file is
+//! moved into `purchases/`, the next ones not, nothing committed).
 
 #[cfg(debug_assertions)]
 static ARMED: std::sync::OnceLock<(String, u64)> = std::sync::OnceLock::new();

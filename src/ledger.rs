@@ -392,6 +392,8 @@ impl Staging {
                 path: target.clone(),
                 source,
             })?;
+            // Test builds: stopped with some months moved, others not.
+            crate::fault::point("sync:moved");
             changed.push(PathBuf::from(DIR).join(file_name(month)));
         }
         if let Ok(dir) = std::fs::File::open(&target_dir) {

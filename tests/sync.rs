@@ -544,6 +544,26 @@ fn a_sync_killed_at_random_points_ends_as_one_uninterrupted_sync() {
         child.wait().unwrap();
     }
     shop.control(Method::DELETE, "faults", json!({}));
+    // And, in a fresh store, killed for certain while it writes the
+    // ledger: the third month file moved into purchases/, the rest not,
+    // nothing committed.
+    let mut fresh = shop.store();
+    fresh.env("SHOP_FAULT", "sync:moved@3");
+    let stopped = fresh.shop(&["sync", "-q"]);
+    assert_eq!(stopped.output.status.code(), None, "{}", stopped.stderr());
+    fresh.env("SHOP_FAULT", "");
+    let status = std::process::Command::new("git")
+        .args(["status", "--porcelain", "purchases/"])
+        .current_dir(fresh.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout).lines().count(),
+        3,
+        "three month files written, uncommitted, when the kill landed"
+    );
+    fresh.shop(&["sync", "-q"]).success();
+    assert_eq!(ledger(fresh.path()), expected);
     store.shop(&["sync", "-q"]).success();
     assert_eq!(
         ledger(store.path()),
