@@ -413,6 +413,7 @@ fn shutdown_lets_a_download_finish() {
     );
     let exit = served.server.take().unwrap().wait().unwrap();
     assert!(exit.success(), "{exit:?}");
+    served.close_socket();
     assert!(
         served
             .runtime

@@ -15,7 +15,8 @@ use crate::server::{self, App, Delivery};
                         SHOP_SMTP_PASSWORD; each may instead name a file in <NAME>_FILE."
 )]
 pub struct Args {
-    /// The address to listen on
+    /// The address to listen on (unless the system manager passes a bound
+    /// socket: systemd socket activation, `LISTEN_FDS`)
     #[arg(
         long,
         env = "SHOP_LISTEN",
@@ -58,10 +59,13 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             None => Delivery::Local(crate::release::local_files_dir(&store.root)),
         };
         let base_url = store.settings.base_url.clone();
-        let listener = server::bind(args.listen).await.context_hint(
-            format!("cannot listen on `{}`", args.listen),
-            "is another server running there? choose another `--listen` address",
-        )?;
+        let listener = match inherited_listener()? {
+            Some(listener) => listener,
+            None => server::bind(args.listen).await.context_hint(
+                format!("cannot listen on `{}`", args.listen),
+                "is another server running there? choose another `--listen` address",
+            )?,
+        };
         let address = listener.local_addr()?;
         let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
         let mut app = App::new(store, stripe, keys, webhook_secret, db, delivery, views);
@@ -140,4 +144,20 @@ fn raise_open_file_limit(context: &Context) {
         }
         Err(error) => tracing::warn!("cannot raise the open-file limit: {error}"),
     }
+}
+
+/// The listening socket the system manager bound and passed as descriptor
+/// 3 (systemd socket activation: `LISTEN_FDS`, and `LISTEN_PID` when set),
+/// used instead of `--listen`.
+fn inherited_listener() -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let Some(listener) = fds.take_tcp_listener(0).context_hint(
+        "`LISTEN_FDS` passes a descriptor 3 that is not a listening TCP socket",
+        "give `shop serve` a TCP socket (systemd: `ListenStream=` in the .socket unit), or unset `LISTEN_FDS` to use `--listen`",
+    )?
+    else {
+        return Ok(None);
+    };
+    listener.set_nonblocking(true)?;
+    Ok(Some(tokio::net::TcpListener::from_std(listener)?))
 }

@@ -25,6 +25,10 @@ pub struct Served {
     pub github: Option<GitHubServer>,
     pub test: Test,
     pub server: Option<Child>,
+    /// The server's socket, bound here once and handed to each launch as
+    /// descriptor 3 (socket activation), so the port is never free for
+    /// another test to take.
+    listener: Option<std::net::TcpListener>,
     pub url: String,
     pub http: reqwest::Client,
     pub files: Vec<Vec<u8>>,
@@ -94,11 +98,8 @@ impl Served {
         given: Option<Vec<Vec<u8>>>,
     ) -> Served {
         let runtime = crate::harness::runtime();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
         let url = format!("http://127.0.0.1:{port}");
         let sandbox = runtime.block_on(Sandbox::start_with(
             None,
@@ -157,6 +158,7 @@ impl Served {
             github,
             test,
             server: None,
+            listener: Some(listener),
             url,
             http,
             files: contents,
@@ -191,6 +193,18 @@ impl Served {
         for (key, value) in self.test.environment() {
             command.env(key, value);
         }
+        // The socket bound above, as systemd passes one: `--listen` gives way.
+        let listener = self.listener.as_ref().expect("the socket is open");
+        let socket = std::os::fd::OwnedFd::from(listener.try_clone().unwrap());
+        command_fds::CommandFdExt::fd_mappings(
+            &mut command,
+            vec![command_fds::FdMapping {
+                parent_fd: socket,
+                child_fd: 3,
+            }],
+        )
+        .unwrap();
+        command.env("LISTEN_FDS", "1");
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -217,6 +231,13 @@ impl Served {
             }
         }));
         self.server = Some(child);
+    }
+
+    /// Closes the fixture's copy of the server's socket (as systemd does
+    /// when its socket unit stops): once the server is gone too, nothing
+    /// takes connections there.
+    pub fn close_socket(&mut self) {
+        self.listener = None;
     }
 
     pub fn stop_server(&mut self) -> std::process::ExitStatus {
