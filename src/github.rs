@@ -215,7 +215,7 @@ impl GitHub {
                 "the GitHub client was built outside an async runtime (a bug in shop)".into(),
             ));
         }
-        crate::stripe::install_crypto_provider();
+        crate::net::install_crypto_provider();
         let (owner, repo) = repository
             .split_once('/')
             .ok_or_else(|| GitHubError::Setup(format!("`{repository}` is not `owner/name`")))?;
@@ -424,7 +424,7 @@ impl GitHub {
         let what = "look up the release";
         let url = self.url(&format!(
             "/releases/tags/{}",
-            crate::stripe::form::encode_component(tag)
+            crate::net::encode_component(tag)
         ));
         let (status, _, body) = self.send(what, reqwest::Method::GET, &url, None).await?;
         if status != 404 {
@@ -564,7 +564,7 @@ impl GitHub {
                 .bearer_auth(self.token.expose())
                 .header("Accept", "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", API_VERSION)
-                .header("Content-Type", content_type(name))
+                .header("Content-Type", crate::store::content_type(name))
                 .header("Content-Length", size)
                 .body(reqwest::Body::wrap_stream(stream))
                 .send()
@@ -773,7 +773,7 @@ fn upload_target(uploads_base: &str, template: &str, name: &str) -> String {
         .unwrap_or(without_template);
     format!(
         "{uploads_base}{path}?name={}",
-        crate::stripe::form::encode_component(name)
+        crate::net::encode_component(name)
     )
 }
 
@@ -802,29 +802,6 @@ fn read_in_chunks(
         })?
         .len();
     Ok((size, crate::file_stream::chunks(file, size, UPLOAD_CHUNK)))
-}
-
-/// The media type of a book file, by extension.
-pub fn content_type(name: &str) -> &'static str {
-    let extension = name
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .unwrap_or_default();
-    match extension.as_str() {
-        "pdf" => "application/pdf",
-        "epub" => "application/epub+zip",
-        "mobi" | "azw3" => "application/x-mobipocket-ebook",
-        "zip" => "application/zip",
-        "txt" => "text/plain; charset=utf-8",
-        "md" => "text/markdown; charset=utf-8",
-        "html" => "text/html; charset=utf-8",
-        "mp3" => "audio/mpeg",
-        "m4b" => "audio/mp4",
-        "mp4" => "video/mp4",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        _ => "application/octet-stream",
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -936,8 +913,11 @@ mod tests {
 
     #[test]
     fn content_types_follow_the_extension() {
-        assert_eq!(content_type("a.EPUB"), "application/epub+zip");
-        assert_eq!(content_type("noext"), "application/octet-stream");
+        assert_eq!(crate::store::content_type("a.EPUB"), "application/epub+zip");
+        assert_eq!(
+            crate::store::content_type("noext"),
+            "application/octet-stream"
+        );
     }
 
     /// The cases users have seen GitHub rename.

@@ -20,6 +20,7 @@ pub mod github;
 pub mod html;
 pub mod ledger;
 pub mod mail;
+pub mod net;
 pub mod notify;
 pub mod release;
 pub mod report;

@@ -456,7 +456,7 @@ impl Mailer {
         store_root: &Path,
         password: Option<Secret>,
     ) -> Result<Mailer, MailError> {
-        crate::stripe::install_crypto_provider();
+        crate::net::install_crypto_provider();
         Ok(match &settings.mail.transport {
             MailTransport::File { outbox } => {
                 let dir = if outbox.is_absolute() {

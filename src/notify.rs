@@ -571,7 +571,7 @@ async fn send_all(
             return Ok((message, message_id, at));
         }
         let unsubscribe =
-            crate::server::unsubscribe_link(&settings.base_url, key, &recipient.email, at);
+            crate::tokens::unsubscribe_link(&settings.base_url, key, &recipient.email, at);
         let mut values = mail::shop_values(settings, &recipient.email);
         let (notes_text, notes_html) = notes_since(product, &recipient.bought, version);
         let offer = recipient

@@ -26,11 +26,6 @@ pub enum Files {
     Local(PathBuf),
 }
 
-/// The local files folder of a store.
-pub fn local_files_dir(store_root: &Path) -> PathBuf {
-    store_root.join(".shop").join("files")
-}
-
 /// What the person running the release sees: steps and upload progress.
 pub trait Reporter: Send + Sync {
     fn step(&self, text: &str);

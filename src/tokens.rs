@@ -86,6 +86,19 @@ pub fn upgrade_code(key: &Key, purchase: &str, version: &str) -> String {
     format!("UP{}", hex::encode(&digest[..6]).to_ascii_uppercase())
 }
 
+/// The one-click unsubscribe link of `email`: a token whose subject is
+/// `unsubscribe:<email>`, which no download accepts.
+pub fn unsubscribe_link(base_url: &str, key: &Key, email: &str, now: i64) -> String {
+    let claims = Claims {
+        purchase: format!("{UNSUBSCRIBE}{}", email.to_ascii_lowercase()),
+        expires: now + 10 * 365 * 86_400,
+    };
+    format!("{base_url}/unsubscribe/{}", sign(key, &claims))
+}
+
+/// The prefix of an unsubscribe token's subject.
+pub const UNSUBSCRIBE: &str = "unsubscribe:";
+
 /// A buyer's download link: `base_url` and a token for `purchase` that
 /// expires at `expires` (Unix seconds).
 pub fn link(base_url: &str, key: &Key, purchase: &str, expires: i64) -> String {

@@ -324,7 +324,7 @@ fn unsubscribing_takes_a_button_not_a_visit() {
     let key = shop::tokens::Key::new(
         shop::secret::Secret::new("SHOP_TOKEN_SECRET", TOKEN_SECRET).unwrap(),
     );
-    let link = shop::server::unsubscribe_link(&served.url, &key, "ada@example.com", now());
+    let link = shop::tokens::unsubscribe_link(&served.url, &key, "ada@example.com", now());
     // A mail scanner following the link unsubscribes nobody.
     for _ in 0..3 {
         let visit = served.get(&link);
@@ -534,7 +534,7 @@ fn logs_hold_no_token_and_no_address_at_any_level() {
     let key = shop::tokens::Key::new(
         shop::secret::Secret::new("SHOP_TOKEN_SECRET", TOKEN_SECRET).unwrap(),
     );
-    let unsubscribe = shop::server::unsubscribe_link(&served.url, &key, "ada@example.com", now());
+    let unsubscribe = shop::tokens::unsubscribe_link(&served.url, &key, "ada@example.com", now());
     served.get(&unsubscribe);
     served
         .runtime

@@ -258,7 +258,7 @@ impl Sandbox {
         let (sandbox, stop, task) = shop::sandbox::spawn(config, listener)
             .await
             .expect("start sandbox");
-        shop::stripe::install_crypto_provider();
+        shop::net::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

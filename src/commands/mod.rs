@@ -385,7 +385,7 @@ fn secret_from(
 
 /// Runs `future` to completion on a new multi-threaded runtime.
 pub(crate) fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
-    crate::stripe::install_crypto_provider();
+    crate::net::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

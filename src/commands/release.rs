@@ -141,7 +141,7 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
                         .with_patience(crate::github::Patience::default(), Some(on_wait)),
                 ))
             }
-            _ => Files::Local(release::local_files_dir(&store.root)),
+            _ => Files::Local(crate::store::local_files_dir(&store.root)),
         };
         anyhow::Ok(release::run(&request, &stripe, &files, reporter.as_ref()).await?)
     })??;

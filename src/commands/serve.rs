@@ -56,7 +56,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             Some(repository) => Delivery::GitHub {
                 client: Box::new(context.github(repository)?),
             },
-            None => Delivery::Local(crate::release::local_files_dir(&store.root)),
+            None => Delivery::Local(crate::store::local_files_dir(&store.root)),
         };
         let base_url = store.settings.base_url.clone();
         let listener = match inherited_listener()? {

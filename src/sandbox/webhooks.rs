@@ -53,7 +53,7 @@ impl Deliveries {
 
     fn client(&self) -> &reqwest::Client {
         self.client.get_or_init(|| {
-            crate::stripe::install_crypto_provider();
+            crate::net::install_crypto_provider();
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .user_agent("Stripe/1.0 (+https://stripe.com/docs/webhooks) shop-sandbox")

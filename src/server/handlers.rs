@@ -610,7 +610,7 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
         .map(|asset| {
             minijinja::context! {
                 name => asset.name,
-                href => format!("{page}/{}", crate::stripe::form::encode_component(&asset.name)),
+                href => format!("{page}/{}", crate::net::encode_component(&asset.name)),
                 size => pages::human_size(asset.size),
                 sha256 => asset.sha256,
             }
@@ -820,14 +820,11 @@ pub async fn download_page(token: String, app: Arc<App>, version: Option<String>
         };
         let allowed = product.download_limit + extra;
         let href = if latest {
-            format!(
-                "/d/{token}/{}",
-                crate::stripe::form::encode_component(&asset.name)
-            )
+            format!("/d/{token}/{}", crate::net::encode_component(&asset.name))
         } else {
             format!(
                 "/d/{token}/{}?version={version}",
-                crate::stripe::form::encode_component(&asset.name)
+                crate::net::encode_component(&asset.name)
             )
         };
         // A stamped copy once made: its own size and checksum.
@@ -1316,7 +1313,7 @@ fn headers_of(mut response: Answer, name: &str, size: u64, tag: &str, span: Span
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::github::content_type(name)),
+        HeaderValue::from_static(crate::store::content_type(name)),
     );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(value) = HeaderValue::from_str(tag) {
@@ -1339,7 +1336,7 @@ fn headers_of(mut response: Answer, name: &str, size: u64, tag: &str, span: Span
     let disposition = format!(
         "attachment; filename=\"{}\"; filename*=UTF-8''{}",
         ascii.replace(['"', '\\'], "_"),
-        crate::stripe::form::encode_component(name)
+        crate::net::encode_component(name)
     );
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
@@ -1361,7 +1358,7 @@ fn unsubscribe_email(app: &App, token: &str) -> Option<String> {
         .and_then(|claims| {
             claims
                 .purchase
-                .strip_prefix(super::UNSUBSCRIBE)
+                .strip_prefix(crate::tokens::UNSUBSCRIBE)
                 .map(str::to_owned)
         })
 }

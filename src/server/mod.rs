@@ -179,7 +179,7 @@ impl App {
 
     /// A link that stops update notices to `email` (valid for ten years).
     pub fn unsubscribe_link(&self, email: &str) -> String {
-        unsubscribe_link(
+        crate::tokens::unsubscribe_link(
             &self.store().settings.base_url,
             &self.keys[0],
             email,
@@ -424,22 +424,6 @@ impl App {
         found
     }
 }
-
-/// The one-click unsubscribe link of `email`: a token whose subject is
-/// `unsubscribe:<email>`, which no download accepts.
-pub fn unsubscribe_link(base_url: &str, key: &crate::tokens::Key, email: &str, now: i64) -> String {
-    let claims = crate::tokens::Claims {
-        purchase: format!("{UNSUBSCRIBE}{}", email.to_ascii_lowercase()),
-        expires: now + 10 * 365 * 86_400,
-    };
-    format!(
-        "{base_url}/unsubscribe/{}",
-        crate::tokens::sign(key, &claims)
-    )
-}
-
-/// The prefix of an unsubscribe token's subject.
-pub const UNSUBSCRIBE: &str = "unsubscribe:";
 
 fn system_now() -> i64 {
     std::time::SystemTime::now()

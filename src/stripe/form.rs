@@ -68,23 +68,13 @@ impl Form {
     }
 }
 
-fn percent_encode(text: &str, is_key: bool, out: &mut String) {
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            b'[' | b']' if is_key => out.push(byte as char),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-}
+/// Stripe's keys keep their brackets readable, as its own libraries send
+/// them.
+const KEY: &percent_encoding::AsciiSet = &crate::net::COMPONENT.remove(b'[').remove(b']');
 
-/// One value percent-encoded for a URL: a path segment or a query value.
-pub fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    percent_encode(text, false, &mut out);
-    out
+fn percent_encode(text: &str, is_key: bool, out: &mut String) {
+    let set = if is_key { KEY } else { crate::net::COMPONENT };
+    out.extend(percent_encoding::utf8_percent_encode(text, set));
 }
 
 /// Decodes `%XX` and `+` of one form component.

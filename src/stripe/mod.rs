@@ -57,11 +57,6 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/v1/webhook_endpoints"),
 ];
 
-/// Installs rustls' ring provider once per process (we build no OpenSSL).
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// How hard to try before giving up.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -141,7 +136,7 @@ impl Client {
     /// A client for the API at `base` (`https://api.stripe.com`, or the
     /// sandbox), authenticating with `key`.
     pub fn new(base: &str, key: Secret) -> Result<Client, StripeError> {
-        install_crypto_provider();
+        crate::net::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(80))
@@ -188,7 +183,7 @@ impl Client {
     pub async fn product(&self, id: &str) -> Result<Option<Product>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/products/{}", form::encode_component(id)),
+                &format!("/v1/products/{}", crate::net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -253,7 +248,7 @@ impl Client {
     pub async fn payment_link(&self, id: &str) -> Result<Option<PaymentLink>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/payment_links/{}", form::encode_component(id)),
+                &format!("/v1/payment_links/{}", crate::net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -268,7 +263,7 @@ impl Client {
     ) -> Result<PaymentLink, StripeError> {
         let form = Form::new().field("active", active);
         self.post(
-            &format!("/v1/payment_links/{}", form::encode_component(id)),
+            &format!("/v1/payment_links/{}", crate::net::encode_component(id)),
             form,
             None,
         )
@@ -320,7 +315,7 @@ impl Client {
         }
         not_found_is_none(
             self.get(
-                &format!("/v1/checkout/sessions/{}", form::encode_component(id)),
+                &format!("/v1/checkout/sessions/{}", crate::net::encode_component(id)),
                 query,
             )
             .await,
@@ -354,7 +349,7 @@ impl Client {
     ) -> BoxStream<'a, Result<LineItem, StripeError>> {
         let path = format!(
             "/v1/checkout/sessions/{}/line_items",
-            form::encode_component(session)
+            crate::net::encode_component(session)
         );
         self.list_owned(path, Form::new().field("limit", 100))
     }
@@ -362,7 +357,7 @@ impl Client {
     pub async fn payment_intent(&self, id: &str) -> Result<Option<PaymentIntent>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/payment_intents/{}", form::encode_component(id)),
+                &format!("/v1/payment_intents/{}", crate::net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -372,7 +367,7 @@ impl Client {
     pub async fn charge(&self, id: &str) -> Result<Option<Charge>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/charges/{}", form::encode_component(id)),
+                &format!("/v1/charges/{}", crate::net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -452,7 +447,7 @@ impl Client {
     pub async fn coupon(&self, id: &str) -> Result<Option<Coupon>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/coupons/{}", form::encode_component(id)),
+                &format!("/v1/coupons/{}", crate::net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -498,7 +493,7 @@ impl Client {
     ) -> Result<Option<PromotionCode>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/promotion_codes/{}", form::encode_component(id)),
+                &format!("/v1/promotion_codes/{}", crate::net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -513,7 +508,7 @@ impl Client {
     pub async fn event(&self, id: &str) -> Result<Option<Event>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/events/{}", form::encode_component(id)),
+                &format!("/v1/events/{}", crate::net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -1132,7 +1127,7 @@ mod tests {
 
     #[test]
     fn path_segments_are_escaped() {
-        assert_eq!(form::encode_component("cs_test_abc"), "cs_test_abc");
-        assert_eq!(form::encode_component("../x?y"), "..%2Fx%3Fy");
+        assert_eq!(crate::net::encode_component("cs_test_abc"), "cs_test_abc");
+        assert_eq!(crate::net::encode_component("../x?y"), "..%2Fx%3Fy");
     }
 }

@@ -147,7 +147,7 @@ impl Served {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         test.shop(&args).success();
-        shop::stripe::install_crypto_provider();
+        shop::net::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
