@@ -60,8 +60,7 @@ struct Intent {
 }
 
 /// Whom a run tells, and what.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {
     /// Buyers of earlier versions that the update policy covers: an
     /// update notice, unless they opted out.
