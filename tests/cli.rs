@@ -70,6 +70,49 @@ fn completions_and_the_manual_come_from_the_command_line_definition() {
 }
 
 #[test]
+fn every_page_the_manual_names_exists_with_environment_and_exit_status() {
+    let test = Test::new();
+    let dir = test.root().join("man1");
+    std::fs::create_dir_all(&dir).unwrap();
+    test.shop(&["man", "--dir", dir.to_str().unwrap()])
+        .success()
+        .stderr_has(&["wrote 16 manual pages to `"]);
+    let top = std::fs::read_to_string(dir.join("shop.1")).unwrap();
+    // shop(1) names each subcommand's page as `shop-<name>(1)`.
+    let named: Vec<String> = top
+        .match_indices("shop\\-")
+        .map(|(at, _)| {
+            top[at + "shop\\-".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase())
+                .collect()
+        })
+        .filter(|name: &String| !name.is_empty())
+        .collect();
+    assert!(named.contains(&"preorder".to_owned()), "{top}");
+    for name in named {
+        let page = std::fs::read_to_string(dir.join(format!("shop-{name}.1")))
+            .unwrap_or_else(|_| panic!("shop.1 names shop-{name}(1), which was not written"));
+        assert!(page.contains(&format!(".TH shop-{name} 1")), "{page}");
+        for section in [
+            ".SH ENVIRONMENT",
+            ".SH \"EXIT STATUS\"",
+            "\\fBSTRIPE_SECRET_KEY\\fR",
+        ] {
+            assert!(page.contains(section), "shop-{name}.1 lacks {section}");
+        }
+    }
+    let release = test.shop(&["man", "release"]).success().stdout();
+    assert_eq!(
+        release,
+        std::fs::read_to_string(dir.join("shop-release.1")).unwrap()
+    );
+    test.shop(&["man", "relase"]).code(1).stderr_is(
+        "error: `shop` has no subcommand `relase`\nhint: run `shop --help` for the list of subcommands\n",
+    );
+}
+
+#[test]
 fn version_is_printed() {
     Test::new()
         .shop(&["--version"])
