@@ -226,14 +226,7 @@ fn a_release_records_commits_tags_and_reruns_create_nothing() {
             .iter()
             .all(|s| !s.path().unwrap().starts_with("products/"))
     );
-    let copied = release
-        .test
-        .path()
-        .join(".shop/files/guide/1.0.0/guide.pdf");
-    assert_eq!(
-        std::fs::read(copied).unwrap(),
-        std::fs::read(&files[0]).unwrap()
-    );
+    assert_copied(&release, "1.0.0", &files[0]);
 
     let (products, prices, links) = release.stripe_state();
     assert_eq!((products, prices, links.len()), (1, 1, 1));
@@ -720,6 +713,18 @@ fn checkout_makes_a_session_for_a_released_version() {
 }
 
 /// Writes these files for `version` outside the store; returns their paths.
+/// The local files folder holds `file` (a path) of `version`, byte for byte.
+fn assert_copied(release: &Release, version: &str, file: &str) {
+    let name = std::path::Path::new(file).file_name().unwrap();
+    let copied = release
+        .test
+        .path()
+        .join(".shop/files/guide")
+        .join(version)
+        .join(name);
+    assert_eq!(std::fs::read(copied).unwrap(), std::fs::read(file).unwrap());
+}
+
 fn files_named(release: &Release, version: &str, names: &[&str], size: usize) -> Vec<String> {
     let dir = release.test.root().join("build").join(version);
     std::fs::create_dir_all(&dir).unwrap();
@@ -1040,12 +1045,5 @@ fn a_release_into_the_local_folder_shows_its_progress_on_a_terminal() {
         shown.contains("copied `guide.pdf` (3145728 bytes) to the local files folder"),
         "{shown}"
     );
-    let copied = release
-        .test
-        .path()
-        .join(".shop/files/guide/1.0.0/guide.pdf");
-    assert_eq!(
-        std::fs::read(copied).unwrap(),
-        std::fs::read(&files[0]).unwrap()
-    );
+    assert_copied(&release, "1.0.0", &files[0]);
 }

@@ -152,6 +152,14 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
     if !json {
         print_outcome(context, &outcome)?;
     }
+    let tell = |audience| {
+        super::notify::notify_version(
+            context,
+            asked.slug,
+            asked.version,
+            &super::notify::Options::after_release(outcome.dry_run, audience, !json),
+        )
+    };
     // The files of a pre-ordered version are out: each pre-order buyer
     // gets their link, once (a re-run, or one after a crash, mails only
     // those not yet told).
@@ -160,28 +168,10 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
     {
         None
     } else {
-        Some(super::notify::notify_version(
-            context,
-            asked.slug,
-            asked.version,
-            &super::notify::Options::after_release(
-                outcome.dry_run,
-                crate::notify::Audience::Preorders,
-                !json,
-            ),
-        )?)
+        Some(tell(crate::notify::Audience::Preorders)?)
     };
     let notified = if asked.notify {
-        Some(super::notify::notify_version(
-            context,
-            asked.slug,
-            asked.version,
-            &super::notify::Options::after_release(
-                outcome.dry_run,
-                crate::notify::Audience::Updates,
-                !json,
-            ),
-        )?)
+        Some(tell(crate::notify::Audience::Updates)?)
     } else {
         None
     };
