@@ -133,9 +133,11 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 /// The schema version this build migrates to.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
-/// A purchase the server knows.
+/// What the server keeps of a purchase or a grant: enough to let its
+/// links download and to write its receipt. (The ledger's
+/// [`crate::ledger::Purchase`] is the author's full record of it.)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Purchase {
+pub struct Entitlement {
     pub id: String,
     pub email: String,
     pub product: String,
@@ -145,6 +147,27 @@ pub struct Purchase {
     /// What was paid, when the server learned it from Stripe (purchases
     /// seen before it kept this have none).
     pub paid: Option<Paid>,
+}
+
+impl From<&crate::ledger::Purchase> for Entitlement {
+    /// A ledger line as the server keeps it (the ledger records no
+    /// discount amount).
+    fn from(purchase: &crate::ledger::Purchase) -> Entitlement {
+        Entitlement {
+            id: purchase.id.clone(),
+            email: purchase.email.clone(),
+            product: purchase.product.clone(),
+            version: purchase.version.clone(),
+            payment_intent: purchase.payment_intent.clone(),
+            created: purchase.created_unix(),
+            paid: Some(Paid {
+                amount: purchase.amount,
+                currency: purchase.currency.clone(),
+                discount: 0,
+                tax: purchase.tax.unwrap_or(0),
+            }),
+        }
+    }
 }
 
 /// What a purchase cost, in minor units of `currency` (lowercase).
@@ -166,7 +189,7 @@ pub struct FileKey {
 }
 
 impl FileKey {
-    pub fn new(purchase: &Purchase, version: &str, file: &str) -> FileKey {
+    pub fn new(purchase: &Entitlement, version: &str, file: &str) -> FileKey {
         FileKey {
             purchase: purchase.id.clone(),
             payment_intent: purchase.payment_intent.clone(),
@@ -321,7 +344,7 @@ pub struct Db {
     writer: std::sync::mpsc::Sender<Job>,
     readers: Vec<Mutex<Connection>>,
     /// Purchases never change once known; keep them off the database's path.
-    purchases: std::sync::RwLock<std::collections::HashMap<String, Arc<Purchase>>>,
+    purchases: std::sync::RwLock<std::collections::HashMap<String, Arc<Entitlement>>>,
     /// Files whose redirects the writer found used up: only these need a
     /// look at the database before GitHub is asked for a URL. It may hold
     /// a file a grant has since reopened (the look says so), never miss
@@ -470,7 +493,11 @@ impl Db {
 
     /// Records a purchase (its email and payment may have changed), noting
     /// when the server first saw it.
-    pub async fn upsert_purchase(&self, purchase: Purchase, now: i64) -> Result<i64, StateError> {
+    pub async fn upsert_purchase(
+        &self,
+        purchase: Entitlement,
+        now: i64,
+    ) -> Result<i64, StateError> {
         self.purchases
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -482,7 +509,7 @@ impl Db {
         .await
     }
 
-    pub fn purchase(&self, id: &str) -> Result<Option<Arc<Purchase>>, StateError> {
+    pub fn purchase(&self, id: &str) -> Result<Option<Arc<Entitlement>>, StateError> {
         if let Some(known) = self
             .purchases
             .read()
@@ -516,7 +543,7 @@ impl Db {
     }
 
     /// Every purchase the server knows, for `shop trace`.
-    pub fn all_purchases(&self) -> Result<Vec<Purchase>, StateError> {
+    pub fn all_purchases(&self) -> Result<Vec<Entitlement>, StateError> {
         self.read(|connection| {
             let mut statement = connection.prepare(
                 "SELECT id, email, product, version, payment_intent, created, amount, currency, discount, tax FROM purchases",
@@ -557,7 +584,7 @@ impl Db {
     pub async fn purchases_of(
         self: &std::sync::Arc<Self>,
         email: &str,
-    ) -> Result<Vec<Purchase>, StateError> {
+    ) -> Result<Vec<Entitlement>, StateError> {
         let email = email.to_owned();
         self.read_blocking(move |connection| {
             let mut statement = connection.prepare(
@@ -719,7 +746,7 @@ impl Db {
         .await
     }
 
-    pub fn revoked(&self, purchase: &Purchase) -> Result<bool, StateError> {
+    pub fn revoked(&self, purchase: &Entitlement) -> Result<bool, StateError> {
         self.read(|connection| is_revoked(connection, purchase.payment_intent.as_deref()))
     }
 
@@ -879,7 +906,7 @@ pub struct QueuedMail {
 /// Records a purchase first seen at `now` (inside a write).
 pub fn insert_purchase(
     connection: &Connection,
-    purchase: &Purchase,
+    purchase: &Entitlement,
     now: i64,
 ) -> rusqlite::Result<()> {
     connection.execute(
@@ -937,8 +964,8 @@ pub fn revoke(
     Ok(())
 }
 
-fn purchase_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Purchase> {
-    Ok(Purchase {
+fn purchase_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entitlement> {
+    Ok(Entitlement {
         id: row.get(0)?,
         email: row.get(1)?,
         product: row.get(2)?,
@@ -1155,8 +1182,8 @@ impl crate::error::Hint for StateError {
 mod tests {
     use super::*;
 
-    fn purchase() -> Purchase {
-        Purchase {
+    fn purchase() -> Entitlement {
+        Entitlement {
             id: "cs_test_1".into(),
             email: "ada@example.com".into(),
             product: "guide".into(),

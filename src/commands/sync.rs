@@ -111,21 +111,7 @@ fn queue_missing_receipts(store: &crate::store::Store) -> anyhow::Result<usize> 
     let queued = super::block_on(db.write(move |connection| {
         let mut queued = 0;
         for purchase in &purchases {
-            let created = purchase.created_unix();
-            let known = crate::state::Purchase {
-                id: purchase.id.clone(),
-                email: purchase.email.clone(),
-                product: purchase.product.clone(),
-                version: purchase.version.clone(),
-                payment_intent: purchase.payment_intent.clone(),
-                created,
-                paid: Some(crate::state::Paid {
-                    amount: purchase.amount,
-                    currency: purchase.currency.clone(),
-                    discount: 0,
-                    tax: 0,
-                }),
-            };
+            let known = crate::state::Entitlement::from(purchase);
             crate::state::insert_purchase(connection, &known, now)?;
             if crate::state::is_revoked(connection, known.payment_intent.as_deref())? {
                 continue;

@@ -21,7 +21,7 @@ use super::client::Quota;
 use super::range::{self, Span};
 use super::{App, Delivery, pages};
 use crate::github::Download;
-use crate::state::{self, Charge, FileKey, Purchase};
+use crate::state::{self, Charge, Entitlement, FileKey};
 use crate::store::{Asset, Product, Release};
 use crate::stripe::{CheckoutSession, CreateCheckoutSession, IdempotencyKey};
 use crate::tokens::{self, TokenError};
@@ -252,9 +252,9 @@ fn ours(app: &App, session: &CheckoutSession) -> Option<(String, String)> {
 }
 
 /// The purchase a session is, if it is one of ours and fulfilled.
-fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Purchase> {
+fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Entitlement> {
     let (product, version) = ours(app, session)?;
-    session.is_fulfilled().then(|| Purchase {
+    session.is_fulfilled().then(|| Entitlement {
         id: session.id.clone(),
         email: session.email().unwrap_or_default().to_owned(),
         product,
@@ -278,7 +278,7 @@ fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Purchase> 
 
 /// The purchase of a verified token: from the database, or else from
 /// Stripe (a link minted by `shop token` or `shop notify`), remembered.
-async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Purchase>>, Answer> {
+async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Entitlement>>, Answer> {
     if let Some(purchase) = app
         .db
         .purchase(id)
@@ -306,7 +306,7 @@ async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Purchase>>, Answer> 
 
 /// A copy given by `shop grant`, from the store's ledger (Stripe knows
 /// nothing of it), kept in the database once found.
-async fn granted(app: &App, id: &str) -> Result<Option<Arc<Purchase>>, Answer> {
+async fn granted(app: &App, id: &str) -> Result<Option<Arc<Entitlement>>, Answer> {
     let root = app.store().root.clone();
     let grants = tokio::task::spawn_blocking(move || crate::ledger::read_grants(&root))
         .await
@@ -318,20 +318,7 @@ async fn granted(app: &App, id: &str) -> Result<Option<Arc<Purchase>>, Answer> {
     else {
         return Ok(None);
     };
-    let purchase = Purchase {
-        created: grant.created_unix(),
-        id: grant.id,
-        email: grant.email,
-        product: grant.product,
-        version: grant.version,
-        payment_intent: None,
-        paid: Some(crate::state::Paid {
-            amount: 0,
-            currency: grant.currency,
-            discount: 0,
-            tax: 0,
-        }),
-    };
+    let purchase = Entitlement::from(&grant);
     app.db
         .upsert_purchase(purchase.clone(), app.now())
         .await
@@ -381,7 +368,7 @@ async fn authorize(
     app: &App,
     token: &str,
     check_revoked: bool,
-) -> Result<(tokens::Claims, Arc<Purchase>, Arc<crate::store::Store>), Answer> {
+) -> Result<(tokens::Claims, Arc<Entitlement>, Arc<crate::store::Store>), Answer> {
     let claims = match tokens::verify(&app.keys, token, app.now()) {
         Ok(claims) => claims,
         Err(TokenError::Invalid) => return Err(invalid_link(app)),
@@ -768,7 +755,7 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> A
 fn chosen_release<'a>(
     app: &App,
     store: &'a crate::store::Store,
-    purchase: &Purchase,
+    purchase: &Entitlement,
     version: Option<&str>,
 ) -> Result<(&'a Product, Vec<&'a Release>, &'a Release), Answer> {
     let Ok(product) = store.product(&purchase.product) else {
@@ -1047,7 +1034,7 @@ fn licence(
     app: &App,
     store: &crate::store::Store,
     product: &Product,
-    purchase: &Purchase,
+    purchase: &Entitlement,
     file: &str,
 ) -> Option<crate::stamp::Licence> {
     use crate::store::product::StampMode;
@@ -1520,7 +1507,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         };
         let purchase = match app.db.purchase(id) {
             Ok(Some(known)) => (*known).clone(),
-            Ok(None) => Purchase {
+            Ok(None) => Entitlement {
                 id: id.clone(),
                 email: email.clone(),
                 product: slug.clone(),

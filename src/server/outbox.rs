@@ -70,7 +70,7 @@ pub async fn send_due(
 }
 
 /// What a purchase cost, as its receipt says it.
-fn paid(purchase: &crate::state::Purchase) -> String {
+fn paid(purchase: &crate::state::Entitlement) -> String {
     let Some(paid) = &purchase.paid else {
         return "see Stripe's receipt".into();
     };
