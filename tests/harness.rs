@@ -312,6 +312,22 @@ impl Sandbox {
         assert_eq!(answer["now"], now);
     }
 
+    /// The parameters of every `POST path` the sandbox answered with 200,
+    /// oldest first (its request log).
+    pub async fn posted(&self, path: &str) -> Vec<serde_json::Value> {
+        let log = self
+            .control(reqwest::Method::GET, "requests", serde_json::json!({}))
+            .await;
+        log.as_array()
+            .expect("the request log is a list")
+            .iter()
+            .filter(|entry| {
+                entry["method"] == "POST" && entry["path"] == path && entry["status"] == 200
+            })
+            .map(|entry| entry["params"].clone())
+            .collect()
+    }
+
     /// Pays a session without a browser.
     pub async fn pay(&self, session: &str, email: &str, card: &str) -> serde_json::Value {
         self.control(

@@ -3,7 +3,7 @@
 //! pre-order link off and mails each of them their link, once, also when
 //! the release is stopped between its record and the mail and run again.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::served::Served;
@@ -71,16 +71,10 @@ fn a_preorder_sells_first_and_is_delivered_on_release_once() {
     assert_eq!(opened["preorder"], true, "{opened}");
     assert_eq!(opened["assets"], json!([]), "{opened}");
     let preorder_link = opened["payment_link_url"].as_str().unwrap().to_owned();
-    let log = served
+    let link_params = served
         .runtime
-        .block_on(served.sandbox().control(Method::GET, "requests", json!({})));
-    let link_params = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|entry| entry["method"] == "POST" && entry["path"] == "/v1/payment_links")
-        .map(|entry| entry["params"].clone())
+        .block_on(served.sandbox().posted("/v1/payment_links"))
+        .pop()
         .unwrap();
     assert_eq!(
         link_params["metadata"],

@@ -116,17 +116,11 @@ fn tax_invoices_and_consent_go_through_stripe_into_the_ledger_and_report() {
 
     // What Stripe was asked (the conformance test checks the same
     // parameters against Stripe's OpenAPI description).
-    let log = runtime.block_on(sandbox.control(Method::GET, "requests", json!({})));
     let posted = |path: &str| -> Value {
-        log.as_array()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|entry| {
-                entry["method"] == "POST" && entry["path"] == path && entry["status"] == 200
-            })
-            .map(|entry| entry["params"].clone())
-            .unwrap_or_else(|| panic!("no {path} in {log}"))
+        runtime
+            .block_on(sandbox.posted(path))
+            .pop()
+            .unwrap_or_else(|| panic!("no {path} answered"))
     };
     assert_eq!(posted("/v1/prices")["tax_behavior"], "exclusive");
     let link = posted("/v1/payment_links");
@@ -147,14 +141,7 @@ fn tax_invoices_and_consent_go_through_stripe_into_the_ledger_and_report() {
     // A checkout made by shop itself (`shop checkout`, as the server's
     // `/buy/` makes them) asks the same.
     test.shop(&["checkout", "guide"]).success();
-    let log = runtime.block_on(sandbox.control(Method::GET, "requests", json!({})));
-    let session = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|entry| entry["method"] == "POST" && entry["path"] == "/v1/checkout/sessions")
-        .map(|entry| entry["params"].clone())
-        .unwrap();
+    let session = posted("/v1/checkout/sessions");
     for key in [
         "automatic_tax",
         "billing_address_collection",

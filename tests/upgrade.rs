@@ -4,24 +4,14 @@
 //! product only), which the server applies to the new version's checkout;
 //! the ledger marks the purchase as an upgrade.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::served::Served;
 
-/// The requests the sandbox answered with 200 to `POST path`, oldest first.
+/// The parameters of the answered `POST path` requests, oldest first.
 fn posted(served: &Served, path: &str) -> Vec<Value> {
-    let log = served
-        .runtime
-        .block_on(served.sandbox().control(Method::GET, "requests", json!({})));
-    log.as_array()
-        .unwrap()
-        .iter()
-        .filter(|entry| {
-            entry["method"] == "POST" && entry["path"] == path && entry["status"] == 200
-        })
-        .map(|entry| entry["params"].clone())
-        .collect()
+    served.runtime.block_on(served.sandbox().posted(path))
 }
 
 /// The upgrade message to `email` in the outbox, and the code it gives.

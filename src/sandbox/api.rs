@@ -229,14 +229,7 @@ fn create_product(state: &mut State, params: &Params) -> Result<Value, ApiError>
     let id = match params.str("id") {
         Some(id) => {
             if state.get(id).is_some() {
-                return Err(ApiError {
-                    status: 400,
-                    kind: "invalid_request_error",
-                    code: Some("resource_already_exists"),
-                    message: "Product already exists.".into(),
-                    param: Some("id".into()),
-                    decline_code: None,
-                });
+                return Err(ApiError::already_exists("Product"));
             }
             id.to_owned()
         }
@@ -842,14 +835,7 @@ fn create_coupon(state: &mut State, params: &Params) -> Result<Value, ApiError> 
     if let Some(id) = params.str("id")
         && state.get(id).is_some()
     {
-        return Err(ApiError {
-            status: 400,
-            kind: "invalid_request_error",
-            code: Some("resource_already_exists"),
-            message: "Coupon already exists.".into(),
-            param: Some("id".into()),
-            decline_code: None,
-        });
+        return Err(ApiError::already_exists("Coupon"));
     }
     let percent_off = match params.str("percent_off") {
         Some(text) => Some(

@@ -694,6 +694,19 @@ impl ApiError {
         }
     }
 
+    /// An object created with an `id` that is taken: "Product already
+    /// exists." for `what` = `Product`.
+    pub fn already_exists(what: &str) -> ApiError {
+        ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: Some("resource_already_exists"),
+            message: format!("{what} already exists."),
+            param: Some("id".to_owned()),
+            decline_code: None,
+        }
+    }
+
     pub fn invalid_request(message: &str, param: Option<&str>) -> ApiError {
         ApiError {
             status: 400,
