@@ -232,10 +232,17 @@ pub fn plan(
     // notice of it, and no offer to buy it again.
     let mut owners: HashSet<String> = HashSet::new();
     crate::ledger::each(&store.root, |purchase| {
-        if purchase.product != product.slug || !purchase.in_good_standing() {
+        if !purchase.in_good_standing() {
             return Ok(());
         }
-        let Ok(bought) = semver::Version::parse(&purchase.version) else {
+        // The version of this product the purchase gave: its own, or the
+        // one a bundle's release contained.
+        let Some(bought) = store
+            .holdings(&purchase.product, &purchase.version)
+            .into_iter()
+            .find(|holding| holding.product.slug == product.slug)
+            .map(|holding| holding.bought)
+        else {
             return Ok(());
         };
         if audience == Audience::Updates && bought >= *version {
@@ -247,7 +254,10 @@ pub fn plan(
                 (entitled || product.upgrade.is_some(), !entitled)
             }
             Audience::Updates => (false, false),
-            Audience::Preorders => (purchase.preorder && bought == *version, false),
+            Audience::Preorders => (
+                purchase.preorder && purchase.product == product.slug && bought == *version,
+                false,
+            ),
         };
         if !included {
             return Ok(());
@@ -262,7 +272,7 @@ pub fn plan(
         let recipient = Recipient {
             email: email.clone(),
             purchase: purchase.id.clone(),
-            bought: purchase.version.clone(),
+            bought: bought.to_string(),
             upgrade,
         };
         match latest.get(&email) {

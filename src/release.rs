@@ -85,6 +85,9 @@ pub struct Outcome {
     pub stripe_product: String,
     pub stripe_price: String,
     pub assets: Vec<OutcomeAsset>,
+    /// A bundle's release: the version of each product it gives.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub contains: BTreeMap<String, String>,
     /// Objects this run created (empty on a complete re-run).
     pub created: Vec<String>,
     /// Payment links turned off: the previous version's, and the
@@ -164,7 +167,21 @@ pub fn check(request: &Request<'_>) -> Result<(Vec<LocalFile>, Option<Release>),
         });
     }
 
-    if request.preorder {
+    if product.is_bundle() {
+        if request.preorder {
+            return Err(ReleaseError::BundlePreorder {
+                slug: product.slug.clone(),
+            });
+        }
+        if let Some(path) = request.files.first() {
+            return Err(ReleaseError::BundleFiles {
+                slug: product.slug.clone(),
+                path: path.clone(),
+            });
+        }
+        contents(request.store, product, recorded.as_ref())?;
+    }
+    if request.preorder || product.is_bundle() {
         return Ok((Vec::new(), recorded));
     }
     let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -238,6 +255,35 @@ pub fn check(request: &Request<'_>) -> Result<(Vec<LocalFile>, Option<Release>),
         }
     }
     Ok((files, recorded))
+}
+
+/// What a bundle's release gives: as recorded on a re-run, else the newest
+/// version of each of its products that is out.
+fn contents(
+    store: &Store,
+    bundle: &Product,
+    recorded: Option<&Release>,
+) -> Result<Vec<crate::store::Contained>, ReleaseError> {
+    if let Some(recorded) = recorded {
+        return Ok(recorded.contains.clone());
+    }
+    bundle
+        .bundle
+        .iter()
+        .map(|slug| {
+            let member = store.product(slug)?;
+            let out = member
+                .latest_out()
+                .ok_or_else(|| ReleaseError::BundleUnreleased {
+                    bundle: bundle.slug.clone(),
+                    slug: slug.clone(),
+                })?;
+            Ok(crate::store::Contained {
+                slug: slug.clone(),
+                version: out.version.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Paid files must never reach git: refuse files the store's repository
@@ -315,9 +361,13 @@ pub async fn run(
         |r| r.stripe_product.clone(),
     );
     let product_exists = stripe.product(&known_product).await?.is_some();
+    let contains = match product.is_bundle() {
+        true => contents(request.store, product, recorded.as_ref())?,
+        false => Vec::new(),
+    };
     let immutable = match files_target {
-        // A pre-order sends no files anywhere yet.
-        Files::GitHub(_) if request.preorder => false,
+        // A pre-order sends no files anywhere yet, a bundle has none.
+        Files::GitHub(_) if request.preorder || product.is_bundle() => false,
         Files::GitHub(github) => {
             let access = github.access().await?;
             if !access.push {
@@ -525,6 +575,17 @@ pub async fn run(
             reporter.step("no files yet: a pre-order");
             Vec::new()
         }
+        _ if product.is_bundle() => {
+            reporter.step(&format!(
+                "a bundle of {}",
+                contains
+                    .iter()
+                    .map(|c| format!("`{}` {}", c.slug, c.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            Vec::new()
+        }
         Files::GitHub(github) => {
             upload_to_github(
                 github,
@@ -571,6 +632,10 @@ pub async fn run(
         stripe_product: product_id.clone(),
         stripe_price: price_id.clone(),
         assets: outcome_assets,
+        contains: contains
+            .iter()
+            .map(|c| (c.slug.clone(), c.version.to_string()))
+            .collect(),
         created,
         deactivated: Vec::new(),
         already_recorded: recorded.is_some(),
@@ -650,6 +715,7 @@ pub async fn run(
             _ => recorded_notes(&notes, request.notes.is_some()),
         },
         preorder: request.preorder,
+        contains: contains.clone(),
         assets,
     };
     if recorded.as_ref() != Some(&release) {
@@ -689,6 +755,25 @@ pub async fn run(
             previous.version, previous.payment_link
         ));
         outcome.deactivated.push(previous.payment_link.clone());
+    }
+
+    // A bundle still selling an older version the policy does not carry here.
+    for bundle in request
+        .store
+        .products
+        .iter()
+        .filter(|p| p.bundle.contains(&product.slug))
+    {
+        if let Some(given) = bundle
+            .latest()
+            .and_then(|latest| latest.contains.iter().find(|c| c.slug == product.slug))
+            && !product.updates.entitles(&given.version, &request.version)
+        {
+            reporter.step(&format!(
+                "note: bundle `{}` still gives {} {}; to sell {version} in it, release a new version of the bundle",
+                bundle.slug, product.slug, given.version
+            ));
+        }
     }
     Ok(outcome)
 }
@@ -1073,6 +1158,13 @@ pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<St
     if release.preorder {
         table["preorder"] = value(true);
     }
+    if !release.contains.is_empty() {
+        let mut contains = toml_edit::InlineTable::new();
+        for contained in &release.contains {
+            contains.insert(&contained.slug, contained.version.to_string().into());
+        }
+        table["contains"] = value(contains);
+    }
     let mut assets = ArrayOfTables::new();
     for asset in &release.assets {
         let mut row = Table::new();
@@ -1247,6 +1339,12 @@ pub enum ReleaseError {
     AlreadyOut { slug: String, version: String },
     #[error("`{slug}` {version} is already on pre-order")]
     OtherPreorder { slug: String, version: String },
+    #[error("`{slug}` is a bundle: it has no files of its own, and `{}` was given", path.display())]
+    BundleFiles { slug: String, path: PathBuf },
+    #[error("`{slug}` is a bundle, which cannot be pre-ordered")]
+    BundlePreorder { slug: String },
+    #[error("bundle `{bundle}` lists `{slug}`, which has no release out yet")]
+    BundleUnreleased { bundle: String, slug: String },
     #[error("version `{version}` was released with another `{name}`")]
     ChangedFiles { version: String, name: String },
     #[error("GitHub reports `{name}` with another size or SHA-256 than the file sent")]
@@ -1296,6 +1394,15 @@ impl crate::error::Hint for ReleaseError {
             }
             ReleaseError::OtherPreorder { slug, version } => {
                 format!("release it first with `shop release {slug} {version} <files>`")
+            }
+            ReleaseError::BundleFiles { slug, .. } => format!(
+                "release it without files, `shop release {slug} <version>`: it gives its products' files"
+            ),
+            ReleaseError::BundlePreorder { slug } => format!(
+                "pre-order its products instead, or release it once they are out with `shop release {slug} <version>`"
+            ),
+            ReleaseError::BundleUnreleased { slug, .. } => {
+                format!("release `{slug}` first with `shop release {slug} <version> <files>`")
             }
             ReleaseError::ChangedFiles { .. } => {
                 "a released version's files never change; release a new version instead".into()

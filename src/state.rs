@@ -105,6 +105,26 @@ const MIGRATIONS: &[&str] = &[
         email TEXT NOT NULL,
         created INTEGER NOT NULL
     );",
+    // 5: downloads counted per product as well, for a bundle's purchase
+    // gives several products' files (two may both have `book.pdf`). A
+    // purchase's own product is the one its counts were of until now.
+    "CREATE TABLE downloads_by_product (
+        purchase TEXT NOT NULL,
+        product TEXT NOT NULL,
+        version TEXT NOT NULL,
+        file TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        last_redirect INTEGER,
+        continuations INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (purchase, product, version, file)
+    );
+    INSERT INTO downloads_by_product
+        SELECT d.purchase, COALESCE(p.product, ''), d.version, d.file, d.count, d.bytes,
+               d.last_redirect, d.continuations
+        FROM downloads d LEFT JOIN purchases p ON p.id = d.purchase;
+    DROP TABLE downloads;
+    ALTER TABLE downloads_by_product RENAME TO downloads;",
 ];
 
 /// Brings the database at `connection` to the newest schema.
@@ -184,18 +204,31 @@ pub struct Paid {
 pub struct FileKey {
     pub purchase: String,
     pub payment_intent: Option<String>,
+    /// The file's product: the purchase's own, or one of a bundle's.
+    pub product: String,
     pub version: String,
     pub file: String,
 }
 
 impl FileKey {
-    pub fn new(purchase: &Entitlement, version: &str, file: &str) -> FileKey {
+    pub fn new(purchase: &Entitlement, product: &str, version: &str, file: &str) -> FileKey {
         FileKey {
             purchase: purchase.id.clone(),
             payment_intent: purchase.payment_intent.clone(),
+            product: product.to_owned(),
             version: version.to_owned(),
             file: file.to_owned(),
         }
+    }
+
+    /// What the writer keeps a file's standing under.
+    fn id(&self) -> (String, String, String, String) {
+        (
+            self.purchase.clone(),
+            self.product.clone(),
+            self.version.clone(),
+            self.file.clone(),
+        )
     }
 }
 
@@ -240,7 +273,7 @@ enum JobKind {
 /// batch, once the batch holds the write lock.
 #[derive(Debug, Default)]
 struct Standing {
-    files: std::collections::HashMap<(String, String, String), FileStanding>,
+    files: std::collections::HashMap<(String, String, String, String), FileStanding>,
     grants: std::collections::HashMap<String, u32>,
     revoked: std::collections::HashMap<String, bool>,
     data_version: Option<i64>,
@@ -277,7 +310,7 @@ impl Standing {
     }
 
     fn file(&mut self, connection: &Connection, key: &FileKey) -> rusqlite::Result<FileStanding> {
-        let id = (key.purchase.clone(), key.version.clone(), key.file.clone());
+        let id = key.id();
         if let Some(found) = self.files.get(&id) {
             return Ok(*found);
         }
@@ -287,18 +320,21 @@ impl Standing {
         let found = connection
             .prepare_cached(
                 "SELECT bytes, count, last_redirect, continuations FROM downloads
-                 WHERE purchase = ?1 AND version = ?2 AND file = ?3",
+                 WHERE purchase = ?1 AND product = ?2 AND version = ?3 AND file = ?4",
             )?
-            .query_row(params![key.purchase, key.version, key.file], |row| {
-                Ok(FileStanding {
-                    usage: Usage {
-                        bytes: row.get::<_, i64>(0)?.max(0) as u64,
-                        whole: row.get(1)?,
-                    },
-                    last_redirect: row.get(2)?,
-                    continuations: row.get(3)?,
-                })
-            })
+            .query_row(
+                params![key.purchase, key.product, key.version, key.file],
+                |row| {
+                    Ok(FileStanding {
+                        usage: Usage {
+                            bytes: row.get::<_, i64>(0)?.max(0) as u64,
+                            whole: row.get(1)?,
+                        },
+                        last_redirect: row.get(2)?,
+                        continuations: row.get(3)?,
+                    })
+                },
+            )
             .optional()?
             .unwrap_or_default();
         self.files.insert(id, found);
@@ -306,10 +342,7 @@ impl Standing {
     }
 
     fn set_file(&mut self, key: &FileKey, standing: FileStanding) {
-        self.files.insert(
-            (key.purchase.clone(), key.version.clone(), key.file.clone()),
-            standing,
-        );
+        self.files.insert(key.id(), standing);
     }
 
     fn extra(&mut self, connection: &Connection, purchase: &str) -> rusqlite::Result<u32> {
@@ -651,10 +684,10 @@ impl Db {
                 }
                 connection
                     .prepare_cached(
-                        "INSERT INTO downloads (purchase, version, file, count, bytes) VALUES (?1, ?2, ?3, 0, ?4)
-                         ON CONFLICT (purchase, version, file) DO UPDATE SET bytes = bytes + excluded.bytes",
+                        "INSERT INTO downloads (purchase, product, version, file, count, bytes) VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                         ON CONFLICT (purchase, product, version, file) DO UPDATE SET bytes = bytes + excluded.bytes",
                     )?
-                    .execute(params![key.purchase, key.version, key.file, length as i64])?;
+                    .execute(params![key.purchase, key.product, key.version, key.file, length as i64])?;
                 file.usage.bytes += length;
                 standing.set_file(&key, file);
                 Ok(Charge::Admitted)
@@ -671,10 +704,16 @@ impl Db {
                 let mut file = standing.file(connection, &key)?;
                 connection
                     .prepare_cached(
-                        "UPDATE downloads SET bytes = MAX(0, bytes - ?4)
-                         WHERE purchase = ?1 AND version = ?2 AND file = ?3",
+                        "UPDATE downloads SET bytes = MAX(0, bytes - ?5)
+                         WHERE purchase = ?1 AND product = ?2 AND version = ?3 AND file = ?4",
                     )?
-                    .execute(params![key.purchase, key.version, key.file, bytes as i64])?;
+                    .execute(params![
+                        key.purchase,
+                        key.product,
+                        key.version,
+                        key.file,
+                        bytes as i64
+                    ])?;
                 file.usage.bytes = file.usage.bytes.saturating_sub(bytes);
                 standing.set_file(&key, file);
                 Ok(())
@@ -713,9 +752,9 @@ impl Db {
                     connection
                         .prepare_cached(
                             "UPDATE downloads SET continuations = continuations + 1
-                             WHERE purchase = ?1 AND version = ?2 AND file = ?3",
+                             WHERE purchase = ?1 AND product = ?2 AND version = ?3 AND file = ?4",
                         )?
-                        .execute(params![key.purchase, key.version, key.file])?;
+                        .execute(params![key.purchase, key.product, key.version, key.file])?;
                     file.continuations += 1;
                     standing.set_file(&key, file);
                     return Ok(Charge::Continued);
@@ -726,12 +765,12 @@ impl Db {
                 }
                 connection
                     .prepare_cached(
-                        "INSERT INTO downloads (purchase, version, file, count, last_redirect, continuations)
-                         VALUES (?1, ?2, ?3, 1, ?4, 0)
-                         ON CONFLICT (purchase, version, file) DO UPDATE
+                        "INSERT INTO downloads (purchase, product, version, file, count, last_redirect, continuations)
+                         VALUES (?1, ?2, ?3, ?4, 1, ?5, 0)
+                         ON CONFLICT (purchase, product, version, file) DO UPDATE
                          SET count = count + 1, last_redirect = excluded.last_redirect, continuations = 0",
                     )?
-                    .execute(params![key.purchase, key.version, key.file, now])?;
+                    .execute(params![key.purchase, key.product, key.version, key.file, now])?;
                 file.usage.whole += 1;
                 file.last_redirect = Some(now);
                 file.continuations = 0;
@@ -1019,9 +1058,9 @@ fn extra(connection: &Connection, purchase: &str) -> rusqlite::Result<u32> {
 fn usage(connection: &Connection, key: &FileKey) -> rusqlite::Result<Usage> {
     connection
         .prepare_cached(
-            "SELECT bytes, count FROM downloads WHERE purchase = ?1 AND version = ?2 AND file = ?3",
+            "SELECT bytes, count FROM downloads WHERE purchase = ?1 AND product = ?2 AND version = ?3 AND file = ?4",
         )?
-        .query_row(params![key.purchase, key.version, key.file], |row| {
+        .query_row(params![key.purchase, key.product, key.version, key.file], |row| {
             Ok(Usage {
                 bytes: row.get::<_, i64>(0)?.max(0) as u64,
                 whole: row.get(1)?,
@@ -1195,7 +1234,31 @@ mod tests {
     }
 
     fn key(version: &str) -> FileKey {
-        FileKey::new(&purchase(), version, "guide.pdf")
+        FileKey::new(&purchase(), "guide", version, "guide.pdf")
+    }
+
+    /// A bundle's purchase gives two products that both have `book.pdf`:
+    /// each is counted on its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_of_two_products_in_one_purchase_are_counted_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("state.db")).unwrap();
+        let bundle = Entitlement {
+            product: "box-set".into(),
+            ..purchase()
+        };
+        let novel = FileKey::new(&bundle, "novel", "1.0.0", "book.pdf");
+        let workbook = FileKey::new(&bundle, "workbook", "1.0.0", "book.pdf");
+        for _ in 0..2 {
+            let charged = db.charge_redirect(novel.clone(), 2, 100, false, 1).await;
+            assert_eq!(charged.unwrap(), Charge::Admitted);
+        }
+        let again = db.charge_redirect(novel.clone(), 2, 100, false, 1).await;
+        assert_eq!(again.unwrap(), Charge::Exhausted);
+        let other = db.charge_redirect(workbook.clone(), 2, 100, false, 1).await;
+        assert_eq!(other.unwrap(), Charge::Admitted);
+        assert_eq!(db.usage(&novel).unwrap().0.whole, 2);
+        assert_eq!(db.usage(&workbook).unwrap().0.whole, 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

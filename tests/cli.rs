@@ -35,9 +35,13 @@ fn usage_errors_exit_2() {
     test.shop(&["release", "example-book", "one", "a.pdf"])
         .code(2)
         .stderr_has(&["`one` is not a semantic version"]);
+    // Files are optional to the parser (a bundle has none), not to a book.
     test.shop(&["release", "example-book", "1.0.0"])
-        .code(2)
-        .stderr_has(&["<FILE>"]);
+        .code(1)
+        .stderr_is(
+            "error: the release of `example-book` lacks `example-book.pdf` and `example-book.epub`\n\
+             hint: give every file the product lists in `files`\n",
+        );
     test.shop(&["checkout", "example-book", "--expires", "soon"])
         .code(2)
         .stderr_has(&["`soon` is not a duration"]);

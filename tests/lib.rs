@@ -9,6 +9,7 @@ mod support {
 }
 
 mod browser;
+mod bundle;
 mod cli;
 mod conformance;
 mod demo;

@@ -164,7 +164,7 @@ fn unknown_and_missing_keys_are_refused() {
     check_product(
         &format!("{BOOK}pirce = \"1\"\n"),
         "line 5, column 1: unknown field `pirce`, expected one of `name`, `description`, `cover`, \
-         `price`, `currency`, `files`, `download_limit`, `updates`, `upgrade_discount`, \
+         `price`, `currency`, `files`, `bundle`, `download_limit`, `updates`, `upgrade_discount`, \
          `upgrade_days`, `promotion_codes`, `stamp` and `release`",
         "check the key's spelling against the keys the message lists",
     );
@@ -496,4 +496,31 @@ fn amounts_stripe_cannot_charge_are_refused() {
             hint,
         );
     }
+}
+
+#[test]
+fn bundles_list_released_products_that_are_not_bundles() {
+    let test = Test::store();
+    test.write("products/guide.toml", BOOK);
+    test.write(
+        "products/box.toml",
+        "name = \"Box\"\nprice = \"35.00\"\nbundle = [\"guide\", \"nothing\", \"set\"]\n\
+         [[release]]\nversion = \"1.0.0\"\ndate = 2026-12-05\ntag = \"box-v1.0.0\"\n\
+         stripe_product = \"prod_1\"\nstripe_price = \"price_1\"\npayment_link = \"plink_1\"\n\
+         payment_link_url = \"https://buy.stripe.com/x\"\ncontains = { guide = \"1.0.0\" }\n",
+    );
+    test.write(
+        "products/set.toml",
+        "name = \"Set\"\nprice = \"40.00\"\nbundle = [\"guide\"]\n",
+    );
+    test.shop(&["products", "check"]).code(1).stderr_is(
+        "error: the store at `[TMP]/store` has 3 problems\n\n\
+         `products/box.toml`: bundle `box` lists `nothing`, which is not a product\n\
+         hint: the store's products are `box`, `example-book`, `guide` and `set`\n\n\
+         `products/box.toml`: bundle `box` lists `set`, another bundle\n\
+         hint: list the products of `set` themselves\n\n\
+         `products/box.toml`: release `1.0.0` gives `guide` 1.0.0, which is not a release of it\n\
+         hint: this is written by `shop release`; restore the files from git (`git log -p products/`)\n\
+         hint: fix each problem above, then check with `shop products check`\n",
+    );
 }

@@ -117,6 +117,14 @@ fn clock() -> i64 {
 }
 
 /// Notifies the buyers of `slug` entitled to `version` (also `shop release --notify`).
+/// Why a bundle is not notified itself.
+pub(crate) fn bundle_notice(slug: &str) -> anyhow::Error {
+    crate::error::hinted(
+        format!("`{slug}` is a bundle: its buyers hear of each product's new versions"),
+        "notify the product that changed, `shop notify <product> <version>`: it reaches bundle buyers too",
+    )
+}
+
 pub(crate) fn notify_version(
     context: &Context,
     slug: &str,
@@ -137,6 +145,9 @@ pub(crate) fn notify_version(
     };
     let store = context.open_store_to_commit()?;
     let product = store.product(slug)?;
+    if product.is_bundle() {
+        return Err(bundle_notice(slug));
+    }
     match product.release(version) {
         None => {
             return Err(crate::error::hinted(

@@ -71,7 +71,10 @@ fn list(context: &Context, store: &Store) -> anyhow::Result<()> {
             let latest = product.latest();
             [
                 product.slug.clone(),
-                product.name.clone(),
+                match product.is_bundle() {
+                    true => format!("{} (bundle of {})", product.name, product.bundle.join(", ")),
+                    false => product.name.clone(),
+                },
                 match product.pay_what_you_want {
                     Some(_) => format!("from {}", product.price),
                     None => product.price.to_string(),
@@ -230,6 +233,7 @@ fn product_json(product: &Product) -> serde_json::Value {
             json!({ "suggested": chosen.suggested.map(|money| money.amount) })
         }),
         "files": product.files,
+        "bundle": product.bundle,
         "download_limit": product.download_limit,
         "updates": product.updates.as_str(),
         "latest_version": latest.map(|release| release.version.to_string()),

@@ -22,8 +22,9 @@ pub struct Args {
     #[arg(value_parser = super::parse_version)]
     pub version: semver::Version,
 
-    /// The product's files, named as its `files` list says
-    #[arg(required = true, value_name = "FILE")]
+    /// The product's files, named as its `files` list says (none for a
+    /// bundle, which gives its products' files)
+    #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
     /// Release notes for the GitHub release [default: the store's git log
@@ -109,6 +110,22 @@ struct Publish<'a> {
 
 fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
     let store = context.open_store_to_commit()?;
+    let bundle = store.product(asked.slug).is_ok_and(|p| p.is_bundle());
+    if bundle && asked.notify {
+        return Err(super::notify::bundle_notice(asked.slug));
+    }
+    // No files at all: said before any secret is asked for.
+    if let Ok(product) = store.product(asked.slug)
+        && asked.files.is_empty()
+        && !asked.preorder
+        && !bundle
+    {
+        return Err(release::ReleaseError::MissingFiles {
+            slug: product.slug.clone(),
+            missing: product.files.clone(),
+        }
+        .into());
+    }
     let notes = match asked.notes {
         Some(path) => Some(std::fs::read_to_string(path).context_hint(
             format!("cannot read the release notes `{}`", path.display()),
@@ -131,7 +148,8 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
     let outcome = super::block_on(async {
         // octocrab's client needs the runtime to exist when it is built.
         let files = match &store.settings.github_repository {
-            Some(repository) if !asked.preorder => {
+            // A pre-order and a bundle send no files.
+            Some(repository) if !asked.preorder && !bundle => {
                 let waiting = reporter.clone();
                 let on_wait: crate::github::OnWait =
                     Arc::new(move |what, until| waiting.waiting(what, until));

@@ -12,34 +12,61 @@ use super::App;
 use super::handlers::{Answer, not_found, render};
 use super::views::safe;
 use crate::store::settings::{TaxBehavior, TaxSettings};
-use crate::store::{Product, UpdatePolicy};
+use crate::store::{Product, Store, UpdatePolicy};
 
 /// What a product card shows; `None` for a product not yet released.
-fn card(product: &Product, tax: TaxSettings) -> Option<Value> {
+fn card(store: &Store, product: &Product) -> Option<Value> {
     let latest = product.latest()?;
+    // A bundle: what its newest release gives, and their formats.
+    let holdings = store.holdings(&product.slug, &latest.version.to_string());
+    let includes: Vec<Value> = match product.is_bundle() {
+        true => holdings
+            .iter()
+            .map(|holding| {
+                context! {
+                    slug => holding.product.slug,
+                    name => holding.product.name,
+                    version => holding.bought.to_string(),
+                }
+            })
+            .collect(),
+        false => Vec::new(),
+    };
     // A pre-order has no assets yet: the files it will have.
-    let mut formats: Vec<String> = product
-        .files
-        .iter()
-        .filter_map(|name| name.rsplit_once('.'))
-        .map(|(_, extension)| extension.to_ascii_uppercase())
-        .collect();
-    formats.dedup();
+    let mut formats: Vec<String> = Vec::new();
+    for holding in &holdings {
+        for (_, extension) in holding
+            .product
+            .files
+            .iter()
+            .filter_map(|name| name.rsplit_once('.'))
+        {
+            let extension = extension.to_ascii_uppercase();
+            if !formats.contains(&extension) {
+                formats.push(extension);
+            }
+        }
+    }
     Some(context! {
         slug => product.slug,
         name => product.name,
         description => product.description.as_deref().map(|text| safe(crate::html::markdown(text))),
         cover => product.cover.as_ref().map(|_| format!("/cover/{}", product.slug)),
-        price => price_text(product, tax),
+        price => price_text(product, store.settings.tax),
         version => latest.version.to_string(),
         date => latest.date.to_string(),
         preorder => latest.preorder,
         formats => formats.join(", "),
+        includes,
     })
 }
 
 /// What the update policy means to someone buying now.
 fn policy(product: &Product) -> String {
+    if product.is_bundle() {
+        return "Each product in the bundle comes with the later versions its own page promises."
+            .into();
+    }
     let version = product.latest().map(|r| r.version.clone());
     match (product.updates, version) {
         (UpdatePolicy::All, _) => {
@@ -64,7 +91,7 @@ pub async fn front(app: Arc<App>) -> Answer {
     let products: Vec<Value> = store
         .products
         .iter()
-        .filter_map(|product| card(product, store.settings.tax))
+        .filter_map(|product| card(&store, product))
         .collect();
     let context = context! {
         shop => store.settings.name,
@@ -85,7 +112,7 @@ pub async fn product(slug: String, app: Arc<App>) -> Answer {
     let Some((product, card)) = store
         .product(&slug)
         .ok()
-        .and_then(|product| Some((product, card(product, store.settings.tax)?)))
+        .and_then(|product| Some((product, card(&store, product)?)))
     else {
         return not_found(&app);
     };

@@ -19,7 +19,7 @@ use warp::reply::Reply;
 
 use super::client::Quota;
 use super::range::{self, Span};
-use super::{App, Delivery, pages};
+use super::{App, Chosen, Delivery, pages};
 use crate::github::Download;
 use crate::state::{self, Charge, Entitlement, FileKey};
 use crate::store::{Asset, Product, Release};
@@ -326,17 +326,53 @@ async fn granted(app: &App, id: &str) -> Result<Option<Arc<Entitlement>>, Answer
     Ok(Some(Arc::new(purchase)))
 }
 
-/// The releases a purchase may download, oldest first: a pre-order's
-/// files are not out.
-fn entitled<'a>(product: &'a Product, bought: &str) -> Vec<&'a Release> {
-    let Ok(bought) = semver::Version::parse(bought) else {
-        return Vec::new();
-    };
+/// The releases of `product` that a buyer of version `bought` may
+/// download, oldest first: a pre-order's files are not out.
+fn entitled<'a>(product: &'a Product, bought: &semver::Version) -> Vec<&'a Release> {
     product
         .releases
         .iter()
-        .filter(|release| !release.preorder && product.updates.entitles(&bought, &release.version))
+        .filter(|release| !release.preorder && product.updates.entitles(bought, &release.version))
         .collect()
+}
+
+/// One product a purchase gives (its own, or one of a bundle's) and what
+/// of it the buyer may download.
+struct Held<'a> {
+    product: &'a Product,
+    /// The version bought (for a bundle's product, the one the bundle gave).
+    bought: String,
+    /// Oldest first.
+    releases: Vec<&'a Release>,
+}
+
+/// Every product a purchase gives, in the bundle's order.
+fn held<'a>(store: &'a crate::store::Store, purchase: &Entitlement) -> Vec<Held<'a>> {
+    store
+        .holdings(&purchase.product, &purchase.version)
+        .into_iter()
+        .map(|holding| Held {
+            product: holding.product,
+            bought: holding.bought.to_string(),
+            releases: entitled(holding.product, &holding.bought),
+        })
+        .collect()
+}
+
+/// The query of a link to a file or page of `product` at `version` (the
+/// newest: none), naming the product only for a bundle's purchase.
+fn link_query(purchase: &Entitlement, product: &Product, version: Option<&str>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if purchase.product != product.slug {
+        query.append_pair("product", &product.slug);
+    }
+    if let Some(version) = version {
+        query.append_pair("version", version);
+    }
+    match query.finish() {
+        query if query.is_empty() => query,
+        query => format!("?{query}"),
+    }
 }
 
 /// The pre-order a purchase is waiting on, if its version's files are not
@@ -578,43 +614,62 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
         return not_found(app);
     };
     let store = app.store();
-    let waiting = store
-        .product(&purchase.product)
-        .ok()
-        .and_then(|product| Some((product, waiting_preorder(product, &purchase.version)?)));
-    let (product, release) = match (waiting, chosen_release(app, &store, &purchase, None)) {
-        (Some((product, release)), _) | (None, Ok((product, _, release))) => (product, release),
-        (None, Err(_)) => return unavailable(app),
+    let Ok(bought) = store.product(&purchase.product) else {
+        return unavailable(app);
     };
+    let waiting = waiting_preorder(bought, &purchase.version);
     let link = app.link(&session.id);
     let page = link
         .strip_prefix(&store.settings.base_url)
         .unwrap_or(&link)
         .to_owned();
-    let files: Vec<minijinja::Value> = release
-        .assets
-        .iter()
-        .map(|asset| {
+    // Each product's newest files (one product, unless a bundle).
+    let mut files: Vec<minijinja::Value> = Vec::new();
+    let mut limits = Vec::new();
+    let held = held(&store, &purchase);
+    for held in held.iter().filter(|_| waiting.is_none()) {
+        let Some(newest) = held.releases.last() else {
+            continue;
+        };
+        limits.push(held.product.download_limit);
+        let query = link_query(&purchase, held.product, None);
+        files.extend(newest.assets.iter().map(|asset| {
             minijinja::context! {
                 name => asset.name,
-                href => format!("{page}/{}", crate::net::encode_component(&asset.name)),
+                product => bought.is_bundle().then_some(&held.product.name),
+                href => format!("{page}/{}{query}", crate::net::encode_component(&asset.name)),
                 size => pages::human_size(asset.size),
                 sha256 => asset.sha256,
             }
-        })
-        .collect();
+        }));
+    }
+    let version = match (waiting, held.as_slice()) {
+        (Some(release), _) => release.version.to_string(),
+        _ if bought.is_bundle() => purchase.version.clone(),
+        (None, [one]) => match one.releases.last() {
+            Some(newest) => newest.version.to_string(),
+            None => return unavailable(app),
+        },
+        (None, _) => return unavailable(app),
+    };
+    limits.dedup();
     let paid = purchase.paid.as_ref();
     let context = minijinja::context! {
-        product => product.name,
-        version => release.version.to_string(),
+        product => bought.name,
+        version,
         amount => paid.map(|paid| crate::store::money::display_amount(paid.amount, &paid.currency)),
         discount => paid.filter(|paid| paid.discount > 0).map(|paid| crate::store::money::display_amount(paid.discount, &paid.currency)),
         tax => paid.filter(|paid| paid.tax > 0).map(|paid| crate::store::money::display_amount(paid.tax, &paid.currency)),
         order => crate::ledger::order_number(&session.id),
         email => purchase.email,
-        preorder => release.preorder,
+        preorder => waiting.is_some(),
         files,
-        limit => product.download_limit,
+        // One limit for all the files, or none to state (a bundle's
+        // products may differ: the download page shows each).
+        limit => match limits.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        },
         page,
         expires => crate::ledger::human_time(app.now() + store.settings.link_lifetime as i64),
     };
@@ -749,28 +804,41 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> A
 
 // ---- downloads
 
-/// The release a request names (`?version=`), among those the purchase may
-/// download, or the newest of them. The error is the page to answer with.
+/// The product and release a request names (`?product=`, `?version=`),
+/// among those the purchase may download; without a version, the newest.
+/// A bundle's purchase must name the product. The error is the page to
+/// answer with.
 #[allow(clippy::result_large_err)]
 fn chosen_release<'a>(
     app: &App,
     store: &'a crate::store::Store,
     purchase: &Entitlement,
-    version: Option<&str>,
-) -> Result<(&'a Product, Vec<&'a Release>, &'a Release), Answer> {
-    let Ok(product) = store.product(&purchase.product) else {
-        return Err(unavailable(app));
+    chosen: &Chosen,
+) -> Result<(Held<'a>, &'a Release), Answer> {
+    let mut held = held(store, purchase);
+    let index = match &chosen.product {
+        Some(slug) => held.iter().position(|h| &h.product.slug == slug),
+        None if held.len() == 1 => Some(0),
+        None => None,
     };
-    let releases = entitled(product, &purchase.version);
-    let chosen = match version {
-        Some(version) => releases
+    let Some(held) = index.map(|index| held.swap_remove(index)) else {
+        return Err(refuse(
+            app,
+            StatusCode::NOT_FOUND,
+            "No such product",
+            "This purchase does not include that product.",
+        ));
+    };
+    let release = match &chosen.version {
+        Some(version) => held
+            .releases
             .iter()
-            .find(|r| r.version.to_string() == version)
+            .find(|r| r.version.to_string() == *version)
             .copied(),
-        None => releases.last().copied(),
+        None => held.releases.last().copied(),
     };
-    match chosen {
-        Some(release) => Ok((product, releases, release)),
+    match release {
+        Some(release) => Ok((held, release)),
         None => Err(refuse(
             app,
             StatusCode::NOT_FOUND,
@@ -780,40 +848,83 @@ fn chosen_release<'a>(
     }
 }
 
-pub async fn download_page(token: String, app: Arc<App>, version: Option<String>) -> Answer {
+pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answer {
     let (claims, purchase, store) = match authorize(&app, &token, true).await {
         Ok(found) => found,
         Err(page) => return page,
     };
-    if version.is_none()
-        && let Ok(product) = store.product(&purchase.product)
-        && let Some(waiting) = waiting_preorder(product, &purchase.version)
+    let Ok(bought) = store.product(&purchase.product) else {
+        return unavailable(&app);
+    };
+    if chosen.version.is_none()
+        && let Some(waiting) = waiting_preorder(bought, &purchase.version)
     {
-        return preordered_page(&app, product, waiting);
+        return preordered_page(&app, bought, waiting);
     }
-    let (product, releases, shown) =
-        match chosen_release(&app, &store, &purchase, version.as_deref()) {
-            Ok(found) => found,
-            Err(page) => return page,
-        };
+    let expires = crate::ledger::human_time(claims.expires);
+    // A bundle's page: each product's newest files, each under its own limit.
+    if bought.is_bundle() && chosen.product.is_none() {
+        let mut body = format!(
+            "<h1>{}</h1><p>Your bundle, version <strong>{}</strong>. This link works until <strong>{}</strong>.</p>",
+            pages::escape(&bought.name),
+            pages::escape(&purchase.version),
+            pages::escape(&expires),
+        );
+        for held in held(&store, &purchase) {
+            let Some(newest) = held.releases.last().copied() else {
+                continue;
+            };
+            match files_section(&app, &token, &purchase, &held, newest, None) {
+                Ok(section) => body.push_str(&section),
+                Err(page) => return page,
+            }
+        }
+        body.push_str(pages::LOST_NOTE);
+        return html(&app, StatusCode::OK, &bought.name, &body);
+    }
+    let (held, shown) = match chosen_release(&app, &store, &purchase, &chosen) {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let mut body = match files_section(&app, &token, &purchase, &held, shown, Some(&expires)) {
+        Ok(section) => section,
+        Err(page) => return page,
+    };
+    body.push_str(pages::LOST_NOTE);
+    html(&app, StatusCode::OK, &held.product.name, &body)
+}
+
+/// The files of one product of a purchase at `shown`, with what each has
+/// left, and links to the other versions it may download. With `expires`
+/// it is the page's heading; without, a section of a bundle's page.
+#[allow(clippy::result_large_err)]
+fn files_section(
+    app: &App,
+    token: &str,
+    purchase: &Entitlement,
+    held: &Held<'_>,
+    shown: &Release,
+    expires: Option<&str>,
+) -> Result<String, Answer> {
+    let product = held.product;
     let version = shown.version.to_string();
-    let latest = releases.last().is_some_and(|r| r.version == shown.version);
+    let latest = held
+        .releases
+        .last()
+        .is_some_and(|r| r.version == shown.version);
     let mut files = Vec::new();
     for asset in &shown.assets {
-        let key = FileKey::new(&purchase, &version, &asset.name);
-        let (usage, extra) = match app.db.usage(&key) {
-            Ok(found) => found,
-            Err(error) => return log_unavailable(&app, &error),
-        };
+        let key = FileKey::new(purchase, &product.slug, &version, &asset.name);
+        let (usage, extra) = app
+            .db
+            .usage(&key)
+            .map_err(|error| log_unavailable(app, &error))?;
         let allowed = product.download_limit + extra;
-        let href = if latest {
-            format!("/d/{token}/{}", crate::net::encode_component(&asset.name))
-        } else {
-            format!(
-                "/d/{token}/{}?version={version}",
-                crate::net::encode_component(&asset.name)
-            )
-        };
+        let query = link_query(purchase, product, (!latest).then_some(version.as_str()));
+        let href = format!(
+            "/d/{token}/{}{query}",
+            crate::net::encode_component(&asset.name)
+        );
         // A stamped copy once made: its own size and checksum.
         let (size, sha256) = app
             .copies
@@ -828,20 +939,25 @@ pub async fn download_page(token: String, app: Arc<App>, version: Option<String>
             href,
         });
     }
-    let others: Vec<(String, String)> = releases
+    let others: Vec<(String, String)> = held
+        .releases
         .iter()
         .filter(|r| r.version != shown.version)
         .rev()
         .map(|r| {
-            (
-                r.version.to_string(),
-                format!("/d/{token}?version={}", r.version),
-            )
+            let version = r.version.to_string();
+            let query = link_query(purchase, product, Some(&version));
+            (version, format!("/d/{token}{query}"))
         })
         .collect();
-    let expires = crate::ledger::human_time(claims.expires);
-    let body = pages::downloads(product, shown, &purchase.version, &files, &others, &expires);
-    html(&app, StatusCode::OK, &product.name, &body)
+    Ok(pages::downloads(
+        product,
+        shown,
+        &held.bought,
+        &files,
+        &others,
+        expires,
+    ))
 }
 
 /// The entity tag of a released file: its hash never changes.
@@ -854,7 +970,7 @@ pub async fn download(
     file: String,
     method: Method,
     app: Arc<App>,
-    version: Option<String>,
+    chosen: Chosen,
     range: Option<String>,
     if_range: Option<String>,
 ) -> Answer {
@@ -864,10 +980,11 @@ pub async fn download(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let (product, _, release) = match chosen_release(&app, &store, &purchase, version.as_deref()) {
+    let (held, release) = match chosen_release(&app, &store, &purchase, &chosen) {
         Ok(found) => found,
         Err(page) => return page,
     };
+    let product = held.product;
     // Names with spaces or any letter arrive percent-encoded.
     let name = percent_encoding::percent_decode_str(&file).decode_utf8();
     let Some(asset) = name
@@ -882,7 +999,7 @@ pub async fn download(
         );
     };
     let version = release.version.to_string();
-    let key = FileKey::new(&purchase, &version, &asset.name);
+    let key = FileKey::new(&purchase, &product.slug, &version, &asset.name);
     let limit = product.download_limit;
     if let Some(licence) = licence(&app, &store, product, &purchase, &asset.name) {
         return stamped_download(
@@ -1499,10 +1616,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
     let store = app.store();
     let mut items = Vec::with_capacity(purchases.len());
     for (id, (slug, version, created)) in &purchases {
-        let Ok(product) = store.product(slug) else {
-            continue;
-        };
-        let Some(newest) = entitled(product, version).last().copied() else {
+        let Ok(bought) = store.product(slug) else {
             continue;
         };
         let purchase = match app.db.purchase(id) {
@@ -1518,37 +1632,46 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
             },
             Err(error) => return log_unavailable(&app, &error),
         };
-        let newest_version = newest.version.to_string();
-        let mut fewest: Option<(u32, u32)> = None;
-        for asset in &newest.assets {
-            let key = FileKey::new(&purchase, &newest_version, &asset.name);
-            let (usage, extra) = match app.db.usage(&key) {
-                Ok(found) => found,
-                Err(error) => return log_unavailable(&app, &error),
+        // A bundle's purchase: a line per product it gives.
+        for held in held(&store, &purchase) {
+            let Some(newest) = held.releases.last().copied() else {
+                continue;
             };
-            let allowed = product.download_limit + extra;
-            let left = usage.left(allowed, asset.size);
-            if fewest.is_none_or(|(fewest, _)| left < fewest) {
-                fewest = Some((left, allowed));
+            let product = held.product;
+            let newest_version = newest.version.to_string();
+            let mut fewest: Option<(u32, u32)> = None;
+            for asset in &newest.assets {
+                let key = FileKey::new(&purchase, &product.slug, &newest_version, &asset.name);
+                let (usage, extra) = match app.db.usage(&key) {
+                    Ok(found) => found,
+                    Err(error) => return log_unavailable(&app, &error),
+                };
+                let allowed = product.download_limit + extra;
+                let left = usage.left(allowed, asset.size);
+                if fewest.is_none_or(|(fewest, _)| left < fewest) {
+                    fewest = Some((left, allowed));
+                }
             }
+            let link = app.link(id);
+            let href = format!(
+                "{}{}",
+                link.strip_prefix(&store.settings.base_url).unwrap_or(&link),
+                link_query(&purchase, product, None)
+            );
+            items.push(minijinja::context! {
+                product => product.name,
+                bundle => bought.is_bundle().then_some(&bought.name),
+                bought => held.bought,
+                date => crate::ledger::human_time(*created),
+                order => crate::ledger::order_number(id),
+                refunded => false,
+                newest => newest_version,
+                left => fewest.map_or_else(String::new, |(left, allowed)| {
+                    format!("{left} of {allowed} downloads left")
+                }),
+                href,
+            });
         }
-        let link = app.link(id);
-        let href = link
-            .strip_prefix(&store.settings.base_url)
-            .unwrap_or(&link)
-            .to_owned();
-        items.push(minijinja::context! {
-            product => product.name,
-            bought => version,
-            date => crate::ledger::human_time(*created),
-            order => crate::ledger::order_number(id),
-            refunded => false,
-            newest => newest_version,
-            left => fewest.map_or_else(String::new, |(left, allowed)| {
-                format!("{left} of {allowed} downloads left")
-            }),
-            href,
-        });
     }
     let context = minijinja::context! {
         shop => store.settings.name,

@@ -478,17 +478,31 @@ fn client_of(
         )
 }
 
-/// `?version=` of a download link, if given (parsed without building a map:
+/// What a download link's query names: for a bundle's purchase the
+/// product (`?product=`), and a version other than the newest
+/// (`?version=`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chosen {
+    pub product: Option<String>,
+    pub version: Option<String>,
+}
+
+/// The [`Chosen`] of a download link (parsed without building a map:
 /// downloads are most of the traffic).
-fn version_query()
--> impl Filter<Extract = (Option<String>,), Error = std::convert::Infallible> + Clone {
+fn chosen_query() -> impl Filter<Extract = (Chosen,), Error = std::convert::Infallible> + Clone {
     warp::query::raw()
         .map(|query: String| {
-            form_urlencoded::parse(query.as_bytes())
-                .find(|(key, _)| key == "version")
-                .map(|(_, value)| value.into_owned())
+            let mut chosen = Chosen::default();
+            for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+                match &*key {
+                    "product" => chosen.product = Some(value.into_owned()),
+                    "version" => chosen.version = Some(value.into_owned()),
+                    _ => {}
+                }
+            }
+            chosen
         })
-        .or(warp::any().map(|| None))
+        .or(warp::any().map(Chosen::default))
         .unify()
 }
 
@@ -530,13 +544,13 @@ pub fn routes(
     let page = warp::path!("d" / String)
         .and(warp::get())
         .and(with_app.clone())
-        .and(version_query())
+        .and(chosen_query())
         .then(handlers::download_page);
     let file = warp::path!("d" / String / String)
         .and(warp::method())
         .and(warp::get().or(warp::head()).unify())
         .and(with_app.clone())
-        .and(version_query())
+        .and(chosen_query())
         .and(warp::header::optional::<String>("range"))
         .and(warp::header::optional::<String>("if-range"))
         .then(handlers::download);

@@ -31,18 +31,34 @@ pub struct FileRow {
     pub href: String,
 }
 
-/// The download page of a purchase.
+/// The end of every download page.
+pub const LOST_NOTE: &str =
+    "<p class=\"note\">Lost this page? Ask for a new link at <a href=\"/lost\">/lost</a>.</p>";
+
+/// The files of one product of a purchase at version `shown`: the page's
+/// heading and the link's expiry when `expires` is given, else a section
+/// of a bundle's page (whose heading states the expiry).
 pub fn downloads(
     product: &Product,
     shown: &Release,
     bought: &str,
     files: &[FileRow],
     others: &[(String, String)],
-    expires: &str,
+    expires: Option<&str>,
 ) -> String {
+    let heading = if expires.is_some() { "h1" } else { "h2" };
+    let allowed = files
+        .first()
+        .map_or(product.download_limit, |file| file.allowed);
+    let limit = match expires {
+        Some(expires) => format!(
+            "This link works until <strong>{}</strong>; each file can be downloaded {allowed} times.",
+            escape(expires)
+        ),
+        None => format!("Each file can be downloaded {allowed} times."),
+    };
     let mut body = format!(
-        "<h1>{}</h1><p>Version <strong>{}</strong>{}. This link works until <strong>{}</strong>; \
-         each file can be downloaded {} times.</p>",
+        "<{heading}>{}</{heading}><p>Version <strong>{}</strong>{}. {limit}</p>",
         escape(&product.name),
         escape(&shown.version.to_string()),
         if shown.version.to_string() == bought {
@@ -50,10 +66,6 @@ pub fn downloads(
         } else {
             format!(" (you bought {})", escape(bought))
         },
-        escape(expires),
-        files
-            .first()
-            .map_or(product.download_limit, |file| file.allowed),
     );
     body.push_str("<table><thead><tr><th scope=\"col\">File</th><th scope=\"col\">Size</th><th scope=\"col\">Left</th></tr></thead><tbody>");
     for file in files {
@@ -79,7 +91,10 @@ pub fn downloads(
     }
     body.push_str("</tbody></table>");
     if !others.is_empty() {
-        body.push_str("<h2>Other versions you can download</h2><ul>");
+        body.push_str(&format!(
+            "<{0}>Other versions you can download</{0}><ul>",
+            if expires.is_some() { "h2" } else { "h3" }
+        ));
         for (version, href) in others {
             body.push_str(&format!(
                 "<li><a href=\"{}\">Version {}</a></li>",
@@ -89,9 +104,6 @@ pub fn downloads(
         }
         body.push_str("</ul>");
     }
-    body.push_str(
-        "<p class=\"note\">Lost this page? Ask for a new link at <a href=\"/lost\">/lost</a>.</p>",
-    );
     body
 }
 

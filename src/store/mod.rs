@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use money::{Currency, Money};
-pub use product::{Asset, Product, Release, UpdatePolicy};
+pub use product::{Asset, Contained, Product, Release, UpdatePolicy};
 pub use settings::{MailTransport, Overrides, Settings, SmtpSecurity};
 
 /// The store's settings file, at its root.
@@ -111,6 +111,8 @@ impl Store {
             }
         }
 
+        problems.extend(check_bundles(&mut products));
+
         match settings {
             Some(settings) if problems.is_empty() => Ok(Store {
                 root: root.to_owned(),
@@ -122,6 +124,36 @@ impl Store {
                 problems,
             }),
         }
+    }
+
+    /// What a purchase of `slug` at `version` holds: that version of the
+    /// product, or for a bundle each product at the version its release
+    /// recorded (in the bundle's order). Empty for an unknown product or
+    /// version.
+    pub fn holdings(&self, slug: &str, version: &str) -> Vec<Holding<'_>> {
+        let (Ok(product), Ok(version)) = (self.product(slug), semver::Version::parse(version))
+        else {
+            return Vec::new();
+        };
+        if !product.is_bundle() {
+            return vec![Holding {
+                product,
+                bought: version,
+            }];
+        }
+        let Some(release) = product.release(&version) else {
+            return Vec::new();
+        };
+        release
+            .contains
+            .iter()
+            .filter_map(|contained| {
+                Some(Holding {
+                    product: self.product(&contained.slug).ok()?,
+                    bought: contained.version.clone(),
+                })
+            })
+            .collect()
     }
 
     /// The product with this slug.
@@ -138,6 +170,81 @@ impl Store {
                     .collect(),
             })
     }
+}
+
+/// One product a purchase gives, and the version it counts as bought.
+#[derive(Debug, Clone)]
+pub struct Holding<'a> {
+    pub product: &'a Product,
+    pub bought: semver::Version,
+}
+
+/// The rules between product files: a bundle lists products that exist
+/// and are not bundles, and each of its releases gives versions those
+/// products released. A bundle's download limit becomes the smallest of
+/// its products'.
+fn check_bundles(products: &mut [Product]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut limits = Vec::new();
+    for bundle in products.iter().filter(|product| product.is_bundle()) {
+        let label = format!("{PRODUCTS_DIR}/{}.toml", bundle.slug);
+        let known = |slug: &str| products.iter().find(|product| product.slug == slug);
+        let mut limit = None::<u32>;
+        for slug in &bundle.bundle {
+            match known(slug) {
+                None => problems.push(
+                    Problem::new(
+                        &label,
+                        format!(
+                            "bundle `{}` lists `{slug}`, which is not a product",
+                            bundle.slug
+                        ),
+                    )
+                    .hint(format!(
+                        "the store's products are {}",
+                        product::slugs(products)
+                    )),
+                ),
+                Some(member) if member.is_bundle() => problems.push(
+                    Problem::new(
+                        &label,
+                        format!("bundle `{}` lists `{slug}`, another bundle", bundle.slug),
+                    )
+                    .hint(format!("list the products of `{slug}` themselves")),
+                ),
+                Some(member) => {
+                    limit =
+                        Some(limit.map_or(member.download_limit, |l| l.min(member.download_limit)));
+                }
+            }
+        }
+        for release in &bundle.releases {
+            for contained in &release.contains {
+                let released = known(&contained.slug)
+                    .and_then(|member| member.release(&contained.version))
+                    .is_some_and(|release| !release.preorder);
+                if !released {
+                    problems.push(
+                        Problem::new(
+                            &label,
+                            format!(
+                                "release `{}` gives `{}` {}, which is not a release of it",
+                                release.version, contained.slug, contained.version
+                            ),
+                        )
+                        .hint("this is written by `shop release`; restore the files from git (`git log -p products/`)"),
+                    );
+                }
+            }
+        }
+        limits.push((bundle.slug.clone(), limit));
+    }
+    for (slug, limit) in limits {
+        if let (Some(limit), Some(bundle)) = (limit, products.iter_mut().find(|p| p.slug == slug)) {
+            bundle.download_limit = limit;
+        }
+    }
+    problems
 }
 
 /// Why a store could not be opened.

@@ -27,9 +27,17 @@ pub struct Product {
     pub price: Money,
     /// `price = { minimum = …, suggested = … }`: the buyer chooses the amount.
     pub pay_what_you_want: Option<PayWhatYouWant>,
-    /// The names of the files that make up each version, in order.
+    /// The names of the files that make up each version, in order (none
+    /// for a bundle).
     pub files: Vec<String>,
-    /// Downloads allowed per file and purchase.
+    /// `bundle = ["slug-a", "slug-b"]`: the products a purchase of this one
+    /// gives, each at the version its release recorded
+    /// ([`Release::contains`]) and then under that product's own policy
+    /// and limit. Empty for a product with files of its own.
+    pub bundle: Vec<String>,
+    /// Downloads allowed per file and purchase. A bundle's is the smallest
+    /// of its products' (what its receipts promise); each file is counted
+    /// under its own product's.
     pub download_limit: u32,
     pub updates: UpdatePolicy,
     /// `upgrade_discount`: what buyers of a version the policy does not
@@ -61,6 +69,11 @@ impl Product {
         self.releases
             .iter()
             .find(|release| &release.version == version)
+    }
+
+    /// Whether this product sells other products (`bundle`).
+    pub fn is_bundle(&self) -> bool {
+        !self.bundle.is_empty()
     }
 }
 
@@ -255,7 +268,17 @@ pub struct Release {
     /// Sold before its files are ready (`shop preorder`): no assets yet;
     /// `shop release` of the version adds them and delivers to its buyers.
     pub preorder: bool,
+    /// A bundle's release: the version of each product it gave when it was
+    /// released (`contains = { novel = "1.2.0" }`), by slug.
+    pub contains: Vec<Contained>,
     pub assets: Vec<Asset>,
+}
+
+/// One product of a bundle's release, at the version the bundle gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contained {
+    pub slug: String,
+    pub version: semver::Version,
 }
 
 /// One file of a release.
@@ -295,6 +318,7 @@ const PRODUCT_KEYS: &[&str] = &[
     "price",
     "currency",
     "files",
+    "bundle",
     "download_limit",
     "updates",
     "upgrade_discount",
@@ -313,7 +337,8 @@ struct RawProduct {
     cover: Option<Spanned<String>>,
     price: Spanned<toml::Value>,
     currency: Option<Spanned<String>>,
-    files: Spanned<Vec<Spanned<String>>>,
+    files: Option<Spanned<Vec<Spanned<String>>>>,
+    bundle: Option<Spanned<Vec<Spanned<String>>>>,
     download_limit: Option<Spanned<i64>>,
     updates: Option<Spanned<String>>,
     upgrade_discount: Option<Spanned<String>>,
@@ -337,6 +362,7 @@ struct RawRelease {
     payment_link_url: Spanned<String>,
     notes: Option<String>,
     preorder: Option<Spanned<bool>>,
+    contains: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
     #[serde(default)]
     assets: Vec<RawAsset>,
 }
@@ -458,25 +484,86 @@ pub fn parse(
         });
 
     let mut files: Vec<String> = Vec::new();
-    if raw.files.get_ref().is_empty() {
-        problem(
-            raw.files.span(),
-            "`files` is empty".into(),
-            "list the file names that make up the product, such as `files = [\"book.pdf\", \"book.epub\"]`".into(),
-        );
-    }
-    for file in raw.files.get_ref() {
-        let file_name = file.get_ref();
-        if let Err(message) = check_file_name(file_name) {
-            problem(file.span(), message, FILE_NAME_HINT.into());
-        } else if files.contains(file_name) {
-            problem(
-                file.span(),
-                format!("`{file_name}` is listed twice"),
-                "list each file once".into(),
-            );
-        } else {
-            files.push(file_name.clone());
+    let mut bundle: Vec<String> = Vec::new();
+    match (&raw.files, &raw.bundle) {
+        (Some(listed), Some(_)) => problem(
+            listed.span(),
+            "a bundle has no `files` of its own".into(),
+            "remove `files`: a bundle gives the files of the products in `bundle`".into(),
+        ),
+        (None, None) => problem(
+            0..0,
+            "missing field `files`".into(),
+            "list the file names that make up the product, such as `files = [\"book.pdf\", \"book.epub\"]`, \
+             or the products a bundle sells, such as `bundle = [\"novel\", \"workbook\"]`"
+                .into(),
+        ),
+        (Some(listed), None) => {
+            if listed.get_ref().is_empty() {
+                problem(
+                    listed.span(),
+                    "`files` is empty".into(),
+                    "list the file names that make up the product, such as `files = [\"book.pdf\", \"book.epub\"]`".into(),
+                );
+            }
+            for file in listed.get_ref() {
+                let file_name = file.get_ref();
+                if let Err(message) = check_file_name(file_name) {
+                    problem(file.span(), message, FILE_NAME_HINT.into());
+                } else if files.contains(file_name) {
+                    problem(
+                        file.span(),
+                        format!("`{file_name}` is listed twice"),
+                        "list each file once".into(),
+                    );
+                } else {
+                    files.push(file_name.clone());
+                }
+            }
+        }
+        (None, Some(listed)) => {
+            if listed.get_ref().is_empty() {
+                problem(
+                    listed.span(),
+                    "`bundle` is empty".into(),
+                    "list the slugs of the products the bundle sells, such as `bundle = [\"novel\", \"workbook\"]`".into(),
+                );
+            }
+            for member in listed.get_ref() {
+                let member_slug = member.get_ref();
+                if member_slug == slug {
+                    problem(
+                        member.span(),
+                        format!("bundle `{slug}` lists itself"),
+                        "list the other products it sells".into(),
+                    );
+                } else if bundle.contains(member_slug) {
+                    problem(
+                        member.span(),
+                        format!("`{member_slug}` is listed twice"),
+                        "list each product once".into(),
+                    );
+                } else {
+                    bundle.push(member_slug.clone());
+                }
+            }
+            // What each product decides for itself.
+            let own = [
+                ("download_limit", raw.download_limit.as_ref().map(Spanned::span)),
+                ("updates", raw.updates.as_ref().map(Spanned::span)),
+                ("upgrade_discount", raw.upgrade_discount.as_ref().map(Spanned::span)),
+                ("upgrade_days", raw.upgrade_days.as_ref().map(Spanned::span)),
+                ("stamp", raw.stamp.as_ref().map(Spanned::span)),
+            ];
+            for (key, span) in own {
+                if let Some(span) = span {
+                    problem(
+                        span,
+                        format!("a bundle has no `{key}` of its own"),
+                        format!("remove it: each product in the bundle keeps its own `{key}`"),
+                    );
+                }
+            }
         }
     }
 
@@ -678,6 +765,42 @@ pub fn parse(
                 "only the newest version may wait for its files; release it with `shop release` first".into(),
             );
         }
+        let mut contains = Vec::new();
+        match (&raw_release.contains, raw.bundle.is_some()) {
+            (None, true) => problem(
+                raw_release.version.span(),
+                format!("release `{version}` of a bundle does not say what it contains"),
+                "this is written by `shop release`; restore it from git (`git log -p products/`)".into(),
+            ),
+            (Some(listed), false) => problem(
+                listed.span(),
+                format!("release `{version}` has `contains`, but the product is not a bundle"),
+                "only a bundle's releases list the products they give; restore the file from git (`git log -p products/`)".into(),
+            ),
+            (Some(listed), true) => {
+                for (member, given) in listed.get_ref() {
+                    match semver::Version::parse(given.get_ref()) {
+                        Ok(given) => contains.push(Contained {
+                            slug: member.clone(),
+                            version: given,
+                        }),
+                        Err(error) => problem(
+                            given.span(),
+                            format!("`{}` is not a semantic version: {error}", given.get_ref()),
+                            "versions look like `1.2.0`".into(),
+                        ),
+                    }
+                }
+            }
+            (None, false) => {}
+        }
+        if raw.bundle.is_some() && (preorder || !assets.is_empty()) {
+            problem(
+                raw_release.version.span(),
+                format!("release `{version}` of a bundle lists files or waits for them"),
+                "a bundle's release gives the files of its products; restore the file from git (`git log -p products/`)".into(),
+            );
+        }
         releases.push(Release {
             version,
             date,
@@ -692,6 +815,7 @@ pub fn parse(
                 .map(|text| text.trim().to_owned())
                 .filter(|text| !text.is_empty()),
             preorder,
+            contains,
             assets,
         });
     }
@@ -734,6 +858,7 @@ pub fn parse(
         price,
         pay_what_you_want,
         files,
+        bundle,
         download_limit,
         updates,
         upgrade,
@@ -980,6 +1105,78 @@ files = ["guide.pdf", "guide.epub"]
             ),
             &["release `1.0.0` is a pre-order, but a newer version is listed after it"],
         );
+    }
+
+    #[test]
+    fn a_bundle_lists_products_and_leaves_them_their_own_rules() {
+        const BOX: &str = "name = \"Box\"\nprice = \"35.00\"\nbundle = [\"guide\", \"notes\"]\n";
+        let box_release = || release("1.0.0", "").replace("guide-v", "box-v");
+        let released = format!(
+            "{BOX}{}contains = {{ guide = \"1.0.0\", notes = \"2.1.0\" }}\n",
+            box_release()
+        );
+        let product = parse("box", "products/box.toml", &released, None).unwrap();
+        assert!(product.is_bundle() && product.files.is_empty());
+        assert_eq!(product.bundle, ["guide", "notes"]);
+        let contains: Vec<(String, String)> = product.releases[0]
+            .contains
+            .iter()
+            .map(|c| (c.slug.clone(), c.version.to_string()))
+            .collect();
+        assert_eq!(
+            contains,
+            [
+                ("guide".into(), "1.0.0".into()),
+                ("notes".into(), "2.1.0".into())
+            ]
+        );
+        for (text, expected) in [
+            (
+                format!("{BOX}files = [\"box.pdf\"]\n"),
+                "a bundle has no `files` of its own",
+            ),
+            (
+                format!("{BOX}download_limit = 3\n"),
+                "a bundle has no `download_limit` of its own",
+            ),
+            (
+                format!("{BOX}updates = \"all\"\n"),
+                "a bundle has no `updates` of its own",
+            ),
+            (
+                format!("{BOX}stamp = true\n"),
+                "a bundle has no `stamp` of its own",
+            ),
+            (
+                "name = \"Box\"\nprice = \"35.00\"\nbundle = [\"box\"]\n".into(),
+                "bundle `box` lists itself",
+            ),
+            (
+                "name = \"Box\"\nprice = \"35.00\"\nbundle = [\"guide\", \"guide\"]\n".into(),
+                "`guide` is listed twice",
+            ),
+            (
+                "name = \"Box\"\nprice = \"35.00\"\n".into(),
+                "missing field `files`",
+            ),
+            (
+                format!("{BOX}{}", box_release()),
+                "release `1.0.0` of a bundle does not say what it contains",
+            ),
+            (
+                format!(
+                    "{BOOK}{}contains = {{ guide = \"1.0.0\" }}\n",
+                    box_release()
+                ),
+                "release `1.0.0` has `contains`, but the product is not a bundle",
+            ),
+            (
+                format!("{BOX}{}contains = {{ guide = \"one\" }}\n", box_release()),
+                "`one` is not a semantic version",
+            ),
+        ] {
+            check("box", &text, &[expected]);
+        }
     }
 
     #[test]
