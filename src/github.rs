@@ -35,6 +35,11 @@ pub const MAX_ASSET_SIZE: u64 = 2 * 1024 * 1024 * 1024;
 /// The API version every request pins.
 const API_VERSION: &str = "2022-11-28";
 
+/// The wait before an idempotent request that failed on the way or on
+/// GitHub's side (5xx) is sent again.
+const RETRY: crate::retry::Backoff =
+    crate::retry::Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
+
 /// A release as `shop` needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
@@ -303,7 +308,7 @@ impl GitHub {
                 Ok(response) => response,
                 Err(error) if idempotent && attempt < 3 => {
                     tracing::debug!("GitHub request to {what} failed, retrying: {error}");
-                    tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                    tokio::time::sleep(RETRY.delay(attempt)).await;
                     continue;
                 }
                 Err(error) => {
@@ -339,7 +344,7 @@ impl GitHub {
                 continue;
             }
             if status >= 500 && idempotent && attempt < 3 {
-                tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                tokio::time::sleep(RETRY.delay(attempt)).await;
                 continue;
             }
             return Ok((status, headers, body));
@@ -820,7 +825,7 @@ pub enum GitHubError {
         reasons: Vec<String>,
         repository: String,
     },
-    #[error("GitHub's rate limit stops shop from being able to {what} until {}", crate::ledger::human_time(unix(*until)))]
+    #[error("GitHub's rate limit stops shop from being able to {what} until {}", crate::dates::human_time(unix(*until)))]
     RateLimited { what: String, until: SystemTime },
     #[error("cannot reach GitHub to {what}: {reason}")]
     Unreachable { what: String, reason: String },

@@ -164,20 +164,6 @@ impl Purchase {
     }
 }
 
-/// RFC 3339 in UTC with seconds, as the ledger writes times.
-pub fn timestamp(unix: i64) -> String {
-    let at =
-        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    at.format(&format).unwrap_or_default()
-}
-
-/// A time for people: `2026-11-30 15:44:52 UTC`.
-pub fn human_time(unix: i64) -> String {
-    timestamp(unix).replace('T', " ").replace('Z', " UTC")
-}
-
 /// The order number a buyer is shown: the end of the Checkout Session's
 /// id, so that `grep` finds the purchase in the ledger and Stripe's
 /// dashboard finds the session.
@@ -441,7 +427,7 @@ mod tests {
     fn purchase(id: &str, created: i64) -> Purchase {
         Purchase {
             id: id.into(),
-            created: timestamp(created),
+            created: crate::dates::timestamp(created),
             email: "ada@example.com".into(),
             product: "guide".into(),
             version: "1.0.0".into(),

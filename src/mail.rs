@@ -3,9 +3,10 @@
 //! Each message kind (`receipt`, `notice`, `links`, `gift`) has a plain-text and an
 //! HTML template, built in under `templates/mail/` and overridable by the
 //! store's own `templates/mail/<kind>.txt|html`. The text template's first
-//! line is `Subject: …`. Placeholders are `{{name}}`; an unknown name or an
-//! unclosed `{{` is an error naming the file and line, found before
-//! anything is sent. HTML templates get their values escaped.
+//! line is `Subject: …`. Templates are minijinja, as the pages are:
+//! `{{name}}` and `{% if %}`; a syntax error or a name the message does not
+//! have is an error naming the file and line, found before anything is
+//! sent. HTML templates get their values escaped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -151,60 +152,83 @@ pub fn shop_values(settings: &Settings, email: &str) -> BTreeMap<&'static str, S
     .collect()
 }
 
-/// One template: its text, and where it came from for messages.
-#[derive(Debug, Clone)]
-struct Template {
-    source: String,
-    text: String,
-}
-
 /// The templates of every kind, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Templates {
-    kinds: BTreeMap<&'static str, (Template, Template)>,
+    /// `<kind>.txt` and `<kind>.html` of each kind, and `layout.html`.
+    /// Values are escaped in the `.html` ones (minijinja's rule by name).
+    environment: minijinja::Environment<'static>,
 }
 
 impl Templates {
     /// The built-in templates, with the store's overrides (`templates/mail/`).
     pub fn load(store_root: &Path) -> Result<Templates, MailError> {
-        let mut kinds = BTreeMap::new();
+        let mut environment = minijinja::Environment::new();
+        environment
+            .add_template("layout.html", LAYOUT)
+            .map_err(|error| template_error("built-in layout.html", &error))?;
         for kind in Kind::ALL {
             let (text, html) = kind.builtin();
-            let load = |extension: &str, builtin: &str| -> Result<Template, MailError> {
+            for (extension, builtin) in [("txt", text), ("html", html)] {
                 let relative = format!("templates/mail/{}.{extension}", kind.name());
-                match std::fs::read_to_string(store_root.join(&relative)) {
-                    Ok(text) => Ok(Template {
-                        source: relative,
-                        text,
-                    }),
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Template {
-                        source: format!("built-in {}.{extension}", kind.name()),
-                        text: builtin.to_owned(),
-                    }),
-                    Err(source) => Err(MailError::Io {
-                        path: store_root.join(&relative),
-                        source,
-                    }),
+                let (source, text) = match std::fs::read_to_string(store_root.join(&relative)) {
+                    Ok(text) => (relative, text),
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => (
+                        format!("built-in {}.{extension}", kind.name()),
+                        builtin.to_owned(),
+                    ),
+                    Err(source) => {
+                        return Err(MailError::Io {
+                            path: store_root.join(&relative),
+                            source,
+                        });
+                    }
+                };
+                if extension == "txt" && !text.starts_with("Subject: ") {
+                    return Err(MailError::Template {
+                        source_name: source,
+                        line: 1,
+                        message: "the first line must be `Subject: …`".into(),
+                    });
                 }
-            };
-            let templates = (load("txt", text)?, load("html", html)?);
-            for template in [&templates.0, &templates.1] {
-                check(template, kind.variables())?;
+                let name = format!("{}.{extension}", kind.name());
+                environment
+                    .add_template_owned(name.clone(), text.clone())
+                    .map_err(|error| template_error(&source, &error))?;
+                let template = environment
+                    .get_template(&name)
+                    .map_err(|error| template_error(&source, &error))?;
+                let mut unknown: Vec<String> = template
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|name| !kind.variables().contains(&name.as_str()))
+                    .collect();
+                unknown.sort();
+                if let Some(name) = unknown.first() {
+                    let line = text
+                        .lines()
+                        .position(|line| line.contains(name.as_str()))
+                        .map_or(1, |index| index + 1);
+                    return Err(MailError::Template {
+                        source_name: source,
+                        line,
+                        message: format!(
+                            "`{name}` is not a value of this message (it has {})",
+                            crate::store::quoted_list(kind.variables())
+                        ),
+                    });
+                }
             }
-            if !templates.0.text.starts_with("Subject: ") {
-                return Err(MailError::Template {
-                    source_name: templates.0.source.clone(),
-                    line: 1,
-                    message: "the first line must be `Subject: …`".into(),
-                });
-            }
-            kinds.insert(kind.name(), templates);
         }
-        Ok(Templates { kinds })
+        Ok(Templates { environment })
     }
 
     /// Renders a message of `kind` with `values` (every variable of the kind).
-    pub fn render(&self, kind: Kind, values: &BTreeMap<&str, String>) -> Rendered {
+    pub fn render(
+        &self,
+        kind: Kind,
+        values: &BTreeMap<&str, String>,
+    ) -> Result<Rendered, MailError> {
         self.render_with_html(kind, values, &BTreeMap::new())
     }
 
@@ -217,31 +241,62 @@ impl Templates {
         kind: Kind,
         values: &BTreeMap<&str, String>,
         html: &BTreeMap<&str, String>,
-    ) -> Rendered {
-        let (text, html_template) = &self.kinds[kind.name()];
-        let text = fill(&text.text, values, None);
+    ) -> Result<Rendered, MailError> {
+        let render = |name: &str, context: minijinja::Value| {
+            self.environment
+                .get_template(name)
+                .and_then(|template| template.render(context))
+                .map_err(|error| template_error(name, &error))
+        };
+        let text = render(
+            &format!("{}.txt", kind.name()),
+            minijinja::Value::from_serialize(values),
+        )?;
         let (subject, text_body) = text.split_once('\n').unwrap_or((&text, ""));
         let subject = subject.trim_start_matches("Subject: ").trim().to_owned();
-        let body = fill(&html_template.text, values, Some(html));
+        let mut html_values: BTreeMap<&str, minijinja::Value> = values
+            .iter()
+            .map(|(name, value)| (*name, minijinja::Value::from(value.as_str())))
+            .collect();
+        for (name, raw) in html {
+            html_values.insert(name, minijinja::Value::from_safe_string(raw.clone()));
+        }
+        let body = render(
+            &format!("{}.html", kind.name()),
+            minijinja::Value::from_serialize(&html_values),
+        )?;
         let whole = body.trim_start().get(..9).is_some_and(|start| {
             start.eq_ignore_ascii_case("<!doctype") || start.starts_with("<html")
         });
         let html = if whole {
             body
         } else {
-            LAYOUT
-                .replace("{{subject}}", &crate::html::escape(&subject))
-                .replace(
-                    "{{shop}}",
-                    &crate::html::escape(values.get("shop").map_or("", String::as_str)),
-                )
-                .replace("{{body}}", &body)
+            render(
+                "layout.html",
+                minijinja::context! {
+                    subject,
+                    shop => values.get("shop").map_or("", String::as_str),
+                    body => minijinja::Value::from_safe_string(body),
+                },
+            )?
         };
-        Rendered {
+        Ok(Rendered {
             text: wrap(body_text(text_body)),
             subject,
             html,
-        }
+        })
+    }
+}
+
+/// A template's error as a person reads it: the file, the line, what is wrong.
+fn template_error(source: &str, error: &minijinja::Error) -> MailError {
+    MailError::Template {
+        source_name: source.to_owned(),
+        line: error.line().unwrap_or(1),
+        message: match error.detail() {
+            Some(detail) => format!("{}: {detail}", error.kind()),
+            None => error.kind().to_string(),
+        },
     }
 }
 
@@ -297,64 +352,6 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
-}
-
-/// Checks placeholders: each `{{name}}` closed and known.
-fn check(template: &Template, known: &[&str]) -> Result<(), MailError> {
-    for (index, line) in template.text.lines().enumerate() {
-        let mut rest = line;
-        while let Some(start) = rest.find("{{") {
-            let after = &rest[start + 2..];
-            let Some(end) = after.find("}}") else {
-                return Err(MailError::Template {
-                    source_name: template.source.clone(),
-                    line: index + 1,
-                    message: "`{{` is not closed with `}}`".into(),
-                });
-            };
-            let name = after[..end].trim();
-            if !known.contains(&name) {
-                return Err(MailError::Template {
-                    source_name: template.source.clone(),
-                    line: index + 1,
-                    message: format!(
-                        "`{{{{{name}}}}}` is not a placeholder of this message (it has {})",
-                        crate::store::quoted_list(known)
-                    ),
-                });
-            }
-            rest = &after[end + 2..];
-        }
-    }
-    Ok(())
-}
-
-/// Fills placeholders; for an HTML part (`html` given), values are
-/// escaped except those `html` holds, which are HTML already.
-fn fill(
-    template: &str,
-    values: &BTreeMap<&str, String>,
-    html: Option<&BTreeMap<&str, String>>,
-) -> String {
-    let mut out = String::with_capacity(template.len() + 256);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find("}}").unwrap_or(after.len());
-        let name = after[..end].trim();
-        let value = values.get(name).map(String::as_str).unwrap_or_default();
-        match html {
-            Some(html) => match html.get(name) {
-                Some(raw) => out.push_str(raw),
-                None => out.push_str(&crate::html::escape(value)),
-            },
-            None => out.push_str(value),
-        }
-        rest = after.get(end + 2..).unwrap_or("");
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A whole message: both parts, a `Message-ID`, and for notices a
@@ -722,7 +719,7 @@ mod tests {
                 .iter()
                 .map(|name| (*name, format!("<{name}>")))
                 .collect();
-            let html = templates.render(kind, &values).html;
+            let html = templates.render(kind, &values).unwrap().html;
             assert!(html.starts_with("<!doctype html>"), "{kind:?}: {html}");
             assert!(html.trim_end().ends_with("</html>"), "{kind:?}: {html}");
             assert!(html.contains("<meta charset=\"utf-8\">"), "{kind:?}");
@@ -757,7 +754,7 @@ mod tests {
             "link",
             format!("https://books.example/d/{}", "x-y".repeat(40)),
         );
-        let rendered = templates.render(Kind::Receipt, &values);
+        let rendered = templates.render(Kind::Receipt, &values).unwrap();
         assert!(
             rendered.html.starts_with("<!doctype html>"),
             "{}",
@@ -785,7 +782,7 @@ mod tests {
         values.insert("date", "2026-12-05 10:00:00 UTC".into());
         values.insert("paid", "24.00 USD (after a discount of 5.00 USD)".into());
         values.insert("lost", "https://books.example/lost".into());
-        let rendered = templates.render(Kind::Receipt, &values);
+        let rendered = templates.render(Kind::Receipt, &values).unwrap();
         assert_eq!(
             rendered.subject,
             "Your receipt from A & B Books: The <Guide> 1.0.0"
@@ -858,7 +855,7 @@ mod tests {
         let error = Templates::load(dir.path()).unwrap_err().to_string();
         assert!(
             error.starts_with(
-                "`templates/mail/notice.html` line 2: `{{nmae}}` is not a placeholder"
+                "`templates/mail/notice.html` line 2: `nmae` is not a value of this message (it has `shop`,"
             ),
             "{error}"
         );
@@ -868,6 +865,24 @@ mod tests {
         )
         .unwrap();
         let error = Templates::load(dir.path()).unwrap_err().to_string();
-        assert!(error.contains("line 1: `{{` is not closed"), "{error}");
+        assert_eq!(
+            error,
+            "`templates/mail/notice.html` line 1: syntax error: unexpected `/`"
+        );
+        // Conditions work as in the pages' templates.
+        std::fs::write(
+            dir.path().join("templates/mail/notice.html"),
+            "<p>{% if notes %}{{ notes }}{% else %}No notes.{% endif %}</p>\n",
+        )
+        .unwrap();
+        let templates = Templates::load(dir.path()).unwrap();
+        let mut values = values();
+        values.insert("notes", String::new());
+        let rendered = templates.render(Kind::Notice, &values).unwrap();
+        assert!(
+            rendered.html.contains("<p>No notes.</p>"),
+            "{}",
+            rendered.html
+        );
     }
 }

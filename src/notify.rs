@@ -564,12 +564,12 @@ async fn send_all(
                 ("product", product.name.clone()),
                 ("version", version.to_string()),
                 ("link", link),
-                ("expires", crate::ledger::human_time(expires)),
+                ("expires", crate::dates::human_time(expires)),
                 ("limit", product.download_limit.to_string()),
                 ("order", crate::ledger::order_number(&recipient.purchase)),
                 ("lost", format!("{}/lost", settings.base_url)),
             ]);
-            let rendered = templates.render(Kind::Delivery, &values);
+            let rendered = templates.render(Kind::Delivery, &values)?;
             let message = mail::compose(
                 &settings.mail.from,
                 &recipient.email,
@@ -607,7 +607,7 @@ async fn send_all(
                     "until",
                     offer
                         .expires_at
-                        .map_or_else(|| "it is used".to_owned(), crate::ledger::human_time),
+                        .map_or_else(|| "it is used".to_owned(), crate::dates::human_time),
                 ),
                 (
                     "upgrade",
@@ -623,7 +623,7 @@ async fn send_all(
             ("version", version.to_string()),
             ("bought", recipient.bought.clone()),
             ("link", link),
-            ("expires", crate::ledger::human_time(expires)),
+            ("expires", crate::dates::human_time(expires)),
             ("unsubscribe", unsubscribe.clone()),
             ("notes", notes_text),
         ]);
@@ -633,7 +633,7 @@ async fn send_all(
         } else {
             Kind::Notice
         };
-        let rendered = templates.render_with_html(kind, &values, &html);
+        let rendered = templates.render_with_html(kind, &values, &html)?;
         let message = mail::compose(
             &settings.mail.from,
             &recipient.email,
@@ -652,7 +652,7 @@ async fn send_all(
             let notice = Notice {
                 purchase: recipient.purchase.clone(),
                 email: recipient.email.clone(),
-                sent: crate::ledger::timestamp(now()),
+                sent: crate::dates::timestamp(now()),
                 message_id: message_id(product, version, recipient, &settings.mail.from),
                 assumed: true,
             };
@@ -743,7 +743,7 @@ async fn send_all(
                             let notice = Notice {
                                 purchase: recipient.purchase.clone(),
                                 email: recipient.email.clone(),
-                                sent: crate::ledger::timestamp(at),
+                                sent: crate::dates::timestamp(at),
                                 message_id,
                                 assumed: false,
                             };

@@ -39,7 +39,7 @@ pub trait Reporter: Send + Sync {
     fn waiting(&self, what: &str, until: std::time::SystemTime) {
         self.step(&format!(
             "waiting for GitHub's rate limit to {what}, until {}",
-            crate::ledger::human_time(
+            crate::dates::human_time(
                 until
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64)
@@ -117,24 +117,6 @@ pub fn stripe_product_id(slug: &str) -> String {
 pub fn tag(slug: &str, version: &semver::Version) -> String {
     format!("{slug}-v{version}")
 }
-
-/// The payment link metadata of a version: product and version, and for a
-/// pre-order `preorder = "true"`, which Stripe copies onto each Checkout
-/// Session, so that the ledger knows its pre-order buyers.
-pub fn link_metadata(slug: &str, version: &str, preorder: bool) -> BTreeMap<String, String> {
-    let mut metadata: BTreeMap<String, String> = [
-        ("product".to_owned(), slug.to_owned()),
-        ("version".to_owned(), version.to_owned()),
-    ]
-    .into();
-    if preorder {
-        metadata.insert(PREORDER_KEY.to_owned(), "true".to_owned());
-    }
-    metadata
-}
-
-/// The metadata key marking a pre-order's link and sessions.
-pub const PREORDER_KEY: &str = "preorder";
 
 /// Checks the files against the product and the version against its
 /// releases, and hashes the files. Nothing remote happens here.
@@ -502,7 +484,7 @@ pub async fn run(
         "{}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
         settings.base_url
     );
-    let metadata = link_metadata(&product.slug, &version, request.preorder);
+    let metadata = crate::metadata::link_metadata(&product.slug, &version, request.preorder);
     // A pre-order's link is not the released version's: once the files
     // are out, the version sells through a link without the mark.
     let existing_link = match recorded
@@ -555,7 +537,7 @@ pub async fn run(
                 parts.push(&asked);
             }
             if request.preorder {
-                parts.push(PREORDER_KEY);
+                parts.push(crate::metadata::PREORDER_KEY);
             }
             let key = IdempotencyKey::derived(&parts);
             let link = stripe.create_payment_link(&params, &key).await?;
@@ -665,7 +647,7 @@ pub async fn run(
         return Ok(outcome);
     }
     if releasing_preorder {
-        let preorder_metadata = link_metadata(&product.slug, &version, true);
+        let preorder_metadata = crate::metadata::link_metadata(&product.slug, &version, true);
         let open: Vec<stripe::PaymentLink> = stripe
             .active_payment_links()
             .try_filter(|link| std::future::ready(link.metadata == preorder_metadata))

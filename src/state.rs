@@ -857,13 +857,19 @@ impl Db {
         id: i64,
         now: i64,
         error: String,
-        base_seconds: i64,
+        backoff: crate::retry::Backoff,
     ) -> Result<(), StateError> {
         self.write(move |connection| {
+            let failures: u32 = connection.query_row(
+                "SELECT attempts + 1 FROM mail_queue WHERE id = ?1",
+                params![id],
+                |row| row.get(0),
+            )?;
+            let wait = backoff.ceiling(failures).as_secs().max(1) as i64;
             connection.execute(
-                "UPDATE mail_queue SET attempts = attempts + 1, last_error = ?3,
-                 next_attempt = ?2 + MIN(3600, ?4 * (1 << MIN(attempts, 7))) WHERE id = ?1",
-                params![id, now, error, base_seconds],
+                "UPDATE mail_queue SET attempts = ?4, last_error = ?3, next_attempt = ?2 + ?5
+                 WHERE id = ?1",
+                params![id, now, error, failures, wait],
             )?;
             Ok(())
         })

@@ -184,29 +184,8 @@ fn session_filter(created_gte: Option<i64>) -> ListCheckoutSessions {
     }
 }
 
-/// The product and version a session sells, if it is this store's: named
-/// in its metadata, or through a payment link `shop release` recorded.
-pub fn product_of(session: &CheckoutSession, store: &Store) -> Option<(String, String)> {
-    let named = match (
-        session.metadata.get("product"),
-        session.metadata.get("version"),
-    ) {
-        (Some(product), Some(version)) => Some((product.clone(), version.clone())),
-        _ => session.payment_link.as_ref().and_then(|link| {
-            store.products.iter().find_map(|product| {
-                product
-                    .releases
-                    .iter()
-                    .find(|release| &release.payment_link == link)
-                    .map(|release| (product.slug.clone(), release.version.to_string()))
-            })
-        }),
-    };
-    named.filter(|(product, _)| store.product(product).is_ok())
-}
-
 fn classify(session: &CheckoutSession, store: &Store) -> Kind {
-    let Some((product, version)) = product_of(session, store) else {
+    let Some((product, version)) = crate::metadata::product_of(session, store) else {
         return Kind::Foreign;
     };
     if !session.is_fulfilled() {
@@ -221,13 +200,13 @@ fn classify(session: &CheckoutSession, store: &Store) -> Kind {
     };
     Kind::Ours(Box::new(Purchase {
         id: session.id.clone(),
-        created: ledger::timestamp(session.created),
+        created: crate::dates::timestamp(session.created),
         email: session.email().unwrap_or_default().to_owned(),
         product,
         version,
         preorder: session
             .metadata
-            .get(crate::release::PREORDER_KEY)
+            .get(crate::metadata::PREORDER_KEY)
             .is_some_and(|value| value == "true"),
         amount: session.amount_total.unwrap_or(0),
         currency: session.currency.clone().unwrap_or_default(),
@@ -283,7 +262,7 @@ fn checkout_details(session: &CheckoutSession) -> Purchase {
         invoice_url: invoice.and_then(|invoice| invoice.hosted_invoice_url.clone()),
         terms_accepted: session
             .accepted_terms()
-            .then(|| ledger::timestamp(accepted_at)),
+            .then(|| crate::dates::timestamp(accepted_at)),
         ..Purchase::default()
     }
 }
@@ -567,7 +546,7 @@ async fn incremental(
                     .await?
                     .map(|session| {
                         (
-                            ledger::timestamp(session.created)[..7].to_owned(),
+                            crate::dates::timestamp(session.created)[..7].to_owned(),
                             session.id,
                         )
                     })

@@ -213,6 +213,16 @@ fn a_bundle_gives_each_products_files_under_its_own_limit_and_updates() {
         .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
         .collect();
     assert!(ledger.contains("\"product\":\"box\""), "{ledger}");
+    // The report counts the sale under the bundle, at its own price.
+    let report = test.shop(&["report", "--json"]).success().json();
+    let rows = report.as_array().unwrap();
+    let bundle = rows.iter().find(|row| row["group"] == "box");
+    let bundle = bundle.unwrap_or_else(|| panic!("no bundle row: {report}"));
+    assert_eq!(
+        (bundle["count"].clone(), bundle["net"].clone()),
+        (serde_json::json!(1), serde_json::json!(3500)),
+        "{report}"
+    );
 
     // A bundle is not notified itself; its products' updates reach its buyers.
     test.shop(&["notify", "box", "1.0.0"]).code(1).stderr_is(

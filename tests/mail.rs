@@ -475,7 +475,7 @@ fn notices_follow_the_policy_and_go_once_across_a_kill() {
         .shop(&["notify", "guide", "2.1.0"])
         .code(1)
         .stderr_has(&[
-            "`templates/mail/notice.txt` line 4: `{{linkk}}` is not a placeholder",
+            "`templates/mail/notice.txt` line 4: `linkk` is not a value of this message",
             "hint:",
         ]);
     served.test.write(

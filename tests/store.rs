@@ -196,13 +196,13 @@ fn bad_settings_are_refused() {
             "support_email = \"help@example.com\"",
             "support_email = \"help\"",
         )
-        .replace("link_lifetime = \"7d\"", "link_lifetime = \"7 days\"")
+        .replace("link_lifetime = \"7d\"", "link_lifetime = \"a week\"")
         .replace("repository = \"\"", "repository = \"not-a-repo\"");
     test.write("shop.toml", &settings);
     test.shop(&["products", "check"]).code(1).stderr_has(&[
         "has 3 problems",
         "`shop.toml` line 18, column 17: `help` is not an email address",
-        "`7 days` is not a duration",
+        "`a week` is not a duration",
         "`not-a-repo` is not a GitHub repository",
     ]);
 }

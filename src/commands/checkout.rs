@@ -74,7 +74,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         options: store.settings.checkout_options(),
         metadata: {
             // A pre-order's session is marked as its payment link's are.
-            let mut metadata = crate::release::link_metadata(
+            let mut metadata = crate::metadata::link_metadata(
                 &product.slug,
                 &release.version.to_string(),
                 release.preorder,

@@ -131,7 +131,7 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
         (None, Some(unmailed)) if !args.again => unmailed.clone(),
         _ => {
             let grant = Purchase::granted(
-                ledger::timestamp(now),
+                crate::dates::timestamp(now),
                 &args.email,
                 &product.slug,
                 &version,
@@ -159,12 +159,12 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
             ("product", product.name.clone()),
             ("version", version.clone()),
             ("link", link.clone()),
-            ("expires", ledger::human_time(expires)),
+            ("expires", crate::dates::human_time(expires)),
             ("limit", product.download_limit.to_string()),
             ("order", ledger::order_number(&grant.id)),
             ("lost", format!("{}/lost", settings.base_url)),
         ]);
-        let rendered = templates.render(Kind::Gift, &values);
+        let rendered = templates.render(Kind::Gift, &values)?;
         let from = &settings.mail.from;
         let message = crate::mail::compose(
             from,
@@ -175,7 +175,7 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
         )?;
         mailer.send(message).await?;
         if let Some(recorded) = grants.iter_mut().find(|g| g.id == grant.id) {
-            recorded.mailed = Some(ledger::timestamp(super::now()?.unix_timestamp()));
+            recorded.mailed = Some(crate::dates::timestamp(super::now()?.unix_timestamp()));
         }
         save(
             &store.root,
@@ -193,7 +193,7 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
             "version": version,
             "mailed": mailed,
             "link": link,
-            "expires": ledger::timestamp(expires),
+            "expires": crate::dates::timestamp(expires),
         }))?;
         return Ok(());
     }
@@ -203,7 +203,7 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
         grant.email,
         grant.id,
         if mailed { ", mailed" } else { ", not mailed" },
-        ledger::timestamp(expires),
+        crate::dates::timestamp(expires),
     ));
     context.output.data(format!("{link}\n"))?;
     Ok(())

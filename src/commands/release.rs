@@ -289,7 +289,7 @@ impl Reporter for TerminalReporter {
     /// Said on the upload's bar when one is showing, so the bar does not
     /// look stuck; as a step line otherwise.
     fn waiting(&self, what: &str, until: std::time::SystemTime) {
-        let until = crate::ledger::human_time(
+        let until = crate::dates::human_time(
             until
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_secs() as i64),

@@ -90,7 +90,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         )?;
         let session = super::block_on(stripe.checkout_session(&args.purchase))??;
         let paid_and_ours = session.as_ref().is_some_and(|session| {
-            session.is_fulfilled() && crate::sync::product_of(session, &store).is_some()
+            session.is_fulfilled() && crate::metadata::product_of(session, &store).is_some()
         });
         if !paid_and_ours {
             return Err(crate::error::hinted(
@@ -113,7 +113,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         context.output.json(&serde_json::json!({
             "purchase": args.purchase,
             "link": link,
-            "expires": crate::ledger::timestamp(expires),
+            "expires": crate::dates::timestamp(expires),
             "extra_downloads": granted,
         }))?;
         return Ok(());
@@ -124,10 +124,9 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             args.purchase
         ));
     }
-    context.output.note(format!(
-        "valid until {}:",
-        crate::ledger::timestamp(expires)
-    ));
+    context
+        .output
+        .note(format!("valid until {}:", crate::dates::timestamp(expires)));
     context.output.data(format!("{link}\n"))?;
     Ok(())
 }

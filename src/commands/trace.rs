@@ -84,7 +84,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     context.output.data(format!(
         "`{shown}` is the copy of {email}: order {} ({id}), {product} {version}, bought {}",
         crate::ledger::order_number(id),
-        crate::ledger::human_time(*created),
+        crate::dates::human_time(*created),
     ))?;
     Ok(())
 }

@@ -68,14 +68,18 @@ pub async fn healthz(app: Arc<App>, query: HashMap<String, String>) -> Answer {
 fn html(app: &App, status: StatusCode, title: &str, body: &str) -> Answer {
     let store = app.store();
     let settings = &store.settings;
-    let mut response = warp::reply::html(pages::page(
-        &app.layout,
-        &settings.name,
-        &settings.support_email,
-        title,
-        body,
-    ))
-    .into_response();
+    let page = app
+        .views
+        .page(&settings.name, &settings.support_email, title, body)
+        .unwrap_or_else(|error| {
+            // Checked at start: only a bug gets here. The body still shows.
+            tracing::error!("{}", crate::error::one_line(&error));
+            format!(
+                "<!doctype html><meta charset=\"utf-8\"><title>{}</title>{body}",
+                pages::escape(title)
+            )
+        });
+    let mut response = warp::reply::html(page).into_response();
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -248,7 +252,7 @@ fn exhausted(app: &App) -> Answer {
 
 /// The product and version a session sells, if it is one of ours.
 fn ours(app: &App, session: &CheckoutSession) -> Option<(String, String)> {
-    crate::sync::product_of(session, &app.store())
+    crate::metadata::product_of(session, &app.store())
 }
 
 /// The purchase a session is, if it is one of ours and fulfilled.
@@ -478,7 +482,7 @@ pub async fn buy(
     }
     // As the version's payment link marks it, so the ledger knows a
     // pre-order.
-    let mut metadata = crate::release::link_metadata(
+    let mut metadata = crate::metadata::link_metadata(
         &product.slug,
         &release.version.to_string(),
         release.preorder,
@@ -671,7 +675,7 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
             _ => None,
         },
         page,
-        expires => crate::ledger::human_time(app.now() + store.settings.link_lifetime as i64),
+        expires => crate::dates::human_time(app.now() + store.settings.link_lifetime as i64),
     };
     render(app, StatusCode::OK, "Thank you", "thanks.html", context)
 }
@@ -861,7 +865,7 @@ pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answ
     {
         return preordered_page(&app, bought, waiting);
     }
-    let expires = crate::ledger::human_time(claims.expires);
+    let expires = crate::dates::human_time(claims.expires);
     // A bundle's page: each product's newest files, each under its own limit.
     if bought.is_bundle() && chosen.product.is_none() {
         let mut body = format!(
@@ -1159,7 +1163,7 @@ fn licence(
     if mode == StampMode::Off || crate::stamp::Format::of(file).is_none() {
         return None;
     }
-    let date = crate::ledger::timestamp(purchase.created);
+    let date = crate::dates::timestamp(purchase.created);
     Some(crate::stamp::Licence {
         text: crate::stamp::line(
             &store.settings.stamp.text,
@@ -1662,7 +1666,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
                 product => product.name,
                 bundle => bought.is_bundle().then_some(&bought.name),
                 bought => held.bought,
-                date => crate::ledger::human_time(*created),
+                date => crate::dates::human_time(*created),
                 order => crate::ledger::order_number(id),
                 refunded => false,
                 newest => newest_version,
@@ -1676,7 +1680,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
     let context = minijinja::context! {
         shop => store.settings.name,
         email,
-        expires => crate::ledger::human_time(claims.expires),
+        expires => crate::dates::human_time(claims.expires),
         items,
     };
     same_origin_referrer(render(

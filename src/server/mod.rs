@@ -58,8 +58,6 @@ pub struct App {
     pub webhook_secret: Option<Secret>,
     pub db: Arc<Db>,
     pub delivery: Delivery,
-    /// The page layout: the store's `templates/page.html`, or the built-in.
-    pub layout: String,
     /// The pages built from templates (store front, thanks, library).
     pub views: views::Views,
     /// Buyers' stamped copies.
@@ -115,8 +113,6 @@ impl App {
         delivery: Delivery,
         views: views::Views,
     ) -> App {
-        let layout = std::fs::read_to_string(store.root.join("templates").join("page.html"))
-            .unwrap_or_else(|_| pages::LAYOUT.to_owned());
         let stamp = Stamp::of(&store.root);
         let copies = stamped::Copies::new(&store.root);
         let stripe_quick = stripe.clone().with_retry(stripe::RetryPolicy {
@@ -134,7 +130,6 @@ impl App {
             db: Arc::new(db),
             delivery,
             copies,
-            layout,
             views,
             clock: Arc::new(system_now),
             overrides: crate::store::Overrides::default(),

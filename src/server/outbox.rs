@@ -10,8 +10,12 @@ use super::App;
 use crate::mail::{self, Kind, Mailer, Templates};
 use crate::state::QueuedMail;
 
+/// The longest a failed message waits before its next attempt.
+const MAIL_RETRY_MAX: Duration = Duration::from_secs(3600);
+
 /// Sends due mail every `interval` until the task is dropped; a failed
-/// message waits `retry` (doubling each time) before its next attempt.
+/// message waits `retry` (doubling each time, up to an hour) before its
+/// next attempt.
 pub async fn run(
     app: Arc<App>,
     mailer: Mailer,
@@ -60,7 +64,7 @@ pub async fn send_due(
                         queued.id,
                         app.now(),
                         error.to_string(),
-                        retry.as_secs().max(1) as i64,
+                        crate::retry::Backoff::new(retry, MAIL_RETRY_MAX),
                     )
                     .await?;
             }
@@ -86,7 +90,7 @@ fn paid(purchase: &crate::state::Entitlement) -> String {
 }
 
 fn expires(app: &App) -> String {
-    crate::ledger::human_time(app.now() + app.store().settings.link_lifetime as i64)
+    crate::dates::human_time(app.now() + app.store().settings.link_lifetime as i64)
 }
 
 fn base_values(app: &App, email: &str) -> BTreeMap<&'static str, String> {
@@ -120,13 +124,13 @@ async fn compose(
             values.insert("product", product.name.clone());
             values.insert("version", purchase.version.clone());
             values.insert("order", crate::ledger::order_number(&purchase.id));
-            values.insert("date", crate::ledger::human_time(purchase.created));
+            values.insert("date", crate::dates::human_time(purchase.created));
             values.insert("paid", paid(&purchase));
             let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
             // A pre-order's files are not out: its receipt promises the
             // link, which `shop release` mails.
             if super::handlers::waiting_preorder(product, &purchase.version).is_some() {
-                let rendered = templates.render(Kind::Preorder, &values);
+                let rendered = templates.render(Kind::Preorder, &values)?;
                 return Ok(Some(mail::compose(
                     from,
                     &queued.recipient,
@@ -139,7 +143,7 @@ async fn compose(
             values.insert("expires", expires(app));
             values.insert("limit", product.download_limit.to_string());
             values.insert("lost", format!("{}/lost", app.store().settings.base_url));
-            let rendered = templates.render(Kind::Receipt, &values);
+            let rendered = templates.render(Kind::Receipt, &values)?;
             Ok(Some(mail::compose(
                 from,
                 &queued.recipient,
@@ -173,7 +177,7 @@ async fn compose(
             values.insert("library", app.library_link(&queued.recipient).await?);
             values.insert("links", text);
             let html = BTreeMap::from([("links", html)]);
-            let rendered = templates.render_with_html(Kind::Links, &values, &html);
+            let rendered = templates.render_with_html(Kind::Links, &values, &html)?;
             let id = mail::message_id(&format!("links.{}.{}", queued.id, queued.created), from);
             Ok(Some(mail::compose(
                 from,

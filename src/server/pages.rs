@@ -1,23 +1,10 @@
-//! The buyer's pages: small, accessible HTML with the shop's name and no
-//! external assets. The layout is `templates/page.html`, which a store can
-//! override with its own `templates/page.html` (placeholders `{{title}}`,
-//! `{{shop}}`, `{{support}}`, `{{body}}`).
+//! The bodies of the buyer's plain pages (downloads, refusals, forms):
+//! small, accessible HTML with no external assets, which the layout
+//! (`templates/page.html`, see `views`) wraps.
 
 use crate::store::{Product, Release};
 
-/// The built-in layout.
-pub const LAYOUT: &str = include_str!("../../templates/page.html");
-
 pub use crate::html::escape;
-
-/// A whole page: `body` (already HTML) inside the layout.
-pub fn page(layout: &str, shop: &str, support: &str, title: &str, body: &str) -> String {
-    layout
-        .replace("{{title}}", &escape(title))
-        .replace("{{shop}}", &escape(shop))
-        .replace("{{support}}", &escape(support))
-        .replace("{{body}}", body)
-}
 
 /// One file of the download page.
 #[derive(Debug)]
@@ -154,19 +141,6 @@ pub fn human_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pages_escape_what_they_are_given() {
-        let html = page(
-            LAYOUT,
-            "A & B <Books>",
-            "help@example.com",
-            "x\"y",
-            "<p>body</p>",
-        );
-        assert!(html.contains("<title>x&quot;y · A &amp; B &lt;Books&gt;</title>"));
-        assert!(html.contains("<main>\n<p>body</p>\n</main>"));
-    }
 
     #[test]
     fn sizes_read_well() {

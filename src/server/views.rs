@@ -2,7 +2,8 @@
 //! thank-you page, the buyer's library): minijinja templates built in under
 //! `templates/`, each overridable by a file of the same name in the store's
 //! `templates/`. A template renders the page's body; the layout
-//! (`page.html`) wraps it as it wraps every page. Values are escaped; HTML
+//! (`page.html`: `title`, `shop`, `support`, `body`) wraps it as it wraps
+//! every page. Values are escaped; HTML
 //! made by shop (rendered Markdown) is passed as safe.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("product.html", include_str!("../../templates/product.html")),
     ("thanks.html", include_str!("../../templates/thanks.html")),
     ("library.html", include_str!("../../templates/library.html")),
+    ("page.html", include_str!("../../templates/page.html")),
 ];
 
 /// The page templates, checked at start.
@@ -44,7 +46,24 @@ impl Views {
                     message: error.detail().unwrap_or("cannot be read").to_owned(),
                 })?;
         }
-        Ok(Views { environment })
+        let views = Views { environment };
+        // The layout takes no other names: a misspelt one is found now.
+        views.page("", "", "", "")?;
+        Ok(views)
+    }
+
+    /// A whole page: `body` (HTML made by shop) inside the layout.
+    pub fn page(
+        &self,
+        shop: &str,
+        support: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<String, ViewError> {
+        self.render(
+            "page.html",
+            minijinja::context! { shop, support, title, body => safe(body.to_owned()) },
+        )
     }
 
     /// The body of page `name` with `context`.
@@ -132,5 +151,28 @@ mod tests {
             )
             .unwrap();
         assert_eq!(html, "&lt;b&gt;A&amp;B&lt;&#x2f;b&gt;|<p>ok</p>");
+    }
+
+    #[test]
+    fn the_layout_escapes_what_it_is_given_and_takes_no_other_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let views = Views::load(dir.path()).unwrap();
+        let html = views
+            .page("A & B <Books>", "help@example.com", "x\"y", "<p>body</p>")
+            .unwrap();
+        assert!(
+            html.contains("<title>x&quot;y · A &amp; B &lt;Books&gt;</title>"),
+            "{html}"
+        );
+        assert!(html.contains("<main>\n<p>body</p>\n</main>"), "{html}");
+        // A store's layout with a name it is not given fails at start.
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        std::fs::write(
+            dir.path().join("templates/page.html"),
+            "<title>{{ titel }}</title>{{ body }}",
+        )
+        .unwrap();
+        let error = Views::load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("`templates/page.html`"), "{error}");
     }
 }

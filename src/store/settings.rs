@@ -710,37 +710,15 @@ fn check_link_lifetime(text: &str) -> Result<u64, String> {
     Ok(seconds)
 }
 
-/// Parses a duration such as `30m`, `48h`, `7d` or `1d12h` into seconds.
+/// Parses a duration such as `30m`, `48h`, `7d` or `1d12h` (humantime's
+/// units, `s` to `y`) into whole seconds.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let invalid = || format!("`{text}` is not a duration");
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    let mut any = false;
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3_600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(invalid()),
-        };
-        let value: u64 = number.parse().map_err(|_| invalid())?;
-        total = value
-            .checked_mul(unit)
-            .and_then(|seconds| total.checked_add(seconds))
-            .ok_or_else(invalid)?;
-        number.clear();
-        any = true;
-    }
-    if !number.is_empty() || !any {
+    let duration = humantime::parse_duration(text.trim()).map_err(|_| invalid())?;
+    if duration.subsec_nanos() != 0 || duration.is_zero() {
         return Err(invalid());
     }
-    Ok(total)
+    Ok(duration.as_secs())
 }
 
 fn check_base_url(url: &str) -> Result<String, String> {
@@ -993,6 +971,9 @@ mod tests {
         assert_eq!(parse_duration("30m"), Ok(1_800));
         assert_eq!(parse_duration("1d12h"), Ok(129_600));
         assert_eq!(parse_duration("2w"), Ok(1_209_600));
+        assert_eq!(parse_duration("1h 30m"), Ok(5_400));
+        assert!(parse_duration("1500ms").is_err(), "whole seconds only");
+        assert!(parse_duration("0s").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("12").is_err());
         assert!(parse_duration("h").is_err());

@@ -77,41 +77,30 @@ fn percent_encode(text: &str, is_key: bool, out: &mut String) {
     out.extend(percent_encoding::utf8_percent_encode(text, set));
 }
 
-/// Decodes `%XX` and `+` of one form component.
-pub fn percent_decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(index + 1..index + 3)
-                    .and_then(|pair| std::str::from_utf8(pair).ok())
-                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                    .ok_or_else(|| format!("invalid percent-encoding in `{text}`"))?;
-                out.push(hex);
-                index += 2;
-            }
-            byte => out.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8(out).map_err(|_| format!("`{text}` is not UTF-8 once decoded"))
-}
-
 /// Decodes a form body or query string into nested JSON: `a[b][0][c]=v`
 /// becomes `{"a": {"b": [{"c": "v"}]}}`. Every leaf is a string, as Stripe
 /// receives it.
+///
+/// The pairs come from `form_urlencoded`; the nesting is kept by hand, as
+/// Stripe reads it (`serde_qs` turns `a[0]` into arrays only when
+/// deserializing into a typed sequence, and reports conflicts otherwise).
 pub fn decode(body: &str) -> Result<Value, String> {
+    // `form_urlencoded` keeps a broken escape as it is; Stripe (Rack)
+    // refuses the request.
+    let bytes = body.as_bytes();
+    let broken = bytes.iter().enumerate().any(|(at, &byte)| {
+        byte == b'%'
+            && !bytes
+                .get(at + 1..at + 3)
+                .is_some_and(|pair| pair.iter().all(u8::is_ascii_hexdigit))
+    });
+    if broken {
+        return Err(format!("invalid percent-encoding in `{body}`"));
+    }
     let mut root = Value::Object(Map::new());
-    for pair in body.split('&').filter(|pair| !pair.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(key)?;
-        let value = percent_decode(value)?;
+    for (key, value) in form_urlencoded::parse(body.as_bytes()) {
         let path = key_path(&key)?;
-        insert(&mut root, &path, value, &key)?;
+        insert(&mut root, &path, value.into_owned(), &key)?;
     }
     Ok(arrays_from_indexes(root))
 }

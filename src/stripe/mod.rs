@@ -83,15 +83,9 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Exponential backoff with full jitter for attempt `attempt` (1-based).
+    /// The wait after `attempt` failed attempts.
     fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self
-            .initial_delay
-            .saturating_mul(1 << attempt.min(16).saturating_sub(1));
-        let capped = exponential.min(self.max_delay);
-        // Half fixed, half random: spreads retries without collapsing to zero.
-        let half = capped / 2;
-        half + half.mul_f64(rand::random::<f64>())
+        crate::retry::Backoff::new(self.initial_delay, self.max_delay).delay(attempt)
     }
 }
 
@@ -1064,29 +1058,6 @@ mod tests {
             IdempotencyKey::derived(&["a", "bc"])
         );
         assert!(a.as_str().starts_with("shop-") && a.as_str().len() <= 255);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let policy = RetryPolicy {
-            max_attempts: 10,
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(1000),
-            deadline: Duration::from_secs(10),
-            attempt_timeout: None,
-        };
-        for _ in 0..50 {
-            let first = policy.backoff(1);
-            assert!(
-                first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
-                "{first:?}"
-            );
-            let tenth = policy.backoff(10);
-            assert!(
-                tenth >= Duration::from_millis(500) && tenth <= Duration::from_millis(1000),
-                "{tenth:?}"
-            );
-        }
     }
 
     #[test]

@@ -545,15 +545,8 @@ async fn handle(
             "Resource not accessible by personal access token",
         );
     }
-    let params: HashMap<String, String> = query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.to_owned(),
-                shop::stripe::form::percent_decode(v).unwrap_or_default(),
-            )
-        })
+    let params: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
         .collect();
     let get = method == warp::http::Method::GET;
     let post = method == warp::http::Method::POST;
