@@ -261,19 +261,7 @@ fn a_bundle_gives_each_products_files_under_its_own_limit_and_updates() {
         .stderr_has(&["note: bundle `box` still gives workbook 1.0.0; to sell 2.0.0 in it, release a new version of the bundle"]);
 
     // The library lists each product of the bundle.
-    let form = shop::stripe::Form::new().field("email", "cy@example.com");
-    let asked = served
-        .runtime
-        .block_on(
-            served
-                .http
-                .post(format!("{}/lost", served.url))
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form.encode())
-                .send(),
-        )
-        .unwrap();
-    assert_eq!(asked.status(), StatusCode::OK);
+    assert_eq!(served.ask_for_links("cy@example.com").0, StatusCode::OK);
     let mut library = String::new();
     served.wait_for("the library mail", || {
         let found = served

@@ -342,21 +342,7 @@ fn a_refund_closes_the_downloads() {
 fn lost_links_answer_the_same_for_anyone() {
     let served = Served::start();
     served.buy("known@example.com");
-    let ask = |email: &str| {
-        let form = shop::stripe::Form::new().field("email", email);
-        let response = served
-            .runtime
-            .block_on(
-                served
-                    .http
-                    .post(format!("{}/lost", served.url))
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(form.encode())
-                    .send(),
-            )
-            .unwrap();
-        (response.status(), served.body(response))
-    };
+    let ask = |email: &str| served.ask_for_links(email);
     let known = ask("known@example.com");
     let unknown = ask("stranger@example.com");
     assert_eq!(known, unknown);

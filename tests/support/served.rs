@@ -329,6 +329,23 @@ impl Served {
         thanks
     }
 
+    /// Asks `/lost` for `email`'s links, as the form does; the answer's
+    /// status and page.
+    pub fn ask_for_links(&self, email: &str) -> (StatusCode, String) {
+        let form = shop::stripe::Form::new().field("email", email);
+        let response = self
+            .runtime
+            .block_on(
+                self.http
+                    .post(format!("{}/lost", self.url))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.encode())
+                    .send(),
+            )
+            .unwrap();
+        (response.status(), self.body(response))
+    }
+
     /// The thank-you page, as a buyer lands on it after paying.
     pub fn thanks_page(&self, session: &str) -> String {
         let landed = self.get(&format!("/thanks?session_id={session}"));
