@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt as _, SeedableRng};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::json;

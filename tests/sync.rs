@@ -955,7 +955,7 @@ fn codes_buyers_type_and_free_copies_reach_the_ledger() {
 /// `sync --full` gives, byte for byte.
 #[test]
 fn incremental_syncs_at_random_moments_equal_one_full_sync() {
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt as _, SeedableRng};
     for seed in 0..4u64 {
         let mut random = rand::rngs::StdRng::seed_from_u64(seed);
         let shop = Shop::new();

@@ -8,7 +8,7 @@ use super::rules::VERSION as API_VERSION;
 
 /// A Stripe-style id: the prefix and 24 random letters and digits.
 pub fn new_id(prefix: &str) -> String {
-    use rand::Rng;
+    use rand::RngExt as _;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     let tail: String = (0..24)
