@@ -299,9 +299,46 @@ pub(crate) fn with_rate(style: indicatif::ProgressStyle) -> indicatif::ProgressS
     )
 }
 
-/// The server's database in the store.
-pub(crate) fn state_path(store: &crate::store::Store) -> PathBuf {
-    store.root.join(".shop").join("state.db")
+/// Where the server's state is: the PostgreSQL database of
+/// `SHOP_STATE_URL` (or its `_FILE`), else of `[serve] state` in
+/// `shop.toml`, else the SQLite file `.shop/state.db` in the store.
+pub(crate) fn state_location(
+    store: &crate::store::Store,
+) -> anyhow::Result<crate::state::Location> {
+    let url = match secret_from_env("SHOP_STATE_URL")? {
+        Some(url) => Some(url),
+        None => match &store.settings.serve.state {
+            Some(url) => Some(Secret::new("state", url.clone())?),
+            None => None,
+        },
+    };
+    Ok(match url {
+        Some(url) => crate::state::Location::Postgres(url),
+        None => crate::state::Location::Sqlite(store.root.join(".shop").join("state.db")),
+    })
+}
+
+/// Opens (or creates) the server's state for a command run beside the
+/// server.
+pub(crate) fn open_state(store: &crate::store::Store) -> anyhow::Result<crate::state::Db> {
+    let location = state_location(store)?;
+    Ok(block_on(crate::state::Db::open(&location))??)
+}
+
+/// Opens the server's state for a command run beside the server; `None`
+/// when it is a SQLite file no server has made yet. (A PostgreSQL
+/// connection opened on one runtime is dropped with it; the pool opens
+/// another on the next.)
+pub(crate) fn existing_state(
+    store: &crate::store::Store,
+) -> anyhow::Result<Option<crate::state::Db>> {
+    let location = state_location(store)?;
+    if let crate::state::Location::Sqlite(path) = &location
+        && !path.exists()
+    {
+        return Ok(None);
+    }
+    Ok(Some(block_on(crate::state::Db::open(&location))??))
 }
 
 /// Now, or the time in `SHOP_NOW` (Unix seconds or RFC 3339), which end-to-end

@@ -168,11 +168,9 @@ pub(crate) fn notify_version(
     // Templates and keys are checked before anything is sent.
     let templates = crate::mail::Templates::load(&store.root)?;
     let keys = super::token_keys()?;
-    let state = super::state_path(&store);
-    let opt_outs = if state.exists() {
-        crate::state::Db::open(&state)?.opt_outs()?
-    } else {
-        Default::default()
+    let opt_outs = match super::existing_state(&store)? {
+        Some(db) => super::block_on(db.opt_outs())??,
+        None => Default::default(),
     };
     let plan = notify::plan(&store, product, version, audience, &opt_outs, only)?;
     let skipped = format!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::ResultExt as _;
 
 use super::Context;
-use crate::server::{self, App, Delivery};
+use crate::server::{self, App, Files};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -45,18 +45,19 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
              hint: copy the endpoint's signing secret from Stripe's dashboard, or from `shop sandbox`",
         );
     }
-    let db = crate::state::Db::open(&super::state_path(&store))?;
+    let state = super::state_location(&store)?;
     raise_open_file_limit(context);
     // Templates are checked now, so a broken one stops the start, not a send.
     let templates = crate::mail::Templates::load(&store.root)?;
     let views = crate::server::views::Views::load(&store.root)?;
     let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
     super::block_on(async move {
-        let delivery = match &store.settings.github_repository {
-            Some(repository) => Delivery::GitHub {
+        let db = crate::state::Db::open(&state).await?;
+        let files_from = match &store.settings.github_repository {
+            Some(repository) => Files::GitHub {
                 client: Box::new(context.github(repository)?),
             },
-            None => Delivery::Local(crate::store::local_files_dir(&store.root)),
+            None => Files::Local(crate::store::local_files_dir(&store.root)),
         };
         let base_url = store.settings.base_url.clone();
         let listener = match inherited_listener()? {
@@ -68,7 +69,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         };
         let address = listener.local_addr()?;
         let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
-        let mut app = App::new(store, stripe, keys, webhook_secret, db, delivery, views);
+        let mut app = App::new(store, stripe, keys, webhook_secret, db, files_from, views);
         app.overrides = context.overrides.clone();
         // SHOP_NOW sets where the server's clock starts (end-to-end tests).
         if std::env::var_os("SHOP_NOW").is_some() {

@@ -107,29 +107,12 @@ fn queue_missing_receipts(store: &crate::store::Store) -> anyhow::Result<usize> 
         }
         Ok(())
     })?;
-    let db = crate::state::Db::open(&super::state_path(store))?;
-    let queued = super::block_on(db.write(move |connection| {
-        let mut queued = 0;
-        for purchase in &purchases {
-            let known = crate::state::Entitlement::from(purchase);
-            crate::state::insert_purchase(connection, &known, now)?;
-            if crate::state::is_revoked(connection, known.payment_intent.as_deref())? {
-                continue;
-            }
-            let dedupe = format!("receipt:{}", purchase.id);
-            if crate::state::queue_mail(
-                connection,
-                "receipt",
-                &purchase.email,
-                Some(&purchase.id),
-                Some(&dedupe),
-                now,
-            )? {
-                queued += 1;
-            }
-        }
-        Ok(queued)
-    }))??;
+    let db = super::open_state(store)?;
+    let purchases = purchases
+        .iter()
+        .map(crate::state::Entitlement::from)
+        .collect();
+    let queued = super::block_on(db.queue_receipts(purchases, now))??;
     Ok(queued)
 }
 

@@ -42,19 +42,18 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    let db = crate::state::Db::open(&super::state_path(&store))?;
-    let in_server = db.purchase(&args.purchase)?;
+    let db = super::open_state(&store)?;
+    let in_server = super::block_on(db.purchase(&args.purchase))??;
+    let revoked_in_server = match &in_server {
+        Some(purchase) => super::block_on(db.revoked(purchase))??,
+        None => false,
+    };
     // Refunded or disputed, by the ledger or by the server's webhooks.
     let revoked = in_ledger
         .as_ref()
         .filter(|purchase| !purchase.in_good_standing())
         .map(|purchase| purchase.status.clone())
-        .or_else(|| {
-            in_server
-                .as_ref()
-                .and_then(|purchase| db.revoked(purchase).ok())
-                .and_then(|revoked| revoked.then(|| "refunded or disputed".to_owned()))
-        });
+        .or_else(|| revoked_in_server.then(|| "refunded or disputed".to_owned()));
     if let Some(status) = &revoked {
         if !args.force {
             return Err(crate::error::hinted(

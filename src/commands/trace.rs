@@ -55,10 +55,8 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         ));
         Ok(())
     })?;
-    let state = super::state_path(&store);
-    if state.exists() {
-        let db = crate::state::Db::open(&state)?;
-        for purchase in db.all_purchases()? {
+    if let Some(db) = super::existing_state(&store)? {
+        for purchase in super::block_on(db.all_purchases())?? {
             candidates.push((
                 purchase.id,
                 purchase.email,

@@ -19,7 +19,7 @@ use warp::reply::Reply;
 
 use super::client::Quota;
 use super::range::{self, Span};
-use super::{App, Chosen, Delivery, pages};
+use super::{App, Chosen, Files, pages};
 use crate::github::Download;
 use crate::state::{self, Charge, Entitlement, FileKey};
 use crate::store::{Asset, Product, Release};
@@ -286,6 +286,7 @@ async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Entitlement>>, Answe
     if let Some(purchase) = app
         .db
         .purchase(id)
+        .await
         .map_err(|error| log_unavailable(app, &error))?
     {
         return Ok(Some(purchase));
@@ -439,7 +440,7 @@ async fn authorize(
         ));
     };
     if check_revoked {
-        match app.db.revoked(&purchase) {
+        match app.db.revoked(&purchase).await {
             Ok(false) => {}
             Ok(true) => return Err(refunded(app)),
             Err(error) => return Err(log_unavailable(app, &error)),
@@ -718,30 +719,12 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> A
                 None => "a sale of another integration".into(),
             };
             let session_id = session.id.clone();
-            let result = app
-                .db
-                .handle_event(&event.id, &event.kind, now, move |connection| {
-                    let Some(purchase) = purchase else {
-                        return Ok(false);
-                    };
-                    state::insert_purchase(connection, &purchase, now)?;
-                    // A refund may have come first: no receipt for it.
-                    let revoked =
-                        state::is_revoked(connection, purchase.payment_intent.as_deref())?;
-                    if !purchase.email.is_empty() && !revoked {
-                        let dedupe = format!("receipt:{}", purchase.id);
-                        state::queue_mail(
-                            connection,
-                            "receipt",
-                            &purchase.email,
-                            Some(&purchase.id),
-                            Some(&dedupe),
-                            now,
-                        )?;
-                    }
-                    Ok(revoked)
-                })
-                .await;
+            let recorded = state::Event {
+                id: &event.id,
+                kind: &event.kind,
+                received: now,
+            };
+            let result = app.db.record_sale(&recorded, purchase).await;
             if let Ok(Some(revoked)) = &result {
                 tracing::info!(
                     purchase = %session_id,
@@ -762,15 +745,16 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> A
             };
             let revoke = reason == "disputed" || fully_refunded;
             let logged = intent.clone().unwrap_or_default();
-            let result = app
-                .db
-                .handle_event(&event.id, &event.kind, now, move |connection| {
-                    if let (true, Some(intent)) = (revoke, intent) {
-                        state::revoke(connection, &intent, reason, now)?;
-                    }
-                    Ok(())
-                })
-                .await;
+            let recorded = state::Event {
+                id: &event.id,
+                kind: &event.kind,
+                received: now,
+            };
+            let closed = intent
+                .as_deref()
+                .filter(|_| revoke)
+                .map(|intent| (intent, reason));
+            let result = app.db.record_refund(&recorded, closed).await;
             if let Ok(Some(())) = &result {
                 tracing::info!(
                     payment = %logged,
@@ -786,9 +770,12 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> A
             result
         }
         _ => {
-            app.db
-                .handle_event(&event.id, &event.kind, now, |_| Ok(()))
-                .await
+            let recorded = state::Event {
+                id: &event.id,
+                kind: &event.kind,
+                received: now,
+            };
+            app.db.record_event(&recorded).await
         }
     };
     match result {
@@ -878,7 +865,7 @@ pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answ
             let Some(newest) = held.releases.last().copied() else {
                 continue;
             };
-            match files_section(&app, &token, &purchase, &held, newest, None) {
+            match files_section(&app, &token, &purchase, &held, newest, None).await {
                 Ok(section) => body.push_str(&section),
                 Err(page) => return page,
             }
@@ -890,7 +877,8 @@ pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answ
         Ok(found) => found,
         Err(page) => return page,
     };
-    let mut body = match files_section(&app, &token, &purchase, &held, shown, Some(&expires)) {
+    let mut body = match files_section(&app, &token, &purchase, &held, shown, Some(&expires)).await
+    {
         Ok(section) => section,
         Err(page) => return page,
     };
@@ -902,7 +890,7 @@ pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answ
 /// left, and links to the other versions it may download. With `expires`
 /// it is the page's heading; without, a section of a bundle's page.
 #[allow(clippy::result_large_err)]
-fn files_section(
+async fn files_section(
     app: &App,
     token: &str,
     purchase: &Entitlement,
@@ -922,6 +910,7 @@ fn files_section(
         let (usage, extra) = app
             .db
             .usage(&key)
+            .await
             .map_err(|error| log_unavailable(app, &error))?;
         let allowed = product.download_limit + extra;
         let query = link_query(purchase, product, (!latest).then_some(version.as_str()));
@@ -1024,30 +1013,30 @@ pub async fn download(
     if head {
         // What a GET would get, without using anything. A redirect's URL is
         // a credential: HEAD describes the file instead.
-        let (usage, extra) = match app.db.usage(&key) {
+        let (usage, extra) = match app.db.usage(&key).await {
             Ok(found) => found,
             Err(error) => return log_unavailable(&app, &error),
         };
         let allowed = limit + extra;
-        let admitted = match &app.delivery {
-            Delivery::Local(_) => {
+        let admitted = match &app.files_from {
+            Files::Local(_) => {
                 crate::downloads::admit_stream(usage, allowed, asset.size, start, length)
             }
-            Delivery::GitHub { .. } => {
+            Files::GitHub { .. } => {
                 crate::downloads::admit_redirect(usage, allowed, asset.size) || start > 0
             }
         };
         if !admitted {
             return exhausted(&app);
         }
-        let span = match &app.delivery {
-            Delivery::Local(_) => span,
-            Delivery::GitHub { .. } => Span::Whole,
+        let span = match &app.files_from {
+            Files::Local(_) => span,
+            Files::GitHub { .. } => Span::Whole,
         };
         return file_headers(Response::new(Bytes::new().into()), asset, span);
     }
-    match &app.delivery {
-        Delivery::GitHub { client } => {
+    match &app.files_from {
+        Files::GitHub { client } => {
             let Some(id) = asset.github_asset_id else {
                 return log_unavailable(
                     &app,
@@ -1057,7 +1046,7 @@ pub async fn download(
             // A link that is used up is told so without asking GitHub (whose
             // rate limit is shared by every buyer).
             if start == 0 {
-                match app.db.redirects_used_up(&key, limit, asset.size) {
+                match app.db.redirects_used_up(&key, limit, asset.size).await {
                     Ok(true) => return exhausted(&app),
                     Ok(false) => {}
                     Err(error) => return log_unavailable(&app, &error),
@@ -1106,7 +1095,7 @@ pub async fn download(
                 (Err(error), _) => log_unavailable(&app, &error),
             }
         }
-        Delivery::Local(dir) => {
+        Files::Local(dir) => {
             let path = dir.join(&product.slug).join(&version).join(&asset.name);
             match app
                 .db
@@ -1192,13 +1181,13 @@ async fn stamped_download(
     if_range: Option<String>,
 ) -> Answer {
     use super::stamped::{Part, Source};
-    let source = match &app.delivery {
-        Delivery::Local(dir) => Source::Local(
+    let source = match &app.files_from {
+        Files::Local(dir) => Source::Local(
             dir.join(&product.slug)
                 .join(release.version.to_string())
                 .join(&asset.name),
         ),
-        Delivery::GitHub { client } => Source::GitHub(client),
+        Files::GitHub { client } => Source::GitHub(client),
     };
     let copy = match app
         .copies
@@ -1216,7 +1205,7 @@ async fn stamped_download(
     let (start, length) = span.bounds(copy.size);
     let limit = product.download_limit;
     if head {
-        let (usage, extra) = match app.db.usage(&key) {
+        let (usage, extra) = match app.db.usage(&key).await {
             Ok(found) => found,
             Err(error) => return log_unavailable(app, &error),
         };
@@ -1608,7 +1597,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
     let Some(id) = claims.purchase.strip_prefix(LIBRARY_PREFIX) else {
         return invalid_link(&app);
     };
-    let email = match app.db.library_email(id) {
+    let email = match app.db.library_email(id).await {
         Ok(Some(email)) => email,
         Ok(None) => return invalid_link(&app),
         Err(error) => return log_unavailable(&app, &error),
@@ -1623,7 +1612,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         let Ok(bought) = store.product(slug) else {
             continue;
         };
-        let purchase = match app.db.purchase(id) {
+        let purchase = match app.db.purchase(id).await {
             Ok(Some(known)) => (*known).clone(),
             Ok(None) => Entitlement {
                 id: id.clone(),
@@ -1646,7 +1635,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
             let mut fewest: Option<(u32, u32)> = None;
             for asset in &newest.assets {
                 let key = FileKey::new(&purchase, &product.slug, &newest_version, &asset.name);
-                let (usage, extra) = match app.db.usage(&key) {
+                let (usage, extra) = match app.db.usage(&key).await {
                     Ok(found) => found,
                     Err(error) => return log_unavailable(&app, &error),
                 };
@@ -1719,11 +1708,7 @@ async fn queue_links(app: Arc<App>, email: String) {
         return;
     }
     let now = app.now();
-    if let Err(error) = app
-        .db
-        .write(move |connection| state::queue_mail(connection, "links", &email, None, None, now))
-        .await
-    {
+    if let Err(error) = app.db.queue_links(&email, now).await {
         tracing::error!(
             "cannot queue lost-link mail: {}",
             crate::error::one_line(&error)

@@ -34,9 +34,9 @@ use crate::tokens::Key;
 
 pub use connection::Timeouts;
 
-/// Where files come from.
+/// Where the files buyers download come from.
 #[derive(Debug)]
-pub enum Delivery {
+pub enum Files {
     /// A 302 to the short-lived URL GitHub gives for a private asset.
     GitHub { client: Box<GitHub> },
     /// Streamed from `<dir>/<slug>/<version>/<file>`.
@@ -57,7 +57,7 @@ pub struct App {
     pub keys: Vec<Key>,
     pub webhook_secret: Option<Secret>,
     pub db: Arc<Db>,
-    pub delivery: Delivery,
+    pub files_from: Files,
     /// The pages built from templates (store front, thanks, library).
     pub views: views::Views,
     /// Buyers' stamped copies.
@@ -98,7 +98,7 @@ impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
             .field("store", &self.store().root)
-            .field("delivery", &self.delivery)
+            .field("files_from", &self.files_from)
             .finish_non_exhaustive()
     }
 }
@@ -110,7 +110,7 @@ impl App {
         keys: Vec<Key>,
         webhook_secret: Option<Secret>,
         db: Db,
-        delivery: Delivery,
+        files_from: Files,
         views: views::Views,
     ) -> App {
         let stamp = Stamp::of(&store.root);
@@ -128,7 +128,7 @@ impl App {
             keys,
             webhook_secret,
             db: Arc::new(db),
-            delivery,
+            files_from,
             copies,
             views,
             clock: Arc::new(system_now),
@@ -224,8 +224,8 @@ impl App {
                 (purchase.product, purchase.version, purchase.created),
             );
         }
-        let (root, email, db) = (self.store().root.clone(), email.to_owned(), self.db.clone());
-        let ledger =
+        let (root, email) = (self.store().root.clone(), email.to_owned());
+        let paid =
             tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<crate::ledger::Purchase>> {
                 let mut paid = Vec::new();
                 crate::ledger::each(&root, |purchase| {
@@ -234,18 +234,19 @@ impl App {
                     }
                     Ok(())
                 })?;
-                let mut kept = Vec::with_capacity(paid.len());
-                for purchase in paid {
-                    let revoked = db.read(|connection| {
-                        crate::state::is_revoked(connection, purchase.payment_intent.as_deref())
-                    })?;
-                    if !revoked {
-                        kept.push(purchase);
-                    }
-                }
-                Ok(kept)
+                Ok(paid)
             })
             .await??;
+        let mut ledger = Vec::with_capacity(paid.len());
+        for purchase in paid {
+            if !self
+                .db
+                .is_revoked(purchase.payment_intent.as_deref())
+                .await?
+            {
+                ledger.push(purchase);
+            }
+        }
         for purchase in ledger {
             let created = purchase.created_unix();
             found
@@ -404,7 +405,7 @@ impl App {
                 crate::error::Hint::hint(&error)
             )),
         }
-        if let Delivery::GitHub { client } = &self.delivery
+        if let Files::GitHub { client } = &self.files_from
             && let Err(error) = client.access().await
         {
             found.push(format!(

@@ -42,7 +42,7 @@ pub async fn send_due(
 ) -> anyhow::Result<usize> {
     let now = app.now();
     let mut sent = 0;
-    for queued in app.db.due_mail(now, 100).await? {
+    for queued in app.db.claim_mail(now, 100).await? {
         let outcome = match compose(app, templates, &queued).await {
             Ok(Some(message)) => mailer.send(message).await.map_err(anyhow::Error::from),
             Ok(None) => Ok(()), // nothing left to send it about (a purchase now unknown)
@@ -108,10 +108,10 @@ async fn compose(
             let Some(id) = &queued.purchase else {
                 return Ok(None);
             };
-            let Some(purchase) = app.db.purchase(id)? else {
+            let Some(purchase) = app.db.purchase(id).await? else {
                 return Ok(None);
             };
-            if app.db.revoked(&purchase)? {
+            if app.db.revoked(&purchase).await? {
                 // Refunded before its receipt went out: none is owed.
                 tracing::info!(purchase = %purchase.id, "receipt dropped: the purchase was refunded");
                 return Ok(None);

@@ -149,6 +149,10 @@ pub struct ServeSettings {
     /// believed: the client is the last address before them. Empty: the
     /// TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `state`: the PostgreSQL database that several servers share, as a
+    /// URL without a password (that goes in `SHOP_STATE_URL`). None: the
+    /// SQLite file `.shop/state.db`.
+    pub state: Option<String>,
 }
 
 impl Default for ServeSettings {
@@ -156,6 +160,7 @@ impl Default for ServeSettings {
         ServeSettings {
             thanks_window: DEFAULT_THANKS_WINDOW,
             trusted_proxies: Vec::new(),
+            state: None,
         }
     }
 }
@@ -258,6 +263,7 @@ struct RawStamp {
 #[serde(deny_unknown_fields)]
 struct RawServe {
     thanks_window: Option<Spanned<String>>,
+    state: Option<Spanned<String>>,
     #[serde(default)]
     trusted_proxies: Vec<Spanned<String>>,
 }
@@ -550,6 +556,27 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         }
     }
 
+    let state = raw.serve.state.as_ref().and_then(|url| {
+        let text = url.get_ref().trim();
+        let parsed = url::Url::parse(text)
+            .ok()
+            .filter(|parsed| matches!(parsed.scheme(), "postgres" | "postgresql"));
+        match parsed {
+            None => problem(
+                Origin::File(url.span()),
+                format!("`{text}` is not a PostgreSQL URL"),
+                "write it as `postgres://USER@HOST:PORT/DATABASE`, or leave `state` out to keep the state in `.shop/state.db`",
+            ),
+            Some(parsed) if parsed.password().is_some() => problem(
+                Origin::File(url.span()),
+                "`state` holds a password, which would be committed with `shop.toml`".to_owned(),
+                "leave the password out here and give the whole URL in `SHOP_STATE_URL` (or a file named by `SHOP_STATE_URL_FILE`)",
+            ),
+            Some(_) => return Some(text.to_owned()),
+        }
+        None
+    });
+
     let mut stamp = StampSettings::default();
     if let Some(value) = &raw.stamp.default {
         match super::product::StampMode::parse(value.get_ref()) {
@@ -676,6 +703,7 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         serve: ServeSettings {
             thanks_window,
             trusted_proxies,
+            state,
         },
         stamp,
         tax,

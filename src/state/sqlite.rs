@@ -1,6 +1,4 @@
-//! The server's embedded database (SQLite in WAL mode under `.shop/`):
-//! purchases seen, download usage, grants, revocations, webhook events
-//! seen, opt-outs and the outgoing mail queue.
+//! The SQLite back end (WAL mode, `.shop/state.db`): one server.
 //!
 //! Every write goes through one writer thread that runs whatever writes are
 //! waiting in a single transaction (each that can fail half-way in its own
@@ -28,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::{Charge, Entitlement, Event, FileKey, Paid, QueuedMail, StateError};
 use crate::downloads::{self, Usage};
 
 /// Most writes committed together.
@@ -152,99 +151,6 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 
 /// The schema version this build migrates to.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
-
-/// What the server keeps of a purchase or a grant: enough to let its
-/// links download and to write its receipt. (The ledger's
-/// [`crate::ledger::Purchase`] is the author's full record of it.)
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entitlement {
-    pub id: String,
-    pub email: String,
-    pub product: String,
-    pub version: String,
-    pub payment_intent: Option<String>,
-    pub created: i64,
-    /// What was paid, when the server learned it from Stripe (purchases
-    /// seen before it kept this have none).
-    pub paid: Option<Paid>,
-}
-
-impl From<&crate::ledger::Purchase> for Entitlement {
-    /// A ledger line as the server keeps it (the ledger records no
-    /// discount amount).
-    fn from(purchase: &crate::ledger::Purchase) -> Entitlement {
-        Entitlement {
-            id: purchase.id.clone(),
-            email: purchase.email.clone(),
-            product: purchase.product.clone(),
-            version: purchase.version.clone(),
-            payment_intent: purchase.payment_intent.clone(),
-            created: purchase.created_unix(),
-            paid: Some(Paid {
-                amount: purchase.amount,
-                currency: purchase.currency.clone(),
-                discount: 0,
-                tax: purchase.tax.unwrap_or(0),
-            }),
-        }
-    }
-}
-
-/// What a purchase cost, in minor units of `currency` (lowercase).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Paid {
-    pub amount: i64,
-    pub currency: String,
-    pub discount: i64,
-    pub tax: i64,
-}
-
-/// One file of one version of a purchase: what downloads are counted on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FileKey {
-    pub purchase: String,
-    pub payment_intent: Option<String>,
-    /// The file's product: the purchase's own, or one of a bundle's.
-    pub product: String,
-    pub version: String,
-    pub file: String,
-}
-
-impl FileKey {
-    pub fn new(purchase: &Entitlement, product: &str, version: &str, file: &str) -> FileKey {
-        FileKey {
-            purchase: purchase.id.clone(),
-            payment_intent: purchase.payment_intent.clone(),
-            product: product.to_owned(),
-            version: version.to_owned(),
-            file: file.to_owned(),
-        }
-    }
-
-    /// What the writer keeps a file's standing under.
-    fn id(&self) -> (String, String, String, String) {
-        (
-            self.purchase.clone(),
-            self.product.clone(),
-            self.version.clone(),
-            self.file.clone(),
-        )
-    }
-}
-
-/// What charging a download found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Charge {
-    /// Counted: it may go out.
-    Admitted,
-    /// A redirect within moments of a counted one, to the same URL: not
-    /// counted again.
-    Continued,
-    /// The purchase has used what it may.
-    Exhausted,
-    /// Refunded or disputed.
-    Revoked,
-}
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// Runs a write; says whether it succeeded and how to answer after commit.
@@ -372,7 +278,7 @@ impl Standing {
 }
 
 /// The database: one writer thread, a few reading connections.
-pub struct Db {
+pub struct Sqlite {
     path: PathBuf,
     writer: std::sync::mpsc::Sender<Job>,
     readers: Vec<Mutex<Connection>>,
@@ -387,17 +293,17 @@ pub struct Db {
     _checkpoints: std::sync::mpsc::Sender<()>,
 }
 
-impl std::fmt::Debug for Db {
+impl std::fmt::Debug for Sqlite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db")
+        f.debug_struct("Sqlite")
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-impl Db {
+impl Sqlite {
     /// Opens (or creates) the database at `path`, migrating its schema.
-    pub fn open(path: &Path) -> Result<Db, StateError> {
+    pub fn open(path: &Path) -> Result<Sqlite, StateError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|source| StateError::Io {
                 path: parent.to_owned(),
@@ -444,7 +350,7 @@ impl Db {
             .name("shop-db-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, stopped))
             .map_err(spawn_error)?;
-        Ok(Db {
+        Ok(Sqlite {
             path: path.to_owned(),
             writer: sender,
             readers,
@@ -542,7 +448,7 @@ impl Db {
         .await
     }
 
-    pub fn purchase(&self, id: &str) -> Result<Option<Arc<Entitlement>>, StateError> {
+    pub async fn purchase(&self, id: &str) -> Result<Option<Arc<Entitlement>>, StateError> {
         if let Some(known) = self
             .purchases
             .read()
@@ -571,12 +477,12 @@ impl Db {
     }
 
     /// When the server first saw purchase `id` (Unix seconds), if it has.
-    pub fn seen(&self, id: &str) -> Result<Option<i64>, StateError> {
+    pub async fn seen(&self, id: &str) -> Result<Option<i64>, StateError> {
         self.read(|connection| seen(connection, id))
     }
 
     /// Every purchase the server knows, for `shop trace`.
-    pub fn all_purchases(&self) -> Result<Vec<Entitlement>, StateError> {
+    pub async fn all_purchases(&self) -> Result<Vec<Entitlement>, StateError> {
         self.read(|connection| {
             let mut statement = connection.prepare(
                 "SELECT id, email, product, version, payment_intent, created, amount, currency, discount, tax FROM purchases",
@@ -586,24 +492,20 @@ impl Db {
         })
     }
 
-    /// Records a library (the page of everything `email` bought) and
-    /// returns its id, for a signed link.
-    pub async fn new_library(&self, email: &str, now: i64) -> Result<String, StateError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let (email, kept) = (email.to_owned(), id.clone());
+    pub async fn new_library(&self, id: &str, email: &str, now: i64) -> Result<(), StateError> {
+        let (id, email) = (id.to_owned(), email.to_owned());
         self.write(move |connection| {
             connection.execute(
                 "INSERT INTO libraries (id, email, created) VALUES (?1, ?2, ?3)",
-                params![kept, email, now],
+                params![id, email, now],
             )?;
             Ok(())
         })
-        .await?;
-        Ok(id)
+        .await
     }
 
     /// The address a library was made for.
-    pub fn library_email(&self, id: &str) -> Result<Option<String>, StateError> {
+    pub async fn library_email(&self, id: &str) -> Result<Option<String>, StateError> {
         self.read(|connection| {
             connection
                 .query_row("SELECT email FROM libraries WHERE id = ?1", [id], |row| {
@@ -635,28 +537,30 @@ impl Db {
     // ---- downloads
 
     /// What a file of a purchase has used, and the grant on top of the limit.
-    pub fn usage(&self, key: &FileKey) -> Result<(Usage, u32), StateError> {
+    pub async fn usage(&self, key: &FileKey) -> Result<(Usage, u32), StateError> {
         self.read(|connection| Ok((usage(connection, key)?, extra(connection, &key.purchase)?)))
     }
 
     /// Whether a redirect to this file would be refused as used up, without
     /// reading the database for a file the writer has not found used up.
-    pub fn redirects_used_up(
+    pub async fn redirects_used_up(
         &self,
         key: &FileKey,
         limit: u32,
         size: u64,
     ) -> Result<bool, StateError> {
-        let mut used_up = self.used_up.lock().unwrap_or_else(|p| p.into_inner());
-        if !used_up.contains(key) {
+        let known = {
+            let used_up = self.used_up.lock().unwrap_or_else(|p| p.into_inner());
+            used_up.contains(key)
+        };
+        if !known {
             return Ok(false);
         }
-        drop(used_up);
-        let (usage, extra) = self.usage(key)?;
+        let (usage, extra) = self.usage(key).await?;
         let exhausted = !downloads::admit_redirect(usage, limit + extra, size);
         if !exhausted {
             // Reopened by a grant.
-            used_up = self.used_up.lock().unwrap_or_else(|p| p.into_inner());
+            let mut used_up = self.used_up.lock().unwrap_or_else(|p| p.into_inner());
             used_up.remove(key);
         }
         Ok(exhausted)
@@ -785,8 +689,8 @@ impl Db {
         .await
     }
 
-    pub fn revoked(&self, purchase: &Entitlement) -> Result<bool, StateError> {
-        self.read(|connection| is_revoked(connection, purchase.payment_intent.as_deref()))
+    pub async fn is_revoked(&self, payment_intent: &str) -> Result<bool, StateError> {
+        self.read(|connection| is_revoked(connection, Some(payment_intent)))
     }
 
     /// Reopens the downloads of a refunded or disputed payment.
@@ -817,14 +721,12 @@ impl Db {
 
     /// Records event `id` and runs `act` in the same transaction, once per
     /// id. Returns `None` (and does nothing) for an event already recorded.
-    pub async fn handle_event<T: Send + 'static>(
+    async fn handle_event<T: Send + 'static>(
         &self,
-        id: &str,
-        kind: &str,
-        now: i64,
+        event: &Event<'_>,
         act: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<Option<T>, StateError> {
-        let (id, kind) = (id.to_owned(), kind.to_owned());
+        let (id, kind, now) = (event.id.to_owned(), event.kind.to_owned(), event.received);
         self.write(move |connection| {
             let inserted = connection.execute(
                 "INSERT OR IGNORE INTO events (id, type, received) VALUES (?1, ?2, ?3)",
@@ -834,6 +736,90 @@ impl Db {
                 return Ok(None);
             }
             act(connection).map(Some)
+        })
+        .await
+    }
+
+    pub async fn record_sale(
+        &self,
+        event: &Event<'_>,
+        purchase: Option<Entitlement>,
+    ) -> Result<Option<bool>, StateError> {
+        let now = event.received;
+        self.handle_event(event, move |connection| {
+            let Some(purchase) = purchase else {
+                return Ok(false);
+            };
+            insert_purchase(connection, &purchase, now)?;
+            // A refund may have come first: no receipt for it.
+            let revoked = is_revoked(connection, purchase.payment_intent.as_deref())?;
+            if !purchase.email.is_empty() && !revoked {
+                let dedupe = format!("receipt:{}", purchase.id);
+                let purchase_id = Some(purchase.id.as_str());
+                queue_mail(
+                    connection,
+                    "receipt",
+                    &purchase.email,
+                    purchase_id,
+                    Some(&dedupe),
+                    now,
+                )?;
+            }
+            Ok(revoked)
+        })
+        .await
+    }
+
+    pub async fn record_refund(
+        &self,
+        event: &Event<'_>,
+        revoke: Option<(&str, &'static str)>,
+    ) -> Result<Option<()>, StateError> {
+        let now = event.received;
+        let revoke = revoke.map(|(intent, reason)| (intent.to_owned(), reason));
+        self.handle_event(event, move |connection| {
+            if let Some((intent, reason)) = revoke {
+                self::revoke(connection, &intent, reason, now)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn queue_links(&self, email: &str, now: i64) -> Result<(), StateError> {
+        let email = email.to_owned();
+        self.write(move |connection| {
+            queue_mail(connection, "links", &email, None, None, now).map(drop)
+        })
+        .await
+    }
+
+    pub async fn queue_receipts(
+        &self,
+        purchases: Vec<Entitlement>,
+        now: i64,
+    ) -> Result<usize, StateError> {
+        self.write(move |connection| {
+            let mut queued = 0;
+            for purchase in &purchases {
+                insert_purchase(connection, purchase, now)?;
+                if is_revoked(connection, purchase.payment_intent.as_deref())? {
+                    continue;
+                }
+                let dedupe = format!("receipt:{}", purchase.id);
+                let purchase_id = Some(purchase.id.as_str());
+                if queue_mail(
+                    connection,
+                    "receipt",
+                    &purchase.email,
+                    purchase_id,
+                    Some(&dedupe),
+                    now,
+                )? {
+                    queued += 1;
+                }
+            }
+            Ok(queued)
         })
         .await
     }
@@ -876,9 +862,8 @@ impl Db {
         .await
     }
 
-    /// Records that `email` wants no more update notices.
     pub async fn opt_out(&self, email: &str, now: i64) -> Result<(), StateError> {
-        let email = email.to_ascii_lowercase();
+        let email = email.to_owned();
         self.write(move |connection| {
             connection.execute(
                 "INSERT OR IGNORE INTO opt_outs (email, at) VALUES (?1, ?2)",
@@ -889,7 +874,7 @@ impl Db {
         .await
     }
 
-    pub fn opt_outs(&self) -> Result<std::collections::HashSet<String>, StateError> {
+    pub async fn opt_outs(&self) -> Result<std::collections::HashSet<String>, StateError> {
         self.read(|connection| {
             let mut statement = connection.prepare("SELECT email FROM opt_outs")?;
             let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
@@ -897,14 +882,16 @@ impl Db {
         })
     }
 
-    pub fn events_seen(&self) -> Result<i64, StateError> {
+    pub async fn events_seen(&self) -> Result<i64, StateError> {
         self.read(|connection| {
             connection.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
         })
     }
 
-    /// Unsent messages whose next attempt is due, oldest first.
-    pub async fn due_mail(
+    /// Unsent messages whose next attempt is due, oldest first. One server
+    /// sends from a SQLite state, so nothing needs claiming: a message it
+    /// was sending when it stopped is sent again when it starts.
+    pub async fn claim_mail(
         self: &std::sync::Arc<Self>,
         now: i64,
         limit: u32,
@@ -937,19 +924,8 @@ fn thread_index() -> usize {
     hasher.finish() as usize
 }
 
-/// A message waiting to be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedMail {
-    pub id: i64,
-    /// `receipt` or `links`.
-    pub kind: String,
-    pub recipient: String,
-    pub purchase: Option<String>,
-    pub created: i64,
-}
-
 /// Records a purchase first seen at `now` (inside a write).
-pub fn insert_purchase(
+fn insert_purchase(
     connection: &Connection,
     purchase: &Entitlement,
     now: i64,
@@ -980,7 +956,7 @@ pub fn insert_purchase(
 }
 
 /// Queues a message once per `dedupe` key (inside a write).
-pub fn queue_mail(
+fn queue_mail(
     connection: &Connection,
     kind: &str,
     recipient: &str,
@@ -996,7 +972,7 @@ pub fn queue_mail(
 }
 
 /// Revokes a payment's downloads (inside a write).
-pub fn revoke(
+fn revoke(
     connection: &Connection,
     payment_intent: &str,
     reason: &str,
@@ -1042,7 +1018,7 @@ fn seen(connection: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
 }
 
 /// Whether a payment is refunded or disputed (inside a read or a write).
-pub fn is_revoked(connection: &Connection, intent: Option<&str>) -> rusqlite::Result<bool> {
+fn is_revoked(connection: &Connection, intent: Option<&str>) -> rusqlite::Result<bool> {
     let Some(intent) = intent else {
         return Ok(false);
     };
@@ -1192,37 +1168,6 @@ fn write_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) 
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("cannot use the server's database `{}`", path.display())]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("cannot write to the server's database `{}`: {message}", path.display())]
-    Write { path: PathBuf, message: String },
-    #[error("cannot create `{}`", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the server's database writer has stopped")]
-    Closed,
-}
-
-impl crate::error::Hint for StateError {
-    fn hint(&self) -> String {
-        match self {
-            StateError::Sqlite { .. } => {
-                "check that `.shop/` is writable, and that no other program holds the file".into()
-            }
-            StateError::Write { .. } => "check the disk space and permissions of `.shop/`".into(),
-            StateError::Io { .. } => "check that the store's folder is writable".into(),
-            StateError::Closed => "restart `shop serve`".into(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1243,167 +1188,13 @@ mod tests {
         FileKey::new(&purchase(), "guide", version, "guide.pdf")
     }
 
-    /// A bundle's purchase gives two products that both have `book.pdf`:
-    /// each is counted on its own.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn files_of_two_products_in_one_purchase_are_counted_apart() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("state.db")).unwrap();
-        let bundle = Entitlement {
-            product: "box-set".into(),
-            ..purchase()
-        };
-        let novel = FileKey::new(&bundle, "novel", "1.0.0", "book.pdf");
-        let workbook = FileKey::new(&bundle, "workbook", "1.0.0", "book.pdf");
-        for _ in 0..2 {
-            let charged = db.charge_redirect(novel.clone(), 2, 100, false, 1).await;
-            assert_eq!(charged.unwrap(), Charge::Admitted);
-        }
-        let again = db.charge_redirect(novel.clone(), 2, 100, false, 1).await;
-        assert_eq!(again.unwrap(), Charge::Exhausted);
-        let other = db.charge_redirect(workbook.clone(), 2, 100, false, 1).await;
-        assert_eq!(other.unwrap(), Charge::Admitted);
-        assert_eq!(db.usage(&novel).unwrap().0.whole, 2);
-        assert_eq!(db.usage(&workbook).unwrap().0.whole, 1);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn the_limit_is_exact_under_concurrency() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = std::sync::Arc::new(Db::open(&dir.path().join("state.db")).unwrap());
-        db.upsert_purchase(purchase(), 10).await.unwrap();
-        let mut tasks = Vec::new();
-        for index in 0..50 {
-            let db = db.clone();
-            tasks.push(tokio::spawn(async move {
-                // Streams and redirects mixed: both count against one rule.
-                if index % 2 == 0 {
-                    db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000).await
-                } else {
-                    db.charge_redirect(key("1.0.0"), 5, 1000, false, 10).await
-                }
-                .unwrap()
-            }));
-        }
-        let mut admitted = 0;
-        for task in tasks {
-            if task.await.unwrap() == Charge::Admitted {
-                admitted += 1;
-            }
-        }
-        assert_eq!(admitted, 5);
-        let (usage, extra) = db.usage(&key("1.0.0")).unwrap();
-        assert_eq!((usage.left(5 + extra, 1000), extra), (0, 0));
-        assert_eq!(db.grant("cs_test_1", 2).await.unwrap(), 2);
-        assert_eq!(
-            db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
-                .await
-                .unwrap(),
-            Charge::Admitted
-        );
-        // Another version: counted apart.
-        assert_eq!(
-            db.charge_stream(key("1.1.0"), 5, 1000, 0, 1000)
-                .await
-                .unwrap(),
-            Charge::Admitted
-        );
-        let (usage, _) = db.usage(&key("1.1.0")).unwrap();
-        assert_eq!(usage.left(7, 1000), 6);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn unsent_bytes_are_given_back_and_resumes_reuse_a_redirect() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("state.db")).unwrap();
-        for _ in 0..5 {
-            assert_eq!(
-                db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
-                    .await
-                    .unwrap(),
-                Charge::Admitted
-            );
-        }
-        // The fifth broke at byte 400.
-        db.refund_stream(key("1.0.0"), 600).await.unwrap();
-        assert_eq!(db.usage(&key("1.0.0")).unwrap().0.bytes, 4400);
-        assert_eq!(
-            db.charge_stream(key("1.0.0"), 5, 1000, 400, 600)
-                .await
-                .unwrap(),
-            Charge::Admitted
-        );
-        assert_eq!(
-            db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
-                .await
-                .unwrap(),
-            Charge::Exhausted
-        );
-
-        let other = key("2.0.0");
-        assert_eq!(
-            db.charge_redirect(other.clone(), 1, 1000, false, 100)
-                .await
-                .unwrap(),
-            Charge::Admitted
-        );
-        for _ in 0..crate::downloads::CONTINUATIONS {
-            assert_eq!(
-                db.charge_redirect(other.clone(), 1, 1000, true, 160)
-                    .await
-                    .unwrap(),
-                Charge::Continued
-            );
-        }
-        assert_eq!(
-            db.charge_redirect(other.clone(), 1, 1000, true, 170)
-                .await
-                .unwrap(),
-            Charge::Exhausted
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn events_are_handled_once_and_revocations_stick() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let db = Db::open(&path).unwrap();
-        assert_eq!(db.upsert_purchase(purchase(), 50).await.unwrap(), 50);
-        // Seen once: a later sighting keeps the first time.
-        assert_eq!(db.upsert_purchase(purchase(), 90).await.unwrap(), 50);
-        let first = db
-            .handle_event("evt_1", "charge.refunded", 5, |c| {
-                revoke(c, "pi_1", "refunded", 5)
-            })
-            .await
-            .unwrap();
-        let again = db
-            .handle_event("evt_1", "charge.refunded", 6, |_| Ok(()))
-            .await
-            .unwrap();
-        assert_eq!((first, again), (Some(()), None));
-        assert!(db.revoked(&purchase()).unwrap());
-        assert_eq!(
-            db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
-                .await
-                .unwrap(),
-            Charge::Revoked
-        );
-        drop(db);
-        // Durable: a new server sees the same.
-        let db = Db::open(&path).unwrap();
-        assert_eq!(db.events_seen().unwrap(), 1);
-        assert!(db.revoked(&purchase()).unwrap());
-        assert_eq!(db.seen("cs_test_1").unwrap(), Some(50));
-    }
-
     /// The writer remembers what charges decide on; a grant written by
     /// another process (`shop token --grant`) is still seen at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_grant_from_another_process_is_seen_by_the_next_charge() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        let db = Db::open(&path).unwrap();
+        let db = Sqlite::open(&path).unwrap();
         assert_eq!(
             db.charge_redirect(key("1.0.0"), 1, 1000, false, 10)
                 .await
@@ -1455,12 +1246,12 @@ mod tests {
             )
             .unwrap();
         }
-        let db = Db::open(&path).unwrap();
+        let db = Sqlite::open(&path).unwrap();
         let version: i64 = db
             .read(|c| c.query_row("PRAGMA user_version", [], |row| row.get(0)))
             .unwrap();
         assert_eq!(version as usize, SCHEMA_VERSION);
-        let (usage, _) = db.usage(&key("1.0.0")).unwrap();
+        let (usage, _) = db.usage(&key("1.0.0")).await.unwrap();
         assert_eq!(usage.left(5, 1000), 1);
         assert_eq!(
             db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
@@ -1476,6 +1267,6 @@ mod tests {
         );
         drop(db);
         // Opening again runs nothing twice.
-        Db::open(&path).unwrap();
+        Sqlite::open(&path).unwrap();
     }
 }

@@ -1,0 +1,202 @@
+//! A throwaway PostgreSQL server in a temporary folder, for the tests and
+//! the benchmark of the PostgreSQL back end: `initdb`, then `pg_ctl start`
+//! listening on a Unix socket in the folder (no port to race another test
+//! for) or on a loopback port, and `pg_ctl stop` when dropped. The programs
+//! come from Debian's `postgresql` package, which `scripts/setup` installs.
+//! PostgreSQL refuses to run as root, so as root they run as the
+//! `postgres` user the package makes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A running server and its folder, both gone when dropped.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    as_postgres: bool,
+    port: Option<u16>,
+}
+
+impl Cluster {
+    /// Starts a server on a Unix socket; `durable: false` turns off fsync
+    /// (tests check logic, not the disk).
+    pub fn start(durable: bool) -> anyhow::Result<Cluster> {
+        Cluster::start_on(None, durable)
+    }
+
+    /// Starts a server that also listens on `127.0.0.1:port`.
+    pub fn start_on(port: Option<u16>, durable: bool) -> anyhow::Result<Cluster> {
+        let bin = programs()?;
+        let dir = std::env::temp_dir().join(format!("shop-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir)?;
+        let as_postgres = is_root();
+        let cluster = Cluster {
+            dir,
+            bin,
+            as_postgres,
+            port,
+        };
+        if as_postgres {
+            let status = Command::new("chown")
+                .arg("postgres:")
+                .arg(&cluster.dir)
+                .status()?;
+            anyhow::ensure!(status.success(), "cannot give the folder to `postgres`");
+        }
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &cluster.data(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        )?;
+        let mut options = format!(
+            "-k {} -c listen_addresses='{}' -c max_connections=200",
+            cluster.dir.display(),
+            if port.is_some() { "127.0.0.1" } else { "" }
+        );
+        if let Some(port) = port {
+            options.push_str(&format!(" -p {port}"));
+        }
+        if !durable {
+            options.push_str(" -c fsync=off -c full_page_writes=off");
+        }
+        let log = cluster.dir.join("log").display().to_string();
+        if let Err(error) = cluster.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &cluster.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        ) {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::bail!("{error}\n{log}");
+        }
+        Ok(cluster)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
+        let path = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&path);
+            command
+        } else {
+            Command::new(&path)
+        };
+        let output = command.args(args).current_dir(&self.dir).output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "`{program}` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        Ok(())
+    }
+
+    /// A connection string for `database` on the Unix socket.
+    pub fn url(&self, database: &str) -> String {
+        let port = self
+            .port
+            .map(|port| format!(" port={port}"))
+            .unwrap_or_default();
+        format!(
+            "host={} user=postgres dbname={database}{port}",
+            self.dir.display()
+        )
+    }
+
+    /// A `postgres://` URL for `database` on the loopback port.
+    pub fn tcp_url(&self, database: &str) -> Option<String> {
+        self.port
+            .map(|port| format!("postgres://postgres@127.0.0.1:{port}/{database}"))
+    }
+
+    /// Makes an empty database.
+    pub fn create_database(&self, name: &str) -> anyhow::Result<()> {
+        let port = self
+            .port
+            .map(|port| port.to_string())
+            .unwrap_or("5432".into());
+        let output = Command::new(self.bin.join("createdb"))
+            .args([
+                "-h",
+                &self.dir.display().to_string(),
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                name,
+            ])
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "`createdb` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        Ok(())
+    }
+
+    /// The folder the server's socket is in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The folder of `initdb` and `pg_ctl`: `SHOP_PG_BIN`, else the newest
+/// under Debian's `/usr/lib/postgresql`.
+fn programs() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("SHOP_PG_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).ok_or_else(|| {
+        crate::error::hinted(
+            "PostgreSQL's `initdb` is not under `/usr/lib/postgresql`",
+            "run `scripts/setup`, which installs Debian's `postgresql`, or set `SHOP_PG_BIN` to the folder of `initdb`",
+        )
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
+}

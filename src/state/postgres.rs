@@ -1,0 +1,794 @@
+//! The PostgreSQL back end: several servers share one database.
+//!
+//! Every operation is one transaction on a pooled connection. A download
+//! charge locks its file's row (an `INSERT … ON CONFLICT DO UPDATE …
+//! RETURNING` takes the lock and reads the row in one statement), decides
+//! by the same rule as the SQLite back end, writes and commits before the
+//! download leaves: two servers charging the same file wait on each other's
+//! row lock, so the limit stays exact across them. Charges commit with
+//! `synchronous_commit = off`, as SQLite commits charges without an fsync:
+//! a crash of the database's machine may forget the last moment's counts
+//! (a download given back, never one taken away); every other write waits
+//! for the disk.
+//!
+//! A webhook event is recorded in the transaction that acts on it; a
+//! second server handling the same event at that moment waits on the
+//! first one's insert and then finds it recorded. Mail is claimed with
+//! `FOR UPDATE SKIP LOCKED`, its next attempt moved a lease ahead, so that
+//! each message is taken by one server, and a server that dies mid-send
+//! leaves it to another once the lease runs out.
+//!
+//! The schema is versioned in the table `shop_schema` and migrated at start
+//! under an advisory lock, so that servers starting together migrate once.
+//! No TLS: the database is expected on the same machine or a private
+//! network; a URL with `sslmode=require` fails to connect rather than
+//! talking in the clear.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use super::{Charge, Entitlement, Event, FileKey, MAIL_LEASE, Paid, QueuedMail, StateError};
+use crate::downloads::{self, Usage};
+use crate::secret::Secret;
+
+/// Connections per server.
+const POOL_SIZE: usize = 16;
+
+/// How long a request waits for a connection, or for one to be made.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The advisory lock that migrations hold ("shop" in ASCII).
+const MIGRATION_LOCK: i64 = 0x73686f70;
+
+/// The schema, one step per version: `shop_schema.version` says how many
+/// have run. The first step is the SQLite schema as of its fifth version.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE purchases (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        product TEXT NOT NULL,
+        version TEXT NOT NULL,
+        payment_intent TEXT,
+        created BIGINT NOT NULL,
+        seen BIGINT,
+        amount BIGINT,
+        currency TEXT,
+        discount BIGINT NOT NULL DEFAULT 0,
+        tax BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX purchases_email ON purchases (lower(email));
+    CREATE INDEX purchases_payment_intent ON purchases (payment_intent);
+    CREATE TABLE downloads (
+        purchase TEXT NOT NULL,
+        product TEXT NOT NULL,
+        version TEXT NOT NULL,
+        file TEXT NOT NULL,
+        count BIGINT NOT NULL DEFAULT 0,
+        bytes BIGINT NOT NULL DEFAULT 0,
+        last_redirect BIGINT,
+        continuations BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (purchase, product, version, file)
+    );
+    CREATE TABLE grants (
+        purchase TEXT PRIMARY KEY,
+        extra BIGINT NOT NULL
+    );
+    CREATE TABLE revoked (
+        payment_intent TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        at BIGINT NOT NULL
+    );
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        received BIGINT NOT NULL
+    );
+    CREATE TABLE mail_queue (
+        id BIGSERIAL PRIMARY KEY,
+        kind TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        purchase TEXT,
+        dedupe TEXT UNIQUE,
+        created BIGINT NOT NULL,
+        sent BIGINT,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX mail_queue_due ON mail_queue (next_attempt, id) WHERE sent IS NULL;
+    CREATE TABLE opt_outs (
+        email TEXT PRIMARY KEY,
+        at BIGINT NOT NULL
+    );
+    CREATE TABLE libraries (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        created BIGINT NOT NULL
+    );"];
+
+/// The schema version this build migrates a PostgreSQL database to.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// A pool of connections to one database.
+pub struct Postgres {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Postgres {
+    /// Never the URL: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres")
+            .field("connections", &self.pool.status().size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<tokio_postgres::Error> for StateError {
+    fn from(source: tokio_postgres::Error) -> StateError {
+        StateError::Postgres {
+            what: "a query failed",
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StateError {
+    fn from(source: deadpool_postgres::PoolError) -> StateError {
+        StateError::Postgres {
+            what: "no connection",
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Reads a PostgreSQL URL (`postgres://…`, or `key=value` pairs).
+pub fn parse_url(url: &Secret) -> Result<tokio_postgres::Config, StateError> {
+    url.expose()
+        .parse::<tokio_postgres::Config>()
+        .map_err(|_| StateError::NotPostgres {
+            name: url.name().to_owned(),
+        })
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+const PURCHASE_COLUMNS: &str =
+    "id, email, product, version, payment_intent, created, amount, currency, discount, tax";
+
+impl Postgres {
+    /// Connects to the database at `url` and brings its schema up to date.
+    pub async fn connect(url: &Secret) -> Result<Postgres, StateError> {
+        let mut config = parse_url(url)?;
+        config.application_name("shop serve");
+        config.connect_timeout(CONNECT_TIMEOUT);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|source| StateError::Postgres {
+                what: "cannot make a connection pool",
+                source: Box::new(source),
+            })?;
+        let db = Postgres { pool };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), StateError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS shop_schema (version BIGINT NOT NULL)")
+            .await?;
+        let found: Option<i64> = tx
+            .query_opt("SELECT version FROM shop_schema", &[])
+            .await?
+            .map(|row| row.get(0));
+        let version = match found {
+            Some(version) => version,
+            None => {
+                tx.execute("INSERT INTO shop_schema (version) VALUES (0)", &[])
+                    .await?;
+                0
+            }
+        };
+        let known = SCHEMA_VERSION as i64;
+        if version > known {
+            return Err(StateError::NewerSchema {
+                found: version,
+                known,
+            });
+        }
+        for step in &MIGRATIONS[version as usize..] {
+            tx.batch_execute(step).await?;
+        }
+        tx.execute("UPDATE shop_schema SET version = $1", &[&known])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The schema version of the database (for tests and `--migrate-state-to`).
+    pub async fn schema_version(&self) -> Result<i64, StateError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one("SELECT version FROM shop_schema", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Runs one statement on its own (autocommit), returning the rows.
+    async fn query(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<tokio_postgres::Row>, StateError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query(&statement, params).await?)
+    }
+
+    async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StateError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.execute(&statement, params).await?)
+    }
+
+    // ---- purchases
+
+    pub async fn upsert_purchase(
+        &self,
+        purchase: Entitlement,
+        now: i64,
+    ) -> Result<i64, StateError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let seen = insert_purchase(&tx, &purchase, now).await?;
+        tx.commit().await?;
+        Ok(seen)
+    }
+
+    pub async fn purchase(
+        &self,
+        id: &str,
+    ) -> Result<Option<std::sync::Arc<Entitlement>>, StateError> {
+        let sql = format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE id = $1");
+        let rows = self.query(&sql, &[&id]).await?;
+        Ok(rows
+            .first()
+            .map(|row| std::sync::Arc::new(purchase_row(row))))
+    }
+
+    pub async fn seen(&self, id: &str) -> Result<Option<i64>, StateError> {
+        let rows = self
+            .query("SELECT seen FROM purchases WHERE id = $1", &[&id])
+            .await?;
+        Ok(rows.first().and_then(|row| row.get(0)))
+    }
+
+    pub async fn all_purchases(&self) -> Result<Vec<Entitlement>, StateError> {
+        let sql = format!("SELECT {PURCHASE_COLUMNS} FROM purchases ORDER BY created, id");
+        let rows = self.query(&sql, &[]).await?;
+        Ok(rows.iter().map(purchase_row).collect())
+    }
+
+    pub async fn new_library(&self, id: &str, email: &str, now: i64) -> Result<(), StateError> {
+        self.execute(
+            "INSERT INTO libraries (id, email, created) VALUES ($1, $2, $3)",
+            &[&id, &email, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn library_email(&self, id: &str) -> Result<Option<String>, StateError> {
+        let rows = self
+            .query("SELECT email FROM libraries WHERE id = $1", &[&id])
+            .await?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    pub async fn purchases_of(&self, email: &str) -> Result<Vec<Entitlement>, StateError> {
+        let sql = format!(
+            "SELECT {PURCHASE_COLUMNS} FROM purchases
+             WHERE lower(email) = lower($1)
+               AND NOT EXISTS (SELECT 1 FROM revoked WHERE revoked.payment_intent = purchases.payment_intent)
+             ORDER BY created, id"
+        );
+        let rows = self.query(&sql, &[&email]).await?;
+        Ok(rows.iter().map(purchase_row).collect())
+    }
+
+    // ---- downloads
+
+    pub async fn usage(&self, key: &FileKey) -> Result<(Usage, u32), StateError> {
+        let rows = self
+            .query(
+                "SELECT (SELECT bytes FROM downloads WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4),
+                        (SELECT count FROM downloads WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4),
+                        (SELECT extra FROM grants WHERE purchase = $1)",
+                &[&key.purchase, &key.product, &key.version, &key.file],
+            )
+            .await?;
+        let row = &rows[0];
+        let usage = Usage {
+            bytes: row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64,
+            whole: whole(row.get::<_, Option<i64>>(1).unwrap_or(0)),
+        };
+        Ok((usage, whole(row.get::<_, Option<i64>>(2).unwrap_or(0))))
+    }
+
+    /// One read: no server-local memory of used-up files, since another
+    /// server may have used a file up.
+    pub async fn redirects_used_up(
+        &self,
+        key: &FileKey,
+        limit: u32,
+        size: u64,
+    ) -> Result<bool, StateError> {
+        let (usage, extra) = self.usage(key).await?;
+        Ok(!downloads::admit_redirect(usage, limit + extra, size))
+    }
+
+    pub async fn charge_stream(
+        &self,
+        key: FileKey,
+        limit: u32,
+        size: u64,
+        start: u64,
+        length: u64,
+    ) -> Result<Charge, StateError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let file = lock_file(&tx, &key).await?;
+        if file.revoked {
+            tx.rollback().await?;
+            return Ok(Charge::Revoked);
+        }
+        if !downloads::admit_stream(file.usage, limit + file.extra, size, start, length) {
+            tx.rollback().await?;
+            return Ok(Charge::Exhausted);
+        }
+        let statement = tx
+            .prepare_cached(
+                "UPDATE downloads SET bytes = bytes + $5
+                 WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4",
+            )
+            .await?;
+        tx.execute(
+            &statement,
+            &[
+                &key.purchase,
+                &key.product,
+                &key.version,
+                &key.file,
+                &(length as i64),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Charge::Admitted)
+    }
+
+    pub async fn refund_stream(&self, key: FileKey, bytes: u64) -> Result<(), StateError> {
+        self.execute(
+            "UPDATE downloads SET bytes = GREATEST(0, bytes - $5)
+             WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4",
+            &[
+                &key.purchase,
+                &key.product,
+                &key.version,
+                &key.file,
+                &(bytes as i64),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn charge_redirect(
+        &self,
+        key: FileKey,
+        limit: u32,
+        size: u64,
+        resume: bool,
+        now: i64,
+    ) -> Result<Charge, StateError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let file = lock_file(&tx, &key).await?;
+        if file.revoked {
+            tx.rollback().await?;
+            return Ok(Charge::Revoked);
+        }
+        let params: [&(dyn ToSql + Sync); 5] =
+            [&key.purchase, &key.product, &key.version, &key.file, &now];
+        if resume
+            && let Some(at) = file.last_redirect
+            && downloads::may_continue(now - at, file.continuations)
+        {
+            let statement = tx
+                .prepare_cached(
+                    "UPDATE downloads SET continuations = continuations + 1
+                     WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4",
+                )
+                .await?;
+            tx.execute(&statement, &params[..4]).await?;
+            tx.commit().await?;
+            return Ok(Charge::Continued);
+        }
+        if !downloads::admit_redirect(file.usage, limit + file.extra, size) {
+            tx.rollback().await?;
+            return Ok(Charge::Exhausted);
+        }
+        let statement = tx
+            .prepare_cached(
+                "UPDATE downloads SET count = count + 1, last_redirect = $5, continuations = 0
+                 WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4",
+            )
+            .await?;
+        tx.execute(&statement, &params).await?;
+        tx.commit().await?;
+        Ok(Charge::Admitted)
+    }
+
+    pub async fn is_revoked(&self, payment_intent: &str) -> Result<bool, StateError> {
+        let rows = self
+            .query(
+                "SELECT 1 FROM revoked WHERE payment_intent = $1",
+                &[&payment_intent],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    pub async fn reinstate(&self, payment_intent: &str) -> Result<(), StateError> {
+        self.execute(
+            "DELETE FROM revoked WHERE payment_intent = $1",
+            &[&payment_intent],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn grant(&self, purchase: &str, extra: u32) -> Result<u32, StateError> {
+        let rows = self
+            .query(
+                "INSERT INTO grants (purchase, extra) VALUES ($1, $2)
+                 ON CONFLICT (purchase) DO UPDATE SET extra = grants.extra + excluded.extra
+                 RETURNING extra",
+                &[&purchase, &i64::from(extra)],
+            )
+            .await?;
+        Ok(whole(rows[0].get(0)))
+    }
+
+    // ---- webhook events
+
+    /// Records the event in `tx`; false if it was recorded before (by this
+    /// server or another), once the transaction that recorded it is over.
+    async fn record(tx: &Transaction<'_>, event: &Event<'_>) -> Result<bool, StateError> {
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO events (id, type, received) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .await?;
+        let inserted = tx
+            .execute(&statement, &[&event.id, &event.kind, &event.received])
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    pub async fn record_sale(
+        &self,
+        event: &Event<'_>,
+        purchase: Option<Entitlement>,
+    ) -> Result<Option<bool>, StateError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if !Self::record(&tx, event).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let mut revoked = false;
+        if let Some(purchase) = purchase {
+            revoked = queue_receipt(&tx, &purchase, event.received)
+                .await?
+                .is_none();
+        }
+        tx.commit().await?;
+        Ok(Some(revoked))
+    }
+
+    pub async fn record_refund(
+        &self,
+        event: &Event<'_>,
+        revoke: Option<(&str, &'static str)>,
+    ) -> Result<Option<()>, StateError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if !Self::record(&tx, event).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        if let Some((intent, reason)) = revoke {
+            tx.execute(
+                "INSERT INTO revoked (payment_intent, reason, at) VALUES ($1, $2, $3)
+                 ON CONFLICT (payment_intent) DO NOTHING",
+                &[&intent, &reason, &event.received],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(()))
+    }
+
+    pub async fn events_seen(&self) -> Result<i64, StateError> {
+        let rows = self.query("SELECT COUNT(*) FROM events", &[]).await?;
+        Ok(rows[0].get(0))
+    }
+
+    // ---- mail
+
+    pub async fn queue_links(&self, email: &str, now: i64) -> Result<(), StateError> {
+        self.execute(
+            "INSERT INTO mail_queue (kind, recipient, created) VALUES ('links', $1, $2)",
+            &[&email, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn queue_receipts(
+        &self,
+        purchases: Vec<Entitlement>,
+        now: i64,
+    ) -> Result<usize, StateError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let mut queued = 0;
+        for purchase in &purchases {
+            if queue_receipt(&tx, purchase, now).await? == Some(true) {
+                queued += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    pub async fn claim_mail(&self, now: i64, limit: u32) -> Result<Vec<QueuedMail>, StateError> {
+        let rows = self
+            .query(
+                "UPDATE mail_queue SET next_attempt = $1 + $3
+                 WHERE id IN (SELECT id FROM mail_queue
+                              WHERE sent IS NULL AND next_attempt <= $1
+                              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, kind, recipient, purchase, created",
+                &[&now, &i64::from(limit), &MAIL_LEASE],
+            )
+            .await?;
+        let mut claimed: Vec<QueuedMail> = rows
+            .iter()
+            .map(|row| QueuedMail {
+                id: row.get(0),
+                kind: row.get(1),
+                recipient: row.get(2),
+                purchase: row.get(3),
+                created: row.get(4),
+            })
+            .collect();
+        claimed.sort_by_key(|mail| mail.id);
+        Ok(claimed)
+    }
+
+    pub async fn mail_sent(&self, id: i64, now: i64) -> Result<(), StateError> {
+        self.execute(
+            "UPDATE mail_queue SET sent = $2 WHERE id = $1",
+            &[&id, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mail_failed(
+        &self,
+        id: i64,
+        now: i64,
+        error: String,
+        backoff: crate::retry::Backoff,
+    ) -> Result<(), StateError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let failures: i64 = tx
+            .query_one(
+                "UPDATE mail_queue SET attempts = attempts + 1, last_error = $2
+                 WHERE id = $1 RETURNING attempts",
+                &[&id, &error],
+            )
+            .await?
+            .get(0);
+        let wait = backoff.ceiling(whole(failures)).as_secs().max(1) as i64;
+        tx.execute(
+            "UPDATE mail_queue SET next_attempt = $2 WHERE id = $1",
+            &[&id, &(now + wait)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn opt_out(&self, email: &str, now: i64) -> Result<(), StateError> {
+        self.execute(
+            "INSERT INTO opt_outs (email, at) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING",
+            &[&email, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn opt_outs(&self) -> Result<std::collections::HashSet<String>, StateError> {
+        let rows = self.query("SELECT email FROM opt_outs", &[]).await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+}
+
+/// A count kept as BIGINT, read back as the `u32` the download rule uses.
+fn whole(value: i64) -> u32 {
+    u32::try_from(value.max(0)).unwrap_or(u32::MAX)
+}
+
+/// What a charge decides on, read with the file's row locked.
+struct Locked {
+    usage: Usage,
+    last_redirect: Option<i64>,
+    continuations: u32,
+    extra: u32,
+    revoked: bool,
+}
+
+/// Locks the row of a file (making it at zero if it is new) until the
+/// transaction ends, and reads it with the purchase's grant and standing.
+/// A charge's commit need not wait for the disk (see the module's comment).
+async fn lock_file(tx: &Transaction<'_>, key: &FileKey) -> Result<Locked, StateError> {
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO downloads (purchase, product, version, file) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (purchase, product, version, file) DO UPDATE SET count = downloads.count
+             RETURNING bytes, count, last_redirect, continuations,
+                 COALESCE((SELECT extra FROM grants WHERE purchase = $1), 0),
+                 EXISTS (SELECT 1 FROM revoked WHERE payment_intent = $5)",
+        )
+        .await?;
+    let row = tx
+        .query_one(
+            &statement,
+            &[
+                &key.purchase,
+                &key.product,
+                &key.version,
+                &key.file,
+                &key.payment_intent,
+            ],
+        )
+        .await?;
+    Ok(Locked {
+        usage: Usage {
+            bytes: row.get::<_, i64>(0).max(0) as u64,
+            whole: whole(row.get(1)),
+        },
+        last_redirect: row.get(2),
+        continuations: whole(row.get(3)),
+        extra: whole(row.get(4)),
+        revoked: row.get(5),
+    })
+}
+
+/// Records a purchase first seen at `now`; returns when it was first seen.
+async fn insert_purchase(
+    tx: &Transaction<'_>,
+    purchase: &Entitlement,
+    now: i64,
+) -> Result<i64, StateError> {
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO purchases (id, email, product, version, payment_intent, created, seen, amount, currency, discount, tax)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (id) DO UPDATE SET email = excluded.email, payment_intent = excluded.payment_intent,
+                 seen = COALESCE(purchases.seen, excluded.seen),
+                 amount = COALESCE(excluded.amount, purchases.amount),
+                 currency = COALESCE(excluded.currency, purchases.currency),
+                 discount = GREATEST(purchases.discount, excluded.discount),
+                 tax = GREATEST(purchases.tax, excluded.tax)
+             RETURNING seen",
+        )
+        .await?;
+    let paid = purchase.paid.as_ref();
+    let row = tx
+        .query_one(
+            &statement,
+            &[
+                &purchase.id,
+                &purchase.email,
+                &purchase.product,
+                &purchase.version,
+                &purchase.payment_intent,
+                &purchase.created,
+                &now,
+                &paid.map(|paid| paid.amount),
+                &paid.map(|paid| paid.currency.as_str()),
+                &paid.map_or(0, |paid| paid.discount),
+                &paid.map_or(0, |paid| paid.tax),
+            ],
+        )
+        .await?;
+    Ok(row.get::<_, Option<i64>>(0).unwrap_or(now))
+}
+
+/// Records a purchase and queues its receipt once per purchase, unless its
+/// payment is revoked (`None`); `Some(queued now)` otherwise.
+async fn queue_receipt(
+    tx: &Transaction<'_>,
+    purchase: &Entitlement,
+    now: i64,
+) -> Result<Option<bool>, StateError> {
+    insert_purchase(tx, purchase, now).await?;
+    if let Some(intent) = &purchase.payment_intent {
+        let revoked = tx
+            .query_opt("SELECT 1 FROM revoked WHERE payment_intent = $1", &[intent])
+            .await?;
+        if revoked.is_some() {
+            return Ok(None);
+        }
+    }
+    if purchase.email.is_empty() {
+        return Ok(Some(false));
+    }
+    let dedupe = format!("receipt:{}", purchase.id);
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO mail_queue (kind, recipient, purchase, dedupe, created)
+             VALUES ('receipt', $1, $2, $3, $4) ON CONFLICT (dedupe) DO NOTHING",
+        )
+        .await?;
+    let inserted = tx
+        .execute(&statement, &[&purchase.email, &purchase.id, &dedupe, &now])
+        .await?;
+    Ok(Some(inserted == 1))
+}
+
+fn purchase_row(row: &tokio_postgres::Row) -> Entitlement {
+    Entitlement {
+        id: row.get(0),
+        email: row.get(1),
+        product: row.get(2),
+        version: row.get(3),
+        payment_intent: row.get(4),
+        created: row.get(5),
+        paid: match (
+            row.get::<_, Option<i64>>(6),
+            row.get::<_, Option<String>>(7),
+        ) {
+            (Some(amount), Some(currency)) => Some(Paid {
+                amount,
+                currency,
+                discount: row.get(8),
+                tax: row.get(9),
+            }),
+            _ => None,
+        },
+    }
+}
