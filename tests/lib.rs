@@ -16,6 +16,7 @@ mod demo;
 mod downloads;
 mod init;
 mod mail;
+mod postgres;
 mod preorder;
 mod release;
 mod sandbox;

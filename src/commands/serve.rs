@@ -32,10 +32,20 @@ pub struct Args {
     /// How long a keep-alive connection may stay idle between requests
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = super::parse_duration_std)]
     pub idle_timeout: std::time::Duration,
+
+    /// Copy the state of this store's server (`.shop/state.db`) into the
+    /// empty PostgreSQL database at URL, verify it and stop, instead of
+    /// serving; stop the running server first. Then start the servers with
+    /// the same URL in `SHOP_STATE_URL`
+    #[arg(long, value_name = "URL")]
+    pub migrate_state_to: Option<String>,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let store = context.open_store()?;
+    if let Some(url) = &args.migrate_state_to {
+        return migrate_state(context, &store, url);
+    }
     let stripe = context.stripe()?;
     let keys = super::token_keys()?;
     let webhook_secret = super::secret_from_env("STRIPE_WEBHOOK_SECRET")?;
@@ -53,6 +63,11 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
     super::block_on(async move {
         let db = crate::state::Db::open(&state).await?;
+        let kept_in = match &state {
+            crate::state::Location::Sqlite(path) => format!("`{}`", path.display()),
+            // Never the URL: it may hold a password.
+            crate::state::Location::Postgres(_) => "PostgreSQL".to_owned(),
+        };
         let files_from = match &store.settings.github_repository {
             Some(repository) => Files::GitHub {
                 client: Box::new(context.github(repository)?),
@@ -110,7 +125,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             std::time::Duration::from_secs(retry),
         ));
         context.output.note(format!(
-            "shop serve listening on http://{address} (public address {base_url}); stop with Ctrl-C"
+            "shop serve listening on http://{address} (public address {base_url}; state in {kept_in}); stop with Ctrl-C"
         ));
         // On a worker like every connection, not on the thread that waits.
         let timeouts = server::Timeouts {
@@ -161,4 +176,31 @@ fn inherited_listener() -> anyhow::Result<Option<tokio::net::TcpListener>> {
     };
     listener.set_nonblocking(true)?;
     Ok(Some(tokio::net::TcpListener::from_std(listener)?))
+}
+
+/// `shop serve --migrate-state-to URL`: the SQLite state into PostgreSQL.
+fn migrate_state(context: &Context, store: &crate::store::Store, url: &str) -> anyhow::Result<()> {
+    let url = crate::secret::Secret::new("--migrate-state-to", url)?;
+    let from = store.root.join(".shop").join("state.db");
+    let moved = super::block_on(crate::state::move_to_postgres(&from, &url))??;
+    if context.output.json {
+        let tables: serde_json::Map<String, serde_json::Value> = moved
+            .iter()
+            .map(|(table, rows)| ((*table).to_owned(), (*rows).into()))
+            .collect();
+        context
+            .output
+            .json(&serde_json::json!({ "moved": tables }))?;
+    }
+    let counts: Vec<String> = moved
+        .iter()
+        .map(|(table, rows)| format!("{table} {rows}"))
+        .collect();
+    context.output.note(format!(
+        "moved the server's state into PostgreSQL and checked it: {}\n\
+         hint: start every server with that URL in `SHOP_STATE_URL` (or `[serve] state` in `shop.toml` without its password); `{}` stays as it was",
+        counts.join(", "),
+        from.display()
+    ));
+    Ok(())
 }

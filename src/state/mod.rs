@@ -158,6 +158,16 @@ pub enum StateError {
         "the PostgreSQL database has schema version {found}, newer than this `shop` knows ({known})"
     )]
     NewerSchema { found: i64, known: i64 },
+    #[error("there is no state to move: `{}` does not exist", path.display())]
+    NothingToMove { path: PathBuf },
+    #[error("the PostgreSQL database already holds a state: its `{table}` is not empty")]
+    NotEmpty { table: &'static str },
+    #[error("the copy of `{table}` does not match: {expected} in SQLite, {found} in PostgreSQL")]
+    Mismatch {
+        table: &'static str,
+        expected: String,
+        found: String,
+    },
 }
 
 impl crate::error::Hint for StateError {
@@ -178,6 +188,15 @@ impl crate::error::Hint for StateError {
                 "write it as `postgres://USER@HOST:PORT/DATABASE` (the password in \
                  `SHOP_STATE_URL`, never in `shop.toml`)"
                     .into()
+            }
+            StateError::NothingToMove { .. } => {
+                "run this in the store whose server kept its state in SQLite".into()
+            }
+            StateError::NotEmpty { .. } => {
+                "move into an empty database (`createdb shop`), or keep using the one that has the state".into()
+            }
+            StateError::Mismatch { .. } => {
+                "nothing was committed; stop every `shop serve` of this store and run it again".into()
             }
             StateError::NewerSchema { .. } => {
                 "another server runs a newer `shop`: upgrade this one to the same version".into()
@@ -235,14 +254,6 @@ impl Db {
         Ok(Db {
             backend: Backend::Sqlite(Arc::new(sqlite::Sqlite::open(path)?)),
         })
-    }
-
-    /// Which back end this is, for the server's first log line.
-    pub fn describe(&self) -> &'static str {
-        match &self.backend {
-            Backend::Sqlite(_) => "SQLite",
-            Backend::Postgres(_) => "PostgreSQL",
-        }
     }
 
     // ---- purchases
@@ -445,6 +456,29 @@ impl Db {
     pub async fn opt_outs(&self) -> Result<std::collections::HashSet<String>, StateError> {
         either!(self, db => db.opt_outs().await)
     }
+}
+
+/// Copies the SQLite state at `from` into the empty PostgreSQL database at
+/// `to`, in one transaction that commits only if every table's rows and
+/// every download count read back equal to the SQLite ones. Returns each
+/// table with its rows. The servers of the store should be stopped: what
+/// they write meanwhile stays in SQLite.
+pub async fn move_to_postgres(
+    from: &std::path::Path,
+    to: &Secret,
+) -> Result<Vec<(&'static str, usize)>, StateError> {
+    if !from.exists() {
+        return Err(StateError::NothingToMove {
+            path: from.to_owned(),
+        });
+    }
+    // Brought to the newest schema first, so the columns are the same.
+    drop(sqlite::Sqlite::open(from)?);
+    let path = from.to_owned();
+    let tables = tokio::task::spawn_blocking(move || sqlite::export(&path))
+        .await
+        .map_err(|_| StateError::Closed)??;
+    postgres::Postgres::connect(to).await?.import(tables).await
 }
 
 /// A webhook event, as recorded.

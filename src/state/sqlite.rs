@@ -916,6 +916,58 @@ impl Sqlite {
     }
 }
 
+/// The tables of the state and their columns, as both back ends have
+/// them (what `shop serve --migrate-state-to` copies).
+pub(super) const TABLES: &[(&str, &str)] = &[
+    (
+        "purchases",
+        "id, email, product, version, payment_intent, created, seen, amount, currency, discount, tax",
+    ),
+    (
+        "downloads",
+        "purchase, product, version, file, count, bytes, last_redirect, continuations",
+    ),
+    ("grants", "purchase, extra"),
+    ("revoked", "payment_intent, reason, at"),
+    ("events", "id, type, received"),
+    (
+        "mail_queue",
+        "id, kind, recipient, purchase, dedupe, created, sent, attempts, last_error, next_attempt",
+    ),
+    ("opt_outs", "email, at"),
+    ("libraries", "id, email, created"),
+];
+
+/// A table's rows, each value an integer, a text or nothing.
+pub(super) type Rows = Vec<Vec<rusqlite::types::Value>>;
+
+/// Every row of every table, read in one transaction (one moment's state).
+pub(super) fn export(path: &Path) -> Result<Vec<(&'static str, Rows)>, StateError> {
+    let error = |source| StateError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let mut connection = Connection::open(path).map_err(error)?;
+    connection
+        .execute_batch("PRAGMA busy_timeout = 5000;")
+        .map_err(error)?;
+    let transaction = connection.transaction().map_err(error)?;
+    let mut tables = Vec::with_capacity(TABLES.len());
+    for (table, columns) in TABLES {
+        let mut statement = transaction
+            .prepare(&format!("SELECT {columns} FROM {table}"))
+            .map_err(error)?;
+        let width = statement.column_count();
+        let rows = statement
+            .query_map([], |row| (0..width).map(|index| row.get(index)).collect())
+            .map_err(error)?
+            .collect::<rusqlite::Result<Rows>>()
+            .map_err(error)?;
+        tables.push((*table, rows));
+    }
+    Ok(tables)
+}
+
 /// A small number per thread, to spread waits over the readers.
 fn thread_index() -> usize {
     use std::hash::{Hash, Hasher};

@@ -176,6 +176,37 @@ impl Served {
     /// Starts `shop serve` and waits until it answers.
     pub fn launch(&mut self) {
         let address = self.url.trim_start_matches("http://").to_owned();
+        let listener = self.listener.as_ref().expect("the socket is open");
+        let (child, reader) = self.spawn_serve(listener, &address, &[], self.log.clone());
+        self.log_reader = Some(reader);
+        self.server = Some(child);
+    }
+
+    /// Another `shop serve` of the same store and environment (plus `env`)
+    /// on a socket of its own: a second server behind a load balancer.
+    pub fn another_server(&self, env: &[(&str, &str)]) -> Another {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (child, reader) = self.spawn_serve(&listener, &address, env, log.clone());
+        Another {
+            url: format!("http://{address}"),
+            child: Some(child),
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// Runs `shop serve` on `listener` (as systemd passes one: `--listen`
+    /// gives way), waits until it says it listens, and keeps reading its
+    /// log into `log` so it never blocks on a full pipe.
+    fn spawn_serve(
+        &self,
+        listener: &std::net::TcpListener,
+        address: &str,
+        env: &[(&str, &str)],
+        log: std::sync::Arc<std::sync::Mutex<String>>,
+    ) -> (Child, std::thread::JoinHandle<()>) {
         let shop = env!("CARGO_BIN_EXE_shop");
         let mut command = match self.wrapper.split_first() {
             Some((program, args)) => {
@@ -186,15 +217,16 @@ impl Served {
             None => Command::new(shop),
         };
         command
-            .args(["serve", "--listen", &address])
+            .args(["serve", "--listen", address])
             .args(&self.serve_args)
             .current_dir(self.test.path())
             .env_clear();
         for (key, value) in self.test.environment() {
             command.env(key, value);
         }
-        // The socket bound above, as systemd passes one: `--listen` gives way.
-        let listener = self.listener.as_ref().expect("the socket is open");
+        for (key, value) in env {
+            command.env(key, value);
+        }
         let socket = std::os::fd::OwnedFd::from(listener.try_clone().unwrap());
         command_fds::CommandFdExt::fd_mappings(
             &mut command,
@@ -217,20 +249,18 @@ impl Served {
             assert!(
                 stderr.read_line(&mut line).unwrap() > 0,
                 "shop serve did not start:\n{}",
-                self.log.lock().unwrap()
+                log.lock().unwrap()
             );
-            self.log.lock().unwrap().push_str(&line);
+            log.lock().unwrap().push_str(&line);
         }
-        // Keep reading its log so it never blocks on a full pipe.
-        let log = self.log.clone();
-        self.log_reader = Some(std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
                 let mut log = log.lock().unwrap();
                 log.push_str(&line);
                 log.push('\n');
             }
-        }));
-        self.server = Some(child);
+        });
+        (child, reader)
     }
 
     /// Closes the fixture's copy of the server's socket (as systemd does
@@ -448,4 +478,31 @@ pub fn download_page_of(thanks: &str) -> String {
     let rest = &thanks[start..];
     let token_end = rest[3..].find(['/', '"', '?']).unwrap() + 3;
     rest[..token_end].to_owned()
+}
+
+/// A second `shop serve` of a [`Served`] store; killed when dropped.
+pub struct Another {
+    pub url: String,
+    child: Option<Child>,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Another {
+    /// Kills it with SIGKILL: no shutdown, nothing flushed.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Another {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -1,0 +1,326 @@
+//! Several `shop serve` on one PostgreSQL: the download limit, webhooks
+//! and mail hold across them. Each test starts a PostgreSQL server of its
+//! own in a temporary folder (`shop::state::cluster`).
+
+use reqwest::StatusCode;
+use serde_json::json;
+use shop::state::cluster::Cluster;
+
+use crate::support::served::Served;
+
+/// A store served from PostgreSQL; the server stops before the database.
+struct OnPostgres {
+    served: Served,
+    cluster: Cluster,
+}
+
+impl OnPostgres {
+    fn start(prepare: impl FnOnce(&crate::harness::Test)) -> OnPostgres {
+        let cluster = Cluster::start(false).unwrap();
+        let served =
+            Served::start_with_store(&[("SHOP_STATE_URL", &cluster.url("postgres"))], prepare);
+        assert!(
+            served.log.lock().unwrap().contains("state in PostgreSQL"),
+            "{}",
+            served.log.lock().unwrap()
+        );
+        OnPostgres { served, cluster }
+    }
+
+    /// Rows of a query on the shared database, each value as text.
+    fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let url = self.cluster.url("postgres");
+        self.served.runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let rows = client.simple_query(sql).await.unwrap();
+            rows.into_iter()
+                .filter_map(|message| match message {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                        (0..row.len())
+                            .map(|index| row.get(index).map(str::to_owned))
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.query(sql)[0][0].as_deref().unwrap().parse().unwrap()
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `count` GETs of `path` at once, every other one to the second server.
+fn split_downloads(on: &OnPostgres, urls: [&str; 2], path: &str, count: usize) -> Vec<StatusCode> {
+    on.served.runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let requests: Vec<_> = (0..count)
+            .map(|index| {
+                let url = format!("{}{path}", urls[index % 2]);
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let response = client.get(url).send().await.unwrap();
+                    let status = response.status();
+                    let _ = response.bytes().await;
+                    status
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for request in requests {
+            statuses.push(request.await.unwrap());
+        }
+        statuses
+    })
+}
+
+#[test]
+fn two_servers_on_one_postgres_give_exactly_the_limit() {
+    let on = OnPostgres::start(|_| {});
+    let page = on.served.buy("grace@example.com");
+    let other = on.served.another_server(&[]);
+    assert!(other.log.lock().unwrap().contains("state in PostgreSQL"));
+    let urls = [on.served.url.as_str(), other.url.as_str()];
+    // 50 at once on the large file (streamed), 200 at once on the small
+    // one, split across the two servers: 5 each, no more.
+    for (file, count) in [("guide.pdf", 50), ("guide.epub", 200)] {
+        let statuses = split_downloads(&on, urls, &format!("{page}/{file}"), count);
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        let gone = statuses.iter().filter(|s| **s == StatusCode::GONE).count();
+        assert_eq!((ok, gone), (5, count - 5), "{file}: {statuses:?}");
+    }
+    let counted = on.query("SELECT file, count, bytes FROM downloads ORDER BY file");
+    let pdf = (9 * 1024 * 1024 + 17) * 5;
+    assert_eq!(
+        counted,
+        [
+            [
+                Some("guide.epub".to_owned()),
+                Some("0".into()),
+                Some("5000".into())
+            ],
+            [
+                Some("guide.pdf".to_owned()),
+                Some("0".into()),
+                Some(pdf.to_string())
+            ],
+        ]
+    );
+    // Either server's download page says nothing is left.
+    let shown = on.served.body(
+        on.served
+            .runtime
+            .block_on(reqwest::get(format!("{}{page}", other.url)))
+            .unwrap(),
+    );
+    assert_eq!(shown.matches("data-left=\"0\"").count(), 2, "{shown}");
+    // A grant made from the command line reaches both.
+    let session = on.served.session_of(&page);
+    on.served
+        .test
+        .shop(&["token", &session, "--grant", "1"])
+        .success()
+        .stderr_has(&["1 extra download"]);
+    let statuses = split_downloads(&on, urls, &format!("{page}/guide.epub"), 20);
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{statuses:?}");
+}
+
+#[test]
+fn one_webhook_delivered_to_both_servers_at_once_makes_one_purchase_and_one_receipt() {
+    let on = OnPostgres::start(|_| {});
+    let other = on.served.another_server(&[]);
+    let secret = on.served.sandbox().webhook_secret.clone();
+    let event = json!({"id": "evt_test_twice", "object": "event", "type": "checkout.session.completed",
+        "created": now(),
+        "data": {"object": {"id": "cs_test_twice", "object": "checkout.session", "created": now(),
+            "expires_at": now() + 3600, "status": "complete", "payment_status": "paid",
+            "customer_details": {"email": "twice@example.com"},
+            "metadata": {"product": "guide", "version": "1.0.0"}, "payment_intent": "pi_test_twice"}}});
+    let body = serde_json::to_vec(&event).unwrap();
+    let answers: Vec<(StatusCode, String)> = on.served.runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut sent = Vec::new();
+        for url in [&on.served.url, &other.url] {
+            let signature = shop::stripe::webhook::sign(&body, &secret, now());
+            let request = client
+                .post(format!("{url}/stripe/webhook"))
+                .header("Stripe-Signature", signature)
+                .body(body.clone());
+            sent.push(tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                (response.status(), response.text().await.unwrap())
+            }));
+        }
+        let mut answers = Vec::new();
+        for answer in sent {
+            answers.push(answer.await.unwrap());
+        }
+        answers
+    });
+    let mut bodies: Vec<&str> = answers.iter().map(|(_, body)| body.trim()).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["already received", "received"], "{answers:?}");
+    assert!(answers.iter().all(|(status, _)| *status == StatusCode::OK));
+    assert_eq!(
+        on.count("SELECT COUNT(*) FROM purchases WHERE id = 'cs_test_twice'"),
+        1
+    );
+    assert_eq!(
+        on.count("SELECT COUNT(*) FROM events WHERE id = 'evt_test_twice'"),
+        1
+    );
+    // One receipt, sent by one of the two.
+    on.served.wait_for("the receipt", || {
+        on.count(
+            "SELECT COUNT(*) FROM mail_queue WHERE purchase = 'cs_test_twice' AND sent IS NOT NULL",
+        ) == 1
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let receipts: Vec<String> = on
+        .served
+        .outbox()
+        .into_iter()
+        .filter(|message| message.contains("twice@example.com"))
+        .collect();
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(
+        on.count("SELECT COUNT(*) FROM mail_queue WHERE purchase = 'cs_test_twice'"),
+        1
+    );
+}
+
+/// An SMTP server that takes connections and never answers: a send
+/// through it hangs until the server sending it dies.
+fn black_hole() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+#[test]
+fn a_server_killed_while_sending_leaves_every_receipt_to_another_once() {
+    let (hole, port) = black_hole();
+    let on = OnPostgres::start(|test| {
+        let settings = test
+            .read("shop.toml")
+            .replace("transport = \"file\"", "transport = \"smtp\"")
+            .replace(
+                "host = \"\"\nport = 587",
+                &format!("host = \"127.0.0.1\"\nport = {port}"),
+            )
+            .replace("security = \"starttls\"", "security = \"none\"");
+        assert!(settings.contains(&format!("port = {port}")), "{settings}");
+        test.write("shop.toml", &settings);
+    });
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        on.served.buy(email);
+    }
+    // The first server took the three receipts and hangs sending them.
+    on.served.wait_for("the receipts to be taken", || {
+        on.count("SELECT COUNT(*) FROM mail_queue WHERE kind = 'receipt' AND next_attempt > 0 AND sent IS NULL") == 3
+    });
+    assert!(hole.accept().is_ok());
+    // The store now mails through its outbox folder (for the other
+    // servers, which read `shop.toml` as they start).
+    let settings = on
+        .served
+        .test
+        .read("shop.toml")
+        .replace("transport = \"smtp\"", "transport = \"file\"");
+    on.served.test.write("shop.toml", &settings);
+    // A second server at the same time leaves them alone: they are taken.
+    let second = on.served.another_server(&[]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(on.served.outbox().is_empty(), "{:?}", on.served.outbox());
+    drop(second);
+    let mut served = on;
+    served.served.kill_server();
+    // Once the lease has run out, another server sends each one once.
+    let later = (now() + shop::state::MAIL_LEASE + 60).to_string();
+    let third = served.served.another_server(&[("SHOP_NOW", &later)]);
+    served
+        .served
+        .wait_for("three receipts", || served.served.outbox().len() == 3);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let outbox = served.served.outbox();
+    let mut recipients: Vec<&str> = outbox
+        .iter()
+        .filter_map(|message| message.lines().find_map(|line| line.strip_prefix("To: ")))
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        ["a@example.com", "b@example.com", "c@example.com"],
+        "{outbox:?}"
+    );
+    assert_eq!(
+        served.count("SELECT COUNT(*) FROM mail_queue WHERE kind = 'receipt' AND sent IS NOT NULL"),
+        3
+    );
+    drop(third);
+}
+
+#[test]
+fn a_sqlite_state_moves_to_postgres_with_every_count() {
+    let mut served = Served::start();
+    let page = served.buy("ada@example.com");
+    for _ in 0..3 {
+        assert_eq!(
+            served.get(&format!("{page}/guide.epub")).status(),
+            StatusCode::OK
+        );
+    }
+    let session = served.session_of(&page);
+    served
+        .test
+        .shop(&["token", &session, "--grant", "2"])
+        .success();
+    served.wait_for("the receipt", || served.outbox().len() == 1);
+    served.stop_server();
+    let cluster = Cluster::start(false).unwrap();
+    let url = cluster.url("postgres");
+    let events = served.query("SELECT COUNT(*) FROM events")[0][0].clone();
+    let events = events
+        .trim_start_matches("Integer(")
+        .trim_end_matches(')')
+        .to_owned();
+    served.test.shop(&["serve", "--migrate-state-to", &url]).success().stderr_is(&format!(
+        "moved the server's state into PostgreSQL and checked it: purchases 1, downloads 1, grants 1, revoked 0, events {events}, mail_queue 1, opt_outs 0, libraries 0\n\
+         hint: start every server with that URL in `SHOP_STATE_URL` (or `[serve] state` in `shop.toml` without its password); `[TMP]/store/.shop/state.db` stays as it was\n"
+    ));
+    // Moved once: a second run finds the state there and changes nothing.
+    served.test.shop(&["serve", "--migrate-state-to", &url]).code(1).stderr_is(&format!(
+        "error: the PostgreSQL database already holds a state: its `purchases` is not empty\n\
+         hint: move into an empty database (`createdb shop`), or keep using the one that has the state\n"
+    ));
+    // A server on PostgreSQL carries on from the same counts: 3 of 5
+    // used, 2 granted, so 4 more and no fifth.
+    served.test.env("SHOP_STATE_URL", &url);
+    served.launch();
+    for _ in 0..4 {
+        assert_eq!(
+            served.get(&format!("{page}/guide.epub")).status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        served.get(&format!("{page}/guide.epub")).status(),
+        StatusCode::GONE
+    );
+    assert!(served.log.lock().unwrap().contains("state in PostgreSQL"));
+    // The receipt was sent before the move: not again after it.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(served.outbox().len(), 1);
+}
