@@ -324,3 +324,28 @@ fn a_sqlite_state_moves_to_postgres_with_every_count() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(served.outbox().len(), 1);
 }
+
+#[test]
+fn a_bad_or_unreachable_state_url_stops_the_server_without_showing_it() {
+    let mut test = crate::harness::Test::store();
+    test.env("STRIPE_SECRET_KEY", "sk_test_state");
+    test.env("STRIPE_WEBHOOK_SECRET", "whsec_state");
+    test.env("SHOP_TOKEN_SECRET", crate::support::served::TOKEN_SECRET);
+    test.env("SHOP_STATE_URL", "mysql://shop:hunter2@127.0.0.1/shop");
+    test.shop(&["serve", "--listen", "127.0.0.1:0"])
+        .code(1)
+        .stderr_is(
+            "error: `SHOP_STATE_URL` is not a PostgreSQL URL\n\
+             hint: write it as `postgres://USER@HOST:PORT/DATABASE` (the password in `SHOP_STATE_URL`, never in `shop.toml`)\n",
+        );
+    // Nothing listens on port 1 of this machine.
+    test.env("SHOP_STATE_URL", "postgres://shop:hunter2@127.0.0.1:1/shop");
+    test.env("SHOP_LOG", "warn");
+    test.shop(&["serve", "--listen", "127.0.0.1:0"])
+        .code(1)
+        .stderr_is(
+            "error: cannot use the server's PostgreSQL database (no connection): error connecting to server: Connection refused (os error 111)\n\
+             hint: check that PostgreSQL is running and that `SHOP_STATE_URL` names a database this user may create tables in\n",
+        )
+        .never_shows("hunter2");
+}

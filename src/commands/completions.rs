@@ -125,6 +125,9 @@ A token that can read (serve) and write (release) the assets repository.
 \fBSHOP_SMTP_PASSWORD\fR
 The SMTP password, with mail by smtp.
 .TP
+\fBSHOP_STATE_URL\fR
+The PostgreSQL database several servers share for their state (serve, and sync, token and notify beside it); else .shop/state.db.
+.TP
 \fB<NAME>_FILE\fR
 For each secret above: a file holding it (systemd credentials, Docker secrets).
 .TP

@@ -313,7 +313,11 @@ pub(crate) fn state_location(
         },
     };
     Ok(match url {
-        Some(url) => crate::state::Location::Postgres(url),
+        Some(url) => {
+            // A URL that is not one fails now, before anything starts.
+            crate::state::postgres::parse_url(&url)?;
+            crate::state::Location::Postgres(url)
+        }
         None => crate::state::Location::Sqlite(store.root.join(".shop").join("state.db")),
     })
 }

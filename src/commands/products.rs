@@ -107,6 +107,7 @@ const SECRETS: &[(&str, &str)] = &[
         "release and serve, with a GitHub repository",
     ),
     ("SHOP_SMTP_PASSWORD", "mail by smtp"),
+    ("SHOP_STATE_URL", "serve on PostgreSQL"),
 ];
 
 fn check(context: &Context, store: &Store) -> anyhow::Result<()> {

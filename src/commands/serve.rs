@@ -12,7 +12,8 @@ use crate::server::{self, App, Files};
 #[command(
     after_help = "Secrets: STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, SHOP_TOKEN_SECRET \
                         (and SHOP_TOKEN_SECRET_PREVIOUS after a rotation), GITHUB_TOKEN, \
-                        SHOP_SMTP_PASSWORD; each may instead name a file in <NAME>_FILE."
+                        SHOP_SMTP_PASSWORD, SHOP_STATE_URL (a PostgreSQL database several servers share); \
+                        each may instead name a file in <NAME>_FILE."
 )]
 pub struct Args {
     /// The address to listen on (unless the system manager passes a bound

@@ -134,10 +134,22 @@ impl From<tokio_postgres::Error> for StateError {
 }
 
 impl From<deadpool_postgres::PoolError> for StateError {
-    fn from(source: deadpool_postgres::PoolError) -> StateError {
-        StateError::Postgres {
-            what: "no connection",
-            source: Box::new(source),
+    /// The driver's own error when there is one, not the pool's wrapping.
+    fn from(error: deadpool_postgres::PoolError) -> StateError {
+        use deadpool_postgres::PoolError;
+        match error {
+            PoolError::Backend(source) => StateError::Postgres {
+                what: "no connection",
+                source: Box::new(source),
+            },
+            PoolError::Timeout(_) => StateError::Postgres {
+                what: "no connection",
+                source: format!("none within {} s", CONNECT_TIMEOUT.as_secs()).into(),
+            },
+            other => StateError::Postgres {
+                what: "no connection",
+                source: Box::new(other),
+            },
         }
     }
 }

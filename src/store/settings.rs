@@ -985,6 +985,33 @@ mod tests {
         );
     }
 
+    /// A URL in `shop.toml` is committed: one with a password is refused.
+    #[test]
+    fn a_shared_state_is_a_postgres_url_without_a_password() {
+        check(
+            &format!("{MINIMAL}[serve]\nstate = \"postgres://shop:hunter2@db/shop\"\n"),
+            &Overrides::default(),
+            &["`state` holds a password, which would be committed with `shop.toml`"],
+        );
+        let text = format!("{MINIMAL}[serve]\nstate = \"postgres://shop:hunter2@db/shop\"\n");
+        let shown = parse(&text, &Overrides::default()).unwrap_err()[0].to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        check(
+            &format!("{MINIMAL}[serve]\nstate = \"mysql://db/shop\"\n"),
+            &Overrides::default(),
+            &["`mysql://db/shop` is not a PostgreSQL URL"],
+        );
+        let text =
+            format!("{MINIMAL}[serve]\nstate = \"postgresql://shop@db.internal:5433/shop\"\n");
+        let settings = parse(&text, &Overrides::default()).unwrap();
+        assert_eq!(
+            settings.serve.state.as_deref(),
+            Some("postgresql://shop@db.internal:5433/shop")
+        );
+        let settings = parse(MINIMAL, &Overrides::default()).unwrap();
+        assert_eq!(settings.serve.state, None);
+    }
+
     #[test]
     fn unknown_keys_are_refused() {
         check(
