@@ -113,6 +113,12 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 /// A pool of connections to one database.
 pub struct Postgres {
     pool: Pool,
+    /// Where this server's charges go: one task that commits every
+    /// waiting charge in one transaction (see [`charge_loop`]).
+    charger: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<ChargeJob>>,
+    /// Files this server's charges found used up: only these need a read
+    /// before GitHub is asked for a URL (as in the SQLite back end).
+    used_up: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<FileKey>>>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -191,7 +197,11 @@ impl Postgres {
                 what: "cannot make a connection pool",
                 source: Box::new(source),
             })?;
-        let db = Postgres { pool };
+        let db = Postgres {
+            pool,
+            charger: std::sync::OnceLock::new(),
+            used_up: Default::default(),
+        };
         db.migrate().await?;
         Ok(db)
     }
@@ -341,16 +351,30 @@ impl Postgres {
         Ok((usage, whole(row.get::<_, Option<i64>>(2).unwrap_or(0))))
     }
 
-    /// One read: no server-local memory of used-up files, since another
-    /// server may have used a file up.
+    /// Whether a redirect to this file would be refused as used up: a
+    /// read only for a file this server found used up (a grant may have
+    /// reopened it); another server's charges are seen by the charge
+    /// itself, which decides.
     pub async fn redirects_used_up(
         &self,
         key: &FileKey,
         limit: u32,
         size: u64,
     ) -> Result<bool, StateError> {
+        let known = {
+            let used_up = self.used_up.lock().unwrap_or_else(|p| p.into_inner());
+            used_up.contains(key)
+        };
+        if !known {
+            return Ok(false);
+        }
         let (usage, extra) = self.usage(key).await?;
-        Ok(!downloads::admit_redirect(usage, limit + extra, size))
+        let exhausted = !downloads::admit_redirect(usage, limit + extra, size);
+        if !exhausted {
+            let mut used_up = self.used_up.lock().unwrap_or_else(|p| p.into_inner());
+            used_up.remove(key);
+        }
+        Ok(exhausted)
     }
 
     pub async fn charge_stream(
@@ -361,52 +385,17 @@ impl Postgres {
         start: u64,
         length: u64,
     ) -> Result<Charge, StateError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let file = lock_file(&tx, &key).await?;
-        if file.revoked {
-            tx.rollback().await?;
-            return Ok(Charge::Revoked);
-        }
-        if !downloads::admit_stream(file.usage, limit + file.extra, size, start, length) {
-            tx.rollback().await?;
-            return Ok(Charge::Exhausted);
-        }
-        let statement = tx
-            .prepare_cached(
-                "UPDATE downloads SET bytes = bytes + $5
-                 WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4",
-            )
-            .await?;
-        tx.execute(
-            &statement,
-            &[
-                &key.purchase,
-                &key.product,
-                &key.version,
-                &key.file,
-                &(length as i64),
-            ],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Charge::Admitted)
+        let ask = Ask::Stream {
+            limit,
+            size,
+            start,
+            length,
+        };
+        self.charge(key, ask).await
     }
 
     pub async fn refund_stream(&self, key: FileKey, bytes: u64) -> Result<(), StateError> {
-        self.execute(
-            "UPDATE downloads SET bytes = GREATEST(0, bytes - $5)
-             WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4",
-            &[
-                &key.purchase,
-                &key.product,
-                &key.version,
-                &key.file,
-                &(bytes as i64),
-            ],
-        )
-        .await?;
-        Ok(())
+        self.charge(key, Ask::Refund { bytes }).await.map(drop)
     }
 
     pub async fn charge_redirect(
@@ -417,42 +406,39 @@ impl Postgres {
         resume: bool,
         now: i64,
     ) -> Result<Charge, StateError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let file = lock_file(&tx, &key).await?;
-        if file.revoked {
-            tx.rollback().await?;
-            return Ok(Charge::Revoked);
+        let ask = Ask::Redirect {
+            limit,
+            size,
+            resume,
+            now,
+        };
+        self.charge(key, ask).await
+    }
+
+    /// Hands a charge to this server's charger (started on the runtime of
+    /// the first charge) and waits for its commit.
+    async fn charge(&self, key: FileKey, ask: Ask) -> Result<Charge, StateError> {
+        let charger = self.charger.get_or_init(|| {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(charge_loop(
+                self.pool.clone(),
+                receiver,
+                self.used_up.clone(),
+            ));
+            sender
+        });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        charger
+            .send(ChargeJob { key, ask, reply })
+            .map_err(|_| StateError::Closed)?;
+        match answer.await {
+            Ok(Ok(charge)) => Ok(charge),
+            Ok(Err(message)) => Err(StateError::Postgres {
+                what: "a charge failed",
+                source: message.into(),
+            }),
+            Err(_) => Err(StateError::Closed),
         }
-        let params: [&(dyn ToSql + Sync); 5] =
-            [&key.purchase, &key.product, &key.version, &key.file, &now];
-        if resume
-            && let Some(at) = file.last_redirect
-            && downloads::may_continue(now - at, file.continuations)
-        {
-            let statement = tx
-                .prepare_cached(
-                    "UPDATE downloads SET continuations = continuations + 1
-                     WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4",
-                )
-                .await?;
-            tx.execute(&statement, &params[..4]).await?;
-            tx.commit().await?;
-            return Ok(Charge::Continued);
-        }
-        if !downloads::admit_redirect(file.usage, limit + file.extra, size) {
-            tx.rollback().await?;
-            return Ok(Charge::Exhausted);
-        }
-        let statement = tx
-            .prepare_cached(
-                "UPDATE downloads SET count = count + 1, last_redirect = $5, continuations = 0
-                 WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4",
-            )
-            .await?;
-        tx.execute(&statement, &params).await?;
-        tx.commit().await?;
-        Ok(Charge::Admitted)
     }
 
     pub async fn is_revoked(&self, payment_intent: &str) -> Result<bool, StateError> {
@@ -803,6 +789,187 @@ fn whole(value: i64) -> u32 {
     u32::try_from(value.max(0)).unwrap_or(u32::MAX)
 }
 
+/// A charge waiting for the charger.
+struct ChargeJob {
+    key: FileKey,
+    ask: Ask,
+    reply: tokio::sync::oneshot::Sender<Result<Charge, String>>,
+}
+
+/// What a charge asks for.
+#[derive(Debug, Clone, Copy)]
+enum Ask {
+    Stream {
+        limit: u32,
+        size: u64,
+        start: u64,
+        length: u64,
+    },
+    Redirect {
+        limit: u32,
+        size: u64,
+        resume: bool,
+        now: i64,
+    },
+    /// Bytes a streamed answer was charged and did not send.
+    Refund { bytes: u64 },
+}
+
+/// Most charges committed together.
+const BATCH: usize = 256;
+
+/// The charger: waits for a charge, takes every other waiting one, runs
+/// them in one transaction, commits, then answers them all (as SQLite's
+/// writer does). A busy file is locked once per batch rather than once per
+/// download, so many downloads of one file share one commit; servers
+/// sharing the database each lock a batch's files in one order, so they
+/// wait on each other and never deadlock.
+async fn charge_loop(
+    pool: Pool,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<ChargeJob>,
+    used_up: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<FileKey>>>,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let asks: Vec<(&FileKey, Ask)> = batch.iter().map(|job| (&job.key, job.ask)).collect();
+        match charge_batch(&pool, &asks).await {
+            Ok((charges, exhausted)) => {
+                if !exhausted.is_empty() {
+                    let mut used_up = used_up.lock().unwrap_or_else(|p| p.into_inner());
+                    used_up.extend(exhausted);
+                }
+                for (job, charge) in batch.into_iter().zip(charges) {
+                    let _ = job.reply.send(Ok(charge));
+                }
+            }
+            Err(error) => {
+                let message = crate::error::one_line(&error);
+                for job in batch {
+                    let _ = job.reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Runs `asks` in order in one transaction: each file's row locked and
+/// read once, every decision made by the download rule on what the ones
+/// before left, each file written once. Returns each ask's charge and the
+/// files whose redirects are now used up.
+async fn charge_batch(
+    pool: &Pool,
+    asks: &[(&FileKey, Ask)],
+) -> Result<(Vec<Charge>, Vec<FileKey>), StateError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    // Counts need not wait for the disk (see the module's comment).
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await?;
+    let mut keys: Vec<&FileKey> = asks.iter().map(|(key, _)| *key).collect();
+    keys.sort_by_key(|key| key.id());
+    keys.dedup();
+    let mut files = std::collections::HashMap::with_capacity(keys.len());
+    for key in &keys {
+        files.insert(key.id(), (lock_file(&tx, key).await?, false));
+    }
+    let mut charges = Vec::with_capacity(asks.len());
+    let mut exhausted = Vec::new();
+    for (key, ask) in asks {
+        let (file, changed) = files
+            .get_mut(&key.id())
+            .unwrap_or_else(|| unreachable!("every key was locked"));
+        let charge = decide(file, *ask);
+        *changed |= charge == Charge::Admitted
+            || charge == Charge::Continued
+            || matches!(ask, Ask::Refund { .. });
+        if let Ask::Redirect { limit, size, .. } = *ask
+            && (charge == Charge::Exhausted
+                || !downloads::admit_redirect(file.usage, limit + file.extra, size))
+        {
+            exhausted.push((*key).clone());
+        }
+        charges.push(charge);
+    }
+    let statement = tx
+        .prepare_cached(
+            "UPDATE downloads SET bytes = $5, count = $6, last_redirect = $7, continuations = $8
+             WHERE purchase = $1 AND product = $2 AND version = $3 AND file = $4",
+        )
+        .await?;
+    for key in keys {
+        let (file, changed) = &files[&key.id()];
+        if !changed {
+            continue;
+        }
+        tx.execute(
+            &statement,
+            &[
+                &key.purchase,
+                &key.product,
+                &key.version,
+                &key.file,
+                &(file.usage.bytes as i64),
+                &i64::from(file.usage.whole),
+                &file.last_redirect,
+                &i64::from(file.continuations),
+            ],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((charges, exhausted))
+}
+
+/// One charge by the download rule, on (and to) a file's locked standing.
+fn decide(file: &mut Locked, ask: Ask) -> Charge {
+    match ask {
+        Ask::Refund { bytes } => {
+            file.usage.bytes = file.usage.bytes.saturating_sub(bytes);
+            Charge::Admitted
+        }
+        _ if file.revoked => Charge::Revoked,
+        Ask::Stream {
+            limit,
+            size,
+            start,
+            length,
+        } => {
+            if !downloads::admit_stream(file.usage, limit + file.extra, size, start, length) {
+                return Charge::Exhausted;
+            }
+            file.usage.bytes += length;
+            Charge::Admitted
+        }
+        Ask::Redirect {
+            limit,
+            size,
+            resume,
+            now,
+        } => {
+            if resume
+                && let Some(at) = file.last_redirect
+                && downloads::may_continue(now - at, file.continuations)
+            {
+                file.continuations += 1;
+                return Charge::Continued;
+            }
+            if !downloads::admit_redirect(file.usage, limit + file.extra, size) {
+                return Charge::Exhausted;
+            }
+            file.usage.whole += 1;
+            file.last_redirect = Some(now);
+            file.continuations = 0;
+            Charge::Admitted
+        }
+    }
+}
+
 /// What a charge decides on, read with the file's row locked.
 struct Locked {
     usage: Usage,
@@ -814,10 +981,7 @@ struct Locked {
 
 /// Locks the row of a file (making it at zero if it is new) until the
 /// transaction ends, and reads it with the purchase's grant and standing.
-/// A charge's commit need not wait for the disk (see the module's comment).
 async fn lock_file(tx: &Transaction<'_>, key: &FileKey) -> Result<Locked, StateError> {
-    tx.batch_execute("SET LOCAL synchronous_commit = off")
-        .await?;
     let statement = tx
         .prepare_cached(
             "INSERT INTO downloads (purchase, product, version, file) VALUES ($1, $2, $3, $4)
