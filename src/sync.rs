@@ -65,7 +65,7 @@ pub trait Progress: Send + Sync {
 }
 
 /// What a session is to the shop.
-enum Kind {
+enum Seen {
     Ours(Box<Purchase>),
     Foreign,
     Unpaid,
@@ -184,12 +184,12 @@ fn session_filter(created_gte: Option<i64>) -> ListCheckoutSessions {
     }
 }
 
-fn classify(session: &CheckoutSession, store: &Store) -> Kind {
+fn classify(session: &CheckoutSession, store: &Store) -> Seen {
     let Some((product, version)) = crate::metadata::product_of(session, store) else {
-        return Kind::Foreign;
+        return Seen::Foreign;
     };
     if !session.is_fulfilled() {
-        return Kind::Unpaid;
+        return Seen::Unpaid;
     }
     let attribution = |key: &str| {
         session
@@ -198,7 +198,7 @@ fn classify(session: &CheckoutSession, store: &Store) -> Kind {
             .filter(|value| !value.is_empty())
             .cloned()
     };
-    Kind::Ours(Box::new(Purchase {
+    Seen::Ours(Box::new(Purchase {
         id: session.id.clone(),
         created: crate::dates::timestamp(session.created),
         email: session.email().unwrap_or_default().to_owned(),
@@ -278,13 +278,13 @@ fn tally(
     outcome: &mut Outcome,
     kept: &mut u64,
     progress: &dyn Progress,
-) -> Kind {
+) -> Seen {
     outcome.seen += 1;
     let kind = classify(session, store);
     match &kind {
-        Kind::Ours(_) => *kept += 1,
-        Kind::Foreign => outcome.foreign += 1,
-        Kind::Unpaid => outcome.unpaid += 1,
+        Seen::Ours(_) => *kept += 1,
+        Seen::Foreign => outcome.foreign += 1,
+        Seen::Unpaid => outcome.unpaid += 1,
     }
     if outcome.seen.is_multiple_of(100) {
         progress.sessions(outcome.seen, *kept);
@@ -421,7 +421,7 @@ async fn incremental(
     while let Some(session) = sessions.try_next().await? {
         listed.insert(session.id.clone());
         match tally(&session, request.store, outcome, &mut kept, progress) {
-            Kind::Ours(mut purchase) => {
+            Seen::Ours(mut purchase) => {
                 pending.sessions.remove(&session.id);
                 if let Some(code) = promotion_code(&session, stripe, &mut codes).await? {
                     purchase.promotion_code = Some(code);
@@ -437,8 +437,8 @@ async fn incremental(
                     .or_default()
                     .push(*purchase);
             }
-            Kind::Unpaid => waiting.push(session),
-            Kind::Foreign => {}
+            Seen::Unpaid => waiting.push(session),
+            Seen::Foreign => {}
         }
     }
     drop(sessions);
@@ -463,14 +463,14 @@ async fn incremental(
             continue;
         };
         match classify(&session, request.store) {
-            Kind::Ours(mut purchase) => {
+            Seen::Ours(mut purchase) => {
                 pending.sessions.remove(&id);
                 if let Some(code) = promotion_code(&session, stripe, &mut codes).await? {
                     purchase.promotion_code = Some(code);
                 }
                 late.push(*purchase);
             }
-            Kind::Unpaid if may_still_pay(&session, stripe).await? => {}
+            Seen::Unpaid if may_still_pay(&session, stripe).await? => {}
             _ => {
                 pending.sessions.remove(&id);
             }
@@ -664,12 +664,12 @@ async fn full(
     let mut waiting = Vec::new();
     while let Some(session) = sessions.try_next().await? {
         let mut purchase = match tally(&session, request.store, outcome, &mut kept, progress) {
-            Kind::Ours(purchase) => purchase,
-            Kind::Unpaid => {
+            Seen::Ours(purchase) => purchase,
+            Seen::Unpaid => {
                 waiting.push(session);
                 continue;
             }
-            Kind::Foreign => continue,
+            Seen::Foreign => continue,
         };
         if let Some(code) = promotion_code(&session, stripe, &mut codes).await? {
             purchase.promotion_code = Some(code);

@@ -119,7 +119,17 @@ pub struct Postgres {
     /// Files this server's charges found used up: only these need a read
     /// before GitHub is asked for a URL (as in the SQLite back end).
     used_up: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<FileKey>>>,
+    /// Purchases lately read, with when.
+    purchases: std::sync::RwLock<
+        std::collections::HashMap<String, (std::sync::Arc<Entitlement>, std::time::Instant)>,
+    >,
 }
+
+/// How long a server trusts a purchase it read.
+const PURCHASE_MEMORY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Purchases remembered before the server starts afresh.
+const PURCHASES_REMEMBERED: usize = 100_000;
 
 impl std::fmt::Debug for Postgres {
     /// Never the URL: it may hold a password.
@@ -201,6 +211,7 @@ impl Postgres {
             pool,
             charger: std::sync::OnceLock::new(),
             used_up: Default::default(),
+            purchases: Default::default(),
         };
         db.migrate().await?;
         Ok(db)
@@ -274,6 +285,10 @@ impl Postgres {
         purchase: Entitlement,
         now: i64,
     ) -> Result<i64, StateError> {
+        self.purchases
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&purchase.id);
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let seen = insert_purchase(&tx, &purchase, now).await?;
@@ -281,15 +296,35 @@ impl Postgres {
         Ok(seen)
     }
 
+    /// A purchase, remembered for [`PURCHASE_MEMORY`]: every download asks
+    /// for its purchase, and another server's change to one (a new email)
+    /// is seen that much later.
     pub async fn purchase(
         &self,
         id: &str,
     ) -> Result<Option<std::sync::Arc<Entitlement>>, StateError> {
+        if let Some((purchase, at)) = self
+            .purchases
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            && at.elapsed() < PURCHASE_MEMORY
+        {
+            return Ok(Some(purchase.clone()));
+        }
         let sql = format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE id = $1");
         let rows = self.query(&sql, &[&id]).await?;
-        Ok(rows
+        let found = rows
             .first()
-            .map(|row| std::sync::Arc::new(purchase_row(row))))
+            .map(|row| std::sync::Arc::new(purchase_row(row)));
+        if let Some(purchase) = &found {
+            let mut purchases = self.purchases.write().unwrap_or_else(|p| p.into_inner());
+            if purchases.len() >= PURCHASES_REMEMBERED {
+                purchases.clear();
+            }
+            purchases.insert(id.to_owned(), (purchase.clone(), std::time::Instant::now()));
+        }
+        Ok(found)
     }
 
     pub async fn seen(&self, id: &str) -> Result<Option<i64>, StateError> {
