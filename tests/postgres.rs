@@ -301,10 +301,10 @@ fn a_sqlite_state_moves_to_postgres_with_every_count() {
          hint: start every server with that URL in `SHOP_STATE_URL` (or `[serve] state` in `shop.toml` without its password); `[TMP]/store/.shop/state.db` stays as it was\n"
     ));
     // Moved once: a second run finds the state there and changes nothing.
-    served.test.shop(&["serve", "--migrate-state-to", &url]).code(1).stderr_is(&format!(
+    served.test.shop(&["serve", "--migrate-state-to", &url]).code(1).stderr_is(
         "error: the PostgreSQL database already holds a state: its `purchases` is not empty\n\
-         hint: move into an empty database (`createdb shop`), or keep using the one that has the state\n"
-    ));
+         hint: move into an empty database (`createdb shop`), or keep using the one that has the state\n",
+    );
     // A server on PostgreSQL carries on from the same counts: 3 of 5
     // used, 2 granted, so 4 more and no fifth.
     served.test.env("SHOP_STATE_URL", &url);
