@@ -750,22 +750,8 @@ impl Sqlite {
             let Some(purchase) = purchase else {
                 return Ok(false);
             };
-            insert_purchase(connection, &purchase, now)?;
             // A refund may have come first: no receipt for it.
-            let revoked = is_revoked(connection, purchase.payment_intent.as_deref())?;
-            if !purchase.email.is_empty() && !revoked {
-                let dedupe = format!("receipt:{}", purchase.id);
-                let purchase_id = Some(purchase.id.as_str());
-                queue_mail(
-                    connection,
-                    "receipt",
-                    &purchase.email,
-                    purchase_id,
-                    Some(&dedupe),
-                    now,
-                )?;
-            }
-            Ok(revoked)
+            Ok(queue_receipt(connection, &purchase, now)?.is_none())
         })
         .await
     }
@@ -802,20 +788,7 @@ impl Sqlite {
         self.write(move |connection| {
             let mut queued = 0;
             for purchase in &purchases {
-                insert_purchase(connection, purchase, now)?;
-                if is_revoked(connection, purchase.payment_intent.as_deref())? {
-                    continue;
-                }
-                let dedupe = format!("receipt:{}", purchase.id);
-                let purchase_id = Some(purchase.id.as_str());
-                if queue_mail(
-                    connection,
-                    "receipt",
-                    &purchase.email,
-                    purchase_id,
-                    Some(&dedupe),
-                    now,
-                )? {
+                if queue_receipt(connection, purchase, now)? == Some(true) {
                     queued += 1;
                 }
             }
@@ -1005,6 +978,34 @@ fn insert_purchase(
         ],
     )?;
     Ok(())
+}
+
+/// Records a purchase and queues its receipt once per purchase, unless
+/// its payment is revoked (`None`); `Some(queued now)` otherwise (inside a
+/// write).
+fn queue_receipt(
+    connection: &Connection,
+    purchase: &Entitlement,
+    now: i64,
+) -> rusqlite::Result<Option<bool>> {
+    insert_purchase(connection, purchase, now)?;
+    if is_revoked(connection, purchase.payment_intent.as_deref())? {
+        return Ok(None);
+    }
+    if purchase.email.is_empty() {
+        return Ok(Some(false));
+    }
+    let dedupe = format!("receipt:{}", purchase.id);
+    let purchase_id = Some(purchase.id.as_str());
+    queue_mail(
+        connection,
+        "receipt",
+        &purchase.email,
+        purchase_id,
+        Some(&dedupe),
+        now,
+    )
+    .map(Some)
 }
 
 /// Queues a message once per `dedupe` key (inside a write).
