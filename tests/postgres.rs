@@ -138,6 +138,42 @@ fn two_servers_on_one_postgres_give_exactly_the_limit() {
 }
 
 #[test]
+fn rate_limits_count_every_server_together_and_outlive_a_restart() {
+    let on = OnPostgres::start(|_| {});
+    let other = on.served.another_server(&[]);
+    // Three requests an hour for one address, whichever server takes them.
+    let statuses: Vec<StatusCode> = (0..6)
+        .map(|index| {
+            let base = [on.served.url.as_str(), other.url.as_str()][index % 2];
+            on.served.ask_for_links_at(base, "ada@example.com").0
+        })
+        .collect();
+    let (ok, many) = (StatusCode::OK, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(statuses, [ok, ok, ok, many, many, many]);
+    // A server started afterwards (a restart) remembers.
+    let third = on.served.another_server(&[]);
+    let (status, page) = on.served.ask_for_links_at(&third.url, "ada@example.com");
+    assert_eq!(status, many, "{page}");
+    // Another address is still welcome.
+    let (status, _) = on.served.ask_for_links_at(&third.url, "grace@example.com");
+    assert_eq!(status, ok);
+    // The state keeps digests of the keys, never the address.
+    let keys = on.query("SELECT key, cardinality(hits) FROM rate_limits ORDER BY key");
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert!(
+        keys.iter().all(|row| {
+            let key = row[0].as_deref().unwrap();
+            key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())
+        }),
+        "{keys:?}"
+    );
+    // The address's key, the client's and everyone's: 3, 4 and 4 hits.
+    let mut hits: Vec<&str> = keys.iter().map(|row| row[1].as_deref().unwrap()).collect();
+    hits.sort();
+    assert_eq!(hits, ["1", "3", "4", "4"], "{keys:?}");
+}
+
+#[test]
 fn one_webhook_delivered_to_both_servers_at_once_makes_one_purchase_and_one_receipt() {
     let on = OnPostgres::start(|_| {});
     let other = on.served.another_server(&[]);
@@ -300,14 +336,20 @@ fn a_sqlite_state_moves_to_postgres_with_every_count() {
         "moved the server's state into PostgreSQL and checked it: purchases 1, downloads 1, grants 1, revoked 0, events {events}, mail_queue 1, opt_outs 0, libraries 0\n\
          hint: start every server with that URL in `SHOP_STATE_URL` (or `[serve] state` in `shop.toml` without its password); `[TMP]/store/.shop/state.db` stays as it was\n"
     ));
-    // Moved once: a second run finds the state there and changes nothing.
-    served.test.shop(&["serve", "--migrate-state-to", &url]).code(1).stderr_is(
+    // Without a URL, the one in `SHOP_STATE_URL`, and there is none yet.
+    served.test.shop(&["serve", "--migrate-state-to"]).code(1).stderr_is(
+        "error: `--migrate-state-to` names no database, and neither `SHOP_STATE_URL` nor `[serve] state` does\n\
+         hint: set `SHOP_STATE_URL` to the database's URL (safer for a password than the command line, which `ps` shows), or give it after `--migrate-state-to`\n",
+    );
+    // Moved once: a second run (to the database of `SHOP_STATE_URL`)
+    // finds the state there and changes nothing.
+    served.test.env("SHOP_STATE_URL", &url);
+    served.test.shop(&["serve", "--migrate-state-to"]).code(1).stderr_is(
         "error: the PostgreSQL database already holds a state: its `purchases` is not empty\n\
          hint: move into an empty database (`createdb shop`), or keep using the one that has the state\n",
     );
     // A server on PostgreSQL carries on from the same counts: 3 of 5
     // used, 2 granted, so 4 more and no fifth.
-    served.test.env("SHOP_STATE_URL", &url);
     served.launch();
     for _ in 0..4 {
         assert_eq!(

@@ -36,9 +36,10 @@ pub struct Args {
 
     /// Copy the state of this store's server (`.shop/state.db`) into the
     /// empty PostgreSQL database at URL, verify it and stop, instead of
-    /// serving; stop the running server first. Then start the servers with
-    /// the same URL in `SHOP_STATE_URL`
-    #[arg(long, value_name = "URL")]
+    /// serving; stop the running server first. Without URL, the database
+    /// of `SHOP_STATE_URL` (a password there is not shown by `ps`). Then
+    /// start the servers with the same URL in `SHOP_STATE_URL`
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     pub migrate_state_to: Option<String>,
 }
 
@@ -181,7 +182,19 @@ fn inherited_listener() -> anyhow::Result<Option<tokio::net::TcpListener>> {
 
 /// `shop serve --migrate-state-to URL`: the SQLite state into PostgreSQL.
 fn migrate_state(context: &Context, store: &crate::store::Store, url: &str) -> anyhow::Result<()> {
-    let url = crate::secret::Secret::new("--migrate-state-to", url)?;
+    let url = if url.is_empty() {
+        match super::state_location(store)? {
+            crate::state::Location::Postgres(url) => url,
+            crate::state::Location::Sqlite(_) => {
+                return Err(crate::error::hinted(
+                    "`--migrate-state-to` names no database, and neither `SHOP_STATE_URL` nor `[serve] state` does",
+                    "set `SHOP_STATE_URL` to the database's URL (safer for a password than the command line, which `ps` shows), or give it after `--migrate-state-to`",
+                ));
+            }
+        }
+    } else {
+        crate::secret::Secret::new("--migrate-state-to", url)?
+    };
     let from = store.root.join(".shop").join("state.db");
     let moved = super::block_on(crate::state::move_to_postgres(&from, &url))??;
     if context.output.json {

@@ -1,5 +1,5 @@
-//! Who is asking: the real client of a request, and how often each client
-//! (and everyone together) may ask for what costs something.
+//! Who is asking: the real client of a request (how often each may ask
+//! for what costs something is counted in the state: `state::limits`).
 //!
 //! Behind a reverse proxy every request comes from the proxy, so the
 //! client is the address the proxy forwards for; but those headers are
@@ -8,10 +8,7 @@
 //! is the last address before them in the chain (RFC 7239 `Forwarded`, or
 //! else `X-Forwarded-For`), so a client cannot choose its own key.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
@@ -69,69 +66,6 @@ fn node_address(text: &str) -> Option<IpAddr> {
     let (host, port) = text.rsplit_once(':')?;
     port.parse::<u16>().ok()?;
     host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
-}
-
-/// A limit: at most `count` in `window`.
-#[derive(Debug, Clone, Copy)]
-pub struct Quota {
-    pub count: usize,
-    pub window: Duration,
-}
-
-impl Quota {
-    pub const fn per_minute(count: usize) -> Quota {
-        Quota {
-            count,
-            window: Duration::from_secs(60),
-        }
-    }
-
-    pub const fn per_hour(count: usize) -> Quota {
-        Quota {
-            count,
-            window: Duration::from_secs(3_600),
-        }
-    }
-}
-
-/// Requests per key in a sliding window. Kept by hand (a map of recent
-/// times) rather than with `governor`: each limit here is a few requests an
-/// hour, memory is bounded by pruning, and a check of several keys must
-/// take all or none.
-#[derive(Debug, Default)]
-pub struct Limiter {
-    seen: Mutex<HashMap<String, Vec<Instant>>>,
-}
-
-/// Keys kept before old ones are pruned.
-const MAX_KEYS: usize = 100_000;
-
-impl Limiter {
-    /// Whether one more request fits every `(key, quota)`; if it does, it
-    /// is counted against each, and if not, against none.
-    pub fn allow(&self, checks: &[(&str, Quota)]) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if seen.len() > MAX_KEYS {
-            seen.retain(|_, times| {
-                times
-                    .iter()
-                    .any(|at| now - *at < Duration::from_secs(3_600))
-            });
-        }
-        for (key, quota) in checks {
-            if let Some(times) = seen.get_mut(*key) {
-                times.retain(|at| now - *at < quota.window);
-                if times.len() >= quota.count {
-                    return false;
-                }
-            }
-        }
-        for (key, _) in checks {
-            seen.entry((*key).to_owned()).or_default().push(now);
-        }
-        true
-    }
 }
 
 #[cfg(test)]
@@ -202,18 +136,5 @@ mod tests {
             address(ip("127.0.0.1"), Some("for=unknown"), None, &trusted),
             ip("127.0.0.1")
         );
-    }
-
-    #[test]
-    fn limits_count_all_keys_or_none() {
-        let limiter = Limiter::default();
-        let tight = Quota::per_hour(2);
-        let loose = Quota::per_hour(3);
-        assert!(limiter.allow(&[("a", tight), ("all", loose)]));
-        assert!(limiter.allow(&[("a", tight), ("all", loose)]));
-        assert!(!limiter.allow(&[("a", tight), ("all", loose)]));
-        // The refusal of `a` cost `all` nothing.
-        assert!(limiter.allow(&[("b", tight), ("all", loose)]));
-        assert!(!limiter.allow(&[("c", tight), ("all", loose)]));
     }
 }

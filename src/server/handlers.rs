@@ -17,10 +17,10 @@ use futures_util::{Stream, StreamExt as _};
 use warp::http::{HeaderValue, Method, Response, StatusCode, header};
 use warp::reply::Reply;
 
-use super::client::Quota;
 use super::range::{self, Span};
 use super::{App, Chosen, Files, pages};
 use crate::github::Download;
+use crate::state::Quota;
 use crate::state::{self, Charge, Entitlement, FileKey};
 use crate::store::{Asset, Product, Release};
 use crate::stripe::{CheckoutSession, CreateCheckoutSession, IdempotencyKey};
@@ -475,11 +475,17 @@ pub async fn buy(
     };
     // Each visit makes a Checkout Session at Stripe: a few per client.
     let key = format!("buy:{client}");
-    if !app
-        .limiter
-        .allow(&[(key.as_str(), BUY_PER_CLIENT), ("buy", BUY_IN_ALL)])
+    match app
+        .db
+        .allow(
+            &[(key.as_str(), BUY_PER_CLIENT), ("buy", BUY_IN_ALL)],
+            app.now(),
+        )
+        .await
     {
-        return too_many(&app, 60);
+        Ok(true) => {}
+        Ok(false) => return too_many(&app, 60),
+        Err(error) => return log_unavailable(&app, &error),
     }
     // As the version's payment link marks it, so the ledger knows a
     // pre-order.
@@ -575,8 +581,14 @@ pub async fn thanks(app: Arc<App>, client: IpAddr, query: HashMap<String, String
         return not_found();
     };
     let key = format!("thanks:{client}");
-    if !app.limiter.allow(&[(key.as_str(), THANKS_PER_CLIENT)]) {
-        return too_many(&app, 60);
+    match app
+        .db
+        .allow(&[(key.as_str(), THANKS_PER_CLIENT)], app.now())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return too_many(&app, 60),
+        Err(error) => return log_unavailable(&app, &error),
     }
     // One call with a short deadline: a visitor waits on it.
     let session = match app.stripe_quick.checkout_session(id).await {
@@ -1553,11 +1565,22 @@ pub async fn lost(
         ));
     }
     let (by_address, by_client) = (format!("lost:{email}"), format!("lost-client:{client}"));
-    if !app.limiter.allow(&[
-        (by_address.as_str(), LOST_PER_ADDRESS),
-        (by_client.as_str(), LOST_PER_CLIENT),
-        ("lost", LOST_IN_ALL),
-    ]) {
+    let allowed = app
+        .db
+        .allow(
+            &[
+                (by_address.as_str(), LOST_PER_ADDRESS),
+                (by_client.as_str(), LOST_PER_CLIENT),
+                ("lost", LOST_IN_ALL),
+            ],
+            app.now(),
+        )
+        .await;
+    let allowed = match allowed {
+        Ok(allowed) => allowed,
+        Err(error) => return log_unavailable(&app, &error),
+    };
+    if !allowed {
         return html(
             &app,
             StatusCode::TOO_MANY_REQUESTS,

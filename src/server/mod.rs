@@ -69,7 +69,6 @@ pub struct App {
     links: Mutex<HashMap<u64, (String, Instant)>>,
     /// The last deep health check: when, and what it found.
     health: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
-    limiter: client::Limiter,
     files: Mutex<FileCache>,
 }
 
@@ -135,7 +134,6 @@ impl App {
             overrides: crate::store::Overrides::default(),
             links: Mutex::new(HashMap::new()),
             health: tokio::sync::Mutex::new(None),
-            limiter: client::Limiter::default(),
             files: Mutex::new(FileCache::default()),
         }
     }

@@ -1,6 +1,6 @@
 //! The server's state: purchases seen, download usage, grants,
-//! revocations, webhook events seen, opt-outs, libraries and the outgoing
-//! mail queue, behind one interface ([`Db`]) with two back ends:
+//! revocations, webhook events seen, opt-outs, libraries, the outgoing
+//! mail queue and the rate limits' counts, behind one interface ([`Db`]) with two back ends:
 //!
 //! - SQLite under `.shop/state.db`, the default: one server, fast, nothing
 //!   to run beside it ([`sqlite`]).
@@ -21,9 +21,11 @@ use crate::downloads::Usage;
 use crate::secret::Secret;
 
 pub mod cluster;
+pub mod limits;
 pub mod postgres;
 pub mod sqlite;
 
+pub use limits::Quota;
 pub use sqlite::SCHEMA_VERSION;
 
 /// What the server keeps of a purchase or a grant: enough to let its
@@ -205,6 +207,33 @@ impl crate::error::Hint for StateError {
     }
 }
 
+/// Files whose redirects this server's charges found used up: only these
+/// need a look at the state before GitHub is asked for a URL. It may hold a
+/// file a grant has since reopened (the look says so), never miss one the
+/// charges refused or used up.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct UsedUp(Arc<std::sync::Mutex<std::collections::HashSet<FileKey>>>);
+
+impl UsedUp {
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<FileKey>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn add(&self, keys: impl IntoIterator<Item = FileKey>) {
+        self.set().extend(keys);
+    }
+
+    fn contains(&self, key: &FileKey) -> bool {
+        self.set().contains(key)
+    }
+
+    fn remove(&self, key: &FileKey) {
+        self.set().remove(key);
+    }
+}
+
 /// Where a store's state is kept.
 #[derive(Debug)]
 pub enum Location {
@@ -220,6 +249,8 @@ pub enum Location {
 #[derive(Debug)]
 pub struct Db {
     backend: Backend,
+    /// When this server last forgot stale rate-limit keys (in periods).
+    pruned: std::sync::atomic::AtomicI64,
 }
 
 #[derive(Debug)]
@@ -245,6 +276,7 @@ impl Db {
             Location::Sqlite(path) => Db::sqlite(path),
             Location::Postgres(url) => Ok(Db {
                 backend: Backend::Postgres(postgres::Postgres::connect(url).await?),
+                pruned: Default::default(),
             }),
         }
     }
@@ -253,6 +285,7 @@ impl Db {
     pub fn sqlite(path: &std::path::Path) -> Result<Db, StateError> {
         Ok(Db {
             backend: Backend::Sqlite(Arc::new(sqlite::Sqlite::open(path)?)),
+            pruned: Default::default(),
         })
     }
 
@@ -316,7 +349,17 @@ impl Db {
         limit: u32,
         size: u64,
     ) -> Result<bool, StateError> {
-        either!(self, db => db.redirects_used_up(key, limit, size).await)
+        let used_up = either!(self, db => db.used_up());
+        if !used_up.contains(key) {
+            return Ok(false);
+        }
+        let (usage, extra) = self.usage(key).await?;
+        let exhausted = !crate::downloads::admit_redirect(usage, limit + extra, size);
+        if !exhausted {
+            // Reopened by a grant.
+            used_up.remove(key);
+        }
+        Ok(exhausted)
     }
 
     /// Charges a streamed request of `length` bytes from byte `start` of a
@@ -455,6 +498,22 @@ impl Db {
     /// The addresses (lowercase) that want no update notices.
     pub async fn opt_outs(&self) -> Result<std::collections::HashSet<String>, StateError> {
         either!(self, db => db.opt_outs().await)
+    }
+
+    // ---- rate limits
+
+    /// Whether one more request at `now` fits every `(key, quota)`; if it
+    /// does, it is counted against each, and if not, against none. Every
+    /// server sharing the state counts together.
+    pub async fn allow(&self, checks: &[(&str, Quota)], now: i64) -> Result<bool, StateError> {
+        let mut checks: Vec<limits::Check> = checks
+            .iter()
+            .map(|(key, quota)| limits::Check::new(key, *quota, now))
+            .collect();
+        // One order for every server's locks.
+        checks.sort_by(|a, b| a.key.cmp(&b.key));
+        let prune = limits::prune_due(&self.pruned, now);
+        either!(self, db => db.allow(checks.clone(), now, prune).await)
     }
 }
 
@@ -783,6 +842,51 @@ mod tests {
         assert!(db.claim_mail(later + 10_000, 10).await.unwrap().is_empty());
         assert_eq!(db.all_purchases().await.unwrap(), []);
     });
+
+    on_both!(
+        /// Rate limits count every server together, take all keys or none,
+        /// let a key in again once its window has passed, stay exact under
+        /// concurrency and outlive a restart.
+        rate_limits_are_shared_all_or_none_and_exact,
+        |fixture| {
+            let servers = [Arc::new(fixture.open().await), Arc::new(fixture.open().await)];
+            let (tight, loose) = (Quota::per_hour(2), Quota::per_hour(3));
+            let ask = |server: usize, key: &'static str, now: i64| {
+                let db = servers[server].clone();
+                async move { db.allow(&[(key, tight), ("all", loose)], now).await.unwrap() }
+            };
+            assert!(ask(0, "a", 100).await);
+            assert!(ask(1, "a", 101).await);
+            assert!(!ask(0, "a", 102).await);
+            // The refusal of `a` cost `all` nothing.
+            assert!(ask(1, "b", 103).await);
+            assert!(!ask(0, "c", 104).await);
+            // An hour after the first two: `all` has room for two again,
+            // and a third once the hit at 103 is an hour old.
+            assert!(ask(1, "c", 3_701).await);
+            assert!(ask(0, "a", 3_702).await);
+            assert!(ask(1, "d", 3_703).await);
+            assert!(!ask(0, "e", 3_704).await);
+            // Forty at once through both servers: exactly the quota.
+            let burst = Quota::per_minute(7);
+            let mut tasks = Vec::new();
+            for index in 0..40 {
+                let db = servers[index % 2].clone();
+                tasks.push(tokio::spawn(async move {
+                    db.allow(&[("burst", burst)], 5_000).await.unwrap()
+                }));
+            }
+            let mut allowed = 0;
+            for task in tasks {
+                allowed += usize::from(task.await.unwrap());
+            }
+            assert_eq!(allowed, 7);
+            drop(servers);
+            let restarted = fixture.open().await;
+            assert!(!restarted.allow(&[("burst", burst)], 5_030).await.unwrap());
+            assert!(restarted.allow(&[("burst", burst)], 5_061).await.unwrap());
+        }
+    );
 
     /// Two servers on one PostgreSQL take each due message once; one that
     /// stops mid-send leaves its messages to the other after the lease.

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Charge, Entitlement, Event, FileKey, Paid, QueuedMail, StateError};
+use super::{Charge, Entitlement, Event, FileKey, Paid, QueuedMail, StateError, limits};
 use crate::downloads::{self, Usage};
 
 /// Most writes committed together.
@@ -124,6 +124,13 @@ const MIGRATIONS: &[&str] = &[
         FROM downloads d LEFT JOIN purchases p ON p.id = d.purchase;
     DROP TABLE downloads;
     ALTER TABLE downloads_by_product RENAME TO downloads;",
+    // 6: the rate limits' counts (a digest of each key, one row a hit).
+    "CREATE TABLE rate_hits (
+        key TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX rate_hits_key ON rate_hits (key, at);
+    CREATE INDEX rate_hits_at ON rate_hits (at);",
 ];
 
 /// Brings the database at `connection` to the newest schema.
@@ -166,6 +173,9 @@ enum JobKind {
     /// A charge: reads then one statement, nothing to roll back on failure
     /// (no savepoint), and it keeps [`Standing`] up to date itself.
     Charge,
+    /// A rate limit's count: it changes nothing a charge decides on, and
+    /// like a charge it need not outlive a power loss.
+    Count,
     /// Any other write: it may change what a charge decides on, so the
     /// writer forgets what it knew.
     Other,
@@ -284,11 +294,8 @@ pub struct Sqlite {
     readers: Vec<Mutex<Connection>>,
     /// Purchases never change once known; keep them off the database's path.
     purchases: std::sync::RwLock<std::collections::HashMap<String, Arc<Entitlement>>>,
-    /// Files whose redirects the writer found used up: only these need a
-    /// look at the database before GitHub is asked for a URL. It may hold
-    /// a file a grant has since reopened (the look says so), never miss
-    /// one the writer refused or used up.
-    used_up: Arc<Mutex<std::collections::HashSet<FileKey>>>,
+    /// Files whose redirects the writer found used up.
+    used_up: super::UsedUp,
     /// Dropped with the database: the checkpoint thread then ends.
     _checkpoints: std::sync::mpsc::Sender<()>,
 }
@@ -541,29 +548,9 @@ impl Sqlite {
         self.read(|connection| Ok((usage(connection, key)?, extra(connection, &key.purchase)?)))
     }
 
-    /// Whether a redirect to this file would be refused as used up, without
-    /// reading the database for a file the writer has not found used up.
-    pub async fn redirects_used_up(
-        &self,
-        key: &FileKey,
-        limit: u32,
-        size: u64,
-    ) -> Result<bool, StateError> {
-        let known = {
-            let used_up = self.used_up.lock().unwrap_or_else(|p| p.into_inner());
-            used_up.contains(key)
-        };
-        if !known {
-            return Ok(false);
-        }
-        let (usage, extra) = self.usage(key).await?;
-        let exhausted = !downloads::admit_redirect(usage, limit + extra, size);
-        if !exhausted {
-            // Reopened by a grant.
-            let mut used_up = self.used_up.lock().unwrap_or_else(|p| p.into_inner());
-            used_up.remove(key);
-        }
-        Ok(exhausted)
+    /// This server's files found used up (see [`super::Db::redirects_used_up`]).
+    pub(super) fn used_up(&self) -> &super::UsedUp {
+        &self.used_up
     }
 
     /// Charges a streamed request of `length` bytes from byte `start` of a
@@ -640,10 +627,7 @@ impl Sqlite {
         let used_up = self.used_up.clone();
         self.submit(
             move |connection, standing| {
-                let mark_used_up = || {
-                    let mut used_up = used_up.lock().unwrap_or_else(|p| p.into_inner());
-                    used_up.insert(key.clone());
-                };
+                let mark_used_up = || used_up.add([key.clone()]);
                 if standing.is_revoked(connection, key.payment_intent.as_deref())? {
                     return Ok(Charge::Revoked);
                 }
@@ -859,6 +843,46 @@ impl Sqlite {
         self.read(|connection| {
             connection.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
         })
+    }
+
+    /// Counts one request against every check if it fits them all (see
+    /// [`Db::allow`](super::Db::allow)); forgets stale keys when `prune`.
+    pub(super) async fn allow(
+        &self,
+        checks: Vec<limits::Check>,
+        now: i64,
+        prune: bool,
+    ) -> Result<bool, StateError> {
+        self.submit(
+            move |connection, _| {
+                if prune {
+                    connection
+                        .prepare_cached("DELETE FROM rate_hits WHERE at <= ?1")?
+                        .execute([now - limits::LONGEST])?;
+                }
+                let mut hits = connection
+                    .prepare_cached("SELECT at FROM rate_hits WHERE key = ?1 AND at > ?2")?;
+                for check in &checks {
+                    let found = hits
+                        .query_map(params![check.key, check.since], |row| row.get(0))?
+                        .collect::<rusqlite::Result<Vec<i64>>>()?;
+                    if !limits::fits(check, &found).1 {
+                        return Ok(false);
+                    }
+                }
+                for check in &checks {
+                    connection
+                        .prepare_cached("DELETE FROM rate_hits WHERE key = ?1 AND at <= ?2")?
+                        .execute(params![check.key, check.since])?;
+                    connection
+                        .prepare_cached("INSERT INTO rate_hits (key, at) VALUES (?1, ?2)")?
+                        .execute(params![check.key, now])?;
+                }
+                Ok(true)
+            },
+            JobKind::Count,
+        )
+        .await
     }
 
     /// Unsent messages whose next attempt is due, oldest first. One server
@@ -1169,7 +1193,7 @@ fn write_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) 
                 Err(_) => break,
             }
         }
-        let wanted = if batch.iter().all(|job| job.kind == JobKind::Charge) {
+        let wanted = if batch.iter().all(|job| job.kind != JobKind::Other) {
             Synchronous::Normal
         } else {
             Synchronous::Full
@@ -1192,7 +1216,9 @@ fn write_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) 
                     replies.push(reply);
                     continue;
                 }
-                standing.clear();
+                if job.kind == JobKind::Other {
+                    standing.clear();
+                }
                 let mut savepoint = transaction.savepoint()?;
                 let (succeeded, reply) = (job.run)(&savepoint, &mut standing);
                 replies.push(reply);

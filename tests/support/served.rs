@@ -40,6 +40,16 @@ pub struct Served {
     /// Everything `shop serve` wrote to stderr, across launches.
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
     log_reader: Option<std::thread::JoinHandle<()>>,
+    /// The PostgreSQL server keeping the state, when the tests run with
+    /// `SHOP_TEST_STATE=postgres` (stopped after the server, in `drop`).
+    cluster: Option<shop::state::cluster::Cluster>,
+}
+
+/// Whether the server's tests keep its state in PostgreSQL rather than
+/// SQLite: `SHOP_TEST_STATE=postgres` (`scripts/ci` runs the tests of the
+/// server's state a second time so).
+pub fn on_postgres() -> bool {
+    std::env::var("SHOP_TEST_STATE").is_ok_and(|state| state == "postgres")
 }
 
 impl Served {
@@ -120,6 +130,12 @@ impl Served {
         test.env("STRIPE_WEBHOOK_SECRET", sandbox.webhook_secret.expose());
         test.env("SHOP_TOKEN_SECRET", TOKEN_SECRET);
         test.env("SHOP_BASE_URL", &url);
+        let own_state = extra_env.iter().any(|(key, _)| *key == "SHOP_STATE_URL");
+        let cluster = (on_postgres() && !own_state)
+            .then(|| shop::state::cluster::Cluster::start(false).unwrap());
+        if let Some(cluster) = &cluster {
+            test.env("SHOP_STATE_URL", &cluster.url("postgres"));
+        }
         for (key, value) in extra_env {
             test.env(key, value);
         }
@@ -166,6 +182,7 @@ impl Served {
             wrapper: Vec::new(),
             log: Default::default(),
             log_reader: None,
+            cluster,
         }
     }
 
@@ -180,6 +197,10 @@ impl Served {
         let (child, reader) = self.spawn_serve(listener, &address, &[], self.log.clone());
         self.log_reader = Some(reader);
         self.server = Some(child);
+        if self.cluster.is_some() {
+            let log = self.log.lock().unwrap();
+            assert!(log.contains("state in PostgreSQL"), "{log}");
+        }
     }
 
     /// Another `shop serve` of the same store and environment (plus `env`)
@@ -362,12 +383,17 @@ impl Served {
     /// Asks `/lost` for `email`'s links, as the form does; the answer's
     /// status and page.
     pub fn ask_for_links(&self, email: &str) -> (StatusCode, String) {
+        self.ask_for_links_at(&self.url, email)
+    }
+
+    /// The same, of the server at `base` (another server of this store).
+    pub fn ask_for_links_at(&self, base: &str, email: &str) -> (StatusCode, String) {
         let form = shop::stripe::Form::new().field("email", email);
         let response = self
             .runtime
             .block_on(
                 self.http
-                    .post(format!("{}/lost", self.url))
+                    .post(format!("{base}/lost"))
                     .header("Content-Type", "application/x-www-form-urlencoded")
                     .body(form.encode())
                     .send(),
@@ -391,8 +417,14 @@ impl Served {
         shop::tokens::verify(&keys, token, 0).unwrap().purchase
     }
 
-    /// Rows of a table of the server's database.
+    /// Rows of a table of the server's database, each value as rusqlite
+    /// shows it (`Integer(5)`, `Text("a")`, `Null`), whichever keeps it.
     pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        if let Some(cluster) = &self.cluster {
+            return self
+                .runtime
+                .block_on(query_postgres(&cluster.url("postgres"), sql));
+        }
         let connection = rusqlite::Connection::open_with_flags(
             self.test.path().join(".shop/state.db"),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -450,6 +482,32 @@ impl Served {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
+}
+
+/// Rows of a query on a PostgreSQL database, shown as [`Served::query`]
+/// shows SQLite's.
+async fn query_postgres(url: &str, sql: &str) -> Vec<Vec<String>> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let show = |value: Option<&str>| match value {
+        None => "Null".to_owned(),
+        Some(number) if number.parse::<i64>().is_ok() => format!("Integer({number})"),
+        Some(text) => format!("Text({text:?})"),
+    };
+    client
+        .simple_query(sql)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                Some((0..row.len()).map(|index| show(row.get(index))).collect())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl Drop for Served {
