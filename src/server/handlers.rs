@@ -20,8 +20,7 @@ use warp::reply::Reply;
 use super::range::{self, Span};
 use super::{App, Chosen, Files, pages};
 use crate::github::Download;
-use crate::state::Quota;
-use crate::state::{self, Charge, Entitlement, FileKey};
+use crate::state::{self, Charge, Entitlement, FileKey, Quota};
 use crate::store::{Asset, Product, Release};
 use crate::stripe::{CheckoutSession, CreateCheckoutSession, IdempotencyKey};
 use crate::tokens::{self, TokenError};
@@ -157,6 +156,16 @@ fn unavailable(app: &App) -> Answer {
 fn log_unavailable(app: &App, error: &(dyn std::error::Error + 'static)) -> Answer {
     tracing::error!("{}", crate::error::one_line(error));
     unavailable(app)
+}
+
+/// Whether one more request fits every `(key, quota)` (counted if it does,
+/// by every server sharing the state); a state that cannot be reached is
+/// the answer 503.
+async fn within_limits(app: &App, checks: &[(&str, Quota)]) -> Result<bool, Answer> {
+    app.db
+        .allow(checks, app.now())
+        .await
+        .map_err(|error| log_unavailable(app, &error))
 }
 
 fn too_many(app: &App, seconds: u64) -> Answer {
@@ -475,17 +484,10 @@ pub async fn buy(
     };
     // Each visit makes a Checkout Session at Stripe: a few per client.
     let key = format!("buy:{client}");
-    match app
-        .db
-        .allow(
-            &[(key.as_str(), BUY_PER_CLIENT), ("buy", BUY_IN_ALL)],
-            app.now(),
-        )
-        .await
-    {
+    match within_limits(&app, &[(key.as_str(), BUY_PER_CLIENT), ("buy", BUY_IN_ALL)]).await {
         Ok(true) => {}
         Ok(false) => return too_many(&app, 60),
-        Err(error) => return log_unavailable(&app, &error),
+        Err(answer) => return answer,
     }
     // As the version's payment link marks it, so the ledger knows a
     // pre-order.
@@ -581,14 +583,10 @@ pub async fn thanks(app: Arc<App>, client: IpAddr, query: HashMap<String, String
         return not_found();
     };
     let key = format!("thanks:{client}");
-    match app
-        .db
-        .allow(&[(key.as_str(), THANKS_PER_CLIENT)], app.now())
-        .await
-    {
+    match within_limits(&app, &[(key.as_str(), THANKS_PER_CLIENT)]).await {
         Ok(true) => {}
         Ok(false) => return too_many(&app, 60),
-        Err(error) => return log_unavailable(&app, &error),
+        Err(answer) => return answer,
     }
     // One call with a short deadline: a visitor waits on it.
     let session = match app.stripe_quick.checkout_session(id).await {
@@ -1565,20 +1563,14 @@ pub async fn lost(
         ));
     }
     let (by_address, by_client) = (format!("lost:{email}"), format!("lost-client:{client}"));
-    let allowed = app
-        .db
-        .allow(
-            &[
-                (by_address.as_str(), LOST_PER_ADDRESS),
-                (by_client.as_str(), LOST_PER_CLIENT),
-                ("lost", LOST_IN_ALL),
-            ],
-            app.now(),
-        )
-        .await;
-    let allowed = match allowed {
+    let checks = [
+        (by_address.as_str(), LOST_PER_ADDRESS),
+        (by_client.as_str(), LOST_PER_CLIENT),
+        ("lost", LOST_IN_ALL),
+    ];
+    let allowed = match within_limits(&app, &checks).await {
         Ok(allowed) => allowed,
-        Err(error) => return log_unavailable(&app, &error),
+        Err(answer) => return answer,
     };
     if !allowed {
         return html(
