@@ -926,6 +926,18 @@ async fn charge_batch(
     result
 }
 
+/// The files' keys as the columns `LOCK_FILES` and `WRITE_FILES` unnest:
+/// purchases, products, versions and file names, in the keys' order.
+fn key_columns<'a>(keys: &[&'a FileKey]) -> [Vec<&'a str>; 4] {
+    let column = |part: fn(&'a FileKey) -> &'a str| keys.iter().map(|key| part(key)).collect();
+    [
+        column(|key| &key.purchase),
+        column(|key| &key.product),
+        column(|key| &key.version),
+        column(|key| &key.file),
+    ]
+}
+
 /// Gives a connection back to the pool after a pipelined transaction, or,
 /// if it failed (the transaction may still be open), closes it.
 fn release<T>(client: deadpool_postgres::Object, result: &Result<T, StateError>) {
@@ -1015,13 +1027,7 @@ async fn charge_on(
     let mut keys: Vec<&FileKey> = asks.iter().map(|(key, _)| *key).collect();
     keys.sort_by_key(|key| key.id());
     keys.dedup_by_key(|key| key.id());
-    let column = |part: fn(&FileKey) -> &str| keys.iter().map(|key| part(key)).collect::<Vec<_>>();
-    let (purchases, products, versions, names) = (
-        column(|key| &key.purchase),
-        column(|key| &key.product),
-        column(|key| &key.version),
-        column(|key| &key.file),
-    );
+    let [purchases, products, versions, names] = key_columns(&keys);
     let intents: Vec<&str> = keys
         .iter()
         .filter_map(|key| key.payment_intent.as_deref())
@@ -1091,24 +1097,8 @@ async fn charge_on(
             (_, false) => None,
         })
         .collect();
-    let (purchases, products, versions, names) = (
-        changed
-            .iter()
-            .map(|(key, _)| key.purchase.as_str())
-            .collect::<Vec<_>>(),
-        changed
-            .iter()
-            .map(|(key, _)| key.product.as_str())
-            .collect::<Vec<_>>(),
-        changed
-            .iter()
-            .map(|(key, _)| key.version.as_str())
-            .collect::<Vec<_>>(),
-        changed
-            .iter()
-            .map(|(key, _)| key.file.as_str())
-            .collect::<Vec<_>>(),
-    );
+    let changed_keys: Vec<&FileKey> = changed.iter().map(|(key, _)| *key).collect();
+    let [purchases, products, versions, names] = key_columns(&changed_keys);
     let bytes: Vec<i64> = changed
         .iter()
         .map(|(_, file)| file.usage.bytes as i64)
