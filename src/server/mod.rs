@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use warp::Filter;
+use warp::filters::BoxedFilter;
 
 use crate::github::GitHub;
 use crate::secret::Secret;
@@ -514,32 +515,37 @@ pub fn routes(
         .and(warp::get())
         .and(with_app.clone())
         .and(warp::query::<HashMap<String, String>>())
-        .then(handlers::healthz);
+        .then(handlers::healthz)
+        .boxed();
     let buy = warp::path!("buy" / String)
         .and(warp::get())
         .and(with_app.clone())
         .and(client.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("referer"))
-        .then(handlers::buy);
+        .then(handlers::buy)
+        .boxed();
     let thanks = warp::path!("thanks")
         .and(warp::get())
         .and(with_app.clone())
         .and(client.clone())
         .and(warp::query::<HashMap<String, String>>())
-        .then(handlers::thanks);
+        .then(handlers::thanks)
+        .boxed();
     let webhook = warp::path!("stripe" / "webhook")
         .and(warp::post())
         .and(with_app.clone())
         .and(warp::header::optional::<String>("stripe-signature"))
         .and(warp::body::content_length_limit(1024 * 1024))
         .and(warp::body::bytes())
-        .then(handlers::webhook);
+        .then(handlers::webhook)
+        .boxed();
     let page = warp::path!("d" / String)
         .and(warp::get())
         .and(with_app.clone())
         .and(chosen_query())
-        .then(handlers::download_page);
+        .then(handlers::download_page)
+        .boxed();
     let file = warp::path!("d" / String / String)
         .and(warp::method())
         .and(warp::get().or(warp::head()).unify())
@@ -551,16 +557,19 @@ pub fn routes(
     let unsubscribe_page = warp::path!("unsubscribe" / String)
         .and(warp::get())
         .and(with_app.clone())
-        .then(handlers::unsubscribe_page);
+        .then(handlers::unsubscribe_page)
+        .boxed();
     let unsubscribe = warp::path!("unsubscribe" / String)
         .and(warp::post())
         .and(with_app.clone())
-        .then(handlers::unsubscribe);
+        .then(handlers::unsubscribe)
+        .boxed();
     let lost_form = warp::path!("lost")
         .and(warp::get())
         .and(with_app.clone())
         .and(warp::query::<HashMap<String, String>>())
-        .then(handlers::lost_form);
+        .then(handlers::lost_form)
+        .boxed();
     let lost = warp::path!("lost")
         .and(warp::post())
         .and(with_app.clone())
@@ -569,23 +578,28 @@ pub fn routes(
         .and(warp::header::optional::<String>("referer"))
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::form::<HashMap<String, String>>())
-        .then(handlers::lost);
+        .then(handlers::lost)
+        .boxed();
     let front = warp::path::end()
         .and(warp::get())
         .and(with_app.clone())
-        .then(front::front);
+        .then(front::front)
+        .boxed();
     let product = warp::path!("p" / String)
         .and(warp::get())
         .and(with_app.clone())
-        .then(front::product);
+        .then(front::product)
+        .boxed();
     let cover = warp::path!("cover" / String)
         .and(warp::get())
         .and(with_app.clone())
-        .then(front::cover);
+        .then(front::cover)
+        .boxed();
     let library = warp::path!("library" / String)
         .and(warp::get())
         .and(with_app.clone())
-        .then(handlers::library);
+        .then(handlers::library)
+        .boxed();
     let log = warp::log::custom(|info| {
         tracing::debug!(
             method = %info.method(),
@@ -595,32 +609,26 @@ pub fn routes(
             "request"
         );
     });
-    // Downloads first: they are most of the traffic.
-    file.or(page)
-        .unify()
-        .or(healthz)
-        .unify()
-        .or(buy)
-        .unify()
-        .or(thanks)
-        .unify()
-        .or(webhook)
-        .unify()
-        .or(unsubscribe_page)
-        .unify()
-        .or(unsubscribe)
-        .unify()
-        .or(lost_form)
-        .unify()
-        .or(lost)
-        .unify()
-        .or(front)
-        .unify()
-        .or(product)
-        .unify()
-        .or(cover)
-        .unify()
-        .or(library)
+    // Downloads first: they are most of the traffic. The other routes are
+    // boxed and tried in this order, each chained to the next through a box
+    // (`first_of`): as one unboxed chain of `or`s they were a nested type
+    // that took rustc eight minutes to type-check (warp#507).
+    let others = first_of(vec![
+        page,
+        healthz,
+        buy,
+        thanks,
+        webhook,
+        unsubscribe_page,
+        unsubscribe,
+        lost_form,
+        lost,
+        front,
+        product,
+        cover,
+        library,
+    ]);
+    file.or(others)
         .unify()
         .recover(move |rejection: warp::Rejection| {
             let app = errors_app.clone();
@@ -629,6 +637,18 @@ pub fn routes(
         .unify()
         .map(handlers::secured)
         .with(log)
+}
+
+/// One filter of `routes`: the first that accepts a request answers it.
+/// Each route is chained to the rest through a box, so the type stays small
+/// however many routes there are; a request pays one allocation for each
+/// route tried before the one that answers it.
+fn first_of(routes: Vec<BoxedFilter<(handlers::Answer,)>>) -> BoxedFilter<(handlers::Answer,)> {
+    routes
+        .into_iter()
+        .rev()
+        .reduce(|rest, route| route.or(rest).unify().boxed())
+        .expect("the server has routes")
 }
 
 /// A path fit for a log: no token (a bearer credential) of any kind.
