@@ -5,6 +5,11 @@
 //! come from Debian's `postgresql` package, which `scripts/setup` installs.
 //! PostgreSQL refuses to run as root, so as root they run as the
 //! `postgres` user the package makes.
+//!
+//! `initdb` takes about a second, more than the rest of a test's set-up: it
+//! runs once per PostgreSQL version (and user), into a template folder in
+//! the temporary folder (`shop-pg-template-…`), and each server starts from
+//! a copy of it, as PostgreSQL's own test suites do.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,19 +49,13 @@ impl Cluster {
                 .status()?;
             anyhow::ensure!(status.success(), "cannot give the folder to `postgres`");
         }
-        cluster.run(
-            "initdb",
-            &[
-                "-D",
-                &cluster.data(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-        )?;
+        let template = template(&cluster.bin, as_postgres)?;
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(template.join("data"))
+            .arg(cluster.dir.join("data"))
+            .status()?;
+        anyhow::ensure!(status.success(), "cannot copy `{}`", template.display());
         let mut options = format!(
             "-k {} -c listen_addresses='{}' -c max_connections=200",
             cluster.dir.display(),
@@ -93,21 +92,7 @@ impl Cluster {
     }
 
     fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
-        let path = self.bin.join(program);
-        let mut command = if self.as_postgres {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&path);
-            command
-        } else {
-            Command::new(&path)
-        };
-        let output = command.args(args).current_dir(&self.dir).output()?;
-        anyhow::ensure!(
-            output.status.success(),
-            "`{program}` failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        Ok(())
+        run(&self.bin, self.as_postgres, &self.dir, program, args)
     }
 
     /// A connection string for `database` on the Unix socket.
@@ -167,6 +152,89 @@ impl Drop for Cluster {
         );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs `program` of `bin` in `dir`, as `postgres` if `as_postgres`.
+fn run(
+    bin: &Path,
+    as_postgres: bool,
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+) -> anyhow::Result<()> {
+    let path = bin.join(program);
+    let mut command = if as_postgres {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(&path);
+        command
+    } else {
+        Command::new(&path)
+    };
+    let output = command.args(args).current_dir(dir).output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "`{program}` failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
+/// The folder whose `data` an `initdb` of `bin` made, made on first use.
+/// It is built under a name of its own and renamed into place, so a
+/// template is whole or absent, and of two tests making it at once one
+/// keeps its own and the other removes its.
+fn template(bin: &Path, as_postgres: bool) -> anyhow::Result<PathBuf> {
+    use sha2::Digest;
+    // The version is in Debian's path (`/usr/lib/postgresql/15/bin`); a
+    // digest of the path keeps one template for each installation.
+    let digest = sha2::Sha256::digest(bin.as_os_str().as_encoded_bytes());
+    let name = format!(
+        "shop-pg-template-{}{}",
+        hex::encode(&digest[..8]),
+        if as_postgres { "-postgres" } else { "" }
+    );
+    let template = std::env::temp_dir().join(name);
+    let whole = |template: &Path| template.join("data").join("PG_VERSION").exists();
+    if whole(&template) {
+        return Ok(template);
+    }
+    let making = template.with_extension(uuid::Uuid::new_v4().simple().to_string());
+    std::fs::create_dir(&making)?;
+    let made = make_template(bin, as_postgres, &making);
+    if made.is_ok() {
+        // Fails if another test's template is already in place.
+        let _ = std::fs::rename(&making, &template);
+    }
+    let _ = std::fs::remove_dir_all(&making);
+    if whole(&template) {
+        return Ok(template);
+    }
+    made?;
+    anyhow::bail!("cannot put the template `{}` in place", template.display())
+}
+
+fn make_template(bin: &Path, as_postgres: bool, dir: &Path) -> anyhow::Result<()> {
+    if as_postgres {
+        let status = Command::new("chown").arg("postgres:").arg(dir).status()?;
+        anyhow::ensure!(status.success(), "cannot give the folder to `postgres`");
+    }
+    let data = dir.join("data").display().to_string();
+    run(
+        bin,
+        as_postgres,
+        dir,
+        "initdb",
+        &[
+            "-D",
+            &data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+    )
 }
 
 /// The folder of `initdb` and `pg_ctl`: `SHOP_PG_BIN`, else the newest
