@@ -147,6 +147,75 @@ async fn create_retrieve_and_list_across_pages() {
     sandbox.stop().await;
 }
 
+/// A seed makes each session at the second it names, even when the real
+/// clock ticks while it seeds (the sandbox once added that tick to the
+/// sessions after it, and a sync test failed one run in many).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_sessions_are_made_at_their_own_second_across_a_real_tick() {
+    let sandbox = Sandbox::start().await;
+    let client = sandbox.client();
+    let price = catalogue(&client, "guide").await;
+    let wall = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    };
+    let count = 2000;
+    // Seeds start just before a real second ends, until one seeding has
+    // spanned a tick (the first, unless seeding is faster than 30 ms).
+    let mut crossed = None;
+    for attempt in 0..10 {
+        let into_second = wall().subsec_millis();
+        if into_second < 970 {
+            tokio::time::sleep(std::time::Duration::from_millis(u64::from(
+                970 - into_second,
+            )))
+            .await;
+        }
+        let start = 1_900_000_000 + attempt * 100_000;
+        let before = wall().as_secs();
+        let answer = sandbox
+            .control(
+                Method::POST,
+                "seed",
+                json!({"price": price, "count": count, "start": start, "step": 7, "events": false}),
+            )
+            .await;
+        assert_eq!(answer["created"], count);
+        if wall().as_secs() != before {
+            crossed = Some(start);
+            break;
+        }
+    }
+    let start = crossed.expect("no seeding of 2,000 sessions spanned a second in 10 tries");
+    let filter = ListCheckoutSessions {
+        created_gte: Some(start),
+        created_lt: Some(start + 100_000),
+        limit: Some(100),
+        ..Default::default()
+    };
+    let mut created: Vec<i64> = client
+        .checkout_sessions(&filter)
+        .map_ok(|session| session.created)
+        .try_collect()
+        .await
+        .unwrap();
+    created.sort();
+    let expected: Vec<i64> = (0..count).map(|index| start + index * 7).collect();
+    let wrong = created
+        .iter()
+        .zip(&expected)
+        .position(|(created, expected)| created != expected);
+    assert_eq!(created.len(), expected.len());
+    assert_eq!(
+        wrong,
+        None,
+        "session {wrong:?} of {count}: {:?}",
+        wrong.map(|index| (created[index], expected[index]))
+    );
+    sandbox.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_replay_gives_the_same_object_and_refuses_other_parameters() {
     let sandbox = Sandbox::start().await;

@@ -257,8 +257,6 @@ fn seed(sandbox: &Arc<Sandbox>, input: &Value) -> Response<Vec<u8>> {
         );
     };
     let start = input["start"].as_i64().unwrap_or_else(|| state.now());
-    let offset = state.clock_offset;
-    let real = state.now() - offset;
     let context = super::api::Context {
         base_url: sandbox.base_url(),
         idempotency_key: None,
@@ -272,7 +270,7 @@ fn seed(sandbox: &Arc<Sandbox>, input: &Value) -> Response<Vec<u8>> {
     let mut ids = Vec::new();
     for index in 0..count {
         let created = start + index as i64 * step;
-        state.clock_offset = created - real;
+        state.frozen = Some(created);
         let session = super::api::new_session(
             &mut state,
             &context,
@@ -304,14 +302,14 @@ fn seed(sandbox: &Arc<Sandbox>, input: &Value) -> Response<Vec<u8>> {
             &payment,
             events,
         ) {
-            state.clock_offset = offset;
+            state.frozen = None;
             return json_response(StatusCode::BAD_REQUEST, &error.to_response().1);
         }
         if count <= 10_000 {
             ids.push(id);
         }
     }
-    state.clock_offset = offset;
+    state.frozen = None;
     sandbox.after_change(&mut state);
     json_response(StatusCode::OK, &json!({"created": count, "ids": ids}))
 }

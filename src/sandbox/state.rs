@@ -18,6 +18,10 @@ use super::params::Params;
 pub struct State {
     /// Seconds added to the real time: the settable clock.
     pub clock_offset: i64,
+    /// While set, the clock stands at this second: a seed makes each of its
+    /// sessions at the second it names, however long the seeding takes.
+    #[serde(skip)]
+    pub frozen: Option<i64>,
     sequence: u64,
     objects: HashMap<String, Stored>,
     /// Line items by checkout session id.
@@ -92,6 +96,9 @@ pub struct Replay {
 impl State {
     /// The sandbox's now, in Unix seconds.
     pub fn now(&self) -> i64 {
+        if let Some(frozen) = self.frozen {
+            return frozen;
+        }
         let real = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs() as i64);
