@@ -43,11 +43,7 @@ impl Cluster {
             port,
         };
         if as_postgres {
-            let status = Command::new("chown")
-                .arg("postgres:")
-                .arg(&cluster.dir)
-                .status()?;
-            anyhow::ensure!(status.success(), "cannot give the folder to `postgres`");
+            give_to_postgres(&cluster.dir)?;
         }
         let template = template(&cluster.bin, as_postgres)?;
         let status = Command::new("cp")
@@ -215,8 +211,7 @@ fn template(bin: &Path, as_postgres: bool) -> anyhow::Result<PathBuf> {
 
 fn make_template(bin: &Path, as_postgres: bool, dir: &Path) -> anyhow::Result<()> {
     if as_postgres {
-        let status = Command::new("chown").arg("postgres:").arg(dir).status()?;
-        anyhow::ensure!(status.success(), "cannot give the folder to `postgres`");
+        give_to_postgres(dir)?;
     }
     let data = dir.join("data").display().to_string();
     run(
@@ -235,6 +230,18 @@ fn make_template(bin: &Path, as_postgres: bool, dir: &Path) -> anyhow::Result<()
             "UTF8",
         ],
     )
+}
+
+/// Makes `dir` the `postgres` user's, for a server run as that user (PostgreSQL
+/// refuses to run as root).
+fn give_to_postgres(dir: &Path) -> anyhow::Result<()> {
+    let status = Command::new("chown").arg("postgres:").arg(dir).status()?;
+    anyhow::ensure!(
+        status.success(),
+        "cannot give `{}` to `postgres`",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// The folder of `initdb` and `pg_ctl`: `SHOP_PG_BIN`, else the newest
