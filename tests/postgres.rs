@@ -391,3 +391,121 @@ fn a_bad_or_unreachable_state_url_stops_the_server_without_showing_it() {
         )
         .never_shows("hunter2");
 }
+
+/// A certificate authority of the test's own, and a certificate it signed
+/// for `localhost` only: (the authority's certificate, the server's
+/// certificate, the server's key), PEM.
+fn authority_and_localhost() -> (String, String, String) {
+    let mut authority = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    authority.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    authority
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "shop test authority");
+    let authority =
+        rcgen::CertifiedIssuer::self_signed(authority, rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &authority)
+        .unwrap();
+    (authority.pem(), server.pem(), key.serialize_pem())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `sslmode=require` talks TLS to the server, and only to a server whose
+/// certificate an authority the URL trusts signed for the host it names;
+/// never falling back to the clear.
+#[test]
+fn a_state_url_with_sslmode_require_talks_tls_to_a_verified_server_only() {
+    let (authority, cert, key) = authority_and_localhost();
+    let port = free_port();
+    let cluster = Cluster::start_tls(port, &cert, &key).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let roots = folder.path().join("authority.pem");
+    std::fs::write(&roots, &authority).unwrap();
+    let url = |host: &str, query: &str| {
+        format!("postgres://postgres:hunter2@{host}:{port}/postgres?{query}")
+    };
+
+    // Verified: the server runs, and each of its connections is encrypted.
+    let verified = url(
+        "localhost",
+        &format!("sslmode=require&sslrootcert={}", roots.display()),
+    );
+    let served = Served::start_with_store(&[("SHOP_STATE_URL", &verified)], |_| {});
+    let on = OnPostgres { served, cluster };
+    let sessions = "FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+                    WHERE application_name = 'shop serve'";
+    assert!(on.count(&format!("SELECT count(*) {sessions} AND ssl")) >= 1);
+    assert_eq!(
+        on.count(&format!("SELECT count(*) {sessions} AND NOT ssl")),
+        0
+    );
+
+    let refused = |url: &str, parts: &[&str]| {
+        let mut test = crate::harness::Test::store();
+        test.env("STRIPE_SECRET_KEY", "sk_test_state");
+        test.env("STRIPE_WEBHOOK_SECRET", "whsec_state");
+        test.env("SHOP_TOKEN_SECRET", crate::support::served::TOKEN_SECRET);
+        test.env("SHOP_STATE_URL", url);
+        test.shop(&["serve", "--listen", "127.0.0.1:0"])
+            .code(1)
+            .stderr_has(parts)
+            .never_shows("hunter2");
+    };
+    let hint = "hint: check that the server has TLS on, that its certificate names the host";
+    // The system's authorities did not sign the server's certificate.
+    refused(
+        &url("localhost", "sslmode=require"),
+        &["did not prove itself over TLS", "UnknownIssuer", hint],
+    );
+    // The certificate names `localhost`, not the address.
+    refused(
+        &url(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={}", roots.display()),
+        ),
+        &[
+            "did not prove itself over TLS",
+            "certificate not valid for name \"127.0.0.1\"",
+            hint,
+        ],
+    );
+    // An authority file that is not one.
+    let garbage = folder.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    refused(
+        &url(
+            "localhost",
+            &format!("sslmode=require&sslrootcert={}", garbage.display()),
+        ),
+        &["holds no certificate", "hint: write `?sslmode=require`"],
+    );
+    refused(
+        &url("localhost", "sslmode=sometimes"),
+        &["`sslmode=sometimes` is not a mode PostgreSQL knows"],
+    );
+
+    // A server without TLS is refused, not talked to in the clear.
+    let plain_port = free_port();
+    let _plain = Cluster::start_on(Some(plain_port), false).unwrap();
+    refused(
+        &format!(
+            "postgres://postgres@localhost:{plain_port}/postgres?sslmode=require&sslrootcert={}",
+            roots.display()
+        ),
+        &[
+            "did not prove itself over TLS",
+            "does not support TLS",
+            hint,
+        ],
+    );
+}

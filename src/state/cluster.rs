@@ -32,6 +32,20 @@ impl Cluster {
 
     /// Starts a server that also listens on `127.0.0.1:port`.
     pub fn start_on(port: Option<u16>, durable: bool) -> anyhow::Result<Cluster> {
+        Cluster::start_with(port, durable, None)
+    }
+
+    /// Starts a server on `127.0.0.1:port` that offers TLS with the
+    /// certificate `cert` and its private key `key` (both PEM).
+    pub fn start_tls(port: u16, cert: &str, key: &str) -> anyhow::Result<Cluster> {
+        Cluster::start_with(Some(port), false, Some((cert, key)))
+    }
+
+    fn start_with(
+        port: Option<u16>,
+        durable: bool,
+        tls: Option<(&str, &str)>,
+    ) -> anyhow::Result<Cluster> {
         let bin = programs()?;
         let dir = std::env::temp_dir().join(format!("shop-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir(&dir)?;
@@ -62,6 +76,26 @@ impl Cluster {
         }
         if !durable {
             options.push_str(" -c fsync=off -c full_page_writes=off");
+        }
+        if let Some((cert, key)) = tls {
+            // The key the server's own and no one else's, or it will not start.
+            let cert_file = cluster.dir.join("server.crt");
+            let key_file = cluster.dir.join("server.key");
+            std::fs::write(&cert_file, cert)?;
+            std::fs::write(&key_file, key)?;
+            std::fs::set_permissions(
+                &key_file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )?;
+            if as_postgres {
+                give_to_postgres(&cert_file)?;
+                give_to_postgres(&key_file)?;
+            }
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert_file.display(),
+                key_file.display()
+            ));
         }
         let log = cluster.dir.join("log").display().to_string();
         if let Err(error) = cluster.run(
@@ -232,7 +266,7 @@ fn make_template(bin: &Path, as_postgres: bool, dir: &Path) -> anyhow::Result<()
     )
 }
 
-/// Makes `dir` the `postgres` user's, for a server run as that user (PostgreSQL
+/// Makes `dir` (or a file) the `postgres` user's, for a server run as that user (PostgreSQL
 /// refuses to run as root).
 fn give_to_postgres(dir: &Path) -> anyhow::Result<()> {
     let status = Command::new("chown").arg("postgres:").arg(dir).status()?;

@@ -156,6 +156,12 @@ pub enum StateError {
     },
     #[error("`{name}` is not a PostgreSQL URL")]
     NotPostgres { name: String },
+    #[error("cannot use the PostgreSQL URL's TLS settings: {message}")]
+    TlsSettings { message: String },
+    #[error("the PostgreSQL server did not prove itself over TLS")]
+    TlsRefused {
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error(
         "the PostgreSQL database has schema version {found}, newer than this `shop` knows ({known})"
     )]
@@ -189,6 +195,16 @@ impl crate::error::Hint for StateError {
             StateError::NotPostgres { .. } => {
                 "write it as `postgres://USER@HOST:PORT/DATABASE` (the password in \
                  `SHOP_STATE_URL`, never in `shop.toml`)"
+                    .into()
+            }
+            StateError::TlsSettings { .. } => {
+                "write `?sslmode=require` in the URL, and `&sslrootcert=/path/to/ca.pem` \
+                 for a server whose certificate no public authority signed"
+                    .into()
+            }
+            StateError::TlsRefused { .. } => {
+                "check that the server has TLS on, that its certificate names the host in the \
+                 URL, and that `sslrootcert=` names the authority that signed it"
                     .into()
             }
             StateError::NothingToMove { .. } => {

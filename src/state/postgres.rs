@@ -20,9 +20,9 @@
 //!
 //! The schema is versioned in the table `shop_schema` and migrated at start
 //! under an advisory lock, so that servers starting together migrate once.
-//! No TLS: the database is expected on the same machine or a private
-//! network; a URL with `sslmode=require` fails to connect rather than
-//! talking in the clear.
+//! TLS when the URL asks for it (`sslmode=require`, see [`parse_url`]),
+//! the server's certificate and name always verified; none otherwise, for a
+//! database on the same machine or a private network.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
 use tokio_postgres::NoTls;
@@ -167,6 +167,16 @@ impl From<deadpool_postgres::PoolError> for StateError {
     fn from(error: deadpool_postgres::PoolError) -> StateError {
         use deadpool_postgres::PoolError;
         match error {
+            // The driver's kind of error is private: its message says TLS.
+            PoolError::Backend(source)
+                if source
+                    .to_string()
+                    .starts_with("error performing TLS handshake") =>
+            {
+                StateError::TlsRefused {
+                    source: Box::new(source),
+                }
+            }
             PoolError::Backend(source) => StateError::Postgres {
                 what: "no connection",
                 source: Box::new(source),
@@ -183,13 +193,124 @@ impl From<deadpool_postgres::PoolError> for StateError {
     }
 }
 
-/// Reads a PostgreSQL URL (`postgres://…`, or `key=value` pairs).
-pub fn parse_url(url: &Secret) -> Result<tokio_postgres::Config, StateError> {
-    url.expose()
-        .parse::<tokio_postgres::Config>()
-        .map_err(|_| StateError::NotPostgres {
-            name: url.name().to_owned(),
-        })
+/// Where the database is, and whether the way there is TLS.
+pub struct Target {
+    config: tokio_postgres::Config,
+    /// The certificates a server must prove itself with, when the URL asks
+    /// for TLS.
+    tls: Option<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Target {
+    /// Never the URL: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a PostgreSQL URL (`postgres://…`, or `key=value` pairs), with
+/// libpq's TLS options: `sslmode=require` (or `verify-ca`, `verify-full`)
+/// and `sslmode=prefer` connect over TLS, and `sslrootcert=PATH` names the
+/// PEM file of the authorities a server's certificate must come from (the
+/// system's, without it or with `sslrootcert=system`; `sslrootcert` alone
+/// means `verify-full`). Every TLS connection verifies the certificate and
+/// the host name, as libpq's `verify-full`: a server that cannot prove it
+/// is the one named is refused, whatever the mode. Without `sslmode` (or
+/// with `disable`), no TLS, as before this was built: Debian's own server
+/// offers TLS with a certificate no authority signed, and a store that
+/// reached it in the clear would otherwise stop reaching it.
+pub fn parse_url(url: &Secret) -> Result<Target, StateError> {
+    let not_postgres = || StateError::NotPostgres {
+        name: url.name().to_owned(),
+    };
+    let text = url.expose();
+    let is_url = text.starts_with("postgres://") || text.starts_with("postgresql://");
+    let (config, tls) = if is_url {
+        // tokio-postgres knows neither `sslrootcert` nor the `verify-*`
+        // modes: they are taken out here, the rest handed over unchanged.
+        let (base, query) = text.split_once('?').unwrap_or((text, ""));
+        let mut kept = url::form_urlencoded::Serializer::new(String::new());
+        let (mut mode, mut roots) = (None, None);
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "sslmode" => mode = Some(value.into_owned()),
+                "sslrootcert" => roots = Some(value.into_owned()),
+                _ => {
+                    kept.append_pair(&key, &value);
+                }
+            }
+        }
+        let (driver_mode, tls) = match (mode.as_deref(), &roots) {
+            (None, None) | (Some("disable"), _) => ("disable", false),
+            (Some("prefer" | "allow"), _) => ("prefer", true),
+            (None, Some(_)) | (Some("require" | "verify-ca" | "verify-full"), _) => {
+                ("require", true)
+            }
+            (Some(other), _) => {
+                return Err(StateError::TlsSettings {
+                    message: format!("`sslmode={other}` is not a mode PostgreSQL knows"),
+                });
+            }
+        };
+        kept.append_pair("sslmode", driver_mode);
+        let config = format!("{base}?{}", kept.finish())
+            .parse::<tokio_postgres::Config>()
+            .map_err(|_| not_postgres())?;
+        (config, tls.then_some(roots))
+    } else {
+        let config = text
+            .parse::<tokio_postgres::Config>()
+            .map_err(|_| not_postgres())?;
+        let tls = config.get_ssl_mode() == tokio_postgres::config::SslMode::Require;
+        (config, tls.then_some(None))
+    };
+    let tls = match tls {
+        None => None,
+        Some(roots) => Some(tls_config(roots.as_deref())?),
+    };
+    Ok(Target { config, tls })
+}
+
+/// A TLS client that trusts the authorities in `roots` (a PEM file), or
+/// the system's.
+fn tls_config(roots: Option<&str>) -> Result<rustls::ClientConfig, StateError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut store = rustls::RootCertStore::empty();
+    match roots {
+        None | Some("system") => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // One certificate the system holds and rustls cannot read
+                // leaves the others usable.
+                let _ = store.add(cert);
+            }
+        }
+        Some(path) => {
+            let unreadable = |why: String| StateError::TlsSettings {
+                message: format!("cannot read the certificates in `{path}`: {why}"),
+            };
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|error| unreadable(error.to_string()))?;
+            for cert in certs {
+                let cert = cert.map_err(|error| unreadable(error.to_string()))?;
+                store
+                    .add(cert)
+                    .map_err(|error| unreadable(error.to_string()))?;
+            }
+            if store.is_empty() {
+                return Err(unreadable("it holds no certificate".into()));
+            }
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|builder| builder.with_root_certificates(store).with_no_client_auth())
+    .map_err(|error| StateError::TlsSettings {
+        message: error.to_string(),
+    })
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -200,16 +321,20 @@ const PURCHASE_COLUMNS: &str =
 impl Postgres {
     /// Connects to the database at `url` and brings its schema up to date.
     pub async fn connect(url: &Secret) -> Result<Postgres, StateError> {
-        let mut config = parse_url(url)?;
+        let Target { mut config, tls } = parse_url(url)?;
         config.application_name("shop serve");
         config.connect_timeout(CONNECT_TIMEOUT);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            None => Manager::from_config(config, NoTls, manager_config),
+            Some(tls) => Manager::from_config(
+                config,
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+                manager_config,
+            ),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
