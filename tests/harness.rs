@@ -348,6 +348,16 @@ impl Sandbox {
     }
 }
 
+/// A loopback port free a moment ago, for a server that cannot be handed
+/// a bound listener (another process may take it between).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The runtime of a test that drives the sandbox or servers in-process:
 /// two worker threads, as CI has two cores.
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -174,14 +174,6 @@ fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|line| line.strip_prefix(&format!("{name}: ")))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn smtp_settings(test: &Test, port: u16) {
     let settings = test.read("shop.toml").replace("transport = \"file\"", "transport = \"smtp\"").replace(
         "host = \"\"\nport = 587\n# \"starttls\" (port 587), \"tls\" (port 465) or \"none\" (a server on this machine).\nsecurity = \"starttls\"",
@@ -205,7 +197,7 @@ fn link(message: &str, prefix: &str) -> String {
 
 #[test]
 fn receipts_survive_a_mail_server_that_was_down_and_notices_go_once() {
-    let port = free_port();
+    let port = crate::harness::free_port();
     let served = Served::start_with_store(&[("SHOP_MAIL_RETRY_SECONDS", "1")], |test| {
         smtp_settings(test, port)
     });
@@ -346,7 +338,7 @@ fn per_recipient(messages: &[String], subject: &str) -> std::collections::BTreeM
 
 #[test]
 fn notices_follow_the_policy_and_go_once_across_a_kill() {
-    let port = free_port();
+    let port = crate::harness::free_port();
     let served = Served::start_with_store(&[], |test| smtp_settings(test, port));
     let smtp = SmtpServer::start(port, &served.test.root().join("maildir"));
     let price = served
@@ -581,7 +573,7 @@ fn in_doubt(stderr: &str) -> Option<usize> {
 
 #[test]
 fn a_mail_server_that_refuses_after_fifty_gets_every_notice_once_when_it_recovers() {
-    let port = free_port();
+    let port = crate::harness::free_port();
     let (served, _) = released_to(60, port);
     let gate = served.test.root().join("open");
     let smtp = SmtpServer::refusing_after(port, &served.test.root().join("maildir"), 50, &gate);
@@ -607,7 +599,7 @@ fn a_mail_server_that_refuses_after_fifty_gets_every_notice_once_when_it_recover
 
 #[test]
 fn an_error_mid_run_waits_for_the_messages_in_flight_and_records_them() {
-    let port = free_port();
+    let port = crate::harness::free_port();
     let (served, _) = released_to(40, port);
     let smtp = SmtpServer::start(port, &served.test.root().join("maildir"));
     // One buyer's address cannot be written into a message: the run stops
@@ -645,7 +637,7 @@ fn an_error_mid_run_waits_for_the_messages_in_flight_and_records_them() {
 
 #[test]
 fn notices_in_doubt_after_a_crash_are_named_and_sent_again_with_the_same_message_id() {
-    let port = free_port();
+    let port = crate::harness::free_port();
     let (mut served, files) = released_to(40, port);
     let smtp = SmtpServer::start(port, &served.test.root().join("maildir"));
     let subject = "The Field Guide 1.1.0 is out";
@@ -744,7 +736,7 @@ fn notices_in_doubt_after_a_crash_are_named_and_sent_again_with_the_same_message
 
 #[test]
 fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
-    let port = free_port();
+    let port = crate::harness::free_port();
     let (mut served, files) = released_to(2, port);
     let smtp = SmtpServer::start(port, &served.test.root().join("maildir"));
     let store = served.test.path().to_owned();

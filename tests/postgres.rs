@@ -412,21 +412,13 @@ fn authority_and_localhost() -> (String, String, String) {
     (authority.pem(), server.pem(), key.serialize_pem())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `sslmode=require` talks TLS to the server, and only to a server whose
 /// certificate an authority the URL trusts signed for the host it names;
 /// never falling back to the clear.
 #[test]
 fn a_state_url_with_sslmode_require_talks_tls_to_a_verified_server_only() {
     let (authority, cert, key) = authority_and_localhost();
-    let port = free_port();
+    let port = crate::harness::free_port();
     let cluster = Cluster::start_tls(port, &cert, &key).unwrap();
     let folder = tempfile::tempdir().unwrap();
     let roots = folder.path().join("authority.pem");
@@ -495,7 +487,7 @@ fn a_state_url_with_sslmode_require_talks_tls_to_a_verified_server_only() {
     );
 
     // A server without TLS is refused, not talked to in the clear.
-    let plain_port = free_port();
+    let plain_port = crate::harness::free_port();
     let _plain = Cluster::start_on(Some(plain_port), false).unwrap();
     refused(
         &format!(
