@@ -229,17 +229,23 @@ pub fn parse_url(url: &Secret) -> Result<Target, StateError> {
     let is_url = text.starts_with("postgres://") || text.starts_with("postgresql://");
     let (config, tls) = if is_url {
         // tokio-postgres knows neither `sslrootcert` nor the `verify-*`
-        // modes: they are taken out here, the rest handed over unchanged.
+        // modes: they are taken out here, the other parameters handed over
+        // byte for byte (it decodes `%XX` and not `+`, so no form decoder
+        // may touch them).
         let (base, query) = text.split_once('?').unwrap_or((text, ""));
-        let mut kept = url::form_urlencoded::Serializer::new(String::new());
+        let mut kept: Vec<&str> = Vec::new();
         let (mut mode, mut roots) = (None, None);
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            match &*key {
-                "sslmode" => mode = Some(value.into_owned()),
-                "sslrootcert" => roots = Some(value.into_owned()),
-                _ => {
-                    kept.append_pair(&key, &value);
-                }
+        let decode = |value: &str| {
+            percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .map(|value| value.into_owned())
+                .map_err(|_| not_postgres())
+        };
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            match pair.split_once('=') {
+                Some(("sslmode", value)) => mode = Some(decode(value)?),
+                Some(("sslrootcert", value)) => roots = Some(decode(value)?),
+                _ => kept.push(pair),
             }
         }
         let (driver_mode, tls) = match (mode.as_deref(), &roots) {
@@ -254,8 +260,9 @@ pub fn parse_url(url: &Secret) -> Result<Target, StateError> {
                 });
             }
         };
-        kept.append_pair("sslmode", driver_mode);
-        let config = format!("{base}?{}", kept.finish())
+        let sslmode = format!("sslmode={driver_mode}");
+        kept.push(&sslmode);
+        let config = format!("{base}?{}", kept.join("&"))
             .parse::<tokio_postgres::Config>()
             .map_err(|_| not_postgres())?;
         (config, tls.then_some(roots))
@@ -1430,5 +1437,55 @@ fn purchase_row(row: &tokio_postgres::Row) -> Entitlement {
             }),
             _ => None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::config::SslMode;
+
+    fn target(url: &str) -> Target {
+        parse_url(&Secret::new("SHOP_STATE_URL", url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_url_reaches_the_driver_as_written_but_for_its_tls_options() {
+        let plain = target(
+            "postgres://shop:p%40ss@db.internal:5433/shop\
+             ?options=-c%20statement_timeout%3D5s&application_name=a+b",
+        );
+        assert_eq!(plain.config.get_options(), Some("-c statement_timeout=5s"));
+        assert_eq!(plain.config.get_application_name(), Some("a+b"));
+        assert_eq!(plain.config.get_password(), Some(&b"p@ss"[..]));
+        assert_eq!(plain.config.get_ports(), [5433]);
+        assert_eq!(plain.config.get_ssl_mode(), SslMode::Disable);
+        assert!(plain.tls.is_none());
+
+        let verified =
+            target("postgres://shop@db.internal/shop?sslmode=verify-full&connect_timeout=3");
+        assert_eq!(verified.config.get_ssl_mode(), SslMode::Require);
+        assert_eq!(
+            verified.config.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(3))
+        );
+        assert!(verified.tls.is_some());
+
+        let preferred = target("postgres://shop@db.internal/shop?sslmode=prefer");
+        assert_eq!(preferred.config.get_ssl_mode(), SslMode::Prefer);
+        assert!(preferred.tls.is_some());
+        assert!(
+            target("postgres://shop@db.internal/shop?sslmode=disable")
+                .tls
+                .is_none()
+        );
+
+        // `key=value` pairs: TLS when they require it.
+        assert!(
+            target("host=db.internal user=shop sslmode=require")
+                .tls
+                .is_some()
+        );
+        assert!(target("host=db.internal user=shop").tls.is_none());
     }
 }
