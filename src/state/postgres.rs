@@ -245,6 +245,11 @@ pub fn parse_url(url: &Secret) -> Result<Target, StateError> {
             match pair.split_once('=') {
                 Some(("sslmode", value)) => mode = Some(decode(value)?),
                 Some(("sslrootcert", value)) => roots = Some(decode(value)?),
+                Some((key @ ("sslcert" | "sslkey" | "sslpassword" | "sslcrl"), _)) => {
+                    return Err(StateError::TlsSettings {
+                        message: format!("`{key}` is not supported (no client certificates)"),
+                    });
+                }
                 _ => kept.push(pair),
             }
         }
@@ -1479,6 +1484,18 @@ mod tests {
                 .tls
                 .is_none()
         );
+
+        let client_certificate = parse_url(
+            &Secret::new(
+                "SHOP_STATE_URL",
+                "postgres://shop@db.internal/shop?sslmode=require&sslcert=/etc/shop.crt",
+            )
+            .unwrap(),
+        );
+        assert!(matches!(
+            client_certificate,
+            Err(StateError::TlsSettings { message }) if message.starts_with("`sslcert`")
+        ));
 
         // `key=value` pairs: TLS when they require it.
         assert!(
