@@ -367,13 +367,20 @@ fn a_sqlite_state_moves_to_postgres_with_every_count() {
     assert_eq!(served.outbox().len(), 1);
 }
 
-#[test]
-fn a_bad_or_unreachable_state_url_stops_the_server_without_showing_it() {
+/// A store whose server would keep its state at `url`, with the other
+/// secrets `shop serve` needs.
+fn store_with_state(url: &str) -> crate::harness::Test {
     let mut test = crate::harness::Test::store();
     test.env("STRIPE_SECRET_KEY", "sk_test_state");
     test.env("STRIPE_WEBHOOK_SECRET", "whsec_state");
     test.env("SHOP_TOKEN_SECRET", crate::support::served::TOKEN_SECRET);
-    test.env("SHOP_STATE_URL", "mysql://shop:hunter2@127.0.0.1/shop");
+    test.env("SHOP_STATE_URL", url);
+    test
+}
+
+#[test]
+fn a_bad_or_unreachable_state_url_stops_the_server_without_showing_it() {
+    let mut test = store_with_state("mysql://shop:hunter2@127.0.0.1/shop");
     test.shop(&["serve", "--listen", "127.0.0.1:0"])
         .code(1)
         .stderr_is(
@@ -443,12 +450,8 @@ fn a_state_url_with_sslmode_require_talks_tls_to_a_verified_server_only() {
     );
 
     let refused = |url: &str, parts: &[&str]| {
-        let mut test = crate::harness::Test::store();
-        test.env("STRIPE_SECRET_KEY", "sk_test_state");
-        test.env("STRIPE_WEBHOOK_SECRET", "whsec_state");
-        test.env("SHOP_TOKEN_SECRET", crate::support::served::TOKEN_SECRET);
-        test.env("SHOP_STATE_URL", url);
-        test.shop(&["serve", "--listen", "127.0.0.1:0"])
+        store_with_state(url)
+            .shop(&["serve", "--listen", "127.0.0.1:0"])
             .code(1)
             .stderr_has(parts)
             .never_shows("hunter2");

@@ -196,9 +196,19 @@ impl From<deadpool_postgres::PoolError> for StateError {
 /// Where the database is, and whether the way there is TLS.
 pub struct Target {
     config: tokio_postgres::Config,
-    /// The certificates a server must prove itself with, when the URL asks
-    /// for TLS.
-    tls: Option<rustls::ClientConfig>,
+    /// Whose certificates a server must prove itself with, when the URL
+    /// asks for TLS. Read when connecting, not here: the URL is read once to
+    /// check it before anything starts, and again to connect.
+    tls: Option<Roots>,
+}
+
+/// The authorities a TLS connection trusts.
+#[derive(Debug)]
+enum Roots {
+    /// The system's (`rustls-native-certs`).
+    System,
+    /// Those in a PEM file (`sslrootcert=PATH`).
+    File(String),
 }
 
 impl std::fmt::Debug for Target {
@@ -270,35 +280,34 @@ pub fn parse_url(url: &Secret) -> Result<Target, StateError> {
         let config = format!("{base}?{}", kept.join("&"))
             .parse::<tokio_postgres::Config>()
             .map_err(|_| not_postgres())?;
+        let roots = match roots.as_deref() {
+            None | Some("system") => Roots::System,
+            Some(path) => Roots::File(path.to_owned()),
+        };
         (config, tls.then_some(roots))
     } else {
         let config = text
             .parse::<tokio_postgres::Config>()
             .map_err(|_| not_postgres())?;
         let tls = config.get_ssl_mode() == tokio_postgres::config::SslMode::Require;
-        (config, tls.then_some(None))
-    };
-    let tls = match tls {
-        None => None,
-        Some(roots) => Some(tls_config(roots.as_deref())?),
+        (config, tls.then_some(Roots::System))
     };
     Ok(Target { config, tls })
 }
 
-/// A TLS client that trusts the authorities in `roots` (a PEM file), or
-/// the system's.
-fn tls_config(roots: Option<&str>) -> Result<rustls::ClientConfig, StateError> {
+/// A TLS client that trusts the authorities of `roots`.
+fn tls_config(roots: &Roots) -> Result<rustls::ClientConfig, StateError> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut store = rustls::RootCertStore::empty();
     match roots {
-        None | Some("system") => {
+        Roots::System => {
             for cert in rustls_native_certs::load_native_certs().certs {
                 // One certificate the system holds and rustls cannot read
                 // leaves the others usable.
                 let _ = store.add(cert);
             }
         }
-        Some(path) => {
+        Roots::File(path) => {
             let unreadable = |why: String| StateError::TlsSettings {
                 message: format!("cannot read the certificates in `{path}`: {why}"),
             };
@@ -315,14 +324,10 @@ fn tls_config(roots: Option<&str>) -> Result<rustls::ClientConfig, StateError> {
             }
         }
     }
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map(|builder| builder.with_root_certificates(store).with_no_client_auth())
-    .map_err(|error| StateError::TlsSettings {
-        message: error.to_string(),
-    })
+    crate::net::install_crypto_provider();
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(store)
+        .with_no_client_auth())
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -341,9 +346,9 @@ impl Postgres {
         };
         let manager = match tls {
             None => Manager::from_config(config, NoTls, manager_config),
-            Some(tls) => Manager::from_config(
+            Some(roots) => Manager::from_config(
                 config,
-                tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&roots)?),
                 manager_config,
             ),
         };
