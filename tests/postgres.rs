@@ -324,6 +324,11 @@ fn a_sqlite_state_moves_to_postgres_with_every_count() {
         .shop(&["token", &session, "--grant", "2"])
         .success();
     served.wait_for("the receipt", || served.outbox().len() == 1);
+    // An address's three asks for lost links this hour (its limit).
+    for _ in 0..3 {
+        let (status, _) = served.ask_for_links("nobody@example.com");
+        assert_eq!(status, StatusCode::OK);
+    }
     served.stop_server();
     let cluster = Cluster::start(false).unwrap();
     let url = cluster.url("postgres");
@@ -333,7 +338,7 @@ fn a_sqlite_state_moves_to_postgres_with_every_count() {
         .trim_end_matches(')')
         .to_owned();
     served.test.shop(&["serve", "--migrate-state-to", &url]).success().stderr_is(&format!(
-        "moved the server's state into PostgreSQL and checked it: purchases 1, downloads 1, grants 1, revoked 0, events {events}, mail_queue 1, opt_outs 0, libraries 0\n\
+        "moved the server's state into PostgreSQL and checked it: purchases 1, downloads 1, grants 1, revoked 0, events {events}, mail_queue 1, opt_outs 0, libraries 0, rate_hits 10\n\
          hint: start every server with that URL in `SHOP_STATE_URL` (or `[serve] state` in `shop.toml` without its password); `[TMP]/store/.shop/state.db` stays as it was\n"
     ));
     // Without a URL, the one in `SHOP_STATE_URL`, and there is none yet.
@@ -362,6 +367,9 @@ fn a_sqlite_state_moves_to_postgres_with_every_count() {
         StatusCode::GONE
     );
     assert!(served.log.lock().unwrap().contains("state in PostgreSQL"));
+    // The rate limits counted on: no fourth ask for that address.
+    let (status, _) = served.ask_for_links("nobody@example.com");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     // The receipt was sent before the move: not again after it.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(served.outbox().len(), 1);

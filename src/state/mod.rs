@@ -550,10 +550,10 @@ pub async fn move_to_postgres(
     // Brought to the newest schema first, so the columns are the same.
     drop(sqlite::Sqlite::open(from)?);
     let path = from.to_owned();
-    let tables = tokio::task::spawn_blocking(move || sqlite::export(&path))
+    let state = tokio::task::spawn_blocking(move || sqlite::export(&path))
         .await
         .map_err(|_| StateError::Closed)??;
-    postgres::Postgres::connect(to).await?.import(tables).await
+    postgres::Postgres::connect(to).await?.import(state).await
 }
 
 /// A webhook event, as recorded.

@@ -830,16 +830,22 @@ impl Postgres {
 }
 
 impl Postgres {
-    /// Writes `tables` (from [`super::sqlite::export`]) into this empty
-    /// database in one transaction, checking before it commits that every
-    /// table holds the same rows and the downloads the same counts.
+    /// Writes a SQLite state (from [`super::sqlite::export`]) into this
+    /// empty database in one transaction, checking before it commits that
+    /// every table holds the same rows, the downloads the same counts and
+    /// the rate limits the same hits.
     pub(super) async fn import(
         &self,
-        tables: Vec<(&'static str, super::sqlite::Rows)>,
+        state: super::sqlite::Export,
     ) -> Result<Vec<(&'static str, usize)>, StateError> {
+        let super::sqlite::Export { tables, rate_hits } = state;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        for (table, _) in super::sqlite::TABLES {
+        let every_table = super::sqlite::TABLES
+            .iter()
+            .map(|(table, _)| *table)
+            .chain(["rate_limits"]);
+        for table in every_table {
             let rows: i64 = tx
                 .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
                 .await?
@@ -913,6 +919,30 @@ impl Postgres {
                 found,
             });
         }
+        // A key's hits in one row, as `allow` keeps them.
+        let (keys, hits): (Vec<String>, Vec<i64>) = rate_hits.into_iter().unzip();
+        tx.execute(
+            "INSERT INTO rate_limits (key, hits, last)
+             SELECT h.key, array_agg(h.at ORDER BY h.at), MAX(h.at)
+             FROM unnest($1::text[], $2::bigint[]) AS h (key, at) GROUP BY h.key",
+            &[&keys, &hits],
+        )
+        .await?;
+        let found: i64 = tx
+            .query_one(
+                "SELECT COALESCE(SUM(cardinality(hits)), 0)::BIGINT FROM rate_limits",
+                &[],
+            )
+            .await?
+            .get(0);
+        if found != hits.len() as i64 {
+            return Err(StateError::Mismatch {
+                table: "rate_limits",
+                expected: format!("{} hits", hits.len()),
+                found: format!("{found} hits"),
+            });
+        }
+        moved.push(("rate_hits", hits.len()));
         // New messages are numbered after the moved ones.
         tx.execute(
             "SELECT setval('mail_queue_id_seq', GREATEST((SELECT MAX(id) FROM mail_queue), 0) + 1, false)",

@@ -938,8 +938,18 @@ pub(super) const TABLES: &[(&str, &str)] = &[
 /// A table's rows, each value an integer, a text or nothing.
 pub(super) type Rows = Vec<Vec<rusqlite::types::Value>>;
 
+/// A state as read for `shop serve --migrate-state-to`.
+pub(super) struct Export {
+    /// Each of [`TABLES`], with its rows.
+    pub tables: Vec<(&'static str, Rows)>,
+    /// The rate limits' hits: each a key's digest and when (Unix seconds).
+    /// PostgreSQL keeps them otherwise (a row per key), so they are not one
+    /// of [`TABLES`].
+    pub rate_hits: Vec<(String, i64)>,
+}
+
 /// Every row of every table, read in one transaction (one moment's state).
-pub(super) fn export(path: &Path) -> Result<Vec<(&'static str, Rows)>, StateError> {
+pub(super) fn export(path: &Path) -> Result<Export, StateError> {
     let error = |source| StateError::Sqlite {
         path: path.to_owned(),
         source,
@@ -962,7 +972,15 @@ pub(super) fn export(path: &Path) -> Result<Vec<(&'static str, Rows)>, StateErro
             .map_err(error)?;
         tables.push((*table, rows));
     }
-    Ok(tables)
+    let rate_hits = transaction
+        .prepare("SELECT key, at FROM rate_hits ORDER BY key, at")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(String, i64)>>>()
+        })
+        .map_err(error)?;
+    Ok(Export { tables, rate_hits })
 }
 
 /// A small number per thread, to spread waits over the readers.
