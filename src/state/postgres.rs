@@ -1043,59 +1043,114 @@ const BATCH: usize = 256;
 /// wait on each other and never deadlock. One batch at a time: with four
 /// at the database at once, waiting on each other's row locks, one server
 /// made about half as many 302s a second (`scripts/bench serve`).
+///
+/// A batch takes two round trips (its files locked and read, then written
+/// and committed), and the next batch's first travels with this one's
+/// second: while a batch is decided, the charges that came meanwhile wait,
+/// and their transaction begins, on the same connection, right after this
+/// one commits, without waiting for this server to hear of the commit.
 async fn charge_loop(
     pool: Pool,
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<ChargeJob>,
     used_up: super::UsedUp,
 ) {
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let asks: Vec<(&FileKey, Ask)> = batch.iter().map(|job| (&job.key, job.ask)).collect();
-        match charge_batch(&pool, &asks).await {
-            Ok((charges, exhausted)) => {
-                used_up.add(exhausted);
-                for (job, charge) in batch.into_iter().zip(charges) {
-                    let _ = job.reply.send(Ok(charge));
+    // A batch whose files are locked, on the connection that locked them.
+    let mut held: Option<(deadpool_postgres::Object, Statements, Vec<ChargeJob>, Files)> = None;
+    loop {
+        let (client, statements, batch, files) = match held.take() {
+            Some(held) => held,
+            None => {
+                let Some(first) = jobs.recv().await else {
+                    return;
+                };
+                let batch = waiting(first, &mut jobs);
+                let client = match pool.get().await {
+                    Ok(client) => client,
+                    Err(error) => {
+                        fail(batch, &crate::error::one_line(&StateError::from(error)));
+                        continue;
+                    }
+                };
+                let locked = async {
+                    let statements = Statements::prepare(&client).await?;
+                    let files = lock_files(&client, &statements, &batch).await?;
+                    Ok::<_, StateError>((statements, files))
+                };
+                match locked.await {
+                    Ok((statements, files)) => (client, statements, batch, files),
+                    Err(error) => {
+                        close(client);
+                        fail(batch, &crate::error::one_line(&error));
+                        continue;
+                    }
                 }
             }
-            Err(error) => {
-                let message = crate::error::one_line(&error);
-                for job in batch {
-                    let _ = job.reply.send(Err(message.clone()));
+        };
+        let decided = decide_batch(&batch, files);
+        let next = jobs.try_recv().ok().map(|first| waiting(first, &mut jobs));
+        let commit = async {
+            match write_files(&client, &statements, &decided.writes).await {
+                Ok(()) => {
+                    used_up.add(decided.exhausted);
+                    for (job, charge) in batch.into_iter().zip(decided.charges) {
+                        let _ = job.reply.send(Ok(charge));
+                    }
+                    Ok(())
                 }
+                Err(error) => {
+                    let message = crate::error::one_line(&error);
+                    fail(batch, &message);
+                    Err(message)
+                }
+            }
+        };
+        let Some(next) = next else {
+            if commit.await.is_err() {
+                close(client);
+            }
+            continue;
+        };
+        // Polled in this order, so sent in this order: the commit, then
+        // the next batch's lock.
+        let lock = lock_files(&client, &statements, &next);
+        let (committed, locked) = futures_util::future::join(commit, lock).await;
+        match (committed, locked) {
+            (Ok(()), Ok(files)) => held = Some((client, statements, next, files)),
+            // The next batch is not charged after one that failed: the
+            // connection may be in any state.
+            (Err(message), _) => {
+                close(client);
+                fail(next, &message);
+            }
+            (Ok(()), Err(error)) => {
+                close(client);
+                fail(next, &crate::error::one_line(&error));
             }
         }
     }
 }
 
-/// Runs `asks` in order in one transaction: each file's row locked and
-/// read once, every decision made by the download rule on what the ones
-/// before left, each file written once. Returns each ask's charge and the
-/// files whose redirects are now used up.
-///
-/// Two round trips, whatever the batch holds: tokio-postgres pipelines
-/// requests made together, in the order they are made, so the transaction
-/// begins and every file is locked and read in the first, and every file
-/// is written and the transaction committed in the second. Files are
-/// locked in their keys' order (one statement, `ORDER BY`), the order
-/// every server uses. One statement for all the files rather than one
-/// each: with downloads spread over 64 purchases, a statement per file
-/// (pipelined too) made about a third as many 302s a second, and the
-/// same on one busy file (`scripts/bench serve`).
-async fn charge_batch(
-    pool: &Pool,
-    asks: &[(&FileKey, Ask)],
-) -> Result<(Vec<Charge>, Vec<FileKey>), StateError> {
-    let client = pool.get().await?;
-    let result = charge_on(&client, asks).await;
-    release(client, &result);
-    result
+/// `first` and every other charge waiting, up to [`BATCH`].
+fn waiting(
+    first: ChargeJob,
+    jobs: &mut tokio::sync::mpsc::UnboundedReceiver<ChargeJob>,
+) -> Vec<ChargeJob> {
+    let mut batch = vec![first];
+    while batch.len() < BATCH {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// Answers every charge of `batch` with the error `message`: nothing of it
+/// was used.
+fn fail(batch: Vec<ChargeJob>, message: &str) {
+    for job in batch {
+        let _ = job.reply.send(Err(message.to_owned()));
+    }
 }
 
 /// The files' keys as the columns `LOCK_FILES` and `WRITE_FILES` unnest:
@@ -1114,8 +1169,14 @@ fn key_columns<'a>(keys: &[&'a FileKey]) -> [Vec<&'a str>; 4] {
 /// if it failed (the transaction may still be open), closes it.
 fn release<T>(client: deadpool_postgres::Object, result: &Result<T, StateError>) {
     if result.is_err() {
-        drop(deadpool_postgres::Object::take(client));
+        close(client);
     }
+}
+
+/// Closes a connection rather than giving it back to the pool (which would
+/// hand on whatever transaction it has open).
+fn close(client: deadpool_postgres::Object) {
+    drop(deadpool_postgres::Object::take(client));
 }
 
 /// One rate-limit check in one transaction of two round trips: the rows
@@ -1187,16 +1248,49 @@ async fn allow_on(
     Ok(true)
 }
 
-async fn charge_on(
+/// A batch's files, by id, as locked and read: each file's standing, and
+/// whether a charge changed it.
+type Files = std::collections::HashMap<(String, String, String, String), (Locked, bool)>;
+
+/// The charger's statements, prepared on a connection before any request
+/// of a batch is made: tokio-postgres runs requests in the order they are
+/// first polled, so [`write_files`] and [`lock_files`] await nothing
+/// before their requests are sent. (A `prepare_cached` of its own in
+/// `write_files`, a round trip the first time on a connection, let the
+/// next batch's lock through before this one's write: two servers gave
+/// 11 downloads of a limit of 5.)
+struct Statements {
+    lock: tokio_postgres::Statement,
+    revoked: tokio_postgres::Statement,
+    write: tokio_postgres::Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &deadpool_postgres::Client) -> Result<Statements, StateError> {
+        Ok(Statements {
+            lock: client.prepare_cached(LOCK_FILES).await?,
+            revoked: client
+                .prepare_cached("SELECT payment_intent FROM revoked WHERE payment_intent = ANY($1)")
+                .await?,
+            write: client.prepare_cached(WRITE_FILES).await?,
+        })
+    }
+}
+
+/// Begins a batch's transaction and locks and reads its files, in one
+/// round trip: tokio-postgres pipelines requests made together, in the
+/// order they are made. Files are locked in their keys' order (one
+/// statement, `ORDER BY`), the order every server uses. One statement for
+/// all the files rather than one each: with downloads spread over 64
+/// purchases, a statement per file (pipelined too) made about a third as
+/// many 302s a second, and the same on one busy file (`scripts/bench
+/// serve`).
+async fn lock_files(
     client: &deadpool_postgres::Client,
-    asks: &[(&FileKey, Ask)],
-) -> Result<(Vec<Charge>, Vec<FileKey>), StateError> {
-    let lock = client.prepare_cached(LOCK_FILES).await?;
-    let revoked = client
-        .prepare_cached("SELECT payment_intent FROM revoked WHERE payment_intent = ANY($1)")
-        .await?;
-    let update = client.prepare_cached(WRITE_FILES).await?;
-    let mut keys: Vec<&FileKey> = asks.iter().map(|(key, _)| *key).collect();
+    statements: &Statements,
+    batch: &[ChargeJob],
+) -> Result<Files, StateError> {
+    let mut keys: Vec<&FileKey> = batch.iter().map(|job| &job.key).collect();
     keys.sort_by_key(|key| key.id());
     keys.dedup_by_key(|key| key.id());
     let [purchases, products, versions, names] = key_columns(&keys);
@@ -1207,12 +1301,15 @@ async fn charge_on(
     // Counts need not wait for the disk (see the module's comment).
     let (_, rows, revoked) = futures_util::future::try_join3(
         client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
-        client.query(&lock, &[&purchases, &products, &versions, &names]),
-        client.query(&revoked, &[&intents]),
+        client.query(
+            &statements.lock,
+            &[&purchases, &products, &versions, &names],
+        ),
+        client.query(&statements.revoked, &[&intents]),
     )
     .await?;
     let revoked: std::collections::HashSet<String> = revoked.iter().map(|row| row.get(0)).collect();
-    let mut files = std::collections::HashMap::with_capacity(keys.len());
+    let mut files = Files::with_capacity(keys.len());
     for row in &rows {
         let id: (String, String, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3));
         files.insert(
@@ -1244,43 +1341,79 @@ async fn charge_on(
             .as_ref()
             .is_some_and(|intent| revoked.contains(intent));
     }
-    let mut charges = Vec::with_capacity(asks.len());
+    Ok(files)
+}
+
+/// What a batch decided: each charge's answer, the files whose redirects
+/// are now used up, and the files' new standings.
+struct Decided {
+    charges: Vec<Charge>,
+    exhausted: Vec<FileKey>,
+    writes: Vec<(FileKey, Locked)>,
+}
+
+/// Runs a batch's charges in order by the download rule, each on what the
+/// ones before left of its file.
+fn decide_batch(batch: &[ChargeJob], mut files: Files) -> Decided {
+    let mut charges = Vec::with_capacity(batch.len());
     let mut exhausted = Vec::new();
-    for (key, ask) in asks {
+    let mut keys: Vec<&FileKey> = Vec::new();
+    for ChargeJob { key, ask, .. } in batch {
         let (file, changed) = files
             .get_mut(&key.id())
             .unwrap_or_else(|| unreachable!("every key was locked"));
         let charge = decide(file, *ask);
-        *changed |= charge == Charge::Admitted
+        let changes = charge == Charge::Admitted
             || charge == Charge::Continued
             || matches!(ask, Ask::Refund { .. });
+        if changes && !*changed {
+            keys.push(key);
+        }
+        *changed |= changes;
         if let Ask::Redirect { limit, size, .. } = *ask
             && (charge == Charge::Exhausted
                 || !downloads::admit_redirect(file.usage, limit + file.extra, size))
         {
-            exhausted.push((*key).clone());
+            exhausted.push(key.clone());
         }
         charges.push(charge);
     }
-    let changed: Vec<(&FileKey, &Locked)> = keys
-        .iter()
-        .filter_map(|key| match &files[&key.id()] {
-            (file, true) => Some((*key, file)),
-            (_, false) => None,
+    // Written in the keys' order, as they were locked.
+    keys.sort_by_key(|key| key.id());
+    let writes = keys
+        .into_iter()
+        .map(|key| {
+            let (file, _) = files
+                .remove(&key.id())
+                .unwrap_or_else(|| unreachable!("every key was locked"));
+            (key.clone(), file)
         })
         .collect();
-    let changed_keys: Vec<&FileKey> = changed.iter().map(|(key, _)| *key).collect();
-    let [purchases, products, versions, names] = key_columns(&changed_keys);
-    let bytes: Vec<i64> = changed
+    Decided {
+        charges,
+        exhausted,
+        writes,
+    }
+}
+
+/// Writes a batch's files and commits, in one round trip.
+async fn write_files(
+    client: &deadpool_postgres::Client,
+    statements: &Statements,
+    writes: &[(FileKey, Locked)],
+) -> Result<(), StateError> {
+    let keys: Vec<&FileKey> = writes.iter().map(|(key, _)| key).collect();
+    let [purchases, products, versions, names] = key_columns(&keys);
+    let bytes: Vec<i64> = writes
         .iter()
         .map(|(_, file)| file.usage.bytes as i64)
         .collect();
-    let counts: Vec<i64> = changed
+    let counts: Vec<i64> = writes
         .iter()
         .map(|(_, file)| i64::from(file.usage.whole))
         .collect();
-    let redirects: Vec<Option<i64>> = changed.iter().map(|(_, file)| file.last_redirect).collect();
-    let continuations: Vec<i64> = changed
+    let redirects: Vec<Option<i64>> = writes.iter().map(|(_, file)| file.last_redirect).collect();
+    let continuations: Vec<i64> = writes
         .iter()
         .map(|(_, file)| i64::from(file.continuations))
         .collect();
@@ -1288,7 +1421,7 @@ async fn charge_on(
     // is the one returned.
     futures_util::future::try_join(
         client.execute(
-            &update,
+            &statements.write,
             &[
                 &purchases,
                 &products,
@@ -1303,7 +1436,7 @@ async fn charge_on(
         client.batch_execute("COMMIT"),
     )
     .await?;
-    Ok((charges, exhausted))
+    Ok(())
 }
 
 /// Locks the rows of files (making those that are new, at zero) until the
