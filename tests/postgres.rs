@@ -138,6 +138,47 @@ fn two_servers_on_one_postgres_give_exactly_the_limit() {
 }
 
 #[test]
+fn a_database_that_stops_and_comes_back_costs_no_buyer_a_download() {
+    let on = OnPostgres::start(|_| {});
+    let page = on.served.buy("ada@example.com");
+    let file = format!("{page}/guide.epub");
+    assert_eq!(on.served.get(&file).status(), StatusCode::OK);
+    // The database stops at once (a crash, a failover): "try again",
+    // nothing used.
+    on.cluster.stop().unwrap();
+    for _ in 0..3 {
+        let down = on.served.get(&file);
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(down.headers().contains_key("retry-after"));
+        assert!(on.served.body(down).contains("Nothing was used up"));
+    }
+    // Back: the same server carries on by itself, with no download lost
+    // or given twice.
+    on.cluster.start_again().unwrap();
+    let mut statuses = Vec::new();
+    on.served
+        .wait_for("a download once the database is back", || {
+            statuses.push(on.served.get(&file).status());
+            statuses.last() == Some(&StatusCode::OK)
+        });
+    assert!(
+        statuses[..statuses.len() - 1]
+            .iter()
+            .all(|status| *status == StatusCode::SERVICE_UNAVAILABLE),
+        "{statuses:?}"
+    );
+    for _ in 0..3 {
+        assert_eq!(on.served.get(&file).status(), StatusCode::OK);
+    }
+    assert_eq!(on.served.get(&file).status(), StatusCode::GONE);
+    // Five whole copies of 1,000 bytes.
+    assert_eq!(
+        on.count("SELECT bytes FROM downloads WHERE file = 'guide.epub'"),
+        5000
+    );
+}
+
+#[test]
 fn rate_limits_count_every_server_together_and_outlive_a_restart() {
     let on = OnPostgres::start(|_| {});
     let other = on.served.another_server(&[]);

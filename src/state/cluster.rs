@@ -21,6 +21,8 @@ pub struct Cluster {
     bin: PathBuf,
     as_postgres: bool,
     port: Option<u16>,
+    /// The server's options (`pg_ctl -o`), to start it again.
+    options: String,
 }
 
 impl Cluster {
@@ -50,11 +52,12 @@ impl Cluster {
         let dir = std::env::temp_dir().join(format!("shop-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir(&dir)?;
         let as_postgres = is_root();
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             dir,
             bin,
             as_postgres,
             port,
+            options: String::new(),
         };
         if as_postgres {
             give_to_postgres(&cluster.dir)?;
@@ -97,14 +100,30 @@ impl Cluster {
                 key_file.display()
             ));
         }
-        let log = cluster.dir.join("log").display().to_string();
-        if let Err(error) = cluster.run(
+        cluster.options = options;
+        cluster.start_again()?;
+        Ok(cluster)
+    }
+
+    /// Stops the server at once, as a crash or a failover would, keeping
+    /// its data.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        )
+    }
+
+    /// Starts the server (again), with the same data and options.
+    pub fn start_again(&self) -> anyhow::Result<()> {
+        let log = self.dir.join("log").display().to_string();
+        if let Err(error) = self.run(
             "pg_ctl",
             &[
                 "-D",
-                &cluster.data(),
+                &self.data(),
                 "-o",
-                &options,
+                &self.options,
                 "-l",
                 &log,
                 "-w",
@@ -114,7 +133,7 @@ impl Cluster {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             anyhow::bail!("{error}\n{log}");
         }
-        Ok(cluster)
+        Ok(())
     }
 
     fn data(&self) -> String {
@@ -176,10 +195,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
-        );
+        let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
