@@ -152,6 +152,16 @@ fn a_database_that_stops_and_comes_back_costs_no_buyer_a_download() {
         assert!(down.headers().contains_key("retry-after"));
         assert!(on.served.body(down).contains("Nothing was used up"));
     }
+    // The server answers, and its deep health check says what is wrong.
+    assert_eq!(on.served.get("/healthz").status(), StatusCode::OK);
+    let deep = on.served.get("/healthz?deep=1");
+    assert_eq!(deep.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let text = on.served.body(deep);
+    assert!(
+        text.starts_with("the server's state cannot be reached, so no download can be counted: ")
+            && text.contains("(hint: check that PostgreSQL is running"),
+        "{text}"
+    );
     // Back: the same server carries on by itself, with no download lost
     // or given twice.
     on.cluster.start_again().unwrap();

@@ -50,8 +50,8 @@ pub fn text(status: StatusCode, text: &str) -> Answer {
 }
 
 /// `GET /healthz`: `ok` while the server answers; with `?deep=1`, also
-/// whether Stripe and GitHub accept the server's keys (503 and one line per
-/// problem when not).
+/// whether Stripe and GitHub accept the server's keys and its state
+/// answers (503 and one line per problem when not).
 pub async fn healthz(app: Arc<App>, query: HashMap<String, String>) -> Answer {
     if query.get("deep").is_none_or(|deep| deep == "0") {
         return text(StatusCode::OK, "ok");

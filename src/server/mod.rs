@@ -382,8 +382,25 @@ impl App {
     /// What stops buyers from being served, checked against the services
     /// themselves: the Stripe key can read (and Stripe sends this server's
     /// events), and the GitHub token can read the repository of the files.
-    /// Each finding is one line with its fix; none holds a secret.
+    /// Each finding is one line with its fix; none holds a secret. Then
+    /// whether the state answers, asked afresh each time (one query of
+    /// its own database, not a request to another service).
     pub async fn problems(&self) -> Vec<String> {
+        let mut found = self.service_problems().await;
+        if let Err(error) = self.db.reachable().await {
+            found.push(format!(
+                "the server's state cannot be reached, so no download can be counted: {} \
+                 (hint: {})",
+                crate::error::one_line(&error),
+                crate::error::Hint::hint(&error)
+            ));
+        }
+        found
+    }
+
+    /// The Stripe key's and GitHub token's problems, reused for
+    /// [`HEALTH_REUSE`].
+    async fn service_problems(&self) -> Vec<String> {
         let mut health = self.health.lock().await;
         if let Some((at, found)) = &*health
             && at.elapsed() < HEALTH_REUSE

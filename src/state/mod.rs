@@ -465,6 +465,11 @@ impl Db {
         either!(self, db => db.events_seen().await)
     }
 
+    /// Whether the state answers a query (for `/healthz?deep=1`).
+    pub async fn reachable(&self) -> Result<(), StateError> {
+        either!(self, db => db.reachable().await)
+    }
+
     // ---- mail
 
     /// Queues the links of everything `email` bought.

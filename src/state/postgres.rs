@@ -707,6 +707,10 @@ impl Postgres {
         Ok(Some(()))
     }
 
+    pub async fn reachable(&self) -> Result<(), StateError> {
+        self.query("SELECT 1", &[]).await.map(drop)
+    }
+
     pub async fn events_seen(&self) -> Result<i64, StateError> {
         let rows = self.query("SELECT COUNT(*) FROM events", &[]).await?;
         Ok(rows[0].get(0))

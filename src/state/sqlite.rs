@@ -839,6 +839,10 @@ impl Sqlite {
         })
     }
 
+    pub async fn reachable(&self) -> Result<(), StateError> {
+        self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
     pub async fn events_seen(&self) -> Result<i64, StateError> {
         self.read(|connection| {
             connection.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
