@@ -388,11 +388,9 @@ impl App {
     pub async fn problems(&self) -> Vec<String> {
         let mut found = self.service_problems().await;
         if let Err(error) = self.db.reachable().await {
-            found.push(format!(
-                "the server's state cannot be reached, so no download can be counted: {} \
-                 (hint: {})",
-                crate::error::one_line(&error),
-                crate::error::Hint::hint(&error)
+            found.push(finding(
+                "the server's state cannot be reached, so no download can be counted",
+                &error,
             ));
         }
         found
@@ -415,26 +413,35 @@ impl App {
                     .into_iter()
                     .map(|(problem, fix)| format!("{problem} (hint: {fix})")),
             ),
-            Err(error) => found.push(format!(
-                "the Stripe key cannot read this account: {} (hint: {})",
-                crate::error::one_line(&error),
-                crate::error::Hint::hint(&error)
-            )),
+            Err(error) => found.push(finding("the Stripe key cannot read this account", &error)),
         }
         if let Files::GitHub { client } = &self.files_from
             && let Err(error) = client.access().await
         {
-            found.push(format!(
-                "`GITHUB_TOKEN` cannot read `{}`, so no download from there can be served: {} \
-                 (hint: {})",
-                client.repository(),
-                crate::error::one_line(&error),
-                crate::error::Hint::hint(&error)
+            found.push(finding(
+                &format!(
+                    "`GITHUB_TOKEN` cannot read `{}`, so no download from there can be served",
+                    client.repository()
+                ),
+                &error,
             ));
         }
         *health = Some((Instant::now(), found.clone()));
         found
     }
+}
+
+/// A health check's finding: what is wrong, the error on one line, and its
+/// fix.
+fn finding<E>(problem: &str, error: &E) -> String
+where
+    E: std::error::Error + crate::error::Hint + 'static,
+{
+    format!(
+        "{problem}: {} (hint: {})",
+        crate::error::one_line(error),
+        error.hint()
+    )
 }
 
 fn system_now() -> i64 {
