@@ -96,6 +96,11 @@ impl FileKey {
         }
     }
 
+    /// [`FileKey::id`], borrowed: to order and find files without copies.
+    pub(crate) fn parts(&self) -> (&str, &str, &str, &str) {
+        (&self.purchase, &self.product, &self.version, &self.file)
+    }
+
     /// What a file's standing is kept under.
     pub(crate) fn id(&self) -> (String, String, String, String) {
         (

@@ -1162,16 +1162,19 @@ fn fail(batch: Vec<ChargeJob>, message: &str) {
     }
 }
 
-/// The files' keys as the columns `LOCK_FILES` and `WRITE_FILES` unnest:
-/// purchases, products, versions and file names, in the keys' order.
-fn key_columns<'a>(keys: &[&'a FileKey]) -> [Vec<&'a str>; 4] {
-    let column = |part: fn(&'a FileKey) -> &'a str| keys.iter().map(|key| part(key)).collect();
-    [
-        column(|key| &key.purchase),
-        column(|key| &key.product),
-        column(|key| &key.version),
-        column(|key| &key.file),
-    ]
+/// The files' ids as the columns `LOCK_FILES` and `WRITE_FILES` unnest:
+/// purchases, products, versions and file names, in the ids' order.
+fn key_columns<'a>(
+    ids: impl Iterator<Item = (&'a str, &'a str, &'a str, &'a str)>,
+) -> [Vec<&'a str>; 4] {
+    let mut columns: [Vec<&str>; 4] = Default::default();
+    for (purchase, product, version, file) in ids {
+        columns[0].push(purchase);
+        columns[1].push(product);
+        columns[2].push(version);
+        columns[3].push(file);
+    }
+    columns
 }
 
 /// Gives a connection back to the pool after a pipelined transaction, or,
@@ -1259,9 +1262,26 @@ async fn allow_on(
     Ok(true)
 }
 
-/// A batch's files, by id, as locked and read: each file's standing, and
-/// whether a charge changed it.
-type Files = std::collections::HashMap<(String, String, String, String), (Locked, bool)>;
+/// A batch's files as locked and read, in their ids' order (the order
+/// they were locked and are written in): each file's id, its standing,
+/// and whether a charge changed it.
+type Files = Vec<(Id, Locked, bool)>;
+
+/// A file's id, as read back from the database ([`FileKey::id`]).
+type Id = (String, String, String, String);
+
+/// An id, borrowed: ordered as [`FileKey::parts`] is.
+fn parts(id: &Id) -> (&str, &str, &str, &str) {
+    (&id.0, &id.1, &id.2, &id.3)
+}
+
+/// Where the file of `key` is in `files`, found without copying its id
+/// (this runs for every charge).
+fn file_of(files: &Files, key: &FileKey) -> Option<usize> {
+    files
+        .binary_search_by(|(id, ..)| parts(id).cmp(&key.parts()))
+        .ok()
+}
 
 /// The charger's statements, prepared on a connection before any request
 /// of a batch is made: tokio-postgres runs requests in the order they are
@@ -1302,9 +1322,9 @@ async fn lock_files(
     batch: &[ChargeJob],
 ) -> Result<Files, StateError> {
     let mut keys: Vec<&FileKey> = batch.iter().map(|job| &job.key).collect();
-    keys.sort_by_key(|key| key.id());
-    keys.dedup_by_key(|key| key.id());
-    let [purchases, products, versions, names] = key_columns(&keys);
+    keys.sort_by(|a, b| a.parts().cmp(&b.parts()));
+    keys.dedup_by(|a, b| a.parts() == b.parts());
+    let [purchases, products, versions, names] = key_columns(keys.iter().map(|key| key.parts()));
     let intents: Vec<&str> = keys
         .iter()
         .filter_map(|key| key.payment_intent.as_deref())
@@ -1321,34 +1341,30 @@ async fn lock_files(
     )
     .await?;
     let revoked: std::collections::HashSet<String> = revoked.iter().map(|row| row.get(0)).collect();
-    let mut files = Files::with_capacity(keys.len());
-    for row in &rows {
-        let id: (String, String, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3));
-        files.insert(
-            id,
-            (
-                Locked {
-                    usage: Usage {
-                        bytes: row.get::<_, i64>(4).max(0) as u64,
-                        whole: whole(row.get(5)),
-                    },
-                    last_redirect: row.get(6),
-                    continuations: whole(row.get(7)),
-                    extra: whole(row.get(8)),
-                    revoked: false,
+    let mut files: Files = rows
+        .iter()
+        .map(|row| {
+            let id = (row.get(0), row.get(1), row.get(2), row.get(3));
+            let file = Locked {
+                usage: Usage {
+                    bytes: row.get::<_, i64>(4).max(0) as u64,
+                    whole: whole(row.get(5)),
                 },
-                false,
-            ),
-        );
-    }
+                last_redirect: row.get(6),
+                continuations: whole(row.get(7)),
+                extra: whole(row.get(8)),
+                revoked: false,
+            };
+            (id, file, false)
+        })
+        .collect();
+    files.sort_by(|(a, ..), (b, ..)| a.cmp(b));
     for key in &keys {
-        let (file, _) = files
-            .get_mut(&key.id())
-            .ok_or_else(|| StateError::Postgres {
-                what: "a locked download did not come back",
-                source: "no row returned for a file of the batch".into(),
-            })?;
-        file.revoked = key
+        let at = file_of(&files, key).ok_or_else(|| StateError::Postgres {
+            what: "a locked download did not come back",
+            source: "no row returned for a file of the batch".into(),
+        })?;
+        files[at].1.revoked = key
             .payment_intent
             .as_ref()
             .is_some_and(|intent| revoked.contains(intent));
@@ -1361,7 +1377,7 @@ async fn lock_files(
 struct Decided {
     charges: Vec<Charge>,
     exhausted: Vec<FileKey>,
-    writes: Vec<(FileKey, Locked)>,
+    writes: Vec<(Id, Locked)>,
 }
 
 /// Runs a batch's charges in order by the download rule, each on what the
@@ -1369,19 +1385,13 @@ struct Decided {
 fn decide_batch(batch: &[ChargeJob], mut files: Files) -> Decided {
     let mut charges = Vec::with_capacity(batch.len());
     let mut exhausted = Vec::new();
-    let mut keys: Vec<&FileKey> = Vec::new();
     for ChargeJob { key, ask, .. } in batch {
-        let (file, changed) = files
-            .get_mut(&key.id())
-            .unwrap_or_else(|| unreachable!("every key was locked"));
+        let at = file_of(&files, key).unwrap_or_else(|| unreachable!("every key was locked"));
+        let (_, file, changed) = &mut files[at];
         let charge = decide(file, *ask);
-        let changes = charge == Charge::Admitted
+        *changed |= charge == Charge::Admitted
             || charge == Charge::Continued
             || matches!(ask, Ask::Refund { .. });
-        if changes && !*changed {
-            keys.push(key);
-        }
-        *changed |= changes;
         if let Ask::Redirect { limit, size, .. } = *ask
             && (charge == Charge::Exhausted
                 || !downloads::admit_redirect(file.usage, limit + file.extra, size))
@@ -1390,16 +1400,11 @@ fn decide_batch(batch: &[ChargeJob], mut files: Files) -> Decided {
         }
         charges.push(charge);
     }
-    // Written in the keys' order, as they were locked.
-    keys.sort_by_key(|key| key.id());
-    let writes = keys
+    // Written in the order they were locked.
+    let writes = files
         .into_iter()
-        .map(|key| {
-            let (file, _) = files
-                .remove(&key.id())
-                .unwrap_or_else(|| unreachable!("every key was locked"));
-            (key.clone(), file)
-        })
+        .filter(|(_, _, changed)| *changed)
+        .map(|(id, file, _)| (id, file))
         .collect();
     Decided {
         charges,
@@ -1412,10 +1417,10 @@ fn decide_batch(batch: &[ChargeJob], mut files: Files) -> Decided {
 async fn write_files(
     client: &deadpool_postgres::Client,
     statements: &Statements,
-    writes: &[(FileKey, Locked)],
+    writes: &[(Id, Locked)],
 ) -> Result<(), StateError> {
-    let keys: Vec<&FileKey> = writes.iter().map(|(key, _)| key).collect();
-    let [purchases, products, versions, names] = key_columns(&keys);
+    let [purchases, products, versions, names] =
+        key_columns(writes.iter().map(|(id, _)| parts(id)));
     let bytes: Vec<i64> = writes
         .iter()
         .map(|(_, file)| file.usage.bytes as i64)
