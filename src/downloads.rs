@@ -15,19 +15,16 @@
 //!   that, as long as it fits within one more file. So however the
 //!   requests are mixed, at most `(allowed + 1) × size` bytes leave, and an
 //!   honest buyer whose download broke at any byte can always finish it.
-//! - **Redirected** (GitHub's short-lived URLs): each redirect is one whole
-//!   download, admitted while fewer than `allowed` were given. A resume
-//!   moments later may be sent to the same URL again without counting, a
-//!   bounded number of times ([`CONTINUATIONS`] within
-//!   [`CONTINUATION_SECONDS`]).
+//! - **Redirected** (GitHub's short-lived URLs): a redirect hands out a URL
+//!   to the whole file, so each is one whole download, admitted while a
+//!   whole file still fits what is left. A request for a range of a file
+//!   on GitHub (a resume) is not redirected: it is streamed from GitHub's
+//!   CDN through the server and counted by its bytes, as a local file is.
+//!   Redirects and streamed bytes count against the same budget, so
+//!   however they are mixed, at most `allowed` whole-file URLs are handed
+//!   out and at most one file of slack streamed beyond them.
 //!
 //! HEAD never counts: it asks what a GET would get.
-
-/// Continuations of one counted redirect that are not counted again.
-pub const CONTINUATIONS: u32 = 3;
-/// How long after a counted redirect a continuation may reuse it: less than
-/// the five minutes GitHub's URLs live.
-pub const CONTINUATION_SECONDS: i64 = 240;
 
 /// What one file of one purchase has used so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -73,12 +70,6 @@ pub fn admit_redirect(usage: Usage, allowed: u32, size: u64) -> bool {
     let size = size.max(1);
     let budget = u64::from(allowed).saturating_mul(size);
     usage.used_bytes(size).saturating_add(size) <= budget
-}
-
-/// May a resume be sent to the URL of the last counted redirect without
-/// counting, `since` seconds after it, after `continued` such reuses?
-pub fn may_continue(since: i64, continued: u32) -> bool {
-    (0..=CONTINUATION_SECONDS).contains(&since) && continued < CONTINUATIONS
 }
 
 #[cfg(test)]
@@ -127,8 +118,6 @@ mod tests {
             usage.whole += 1;
         }
         assert!(!admit_redirect(usage, 5, 1000));
-        assert!(may_continue(10, 0) && may_continue(10, 2));
-        assert!(!may_continue(10, 3) && !may_continue(CONTINUATION_SECONDS + 1, 0));
     }
 
     /// A request as a client may send it.
@@ -197,6 +186,52 @@ mod tests {
             }
             prop_assert!(sent <= (u64::from(allowed) + 1) * size, "sent {sent}");
             prop_assert_eq!(whole_fresh, 0);
+        }
+
+        /// Files on GitHub: whole requests redirected (a URL to the whole
+        /// file each), ranges streamed and counted by bytes. Whatever the
+        /// mix, at most `allowed` URLs are handed out, and those with the
+        /// bytes streamed come to at most `allowed + 1` files.
+        #[test]
+        fn redirects_and_streamed_ranges_mixed_stay_within_the_limit(
+            size in 1u64..5000,
+            allowed in 1u32..8,
+            requests in proptest::collection::vec(request(), 0..200),
+        ) {
+            let mut usage = Usage::default();
+            let (mut urls, mut streamed) = (0u64, 0u64);
+            for request in requests {
+                match request {
+                    Request::Head => continue,
+                    Request::Whole { .. } => {
+                        if admit_redirect(usage, allowed, size) {
+                            usage.whole += 1;
+                            urls += 1;
+                        }
+                    }
+                    Request::Range { start, end, cut } => {
+                        if start >= size {
+                            continue;
+                        }
+                        let end = end.unwrap_or(size - 1).min(size - 1);
+                        if end < start {
+                            continue;
+                        }
+                        let length = end - start + 1;
+                        if !admit_stream(usage, allowed, size, start, length) {
+                            continue;
+                        }
+                        let delivered = length * u64::from(cut) / 1000;
+                        usage.bytes += delivered;
+                        streamed += delivered;
+                    }
+                }
+            }
+            prop_assert!(urls <= u64::from(allowed), "{urls} URLs");
+            prop_assert!(
+                urls * size + streamed <= (u64::from(allowed) + 1) * size,
+                "{urls} URLs and {streamed} bytes"
+            );
         }
 
         /// An honest buyer whose downloads break at any bytes and resume

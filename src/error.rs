@@ -123,6 +123,9 @@ fn hint_of(cause: &(dyn StdError + 'static)) -> Option<String> {
         crate::stripe::StripeError,
         crate::stripe::webhook::SignatureError,
         crate::github::GitHubError,
+        crate::server::views::ViewError,
+        crate::stamp::StampError,
+        crate::store::disk::Refusal,
     );
     None
 }

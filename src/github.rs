@@ -669,6 +669,56 @@ impl GitHub {
     }
 }
 
+impl GitHub {
+    /// `length` bytes from `start` of the file at `url`, GitHub's
+    /// short-lived download URL (its CDN takes no token). The CDN answers a
+    /// byte range with 206; should it send the whole file (200), the
+    /// answer says how many bytes to skip.
+    pub async fn cdn_range(
+        &self,
+        url: &str,
+        start: u64,
+        length: u64,
+    ) -> Result<Ranged, GitHubError> {
+        let what = "fetch part of an asset from its download link";
+        let last = start + length.max(1) - 1;
+        let response = self
+            .http
+            .get(url)
+            .header("Range", format!("bytes={start}-{last}"))
+            .send()
+            .await
+            .map_err(|error| GitHubError::Unreachable {
+                what: what.into(),
+                reason: error.to_string(),
+            })?;
+        let status = response.status().as_u16();
+        let ranged = response
+            .headers()
+            .get("content-range")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with(&format!("bytes {start}-{last}/")));
+        match status {
+            206 if ranged => Ok(Ranged { response, skip: 0 }),
+            200 => Ok(Ranged {
+                response,
+                skip: start,
+            }),
+            _ => {
+                let body = response.bytes().await.unwrap_or_default();
+                Err(self.refusal(what, status, &body))
+            }
+        }
+    }
+}
+
+/// A part of an asset from the CDN: its answer, after `skip` bytes.
+#[derive(Debug)]
+pub struct Ranged {
+    pub response: reqwest::Response,
+    pub skip: u64,
+}
+
 /// When a rate-limited answer says to try again, if it is one: a 429, or a
 /// 403 with `x-ratelimit-remaining: 0` (the primary limit) or a
 /// `retry-after` or a message naming the secondary limit. GitHub's docs:

@@ -198,6 +198,7 @@ fn classify(session: &CheckoutSession, store: &Store) -> Seen {
             .filter(|value| !value.is_empty())
             .cloned()
     };
+    let came_from = crate::metadata::Attribution::of_session(session);
     Seen::Ours(Box::new(Purchase {
         id: session.id.clone(),
         created: crate::dates::timestamp(session.created),
@@ -213,12 +214,12 @@ fn classify(session: &CheckoutSession, store: &Store) -> Seen {
         payment_intent: session.payment_intent_id().map(str::to_owned),
         status: "paid".into(),
         amount_refunded: None,
-        utm_source: attribution("utm_source"),
-        utm_medium: attribution("utm_medium"),
-        utm_campaign: attribution("utm_campaign"),
-        utm_term: attribution("utm_term"),
-        utm_content: attribution("utm_content"),
-        referrer: attribution("referrer"),
+        utm_source: came_from.utm_source,
+        utm_medium: came_from.utm_medium,
+        utm_campaign: came_from.utm_campaign,
+        utm_term: came_from.utm_term,
+        utm_content: came_from.utm_content,
+        referrer: came_from.referrer,
         promotion_code: attribution("promotion_code"),
         upgrade_from: attribution(crate::notify::UPGRADE_FROM),
         ..checkout_details(session)

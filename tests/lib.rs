@@ -14,6 +14,7 @@ mod cli;
 mod conformance;
 mod demo;
 mod downloads;
+mod edge;
 mod init;
 mod mail;
 mod postgres;

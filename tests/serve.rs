@@ -71,7 +71,8 @@ fn the_buyers_path_from_payment_to_download() {
         ]]
     );
 
-    // /buy makes a session carrying the visitor's attribution.
+    // /buy sends the visitor to the version's payment link, carrying
+    // where they came from; the session the link makes has it.
     let client = served.http.clone();
     let bought = served
         .runtime
@@ -81,25 +82,39 @@ fn the_buyers_path_from_payment_to_download() {
                     "{}/buy/guide?utm_source=newsletter&utm_campaign=launch",
                     served.url
                 ))
-                .header("Referer", "https://blog.example/post")
+                .header("Referer", "https://blog.example/post?session=secret")
                 .send(),
         )
         .unwrap();
     assert_eq!(bought.status(), StatusCode::SEE_OTHER);
     let location = bought.headers()["location"].to_str().unwrap().to_owned();
-    let id = location.rsplit('/').next().unwrap().to_owned();
+    let link = served
+        .test
+        .read("products/guide.toml")
+        .lines()
+        .find_map(|l| l.strip_prefix("payment_link_url = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    assert!(
+        location.starts_with(&format!("{link}?client_reference_id=shop1-")),
+        "{location}"
+    );
+    let checkout = served.checkout_page(&location);
+    let id = checkout.rsplit('/').next().unwrap().to_owned();
     let session = served
         .runtime
         .block_on(served.sandbox().client().checkout_session(&id))
         .unwrap()
         .unwrap();
     assert_eq!(
-        session.metadata.get("utm_campaign").map(String::as_str),
-        Some("launch")
-    );
-    assert_eq!(
-        session.metadata.get("referrer").map(String::as_str),
-        Some("https://blog.example/post")
+        shop::metadata::Attribution::of_session(&session),
+        shop::metadata::Attribution {
+            utm_source: Some("newsletter".into()),
+            utm_campaign: Some("launch".into()),
+            referrer: Some("https://blog.example".into()),
+            ..Default::default()
+        }
     );
     assert_eq!(
         session.metadata.get("version").map(String::as_str),

@@ -127,7 +127,10 @@ fn skeleton(name: &str, currency: &store::Currency) -> Vec<(PathBuf, String)> {
     let quoted = |text: &str| toml::Value::String(text.to_owned()).to_string();
     let fill = |text: &str| {
         text.replace("@NAME@", &quoted(name))
-            .replace("@FROM@", &quoted(&format!("{name} <help@example.com>")))
+            .replace(
+                "@FROM@",
+                &quoted(&store::settings::mailbox(name, "help@example.com")),
+            )
             .replace("@CURRENCY@", currency.code())
     };
     vec![

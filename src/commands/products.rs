@@ -137,6 +137,7 @@ fn check(context: &Context, store: &Store) -> anyhow::Result<()> {
         secrets.insert((*name).to_owned(), json!(state));
         lines.push_str(&format!("  {name:<22} {state:<8} (for {used_by})\n"));
     }
+    problems.extend(file_problems(store));
     let unstamped = unstamped(store);
     if context.output.json {
         let unstamped: serde_json::Map<_, _> = unstamped
@@ -173,6 +174,66 @@ fn check(context: &Context, store: &Store) -> anyhow::Result<()> {
         0 => Ok(()),
         _ => anyhow::bail!("{}", problems.join("\n\n")),
     }
+}
+
+/// What is wrong with the files the store names: a cover that is missing,
+/// a symlink, outside the store, too large or not the image its name
+/// says; a released file in the local files folder that is a symlink.
+fn file_problems(store: &Store) -> Vec<String> {
+    use crate::store::disk;
+    let mut problems = Vec::new();
+    let found = |error: &disk::Refusal| {
+        format!(
+            "{}\nhint: {}",
+            crate::error::one_line(error),
+            crate::error::Hint::hint(error)
+        )
+    };
+    for product in &store.products {
+        if let Some(cover) = &product.cover {
+            match disk::read(&store.root, cover, disk::COVER_MAX_BYTES) {
+                Err(error) => {
+                    problems.push(format!("`{}`: the cover {}", product.slug, found(&error)))
+                }
+                Ok(bytes) => {
+                    let named = crate::store::product::cover_type(cover);
+                    let actual = disk::image_type(&bytes);
+                    if actual != named {
+                        problems.push(format!(
+                            "`{}`: the cover `{cover}` is named as {} but its bytes are {}\n\
+                             hint: save the image in the format its name says, or rename it",
+                            product.slug,
+                            named.unwrap_or("an image"),
+                            actual.unwrap_or("no image shop knows"),
+                        ));
+                    }
+                }
+            }
+        }
+        if store.settings.github_repository.is_some() {
+            continue;
+        }
+        let dir = crate::store::local_files_dir(&store.root);
+        for release in &product.releases {
+            for asset in &release.assets {
+                let path = dir
+                    .join(&product.slug)
+                    .join(release.version.to_string())
+                    .join(&asset.name);
+                if std::fs::symlink_metadata(&path).is_ok()
+                    && !disk::is_within(&dir, &path).unwrap_or(false)
+                {
+                    problems.push(format!(
+                        "`{}`: `{}` is a symlink or not a regular file, so the server will not serve it\n\
+                         hint: release the version again to put the file itself there",
+                        product.slug,
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// The files of each stamping product that shop cannot stamp, by slug.

@@ -126,6 +126,20 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             std::time::Duration::from_secs(1),
             std::time::Duration::from_secs(retry),
         ));
+        // SHOP_LOST_EVERY_SECONDS: how often lost-link requests are looked
+        // up (tests lengthen it, to see that a request alone looks up nothing).
+        let lost_every = std::env::var("SHOP_LOST_EVERY_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(server::lost::LOOK_UP_EVERY, std::time::Duration::from_secs);
+        tokio::spawn(server::lost::run(app.clone(), lost_every));
+        // What webhooks missed, read from Stripe and the ledger at start
+        // and then every few minutes (SHOP_RECONCILE_EVERY_SECONDS: tests).
+        let reconcile_every = std::env::var("SHOP_RECONCILE_EVERY_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(server::reconcile::EVERY, std::time::Duration::from_secs);
+        tokio::spawn(server::reconcile::run(app.clone(), reconcile_every));
         context.output.note(format!(
             "shop serve listening on http://{address} (public address {base_url}; state in {kept_in}); stop with Ctrl-C"
         ));
@@ -136,12 +150,14 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             ..server::Timeouts::default()
         };
         tokio::spawn(server::serve(
-            app,
+            app.clone(),
             listener,
             timeouts,
             super::shutdown_signal(),
         ))
         .await?;
+        // What was asked for before the stop is looked up now.
+        server::lost::look_up(&app).await;
         context.output.note("shop serve stopped");
         anyhow::Ok(())
     })?

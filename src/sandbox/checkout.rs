@@ -645,8 +645,56 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
     }
 }
 
+/// What a payment link's URL may carry, as Stripe documents it ("Track a
+/// payment link"): `client_reference_id` (letters, digits, `-` and `_`,
+/// at most 200 characters), `prefilled_email`, and the UTM codes
+/// `utm_source`, `utm_medium`, `utm_campaign`, `utm_term`, `utm_content`
+/// (the same characters, at most 150), which Stripe hands on to the
+/// redirect after payment. A value Stripe would not take is dropped
+/// without a word, as Stripe drops it.
+struct LinkParameters {
+    client_reference_id: Option<String>,
+    prefilled_email: Option<String>,
+    utm: Vec<(String, String)>,
+}
+
+impl LinkParameters {
+    fn parse(query: &str) -> LinkParameters {
+        let plain = |value: &str, max: usize| {
+            !value.is_empty()
+                && value.len() <= max
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        let mut found = LinkParameters {
+            client_reference_id: None,
+            prefilled_email: None,
+            utm: Vec::new(),
+        };
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "client_reference_id" if plain(&value, 200) => {
+                    found.client_reference_id = Some(value.into_owned());
+                }
+                "prefilled_email" if super::rules::is_email(&value) => {
+                    found.prefilled_email = Some(value.into_owned());
+                }
+                "utm_source" | "utm_medium" | "utm_campaign" | "utm_term" | "utm_content"
+                    if plain(&value, 150) =>
+                {
+                    found.utm.push((key.into_owned(), value.into_owned()));
+                }
+                _ => {}
+            }
+        }
+        found
+    }
+}
+
 /// A payment link's URL: a new session for its price, then its checkout.
-pub fn payment_link(sandbox: &Arc<Sandbox>, id: &str) -> Response<Vec<u8>> {
+pub fn payment_link(sandbox: &Arc<Sandbox>, id: &str, query: &str) -> Response<Vec<u8>> {
+    let parameters = LinkParameters::parse(query);
     let webhooks = sandbox.webhooks();
     let mut state = sandbox.state();
     let Some(link) = state
@@ -681,7 +729,15 @@ pub fn payment_link(sandbox: &Arc<Sandbox>, id: &str) -> Response<Vec<u8>> {
     };
     let success_url = link["after_completion"]["redirect"]["url"]
         .as_str()
-        .map(str::to_owned);
+        .map(|url| {
+            // The UTM codes go on to the redirect after payment.
+            let mut url = url.to_owned();
+            for (key, value) in &parameters.utm {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(&format!("{key}={value}"));
+            }
+            url
+        });
     let context = api::Context {
         base_url: sandbox.base_url(),
         idempotency_key: None,
@@ -695,8 +751,8 @@ pub fn payment_link(sandbox: &Arc<Sandbox>, id: &str) -> Response<Vec<u8>> {
         NewSession {
             success_url: success_url.as_deref(),
             cancel_url: None,
-            customer_email: None,
-            client_reference_id: None,
+            customer_email: parameters.prefilled_email.as_deref(),
+            client_reference_id: parameters.client_reference_id.as_deref(),
             payment_link: Some(id),
             allow_promotion_codes: link["allow_promotion_codes"].as_bool(),
             // Stripe copies a payment link's metadata onto its sessions.

@@ -228,6 +228,17 @@ pub fn handle(
             json_response(StatusCode::OK, &json!([]))
         }
         ["webhooks"] if get => json_response(StatusCode::OK, &sandbox.deliveries.to_json()),
+        // `{"down": true}`: the endpoint cannot be reached until `false`.
+        ["webhooks"] if post => match input["down"].as_bool() {
+            Some(down) => {
+                sandbox.runtime().webhooks_down = down;
+                json_response(StatusCode::OK, &json!({"down": down}))
+            }
+            None => json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "give `down`: true (the endpoint cannot be reached) or false"}),
+            ),
+        },
         _ => json_response(
             StatusCode::NOT_FOUND,
             &json!({"error": "no such sandbox control"}),

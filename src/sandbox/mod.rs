@@ -112,6 +112,10 @@ struct Runtime {
     /// How many faults were injected since the sandbox started.
     injected: u64,
     log: std::collections::VecDeque<LoggedRequest>,
+    /// The webhook endpoint cannot be reached (a server down, a mistyped
+    /// URL): every delivery attempt fails until it is up again, and an
+    /// event whose attempts run out is never delivered, as Stripe gives up.
+    webhooks_down: bool,
 }
 
 impl Sandbox {
@@ -212,6 +216,11 @@ impl Sandbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether the webhook endpoint is down (`POST /_sandbox/webhooks`).
+    pub(crate) fn webhooks_down(&self) -> bool {
+        self.runtime().webhooks_down
+    }
+
     fn runtime(&self) -> MutexGuard<'_, Runtime> {
         self.runtime
             .lock()
@@ -295,7 +304,7 @@ async fn handle(
     match segments.as_slice() {
         ["v1", ..] => api_request(&sandbox, &method, &path, &query, &headers, &body).await,
         ["checkout", session] => checkout::page(&sandbox, &method, session, &body),
-        ["pay", link] => checkout::payment_link(&sandbox, link),
+        ["pay", link] => checkout::payment_link(&sandbox, link, &query),
         ["invoices", invoice] => checkout::invoice_page(&sandbox, invoice),
         ["_sandbox", rest @ ..] => control::handle(&sandbox, &method, rest, &query, &body),
         [""] => checkout::index(&sandbox),

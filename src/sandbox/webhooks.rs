@@ -92,6 +92,13 @@ pub fn deliver(sandbox: Arc<Sandbox>, url: String, secret: String, event: Value)
             else {
                 break;
             };
+            if sandbox.webhooks_down() {
+                tracing::debug!("webhook delivery of {id} failed: the endpoint is down");
+                sandbox.deliveries.record(delivery.clone());
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
             let signature = webhook::sign(&payload, &key, now);
             let result = sandbox
                 .deliveries

@@ -1,5 +1,7 @@
-//! Who is asking: the real client of a request (how often each may ask
-//! for what costs something is counted in the state: `state::limits`).
+//! Who is asking: the real client of a request, and the key its limits
+//! are counted under (how often each may ask for what costs something is
+//! counted in the state: `state::limits`; how many connections it holds,
+//! in `connection`).
 //!
 //! Behind a reverse proxy every request comes from the proxy, so the
 //! client is the address the proxy forwards for; but those headers are
@@ -8,9 +10,41 @@
 //! is the last address before them in the chain (RFC 7239 `Forwarded`, or
 //! else `X-Forwarded-For`), so a client cannot choose its own key.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
+
+/// Who a limit counts: an IPv4 address, or the /64 network of an IPv6
+/// address. A home line or a phone is given a whole /64 and may use any
+/// address in it, so counting IPv6 addresses one by one would give one
+/// client 2^64 keys. An IPv4 address mapped into IPv6 is that IPv4
+/// address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(address: IpAddr) -> ClientKey {
+        match address {
+            IpAddr::V4(v4) => ClientKey(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientKey(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    ClientKey(IpAddr::V6(Ipv6Addr::from(prefix)))
+                }
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
 
 /// The client of a request that came from `peer` with these headers.
 pub fn address(
@@ -78,6 +112,27 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_network_of_64_bits() {
+        let key = |text: &str| ClientKey::of(ip(text)).to_string();
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(key("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+        // Every address of one /64 is one client; the next /64 another.
+        assert_eq!(
+            ClientKey::of(ip("2001:db8:1:2::1")),
+            ClientKey::of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_ne!(
+            ClientKey::of(ip("2001:db8:1:2::1")),
+            ClientKey::of(ip("2001:db8:1:3::1"))
+        );
+        assert_ne!(
+            ClientKey::of(ip("203.0.113.9")),
+            ClientKey::of(ip("203.0.113.10"))
+        );
     }
 
     #[test]

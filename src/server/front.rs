@@ -141,16 +141,24 @@ pub async fn product(slug: String, app: Arc<App>) -> Answer {
 /// A product's cover image, from the store.
 pub async fn cover(slug: String, app: Arc<App>) -> Answer {
     let store = app.store();
-    let Some((path, content_type)) = store.product(&slug).ok().and_then(|product| {
-        let cover = product.cover.as_ref()?;
-        Some((
-            store.root.join(cover),
-            crate::store::product::cover_type(cover)?,
-        ))
+    let Some((cover, content_type)) = store.product(&slug).ok().and_then(|product| {
+        let cover = product.cover.clone()?;
+        let content_type = crate::store::product::cover_type(&cover)?;
+        Some((cover, content_type))
     }) else {
         return not_found(&app);
     };
-    match tokio::fs::read(&path).await {
+    // Read only if it really is a file of the store, not what a symlink
+    // there points at, and never more than a cover weighs.
+    let root = store.root.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        crate::store::disk::read(&root, &cover, crate::store::disk::COVER_MAX_BYTES)
+    })
+    .await;
+    match read
+        .map_err(|error| error.to_string())
+        .and_then(|read| read.map_err(|error| crate::error::one_line(&error)))
+    {
         Ok(bytes) => {
             let mut response = warp::reply::Response::new(bytes.into());
             let headers = response.headers_mut();
@@ -162,7 +170,7 @@ pub async fn cover(slug: String, app: Arc<App>) -> Answer {
             response
         }
         Err(error) => {
-            tracing::warn!(product = %slug, "cannot read the cover: {error}");
+            tracing::warn!(product = %slug, "the cover is not served: {error}");
             not_found(&app).into_response()
         }
     }

@@ -7,7 +7,6 @@
 //! buyer's address.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,6 +16,7 @@ use futures_util::{Stream, StreamExt as _};
 use warp::http::{HeaderValue, Method, Response, StatusCode, header};
 use warp::reply::Reply;
 
+use super::client::ClientKey;
 use super::range::{self, Span};
 use super::{App, Chosen, Files, pages};
 use crate::github::Download;
@@ -27,15 +27,11 @@ use crate::tokens::{self, TokenError};
 
 pub(super) type Answer = warp::reply::Response;
 
-/// New checkout sessions per client, and in all.
-const BUY_PER_CLIENT: Quota = Quota::per_minute(6);
-const BUY_IN_ALL: Quota = Quota::per_minute(600);
-/// Thanks-page look-ups at Stripe per client.
-const THANKS_PER_CLIENT: Quota = Quota::per_minute(20);
-/// Lost-link requests per address, per client, and in all.
+/// Lost-link mails one address may be sent an hour, whoever asks: what
+/// keeps a stranger from filling a buyer's inbox. (How often one client
+/// may ask is `[serve] lost_limit`; nothing is counted for everyone
+/// together, so no stranger can spend what a buyer needs.)
 const LOST_PER_ADDRESS: Quota = Quota::per_hour(3);
-const LOST_PER_CLIENT: Quota = Quota::per_hour(20);
-const LOST_IN_ALL: Quota = Quota::per_hour(500);
 /// What a visitor is told to wait when a service behind the shop fails.
 const RETRY_AFTER_SECONDS: u32 = 30;
 
@@ -260,12 +256,12 @@ fn exhausted(app: &App) -> Answer {
 }
 
 /// The product and version a session sells, if it is one of ours.
-fn ours(app: &App, session: &CheckoutSession) -> Option<(String, String)> {
+pub(super) fn ours(app: &App, session: &CheckoutSession) -> Option<(String, String)> {
     crate::metadata::product_of(session, &app.store())
 }
 
 /// The purchase a session is, if it is one of ours and fulfilled.
-fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Entitlement> {
+pub(super) fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Entitlement> {
     let (product, version) = ours(app, session)?;
     session.is_fulfilled().then(|| Entitlement {
         id: session.id.clone(),
@@ -460,10 +456,16 @@ async fn authorize(
 
 // ---- buying
 
+/// `GET /buy/<slug>`: the checkout of the version on sale. A plain Buy goes
+/// to the version's payment link, with where the visitor came from in its
+/// `client_reference_id` (which Stripe copies onto the Checkout Session the
+/// link makes): no call to Stripe, nothing to limit, the same cost as any
+/// page. Only an upgrade code (`?upgrade=CODE`) needs a session of its own
+/// ([`upgrade_checkout`]).
 pub async fn buy(
     slug: String,
     app: Arc<App>,
-    client: IpAddr,
+    client: ClientKey,
     query: HashMap<String, String>,
     referer: Option<String>,
 ) -> Answer {
@@ -482,74 +484,88 @@ pub async fn buy(
             ),
         );
     };
-    // Each visit makes a Checkout Session at Stripe: a few per client.
-    let key = format!("buy:{client}");
-    match within_limits(&app, &[(key.as_str(), BUY_PER_CLIENT), ("buy", BUY_IN_ALL)]).await {
+    let came_from = crate::metadata::Attribution::of_visit(
+        &query,
+        referer.as_deref(),
+        &store.settings.base_url,
+    );
+    if let Some(code) = query.get("upgrade") {
+        return upgrade_checkout(&app, client, product, release, code, &came_from).await;
+    }
+    if release.payment_link_url.is_empty() {
+        return unavailable(&app);
+    }
+    let location = match came_from.to_reference() {
+        Some(reference) => format!(
+            "{}?client_reference_id={reference}",
+            release.payment_link_url
+        ),
+        None => release.payment_link_url.clone(),
+    };
+    redirect(StatusCode::SEE_OTHER, &location)
+}
+
+/// `/buy/<slug>?upgrade=CODE`: a buyer's own upgrade code (`shop notify`),
+/// applied to this version's checkout, and the session marked as an
+/// upgrade. Each costs calls to Stripe: limited per client
+/// (`[serve] checkout_limit`) and by the server's fair share of Stripe.
+async fn upgrade_checkout(
+    app: &Arc<App>,
+    client: ClientKey,
+    product: &Product,
+    release: &Release,
+    code: &str,
+    came_from: &crate::metadata::Attribution,
+) -> Answer {
+    let key = format!("checkout:{client}");
+    let quota = Quota::of(app.store().settings.serve.limits.checkout);
+    match within_limits(app, &[(key.as_str(), quota)]).await {
         Ok(true) => {}
-        Ok(false) => return too_many(&app, 60),
+        Ok(false) => return too_many(app, 60),
         Err(answer) => return answer,
     }
+    if !app.stripe_call(client) {
+        return too_many(app, 5);
+    }
+    let offer = if code.len() <= 40 && code.chars().all(|c| c.is_ascii_alphanumeric()) {
+        match app.stripe_quick.promotion_code(code).await {
+            Ok(found) => found,
+            Err(error) => return log_unavailable(app, &error),
+        }
+    } else {
+        None
+    };
+    let version = release.version.to_string();
+    let Some(offer) = offer.filter(|offer| {
+        offer.usable(app.now())
+            && offer.metadata.get("product") == Some(&product.slug)
+            && offer.metadata.get("version") == Some(&version)
+    }) else {
+        return refuse(
+            app,
+            StatusCode::GONE,
+            "This upgrade code does not work",
+            "It has been used, it has expired, or it is for another version. Write to us and we will sort it out.",
+        );
+    };
     // As the version's payment link marks it, so the ledger knows a
     // pre-order.
-    let mut metadata = crate::metadata::link_metadata(
-        &product.slug,
-        &release.version.to_string(),
-        release.preorder,
-    );
-    for key in [
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "utm_term",
-        "utm_content",
-    ] {
-        if let Some(value) = query.get(key).filter(|value| !value.is_empty()) {
-            metadata.insert(key.to_owned(), value.chars().take(200).collect());
-        }
+    let mut metadata = crate::metadata::link_metadata(&product.slug, &version, release.preorder);
+    came_from.write_metadata(&mut metadata);
+    metadata.insert("promotion_code".to_owned(), offer.code.clone());
+    if let Some(from) = offer.metadata.get(crate::notify::UPGRADE_FROM) {
+        metadata.insert(crate::notify::UPGRADE_FROM.to_owned(), from.clone());
     }
+    let store = app.store();
     let base = &store.settings.base_url;
-    if let Some(referer) = referer.filter(|r| !r.starts_with(base.as_str())) {
-        metadata.insert("referrer".to_owned(), referer.chars().take(500).collect());
-    }
-    // `?upgrade=CODE`: a buyer's own upgrade code (`shop notify`), applied
-    // to this version's checkout, and the session marked as an upgrade.
-    let mut promotion = None;
-    if let Some(code) = query.get("upgrade") {
-        let offer = if code.len() <= 40 && code.chars().all(|c| c.is_ascii_alphanumeric()) {
-            match app.stripe_quick.promotion_code(code).await {
-                Ok(found) => found,
-                Err(error) => return log_unavailable(&app, &error),
-            }
-        } else {
-            None
-        };
-        let version = release.version.to_string();
-        let Some(offer) = offer.filter(|offer| {
-            offer.usable(app.now())
-                && offer.metadata.get("product") == Some(&product.slug)
-                && offer.metadata.get("version") == Some(&version)
-        }) else {
-            return refuse(
-                &app,
-                StatusCode::GONE,
-                "This upgrade code does not work",
-                "It has been used, it has expired, or it is for another version. Write to us and we will sort it out.",
-            );
-        };
-        metadata.insert("promotion_code".to_owned(), offer.code.clone());
-        if let Some(from) = offer.metadata.get(crate::notify::UPGRADE_FROM) {
-            metadata.insert(crate::notify::UPGRADE_FROM.to_owned(), from.clone());
-        }
-        promotion = Some(offer.id);
-    }
     let params = CreateCheckoutSession {
         price: release.stripe_price.clone(),
         success_url: format!("{base}/thanks?session_id={{CHECKOUT_SESSION_ID}}"),
         cancel_url: Some(format!("{base}/")),
         client_reference_id: Some(uuid::Uuid::new_v4().simple().to_string()),
         // Stripe takes a code given or a field to type one, not both.
-        allow_promotion_codes: product.promotion_codes && promotion.is_none(),
-        promotion_code: promotion,
+        allow_promotion_codes: false,
+        promotion_code: Some(offer.id),
         options: store.settings.checkout_options(),
         metadata,
         ..CreateCheckoutSession::default()
@@ -561,13 +577,13 @@ pub async fn buy(
     {
         Ok(session) => match session.url {
             Some(url) => redirect(StatusCode::SEE_OTHER, &url),
-            None => unavailable(&app),
+            None => unavailable(app),
         },
-        Err(error) => log_unavailable(&app, &error),
+        Err(error) => log_unavailable(app, &error),
     }
 }
 
-pub async fn thanks(app: Arc<App>, client: IpAddr, query: HashMap<String, String>) -> Answer {
+pub async fn thanks(app: Arc<App>, client: ClientKey, query: HashMap<String, String>) -> Answer {
     let not_found = || {
         html(
             &app,
@@ -583,10 +599,14 @@ pub async fn thanks(app: Arc<App>, client: IpAddr, query: HashMap<String, String
         return not_found();
     };
     let key = format!("thanks:{client}");
-    match within_limits(&app, &[(key.as_str(), THANKS_PER_CLIENT)]).await {
+    let quota = Quota::of(app.store().settings.serve.limits.thanks);
+    match within_limits(&app, &[(key.as_str(), quota)]).await {
         Ok(true) => {}
         Ok(false) => return too_many(&app, 60),
         Err(answer) => return answer,
+    }
+    if !app.stripe_call(client) {
+        return too_many(&app, 5);
     }
     // One call with a short deadline: a visitor waits on it.
     let session = match app.stripe_quick.checkout_session(id).await {
@@ -715,86 +735,16 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> A
     let Ok(event) = serde_json::from_slice::<crate::stripe::Event>(&body) else {
         return text(StatusCode::BAD_REQUEST, "not an event");
     };
-    let object = event.data.object.clone();
-    let (id, kind) = (event.id.clone(), event.kind.clone());
-    let result = match event.kind.as_str() {
-        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
-            let Ok(session) = serde_json::from_value::<CheckoutSession>(object) else {
-                return text(StatusCode::BAD_REQUEST, "not a checkout session");
-            };
-            let purchase = fulfilled_purchase(&app, &session);
-            let outcome = match &purchase {
-                Some(purchase) => format!("sale of `{}` {}", purchase.product, purchase.version),
-                None if ours(&app, &session).is_some() => "a sale waiting for payment".into(),
-                None => "a sale of another integration".into(),
-            };
-            let session_id = session.id.clone();
-            let recorded = state::Event {
-                id: &event.id,
-                kind: &event.kind,
-                received: now,
-            };
-            let result = app.db.record_sale(&recorded, purchase).await;
-            if let Ok(Some(revoked)) = &result {
-                tracing::info!(
-                    purchase = %session_id,
-                    event = %id,
-                    "{kind}: {outcome}{}",
-                    if *revoked { " (already refunded: no receipt)" } else { "" }
-                );
-            }
-            result.map(|handled| handled.map(|_| ()))
-        }
-        "charge.refunded" | "charge.dispute.created" => {
-            let intent = object["payment_intent"].as_str().map(str::to_owned);
-            let fully_refunded = object["refunded"].as_bool() == Some(true);
-            let reason = if event.kind == "charge.refunded" {
-                "refunded"
-            } else {
-                "disputed"
-            };
-            let revoke = reason == "disputed" || fully_refunded;
-            let logged = intent.clone().unwrap_or_default();
-            let recorded = state::Event {
-                id: &event.id,
-                kind: &event.kind,
-                received: now,
-            };
-            let closed = intent
-                .as_deref()
-                .filter(|_| revoke)
-                .map(|intent| (intent, reason));
-            let result = app.db.record_refund(&recorded, closed).await;
-            if let Ok(Some(())) = &result {
-                tracing::info!(
-                    payment = %logged,
-                    event = %id,
-                    "{kind}: {}",
-                    if revoke {
-                        "downloads closed"
-                    } else {
-                        "partial refund, downloads stay open"
-                    }
-                );
-            }
-            result
-        }
-        _ => {
-            let recorded = state::Event {
-                id: &event.id,
-                kind: &event.kind,
-                received: now,
-            };
-            app.db.record_event(&recorded).await
-        }
-    };
-    match result {
+    match super::events::apply(&app, &event, now).await {
         Ok(Some(())) => text(StatusCode::OK, "received"),
         Ok(None) => text(StatusCode::OK, "already received"),
-        Err(error) => {
+        Err(super::events::ApplyError::Malformed(what)) => {
+            text(StatusCode::BAD_REQUEST, &format!("not a {what}"))
+        }
+        Err(super::events::ApplyError::State(error)) => {
             // Not recorded: Stripe will send it again.
             tracing::error!(
-                event = %id,
+                event = %event.id,
                 "cannot record webhook event: {}",
                 crate::error::one_line(&error)
             );
@@ -1028,21 +978,16 @@ pub async fn download(
             Err(error) => return log_unavailable(&app, &error),
         };
         let allowed = limit + extra;
-        let admitted = match &app.files_from {
-            Files::Local(_) => {
-                crate::downloads::admit_stream(usage, allowed, asset.size, start, length)
+        // On GitHub a whole file is a redirect, a range streamed.
+        let admitted = match (&app.files_from, span) {
+            (Files::GitHub { .. }, Span::Whole) => {
+                crate::downloads::admit_redirect(usage, allowed, asset.size)
             }
-            Files::GitHub { .. } => {
-                crate::downloads::admit_redirect(usage, allowed, asset.size) || start > 0
-            }
+            _ => crate::downloads::admit_stream(usage, allowed, asset.size, start, length),
         };
         if !admitted {
             return exhausted(&app);
         }
-        let span = match &app.files_from {
-            Files::Local(_) => span,
-            Files::GitHub { .. } => Span::Whole,
-        };
         return file_headers(Response::new(Bytes::new().into()), asset, span);
     }
     match &app.files_from {
@@ -1053,56 +998,16 @@ pub async fn download(
                     &std::io::Error::other("the release records no GitHub asset id"),
                 );
             };
-            // A link that is used up is told so without asking GitHub (whose
-            // rate limit is shared by every buyer).
-            if start == 0 {
-                match app.db.redirects_used_up(&key, limit, asset.size).await {
-                    Ok(true) => return exhausted(&app),
-                    Ok(false) => {}
-                    Err(error) => return log_unavailable(&app, &error),
-                }
-            }
-            // The URL first: a download is counted only when there is one
-            // to give; if GitHub fails, nothing is counted.
-            let link = match app.cached_link(id) {
-                Some(url) => Download::Redirect { url, expires: None },
-                None => match asset_download(client, id).await {
-                    Ok(Download::Redirect { url, expires }) => {
-                        app.cache_link(id, &url, expires);
-                        Download::Redirect { url, expires }
-                    }
-                    Ok(body) => body,
-                    Err(error) => return github_unavailable(&app, &error),
-                },
+            let from = OnGitHub {
+                client,
+                id,
+                asset,
+                key,
+                limit,
             };
-            let resume = start > 0;
-            let charged = app
-                .db
-                .charge_redirect(key, limit, asset.size, resume, app.now())
-                .await;
-            match (charged, link) {
-                (Ok(Charge::Admitted), Download::Redirect { url, .. }) => {
-                    tracing::info!(purchase = %purchase.id, file = %asset.name, %version, "download (redirect)");
-                    redirect(StatusCode::FOUND, &url)
-                }
-                (Ok(Charge::Continued), Download::Redirect { url, .. }) => {
-                    redirect(StatusCode::FOUND, &url)
-                }
-                (Ok(Charge::Admitted | Charge::Continued), Download::Body { response, .. }) => {
-                    // GitHub sent the bytes: streamed through, never held.
-                    tracing::info!(purchase = %purchase.id, file = %asset.name, %version, "download (through)");
-                    let stream = response
-                        .bytes_stream()
-                        .map(|chunk| chunk.map_err(std::io::Error::other));
-                    file_headers(
-                        warp::reply::stream(stream).into_response(),
-                        asset,
-                        Span::Whole,
-                    )
-                }
-                (Ok(Charge::Exhausted), _) => exhausted(&app),
-                (Ok(Charge::Revoked), _) => refunded(&app),
-                (Err(error), _) => log_unavailable(&app, &error),
+            match span {
+                Span::Whole => redirect_to_github(&app, from, &purchase.id, &version).await,
+                _ => stream_from_github(&app, from, span).await,
             }
         }
         Files::Local(dir) => {
@@ -1112,7 +1017,7 @@ pub async fn download(
                 .charge_stream(key.clone(), limit, asset.size, start, length)
                 .await
             {
-                Ok(Charge::Admitted | Charge::Continued) => {}
+                Ok(Charge::Admitted) => {}
                 Ok(Charge::Exhausted) => return exhausted(&app),
                 Ok(Charge::Revoked) => return refunded(&app),
                 Err(error) => return log_unavailable(&app, &error),
@@ -1138,6 +1043,157 @@ pub async fn download(
             file_headers(warp::reply::stream(body).into_response(), asset, span)
         }
     }
+}
+
+/// A file of a release on GitHub, as a download asks for it.
+struct OnGitHub<'a> {
+    client: &'a crate::github::GitHub,
+    id: u64,
+    asset: &'a Asset,
+    key: FileKey,
+    limit: u32,
+}
+
+/// The whole file: a 302 to GitHub's short-lived URL (no bytes through
+/// the server), counted as one whole download once there is a URL to give.
+async fn redirect_to_github(
+    app: &Arc<App>,
+    from: OnGitHub<'_>,
+    purchase: &str,
+    version: &str,
+) -> Answer {
+    let OnGitHub {
+        client,
+        id,
+        asset,
+        key,
+        limit,
+    } = from;
+    // A link that is used up is told so without asking GitHub (whose rate
+    // limit is shared by every buyer).
+    match app.db.redirects_used_up(&key, limit, asset.size).await {
+        Ok(true) => return exhausted(app),
+        Ok(false) => {}
+        Err(error) => return log_unavailable(app, &error),
+    }
+    // The URL first: a download is counted only when there is one to give;
+    // if GitHub fails, nothing is counted.
+    let link = match app.cached_link(id) {
+        Some(url) => Download::Redirect { url, expires: None },
+        None => match asset_download(client, id).await {
+            Ok(Download::Redirect { url, expires }) => {
+                app.cache_link(id, &url, expires);
+                Download::Redirect { url, expires }
+            }
+            Ok(body) => body,
+            Err(error) => return github_unavailable(app, &error),
+        },
+    };
+    let charged = app
+        .db
+        .charge_redirect(key, limit, asset.size, app.now())
+        .await;
+    match (charged, link) {
+        (Ok(Charge::Admitted), Download::Redirect { url, .. }) => {
+            tracing::info!(%purchase, file = %asset.name, %version, "download (redirect)");
+            redirect(StatusCode::FOUND, &url)
+        }
+        (Ok(Charge::Admitted), Download::Body { response, .. }) => {
+            // GitHub sent the bytes: streamed through, never held.
+            tracing::info!(%purchase, file = %asset.name, %version, "download (through)");
+            let stream = response
+                .bytes_stream()
+                .map(|chunk| chunk.map_err(std::io::Error::other));
+            file_headers(
+                warp::reply::stream(stream).into_response(),
+                asset,
+                Span::Whole,
+            )
+        }
+        (Ok(Charge::Exhausted), _) => exhausted(app),
+        (Ok(Charge::Revoked), _) => refunded(app),
+        (Err(error), _) => log_unavailable(app, &error),
+    }
+}
+
+/// A range of the file (a resume, a download manager's part): a redirect
+/// would hand out the whole file again, so the range is streamed from
+/// GitHub's CDN through the server and counted by the bytes sent, as a
+/// local file is. Charged before the CDN is asked; what does not reach
+/// the buyer, GitHub failing included, is given back.
+async fn stream_from_github(app: &Arc<App>, from: OnGitHub<'_>, span: Span) -> Answer {
+    let OnGitHub {
+        client,
+        id,
+        asset,
+        key,
+        limit,
+    } = from;
+    let (start, length) = span.bounds(asset.size);
+    match app
+        .db
+        .charge_stream(key.clone(), limit, asset.size, start, length)
+        .await
+    {
+        Ok(Charge::Admitted) => {}
+        Ok(Charge::Exhausted) => return exhausted(app),
+        Ok(Charge::Revoked) => return refunded(app),
+        Err(error) => return log_unavailable(app, &error),
+    }
+    let meter = Meter {
+        app: app.clone(),
+        key,
+        length,
+        sent: 0,
+    };
+    let (response, skip) = match app.cached_link(id) {
+        Some(url) => match client.cdn_range(&url, start, length).await {
+            Ok(ranged) => (ranged.response, ranged.skip),
+            Err(error) => return github_unavailable(app, &error),
+        },
+        None => match asset_download(client, id).await {
+            Ok(Download::Redirect { url, expires }) => {
+                app.cache_link(id, &url, expires);
+                match client.cdn_range(&url, start, length).await {
+                    Ok(ranged) => (ranged.response, ranged.skip),
+                    Err(error) => return github_unavailable(app, &error),
+                }
+            }
+            // GitHub sent the whole file itself: its part is cut out.
+            Ok(Download::Body { response, .. }) => (response, start),
+            Err(error) => return github_unavailable(app, &error),
+        },
+    };
+    let body = Metered {
+        body: Box::pin(part_of(response.bytes_stream(), skip, length)),
+        meter,
+    };
+    file_headers(warp::reply::stream(body).into_response(), asset, span)
+}
+
+/// `length` bytes of `stream` after its first `skip`.
+fn part_of(
+    stream: impl Stream<Item = reqwest::Result<Bytes>> + Send + Sync + 'static,
+    skip: u64,
+    length: u64,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static {
+    stream
+        .map(|chunk| chunk.map_err(std::io::Error::other))
+        .scan((skip, length), |(skip, left), chunk| {
+            if *left == 0 {
+                return std::future::ready(None);
+            }
+            let chunk = chunk.map(|mut bytes| {
+                let dropped = (*skip).min(bytes.len() as u64);
+                *skip -= dropped;
+                let mut bytes = bytes.split_off(dropped as usize);
+                bytes.truncate((*left).min(bytes.len() as u64) as usize);
+                *left -= bytes.len() as u64;
+                bytes
+            });
+            std::future::ready(Some(chunk))
+        })
+        .filter(|chunk| std::future::ready(!matches!(chunk, Ok(bytes) if bytes.is_empty())))
 }
 
 /// The answer to a range outside a file of `size` bytes.
@@ -1235,7 +1291,7 @@ async fn stamped_download(
         .charge_stream(key.clone(), limit, copy.size, start, length)
         .await
     {
-        Ok(Charge::Admitted | Charge::Continued) => {}
+        Ok(Charge::Admitted) => {}
         Ok(Charge::Exhausted) => return exhausted(app),
         Ok(Charge::Revoked) => return refunded(app),
         Err(error) => return log_unavailable(app, &error),
@@ -1335,10 +1391,23 @@ fn memory_chunks(bytes: Bytes, start: u64, length: u64) -> Chunks {
     Box::pin(futures_util::stream::iter(chunks))
 }
 
+/// Opens a file the server streams at byte `start`: only a regular file
+/// under the store's `.shop/` (local files, originals, stamped copies),
+/// never what a symlink there points at.
 async fn open_at(path: &std::path::Path, start: u64) -> std::io::Result<std::fs::File> {
     use std::io::Seek;
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
+        let shop = path
+            .ancestors()
+            .find(|dir| dir.file_name().is_some_and(|name| name == ".shop"))
+            .ok_or_else(|| std::io::Error::other("a served file is not under `.shop/`"))?;
+        if !crate::store::disk::is_within(shop, &path)? {
+            return Err(std::io::Error::other(format!(
+                "`{}` is not a regular file of `.shop/` (a symlink?): not served",
+                path.display()
+            )));
+        }
         let mut file = std::fs::File::open(path)?;
         if start > 0 {
             file.seek(std::io::SeekFrom::Start(start))?;
@@ -1535,7 +1604,7 @@ fn same_origin(base_url: &str, origin: Option<&str>, referer: Option<&str>) -> b
 
 pub async fn lost(
     app: Arc<App>,
-    client: IpAddr,
+    client: ClientKey,
     origin: Option<String>,
     referer: Option<String>,
     form: HashMap<String, String>,
@@ -1565,8 +1634,10 @@ pub async fn lost(
     let (by_address, by_client) = (format!("lost:{email}"), format!("lost-client:{client}"));
     let checks = [
         (by_address.as_str(), LOST_PER_ADDRESS),
-        (by_client.as_str(), LOST_PER_CLIENT),
-        ("lost", LOST_IN_ALL),
+        (
+            by_client.as_str(),
+            Quota::of(app.store().settings.serve.limits.lost),
+        ),
     ];
     let allowed = match within_limits(&app, &checks).await {
         Ok(allowed) => allowed,
@@ -1580,9 +1651,9 @@ pub async fn lost(
             "<h1>Please wait a while</h1><p>We have had several requests for this address or from your network. Try again in an hour.</p>",
         );
     }
-    // Answered before looking: the same work and the same time whether or
-    // not the address bought anything.
-    tokio::spawn(queue_links(app.clone(), email));
+    // Noted, not looked up: the same work now whether or not the address
+    // bought anything; the look-up comes on its own schedule (`lost`).
+    app.lost.note(email);
     same_origin_referrer(html(
         &app,
         StatusCode::OK,
@@ -1694,41 +1765,6 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         "library.html",
         context,
     ))
-}
-
-/// Queues a mail of fresh links if `email` bought anything not refunded.
-async fn queue_links(app: Arc<App>, email: String) {
-    let known = match app.db.purchases_of(&email).await {
-        Ok(found) => !found.is_empty(),
-        Err(error) => {
-            tracing::error!("lost link: {}", crate::error::one_line(&error));
-            false
-        }
-    };
-    let known = known || {
-        let (root, wanted) = (app.store().root.clone(), email.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut found = false;
-            let _ = crate::ledger::each(&root, |purchase| {
-                found |=
-                    purchase.email.eq_ignore_ascii_case(&wanted) && purchase.in_good_standing();
-                Ok(())
-            });
-            found
-        })
-        .await
-        .unwrap_or(false)
-    };
-    if !known {
-        return;
-    }
-    let now = app.now();
-    if let Err(error) = app.db.queue_links(&email, now).await {
-        tracing::error!(
-            "cannot queue lost-link mail: {}",
-            crate::error::one_line(&error)
-        );
-    }
 }
 
 #[cfg(test)]

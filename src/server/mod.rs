@@ -7,13 +7,17 @@
 //! `handlers.rs`, pages in `pages.rs`, the client's address and rate limits
 //! in `client.rs`, the parsing of `Range` in `range.rs`.
 
+mod budget;
 pub mod client;
 pub mod connection;
+mod events;
 mod front;
 mod handlers;
+pub mod lost;
 pub mod outbox;
 pub mod pages;
 mod range;
+pub mod reconcile;
 pub mod stamped;
 pub mod views;
 
@@ -71,6 +75,13 @@ pub struct App {
     /// The last deep health check: when, and what it found.
     health: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
     files: Mutex<FileCache>,
+    /// The calls to Stripe visitors may cause, shared fairly.
+    stripe_budget: budget::Budget,
+    /// Lost-link requests waiting for their look-up.
+    pub lost: lost::Pending,
+    /// How far the server has read what webhooks may have missed.
+    reconciler: reconcile::Reconciler,
+    started: Instant,
 }
 
 /// Small local files kept in memory once read: released files never change
@@ -114,7 +125,7 @@ impl App {
         views: views::Views,
     ) -> App {
         let stamp = Stamp::of(&store.root);
-        let copies = stamped::Copies::new(&store.root);
+        let copies = stamped::Copies::new(&store.root, store.settings.serve.stamped_cache);
         let stripe_quick = stripe.clone().with_retry(stripe::RetryPolicy {
             max_attempts: 1,
             attempt_timeout: Some(Duration::from_secs(5)),
@@ -136,7 +147,17 @@ impl App {
             links: Mutex::new(HashMap::new()),
             health: tokio::sync::Mutex::new(None),
             files: Mutex::new(FileCache::default()),
+            stripe_budget: budget::Budget::new(budget::DEFAULT_PER_SECOND),
+            lost: lost::Pending::default(),
+            reconciler: reconcile::Reconciler::default(),
+            started: Instant::now(),
         }
+    }
+
+    /// Whether a visitor's request may call Stripe now (see `budget`).
+    pub fn stripe_call(&self, client: client::ClientKey) -> bool {
+        self.stripe_budget
+            .take(client, self.started.elapsed().as_secs())
     }
 
     /// The store as it is now.
@@ -299,10 +320,22 @@ impl App {
             return Some(bytes.clone());
         }
         let owned = path.to_owned();
-        let bytes = tokio::task::spawn_blocking(move || std::fs::read(owned))
-            .await
-            .ok()?
-            .ok()?;
+        // Only a regular file of the local files folder, never what a
+        // symlink points at: such a file is left to `open_at`, which
+        // refuses it.
+        let bytes = tokio::task::spawn_blocking(move || {
+            let dir = owned
+                .ancestors()
+                .find(|dir| dir.file_name().is_some_and(|name| name == ".shop"))
+                .ok_or_else(|| std::io::Error::other("not under `.shop/`"))?;
+            if !crate::store::disk::is_within(dir, &owned)? {
+                return Err(std::io::Error::other("not a regular file of `.shop/`"));
+            }
+            std::fs::read(owned)
+        })
+        .await
+        .ok()?
+        .ok()?;
         if bytes.len() as u64 != size {
             return None;
         }
@@ -475,10 +508,11 @@ impl Stamp {
     }
 }
 
-/// The real client of a request (see `client::address`).
+/// The real client of a request (see `client::address`), as its limits
+/// count it.
 fn client_of(
     app: Arc<App>,
-) -> impl Filter<Extract = (std::net::IpAddr,), Error = warp::Rejection> + Clone {
+) -> impl Filter<Extract = (client::ClientKey,), Error = warp::Rejection> + Clone {
     warp::ext::optional::<connection::Peer>()
         .and(warp::header::optional::<String>("forwarded"))
         .and(warp::header::optional::<String>("x-forwarded-for"))
@@ -487,12 +521,12 @@ fn client_of(
                   forwarded: Option<String>,
                   x_forwarded_for: Option<String>| {
                 let peer = peer.map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.0.ip());
-                client::address(
+                client::ClientKey::of(client::address(
                     peer,
                     forwarded.as_deref(),
                     x_forwarded_for.as_deref(),
                     &app.store().settings.serve.trusted_proxies,
-                )
+                ))
             },
         )
 }
@@ -560,7 +594,9 @@ pub fn routes(
         .and(warp::post())
         .and(with_app.clone())
         .and(warp::header::optional::<String>("stripe-signature"))
-        .and(warp::body::content_length_limit(1024 * 1024))
+        .and(warp::body::content_length_limit(
+            crate::stripe::webhook::MAX_BODY_BYTES,
+        ))
         .and(warp::body::bytes())
         .then(handlers::webhook)
         .boxed();

@@ -1,9 +1,10 @@
 //! Buyers' stamped copies: made on a first download, off the async
 //! threads, once however many downloads ask at the same moment, and kept
 //! under `.shop/stamped/` (a PDF copy as the tail appended to the original,
-//! an EPUB copy whole) within a size budget, oldest dropped first.
-//! Originals on GitHub are fetched once into `.shop/originals/`, checked
-//! against the release's SHA-256.
+//! an EPUB copy whole) within a size budget (`[serve] stamped_cache`),
+//! oldest dropped first. A copy dropped from the disk is made again when
+//! next asked for. Originals on GitHub are fetched once into
+//! `.shop/originals/`, checked against the release's SHA-256.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,9 +16,6 @@ use tokio::sync::OnceCell;
 
 use crate::stamp::{Format, Licence};
 use crate::store::{Asset, Product, Release};
-
-/// The most the stamped copies may take on disk before the oldest go.
-const BUDGET: u64 = 2 * 1024 * 1024 * 1024;
 
 /// One buyer's copy: its parts in order, its size and checksum.
 #[derive(Debug)]
@@ -41,6 +39,8 @@ type Cells<T> = Mutex<HashMap<String, Arc<OnceCell<Arc<T>>>>>;
 pub struct Copies {
     dir: PathBuf,
     originals: PathBuf,
+    /// The most the copies may take on disk before the oldest go.
+    budget: u64,
     copies: Cells<Copy>,
     fetched: Cells<PathBuf>,
 }
@@ -53,10 +53,11 @@ pub enum Source<'a> {
 }
 
 impl Copies {
-    pub fn new(store_root: &Path) -> Copies {
+    pub fn new(store_root: &Path, budget: u64) -> Copies {
         Copies {
             dir: store_root.join(".shop").join("stamped"),
             originals: store_root.join(".shop").join("originals"),
+            budget,
             copies: Mutex::default(),
             fetched: Mutex::default(),
         }
@@ -75,6 +76,12 @@ impl Copies {
     ) -> Result<Arc<Copy>, String> {
         let format = Format::of(&asset.name).ok_or("not a stamped format")?;
         let key = key_of(purchase, product, release, asset);
+        // A copy the budget dropped from the disk is made again.
+        if let Some(made) = cell(&self.copies, &key).get()
+            && !made.on_disk()
+        {
+            drop_cell(&self.copies, &key);
+        }
         let cell = cell(&self.copies, &key);
         let made = cell
             .get_or_try_init(|| async {
@@ -83,7 +90,7 @@ impl Copies {
                     Source::GitHub(github) => self.original(github, asset).await?,
                 };
                 let (dir, name, key) = (self.dir.clone(), asset.name.clone(), key.clone());
-                let original_size = asset.size;
+                let (original_size, budget) = (asset.size, self.budget);
                 tokio::task::spawn_blocking(move || {
                     make(
                         &dir,
@@ -93,6 +100,7 @@ impl Copies {
                         &name,
                         format,
                         &licence,
+                        budget,
                     )
                 })
                 .await
@@ -171,6 +179,16 @@ impl Copies {
     }
 }
 
+impl Copy {
+    /// Whether every file of the copy is still on disk.
+    fn on_disk(&self) -> bool {
+        self.parts.iter().all(|part| match part {
+            Part::File(path, _) => path.exists(),
+            Part::Memory(_) => true,
+        })
+    }
+}
+
 /// The name a purchase's copy of a file is kept under.
 fn key_of(purchase: &str, product: &Product, release: &Release, asset: &Asset) -> String {
     hex::encode(Sha256::digest(
@@ -187,6 +205,11 @@ fn cell<T>(cells: &Cells<T>, key: &str) -> Arc<OnceCell<Arc<T>>> {
     cells.entry(key.to_owned()).or_default().clone()
 }
 
+/// Forgets a made value, so that the next ask makes it again.
+fn drop_cell<T>(cells: &Cells<T>, key: &str) {
+    cells.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+}
+
 fn forget<T>(cells: &Cells<T>, key: &str) {
     let mut cells = cells.lock().unwrap_or_else(|p| p.into_inner());
     if cells.get(key).is_some_and(|cell| cell.get().is_none()) {
@@ -195,6 +218,7 @@ fn forget<T>(cells: &Cells<T>, key: &str) {
 }
 
 /// Makes (or finds on disk) one copy: a blocking job.
+#[allow(clippy::too_many_arguments)]
 fn make(
     dir: &Path,
     key: &str,
@@ -203,6 +227,7 @@ fn make(
     name: &str,
     format: Format,
     licence: &Licence,
+    budget: u64,
 ) -> Result<Copy, String> {
     let data = dir.join(format!(
         "{key}.{}",
@@ -248,7 +273,7 @@ fn make(
             write_atomically(dir, &data, &written)?;
             let sha256 = hex::encode(digest);
             write_atomically(dir, &meta, format!("{size} {sha256}\n").as_bytes())?;
-            evict(dir, BUDGET);
+            evict(dir, budget, &data);
             (size, sha256)
         }
     };
@@ -274,8 +299,9 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String>
     std::fs::rename(&temporary, path).map_err(io)
 }
 
-/// Drops the oldest copies until the folder is within `budget` bytes.
-fn evict(dir: &Path, budget: u64) {
+/// Drops the oldest copies until the folder is within `budget` bytes,
+/// never `keep` (the copy just made: a buyer is waiting for it).
+fn evict(dir: &Path, budget: u64, keep: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -292,7 +318,7 @@ fn evict(dir: &Path, budget: u64) {
         if total <= budget {
             break;
         }
-        if path.extension().is_some_and(|e| e == "meta") {
+        if path.extension().is_some_and(|e| e == "meta") || path == keep {
             continue;
         }
         if std::fs::remove_file(&path).is_ok() {

@@ -32,6 +32,14 @@ impl Quota {
             window: Duration::from_secs(LONGEST as u64),
         }
     }
+
+    /// A rate from `shop.toml` (its window is at most an hour).
+    pub fn of(rate: crate::store::settings::Rate) -> Quota {
+        Quota {
+            count: rate.count as usize,
+            window: Duration::from_secs(rate.seconds().min(LONGEST as u64)),
+        }
+    }
 }
 
 /// The longest window, in seconds: a key with no hit in it is forgotten.

@@ -117,9 +117,6 @@ impl FileKey {
 pub enum Charge {
     /// Counted: it may go out.
     Admitted,
-    /// A redirect within moments of a counted one, to the same URL: not
-    /// counted again.
-    Continued,
     /// The purchase has used what it may.
     Exhausted,
     /// Refunded or disputed.
@@ -401,17 +398,15 @@ impl Db {
         either!(self, db => db.refund_stream(key, bytes).await)
     }
 
-    /// Counts a redirect to a file of `size` bytes, or, for a `resume`
-    /// moments after a counted one, lets it reuse that one.
+    /// Counts a redirect to a file of `size` bytes: one whole download.
     pub async fn charge_redirect(
         &self,
         key: FileKey,
         limit: u32,
         size: u64,
-        resume: bool,
         now: i64,
     ) -> Result<Charge, StateError> {
-        either!(self, db => db.charge_redirect(key, limit, size, resume, now).await)
+        either!(self, db => db.charge_redirect(key, limit, size, now).await)
     }
 
     pub async fn revoked(&self, purchase: &Entitlement) -> Result<bool, StateError> {
@@ -682,13 +677,13 @@ mod tests {
             let novel = FileKey::new(&bundle, "novel", "1.0.0", "book.pdf");
             let workbook = FileKey::new(&bundle, "workbook", "1.0.0", "book.pdf");
             for _ in 0..2 {
-                let charged = db.charge_redirect(novel.clone(), 2, 100, false, 1).await;
+                let charged = db.charge_redirect(novel.clone(), 2, 100, 1).await;
                 assert_eq!(charged.unwrap(), Charge::Admitted);
             }
-            let again = db.charge_redirect(novel.clone(), 2, 100, false, 1).await;
+            let again = db.charge_redirect(novel.clone(), 2, 100, 1).await;
             assert_eq!(again.unwrap(), Charge::Exhausted);
             assert!(db.redirects_used_up(&novel, 2, 100).await.unwrap());
-            let other = db.charge_redirect(workbook.clone(), 2, 100, false, 1).await;
+            let other = db.charge_redirect(workbook.clone(), 2, 100, 1).await;
             assert_eq!(other.unwrap(), Charge::Admitted);
             assert!(!db.redirects_used_up(&workbook, 2, 100).await.unwrap());
             assert_eq!(db.usage(&novel).await.unwrap().0.whole, 2);
@@ -710,7 +705,7 @@ mod tests {
                     if index % 4 < 2 {
                         db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000).await
                     } else {
-                        db.charge_redirect(key("1.0.0"), 5, 1000, false, 10).await
+                        db.charge_redirect(key("1.0.0"), 5, 1000, 10).await
                     }
                     .unwrap()
                 }));
@@ -738,7 +733,7 @@ mod tests {
     );
 
     on_both!(
-        unsent_bytes_are_given_back_and_resumes_reuse_a_redirect,
+        unsent_bytes_are_given_back_and_redirects_count_whole,
         |fixture| {
             let db = fixture.open().await;
             for _ in 0..5 {
@@ -753,15 +748,20 @@ mod tests {
             let sixth = db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000).await;
             assert_eq!(sixth.unwrap(), Charge::Exhausted);
 
+            // Redirects and streamed bytes count against one budget.
             let other = key("2.0.0");
-            let first = db.charge_redirect(other.clone(), 1, 1000, false, 100).await;
+            let first = db.charge_redirect(other.clone(), 2, 1000, 100).await;
             assert_eq!(first.unwrap(), Charge::Admitted);
-            for _ in 0..crate::downloads::CONTINUATIONS {
-                let resumed = db.charge_redirect(other.clone(), 1, 1000, true, 160).await;
-                assert_eq!(resumed.unwrap(), Charge::Continued);
-            }
-            let last = db.charge_redirect(other.clone(), 1, 1000, true, 170).await;
-            assert_eq!(last.unwrap(), Charge::Exhausted);
+            let part = db.charge_stream(other.clone(), 2, 1000, 500, 500).await;
+            assert_eq!(part.unwrap(), Charge::Admitted);
+            let second = db.charge_redirect(other.clone(), 2, 1000, 160).await;
+            assert_eq!(second.unwrap(), Charge::Exhausted);
+            // The rest of a download under way still fits the one file of
+            // slack; a fresh one does not.
+            let rest = db.charge_stream(other.clone(), 2, 1000, 500, 500).await;
+            assert_eq!(rest.unwrap(), Charge::Admitted);
+            let fresh = db.charge_stream(other.clone(), 2, 1000, 0, 1000).await;
+            assert_eq!(fresh.unwrap(), Charge::Exhausted);
         }
     );
 

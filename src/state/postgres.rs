@@ -577,15 +577,9 @@ impl Postgres {
         key: FileKey,
         limit: u32,
         size: u64,
-        resume: bool,
         now: i64,
     ) -> Result<Charge, StateError> {
-        let ask = Ask::Redirect {
-            limit,
-            size,
-            resume,
-            now,
-        };
+        let ask = Ask::Redirect { limit, size, now };
         self.charge(key, ask).await
     }
 
@@ -1034,11 +1028,12 @@ enum Ask {
     Redirect {
         limit: u32,
         size: u64,
-        resume: bool,
         now: i64,
     },
     /// Bytes a streamed answer was charged and did not send.
-    Refund { bytes: u64 },
+    Refund {
+        bytes: u64,
+    },
 }
 
 /// Most charges committed together.
@@ -1351,8 +1346,7 @@ async fn lock_files(
                     whole: whole(row.get(5)),
                 },
                 last_redirect: row.get(6),
-                continuations: whole(row.get(7)),
-                extra: whole(row.get(8)),
+                extra: whole(row.get(7)),
                 revoked: false,
             };
             (id, file, false)
@@ -1389,9 +1383,7 @@ fn decide_batch(batch: &[ChargeJob], mut files: Files) -> Decided {
         let at = file_of(&files, key).unwrap_or_else(|| unreachable!("every key was locked"));
         let (_, file, changed) = &mut files[at];
         let charge = decide(file, *ask);
-        *changed |= charge == Charge::Admitted
-            || charge == Charge::Continued
-            || matches!(ask, Ask::Refund { .. });
+        *changed |= charge == Charge::Admitted || matches!(ask, Ask::Refund { .. });
         if let Ask::Redirect { limit, size, .. } = *ask
             && (charge == Charge::Exhausted
                 || !downloads::admit_redirect(file.usage, limit + file.extra, size))
@@ -1430,24 +1422,13 @@ async fn write_files(
         .map(|(_, file)| i64::from(file.usage.whole))
         .collect();
     let redirects: Vec<Option<i64>> = writes.iter().map(|(_, file)| file.last_redirect).collect();
-    let continuations: Vec<i64> = writes
-        .iter()
-        .map(|(_, file)| i64::from(file.continuations))
-        .collect();
     // An UPDATE that fails turns the COMMIT into a rollback, and its error
     // is the one returned.
     futures_util::future::try_join(
         client.execute(
             &statements.write,
             &[
-                &purchases,
-                &products,
-                &versions,
-                &names,
-                &bytes,
-                &counts,
-                &redirects,
-                &continuations,
+                &purchases, &products, &versions, &names, &bytes, &counts, &redirects,
             ],
         ),
         client.batch_execute("COMMIT"),
@@ -1467,17 +1448,16 @@ const LOCK_FILES: &str = "
     ORDER BY k.n
     ON CONFLICT (purchase, product, version, file) DO UPDATE SET count = d.count
     RETURNING d.purchase, d.product, d.version, d.file, d.bytes, d.count,
-        d.last_redirect, d.continuations,
+        d.last_redirect,
         COALESCE((SELECT extra FROM grants WHERE grants.purchase = d.purchase), 0)";
 
 /// Writes files' standings after a batch of charges.
 const WRITE_FILES: &str = "
     UPDATE downloads AS d
-    SET bytes = w.bytes, count = w.count, last_redirect = w.last_redirect,
-        continuations = w.continuations
+    SET bytes = w.bytes, count = w.count, last_redirect = w.last_redirect
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
-            $6::bigint[], $7::bigint[], $8::bigint[])
-        AS w (purchase, product, version, file, bytes, count, last_redirect, continuations)
+            $6::bigint[], $7::bigint[])
+        AS w (purchase, product, version, file, bytes, count, last_redirect)
     WHERE d.purchase = w.purchase AND d.product = w.product AND d.version = w.version
         AND d.file = w.file";
 
@@ -1501,25 +1481,12 @@ fn decide(file: &mut Locked, ask: Ask) -> Charge {
             file.usage.bytes += length;
             Charge::Admitted
         }
-        Ask::Redirect {
-            limit,
-            size,
-            resume,
-            now,
-        } => {
-            if resume
-                && let Some(at) = file.last_redirect
-                && downloads::may_continue(now - at, file.continuations)
-            {
-                file.continuations += 1;
-                return Charge::Continued;
-            }
+        Ask::Redirect { limit, size, now } => {
             if !downloads::admit_redirect(file.usage, limit + file.extra, size) {
                 return Charge::Exhausted;
             }
             file.usage.whole += 1;
             file.last_redirect = Some(now);
-            file.continuations = 0;
             Charge::Admitted
         }
     }
@@ -1528,8 +1495,8 @@ fn decide(file: &mut Locked, ask: Ask) -> Charge {
 /// What a charge decides on, read with the file's row locked.
 struct Locked {
     usage: Usage,
+    /// When the last counted redirect went (kept for the record).
     last_redirect: Option<i64>,
-    continuations: u32,
     extra: u32,
     revoked: bool,
 }

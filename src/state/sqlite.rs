@@ -198,8 +198,6 @@ struct Standing {
 #[derive(Debug, Clone, Copy, Default)]
 struct FileStanding {
     usage: Usage,
-    last_redirect: Option<i64>,
-    continuations: u32,
 }
 
 /// Entries kept before the writer starts afresh.
@@ -235,7 +233,7 @@ impl Standing {
         }
         let found = connection
             .prepare_cached(
-                "SELECT bytes, count, last_redirect, continuations FROM downloads
+                "SELECT bytes, count FROM downloads
                  WHERE purchase = ?1 AND product = ?2 AND version = ?3 AND file = ?4",
             )?
             .query_row(
@@ -246,8 +244,6 @@ impl Standing {
                             bytes: row.get::<_, i64>(0)?.max(0) as u64,
                             whole: row.get(1)?,
                         },
-                        last_redirect: row.get(2)?,
-                        continuations: row.get(3)?,
                     })
                 },
             )
@@ -614,14 +610,12 @@ impl Sqlite {
         .await
     }
 
-    /// Counts a redirect to a file of `size` bytes, or, for a `resume`
-    /// moments after a counted one, lets it reuse that one.
+    /// Counts a redirect to a file of `size` bytes: one whole download.
     pub async fn charge_redirect(
         &self,
         key: FileKey,
         limit: u32,
         size: u64,
-        resume: bool,
         now: i64,
     ) -> Result<Charge, StateError> {
         let used_up = self.used_up.clone();
@@ -633,35 +627,19 @@ impl Sqlite {
                 }
                 let extra = standing.extra(connection, &key.purchase)?;
                 let mut file = standing.file(connection, &key)?;
-                if resume
-                    && let Some(at) = file.last_redirect
-                    && downloads::may_continue(now - at, file.continuations)
-                {
-                    connection
-                        .prepare_cached(
-                            "UPDATE downloads SET continuations = continuations + 1
-                             WHERE purchase = ?1 AND product = ?2 AND version = ?3 AND file = ?4",
-                        )?
-                        .execute(params![key.purchase, key.product, key.version, key.file])?;
-                    file.continuations += 1;
-                    standing.set_file(&key, file);
-                    return Ok(Charge::Continued);
-                }
                 if !downloads::admit_redirect(file.usage, limit + extra, size) {
                     mark_used_up();
                     return Ok(Charge::Exhausted);
                 }
                 connection
                     .prepare_cached(
-                        "INSERT INTO downloads (purchase, product, version, file, count, last_redirect, continuations)
-                         VALUES (?1, ?2, ?3, ?4, 1, ?5, 0)
+                        "INSERT INTO downloads (purchase, product, version, file, count, last_redirect)
+                         VALUES (?1, ?2, ?3, ?4, 1, ?5)
                          ON CONFLICT (purchase, product, version, file) DO UPDATE
-                         SET count = count + 1, last_redirect = excluded.last_redirect, continuations = 0",
+                         SET count = count + 1, last_redirect = excluded.last_redirect",
                     )?
                     .execute(params![key.purchase, key.product, key.version, key.file, now])?;
                 file.usage.whole += 1;
-                file.last_redirect = Some(now);
-                file.continuations = 0;
                 if !downloads::admit_redirect(file.usage, limit + extra, size) {
                     mark_used_up();
                 }
@@ -1297,15 +1275,11 @@ mod tests {
         let path = dir.path().join("state.db");
         let db = Sqlite::open(&path).unwrap();
         assert_eq!(
-            db.charge_redirect(key("1.0.0"), 1, 1000, false, 10)
-                .await
-                .unwrap(),
+            db.charge_redirect(key("1.0.0"), 1, 1000, 10).await.unwrap(),
             Charge::Admitted
         );
         assert_eq!(
-            db.charge_redirect(key("1.0.0"), 1, 1000, false, 11)
-                .await
-                .unwrap(),
+            db.charge_redirect(key("1.0.0"), 1, 1000, 11).await.unwrap(),
             Charge::Exhausted
         );
         let other = Connection::open(&path).unwrap();
@@ -1319,9 +1293,7 @@ mod tests {
             .execute("INSERT INTO revoked (payment_intent, reason, at) VALUES ('pi_other', 'refunded', 1)", [])
             .unwrap();
         assert_eq!(
-            db.charge_redirect(key("1.0.0"), 1, 1000, false, 12)
-                .await
-                .unwrap(),
+            db.charge_redirect(key("1.0.0"), 1, 1000, 12).await.unwrap(),
             Charge::Admitted
         );
     }

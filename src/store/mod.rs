@@ -5,6 +5,7 @@
 //! [`product::parse`]), which report every problem they find with its file,
 //! line and column, so `shop products check` can list them all at once.
 
+pub mod disk;
 pub mod money;
 pub mod product;
 pub mod settings;

@@ -412,6 +412,13 @@ pub fn parse(
             "`name` is empty".into(),
             "give the product the name buyers see".into(),
         );
+    } else if let Err(message) = check_display_name(&name) {
+        problem(
+            raw.name.span(),
+            message,
+            "write the name on one line, without control characters (it is a mail's subject)"
+                .into(),
+        );
     }
 
     let currency = match &raw.currency {
@@ -954,6 +961,30 @@ fn suggest_slug(slug: &str) -> String {
     }
 }
 
+/// Unicode's bidirectional controls (embeddings, overrides, isolates and
+/// marks): invisible, they reorder what follows them on screen.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks a name buyers read (a product's, the shop's): on one line, with
+/// no invisible reordering, as a mail's subject and a page's title need.
+pub fn check_display_name(name: &str) -> Result<(), String> {
+    if name.contains(char::is_control) {
+        Err(format!(
+            "`{}` holds a line break or another control character",
+            name.escape_debug()
+        ))
+    } else if name.chars().any(is_bidi_control) {
+        Err(format!(
+            "`{}` holds a bidirectional control character, which reorders text invisibly",
+            name.escape_unicode()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks a file name that becomes a path on disk and a URL segment: no
 /// folders, no traversal, no hidden files, no characters that break headers
 /// or other systems' file names.
@@ -971,6 +1002,10 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
         .any(|c| c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*'))
     {
         Some("has a character that is not allowed in file names")
+    } else if name.chars().any(is_bidi_control) {
+        Some(
+            "has a character that turns text around (a bidirectional control), which can make `book.pdf.exe` read as `book.exe.pdf`",
+        )
     } else if name.trim() != name {
         Some("starts or ends with a space")
     } else if name.len() > 200 {

@@ -153,6 +153,12 @@ pub struct ServeSettings {
     /// URL without a password (that goes in `SHOP_STATE_URL`). None: the
     /// SQLite file `.shop/state.db`.
     pub state: Option<String>,
+    /// What one client may ask of the server.
+    pub limits: Limits,
+    /// `stamped_cache`: the bytes of buyers' stamped copies kept on disk
+    /// (the oldest copies beyond it are removed, and made again when
+    /// asked for).
+    pub stamped_cache: u64,
 }
 
 impl Default for ServeSettings {
@@ -161,9 +167,110 @@ impl Default for ServeSettings {
             thanks_window: DEFAULT_THANKS_WINDOW,
             trusted_proxies: Vec::new(),
             state: None,
+            limits: Limits::default(),
+            stamped_cache: DEFAULT_STAMPED_CACHE,
         }
     }
 }
+
+/// The disk kept for stamped copies unless `stamped_cache` says: 2 GiB.
+pub const DEFAULT_STAMPED_CACHE: u64 = 2 * 1024 * 1024 * 1024;
+
+/// How often one client may ask for what costs the shop a call to Stripe
+/// or a mail, and how many connections it may hold open. A client is an
+/// IPv4 address or an IPv6 /64, and many buyers can share one (a mobile
+/// carrier's NAT, an office, a campus, everyone who clicked one post on
+/// launch day), so the defaults are generous: they stop a flood from one
+/// place, not a crowd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `thanks_limit`: thank-you pages (each asks Stripe for the session).
+    pub thanks: Rate,
+    /// `checkout_limit`: checkouts the server makes at Stripe itself (an
+    /// upgrade code's); a plain Buy goes to the payment link and costs
+    /// the server nothing.
+    pub checkout: Rate,
+    /// `lost_limit`: lost-link requests (each address may also ask only
+    /// three times an hour, whoever asks).
+    pub lost: Rate,
+    /// `connections_per_client`: connections open at once.
+    pub connections: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            thanks: Rate::new(120, Per::Minute),
+            checkout: Rate::new(60, Per::Minute),
+            lost: Rate::new(60, Per::Hour),
+            connections: 256,
+        }
+    }
+}
+
+/// At most `count` requests per second, minute or hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Per,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    Second,
+    Minute,
+    Hour,
+}
+
+impl Rate {
+    pub const fn new(count: u32, per: Per) -> Rate {
+        Rate { count, per }
+    }
+
+    /// The window's length in seconds.
+    pub fn seconds(&self) -> u64 {
+        match self.per {
+            Per::Second => 1,
+            Per::Minute => 60,
+            Per::Hour => 3_600,
+        }
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let per = match self.per {
+            Per::Second => "second",
+            Per::Minute => "minute",
+            Per::Hour => "hour",
+        };
+        write!(f, "{}/{per}", self.count)
+    }
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    /// `60/minute`, `3/hour`, `10/second` (or `/s`, `/m`, `/h`).
+    fn from_str(text: &str) -> Result<Rate, String> {
+        let invalid = || format!("`{text}` is not a rate");
+        let (count, per) = text.split_once('/').ok_or_else(invalid)?;
+        let count: u32 = count.trim().parse().map_err(|_| invalid())?;
+        let per = match per.trim() {
+            "second" | "s" => Per::Second,
+            "minute" | "m" | "min" => Per::Minute,
+            "hour" | "h" => Per::Hour,
+            _ => return Err(invalid()),
+        };
+        if count == 0 || count > 1_000_000 {
+            return Err(format!("`{text}` is outside 1 to 1000000 a {per:?}").to_lowercase());
+        }
+        Ok(Rate { count, per })
+    }
+}
+
+const RATE_HINT: &str =
+    "write a number of requests per second, minute or hour, such as `\"60/minute\"`";
 
 /// How long `/thanks` opens a purchase's download page: an hour.
 pub const DEFAULT_THANKS_WINDOW: u64 = 3_600;
@@ -266,6 +373,11 @@ struct RawServe {
     state: Option<Spanned<String>>,
     #[serde(default)]
     trusted_proxies: Vec<Spanned<String>>,
+    thanks_limit: Option<Spanned<String>>,
+    checkout_limit: Option<Spanned<String>>,
+    lost_limit: Option<Spanned<String>>,
+    connections_per_client: Option<Spanned<i64>>,
+    stamped_cache: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -327,6 +439,12 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
             Origin::File(raw.name.span()),
             "`name` is empty".into(),
             "give the shop a name",
+        );
+    } else if let Err(message) = super::product::check_display_name(&name) {
+        problem(
+            Origin::File(raw.name.span()),
+            message,
+            "write the shop's name on one line, without control characters (it is in every mail)",
         );
     }
 
@@ -414,14 +532,14 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
     };
 
     let from = match &raw.mail.from {
-        None => format!("{name} <{support_email}>"),
+        None => mailbox(&name, &support_email),
         Some(from) => {
             let value = from.get_ref().trim().to_owned();
             if let Err(message) = check_mailbox(&value) {
                 problem(
                     Origin::File(from.span()),
                     message,
-                    "write `Name <address>` or a bare address, such as `Books <books@example.com>`",
+                    "write `Name <address>` or a bare address, such as `Books <books@example.com>` or `\"Books, Inc.\" <books@example.com>`",
                 );
             }
             value
@@ -577,6 +695,13 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         None
     });
 
+    let (limits, stamped_cache) = serve_limits(
+        &raw.serve,
+        &mut |span: std::ops::Range<usize>, message: String, hint: &str| {
+            problem(Origin::File(span), message, hint)
+        },
+    );
+
     let mut stamp = StampSettings::default();
     if let Some(value) = &raw.stamp.default {
         match super::product::StampMode::parse(value.get_ref()) {
@@ -704,6 +829,8 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
             thanks_window,
             trusted_proxies,
             state,
+            limits,
+            stamped_cache,
         },
         stamp,
         tax,
@@ -736,6 +863,53 @@ fn check_link_lifetime(text: &str) -> Result<u64, String> {
         return Err(format!("`{text}` is outside 1m to 365d"));
     }
     Ok(seconds)
+}
+
+/// The `[serve]` keys of limits and the stamped copies' disk, each problem
+/// reported at its place.
+fn serve_limits(
+    raw: &RawServe,
+    problem: &mut dyn FnMut(std::ops::Range<usize>, String, &str),
+) -> (Limits, u64) {
+    let mut limits = Limits::default();
+    let mut rate = |value: &Option<Spanned<String>>, into: &mut Rate| {
+        if let Some(value) = value {
+            match value.get_ref().parse::<Rate>() {
+                Ok(parsed) => *into = parsed,
+                Err(message) => problem(value.span(), message, RATE_HINT),
+            }
+        }
+    };
+    rate(&raw.thanks_limit, &mut limits.thanks);
+    rate(&raw.checkout_limit, &mut limits.checkout);
+    rate(&raw.lost_limit, &mut limits.lost);
+    if let Some(count) = &raw.connections_per_client {
+        match u32::try_from(*count.get_ref()) {
+            Ok(count @ 1..=100_000) => limits.connections = count,
+            _ => problem(
+                count.span(),
+                format!("`{}` is not a number of connections", count.get_ref()),
+                "write how many connections one client may hold open, from 1 to 100000 (the default is 256)",
+            ),
+        }
+    }
+    let mut stamped_cache = DEFAULT_STAMPED_CACHE;
+    if let Some(size) = &raw.stamped_cache {
+        match size.get_ref().trim().parse::<bytesize::ByteSize>() {
+            Ok(parsed) if parsed.as_u64() >= 1024 * 1024 => stamped_cache = parsed.as_u64(),
+            Ok(_) => problem(
+                size.span(),
+                format!("`{}` is less than 1 MiB", size.get_ref()),
+                "write how much disk buyers' stamped copies may take, such as `\"2 GiB\"`",
+            ),
+            Err(_) => problem(
+                size.span(),
+                format!("`{}` is not a size", size.get_ref()),
+                "write how much disk buyers' stamped copies may take, such as `\"2 GiB\"` or `\"500 MB\"`",
+            ),
+        }
+    }
+    (limits, stamped_cache)
 }
 
 /// Parses a duration such as `30m`, `48h`, `7d` or `1d12h` (humantime's
@@ -785,7 +959,25 @@ pub(crate) fn check_email(address: &str) -> Result<(), String> {
     }
 }
 
+/// `Name <address>`, with the name quoted where mail needs it (a comma, a
+/// colon or a dot in it would otherwise end it): what the mail library
+/// writes, so it reads it back.
+pub fn mailbox(name: &str, address: &str) -> String {
+    match address.parse() {
+        Ok(address) => lettre::message::Mailbox::new(Some(name.to_owned()), address).to_string(),
+        Err(_) => format!("{name} <{address}>"),
+    }
+}
+
+/// A `From:` as the mail library sends it, or why not. The mail library is
+/// the judge: a value it cannot parse would stop every message at sending.
 fn check_mailbox(mailbox: &str) -> Result<(), String> {
+    if mailbox.contains(char::is_control) {
+        return Err(format!(
+            "`{}` holds a line break or another control character",
+            mailbox.escape_debug()
+        ));
+    }
     match mailbox.rsplit_once('<') {
         Some((name, rest)) => {
             let address = rest
@@ -794,10 +986,18 @@ fn check_mailbox(mailbox: &str) -> Result<(), String> {
             if name.trim().is_empty() {
                 return Err(format!("`{mailbox}` has `<>` but no name before it"));
             }
-            check_email(address.trim())
+            check_email(address.trim())?;
         }
-        None => check_email(mailbox),
+        None => check_email(mailbox)?,
     }
+    mailbox
+        .parse::<lettre::message::Mailbox>()
+        .map(drop)
+        .map_err(|_| {
+            format!(
+                "`{mailbox}` is not a sender mail can carry: a name with a comma, a colon or a dot must be in double quotes"
+            )
+        })
 }
 
 fn check_github_repository(repo: &str) -> Result<(), String> {

@@ -19,7 +19,33 @@ pub fn sign(payload: &[u8], secret: &Secret, timestamp: i64) -> String {
     format!("t={timestamp},v1={signature}")
 }
 
+/// At most this many `v1` signatures are looked at. Stripe sends one per
+/// signing secret of the endpoint: two while a secret is being rolled (the
+/// old one lives up to 24 hours), so a few are plenty; more is not Stripe.
+pub const MAX_SIGNATURES: usize = 8;
+
+/// The longest `Stripe-Signature` header read: a timestamp and
+/// [`MAX_SIGNATURES`] signatures of each scheme (`v1`, and `v0` in test
+/// mode), with room to spare.
+pub const MAX_HEADER_BYTES: usize = 2048;
+
+/// The largest webhook body taken. Stripe documents no limit of its own,
+/// but an event holds one object of the API version it was made in, and
+/// the largest objects shop is sent are bounded by Stripe's documented
+/// limits: a Checkout Session's metadata (50 keys of 40 characters with
+/// values of 500) and custom fields (3, each with at most 200 dropdown
+/// options of 100-character labels and values) come to about 160 KiB
+/// escaped as JSON, a charge's metadata to less. Four times what a real
+/// event weighs, a quarter of what the body limit was.
+pub const MAX_BODY_BYTES: u64 = 256 * 1024;
+
 /// Checks `header` for `payload` against `secret` at time `now`.
+///
+/// What it costs does not grow with what a sender writes: the header is
+/// read only up to [`MAX_HEADER_BYTES`] and [`MAX_SIGNATURES`], the
+/// timestamp is checked before any hashing, and the payload is hashed once
+/// whatever the number of signatures, each compared with that one MAC in
+/// constant time.
 pub fn verify(
     payload: &[u8],
     header: &str,
@@ -27,12 +53,20 @@ pub fn verify(
     now: i64,
     tolerance: i64,
 ) -> Result<(), SignatureError> {
+    if header.len() > MAX_HEADER_BYTES {
+        return Err(SignatureError::TooLong);
+    }
     let mut timestamp = None;
     let mut signatures = Vec::new();
+    let mut entries = 0;
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
             Some(("v1", value)) => {
+                entries += 1;
+                if entries > MAX_SIGNATURES {
+                    return Err(SignatureError::TooMany);
+                }
                 if let Ok(bytes) = hex::decode(value) {
                     signatures.push(bytes);
                 }
@@ -44,18 +78,17 @@ pub fn verify(
     if signatures.is_empty() {
         return Err(SignatureError::NoSignature);
     }
-    let matched = signatures.iter().any(|signature| {
-        mac(secret, timestamp, payload)
-            .verify_slice(signature)
-            .is_ok()
-    });
+    let age = now.saturating_sub(timestamp);
+    if age.saturating_abs() > tolerance {
+        return Err(SignatureError::Stale { age });
+    }
+    // One MAC of the payload; each comparison finishes a copy of it.
+    let computed = mac(secret, timestamp, payload);
+    let matched = signatures
+        .iter()
+        .any(|signature| computed.clone().verify_slice(signature).is_ok());
     if !matched {
         return Err(SignatureError::Mismatch);
-    }
-    if (now - timestamp).abs() > tolerance {
-        return Err(SignatureError::Stale {
-            age: now - timestamp,
-        });
     }
     Ok(())
 }
@@ -76,6 +109,10 @@ pub enum SignatureError {
     Malformed,
     #[error("the `Stripe-Signature` header has no `v1` signature")]
     NoSignature,
+    #[error("the `Stripe-Signature` header has more `v1` signatures than Stripe sends")]
+    TooMany,
+    #[error("the `Stripe-Signature` header is longer than Stripe's")]
+    TooLong,
     #[error("no signature in `Stripe-Signature` matches")]
     Mismatch,
     #[error("the signature is {age} seconds from now, outside the tolerance")]
@@ -85,7 +122,10 @@ pub enum SignatureError {
 impl crate::error::Hint for SignatureError {
     fn hint(&self) -> String {
         match self {
-            SignatureError::Malformed | SignatureError::NoSignature => {
+            SignatureError::Malformed
+            | SignatureError::NoSignature
+            | SignatureError::TooMany
+            | SignatureError::TooLong => {
                 "only Stripe's deliveries carry a valid `Stripe-Signature`; this one did not come from Stripe".into()
             }
             SignatureError::Mismatch => {
@@ -160,6 +200,52 @@ mod tests {
         assert_eq!(
             verify(b"payload", "t=1000", &secret(), 1_000, 300),
             Err(SignatureError::NoSignature)
+        );
+    }
+
+    #[test]
+    fn the_timestamp_is_checked_before_any_signature() {
+        // A stale delivery is refused for its age whatever it signs.
+        let header = format!("t=1000,v1={}", "0".repeat(64));
+        assert_eq!(
+            verify(b"payload", &header, &secret(), 5_000, 300),
+            Err(SignatureError::Stale { age: 4_000 })
+        );
+        assert_eq!(
+            verify(
+                b"payload",
+                "t=-9223372036854775808,v1=00",
+                &secret(),
+                i64::MAX,
+                300
+            ),
+            Err(SignatureError::Stale { age: i64::MAX })
+        );
+    }
+
+    #[test]
+    fn a_header_with_more_signatures_than_stripe_sends_is_refused_unread() {
+        let good = sign(b"payload", &secret(), 1_000);
+        let v1 = good.split_once(",v1=").unwrap().1;
+        let bogus = format!(",v1={}", "0".repeat(64));
+        // Eight is the most looked at: the good one last still matches.
+        let eight = format!("t=1000{},v1={v1}", bogus.repeat(MAX_SIGNATURES - 1));
+        assert_eq!(verify(b"payload", &eight, &secret(), 1_000, 300), Ok(()));
+        let nine = format!("t=1000{},v1={v1}", bogus.repeat(MAX_SIGNATURES));
+        assert_eq!(
+            verify(b"payload", &nine, &secret(), 1_000, 300),
+            Err(SignatureError::TooMany)
+        );
+        let short_entries = format!("t=1000{},v1={v1}", ",v1=0".repeat(MAX_SIGNATURES));
+        assert_eq!(
+            verify(b"payload", &short_entries, &secret(), 1_000, 300),
+            Err(SignatureError::TooMany)
+        );
+        // The forged webhook of the attack: 950 whole entries.
+        let forged = format!("t=1000{}", bogus.repeat(950));
+        assert_eq!(
+            verify(b"payload", &forged, &secret(), 1_000, 300),
+            Err(SignatureError::TooLong)
         );
     }
 

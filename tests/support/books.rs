@@ -175,6 +175,12 @@ pub fn outline_and_links(bytes: &[u8]) -> (usize, usize) {
 
 /// An EPUB 3 of three chapters with a navigation document.
 pub fn epub() -> Vec<u8> {
+    epub_padded(0)
+}
+
+/// [`epub`] with an image of `padding` bytes (stored, not compressed),
+/// for a book of a size a test needs.
+pub fn epub_padded(padding: usize) -> Vec<u8> {
     use zip::write::SimpleFileOptions;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
@@ -193,6 +199,12 @@ pub fn epub() -> Vec<u8> {
     .unwrap();
     let chapters = 3;
     let mut manifest = String::new();
+    if padding > 0 {
+        zip.start_file("OEBPS/plate.png", stored).unwrap();
+        let bytes: Vec<u8> = (0..padding).map(|i| (i * 31 % 251) as u8).collect();
+        zip.write_all(&bytes).unwrap();
+        manifest.push_str("    <item id=\"plate\" href=\"plate.png\" media-type=\"image/png\"/>\n");
+    }
     let mut spine = String::new();
     let mut nav = String::new();
     for n in 1..=chapters {

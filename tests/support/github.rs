@@ -452,6 +452,7 @@ fn routes(
         .and(warp::header::optional::<String>("accept"))
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("range"))
         .and(warp::body::stream())
         .then(
             move |shared: Arc<Shared>,
@@ -462,6 +463,7 @@ fn routes(
                   accept: Option<String>,
                   length: Option<u64>,
                   content_type: Option<String>,
+                  range: Option<String>,
                   body| async move {
                 handle(
                     shared,
@@ -469,10 +471,13 @@ fn routes(
                     method,
                     path.as_str().to_owned(),
                     query,
-                    auth,
-                    accept,
-                    length,
-                    content_type,
+                    Headers {
+                        auth,
+                        accept,
+                        length,
+                        content_type,
+                        range,
+                    },
                     body,
                 )
                 .await
@@ -480,19 +485,31 @@ fn routes(
         )
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The request headers the local GitHub reads.
+struct Headers {
+    auth: Option<String>,
+    accept: Option<String>,
+    length: Option<u64>,
+    content_type: Option<String>,
+    range: Option<String>,
+}
+
 async fn handle(
     shared: Arc<Shared>,
     uploads_host: bool,
     method: warp::http::Method,
     path: String,
     query: String,
-    auth: Option<String>,
-    accept: Option<String>,
-    length: Option<u64>,
-    content_type: Option<String>,
+    headers: Headers,
     body: impl futures_util::Stream<Item = Result<impl warp::Buf, warp::Error>> + Unpin,
 ) -> Response<Vec<u8>> {
+    let Headers {
+        auth,
+        accept,
+        length,
+        content_type,
+        range,
+    } = headers;
     let segments: Vec<String> = path
         .trim_matches('/')
         .split('/')
@@ -502,7 +519,7 @@ async fn handle(
     // The short-lived download URL needs no token, like GitHub's CDN,
     // and refuses one (its signature is the only authorization it takes).
     if let ["_cdn", id] = segments.as_slice() {
-        return cdn(&shared, id, &query, auth.is_some());
+        return cdn(&shared, id, &query, auth.is_some(), range.as_deref());
     }
     if let ["_uploads"] = segments.as_slice() {
         let uploads = shared.state.lock().unwrap().uploads.clone();
@@ -1001,7 +1018,46 @@ async fn upload(
     json_reply(StatusCode::CREATED, &json)
 }
 
-fn cdn(shared: &Shared, id: &str, query: &str, authorization: bool) -> Response<Vec<u8>> {
+/// The CDN behind a release asset's short-lived URL. As the blob store
+/// behind it, it serves one byte range (`Range: bytes=a-b`, `a-` or `-n`)
+/// as 206 with `Content-Range`, answers 416 for a range that starts past
+/// the end, and ignores a header it does not take (several ranges, or not
+/// bytes): the whole file, 200.
+/// One byte range of a file of `size` bytes: `Some(Ok((first, last)))`,
+/// `Some(Err(()))` when it starts past the end, `None` when the header is
+/// not one byte range (the blob store then sends the whole file).
+fn byte_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        if suffix == 0 {
+            return Some(Err(()));
+        }
+        return Some(Ok((size.saturating_sub(suffix), size.checked_sub(1)?)));
+    }
+    let first: u64 = first.parse().ok()?;
+    let last = match last {
+        "" => size.saturating_sub(1),
+        last => last.parse::<u64>().ok()?.min(size.saturating_sub(1)),
+    };
+    if first >= size {
+        return Some(Err(()));
+    }
+    (first <= last).then_some(Ok((first, last)))
+}
+
+fn cdn(
+    shared: &Shared,
+    id: &str,
+    query: &str,
+    authorization: bool,
+    range: Option<&str>,
+) -> Response<Vec<u8>> {
     let id: u64 = id.parse().unwrap_or(0);
     if authorization {
         let mut response = Response::new(
@@ -1027,19 +1083,47 @@ fn cdn(shared: &Shared, id: &str, query: &str, authorization: bool) -> Response<
         *response.status_mut() = StatusCode::FORBIDDEN;
         return response;
     }
-    let state = shared.state.lock().unwrap();
-    match state
+    let mut state = shared.state.lock().unwrap();
+    let found = state
         .releases
         .iter()
         .flat_map(|r| &r.assets)
         .find(|a| a.id == id)
-        .and_then(|a| a.bytes.clone())
-    {
+        .and_then(|a| a.bytes.clone());
+    match found {
         Some(bytes) => {
-            let mut response = Response::new(bytes);
+            let size = bytes.len() as u64;
+            let span = range.and_then(|range| byte_range(range, size));
+            *state.counts.entry("cdn").or_default() += 1;
+            if span.is_some() {
+                *state.counts.entry("cdn range").or_default() += 1;
+            }
+            let mut response = match span {
+                Some(Err(())) => {
+                    let mut response = Response::new(Vec::new());
+                    *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                    response
+                        .headers_mut()
+                        .insert("Content-Range", format!("bytes */{size}").parse().unwrap());
+                    return response;
+                }
+                Some(Ok((start, end))) => {
+                    let mut response = Response::new(bytes[start as usize..=end as usize].to_vec());
+                    *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+                    response.headers_mut().insert(
+                        "Content-Range",
+                        format!("bytes {start}-{end}/{size}").parse().unwrap(),
+                    );
+                    response
+                }
+                None => Response::new(bytes),
+            };
             response
                 .headers_mut()
                 .insert("Content-Type", "application/octet-stream".parse().unwrap());
+            response
+                .headers_mut()
+                .insert("Accept-Ranges", "bytes".parse().unwrap());
             response
         }
         None => {

@@ -130,6 +130,8 @@ impl Served {
         test.env("STRIPE_WEBHOOK_SECRET", sandbox.webhook_secret.expose());
         test.env("SHOP_TOKEN_SECRET", TOKEN_SECRET);
         test.env("SHOP_BASE_URL", &url);
+        // Lost-link requests looked up every second, not every five.
+        test.env("SHOP_LOST_EVERY_SECONDS", "1");
         let own_state = extra_env.iter().any(|(key, _)| *key == "SHOP_STATE_URL");
         let cluster = (on_postgres() && !own_state)
             .then(|| shop::state::cluster::Cluster::start(false).unwrap());
@@ -344,20 +346,31 @@ impl Served {
         download_page_of(&self.body(landed))
     }
 
+    /// The sandbox's test checkout page that `link` (a payment link, or
+    /// the server's `/buy/<slug>`, which sends the buyer to one) opens.
+    pub fn checkout_page(&self, link: &str) -> String {
+        let mut at = link.to_owned();
+        for _ in 0..3 {
+            let opened = self.get(&at);
+            assert_eq!(opened.status(), StatusCode::SEE_OTHER, "{at}");
+            let location = opened.headers()["location"].to_str().unwrap();
+            let location = match location.strip_prefix('/') {
+                Some(path) => format!("{}/{path}", self.sandbox().url),
+                None => location.to_owned(),
+            };
+            if location.starts_with(&format!("{}/checkout/", self.sandbox().url)) {
+                return location;
+            }
+            at = location;
+        }
+        panic!("{link} does not lead to a checkout page");
+    }
+
     /// Opens `link` (a payment link, or the server's `/buy/<slug>`) and
     /// pays its test checkout page with a good card; returns the thanks
     /// address Stripe sends the buyer to.
     pub fn pay(&self, link: &str, email: &str) -> String {
-        let opened = self.get(link);
-        assert_eq!(opened.status(), StatusCode::SEE_OTHER);
-        let checkout = format!(
-            "{}{}",
-            self.sandbox().url,
-            opened.headers()["location"]
-                .to_str()
-                .unwrap()
-                .trim_start_matches(&self.sandbox().url)
-        );
+        let checkout = self.checkout_page(link);
         let form = shop::stripe::Form::new()
             .field("email", email)
             .field("card", "4242 4242 4242 4242");

@@ -1,0 +1,109 @@
+//! What a Stripe event does to the server's state, whether it came by
+//! webhook or was read back from Stripe by reconciliation: a paid sale is
+//! recorded and its receipt queued, a refund or a dispute closes the
+//! downloads of its payment, anything else is only recorded. Each event
+//! once, by its id, in the transaction that acts on it. The objects are
+//! read as the typed objects of `stripe`.
+
+use serde::Deserialize;
+
+use super::App;
+use crate::state::{self, StateError};
+use crate::stripe::{Charge, CheckoutSession, Dispute, Event};
+
+/// The events the server acts on.
+pub const HANDLED: [&str; 4] = [
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "charge.refunded",
+    "charge.dispute.created",
+];
+
+/// Why an event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Its object is not what its type says (Stripe never sends such).
+    #[error("the event's object is not a {0}")]
+    Malformed(&'static str),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Applies `event` received at `now`: `None` when it was already recorded.
+pub async fn apply(app: &App, event: &Event, now: i64) -> Result<Option<()>, ApplyError> {
+    let recorded = state::Event {
+        id: &event.id,
+        kind: &event.kind,
+        received: now,
+    };
+    let object = &event.data.object;
+    match event.kind.as_str() {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            let session = CheckoutSession::deserialize(object)
+                .map_err(|_| ApplyError::Malformed("checkout session"))?;
+            let purchase = super::handlers::fulfilled_purchase(app, &session);
+            let outcome = match &purchase {
+                Some(purchase) => format!("sale of `{}` {}", purchase.product, purchase.version),
+                None if super::handlers::ours(app, &session).is_some() => {
+                    "a sale waiting for payment".into()
+                }
+                None => "a sale of another integration".into(),
+            };
+            let handled = app.db.record_sale(&recorded, purchase).await?;
+            if let Some(revoked) = handled {
+                tracing::info!(
+                    purchase = %session.id,
+                    event = %event.id,
+                    "{}: {outcome}{}",
+                    event.kind,
+                    if revoked { " (already refunded: no receipt)" } else { "" }
+                );
+            }
+            Ok(handled.map(drop))
+        }
+        "charge.refunded" => {
+            let charge =
+                Charge::deserialize(object).map_err(|_| ApplyError::Malformed("charge"))?;
+            // A partial refund leaves the downloads open.
+            let closed = charge
+                .payment_intent
+                .as_deref()
+                .filter(|_| charge.refunded)
+                .map(|intent| (intent, "refunded"));
+            let handled = app.db.record_refund(&recorded, closed).await?;
+            if handled.is_some() {
+                tracing::info!(
+                    payment = %charge.payment_intent.as_deref().unwrap_or_default(),
+                    event = %event.id,
+                    "{}: {}",
+                    event.kind,
+                    if charge.refunded {
+                        "downloads closed"
+                    } else {
+                        "partial refund, downloads stay open"
+                    }
+                );
+            }
+            Ok(handled)
+        }
+        "charge.dispute.created" => {
+            let dispute =
+                Dispute::deserialize(object).map_err(|_| ApplyError::Malformed("dispute"))?;
+            let closed = dispute
+                .payment_intent
+                .as_deref()
+                .map(|intent| (intent, "disputed"));
+            let handled = app.db.record_refund(&recorded, closed).await?;
+            if handled.is_some() {
+                tracing::info!(
+                    payment = %dispute.payment_intent.as_deref().unwrap_or_default(),
+                    event = %event.id,
+                    "{}: downloads closed",
+                    event.kind
+                );
+            }
+            Ok(handled)
+        }
+        _ => Ok(app.db.record_event(&recorded).await?),
+    }
+}
