@@ -12,7 +12,9 @@
 //! is not yet recorded), `grant:recorded` (a grant is committed, its mail
 //! not sent), `release:recorded` (a release is committed and tagged, no
 //! pre-order buyer mailed yet), `sync:moved` (a staged month file is
-//! moved into `purchases/`, the next ones not, nothing committed).
+//! moved into `purchases/`, the next ones not, nothing committed),
+//! `atomic:written` (a file's new content is in its temporary, not yet
+//! renamed over it).
 
 #[cfg(debug_assertions)]
 static ARMED: std::sync::OnceLock<(String, u64)> = std::sync::OnceLock::new();

@@ -30,6 +30,11 @@ pub fn markdown(text: &str) -> String {
     ammonia::clean(&rendered)
 }
 
+/// What one rendering of a template (a page's, a mail's) may spend, in
+/// minijinja's instructions: a library of a thousand purchases takes a
+/// small part of it; a store's override that loops without end is stopped.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
+
 #[cfg(test)]
 mod tests {
     #[test]

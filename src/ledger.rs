@@ -273,7 +273,7 @@ pub fn write_grants(root: &Path, grants: &mut [Purchase]) -> Result<PathBuf, Led
     let dir = root.join(DIR);
     let path = dir.join(GRANTS_FILE);
     std::fs::create_dir_all(&dir)
-        .and_then(|()| crate::atomic::replace(&path, &render(grants)))
+        .and_then(|()| crate::atomic::replace(&path, &render(grants), &root.join(".shop")))
         .map_err(|source| LedgerError::Io {
             path: path.clone(),
             source,

@@ -90,6 +90,18 @@ impl Kind {
         }
     }
 
+    /// The values its message must show (in both parts): the link it
+    /// exists for, and a notice's way to stop notices.
+    fn essential(self) -> &'static [&'static str] {
+        match self {
+            Kind::Receipt | Kind::Gift | Kind::Delivery => &["link"],
+            Kind::Notice => &["link", "unsubscribe"],
+            Kind::Links => &["library"],
+            Kind::Upgrade => &["upgrade", "unsubscribe"],
+            Kind::Preorder => &["order"],
+        }
+    }
+
     /// The placeholders its templates may use.
     fn variables(self) -> &'static [&'static str] {
         match self {
@@ -164,6 +176,8 @@ impl Templates {
     /// The built-in templates, with the store's overrides (`templates/mail/`).
     pub fn load(store_root: &Path) -> Result<Templates, MailError> {
         let mut environment = minijinja::Environment::new();
+        // An override cannot loop for ever.
+        environment.set_fuel(Some(crate::html::TEMPLATE_FUEL));
         environment
             .add_template("layout.html", LAYOUT)
             .map_err(|error| template_error("built-in layout.html", &error))?;
@@ -220,7 +234,37 @@ impl Templates {
                 }
             }
         }
-        Ok(Templates { environment })
+        let templates = Templates { environment };
+        templates.check()?;
+        Ok(templates)
+    }
+
+    /// Renders every kind with sample values, and checks that each part
+    /// shows what its message must ([`Kind::essential`]).
+    fn check(&self) -> Result<(), MailError> {
+        for kind in Kind::ALL {
+            let values: BTreeMap<&str, String> = kind
+                .variables()
+                .iter()
+                .map(|name| (*name, format!("sample-{name}-7K2Q")))
+                .collect();
+            let rendered = self.render(kind, &values)?;
+            for name in kind.essential() {
+                let value = &values[name];
+                for (part, text) in [("txt", &rendered.text), ("html", &rendered.html)] {
+                    if !text.contains(value.as_str()) {
+                        return Err(MailError::Template {
+                            source_name: format!("templates/mail/{}.{part}", kind.name()),
+                            line: 1,
+                            message: format!(
+                                "the message does not show `{{{{ {name} }}}}`, which it must"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Renders a message of `kind` with `values` (every variable of the kind).
@@ -740,7 +784,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("templates/mail")).unwrap();
         std::fs::write(
             dir.path().join("templates/mail/receipt.html"),
-            "<p>{{product}}</p>",
+            "<p>{{product}}</p><p><a href=\"{{link}}\">Download</a></p>",
         )
         .unwrap();
         std::fs::write(
@@ -844,6 +888,22 @@ mod tests {
     }
 
     #[test]
+    fn a_template_that_drops_what_its_message_must_show_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates/mail")).unwrap();
+        std::fs::write(
+            dir.path().join("templates/mail/notice.html"),
+            "<p>{{ product }} {{ version }}: {{ link }}</p>\n",
+        )
+        .unwrap();
+        let error = Templates::load(dir.path()).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "`templates/mail/notice.html` line 1: the message does not show `{{ unsubscribe }}`, which it must"
+        );
+    }
+
+    #[test]
     fn broken_templates_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("templates/mail")).unwrap();
@@ -872,7 +932,8 @@ mod tests {
         // Conditions work as in the pages' templates.
         std::fs::write(
             dir.path().join("templates/mail/notice.html"),
-            "<p>{% if notes %}{{ notes }}{% else %}No notes.{% endif %}</p>\n",
+            "<p>{% if notes %}{{ notes }}{% else %}No notes.{% endif %}</p>\n\
+             <p>{{ link }} {{ unsubscribe }}</p>\n",
         )
         .unwrap();
         let templates = Templates::load(dir.path()).unwrap();

@@ -93,6 +93,9 @@ pub struct Plan {
     /// Recipients (also in `recipients`) whose notice a killed run handed
     /// to the mail server without learning whether it was accepted.
     pub in_doubt: Vec<String>,
+    /// Addresses of `--only` that no purchase reaching this version has.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
 }
 
 pub fn notices_path(root: &Path, slug: &str, version: &semver::Version) -> PathBuf {
@@ -283,7 +286,14 @@ pub fn plan(
         }
         Ok(())
     })?;
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        unknown: only
+            .iter()
+            .map(|address| address.to_ascii_lowercase())
+            .filter(|address| !latest.contains_key(address) && !owners.contains(address))
+            .collect(),
+        ..Plan::default()
+    };
     for (email, (_, recipient)) in latest {
         if owners.contains(&email) {
             continue;
@@ -580,7 +590,7 @@ async fn send_all(
             return Ok((message, message_id, at));
         }
         let unsubscribe =
-            crate::tokens::unsubscribe_link(&settings.base_url, key, &recipient.email, at);
+            crate::tokens::unsubscribe_link(&settings.base_url, key, &recipient.purchase, at);
         let mut values = mail::shop_values(settings, &recipient.email);
         let (notes_text, notes_html) = notes_since(product, &recipient.bought, version);
         let offer = recipient

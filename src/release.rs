@@ -1108,7 +1108,7 @@ fn record(
             problem: "did not record the release as written".into(),
         });
     }
-    crate::atomic::replace(&path, updated.as_bytes()).map_err(io)
+    crate::atomic::replace(&path, updated.as_bytes(), &root.join(".shop")).map_err(io)
 }
 
 /// The product file's text with `release` appended as `[[release]]`.

@@ -178,10 +178,13 @@ pub fn csv_line(purchase: &Purchase) -> String {
 /// Quotes a field when needed, and defuses what a spreadsheet would run as
 /// a formula (a buyer chooses their email and the UTM tags they arrive with).
 fn csv_field(field: &str) -> String {
+    // What a visitor wrote (a UTM value) may hold escape sequences: shown,
+    // never acted on by the terminal the CSV is printed to.
+    let field = crate::printable::printable(field);
     let defused = if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{field}")
     } else {
-        field.to_owned()
+        field.into_owned()
     };
     if defused.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", defused.replace('"', "\"\""))

@@ -86,11 +86,15 @@ pub fn upgrade_code(key: &Key, purchase: &str, version: &str) -> String {
     format!("UP{}", hex::encode(&digest[..6]).to_ascii_uppercase())
 }
 
-/// The one-click unsubscribe link of `email`: a token whose subject is
-/// `unsubscribe:<email>`, which no download accepts.
-pub fn unsubscribe_link(base_url: &str, key: &Key, email: &str, now: i64) -> String {
+/// The one-click unsubscribe link of the buyer of `purchase` (a Checkout
+/// Session or grant id): a token whose subject is `unsubscribe:<purchase>`,
+/// which no download accepts. It names the purchase, never the address:
+/// a token's subject is readable, and these URLs end up in proxies' and
+/// mail scanners' logs. (Links mailed before named the address; the server
+/// still takes them.)
+pub fn unsubscribe_link(base_url: &str, key: &Key, purchase: &str, now: i64) -> String {
     let claims = Claims {
-        purchase: format!("{UNSUBSCRIBE}{}", email.to_ascii_lowercase()),
+        purchase: format!("{UNSUBSCRIBE}{purchase}"),
         expires: now + 10 * 365 * 86_400,
     };
     format!("{base_url}/unsubscribe/{}", sign(key, &claims))

@@ -324,7 +324,20 @@ fn unsubscribing_takes_a_button_not_a_visit() {
     let key = shop::tokens::Key::new(
         shop::secret::Secret::new("SHOP_TOKEN_SECRET", TOKEN_SECRET).unwrap(),
     );
-    let link = shop::tokens::unsubscribe_link(&served.url, &key, "ada@example.com", now());
+    let page = served.buy("ada@example.com");
+    let link = shop::tokens::unsubscribe_link(&served.url, &key, &served.session_of(&page), now());
+    // The link is opaque: its token names the purchase, not the address.
+    let token = link.rsplit('/').next().unwrap();
+    let payload = token.split('.').next().unwrap();
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&payload).contains("ada"),
+        "{}",
+        String::from_utf8_lossy(&payload)
+    );
     // A mail scanner following the link unsubscribes nobody.
     for _ in 0..3 {
         let visit = served.get(&link);
@@ -346,7 +359,33 @@ fn unsubscribing_takes_a_button_not_a_visit() {
         )
         .unwrap();
     assert_eq!(posted.status(), StatusCode::OK);
-    assert_eq!(served.query("SELECT email FROM opt_outs").len(), 1);
+    assert_eq!(
+        served.query("SELECT email FROM opt_outs"),
+        [[format!(
+            "{:?}",
+            rusqlite::types::Value::Text("ada@example.com".into())
+        )]]
+    );
+    // A link mailed before links named the purchase (it named the
+    // address) still works.
+    let before = shop::tokens::sign(
+        &key,
+        &shop::tokens::Claims {
+            purchase: format!("{}grace@example.com", shop::tokens::UNSUBSCRIBE),
+            expires: now() + 3600,
+        },
+    );
+    let posted = served
+        .runtime
+        .block_on(
+            served
+                .http
+                .post(format!("{}/unsubscribe/{before}", served.url))
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::OK);
+    assert_eq!(served.query("SELECT email FROM opt_outs").len(), 2);
 }
 
 /// Asks `/lost` for `email` as `client` (behind the proxy), with `origin`:
@@ -545,7 +584,8 @@ fn logs_hold_no_token_and_no_address_at_any_level() {
     let key = shop::tokens::Key::new(
         shop::secret::Secret::new("SHOP_TOKEN_SECRET", TOKEN_SECRET).unwrap(),
     );
-    let unsubscribe = shop::tokens::unsubscribe_link(&served.url, &key, "ada@example.com", now());
+    let unsubscribe =
+        shop::tokens::unsubscribe_link(&served.url, &key, &served.session_of(&page), now());
     served.get(&unsubscribe);
     served
         .runtime

@@ -500,3 +500,283 @@ fn nothing_outside_the_store_is_served_as_a_cover() {
         .code(1)
         .stderr_has(&["is named as image/png but its bytes are no image shop knows"]);
 }
+
+/// 1,100 connections from one client to a server that may open 1,024
+/// files, each with a request answered and kept alive (as a client that
+/// asks once every 20 seconds would); then a request from another client.
+/// Returns how many of the 1,100 the server kept open, how many it closed
+/// after answering (to make room), and the other client's answer.
+fn flood_with_keep_alives(per_client: Option<u32>) -> (usize, usize, StatusCode) {
+    // This process holds the attacker's 1,100 sockets.
+    rlimit::increase_nofile_limit(8192).unwrap();
+    let mut served = Served::prepare(&[], FILES, |test| {
+        if let Some(count) = per_client {
+            let settings = test.read("shop.toml").replace(
+                "[serve]\n",
+                &format!("[serve]\nconnections_per_client = {count}\n"),
+            );
+            test.write("shop.toml", &settings);
+        }
+    });
+    served.wrapper = ["sh", "-c", "ulimit -n 1024 && exec \"$0\" \"$@\""]
+        .map(String::from)
+        .to_vec();
+    served.launch();
+    let address = served.url.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..1100 {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: shop\r\n\r\n");
+        held.push(stream);
+    }
+    let answer = served
+        .runtime
+        .block_on(async {
+            let other = reqwest::Client::builder()
+                .local_address("127.0.0.2".parse::<IpAddr>().unwrap())
+                .timeout(std::time::Duration::from_secs(20))
+                .build()
+                .unwrap();
+            other.get(format!("{}/healthz", served.url)).send().await
+        })
+        .unwrap();
+    let mut kept = 0;
+    let mut closed_after = 0;
+    for stream in &mut held {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut buffer = [0u8; 12];
+        if matches!(stream.read(&mut buffer), Ok(n) if n > 0) {
+            assert_eq!(&buffer, b"HTTP/1.1 200");
+            // Still open after its answer: not closed to make room.
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_millis(1)))
+                .unwrap();
+            let mut rest = [0u8; 4096];
+            let mut open = true;
+            loop {
+                match stream.read(&mut rest) {
+                    Ok(0) => {
+                        open = false;
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(_) => break,
+                }
+            }
+            kept += usize::from(open);
+            closed_after += usize::from(!open);
+        }
+    }
+    (kept, closed_after, answer.status())
+}
+
+#[test]
+fn a_thousand_keep_alive_connections_from_one_client_leave_room_for_others() {
+    // One client holds its share, 256 connections; the rest were closed at
+    // once, and another client is answered.
+    assert_eq!(flood_with_keep_alives(None), (256, 0, StatusCode::OK));
+}
+
+#[test]
+fn a_full_server_closes_idle_connections_of_the_heaviest_client_for_a_newcomer() {
+    // No share per client here: the server fills up to its descriptors less
+    // a reserve (1,024 - 64), then closes the idle connections of the
+    // client holding the most to take a newcomer in.
+    let (kept, closed, status) = flood_with_keep_alives(Some(5000));
+    assert_eq!(status, StatusCode::OK);
+    assert!(closed > 0, "none closed to make room");
+    // Within the descriptors: at most half the reserve closing at a time.
+    let most = 1024 - shop::server::connection::RESERVE;
+    assert!(
+        kept <= most + shop::server::connection::RESERVE / 2,
+        "{kept} kept"
+    );
+}
+
+#[test]
+fn templates_that_fail_or_drop_what_a_page_must_show_stop_the_check_and_the_start() {
+    let mut test = crate::harness::Test::store();
+    test.env("STRIPE_SECRET_KEY", "sk_test_templates");
+    test.env("SHOP_TOKEN_SECRET", crate::support::served::TOKEN_SECRET);
+    std::fs::create_dir_all(test.path().join("templates/mail")).unwrap();
+    let cases = [
+        (
+            "templates/front.html",
+            "<h1>{{ shop }}</h1>{{ nosuchthing.deep }}",
+            "the page template `templates/front.html`",
+        ),
+        (
+            "templates/page.html",
+            "<title>{{ title }}</title><p>{{ shop }} {{ support }}</p>",
+            "it does not show the page's `body`",
+        ),
+        (
+            "templates/thanks.html",
+            "<h1>Thank you!</h1><p>{{ order }}</p>",
+            "it does not show the download of each file",
+        ),
+        (
+            "templates/mail/notice.txt",
+            "Subject: {{ product }} {{ version }}\n\nGet it: {{ link }}\n",
+            "the message does not show `{{ unsubscribe }}`",
+        ),
+        (
+            "templates/front.html",
+            "{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}",
+            "the page template `templates/front.html`",
+        ),
+    ];
+    for (file, text, expected) in cases {
+        test.write(file, text);
+        test.shop(&["products", "check"])
+            .code(1)
+            .stderr_has(&[expected, "hint: "]);
+        test.shop(&["serve", "--listen", "127.0.0.1:0"])
+            .code(1)
+            .stderr_has(&[expected]);
+        std::fs::remove_file(test.path().join(file)).unwrap();
+    }
+    test.shop(&["products", "check"]).success();
+}
+
+#[test]
+fn what_visitors_wrote_never_reaches_the_terminal_as_escapes() {
+    let test = crate::harness::Test::store();
+    // A visitor's UTM source, as `/buy/guide?utm_source=…` carries it into
+    // the ledger: it clears the screen and writes the clipboard.
+    let source = "news\u{1b}[2J\u{1b}]52;c;ZXZpbA==\u{7}letter";
+    let line = serde_json::json!({"id": "cs_test_esc", "created": "2026-11-02T10:00:00Z",
+        "email": "ada@example.com", "product": "example-book", "version": "1.0.0",
+        "amount": 2900, "currency": "usd", "payment_intent": "pi_esc", "status": "paid",
+        "utm_source": source});
+    test.write("purchases/2026-11.jsonl", &format!("{line}\n"));
+    for args in [&["report", "--by", "source"][..], &["report", "--csv"][..]] {
+        let run = test.shop(args).success();
+        let out = run.stdout();
+        assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+        assert!(
+            out.contains("news\\u{1b}[2J\\u{1b}]52;c;ZXZpbA==\\u{7}letter"),
+            "{out}"
+        );
+    }
+}
+
+/// Releases `guide` `version` in a served store (new bytes each time).
+fn release_guide(served: &Served, version: &str, extra: &[&str]) {
+    let build = served.test.root().join("build");
+    std::fs::write(
+        build.join("guide.pdf"),
+        format!("%PDF {version}").repeat(100),
+    )
+    .unwrap();
+    std::fs::write(build.join("guide.epub"), format!("PK {version}")).unwrap();
+    let (pdf, epub) = (build.join("guide.pdf"), build.join("guide.epub"));
+    let mut args = vec![
+        "release",
+        "guide",
+        version,
+        pdf.to_str().unwrap(),
+        epub.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    served.test.shop(&args).success();
+}
+
+#[test]
+fn notify_tells_the_buyers_since_the_last_sync_too() {
+    let served = Served::start();
+    // Ada buys; nobody runs `shop sync`.
+    served.buy("ada@example.com");
+    release_guide(&served, "1.1.0", &[]);
+    served
+        .test
+        .shop(&["notify", "guide", "1.1.0", "--dry-run"])
+        .success()
+        .stderr_has(&[
+            "the ledger is behind Stripe (a sync would change purchases/",
+            "the real run syncs first, and tells the buyers since the last `shop sync` too",
+            "dry run: would email 0 buyers",
+        ]);
+    served
+        .test
+        .shop(&["notify", "guide", "1.1.0", "--only", "nobody@example.com"])
+        .code(1)
+        .stderr_has(&[
+            "synced first: 1 purchase new in the ledger",
+            "`nobody@example.com` has no purchase that The Field Guide 1.1.0 reaches",
+            "hint: check the address",
+        ]);
+    served
+        .test
+        .shop(&["notify", "guide", "1.1.0"])
+        .success()
+        .stdout_has(&["sent 1 notice about The Field Guide 1.1.0"]);
+    served.wait_for("the notice", || {
+        served.outbox().iter().any(|mail| {
+            mail.contains("To: ada@example.com") && mail.contains("The Field Guide 1.1.0 is out")
+        })
+    });
+}
+
+#[test]
+fn an_upgrade_link_works_the_moment_it_is_mailed() {
+    // A server that reads the store again only much later.
+    let served = Served::start_with_store(&[("SHOP_STORE_WATCH_SECONDS", "3600")], |test| {
+        let product = test.read("products/guide.toml");
+        test.write(
+            "products/guide.toml",
+            &format!("{product}updates = \"same-major\"\nupgrade_discount = \"50%\"\n"),
+        );
+    });
+    served.buy("ada@example.com");
+    release_guide(&served, "2.0.0", &["--notify"]);
+    let mail = served
+        .outbox()
+        .into_iter()
+        .find(|text| text.contains("To: ada@example.com") && text.contains("?upgrade="))
+        .expect("the upgrade offer");
+    let at = mail.find("/buy/guide?upgrade=").unwrap();
+    let link: String = mail[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "/?=".contains(*c))
+        .collect();
+    // The server still sells 1.0.0, yet the code opens 2.0.0's checkout.
+    assert!(served.body(served.get("/")).contains("version 1.0.0"));
+    let checkout = served.checkout_page(&link);
+    let id = checkout.rsplit('/').next().unwrap().to_owned();
+    let session = served
+        .runtime
+        .block_on(served.sandbox().client().checkout_session(&id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.metadata.get("version").map(String::as_str),
+        Some("2.0.0")
+    );
+}
+
+#[test]
+fn a_killed_grant_leaves_nothing_for_git_to_commit() {
+    let mut served = Served::start();
+    served.test.env("SHOP_FAULT", "atomic:written");
+    let killed = served
+        .test
+        .shop(&["grant", "ada@example.com", "guide", "--no-mail"])
+        .stderr_has(&["SHOP_FAULT: stopped at `atomic:written`"]);
+    assert!(!killed.output.status.success());
+    let status = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(served.test.path())
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(!status.contains("tmp"), "{status}");
+    // The grant, run again, is made.
+    served.test.env("SHOP_FAULT", "");
+    served
+        .test
+        .shop(&["grant", "ada@example.com", "guide", "--no-mail"])
+        .success();
+}

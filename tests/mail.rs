@@ -470,9 +470,22 @@ fn notices_follow_the_policy_and_go_once_across_a_kill() {
             "`templates/mail/notice.txt` line 4: `linkk` is not a value of this message",
             "hint:",
         ]);
+    // A notice must say how to stop notices.
     served.test.write(
         "templates/mail/notice.txt",
         "Subject: New: {{product}} {{version}}\n\nHi {{email}},\n{{link}}\n",
+    );
+    served
+        .test
+        .shop(&["notify", "guide", "2.1.0"])
+        .code(1)
+        .stderr_has(&[
+            "`templates/mail/notice.txt` line 1: the message does not show `{{ unsubscribe }}`",
+            "hint:",
+        ]);
+    served.test.write(
+        "templates/mail/notice.txt",
+        "Subject: New: {{product}} {{version}}\n\nHi {{email}},\n{{link}}\nStop: {{unsubscribe}}\n",
     );
     // Same major only: buyers of 1.x are not entitled to 2.1.0.
     served
@@ -616,9 +629,10 @@ fn an_error_mid_run_waits_for_the_messages_in_flight_and_records_them() {
         ledger.replace("\"buyer20@example.com\"", "\"buyer20@@example.com\""),
     )
     .unwrap();
+    // (`--no-sync`: a sync would put Stripe's address back first.)
     served
         .test
-        .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s"])
+        .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s", "--no-sync"])
         .code(1)
         .stderr_has(&["`buyer20@@example.com` is not a mail address", "hint:"]);
     std::fs::write(&month, &ledger).unwrap();

@@ -200,7 +200,7 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
     context.output.note(format!(
         "gave `{}` {version} to `{}` (grant `{}`){}; the link, valid until {}:",
         product.slug,
-        grant.email,
+        crate::printable::printable(&grant.email),
         grant.id,
         if mailed { ", mailed" } else { ", not mailed" },
         crate::dates::timestamp(expires),

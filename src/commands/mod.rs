@@ -461,16 +461,26 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
-/// Left-aligned columns separated by two spaces.
+/// Left-aligned columns separated by two spaces; every cell printable
+/// (a cell may hold what a visitor or buyer wrote: `printable`).
 pub(crate) fn table<R: AsRef<[String]>>(header: &[String], rows: &[R]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.as_ref()
+                .iter()
+                .map(|cell| crate::printable::printable(cell).into_owned())
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row.as_ref()) {
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut text = String::new();
-    for row in std::iter::once(header).chain(rows.iter().map(AsRef::as_ref)) {
+    for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
         let mut line = String::new();
         for (index, (cell, width)) in row.iter().zip(&widths).enumerate() {
             if index + 1 == header.len() {

@@ -37,6 +37,11 @@ pub struct Args {
     /// instead (what `shop release` does when a pre-ordered version is out)
     #[arg(long)]
     pub preorders: bool,
+
+    /// Do not bring the purchases made since the last `shop sync` into the
+    /// ledger first (their buyers are then not told)
+    #[arg(long)]
+    pub no_sync: bool,
 }
 
 fn parse_rate(text: &str) -> Result<u32, String> {
@@ -65,6 +70,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                 notify::Audience::Updates
             },
             print: true,
+            sync: !args.no_sync,
         },
     )
     .map(drop)
@@ -80,6 +86,8 @@ pub(crate) struct Options<'a> {
     /// Print what was done (or would be); `shop release --json` puts it
     /// in its own answer instead.
     pub print: bool,
+    /// Bring Stripe's newest purchases into the ledger first.
+    pub sync: bool,
 }
 
 /// What a run did: as many sent, and as many skipped.
@@ -108,8 +116,52 @@ impl Options<'_> {
             skip_in_doubt: false,
             audience,
             print,
+            sync: true,
         }
     }
+}
+
+/// A sync inside `notify`: its own lines say what it did.
+struct Quiet;
+
+impl crate::sync::Progress for Quiet {
+    fn sessions(&self, _seen: u64, _kept: u64) {}
+    fn finish(&self) {}
+}
+
+/// Brings the purchases made since the last `shop sync` into the ledger,
+/// so that nobody who bought is left out (in a dry run, only counts them);
+/// without a Stripe key, says what that leaves out.
+fn sync_first(context: &Context, store: &crate::store::Store, dry_run: bool) -> anyhow::Result<()> {
+    let stripe = match context.stripe() {
+        Ok(stripe) => stripe,
+        Err(_) => {
+            context.output.note(
+                "warning: `STRIPE_SECRET_KEY` is not set, so purchases made since the last `shop sync` are not in the ledger and their buyers are not told\n\
+                 hint: set the key (notify then syncs first), or run `shop sync` before `shop notify`",
+            );
+            return Ok(());
+        }
+    };
+    let request = crate::sync::Request {
+        store,
+        full: false,
+        since: None,
+        dry_run,
+    };
+    let synced = super::block_on(crate::sync::run(&request, &stripe, &Quiet))??;
+    if dry_run && !synced.files.is_empty() {
+        context.output.note(format!(
+            "the ledger is behind Stripe (a sync would change {}): the real run syncs first, and tells the buyers since the last `shop sync` too",
+            synced.files.join(", ")
+        ));
+    } else if synced.new > 0 {
+        context.output.note(format!(
+            "synced first: {} new in the ledger",
+            crate::store::count(synced.new as usize, "purchase")
+        ));
+    }
+    Ok(())
 }
 
 fn clock() -> i64 {
@@ -138,6 +190,7 @@ pub(crate) fn notify_version(
         skip_in_doubt,
         audience,
         print,
+        sync,
     } = options;
     let (noun, about) = match audience {
         notify::Audience::Updates => ("notice", "about"),
@@ -168,11 +221,24 @@ pub(crate) fn notify_version(
     // Templates and keys are checked before anything is sent.
     let templates = crate::mail::Templates::load(&store.root)?;
     let keys = super::token_keys()?;
+    if sync {
+        sync_first(context, &store, dry_run)?;
+    }
     let opt_outs = match super::existing_state(&store)? {
         Some(db) => super::block_on(db.opt_outs())??,
         None => Default::default(),
     };
     let plan = notify::plan(&store, product, version, audience, &opt_outs, only)?;
+    if let Some(address) = plan.unknown.first() {
+        return Err(crate::error::hinted(
+            format!(
+                "`{}` has no purchase that {} {version} reaches",
+                crate::printable::printable(address),
+                product.name
+            ),
+            "check the address (`shop report --csv` lists every buyer); a purchase made moments ago reaches the ledger with `shop sync`",
+        ));
+    }
     let skipped = format!(
         "{} already told, {} opted out",
         plan.already_told, plan.opted_out
@@ -195,7 +261,7 @@ pub(crate) fn notify_version(
             for recipient in &plan.recipients {
                 lines.push_str(&format!(
                     "{}  (bought {}, {}){}\n",
-                    recipient.email,
+                    crate::printable::printable(&recipient.email),
                     recipient.bought,
                     recipient.purchase,
                     if recipient.upgrade {

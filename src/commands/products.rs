@@ -138,6 +138,16 @@ fn check(context: &Context, store: &Store) -> anyhow::Result<()> {
         lines.push_str(&format!("  {name:<22} {state:<8} (for {used_by})\n"));
     }
     problems.extend(file_problems(store));
+    // The store's templates, rendered as a buyer would get them.
+    let template_problem = |error: &(dyn std::error::Error + 'static), hint: String| {
+        format!("{}\nhint: {hint}", crate::error::message(error))
+    };
+    if let Err(error) = crate::mail::Templates::load(&store.root) {
+        problems.push(template_problem(&error, crate::error::Hint::hint(&error)));
+    }
+    if let Err(error) = crate::server::views::Views::load(&store.root) {
+        problems.push(template_problem(&error, crate::error::Hint::hint(&error)));
+    }
     let unstamped = unstamped(store);
     if context.output.json {
         let unstamped: serde_json::Map<_, _> = unstamped
@@ -185,7 +195,7 @@ fn file_problems(store: &Store) -> Vec<String> {
     let found = |error: &disk::Refusal| {
         format!(
             "{}\nhint: {}",
-            crate::error::one_line(error),
+            crate::error::message(error),
             crate::error::Hint::hint(error)
         )
     };

@@ -58,7 +58,12 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         );
     }
     let state = super::state_location(&store)?;
-    raise_open_file_limit(context);
+    let descriptors = raise_open_file_limit(context);
+    let admission = server::Admission::for_descriptors(
+        descriptors,
+        store.settings.serve.limits.connections as usize,
+        store.settings.serve.trusted_proxies.clone(),
+    );
     // Templates are checked now, so a broken one stops the start, not a send.
     let templates = crate::mail::Templates::load(&store.root)?;
     let views = crate::server::views::Views::load(&store.root)?;
@@ -106,11 +111,17 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                 tracing::info!("start-up check: the keys work");
             }
         });
-        // A release made while the server runs is picked up within seconds.
+        // A release made while the server runs is picked up within seconds
+        // (SHOP_STORE_WATCH_SECONDS: tests lengthen it, to see a server
+        // whose store is behind).
+        let watch = std::env::var("SHOP_STORE_WATCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2);
         let watched = app.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                tokio::time::sleep(std::time::Duration::from_secs(watch)).await;
                 watched.refresh_store();
             }
         });
@@ -153,6 +164,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             app.clone(),
             listener,
             timeouts,
+            admission,
             super::shutdown_signal(),
         ))
         .await?;
@@ -164,8 +176,9 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
 }
 
 /// Each connection holds a file descriptor: raise the soft limit to the
-/// hard one (systemd's default soft limit is 1024) and say what it is.
-fn raise_open_file_limit(context: &Context) {
+/// hard one (systemd's default soft limit is 1024) and say what it is;
+/// returns it.
+fn raise_open_file_limit(context: &Context) -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => {
             tracing::info!("open-file limit: {limit}");
@@ -175,8 +188,12 @@ fn raise_open_file_limit(context: &Context) {
                      hint: raise it with `LimitNOFILE=` in the systemd unit or `ulimit -n`"
                 ));
             }
+            limit
         }
-        Err(error) => tracing::warn!("cannot raise the open-file limit: {error}"),
+        Err(error) => {
+            tracing::warn!("cannot raise the open-file limit: {error}");
+            1024
+        }
     }
 }
 

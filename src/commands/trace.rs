@@ -80,7 +80,8 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         ));
     };
     context.output.data(format!(
-        "`{shown}` is the copy of {email}: order {} ({id}), {product} {version}, bought {}",
+        "`{shown}` is the copy of {}: order {} ({id}), {product} {version}, bought {}",
+        crate::printable::printable(email),
         crate::ledger::order_number(id),
         crate::dates::human_time(*created),
     ))?;

@@ -13,17 +13,30 @@
 //!
 //! Accepting never stops the server: when the process is out of file
 //! descriptors, the error is logged (once a second) and accepting resumes
-//! as soon as connections close.
+//! as soon as connections close. And no client can take every descriptor:
+//! each client (an IPv4 address or an IPv6 /64; a trusted proxy is many
+//! clients and is not counted) may hold at most [`Admission::per_client`]
+//! connections, a newcomer past that is closed at once; past three
+//! quarters of [`Admission::most`] (the descriptors less a reserve for
+//! files, databases and the services the server calls) idle connections
+//! get a short idle time, and at `most` the idle connections of the client
+//! holding the most are closed to make room for the newcomer.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use ipnet::IpNet;
+
+use super::client::ClientKey;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use warp::http;
@@ -52,6 +65,143 @@ impl Default for Timeouts {
     }
 }
 
+/// How many connections the server keeps open.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// Connections one client may hold open at once.
+    pub per_client: usize,
+    /// Connections in all: the open-file limit less [`RESERVE`].
+    pub most: usize,
+    /// Proxies whose connections carry many clients: not counted per client.
+    pub trusted: Vec<IpNet>,
+}
+
+/// Descriptors kept for what is not a connection: files streamed, the
+/// database, the connections to Stripe, GitHub and the mail server, logs.
+pub const RESERVE: usize = 64;
+
+/// How long a connection may idle once three quarters of `most` are open.
+const IDLE_UNDER_PRESSURE: Duration = Duration::from_secs(2);
+
+impl Admission {
+    /// For a process that may open `descriptors` files.
+    pub fn for_descriptors(descriptors: u64, per_client: usize, trusted: Vec<IpNet>) -> Admission {
+        let descriptors = usize::try_from(descriptors).unwrap_or(usize::MAX);
+        Admission {
+            per_client,
+            most: descriptors.saturating_sub(RESERVE).max(16),
+            trusted,
+        }
+    }
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission::for_descriptors(1024, 256, Vec::new())
+    }
+}
+
+/// The open connections, by client.
+#[derive(Debug, Default)]
+struct Registry {
+    open: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    /// Connections told to close that have not closed yet.
+    closing: usize,
+    next: u64,
+    /// Each client's connections, by id, with their stages.
+    clients: HashMap<Option<ClientKey>, HashMap<u64, Arc<Stage>>>,
+}
+
+impl Registry {
+    /// Takes a place for a connection of `client` (`None`: a trusted
+    /// proxy's), making room if the server is full; `None` when there is
+    /// no place for it.
+    fn admit(
+        self: &Arc<Registry>,
+        client: Option<ClientKey>,
+        stage: Arc<Stage>,
+        admission: &Admission,
+    ) -> Option<Place> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = client
+            && open.clients.get(&Some(key)).map_or(0, HashMap::len) >= admission.per_client
+        {
+            return None;
+        }
+        // Full: room is made by closing an idle connection, while the
+        // connections still closing fit in half the reserve.
+        if open.total >= admission.most && (open.closing >= RESERVE / 2 || !open.evict_idle()) {
+            return None;
+        }
+        open.total += 1;
+        open.next += 1;
+        let id = open.next;
+        open.clients.entry(client).or_default().insert(id, stage);
+        Some(Place {
+            registry: self.clone(),
+            client,
+            id,
+        })
+    }
+
+    /// Whether so many connections are open that idle ones should go soon.
+    fn pressed(&self, admission: &Admission) -> bool {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.total * 4 >= admission.most * 3
+    }
+}
+
+impl Open {
+    /// Closes an idle connection of the client that holds the most, if any
+    /// is idle; says whether one was.
+    fn evict_idle(&mut self) -> bool {
+        let mut clients: Vec<&HashMap<u64, Arc<Stage>>> = self.clients.values().collect();
+        clients.sort_by_key(|connections| std::cmp::Reverse(connections.len()));
+        let found = clients.into_iter().find_map(|connections| {
+            connections
+                .values()
+                .find(|stage| stage.is_idle() && !stage.evicted.load(Ordering::Relaxed))
+        });
+        match found {
+            Some(stage) => {
+                stage.evict();
+                self.closing += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A connection's place in the registry, given back when it ends.
+struct Place {
+    registry: Arc<Registry>,
+    client: Option<ClientKey>,
+    id: u64,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut open = self.registry.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(connections) = open.clients.get_mut(&self.client)
+            && let Some(stage) = connections.remove(&self.id)
+        {
+            if connections.is_empty() {
+                open.clients.remove(&self.client);
+            }
+            open.total = open.total.saturating_sub(1);
+            if stage.evicted.load(Ordering::Relaxed) {
+                open.closing = open.closing.saturating_sub(1);
+            }
+        }
+    }
+}
+
 /// The address of the TCP peer of a request (a proxy, behind one).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
@@ -69,17 +219,41 @@ enum Phase {
     Idle(Instant),
 }
 
-/// One connection's phase, shared by its socket and its service.
+/// One connection's phase, shared by its socket and its service, and
+/// whether the server wants it closed (and how to wake it to close).
 #[derive(Debug)]
-struct Stage(Mutex<Phase>);
+struct Stage {
+    phase: Mutex<Phase>,
+    evicted: AtomicBool,
+    waker: AtomicWaker,
+}
 
 impl Stage {
+    fn new() -> Stage {
+        Stage {
+            phase: Mutex::new(Phase::Head(Instant::now())),
+            evicted: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        }
+    }
+
     fn set(&self, phase: Phase) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = phase;
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = phase;
     }
 
     fn get(&self) -> Phase {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Between requests, or connected and silent.
+    fn is_idle(&self) -> bool {
+        matches!(self.get(), Phase::Idle(_) | Phase::Head(_))
+    }
+
+    /// Closes the connection at its next read.
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::Relaxed);
+        self.waker.wake();
     }
 }
 
@@ -89,6 +263,8 @@ struct Guarded<T> {
     io: T,
     stage: Arc<Stage>,
     timeouts: Timeouts,
+    registry: Arc<Registry>,
+    admission: Arc<Admission>,
     read_timer: Pin<Box<Sleep>>,
     write_timer: Pin<Box<Sleep>>,
     /// When the current write first had to wait.
@@ -100,7 +276,14 @@ impl<T> Guarded<T> {
         match self.stage.get() {
             Phase::Head(since) => Some(since + self.timeouts.head),
             Phase::Handling(since) => Some(since + self.timeouts.idle),
-            Phase::Idle(since) => Some(since + self.timeouts.idle),
+            Phase::Idle(since) => {
+                let idle = if self.registry.pressed(&self.admission) {
+                    self.timeouts.idle.min(IDLE_UNDER_PRESSURE)
+                } else {
+                    self.timeouts.idle
+                };
+                Some(since + idle)
+            }
             Phase::Responding => None,
         }
     }
@@ -138,6 +321,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
             Poll::Pending => {
                 let this = &mut *self;
+                this.stage.waker.register(cx.waker());
+                if this.stage.evicted.load(Ordering::Relaxed) && this.stage.is_idle() {
+                    return Poll::Ready(Err(timed_out("closed to make room for others")));
+                }
                 match this.read_deadline() {
                     Some(deadline) if expired(&mut this.read_timer, deadline, cx) => {
                         Poll::Ready(Err(timed_out("the client sent nothing in time")))
@@ -278,6 +465,7 @@ pub async fn serve<S, B>(
     listener: tokio::net::TcpListener,
     service: S,
     timeouts: Timeouts,
+    admission: Admission,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     S: tower_service::Service<
@@ -294,6 +482,8 @@ pub async fn serve<S, B>(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut last_complaint: Option<Instant> = None;
+    let registry = Arc::new(Registry::default());
+    let admission = Arc::new(admission);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -313,12 +503,23 @@ pub async fn serve<S, B>(
             }
         };
         let _ = stream.set_nodelay(true);
-        let stage = Arc::new(Stage(Mutex::new(Phase::Head(Instant::now()))));
+        let stage = Arc::new(Stage::new());
+        let client = (!admission.trusted.iter().any(|net| net.contains(&peer.ip())))
+            .then(|| ClientKey::of(peer.ip()));
+        let Some(place) = registry.admit(client, stage.clone(), &admission) else {
+            // Closed at once: this client holds its share, or the server
+            // is full of connections that are all busy.
+            tracing::debug!("refused a connection: no place for it");
+            drop(stream);
+            continue;
+        };
         let far = Instant::now() + Duration::from_secs(86_400);
         let io = Guarded {
             io: stream,
             stage: stage.clone(),
             timeouts,
+            registry: registry.clone(),
+            admission: admission.clone(),
             read_timer: Box::pin(tokio::time::sleep_until(far)),
             write_timer: Box::pin(tokio::time::sleep_until(far)),
             write_waiting: None,
@@ -339,6 +540,7 @@ pub async fn serve<S, B>(
             if let Err(error) = connection.await {
                 tracing::debug!("connection from {peer} ended: {error}");
             }
+            drop(place);
         });
     }
     drop(listener);

@@ -4,30 +4,27 @@
 
 use std::sync::Arc;
 
-use minijinja::{Value, context};
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Reply;
 
 use super::App;
 use super::handlers::{Answer, not_found, render};
-use super::views::safe;
+use super::views::{FrontPage, Included, ProductCard, ProductPage, ReleaseNotes, safe};
 use crate::store::settings::{TaxBehavior, TaxSettings};
 use crate::store::{Product, Store, UpdatePolicy};
 
 /// What a product card shows; `None` for a product not yet released.
-fn card(store: &Store, product: &Product) -> Option<Value> {
+fn card(store: &Store, product: &Product) -> Option<ProductCard> {
     let latest = product.latest()?;
     // A bundle: what its newest release gives, and their formats.
     let holdings = store.holdings(&product.slug, &latest.version.to_string());
-    let includes: Vec<Value> = match product.is_bundle() {
+    let includes: Vec<Included> = match product.is_bundle() {
         true => holdings
             .iter()
-            .map(|holding| {
-                context! {
-                    slug => holding.product.slug,
-                    name => holding.product.name,
-                    version => holding.bought.to_string(),
-                }
+            .map(|holding| Included {
+                slug: holding.product.slug.clone(),
+                name: holding.product.name.clone(),
+                version: holding.bought.to_string(),
             })
             .collect(),
         false => Vec::new(),
@@ -47,16 +44,22 @@ fn card(store: &Store, product: &Product) -> Option<Value> {
             }
         }
     }
-    Some(context! {
-        slug => product.slug,
-        name => product.name,
-        description => product.description.as_deref().map(|text| safe(crate::html::markdown(text))),
-        cover => product.cover.as_ref().map(|_| format!("/cover/{}", product.slug)),
-        price => price_text(product, store.settings.tax),
-        version => latest.version.to_string(),
-        date => latest.date.to_string(),
-        preorder => latest.preorder,
-        formats => formats.join(", "),
+    Some(ProductCard {
+        slug: product.slug.clone(),
+        name: product.name.clone(),
+        description: product
+            .description
+            .as_deref()
+            .map(|text| safe(crate::html::markdown(text))),
+        cover: product
+            .cover
+            .as_ref()
+            .map(|_| format!("/cover/{}", product.slug)),
+        price: price_text(product, store.settings.tax),
+        version: latest.version.to_string(),
+        date: latest.date.to_string(),
+        preorder: latest.preorder,
+        formats: formats.join(", "),
         includes,
     })
 }
@@ -88,22 +91,25 @@ fn policy(product: &Product) -> String {
 
 pub async fn front(app: Arc<App>) -> Answer {
     let store = app.store();
-    let products: Vec<Value> = store
-        .products
-        .iter()
-        .filter_map(|product| card(&store, product))
-        .collect();
-    let context = context! {
-        shop => store.settings.name,
-        about => store.settings.about.as_deref().map(|text| safe(crate::html::markdown(text))),
-        products,
+    let context = FrontPage {
+        shop: store.settings.name.clone(),
+        about: store
+            .settings
+            .about
+            .as_deref()
+            .map(|text| safe(crate::html::markdown(text))),
+        products: store
+            .products
+            .iter()
+            .filter_map(|product| card(&store, product))
+            .collect(),
     };
     render(
         &app,
         StatusCode::OK,
         &store.settings.name,
         "front.html",
-        context,
+        minijinja::Value::from_serialize(&context),
     )
 }
 
@@ -116,26 +122,33 @@ pub async fn product(slug: String, app: Arc<App>) -> Answer {
     else {
         return not_found(&app);
     };
-    let releases: Vec<Value> = product
+    let releases: Vec<ReleaseNotes> = product
         .releases
         .iter()
         .rev()
-        .map(|release| {
-            context! {
-                version => release.version.to_string(),
-                date => release.date.to_string(),
-                preorder => release.preorder,
-                notes => release.notes.as_deref().map(|text| safe(crate::html::markdown(text))),
-            }
+        .map(|release| ReleaseNotes {
+            version: release.version.to_string(),
+            date: release.date.to_string(),
+            preorder: release.preorder,
+            notes: release
+                .notes
+                .as_deref()
+                .map(|text| safe(crate::html::markdown(text))),
         })
         .collect();
-    let context = context! {
-        shop => store.settings.name,
-        product => card,
-        policy => policy(product),
+    let context = ProductPage {
+        shop: store.settings.name.clone(),
+        product: card,
+        policy: policy(product),
         releases,
     };
-    render(&app, StatusCode::OK, &product.name, "product.html", context)
+    render(
+        &app,
+        StatusCode::OK,
+        &product.name,
+        "product.html",
+        minijinja::Value::from_serialize(&context),
+    )
 }
 
 /// A product's cover image, from the store.

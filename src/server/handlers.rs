@@ -473,6 +473,14 @@ pub async fn buy(
     let Some(product) = store.product(&slug).ok() else {
         return not_found(&app);
     };
+    let came_from = crate::metadata::Attribution::of_visit(
+        &query,
+        referer.as_deref(),
+        &store.settings.base_url,
+    );
+    if let Some(code) = query.get("upgrade") {
+        return upgrade_checkout(&app, client, &slug, code, &came_from).await;
+    }
     let Some(release) = product.latest() else {
         return html(
             &app,
@@ -484,14 +492,6 @@ pub async fn buy(
             ),
         );
     };
-    let came_from = crate::metadata::Attribution::of_visit(
-        &query,
-        referer.as_deref(),
-        &store.settings.base_url,
-    );
-    if let Some(code) = query.get("upgrade") {
-        return upgrade_checkout(&app, client, product, release, code, &came_from).await;
-    }
     if release.payment_link_url.is_empty() {
         return unavailable(&app);
     }
@@ -506,14 +506,16 @@ pub async fn buy(
 }
 
 /// `/buy/<slug>?upgrade=CODE`: a buyer's own upgrade code (`shop notify`),
-/// applied to this version's checkout, and the session marked as an
-/// upgrade. Each costs calls to Stripe: limited per client
-/// (`[serve] checkout_limit`) and by the server's fair share of Stripe.
+/// applied to the checkout of the version it is for, and the session
+/// marked as an upgrade. The code names the version: a server whose store
+/// has not yet read that release (the mail went out the moment it was
+/// made) reads the store again first. Each costs calls to Stripe: limited
+/// per client (`[serve] checkout_limit`) and by the server's fair share
+/// of Stripe.
 async fn upgrade_checkout(
     app: &Arc<App>,
     client: ClientKey,
-    product: &Product,
-    release: &Release,
+    slug: &str,
     code: &str,
     came_from: &crate::metadata::Attribution,
 ) -> Answer {
@@ -535,19 +537,46 @@ async fn upgrade_checkout(
     } else {
         None
     };
-    let version = release.version.to_string();
-    let Some(offer) = offer.filter(|offer| {
-        offer.usable(app.now())
-            && offer.metadata.get("product") == Some(&product.slug)
-            && offer.metadata.get("version") == Some(&version)
-    }) else {
-        return refuse(
+    let does_not_work = || {
+        refuse(
             app,
             StatusCode::GONE,
             "This upgrade code does not work",
             "It has been used, it has expired, or it is for another version. Write to us and we will sort it out.",
-        );
+        )
     };
+    let Some(offer) = offer.filter(|offer| {
+        offer.usable(app.now()) && offer.metadata.get("product").map(String::as_str) == Some(slug)
+    }) else {
+        return does_not_work();
+    };
+    let Some(version) = offer
+        .metadata
+        .get("version")
+        .and_then(|version| semver::Version::parse(version).ok())
+    else {
+        return does_not_work();
+    };
+    let released = |store: &crate::store::Store| {
+        store
+            .product(slug)
+            .ok()
+            .and_then(|product| product.release(&version))
+            .is_some_and(|release| !release.preorder)
+    };
+    if !released(&app.store()) {
+        app.refresh_store();
+    }
+    let store = app.store();
+    let Some((product, release)) = store.product(slug).ok().and_then(|product| {
+        product
+            .release(&version)
+            .filter(|release| !release.preorder)
+            .map(|release| (product, release))
+    }) else {
+        return does_not_work();
+    };
+    let version = version.to_string();
     // As the version's payment link marks it, so the ledger knows a
     // pre-order.
     let mut metadata = crate::metadata::link_metadata(&product.slug, &version, release.preorder);
@@ -556,7 +585,6 @@ async fn upgrade_checkout(
     if let Some(from) = offer.metadata.get(crate::notify::UPGRADE_FROM) {
         metadata.insert(crate::notify::UPGRADE_FROM.to_owned(), from.clone());
     }
-    let store = app.store();
     let base = &store.settings.base_url;
     let params = CreateCheckoutSession {
         price: release.stripe_price.clone(),
@@ -659,7 +687,7 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
         .unwrap_or(&link)
         .to_owned();
     // Each product's newest files (one product, unless a bundle).
-    let mut files: Vec<minijinja::Value> = Vec::new();
+    let mut files: Vec<super::views::FileLink> = Vec::new();
     let mut limits = Vec::new();
     let held = held(&store, &purchase);
     for held in held.iter().filter(|_| waiting.is_none()) {
@@ -668,14 +696,15 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
         };
         limits.push(held.product.download_limit);
         let query = link_query(&purchase, held.product, None);
-        files.extend(newest.assets.iter().map(|asset| {
-            minijinja::context! {
-                name => asset.name,
-                product => bought.is_bundle().then_some(&held.product.name),
-                href => format!("{page}/{}{query}", crate::net::encode_component(&asset.name)),
-                size => pages::human_size(asset.size),
-                sha256 => asset.sha256,
-            }
+        files.extend(newest.assets.iter().map(|asset| super::views::FileLink {
+            name: asset.name.clone(),
+            product: bought.is_bundle().then(|| held.product.name.clone()),
+            href: format!(
+                "{page}/{}{query}",
+                crate::net::encode_component(&asset.name)
+            ),
+            size: pages::human_size(asset.size),
+            sha256: asset.sha256.clone(),
         }));
     }
     let version = match (waiting, held.as_slice()) {
@@ -689,26 +718,37 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
     };
     limits.dedup();
     let paid = purchase.paid.as_ref();
-    let context = minijinja::context! {
-        product => bought.name,
+    let money = |amount: i64, currency: &str| crate::store::money::display_amount(amount, currency);
+    let context = super::views::ThanksPage {
+        product: bought.name.clone(),
         version,
-        amount => paid.map(|paid| crate::store::money::display_amount(paid.amount, &paid.currency)),
-        discount => paid.filter(|paid| paid.discount > 0).map(|paid| crate::store::money::display_amount(paid.discount, &paid.currency)),
-        tax => paid.filter(|paid| paid.tax > 0).map(|paid| crate::store::money::display_amount(paid.tax, &paid.currency)),
-        order => crate::ledger::order_number(&session.id),
-        email => purchase.email,
-        preorder => waiting.is_some(),
+        amount: paid.map(|paid| money(paid.amount, &paid.currency)),
+        discount: paid
+            .filter(|paid| paid.discount > 0)
+            .map(|paid| money(paid.discount, &paid.currency)),
+        tax: paid
+            .filter(|paid| paid.tax > 0)
+            .map(|paid| money(paid.tax, &paid.currency)),
+        order: crate::ledger::order_number(&session.id),
+        email: purchase.email.clone(),
+        preorder: waiting.is_some(),
         files,
         // One limit for all the files, or none to state (a bundle's
         // products may differ: the download page shows each).
-        limit => match limits.as_slice() {
+        limit: match limits.as_slice() {
             [one] => Some(*one),
             _ => None,
         },
         page,
-        expires => crate::dates::human_time(app.now() + store.settings.link_lifetime as i64),
+        expires: crate::dates::human_time(app.now() + store.settings.link_lifetime as i64),
     };
-    render(app, StatusCode::OK, "Thank you", "thanks.html", context)
+    render(
+        app,
+        StatusCode::OK,
+        "Thank you",
+        "thanks.html",
+        minijinja::Value::from_serialize(&context),
+    )
 }
 
 // ---- webhooks
@@ -1528,7 +1568,9 @@ fn headers_of(mut response: Answer, name: &str, size: u64, tag: &str, span: Span
 
 // ---- unsubscribing from notices
 
-fn unsubscribe_email(app: &App, token: &str) -> Option<String> {
+/// Whom an unsubscribe token is for: a purchase (the links mailed now), or
+/// an address (links mailed before they named the purchase).
+fn unsubscribe_subject(app: &App, token: &str) -> Option<String> {
     tokens::verify(&app.keys, token, app.now())
         .ok()
         .and_then(|claims| {
@@ -1541,7 +1583,7 @@ fn unsubscribe_email(app: &App, token: &str) -> Option<String> {
 
 /// A page with a button: mail scanners that open links unsubscribe nobody.
 pub async fn unsubscribe_page(token: String, app: Arc<App>) -> Answer {
-    if unsubscribe_email(&app, &token).is_none() {
+    if unsubscribe_subject(&app, &token).is_none() {
         return invalid_link(&app);
     }
     html(
@@ -1554,8 +1596,17 @@ pub async fn unsubscribe_page(token: String, app: Arc<App>) -> Answer {
 
 /// The button's POST, or a mail client's RFC 8058 one-click POST.
 pub async fn unsubscribe(token: String, app: Arc<App>) -> Answer {
-    let Some(email) = unsubscribe_email(&app, &token) else {
+    let Some(subject) = unsubscribe_subject(&app, &token) else {
         return invalid_link(&app);
+    };
+    let email = if subject.contains('@') {
+        subject
+    } else {
+        match purchase(&app, &subject).await {
+            Ok(Some(purchase)) => purchase.email.clone(),
+            Ok(None) => return invalid_link(&app),
+            Err(page) => return page,
+        }
     };
     if let Err(error) = app.db.opt_out(&email, app.now()).await {
         return log_unavailable(&app, &error);
@@ -1737,25 +1788,25 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
                 link.strip_prefix(&store.settings.base_url).unwrap_or(&link),
                 link_query(&purchase, product, None)
             );
-            items.push(minijinja::context! {
-                product => product.name,
-                bundle => bought.is_bundle().then_some(&bought.name),
-                bought => held.bought,
-                date => crate::dates::human_time(*created),
-                order => crate::ledger::order_number(id),
-                refunded => false,
-                newest => newest_version,
-                left => fewest.map_or_else(String::new, |(left, allowed)| {
+            items.push(super::views::LibraryItem {
+                product: product.name.clone(),
+                bundle: bought.is_bundle().then(|| bought.name.clone()),
+                bought: held.bought,
+                date: crate::dates::human_time(*created),
+                order: crate::ledger::order_number(id),
+                refunded: false,
+                newest: newest_version,
+                left: fewest.map_or_else(String::new, |(left, allowed)| {
                     format!("{left} of {allowed} downloads left")
                 }),
                 href,
             });
         }
     }
-    let context = minijinja::context! {
-        shop => store.settings.name,
+    let context = super::views::LibraryPage {
+        shop: store.settings.name.clone(),
         email,
-        expires => crate::dates::human_time(claims.expires),
+        expires: crate::dates::human_time(claims.expires),
         items,
     };
     same_origin_referrer(render(
@@ -1763,7 +1814,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         StatusCode::OK,
         "Your library",
         "library.html",
-        context,
+        minijinja::Value::from_serialize(&context),
     ))
 }
 

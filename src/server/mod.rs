@@ -37,7 +37,7 @@ use crate::store::Store;
 use crate::stripe;
 use crate::tokens::Key;
 
-pub use connection::Timeouts;
+pub use connection::{Admission, Timeouts};
 
 /// Where the files buyers download come from.
 #[derive(Debug)]
@@ -190,16 +190,6 @@ impl App {
 
     pub fn now(&self) -> i64 {
         (self.clock)()
-    }
-
-    /// A link that stops update notices to `email` (valid for ten years).
-    pub fn unsubscribe_link(&self, email: &str) -> String {
-        crate::tokens::unsubscribe_link(
-            &self.store().settings.base_url,
-            &self.keys[0],
-            email,
-            self.now(),
-        )
     }
 
     /// A signed download link for a purchase, valid for the shop's lifetime.
@@ -730,9 +720,17 @@ pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     timeouts: Timeouts,
+    admission: Admission,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    connection::serve(listener, warp::service(routes(app)), timeouts, shutdown).await;
+    connection::serve(
+        listener,
+        warp::service(routes(app)),
+        timeouts,
+        admission,
+        shutdown,
+    )
+    .await;
 }
 
 /// Binds `address` with `TCP_NODELAY` (small responses go out at once).

@@ -5,8 +5,119 @@
 //! (`page.html`: `title`, `shop`, `support`, `body`) wraps it as it wraps
 //! every page. Values are escaped; HTML
 //! made by shop (rendered Markdown) is passed as safe.
+//!
+//! Each page's values are a type of their own ([`FrontPage`],
+//! [`ProductPage`], [`ThanksPage`], [`LibraryPage`]): the handlers fill
+//! them, and at load every template is rendered with samples of them (a
+//! purchase, a bundle, a pre-order), so a template that fails, or that
+//! drops what its page must show (the thank-you page's downloads, a Buy
+//! button), stops the server's start and `products check`, not a buyer.
+//! A template's work is bounded (`html::TEMPLATE_FUEL`): an override
+//! cannot loop.
 
 use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// The store front.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontPage {
+    pub shop: String,
+    /// The shop's `about`, rendered.
+    pub about: Option<minijinja::Value>,
+    pub products: Vec<ProductCard>,
+}
+
+/// A product as the front and its page show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductCard {
+    pub slug: String,
+    pub name: String,
+    pub description: Option<minijinja::Value>,
+    pub cover: Option<String>,
+    pub price: String,
+    pub version: String,
+    pub date: String,
+    pub preorder: bool,
+    pub formats: String,
+    /// A bundle's products.
+    pub includes: Vec<Included>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Included {
+    pub slug: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// A product's page.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductPage {
+    pub shop: String,
+    pub product: ProductCard,
+    pub policy: String,
+    pub releases: Vec<ReleaseNotes>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseNotes {
+    pub version: String,
+    pub date: String,
+    pub preorder: bool,
+    pub notes: Option<minijinja::Value>,
+}
+
+/// The thank-you page.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThanksPage {
+    pub product: String,
+    pub version: String,
+    pub amount: Option<String>,
+    pub discount: Option<String>,
+    pub tax: Option<String>,
+    pub order: String,
+    pub email: String,
+    pub preorder: bool,
+    pub files: Vec<FileLink>,
+    /// One limit for all the files, or none to state.
+    pub limit: Option<u32>,
+    /// The download page.
+    pub page: String,
+    pub expires: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileLink {
+    pub name: String,
+    /// For a bundle: the product the file is of.
+    pub product: Option<String>,
+    pub href: String,
+    pub size: String,
+    pub sha256: String,
+}
+
+/// The buyer's library.
+#[derive(Debug, Clone, Serialize)]
+pub struct LibraryPage {
+    pub shop: String,
+    pub email: String,
+    pub expires: String,
+    pub items: Vec<LibraryItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LibraryItem {
+    pub product: String,
+    pub bundle: Option<String>,
+    pub bought: String,
+    pub date: String,
+    pub order: String,
+    pub refunded: bool,
+    pub newest: String,
+    pub left: String,
+    pub href: String,
+}
 
 /// The templates, by name, and their built-in text.
 const BUILT_IN: &[(&str, &str)] = &[
@@ -29,6 +140,7 @@ impl Views {
         let mut environment = minijinja::Environment::new();
         // A misspelt name in an author's template is an error, not a blank.
         environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        environment.set_fuel(Some(crate::html::TEMPLATE_FUEL));
         for (name, built_in) in BUILT_IN {
             let path = store_root.join("templates").join(name);
             let text = match std::fs::read_to_string(&path) {
@@ -47,9 +159,83 @@ impl Views {
                 })?;
         }
         let views = Views { environment };
-        // The layout takes no other names: a misspelt one is found now.
-        views.page("", "", "", "")?;
+        views.check()?;
         Ok(views)
+    }
+
+    /// Renders every template with samples of its values, and checks that
+    /// each shows what its page must.
+    fn check(&self) -> Result<(), ViewError> {
+        // A value as a page shows it: escaped (`/` as `&#x2f;`), or as is.
+        let shows = |html: &str, value: &str| {
+            html.contains(value) || html.contains(&minijinja::HtmlEscape(value).to_string())
+        };
+        let missing = |name: &str, what: &str| ViewError::Template {
+            name: name.to_owned(),
+            line: None,
+            message: format!("it does not show {what}"),
+        };
+        // The layout takes no other names, and holds the page.
+        let page = self.page(
+            "Sample Shop",
+            "help@example.com",
+            "Sample",
+            "<p id=\"sample-body\"></p>",
+        )?;
+        if !page.contains("<p id=\"sample-body\"></p>") {
+            return Err(missing("page.html", "the page's `body`"));
+        }
+        for (case, front) in samples::fronts() {
+            let html = self.render("front.html", minijinja::Value::from_serialize(&front))?;
+            for product in &front.products {
+                if !shows(&html, &format!("/buy/{}", product.slug)) {
+                    return Err(missing(
+                        "front.html",
+                        &format!(
+                            "the Buy button of each product (`/buy/{{{{ product.slug }}}}`, {case})"
+                        ),
+                    ));
+                }
+            }
+        }
+        for (case, product) in samples::products() {
+            let html = self.render("product.html", minijinja::Value::from_serialize(&product))?;
+            if !shows(&html, &format!("/buy/{}", product.product.slug)) {
+                return Err(missing(
+                    "product.html",
+                    &format!("the Buy button (`/buy/{{{{ product.slug }}}}`, {case})"),
+                ));
+            }
+        }
+        for (case, thanks) in samples::thanks() {
+            let html = self.render("thanks.html", minijinja::Value::from_serialize(&thanks))?;
+            for file in &thanks.files {
+                if !shows(&html, &file.href) {
+                    return Err(missing(
+                        "thanks.html",
+                        &format!("the download of each file (`{{{{ file.href }}}}`, {case})"),
+                    ));
+                }
+            }
+            if !shows(&html, &thanks.order) {
+                return Err(missing(
+                    "thanks.html",
+                    &format!("the order number (`{{{{ order }}}}`, {case})"),
+                ));
+            }
+        }
+        for (case, library) in samples::libraries() {
+            let html = self.render("library.html", minijinja::Value::from_serialize(&library))?;
+            for item in library.items.iter().filter(|item| !item.refunded) {
+                if !shows(&html, &item.href) {
+                    return Err(missing(
+                        "library.html",
+                        &format!("the downloads of each purchase (`{{{{ item.href }}}}`, {case})"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A whole page: `body` (HTML made by shop) inside the layout.
@@ -85,6 +271,179 @@ impl Views {
                     .detail()
                     .map_or_else(|| error.kind().to_string(), str::to_owned),
             })
+    }
+}
+
+/// Samples of each page's values, for checking templates at load.
+mod samples {
+    use super::*;
+
+    fn card(slug: &str, preorder: bool, includes: Vec<Included>) -> ProductCard {
+        ProductCard {
+            slug: slug.to_owned(),
+            name: format!("Sample {slug}"),
+            description: Some(safe("<p>About the book.</p>".into())),
+            cover: Some(format!("/cover/{slug}")),
+            price: "24.00 EUR".into(),
+            version: "2.0.0".into(),
+            date: "2026-12-01".into(),
+            preorder,
+            formats: "PDF, EPUB".into(),
+            includes,
+        }
+    }
+
+    fn cards() -> Vec<(&'static str, ProductCard)> {
+        vec![
+            ("a book", card("book", false, Vec::new())),
+            ("a pre-order", card("next", true, Vec::new())),
+            (
+                "a bundle",
+                card(
+                    "box",
+                    false,
+                    vec![Included {
+                        slug: "book".into(),
+                        name: "Sample book".into(),
+                        version: "2.0.0".into(),
+                    }],
+                ),
+            ),
+        ]
+    }
+
+    pub fn fronts() -> Vec<(&'static str, FrontPage)> {
+        vec![
+            (
+                "a store with a book, a pre-order and a bundle",
+                FrontPage {
+                    shop: "Sample Shop".into(),
+                    about: Some(safe("<p>Books.</p>".into())),
+                    products: cards().into_iter().map(|(_, card)| card).collect(),
+                },
+            ),
+            (
+                "an empty store",
+                FrontPage {
+                    shop: "Sample Shop".into(),
+                    about: None,
+                    products: Vec::new(),
+                },
+            ),
+        ]
+    }
+
+    pub fn products() -> Vec<(&'static str, ProductPage)> {
+        cards()
+            .into_iter()
+            .map(|(case, product)| {
+                (
+                    case,
+                    ProductPage {
+                        shop: "Sample Shop".into(),
+                        policy: "Buying now includes every later version of this product, free."
+                            .into(),
+                        releases: vec![ReleaseNotes {
+                            version: product.version.clone(),
+                            date: product.date.clone(),
+                            preorder: product.preorder,
+                            notes: Some(safe("<p>New chapter.</p>".into())),
+                        }],
+                        product,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn file(name: &str, product: Option<&str>) -> FileLink {
+        FileLink {
+            name: name.into(),
+            product: product.map(str::to_owned),
+            href: format!(
+                "/d/sample-token/{name}{}",
+                product.map(|p| format!("?product={p}")).unwrap_or_default()
+            ),
+            size: "1.2 MB".into(),
+            sha256: "0".repeat(64),
+        }
+    }
+
+    pub fn thanks() -> Vec<(&'static str, ThanksPage)> {
+        let page = |files: Vec<FileLink>, preorder: bool, limit: Option<u32>| ThanksPage {
+            product: "Sample book".into(),
+            version: "2.0.0".into(),
+            amount: Some("24.00 EUR".into()),
+            discount: Some("2.00 EUR".into()),
+            tax: Some("1.57 EUR".into()),
+            order: "SAMPLE7K2Q".into(),
+            email: "reader@example.com".into(),
+            preorder,
+            files,
+            limit,
+            page: "/d/sample-token".into(),
+            expires: "1 January 2027".into(),
+        };
+        vec![
+            (
+                "a purchase",
+                page(
+                    vec![file("book.pdf", None), file("book.epub", None)],
+                    false,
+                    Some(5),
+                ),
+            ),
+            (
+                "a bundle",
+                page(
+                    vec![
+                        file("book.pdf", Some("book")),
+                        file("workbook.pdf", Some("workbook")),
+                    ],
+                    false,
+                    None,
+                ),
+            ),
+            ("a pre-order", page(Vec::new(), true, None)),
+        ]
+    }
+
+    pub fn libraries() -> Vec<(&'static str, LibraryPage)> {
+        let item = |product: &str, bundle: Option<&str>, refunded: bool| LibraryItem {
+            product: product.into(),
+            bundle: bundle.map(str::to_owned),
+            bought: "1.0.0".into(),
+            date: "1 December 2026".into(),
+            order: "SAMPLE7K2Q".into(),
+            refunded,
+            newest: "1.1.0".into(),
+            left: "4 of 5 downloads left".into(),
+            href: format!("/d/sample-token-{product}"),
+        };
+        vec![
+            (
+                "a purchase, a bundle's product and a refund",
+                LibraryPage {
+                    shop: "Sample Shop".into(),
+                    email: "reader@example.com".into(),
+                    expires: "1 January 2027".into(),
+                    items: vec![
+                        item("book", None, false),
+                        item("workbook", Some("box"), false),
+                        item("old", None, true),
+                    ],
+                },
+            ),
+            (
+                "no purchase",
+                LibraryPage {
+                    shop: "Sample Shop".into(),
+                    email: "reader@example.com".into(),
+                    expires: "1 January 2027".into(),
+                    items: Vec::new(),
+                },
+            ),
+        ]
     }
 }
 
@@ -140,17 +499,27 @@ mod tests {
         std::fs::create_dir(dir.path().join("templates")).unwrap();
         std::fs::write(
             dir.path().join("templates/front.html"),
-            "{{ shop }}|{{ about }}",
+            "{{ shop }}|{{ about }}{% for p in products %}|/buy/{{ p.slug }}{% endfor %}",
         )
         .unwrap();
         let views = Views::load(dir.path()).unwrap();
         let html = views
             .render(
                 "front.html",
-                minijinja::context! { shop => "<b>A&B</b>", about => safe("<p>ok</p>".into()) },
+                minijinja::context! { shop => "<b>A&B</b>", about => safe("<p>ok</p>".into()), products => Vec::<String>::new() },
             )
             .unwrap();
         assert_eq!(html, "&lt;b&gt;A&amp;B&lt;&#x2f;b&gt;|<p>ok</p>");
+        // Shop's HTML inside a page's typed values stays HTML.
+        let front = FrontPage {
+            shop: "A".into(),
+            about: Some(safe("<p>ok</p>".into())),
+            products: Vec::new(),
+        };
+        let html = views
+            .render("front.html", minijinja::Value::from_serialize(&front))
+            .unwrap();
+        assert_eq!(html, "A|<p>ok</p>");
     }
 
     #[test]

@@ -937,6 +937,16 @@ fn check_base_url(url: &str) -> Result<String, String> {
     {
         return Err(format!("`{url}` is not a base URL"));
     }
+    // It goes into pages, mails and `Location` headers as it is: nothing
+    // that would end an attribute or a header (quotes, angle brackets,
+    // backslashes, spaces, control characters).
+    if trimmed.contains(|c: char| {
+        c.is_control() || c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`')
+    }) {
+        return Err(format!(
+            "`{url}` is not a base URL (it has characters a URL must escape)"
+        ));
+    }
     Ok(trimmed.to_owned())
 }
 
