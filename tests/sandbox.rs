@@ -307,7 +307,6 @@ async fn rate_limits_are_retried_then_reported() {
     sandbox
         .control(Method::POST, "faults", json!({"rate": 1.0, "status": 429}))
         .await;
-    let started = std::time::Instant::now();
     let error = client.product("prod_x").await.unwrap_err();
     let message = shop::error::render(&error.into());
     assert!(
@@ -315,7 +314,6 @@ async fn rate_limits_are_retried_then_reported() {
         "{message}"
     );
     assert!(message.contains("hint: wait a minute"), "{message}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
     sandbox.stop().await;
 }
 
@@ -328,7 +326,6 @@ async fn a_sandbox_that_is_down_gives_a_clean_error() {
     let client = Client::new(&format!("http://{address}"), key)
         .unwrap()
         .with_retry(quick_retries());
-    let started = std::time::Instant::now();
     let error = client.product("prod_x").await.unwrap_err();
     assert!(
         matches!(error, StripeError::Unreachable { attempts: 10, .. }),
@@ -345,7 +342,6 @@ async fn a_sandbox_that_is_down_gives_a_clean_error() {
         message.contains("hint: check the network, or `SHOP_STRIPE_API_BASE`"),
         "{message}"
     );
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,6 +105,8 @@ impl Default for Admission {
 #[derive(Debug, Default)]
 struct Registry {
     open: Mutex<Open>,
+    /// `open.total`, readable without the lock (every idle wait reads it).
+    total: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +141,7 @@ impl Registry {
             return None;
         }
         open.total += 1;
+        self.total.store(open.total, Ordering::Relaxed);
         open.next += 1;
         let id = open.next;
         open.clients.entry(client).or_default().insert(id, stage);
@@ -151,8 +154,7 @@ impl Registry {
 
     /// Whether so many connections are open that idle ones should go soon.
     fn pressed(&self, admission: &Admission) -> bool {
-        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.total * 4 >= admission.most * 3
+        self.total.load(Ordering::Relaxed) * 4 >= admission.most * 3
     }
 }
 
@@ -195,6 +197,7 @@ impl Drop for Place {
                 open.clients.remove(&self.client);
             }
             open.total = open.total.saturating_sub(1);
+            self.registry.total.store(open.total, Ordering::Relaxed);
             if stage.evicted.load(Ordering::Relaxed) {
                 open.closing = open.closing.saturating_sub(1);
             }

@@ -44,6 +44,9 @@ pub struct Reconciler {
     since: Mutex<Option<i64>>,
     /// The ledger's files as last read.
     ledger: Mutex<Option<Vec<LedgerFile>>>,
+    /// The ledger's closed payments already recorded (`intent:reason`):
+    /// a changed ledger costs a write only for what is new in it.
+    recorded: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A ledger file's name, length and modification time.
@@ -125,6 +128,15 @@ async fn from_ledger(app: &App) -> anyhow::Result<usize> {
         // An event of its own per payment and status, so each is closed
         // once, whichever server reads the ledger first.
         let id = format!("ledger:{intent}:{reason}");
+        if app
+            .reconciler
+            .recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
+        {
+            continue;
+        }
         let event = Event {
             id: &id,
             kind: "ledger",
@@ -138,6 +150,11 @@ async fn from_ledger(app: &App) -> anyhow::Result<usize> {
         {
             newly += 1;
         }
+        app.reconciler
+            .recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
     }
     *app.reconciler
         .ledger

@@ -1288,6 +1288,21 @@ files = ["guide.pdf", "guide.epub"]
     }
 
     #[test]
+    fn names_stay_on_one_line_and_files_read_as_they_are() {
+        let text = BOOK
+            .replace("\"guide.epub\"", "\"guide\u{202e}fdp.exe\"")
+            .replacen("name = \"", "name = \"Cut\\r\\nBcc: x ", 1);
+        check(
+            "guide",
+            &text,
+            &[
+                "holds a line break or another control character",
+                "has a character that turns text around (a bidirectional control)",
+            ],
+        );
+    }
+
+    #[test]
     fn every_problem_in_a_file_is_reported() {
         let text = "name = \"\"\nprice = \"1\"\ncurrency = \"abc\"\nfiles = []\nupdates = \"some\"\ndownload_limit = -1\n";
         check(

@@ -1156,6 +1156,39 @@ mod tests {
     }
 
     #[test]
+    fn a_base_url_that_would_need_escaping_and_a_sender_mail_cannot_carry_are_refused() {
+        let text = format!(
+            "{MINIMAL}base_url = \"https://books.example/\\\"><script>\"\n[mail]\nfrom = \"Books, Inc. <b@example.com>\"\n[serve]\nthanks_limit = \"many\"\nstamped_cache = \"2 lots\"\n"
+        );
+        check(
+            &text,
+            &Overrides::default(),
+            &[
+                "is not a base URL (it has characters a URL must escape)",
+                "`Books, Inc. <b@example.com>` is not a sender mail can carry",
+                "`many` is not a rate",
+                "`2 lots` is not a size",
+            ],
+        );
+        let settings = parse(
+            &format!(
+                "{MINIMAL}[serve]\nthanks_limit = \"10/s\"\nlost_limit = \"5/hour\"\nconnections_per_client = 8\nstamped_cache = \"500 MB\"\n"
+            ),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(settings.serve.limits.thanks, Rate::new(10, Per::Second));
+        assert_eq!(settings.serve.limits.lost, Rate::new(5, Per::Hour));
+        assert_eq!(settings.serve.limits.connections, 8);
+        assert_eq!(settings.serve.stamped_cache, 500_000_000);
+        // The default sender is quoted when the name needs it.
+        assert_eq!(
+            mailbox("Books, Inc.", "b@example.com"),
+            "\"Books, Inc.\" <b@example.com>"
+        );
+    }
+
+    #[test]
     fn a_bad_override_names_its_variable() {
         let overrides = Overrides {
             base_url: Some("not a url".into()),
