@@ -606,15 +606,7 @@ impl GitHub {
     /// token: the URL is the credential, and the CDN refuses one).
     pub async fn fetch_url(&self, url: &str) -> Result<reqwest::Response, GitHubError> {
         let what = "fetch a release asset";
-        let response =
-            self.http
-                .get(url)
-                .send()
-                .await
-                .map_err(|error| GitHubError::Unreachable {
-                    what: what.into(),
-                    reason: crate::error::one_line(&error),
-                })?;
+        let response = self.http.get(url).send().await.map_err(unreachable(what))?;
         if !response.status().is_success() {
             return Err(GitHubError::Unreachable {
                 what: what.into(),
@@ -635,10 +627,7 @@ impl GitHub {
             .header("X-GitHub-Api-Version", API_VERSION)
             .send()
             .await
-            .map_err(|error| GitHubError::Unreachable {
-                what: what.into(),
-                reason: error.to_string(),
-            })?;
+            .map_err(unreachable(what))?;
         let status = response.status();
         if status.is_redirection()
             && let Some(location) = response
@@ -688,10 +677,7 @@ impl GitHub {
             .header("Range", format!("bytes={start}-{last}"))
             .send()
             .await
-            .map_err(|error| GitHubError::Unreachable {
-                what: what.into(),
-                reason: error.to_string(),
-            })?;
+            .map_err(unreachable(what))?;
         let status = response.status().as_u16();
         let ranged = response
             .headers()
@@ -709,6 +695,14 @@ impl GitHub {
                 Err(self.refusal(what, status, &body))
             }
         }
+    }
+}
+
+/// GitHub (or its CDN) could not be reached to do `what`.
+fn unreachable(what: &str) -> impl FnOnce(reqwest::Error) -> GitHubError + '_ {
+    move |error| GitHubError::Unreachable {
+        what: what.to_owned(),
+        reason: crate::error::one_line(&error),
     }
 }
 

@@ -676,18 +676,7 @@ fn support_cannot_mint_a_link_for_a_refund_by_accident() {
     let served = Served::start();
     let page = served.buy("ada@example.com");
     let session = served.session_of(&page);
-    let client = served.sandbox().client();
-    served.runtime.block_on(async {
-        let found = client.checkout_session(&session).await.unwrap().unwrap();
-        client
-            .create_refund(
-                found.payment_intent_id().unwrap(),
-                None,
-                &shop::stripe::IdempotencyKey::random(),
-            )
-            .await
-            .unwrap();
-    });
+    served.refund(&session);
     served.wait_for("the refund to close downloads", || {
         served.get(&format!("{page}/guide.epub")).status() == StatusCode::GONE
     });
@@ -751,14 +740,7 @@ fn anonymous_visitors_cannot_make_the_server_hammer_stripe() {
     let before = sessions_made();
     // A Buy costs the server nothing: every click goes to the payment
     // link, none is refused, and none makes a session at Stripe.
-    let link = served
-        .test
-        .read("products/guide.toml")
-        .lines()
-        .find_map(|l| l.strip_prefix("payment_link_url = \""))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_owned();
+    let link = served.payment_link();
     for _ in 0..50 {
         let answer = served.get("/buy/guide");
         assert_eq!(answer.status(), StatusCode::SEE_OTHER);

@@ -22,18 +22,7 @@ fn client_from(address: &str) -> reqwest::Client {
 }
 
 fn post_webhook(served: &Served, signature: &str, body: Vec<u8>) -> StatusCode {
-    served
-        .runtime
-        .block_on(
-            served
-                .http
-                .post(format!("{}/stripe/webhook", served.url))
-                .header("Stripe-Signature", signature)
-                .body(body)
-                .send(),
-        )
-        .unwrap()
-        .status()
+    served.post_webhook(signature, body).status()
 }
 
 #[test]
@@ -177,19 +166,7 @@ fn an_ipv6_client_is_its_network_of_64_bits() {
 
 /// Refunds `page`'s purchase at the sandbox.
 fn refund(served: &Served, page: &str) {
-    let session = served.session_of(page);
-    let client = served.sandbox().client();
-    served.runtime.block_on(async {
-        let session = client.checkout_session(&session).await.unwrap().unwrap();
-        client
-            .create_refund(
-                session.payment_intent_id().unwrap(),
-                None,
-                &shop::stripe::IdempotencyKey::random(),
-            )
-            .await
-            .unwrap();
-    });
+    served.refund(&served.session_of(page));
 }
 
 fn webhooks_down(served: &Served, down: bool) {

@@ -366,18 +366,7 @@ fn notices_follow_the_policy_and_go_once_across_a_kill() {
     seed(3, "0.9.0", now - 4 * 86_400);
     // A refunded buyer is not told.
     let refunded = buyers["ids"][4].as_str().unwrap().to_owned();
-    let client = served.sandbox().client();
-    served.runtime.block_on(async {
-        let session = client.checkout_session(&refunded).await.unwrap().unwrap();
-        client
-            .create_refund(
-                session.payment_intent_id().unwrap(),
-                None,
-                &shop::stripe::IdempotencyKey::random(),
-            )
-            .await
-            .unwrap();
-    });
+    served.refund(&refunded);
     served.test.shop(&["sync", "-q"]).success();
     let build = served.test.root().join("build");
     let files: Vec<String> = ["guide.pdf", "guide.epub"]

@@ -88,14 +88,7 @@ fn the_buyers_path_from_payment_to_download() {
         .unwrap();
     assert_eq!(bought.status(), StatusCode::SEE_OTHER);
     let location = bought.headers()["location"].to_str().unwrap().to_owned();
-    let link = served
-        .test
-        .read("products/guide.toml")
-        .lines()
-        .find_map(|l| l.strip_prefix("payment_link_url = \""))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_owned();
+    let link = served.payment_link();
     assert!(
         location.starts_with(&format!("{link}?client_reference_id=shop1-")),
         "{location}"
@@ -282,19 +275,7 @@ fn webhooks_are_verified_and_handled_once() {
             "payment_intent": "pi_x"}},
     });
     let body = serde_json::to_vec(&event).unwrap();
-    let post = |signature: String, body: Vec<u8>| {
-        served
-            .runtime
-            .block_on(
-                served
-                    .http
-                    .post(format!("{}/stripe/webhook", served.url))
-                    .header("Stripe-Signature", signature)
-                    .body(body)
-                    .send(),
-            )
-            .unwrap()
-    };
+    let post = |signature: String, body: Vec<u8>| served.post_webhook(&signature, body);
     let good = shop::stripe::webhook::sign(&body, &secret, now);
     assert_eq!(post(good.clone(), body.clone()).status(), StatusCode::OK);
     assert_eq!(served.body(post(good, body.clone())), "already received\n");
@@ -330,19 +311,7 @@ fn a_refund_closes_the_downloads() {
         served.get(&format!("{page}/guide.epub")).status(),
         StatusCode::OK
     );
-    let session = served.session_of(&page);
-    let client = served.sandbox().client();
-    served.runtime.block_on(async {
-        let session = client.checkout_session(&session).await.unwrap().unwrap();
-        client
-            .create_refund(
-                session.payment_intent_id().unwrap(),
-                None,
-                &shop::stripe::IdempotencyKey::random(),
-            )
-            .await
-            .unwrap();
-    });
+    served.refund(&served.session_of(&page));
     served.wait_for("the refund to close downloads", || {
         served.get(&format!("{page}/guide.epub")).status() == StatusCode::GONE
     });

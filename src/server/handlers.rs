@@ -1052,21 +1052,9 @@ pub async fn download(
         }
         Files::Local(dir) => {
             let path = dir.join(&product.slug).join(&version).join(&asset.name);
-            match app
-                .db
-                .charge_stream(key.clone(), limit, asset.size, start, length)
-                .await
-            {
-                Ok(Charge::Admitted) => {}
-                Ok(Charge::Exhausted) => return exhausted(&app),
-                Ok(Charge::Revoked) => return refunded(&app),
-                Err(error) => return log_unavailable(&app, &error),
-            }
-            let meter = Meter {
-                app: app.clone(),
-                key,
-                length,
-                sent: 0,
+            let meter = match charge_stream(&app, key, limit, asset.size, start, length).await {
+                Ok(meter) => meter,
+                Err(answer) => return answer,
             };
             let body = match app.cached_file(&path, asset.size).await {
                 Some(bytes) => memory_chunks(bytes, start, length),
@@ -1170,21 +1158,9 @@ async fn stream_from_github(app: &Arc<App>, from: OnGitHub<'_>, span: Span) -> A
         limit,
     } = from;
     let (start, length) = span.bounds(asset.size);
-    match app
-        .db
-        .charge_stream(key.clone(), limit, asset.size, start, length)
-        .await
-    {
-        Ok(Charge::Admitted) => {}
-        Ok(Charge::Exhausted) => return exhausted(app),
-        Ok(Charge::Revoked) => return refunded(app),
-        Err(error) => return log_unavailable(app, &error),
-    }
-    let meter = Meter {
-        app: app.clone(),
-        key,
-        length,
-        sent: 0,
+    let meter = match charge_stream(app, key, limit, asset.size, start, length).await {
+        Ok(meter) => meter,
+        Err(answer) => return answer,
     };
     let (response, skip) = match app.cached_link(id) {
         Some(url) => match client.cdn_range(&url, start, length).await {
@@ -1326,21 +1302,9 @@ async fn stamped_download(
             span,
         );
     }
-    match app
-        .db
-        .charge_stream(key.clone(), limit, copy.size, start, length)
-        .await
-    {
-        Ok(Charge::Admitted) => {}
-        Ok(Charge::Exhausted) => return exhausted(app),
-        Ok(Charge::Revoked) => return refunded(app),
-        Err(error) => return log_unavailable(app, &error),
-    }
-    let meter = Meter {
-        app: app.clone(),
-        key,
-        length,
-        sent: 0,
+    let meter = match charge_stream(app, key, limit, copy.size, start, length).await {
+        Ok(meter) => meter,
+        Err(answer) => return answer,
     };
     // The parts that hold [start, start + length), each from its offset.
     let mut body: Chunks = Box::pin(futures_util::stream::empty());
@@ -1456,6 +1420,34 @@ async fn open_at(path: &std::path::Path, start: u64) -> std::io::Result<std::fs:
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// Charges a streamed answer of `length` bytes from `start` of a file of
+/// `size` bytes, before its first byte leaves: its meter (which gives back
+/// what is not sent), or the refusal to answer with.
+async fn charge_stream(
+    app: &Arc<App>,
+    key: FileKey,
+    limit: u32,
+    size: u64,
+    start: u64,
+    length: u64,
+) -> Result<Meter, Answer> {
+    match app
+        .db
+        .charge_stream(key.clone(), limit, size, start, length)
+        .await
+    {
+        Ok(Charge::Admitted) => Ok(Meter {
+            app: app.clone(),
+            key,
+            length,
+            sent: 0,
+        }),
+        Ok(Charge::Exhausted) => Err(exhausted(app)),
+        Ok(Charge::Revoked) => Err(refunded(app)),
+        Err(error) => Err(log_unavailable(app, &error)),
+    }
 }
 
 /// What a streamed answer was charged and has sent: on drop (the answer

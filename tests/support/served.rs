@@ -346,6 +346,48 @@ impl Served {
         download_page_of(&self.body(landed))
     }
 
+    /// The payment link of the guide's newest release.
+    pub fn payment_link(&self) -> String {
+        self.test
+            .read("products/guide.toml")
+            .lines()
+            .filter_map(|line| line.strip_prefix("payment_link_url = \""))
+            .next_back()
+            .expect("a released guide")
+            .trim_end_matches('"')
+            .to_owned()
+    }
+
+    /// POSTs `body` to the server's webhook with this `Stripe-Signature`.
+    pub fn post_webhook(&self, signature: &str, body: Vec<u8>) -> reqwest::Response {
+        self.runtime
+            .block_on(
+                self.http
+                    .post(format!("{}/stripe/webhook", self.url))
+                    .header("Stripe-Signature", signature)
+                    .body(body)
+                    .send(),
+            )
+            .unwrap()
+    }
+
+    /// Refunds the purchase of the Checkout Session `session` at the
+    /// sandbox, in full.
+    pub fn refund(&self, session: &str) {
+        let client = self.sandbox().client();
+        self.runtime.block_on(async {
+            let found = client.checkout_session(session).await.unwrap().unwrap();
+            client
+                .create_refund(
+                    found.payment_intent_id().unwrap(),
+                    None,
+                    &shop::stripe::IdempotencyKey::random(),
+                )
+                .await
+                .unwrap();
+        });
+    }
+
     /// The sandbox's test checkout page that `link` (a payment link, or
     /// the server's `/buy/<slug>`, which sends the buyer to one) opens.
     pub fn checkout_page(&self, link: &str) -> String {
