@@ -15,3 +15,8 @@ pub fn timestamp(unix: i64) -> String {
 pub fn human_time(unix: i64) -> String {
     timestamp(unix).replace('T', " ").replace('Z', " UTC")
 }
+
+/// A day for people: `1 March 2027`.
+pub fn human_date(day: time::Date) -> String {
+    format!("{} {} {}", day.day(), day.month(), day.year())
+}

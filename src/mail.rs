@@ -145,7 +145,7 @@ impl Kind {
             ],
             Kind::Preorder => &[
                 "shop", "support", "base_url", "product", "version", "email", "order", "date",
-                "paid",
+                "paid", "out",
             ],
         }
     }

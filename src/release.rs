@@ -72,6 +72,10 @@ pub struct Request<'a> {
     /// `shop preorder`: sell the version before its files are ready (no
     /// files, no GitHub release, no tag).
     pub preorder: bool,
+    /// A pre-order's announced day of release (`--date`).
+    pub out: Option<time::Date>,
+    /// A pre-order's launch price (`--price`), instead of the product's.
+    pub price: Option<crate::store::Money>,
 }
 
 /// What the release did.
@@ -139,13 +143,13 @@ pub fn check(request: &Request<'_>) -> Result<(Vec<LocalFile>, Option<Release>),
             });
         }
     }
+    // Newer than every release, or a fix of a line already released.
     if recorded.is_none()
-        && let Some(latest) = product.latest()
-        && latest.version >= request.version
+        && let Err(newest) = product.may_release(&request.version)
     {
         return Err(ReleaseError::VersionNotNewer {
             version: request.version.to_string(),
-            latest: latest.version.to_string(),
+            latest: newest.to_string(),
         });
     }
 
@@ -255,7 +259,7 @@ fn contents(
         .map(|slug| {
             let member = store.product(slug)?;
             let out = member
-                .latest_out()
+                .on_sale()
                 .ok_or_else(|| ReleaseError::BundleUnreleased {
                     bundle: bundle.slug.clone(),
                     slug: slug.clone(),
@@ -407,9 +411,18 @@ pub async fn run(
         }
     }
 
-    // 2. A price for the product's amount, reused when one exists.
-    let amount = product.price.amount;
-    let currency = product.price.currency.code().to_owned();
+    // 2. A price for the product's amount (a pre-order's launch price),
+    // reused when one exists.
+    let selling = request
+        .price
+        .filter(|_| request.preorder)
+        .unwrap_or(product.price);
+    let amount = selling.amount;
+    let currency = selling.currency.code().to_owned();
+    let shown = match product.pay_what_you_want {
+        Some(_) => format!("pay what you want, from {selling}"),
+        None => selling.to_string(),
+    };
     // Pay what you want: a price whose minimum and suggestion are these.
     let custom = product
         .pay_what_you_want
@@ -440,17 +453,11 @@ pub async fn run(
     };
     let price_id = match existing_price {
         Some(price) => {
-            reporter.step(&format!(
-                "Stripe price `{}` for {} exists",
-                price.id, product.price
-            ));
+            reporter.step(&format!("Stripe price `{}` for {shown} exists", price.id));
             price.id
         }
         None if dry => {
-            reporter.step(&format!(
-                "would create a Stripe price for {}",
-                product.price
-            ));
+            reporter.step(&format!("would create a Stripe price for {shown}"));
             "price_(new)".to_owned()
         }
         None => {
@@ -469,10 +476,7 @@ pub async fn run(
             parts.extend(tax_behavior);
             let key = IdempotencyKey::derived(&parts);
             let price = stripe.create_price(&params, &key).await?;
-            reporter.step(&format!(
-                "created Stripe price `{}` for {}",
-                price.id, product.price
-            ));
+            reporter.step(&format!("created Stripe price `{}` for {shown}", price.id));
             created.push(format!("price {}", price.id));
             price.id
         }
@@ -487,6 +491,12 @@ pub async fn run(
     let metadata = crate::metadata::link_metadata(&product.slug, &version, request.preorder);
     // A pre-order's link is not the released version's: once the files
     // are out, the version sells through a link without the mark.
+    // A fix of an older line (a newer line is out) does not sell: its
+    // recorded link is kept, turned off.
+    let fixes_older_line = product
+        .releases
+        .iter()
+        .any(|r| !r.preorder && r.version > request.version);
     let existing_link = match recorded
         .as_ref()
         .filter(|recorded| recorded.preorder == request.preorder)
@@ -494,7 +504,7 @@ pub async fn run(
         Some(recorded) => stripe
             .payment_link(&recorded.payment_link)
             .await?
-            .filter(|link| link.active),
+            .filter(|link| link.active || fixes_older_line),
         None => {
             stripe
                 .active_payment_links()
@@ -697,6 +707,17 @@ pub async fn run(
             _ => recorded_notes(&notes, request.notes.is_some()),
         },
         preorder: request.preorder,
+        // What a pre-order announces; a release's files make it moot.
+        out: match (&recorded, request.preorder) {
+            (_, false) => None,
+            (Some(recorded), true) => request.out.or(recorded.out),
+            (None, true) => request.out,
+        },
+        price: match (&recorded, request.preorder) {
+            (_, false) => None,
+            (Some(recorded), true) => request.price.or(recorded.price),
+            (None, true) => request.price,
+        },
         contains: contains.clone(),
         assets,
     };
@@ -719,12 +740,27 @@ pub async fn run(
         reporter.step(&format!("committed and tagged `{tag}`"));
     }
 
-    // 6. The previous version's link stops selling, now that this one is recorded.
-    if let Some(previous) = product
+    // 6. The previous version's link stops selling, now that this one is
+    // recorded. A fix of an older line (a newer line is out) takes nothing
+    // from the store: its own link does not sell.
+    if fixes_older_line {
+        if let Some(link) = stripe.payment_link(&link_id).await?
+            && link.active
+        {
+            stripe.set_payment_link_active(&link_id, false).await?;
+            reporter.step(&format!(
+                "{version} fixes an older line: its payment link does not sell (`{link_id}`), the store keeps selling {}",
+                product
+                    .on_sale()
+                    .map_or_else(String::new, |release| release.version.to_string())
+            ));
+            outcome.deactivated.push(link_id.clone());
+        }
+    } else if let Some(previous) = product
         .releases
         .iter()
         .rev()
-        .find(|r| r.version < request.version)
+        .find(|r| r.version < request.version && !r.preorder)
         && previous.payment_link != link_id
         && let Some(link) = stripe.payment_link(&previous.payment_link).await?
         && link.active
@@ -1119,16 +1155,18 @@ pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<St
         .map_err(|error| format!("is not valid TOML: {error}"))?;
     let mut table = Table::new();
     table["version"] = value(release.version.to_string());
-    let date = toml_edit::Date {
-        year: release.date.year() as u16,
-        month: release.date.month() as u8,
-        day: release.date.day(),
+    let date = |day: time::Date| {
+        value(toml_edit::Datetime {
+            date: Some(toml_edit::Date {
+                year: day.year() as u16,
+                month: day.month() as u8,
+                day: day.day(),
+            }),
+            time: None,
+            offset: None,
+        })
     };
-    table["date"] = value(toml_edit::Datetime {
-        date: Some(date),
-        time: None,
-        offset: None,
-    });
+    table["date"] = date(release.date);
     table["tag"] = value(&release.tag);
     table["stripe_product"] = value(&release.stripe_product);
     table["stripe_price"] = value(&release.stripe_price);
@@ -1139,6 +1177,12 @@ pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<St
     }
     if release.preorder {
         table["preorder"] = value(true);
+    }
+    if let Some(out) = release.out {
+        table["out"] = date(out);
+    }
+    if let Some(price) = &release.price {
+        table["price"] = value(price.decimal());
     }
     if !release.contains.is_empty() {
         let mut contains = toml_edit::InlineTable::new();
@@ -1297,7 +1341,7 @@ fn tag_commit(
 pub enum ReleaseError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error("version `{version}` is not newer than the latest release, `{latest}`")]
+    #[error("version `{version}` is not newer than the latest release of its line, `{latest}`")]
     VersionNotNewer { version: String, latest: String },
     #[error(
         "`{name}` is not one of the files of `{slug}` ({})",
@@ -1357,7 +1401,7 @@ impl crate::error::Hint for ReleaseError {
         match self {
             ReleaseError::Store(error) => error.hint(),
             ReleaseError::VersionNotNewer { .. } => {
-                "release a higher version, such as the next patch or minor".into()
+                "release a higher version: the next patch or minor of a line (a fix of an older edition is one), or a new major".into()
             }
             ReleaseError::UnexpectedFile { slug, .. } => {
                 format!("rename the file, or change `files` in products/{slug}.toml")

@@ -15,6 +15,7 @@ mod conformance;
 mod demo;
 mod downloads;
 mod edge;
+mod editions;
 mod init;
 mod mail;
 mod postgres;

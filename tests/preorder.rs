@@ -100,15 +100,15 @@ fn a_preorder_sells_first_and_is_delivered_on_release_once() {
         "\nhint: `shop release guide 2.0.0 <files>` puts them out and mails every pre-order buyer their link\n",
     ]);
 
-    // The store front sells the pre-order.
+    // The store front takes pre-orders of 2.0.0 beside 1.0.0, on sale.
     served.wait_for("the store front to offer the pre-order", || {
         served.body(served.get("/")).contains("Pre-order")
     });
     let front = served.body(served.get("/p/guide"));
-    assert!(
-        front.contains("pre-order: the files come out later"),
-        "{front}"
-    );
+    assert!(front.contains("version 1.0.0"), "{front}");
+    assert!(front.contains("href=\"/buy/guide\""), "{front}");
+    assert!(front.contains("Version 2.0.0 is coming"), "{front}");
+    assert!(front.contains("href=\"/buy/guide?preorder\""), "{front}");
     assert!(front.contains("on pre-order since"), "{front}");
 
     // Two pre-orders: one through the payment link, one through the
@@ -121,7 +121,7 @@ fn a_preorder_sells_first_and_is_delivered_on_release_once() {
         !page.contains("/d/"),
         "no download before the files: {page}"
     );
-    served.pay("/buy/guide", "grace@example.com");
+    served.pay("/buy/guide?preorder", "grace@example.com");
     served.wait_for("the pre-order receipts", || {
         mails(&served, "Your pre-order from", "ada@example.com").len() == 1
             && mails(&served, "Your pre-order from", "grace@example.com").len() == 1

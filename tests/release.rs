@@ -259,7 +259,7 @@ fn a_release_records_commits_tags_and_reruns_create_nothing() {
     );
 
     release.release("1.0.5", &files).code(1).stderr_has(&[
-        "version `1.0.5` is not newer than the latest release, `1.1.0`",
+        "version `1.0.5` is not newer than the latest release of its line, `1.1.0`",
         "hint:",
     ]);
     // A released version's files never change.

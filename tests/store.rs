@@ -52,7 +52,7 @@ fn the_catalogue_lists_products_with_their_latest_release() {
     );
     assert!(
         lines[2].starts_with(
-            "guide         The Field Guide  29.00 USD  1.1.0   https://buy.stripe.com/test_1.1.0"
+            "guide         The Field Guide  29.00 USD  1.1.0    https://buy.stripe.com/test_1.1.0"
         ),
         "{table}"
     );

@@ -12,7 +12,7 @@ pub struct Args {
     /// The product's slug
     pub slug: String,
 
-    /// The version to sell [default: the latest release]
+    /// The version to sell [default: the version on sale]
     #[arg(long, value_parser = super::parse_version)]
     pub version: Option<semver::Version>,
 

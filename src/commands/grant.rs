@@ -64,7 +64,7 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     let store = context.open_store()?;
     let product = store.product(&args.slug)?;
-    let release = match (&args.version, product.latest_out()) {
+    let release = match (&args.version, product.on_sale()) {
         // A pre-order's files are not out: the newest version that is.
         (None, Some(out)) => out,
         (version, _) => super::chosen_release(product, version.as_ref())?,

@@ -263,15 +263,19 @@ pub(crate) fn chosen_release<'a>(
                 format!("the released versions are {}", released(product)),
             )
         }),
-        None => product.latest().ok_or_else(|| {
-            crate::error::hinted(
-                format!("`{}` has not been released yet", product.slug),
-                format!(
-                    "run `shop release {} <version> <files>` first",
-                    product.slug
-                ),
-            )
-        }),
+        // The version on sale (a first edition's pre-order if nothing is).
+        None => product
+            .on_sale()
+            .or_else(|| product.preorder())
+            .ok_or_else(|| {
+                crate::error::hinted(
+                    format!("`{}` has not been released yet", product.slug),
+                    format!(
+                        "run `shop release {} <version> <files>` first",
+                        product.slug
+                    ),
+                )
+            }),
     }
 }
 

@@ -63,12 +63,16 @@ fn list(context: &Context, store: &Store) -> anyhow::Result<()> {
             .note("The store has no products yet.\nhint: add one as `products/<slug>.toml`");
         return Ok(());
     }
-    let header = ["SLUG", "NAME", "PRICE", "LATEST", "PAYMENT LINK"].map(String::from);
+    let header = ["SLUG", "NAME", "PRICE", "ON SALE", "PAYMENT LINK"].map(String::from);
     let rows: Vec<[String; 5]> = store
         .products
         .iter()
         .map(|product| {
-            let latest = product.latest();
+            // The version on sale, the next one's pre-order beside it.
+            let selling = product.on_sale().or_else(|| product.preorder());
+            let next = product.preorder().filter(|preorder| {
+                selling.is_some_and(|selling| selling.version != preorder.version)
+            });
             [
                 product.slug.clone(),
                 match product.is_bundle() {
@@ -79,16 +83,28 @@ fn list(context: &Context, store: &Store) -> anyhow::Result<()> {
                     Some(_) => format!("from {}", product.price),
                     None => product.price.to_string(),
                 },
-                latest.map_or_else(
+                selling.map_or_else(
                     || "-".to_owned(),
-                    |release| match release.preorder {
-                        true => format!("{} (pre-order)", release.version),
-                        false => release.version.to_string(),
+                    |release| {
+                        let mut text = match release.preorder {
+                            true => format!("{} (pre-order)", release.version),
+                            false => release.version.to_string(),
+                        };
+                        if let Some(next) = next {
+                            text.push_str(&format!(", {} on pre-order", next.version));
+                        }
+                        text
                     },
                 ),
-                latest.map_or_else(
+                selling.map_or_else(
                     || "-".to_owned(),
-                    |release| release.payment_link_url.clone(),
+                    |release| {
+                        let mut links = release.payment_link_url.clone();
+                        if let Some(next) = next {
+                            links.push_str(&format!(" (pre-order: {})", next.payment_link_url));
+                        }
+                        links
+                    },
                 ),
             ]
         })
@@ -297,6 +313,8 @@ fn check_secret(secret: &crate::secret::Secret) -> Result<(), String> {
 
 fn product_json(product: &Product) -> serde_json::Value {
     let latest = product.latest();
+    let selling = product.on_sale();
+    let preorder = product.preorder();
     json!({
         "slug": product.slug,
         "name": product.name,
@@ -311,5 +329,15 @@ fn product_json(product: &Product) -> serde_json::Value {
         "latest_version": latest.map(|release| release.version.to_string()),
         "preorder": latest.is_some_and(|release| release.preorder),
         "payment_link": latest.map(|release| &release.payment_link_url),
+        "on_sale": selling.map(|release| json!({
+            "version": release.version.to_string(),
+            "payment_link": release.payment_link_url,
+        })),
+        "preorder_of": preorder.map(|release| json!({
+            "version": release.version.to_string(),
+            "out": release.out.map(|day| day.to_string()),
+            "price": release.price.as_ref().map(|price| price.amount),
+            "payment_link": release.payment_link_url,
+        })),
     })
 }

@@ -62,6 +62,17 @@ pub struct PreorderArgs {
     #[arg(long, value_name = "FILE")]
     pub notes: Option<PathBuf>,
 
+    /// The day the version is to come out, shown on the pages and in the
+    /// pre-order receipt (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE", value_parser = super::parse_date)]
+    pub date: Option<time::Date>,
+
+    /// A launch price for pre-orders (such as `19.00`), replaced by the
+    /// product's price when the version is released [default: the
+    /// product's price]
+    #[arg(long, value_name = "PRICE")]
+    pub price: Option<String>,
+
     /// Show every step that would be taken, and change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -78,6 +89,8 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             dry_run: args.dry_run,
             notify: args.notify,
             preorder: false,
+            out: None,
+            price: None,
         },
     )
 }
@@ -93,6 +106,8 @@ pub fn preorder(context: &Context, args: PreorderArgs) -> anyhow::Result<()> {
             dry_run: args.dry_run,
             notify: false,
             preorder: true,
+            out: args.date,
+            price: args.price.as_deref(),
         },
     )
 }
@@ -106,6 +121,8 @@ struct Publish<'a> {
     dry_run: bool,
     notify: bool,
     preorder: bool,
+    out: Option<time::Date>,
+    price: Option<&'a str>,
 }
 
 fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
@@ -133,6 +150,21 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
         )?),
         None => None,
     };
+    // A launch price is in the product's currency, by its rules.
+    let price = match (asked.price, store.product(asked.slug)) {
+        (Some(text), Ok(product)) => Some(
+            crate::store::Money::parse(text, product.price.currency).map_err(|message| {
+                crate::error::hinted(
+                    format!("`--price`: {message}"),
+                    format!(
+                        "write the pre-order's price as a decimal in {}, such as `--price 19.00`",
+                        product.price.currency.code().to_ascii_uppercase()
+                    ),
+                )
+            })?,
+        ),
+        _ => None,
+    };
     let stripe = context.stripe()?;
     let request = Request {
         store: &store,
@@ -143,6 +175,8 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
         today: super::now()?.date(),
         dry_run: asked.dry_run,
         preorder: asked.preorder,
+        out: asked.out,
+        price,
     };
     let reporter = Arc::new(TerminalReporter::new(context.output.quiet));
     let outcome = super::block_on(async {

@@ -9,13 +9,17 @@ use warp::reply::Reply;
 
 use super::App;
 use super::handlers::{Answer, not_found, render};
-use super::views::{FrontPage, Included, ProductCard, ProductPage, ReleaseNotes, safe};
+use super::views::{
+    FrontPage, Included, NextEdition, ProductCard, ProductPage, ReleaseNotes, safe,
+};
 use crate::store::settings::{TaxBehavior, TaxSettings};
 use crate::store::{Product, Store, UpdatePolicy};
 
-/// What a product card shows; `None` for a product not yet released.
+/// What a product card shows: the version on sale and, beside it, a
+/// pre-order of the next one (or the pre-order alone, for a product whose
+/// first version is not out); `None` for a product not yet released.
 fn card(store: &Store, product: &Product) -> Option<ProductCard> {
-    let latest = product.latest()?;
+    let latest = product.on_sale().or_else(|| product.preorder())?;
     // A bundle: what its newest release gives, and their formats.
     let holdings = store.holdings(&product.slug, &latest.version.to_string());
     let includes: Vec<Included> = match product.is_bundle() {
@@ -44,6 +48,15 @@ fn card(store: &Store, product: &Product) -> Option<ProductCard> {
             }
         }
     }
+    let tax = store.settings.tax;
+    let next = product
+        .preorder()
+        .filter(|preorder| preorder.version != latest.version)
+        .map(|preorder| NextEdition {
+            version: preorder.version.to_string(),
+            out: preorder.out.map(crate::dates::human_date),
+            price: price_text(product, preorder.price.as_ref(), tax),
+        });
     Some(ProductCard {
         slug: product.slug.clone(),
         name: product.name.clone(),
@@ -55,12 +68,14 @@ fn card(store: &Store, product: &Product) -> Option<ProductCard> {
             .cover
             .as_ref()
             .map(|_| format!("/cover/{}", product.slug)),
-        price: price_text(product, store.settings.tax),
+        price: price_text(product, latest.price.as_ref(), tax),
         version: latest.version.to_string(),
         date: latest.date.to_string(),
         preorder: latest.preorder,
+        out: latest.out.map(crate::dates::human_date),
         formats: formats.join(", "),
         includes,
+        next,
     })
 }
 
@@ -70,7 +85,10 @@ fn policy(product: &Product) -> String {
         return "Each product in the bundle comes with the later versions its own page promises."
             .into();
     }
-    let version = product.latest().map(|r| r.version.clone());
+    let version = product
+        .on_sale()
+        .or_else(|| product.preorder())
+        .map(|r| r.version.clone());
     match (product.updates, version) {
         (UpdatePolicy::All, _) => {
             "Buying now includes every later version of this product, free.".into()
@@ -191,17 +209,23 @@ pub async fn cover(slug: String, app: Arc<App>) -> Answer {
 
 /// The price as the store front shows it: `29.00 USD`, or for pay what
 /// you want `Pay what you want, from 5.00 USD (suggested 12.00 USD)`;
-/// with Stripe Tax, whether tax is added at checkout or included.
-pub fn price_text(product: &crate::store::Product, tax: TaxSettings) -> String {
+/// with Stripe Tax, whether tax is added at checkout or included. A
+/// pre-order's launch price (`own`) stands for the product's.
+pub fn price_text(
+    product: &crate::store::Product,
+    own: Option<&crate::store::Money>,
+    tax: TaxSettings,
+) -> String {
+    let price = own.unwrap_or(&product.price);
     let mut text = match product.pay_what_you_want {
         Some(chosen) => {
-            let mut text = format!("Pay what you want, from {}", product.price);
+            let mut text = format!("Pay what you want, from {price}");
             if let Some(suggested) = chosen.suggested {
                 text.push_str(&format!(" (suggested {suggested})"));
             }
             text
         }
-        None => product.price.to_string(),
+        None => price.to_string(),
     };
     if tax.automatic {
         text.push_str(match tax.prices {

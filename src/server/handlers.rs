@@ -399,10 +399,14 @@ fn preordered_page(app: &App, product: &Product, release: &Release) -> Answer {
         StatusCode::OK,
         &product.name,
         &format!(
-            "<h1>{}</h1><p id=\"preorder\">You pre-ordered version <strong>{}</strong>. It is not out yet: \
+            "<h1>{}</h1><p id=\"preorder\">You pre-ordered version <strong>{}</strong>. It is not out yet{}: \
              the day it is, we will email you a link to download your files.</p>",
             pages::escape(&product.name),
             pages::escape(&release.version.to_string()),
+            release
+                .out
+                .map(|day| format!(" (it is to come out on {})", crate::dates::human_date(day)))
+                .unwrap_or_default(),
         ),
     )
 }
@@ -481,14 +485,25 @@ pub async fn buy(
     if let Some(code) = query.get("upgrade") {
         return upgrade_checkout(&app, client, &slug, code, &came_from).await;
     }
-    let Some(release) = product.latest() else {
+    // The version on sale (or a first edition's pre-order); `?preorder`:
+    // the next version's pre-order, beside it.
+    let release = match query.contains_key("preorder") {
+        true => product.preorder(),
+        false => product.on_sale().or_else(|| product.preorder()),
+    };
+    let Some(release) = release else {
         return html(
             &app,
             StatusCode::NOT_FOUND,
             "Not for sale yet",
             &format!(
-                "<h1>{} is not for sale yet</h1>",
-                pages::escape(&product.name)
+                "<h1>{} is not {} yet</h1>",
+                pages::escape(&product.name),
+                if query.contains_key("preorder") {
+                    "taking pre-orders"
+                } else {
+                    "for sale"
+                }
             ),
         );
     };
@@ -732,6 +747,9 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
         order: crate::ledger::order_number(&session.id),
         email: purchase.email.clone(),
         preorder: waiting.is_some(),
+        out: waiting
+            .and_then(|release| release.out)
+            .map(crate::dates::human_date),
         files,
         // One limit for all the files, or none to state (a bundle's
         // products may differ: the download page shows each).

@@ -129,7 +129,15 @@ async fn compose(
             let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
             // A pre-order's files are not out: its receipt promises the
             // link, which `shop release` mails.
-            if super::handlers::waiting_preorder(product, &purchase.version).is_some() {
+            if let Some(waiting) = super::handlers::waiting_preorder(product, &purchase.version) {
+                // When it comes out, if the author said (`shop preorder --date`).
+                values.insert(
+                    "out",
+                    waiting
+                        .out
+                        .map(crate::dates::human_date)
+                        .unwrap_or_default(),
+                );
                 let rendered = templates.render(Kind::Preorder, &values)?;
                 return Ok(Some(mail::compose(
                     from,

@@ -39,9 +39,21 @@ pub struct ProductCard {
     pub version: String,
     pub date: String,
     pub preorder: bool,
+    /// A pre-order's announced day of release.
+    pub out: Option<String>,
     pub formats: String,
     /// A bundle's products.
     pub includes: Vec<Included>,
+    /// The next version taking pre-orders beside the one on sale (its Buy
+    /// is `/buy/<slug>?preorder`).
+    pub next: Option<NextEdition>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NextEdition {
+    pub version: String,
+    pub out: Option<String>,
+    pub price: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +91,8 @@ pub struct ThanksPage {
     pub order: String,
     pub email: String,
     pub preorder: bool,
+    /// A pre-order's announced day of release.
+    pub out: Option<String>,
     pub files: Vec<FileLink>,
     /// One limit for all the files, or none to state.
     pub limit: Option<u32>,
@@ -206,6 +220,16 @@ impl Views {
                     &format!("the Buy button (`/buy/{{{{ product.slug }}}}`, {case})"),
                 ));
             }
+            if product.product.next.is_some()
+                && !shows(&html, &format!("/buy/{}?preorder", product.product.slug))
+            {
+                return Err(missing(
+                    "product.html",
+                    &format!(
+                        "the Pre-order button beside the Buy (`/buy/{{{{ product.slug }}}}?preorder`, {case})"
+                    ),
+                ));
+            }
         }
         for (case, thanks) in samples::thanks() {
             let html = self.render("thanks.html", minijinja::Value::from_serialize(&thanks))?;
@@ -279,6 +303,11 @@ mod samples {
     use super::*;
 
     fn card(slug: &str, preorder: bool, includes: Vec<Included>) -> ProductCard {
+        let next = (slug == "book").then(|| NextEdition {
+            version: "3.0.0".into(),
+            out: Some("1 March 2027".into()),
+            price: "19.00 EUR".into(),
+        });
         ProductCard {
             slug: slug.to_owned(),
             name: format!("Sample {slug}"),
@@ -288,8 +317,10 @@ mod samples {
             version: "2.0.0".into(),
             date: "2026-12-01".into(),
             preorder,
+            out: preorder.then(|| "1 March 2027".into()),
             formats: "PDF, EPUB".into(),
             includes,
+            next,
         }
     }
 
@@ -379,6 +410,7 @@ mod samples {
             order: "SAMPLE7K2Q".into(),
             email: "reader@example.com".into(),
             preorder,
+            out: preorder.then(|| "1 March 2027".into()),
             files,
             limit,
             page: "/d/sample-token".into(),

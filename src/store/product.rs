@@ -48,20 +48,51 @@ pub struct Product {
     /// Whether buyers get stamped PDF and EPUB copies; `None` follows the
     /// shop's `[stamp] default`.
     pub stamp: Option<StampMode>,
-    /// Oldest first.
+    /// By version, oldest first (whatever order the file lists them in: a
+    /// fix of an older line is recorded after the newer line's releases).
     pub releases: Vec<Release>,
 }
 
+/// Editions as the store sells them. A product's versions form major lines
+/// (1.x, 2.x). The store sells the newest released version
+/// ([`Product::on_sale`]: the newest line's newest release) and, beside
+/// it, takes pre-orders of the next version ([`Product::preorder`], at
+/// most one, always the highest version). A later version of an older
+/// line (1.1.0 once 2.0.0 exists, pre-ordered or out) is a maintenance
+/// release: recorded, tagged and delivered to the buyers its policy
+/// entitles, never taking the store front from the newer line.
 impl Product {
-    /// The newest release, if any.
+    /// The newest release, if any (a pre-order included).
     pub fn latest(&self) -> Option<&Release> {
         self.releases.last()
     }
 
-    /// The newest release whose files are out (not a pre-order waiting
-    /// for them).
-    pub fn latest_out(&self) -> Option<&Release> {
+    /// The version the store sells: the newest release whose files are out.
+    pub fn on_sale(&self) -> Option<&Release> {
         self.releases.iter().rev().find(|release| !release.preorder)
+    }
+
+    /// The version taking pre-orders, if one is.
+    pub fn preorder(&self) -> Option<&Release> {
+        self.releases.iter().rev().find(|release| release.preorder)
+    }
+
+    /// Whether `version` may be released now: newer than every release, or
+    /// a fix of a line already released (newer than every release of its
+    /// major line). `Err` holds the release it is not newer than: its
+    /// line's newest, or the newest of all for a line not released.
+    pub fn may_release(&self, version: &semver::Version) -> Result<(), semver::Version> {
+        let newest_of = |same_line: bool| {
+            self.releases
+                .iter()
+                .map(|release| &release.version)
+                .filter(|known| !same_line || known.major == version.major)
+                .max()
+        };
+        match newest_of(true).or_else(|| newest_of(false)) {
+            Some(newest) if newest >= version => Err(newest.clone()),
+            _ => Ok(()),
+        }
     }
 
     /// The release of this version.
@@ -268,6 +299,11 @@ pub struct Release {
     /// Sold before its files are ready (`shop preorder`): no assets yet;
     /// `shop release` of the version adds them and delivers to its buyers.
     pub preorder: bool,
+    /// A pre-order's announced day of release (`shop preorder --date`).
+    pub out: Option<time::Date>,
+    /// A pre-order's own price (`shop preorder --price`, a launch price),
+    /// replaced by the product's price when the version is released.
+    pub price: Option<Money>,
     /// A bundle's release: the version of each product it gave when it was
     /// released (`contains = { novel = "1.2.0" }`), by slug.
     pub contains: Vec<Contained>,
@@ -362,6 +398,8 @@ struct RawRelease {
     payment_link_url: Spanned<String>,
     notes: Option<String>,
     preorder: Option<Spanned<bool>>,
+    out: Option<Spanned<toml::value::Datetime>>,
+    price: Option<Spanned<String>>,
     contains: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
     #[serde(default)]
     assets: Vec<RawAsset>,
@@ -649,7 +687,7 @@ pub fn parse(
     };
 
     let mut releases: Vec<Release> = Vec::new();
-    for (index, raw_release) in raw.releases.iter().enumerate() {
+    for raw_release in &raw.releases {
         let raw_release = raw_release.get_ref();
         let version = match semver::Version::parse(raw_release.version.get_ref()) {
             Ok(version) => version,
@@ -665,26 +703,15 @@ pub fn parse(
                 continue;
             }
         };
-        if let Some(previous) = releases.last().map(|release| &release.version)
-            && previous >= &version
-        {
+        if releases.iter().any(|release| release.version == version) {
             problem(
                 raw_release.version.span(),
-                format!("release `{version}` comes after `{previous}` but is not newer"),
-                "releases are listed oldest first, each newer than the one before".into(),
+                format!("release `{version}` is listed twice"),
+                "each version is released once; restore the file from git (`git log -p products/`)"
+                    .into(),
             );
         }
-        let date = match raw_release.date.get_ref() {
-            toml::value::Datetime {
-                date: Some(date),
-                time: None,
-                offset: None,
-            } => time::Month::try_from(date.month).ok().and_then(|month| {
-                time::Date::from_calendar_date(i32::from(date.year), month, date.day).ok()
-            }),
-            _ => None,
-        };
-        let date = date.unwrap_or_else(|| {
+        let date = toml_date(raw_release.date.get_ref()).unwrap_or_else(|| {
             problem(
                 raw_release.date.span(),
                 format!("`{}` is not a date", raw_release.date.get_ref()),
@@ -765,13 +792,38 @@ pub fn parse(
                 "`shop release` removes `preorder` when it adds the files; restore the file from git (`git log -p products/`)".into(),
             );
         }
-        if preorder && index + 1 < raw.releases.len() {
+        if preorder
+            && raw.releases.iter().any(|other| {
+                semver::Version::parse(other.get_ref().version.get_ref())
+                    .is_ok_and(|other| other > version)
+            })
+        {
             problem(
                 preorder_span,
-                format!("release `{version}` is a pre-order, but a newer version is listed after it"),
+                format!("release `{version}` is a pre-order, but a newer version is released"),
                 "only the newest version may wait for its files; release it with `shop release` first".into(),
             );
         }
+        let out = raw_release.out.as_ref().and_then(|out| {
+            let parsed = toml_date(out.get_ref());
+            if parsed.is_none() {
+                problem(
+                    out.span(),
+                    format!("`{}` is not a date", out.get_ref()),
+                    "write the day the version comes out as a TOML date, such as `out = 2027-03-01`".into(),
+                );
+            }
+            parsed
+        });
+        let release_price = raw_release.price.as_ref().and_then(|price| {
+            match Money::parse(price.get_ref(), currency) {
+                Ok(money) => Some(money),
+                Err(message) => {
+                    problem(price.span(), message, "write the pre-order's price as a decimal string, such as `price = \"19.00\"`".into());
+                    None
+                }
+            }
+        });
         let mut contains = Vec::new();
         match (&raw_release.contains, raw.bundle.is_some()) {
             (None, true) => problem(
@@ -822,10 +874,13 @@ pub fn parse(
                 .map(|text| text.trim().to_owned())
                 .filter(|text| !text.is_empty()),
             preorder,
+            out,
+            price: release_price,
             contains,
             assets,
         });
     }
+    releases.sort_by(|a, b| a.version.cmp(&b.version));
 
     let stamp = match &raw.stamp {
         Some(value) => match StampMode::parse(value.get_ref()) {
@@ -958,6 +1013,20 @@ fn suggest_slug(slug: &str) -> String {
         "my-book".into()
     } else {
         suggestion.chars().take(64).collect()
+    }
+}
+
+/// A TOML local date (`2026-11-23`) as a date.
+fn toml_date(value: &toml::value::Datetime) -> Option<time::Date> {
+    match value {
+        toml::value::Datetime {
+            date: Some(date),
+            time: None,
+            offset: None,
+        } => time::Month::try_from(date.month).ok().and_then(|month| {
+            time::Date::from_calendar_date(i32::from(date.year), month, date.day).ok()
+        }),
+        _ => None,
     }
 }
 
@@ -1122,7 +1191,7 @@ files = ["guide.pdf", "guide.epub"]
         let product = parse("guide", "products/guide.toml", &waiting, None).unwrap();
         assert!(product.releases[1].preorder && !product.releases[0].preorder);
         assert_eq!(product.latest().unwrap().version.to_string(), "2.0.0");
-        assert_eq!(product.latest_out().unwrap().version.to_string(), "1.0.0");
+        assert_eq!(product.on_sale().unwrap().version.to_string(), "1.0.0");
         check(
             "guide",
             &format!(
@@ -1138,7 +1207,7 @@ files = ["guide.pdf", "guide.epub"]
                 release("1.0.0", "preorder = true\n"),
                 release("2.0.0", "")
             ),
-            &["release `1.0.0` is a pre-order, but a newer version is listed after it"],
+            &["release `1.0.0` is a pre-order, but a newer version is released"],
         );
     }
 
@@ -1329,18 +1398,75 @@ files = ["guide.pdf", "guide.epub"]
             )
         };
         let text = format!(
-            "{BOOK}{}{}",
+            "{BOOK}{}{}{}",
             release("2.0.0", "prod_1"),
-            release("1.5.0", "cus_1")
+            release("1.5.0", "cus_1"),
+            release("2.0.0", "prod_1")
         );
         check(
             "guide",
             &text,
             &[
-                "`1.5.0` comes after `2.0.0` but is not newer",
                 "`cus_1` is not a Stripe id",
+                "release `2.0.0` is listed twice",
             ],
         );
+        // A fix of the 1.x line recorded after 2.0.0 is read in order.
+        let text = format!(
+            "{BOOK}{}{}",
+            release("2.0.0", "prod_1"),
+            release("1.5.0", "prod_1")
+        );
+        let product = parse("guide", "products/guide.toml", &text, None).unwrap();
+        let versions: Vec<String> = product
+            .releases
+            .iter()
+            .map(|release| release.version.to_string())
+            .collect();
+        assert_eq!(versions, ["1.5.0", "2.0.0"]);
+        assert_eq!(product.on_sale().unwrap().version.to_string(), "2.0.0");
+    }
+
+    #[test]
+    fn a_version_is_released_when_newer_than_all_or_a_fix_of_a_line() {
+        let product = |versions: &[(&str, bool)]| {
+            let text: String = versions
+                .iter()
+                .map(|(version, preorder)| {
+                    format!(
+                        "\n[[release]]\nversion = \"{version}\"\ndate = 2026-11-02\ntag = \"guide-v{version}\"\n\
+                         stripe_product = \"prod_1\"\nstripe_price = \"price_1\"\npayment_link = \"plink_1\"\n\
+                         payment_link_url = \"https://buy.example/1\"\n{}",
+                        if *preorder { "preorder = true\n" } else { "" }
+                    )
+                })
+                .collect();
+            parse(
+                "guide",
+                "products/guide.toml",
+                &format!("{BOOK}{text}"),
+                None,
+            )
+            .unwrap()
+        };
+        let version = |text: &str| semver::Version::parse(text).unwrap();
+        // 2.0.0 on pre-order, 1.0.0 out: 1.0.0 is on sale, and a fix of it may come.
+        let editions = product(&[("1.0.0", false), ("2.0.0", true)]);
+        assert_eq!(editions.on_sale().unwrap().version, version("1.0.0"));
+        assert_eq!(editions.preorder().unwrap().version, version("2.0.0"));
+        assert_eq!(editions.may_release(&version("1.1.0")), Ok(()));
+        assert_eq!(editions.may_release(&version("3.0.0")), Ok(()));
+        assert_eq!(
+            editions.may_release(&version("0.9.0")),
+            Err(version("2.0.0"))
+        );
+        assert!(editions.may_release(&version("1.0.0")).is_err());
+        // 2.0.0 out: still sold once 1.1.0 fixes the 1.x line.
+        let fixed = product(&[("1.0.0", false), ("2.0.0", false), ("1.1.0", false)]);
+        assert_eq!(fixed.on_sale().unwrap().version, version("2.0.0"));
+        assert_eq!(fixed.preorder(), None);
+        assert!(fixed.may_release(&version("1.1.0")).is_err());
+        assert_eq!(fixed.may_release(&version("1.2.0")), Ok(()));
     }
 
     #[test]
