@@ -30,6 +30,48 @@ pub fn markdown(text: &str) -> String {
     ammonia::clean(&rendered)
 }
 
+/// The text of the author's Markdown without its markup, on one line, cut
+/// at a word to at most `max` characters (with `…`): for a page's meta
+/// description and Stripe's product description, which show text as is.
+pub fn plain_text(markdown: &str, max: usize) -> String {
+    use pulldown_cmark::{Event, Parser, TagEnd};
+    let mut text = String::new();
+    for event in Parser::new(markdown) {
+        match event {
+            Event::Text(part) | Event::Code(part) => text.push_str(&part),
+            // Words of separate lines and blocks stay apart; the end of
+            // inline markup (`**`, a link) adds nothing.
+            Event::SoftBreak | Event::HardBreak => text.push(' '),
+            Event::End(
+                TagEnd::Paragraph
+                | TagEnd::Heading(_)
+                | TagEnd::Item
+                | TagEnd::BlockQuote(_)
+                | TagEnd::CodeBlock
+                | TagEnd::TableCell,
+            ) => text.push(' '),
+            _ => {}
+        }
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let whole = words.join(" ");
+    if whole.chars().count() <= max {
+        return whole;
+    }
+    let mut cut = String::new();
+    for word in words {
+        if cut.chars().count() + word.chars().count() + 2 > max {
+            break;
+        }
+        if !cut.is_empty() {
+            cut.push(' ');
+        }
+        cut.push_str(word);
+    }
+    cut.push('…');
+    cut
+}
+
 /// What one rendering of a template (a page's, a mail's) may spend, in
 /// minijinja's instructions: a library of a thousand purchases takes a
 /// small part of it; a store's override that loops without end is stopped.

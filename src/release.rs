@@ -346,7 +346,8 @@ pub async fn run(
         || stripe_product_id(&product.slug),
         |r| r.stripe_product.clone(),
     );
-    let product_exists = stripe.product(&known_product).await?.is_some();
+    let existing_product = stripe.product(&known_product).await?;
+    let product_exists = existing_product.is_some();
     let contains = match product.is_bundle() {
         true => contents(request.store, product, recorded.as_ref())?,
         false => Vec::new(),
@@ -388,26 +389,55 @@ pub async fn run(
         }
     };
 
-    // 1. The Stripe product, once per slug.
+    // 1. The Stripe product, once per slug, showing at Checkout what the
+    // store says: the name, the description as plain text (Checkout shows
+    // Markdown's asterisks as they are), the cover's public URL, the page.
     let product_id = known_product;
-    if product_exists {
-        reporter.step(&format!("Stripe product `{product_id}` exists"));
-    } else {
-        reporter.step(&format!(
-            "{} Stripe product `{product_id}`",
-            verb("created", "would create")
-        ));
-        if !dry {
-            let params = stripe::CreateProduct {
-                id: Some(product_id.clone()),
-                name: product.name.clone(),
-                description: product.description.clone(),
-                metadata: [("shop_product".to_owned(), product.slug.clone())].into(),
-            };
-            stripe
-                .create_product(&params, &IdempotencyKey::derived(&["product", &product_id]))
-                .await?;
-            created.push(format!("product {product_id}"));
+    let shown = stripe::CreateProduct {
+        id: Some(product_id.clone()),
+        name: product.name.clone(),
+        description: product
+            .description
+            .as_deref()
+            .map(|text| crate::html::plain_text(text, 1000))
+            .filter(|text| !text.is_empty()),
+        images: product
+            .cover
+            .iter()
+            .map(|_| format!("{}/cover/{}", settings.base_url, product.slug))
+            .collect(),
+        url: Some(format!("{}/p/{}", settings.base_url, product.slug)),
+        metadata: [("shop_product".to_owned(), product.slug.clone())].into(),
+    };
+    match &existing_product {
+        Some(existing)
+            if existing.name == shown.name
+                && existing.description == shown.description
+                && existing.images == shown.images
+                && existing.url == shown.url =>
+        {
+            reporter.step(&format!("Stripe product `{product_id}` exists"));
+        }
+        Some(_) => {
+            reporter.step(&format!(
+                "{} Stripe product `{product_id}` (name, description, cover and page as the store has them)",
+                verb("updated", "would update")
+            ));
+            if !dry {
+                stripe.update_product(&product_id, &shown).await?;
+            }
+        }
+        None => {
+            reporter.step(&format!(
+                "{} Stripe product `{product_id}`",
+                verb("created", "would create")
+            ));
+            if !dry {
+                stripe
+                    .create_product(&shown, &IdempotencyKey::derived(&["product", &product_id]))
+                    .await?;
+                created.push(format!("product {product_id}"));
+            }
         }
     }
 

@@ -281,9 +281,23 @@ fn shop_with_a_front() -> Served {
             build.join("guide.epub").to_str().unwrap(),
         ])
         .success();
+    // The next edition on pre-order, beside 1.1.0.
+    served
+        .test
+        .shop(&[
+            "preorder",
+            "guide",
+            "2.0.0",
+            "--date",
+            "2027-03-01",
+            "--price",
+            "19.00",
+        ])
+        .success();
     // The server picks a release up within seconds.
-    served.wait_for("the server to see 1.1.0", || {
-        served.body(served.get("/")).contains("version 1.1.0")
+    served.wait_for("the server to see 1.1.0 and the pre-order", || {
+        let front = served.body(served.get("/"));
+        front.contains("version 1.1.0") && front.contains("Version 2.0.0 is coming")
     });
     served
 }
@@ -342,6 +356,17 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
             "const img = document.querySelector('img.cover'); return img && img.complete ? img.naturalWidth : 0;",
         );
         assert_eq!(cover, json!(6), "the cover did not load");
+        // The edition on sale and the next one's pre-order, side by side;
+        // and what search engines and link previews read.
+        let buttons = browser.script(
+            "return [...document.querySelectorAll('a.button')].map(a => a.getAttribute('href'));",
+        );
+        assert_eq!(buttons, json!(["/buy/guide", "/buy/guide?preorder"]));
+        let meta = browser.script(
+            "return [document.title, !!document.querySelector('meta[name=robots]'), \
+             document.querySelector('meta[property=\"og:title\"]').content];",
+        );
+        assert_eq!(meta, json!(["Test Books", false, "Test Books"]));
         browser.check_page(&axe, &name("front"));
 
         // The product's page: every version's notes and the update policy.
@@ -359,6 +384,11 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
                 "the product page lacks {shown}:\n{product}"
             );
         }
+        let preview = browser.script(
+            "return [!!document.querySelector('meta[name=robots]'), \
+             document.querySelector('meta[property=\"og:type\"]').content];",
+        );
+        assert_eq!(preview, json!([false, "product"]));
         browser.check_page(&axe, &name("product"));
 
         // Buy: the test checkout names the seller and sums up the order.
@@ -395,6 +425,12 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
             b.url().starts_with(&format!("{}/thanks", served.url))
         });
         let thanks = browser.source();
+        // A buyer's page is no one else's: never indexed, nothing to preview.
+        let private = browser.script(
+            "return [document.querySelector('meta[name=robots]').content, \
+             !!document.querySelector('meta[property^=\"og:\"]')];",
+        );
+        assert_eq!(private, json!(["noindex", false]));
         let session = browser.url().rsplit('=').next().unwrap().to_owned();
         let order = &session[session.len() - 10..];
         for shown in [

@@ -361,6 +361,8 @@ async fn every_request_and_answer_matches_the_spec() {
                 id: Some("prod_shop_guide".into()),
                 name: "Guide".into(),
                 description: Some("A book".into()),
+                images: vec!["https://books.example/cover/guide".into()],
+                url: Some("https://books.example/p/guide".into()),
                 metadata: meta(&[("slug", "guide")]),
             },
             &IdempotencyKey::derived(&["product"]),
@@ -369,6 +371,32 @@ async fn every_request_and_answer_matches_the_spec() {
         .unwrap();
     client.product(&product.id).await.unwrap().unwrap();
     assert!(client.product("prod_missing").await.unwrap().is_none());
+    // Updated with new text and image, then with none (cleared).
+    let updated = client
+        .update_product(
+            &product.id,
+            &CreateProduct {
+                name: "Guide, second edition".into(),
+                description: Some("A book, again".into()),
+                images: vec!["https://books.example/cover/guide-2".into()],
+                url: Some("https://books.example/p/guide".into()),
+                ..CreateProduct::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.images, ["https://books.example/cover/guide-2"]);
+    let cleared = client
+        .update_product(
+            &product.id,
+            &CreateProduct {
+                name: "Guide".into(),
+                ..CreateProduct::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(cleared.images.is_empty() && cleared.description.is_none() && cleared.url.is_none());
     let price = client
         .create_price(
             &CreatePrice {

@@ -159,3 +159,99 @@ fn a_preorder_sells_beside_the_edition_on_sale_and_an_older_line_gets_its_fix() 
         "guide-v1.0.0\nguide-v1.1.0\nguide-v1.2.0\nguide-v2.0.0\n"
     );
 }
+
+#[test]
+fn sales_pages_are_made_to_be_found_and_shared_and_private_ones_are_not() {
+    let served = Served::start_with_store(&[], |test| {
+        let product = test.read("products/guide.toml");
+        test.write(
+            "products/guide.toml",
+            &format!(
+                "{product}description = \"A walk along the **drove roads**, with maps.\"\ncover = \"covers/guide.png\"\n"
+            ),
+        );
+        std::fs::create_dir_all(test.path().join("covers")).unwrap();
+        std::fs::write(
+            test.path().join("covers/guide.png"),
+            b"\x89PNG\r\n\x1a\n0000",
+        )
+        .unwrap();
+    });
+    let base = served.url.clone();
+    let front = served.body(served.get("/"));
+    assert!(!front.contains("noindex"), "{front}");
+    assert!(front.contains("<title>Test Books</title>"), "{front}");
+    assert!(
+        front.contains(&format!(
+            "<link rel=\"canonical\" href=\"{}\">",
+            minijinja::HtmlEscape(&format!("{base}/"))
+        )),
+        "{front}"
+    );
+    let product = served.body(served.get("/p/guide"));
+    for expected in [
+        "<meta name=\"description\" content=\"A walk along the drove roads, with maps.\">",
+        "<meta property=\"og:type\" content=\"product\">",
+        "<meta property=\"og:title\" content=\"The Field Guide\">",
+        "<meta name=\"twitter:card\" content=\"summary_large_image\">",
+        &format!(
+            "<meta property=\"og:image\" content=\"{}\">",
+            minijinja::HtmlEscape(&format!("{base}/cover/guide"))
+        ),
+    ] {
+        assert!(
+            product.contains(expected),
+            "{expected:?} is not on\n{product}"
+        );
+    }
+    // What belongs to a buyer is never indexed.
+    let page = served.buy("ada@example.com");
+    for private in [page.as_str(), "/lost", "/nothing"] {
+        let html = served.body(served.get(private));
+        assert!(
+            html.contains("<meta name=\"robots\" content=\"noindex\">"),
+            "{private}: {html}"
+        );
+        assert!(!html.contains("og:"), "{private}: {html}");
+    }
+    let robots = served.body(served.get("/robots.txt"));
+    assert!(robots.contains("Disallow: /d/\n"), "{robots}");
+    assert!(
+        robots.contains(&format!("Sitemap: {base}/sitemap.xml\n")),
+        "{robots}"
+    );
+    let sitemap = served.body(served.get("/sitemap.xml"));
+    assert!(
+        sitemap.contains(&format!("<loc>{base}/p/guide</loc>")),
+        "{sitemap}"
+    );
+
+    // Stripe's Checkout shows plain text, the cover and the page, kept up
+    // to date by the next release.
+    let stripe_product = |served: &Served| {
+        served
+            .runtime
+            .block_on(served.sandbox().client().product("prod_shop_guide"))
+            .unwrap()
+            .unwrap()
+    };
+    let shown = stripe_product(&served);
+    assert_eq!(
+        shown.description.as_deref(),
+        Some("A walk along the drove roads, with maps.")
+    );
+    assert_eq!(shown.images, [format!("{base}/cover/guide")]);
+    assert_eq!(shown.url, Some(format!("{base}/p/guide")));
+    let product = served.test.read("products/guide.toml");
+    served.test.write(
+        "products/guide.toml",
+        &product.replace("with maps.", "with maps and *stories*."),
+    );
+    release(&served, "1.1.0")
+        .success()
+        .stderr_has(&["updated Stripe product `prod_shop_guide`"]);
+    assert_eq!(
+        stripe_product(&served).description.as_deref(),
+        Some("A walk along the drove roads, with maps and stories.")
+    );
+}

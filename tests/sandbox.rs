@@ -29,8 +29,8 @@ async fn catalogue(client: &Client, slug: &str) -> String {
             &CreateProduct {
                 id: None,
                 name: format!("Book {slug}"),
-                description: None,
                 metadata: metadata(&[("slug", slug)]),
+                ..CreateProduct::default()
             },
             &IdempotencyKey::derived(&["product", slug]),
         )

@@ -222,8 +222,58 @@ fn type_matches(pattern: &str, kind: &str) -> bool {
     }
 }
 
+/// A product's `images`, as Stripe takes them: at most 8 URLs, each http(s)
+/// and at most 2,048 characters; an empty value (on update) clears them.
+fn product_images(params: &Params) -> Result<Option<Value>, ApiError> {
+    let images: Vec<String> = match params.get("images") {
+        None => return Ok(None),
+        Some(Value::String(empty)) if empty.is_empty() => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| ApiError::invalid("images", "Invalid array"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(ApiError::invalid("images", "Invalid array")),
+    };
+    if images.len() > 8 {
+        return Err(ApiError::invalid(
+            "images",
+            "You may only specify up to 8 images for a product.",
+        ));
+    }
+    for image in &images {
+        if image.len() > 2048 || !(image.starts_with("https://") || image.starts_with("http://")) {
+            return Err(ApiError::invalid("images", "Invalid URL"));
+        }
+    }
+    Ok(Some(json!(images)))
+}
+
+/// A product's `url`: an http(s) URL; empty (on update) clears it.
+fn product_url(params: &Params) -> Result<Option<Value>, ApiError> {
+    match params.get("url").and_then(Value::as_str) {
+        None => Ok(None),
+        Some("") => Ok(Some(Value::Null)),
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            Ok(Some(json!(url)))
+        }
+        Some(_) => Err(ApiError::invalid("url", "Invalid URL")),
+    }
+}
+
 fn create_product(state: &mut State, params: &Params) -> Result<Value, ApiError> {
-    params.only(&["active", "description", "id", "metadata", "name"])?;
+    params.only(&[
+        "active",
+        "description",
+        "id",
+        "images",
+        "metadata",
+        "name",
+        "url",
+    ])?;
     let name = params.required_str("name")?;
     let metadata = params.metadata()?;
     let id = match params.str("id") {
@@ -235,24 +285,38 @@ fn create_product(state: &mut State, params: &Params) -> Result<Value, ApiError>
         }
         None => new_id("prod_"),
     };
+    let images = product_images(params)?;
+    let url = product_url(params)?;
     let mut product = objects::product(&id, name, params.str("description"), metadata, state.now());
     if let Some(active) = params.bool("active")? {
         product["active"] = json!(active);
+    }
+    if let Some(images) = images {
+        product["images"] = images;
+    }
+    if let Some(url) = url {
+        product["url"] = url;
     }
     Ok(state.insert(product))
 }
 
 fn update_product(state: &mut State, params: &Params, id: &str) -> Result<Value, ApiError> {
-    params.only(&["active", "description", "metadata", "name"])?;
+    params.only(&["active", "description", "images", "metadata", "name", "url"])?;
     state.find("product", id, "id")?;
     let active = params.bool("active")?;
+    let images = product_images(params)?;
+    let url = product_url(params)?;
     let metadata = params
         .get("metadata")
         .map(|_| params.metadata())
         .transpose()?;
     let now = state.now();
     let name = params.str("name").map(str::to_owned);
-    let description = params.str("description").map(str::to_owned);
+    // An empty description unsets it, as Stripe's empty values do.
+    let description = params
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Ok(state
         .update(id, |product| {
             if let Some(active) = active {
@@ -262,7 +326,17 @@ fn update_product(state: &mut State, params: &Params, id: &str) -> Result<Value,
                 product["name"] = json!(name);
             }
             if let Some(description) = description {
-                product["description"] = json!(description);
+                // An empty value unsets, as Stripe's do.
+                product["description"] = match description.as_str() {
+                    "" => Value::Null,
+                    _ => json!(description),
+                };
+            }
+            if let Some(images) = images {
+                product["images"] = images;
+            }
+            if let Some(url) = url {
+                product["url"] = url;
             }
             if let Some(metadata) = metadata {
                 merge_metadata(&mut product["metadata"], metadata);

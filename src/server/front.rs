@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use warp::http::{HeaderValue, StatusCode, header};
+use warp::http::{HeaderValue, header};
 use warp::reply::Reply;
 
 use super::App;
-use super::handlers::{Answer, not_found, render};
+use super::handlers::{Answer, not_found, public};
 use super::views::{
-    FrontPage, Included, NextEdition, ProductCard, ProductPage, ReleaseNotes, safe,
+    FrontPage, Included, Meta, NextEdition, ProductCard, ProductPage, ReleaseNotes, safe,
 };
 use crate::store::settings::{TaxBehavior, TaxSettings};
 use crate::store::{Product, Store, UpdatePolicy};
@@ -122,14 +122,47 @@ pub async fn front(app: Arc<App>) -> Answer {
             .filter_map(|product| card(&store, product))
             .collect(),
     };
-    render(
+    let base = &store.settings.base_url;
+    let meta = Meta {
+        index: true,
+        description: Some(
+            store
+                .settings
+                .about
+                .as_deref()
+                .map(|text| crate::html::plain_text(text, DESCRIPTION_MAX))
+                .filter(|text| !text.is_empty())
+                .unwrap_or_else(|| {
+                    let names: Vec<&str> = context
+                        .products
+                        .iter()
+                        .map(|card| card.name.as_str())
+                        .collect();
+                    crate::html::plain_text(
+                        &format!("{}: {}.", store.settings.name, names.join(", ")),
+                        DESCRIPTION_MAX,
+                    )
+                }),
+        ),
+        canonical: Some(format!("{base}/")),
+        image: context
+            .products
+            .iter()
+            .find_map(|card| card.cover.as_ref())
+            .map(|cover| format!("{base}{cover}")),
+        kind: "website",
+    };
+    public(
         &app,
-        StatusCode::OK,
         &store.settings.name,
         "front.html",
         minijinja::Value::from_serialize(&context),
+        &meta,
     )
 }
+
+/// The longest meta description: what search engines show of one.
+const DESCRIPTION_MAX: usize = 160;
 
 pub async fn product(slug: String, app: Arc<App>) -> Answer {
     let store = app.store();
@@ -154,19 +187,93 @@ pub async fn product(slug: String, app: Arc<App>) -> Answer {
                 .map(|text| safe(crate::html::markdown(text))),
         })
         .collect();
+    let base = &store.settings.base_url;
+    let meta = Meta {
+        index: true,
+        description: Some(
+            product
+                .description
+                .as_deref()
+                .map(|text| crate::html::plain_text(text, DESCRIPTION_MAX))
+                .filter(|text| !text.is_empty())
+                .unwrap_or_else(|| format!("{} from {}.", product.name, store.settings.name)),
+        ),
+        canonical: Some(format!("{base}/p/{}", product.slug)),
+        image: card.cover.as_ref().map(|cover| format!("{base}{cover}")),
+        kind: "product",
+    };
     let context = ProductPage {
         shop: store.settings.name.clone(),
         product: card,
         policy: policy(product),
         releases,
     };
-    render(
+    public(
         &app,
-        StatusCode::OK,
         &product.name,
         "product.html",
         minijinja::Value::from_serialize(&context),
+        &meta,
     )
+}
+
+/// `/robots.txt`: the store front and product pages may be indexed;
+/// nothing that belongs to a buyer, nor the checkout's redirects.
+pub async fn robots(app: Arc<App>) -> Answer {
+    let base = app.store().settings.base_url.clone();
+    let mut response = warp::reply::Response::new(
+        format!(
+            "User-agent: *\nDisallow: /d/\nDisallow: /library/\nDisallow: /thanks\n\
+             Disallow: /lost\nDisallow: /unsubscribe/\nDisallow: /buy/\n\
+             Sitemap: {base}/sitemap.xml\n"
+        )
+        .into(),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// `/sitemap.xml`: the store front and each product's page, with the day
+/// its edition on sale came out.
+pub async fn sitemap(app: Arc<App>) -> Answer {
+    let store = app.store();
+    let base = &store.settings.base_url;
+    // XML's five characters; a URL's slashes stay as they are.
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&apos;")
+    };
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+    );
+    xml.push_str(&format!(
+        "<url><loc>{}</loc></url>\n",
+        escape(&format!("{base}/"))
+    ));
+    for product in &store.products {
+        let Some(release) = product.on_sale().or_else(|| product.preorder()) else {
+            continue;
+        };
+        xml.push_str(&format!(
+            "<url><loc>{}</loc><lastmod>{}</lastmod></url>\n",
+            escape(&format!("{base}/p/{}", product.slug)),
+            release.date
+        ));
+    }
+    xml.push_str("</urlset>\n");
+    let mut response = warp::reply::Response::new(xml.into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    response
 }
 
 /// A product's cover image, from the store.

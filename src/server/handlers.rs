@@ -60,12 +60,25 @@ pub async fn healthz(app: Arc<App>, query: HashMap<String, String>) -> Answer {
     }
 }
 
+/// A page no search engine indexes (the default: downloads, thanks, the
+/// library, lost links, refusals).
 fn html(app: &App, status: StatusCode, title: &str, body: &str) -> Answer {
+    page(app, status, title, body, &super::views::Meta::default())
+}
+
+/// A page inside the layout, with what it tells search engines.
+fn page(
+    app: &App,
+    status: StatusCode,
+    title: &str,
+    body: &str,
+    meta: &super::views::Meta,
+) -> Answer {
     let store = app.store();
     let settings = &store.settings;
     let page = app
         .views
-        .page(&settings.name, &settings.support_email, title, body)
+        .page(&settings.name, &settings.support_email, title, body, meta)
         .unwrap_or_else(|error| {
             // Checked at start: only a bug gets here. The body still shows.
             tracing::error!("{}", crate::error::one_line(&error));
@@ -185,8 +198,26 @@ pub(super) fn render(
     name: &str,
     context: minijinja::Value,
 ) -> Answer {
+    render_with(
+        app,
+        status,
+        title,
+        name,
+        context,
+        &super::views::Meta::default(),
+    )
+}
+
+fn render_with(
+    app: &App,
+    status: StatusCode,
+    title: &str,
+    name: &str,
+    context: minijinja::Value,
+    meta: &super::views::Meta,
+) -> Answer {
     match app.views.render(name, context) {
-        Ok(body) => html(app, status, title, &body),
+        Ok(body) => page(app, status, title, &body, meta),
         Err(error) => {
             tracing::error!("{}", crate::error::one_line(&error));
             html(
@@ -197,6 +228,18 @@ pub(super) fn render(
             )
         }
     }
+}
+
+/// A page made to be found and shared (the store front, a product's): the
+/// view `name` with `context`, and `meta` for search engines and previews.
+pub(super) fn public(
+    app: &App,
+    title: &str,
+    name: &str,
+    context: minijinja::Value,
+    meta: &super::views::Meta,
+) -> Answer {
+    render_with(app, StatusCode::OK, title, name, context, meta)
 }
 
 pub(super) fn not_found(app: &App) -> Answer {

@@ -640,6 +640,16 @@ pub fn routes(
         .and(with_app.clone())
         .then(front::product)
         .boxed();
+    let robots = warp::path!("robots.txt")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(front::robots)
+        .boxed();
+    let sitemap = warp::path!("sitemap.xml")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(front::sitemap)
+        .boxed();
     let cover = warp::path!("cover" / String)
         .and(warp::get())
         .and(with_app.clone())
@@ -677,6 +687,8 @@ pub fn routes(
         product,
         cover,
         library,
+        robots,
+        sitemap,
     ]);
     file.or(others)
         .unify()

@@ -19,6 +19,23 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+/// What a page tells search engines and link previews.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Meta {
+    /// Whether search engines may index it: the store front and product
+    /// pages; every other page (downloads, thanks, library, lost links,
+    /// unsubscribing) is `noindex`.
+    pub index: bool,
+    /// A sentence or two of plain text.
+    pub description: Option<String>,
+    /// The page's own public URL.
+    pub canonical: Option<String>,
+    /// A public image URL for link previews (the cover).
+    pub image: Option<String>,
+    /// Open Graph's type: `website` or `product`.
+    pub kind: &'static str,
+}
+
 /// The store front.
 #[derive(Debug, Clone, Serialize)]
 pub struct FrontPage {
@@ -195,6 +212,20 @@ impl Views {
             "help@example.com",
             "Sample",
             "<p id=\"sample-body\"></p>",
+            &Meta::default(),
+        )?;
+        self.page(
+            "Sample Shop",
+            "help@example.com",
+            "Sample Shop",
+            "<p></p>",
+            &Meta {
+                index: true,
+                description: Some("Books.".into()),
+                canonical: Some("https://books.example/".into()),
+                image: Some("https://books.example/cover/book".into()),
+                kind: "website",
+            },
         )?;
         if !page.contains("<p id=\"sample-body\"></p>") {
             return Err(missing("page.html", "the page's `body`"));
@@ -269,10 +300,14 @@ impl Views {
         support: &str,
         title: &str,
         body: &str,
+        meta: &Meta,
     ) -> Result<String, ViewError> {
         self.render(
             "page.html",
-            minijinja::context! { shop, support, title, body => safe(body.to_owned()) },
+            minijinja::context! {
+                shop, support, title, body => safe(body.to_owned()),
+                meta => minijinja::Value::from_serialize(meta),
+            },
         )
     }
 
@@ -559,7 +594,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let views = Views::load(dir.path()).unwrap();
         let html = views
-            .page("A & B <Books>", "help@example.com", "x\"y", "<p>body</p>")
+            .page(
+                "A & B <Books>",
+                "help@example.com",
+                "x\"y",
+                "<p>body</p>",
+                &Meta::default(),
+            )
             .unwrap();
         assert!(
             html.contains("<title>x&quot;y · A &amp; B &lt;Books&gt;</title>"),

@@ -32,6 +32,7 @@ pub const API_VERSION: &str = "2024-04-10";
 pub const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/v1/products"),
     ("get", "/v1/products/{id}"),
+    ("post", "/v1/products/{id}"),
     ("post", "/v1/prices"),
     ("get", "/v1/prices"),
     ("post", "/v1/payment_links"),
@@ -169,8 +170,47 @@ impl Client {
             .optional("id", params.id.as_deref())
             .field("name", &params.name)
             .optional("description", params.description.as_deref())
+            .optional("url", params.url.as_deref());
+        let form = params
+            .images
+            .iter()
+            .enumerate()
+            .fold(form, |form, (index, image)| {
+                form.field(format!("images[{index}]"), image)
+            })
             .map("metadata", &params.metadata);
         self.post("/v1/products", form, Some(key)).await
+    }
+
+    /// Sets what buyers see of a product at Checkout: its name, plain-text
+    /// description, images and page (an empty description or no images
+    /// clears them, as Stripe's empty values do).
+    pub async fn update_product(
+        &self,
+        id: &str,
+        params: &CreateProduct,
+    ) -> Result<Product, StripeError> {
+        let form = Form::new()
+            .field("name", &params.name)
+            .field("description", params.description.as_deref().unwrap_or(""))
+            .field("url", params.url.as_deref().unwrap_or(""));
+        let form = if params.images.is_empty() {
+            form.field("images", "")
+        } else {
+            params
+                .images
+                .iter()
+                .enumerate()
+                .fold(form, |form, (index, image)| {
+                    form.field(format!("images[{index}]"), image)
+                })
+        };
+        self.post(
+            &format!("/v1/products/{}", crate::net::encode_component(id)),
+            form,
+            None,
+        )
+        .await
     }
 
     /// The product, or `None` if Stripe has no product with this id.
@@ -696,7 +736,12 @@ pub struct CreateProduct {
     /// A product id of our choosing, so a re-run finds it.
     pub id: Option<String>,
     pub name: String,
+    /// Plain text: Checkout shows it as it is.
     pub description: Option<String>,
+    /// Public URLs of images (at most 8): the cover.
+    pub images: Vec<String>,
+    /// The product's public page.
+    pub url: Option<String>,
     pub metadata: Metadata,
 }
 

@@ -96,6 +96,10 @@ pub struct Product {
     pub id: String,
     pub name: String,
     pub active: bool,
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub images: Vec<String>,
+    pub url: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
 }
