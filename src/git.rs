@@ -24,6 +24,21 @@ pub fn open(root: &Path) -> Result<Repository, GitError> {
     })
 }
 
+/// Of `paths` (relative to the work tree), those whose content on disk is
+/// not what `HEAD` has: changed, new or staged. A path git ignores, or
+/// one that does not exist, is none.
+pub fn uncommitted(repo: &Repository, paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    paths
+        .iter()
+        .filter(|path| {
+            repo.status_file(path).is_ok_and(|status| {
+                !status.is_ignored() && !status.is_empty() && status != git2::Status::CURRENT
+            })
+        })
+        .cloned()
+        .collect()
+}
+
 /// Opens the repository at `root`, or makes a new one with branch `main`.
 pub fn open_or_init(root: &Path) -> Result<Repository, GitError> {
     match Repository::open(root) {

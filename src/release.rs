@@ -64,9 +64,13 @@ pub struct Request<'a> {
     pub slug: &'a str,
     pub version: semver::Version,
     pub files: Vec<PathBuf>,
-    /// The GitHub release body; `None`: the store's git log since the
-    /// previous release.
+    /// What changed, in Markdown, as the author wrote it (`--notes FILE`,
+    /// or `notes/<slug>/<version>.md`); `None`: no notes (never the git
+    /// log, which is the author's, not the buyers').
     pub notes: Option<String>,
+    /// Files of the store the product uses (its cover, `shop.toml`, its
+    /// notes) to commit with the release (`--commit-all`).
+    pub also_commit: Vec<PathBuf>,
     pub today: time::Date,
     pub dry_run: bool,
     /// `shop preorder`: sell the version before its files are ready (no
@@ -342,6 +346,26 @@ pub async fn run(
     }
     let (files, recorded) = check(request)?;
     let product = request.store.product(request.slug)?;
+    // The same bytes as the version before: buyers would get nothing new.
+    if recorded.is_none()
+        && !files.is_empty()
+        && let Some(previous) = product
+            .releases
+            .iter()
+            .rev()
+            .find(|release| !release.preorder && release.version < request.version)
+        && files.iter().all(|file| {
+            previous
+                .assets
+                .iter()
+                .any(|asset| asset.name == file.name && asset.sha256 == file.sha256)
+        })
+    {
+        reporter.step(&format!(
+            "warning: every file is byte for byte {}'s: buyers told of {} would get the same files again",
+            previous.version, request.version
+        ));
+    }
     let known_product = product.latest().map_or_else(
         || stripe_product_id(&product.slug),
         |r| r.stripe_product.clone(),
@@ -588,9 +612,10 @@ pub async fn run(
     };
 
     // 4. The files.
+    // The GitHub release's body: the notes, or the name and version.
     let notes = match &request.notes {
         Some(notes) => notes.clone(),
-        None => default_notes(&request.store.root, product, &request.version),
+        None => format!("{} {}", product.name, request.version),
     };
     let assets = match files_target {
         _ if request.preorder => {
@@ -734,7 +759,10 @@ pub async fn run(
         // A re-run keeps what was recorded unless told new notes.
         notes: match (&request.notes, &recorded) {
             (None, Some(recorded)) => recorded.notes.clone(),
-            _ => recorded_notes(&notes, request.notes.is_some()),
+            (given, _) => given
+                .as_deref()
+                .map(|notes| notes.trim().to_owned())
+                .filter(|notes| !notes.is_empty()),
         },
         preorder: request.preorder,
         // What a pre-order announces; a release's files make it moot.
@@ -760,12 +788,22 @@ pub async fn run(
     }
     if request.preorder {
         // No tag: the version is not out until its files are.
-        if commit_preorder(&request.store.root, &product.slug, &release)? {
+        if commit_preorder(
+            &request.store.root,
+            &product.slug,
+            &release,
+            &request.also_commit,
+        )? {
             reporter.step("committed the pre-order");
         }
         return Ok(outcome);
     }
-    let committed = commit_and_tag(&request.store.root, &product.slug, &release)?;
+    let committed = commit_and_tag(
+        &request.store.root,
+        &product.slug,
+        &release,
+        &request.also_commit,
+    )?;
     if committed {
         reporter.step(&format!("committed and tagged `{tag}`"));
     }
@@ -1093,52 +1131,6 @@ fn copy_hashing(
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-/// The notes kept in the product file: as given, or the default's list
-/// without its title line (the pages show the name and version).
-fn recorded_notes(notes: &str, given: bool) -> Option<String> {
-    let notes = if given {
-        notes
-    } else {
-        notes.split_once('\n').map_or("", |(_, list)| list)
-    };
-    Some(notes.trim().to_owned()).filter(|notes| !notes.is_empty())
-}
-
-/// The store's commit subjects since the previous release's tag.
-fn default_notes(root: &Path, product: &Product, version: &semver::Version) -> String {
-    let mut lines = vec![format!("{} {version}", product.name)];
-    let Ok(repo) = git2::Repository::open(root) else {
-        return lines.join("\n");
-    };
-    let Ok(mut walk) = repo.revwalk() else {
-        return lines.join("\n");
-    };
-    if walk.push_head().is_err() {
-        return lines.join("\n");
-    }
-    if let Some(previous) = product.releases.iter().rev().find(|r| &r.version < version)
-        && let Ok(reference) = repo.revparse_single(&previous.tag)
-        && let Ok(commit) = reference.peel_to_commit()
-    {
-        let _ = walk.hide(commit.id());
-    }
-    lines.push(String::new());
-    for oid in walk.flatten().take(50) {
-        if let Ok(commit) = repo.find_commit(oid) {
-            let summary = commit
-                .summary()
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-                .to_owned();
-            if !summary.starts_with("release ") && !summary.starts_with("sync:") {
-                lines.push(format!("- {summary}"));
-            }
-        }
-    }
-    lines.join("\n")
-}
-
 /// Appends (or, on a re-run that changed ids, replaces) the `[[release]]`
 /// table, keeping the author's formatting and comments.
 fn record(
@@ -1280,21 +1272,35 @@ impl crate::sync::Progress for Silent {
 }
 
 /// Commits the product file of a pre-order.
-fn commit_preorder(root: &Path, slug: &str, release: &Release) -> Result<bool, ReleaseError> {
+fn commit_preorder(
+    root: &Path,
+    slug: &str,
+    release: &Release,
+    also: &[PathBuf],
+) -> Result<bool, ReleaseError> {
     let repo = crate::git::open(root)?;
     let path = PathBuf::from(crate::store::PRODUCTS_DIR).join(format!("{slug}.toml"));
+    let mut paths = vec![path.as_path()];
+    paths.extend(also.iter().map(PathBuf::as_path));
     let message = format!(
         "preorder {slug} {}\n\nprice {}, payment link {}",
         release.version, release.stripe_price, release.payment_link_url
     );
-    Ok(crate::git::commit_paths(&repo, &[path.as_path()], &message)?.is_some())
+    Ok(crate::git::commit_paths(&repo, &paths, &message)?.is_some())
 }
 
 /// Commits the product file and tags the commit `<slug>-v<version>`.
 /// Returns whether anything was committed or tagged.
-fn commit_and_tag(root: &Path, slug: &str, release: &Release) -> Result<bool, ReleaseError> {
+fn commit_and_tag(
+    root: &Path,
+    slug: &str,
+    release: &Release,
+    also: &[PathBuf],
+) -> Result<bool, ReleaseError> {
     let repo = crate::git::open(root)?;
     let path = PathBuf::from(crate::store::PRODUCTS_DIR).join(format!("{slug}.toml"));
+    let mut paths = vec![path.as_path()];
+    paths.extend(also.iter().map(PathBuf::as_path));
     let message = format!(
         "release {slug} {}\n\nprice {}, payment link {}\n{}",
         release.version,
@@ -1307,7 +1313,7 @@ fn commit_and_tag(root: &Path, slug: &str, release: &Release) -> Result<bool, Re
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    let committed = crate::git::commit_paths(&repo, &[path.as_path()], &message)?.is_some();
+    let committed = crate::git::commit_paths(&repo, &paths, &message)?.is_some();
     let head = repo
         .head()
         .and_then(|head| head.peel_to_commit())

@@ -255,3 +255,91 @@ fn sales_pages_are_made_to_be_found_and_shared_and_private_ones_are_not() {
         Some("A walk along the drove roads, with maps and stories.")
     );
 }
+
+#[test]
+fn release_notes_are_the_authors_and_what_a_release_uses_is_committed() {
+    let served = Served::start();
+    // The first release (by the harness) had no notes: its page shows
+    // none, and certainly not the store's git log.
+    let page = served.body(served.get("/p/guide"));
+    assert!(!page.contains("shop init"), "{page}");
+    // Released again with the same bytes: said.
+    let build = served.test.root().join("build");
+    let (pdf, epub) = (build.join("guide.pdf"), build.join("guide.epub"));
+    let args = |version: &'static str| {
+        vec![
+            "release".to_owned(),
+            "guide".to_owned(),
+            version.to_owned(),
+            pdf.to_str().unwrap().to_owned(),
+            epub.to_str().unwrap().to_owned(),
+        ]
+    };
+    let same = args("1.0.1");
+    let same: Vec<&str> = same.iter().map(String::as_str).collect();
+    served.test.shop(&same).success().stderr_has(&[
+        "warning: every file is byte for byte 1.0.0's: buyers told of 1.0.1 would get the same files again",
+        "note: no release notes for guide 1.0.1: the product page and notices show none\nhint: write them in `notes/guide/1.0.1.md`",
+    ]);
+    // Notes in the store, and a new cover not yet committed.
+    served.test.write(
+        "notes/guide/1.1.0.md",
+        "Two new walks and **fixed** maps.\n",
+    );
+    let product = served.test.read("products/guide.toml");
+    served.test.write(
+        "products/guide.toml",
+        &product.replacen(
+            "download_limit = 5\n",
+            "download_limit = 5\ncover = \"covers/guide.png\"\n",
+            1,
+        ),
+    );
+    std::fs::create_dir_all(served.test.path().join("covers")).unwrap();
+    std::fs::write(
+        served.test.path().join("covers/guide.png"),
+        b"\x89PNG\r\n\x1a\n0000",
+    )
+    .unwrap();
+    release(&served, "1.1.0").success().stderr_has(&[
+        "warning: `covers/guide.png`, `notes/guide/1.1.0.md` have changes not committed",
+        "hint: commit them, or run again with `--commit-all`",
+    ]);
+    served.wait_for("the notes on the product page", || {
+        served
+            .body(served.get("/p/guide"))
+            .contains("Two new walks and <strong>fixed</strong> maps.")
+    });
+    // With --commit-all they go into the release's commit.
+    served
+        .test
+        .write("notes/guide/1.2.0.md", "A chapter on the old inns.\n");
+    let build = served.test.root().join("build");
+    std::fs::write(build.join("guide.pdf"), "%PDF 1.2.0 ".repeat(200)).unwrap();
+    std::fs::write(build.join("guide.epub"), "PK 1.2.0").unwrap();
+    served
+        .test
+        .shop(&[
+            "release",
+            "guide",
+            "1.2.0",
+            "--commit-all",
+            build.join("guide.pdf").to_str().unwrap(),
+            build.join("guide.epub").to_str().unwrap(),
+        ])
+        .success();
+    let show = std::process::Command::new("git")
+        .args(["show", "--stat", "--format=%s", "HEAD"])
+        .current_dir(served.test.path())
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    for path in [
+        "covers/guide.png",
+        "notes/guide/1.2.0.md",
+        "products/guide.toml",
+    ] {
+        assert!(show.contains(path), "{path} is not in\n{show}");
+    }
+    assert!(show.starts_with("release guide 1.2.0"), "{show}");
+}

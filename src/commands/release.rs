@@ -27,8 +27,9 @@ pub struct Args {
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
-    /// Release notes for the GitHub release [default: the store's git log
-    /// since the previous release]
+    /// What changed, in Markdown: the product page, update notices and the
+    /// GitHub release show it [default: notes/<slug>/<version>.md in the
+    /// store, if there is one; else none]
     #[arg(long, value_name = "FILE")]
     pub notes: Option<PathBuf>,
 
@@ -39,6 +40,11 @@ pub struct Args {
     /// Then email every entitled buyer, as `shop notify` does
     #[arg(long)]
     pub notify: bool,
+
+    /// Commit the store's files the product uses (its cover, shop.toml,
+    /// its notes file) with the release, where they have changes
+    #[arg(long)]
+    pub commit_all: bool,
 }
 
 /// `shop preorder`: sell a version before its files are ready.
@@ -76,6 +82,11 @@ pub struct PreorderArgs {
     /// Show every step that would be taken, and change nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Commit the store's files the product uses (its cover, shop.toml,
+    /// its notes file) with the pre-order, where they have changes
+    #[arg(long)]
+    pub commit_all: bool,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
@@ -91,6 +102,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             preorder: false,
             out: None,
             price: None,
+            commit_all: args.commit_all,
         },
     )
 }
@@ -108,6 +120,7 @@ pub fn preorder(context: &Context, args: PreorderArgs) -> anyhow::Result<()> {
             preorder: true,
             out: args.date,
             price: args.price.as_deref(),
+            commit_all: args.commit_all,
         },
     )
 }
@@ -123,6 +136,7 @@ struct Publish<'a> {
     preorder: bool,
     out: Option<time::Date>,
     price: Option<&'a str>,
+    commit_all: bool,
 }
 
 fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
@@ -143,12 +157,57 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
         }
         .into());
     }
+    // The notes the author wrote: `--notes`, else the store's
+    // `notes/<slug>/<version>.md`; never the git log.
+    let in_store = PathBuf::from("notes")
+        .join(asked.slug)
+        .join(format!("{}.md", asked.version));
     let notes = match asked.notes {
         Some(path) => Some(std::fs::read_to_string(path).context_hint(
             format!("cannot read the release notes `{}`", path.display()),
             "give a readable text file to `--notes`",
         )?),
-        None => None,
+        None => match std::fs::read_to_string(store.root.join(&in_store)) {
+            Ok(text) => Some(text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                return Err(crate::error::hinted(
+                    format!("cannot read `{}`: {error}", in_store.display()),
+                    "make the notes file readable, or give `--notes FILE`",
+                ));
+            }
+        },
+    };
+    let notes_missing = notes.is_none();
+    // The store's files the product uses, committed or said not to be: a
+    // clone of the store (another server) has only what is committed.
+    let mut used = vec![PathBuf::from(crate::store::SETTINGS_FILE)];
+    if let Ok(product) = store.product(asked.slug) {
+        used.extend(product.cover.iter().map(PathBuf::from));
+    }
+    if asked.notes.is_none() && store.root.join(&in_store).exists() {
+        used.push(in_store.clone());
+    }
+    let uncommitted = crate::git::open(&store.root)
+        .map(|repo| crate::git::uncommitted(&repo, &used))
+        .unwrap_or_default();
+    let also_commit = match (uncommitted.is_empty(), asked.commit_all) {
+        (true, _) => Vec::new(),
+        (false, true) => uncommitted,
+        (false, false) => {
+            let names: Vec<String> = uncommitted
+                .iter()
+                .map(|path| format!("`{}`", path.display()))
+                .collect();
+            context.output.note(format!(
+                "warning: {} {} changes not committed, and the release commits only the product file: \
+                 a clone of the store (another server) will not have them\n\
+                 hint: commit them, or run again with `--commit-all` to commit them with the release",
+                names.join(", "),
+                if names.len() == 1 { "has" } else { "have" }
+            ));
+            Vec::new()
+        }
     };
     // A launch price is in the product's currency, by its rules.
     let price = match (asked.price, store.product(asked.slug)) {
@@ -177,6 +236,7 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
         preorder: asked.preorder,
         out: asked.out,
         price,
+        also_commit,
     };
     let reporter = Arc::new(TerminalReporter::new(context.output.quiet));
     let outcome = super::block_on(async {
@@ -200,6 +260,15 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
 
     // Test builds: stopped after the record, before any mail.
     crate::fault::point("release:recorded");
+    if notes_missing && !bundle {
+        context.output.note(format!(
+            "note: no release notes for {} {}: the product page and notices show none\n\
+             hint: write them in `{}` (or give `--notes FILE`) before the next version",
+            asked.slug,
+            asked.version,
+            in_store.display()
+        ));
+    }
     let json = context.output.json;
     if !json {
         print_outcome(context, &outcome)?;
