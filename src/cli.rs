@@ -139,8 +139,12 @@ pub enum Command {
     Report(commands::report::Args),
     /// Give a copy without a payment (a review copy, a prize), and mail its link
     Grant(commands::grant::Args),
-    /// Mint a fresh download link for a purchase, or grant more downloads
+    /// Mint a fresh download link for a purchase (and mail it), or grant more downloads
     Token(commands::token::Args),
+    /// Find a buyer's purchases by email, order number or id, with downloads left
+    Find(commands::find::Args),
+    /// Refund a purchase at Stripe, close its downloads and tell the buyer
+    Refund(commands::refund::Args),
     /// Find whose stamped copy a PDF or EPUB is
     Trace(commands::trace::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)

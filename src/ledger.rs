@@ -164,12 +164,38 @@ impl Purchase {
     }
 }
 
-/// The order number a buyer is shown: the end of the Checkout Session's
-/// id, so that `grep` finds the purchase in the ledger and Stripe's
-/// dashboard finds the session.
-pub fn order_number(session_id: &str) -> String {
-    let tail = session_id.len().saturating_sub(10);
-    session_id.get(tail..).unwrap_or(session_id).to_owned()
+/// The order number a buyer is shown (`7K2Q9-XM4WD`): ten characters of
+/// Crockford's base 32 (no I, L, O or U, which read as 1, 1, 0 and V) from
+/// a digest of the purchase's id, so that a buyer can read it out and
+/// support can type it. `shop find` finds a purchase by it (and by the
+/// end of its id, what receipts showed before).
+pub fn order_number(purchase_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let digest = Sha256::digest(format!("order:{purchase_id}").as_bytes());
+    let bits = u64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
+    let symbols: String = (0..10)
+        .map(|index| char::from(ALPHABET[((bits >> (59 - 5 * index)) & 31) as usize]))
+        .collect();
+    format!("{}-{}", &symbols[..5], &symbols[5..])
+}
+
+/// Whether `typed` names the order `purchase_id`: its order number as a
+/// person types it (any case, with or without the dash or spaces, an I or
+/// L for a 1, an O for a 0), or the end of the id that receipts showed
+/// before order numbers were read aloud.
+pub fn is_order(purchase_id: &str, typed: &str) -> bool {
+    let normal: String = typed
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| match c.to_ascii_uppercase() {
+            'I' | 'L' => '1',
+            'O' => '0',
+            c => c,
+        })
+        .collect();
+    let ours: String = order_number(purchase_id).replace('-', "");
+    normal == ours || (typed.len() == 10 && purchase_id.ends_with(typed))
 }
 
 /// One month's file name: `2026-11.jsonl`.
@@ -423,6 +449,28 @@ impl crate::error::Hint for LedgerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_numbers_read_aloud_and_are_found_however_typed() {
+        let id = "cs_test_a1MDnDhkIIJ61x";
+        let order = order_number(id);
+        assert_eq!(order.len(), 11);
+        assert!(
+            order
+                .chars()
+                .all(|c| c == '-' || (c.is_ascii_alphanumeric() && !"ILOUilou".contains(c))),
+            "{order}"
+        );
+        assert_eq!(order, order_number(id));
+        assert_ne!(order, order_number("cs_test_a1MDnDhkIIJ61y"));
+        assert!(is_order(id, &order));
+        assert!(is_order(id, &order.to_lowercase().replace('-', " ")));
+        let misread = order.replace('1', "l").replace('0', "O");
+        assert!(is_order(id, &misread), "{misread}");
+        // What receipts showed before: the end of the id.
+        assert!(is_order(id, "MDnDhkIIJ61x"[2..].as_ref()));
+        assert!(!is_order(id, "ZZZZZ-ZZZZZ"));
+    }
 
     fn purchase(id: &str, created: i64) -> Purchase {
         Purchase {

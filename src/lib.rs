@@ -35,6 +35,7 @@ pub mod stamp;
 pub mod state;
 pub mod store;
 pub mod stripe;
+pub mod support;
 pub mod sync;
 pub mod tokens;
 

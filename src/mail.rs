@@ -32,10 +32,12 @@ pub enum Kind {
     /// A new version the update policy does not give a buyer: their own
     /// upgrade code.
     Upgrade,
+    /// A purchase refunded by `shop refund`.
+    Refund,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Receipt,
         Kind::Notice,
         Kind::Links,
@@ -43,6 +45,7 @@ impl Kind {
         Kind::Preorder,
         Kind::Delivery,
         Kind::Upgrade,
+        Kind::Refund,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Kind {
             Kind::Preorder => "preorder",
             Kind::Delivery => "delivery",
             Kind::Upgrade => "upgrade",
+            Kind::Refund => "refund",
         }
     }
 
@@ -87,6 +91,10 @@ impl Kind {
                 include_str!("../templates/mail/upgrade.txt"),
                 include_str!("../templates/mail/upgrade.html"),
             ),
+            Kind::Refund => (
+                include_str!("../templates/mail/refund.txt"),
+                include_str!("../templates/mail/refund.html"),
+            ),
         }
     }
 
@@ -98,7 +106,7 @@ impl Kind {
             Kind::Notice => &["link", "unsubscribe"],
             Kind::Links => &["library"],
             Kind::Upgrade => &["upgrade", "unsubscribe"],
-            Kind::Preorder => &["order"],
+            Kind::Preorder | Kind::Refund => &["order"],
         }
     }
 
@@ -146,6 +154,10 @@ impl Kind {
             Kind::Preorder => &[
                 "shop", "support", "base_url", "product", "version", "email", "order", "date",
                 "paid", "out",
+            ],
+            Kind::Refund => &[
+                "shop", "support", "base_url", "product", "version", "email", "order", "amount",
+                "reason",
             ],
         }
     }

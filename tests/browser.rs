@@ -432,7 +432,7 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
         );
         assert_eq!(private, json!(["noindex", false]));
         let session = browser.url().rsplit('=').next().unwrap().to_owned();
-        let order = &session[session.len() - 10..];
+        let order = &shop::ledger::order_number(&session);
         for shown in [
             "Thank you!".to_owned(),
             "The Field Guide".to_owned(),

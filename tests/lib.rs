@@ -16,6 +16,7 @@ mod demo;
 mod downloads;
 mod edge;
 mod editions;
+mod helpdesk;
 mod init;
 mod mail;
 mod postgres;

@@ -834,7 +834,7 @@ fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
     // Given once: asking again is refused, and says how to resend.
     served.test.shop(&give).code(1).stderr_has(&[
         &format!("`reviewer@example.com` already has a copy of `guide` 1.0.0 (grant `{id}`"),
-        &format!("hint: to send the link again, run `shop token {id}`"),
+        &format!("hint: to mail the link again, run `shop token {id} --mail`"),
     ]);
     assert_eq!(served.test.read("purchases/grants.jsonl"), grants);
 

@@ -412,11 +412,10 @@ fn support_mints_links_from_the_command_line() {
         .shop(&["token", "cs_test_unknown"])
         .code(1)
         .stderr_has(&["there is no paid purchase `cs_test_unknown`"]);
-    served
-        .test
-        .shop(&["token", "pi_123"])
-        .code(2)
-        .stderr_has(&["is not a purchase id"]);
+    served.test.shop(&["token", "pi_123"]).code(1).stderr_has(&[
+        "no purchase or grant matches `pi_123`",
+        "hint: check it with `shop find`",
+    ]);
 }
 
 /// `price = { minimum, suggested }`: a Stripe price with

@@ -285,7 +285,7 @@ fn buyers_download_their_own_stamped_copies_made_once_within_the_limit() {
     // Whose copy: found from the copy, from it without its first page, and
     // from it re-saved; and from the EPUB.
     let session = served.session_of(&page);
-    let order = &session[session.len() - 10..];
+    let order = &shop::ledger::order_number(&session);
     let pdf_file = dir.path().join("copy.pdf");
     let cut = dir.path().join("cut.pdf");
     tool(

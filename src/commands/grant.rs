@@ -122,7 +122,7 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
                         .map_or_else(String::new, |at| format!(", mailed {at}")),
                 ),
                 format!(
-                    "to send the link again, run `shop token {}`; to give another copy, add `--again`",
+                    "to mail the link again, run `shop token {} --mail`; to give another copy, add `--again`",
                     existing.id
                 ),
             ));

@@ -8,10 +8,12 @@
 
 pub mod checkout;
 pub mod completions;
+pub mod find;
 pub mod grant;
 pub mod init;
 pub mod notify;
 pub mod products;
+pub mod refund;
 pub mod release;
 pub mod report;
 pub mod sandbox;
@@ -88,6 +90,8 @@ where
         Command::Report(args) => report::run(&context, args),
         Command::Grant(args) => grant::run(&context, args),
         Command::Token(args) => token::run(&context, args),
+        Command::Find(args) => find::run(&context, args),
+        Command::Refund(args) => refund::run(&context, args),
         Command::Trace(args) => trace::run(&context, args),
         Command::Completions(args) => completions::run(&context, args),
         Command::Man(args) => completions::man(&context, args),

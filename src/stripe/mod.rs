@@ -423,6 +423,27 @@ impl Client {
         self.post("/v1/refunds", form, Some(key)).await
     }
 
+    /// Refunds the whole of a payment because its buyer asked
+    /// (`requested_by_customer`), keeping the author's `note` with it.
+    pub async fn refund_for_buyer(
+        &self,
+        payment_intent: &str,
+        note: Option<&str>,
+        key: &IdempotencyKey,
+    ) -> Result<Refund, StripeError> {
+        let mut form = Form::new()
+            .field("payment_intent", payment_intent)
+            .field("reason", "requested_by_customer");
+        if let Some(note) = note {
+            // Stripe keeps metadata values of up to 500 characters.
+            form = form.field(
+                "metadata[shop_note]",
+                note.chars().take(500).collect::<String>(),
+            );
+        }
+        self.post("/v1/refunds", form, Some(key)).await
+    }
+
     /// The refunds of one charge.
     pub fn refunds_of_charge(&self, charge: &str) -> BoxStream<'_, Result<Refund, StripeError>> {
         self.list(
