@@ -91,7 +91,7 @@ fn prices_in_floats_or_bare_integers_are_refused() {
     );
     check_product(
         &BOOK.replace("\"29.00\"", "\"free\""),
-        "line 3, column 9: `free` is not a price",
+        "line 3, column 9: `free` is not a price: write a number, such as `24.00`",
         PRICE_HINT,
     );
 }
@@ -166,7 +166,7 @@ fn unknown_and_missing_keys_are_refused() {
         "line 5, column 1: unknown field `pirce`, expected one of `name`, `description`, `cover`, \
          `price`, `currency`, `files`, `bundle`, `download_limit`, `updates`, `upgrade_discount`, \
          `upgrade_days`, `promotion_codes`, `stamp` and `release`",
-        "check the key's spelling against the keys the message lists",
+        "did you mean `price`?",
     );
     check_product(
         "name = \"x\"\nfiles = [\"a.pdf\"]\n",
@@ -515,12 +515,72 @@ fn bundles_list_released_products_that_are_not_bundles() {
     );
     test.shop(&["products", "check"]).code(1).stderr_is(
         "error: the store at `[TMP]/store` has 3 problems\n\n\
-         `products/box.toml`: bundle `box` lists `nothing`, which is not a product\n\
+         `products/box.toml` line 3, column 20: bundle `box` lists `nothing`, which is not a product\n\
          hint: the store's products are `box`, `example-book`, `guide` and `set`\n\n\
-         `products/box.toml`: bundle `box` lists `set`, another bundle\n\
+         `products/box.toml` line 3, column 31: bundle `box` lists `set`, another bundle\n\
          hint: list the products of `set` themselves\n\n\
-         `products/box.toml`: release `1.0.0` gives `guide` 1.0.0, which is not a release of it\n\
+         `products/box.toml` line 5, column 1: release `1.0.0` gives `guide` 1.0.0, which is not a release of it\n\
          hint: this is written by `shop release`; restore the files from git (`git log -p products/`)\n\
          hint: fix each problem above, then check with `shop products check`\n",
     );
+}
+
+#[test]
+fn the_check_says_what_will_break_once_and_what_was_meant() {
+    let test = Test::store();
+    // A product file that does not parse, a bundle listing it and a
+    // mistyped product: the broken file's problem, no cascade; the typo
+    // placed and answered.
+    test.write(
+        "products/old-roads.toml",
+        "name = \"Old Roads\"\nprice = \"24,00\"\ncurrency = \"eru\"\nfiles = [\"roads.pdf\"]\n",
+    );
+    test.write(
+        "products/box.toml",
+        "name = \"The Box\"\nprice = \"30.00\"\nbundle = [\"old-roads\", \"example-bok\"]\n",
+    );
+    let run = test.shop(&["products", "check"]).code(1);
+    let stderr = run.stderr();
+    for expected in [
+        "`products/old-roads.toml` line 2, column 9: `24,00` is not a price: it has a comma; write the decimals after a dot, such as `24.00`",
+        "`products/old-roads.toml` line 3, column 12: `eru` is not a currency Stripe can charge in; did you mean `eur`?",
+        "`products/box.toml` line 3, column 24: bundle `box` lists `example-bok`, which is not a product",
+        "hint: did you mean `example-book`? (the store's products are",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} is not in\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("lists `old-roads`"), "{stderr}");
+
+    // Every problem of shop.toml at once, each placed and answered.
+    let test = Test::store();
+    let settings = test.read("shop.toml");
+    test.write(
+        "shop.toml",
+        &settings
+            .replace("[serve]\n", "[serve]\nthanks_limt = \"1/minute\"\n")
+            .replacen("name = ", "currncy = \"eur\"\nname = ", 1),
+    );
+    let stderr = test.shop(&["products", "check"]).code(1).stderr();
+    for expected in [
+        "has 2 problems",
+        "unknown field `currncy`, expected one of",
+        "hint: did you mean `currency`?",
+        "unknown field `thanks_limt` in `[serve]`",
+        "hint: did you mean `thanks_limit`?",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} is not in\n{stderr}"
+        );
+    }
+
+    // A store with nothing to sell is said to be one.
+    let test = Test::store();
+    std::fs::remove_file(test.path().join("products/example-book.toml")).unwrap();
+    test.shop(&["products", "check"])
+        .success()
+        .stdout_has(&["warning: the store has no products: nothing is for sale\nhint: add one"]);
 }

@@ -180,6 +180,12 @@ fn check(context: &Context, store: &Store) -> anyhow::Result<()> {
         }))?;
     } else {
         let mut notes = String::new();
+        if store.products.is_empty() {
+            notes.push_str(
+                "warning: the store has no products: nothing is for sale\n\
+                 hint: add one as `products/<slug>.toml` (name, price and files)\n",
+            );
+        }
         for (slug, files) in &unstamped {
             let files: Vec<String> = files.iter().map(|file| format!("`{file}`")).collect();
             notes.push_str(&format!(

@@ -85,6 +85,11 @@ impl Store {
         entries.sort();
 
         let mut products = Vec::new();
+        // Each product file's text, for the places of problems between
+        // files; and the slugs of files that did not parse (their own
+        // problems are said; a bundle listing one says nothing more).
+        let mut texts = std::collections::HashMap::new();
+        let mut broken = std::collections::HashSet::new();
         for path in entries {
             if path.extension().is_none_or(|ext| ext != "toml") || !path.is_file() {
                 continue;
@@ -107,12 +112,18 @@ impl Store {
             };
             let defaults = settings.as_ref().map(product::Defaults::from);
             match product::parse(stem, &label, &text, defaults.as_ref()) {
-                Ok(product) => products.push(product),
-                Err(found) => problems.extend(found),
+                Ok(product) => {
+                    texts.insert(product.slug.clone(), text);
+                    products.push(product);
+                }
+                Err(found) => {
+                    broken.insert(stem.to_owned());
+                    problems.extend(found);
+                }
             }
         }
 
-        problems.extend(check_bundles(&mut products));
+        problems.extend(check_bundles(&mut products, &texts, &broken));
 
         match settings {
             Some(settings) if problems.is_empty() => Ok(Store {
@@ -180,35 +191,88 @@ pub struct Holding<'a> {
     pub bought: semver::Version,
 }
 
+/// The closest of `known` to a mistyped `word`, if one is close enough to
+/// be what was meant, as a hint's sentence: "did you mean
+/// `download_limit`?". Close is what clap uses for subcommands
+/// (Jaro-Winkler above 0.8) or one slip of the keyboard (a letter wrong,
+/// missing, extra or two swapped), which is what catches three-letter
+/// words like `eru` where Jaro finds nothing. Of several, the fewest
+/// slips wins, then the one keeping more of the typed letters.
+pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let kept = |candidate: &str| {
+        let mut left: Vec<char> = candidate.chars().collect();
+        word.chars()
+            .filter(|c| match left.iter().position(|l| l == c) {
+                Some(at) => {
+                    left.swap_remove(at);
+                    true
+                }
+                None => false,
+            })
+            .count()
+    };
+    known
+        .into_iter()
+        .filter(|candidate| *candidate != word)
+        .map(|candidate| {
+            let slips = strsim::osa_distance(word, candidate);
+            let score = strsim::jaro_winkler(word, candidate);
+            (slips, kept(candidate), score, candidate)
+        })
+        .filter(|(slips, _, score, _)| *score > 0.8 || (*slips == 1 && word.len() > 1))
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.total_cmp(&a.2)))
+        .map(|(_, _, _, candidate)| format!("did you mean `{candidate}`?"))
+}
+
 /// The rules between product files: a bundle lists products that exist
 /// and are not bundles, and each of its releases gives versions those
 /// products released. A bundle's download limit becomes the smallest of
 /// its products'.
-fn check_bundles(products: &mut [Product]) -> Vec<Problem> {
+fn check_bundles(
+    products: &mut [Product],
+    texts: &std::collections::HashMap<String, String>,
+    broken: &std::collections::HashSet<String>,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut limits = Vec::new();
     for bundle in products.iter().filter(|product| product.is_bundle()) {
         let label = format!("{PRODUCTS_DIR}/{}.toml", bundle.slug);
+        let text = texts.get(&bundle.slug).map_or("", String::as_str);
+        // Where `needle` first stands in the bundle's file, for the place
+        // of a problem (the file as written has no other record of it).
+        let at = |needle: &str, message: String| match text.find(needle) {
+            Some(start) => Problem::at(&label, text, start..start + needle.len(), message),
+            None => Problem::new(&label, message),
+        };
         let known = |slug: &str| products.iter().find(|product| product.slug == slug);
         let mut limit = None::<u32>;
         for slug in &bundle.bundle {
             match known(slug) {
+                // A product file that does not parse says so itself.
+                None if broken.contains(slug) => {}
                 None => problems.push(
-                    Problem::new(
-                        &label,
+                    at(
+                        &format!("\"{slug}\""),
                         format!(
                             "bundle `{}` lists `{slug}`, which is not a product",
                             bundle.slug
                         ),
                     )
-                    .hint(format!(
-                        "the store's products are {}",
-                        product::slugs(products)
-                    )),
+                    .hint(
+                        match did_you_mean(slug, products.iter().map(|p| p.slug.as_str())) {
+                            Some(suggestion) => format!(
+                                "{suggestion} (the store's products are {})",
+                                product::slugs(products)
+                            ),
+                            None => {
+                                format!("the store's products are {}", product::slugs(products))
+                            }
+                        },
+                    ),
                 ),
                 Some(member) if member.is_bundle() => problems.push(
-                    Problem::new(
-                        &label,
+                    at(
+                        &format!("\"{slug}\""),
                         format!("bundle `{}` lists `{slug}`, another bundle", bundle.slug),
                     )
                     .hint(format!("list the products of `{slug}` themselves")),
@@ -226,8 +290,8 @@ fn check_bundles(products: &mut [Product]) -> Vec<Problem> {
                     .is_some_and(|release| !release.preorder);
                 if !released {
                     problems.push(
-                        Problem::new(
-                            &label,
+                        at(
+                            &format!("version = \"{}\"", release.version),
                             format!(
                                 "release `{}` gives `{}` {}, which is not a release of it",
                                 release.version, contained.slug, contained.version

@@ -104,7 +104,12 @@ impl FromStr for Currency {
             let bytes = lower.as_bytes();
             Ok(Currency([bytes[0], bytes[1], bytes[2]]))
         } else {
-            Err(format!("`{text}` is not a currency Stripe can charge in"))
+            let suggestion = super::did_you_mean(&lower, CURRENCIES.iter().copied())
+                .map(|sentence| format!("; {sentence}"))
+                .unwrap_or_default();
+            Err(format!(
+                "`{text}` is not a currency Stripe can charge in{suggestion}"
+            ))
         }
     }
 }
@@ -134,7 +139,30 @@ impl Money {
         };
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(whole) || (trimmed.contains('.') && !digits(fraction)) {
-            return Err(format!("`{text}` is not a price"));
+            // Why not, as a person writes prices in their own country.
+            let number: String = trimmed
+                .chars()
+                .filter(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
+                .collect();
+            let reason = if number.is_empty() {
+                ": write a number, such as `24.00`".to_owned()
+            } else if trimmed
+                .chars()
+                .any(|c| !c.is_ascii_digit() && !matches!(c, '.' | ',' | ' '))
+            {
+                format!(
+                    ": write the number alone, such as `{}` (the currency is `currency`)",
+                    number.replace(',', ".")
+                )
+            } else if trimmed.contains(',') {
+                format!(
+                    ": it has a comma; write the decimals after a dot, such as `{}`",
+                    number.replace(',', ".")
+                )
+            } else {
+                String::new()
+            };
+            return Err(format!("`{text}` is not a price{reason}"));
         }
         if fraction.len() > exponent as usize {
             return Err(format!(
@@ -286,6 +314,29 @@ mod tests {
         check("29.999", "usd", Err("more decimals than USD has (2)"));
         check("15.5", "jpy", Err("more decimals than JPY has (0)"));
         check("-5", "usd", Err("is not a price"));
+        check(
+            "24,00",
+            "eur",
+            Err(
+                "`24,00` is not a price: it has a comma; write the decimals after a dot, such as `24.00`",
+            ),
+        );
+        check(
+            "€24.00",
+            "eur",
+            Err(
+                "`€24.00` is not a price: write the number alone, such as `24.00` (the currency is `currency`)",
+            ),
+        );
+        check(
+            "free",
+            "usd",
+            Err("`free` is not a price: write a number, such as `24.00`"),
+        );
+        assert_eq!(
+            "eru".parse::<Currency>(),
+            Err("`eru` is not a currency Stripe can charge in; did you mean `eur`?".to_owned())
+        );
         check("1e3", "usd", Err("is not a price"));
         check("12.", "usd", Err("is not a price"));
         check("0", "usd", Err("more than zero"));

@@ -132,7 +132,11 @@ fn unknown_keys(label: &str, text: &str) -> Vec<Problem> {
                     quoted_list(PRODUCT_KEYS)
                 ),
             )
-            .hint("check the key's spelling against the keys the message lists")
+            .hint(
+                super::did_you_mean(key, PRODUCT_KEYS.iter().copied()).unwrap_or_else(|| {
+                    "check the key's spelling against the keys the message lists".into()
+                }),
+            )
         })
         .collect()
 }

@@ -318,7 +318,6 @@ pub struct Overrides {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSettings {
     name: Spanned<String>,
     about: Option<String>,
@@ -341,7 +340,6 @@ struct RawSettings {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawTax {
     #[serde(default)]
     automatic: bool,
@@ -353,21 +351,18 @@ struct RawTax {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConsent {
     terms_url: Option<Spanned<String>>,
     waiver: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawStamp {
     default: Option<Spanned<toml::Value>>,
     text: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawServe {
     thanks_window: Option<Spanned<String>>,
     state: Option<Spanned<String>>,
@@ -381,13 +376,11 @@ struct RawServe {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawGithub {
     repository: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawMail {
     transport: Option<Spanned<String>>,
     from: Option<Spanned<String>>,
@@ -399,7 +392,6 @@ struct RawMail {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSmtp {
     host: Option<Spanned<String>>,
     port: Option<Spanned<i64>>,
@@ -408,7 +400,6 @@ struct RawSmtp {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSendmail {
     command: Option<String>,
 }
@@ -422,9 +413,14 @@ enum Origin<'a> {
 
 /// Parses `shop.toml` and applies `overrides`, reporting every problem.
 pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>> {
-    let raw: RawSettings =
-        toml::from_str(text).map_err(|error| vec![toml_problem(SETTINGS_FILE, text, &error)])?;
-    let mut problems = Vec::new();
+    // Unknown keys are found apart, so that one does not hide the rest.
+    let unknown = unknown_keys(text);
+    let raw: RawSettings = toml::from_str(text).map_err(|error| {
+        let mut problems = unknown.clone();
+        problems.push(toml_problem(SETTINGS_FILE, text, &error));
+        problems
+    })?;
+    let mut problems = unknown;
     let mut problem = |origin: Origin<'_>, message: String, hint: &str| {
         let found = match origin {
             Origin::File(span) => Problem::at(SETTINGS_FILE, text, span, message),
@@ -863,6 +859,105 @@ fn check_link_lifetime(text: &str) -> Result<u64, String> {
         return Err(format!("`{text}` is outside 1m to 365d"));
     }
     Ok(seconds)
+}
+
+/// The keys of `shop.toml`, by table (`""` the top).
+const KEYS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "name",
+            "about",
+            "base_url",
+            "support_email",
+            "currency",
+            "download_limit",
+            "link_lifetime",
+            "github",
+            "mail",
+            "serve",
+            "stamp",
+            "tax",
+            "consent",
+        ],
+    ),
+    ("github", &["repository"]),
+    ("mail", &["transport", "from", "outbox", "smtp", "sendmail"]),
+    ("mail.smtp", &["host", "port", "security", "user"]),
+    ("mail.sendmail", &["command"]),
+    (
+        "serve",
+        &[
+            "thanks_window",
+            "state",
+            "trusted_proxies",
+            "thanks_limit",
+            "checkout_limit",
+            "lost_limit",
+            "connections_per_client",
+            "stamped_cache",
+        ],
+    ),
+    ("stamp", &["default", "text"]),
+    (
+        "tax",
+        &["automatic", "prices", "tax_id_collection", "invoices"],
+    ),
+    ("consent", &["terms_url", "waiver"]),
+];
+
+/// A problem for each key `shop.toml` may not have, at the key, with a
+/// suggestion where one is close to a key it may have.
+fn unknown_keys(text: &str) -> Vec<Problem> {
+    fn walk(table: &toml_edit::Table, path: &str, text: &str, problems: &mut Vec<Problem>) {
+        let Some((_, known)) = KEYS.iter().find(|(table, _)| *table == path) else {
+            return;
+        };
+        for (key, item) in table.iter() {
+            if known.contains(&key) {
+                let inner = if path.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if let Some(sub) = item.as_table() {
+                    walk(sub, &inner, text, problems);
+                }
+                continue;
+            }
+            let span = table
+                .key(key)
+                .and_then(toml_edit::Key::span)
+                .unwrap_or(0..0);
+            let place = if path.is_empty() {
+                String::new()
+            } else {
+                format!(" in `[{path}]`")
+            };
+            problems.push(
+                Problem::at(
+                    SETTINGS_FILE,
+                    text,
+                    span,
+                    format!(
+                        "unknown field `{key}`{place}, expected one of {}",
+                        super::quoted_list(known)
+                    ),
+                )
+                .hint(
+                    super::did_you_mean(key, known.iter().copied()).unwrap_or_else(|| {
+                        "check the key's spelling against the keys the message lists".into()
+                    }),
+                ),
+            );
+        }
+    }
+    let Ok(document) = toml_edit::Document::parse(text) else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    walk(document.as_table(), "", text, &mut problems);
+    problems
 }
 
 /// The `[serve]` keys of limits and the stamped copies' disk, each problem
