@@ -36,8 +36,14 @@ pub const GRANTED: &str = "granted";
 pub struct Purchase {
     /// The Checkout Session id.
     pub id: String,
-    /// RFC 3339, UTC, seconds.
+    /// RFC 3339, UTC, seconds: when the Checkout Session was opened, which
+    /// files the purchase in its month.
     pub created: String,
+    /// When the money arrived (the charge's balance transaction): the date
+    /// of the sale. None for a purchase with nothing to pay, and in lines
+    /// synced before it was recorded (`shop sync --full` fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid: Option<String>,
     pub email: String,
     pub product: String,
     pub version: String,
@@ -45,8 +51,11 @@ pub struct Purchase {
     /// `shop release` of the version mails the buyer the link.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub preorder: bool,
-    /// Minor units.
+    /// Minor units paid.
     pub amount: i64,
+    /// Minor units a promotion or upgrade code took off the price, when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<i64>,
     pub currency: String,
     pub payment_intent: Option<String>,
     /// `paid`, `refunded` or `disputed`.
@@ -54,6 +63,16 @@ pub struct Purchase {
     /// Minor units refunded so far, when any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_refunded: Option<i64>,
+    /// Stripe's fee for the payment and what reached the balance (amount
+    /// less fee), in minor units of `settled_in` when the account settles
+    /// in another currency, else of `currency`. Stripe keeps its fee when
+    /// it refunds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_in: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utm_source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +153,12 @@ impl Purchase {
     /// Whether it was given by `shop grant` rather than bought.
     pub fn is_grant(&self) -> bool {
         self.status == GRANTED
+    }
+
+    /// When the sale was made, for reports: when it was paid where known,
+    /// else when its checkout opened (RFC 3339, UTC).
+    pub fn sold(&self) -> &str {
+        self.paid.as_deref().unwrap_or(&self.created)
     }
 
     /// `YYYY-MM` of the purchase, which names its file.

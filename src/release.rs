@@ -431,6 +431,10 @@ pub async fn run(
             .map(|_| format!("{}/cover/{}", settings.base_url, product.slug))
             .collect(),
         url: Some(format!("{}/p/{}", settings.base_url, product.slug)),
+        tax_code: product
+            .tax_code
+            .clone()
+            .or_else(|| settings.tax.default_code.clone()),
         metadata: [("shop_product".to_owned(), product.slug.clone())].into(),
     };
     match &existing_product {
@@ -438,13 +442,14 @@ pub async fn run(
             if existing.name == shown.name
                 && existing.description == shown.description
                 && existing.images == shown.images
-                && existing.url == shown.url =>
+                && existing.url == shown.url
+                && existing.tax_code == shown.tax_code =>
         {
             reporter.step(&format!("Stripe product `{product_id}` exists"));
         }
         Some(_) => {
             reporter.step(&format!(
-                "{} Stripe product `{product_id}` (name, description, cover and page as the store has them)",
+                "{} Stripe product `{product_id}` (name, description, cover, page and tax code as the store has them)",
                 verb("updated", "would update")
             ));
             if !dry {

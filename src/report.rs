@@ -32,20 +32,16 @@ pub struct Row {
     pub granted: u64,
     pub gross: i64,
     pub refunded: i64,
+    /// Stripe's fees, which it keeps when it refunds.
+    pub fees: i64,
     /// Tax collected and kept: a refund gives back its share of the tax.
     pub tax: i64,
-    /// What the author keeps: gross less refunds and tax.
+    /// What the author keeps: gross less refunds, fees and tax.
     pub net: i64,
-}
-
-impl Row {
-    /// An amount of this row as money, for display.
-    pub fn money(&self, amount: i64) -> String {
-        match self.currency.parse::<Currency>() {
-            Ok(currency) => Money { amount, currency }.to_string(),
-            Err(_) => format!("{amount} {}", self.currency),
-        }
-    }
+    /// Paid purchases whose fee is not known in this currency (synced
+    /// before fees were recorded, or settled in another currency): `net`
+    /// leaves their fees out.
+    pub fees_unknown: u64,
 }
 
 /// Sums the purchases it is given by group and currency; rows come sorted
@@ -61,7 +57,7 @@ impl Report {
         let group = match by {
             By::Product => purchase.product.clone(),
             By::Version => format!("{} {}", purchase.product, purchase.version),
-            By::Month => purchase.month().to_owned(),
+            By::Month => purchase.sold()[..7].to_owned(),
             By::Source => source(purchase),
             By::Code => purchase
                 .promotion_code
@@ -73,31 +69,84 @@ impl Report {
                 .unwrap_or_else(|| "unknown".to_owned()),
         };
         let key = (group.clone(), purchase.currency.clone());
-        let row = self.rows.entry(key).or_insert_with(|| Row {
-            group,
-            currency: purchase.currency.clone(),
-            count: 0,
-            granted: 0,
-            gross: 0,
-            refunded: 0,
-            tax: 0,
-            net: 0,
-        });
-        if purchase.is_grant() {
-            row.granted += 1;
-            return;
-        }
-        let refunded = purchase.refunded();
-        let tax = kept_tax(purchase, refunded);
-        row.count += 1;
-        row.gross += purchase.amount;
-        row.refunded += refunded;
-        row.tax += tax;
-        row.net += purchase.amount - refunded - tax;
+        let row = self
+            .rows
+            .entry(key)
+            .or_insert_with(|| Row::empty(group, &purchase.currency));
+        row.add(purchase);
     }
 
     pub fn rows(&self) -> Vec<Row> {
         self.rows.values().cloned().collect()
+    }
+
+    /// One row per currency summing every group, in currency order: the
+    /// total an accountant checks against the bank.
+    pub fn totals(&self) -> Vec<Row> {
+        let mut totals: BTreeMap<String, Row> = BTreeMap::new();
+        for row in self.rows.values() {
+            let total = totals
+                .entry(row.currency.clone())
+                .or_insert_with(|| Row::empty("total".to_owned(), &row.currency));
+            total.count += row.count;
+            total.granted += row.granted;
+            total.gross += row.gross;
+            total.refunded += row.refunded;
+            total.fees += row.fees;
+            total.tax += row.tax;
+            total.net += row.net;
+            total.fees_unknown += row.fees_unknown;
+        }
+        totals.into_values().collect()
+    }
+}
+
+impl Row {
+    /// An amount of this row as money, for display.
+    pub fn money(&self, amount: i64) -> String {
+        match self.currency.parse::<Currency>() {
+            Ok(currency) => Money { amount, currency }.to_string(),
+            Err(_) => format!("{amount} {}", self.currency),
+        }
+    }
+
+    fn empty(group: String, currency: &str) -> Row {
+        Row {
+            group,
+            currency: currency.to_owned(),
+            count: 0,
+            granted: 0,
+            gross: 0,
+            refunded: 0,
+            fees: 0,
+            tax: 0,
+            net: 0,
+            fees_unknown: 0,
+        }
+    }
+
+    fn add(&mut self, purchase: &Purchase) {
+        if purchase.is_grant() {
+            self.granted += 1;
+            return;
+        }
+        let refunded = purchase.refunded();
+        let tax = kept_tax(purchase, refunded);
+        let fee = match (purchase.fee, &purchase.settled_in) {
+            (Some(fee), None) => fee,
+            // Nothing paid, nothing charged.
+            _ if purchase.amount == 0 => 0,
+            _ => {
+                self.fees_unknown += 1;
+                0
+            }
+        };
+        self.count += 1;
+        self.gross += purchase.amount;
+        self.refunded += refunded;
+        self.fees += fee;
+        self.tax += tax;
+        self.net += purchase.amount - refunded - fee - tax;
     }
 }
 
@@ -132,39 +181,62 @@ pub fn source(purchase: &Purchase) -> String {
     "direct".to_owned()
 }
 
-/// The CSV header of [`csv_line`].
-pub const CSV_HEADER: &str = "id,created,email,product,version,amount,refunded,currency,status,payment_intent,utm_source,utm_medium,utm_campaign,utm_term,utm_content,referrer,promotion_code,country,tax,tax_id,invoice,terms_accepted\n";
+/// The CSV header of [`csv_line`]: every field of the ledger (the test
+/// below holds it to that), amounts in the currency's units.
+pub const CSV_HEADER: &str = "id,created,paid,email,product,version,preorder,status,\
+amount,discount,refunded,currency,fee,net,settled_in,tax,payment_intent,upgrade_from,\
+promotion_code,utm_source,utm_medium,utm_campaign,utm_term,utm_content,referrer,country,\
+tax_id,tax_id_type,invoice,invoice_url,terms_accepted,note,mailed\n";
 
-/// One purchase as a CSV line, amounts in the currency's units.
+/// One purchase as a CSV line, amounts in the currency's units (a fee and
+/// net in those of the currency it settled in).
 pub fn csv_line(purchase: &Purchase) -> String {
-    let decimal = |amount: i64| match purchase.currency.parse::<Currency>() {
+    let in_units = |amount: i64, currency: &str| match currency.parse::<Currency>() {
         Ok(currency) => Money { amount, currency }.decimal(),
         Err(_) => amount.to_string(),
+    };
+    let decimal = |amount: i64| in_units(amount, &purchase.currency);
+    let settled = |amount: i64| {
+        in_units(
+            amount,
+            purchase.settled_in.as_deref().unwrap_or(&purchase.currency),
+        )
     };
     let optional = |value: &Option<String>| value.clone().unwrap_or_default();
     let fields = [
         purchase.id.clone(),
         purchase.created.clone(),
+        optional(&purchase.paid),
         purchase.email.clone(),
         purchase.product.clone(),
         purchase.version.clone(),
+        if purchase.preorder { "yes" } else { "" }.to_owned(),
+        purchase.status.clone(),
         decimal(purchase.amount),
+        purchase.discount.map(decimal).unwrap_or_default(),
         decimal(purchase.refunded()),
         purchase.currency.to_ascii_uppercase(),
-        purchase.status.clone(),
+        purchase.fee.map(settled).unwrap_or_default(),
+        purchase.net.map(settled).unwrap_or_default(),
+        optional(&purchase.settled_in).to_ascii_uppercase(),
+        purchase.tax.map(decimal).unwrap_or_default(),
         optional(&purchase.payment_intent),
+        optional(&purchase.upgrade_from),
+        optional(&purchase.promotion_code),
         optional(&purchase.utm_source),
         optional(&purchase.utm_medium),
         optional(&purchase.utm_campaign),
         optional(&purchase.utm_term),
         optional(&purchase.utm_content),
         optional(&purchase.referrer),
-        optional(&purchase.promotion_code),
         optional(&purchase.country),
-        purchase.tax.map(decimal).unwrap_or_default(),
         optional(&purchase.tax_id),
+        optional(&purchase.tax_id_type),
         optional(&purchase.invoice),
+        optional(&purchase.invoice_url),
         optional(&purchase.terms_accepted),
+        optional(&purchase.note),
+        optional(&purchase.mailed),
     ];
     let mut line = fields
         .iter()
@@ -211,6 +283,59 @@ mod tests {
             referrer: Some("https://www.example.org/post?x=1".into()),
             ..Purchase::default()
         }
+    }
+
+    #[test]
+    fn the_csv_has_every_field_of_the_ledger() {
+        let every = Purchase {
+            paid: Some("2026-11-02T10:00:05Z".into()),
+            preorder: true,
+            discount: Some(100),
+            fee: Some(114),
+            net: Some(2786),
+            settled_in: Some("eur".into()),
+            tax: Some(0),
+            payment_intent: Some("pi_1".into()),
+            upgrade_from: Some("cs_0".into()),
+            promotion_code: Some("LAUNCH".into()),
+            utm_source: Some("s".into()),
+            utm_medium: Some("m".into()),
+            utm_campaign: Some("c".into()),
+            utm_term: Some("t".into()),
+            utm_content: Some("x".into()),
+            country: Some("DE".into()),
+            tax_id: Some("DE123".into()),
+            tax_id_type: Some("eu_vat".into()),
+            invoice: Some("INV-1".into()),
+            invoice_url: Some("https://invoice".into()),
+            terms_accepted: Some("2026-11-02T10:00:04Z".into()),
+            note: Some("n".into()),
+            mailed: Some("2026-11-02T10:00:06Z".into()),
+            ..purchase("guide", 2900, "paid", Some(2900))
+        };
+        let keys: Vec<String> = serde_json::to_value(&every)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let header: Vec<&str> = CSV_HEADER.trim_end().split(',').collect();
+        for key in &keys {
+            let column = if key == "amount_refunded" {
+                "refunded"
+            } else {
+                key
+            };
+            assert!(header.contains(&column), "the CSV has no `{column}`");
+        }
+        assert_eq!(header.len(), keys.len(), "{header:?}\n{keys:?}");
+        let line = csv_line(&every);
+        assert_eq!(line.trim_end().split(',').count(), header.len(), "{line}");
+        assert!(
+            line.contains(",yes,paid,29.00,1.00,29.00,USD,1.14,27.86,EUR,0.00,pi_1,cs_0,LAUNCH,"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -263,11 +388,18 @@ mod tests {
     }
 
     #[test]
-    fn groups_add_up() {
+    fn groups_add_up_with_fees_and_a_total() {
+        let with_fee = |amount: i64, status: &str, refunded: Option<i64>, fee: i64| Purchase {
+            fee: Some(fee),
+            net: Some(amount - fee),
+            ..purchase("guide", amount, status, refunded)
+        };
         let mut report = Report::default();
-        report.add(&purchase("guide", 2900, "paid", None), By::Product);
-        report.add(&purchase("guide", 2900, "refunded", None), By::Product);
-        report.add(&purchase("guide", 2900, "paid", Some(900)), By::Product);
+        report.add(&with_fee(2900, "paid", None, 114), By::Product);
+        // Stripe keeps its fee when it refunds.
+        report.add(&with_fee(2900, "refunded", None, 114), By::Product);
+        report.add(&with_fee(2900, "paid", Some(900), 114), By::Product);
+        // Synced before fees were recorded: counted as unknown.
         report.add(&purchase("atlas", 1000, "disputed", None), By::Product);
         let rows = report.rows();
         assert_eq!(
@@ -279,8 +411,10 @@ mod tests {
                 granted: 0,
                 gross: 1000,
                 refunded: 0,
+                fees: 0,
                 tax: 0,
-                net: 1000
+                net: 1000,
+                fees_unknown: 1,
             }
         );
         assert_eq!(
@@ -292,11 +426,41 @@ mod tests {
                 granted: 0,
                 gross: 8700,
                 refunded: 3800,
+                fees: 342,
                 tax: 0,
-                net: 4900
+                net: 8700 - 3800 - 342,
+                fees_unknown: 0,
             }
         );
-        assert_eq!(rows[1].money(rows[1].net), "49.00 USD");
+        assert_eq!(rows[1].money(rows[1].net), "45.58 USD");
+        let totals = report.totals();
+        assert_eq!(totals.len(), 1);
+        assert_eq!(
+            (
+                totals[0].count,
+                totals[0].gross,
+                totals[0].fees,
+                totals[0].net
+            ),
+            (4, 9700, 342, 1000 + 4558)
+        );
+        assert_eq!(totals[0].fees_unknown, 1);
+    }
+
+    #[test]
+    fn a_fee_in_another_currency_is_not_added_to_this_one() {
+        let mut report = Report::default();
+        report.add(
+            &Purchase {
+                fee: Some(90),
+                net: Some(2500),
+                settled_in: Some("eur".into()),
+                ..purchase("guide", 2900, "paid", None)
+            },
+            By::Product,
+        );
+        let row = &report.rows()[0];
+        assert_eq!((row.fees, row.net, row.fees_unknown), (0, 2900, 1));
     }
 
     #[test]
@@ -313,7 +477,7 @@ mod tests {
         let line = csv_line(&purchase("guide", 2900, "paid", Some(900)));
         assert!(
             line.starts_with(
-                "cs_1,2026-11-02T10:00:00Z,ada@example.com,guide,1.0.0,29.00,9.00,USD,paid,"
+                "cs_1,2026-11-02T10:00:00Z,,ada@example.com,guide,1.0.0,,paid,29.00,,9.00,USD,"
             ),
             "{line}"
         );

@@ -240,12 +240,32 @@ fn checkout_details(session: &CheckoutSession) -> Purchase {
     // The intent is made when the buyer presses Pay, which the box must be
     // ticked for; a session with nothing to pay has none, and then only
     // its opening is known.
-    let accepted_at = session
+    let intent = session
         .payment_intent
         .as_ref()
-        .and_then(|intent| intent.object())
-        .map_or(session.created, |intent| intent.created);
+        .and_then(|intent| intent.object());
+    let accepted_at = intent.map_or(session.created, |intent| intent.created);
+    let charge = intent
+        .and_then(|intent| intent.latest_charge.as_ref())
+        .and_then(|charge| charge.object());
+    let balance = charge
+        .and_then(|charge| charge.balance_transaction.as_ref())
+        .and_then(|balance| balance.object());
+    let currency = session.currency.as_deref().unwrap_or_default();
     Purchase {
+        discount: session
+            .total_details
+            .as_ref()
+            .map(|total| total.amount_discount)
+            .filter(|discount| *discount > 0),
+        paid: balance
+            .map(|balance| balance.created)
+            .map(crate::dates::timestamp),
+        fee: balance.map(|balance| balance.fee),
+        net: balance.map(|balance| balance.net),
+        settled_in: balance
+            .filter(|balance| !balance.currency.eq_ignore_ascii_case(currency))
+            .map(|balance| balance.currency.clone()),
         country: session.country().map(str::to_owned),
         tax: session
             .automatic_tax
@@ -269,7 +289,15 @@ fn checkout_details(session: &CheckoutSession) -> Purchase {
 }
 
 /// What the ledger needs expanded on each session.
-const EXPANDED: [&str; 3] = ["total_details.breakdown", "payment_intent", "invoice"];
+/// What a session brings with it: the discounts and taxes, the payment
+/// down to its balance transaction (when it was paid, Stripe's fee), the
+/// invoice. A list's `data.` makes the balance transaction's path four
+/// levels deep, the most Stripe expands.
+const EXPANDED: [&str; 3] = [
+    "total_details.breakdown",
+    "payment_intent.latest_charge.balance_transaction",
+    "invoice",
+];
 
 /// Counts a listed session (seen, kept, foreign, unpaid; progress every
 /// hundred) and says what it is to the shop.
@@ -484,7 +512,7 @@ async fn incremental(
             && let Some(charge) = stripe
                 .payment_intent(intent)
                 .await?
-                .and_then(|intent| intent.latest_charge)
+                .and_then(|intent| intent.latest_charge_id().map(str::to_owned))
             && let Some(charge) = stripe.charge(&charge).await?
         {
             let state = charge_state(stripe, &charge).await?;

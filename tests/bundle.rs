@@ -218,9 +218,10 @@ fn a_bundle_gives_each_products_files_under_its_own_limit_and_updates() {
     let rows = report.as_array().unwrap();
     let bundle = rows.iter().find(|row| row["group"] == "box");
     let bundle = bundle.unwrap_or_else(|| panic!("no bundle row: {report}"));
+    // Less Stripe's fee for a US card: 2.9 % (101.5 rounds to 102) + 30 ¢.
     assert_eq!(
         (bundle["count"].clone(), bundle["net"].clone()),
-        (serde_json::json!(1), serde_json::json!(3500)),
+        (serde_json::json!(1), serde_json::json!(3500 - 132)),
         "{report}"
     );
 

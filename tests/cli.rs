@@ -153,7 +153,7 @@ fn errors_show_each_cause_once_and_the_hint_last() {
         .stderr_is(&format!(
             "error: cannot reach Stripe at `{dead}`: error sending request for url \
              ({dead}/v1/checkout/sessions?status=complete&limit=100&expand[0]=data.total_details.breakdown\
-             &expand[1]=data.payment_intent&expand[2]=data.invoice): \
+             &expand[1]=data.payment_intent.latest_charge.balance_transaction&expand[2]=data.invoice): \
              client error (Connect): \
              tcp connect error: Connection refused (os error 111)\n\
              hint: check the network, or `SHOP_STRIPE_API_BASE` if it points at `shop sandbox` \

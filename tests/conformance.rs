@@ -363,13 +363,15 @@ async fn every_request_and_answer_matches_the_spec() {
                 description: Some("A book".into()),
                 images: vec!["https://books.example/cover/guide".into()],
                 url: Some("https://books.example/p/guide".into()),
+                tax_code: Some("txcd_10302000".into()),
                 metadata: meta(&[("slug", "guide")]),
             },
             &IdempotencyKey::derived(&["product"]),
         )
         .await
         .unwrap();
-    client.product(&product.id).await.unwrap().unwrap();
+    let read = client.product(&product.id).await.unwrap().unwrap();
+    assert_eq!(read.tax_code.as_deref(), Some("txcd_10302000"));
     assert!(client.product("prod_missing").await.unwrap().is_none());
     // Updated with new text and image, then with none (cleared).
     let updated = client
@@ -397,6 +399,7 @@ async fn every_request_and_answer_matches_the_spec() {
         .await
         .unwrap();
     assert!(cleared.images.is_empty() && cleared.description.is_none() && cleared.url.is_none());
+    assert!(cleared.tax_code.is_none());
     let price = client
         .create_price(
             &CreatePrice {
@@ -794,7 +797,7 @@ async fn every_request_and_answer_matches_the_spec() {
         .unwrap()
         .unwrap();
     client
-        .charge(intent.latest_charge.as_deref().unwrap())
+        .charge(intent.latest_charge_id().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -819,7 +822,7 @@ async fn every_request_and_answer_matches_the_spec() {
         )
         .await;
     let of_charge: Vec<_> = client
-        .refunds_of_charge(intent.latest_charge.as_deref().unwrap())
+        .refunds_of_charge(intent.latest_charge_id().unwrap())
         .try_collect()
         .await
         .unwrap();

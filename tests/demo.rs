@@ -64,7 +64,8 @@ fn the_demo_runs_the_whole_sale() {
         "downloaded example-book.pdf: identical to the released file",
         "1 new, 0 refunded, 0 disputed; committed",
         "\"product\":\"example-book\",\"version\":\"1.0.0\",\"amount\":1900",
-        "example-book  1      19.00 USD  0.00 USD  19.00 USD",
+        // Less Stripe's fee for a US card: 2.9 % + 30 ¢.
+        "example-book  1      19.00 USD  0.00 USD  0.85 USD  18.15 USD",
         "Subject: Your receipt from Demo Books: An Example Book 1.0.0",
         "To: reader@example.com",
         "\"email\":\"reader@example.com\"",

@@ -251,6 +251,7 @@ impl Sandbox {
             account_name: Some("Harness Books".into()),
             tax_origin: None,
             terms_of_service_url: None,
+            country: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

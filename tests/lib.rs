@@ -19,6 +19,7 @@ mod editions;
 mod helpdesk;
 mod init;
 mod mail;
+mod money;
 mod postgres;
 mod preorder;
 mod release;

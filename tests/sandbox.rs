@@ -408,7 +408,7 @@ async fn refunds_and_disputes_emit_their_events() {
         (900, Some("succeeded"))
     );
     let charge = client
-        .charge(intent.latest_charge.as_deref().unwrap())
+        .charge(intent.latest_charge_id().unwrap())
         .await
         .unwrap()
         .unwrap();

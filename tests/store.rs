@@ -165,7 +165,7 @@ fn unknown_and_missing_keys_are_refused() {
         &format!("{BOOK}pirce = \"1\"\n"),
         "line 5, column 1: unknown field `pirce`, expected one of `name`, `description`, `cover`, \
          `price`, `currency`, `files`, `bundle`, `download_limit`, `updates`, `upgrade_discount`, \
-         `upgrade_days`, `promotion_codes`, `stamp` and `release`",
+         `upgrade_days`, `promotion_codes`, `stamp`, `tax_code` and `release`",
         "did you mean `price`?",
     );
     check_product(

@@ -287,13 +287,16 @@ fn months_of_purchases_refunds_and_disputes_reach_the_ledger() {
         [
             "id",
             "created",
+            "paid",
             "email",
             "product",
             "version",
             "amount",
             "currency",
             "payment_intent",
-            "status"
+            "status",
+            "fee",
+            "net"
         ]
     );
     for (_, bytes) in ledger(store.path()) {
@@ -429,18 +432,28 @@ fn the_report_reads_the_ledger() {
             "hint: try an earlier `--since`",
         ]);
 
+    // Stripe's fees by its published pricing for a US account and the
+    // US test card: 2.9 % rounded, plus 30 ¢ (25 euro cents in EUR); a
+    // refund gives no fee back.
+    let guide_fee = (2900 * 29 + 500) / 1000 + 30;
+    let atlas_fee = (1500 * 29 + 500) / 1000 + 25;
+    assert_eq!((guide_fee, atlas_fee), (114, 69));
     let rows = store.shop(&["report", "--json"]).success().json();
     assert_eq!(
         rows,
         json!([
-            {"group": "atlas", "currency": "eur", "count": 3, "granted": 0, "gross": 4500, "refunded": 0, "tax": 0, "net": 4500},
-            {"group": "guide", "currency": "usd", "count": 14, "granted": 0, "gross": 40600, "refunded": 3900, "tax": 0, "net": 36700},
+            {"group": "atlas", "currency": "eur", "count": 3, "granted": 0, "gross": 4500, "refunded": 0,
+             "fees": 3 * atlas_fee, "tax": 0, "net": 4500 - 3 * atlas_fee, "fees_unknown": 0},
+            {"group": "guide", "currency": "usd", "count": 14, "granted": 0, "gross": 40600, "refunded": 3900,
+             "fees": 14 * guide_fee, "tax": 0, "net": 40600 - 3900 - 14 * guide_fee, "fees_unknown": 0},
         ])
     );
     let table = store.shop(&["report"]).success().stdout();
-    assert!(
-        table.contains("guide    14     406.00 USD  39.00 USD  367.00 USD"),
-        "{table}"
+    assert_eq!(
+        table,
+        "PRODUCT  COUNT  GROSS       REFUNDED   FEES       NET\n\
+         atlas    3      45.00 EUR   0.00 EUR   2.07 EUR   42.93 EUR\n\
+         guide    14     406.00 USD  39.00 USD  15.96 USD  351.04 USD\n",
     );
     let months = store
         .shop(&["report", "--by", "month", "--json"])
@@ -453,6 +466,12 @@ fn the_report_reads_the_ledger() {
         .map(|r| r["group"].as_str().unwrap())
         .collect();
     assert_eq!(groups, ["2026-08", "2026-08", "2026-09"]);
+    // By month, USD has two rows: their total follows.
+    let by_month = store.shop(&["report", "--by", "month"]).success().stdout();
+    assert!(
+        by_month.ends_with("TOTAL    14     406.00 USD  39.00 USD  15.96 USD  351.04 USD\n"),
+        "{by_month}"
+    );
     let sources = store
         .shop(&["report", "--by", "source", "--json"])
         .success()
@@ -476,12 +495,11 @@ fn the_report_reads_the_ledger() {
     let csv = store.shop(&["report", "--csv"]).success().stdout();
     let csv_lines: Vec<&str> = csv.lines().collect();
     assert_eq!(csv_lines.len(), 18);
+    assert!(csv_lines[0].starts_with(
+        "id,created,paid,email,product,version,preorder,status,amount,discount,refunded,currency,fee,net,"
+    ));
     assert!(
-        csv_lines[0]
-            .starts_with("id,created,email,product,version,amount,refunded,currency,status")
-    );
-    assert!(
-        csv.contains(",guide,1.0.0,29.00,29.00,USD,refunded,"),
+        csv.contains(",guide,1.0.0,,refunded,29.00,,29.00,USD,1.14,27.86,,"),
         "{csv}"
     );
 }

@@ -293,26 +293,32 @@ fn tax_invoices_and_consent_go_through_stripe_into_the_ledger_and_report() {
             (
                 row["group"].as_str().unwrap().to_owned(),
                 row["gross"].as_i64().unwrap(),
+                row["fees"].as_i64().unwrap(),
                 row["tax"].as_i64().unwrap(),
                 row["net"].as_i64().unwrap(),
             )
         })
         .collect();
+    // The account is German (its Stripe Tax head office) and the test card
+    // American: 3.25 % + 30 ¢ of what the buyer paid, tax included.
+    let fee = |paid: i64| (paid * 325 + 5_000) / 10_000 + 30;
+    assert_eq!((fee(3451), fee(2900), fee(3197)), (142, 124, 134));
     assert_eq!(
         rows,
         [
-            ("DE".to_owned(), 3451, 551, 2900),
-            ("FR".to_owned(), 2900, 0, 2900),
-            ("US".to_owned(), 3197, 297, 2900),
+            ("DE".to_owned(), 3451, 142, 551, 3451 - 142 - 551),
+            ("FR".to_owned(), 2900, 124, 0, 2900 - 124),
+            ("US".to_owned(), 3197, 134, 297, 3197 - 134 - 297),
         ]
     );
     let text = test.shop(&["report", "--by", "country"]).success().stdout();
     assert_eq!(
         text,
-        "COUNTRY  COUNT  GROSS      REFUNDED  TAX       NET\n\
-         DE       1      34.51 USD  0.00 USD  5.51 USD  29.00 USD\n\
-         FR       1      29.00 USD  0.00 USD  0.00 USD  29.00 USD\n\
-         US       1      31.97 USD  0.00 USD  2.97 USD  29.00 USD\n"
+        "COUNTRY  COUNT  GROSS      REFUNDED  FEES      TAX       NET\n\
+         DE       1      34.51 USD  0.00 USD  1.42 USD  5.51 USD  27.58 USD\n\
+         FR       1      29.00 USD  0.00 USD  1.24 USD  0.00 USD  27.76 USD\n\
+         US       1      31.97 USD  0.00 USD  1.34 USD  2.97 USD  27.66 USD\n\
+         TOTAL    3      95.48 USD  0.00 USD  4.00 USD  8.48 USD  83.00 USD\n"
     );
     runtime.block_on(sandbox.stop());
 }

@@ -14,7 +14,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = By::Product)]
     pub by: By,
 
-    /// Only purchases made on or after this day (YYYY-MM-DD)
+    /// Only purchases paid on or after this day (YYYY-MM-DD, UTC)
     #[arg(long, value_name = "DATE", value_parser = super::parse_date)]
     pub since: Option<time::Date>,
 
@@ -42,7 +42,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let keep = |purchase: &ledger::Purchase| {
         since
             .as_deref()
-            .is_none_or(|since| purchase.created.as_str() >= since)
+            .is_none_or(|since| purchase.sold() >= since)
     };
     if args.csv {
         // Streamed: one month of the ledger in memory, whatever its size.
@@ -78,6 +78,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         Ok(())
     })?;
     let rows = totals.rows();
+    let sums = totals.totals();
     if context.output.json {
         context.output.json(&serde_json::to_value(&rows)?)?;
         return Ok(());
@@ -106,21 +107,45 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let taxed = args.by == By::Country || rows.iter().any(|row| row.tax != 0);
     let mut header = vec![heading, "COUNT"];
     header.extend(given.then_some("GIVEN"));
-    header.extend(["GROSS", "REFUNDED"]);
+    header.extend(["GROSS", "REFUNDED", "FEES"]);
     header.extend(taxed.then_some("TAX"));
     header.push("NET");
-    let table: Vec<Vec<String>> = rows
+    let cells = |row: &report::Row, group: String| {
+        let mut cells = vec![group, row.count.to_string()];
+        cells.extend(given.then(|| row.granted.to_string()));
+        cells.extend([
+            row.money(row.gross),
+            row.money(row.refunded),
+            row.money(row.fees),
+        ]);
+        cells.extend(taxed.then(|| row.money(row.tax)));
+        cells.push(row.money(row.net));
+        cells
+    };
+    let mut table: Vec<Vec<String>> = rows
         .iter()
-        .map(|row| {
-            let mut cells = vec![row.group.clone(), row.count.to_string()];
-            cells.extend(given.then(|| row.granted.to_string()));
-            cells.extend([row.money(row.gross), row.money(row.refunded)]);
-            cells.extend(taxed.then(|| row.money(row.tax)));
-            cells.push(row.money(row.net));
-            cells
-        })
+        .map(|row| cells(row, row.group.clone()))
         .collect();
+    // A total for each currency with more than one row to add.
+    table.extend(
+        sums.iter()
+            .filter(|sum| {
+                rows.iter()
+                    .filter(|row| row.currency == sum.currency)
+                    .count()
+                    > 1
+            })
+            .map(|sum| cells(sum, "TOTAL".to_owned())),
+    );
     let header: Vec<String> = header.into_iter().map(String::from).collect();
     context.output.data(super::table(&header, &table))?;
+    let unknown: u64 = sums.iter().map(|sum| sum.fees_unknown).sum();
+    if unknown > 0 {
+        context.output.note(format!(
+            "the fees of {} are not known in their currency: NET leaves them out\n\
+             hint: `shop sync --full` records the fees of purchases synced before shop read them",
+            crate::store::count(unknown as usize, "purchase")
+        ));
+    }
     Ok(())
 }

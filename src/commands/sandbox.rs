@@ -41,6 +41,11 @@ pub struct Args {
     /// consent to the terms are refused, as Stripe does
     #[arg(long, value_name = "URL")]
     pub terms_url: Option<String>,
+
+    /// The account's country (such as DE), which sets Stripe's fees; by
+    /// default the --tax-origin's, else US
+    #[arg(long, value_name = "COUNTRY")]
+    pub country: Option<String>,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
@@ -61,6 +66,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         account_name: args.account_name.clone(),
         tax_origin: args.tax_origin.clone(),
         terms_of_service_url: args.terms_url.clone(),
+        country: args.country.clone(),
     };
     super::block_on(async move {
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));

@@ -107,6 +107,9 @@ pub fn dispatch(
         ["v1", "checkout", "sessions", id, "expire"] if post => expire_session(state, context, id),
         ["v1", "payment_intents", id] if get => state.find("payment_intent", id, "intent").cloned(),
         ["v1", "charges", id] if get => state.find("charge", id, "charge").cloned(),
+        ["v1", "balance_transactions", id] if get => state
+            .find("balance_transaction", id, "balance_transaction")
+            .cloned(),
         ["v1", "invoices", id] if get => state.find("invoice", id, "invoice").cloned(),
         ["v1", "refunds"] if post => create_refund(state, context, params),
         ["v1", "refunds"] if get => list_of_payment(state, "refund", params, path),
@@ -264,6 +267,27 @@ fn product_url(params: &Params) -> Result<Option<Value>, ApiError> {
     }
 }
 
+/// A product's `tax_code`: one of the codes the sandbox knows
+/// (`tax::TAX_CODES`), as Stripe accepts only codes of its list; an empty
+/// value unsets it.
+fn product_tax_code(params: &Params) -> Result<Option<Value>, ApiError> {
+    match params.get("tax_code").and_then(Value::as_str) {
+        None => Ok(None),
+        Some("") => Ok(Some(Value::Null)),
+        Some(code)
+            if super::tax::TAX_CODES
+                .iter()
+                .any(|(known, _)| *known == code) =>
+        {
+            Ok(Some(json!(code)))
+        }
+        Some(code) => Err(ApiError::invalid(
+            "tax_code",
+            &format!("No such tax code: '{code}'"),
+        )),
+    }
+}
+
 fn create_product(state: &mut State, params: &Params) -> Result<Value, ApiError> {
     params.only(&[
         "active",
@@ -272,6 +296,7 @@ fn create_product(state: &mut State, params: &Params) -> Result<Value, ApiError>
         "images",
         "metadata",
         "name",
+        "tax_code",
         "url",
     ])?;
     let name = params.required_str("name")?;
@@ -287,7 +312,11 @@ fn create_product(state: &mut State, params: &Params) -> Result<Value, ApiError>
     };
     let images = product_images(params)?;
     let url = product_url(params)?;
+    let tax_code = product_tax_code(params)?;
     let mut product = objects::product(&id, name, params.str("description"), metadata, state.now());
+    if let Some(tax_code) = tax_code {
+        product["tax_code"] = tax_code;
+    }
     if let Some(active) = params.bool("active")? {
         product["active"] = json!(active);
     }
@@ -301,11 +330,20 @@ fn create_product(state: &mut State, params: &Params) -> Result<Value, ApiError>
 }
 
 fn update_product(state: &mut State, params: &Params, id: &str) -> Result<Value, ApiError> {
-    params.only(&["active", "description", "images", "metadata", "name", "url"])?;
+    params.only(&[
+        "active",
+        "description",
+        "images",
+        "metadata",
+        "name",
+        "tax_code",
+        "url",
+    ])?;
     state.find("product", id, "id")?;
     let active = params.bool("active")?;
     let images = product_images(params)?;
     let url = product_url(params)?;
+    let tax_code = product_tax_code(params)?;
     let metadata = params
         .get("metadata")
         .map(|_| params.metadata())
@@ -337,6 +375,9 @@ fn update_product(state: &mut State, params: &Params, id: &str) -> Result<Value,
             }
             if let Some(url) = url {
                 product["url"] = url;
+            }
+            if let Some(tax_code) = tax_code {
+                product["tax_code"] = tax_code;
             }
             if let Some(metadata) = metadata {
                 merge_metadata(&mut product["metadata"], metadata);
@@ -1139,17 +1180,23 @@ fn expand_session(state: &State, session: &mut Value, paths: &[String]) -> Resul
                         .unwrap_or_else(|| json!({"discounts": [], "taxes": []}));
                 }
             }
-            "payment_intent" | "payment_intent.latest_charge" => {
+            "payment_intent"
+            | "payment_intent.latest_charge"
+            | "payment_intent.latest_charge.balance_transaction" => {
                 if let Some(intent) = session["payment_intent"]
                     .as_str()
                     .and_then(|i| state.get(i))
                 {
                     let mut intent = intent.clone();
-                    if path.ends_with("latest_charge")
+                    if path.contains(".latest_charge")
                         && let Some(charge) =
                             intent["latest_charge"].as_str().and_then(|c| state.get(c))
                     {
-                        intent["latest_charge"] = charge.clone();
+                        let mut charge = charge.clone();
+                        if path.ends_with(".balance_transaction") {
+                            super::fees::expanded(state, &mut charge);
+                        }
+                        intent["latest_charge"] = charge;
                     }
                     session["payment_intent"] = intent;
                 }
@@ -1352,6 +1399,15 @@ fn create_refund(
         refund["status"] = json!("pending");
     }
     refund["reason"] = json!(params.str("reason"));
+    // The money leaves the balance at once; Stripe keeps its fee.
+    refund["balance_transaction"] = json!(super::fees::record(
+        state,
+        "refund",
+        -amount,
+        0,
+        charge["currency"].as_str().unwrap_or("usd"),
+        refund["id"].as_str().unwrap_or_default(),
+    ));
     let refund = state.insert(refund);
     let charge = state
         .update(&charge_id, |charge| {

@@ -18,17 +18,25 @@ use super::tax;
 use super::{ApiError, Sandbox, plain};
 use crate::html::escape;
 
-/// Cards that pay, as in Stripe's test mode.
-const PAYING_CARDS: &[&str] = &[
-    "4242424242424242",
-    "4000056655665556",
-    "5555555555554444",
-    "2223003122003222",
-    "5200828282828210",
-    "378282246310005",
-    "6011111111111117",
-    "3056930009020004",
-    "3566002020360505",
+/// Cards that pay, as in Stripe's test mode: number, brand and the
+/// country that issued it (the basic cards are American; the
+/// international ones are Stripe's cards by country). The country sets
+/// Stripe's fee (`sandbox::fees`).
+const PAYING_CARDS: &[(&str, &str, &str)] = &[
+    ("4242424242424242", "visa", "US"),
+    ("4000056655665556", "visa", "US"),
+    ("5555555555554444", "mastercard", "US"),
+    ("2223003122003222", "mastercard", "US"),
+    ("5200828282828210", "mastercard", "US"),
+    ("378282246310005", "amex", "US"),
+    ("6011111111111117", "discover", "US"),
+    ("3056930009020004", "diners", "US"),
+    ("3566002020360505", "jcb", "US"),
+    ("4000001240000000", "visa", "CA"),
+    ("4000000760000002", "visa", "BR"),
+    ("4000002760000016", "visa", "DE"),
+    ("4000002500000003", "visa", "FR"),
+    ("4000008260000000", "visa", "GB"),
 ];
 
 /// Cards that are declined: number, decline code, message.
@@ -265,22 +273,24 @@ pub fn complete_with(
     if let Some((_, code, decline, message)) = DECLINING_CARDS.iter().find(|(n, ..)| *n == number) {
         return Err(card_error(code, Some(decline), message));
     }
-    if !PAYING_CARDS.contains(&number.as_str()) {
+    let Some(&(_, brand, country)) = PAYING_CARDS.iter().find(|(n, ..)| *n == number) else {
         return Err(card_error(
             "card_declined",
             Some("test_mode_live_card"),
             "Your card was declined. Your request was in test mode, but used a non test (live) card. For a list of valid test cards, visit: https://stripe.com/docs/testing.",
         ));
-    }
+    };
 
     let now = state.now();
     let currency = session["currency"].as_str().unwrap_or("usd").to_owned();
     let intent_id = new_id("pi_");
     let charge_id = new_id("ch_");
     let last4 = &number[number.len() - 4..];
-    let charge = state.insert(objects::charge(
-        &charge_id, amount, &currency, &intent_id, email, last4, now,
-    ));
+    let mut charge = objects::charge(&charge_id, amount, &currency, &intent_id, email, last4, now);
+    charge["payment_method_details"] = objects::card_details(last4, brand, country);
+    state.insert(charge);
+    super::fees::charge_succeeded(state, &charge_id);
+    let charge = state.get(&charge_id).cloned().unwrap_or_default();
     let intent = state.insert(objects::payment_intent(
         &intent_id, amount, &currency, &charge_id, email, now,
     ));
@@ -477,12 +487,13 @@ pub fn settle_due(state: &mut State, webhooks: i64) -> usize {
             .unwrap_or_default()
             .to_owned();
         if settlement.succeeds {
-            let charge = state
-                .update(&charge_id, |charge| {
-                    charge["status"] = json!("succeeded");
-                    charge["paid"] = json!(true);
-                })
-                .unwrap_or_default();
+            state.update(&charge_id, |charge| {
+                charge["status"] = json!("succeeded");
+                charge["paid"] = json!(true);
+            });
+            // The money arrives when the debit succeeds.
+            super::fees::charge_succeeded(state, &charge_id);
+            let charge = state.get(&charge_id).cloned().unwrap_or_default();
             let intent = state
                 .update(&intent_id, |intent| {
                     intent["status"] = json!("succeeded");
@@ -564,7 +575,7 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
             let applied = apply_promotion_code(&mut state, id, code.trim());
             sandbox.after_change(&mut state);
             let session = state.get(id).cloned().unwrap_or_default();
-            let items = state.line_items.get(id).cloned().unwrap_or_default();
+            let items = shown_items(&state, id);
             return match applied {
                 Ok(()) => html(
                     StatusCode::OK,
@@ -611,7 +622,7 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
             }
             Err(error) => {
                 sandbox.after_change(&mut state);
-                let items = state.line_items.get(id).cloned().unwrap_or_default();
+                let items = shown_items(&state, id);
                 return html(
                     StatusCode::PAYMENT_REQUIRED,
                     &checkout_form(sandbox, &session, &items, &email, Some(&error.message)),
@@ -621,7 +632,7 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
     }
     match session["status"].as_str() {
         Some("open") => {
-            let items = state.line_items.get(id).cloned().unwrap_or_default();
+            let items = shown_items(&state, id);
             let email = session["customer_email"].as_str().unwrap_or("").to_owned();
             html(
                 StatusCode::OK,
@@ -877,6 +888,22 @@ pub fn index(sandbox: &Arc<Sandbox>) -> Response<Vec<u8>> {
     html(StatusCode::OK, &layout("shop sandbox", &body))
 }
 
+/// A session's line items with each price's product in it (as Stripe's
+/// page shows the product), for the page to say what tax code it is
+/// taxed by.
+fn shown_items(state: &State, id: &str) -> Vec<Value> {
+    let mut items = state.line_items.get(id).cloned().unwrap_or_default();
+    for item in &mut items {
+        if let Some(product) = item["price"]["product"]
+            .as_str()
+            .and_then(|product| state.get(product))
+        {
+            item["price"]["product"] = product.clone();
+        }
+    }
+    items
+}
+
 fn checkout_form(
     sandbox: &Sandbox,
     session: &Value,
@@ -1001,11 +1028,22 @@ fn checkout_form(
         let inclusive = items
             .first()
             .is_some_and(|item| item["price"]["tax_behavior"] == "inclusive");
-        summary.push_str(if inclusive {
-            "<tr><td>Tax</td><td class=\"amount\">included, from your address</td></tr>"
-        } else {
-            "<tr><td>Tax</td><td class=\"amount\">added, from your address</td></tr>"
-        });
+        // What the product is taxed as: its tax code, else the preset.
+        let code = items
+            .first()
+            .and_then(|item| item["price"]["product"]["tax_code"].as_str())
+            .unwrap_or(tax::PRESET_CODE);
+        let name = tax::TAX_CODES
+            .iter()
+            .find(|(known, _)| *known == code)
+            .map_or("", |(_, name)| name);
+        summary.push_str(&format!(
+            "<tr><td>Tax <span class=\"tax-code\" id=\"tax-code\">({} · {})</span></td>\
+             <td class=\"amount\">{}, from your address</td></tr>",
+            escape(code),
+            escape(name),
+            if inclusive { "included" } else { "added" },
+        ));
     }
     summary.push_str(&format!(
         "</tbody><tfoot><tr><th scope=\"row\">Total due</th><td class=\"amount\">{}</td></tr></tfoot></table>",
@@ -1142,6 +1180,7 @@ mod tests {
     fn luhn_accepts_test_cards_and_refuses_typos() {
         for card in PAYING_CARDS
             .iter()
+            .map(|(n, ..)| n)
             .chain(DECLINING_CARDS.iter().map(|(n, ..)| n))
         {
             assert!(luhn(card), "{card}");

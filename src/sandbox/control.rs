@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use warp::http::{Method, Response, StatusCode};
 
 use super::objects::{self, new_id};
-use super::{Faults, Sandbox, json_response};
+use super::{Faults, Sandbox, fees, json_response};
 
 pub fn handle(
     sandbox: &Arc<Sandbox>,
@@ -80,6 +80,9 @@ pub fn handle(
             if let Some(url) = input.get("terms_of_service_url") {
                 state.account.terms_of_service_url = url.as_str().map(str::to_owned);
             }
+            if let Some(country) = input.get("country") {
+                state.account.country = country.as_str().map(str::to_ascii_uppercase);
+            }
             sandbox.after_change(&mut state);
             json_response(
                 StatusCode::OK,
@@ -88,6 +91,7 @@ pub fn handle(
                     "refunds_pending": state.refunds_pending,
                     "tax_origin": state.account.tax_origin,
                     "terms_of_service_url": state.account.terms_of_service_url,
+                    "country": fees::account_country(&state),
                 }),
             )
         }
@@ -113,11 +117,17 @@ pub fn handle(
             let failed = *outcome == "fail";
             let amount = refund["amount"].as_i64().unwrap_or(0);
             let charge_id = refund["charge"].as_str().unwrap_or_default().to_owned();
+            // A failed refund's money comes back to the balance.
+            let returned = failed.then(|| {
+                let currency = refund["currency"].as_str().unwrap_or("usd");
+                fees::record(&mut state, "refund_failure", amount, 0, currency, id)
+            });
             let refund = state
                 .update(id, |refund| {
                     refund["status"] = json!(if failed { "failed" } else { "succeeded" });
-                    if failed {
+                    if let Some(returned) = returned {
                         refund["failure_reason"] = json!("lost_or_stolen_card");
+                        refund["failure_balance_transaction"] = json!(returned);
                     }
                 })
                 .unwrap_or_default();

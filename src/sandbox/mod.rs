@@ -10,6 +10,7 @@
 mod api;
 mod checkout;
 mod control;
+mod fees;
 mod objects;
 mod params;
 mod rules;
@@ -52,6 +53,9 @@ pub struct Config {
     /// The account's terms of service (its public details); unset,
     /// consent to the terms is refused.
     pub terms_of_service_url: Option<String>,
+    /// The account's country (ISO code), which sets Stripe's fees; unset,
+    /// the Stripe Tax head office's, else the US.
+    pub country: Option<String>,
 }
 
 /// Faults injected into API requests, for tests of retries.
@@ -130,6 +134,9 @@ impl Sandbox {
         }
         if let Some(url) = &config.terms_of_service_url {
             state.account.terms_of_service_url = Some(url.clone());
+        }
+        if let Some(country) = &config.country {
+            state.account.country = Some(country.to_ascii_uppercase());
         }
         let mut secret_override = None;
         if let Some(url) = &config.webhook_url {

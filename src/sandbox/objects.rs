@@ -350,7 +350,7 @@ pub fn charge(
         "paid": true,
         "payment_intent": payment_intent,
         "payment_method": null,
-        "payment_method_details": card_details(last4),
+        "payment_method_details": card_details(last4, "visa", "US"),
         "receipt_email": email,
         "receipt_number": null,
         "receipt_url": null,
@@ -367,14 +367,14 @@ pub fn charge(
 }
 
 /// What a charge says of the test card that paid it.
-fn card_details(last4: &str) -> Value {
+pub fn card_details(last4: &str, brand: &str, country: &str) -> Value {
     json!({
         "type": "card",
         "card": {
             "amount_authorized": null,
-            "brand": "visa",
+            "brand": brand,
             "checks": {"address_line1_check": null, "address_postal_code_check": null, "cvc_check": "pass"},
-            "country": "US",
+            "country": country,
             "exp_month": 12,
             "exp_year": 2034,
             "fingerprint": null,
@@ -382,7 +382,7 @@ fn card_details(last4: &str) -> Value {
             "installments": null,
             "last4": last4,
             "mandate": null,
-            "network": "visa",
+            "network": brand,
             "network_token": null,
             "three_d_secure": null,
             "wallet": null,

@@ -31,6 +31,9 @@ pub const PARAMS: [&str; 6] = [
 /// What Stripe keeps in its Dashboard rather than the API.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
+    /// Where the account is: what Stripe's fees are (`sandbox::fees`).
+    #[serde(default)]
+    pub country: Option<String>,
     /// The head office's country: Stripe Tax is set up.
     pub tax_origin: Option<String>,
     /// The public business details' terms of service.
@@ -48,9 +51,45 @@ pub struct TestAddress {
     pub line1: &'static str,
     pub postal_code: &'static str,
     pub rate: i64,
+    /// The rate for e-books (`EBOOK_CODES`), where the law sets a reduced
+    /// one.
+    pub ebook_rate: i64,
     /// What the tax is called on the page and the invoice.
     pub name: &'static str,
 }
+
+/// The product tax codes the sandbox knows, from Stripe's list
+/// (docs.stripe.com/tax/tax-codes); Stripe refuses a code not on its list.
+pub const TAX_CODES: &[(&str, &str)] = &[
+    ("txcd_00000000", "Nontaxable"),
+    (
+        "txcd_10000000",
+        "General - Electronically Supplied Services",
+    ),
+    ("txcd_10202000", "Downloadable Software - Personal Use"),
+    ("txcd_10301000", "Audiobook"),
+    (
+        "txcd_10302000",
+        "Digital Books - downloaded - non subscription - with permanent rights",
+    ),
+    (
+        "txcd_10302001",
+        "Digital Books - downloaded - non subscription - with limited rights",
+    ),
+    (
+        "txcd_10401100",
+        "Digital Audio Works - Downloaded - Non Subscription - With Permanent Rights",
+    ),
+    ("txcd_99999999", "General - Tangible Goods"),
+];
+
+/// The codes of e-books, taxed at `ebook_rate`.
+const EBOOK_CODES: &[&str] = &["txcd_10302000", "txcd_10302001"];
+
+/// The code the sandbox's account has as its preset (Stripe's Dashboard
+/// asks for one when Stripe Tax is set up): what a product without its
+/// own is taxed as.
+pub const PRESET_CODE: &str = "txcd_10000000";
 
 /// The sandbox's fixed table.
 pub const TEST_ADDRESSES: &[TestAddress] = &[
@@ -63,6 +102,7 @@ pub const TEST_ADDRESSES: &[TestAddress] = &[
         line1: "Unter den Linden 1",
         postal_code: "10117",
         rate: 1900,
+        ebook_rate: 700,
         name: "VAT",
     },
     TestAddress {
@@ -74,6 +114,7 @@ pub const TEST_ADDRESSES: &[TestAddress] = &[
         line1: "1 rue de Rivoli",
         postal_code: "75001",
         rate: 2000,
+        ebook_rate: 550,
         name: "VAT",
     },
     TestAddress {
@@ -85,6 +126,7 @@ pub const TEST_ADDRESSES: &[TestAddress] = &[
         line1: "400 Broad St",
         postal_code: "98109",
         rate: 1025,
+        ebook_rate: 1025,
         name: "Sales tax",
     },
     TestAddress {
@@ -96,6 +138,7 @@ pub const TEST_ADDRESSES: &[TestAddress] = &[
         line1: "1 SW Main St",
         postal_code: "97204",
         rate: 0,
+        ebook_rate: 0,
         name: "Sales tax",
     },
 ];
@@ -440,7 +483,23 @@ pub fn compute(state: &mut State, id: &str, given: &Given) {
         .unwrap_or("exclusive")
         .to_owned();
     let reverse = given.reverse_charge(state.account.tax_origin.as_deref());
-    let rate = if reverse { 0 } else { address.rate };
+    // The product's tax code, else the account's preset, decides the rate.
+    let code = state
+        .line_items
+        .get(id)
+        .and_then(|items| items.first())
+        .and_then(|item| item["price"]["product"].as_str())
+        .and_then(|product| state.get(product))
+        .and_then(|product| product["tax_code"].as_str())
+        .unwrap_or(PRESET_CODE)
+        .to_owned();
+    let ebook = EBOOK_CODES.contains(&code.as_str());
+    let full = if ebook {
+        address.ebook_rate
+    } else {
+        address.rate
+    };
+    let rate = if reverse { 0 } else { full };
     // From the subtotal less discounts, not the total: a declined card
     // leaves the session open, and paying again must not tax the tax.
     let base = session["amount_subtotal"].as_i64().unwrap_or(0)
@@ -485,11 +544,19 @@ pub fn compute(state: &mut State, id: &str, given: &Given) {
             "jurisdiction": address.state.unwrap_or(address.country),
             "livemode": false,
             "metadata": {},
-            "percentage": address.rate as f64 / 100.0,
+            "percentage": full as f64 / 100.0,
             "state": address.state,
             "tax_type": if address.country == "US" { "sales_tax" } else { "vat" },
         },
-        "taxability_reason": if reverse { "reverse_charge" } else if rate == 0 { "not_collecting" } else { "standard_rated" },
+        "taxability_reason": if reverse {
+            "reverse_charge"
+        } else if rate == 0 {
+            "not_collecting"
+        } else if rate < address.rate {
+            "reduced_rated"
+        } else {
+            "standard_rated"
+        },
         "taxable_amount": taxable,
     }]);
 }

@@ -48,7 +48,7 @@ fn card(store: &Store, product: &Product) -> Option<ProductCard> {
             }
         }
     }
-    let tax = store.settings.tax;
+    let tax = &store.settings.tax;
     let next = product
         .preorder()
         .filter(|preorder| preorder.version != latest.version)
@@ -321,7 +321,7 @@ pub async fn cover(slug: String, app: Arc<App>) -> Answer {
 pub fn price_text(
     product: &crate::store::Product,
     own: Option<&crate::store::Money>,
-    tax: TaxSettings,
+    tax: &TaxSettings,
 ) -> String {
     let price = own.unwrap_or(&product.price);
     let mut text = match product.pay_what_you_want {

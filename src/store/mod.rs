@@ -191,6 +191,23 @@ pub struct Holding<'a> {
     pub bought: semver::Version,
 }
 
+/// Where an author finds a product tax code: never guessed for them.
+pub const TAX_CODE_HINT: &str = "find the code in Stripe's list, https://docs.stripe.com/tax/tax-codes \
+     (e-books sold for download to keep are `txcd_10302000` there)";
+
+/// A Stripe product tax code is `txcd_` and eight digits; whether Stripe
+/// knows it is Stripe's to say at release.
+pub fn check_tax_code(code: &str) -> Result<(), String> {
+    let digits = code.strip_prefix("txcd_").unwrap_or_default();
+    if digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{code}` is not a Stripe tax code: they are `txcd_` and eight digits"
+        ))
+    }
+}
+
 /// The closest of `known` to a mistyped `word`, if one is close enough to
 /// be what was meant, as a hint's sentence: "did you mean
 /// `download_limit`?". Close is what clap uses for subcommands

@@ -48,6 +48,10 @@ pub struct Product {
     /// Whether buyers get stamped PDF and EPUB copies; `None` follows the
     /// shop's `[stamp] default`.
     pub stamp: Option<StampMode>,
+    /// Stripe's product tax code (`txcd_…`), which Stripe Tax rates by;
+    /// `None` follows the shop's `[tax] default_code`, else the account's
+    /// preset.
+    pub tax_code: Option<String>,
     /// By version, oldest first (whatever order the file lists them in: a
     /// fix of an older line is recorded after the newer line's releases).
     pub releases: Vec<Release>,
@@ -365,6 +369,7 @@ const PRODUCT_KEYS: &[&str] = &[
     "upgrade_days",
     "promotion_codes",
     "stamp",
+    "tax_code",
     "release",
 ];
 
@@ -386,6 +391,7 @@ struct RawProduct {
     #[serde(default)]
     promotion_codes: bool,
     stamp: Option<Spanned<toml::Value>>,
+    tax_code: Option<Spanned<String>>,
     #[serde(default, rename = "release")]
     releases: Vec<Spanned<RawRelease>>,
 }
@@ -910,6 +916,16 @@ pub fn parse(
         );
     }
 
+    let tax_code = raw
+        .tax_code
+        .as_ref()
+        .map(|code| code.get_ref().trim().to_owned());
+    if let (Some(code), Some(spanned)) = (&tax_code, &raw.tax_code)
+        && let Err(message) = super::check_tax_code(code)
+    {
+        problem(spanned.span(), message, super::TAX_CODE_HINT.into());
+    }
+
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -930,6 +946,7 @@ pub fn parse(
         upgrade,
         promotion_codes: raw.promotion_codes,
         stamp,
+        tax_code,
         releases,
     })
 }

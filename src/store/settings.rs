@@ -70,7 +70,7 @@ impl Settings {
 }
 
 /// `[tax]`: what Stripe computes and issues at checkout.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaxSettings {
     /// Stripe Tax adds (or finds in the price) the tax of the buyer's place.
     pub automatic: bool,
@@ -80,6 +80,8 @@ pub struct TaxSettings {
     pub tax_id_collection: bool,
     /// Stripe issues an invoice (a number and a PDF) for each purchase.
     pub invoices: bool,
+    /// The product tax code of products without their own `tax_code`.
+    pub default_code: Option<String>,
 }
 
 /// A price's `tax_behavior` at Stripe.
@@ -348,6 +350,7 @@ struct RawTax {
     tax_id_collection: bool,
     #[serde(default)]
     invoices: bool,
+    default_code: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -746,11 +749,22 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
             }
         },
     };
+    let default_code = raw.tax.default_code.as_ref().and_then(|code| {
+        let text = code.get_ref().trim();
+        match super::check_tax_code(text) {
+            Ok(()) => Some(text.to_owned()),
+            Err(message) => {
+                problem(Origin::File(code.span()), message, super::TAX_CODE_HINT);
+                None
+            }
+        }
+    });
     let tax = TaxSettings {
         automatic: raw.tax.automatic,
         prices,
         tax_id_collection: raw.tax.tax_id_collection,
         invoices: raw.tax.invoices,
+        default_code,
     };
 
     let consent = raw.consent.as_ref().and_then(|consent| {
@@ -901,7 +915,13 @@ const KEYS: &[(&str, &[&str])] = &[
     ("stamp", &["default", "text"]),
     (
         "tax",
-        &["automatic", "prices", "tax_id_collection", "invoices"],
+        &[
+            "automatic",
+            "prices",
+            "tax_id_collection",
+            "invoices",
+            "default_code",
+        ],
     ),
     ("consent", &["terms_url", "waiver"]),
 ];

@@ -170,7 +170,8 @@ impl Client {
             .optional("id", params.id.as_deref())
             .field("name", &params.name)
             .optional("description", params.description.as_deref())
-            .optional("url", params.url.as_deref());
+            .optional("url", params.url.as_deref())
+            .optional("tax_code", params.tax_code.as_deref());
         let form = params
             .images
             .iter()
@@ -183,8 +184,9 @@ impl Client {
     }
 
     /// Sets what buyers see of a product at Checkout: its name, plain-text
-    /// description, images and page (an empty description or no images
-    /// clears them, as Stripe's empty values do).
+    /// description, images and page, and the tax code Stripe Tax rates it
+    /// by (an empty description, no images or no code clears them, as
+    /// Stripe's empty values do).
     pub async fn update_product(
         &self,
         id: &str,
@@ -193,7 +195,8 @@ impl Client {
         let form = Form::new()
             .field("name", &params.name)
             .field("description", params.description.as_deref().unwrap_or(""))
-            .field("url", params.url.as_deref().unwrap_or(""));
+            .field("url", params.url.as_deref().unwrap_or(""))
+            .field("tax_code", params.tax_code.as_deref().unwrap_or(""));
         let form = if params.images.is_empty() {
             form.field("images", "")
         } else {
@@ -763,6 +766,8 @@ pub struct CreateProduct {
     pub images: Vec<String>,
     /// The product's public page.
     pub url: Option<String>,
+    /// Stripe Tax's product tax code; `None`, the account's preset.
+    pub tax_code: Option<String>,
     pub metadata: Metadata,
 }
 

@@ -35,7 +35,8 @@ object!(
     PaymentIntent,
     PromotionCode,
     WebhookEndpoint,
-    Invoice
+    Invoice,
+    BalanceTransaction
 );
 
 /// Where Stripe sends events, and in which API version's shapes.
@@ -100,6 +101,9 @@ pub struct Product {
     #[serde(default, deserialize_with = "null_as_default")]
     pub images: Vec<String>,
     pub url: Option<String>,
+    /// An id, or the tax code object when expanded.
+    #[serde(default, deserialize_with = "optional_id_of")]
+    pub tax_code: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
 }
@@ -347,8 +351,15 @@ pub struct PaymentIntent {
     pub amount: i64,
     pub currency: String,
     pub status: String,
-    #[serde(default, deserialize_with = "optional_id_of")]
-    pub latest_charge: Option<String>,
+    /// Its charge, expanded when asked (`payment_intent.latest_charge`).
+    #[serde(default)]
+    pub latest_charge: Option<Expandable<Charge>>,
+}
+
+impl PaymentIntent {
+    pub fn latest_charge_id(&self) -> Option<&str> {
+        self.latest_charge.as_ref().map(Expandable::id)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -361,6 +372,24 @@ pub struct Charge {
     pub disputed: bool,
     #[serde(default, deserialize_with = "optional_id_of")]
     pub payment_intent: Option<String>,
+    #[serde(default)]
+    pub created: i64,
+    /// What reached the balance: Stripe's fee and the net, once the money
+    /// arrived (at once for cards; when a bank debit succeeds).
+    #[serde(default)]
+    pub balance_transaction: Option<Expandable<BalanceTransaction>>,
+}
+
+/// A movement of the account's balance: a charge's amount, Stripe's fee
+/// and the net, in the currency the account settles in.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BalanceTransaction {
+    pub id: String,
+    pub amount: i64,
+    pub created: i64,
+    pub currency: String,
+    pub fee: i64,
+    pub net: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -465,6 +494,23 @@ mod tests {
         }))
         .unwrap();
         assert!(intent.latest_charge.is_none());
+        let expanded: PaymentIntent = serde_json::from_value(serde_json::json!({
+            "id": "pi_1", "amount": 5, "currency": "usd", "status": "succeeded",
+            "latest_charge": {"id": "ch_1", "amount": 5, "amount_refunded": 0, "currency": "usd",
+                "refunded": false, "disputed": false, "payment_intent": "pi_1", "created": 3,
+                "balance_transaction": {"id": "txn_1", "amount": 5, "created": 4,
+                    "currency": "usd", "fee": 1, "net": 4}},
+        }))
+        .unwrap();
+        let charge = expanded.latest_charge.as_ref().and_then(Expandable::object);
+        let balance = charge
+            .and_then(|charge| charge.balance_transaction.as_ref())
+            .and_then(Expandable::object)
+            .unwrap();
+        assert_eq!(
+            (expanded.latest_charge_id(), balance.fee, balance.net),
+            (Some("ch_1"), 1, 4)
+        );
     }
 
     #[test]
