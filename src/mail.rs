@@ -115,7 +115,7 @@ impl Kind {
         match self {
             Kind::Receipt => &[
                 "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
-                "email", "order", "date", "paid", "lost",
+                "email", "order", "date", "paid", "lost", "cover", "contents", "stamped",
             ],
             Kind::Notice => &[
                 "shop",
@@ -129,11 +129,13 @@ impl Kind {
                 "email",
                 "unsubscribe",
                 "notes",
+                "cover",
+                "given",
             ],
             Kind::Links => &["shop", "support", "base_url", "email", "library", "links"],
             Kind::Gift | Kind::Delivery => &[
                 "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
-                "email", "order", "lost",
+                "email", "order", "lost", "cover", "contents", "stamped",
             ],
             Kind::Upgrade => &[
                 "shop",
@@ -150,10 +152,12 @@ impl Kind {
                 "price",
                 "until",
                 "upgrade",
+                "cover",
+                "given",
             ],
             Kind::Preorder => &[
                 "shop", "support", "base_url", "product", "version", "email", "order", "date",
-                "paid", "out",
+                "paid", "out", "cover", "contents",
             ],
             Kind::Refund => &[
                 "shop", "support", "base_url", "product", "version", "email", "order", "amount",
@@ -161,6 +165,47 @@ impl Kind {
             ],
         }
     }
+}
+
+/// What a message about `product` at `version` shows of it: its cover's
+/// address (`cover`), a bundle's contents (`contents`: "The Guide 1.0.0
+/// and The Workbook 1.0.0") and whether the files carry the buyer's email
+/// (`stamped`); each empty when there is none.
+pub fn product_values(
+    store: &crate::store::Store,
+    product: &crate::store::Product,
+    version: &str,
+) -> [(&'static str, String); 3] {
+    let holdings = store.holdings(&product.slug, version);
+    let stamped = holdings.iter().any(|holding| {
+        store.stamping(holding.product) != crate::store::product::StampMode::Off
+            && holding
+                .product
+                .files
+                .iter()
+                .any(|file| crate::stamp::Format::of(file).is_some())
+    });
+    let contents = if product.is_bundle() {
+        let names: Vec<String> = holdings
+            .iter()
+            .map(|holding| format!("{} {}", holding.product.name, holding.bought))
+            .collect();
+        crate::store::and_list(&names)
+    } else {
+        String::new()
+    };
+    [
+        (
+            "cover",
+            product
+                .cover
+                .as_ref()
+                .map(|_| format!("{}/cover/{}", store.settings.base_url, product.slug))
+                .unwrap_or_default(),
+        ),
+        ("contents", contents),
+        ("stamped", if stamped { "yes" } else { "" }.to_owned()),
+    ]
 }
 
 /// The values every kind of message has: the shop's name, support

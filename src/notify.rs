@@ -579,6 +579,7 @@ async fn send_all(
                 ("order", crate::ledger::order_number(&recipient.purchase)),
                 ("lost", format!("{}/lost", settings.base_url)),
             ]);
+            values.extend(mail::product_values(store, product, &version.to_string()));
             let rendered = templates.render(Kind::Delivery, &values)?;
             let message = mail::compose(
                 &settings.mail.from,
@@ -636,7 +637,18 @@ async fn send_all(
             ("expires", crate::dates::human_time(expires)),
             ("unsubscribe", unsubscribe.clone()),
             ("notes", notes_text),
+            (
+                "given",
+                if recipient.purchase.starts_with(crate::ledger::GRANT_PREFIX) {
+                    "yes"
+                } else {
+                    ""
+                }
+                .to_owned(),
+            ),
         ]);
+        let [cover, ..] = mail::product_values(store, product, &version.to_string());
+        values.extend([cover]);
         let html = BTreeMap::from([("notes", notes_html)]);
         let kind = if offer.is_some() {
             Kind::Upgrade

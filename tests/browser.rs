@@ -42,6 +42,8 @@ impl<'a> Browser<'a> {
             .port();
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
+            // A reader far from UTC: pages show times in their zone.
+            .env("TZ", "Pacific/Auckland")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -447,6 +449,23 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
                 "the thank-you page lacks {shown}:\n{thanks}"
             );
         }
+        // The link's end, shown in the reader's zone by the page's script;
+        // the moment itself kept in `datetime`.
+        browser.wait_until("the time in the reader's zone", |b| {
+            b.script("return document.querySelector('time[data-local]').title;") != json!("")
+        });
+        let shown = browser.script(
+            "const t = document.querySelector('time[data-local]'); \
+             return [t.textContent, t.dateTime, Intl.DateTimeFormat().resolvedOptions().timeZone];",
+        );
+        assert_eq!(shown[2], "Pacific/Auckland");
+        let (local, moment) = (shown[0].as_str().unwrap(), shown[1].as_str().unwrap());
+        assert!(moment.ends_with('Z'), "{moment}");
+        assert!(!local.contains("UTC") && !local.is_empty(), "{local}");
+        assert!(
+            thanks.contains(&format!("datetime=\"{moment}\"")),
+            "{thanks}"
+        );
         browser.check_page(&axe, &name("thanks"));
         let file = downloads.join("guide.epub");
         let _ = std::fs::remove_file(&file);

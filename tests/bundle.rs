@@ -207,6 +207,16 @@ fn a_bundle_gives_each_products_files_under_its_own_limit_and_updates() {
             .iter()
             .any(|m| m.contains("To: cy@example.com") && m.contains("The Box Set 1.0.0"))
     });
+    // It says what the bundle holds.
+    let receipt = served
+        .outbox()
+        .into_iter()
+        .find(|m| m.contains("To: cy@example.com") && m.contains("The Box Set 1.0.0"))
+        .unwrap();
+    assert!(
+        receipt.contains("Contains: The Field Guide 1.0.0 and The Workbook 1.0.0"),
+        "{receipt}"
+    );
     test.shop(&["sync"]).success();
     let ledger: String = std::fs::read_dir(test.path().join("purchases"))
         .unwrap()
@@ -262,23 +272,7 @@ fn a_bundle_gives_each_products_files_under_its_own_limit_and_updates() {
         .stderr_has(&["note: bundle `box` still gives workbook 1.0.0; to sell 2.0.0 in it, release a new version of the bundle"]);
 
     // The library lists each product of the bundle.
-    assert_eq!(served.ask_for_links("cy@example.com").0, StatusCode::OK);
-    let mut library = String::new();
-    served.wait_for("the library mail", || {
-        let found = served
-            .outbox()
-            .into_iter()
-            .find_map(|m| Some(m[m.find(&format!("{}/library/", served.url))?..].to_owned()));
-        if let Some(found) = found {
-            library = found
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_start_matches(&served.url)
-                .to_owned();
-        }
-        !library.is_empty()
-    });
+    let library = served.library_of("cy@example.com");
     let shelf = text(&served, &library);
     for shown in [
         "<h2>The Field Guide</h2>",

@@ -10,6 +10,7 @@ mod support {
 
 mod browser;
 mod bundle;
+mod buyers;
 mod cli;
 mod conformance;
 mod demo;

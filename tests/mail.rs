@@ -849,6 +849,33 @@ fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
     std::thread::sleep(Duration::from_millis(300));
     let told = per_recipient(&smtp.messages(), "The Field Guide 1.1.0 is out");
     assert_eq!(told.get("reviewer@example.com"), Some(&1), "{told:?}");
+    // The notice says the copy was given, not bought; a buyer's says
+    // bought.
+    let notices: Vec<String> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| header(m, "Subject") == Some("The Field Guide 1.1.0 is out"))
+        .collect();
+    let to = |email: &str| {
+        notices
+            .iter()
+            .find(|m| header(m, "To") == Some(email))
+            .unwrap_or_else(|| panic!("no notice to {email}"))
+            .clone()
+    };
+    assert!(
+        to("reviewer@example.com").contains("You were given The Field Guide 1.0.0"),
+        "{}",
+        to("reviewer@example.com")
+    );
+    let buyer = notices
+        .iter()
+        .find(|m| header(m, "To") != Some("reviewer@example.com"))
+        .unwrap();
+    assert!(
+        buyer.contains("You bought The Field Guide 1.0.0"),
+        "{buyer}"
+    );
     // Nobody left to tell: `--json` still answers in JSON.
     let again = served
         .test

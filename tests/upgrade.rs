@@ -137,7 +137,16 @@ fn an_upgrade_code_works_once_for_its_buyer_and_the_new_version_only() {
         "valid for 14 days"
     );
 
-    // Ada upgrades through her link: half the price.
+    // Ada upgrades through her link: half the price, her email already
+    // filled in at checkout.
+    let checkout = served.checkout_page(&format!("/buy/guide?upgrade={ada_code}"));
+    let session = checkout.rsplit('/').next().unwrap().to_owned();
+    let session = served
+        .runtime
+        .block_on(served.sandbox().client().checkout_session(&session))
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.customer_email.as_deref(), Some("ada@example.com"));
     let thanks = served.pay(&format!("/buy/guide?upgrade={ada_code}"), "ada@example.com");
     let page = served.body(served.get(&thanks));
     assert!(page.contains("14.50"), "{page}");

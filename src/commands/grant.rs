@@ -164,6 +164,7 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
             ("order", ledger::order_number(&grant.id)),
             ("lost", format!("{}/lost", settings.base_url)),
         ]);
+        values.extend(crate::mail::product_values(&store, product, &version));
         let rendered = templates.render(Kind::Gift, &values)?;
         let from = &settings.mail.from;
         let message = crate::mail::compose(

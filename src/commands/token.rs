@@ -220,10 +220,15 @@ fn mail_link(
         ("order", crate::ledger::order_number(&purchase.id)),
         ("lost", format!("{}/lost", settings.base_url)),
     ]);
+    values.extend(crate::mail::product_values(
+        store,
+        product,
+        &purchase.version,
+    ));
     let kind = if purchase.id.starts_with(crate::ledger::GRANT_PREFIX) {
         Kind::Gift
     } else {
-        values.insert("date", crate::dates::human_time(purchase.created));
+        values.insert("date", crate::dates::human_day(purchase.created));
         values.insert(
             "paid",
             purchase.paid.as_ref().map_or_else(

@@ -236,6 +236,23 @@ pub async fn robots(app: Arc<App>) -> Answer {
     response
 }
 
+/// `/local-time.js`: the pages' one script, which shows times in the
+/// reader's zone (`dates::html_time`).
+pub async fn local_time() -> Answer {
+    let mut response =
+        warp::reply::Response::new(include_str!("../../templates/local-time.js").into());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    response
+}
+
 /// `/sitemap.xml`: the store front and each product's page, with the day
 /// its edition on sale came out.
 pub async fn sitemap(app: Arc<App>) -> Answer {

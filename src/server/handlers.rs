@@ -94,7 +94,7 @@ fn page(
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; \
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; \
              frame-ancestors 'none'; base-uri 'none'",
         ),
     );
@@ -640,8 +640,13 @@ async fn upgrade_checkout(
     let mut metadata = crate::metadata::link_metadata(&product.slug, &version, release.preorder);
     came_from.write_metadata(&mut metadata);
     metadata.insert("promotion_code".to_owned(), offer.code.clone());
+    // The checkout asks for the email shop knows: the earlier purchase's.
+    let mut customer_email = None;
     if let Some(from) = offer.metadata.get(crate::notify::UPGRADE_FROM) {
         metadata.insert(crate::notify::UPGRADE_FROM.to_owned(), from.clone());
+        if let Ok(Some(earlier)) = purchase(app, from).await {
+            customer_email = Some(earlier.email.clone()).filter(|email| !email.is_empty());
+        }
     }
     let base = &store.settings.base_url;
     let params = CreateCheckoutSession {
@@ -652,6 +657,7 @@ async fn upgrade_checkout(
         // Stripe takes a code given or a field to type one, not both.
         allow_promotion_codes: false,
         promotion_code: Some(offer.id),
+        customer_email,
         options: store.settings.checkout_options(),
         metadata,
         ..CreateCheckoutSession::default()
@@ -694,8 +700,13 @@ pub async fn thanks(app: Arc<App>, client: ClientKey, query: HashMap<String, Str
     if !app.stripe_call(client) {
         return too_many(&app, 5);
     }
-    // One call with a short deadline: a visitor waits on it.
-    let session = match app.stripe_quick.checkout_session(id).await {
+    // One call with a short deadline: a visitor waits on it. The charge
+    // comes with it, to see a refund the server has not heard of yet.
+    let session = match app
+        .stripe_quick
+        .checkout_session_expanded(id, &["payment_intent.latest_charge"])
+        .await
+    {
         Ok(Some(session)) => session,
         Ok(None) => return not_found(),
         Err(error) => return log_unavailable(&app, &error),
@@ -717,6 +728,10 @@ pub async fn thanks(app: Arc<App>, client: ClientKey, query: HashMap<String, Str
     if now - session.created > 86_400 + window {
         return redirect(StatusCode::SEE_OTHER, "/lost?expired=1");
     }
+    let revoked = match app.db.revoked(&purchase).await {
+        Ok(revoked) => revoked || charge_revoked(&session),
+        Err(error) => return log_unavailable(&app, &error),
+    };
     let seen = match app.db.upsert_purchase(purchase, now).await {
         Ok(seen) => seen,
         Err(error) => return log_unavailable(&app, &error),
@@ -725,12 +740,35 @@ pub async fn thanks(app: Arc<App>, client: ClientKey, query: HashMap<String, Str
         // An old thanks address is no permanent link: ask by email.
         return redirect(StatusCode::SEE_OTHER, "/lost?expired=1");
     }
-    thanks_page(&app, &session)
+    thanks_page(&app, &session, revoked)
+}
+
+/// Whether the session's charge (when expanded) was refunded in full or
+/// disputed: what closes downloads.
+fn charge_revoked(session: &CheckoutSession) -> bool {
+    session
+        .payment_intent
+        .as_ref()
+        .and_then(|intent| intent.object())
+        .and_then(|intent| intent.latest_charge.as_ref())
+        .and_then(|charge| charge.object())
+        .is_some_and(|charge| charge.refunded || charge.disputed)
+}
+
+/// Whether any of these files of `product` is stamped with the buyer's
+/// email when downloaded.
+fn stamps_any<'a>(
+    store: &crate::store::Store,
+    product: &Product,
+    mut files: impl Iterator<Item = &'a str>,
+) -> bool {
+    store.stamping(product) != crate::store::product::StampMode::Off
+        && files.any(|name| crate::stamp::Format::of(name).is_some())
 }
 
 /// The thank-you page: what was bought, what it cost, where the receipt
 /// went, and the files as large buttons.
-fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
+fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
     let Some(purchase) = fulfilled_purchase(app, session) else {
         return not_found(app);
     };
@@ -747,12 +785,18 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
     // Each product's newest files (one product, unless a bundle).
     let mut files: Vec<super::views::FileLink> = Vec::new();
     let mut limits = Vec::new();
+    let mut stamped = false;
     let held = held(&store, &purchase);
-    for held in held.iter().filter(|_| waiting.is_none()) {
+    for held in held.iter().filter(|_| waiting.is_none() && !refunded) {
         let Some(newest) = held.releases.last() else {
             continue;
         };
         limits.push(held.product.download_limit);
+        stamped |= stamps_any(
+            &store,
+            held.product,
+            newest.assets.iter().map(|asset| asset.name.as_str()),
+        );
         let query = link_query(&purchase, held.product, None);
         files.extend(newest.assets.iter().map(|asset| super::views::FileLink {
             name: asset.name.clone(),
@@ -777,9 +821,17 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
     limits.dedup();
     let paid = purchase.paid.as_ref();
     let money = |amount: i64, currency: &str| crate::store::money::display_amount(amount, currency);
+    let expires = app.now() + store.settings.link_lifetime as i64;
     let context = super::views::ThanksPage {
         product: bought.name.clone(),
+        bought: purchase.version.clone(),
         version,
+        refunded,
+        cover: bought
+            .cover
+            .as_ref()
+            .map(|_| format!("/cover/{}", bought.slug)),
+        stamped,
         amount: paid.map(|paid| money(paid.amount, &paid.currency)),
         discount: paid
             .filter(|paid| paid.discount > 0)
@@ -801,7 +853,8 @@ fn thanks_page(app: &App, session: &CheckoutSession) -> Answer {
             _ => None,
         },
         page,
-        expires: crate::dates::human_time(app.now() + store.settings.link_lifetime as i64),
+        expires: crate::dates::human_time(expires),
+        expires_at: crate::dates::timestamp(expires),
     };
     render(
         app,
@@ -913,14 +966,13 @@ pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answ
     {
         return preordered_page(&app, bought, waiting);
     }
-    let expires = crate::dates::human_time(claims.expires);
+    let expires = crate::dates::html_time(claims.expires);
     // A bundle's page: each product's newest files, each under its own limit.
     if bought.is_bundle() && chosen.product.is_none() {
         let mut body = format!(
-            "<h1>{}</h1><p>Your bundle, version <strong>{}</strong>. This link works until <strong>{}</strong>.</p>",
+            "<h1>{}</h1><p>Your bundle, version <strong>{}</strong>. This link works until <strong>{expires}</strong>.</p>",
             pages::escape(&bought.name),
             pages::escape(&purchase.version),
-            pages::escape(&expires),
         );
         for held in held(&store, &purchase) {
             let Some(newest) = held.releases.last().copied() else {
@@ -1004,14 +1056,20 @@ async fn files_section(
             (version, format!("/d/{token}{query}"))
         })
         .collect();
-    Ok(pages::downloads(
+    let store = app.store();
+    Ok(pages::downloads(&pages::Downloads {
         product,
         shown,
-        &held.bought,
-        &files,
-        &others,
+        bought: &held.bought,
+        files: &files,
+        others: &others,
         expires,
-    ))
+        stamped: stamps_any(
+            &store,
+            product,
+            shown.assets.iter().map(|asset| asset.name.as_str()),
+        ),
+    }))
 }
 
 /// The entity tag of a released file: its hash never changes.
@@ -1815,6 +1873,34 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
             },
             Err(error) => return log_unavailable(&app, &error),
         };
+        let refunded = match app.db.revoked(&purchase).await {
+            Ok(revoked) => revoked,
+            Err(error) => return log_unavailable(&app, &error),
+        };
+        let cover = |product: &Product| {
+            product
+                .cover
+                .as_ref()
+                .map(|_| format!("/cover/{}", product.slug))
+        };
+        // A pre-order not out yet: a line with its day, no files.
+        if let Some(waiting) = waiting_preorder(bought, version) {
+            items.push(super::views::LibraryItem {
+                product: bought.name.clone(),
+                bundle: None,
+                bought: version.clone(),
+                date: crate::dates::human_day(*created),
+                order: crate::ledger::order_number(id),
+                refunded,
+                preorder: true,
+                out: waiting.out.map(crate::dates::human_date),
+                cover: cover(bought),
+                newest: String::new(),
+                left: String::new(),
+                href: String::new(),
+            });
+            continue;
+        }
         // A bundle's purchase: a line per product it gives.
         for held in held(&store, &purchase) {
             let Some(newest) = held.releases.last().copied() else {
@@ -1845,9 +1931,12 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
                 product: product.name.clone(),
                 bundle: bought.is_bundle().then(|| bought.name.clone()),
                 bought: held.bought,
-                date: crate::dates::human_time(*created),
+                date: crate::dates::human_day(*created),
                 order: crate::ledger::order_number(id),
-                refunded: false,
+                refunded,
+                preorder: false,
+                out: None,
+                cover: cover(product),
                 newest: newest_version,
                 left: fewest.map_or_else(String::new, |(left, allowed)| {
                     format!("{left} of {allowed} downloads left")
@@ -1860,6 +1949,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         shop: store.settings.name.clone(),
         email,
         expires: crate::dates::human_time(claims.expires),
+        expires_at: crate::dates::timestamp(claims.expires),
         items,
     };
     same_origin_referrer(render(

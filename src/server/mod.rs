@@ -650,6 +650,10 @@ pub fn routes(
         .and(with_app.clone())
         .then(front::sitemap)
         .boxed();
+    let local_time = warp::path!("local-time.js")
+        .and(warp::get())
+        .then(front::local_time)
+        .boxed();
     let cover = warp::path!("cover" / String)
         .and(warp::get())
         .and(with_app.clone())
@@ -689,6 +693,7 @@ pub fn routes(
         library,
         robots,
         sitemap,
+        local_time,
     ]);
     file.or(others)
         .unify()

@@ -124,8 +124,9 @@ async fn compose(
             values.insert("product", product.name.clone());
             values.insert("version", purchase.version.clone());
             values.insert("order", crate::ledger::order_number(&purchase.id));
-            values.insert("date", crate::dates::human_time(purchase.created));
+            values.insert("date", crate::dates::human_day(purchase.created));
             values.insert("paid", paid(&purchase));
+            values.extend(mail::product_values(&store, product, &purchase.version));
             let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
             // A pre-order's files are not out: its receipt promises the
             // link, which `shop release` mails.

@@ -22,30 +22,57 @@ pub struct FileRow {
 pub const LOST_NOTE: &str =
     "<p class=\"note\">Lost this page? Ask for a new link at <a href=\"/lost\">/lost</a>.</p>";
 
-/// The files of one product of a purchase at version `shown`: the page's
-/// heading and the link's expiry when `expires` is given, else a section
-/// of a bundle's page (whose heading states the expiry).
-pub fn downloads(
-    product: &Product,
-    shown: &Release,
-    bought: &str,
-    files: &[FileRow],
-    others: &[(String, String)],
-    expires: Option<&str>,
-) -> String {
+/// The line that says a buyer's files carry their email.
+pub const STAMPED_NOTE: &str = "<p class=\"note\" id=\"stamped\">Your PDF and EPUB files carry your \
+     email address and order number: they are your own copies, made for you.</p>";
+
+/// What a download page shows of one product of a purchase.
+#[derive(Debug)]
+pub struct Downloads<'a> {
+    pub product: &'a Product,
+    pub shown: &'a Release,
+    pub bought: &'a str,
+    pub files: &'a [FileRow],
+    pub others: &'a [(String, String)],
+    /// The page's heading and the link's expiry (a `<time>`, see
+    /// `dates::html_time`) when given, else a section of a bundle's page
+    /// (whose heading states the expiry).
+    pub expires: Option<&'a str>,
+    /// Whether these files carry the buyer's email.
+    pub stamped: bool,
+}
+
+/// The files of one product of a purchase at the version shown, with its
+/// cover.
+pub fn downloads(page: &Downloads<'_>) -> String {
+    let Downloads {
+        product,
+        shown,
+        bought,
+        files,
+        others,
+        expires,
+        stamped,
+    } = *page;
     let heading = if expires.is_some() { "h1" } else { "h2" };
     let allowed = files
         .first()
         .map_or(product.download_limit, |file| file.allowed);
     let limit = match expires {
         Some(expires) => format!(
-            "This link works until <strong>{}</strong>; each file can be downloaded {allowed} times.",
-            escape(expires)
+            "This link works until <strong>{expires}</strong>; each file can be downloaded {allowed} times."
         ),
         None => format!("Each file can be downloaded {allowed} times."),
     };
+    let cover = match &product.cover {
+        Some(_) => format!(
+            "<img class=\"cover aside\" src=\"/cover/{}\" alt=\"\" width=\"128\">",
+            escape(&product.slug)
+        ),
+        None => String::new(),
+    };
     let mut body = format!(
-        "<{heading}>{}</{heading}><p>Version <strong>{}</strong>{}. {limit}</p>",
+        "{cover}<{heading}>{}</{heading}><p>Version <strong>{}</strong>{}. {limit}</p>",
         escape(&product.name),
         escape(&shown.version.to_string()),
         if shown.version.to_string() == bought {
@@ -77,6 +104,9 @@ pub fn downloads(
         ));
     }
     body.push_str("</tbody></table>");
+    if stamped {
+        body.push_str(STAMPED_NOTE);
+    }
     if !others.is_empty() {
         body.push_str(&format!(
             "<{0}>Other versions you can download</{0}><ul>",

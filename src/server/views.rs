@@ -101,7 +101,16 @@ pub struct ReleaseNotes {
 #[derive(Debug, Clone, Serialize)]
 pub struct ThanksPage {
     pub product: String,
+    /// The version bought (a bundle's own).
+    pub bought: String,
+    /// The version of the files offered: the newest the purchase includes.
     pub version: String,
+    /// Refunded or disputed: the page says so and offers nothing.
+    pub refunded: bool,
+    /// The cover's address, when the product has one.
+    pub cover: Option<String>,
+    /// Whether the PDF and EPUB files carry the buyer's email.
+    pub stamped: bool,
     pub amount: Option<String>,
     pub discount: Option<String>,
     pub tax: Option<String>,
@@ -115,7 +124,10 @@ pub struct ThanksPage {
     pub limit: Option<u32>,
     /// The download page.
     pub page: String,
+    /// When the download page stops working: for people (UTC), and as
+    /// RFC 3339 for the page to show in the reader's zone.
     pub expires: String,
+    pub expires_at: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,6 +146,7 @@ pub struct LibraryPage {
     pub shop: String,
     pub email: String,
     pub expires: String,
+    pub expires_at: String,
     pub items: Vec<LibraryItem>,
 }
 
@@ -142,9 +155,15 @@ pub struct LibraryItem {
     pub product: String,
     pub bundle: Option<String>,
     pub bought: String,
+    /// The day of the purchase.
     pub date: String,
     pub order: String,
     pub refunded: bool,
+    /// A pre-order not out yet: no files, the day it is to come out if
+    /// announced.
+    pub preorder: bool,
+    pub out: Option<String>,
+    pub cover: Option<String>,
     pub newest: String,
     pub left: String,
     pub href: String,
@@ -281,7 +300,11 @@ impl Views {
         }
         for (case, library) in samples::libraries() {
             let html = self.render("library.html", minijinja::Value::from_serialize(&library))?;
-            for item in library.items.iter().filter(|item| !item.refunded) {
+            for item in library
+                .items
+                .iter()
+                .filter(|item| !item.refunded && !item.preorder)
+            {
                 if !shows(&html, &item.href) {
                     return Err(missing(
                         "library.html",
@@ -438,7 +461,11 @@ mod samples {
     pub fn thanks() -> Vec<(&'static str, ThanksPage)> {
         let page = |files: Vec<FileLink>, preorder: bool, limit: Option<u32>| ThanksPage {
             product: "Sample book".into(),
+            bought: "2.0.0".into(),
             version: "2.0.0".into(),
+            refunded: false,
+            cover: Some("/cover/sample".into()),
+            stamped: true,
             amount: Some("24.00 EUR".into()),
             discount: Some("2.00 EUR".into()),
             tax: Some("1.57 EUR".into()),
@@ -449,7 +476,8 @@ mod samples {
             files,
             limit,
             page: "/d/sample-token".into(),
-            expires: "1 January 2027".into(),
+            expires: "1 January 2027, 10:00 UTC".into(),
+            expires_at: "2027-01-01T10:00:00Z".into(),
         };
         vec![
             (
@@ -472,6 +500,20 @@ mod samples {
                 ),
             ),
             ("a pre-order", page(Vec::new(), true, None)),
+            (
+                "an older version's buyer given the newest",
+                ThanksPage {
+                    bought: "1.0.0".into(),
+                    ..page(vec![file("book.pdf", None)], false, Some(5))
+                },
+            ),
+            (
+                "a refunded purchase",
+                ThanksPage {
+                    refunded: true,
+                    ..page(Vec::new(), false, None)
+                },
+            ),
         ]
     }
 
@@ -483,21 +525,31 @@ mod samples {
             date: "1 December 2026".into(),
             order: "SAMPLE7K2Q".into(),
             refunded,
+            preorder: false,
+            out: None,
+            cover: Some(format!("/cover/{product}")),
             newest: "1.1.0".into(),
             left: "4 of 5 downloads left".into(),
             href: format!("/d/sample-token-{product}"),
         };
         vec![
             (
-                "a purchase, a bundle's product and a refund",
+                "a purchase, a bundle's product, a refund and a pre-order",
                 LibraryPage {
                     shop: "Sample Shop".into(),
                     email: "reader@example.com".into(),
-                    expires: "1 January 2027".into(),
+                    expires: "1 January 2027, 10:00 UTC".into(),
+                    expires_at: "2027-01-01T10:00:00Z".into(),
                     items: vec![
                         item("book", None, false),
                         item("workbook", Some("box"), false),
                         item("old", None, true),
+                        LibraryItem {
+                            preorder: true,
+                            out: Some("1 March 2027".into()),
+                            bought: "2.0.0".into(),
+                            ..item("next", None, false)
+                        },
                     ],
                 },
             ),
@@ -506,7 +558,8 @@ mod samples {
                 LibraryPage {
                     shop: "Sample Shop".into(),
                     email: "reader@example.com".into(),
-                    expires: "1 January 2027".into(),
+                    expires: "1 January 2027, 10:00 UTC".into(),
+                    expires_at: "2027-01-01T10:00:00Z".into(),
                     items: Vec::new(),
                 },
             ),

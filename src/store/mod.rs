@@ -437,10 +437,18 @@ pub fn quoted_list(names: &[impl AsRef<str>]) -> String {
         .iter()
         .map(|name| format!("`{}`", name.as_ref()))
         .collect();
-    match quoted.as_slice() {
+    and_list(&quoted)
+}
+
+/// a, b and c: joined for a sentence.
+pub fn and_list(items: &[impl AsRef<str>]) -> String {
+    match items {
         [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        [one] => one.as_ref().to_owned(),
+        [init @ .., last] => {
+            let init: Vec<&str> = init.iter().map(AsRef::as_ref).collect();
+            format!("{} and {}", init.join(", "), last.as_ref())
+        }
     }
 }
 

@@ -457,6 +457,29 @@ impl Served {
         (response.status(), self.body(response))
     }
 
+    /// The path of the library `email` is mailed after asking `/lost`.
+    pub fn library_of(&self, email: &str) -> String {
+        assert_eq!(self.ask_for_links(email).0, StatusCode::OK);
+        let mut library = String::new();
+        self.wait_for("the library mail", || {
+            let found = self
+                .outbox()
+                .into_iter()
+                .filter(|m| m.contains(&format!("To: {email}")))
+                .find_map(|m| Some(m[m.find(&format!("{}/library/", self.url))?..].to_owned()));
+            if let Some(found) = found {
+                library = found
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_start_matches(&self.url)
+                    .to_owned();
+            }
+            !library.is_empty()
+        });
+        library
+    }
+
     /// The thank-you page, as a buyer lands on it after paying.
     pub fn thanks_page(&self, session: &str) -> String {
         let landed = self.get(&format!("/thanks?session_id={session}"));
