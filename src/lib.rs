@@ -51,6 +51,18 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // A shell asking what may come next (`shop completions`): answered,
+    // nothing run.
+    let completing = clap_complete::CompleteEnv::with_factory(cli::command)
+        .var(commands::completions::COMPLETE_VAR)
+        .bin("shop")
+        .try_complete(args.clone(), std::env::current_dir().ok().as_deref());
+    match completing {
+        Ok(true) => return ExitCode::SUCCESS,
+        Ok(false) => {}
+        Err(error) => error.exit(),
+    }
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -3,14 +3,42 @@
 use crate::harness::Test;
 
 const COMMANDS: &[&str] = &[
-    "init", "products", "release", "checkout", "sync", "notify", "serve", "sandbox", "report",
+    "init",
+    "products",
+    "release",
+    "preorder",
+    "checkout",
+    "sync",
+    "notify",
+    "serve",
+    "sandbox",
+    "report",
+    "grant",
     "token",
+    "find",
+    "refund",
+    "trace",
+    "completions",
+    "man",
 ];
 
 #[test]
-fn every_command_has_help() {
+fn every_command_has_help_with_examples_and_the_global_options_once() {
     let test = Test::new();
     let help = test.shop(&["--help"]).success().stdout();
+    // The global options, once, under their heading, in `shop --help`.
+    let globals = help
+        .split("Global options (for every subcommand):\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("`shop --help` has no global options\n{help}"));
+    for flag in [
+        "--store <DIR>",
+        "-q, --quiet",
+        "--json",
+        "--stripe-api-base <URL>",
+    ] {
+        assert!(globals.contains(flag), "`shop --help` lacks {flag}\n{help}");
+    }
     for command in COMMANDS {
         assert!(
             help.contains(&format!("\n  {command} ")),
@@ -19,10 +47,36 @@ fn every_command_has_help() {
         let own = test.shop(&[command, "--help"]).success().stdout();
         assert!(own.contains(&format!("Usage: shop {command}")), "{own}");
         assert!(
-            own.contains("--store <DIR>"),
-            "`shop {command} --help` lacks the global flags\n{own}"
+            own.contains(&format!("Examples:\n  shop {command}"))
+                || own.contains("Examples:\n  source <(shop completions"),
+            "`shop {command} --help` has no example\n{own}"
+        );
+        assert!(
+            own.contains(
+                "Global options (--store, --json, -q, -v, --base-url, …): see `shop --help`."
+            ),
+            "{own}"
+        );
+        assert!(
+            !own.contains("--stripe-api-base") && !own.contains("--github-uploads-base"),
+            "`shop {command} --help` repeats the global options\n{own}"
         );
     }
+    // The global flags still work after a subcommand.
+    test.shop(&["products", "--json", "--store", "nowhere"])
+        .code(1);
+}
+
+#[test]
+fn a_server_given_a_port_is_told_of_listen_and_the_sandbox_is_not_stripe_mock() {
+    let test = Test::store();
+    test.shop(&["serve", "--port", "9090"]).code(2).stderr_is(
+        "error: `shop serve` has no `--port`: it listens on an address\n\
+         hint: give `--listen 127.0.0.1:9090` (or `--listen 0.0.0.0:9090` behind a proxy), and a `base_url` that reaches it\n",
+    );
+    // stripe-mock listens on 12111 and 12112.
+    let sandbox = test.shop(&["sandbox", "--help"]).success().stdout();
+    assert!(sandbox.contains("[default: 4111]"), "{sandbox}");
 }
 
 #[test]
@@ -58,19 +112,112 @@ fn usage_errors_exit_2() {
 #[test]
 fn completions_and_the_manual_come_from_the_command_line_definition() {
     let test = Test::new();
+    // The shell asks shop itself (`SHOP_COMPLETE`), so the store's slugs
+    // and versions complete.
     let bash = test.shop(&["completions", "bash"]).success().stdout();
     assert!(
-        bash.contains("_shop()") && bash.contains("release") && bash.contains("--dry-run"),
+        bash.contains("SHOP_COMPLETE=\"bash\"") && bash.contains("complete -o nospace"),
         "{bash}"
     );
     let zsh = test.shop(&["completions", "zsh"]).success().stdout();
-    assert!(zsh.starts_with("#compdef shop"), "{zsh}");
+    assert!(zsh.contains("#compdef shop"), "{zsh}");
     let man = test.shop(&["man"]).success().stdout();
     assert!(
         man.contains(".TH shop 1") && man.contains("Sell digital files from a git repository"),
         "{man}"
     );
     test.shop(&["completions", "tcsh"]).code(2);
+}
+
+/// What bash would get for the word at `index` of `line` (as
+/// `shop completions bash` asks), one candidate a line.
+fn completed(test: &Test, line: &[&str], index: usize) -> Vec<String> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_shop"))
+        .arg("--")
+        .args(line)
+        .current_dir(test.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SHOP_COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", index.to_string())
+        .env("_CLAP_IFS", "\n")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn slugs_and_versions_complete_from_the_store() {
+    let test = Test::store();
+    test.write(
+        "products/old-roads.toml",
+        "name = \"Old Roads\"\nprice = \"24.00\"\nfiles = [\"roads.pdf\"]\n\
+         [[release]]\nversion = \"1.2.0\"\ndate = 2026-12-05\ntag = \"old-roads-v1.2.0\"\n\
+         stripe_product = \"prod_1\"\nstripe_price = \"price_1\"\npayment_link = \"plink_1\"\n\
+         payment_link_url = \"https://buy.stripe.com/x\"\n",
+    );
+    assert_eq!(
+        completed(&test, &["shop", "release", "o"], 2),
+        ["old-roads"]
+    );
+    assert_eq!(
+        completed(&test, &["shop", "notify", "old-roads", "1"], 3),
+        ["1.2.0"]
+    );
+    // A release offers what may come next.
+    assert_eq!(
+        completed(&test, &["shop", "release", "old-roads", "1"], 3),
+        ["1.0.0", "1.2.1", "1.3.0"]
+    );
+    assert_eq!(
+        completed(&test, &["shop", "grant", "ada@example.com", "ex"], 3),
+        ["example-book"]
+    );
+}
+
+#[test]
+fn the_manual_at_a_terminal_is_read_through_man() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let test = Test::new();
+    // A `man` that notes how it was called and what it was given.
+    let bin = test.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let man = bin.join("man");
+    std::fs::write(
+        &man,
+        "#!/bin/sh\necho \"$@\" > \"$MAN_SEEN\"\ncat >> \"$MAN_SEEN\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&man, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let seen = test.root().join("seen");
+    // `script` gives shop a terminal.
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} man release", env!("CARGO_BIN_EXE_shop")),
+            "/dev/null",
+        ])
+        .env("PATH", &path)
+        .env("MAN_SEEN", &seen)
+        .output()
+        .expect("util-linux's script");
+    assert!(output.status.success(), "{output:?}");
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    assert!(seen.starts_with("-l -\n"), "{seen}");
+    assert!(seen.contains("\n.TH shop-release 1"), "{seen}");
+    // Not at a terminal: the roff itself, for `man -l -` or a file.
+    let printed = test.shop(&["man", "release"]).success().stdout();
+    assert_eq!(seen.strip_prefix("-l -\n"), Some(printed.as_str()));
 }
 
 #[test]

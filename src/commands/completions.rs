@@ -1,27 +1,163 @@
-//! `shop completions` and `shop man`: generated from the clap definition.
+//! `shop completions` and `shop man`: from the clap definition
+//! ([`crate::cli::command`]).
+//!
+//! Completions are dynamic (clap_complete's `CompleteEnv`): the shell
+//! asks `shop` itself, with `SHOP_COMPLETE` set, what may come next, so
+//! product slugs and versions come from the store at hand.
 
-use clap::CommandFactory;
+use std::ffi::OsStr;
+use std::path::PathBuf;
+
+use clap_complete::engine::CompletionCandidate;
 
 use super::Context;
-use crate::cli::Cli;
 use crate::error::ResultExt as _;
 
+/// The variable that makes `shop` answer the shell instead of running.
+pub const COMPLETE_VAR: &str = "SHOP_COMPLETE";
+
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "For bash: `shop completions bash > ~/.local/share/bash-completion/completions/shop`"
-)]
 pub struct Args {
     /// The shell to complete for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
 
+/// Prints the shell code that asks `shop` for completions.
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
-    let mut command = Cli::command();
+    use clap_complete::env::{Bash, Elvish, Fish, Powershell, Zsh};
+    // The binary that answers: this one, wherever it is installed.
+    let completer = std::env::current_exe()
+        .ok()
+        .and_then(|path| path.to_str().map(str::to_owned))
+        .unwrap_or_else(|| "shop".to_owned());
+    let shell: &dyn clap_complete::env::EnvCompleter = match args.shell {
+        clap_complete::Shell::Bash => &Bash,
+        clap_complete::Shell::Zsh => &Zsh,
+        clap_complete::Shell::Fish => &Fish,
+        clap_complete::Shell::Elvish => &Elvish,
+        clap_complete::Shell::PowerShell => &Powershell,
+        _ => anyhow::bail!("no completions for this shell"),
+    };
     let mut out = Vec::new();
-    clap_complete::generate(args.shell, &mut command, "shop", &mut out);
+    shell.write_registration(COMPLETE_VAR, "shop", "shop", &completer, &mut out)?;
     context.output.data(String::from_utf8_lossy(&out))?;
     Ok(())
+}
+
+/// The store the line being completed works on: `SHOP_STORE`, else the
+/// nearest folder up with a shop.toml (a `--store` on the line is not
+/// seen by a completer).
+fn store_root() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SHOP_STORE") {
+        return Some(PathBuf::from(dir));
+    }
+    let here = std::env::current_dir().ok()?;
+    here.ancestors()
+        .find(|dir| dir.join(crate::store::SETTINGS_FILE).is_file())
+        .map(PathBuf::from)
+}
+
+/// Each product file's slug and its released versions (pre-orders
+/// included), read lightly: a completer must answer even when the store
+/// has problems.
+fn products() -> Vec<(String, Vec<semver::Version>)> {
+    let Some(root) = store_root() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(root.join(crate::store::PRODUCTS_DIR)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, Vec<semver::Version>)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            let slug = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".toml")?
+                .to_owned();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+            let mut versions: Vec<semver::Version> = table
+                .get("release")
+                .and_then(toml::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|release| release.get("version")?.as_str()?.parse().ok())
+                .collect();
+            versions.sort();
+            Some((slug, versions))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn starting_with(
+    current: &OsStr,
+    values: impl IntoIterator<Item = (String, String)>,
+) -> Vec<CompletionCandidate> {
+    let current = current.to_string_lossy();
+    values
+        .into_iter()
+        .filter(|(value, _)| value.starts_with(current.as_ref()))
+        .map(|(value, help)| CompletionCandidate::new(value).help(Some(help.into())))
+        .collect()
+}
+
+/// The store's product slugs.
+pub fn slugs(current: &OsStr) -> Vec<CompletionCandidate> {
+    starting_with(
+        current,
+        products().into_iter().map(|(slug, versions)| {
+            let help = match versions.last() {
+                Some(newest) => format!("newest {newest}"),
+                None => "not released".to_owned(),
+            };
+            (slug, help)
+        }),
+    )
+}
+
+/// The versions the store's products have released, newest first.
+pub fn released_versions(current: &OsStr) -> Vec<CompletionCandidate> {
+    let mut versions: Vec<(semver::Version, String)> = products()
+        .into_iter()
+        .flat_map(|(slug, versions)| versions.into_iter().map(move |v| (v, slug.clone())))
+        .collect();
+    versions.sort_by(|a, b| b.cmp(a));
+    starting_with(
+        current,
+        versions.into_iter().map(|(v, slug)| (v.to_string(), slug)),
+    )
+}
+
+/// The versions that may come next: each product's next patch, minor and
+/// major (the first release is 1.0.0).
+pub fn next_versions(current: &OsStr) -> Vec<CompletionCandidate> {
+    let mut next = Vec::new();
+    for (slug, versions) in products() {
+        match versions.last() {
+            None => next.push(("1.0.0".to_owned(), format!("first of {slug}"))),
+            Some(newest) => {
+                let (major, minor, patch) = (newest.major, newest.minor, newest.patch);
+                next.push((
+                    format!("{major}.{minor}.{}", patch + 1),
+                    format!("a fix of {slug} {newest}"),
+                ));
+                next.push((
+                    format!("{major}.{}.0", minor + 1),
+                    format!("next minor of {slug}"),
+                ));
+                next.push((
+                    format!("{}.0.0", major + 1),
+                    format!("next edition of {slug}"),
+                ));
+            }
+        }
+    }
+    starting_with(current, next)
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +176,7 @@ pub struct ManArgs {
 }
 
 pub fn man(context: &Context, args: ManArgs) -> anyhow::Result<()> {
-    let mut root = Cli::command().disable_help_subcommand(true);
+    let mut root = crate::cli::command().disable_help_subcommand(true);
     // Gives each subcommand its display name (`shop-release`).
     root.build();
     if let Some(dir) = &args.dir {
@@ -70,10 +206,31 @@ pub fn man(context: &Context, args: ManArgs) -> anyhow::Result<()> {
             )
         })?,
     };
-    context
-        .output
-        .data(String::from_utf8_lossy(&page(command)?))?;
+    let page = page(command)?;
+    // At a terminal, read as a manual page is read.
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) && through_man(&page) {
+        return Ok(());
+    }
+    context.output.data(String::from_utf8_lossy(&page))?;
     Ok(())
+}
+
+/// Shows a page with `man -l -` (man-db), when there is one; false
+/// otherwise, for the roff to be printed.
+fn through_man(page: &[u8]) -> bool {
+    use std::io::Write as _;
+    let Ok(mut child) = std::process::Command::new("man")
+        .args(["-l", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return false;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A reader who quits early closes the pipe: not an error.
+        let _ = stdin.write_all(page);
+    }
+    child.wait().is_ok_and(|status| status.success())
 }
 
 /// A manual page as clap_mangen renders it, with what it cannot know:

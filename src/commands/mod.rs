@@ -27,7 +27,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::ResultExt as _;
-use clap::Parser;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::secret::{Secret, SecretError};
@@ -66,7 +65,11 @@ where
     T: Into<OsString> + Clone,
 {
     // clap prints its own usage errors and help, and exits 2 or 0.
-    let cli = Cli::parse_from(args);
+    let matches = crate::cli::command().get_matches_from(args);
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     // The server and the sandbox say what they do by default.
     let talkative = matches!(cli.command, Command::Serve(_) | Command::Sandbox(_));
     init_tracing(&cli.global, talkative);

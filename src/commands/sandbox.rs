@@ -17,7 +17,7 @@ use crate::secret::Secret;
 )]
 pub struct Args {
     /// The loopback port to listen on (0 picks a free one)
-    #[arg(long, default_value_t = 12111)]
+    #[arg(long, default_value_t = 4111)]
     pub port: u16,
 
     /// Keep the sandbox's objects in this file, so they survive a restart

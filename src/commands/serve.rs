@@ -41,9 +41,23 @@ pub struct Args {
     /// start the servers with the same URL in `SHOP_STATE_URL`
     #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     pub migrate_state_to: Option<String>,
+
+    /// Not a flag of `shop serve` (`--listen` takes the address): here to
+    /// say so
+    #[arg(long, hide = true, value_name = "PORT")]
+    pub port: Option<String>,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
+    if let Some(port) = &args.port {
+        return Err(super::UsageError::new(
+            "`shop serve` has no `--port`: it listens on an address".to_owned(),
+            format!(
+                "give `--listen 127.0.0.1:{port}` (or `--listen 0.0.0.0:{port}` behind a proxy), and a `base_url` that reaches it"
+            ),
+        )
+        .into());
+    }
     let store = context.open_store()?;
     if let Some(url) = &args.migrate_state_to {
         return migrate_state(context, &store, url);
@@ -90,6 +104,9 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             )?,
         };
         let address = listener.local_addr()?;
+        if let Some(note) = base_url_mismatch(&base_url, address) {
+            context.output.note(note);
+        }
         let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
         let mut app = App::new(store, stripe, keys, webhook_secret, db, files_from, views);
         app.overrides = context.overrides.clone();
@@ -250,4 +267,37 @@ fn migrate_state(context: &Context, store: &crate::store::Store, url: &str) -> a
         from.display()
     ));
     Ok(())
+}
+
+/// A warning when `base_url` names this machine on another port than the
+/// server listens on: every link in pages and mail would lead nowhere. A
+/// public name (behind a proxy) is not checked.
+fn base_url_mismatch(base_url: &str, address: SocketAddr) -> Option<String> {
+    let url = url::Url::parse(base_url).ok()?;
+    let host = url.host_str()?;
+    let local = matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1");
+    let port = url.port_or_known_default()?;
+    (local && port != address.port()).then(|| {
+        format!(
+            "warning: `base_url` is `{base_url}`, but the server listens on port {}: links in pages and mail lead nowhere\n\
+             hint: set `base_url = \"http://{host}:{}\"` in shop.toml (or SHOP_BASE_URL), or `--listen` on port {port}",
+            address.port(),
+            address.port(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_base_url_on_another_port_is_said() {
+        let at = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert!(base_url_mismatch("http://127.0.0.1:8080", at("127.0.0.1:8080")).is_none());
+        assert!(base_url_mismatch("https://books.example", at("127.0.0.1:8080")).is_none());
+        let said = base_url_mismatch("http://localhost:8080", at("127.0.0.1:9090")).unwrap();
+        assert!(said.contains("listens on port 9090"), "{said}");
+        assert!(said.ends_with("or `--listen` on port 8080"), "{said}");
+    }
 }
