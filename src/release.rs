@@ -785,7 +785,7 @@ pub async fn run(
         assets,
     };
     if recorded.as_ref() != Some(&release) {
-        record(&request.store.root, product, &release, recorded.is_some())?;
+        record(request.store, product, &release, recorded.is_some())?;
         reporter.step(&format!(
             "recorded the release in products/{}.toml",
             product.slug
@@ -1139,11 +1139,12 @@ fn copy_hashing(
 /// Appends (or, on a re-run that changed ids, replaces) the `[[release]]`
 /// table, keeping the author's formatting and comments.
 fn record(
-    root: &Path,
+    store: &Store,
     product: &Product,
     release: &Release,
     replace: bool,
 ) -> Result<(), ReleaseError> {
+    let root = &store.root;
     let path = root
         .join(crate::store::PRODUCTS_DIR)
         .join(format!("{}.toml", product.slug));
@@ -1157,18 +1158,20 @@ fn record(
             path: path.clone(),
             problem,
         })?;
-    // What we write must read back as the same product plus this release.
+    // What we write must read back as the same product plus this release,
+    // with the store's defaults (its currency above all) as the store
+    // reads it.
     let label = format!("products/{}.toml", product.slug);
-    let reread = crate::store::product::parse(&product.slug, &label, &updated, None).map_err(
-        |problems| ReleaseError::File {
+    let defaults = crate::store::product::Defaults::from(&store.settings);
+    let reread = crate::store::product::parse(&product.slug, &label, &updated, Some(&defaults))
+        .map_err(|problems| ReleaseError::NotRecorded {
             path: path.clone(),
             problem: format!("would become invalid: {}", problems[0]),
-        },
-    )?;
+        })?;
     if reread.release(&release.version) != Some(release) {
-        return Err(ReleaseError::File {
+        return Err(ReleaseError::NotRecorded {
             path: path.clone(),
-            problem: "did not record the release as written".into(),
+            problem: "would not read back as the release written".into(),
         });
     }
     crate::atomic::replace(&path, updated.as_bytes(), &root.join(".shop")).map_err(io)
@@ -1397,6 +1400,10 @@ pub enum ReleaseError {
     MissingFiles { slug: String, missing: Vec<String> },
     #[error("`{}` {problem}", path.display())]
     File { path: PathBuf, problem: String },
+    /// The record checked before it is written: a fault of shop's, never
+    /// of the author's files.
+    #[error("`{}` {problem}, so nothing was recorded", path.display())]
+    NotRecorded { path: PathBuf, problem: String },
     #[error(
         "`{}` is tracked by the store's git repository; paid files must never be committed",
         path.display()
@@ -1451,6 +1458,11 @@ impl crate::error::Hint for ReleaseError {
                 "give every file the product lists in `files`".into()
             }
             ReleaseError::File { .. } => "give readable, non-empty files".into(),
+            ReleaseError::NotRecorded { .. } => {
+                "the product file is unchanged; run the same command again, and if it fails \
+                 the same way, report it to shop's developers with the product file"
+                    .into()
+            }
             ReleaseError::TrackedFile { path } => format!(
                 "`git rm --cached {}`, add it to .gitignore, and keep release files outside the \
                  store or under .shop/",

@@ -32,3 +32,4 @@ mod stripe;
 mod sync;
 mod tax;
 mod upgrade;
+mod year;

@@ -260,8 +260,13 @@ pub(crate) fn notify_version(
             let mut lines = String::new();
             for recipient in &plan.recipients {
                 lines.push_str(&format!(
-                    "{}  (bought {}, {}){}\n",
+                    "{}  ({} {}, {}){}\n",
                     crate::printable::printable(&recipient.email),
+                    if recipient.purchase.starts_with(crate::ledger::GRANT_PREFIX) {
+                        "given"
+                    } else {
+                        "bought"
+                    },
                     recipient.bought,
                     recipient.purchase,
                     if recipient.upgrade {

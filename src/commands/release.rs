@@ -178,6 +178,11 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
             }
         },
     };
+    // As the product file keeps them: without the file's last newline
+    // (a file of blank lines is no notes).
+    let notes = notes
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty());
     let notes_missing = notes.is_none();
     // The store's files the product uses, committed or said not to be: a
     // clone of the store (another server) has only what is committed.

@@ -100,12 +100,31 @@ impl Served {
         Served::build(&[], files, |_| {}, true, None)
     }
 
+    /// A fresh store (`shop init`) changed by `prepare`, with a sandbox
+    /// and the environment to reach it, and nothing released: the
+    /// scenario releases through the real binary, then
+    /// [`Served::launch`]es.
+    pub fn unreleased(prepare: impl FnOnce(&Test)) -> Served {
+        Served::build_with(&[], &[], prepare, false, None, false)
+    }
+
     fn build(
         extra_env: &[(&str, &str)],
         files: &[(&str, usize)],
         prepare: impl FnOnce(&Test),
         on_github: bool,
         given: Option<Vec<Vec<u8>>>,
+    ) -> Served {
+        Served::build_with(extra_env, files, prepare, on_github, given, true)
+    }
+
+    fn build_with(
+        extra_env: &[(&str, &str)],
+        files: &[(&str, usize)],
+        prepare: impl FnOnce(&Test),
+        on_github: bool,
+        given: Option<Vec<Vec<u8>>>,
+        release_guide: bool,
     ) -> Served {
         let runtime = crate::harness::runtime();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -117,13 +136,15 @@ impl Served {
         ));
         let mut test = Test::store();
         let names: Vec<String> = files.iter().map(|(name, _)| format!("{name:?}")).collect();
-        test.write(
-            "products/guide.toml",
-            &PRODUCT.replace(
-                "[\"guide.pdf\", \"guide.epub\"]",
-                &format!("[{}]", names.join(", ")),
-            ),
-        );
+        if release_guide {
+            test.write(
+                "products/guide.toml",
+                &PRODUCT.replace(
+                    "[\"guide.pdf\", \"guide.epub\"]",
+                    &format!("[{}]", names.join(", ")),
+                ),
+            );
+        }
         prepare(&test);
         test.env("SHOP_STRIPE_API_BASE", &sandbox.url);
         test.env("STRIPE_SECRET_KEY", "sk_test_serve");
@@ -164,7 +185,9 @@ impl Served {
             args.push(build.join(name).to_str().unwrap().to_owned());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        test.shop(&args).success();
+        if release_guide {
+            test.shop(&args).success();
+        }
         shop::net::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
