@@ -127,6 +127,45 @@ fn a_hundred_addresses_cannot_stop_a_sale_or_a_lost_link() {
 }
 
 #[test]
+fn a_thousand_buys_from_one_address_all_reach_checkout() {
+    // Launch day: everyone behind one mobile carrier's address, and a
+    // buyer who goes back and forth, press Buy: each goes to the payment
+    // link, none is refused.
+    let served = Served::start();
+    let link = served.payment_link();
+    let client = client_from("127.0.3.1");
+    let landed: Vec<(StatusCode, String)> = served.runtime.block_on(async {
+        let mut landed = Vec::new();
+        for _ in 0..1000 {
+            let answer = client
+                .get(format!("{}/buy/guide", served.url))
+                .send()
+                .await
+                .unwrap();
+            let location = answer
+                .headers()
+                .get("location")
+                .map(|value| value.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            landed.push((answer.status(), location));
+        }
+        landed
+    });
+    let refused = landed
+        .iter()
+        .filter(|(status, location)| {
+            *status != StatusCode::SEE_OTHER || !location.starts_with(&link)
+        })
+        .count();
+    assert_eq!(
+        refused,
+        0,
+        "{:?}",
+        landed.iter().find(|(s, _)| *s != StatusCode::SEE_OTHER)
+    );
+}
+
+#[test]
 fn an_ipv6_client_is_its_network_of_64_bits() {
     let mut served = Served::prepare(&[], FILES, |test| {
         let settings = test.read("shop.toml").replace(
