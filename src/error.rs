@@ -91,43 +91,46 @@ where
     }
 }
 
+/// An error type whose [`Hint`] [`render`] finds in any chain. Each module
+/// registers its own types beside their `Hint` implementation:
+///
+/// ```ignore
+/// inventory::submit!(crate::error::Registered::of::<GitError>());
+/// ```
+///
+/// so this module names none of them and sits below all of them. The test
+/// `hints::every_hint_is_registered_and_renders` finds each `impl Hint`
+/// in the source and fails for one that is not registered here.
+#[derive(Debug)]
+pub struct Registered {
+    /// The type's path, as `std::any::type_name` gives it.
+    pub name: fn() -> &'static str,
+    hint: fn(&(dyn StdError + 'static)) -> Option<String>,
+}
+
+impl Registered {
+    pub const fn of<T: Hint + StdError + 'static>() -> Self {
+        Registered {
+            name: std::any::type_name::<T>,
+            hint: |cause| cause.downcast_ref::<T>().map(Hint::hint),
+        }
+    }
+}
+
+inventory::collect!(Registered);
+
+/// Every registered error type, for tests and `shop` itself.
+pub fn registered() -> impl Iterator<Item = &'static Registered> {
+    inventory::iter::<Registered>.into_iter()
+}
+
 /// The hint of one error of a chain, if its type has one. The outermost
 /// hint of a chain wins: it was given closest to what the person did.
 fn hint_of(cause: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(hinted) = cause.downcast_ref::<Hinted>() {
         return Some(hinted.hint.clone());
     }
-    // Every error type with a `Hint` implementation. A type missing here
-    // still prints its message and causes, only without its advice; the
-    // test below names each one.
-    macro_rules! typed {
-        ($($type:ty),+ $(,)?) => {
-            $(
-                if let Some(error) = cause.downcast_ref::<$type>() {
-                    return Some(error.hint());
-                }
-            )+
-        };
-    }
-    typed!(
-        crate::commands::UsageError,
-        crate::store::StoreError,
-        crate::secret::SecretError,
-        crate::git::GitError,
-        crate::ledger::LedgerError,
-        crate::state::StateError,
-        crate::mail::MailError,
-        crate::notify::NotifyError,
-        crate::release::ReleaseError,
-        crate::sync::SyncError,
-        crate::stripe::StripeError,
-        crate::stripe::webhook::SignatureError,
-        crate::github::GitHubError,
-        crate::server::views::ViewError,
-        crate::stamp::StampError,
-        crate::store::disk::Refusal,
-    );
-    None
+    registered().find_map(|registered| (registered.hint)(cause))
 }
 
 /// The message and each cause once, joined by `: `; a cause whose text the
@@ -224,16 +227,29 @@ mod tests {
         );
     }
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("`{0}` is empty")]
+    struct Empty(&'static str);
+
+    impl Hint for Empty {
+        fn hint(&self) -> String {
+            format!("set `{}` to a value", self.0)
+        }
+    }
+
+    inventory::submit!(Registered::of::<Empty>());
+
     #[test]
     fn typed_errors_give_their_hint_through_context() {
-        let error = anyhow::Error::new(crate::secret::SecretError::Empty {
-            name: "GITHUB_TOKEN".into(),
-        })
-        .context("cannot start");
-        let text = render(&error);
-        assert!(text.starts_with("cannot start: `GITHUB_TOKEN` is empty\nhint: "));
-        assert_eq!(text.matches("hint:").count(), 1, "{text}");
-        assert!(one_line(error.as_ref()).ends_with(")"));
+        let error = anyhow::Error::new(Empty("GITHUB_TOKEN")).context("cannot start");
+        assert_eq!(
+            render(&error),
+            "cannot start: `GITHUB_TOKEN` is empty\nhint: set `GITHUB_TOKEN` to a value"
+        );
+        assert_eq!(
+            one_line(error.as_ref()),
+            "cannot start: `GITHUB_TOKEN` is empty (hint: set `GITHUB_TOKEN` to a value)"
+        );
     }
 
     #[test]

@@ -319,6 +319,8 @@ pub enum GitError {
     Git(#[from] git2::Error),
 }
 
+inventory::submit!(crate::error::Registered::of::<GitError>());
+
 impl crate::error::Hint for GitError {
     fn hint(&self) -> String {
         match self {

@@ -895,6 +895,8 @@ impl GitHubError {
     }
 }
 
+inventory::submit!(crate::error::Registered::of::<GitHubError>());
+
 impl crate::error::Hint for GitHubError {
     fn hint(&self) -> String {
         match self {

@@ -456,6 +456,8 @@ pub enum LedgerError {
     },
 }
 
+inventory::submit!(crate::error::Registered::of::<LedgerError>());
+
 impl crate::error::Hint for LedgerError {
     fn hint(&self) -> String {
         match self {

@@ -178,7 +178,7 @@ pub fn product_values(
 ) -> [(&'static str, String); 3] {
     let holdings = store.holdings(&product.slug, version);
     let stamped = holdings.iter().any(|holding| {
-        store.stamping(holding.product) != crate::store::product::StampMode::Off
+        store.stamping(holding.product) != crate::store::StampMode::Off
             && holding
                 .product
                 .files
@@ -768,6 +768,8 @@ pub enum MailError {
         source: std::io::Error,
     },
 }
+
+inventory::submit!(crate::error::Registered::of::<MailError>());
 
 impl crate::error::Hint for MailError {
     fn hint(&self) -> String {

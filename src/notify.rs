@@ -878,6 +878,8 @@ pub enum NotifyError {
     Interrupted { sent: usize, left: usize },
 }
 
+inventory::submit!(crate::error::Registered::of::<NotifyError>());
+
 impl crate::error::Hint for NotifyError {
     fn hint(&self) -> String {
         match self {

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 /// `text` with every control and bidirectional control character escaped.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() || crate::store::product::is_bidi_control(c);
+    let unsafe_char = |c: char| c.is_control() || crate::store::values::is_bidi_control(c);
     if !text.contains(unsafe_char) {
         return Cow::Borrowed(text);
     }

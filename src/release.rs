@@ -1444,6 +1444,8 @@ pub enum ReleaseError {
     Sync(#[from] crate::sync::SyncError),
 }
 
+inventory::submit!(crate::error::Registered::of::<ReleaseError>());
+
 impl crate::error::Hint for ReleaseError {
     fn hint(&self) -> String {
         match self {

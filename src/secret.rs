@@ -72,6 +72,8 @@ pub enum SecretError {
     },
 }
 
+inventory::submit!(crate::error::Registered::of::<SecretError>());
+
 impl crate::error::Hint for SecretError {
     fn hint(&self) -> String {
         match self {

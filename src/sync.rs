@@ -842,6 +842,8 @@ pub enum SyncError {
     Git(#[from] crate::git::GitError),
 }
 
+inventory::submit!(crate::error::Registered::of::<SyncError>());
+
 impl crate::error::Hint for SyncError {
     fn hint(&self) -> String {
         match self {

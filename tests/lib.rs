@@ -18,6 +18,8 @@ mod downloads;
 mod edge;
 mod editions;
 mod helpdesk;
+mod hints;
+mod house;
 mod init;
 mod mail;
 mod money;

@@ -49,6 +49,8 @@ impl UsageError {
     }
 }
 
+inventory::submit!(crate::error::Registered::of::<UsageError>());
+
 impl crate::error::Hint for UsageError {
     fn hint(&self) -> String {
         self.hint.clone()

@@ -270,7 +270,7 @@ fn file_problems(store: &Store) -> Vec<String> {
 
 /// The files of each stamping product that shop cannot stamp, by slug.
 fn unstamped(store: &Store) -> Vec<(&str, Vec<&str>)> {
-    use crate::store::product::StampMode;
+    use crate::store::StampMode;
     store
         .products
         .iter()

@@ -7,6 +7,7 @@ use warp::http::Method;
 use super::ApiError;
 use super::objects::{self, new_id};
 use super::params::{Params, leaf_int, metadata};
+use super::sessions::{NewSession, apply_discount, new_session};
 use super::state::State;
 
 /// What a request's handler needs besides the state and its parameters.
@@ -93,7 +94,7 @@ pub fn dispatch(
         }
         ["v1", "checkout", "sessions", id] if get => {
             params.only(&["expand"])?;
-            super::checkout::expire_if_due(state, id, context.webhooks);
+            super::sessions::expire_if_due(state, id, context.webhooks);
             let mut session = state.find("checkout.session", id, "session")?.clone();
             expand_session(state, &mut session, &expansions(params, false)?)?;
             Ok(session)
@@ -758,7 +759,7 @@ fn create_session(
     }
     let session = new_session(
         state,
-        context,
+        context.base_url,
         &price,
         NewSession {
             success_url: Some(&success_url),
@@ -795,107 +796,6 @@ fn create_session(
         });
     }
     Ok(session)
-}
-
-/// Applies a promotion code's coupon to an open session: its totals, its
-/// line item, and the breakdown `total_details.breakdown` shows.
-pub fn apply_discount(state: &mut State, id: &str, promo: &Value) -> Result<(), ApiError> {
-    let session = state.find("checkout.session", id, "session")?.clone();
-    redeemable(state, promo, id)?;
-    let subtotal = session["amount_subtotal"].as_i64().unwrap_or(0);
-    let coupon = &promo["coupon"];
-    let discount = match (
-        coupon["percent_off"].as_f64(),
-        coupon["amount_off"].as_i64(),
-    ) {
-        (Some(percent), _) => ((subtotal as f64) * percent / 100.0).round() as i64,
-        (None, Some(off)) if coupon["currency"] == session["currency"] => off.min(subtotal),
-        _ => {
-            return Err(ApiError::invalid(
-                "discounts[0][promotion_code]",
-                "This coupon's currency does not match the price's.",
-            ));
-        }
-    };
-    let total = subtotal - discount;
-    state.update(id, |session| {
-        session["amount_total"] = json!(total);
-        session["total_details"]["amount_discount"] = json!(discount);
-    });
-    if let Some(items) = state.line_items.get_mut(id) {
-        for item in items {
-            item["amount_discount"] = json!(discount);
-            item["amount_total"] = json!(total);
-        }
-    }
-    let now = state.now();
-    state.breakdowns.insert(
-        id.to_owned(),
-        json!({
-            "discounts": [{
-                "amount": discount,
-                "discount": objects::discount(coupon, promo, id, now),
-            }],
-            "taxes": [],
-        }),
-    );
-    Ok(())
-}
-
-/// Whether a promotion code may still be redeemed on this session: not
-/// past its `expires_at`, not used `max_redemptions` times, and its
-/// coupon's `applies_to` naming the session's product. Checked when the
-/// code is applied and again when the session completes.
-pub fn redeemable(state: &State, promo: &Value, session: &str) -> Result<(), ApiError> {
-    let param = "discounts[0][promotion_code]";
-    // The code as it is now, not as the session saw it.
-    let promo = state
-        .get(promo["id"].as_str().unwrap_or_default())
-        .unwrap_or(promo);
-    if promo["expires_at"]
-        .as_i64()
-        .is_some_and(|at| at <= state.now())
-    {
-        return Err(ApiError::invalid(param, "This promotion code has expired."));
-    }
-    if let Some(max) = promo["max_redemptions"].as_i64()
-        && promo["times_redeemed"].as_i64().unwrap_or(0) >= max
-    {
-        return Err(ApiError::invalid(
-            param,
-            "This promotion code has been redeemed the maximum number of times.",
-        ));
-    }
-    let coupon = promo["coupon"]["id"].as_str().unwrap_or_default();
-    if let Some(products) = state.coupon_products.get(coupon) {
-        let sold = state.line_items.get(session).and_then(|items| {
-            items.first()?["price"]["product"]
-                .as_str()
-                .map(str::to_owned)
-        });
-        if !sold.is_some_and(|product| products.contains(&product)) {
-            return Err(ApiError::invalid(
-                param,
-                "This promotion code cannot be applied to the items in this checkout.",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Counts a redemption of the promotion code a session completed with.
-pub fn redeemed(state: &mut State, session: &str) {
-    let Some(promo) = state.breakdowns.get(session).and_then(|breakdown| {
-        breakdown["discounts"][0]["discount"]["promotion_code"]
-            .as_str()
-            .map(str::to_owned)
-    }) else {
-        return;
-    };
-    state.update(&promo, |promo| {
-        let times = promo["times_redeemed"].as_i64().unwrap_or(0);
-        promo["times_redeemed"] = json!(times + 1);
-    });
 }
 
 fn create_coupon(state: &mut State, params: &Params) -> Result<Value, ApiError> {
@@ -1061,61 +961,6 @@ fn create_promotion_code(state: &mut State, params: &Params) -> Result<Value, Ap
     promo["max_redemptions"] = json!(max_redemptions);
     promo["expires_at"] = json!(expires_at);
     Ok(state.insert(promo))
-}
-
-pub struct NewSession<'a> {
-    pub success_url: Option<&'a str>,
-    pub cancel_url: Option<&'a str>,
-    pub customer_email: Option<&'a str>,
-    pub client_reference_id: Option<&'a str>,
-    pub payment_link: Option<&'a str>,
-    pub allow_promotion_codes: Option<bool>,
-    pub metadata: Value,
-    pub expires_at: i64,
-    /// Tax, invoice and consent fields (see `tax::options`), or `null`.
-    pub options: Value,
-}
-
-/// Makes a checkout session for one `price` (also for payment links).
-pub fn new_session(
-    state: &mut State,
-    context: &Context<'_>,
-    price: &Value,
-    new: NewSession<'_>,
-) -> Value {
-    let id = new_id("cs_test_");
-    let url = format!("{}/checkout/{id}", context.base_url);
-    let now = state.now();
-    let session = objects::checkout_session(objects::SessionParts {
-        id: &id,
-        url: &url,
-        amount: objects::starting_amount(price),
-        currency: price["currency"].as_str().unwrap_or("usd"),
-        success_url: new.success_url,
-        cancel_url: new.cancel_url,
-        customer_email: new.customer_email,
-        client_reference_id: new.client_reference_id,
-        payment_link: new.payment_link,
-        allow_promotion_codes: new.allow_promotion_codes,
-        metadata: new.metadata,
-        now,
-        expires_at: new.expires_at,
-    });
-    let mut session = session;
-    super::tax::apply(&mut session, &new.options);
-    if session["currency"] == "eur" {
-        session["payment_method_types"] = json!(["card", "sepa_debit"]);
-    }
-    let product_name = price["product"]
-        .as_str()
-        .and_then(|product| state.get(product))
-        .and_then(|product| product["name"].as_str())
-        .unwrap_or("Product")
-        .to_owned();
-    state
-        .line_items
-        .insert(id, vec![objects::line_item(price, &product_name)]);
-    state.insert(session)
 }
 
 /// The `expand[]` paths of a request, without the `data.` of a list; a

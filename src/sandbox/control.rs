@@ -170,7 +170,7 @@ pub fn handle(
             json_response(StatusCode::OK, &json!(Faults::default()))
         }
         ["checkout", "sessions", id, "complete"] if post => {
-            let payment = super::checkout::Payment {
+            let payment = super::sessions::Payment {
                 email: input["email"].as_str().unwrap_or("buyer@example.com"),
                 method: input["iban"]
                     .as_str()
@@ -184,12 +184,12 @@ pub fn handle(
             let mut state = sandbox.state();
             // A pay-what-you-want price: the amount the buyer typed.
             let chosen = match input["amount"].as_i64() {
-                Some(amount) => super::checkout::choose_amount(&mut state, id, amount),
+                Some(amount) => super::sessions::choose_amount(&mut state, id, amount),
                 None => Ok(()),
             };
             let base_url = sandbox.base_url().to_owned();
             let result = chosen.and_then(|()| {
-                super::checkout::complete(&mut state, webhooks, &base_url, id, &payment)
+                super::sessions::complete(&mut state, webhooks, &base_url, id, &payment)
             });
             sandbox.after_change(&mut state);
             match result {
@@ -292,11 +292,11 @@ fn seed(sandbox: &Arc<Sandbox>, input: &Value) -> Response<Vec<u8>> {
     for index in 0..count {
         let created = start + index as i64 * step;
         state.frozen = Some(created);
-        let session = super::api::new_session(
+        let session = super::sessions::new_session(
             &mut state,
-            &context,
+            context.base_url,
             &price,
-            super::api::NewSession {
+            super::sessions::NewSession {
                 success_url: Some("http://127.0.0.1:9/thanks?session_id={CHECKOUT_SESSION_ID}"),
                 cancel_url: None,
                 customer_email: None,
@@ -310,12 +310,12 @@ fn seed(sandbox: &Arc<Sandbox>, input: &Value) -> Response<Vec<u8>> {
         );
         let id = session["id"].as_str().unwrap_or_default().to_owned();
         let email = format!("buyer{index}@example.com");
-        let payment = super::checkout::Payment {
+        let payment = super::sessions::Payment {
             email: &email,
             method: "4242424242424242",
             ..Default::default()
         };
-        if let Err(error) = super::checkout::complete_with(
+        if let Err(error) = super::sessions::complete_with(
             &mut state,
             webhooks,
             context.base_url,

@@ -14,6 +14,7 @@ mod fees;
 mod objects;
 mod params;
 mod rules;
+mod sessions;
 mod state;
 mod tax;
 mod webhooks;
@@ -277,7 +278,7 @@ impl Sandbox {
     pub(crate) fn settle(self: &Arc<Self>) {
         let webhooks = self.webhooks();
         let mut state = self.state();
-        if checkout::settle_due(&mut state, webhooks) > 0 {
+        if sessions::settle_due(&mut state, webhooks) > 0 {
             self.after_change(&mut state);
         }
     }

@@ -14,6 +14,18 @@ use serde_json::{Value, json};
 use super::ApiError;
 use super::params::Params;
 
+/// What Stripe keeps in its Dashboard rather than the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Where the account is: what Stripe's fees are (`sandbox::fees`).
+    #[serde(default)]
+    pub country: Option<String>,
+    /// The head office's country: Stripe Tax is set up.
+    pub tax_origin: Option<String>,
+    /// The public business details' terms of service.
+    pub terms_of_service_url: Option<String>,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct State {
     /// Seconds added to the real time: the settable clock.
@@ -54,7 +66,7 @@ pub struct State {
     pub webhook_secrets: HashMap<String, String>,
     /// What the account set in Stripe's Dashboard: Stripe Tax, the terms.
     #[serde(default)]
-    pub account: super::tax::Account,
+    pub account: Account,
     /// The last invoice number given.
     #[serde(default)]
     pub invoice_sequence: u64,

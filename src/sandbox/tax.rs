@@ -10,7 +10,6 @@
 //! a small fixed table of the test addresses the checkout offers; it is not
 //! any country's law.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ApiError;
@@ -27,18 +26,6 @@ pub const PARAMS: [&str; 6] = [
     "invoice_creation",
     "tax_id_collection",
 ];
-
-/// What Stripe keeps in its Dashboard rather than the API.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Account {
-    /// Where the account is: what Stripe's fees are (`sandbox::fees`).
-    #[serde(default)]
-    pub country: Option<String>,
-    /// The head office's country: Stripe Tax is set up.
-    pub tax_origin: Option<String>,
-    /// The public business details' terms of service.
-    pub terms_of_service_url: Option<String>,
-}
 
 /// One test address of the checkout: its key, what the page shows, the
 /// address Stripe records, and the rate of the table in basis points.

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use super::App;
-use crate::state::{self, StateError};
+use crate::state::{self, Entitlement, StateError};
 use crate::stripe::{Charge, CheckoutSession, Dispute, Event};
 
 /// The events the server acts on.
@@ -41,12 +41,10 @@ pub async fn apply(app: &App, event: &Event, now: i64) -> Result<Option<()>, App
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             let session = CheckoutSession::deserialize(object)
                 .map_err(|_| ApplyError::Malformed("checkout session"))?;
-            let purchase = super::handlers::fulfilled_purchase(app, &session);
+            let purchase = fulfilled_purchase(app, &session);
             let outcome = match &purchase {
                 Some(purchase) => format!("sale of `{}` {}", purchase.product, purchase.version),
-                None if super::handlers::ours(app, &session).is_some() => {
-                    "a sale waiting for payment".into()
-                }
+                None if ours(app, &session).is_some() => "a sale waiting for payment".into(),
                 None => "a sale of another integration".into(),
             };
             let handled = app.db.record_sale(&recorded, purchase).await?;
@@ -106,4 +104,34 @@ pub async fn apply(app: &App, event: &Event, now: i64) -> Result<Option<()>, App
         }
         _ => Ok(app.db.record_event(&recorded).await?),
     }
+}
+
+/// The product and version a session sells, if it is one of ours.
+pub(super) fn ours(app: &App, session: &CheckoutSession) -> Option<(String, String)> {
+    crate::metadata::product_of(session, &app.store())
+}
+
+/// The purchase a session is, if it is one of ours and fulfilled.
+pub(super) fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Entitlement> {
+    let (product, version) = ours(app, session)?;
+    session.is_fulfilled().then(|| Entitlement {
+        id: session.id.clone(),
+        email: session.email().unwrap_or_default().to_owned(),
+        product,
+        version,
+        payment_intent: session.payment_intent_id().map(str::to_owned),
+        created: session.created,
+        paid: session.currency.as_ref().map(|currency| state::Paid {
+            amount: session.amount_total.unwrap_or(0),
+            currency: currency.clone(),
+            discount: session
+                .total_details
+                .as_ref()
+                .map_or(0, |details| details.amount_discount),
+            tax: session
+                .total_details
+                .as_ref()
+                .map_or(0, |details| details.amount_tax),
+        }),
+    })
 }

@@ -130,7 +130,7 @@ async fn compose(
             let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
             // A pre-order's files are not out: its receipt promises the
             // link, which `shop release` mails.
-            if let Some(waiting) = super::handlers::waiting_preorder(product, &purchase.version) {
+            if let Some(waiting) = product.waiting_preorder(&purchase.version) {
                 // When it comes out, if the author said (`shop preorder --date`).
                 values.insert(
                     "out",

@@ -587,6 +587,8 @@ pub enum ViewError {
     },
 }
 
+inventory::submit!(crate::error::Registered::of::<ViewError>());
+
 impl crate::error::Hint for ViewError {
     fn hint(&self) -> String {
         match self {

@@ -71,6 +71,8 @@ pub enum StampError {
     Epub { name: String, reason: String },
 }
 
+inventory::submit!(crate::error::Registered::of::<StampError>());
+
 impl crate::error::Hint for StampError {
     fn hint(&self) -> String {
         "check the file with `qpdf --check` or `epubcheck`, or set `stamp = false` for this product"

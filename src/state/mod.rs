@@ -180,6 +180,8 @@ pub enum StateError {
     },
 }
 
+inventory::submit!(crate::error::Registered::of::<StateError>());
+
 impl crate::error::Hint for StateError {
     fn hint(&self) -> String {
         match self {

@@ -36,6 +36,8 @@ pub enum Refusal {
     },
 }
 
+inventory::submit!(crate::error::Registered::of::<Refusal>());
+
 impl crate::error::Hint for Refusal {
     fn hint(&self) -> String {
         match self {

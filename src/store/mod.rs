@@ -9,6 +9,7 @@ pub mod disk;
 pub mod money;
 pub mod product;
 pub mod settings;
+pub mod values;
 
 use std::fmt;
 use std::ops::Range;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub use money::{Currency, Money};
 pub use product::{Asset, Contained, Product, Release, UpdatePolicy};
 pub use settings::{MailTransport, Overrides, Settings, SmtpSecurity};
+pub use values::StampMode;
 
 /// The store's settings file, at its root.
 pub const SETTINGS_FILE: &str = "shop.toml";
@@ -35,7 +37,7 @@ pub struct Store {
 impl Store {
     /// How buyers' copies of `product`'s PDF and EPUB files are stamped:
     /// its own setting, else the shop's `[stamp] default`.
-    pub fn stamping(&self, product: &Product) -> product::StampMode {
+    pub fn stamping(&self, product: &Product) -> StampMode {
         product.stamp.unwrap_or(self.settings.stamp.default)
     }
 
@@ -347,6 +349,8 @@ pub enum StoreError {
     #[error("there is no product `{slug}`")]
     UnknownProduct { slug: String, known: Vec<String> },
 }
+
+inventory::submit!(crate::error::Registered::of::<StoreError>());
 
 impl crate::error::Hint for StoreError {
     fn hint(&self) -> String {

@@ -8,7 +8,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::money::{Currency, Money};
-use super::settings::{DOWNLOAD_LIMIT_HINT, Settings, check_download_limit};
+use super::settings::Settings;
+use super::values::{
+    DEFAULT_DOWNLOAD_LIMIT, DOWNLOAD_LIMIT_HINT, STAMP_HINT, StampMode, check_display_name,
+    check_download_limit, is_bidi_control,
+};
 use super::{Problem, quoted_list, toml_problem};
 
 /// A product: what a buyer pays for once.
@@ -66,6 +70,24 @@ pub struct Product {
 /// release: recorded, tagged and delivered to the buyers its policy
 /// entitles, never taking the store front from the newer line.
 impl Product {
+    /// The releases a buyer of version `bought` may download, oldest
+    /// first: those the update policy gives, less a pre-order's (its files
+    /// are not out). The one rule the server's pages and `shop notify`
+    /// share.
+    pub fn entitled(&self, bought: &semver::Version) -> Vec<&Release> {
+        self.releases
+            .iter()
+            .filter(|release| !release.preorder && self.updates.entitles(bought, &release.version))
+            .collect()
+    }
+
+    /// The pre-order a purchase of version `bought` is waiting on, if that
+    /// version's files are not out yet.
+    pub fn waiting_preorder(&self, bought: &str) -> Option<&Release> {
+        let bought = semver::Version::parse(bought).ok()?;
+        self.release(&bought).filter(|release| release.preorder)
+    }
+
     /// The newest release, if any (a pre-order included).
     pub fn latest(&self) -> Option<&Release> {
         self.releases.last()
@@ -232,31 +254,6 @@ fn parse_percent(text: &str) -> Result<u8, String> {
             format!("`upgrade_discount = \"{text}\"` is not a percentage from 1% to 100%")
         })
 }
-
-/// How a product's PDF and EPUB files are stamped with the buyer's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StampMode {
-    Off,
-    /// The line on the first page (PDF) or an ex-libris page (EPUB).
-    FirstPage,
-    /// Also a small footer on every page of a PDF.
-    EveryPage,
-}
-
-impl StampMode {
-    /// `true`, `false` or `"every-page"`, as the files write it.
-    pub fn parse(value: &toml::Value) -> Result<StampMode, String> {
-        match value {
-            toml::Value::Boolean(true) => Ok(StampMode::FirstPage),
-            toml::Value::Boolean(false) => Ok(StampMode::Off),
-            toml::Value::String(text) if text == "every-page" => Ok(StampMode::EveryPage),
-            other => Err(format!("`{other}` is not a stamp setting")),
-        }
-    }
-}
-
-/// What `stamp` may be.
-pub const STAMP_HINT: &str = "use `stamp = true` (the first page, or an ex-libris page), `\"every-page\"` (a footer on every PDF page) or `false`";
 
 /// Which earlier buyers get a new version without paying again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -627,9 +624,7 @@ pub fn parse(
             problem(limit.span(), message, DOWNLOAD_LIMIT_HINT.into());
             0
         }),
-        None => defaults.map_or(super::settings::DEFAULT_DOWNLOAD_LIMIT, |d| {
-            d.download_limit
-        }),
+        None => defaults.map_or(DEFAULT_DOWNLOAD_LIMIT, |d| d.download_limit),
     };
 
     let updates = match &raw.updates {
@@ -1048,30 +1043,6 @@ fn toml_date(value: &toml::value::Datetime) -> Option<time::Date> {
             time::Date::from_calendar_date(i32::from(date.year), month, date.day).ok()
         }),
         _ => None,
-    }
-}
-
-/// Unicode's bidirectional controls (embeddings, overrides, isolates and
-/// marks): invisible, they reorder what follows them on screen.
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-/// Checks a name buyers read (a product's, the shop's): on one line, with
-/// no invisible reordering, as a mail's subject and a page's title need.
-pub fn check_display_name(name: &str) -> Result<(), String> {
-    if name.contains(char::is_control) {
-        Err(format!(
-            "`{}` holds a line break or another control character",
-            name.escape_debug()
-        ))
-    } else if name.chars().any(is_bidi_control) {
-        Err(format!(
-            "`{}` holds a bidirectional control character, which reorders text invisibly",
-            name.escape_unicode()
-        ))
-    } else {
-        Ok(())
     }
 }
 

@@ -10,10 +10,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::money::Currency;
+use super::values::{
+    DEFAULT_DOWNLOAD_LIMIT, DOWNLOAD_LIMIT_HINT, STAMP_HINT, StampMode, check_display_name,
+    check_download_limit,
+};
 use super::{Problem, SETTINGS_FILE, toml_problem};
 
-/// The default number of times each file of a purchase can be downloaded.
-pub const DEFAULT_DOWNLOAD_LIMIT: u32 = 5;
 /// The default lifetime of a download link.
 pub const DEFAULT_LINK_LIFETIME: &str = "7d";
 /// Where `shop serve` listens and links point unless told otherwise.
@@ -127,7 +129,7 @@ const WAIVER_MAX: usize = 1200;
 /// Stamped copies, for products that do not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StampSettings {
-    pub default: super::product::StampMode,
+    pub default: StampMode,
     /// The visible line: `{email}`, `{name}`, `{order}`, `{date}`.
     pub text: String,
 }
@@ -135,7 +137,7 @@ pub struct StampSettings {
 impl Default for StampSettings {
     fn default() -> Self {
         StampSettings {
-            default: super::product::StampMode::Off,
+            default: StampMode::Off,
             text: crate::stamp::DEFAULT_TEXT.to_owned(),
         }
     }
@@ -439,7 +441,7 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
             "`name` is empty".into(),
             "give the shop a name",
         );
-    } else if let Err(message) = super::product::check_display_name(&name) {
+    } else if let Err(message) = check_display_name(&name) {
         problem(
             Origin::File(raw.name.span()),
             message,
@@ -703,13 +705,9 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
 
     let mut stamp = StampSettings::default();
     if let Some(value) = &raw.stamp.default {
-        match super::product::StampMode::parse(value.get_ref()) {
+        match StampMode::parse(value.get_ref()) {
             Ok(mode) => stamp.default = mode,
-            Err(message) => problem(
-                Origin::File(value.span()),
-                message,
-                super::product::STAMP_HINT,
-            ),
+            Err(message) => problem(Origin::File(value.span()), message, STAMP_HINT),
         }
     }
     if let Some(text) = &raw.stamp.text {
@@ -854,25 +852,6 @@ impl Currency {
             .parse()
             .unwrap_or_else(|_| unreachable!("usd is a currency"))
     }
-}
-
-pub(crate) const DOWNLOAD_LIMIT_HINT: &str =
-    "use a whole number of downloads per file between 1 and 1000 (the default is 5)";
-
-/// Checks a download limit: 1 to 1000 per file.
-pub(crate) fn check_download_limit(limit: i64) -> Result<u32, String> {
-    match u32::try_from(limit) {
-        Ok(limit @ 1..=1000) => Ok(limit),
-        _ => Err(format!("`{limit}` is not a download limit")),
-    }
-}
-
-fn check_link_lifetime(text: &str) -> Result<u64, String> {
-    let seconds = parse_duration(text)?;
-    if !(60..=365 * 86_400).contains(&seconds) {
-        return Err(format!("`{text}` is outside 1m to 365d"));
-    }
-    Ok(seconds)
 }
 
 /// The keys of `shop.toml`, by table (`""` the top).
@@ -1139,6 +1118,14 @@ fn check_github_repository(repo: &str) -> Result<(), String> {
         Some((owner, name)) if valid_part(owner, 39) && valid_part(name, 100) => Ok(()),
         _ => Err(format!("`{repo}` is not a GitHub repository")),
     }
+}
+
+fn check_link_lifetime(text: &str) -> Result<u64, String> {
+    let seconds = parse_duration(text)?;
+    if !(60..=365 * 86_400).contains(&seconds) {
+        return Err(format!("`{text}` is outside 1m to 365d"));
+    }
+    Ok(seconds)
 }
 
 #[cfg(test)]

@@ -934,6 +934,8 @@ impl std::fmt::Display for ApiFailure {
     }
 }
 
+inventory::submit!(crate::error::Registered::of::<StripeError>());
+
 impl crate::error::Hint for StripeError {
     fn hint(&self) -> String {
         match self {

@@ -119,6 +119,8 @@ pub enum SignatureError {
     Stale { age: i64 },
 }
 
+inventory::submit!(crate::error::Registered::of::<SignatureError>());
+
 impl crate::error::Hint for SignatureError {
     fn hint(&self) -> String {
         match self {

@@ -1,0 +1,388 @@
+//! Buying: `/buy/<slug>` to the payment link or an upgrade's session, and
+//! the thanks page a paid (or refunded) session returns to.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warp::http::StatusCode;
+
+use crate::server::client::ClientKey;
+use crate::server::events::{fulfilled_purchase, ours};
+use crate::server::{App, pages};
+use crate::state::Quota;
+use crate::store::Product;
+use crate::stripe::{CheckoutSession, CreateCheckoutSession, IdempotencyKey};
+
+use super::Answer;
+use super::access::{held, link_query, purchase};
+use super::answers::{
+    html, log_unavailable, not_found, redirect, refuse, render, too_many, unavailable,
+    within_limits,
+};
+
+/// `GET /buy/<slug>`: the checkout of the version on sale. A plain Buy goes
+/// to the version's payment link, with where the visitor came from in its
+/// `client_reference_id` (which Stripe copies onto the Checkout Session the
+/// link makes): no call to Stripe, nothing to limit, the same cost as any
+/// page. Only an upgrade code (`?upgrade=CODE`) needs a session of its own
+/// ([`upgrade_checkout`]).
+pub async fn buy(
+    slug: String,
+    app: Arc<App>,
+    client: ClientKey,
+    query: HashMap<String, String>,
+    referer: Option<String>,
+) -> Answer {
+    let store = app.store();
+    let Some(product) = store.product(&slug).ok() else {
+        return not_found(&app);
+    };
+    let came_from = crate::metadata::Attribution::of_visit(
+        &query,
+        referer.as_deref(),
+        &store.settings.base_url,
+    );
+    if let Some(code) = query.get("upgrade") {
+        return upgrade_checkout(&app, client, &slug, code, &came_from).await;
+    }
+    // The version on sale (or a first edition's pre-order); `?preorder`:
+    // the next version's pre-order, beside it.
+    let release = match query.contains_key("preorder") {
+        true => product.preorder(),
+        false => product.on_sale().or_else(|| product.preorder()),
+    };
+    let Some(release) = release else {
+        return html(
+            &app,
+            StatusCode::NOT_FOUND,
+            "Not for sale yet",
+            &format!(
+                "<h1>{} is not {} yet</h1>",
+                pages::escape(&product.name),
+                if query.contains_key("preorder") {
+                    "taking pre-orders"
+                } else {
+                    "for sale"
+                }
+            ),
+        );
+    };
+    if release.payment_link_url.is_empty() {
+        return unavailable(&app);
+    }
+    let location = match came_from.to_reference() {
+        Some(reference) => format!(
+            "{}?client_reference_id={reference}",
+            release.payment_link_url
+        ),
+        None => release.payment_link_url.clone(),
+    };
+    redirect(StatusCode::SEE_OTHER, &location)
+}
+
+/// `/buy/<slug>?upgrade=CODE`: a buyer's own upgrade code (`shop notify`),
+/// applied to the checkout of the version it is for, and the session
+/// marked as an upgrade. The code names the version: a server whose store
+/// has not yet read that release (the mail went out the moment it was
+/// made) reads the store again first. Each costs calls to Stripe: limited
+/// per client (`[serve] checkout_limit`) and by the server's fair share
+/// of Stripe.
+async fn upgrade_checkout(
+    app: &Arc<App>,
+    client: ClientKey,
+    slug: &str,
+    code: &str,
+    came_from: &crate::metadata::Attribution,
+) -> Answer {
+    let key = format!("checkout:{client}");
+    let quota = Quota::of(app.store().settings.serve.limits.checkout);
+    match within_limits(app, &[(key.as_str(), quota)]).await {
+        Ok(true) => {}
+        Ok(false) => return too_many(app, 60),
+        Err(answer) => return answer,
+    }
+    if !app.stripe_call(client) {
+        return too_many(app, 5);
+    }
+    let offer = if code.len() <= 40 && code.chars().all(|c| c.is_ascii_alphanumeric()) {
+        match app.stripe_quick.promotion_code(code).await {
+            Ok(found) => found,
+            Err(error) => return log_unavailable(app, &error),
+        }
+    } else {
+        None
+    };
+    let does_not_work = || {
+        refuse(
+            app,
+            StatusCode::GONE,
+            "This upgrade code does not work",
+            "It has been used, it has expired, or it is for another version. Write to us and we will sort it out.",
+        )
+    };
+    let Some(offer) = offer.filter(|offer| {
+        offer.usable(app.now()) && offer.metadata.get("product").map(String::as_str) == Some(slug)
+    }) else {
+        return does_not_work();
+    };
+    let Some(version) = offer
+        .metadata
+        .get("version")
+        .and_then(|version| semver::Version::parse(version).ok())
+    else {
+        return does_not_work();
+    };
+    let released = |store: &crate::store::Store| {
+        store
+            .product(slug)
+            .ok()
+            .and_then(|product| product.release(&version))
+            .is_some_and(|release| !release.preorder)
+    };
+    if !released(&app.store()) {
+        app.refresh_store();
+    }
+    let store = app.store();
+    let Some((product, release)) = store.product(slug).ok().and_then(|product| {
+        product
+            .release(&version)
+            .filter(|release| !release.preorder)
+            .map(|release| (product, release))
+    }) else {
+        return does_not_work();
+    };
+    let version = version.to_string();
+    // As the version's payment link marks it, so the ledger knows a
+    // pre-order.
+    let mut metadata = crate::metadata::link_metadata(&product.slug, &version, release.preorder);
+    came_from.write_metadata(&mut metadata);
+    metadata.insert("promotion_code".to_owned(), offer.code.clone());
+    // The checkout asks for the email shop knows: the earlier purchase's.
+    let mut customer_email = None;
+    if let Some(from) = offer.metadata.get(crate::notify::UPGRADE_FROM) {
+        metadata.insert(crate::notify::UPGRADE_FROM.to_owned(), from.clone());
+        if let Ok(Some(earlier)) = purchase(app, from).await {
+            customer_email = Some(earlier.email.clone()).filter(|email| !email.is_empty());
+        }
+    }
+    let base = &store.settings.base_url;
+    let params = CreateCheckoutSession {
+        price: release.stripe_price.clone(),
+        success_url: format!("{base}/thanks?session_id={{CHECKOUT_SESSION_ID}}"),
+        cancel_url: Some(format!("{base}/")),
+        client_reference_id: Some(uuid::Uuid::new_v4().simple().to_string()),
+        // Stripe takes a code given or a field to type one, not both.
+        allow_promotion_codes: false,
+        promotion_code: Some(offer.id),
+        customer_email,
+        options: store.settings.checkout_options(),
+        metadata,
+        ..CreateCheckoutSession::default()
+    };
+    match app
+        .stripe_quick
+        .create_checkout_session(&params, &IdempotencyKey::random())
+        .await
+    {
+        Ok(session) => match session.url {
+            Some(url) => redirect(StatusCode::SEE_OTHER, &url),
+            None => unavailable(app),
+        },
+        Err(error) => log_unavailable(app, &error),
+    }
+}
+
+pub async fn thanks(app: Arc<App>, client: ClientKey, query: HashMap<String, String>) -> Answer {
+    let not_found = || {
+        html(
+            &app,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "<h1>We could not find that purchase</h1><p>If you paid, your link is on its way by email.</p>",
+        )
+    };
+    let Some(id) = query
+        .get("session_id")
+        .filter(|id| id.starts_with("cs_") && id.len() < 256)
+    else {
+        return not_found();
+    };
+    let key = format!("thanks:{client}");
+    let quota = Quota::of(app.store().settings.serve.limits.thanks);
+    match within_limits(&app, &[(key.as_str(), quota)]).await {
+        Ok(true) => {}
+        Ok(false) => return too_many(&app, 60),
+        Err(answer) => return answer,
+    }
+    if !app.stripe_call(client) {
+        return too_many(&app, 5);
+    }
+    // One call with a short deadline: a visitor waits on it. The charge
+    // comes with it, to see a refund the server has not heard of yet.
+    let session = match app
+        .stripe_quick
+        .checkout_session_expanded(id, &["payment_intent.latest_charge"])
+        .await
+    {
+        Ok(Some(session)) => session,
+        Ok(None) => return not_found(),
+        Err(error) => return log_unavailable(&app, &error),
+    };
+    if ours(&app, &session).is_none() || session.status.as_deref() != Some("complete") {
+        return not_found();
+    }
+    let Some(purchase) = fulfilled_purchase(&app, &session) else {
+        return html(
+            &app,
+            StatusCode::OK,
+            "Thank you",
+            "<h1>Thank you!</h1><p>Your payment is on its way. As soon as it clears, your download link will come by email.</p>",
+        );
+    };
+    let now = app.now();
+    let window = app.store().settings.serve.thanks_window as i64;
+    // A Checkout Session is paid at most a day after it was created.
+    if now - session.created > 86_400 + window {
+        return redirect(StatusCode::SEE_OTHER, "/lost?expired=1");
+    }
+    let revoked = match app.db.revoked(&purchase).await {
+        Ok(revoked) => revoked || charge_revoked(&session),
+        Err(error) => return log_unavailable(&app, &error),
+    };
+    let seen = match app.db.upsert_purchase(purchase, now).await {
+        Ok(seen) => seen,
+        Err(error) => return log_unavailable(&app, &error),
+    };
+    if now - seen > window {
+        // An old thanks address is no permanent link: ask by email.
+        return redirect(StatusCode::SEE_OTHER, "/lost?expired=1");
+    }
+    thanks_page(&app, &session, revoked)
+}
+
+/// Whether the session's charge (when expanded) was refunded in full or
+/// disputed: what closes downloads.
+fn charge_revoked(session: &CheckoutSession) -> bool {
+    session
+        .payment_intent
+        .as_ref()
+        .and_then(|intent| intent.object())
+        .and_then(|intent| intent.latest_charge.as_ref())
+        .and_then(|charge| charge.object())
+        .is_some_and(|charge| charge.refunded || charge.disputed)
+}
+
+/// Whether any of these files of `product` is stamped with the buyer's
+/// email when downloaded.
+pub(super) fn stamps_any<'a>(
+    store: &crate::store::Store,
+    product: &Product,
+    mut files: impl Iterator<Item = &'a str>,
+) -> bool {
+    store.stamping(product) != crate::store::StampMode::Off
+        && files.any(|name| crate::stamp::Format::of(name).is_some())
+}
+
+/// The thank-you page: what was bought, what it cost, where the receipt
+/// went, and the files as large buttons.
+fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
+    let Some(purchase) = fulfilled_purchase(app, session) else {
+        return not_found(app);
+    };
+    let store = app.store();
+    let Ok(bought) = store.product(&purchase.product) else {
+        return unavailable(app);
+    };
+    let waiting = bought.waiting_preorder(&purchase.version);
+    let link = app.link(&session.id);
+    let page = link
+        .strip_prefix(&store.settings.base_url)
+        .unwrap_or(&link)
+        .to_owned();
+    // Each product's newest files (one product, unless a bundle).
+    let mut files: Vec<crate::server::views::FileLink> = Vec::new();
+    let mut limits = Vec::new();
+    let mut stamped = false;
+    let held = held(&store, &purchase);
+    for held in held.iter().filter(|_| waiting.is_none() && !refunded) {
+        let Some(newest) = held.releases.last() else {
+            continue;
+        };
+        limits.push(held.product.download_limit);
+        stamped |= stamps_any(
+            &store,
+            held.product,
+            newest.assets.iter().map(|asset| asset.name.as_str()),
+        );
+        let query = link_query(&purchase, held.product, None);
+        files.extend(
+            newest
+                .assets
+                .iter()
+                .map(|asset| crate::server::views::FileLink {
+                    name: asset.name.clone(),
+                    product: bought.is_bundle().then(|| held.product.name.clone()),
+                    href: format!(
+                        "{page}/{}{query}",
+                        crate::net::encode_component(&asset.name)
+                    ),
+                    size: pages::human_size(asset.size),
+                    sha256: asset.sha256.clone(),
+                }),
+        );
+    }
+    let version = match (waiting, held.as_slice()) {
+        (Some(release), _) => release.version.to_string(),
+        _ if bought.is_bundle() => purchase.version.clone(),
+        (None, [one]) => match one.releases.last() {
+            Some(newest) => newest.version.to_string(),
+            None => return unavailable(app),
+        },
+        (None, _) => return unavailable(app),
+    };
+    limits.dedup();
+    let paid = purchase.paid.as_ref();
+    let money = |amount: i64, currency: &str| crate::store::money::display_amount(amount, currency);
+    let expires = app.now() + store.settings.link_lifetime as i64;
+    let context = crate::server::views::ThanksPage {
+        product: bought.name.clone(),
+        bought: purchase.version.clone(),
+        version,
+        refunded,
+        cover: bought
+            .cover
+            .as_ref()
+            .map(|_| format!("/cover/{}", bought.slug)),
+        stamped,
+        amount: paid.map(|paid| money(paid.amount, &paid.currency)),
+        discount: paid
+            .filter(|paid| paid.discount > 0)
+            .map(|paid| money(paid.discount, &paid.currency)),
+        tax: paid
+            .filter(|paid| paid.tax > 0)
+            .map(|paid| money(paid.tax, &paid.currency)),
+        order: crate::ledger::order_number(&session.id),
+        email: purchase.email.clone(),
+        preorder: waiting.is_some(),
+        out: waiting
+            .and_then(|release| release.out)
+            .map(crate::dates::human_date),
+        files,
+        // One limit for all the files, or none to state (a bundle's
+        // products may differ: the download page shows each).
+        limit: match limits.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        },
+        page,
+        expires: crate::dates::human_time(expires),
+        expires_at: crate::dates::timestamp(expires),
+    };
+    render(
+        app,
+        StatusCode::OK,
+        "Thank you",
+        "thanks.html",
+        minijinja::Value::from_serialize(&context),
+    )
+}

@@ -1,0 +1,661 @@
+//! The download page and the counted download of one file: ranges,
+//! local files, GitHub's (redirected or streamed), and stamped copies.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use warp::http::{HeaderValue, Method, Response, StatusCode, header};
+use warp::reply::Reply;
+
+use crate::github::Download;
+use crate::server::range::{self, Span};
+use crate::server::{App, Chosen, Files, pages};
+use crate::state::{Charge, Entitlement, FileKey};
+use crate::store::{Asset, Product, Release};
+
+use super::Answer;
+use super::access::{Held, authorize, held, link_query, preordered_page};
+use super::answers::{
+    exhausted, html, log_unavailable, redirect, refunded, refuse, text, unavailable,
+};
+use super::checkout::stamps_any;
+use super::meter::{CHUNK, Chunks, Metered, charge_stream, memory_chunks, open_at};
+
+/// The product and release a request names (`?product=`, `?version=`),
+/// among those the purchase may download; without a version, the newest.
+/// A bundle's purchase must name the product. The error is the page to
+/// answer with.
+#[allow(clippy::result_large_err)]
+fn chosen_release<'a>(
+    app: &App,
+    store: &'a crate::store::Store,
+    purchase: &Entitlement,
+    chosen: &Chosen,
+) -> Result<(Held<'a>, &'a Release), Answer> {
+    let mut held = held(store, purchase);
+    let index = match &chosen.product {
+        Some(slug) => held.iter().position(|h| &h.product.slug == slug),
+        None if held.len() == 1 => Some(0),
+        None => None,
+    };
+    let Some(held) = index.map(|index| held.swap_remove(index)) else {
+        return Err(refuse(
+            app,
+            StatusCode::NOT_FOUND,
+            "No such product",
+            "This purchase does not include that product.",
+        ));
+    };
+    let release = match &chosen.version {
+        Some(version) => held
+            .releases
+            .iter()
+            .find(|r| r.version.to_string() == *version)
+            .copied(),
+        None => held.releases.last().copied(),
+    };
+    match release {
+        Some(release) => Ok((held, release)),
+        None => Err(refuse(
+            app,
+            StatusCode::NOT_FOUND,
+            "No such version",
+            "This purchase does not include that version.",
+        )),
+    }
+}
+
+pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answer {
+    let (claims, purchase, store) = match authorize(&app, &token, true).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let Ok(bought) = store.product(&purchase.product) else {
+        return unavailable(&app);
+    };
+    if chosen.version.is_none()
+        && let Some(waiting) = bought.waiting_preorder(&purchase.version)
+    {
+        return preordered_page(&app, bought, waiting);
+    }
+    let expires = crate::dates::html_time(claims.expires);
+    // A bundle's page: each product's newest files, each under its own limit.
+    if bought.is_bundle() && chosen.product.is_none() {
+        let mut body = format!(
+            "<h1>{}</h1><p>Your bundle, version <strong>{}</strong>. This link works until <strong>{expires}</strong>.</p>",
+            pages::escape(&bought.name),
+            pages::escape(&purchase.version),
+        );
+        for held in held(&store, &purchase) {
+            let Some(newest) = held.releases.last().copied() else {
+                continue;
+            };
+            match files_section(&app, &token, &purchase, &held, newest, None).await {
+                Ok(section) => body.push_str(&section),
+                Err(page) => return page,
+            }
+        }
+        body.push_str(pages::LOST_NOTE);
+        return html(&app, StatusCode::OK, &bought.name, &body);
+    }
+    let (held, shown) = match chosen_release(&app, &store, &purchase, &chosen) {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let mut body = match files_section(&app, &token, &purchase, &held, shown, Some(&expires)).await
+    {
+        Ok(section) => section,
+        Err(page) => return page,
+    };
+    body.push_str(pages::LOST_NOTE);
+    html(&app, StatusCode::OK, &held.product.name, &body)
+}
+
+/// The files of one product of a purchase at `shown`, with what each has
+/// left, and links to the other versions it may download. With `expires`
+/// it is the page's heading; without, a section of a bundle's page.
+#[allow(clippy::result_large_err)]
+async fn files_section(
+    app: &App,
+    token: &str,
+    purchase: &Entitlement,
+    held: &Held<'_>,
+    shown: &Release,
+    expires: Option<&str>,
+) -> Result<String, Answer> {
+    let product = held.product;
+    let version = shown.version.to_string();
+    let latest = held
+        .releases
+        .last()
+        .is_some_and(|r| r.version == shown.version);
+    let mut files = Vec::new();
+    for asset in &shown.assets {
+        let key = FileKey::new(purchase, &product.slug, &version, &asset.name);
+        let (usage, extra) = app
+            .db
+            .usage(&key)
+            .await
+            .map_err(|error| log_unavailable(app, &error))?;
+        let allowed = product.download_limit + extra;
+        let query = link_query(purchase, product, (!latest).then_some(version.as_str()));
+        let href = format!(
+            "/d/{token}/{}{query}",
+            crate::net::encode_component(&asset.name)
+        );
+        // A stamped copy once made: its own size and checksum.
+        let (size, sha256) = app
+            .copies
+            .known(&purchase.id, product, shown, asset)
+            .unwrap_or_else(|| (asset.size, asset.sha256.clone()));
+        files.push(pages::FileRow {
+            name: asset.name.clone(),
+            size,
+            sha256,
+            left: usage.left(allowed, size),
+            allowed,
+            href,
+        });
+    }
+    let others: Vec<(String, String)> = held
+        .releases
+        .iter()
+        .filter(|r| r.version != shown.version)
+        .rev()
+        .map(|r| {
+            let version = r.version.to_string();
+            let query = link_query(purchase, product, Some(&version));
+            (version, format!("/d/{token}{query}"))
+        })
+        .collect();
+    let store = app.store();
+    Ok(pages::downloads(&pages::Downloads {
+        product,
+        shown,
+        bought: &held.bought,
+        files: &files,
+        others: &others,
+        expires,
+        stamped: stamps_any(
+            &store,
+            product,
+            shown.assets.iter().map(|asset| asset.name.as_str()),
+        ),
+    }))
+}
+
+/// The entity tag of a released file: its hash never changes.
+fn etag(asset: &Asset) -> String {
+    format!("\"{}\"", &asset.sha256[..asset.sha256.len().min(32)])
+}
+
+pub async fn download(
+    token: String,
+    file: String,
+    method: Method,
+    app: Arc<App>,
+    chosen: Chosen,
+    range: Option<String>,
+    if_range: Option<String>,
+) -> Answer {
+    let head = method == Method::HEAD;
+    // A GET is charged in one transaction that also checks revocation.
+    let (_, purchase, store) = match authorize(&app, &token, head).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let (held, release) = match chosen_release(&app, &store, &purchase, &chosen) {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let product = held.product;
+    // Names with spaces or any letter arrive percent-encoded.
+    let name = percent_encoding::percent_decode_str(&file).decode_utf8();
+    let Some(asset) = name
+        .ok()
+        .and_then(|name| release.assets.iter().find(|asset| asset.name == name))
+    else {
+        return refuse(
+            &app,
+            StatusCode::NOT_FOUND,
+            "No such file",
+            "This purchase has no file of that name.",
+        );
+    };
+    let version = release.version.to_string();
+    let key = FileKey::new(&purchase, &product.slug, &version, &asset.name);
+    let limit = product.download_limit;
+    if let Some(licence) = licence(&app, &store, product, &purchase, &asset.name) {
+        return stamped_download(
+            &app, product, release, asset, key, licence, head, range, if_range,
+        )
+        .await;
+    }
+    let span = range::requested(
+        range.as_deref(),
+        if_range.as_deref(),
+        &etag(asset),
+        asset.size,
+    );
+    if span == Span::Unsatisfiable {
+        return unsatisfiable(asset.size);
+    }
+    let (start, length) = span.bounds(asset.size);
+    if head {
+        // What a GET would get, without using anything. A redirect's URL is
+        // a credential: HEAD describes the file instead.
+        let (usage, extra) = match app.db.usage(&key).await {
+            Ok(found) => found,
+            Err(error) => return log_unavailable(&app, &error),
+        };
+        let allowed = limit + extra;
+        // On GitHub a whole file is a redirect, a range streamed.
+        let admitted = match (&app.files_from, span) {
+            (Files::GitHub { .. }, Span::Whole) => {
+                crate::downloads::admit_redirect(usage, allowed, asset.size)
+            }
+            _ => crate::downloads::admit_stream(usage, allowed, asset.size, start, length),
+        };
+        if !admitted {
+            return exhausted(&app);
+        }
+        return file_headers(Response::new(Bytes::new().into()), asset, span);
+    }
+    match &app.files_from {
+        Files::GitHub { client } => {
+            let Some(id) = asset.github_asset_id else {
+                return log_unavailable(
+                    &app,
+                    &std::io::Error::other("the release records no GitHub asset id"),
+                );
+            };
+            let from = OnGitHub {
+                client,
+                id,
+                asset,
+                key,
+                limit,
+            };
+            match span {
+                Span::Whole => redirect_to_github(&app, from, &purchase.id, &version).await,
+                _ => stream_from_github(&app, from, span).await,
+            }
+        }
+        Files::Local(dir) => {
+            let path = dir.join(&product.slug).join(&version).join(&asset.name);
+            let meter = match charge_stream(&app, key, limit, asset.size, start, length).await {
+                Ok(meter) => meter,
+                Err(answer) => return answer,
+            };
+            let body = match app.cached_file(&path, asset.size).await {
+                Some(bytes) => memory_chunks(bytes, start, length),
+                None => match open_at(&path, start).await {
+                    Ok(file) => Box::pin(crate::file_stream::chunks(file, length, CHUNK)) as Chunks,
+                    Err(error) => {
+                        // Nothing went out: the meter gives it all back.
+                        drop(meter);
+                        return log_unavailable(&app, &error);
+                    }
+                },
+            };
+            let body = Metered::new(body, meter);
+            file_headers(warp::reply::stream(body).into_response(), asset, span)
+        }
+    }
+}
+
+/// A file of a release on GitHub, as a download asks for it.
+struct OnGitHub<'a> {
+    client: &'a crate::github::GitHub,
+    id: u64,
+    asset: &'a Asset,
+    key: FileKey,
+    limit: u32,
+}
+
+/// The whole file: a 302 to GitHub's short-lived URL (no bytes through
+/// the server), counted as one whole download once there is a URL to give.
+async fn redirect_to_github(
+    app: &Arc<App>,
+    from: OnGitHub<'_>,
+    purchase: &str,
+    version: &str,
+) -> Answer {
+    let OnGitHub {
+        client,
+        id,
+        asset,
+        key,
+        limit,
+    } = from;
+    // A link that is used up is told so without asking GitHub (whose rate
+    // limit is shared by every buyer).
+    match app.db.redirects_used_up(&key, limit, asset.size).await {
+        Ok(true) => return exhausted(app),
+        Ok(false) => {}
+        Err(error) => return log_unavailable(app, &error),
+    }
+    // The URL first: a download is counted only when there is one to give;
+    // if GitHub fails, nothing is counted.
+    let link = match app.cached_link(id) {
+        Some(url) => Download::Redirect { url, expires: None },
+        None => match asset_download(client, id).await {
+            Ok(Download::Redirect { url, expires }) => {
+                app.cache_link(id, &url, expires);
+                Download::Redirect { url, expires }
+            }
+            Ok(body) => body,
+            Err(error) => return github_unavailable(app, &error),
+        },
+    };
+    let charged = app
+        .db
+        .charge_redirect(key, limit, asset.size, app.now())
+        .await;
+    match (charged, link) {
+        (Ok(Charge::Admitted), Download::Redirect { url, .. }) => {
+            tracing::info!(%purchase, file = %asset.name, %version, "download (redirect)");
+            redirect(StatusCode::FOUND, &url)
+        }
+        (Ok(Charge::Admitted), Download::Body { response, .. }) => {
+            // GitHub sent the bytes: streamed through, never held.
+            tracing::info!(%purchase, file = %asset.name, %version, "download (through)");
+            let stream = response
+                .bytes_stream()
+                .map(|chunk| chunk.map_err(std::io::Error::other));
+            file_headers(
+                warp::reply::stream(stream).into_response(),
+                asset,
+                Span::Whole,
+            )
+        }
+        (Ok(Charge::Exhausted), _) => exhausted(app),
+        (Ok(Charge::Revoked), _) => refunded(app),
+        (Err(error), _) => log_unavailable(app, &error),
+    }
+}
+
+/// A range of the file (a resume, a download manager's part): a redirect
+/// would hand out the whole file again, so the range is streamed from
+/// GitHub's CDN through the server and counted by the bytes sent, as a
+/// local file is. Charged before the CDN is asked; what does not reach
+/// the buyer, GitHub failing included, is given back.
+async fn stream_from_github(app: &Arc<App>, from: OnGitHub<'_>, span: Span) -> Answer {
+    let OnGitHub {
+        client,
+        id,
+        asset,
+        key,
+        limit,
+    } = from;
+    let (start, length) = span.bounds(asset.size);
+    let meter = match charge_stream(app, key, limit, asset.size, start, length).await {
+        Ok(meter) => meter,
+        Err(answer) => return answer,
+    };
+    let (response, skip) = match app.cached_link(id) {
+        Some(url) => match client.cdn_range(&url, start, length).await {
+            Ok(ranged) => (ranged.response, ranged.skip),
+            Err(error) => return github_unavailable(app, &error),
+        },
+        None => match asset_download(client, id).await {
+            Ok(Download::Redirect { url, expires }) => {
+                app.cache_link(id, &url, expires);
+                match client.cdn_range(&url, start, length).await {
+                    Ok(ranged) => (ranged.response, ranged.skip),
+                    Err(error) => return github_unavailable(app, &error),
+                }
+            }
+            // GitHub sent the whole file itself: its part is cut out.
+            Ok(Download::Body { response, .. }) => (response, start),
+            Err(error) => return github_unavailable(app, &error),
+        },
+    };
+    let body = Metered::new(
+        Box::pin(part_of(response.bytes_stream(), skip, length)),
+        meter,
+    );
+    file_headers(warp::reply::stream(body).into_response(), asset, span)
+}
+
+/// `length` bytes of `stream` after its first `skip`.
+fn part_of(
+    stream: impl Stream<Item = reqwest::Result<Bytes>> + Send + Sync + 'static,
+    skip: u64,
+    length: u64,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static {
+    stream
+        .map(|chunk| chunk.map_err(std::io::Error::other))
+        .scan((skip, length), |(skip, left), chunk| {
+            if *left == 0 {
+                return std::future::ready(None);
+            }
+            let chunk = chunk.map(|mut bytes| {
+                let dropped = (*skip).min(bytes.len() as u64);
+                *skip -= dropped;
+                let mut bytes = bytes.split_off(dropped as usize);
+                bytes.truncate((*left).min(bytes.len() as u64) as usize);
+                *left -= bytes.len() as u64;
+                bytes
+            });
+            std::future::ready(Some(chunk))
+        })
+        .filter(|chunk| std::future::ready(!matches!(chunk, Ok(bytes) if bytes.is_empty())))
+}
+
+/// The answer to a range outside a file of `size` bytes.
+fn unsatisfiable(size: u64) -> Answer {
+    let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+    if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        response.headers_mut().insert(header::CONTENT_RANGE, value);
+    }
+    response
+}
+
+/// What a buyer's copy of `file` says, when the product stamps it.
+fn licence(
+    app: &App,
+    store: &crate::store::Store,
+    product: &Product,
+    purchase: &Entitlement,
+    file: &str,
+) -> Option<crate::stamp::Licence> {
+    use crate::store::StampMode;
+    let mode = store.stamping(product);
+    if mode == StampMode::Off || crate::stamp::Format::of(file).is_none() {
+        return None;
+    }
+    let date = crate::dates::timestamp(purchase.created);
+    Some(crate::stamp::Licence {
+        text: crate::stamp::line(
+            &store.settings.stamp.text,
+            &purchase.email,
+            "",
+            &crate::ledger::order_number(&purchase.id),
+            date.get(..10).unwrap_or(&date),
+        ),
+        mark: crate::tokens::stamp_mark(&app.keys[0], &purchase.id),
+        every_page: mode == StampMode::EveryPage,
+    })
+}
+
+/// A stamped file: the buyer's own copy, made on the first download and
+/// streamed like any streamed file (bytes counted, ranges, resumes).
+#[allow(clippy::too_many_arguments)]
+async fn stamped_download(
+    app: &Arc<App>,
+    product: &Product,
+    release: &Release,
+    asset: &Asset,
+    key: FileKey,
+    licence: crate::stamp::Licence,
+    head: bool,
+    range: Option<String>,
+    if_range: Option<String>,
+) -> Answer {
+    use crate::server::stamped::{Part, Source};
+    let source = match &app.files_from {
+        Files::Local(dir) => Source::Local(
+            dir.join(&product.slug)
+                .join(release.version.to_string())
+                .join(&asset.name),
+        ),
+        Files::GitHub { client } => Source::GitHub(client),
+    };
+    let copy = match app
+        .copies
+        .copy(source, &key.purchase, product, release, asset, licence)
+        .await
+    {
+        Ok(copy) => copy,
+        Err(message) => return log_unavailable(app, &std::io::Error::other(message)),
+    };
+    let tag = format!("\"{}\"", &copy.sha256[..32]);
+    let span = range::requested(range.as_deref(), if_range.as_deref(), &tag, copy.size);
+    if span == Span::Unsatisfiable {
+        return unsatisfiable(copy.size);
+    }
+    let (start, length) = span.bounds(copy.size);
+    let limit = product.download_limit;
+    if head {
+        let (usage, extra) = match app.db.usage(&key).await {
+            Ok(found) => found,
+            Err(error) => return log_unavailable(app, &error),
+        };
+        if !crate::downloads::admit_stream(usage, limit + extra, copy.size, start, length) {
+            return exhausted(app);
+        }
+        return headers_of(
+            Response::new(Bytes::new().into()),
+            &asset.name,
+            copy.size,
+            &tag,
+            span,
+        );
+    }
+    let meter = match charge_stream(app, key, limit, copy.size, start, length).await {
+        Ok(meter) => meter,
+        Err(answer) => return answer,
+    };
+    // The parts that hold [start, start + length), each from its offset.
+    let mut body: Chunks = Box::pin(futures_util::stream::empty());
+    let (mut offset, mut left) = (start, length);
+    for part in &copy.parts {
+        let part_size = match part {
+            Part::File(_, size) => *size,
+            Part::Memory(bytes) => bytes.len() as u64,
+        };
+        if left == 0 {
+            break;
+        }
+        if offset >= part_size {
+            offset -= part_size;
+            continue;
+        }
+        let take = left.min(part_size - offset);
+        let chunks = match part {
+            Part::Memory(bytes) => memory_chunks(bytes.clone(), offset, take),
+            Part::File(path, _) => match open_at(path, offset).await {
+                Ok(file) => Box::pin(crate::file_stream::chunks(file, take, CHUNK)) as Chunks,
+                Err(error) => {
+                    drop(meter);
+                    return log_unavailable(app, &error);
+                }
+            },
+        };
+        body = Box::pin(body.chain(chunks));
+        left -= take;
+        offset = 0;
+    }
+    let body = Metered::new(body, meter);
+    headers_of(
+        warp::reply::stream(body).into_response(),
+        &asset.name,
+        copy.size,
+        &tag,
+        span,
+    )
+}
+
+/// Asks GitHub where an asset is, trying once more after a moment when
+/// GitHub failed on its side or could not be reached (not when it limits
+/// the rate: the buyer is told when to come back instead).
+async fn asset_download(
+    client: &crate::github::GitHub,
+    id: u64,
+) -> Result<Download, crate::github::GitHubError> {
+    use crate::github::GitHubError;
+    match client.asset_download(id).await {
+        Err(GitHubError::Unreachable { .. }) | Err(GitHubError::Api { status: 500.., .. }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            client.asset_download(id).await
+        }
+        other => other,
+    }
+}
+
+/// GitHub could not give a file: nothing was counted; the buyer is told
+/// when to try again (GitHub's own time for a rate limit).
+fn github_unavailable(app: &App, error: &crate::github::GitHubError) -> Answer {
+    let mut response = log_unavailable(app, error);
+    if let Some(until) = error.retry_at() {
+        let seconds = until
+            .duration_since(std::time::SystemTime::now())
+            .map_or(1, |wait| wait.as_secs().max(1));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// The headers of a file answer (its length, type, name and range): the
+/// same for GET and HEAD.
+fn file_headers(response: Answer, asset: &Asset, span: Span) -> Answer {
+    headers_of(response, &asset.name, asset.size, &etag(asset), span)
+}
+
+/// The headers of a file of `size` bytes named `name`.
+fn headers_of(mut response: Answer, name: &str, size: u64, tag: &str, span: Span) -> Answer {
+    let (start, length) = span.bounds(size);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::store::content_type(name)),
+    );
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(value) = HeaderValue::from_str(tag) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = format!(
+        "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+        ascii.replace(['"', '\\'], "_"),
+        crate::net::encode_component(name)
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    if let Span::Part { end, .. } = span {
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
+            headers.insert(header::CONTENT_RANGE, value);
+        }
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    response
+}

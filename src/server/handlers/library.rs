@@ -1,0 +1,152 @@
+//! The buyer's library: everything an address bought, by a signed,
+//! expiring link.
+
+use std::sync::Arc;
+
+use warp::http::StatusCode;
+
+use crate::server::App;
+use crate::state::{Entitlement, FileKey};
+use crate::store::Product;
+use crate::tokens::{self, TokenError};
+
+use super::Answer;
+use super::access::{held, link_query};
+use super::answers::{invalid_link, log_unavailable, refuse, render, same_origin_referrer};
+
+/// What a library token's claim starts with (a purchase's is `cs_`).
+pub const LIBRARY_PREFIX: &str = "lib_";
+
+/// The buyer's library: everything an address bought, reached only by the
+/// signed, expiring link that `/lost` mails.
+pub async fn library(token: String, app: Arc<App>) -> Answer {
+    let claims = match tokens::verify(&app.keys, &token, app.now()) {
+        Ok(claims) => claims,
+        Err(TokenError::Invalid) => return invalid_link(&app),
+        Err(TokenError::Expired { .. }) => {
+            return refuse(
+                &app,
+                StatusCode::GONE,
+                "This link has expired",
+                "Library links stop working after a while. Ask for a new one below.",
+            );
+        }
+    };
+    let Some(id) = claims.purchase.strip_prefix(LIBRARY_PREFIX) else {
+        return invalid_link(&app);
+    };
+    let email = match app.db.library_email(id).await {
+        Ok(Some(email)) => email,
+        Ok(None) => return invalid_link(&app),
+        Err(error) => return log_unavailable(&app, &error),
+    };
+    let purchases = match app.purchases_by(&email).await {
+        Ok(found) => found,
+        Err(error) => return log_unavailable(&app, error.as_ref()),
+    };
+    let store = app.store();
+    let mut items = Vec::with_capacity(purchases.len());
+    for (id, (slug, version, created)) in &purchases {
+        let Ok(bought) = store.product(slug) else {
+            continue;
+        };
+        let purchase = match app.db.purchase(id).await {
+            Ok(Some(known)) => (*known).clone(),
+            Ok(None) => Entitlement {
+                id: id.clone(),
+                email: email.clone(),
+                product: slug.clone(),
+                version: version.clone(),
+                payment_intent: None,
+                created: *created,
+                paid: None,
+            },
+            Err(error) => return log_unavailable(&app, &error),
+        };
+        let refunded = match app.db.revoked(&purchase).await {
+            Ok(revoked) => revoked,
+            Err(error) => return log_unavailable(&app, &error),
+        };
+        let cover = |product: &Product| {
+            product
+                .cover
+                .as_ref()
+                .map(|_| format!("/cover/{}", product.slug))
+        };
+        // A pre-order not out yet: a line with its day, no files.
+        if let Some(waiting) = bought.waiting_preorder(version) {
+            items.push(crate::server::views::LibraryItem {
+                product: bought.name.clone(),
+                bundle: None,
+                bought: version.clone(),
+                date: crate::dates::human_day(*created),
+                order: crate::ledger::order_number(id),
+                refunded,
+                preorder: true,
+                out: waiting.out.map(crate::dates::human_date),
+                cover: cover(bought),
+                newest: String::new(),
+                left: String::new(),
+                href: String::new(),
+            });
+            continue;
+        }
+        // A bundle's purchase: a line per product it gives.
+        for held in held(&store, &purchase) {
+            let Some(newest) = held.releases.last().copied() else {
+                continue;
+            };
+            let product = held.product;
+            let newest_version = newest.version.to_string();
+            let mut fewest: Option<(u32, u32)> = None;
+            for asset in &newest.assets {
+                let key = FileKey::new(&purchase, &product.slug, &newest_version, &asset.name);
+                let (usage, extra) = match app.db.usage(&key).await {
+                    Ok(found) => found,
+                    Err(error) => return log_unavailable(&app, &error),
+                };
+                let allowed = product.download_limit + extra;
+                let left = usage.left(allowed, asset.size);
+                if fewest.is_none_or(|(fewest, _)| left < fewest) {
+                    fewest = Some((left, allowed));
+                }
+            }
+            let link = app.link(id);
+            let href = format!(
+                "{}{}",
+                link.strip_prefix(&store.settings.base_url).unwrap_or(&link),
+                link_query(&purchase, product, None)
+            );
+            items.push(crate::server::views::LibraryItem {
+                product: product.name.clone(),
+                bundle: bought.is_bundle().then(|| bought.name.clone()),
+                bought: held.bought,
+                date: crate::dates::human_day(*created),
+                order: crate::ledger::order_number(id),
+                refunded,
+                preorder: false,
+                out: None,
+                cover: cover(product),
+                newest: newest_version,
+                left: fewest.map_or_else(String::new, |(left, allowed)| {
+                    format!("{left} of {allowed} downloads left")
+                }),
+                href,
+            });
+        }
+    }
+    let context = crate::server::views::LibraryPage {
+        shop: store.settings.name.clone(),
+        email,
+        expires: crate::dates::human_time(claims.expires),
+        expires_at: crate::dates::timestamp(claims.expires),
+        items,
+    };
+    same_origin_referrer(render(
+        &app,
+        StatusCode::OK,
+        "Your library",
+        "library.html",
+        minijinja::Value::from_serialize(&context),
+    ))
+}

@@ -1,0 +1,136 @@
+//! Lost links: `/lost` mails a buyer their library, limited per client
+//! and per address, and only from the shop's own pages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warp::http::StatusCode;
+
+use crate::server::client::ClientKey;
+use crate::server::{App, pages};
+use crate::state::Quota;
+
+use super::Answer;
+use super::answers::{html, same_origin_referrer, text, within_limits};
+
+/// Lost-link mails one address may be sent an hour, whoever asks: what
+/// keeps a stranger from filling a buyer's inbox. (How often one client
+/// may ask is `[serve] lost_limit`; nothing is counted for everyone
+/// together, so no stranger can spend what a buyer needs.)
+const LOST_PER_ADDRESS: Quota = Quota::per_hour(3);
+
+pub async fn lost_form(app: Arc<App>, query: HashMap<String, String>) -> Answer {
+    let note = query.contains_key("expired").then_some(
+        "The page after buying opens your downloads only for a while. Enter your address and we will email your links.",
+    );
+    same_origin_referrer(html(
+        &app,
+        StatusCode::OK,
+        "Lost your link?",
+        &pages::lost_form(note),
+    ))
+}
+
+/// The origin (`scheme://host[:port]`) of a URL.
+fn origin_of(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&url[..scheme.len() + 3 + end])
+}
+
+/// Whether a POST comes from the shop's own pages: a browser names the
+/// page's origin in `Origin` (or else `Referer`); a request without either
+/// is not a browser's, which no origin check could stop anyway.
+fn same_origin(base_url: &str, origin: Option<&str>, referer: Option<&str>) -> bool {
+    let ours = origin_of(base_url).unwrap_or(base_url);
+    match (origin, referer) {
+        (Some(origin), _) => origin.trim_end_matches('/').eq_ignore_ascii_case(ours),
+        (None, Some(referer)) => origin_of(referer).is_some_and(|o| o.eq_ignore_ascii_case(ours)),
+        (None, None) => true,
+    }
+}
+
+pub async fn lost(
+    app: Arc<App>,
+    client: ClientKey,
+    origin: Option<String>,
+    referer: Option<String>,
+    form: HashMap<String, String>,
+) -> Answer {
+    if !same_origin(
+        &app.store().settings.base_url,
+        origin.as_deref(),
+        referer.as_deref(),
+    ) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "this form only works on its own page",
+        );
+    }
+    let email = form
+        .get("email")
+        .map(|e| e.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if crate::store::settings::check_email(&email).is_err() {
+        return same_origin_referrer(html(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "Lost your link?",
+            &pages::lost_form(Some("Please enter the email address you bought with.")),
+        ));
+    }
+    let (by_address, by_client) = (format!("lost:{email}"), format!("lost-client:{client}"));
+    let checks = [
+        (by_address.as_str(), LOST_PER_ADDRESS),
+        (
+            by_client.as_str(),
+            Quota::of(app.store().settings.serve.limits.lost),
+        ),
+    ];
+    let allowed = match within_limits(&app, &checks).await {
+        Ok(allowed) => allowed,
+        Err(answer) => return answer,
+    };
+    if !allowed {
+        return html(
+            &app,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Please wait",
+            "<h1>Please wait a while</h1><p>We have had several requests for this address or from your network. Try again in an hour.</p>",
+        );
+    }
+    // Noted, not looked up: the same work now whether or not the address
+    // bought anything; the look-up comes on its own schedule (`lost`).
+    app.lost.note(email);
+    same_origin_referrer(html(
+        &app,
+        StatusCode::OK,
+        "Check your email",
+        "<h1>Check your email</h1><p>If that address bought anything here, we have sent fresh download links to it. They should arrive within a few minutes.</p>",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_shops_own_pages_may_post() {
+        let base = "https://books.example";
+        assert!(same_origin(base, Some("https://books.example"), None));
+        assert!(same_origin(base, None, Some("https://books.example/lost")));
+        assert!(same_origin(base, None, None));
+        assert!(!same_origin(base, Some("https://evil.example"), None));
+        assert!(!same_origin(base, Some("null"), None));
+        assert!(!same_origin(
+            base,
+            None,
+            Some("https://books.example.evil.example/")
+        ));
+        assert!(!same_origin(
+            "http://127.0.0.1:8080",
+            Some("http://127.0.0.1:9090"),
+            None
+        ));
+    }
+}
