@@ -72,6 +72,108 @@ pub fn admit_redirect(usage: Usage, allowed: u32, size: u64) -> bool {
     usage.used_bytes(size).saturating_add(size) <= budget
 }
 
+/// What a request asks of one file of one purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// `length` bytes from byte `start` of a file of `size` bytes, sent
+    /// through the server; `limit` is the product's download limit.
+    Stream {
+        limit: u32,
+        size: u64,
+        start: u64,
+        length: u64,
+    },
+    /// A URL to the whole file, handed out at `now`.
+    Redirect { limit: u32, size: u64, now: i64 },
+    /// Bytes a streamed answer was charged and did not send.
+    Refund { bytes: u64 },
+}
+
+/// What the download rule answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// Counted: it may go out.
+    Admitted,
+    /// The purchase has used what it may.
+    Exhausted,
+    /// Refunded or disputed.
+    Revoked,
+}
+
+/// One file of one purchase, as the state holds it while a charge is
+/// decided (inside the writer's transaction, or its row locked).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    pub usage: Usage,
+    /// When the last counted redirect went (kept for the record).
+    pub last_redirect: Option<i64>,
+    /// Downloads granted on top of the product's limit.
+    pub extra: u32,
+    /// The payment was refunded or disputed.
+    pub revoked: bool,
+}
+
+/// The outcome of one ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub charge: Charge,
+    /// The standing changed and must be written.
+    pub changed: bool,
+    /// A redirect asked for a file that cannot be redirected again: the
+    /// server stops offering its URL until something changes.
+    pub used_up: bool,
+}
+
+/// The download rule, applied: decides one ask on `file` and changes it as
+/// the ask uses it. Both state back ends call this inside their writer,
+/// and a HEAD request calls it on a copy, so the rule is written once.
+pub fn apply(file: &mut Standing, ask: Ask) -> Decision {
+    let charge = match ask {
+        Ask::Refund { bytes } => {
+            file.usage.bytes = file.usage.bytes.saturating_sub(bytes);
+            return Decision {
+                charge: Charge::Admitted,
+                changed: true,
+                used_up: false,
+            };
+        }
+        _ if file.revoked => Charge::Revoked,
+        Ask::Stream {
+            limit,
+            size,
+            start,
+            length,
+        } => {
+            if admit_stream(file.usage, limit + file.extra, size, start, length) {
+                file.usage.bytes += length;
+                Charge::Admitted
+            } else {
+                Charge::Exhausted
+            }
+        }
+        Ask::Redirect { limit, size, now } => {
+            if admit_redirect(file.usage, limit + file.extra, size) {
+                file.usage.whole += 1;
+                file.last_redirect = Some(now);
+                Charge::Admitted
+            } else {
+                Charge::Exhausted
+            }
+        }
+    };
+    let used_up = match ask {
+        Ask::Redirect { limit, size, .. } => {
+            charge == Charge::Exhausted || !admit_redirect(file.usage, limit + file.extra, size)
+        }
+        _ => false,
+    };
+    Decision {
+        charge,
+        changed: charge == Charge::Admitted,
+        used_up,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +256,7 @@ mod tests {
             allowed in 1u32..8,
             requests in proptest::collection::vec(request(), 0..200),
         ) {
-            let mut usage = Usage::default();
+            let mut file = Standing::default();
             let mut sent: u64 = 0;
             let mut whole_fresh = 0u32;
             for request in requests {
@@ -172,16 +274,17 @@ mod tests {
                         (start, end - start + 1, cut)
                     }
                 };
-                if !admit_stream(usage, allowed, size, start, length) {
+                let before = file.usage;
+                let ask = Ask::Stream { limit: allowed, size, start, length };
+                if apply(&mut file, ask).charge != Charge::Admitted {
                     continue;
                 }
-                if start == 0 && length == size && usage.used_bytes(size) >= u64::from(allowed) * size {
+                if start == 0 && length == size && before.used_bytes(size) >= u64::from(allowed) * size {
                     whole_fresh += 1;
                 }
                 // Charged whole, then given back what was not sent.
                 let delivered = length * u64::from(cut) / 1000;
-                usage.bytes += length;
-                usage.bytes -= length - delivered;
+                apply(&mut file, Ask::Refund { bytes: length - delivered });
                 sent += delivered;
             }
             prop_assert!(sent <= (u64::from(allowed) + 1) * size, "sent {sent}");
@@ -198,16 +301,21 @@ mod tests {
             allowed in 1u32..8,
             requests in proptest::collection::vec(request(), 0..200),
         ) {
-            let mut usage = Usage::default();
+            let mut file = Standing::default();
             let (mut urls, mut streamed) = (0u64, 0u64);
-            for request in requests {
+            for (now, request) in requests.into_iter().enumerate() {
                 match request {
                     Request::Head => continue,
                     Request::Whole { .. } => {
-                        if admit_redirect(usage, allowed, size) {
-                            usage.whole += 1;
+                        let ask = Ask::Redirect { limit: allowed, size, now: now as i64 };
+                        let decision = apply(&mut file, ask);
+                        if decision.charge == Charge::Admitted {
                             urls += 1;
+                            prop_assert_eq!(file.last_redirect, Some(now as i64));
                         }
+                        // Used up exactly when the next redirect is refused.
+                        let next = apply(&mut file.clone(), ask).charge;
+                        prop_assert_eq!(decision.used_up, next == Charge::Exhausted);
                     }
                     Request::Range { start, end, cut } => {
                         if start >= size {
@@ -218,11 +326,12 @@ mod tests {
                             continue;
                         }
                         let length = end - start + 1;
-                        if !admit_stream(usage, allowed, size, start, length) {
+                        let ask = Ask::Stream { limit: allowed, size, start, length };
+                        if apply(&mut file, ask).charge != Charge::Admitted {
                             continue;
                         }
                         let delivered = length * u64::from(cut) / 1000;
-                        usage.bytes += delivered;
+                        apply(&mut file, Ask::Refund { bytes: length - delivered });
                         streamed += delivered;
                     }
                 }
@@ -283,6 +392,37 @@ mod tests {
                 }
             }
             prop_assert!(!admit_stream(usage, allowed, size, 0, size));
+        }
+    }
+
+    proptest! {
+        /// A refunded or disputed payment is admitted nothing, and nothing
+        /// of its standing changes but what a refund gives back.
+        #[test]
+        fn a_revoked_file_admits_nothing(
+            size in 1u64..5000,
+            allowed in 1u32..8,
+            whole in 0u32..8,
+            bytes in 0u64..20_000,
+            start in 0u64..5000,
+            now in 0i64..1000,
+        ) {
+            let standing = Standing {
+                usage: Usage { bytes, whole },
+                last_redirect: None,
+                extra: 0,
+                revoked: true,
+            };
+            for ask in [
+                Ask::Stream { limit: allowed, size, start: start.min(size - 1), length: size - start.min(size - 1) },
+                Ask::Redirect { limit: allowed, size, now },
+            ] {
+                let mut file = standing;
+                let decision = apply(&mut file, ask);
+                prop_assert_eq!(decision.charge, Charge::Revoked);
+                prop_assert!(!decision.changed);
+                prop_assert_eq!(file, standing);
+            }
         }
     }
 }

@@ -112,16 +112,9 @@ impl FileKey {
     }
 }
 
-/// What charging a download found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Charge {
-    /// Counted: it may go out.
-    Admitted,
-    /// The purchase has used what it may.
-    Exhausted,
-    /// Refunded or disputed.
-    Revoked,
-}
+use crate::downloads::Ask;
+/// What charging a download found (the download rule's answer).
+pub use crate::downloads::Charge;
 
 /// A message waiting to be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,12 +385,18 @@ impl Db {
         start: u64,
         length: u64,
     ) -> Result<Charge, StateError> {
-        either!(self, db => db.charge_stream(key, limit, size, start, length).await)
+        let ask = Ask::Stream {
+            limit,
+            size,
+            start,
+            length,
+        };
+        self.charge(key, ask).await
     }
 
     /// Gives back `bytes` a streamed request was charged but did not send.
     pub async fn refund_stream(&self, key: FileKey, bytes: u64) -> Result<(), StateError> {
-        either!(self, db => db.refund_stream(key, bytes).await)
+        self.charge(key, Ask::Refund { bytes }).await.map(drop)
     }
 
     /// Counts a redirect to a file of `size` bytes: one whole download.
@@ -408,7 +407,13 @@ impl Db {
         size: u64,
         now: i64,
     ) -> Result<Charge, StateError> {
-        either!(self, db => db.charge_redirect(key, limit, size, now).await)
+        self.charge(key, Ask::Redirect { limit, size, now }).await
+    }
+
+    /// One ask of the download rule ([`crate::downloads::apply`]), decided
+    /// and written by the back end's writer.
+    async fn charge(&self, key: FileKey, ask: Ask) -> Result<Charge, StateError> {
+        either!(self, db => db.charge(key, ask).await)
     }
 
     pub async fn revoked(&self, purchase: &Entitlement) -> Result<bool, StateError> {

@@ -36,7 +36,7 @@ use tokio_postgres::types::ToSql;
 use super::{
     Charge, Entitlement, Event, FileKey, MAIL_LEASE, Paid, QueuedMail, StateError, limits,
 };
-use crate::downloads::{self, Usage};
+use crate::downloads::{self, Ask, Standing, Usage};
 use crate::secret::Secret;
 
 /// Connections per server.
@@ -551,41 +551,9 @@ impl Postgres {
         &self.used_up
     }
 
-    pub async fn charge_stream(
-        &self,
-        key: FileKey,
-        limit: u32,
-        size: u64,
-        start: u64,
-        length: u64,
-    ) -> Result<Charge, StateError> {
-        let ask = Ask::Stream {
-            limit,
-            size,
-            start,
-            length,
-        };
-        self.charge(key, ask).await
-    }
-
-    pub async fn refund_stream(&self, key: FileKey, bytes: u64) -> Result<(), StateError> {
-        self.charge(key, Ask::Refund { bytes }).await.map(drop)
-    }
-
-    pub async fn charge_redirect(
-        &self,
-        key: FileKey,
-        limit: u32,
-        size: u64,
-        now: i64,
-    ) -> Result<Charge, StateError> {
-        let ask = Ask::Redirect { limit, size, now };
-        self.charge(key, ask).await
-    }
-
     /// Hands a charge to this server's charger (started on the runtime of
     /// the first charge) and waits for its commit.
-    async fn charge(&self, key: FileKey, ask: Ask) -> Result<Charge, StateError> {
+    pub(super) async fn charge(&self, key: FileKey, ask: Ask) -> Result<Charge, StateError> {
         let charger = self.charger.get_or_init(|| {
             let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
             tokio::spawn(charge_loop(
@@ -1016,26 +984,6 @@ struct ChargeJob {
     reply: tokio::sync::oneshot::Sender<Result<Charge, String>>,
 }
 
-/// What a charge asks for.
-#[derive(Debug, Clone, Copy)]
-enum Ask {
-    Stream {
-        limit: u32,
-        size: u64,
-        start: u64,
-        length: u64,
-    },
-    Redirect {
-        limit: u32,
-        size: u64,
-        now: i64,
-    },
-    /// Bytes a streamed answer was charged and did not send.
-    Refund {
-        bytes: u64,
-    },
-}
-
 /// Most charges committed together.
 const BATCH: usize = 256;
 
@@ -1260,7 +1208,7 @@ async fn allow_on(
 /// A batch's files as locked and read, in their ids' order (the order
 /// they were locked and are written in): each file's id, its standing,
 /// and whether a charge changed it.
-type Files = Vec<(Id, Locked, bool)>;
+type Files = Vec<(Id, Standing, bool)>;
 
 /// A file's id, as read back from the database ([`FileKey::id`]).
 type Id = (String, String, String, String);
@@ -1340,7 +1288,7 @@ async fn lock_files(
         .iter()
         .map(|row| {
             let id = (row.get(0), row.get(1), row.get(2), row.get(3));
-            let file = Locked {
+            let file = Standing {
                 usage: Usage {
                     bytes: row.get::<_, i64>(4).max(0) as u64,
                     whole: whole(row.get(5)),
@@ -1371,7 +1319,7 @@ async fn lock_files(
 struct Decided {
     charges: Vec<Charge>,
     exhausted: Vec<FileKey>,
-    writes: Vec<(Id, Locked)>,
+    writes: Vec<(Id, Standing)>,
 }
 
 /// Runs a batch's charges in order by the download rule, each on what the
@@ -1382,15 +1330,12 @@ fn decide_batch(batch: &[ChargeJob], mut files: Files) -> Decided {
     for ChargeJob { key, ask, .. } in batch {
         let at = file_of(&files, key).unwrap_or_else(|| unreachable!("every key was locked"));
         let (_, file, changed) = &mut files[at];
-        let charge = decide(file, *ask);
-        *changed |= charge == Charge::Admitted || matches!(ask, Ask::Refund { .. });
-        if let Ask::Redirect { limit, size, .. } = *ask
-            && (charge == Charge::Exhausted
-                || !downloads::admit_redirect(file.usage, limit + file.extra, size))
-        {
+        let decision = downloads::apply(file, *ask);
+        *changed |= decision.changed;
+        if decision.used_up {
             exhausted.push(key.clone());
         }
-        charges.push(charge);
+        charges.push(decision.charge);
     }
     // Written in the order they were locked.
     let writes = files
@@ -1409,7 +1354,7 @@ fn decide_batch(batch: &[ChargeJob], mut files: Files) -> Decided {
 async fn write_files(
     client: &deadpool_postgres::Client,
     statements: &Statements,
-    writes: &[(Id, Locked)],
+    writes: &[(Id, Standing)],
 ) -> Result<(), StateError> {
     let [purchases, products, versions, names] =
         key_columns(writes.iter().map(|(id, _)| parts(id)));
@@ -1460,46 +1405,6 @@ const WRITE_FILES: &str = "
         AS w (purchase, product, version, file, bytes, count, last_redirect)
     WHERE d.purchase = w.purchase AND d.product = w.product AND d.version = w.version
         AND d.file = w.file";
-
-/// One charge by the download rule, on (and to) a file's locked standing.
-fn decide(file: &mut Locked, ask: Ask) -> Charge {
-    match ask {
-        Ask::Refund { bytes } => {
-            file.usage.bytes = file.usage.bytes.saturating_sub(bytes);
-            Charge::Admitted
-        }
-        _ if file.revoked => Charge::Revoked,
-        Ask::Stream {
-            limit,
-            size,
-            start,
-            length,
-        } => {
-            if !downloads::admit_stream(file.usage, limit + file.extra, size, start, length) {
-                return Charge::Exhausted;
-            }
-            file.usage.bytes += length;
-            Charge::Admitted
-        }
-        Ask::Redirect { limit, size, now } => {
-            if !downloads::admit_redirect(file.usage, limit + file.extra, size) {
-                return Charge::Exhausted;
-            }
-            file.usage.whole += 1;
-            file.last_redirect = Some(now);
-            Charge::Admitted
-        }
-    }
-}
-
-/// What a charge decides on, read with the file's row locked.
-struct Locked {
-    usage: Usage,
-    /// When the last counted redirect went (kept for the record).
-    last_redirect: Option<i64>,
-    extra: u32,
-    revoked: bool,
-}
 
 /// Records a purchase first seen at `now`; returns when it was first seen.
 async fn insert_purchase(

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Charge, Entitlement, Event, FileKey, Paid, QueuedMail, StateError, limits};
-use crate::downloads::{self, Usage};
+use crate::downloads::{self, Ask, Usage};
 
 /// Most writes committed together.
 const BATCH: usize = 512;
@@ -161,7 +161,7 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// Runs a write; says whether it succeeded and how to answer after commit.
-type Run = Box<dyn FnOnce(&Connection, &mut Standing) -> (bool, Reply) + Send>;
+type Run = Box<dyn FnOnce(&Connection, &mut Known) -> (bool, Reply) + Send>;
 
 struct Job {
     run: Run,
@@ -171,7 +171,7 @@ struct Job {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum JobKind {
     /// A charge: reads then one statement, nothing to roll back on failure
-    /// (no savepoint), and it keeps [`Standing`] up to date itself.
+    /// (no savepoint), and it keeps [`Known`] up to date itself.
     Charge,
     /// A rate limit's count: it changes nothing a charge decides on, and
     /// like a charge it need not outlive a power loss.
@@ -188,22 +188,23 @@ enum JobKind {
 /// command line), which `PRAGMA data_version` reveals at the start of each
 /// batch, once the batch holds the write lock.
 #[derive(Debug, Default)]
-struct Standing {
-    files: std::collections::HashMap<(String, String, String, String), FileStanding>,
+struct Known {
+    files: std::collections::HashMap<(String, String, String, String), KnownFile>,
     grants: std::collections::HashMap<String, u32>,
     revoked: std::collections::HashMap<String, bool>,
     data_version: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-struct FileStanding {
+struct KnownFile {
     usage: Usage,
+    last_redirect: Option<i64>,
 }
 
 /// Entries kept before the writer starts afresh.
 const STANDING_MAX: usize = 100_000;
 
-impl Standing {
+impl Known {
     /// Forgets everything if another connection committed since the last
     /// look (inside a write transaction, so none can commit meanwhile).
     fn check_version(&mut self, connection: &Connection) -> rusqlite::Result<()> {
@@ -223,7 +224,7 @@ impl Standing {
         self.revoked.clear();
     }
 
-    fn file(&mut self, connection: &Connection, key: &FileKey) -> rusqlite::Result<FileStanding> {
+    fn file(&mut self, connection: &Connection, key: &FileKey) -> rusqlite::Result<KnownFile> {
         let id = key.id();
         if let Some(found) = self.files.get(&id) {
             return Ok(*found);
@@ -233,17 +234,18 @@ impl Standing {
         }
         let found = connection
             .prepare_cached(
-                "SELECT bytes, count FROM downloads
+                "SELECT bytes, count, last_redirect FROM downloads
                  WHERE purchase = ?1 AND product = ?2 AND version = ?3 AND file = ?4",
             )?
             .query_row(
                 params![key.purchase, key.product, key.version, key.file],
                 |row| {
-                    Ok(FileStanding {
+                    Ok(KnownFile {
                         usage: Usage {
                             bytes: row.get::<_, i64>(0)?.max(0) as u64,
                             whole: row.get(1)?,
                         },
+                        last_redirect: row.get(2)?,
                     })
                 },
             )
@@ -253,7 +255,7 @@ impl Standing {
         Ok(found)
     }
 
-    fn set_file(&mut self, key: &FileKey, standing: FileStanding) {
+    fn set_file(&mut self, key: &FileKey, standing: KnownFile) {
         self.files.insert(key.id(), standing);
     }
 
@@ -374,11 +376,11 @@ impl Sqlite {
 
     async fn submit<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&Connection, &mut Standing) -> rusqlite::Result<T> + Send + 'static,
+        write: impl FnOnce(&Connection, &mut Known) -> rusqlite::Result<T> + Send + 'static,
         kind: JobKind,
     ) -> Result<T, StateError> {
         let (sender, receiver) = tokio::sync::oneshot::channel::<Result<T, String>>();
-        let run = Box::new(move |connection: &Connection, standing: &mut Standing| {
+        let run = Box::new(move |connection: &Connection, standing: &mut Known| {
             let result = write(connection, standing).map_err(|error| error.to_string());
             let succeeded = result.is_ok();
             let reply: Reply = Box::new(move |committed: Result<(), String>| {
@@ -549,102 +551,54 @@ impl Sqlite {
         &self.used_up
     }
 
-    /// Charges a streamed request of `length` bytes from byte `start` of a
-    /// file of `size` bytes, if the download rule admits it.
-    pub async fn charge_stream(
-        &self,
-        key: FileKey,
-        limit: u32,
-        size: u64,
-        start: u64,
-        length: u64,
-    ) -> Result<Charge, StateError> {
-        self.submit(
-            move |connection, standing| {
-                if standing.is_revoked(connection, key.payment_intent.as_deref())? {
-                    return Ok(Charge::Revoked);
-                }
-                let extra = standing.extra(connection, &key.purchase)?;
-                let mut file = standing.file(connection, &key)?;
-                if !downloads::admit_stream(file.usage, limit + extra, size, start, length) {
-                    return Ok(Charge::Exhausted);
-                }
-                connection
-                    .prepare_cached(
-                        "INSERT INTO downloads (purchase, product, version, file, count, bytes) VALUES (?1, ?2, ?3, ?4, 0, ?5)
-                         ON CONFLICT (purchase, product, version, file) DO UPDATE SET bytes = bytes + excluded.bytes",
-                    )?
-                    .execute(params![key.purchase, key.product, key.version, key.file, length as i64])?;
-                file.usage.bytes += length;
-                standing.set_file(&key, file);
-                Ok(Charge::Admitted)
-            },
-            JobKind::Charge,
-        )
-        .await
-    }
-
-    /// Gives back `bytes` a streamed request was charged but did not send.
-    pub async fn refund_stream(&self, key: FileKey, bytes: u64) -> Result<(), StateError> {
-        self.submit(
-            move |connection, standing| {
-                let mut file = standing.file(connection, &key)?;
-                connection
-                    .prepare_cached(
-                        "UPDATE downloads SET bytes = MAX(0, bytes - ?5)
-                         WHERE purchase = ?1 AND product = ?2 AND version = ?3 AND file = ?4",
-                    )?
-                    .execute(params![
-                        key.purchase,
-                        key.product,
-                        key.version,
-                        key.file,
-                        bytes as i64
-                    ])?;
-                file.usage.bytes = file.usage.bytes.saturating_sub(bytes);
-                standing.set_file(&key, file);
-                Ok(())
-            },
-            JobKind::Charge,
-        )
-        .await
-    }
-
-    /// Counts a redirect to a file of `size` bytes: one whole download.
-    pub async fn charge_redirect(
-        &self,
-        key: FileKey,
-        limit: u32,
-        size: u64,
-        now: i64,
-    ) -> Result<Charge, StateError> {
+    /// One ask of the download rule, decided and written by the writer: the
+    /// file's standing from what the writer knows, [`downloads::apply`],
+    /// then one statement when it changed.
+    pub(super) async fn charge(&self, key: FileKey, ask: Ask) -> Result<Charge, StateError> {
         let used_up = self.used_up.clone();
         self.submit(
-            move |connection, standing| {
-                let mark_used_up = || used_up.add([key.clone()]);
-                if standing.is_revoked(connection, key.payment_intent.as_deref())? {
-                    return Ok(Charge::Revoked);
+            move |connection, known| {
+                let file = known.file(connection, &key)?;
+                let mut standing = downloads::Standing {
+                    usage: file.usage,
+                    last_redirect: file.last_redirect,
+                    extra: 0,
+                    revoked: false,
+                };
+                // A refund gives bytes back whatever the payment's state.
+                if !matches!(ask, Ask::Refund { .. }) {
+                    standing.revoked = known.is_revoked(connection, key.payment_intent.as_deref())?;
+                    standing.extra = known.extra(connection, &key.purchase)?;
                 }
-                let extra = standing.extra(connection, &key.purchase)?;
-                let mut file = standing.file(connection, &key)?;
-                if !downloads::admit_redirect(file.usage, limit + extra, size) {
-                    mark_used_up();
-                    return Ok(Charge::Exhausted);
+                let decision = downloads::apply(&mut standing, ask);
+                if decision.changed {
+                    connection
+                        .prepare_cached(
+                            "INSERT INTO downloads (purchase, product, version, file, bytes, count, last_redirect)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                             ON CONFLICT (purchase, product, version, file) DO UPDATE
+                             SET bytes = excluded.bytes, count = excluded.count,
+                                 last_redirect = excluded.last_redirect",
+                        )?
+                        .execute(params![
+                            key.purchase,
+                            key.product,
+                            key.version,
+                            key.file,
+                            standing.usage.bytes as i64,
+                            standing.usage.whole,
+                            standing.last_redirect
+                        ])?;
+                    let file = KnownFile {
+                        usage: standing.usage,
+                        last_redirect: standing.last_redirect,
+                    };
+                    known.set_file(&key, file);
                 }
-                connection
-                    .prepare_cached(
-                        "INSERT INTO downloads (purchase, product, version, file, count, last_redirect)
-                         VALUES (?1, ?2, ?3, ?4, 1, ?5)
-                         ON CONFLICT (purchase, product, version, file) DO UPDATE
-                         SET count = count + 1, last_redirect = excluded.last_redirect",
-                    )?
-                    .execute(params![key.purchase, key.product, key.version, key.file, now])?;
-                file.usage.whole += 1;
-                if !downloads::admit_redirect(file.usage, limit + extra, size) {
-                    mark_used_up();
+                if decision.used_up {
+                    used_up.add([key.clone()]);
                 }
-                standing.set_file(&key, file);
-                Ok(Charge::Admitted)
+                Ok(decision.charge)
             },
             JobKind::Charge,
         )
@@ -1183,7 +1137,7 @@ impl Synchronous {
 /// The writer: waits for a write, takes every other waiting write, runs
 /// them in one transaction, commits, then answers them all.
 fn write_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
-    let mut standing = Standing::default();
+    let mut standing = Known::default();
     let mut synchronous = Synchronous::Full;
     while let Some(first) = next_job(&jobs) {
         let mut batch = vec![first];
@@ -1275,11 +1229,29 @@ mod tests {
         let path = dir.path().join("state.db");
         let db = Sqlite::open(&path).unwrap();
         assert_eq!(
-            db.charge_redirect(key("1.0.0"), 1, 1000, 10).await.unwrap(),
+            db.charge(
+                key("1.0.0"),
+                Ask::Redirect {
+                    limit: 1,
+                    size: 1000,
+                    now: 10
+                }
+            )
+            .await
+            .unwrap(),
             Charge::Admitted
         );
         assert_eq!(
-            db.charge_redirect(key("1.0.0"), 1, 1000, 11).await.unwrap(),
+            db.charge(
+                key("1.0.0"),
+                Ask::Redirect {
+                    limit: 1,
+                    size: 1000,
+                    now: 11
+                }
+            )
+            .await
+            .unwrap(),
             Charge::Exhausted
         );
         let other = Connection::open(&path).unwrap();
@@ -1293,7 +1265,16 @@ mod tests {
             .execute("INSERT INTO revoked (payment_intent, reason, at) VALUES ('pi_other', 'refunded', 1)", [])
             .unwrap();
         assert_eq!(
-            db.charge_redirect(key("1.0.0"), 1, 1000, 12).await.unwrap(),
+            db.charge(
+                key("1.0.0"),
+                Ask::Redirect {
+                    limit: 1,
+                    size: 1000,
+                    now: 12
+                }
+            )
+            .await
+            .unwrap(),
             Charge::Admitted
         );
     }
@@ -1327,15 +1308,31 @@ mod tests {
         let (usage, _) = db.usage(&key("1.0.0")).await.unwrap();
         assert_eq!(usage.left(5, 1000), 1);
         assert_eq!(
-            db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
-                .await
-                .unwrap(),
+            db.charge(
+                key("1.0.0"),
+                Ask::Stream {
+                    limit: 5,
+                    size: 1000,
+                    start: 0,
+                    length: 1000
+                }
+            )
+            .await
+            .unwrap(),
             Charge::Admitted
         );
         assert_eq!(
-            db.charge_stream(key("1.0.0"), 5, 1000, 0, 1000)
-                .await
-                .unwrap(),
+            db.charge(
+                key("1.0.0"),
+                Ask::Stream {
+                    limit: 5,
+                    size: 1000,
+                    start: 0,
+                    length: 1000
+                }
+            )
+            .await
+            .unwrap(),
             Charge::Exhausted
         );
         drop(db);

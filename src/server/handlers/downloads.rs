@@ -8,6 +8,7 @@ use futures_util::{Stream, StreamExt as _};
 use warp::http::{HeaderValue, Method, Response, StatusCode, header};
 use warp::reply::Reply;
 
+use crate::downloads::{self, Ask};
 use crate::github::Download;
 use crate::server::range::{self, Span};
 use crate::server::{App, Chosen, Files, pages};
@@ -245,22 +246,25 @@ pub async fn download(
     if head {
         // What a GET would get, without using anything. A redirect's URL is
         // a credential: HEAD describes the file instead.
-        let (usage, extra) = match app.db.usage(&key).await {
-            Ok(found) => found,
-            Err(error) => return log_unavailable(&app, &error),
-        };
-        let allowed = limit + extra;
         // On GitHub a whole file is a redirect, a range streamed.
-        let admitted = match (&app.files_from, span) {
-            (Files::GitHub { .. }, Span::Whole) => {
-                crate::downloads::admit_redirect(usage, allowed, asset.size)
-            }
-            _ => crate::downloads::admit_stream(usage, allowed, asset.size, start, length),
+        let ask = match (&app.files_from, span) {
+            (Files::GitHub { .. }, Span::Whole) => Ask::Redirect {
+                limit,
+                size: asset.size,
+                now: app.now(),
+            },
+            _ => Ask::Stream {
+                limit,
+                size: asset.size,
+                start,
+                length,
+            },
         };
-        if !admitted {
-            return exhausted(&app);
-        }
-        return file_headers(Response::new(Bytes::new().into()), asset, span);
+        return match would_admit(&app, &key, ask).await {
+            Ok(true) => file_headers(Response::new(Bytes::new().into()), asset, span),
+            Ok(false) => exhausted(&app),
+            Err(answer) => answer,
+        };
     }
     match &app.files_from {
         Files::GitHub { client } => {
@@ -444,6 +448,23 @@ fn part_of(
         .filter(|chunk| std::future::ready(!matches!(chunk, Ok(bytes) if bytes.is_empty())))
 }
 
+/// What a GET would get, for a HEAD: the download rule on a copy of the
+/// file's standing, nothing charged. (A refund closes the download before
+/// this, in `authorize`.)
+async fn would_admit(app: &App, key: &FileKey, ask: Ask) -> Result<bool, Answer> {
+    let (usage, extra) = app
+        .db
+        .usage(key)
+        .await
+        .map_err(|error| log_unavailable(app, &error))?;
+    let mut copy = downloads::Standing {
+        usage,
+        extra,
+        ..Default::default()
+    };
+    Ok(downloads::apply(&mut copy, ask).charge == Charge::Admitted)
+}
+
 /// The answer to a range outside a file of `size` bytes.
 fn unsatisfiable(size: u64) -> Answer {
     let mut response = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
@@ -519,12 +540,16 @@ async fn stamped_download(
     let (start, length) = span.bounds(copy.size);
     let limit = product.download_limit;
     if head {
-        let (usage, extra) = match app.db.usage(&key).await {
-            Ok(found) => found,
-            Err(error) => return log_unavailable(app, &error),
+        let ask = Ask::Stream {
+            limit,
+            size: copy.size,
+            start,
+            length,
         };
-        if !crate::downloads::admit_stream(usage, limit + extra, copy.size, start, length) {
-            return exhausted(app);
+        match would_admit(app, &key, ask).await {
+            Ok(true) => {}
+            Ok(false) => return exhausted(app),
+            Err(answer) => return answer,
         }
         return headers_of(
             Response::new(Bytes::new().into()),
