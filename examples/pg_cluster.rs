@@ -1,5 +1,5 @@
 //! A throwaway PostgreSQL server for `scripts/bench` (the one the tests
-//! use, `shop::state::cluster`): durable (fsync on), listening on
+//! use, `pg_cluster`): durable (fsync on), listening on
 //! `127.0.0.1:<port>`; prints its URL, then runs until stdin closes.
 
 fn main() -> anyhow::Result<()> {
@@ -7,7 +7,7 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: pg_cluster PORT"))?
         .parse()?;
-    let cluster = shop::state::cluster::Cluster::start_on(Some(port), true)?;
+    let cluster = pg_cluster::Cluster::start_on(Some(port), true)?;
     println!("{}", cluster.tcp_url("postgres").unwrap_or_default());
     let mut line = String::new();
     while std::io::stdin().read_line(&mut line)? > 0 {

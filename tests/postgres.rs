@@ -1,10 +1,10 @@
 //! Several `shop serve` on one PostgreSQL: the download limit, webhooks
 //! and mail hold across them. Each test starts a PostgreSQL server of its
-//! own in a temporary folder (`shop::state::cluster`).
+//! own in a temporary folder (`pg_cluster`).
 
+use pg_cluster::Cluster;
 use reqwest::StatusCode;
 use serde_json::json;
-use shop::state::cluster::Cluster;
 
 use crate::support::served::Served;
 

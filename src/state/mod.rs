@@ -20,7 +20,6 @@ use std::sync::Arc;
 use crate::downloads::Usage;
 use crate::secret::Secret;
 
-pub mod cluster;
 pub mod limits;
 pub mod postgres;
 pub mod sqlite;
@@ -592,7 +591,7 @@ mod tests {
     struct Fixture {
         location: Location,
         _dir: Option<tempfile::TempDir>,
-        _cluster: Option<cluster::Cluster>,
+        _cluster: Option<pg_cluster::Cluster>,
     }
 
     impl Fixture {
@@ -606,7 +605,7 @@ mod tests {
         }
 
         fn postgres() -> Fixture {
-            let cluster = cluster::Cluster::start(false).unwrap();
+            let cluster = pg_cluster::Cluster::start(false).unwrap();
             let url = Secret::new("SHOP_STATE_URL", cluster.url("postgres")).unwrap();
             Fixture {
                 location: Location::Postgres(url),

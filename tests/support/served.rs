@@ -42,7 +42,7 @@ pub struct Served {
     log_reader: Option<std::thread::JoinHandle<()>>,
     /// The PostgreSQL server keeping the state, when the tests run with
     /// `SHOP_TEST_STATE=postgres` (stopped after the server, in `drop`).
-    cluster: Option<shop::state::cluster::Cluster>,
+    cluster: Option<pg_cluster::Cluster>,
 }
 
 /// Whether the server's tests keep its state in PostgreSQL rather than
@@ -154,8 +154,8 @@ impl Served {
         // Lost-link requests looked up every second, not every five.
         test.env("SHOP_LOST_EVERY_SECONDS", "1");
         let own_state = extra_env.iter().any(|(key, _)| *key == "SHOP_STATE_URL");
-        let cluster = (on_postgres() && !own_state)
-            .then(|| shop::state::cluster::Cluster::start(false).unwrap());
+        let cluster =
+            (on_postgres() && !own_state).then(|| pg_cluster::Cluster::start(false).unwrap());
         if let Some(cluster) = &cluster {
             test.env("SHOP_STATE_URL", &cluster.url("postgres"));
         }

@@ -1,7 +1,8 @@
-//! A throwaway PostgreSQL server in a temporary folder, for the tests and
-//! the benchmark of the PostgreSQL back end: `initdb`, then `pg_ctl start`
-//! listening on a Unix socket in the folder (no port to race another test
-//! for) or on a loopback port, and `pg_ctl stop` when dropped. The programs
+//! A throwaway PostgreSQL server in a temporary folder, for `shop`'s tests
+//! and the benchmark of its PostgreSQL back end (a dev-dependency, no part
+//! of the product): `initdb`, then `pg_ctl start` listening on a Unix
+//! socket in the folder (no port to race another test for) or on a
+//! loopback port, and `pg_ctl stop` when dropped. The programs
 //! come from Debian's `postgresql` package, which `scripts/setup` installs.
 //! PostgreSQL refuses to run as root, so as root they run as the
 //! `postgres` user the package makes.
@@ -312,9 +313,9 @@ fn programs() -> anyhow::Result<PathBuf> {
         .collect();
     found.sort();
     found.pop().map(|(_, bin)| bin).ok_or_else(|| {
-        crate::error::hinted(
-            "PostgreSQL's `initdb` is not under `/usr/lib/postgresql`",
-            "run `scripts/setup`, which installs Debian's `postgresql`, or set `SHOP_PG_BIN` to the folder of `initdb`",
+        anyhow::anyhow!(
+            "PostgreSQL's `initdb` is not under `/usr/lib/postgresql`\n\
+             hint: run `scripts/setup`, which installs Debian's `postgresql`, or set `SHOP_PG_BIN` to the folder of `initdb`"
         )
     })
 }
