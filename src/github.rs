@@ -569,7 +569,7 @@ impl GitHub {
                 .bearer_auth(self.token.expose())
                 .header("Accept", "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", API_VERSION)
-                .header("Content-Type", crate::store::content_type(name))
+                .header("Content-Type", crate::net::content_type(name))
                 .header("Content-Length", size)
                 .body(reqwest::Body::wrap_stream(stream))
                 .send()
@@ -964,9 +964,9 @@ mod tests {
 
     #[test]
     fn content_types_follow_the_extension() {
-        assert_eq!(crate::store::content_type("a.EPUB"), "application/epub+zip");
+        assert_eq!(crate::net::content_type("a.EPUB"), "application/epub+zip");
         assert_eq!(
-            crate::store::content_type("noext"),
+            crate::net::content_type("noext"),
             "application/octet-stream"
         );
     }

@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 pub mod atomic;
+pub mod checkout;
 pub mod cli;
 pub mod commands;
 pub mod dates;
@@ -18,6 +19,7 @@ pub mod fault;
 pub mod file_stream;
 pub mod git;
 pub mod github;
+pub mod grant;
 pub mod html;
 pub mod ledger;
 pub mod mail;

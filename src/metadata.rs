@@ -30,6 +30,10 @@ pub fn link_metadata(slug: &str, version: &str, preorder: bool) -> BTreeMap<Stri
 /// The metadata key marking a pre-order's link and sessions.
 pub const PREORDER_KEY: &str = "preorder";
 
+/// The metadata key naming the purchase an upgrade code was made for (on
+/// the promotion code, and on the Checkout Session that uses it).
+pub const UPGRADE_FROM: &str = "upgrade_from";
+
 /// The product and version a session sells, if it is this store's: named
 /// in its metadata, or through a payment link `shop release` recorded.
 pub fn product_of(session: &CheckoutSession, store: &Store) -> Option<(String, String)> {

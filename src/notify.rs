@@ -397,7 +397,10 @@ pub async fn prepare_offers(
                     max_redemptions: Some(1),
                     expires_at: Some(expires_at),
                     metadata: [
-                        (UPGRADE_FROM.to_owned(), recipient.purchase.clone()),
+                        (
+                            crate::metadata::UPGRADE_FROM.to_owned(),
+                            recipient.purchase.clone(),
+                        ),
                         ("product".to_owned(), product.slug.clone()),
                         ("version".to_owned(), version_text),
                     ]
@@ -421,10 +424,6 @@ pub async fn prepare_offers(
         .await?;
     Ok(offers.into_iter().collect())
 }
-
-/// The metadata key naming the purchase an upgrade code was made for (on
-/// the promotion code, and on the Checkout Session that uses it).
-pub const UPGRADE_FROM: &str = "upgrade_from";
 
 /// What to send with.
 #[derive(Debug)]

@@ -542,11 +542,8 @@ pub async fn run(
     };
 
     // 3. This version's payment link.
-    let options = settings.checkout_options();
-    let redirect_url = format!(
-        "{}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
-        settings.base_url
-    );
+    let options = crate::checkout::options(settings);
+    let redirect_url = crate::checkout::thanks_url(settings);
     let metadata = crate::metadata::link_metadata(&product.slug, &version, request.preorder);
     // A pre-order's link is not the released version's: once the files
     // are out, the version sells through a link without the mark.

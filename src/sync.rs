@@ -221,7 +221,7 @@ fn classify(session: &CheckoutSession, store: &Store) -> Seen {
         utm_content: came_from.utm_content,
         referrer: came_from.referrer,
         promotion_code: attribution("promotion_code"),
-        upgrade_from: attribution(crate::notify::UPGRADE_FROM),
+        upgrade_from: attribution(crate::metadata::UPGRADE_FROM),
         ..checkout_details(session)
     }))
 }

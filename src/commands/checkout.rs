@@ -1,7 +1,7 @@
 //! `shop checkout`: a one-off Stripe Checkout Session for a released version.
 
 use super::Context;
-use crate::stripe::{CreateCheckoutSession, IdempotencyKey};
+use crate::stripe::IdempotencyKey;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -59,33 +59,20 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let now = super::now()?.unix_timestamp();
-    let params = CreateCheckoutSession {
-        price: release.stripe_price.clone(),
-        success_url: format!(
-            "{}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
-            store.settings.base_url
-        ),
-        cancel_url: Some(format!("{}/", store.settings.base_url)),
-        customer_email: args.email.clone(),
-        client_reference_id: None,
-        expires_at: Some(expires_at(now, args.expires)),
-        promotion_code: promotion.as_ref().map(|promotion| promotion.id.clone()),
-        allow_promotion_codes: product.promotion_codes && promotion.is_none(),
-        options: store.settings.checkout_options(),
-        metadata: {
-            // A pre-order's session is marked as its payment link's are.
-            let mut metadata = crate::metadata::link_metadata(
-                &product.slug,
-                &release.version.to_string(),
-                release.preorder,
-            );
-            metadata.insert("source".to_owned(), "shop checkout".to_owned());
-            if let Some(promotion) = &promotion {
-                metadata.insert("promotion_code".to_owned(), promotion.code.clone());
-            }
-            metadata
-        },
-    };
+    let mut params = crate::checkout::session(&store.settings, product, release);
+    params.customer_email = args.email.clone();
+    params.expires_at = Some(expires_at(now, args.expires));
+    // Stripe takes a code given or a field to type one, not both.
+    params.allow_promotion_codes &= promotion.is_none();
+    params
+        .metadata
+        .insert("source".to_owned(), "shop checkout".to_owned());
+    if let Some(promotion) = &promotion {
+        params.promotion_code = Some(promotion.id.clone());
+        params
+            .metadata
+            .insert("promotion_code".to_owned(), promotion.code.clone());
+    }
     let session =
         super::block_on(stripe.create_checkout_session(&params, &IdempotencyKey::random()))??;
     let url = session.url.clone().unwrap_or_default();

@@ -47,22 +47,6 @@ impl Format {
     }
 }
 
-/// The default text of the visible line.
-pub const DEFAULT_TEXT: &str = "Licensed to {email} · order {order} · {date}";
-
-/// The visible line from `template`: `{email}`, `{name}`, `{order}`,
-/// `{date}` filled in.
-pub fn line(template: &str, email: &str, name: &str, order: &str, date: &str) -> String {
-    template
-        .replace("{email}", email)
-        .replace("{name}", if name.is_empty() { email } else { name })
-        .replace("{order}", order)
-        .replace("{date}", date)
-}
-
-/// The placeholders a stamp text may use.
-pub const PLACEHOLDERS: &[&str] = &["{email}", "{name}", "{order}", "{date}"];
-
 #[derive(Debug, thiserror::Error)]
 pub enum StampError {
     #[error("`{name}` is not a PDF shop can stamp: {reason}")]

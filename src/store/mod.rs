@@ -377,30 +377,6 @@ impl crate::error::Hint for StoreError {
     }
 }
 
-/// The media type of a product file, by extension: how GitHub keeps an
-/// asset and how the server sends it.
-pub fn content_type(name: &str) -> &'static str {
-    let extension = name
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .unwrap_or_default();
-    match extension.as_str() {
-        "pdf" => "application/pdf",
-        "epub" => "application/epub+zip",
-        "mobi" | "azw3" => "application/x-mobipocket-ebook",
-        "zip" => "application/zip",
-        "txt" => "text/plain; charset=utf-8",
-        "md" => "text/markdown; charset=utf-8",
-        "html" => "text/html; charset=utf-8",
-        "mp3" => "audio/mpeg",
-        "m4b" => "audio/mp4",
-        "mp4" => "video/mp4",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        _ => "application/octet-stream",
-    }
-}
-
 /// The local files folder of a store (`<store>/.shop/files`), where
 /// releases go without a GitHub repository and the server reads them.
 pub fn local_files_dir(store_root: &std::path::Path) -> std::path::PathBuf {

@@ -51,20 +51,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// What every checkout of the store asks and issues, from `[tax]` and
-    /// `[consent]`: the same for payment links and the server's sessions.
-    pub fn checkout_options(&self) -> crate::stripe::CheckoutOptions {
-        crate::stripe::CheckoutOptions {
-            automatic_tax: self.tax.automatic,
-            // An invoice names the buyer's address; a VAT ID is checked
-            // against one.
-            billing_address: self.tax.invoices || self.tax.tax_id_collection,
-            tax_id_collection: self.tax.tax_id_collection,
-            invoice_creation: self.tax.invoices,
-            terms_consent: self.consent.as_ref().map(|consent| consent.waiver.clone()),
-        }
-    }
-
     /// The `tax_behavior` of the store's prices: only with Stripe Tax on.
     pub fn tax_behavior(&self) -> Option<&'static str> {
         self.tax.automatic.then(|| self.tax.prices.as_str())
@@ -138,7 +124,7 @@ impl Default for StampSettings {
     fn default() -> Self {
         StampSettings {
             default: StampMode::Off,
-            text: crate::stamp::DEFAULT_TEXT.to_owned(),
+            text: super::values::DEFAULT_STAMP_TEXT.to_owned(),
         }
     }
 }
@@ -718,7 +704,7 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
                 let rest = &text.get_ref()[at..];
                 let end = rest.find('}')? + 1;
                 let placeholder = &rest[..end];
-                (!crate::stamp::PLACEHOLDERS.contains(&placeholder)).then_some(placeholder)
+                (!super::values::STAMP_PLACEHOLDERS.contains(&placeholder)).then_some(placeholder)
             })
             .collect();
         if let Some(first) = unknown.first() {
@@ -1220,19 +1206,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(settings.tax_behavior(), Some("inclusive"));
+        assert!(settings.tax.automatic && settings.tax.invoices);
         assert_eq!(
-            settings.checkout_options(),
-            crate::stripe::CheckoutOptions {
-                automatic_tax: true,
-                billing_address: true,
-                tax_id_collection: false,
-                invoice_creation: true,
-                terms_consent: Some("See [terms](https://b.example/t).".into()),
-            }
+            settings.consent.map(|consent| consent.waiver),
+            Some("See [terms](https://b.example/t).".into())
         );
-        // Nothing asked: nothing sent, as before.
         let plain = parse(base, &Overrides::default()).unwrap();
-        assert_eq!(plain.checkout_options(), Default::default());
         assert_eq!(plain.tax_behavior(), None);
     }
 

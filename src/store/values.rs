@@ -1,6 +1,6 @@
-//! Values that both `shop.toml` and a product file hold (`stamp`,
-//! `download_limit`, a name buyers read), parsed and checked one way, so
-//! that neither parser reaches into the other.
+//! Values that both `shop.toml` and a product file hold (`stamp` and its
+//! text, `download_limit`, a name buyers read), parsed and checked one way,
+//! so that neither parser reaches into the other.
 
 /// How a product's PDF and EPUB files are stamped with the buyer's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,3 +65,19 @@ pub fn check_download_limit(limit: i64) -> Result<u32, String> {
         _ => Err(format!("`{limit}` is not a download limit")),
     }
 }
+
+/// The default text of a stamped copy's visible line (`[stamp] text`).
+pub const DEFAULT_STAMP_TEXT: &str = "Licensed to {email} · order {order} · {date}";
+
+/// A stamped copy's visible line from `template`: `{email}`, `{name}`,
+/// `{order}`, `{date}` filled in.
+pub fn stamp_line(template: &str, email: &str, name: &str, order: &str, date: &str) -> String {
+    template
+        .replace("{email}", email)
+        .replace("{name}", if name.is_empty() { email } else { name })
+        .replace("{order}", order)
+        .replace("{date}", date)
+}
+
+/// The placeholders a stamp text may use.
+pub const STAMP_PLACEHOLDERS: &[&str] = &["{email}", "{name}", "{order}", "{date}"];

@@ -11,7 +11,7 @@ use crate::server::events::{fulfilled_purchase, ours};
 use crate::server::{App, pages};
 use crate::state::Quota;
 use crate::store::Product;
-use crate::stripe::{CheckoutSession, CreateCheckoutSession, IdempotencyKey};
+use crate::stripe::{CheckoutSession, IdempotencyKey};
 
 use super::Answer;
 use super::access::{held, link_query, purchase};
@@ -151,34 +151,26 @@ async fn upgrade_checkout(
     }) else {
         return does_not_work();
     };
-    let version = version.to_string();
     // As the version's payment link marks it, so the ledger knows a
-    // pre-order.
-    let mut metadata = crate::metadata::link_metadata(&product.slug, &version, release.preorder);
-    came_from.write_metadata(&mut metadata);
-    metadata.insert("promotion_code".to_owned(), offer.code.clone());
+    // pre-order; and where the buyer came from.
+    let mut params = crate::checkout::session(&store.settings, product, release);
+    params.client_reference_id = Some(uuid::Uuid::new_v4().simple().to_string());
+    // Stripe takes a code given or a field to type one, not both.
+    params.allow_promotion_codes = false;
+    params.promotion_code = Some(offer.id);
+    came_from.write_metadata(&mut params.metadata);
+    params
+        .metadata
+        .insert("promotion_code".to_owned(), offer.code.clone());
     // The checkout asks for the email shop knows: the earlier purchase's.
-    let mut customer_email = None;
-    if let Some(from) = offer.metadata.get(crate::notify::UPGRADE_FROM) {
-        metadata.insert(crate::notify::UPGRADE_FROM.to_owned(), from.clone());
+    if let Some(from) = offer.metadata.get(crate::metadata::UPGRADE_FROM) {
+        params
+            .metadata
+            .insert(crate::metadata::UPGRADE_FROM.to_owned(), from.clone());
         if let Ok(Some(earlier)) = purchase(app, from).await {
-            customer_email = Some(earlier.email.clone()).filter(|email| !email.is_empty());
+            params.customer_email = Some(earlier.email.clone()).filter(|email| !email.is_empty());
         }
     }
-    let base = &store.settings.base_url;
-    let params = CreateCheckoutSession {
-        price: release.stripe_price.clone(),
-        success_url: format!("{base}/thanks?session_id={{CHECKOUT_SESSION_ID}}"),
-        cancel_url: Some(format!("{base}/")),
-        client_reference_id: Some(uuid::Uuid::new_v4().simple().to_string()),
-        // Stripe takes a code given or a field to type one, not both.
-        allow_promotion_codes: false,
-        promotion_code: Some(offer.id),
-        customer_email,
-        options: store.settings.checkout_options(),
-        metadata,
-        ..CreateCheckoutSession::default()
-    };
     match app
         .stripe_quick
         .create_checkout_session(&params, &IdempotencyKey::random())

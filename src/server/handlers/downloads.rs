@@ -489,7 +489,7 @@ fn licence(
     }
     let date = crate::dates::timestamp(purchase.created);
     Some(crate::stamp::Licence {
-        text: crate::stamp::line(
+        text: crate::store::values::stamp_line(
             &store.settings.stamp.text,
             &purchase.email,
             "",
@@ -648,7 +648,7 @@ fn headers_of(mut response: Answer, name: &str, size: u64, tag: &str, span: Span
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::store::content_type(name)),
+        HeaderValue::from_static(crate::net::content_type(name)),
     );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(value) = HeaderValue::from_str(tag) {
