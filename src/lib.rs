@@ -30,7 +30,6 @@ pub mod printable;
 pub mod release;
 pub mod report;
 pub mod retry;
-pub mod sandbox;
 pub mod secret;
 pub mod server;
 pub mod stamp;

@@ -244,10 +244,10 @@ impl Sandbox {
     pub async fn start_with(data: Option<PathBuf>, webhook_url: Option<String>) -> Sandbox {
         let webhook_secret =
             shop::secret::Secret::new("STRIPE_WEBHOOK_SECRET", "whsec_test_harness").unwrap();
-        let config = shop::sandbox::Config {
+        let config = shop_sandbox::Config {
             data,
             webhook_url,
-            webhook_secret: Some(webhook_secret.clone()),
+            webhook_secret: Some(shop_sandbox::SigningSecret::new(webhook_secret.expose())),
             account_name: Some("Harness Books".into()),
             tax_origin: None,
             terms_of_service_url: None,
@@ -256,7 +256,7 @@ impl Sandbox {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
-        let (sandbox, stop, task) = shop::sandbox::spawn(config, listener)
+        let (sandbox, stop, task) = shop_sandbox::spawn(config, listener)
             .await
             .expect("start sandbox");
         shop::net::install_crypto_provider();

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use crate::error::ResultExt as _;
 
 use super::Context;
-use crate::sandbox::{self, Sandbox};
-use crate::secret::Secret;
+use shop_sandbox::{self as sandbox, Sandbox, SigningSecret};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -62,7 +61,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let config = sandbox::Config {
         data: args.data.clone(),
         webhook_url: args.webhook.clone(),
-        webhook_secret,
+        webhook_secret: webhook_secret.map(|secret| SigningSecret::new(secret.expose())),
         account_name: args.account_name.clone(),
         tax_origin: args.tax_origin.clone(),
         terms_of_service_url: args.terms_url.clone(),
@@ -99,7 +98,7 @@ fn announce(context: &Context, sandbox: &Sandbox) -> anyhow::Result<()> {
         context.output.json(&serde_json::json!({
             "url": url,
             "webhook_url": webhook_url,
-            "webhook_secret": secret.as_ref().map(Secret::expose),
+            "webhook_secret": secret.as_ref().map(SigningSecret::expose),
         }))?;
     } else {
         let secret_line = secret

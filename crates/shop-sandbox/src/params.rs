@@ -6,7 +6,7 @@ use std::ops::Bound;
 use serde_json::{Map, Value};
 
 use super::ApiError;
-use crate::stripe::form;
+use crate::form;
 
 /// Bounds on the (created, sequence) keys of a listing.
 pub type KeyRange = (Bound<(i64, u64)>, Bound<(i64, u64)>);

@@ -7,10 +7,16 @@
 //! tests: a settable clock, fault injection, completing a session without a
 //! browser, and disputes.
 
+// Stripe's Checkout Session, written as one `json!`, nests deeper than
+// the macro's default recursion allows.
+#![recursion_limit = "256"]
+
 mod api;
 mod checkout;
 mod control;
 mod fees;
+pub mod form;
+mod html;
 mod objects;
 mod params;
 mod rules;
@@ -30,9 +36,29 @@ use serde_json::{Value, json};
 use warp::Filter;
 use warp::http::{HeaderMap, Method, Response, StatusCode};
 
-use crate::secret::Secret;
 pub use params::Params;
 use state::{Replay, State};
+
+/// A webhook endpoint's signing secret (`whsec_…`): shown only when asked,
+/// never by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningSecret(String);
+
+impl SigningSecret {
+    pub fn new(secret: impl Into<String>) -> SigningSecret {
+        SigningSecret(secret.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret(…)")
+    }
+}
 
 /// How a sandbox runs.
 #[derive(Debug, Clone)]
@@ -44,7 +70,7 @@ pub struct Config {
     pub webhook_url: Option<String>,
     /// Its signing secret, when the environment gives one; otherwise the
     /// endpoint's own (kept with `--data`, so a restart signs as before).
-    pub webhook_secret: Option<Secret>,
+    pub webhook_secret: Option<SigningSecret>,
     /// The business name the test checkout shows, as Stripe shows the
     /// account's public business name.
     pub account_name: Option<String>,
@@ -209,13 +235,14 @@ impl Sandbox {
     }
 
     /// The signing secret of the endpoint `--webhook` named, if any.
-    pub fn webhook_secret(&self) -> Option<Secret> {
+    pub fn webhook_secret(&self) -> Option<SigningSecret> {
         let url = self.config.webhook_url.as_ref()?;
         let state = self.state();
         self.endpoints(&state)
             .into_iter()
             .find(|(endpoint_url, _)| endpoint_url == url)
-            .and_then(|(_, secret)| Secret::new("STRIPE_WEBHOOK_SECRET", secret).ok())
+            .filter(|(_, secret)| !secret.is_empty())
+            .map(|(_, secret)| SigningSecret::new(secret))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
