@@ -431,9 +431,15 @@ pub fn parse(
     text: &str,
     defaults: Option<&Defaults>,
 ) -> Result<Product, Vec<Problem>> {
-    let mut problems = Vec::new();
+    let mut reader = Reader {
+        label,
+        text,
+        problems: Vec::new(),
+    };
     if let Err(message) = check_slug(slug) {
-        problems.push(Problem::new(label, message).hint(format!(
+        reader
+            .problems
+            .push(Problem::new(label, message).hint(format!(
             "rename the file to a slug of lowercase letters, digits and hyphens, such as `{}.toml`",
             suggest_slug(slug)
         )));
@@ -441,488 +447,24 @@ pub fn parse(
     let raw: RawProduct = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(error) => {
-            problems.push(toml_problem(label, text, &error));
-            return Err(problems);
+            reader.problems.push(toml_problem(label, text, &error));
+            return Err(reader.problems);
         }
     };
-    problems.extend(unknown_keys(label, text));
-    let mut problem = |span: std::ops::Range<usize>, message: String, hint: String| {
-        problems.push(Problem::at(label, text, span, message).hint(hint));
-    };
-
-    let name = raw.name.get_ref().trim().to_owned();
-    if name.is_empty() {
-        problem(
-            raw.name.span(),
-            "`name` is empty".into(),
-            "give the product the name buyers see".into(),
-        );
-    } else if let Err(message) = check_display_name(&name) {
-        problem(
-            raw.name.span(),
-            message,
-            "write the name on one line, without control characters (it is a mail's subject)"
-                .into(),
-        );
-    }
-
-    let currency = match &raw.currency {
-        Some(code) => code.get_ref().parse().unwrap_or_else(|message| {
-            problem(
-                code.span(),
-                message,
-                "use a three-letter ISO 4217 code Stripe supports, such as `usd` or `eur`".into(),
-            );
-            fallback_currency()
-        }),
-        None => defaults.map_or_else(fallback_currency, |defaults| defaults.currency),
-    };
-
-    let price_hint = || {
-        let example = Money {
-            amount: 2900,
-            currency,
-        };
-        format!(
-            "write the price as a string with its decimals, such as `price = \"{}\"`",
-            example.decimal()
-        )
-    };
-    let mut pay_what_you_want = None;
-    let price = match raw.price.get_ref() {
-        toml::Value::String(text) => {
-            Money::parse(text, currency).map_err(|message| (message, price_hint()))
-        }
-        toml::Value::Integer(number) => Err((
-            format!("`price = {number}` is ambiguous: units or cents?"),
-            price_hint(),
-        )),
-        toml::Value::Float(number) => Err((
-            format!(
-                "`price = {}` is a floating-point number, which cannot hold money exactly",
-                // As the file writes it: TOML reads `24.00` as 24.
-                text.get(raw.price.span()).unwrap_or(&number.to_string())
-            ),
-            price_hint(),
-        )),
-        toml::Value::Table(table) => chosen_price(table, currency).map(|(minimum, chosen)| {
-            pay_what_you_want = Some(chosen);
-            minimum
-        }),
-        other => Err((
-            format!("`price` is a {}, not a price", other.type_str()),
-            price_hint(),
-        )),
-    };
-    let price = price
-        .and_then(|money| {
-            money.check_chargeable().map(|()| money).map_err(|(message, hint)| {
-                match &pay_what_you_want {
-                    // Stripe's own rule for `custom_unit_amount[minimum]`.
-                    Some(_) => (
-                        format!("{message}: a pay-what-you-want minimum must be a charge Stripe can make"),
-                        format!("{hint} as `minimum`; to give copies away, use `shop grant`"),
-                    ),
-                    None => (message, hint),
-                }
-            })
-        })
-        .unwrap_or_else(|(message, hint)| {
-            problem(raw.price.span(), message, hint);
-            Money {
-                amount: 0,
-                currency,
-            }
-        });
-
-    let mut files: Vec<String> = Vec::new();
-    let mut bundle: Vec<String> = Vec::new();
-    match (&raw.files, &raw.bundle) {
-        (Some(listed), Some(_)) => problem(
-            listed.span(),
-            "a bundle has no `files` of its own".into(),
-            "remove `files`: a bundle gives the files of the products in `bundle`".into(),
-        ),
-        (None, None) => problem(
-            0..0,
-            "missing field `files`".into(),
-            "list the file names that make up the product, such as `files = [\"book.pdf\", \"book.epub\"]`, \
-             or the products a bundle sells, such as `bundle = [\"novel\", \"workbook\"]`"
-                .into(),
-        ),
-        (Some(listed), None) => {
-            if listed.get_ref().is_empty() {
-                problem(
-                    listed.span(),
-                    "`files` is empty".into(),
-                    "list the file names that make up the product, such as `files = [\"book.pdf\", \"book.epub\"]`".into(),
-                );
-            }
-            for file in listed.get_ref() {
-                let file_name = file.get_ref();
-                if let Err(message) = check_file_name(file_name) {
-                    problem(file.span(), message, FILE_NAME_HINT.into());
-                } else if files.contains(file_name) {
-                    problem(
-                        file.span(),
-                        format!("`{file_name}` is listed twice"),
-                        "list each file once".into(),
-                    );
-                } else {
-                    files.push(file_name.clone());
-                }
-            }
-        }
-        (None, Some(listed)) => {
-            if listed.get_ref().is_empty() {
-                problem(
-                    listed.span(),
-                    "`bundle` is empty".into(),
-                    "list the slugs of the products the bundle sells, such as `bundle = [\"novel\", \"workbook\"]`".into(),
-                );
-            }
-            for member in listed.get_ref() {
-                let member_slug = member.get_ref();
-                if member_slug == slug {
-                    problem(
-                        member.span(),
-                        format!("bundle `{slug}` lists itself"),
-                        "list the other products it sells".into(),
-                    );
-                } else if bundle.contains(member_slug) {
-                    problem(
-                        member.span(),
-                        format!("`{member_slug}` is listed twice"),
-                        "list each product once".into(),
-                    );
-                } else {
-                    bundle.push(member_slug.clone());
-                }
-            }
-            // What each product decides for itself.
-            let own = [
-                ("download_limit", raw.download_limit.as_ref().map(Spanned::span)),
-                ("updates", raw.updates.as_ref().map(Spanned::span)),
-                ("upgrade_discount", raw.upgrade_discount.as_ref().map(Spanned::span)),
-                ("upgrade_days", raw.upgrade_days.as_ref().map(Spanned::span)),
-                ("stamp", raw.stamp.as_ref().map(Spanned::span)),
-            ];
-            for (key, span) in own {
-                if let Some(span) = span {
-                    problem(
-                        span,
-                        format!("a bundle has no `{key}` of its own"),
-                        format!("remove it: each product in the bundle keeps its own `{key}`"),
-                    );
-                }
-            }
-        }
-    }
-
-    let download_limit = match &raw.download_limit {
-        Some(limit) => check_download_limit(*limit.get_ref()).unwrap_or_else(|message| {
-            problem(limit.span(), message, DOWNLOAD_LIMIT_HINT.into());
-            0
-        }),
-        None => defaults.map_or(DEFAULT_DOWNLOAD_LIMIT, |d| d.download_limit),
-    };
-
-    let updates = match &raw.updates {
-        None => UpdatePolicy::SameMajor,
-        Some(policy) => match policy.get_ref().as_str() {
-            "all" => UpdatePolicy::All,
-            "same-major" => UpdatePolicy::SameMajor,
-            "none" => UpdatePolicy::None,
-            other => {
-                problem(
-                    policy.span(),
-                    format!("`{other}` is not an update policy"),
-                    "use `all` (every earlier buyer), `same-major` (buyers of the same major \
-                     version) or `none`"
-                        .into(),
-                );
-                UpdatePolicy::SameMajor
-            }
-        },
-    };
-
-    let upgrade = match (&raw.upgrade_discount, &raw.upgrade_days) {
-        (None, None) => None,
-        (None, Some(days)) => {
-            problem(
-                days.span(),
-                "`upgrade_days` without `upgrade_discount`".into(),
-                "add `upgrade_discount = \"50%\"`, or remove `upgrade_days`".into(),
-            );
-            None
-        }
-        (Some(discount), days) => {
-            let percent_off = parse_percent(discount.get_ref()).unwrap_or_else(|message| {
-                problem(
-                    discount.span(),
-                    message,
-                    "write the discount as a whole percentage in a string, such as `upgrade_discount = \"50%\"`".into(),
-                );
-                0
-            });
-            if updates == UpdatePolicy::All {
-                problem(
-                    discount.span(),
-                    "`upgrade_discount` with `updates = \"all\"`: every earlier buyer gets new versions free".into(),
-                    "use `updates = \"same-major\"` (a new major version is a paid upgrade) or `\"none\"`, or remove `upgrade_discount`".into(),
-                );
-            }
-            let days = match days {
-                None => DEFAULT_UPGRADE_DAYS,
-                Some(days) => match u32::try_from(*days.get_ref()) {
-                    Ok(days @ 1..=365) => days,
-                    _ => {
-                        problem(
-                            days.span(),
-                            format!("`upgrade_days = {}` is not from 1 to 365", days.get_ref()),
-                            "give the days an upgrade code works, such as `upgrade_days = 30`"
-                                .into(),
-                        );
-                        DEFAULT_UPGRADE_DAYS
-                    }
-                },
-            };
-            Some(Upgrade { percent_off, days })
-        }
-    };
-
-    let mut releases: Vec<Release> = Vec::new();
-    for raw_release in &raw.releases {
-        let raw_release = raw_release.get_ref();
-        let version = match semver::Version::parse(raw_release.version.get_ref()) {
-            Ok(version) => version,
-            Err(error) => {
-                problem(
-                    raw_release.version.span(),
-                    format!(
-                        "`{}` is not a semantic version: {error}",
-                        raw_release.version.get_ref()
-                    ),
-                    "versions look like `1.2.0`".into(),
-                );
-                continue;
-            }
-        };
-        if releases.iter().any(|release| release.version == version) {
-            problem(
-                raw_release.version.span(),
-                format!("release `{version}` is listed twice"),
-                "each version is released once; restore the file from git (`git log -p products/`)"
-                    .into(),
-            );
-        }
-        let date = toml_date(raw_release.date.get_ref()).unwrap_or_else(|| {
-            problem(
-                raw_release.date.span(),
-                format!("`{}` is not a date", raw_release.date.get_ref()),
-                "write the day of the release as a TOML date, such as `date = 2026-11-23`".into(),
-            );
-            time::Date::MIN
-        });
-        let expected_tag = format!("{slug}-v{version}");
-        if raw_release.tag.get_ref() != &expected_tag {
-            problem(
-                raw_release.tag.span(),
-                format!(
-                    "release `{version}` has tag `{}`",
-                    raw_release.tag.get_ref()
-                ),
-                format!("`shop release` tags this version `{expected_tag}`"),
-            );
-        }
-        for (field, prefix) in [
-            (&raw_release.stripe_product, "prod_"),
-            (&raw_release.stripe_price, "price_"),
-            (&raw_release.payment_link, "plink_"),
-        ] {
-            if !field.get_ref().starts_with(prefix) {
-                problem(
-                    field.span(),
-                    format!("`{}` is not a Stripe id starting with `{prefix}`", field.get_ref()),
-                    "this is written by `shop release`; restore it from git (`git log -p products/`)".into(),
-                );
-            }
-        }
-        let mut assets: Vec<Asset> = Vec::new();
-        for raw_asset in &raw_release.assets {
-            let asset_name = raw_asset.name.get_ref();
-            if let Err(message) = check_file_name(asset_name) {
-                problem(raw_asset.name.span(), message, FILE_NAME_HINT.into());
-            }
-            let sha256 = raw_asset.sha256.get_ref();
-            if sha256.len() != 64
-                || !sha256
-                    .bytes()
-                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            {
-                problem(
-                    raw_asset.sha256.span(),
-                    format!("`{sha256}` is not a SHA-256 in lowercase hex"),
-                    "this is written by `shop release`; restore it from git (`git log -p products/`)".into(),
-                );
-            }
-            let size = u64::try_from(*raw_asset.size.get_ref()).unwrap_or_else(|_| {
-                problem(
-                    raw_asset.size.span(),
-                    format!("`{}` is not a file size", raw_asset.size.get_ref()),
-                    "sizes are in bytes, zero or more".into(),
-                );
-                0
-            });
-            assets.push(Asset {
-                name: asset_name.clone(),
-                size,
-                sha256: sha256.clone(),
-                github_asset_id: raw_asset.github_asset_id,
-                github_name: raw_asset.github_name.clone(),
-            });
-        }
-        let preorder_span = raw_release
-            .preorder
-            .as_ref()
-            .map_or(0..0, |preorder| preorder.span());
-        let preorder = raw_release
-            .preorder
-            .as_ref()
-            .is_some_and(|preorder| *preorder.get_ref());
-        if preorder && !assets.is_empty() {
-            problem(
-                preorder_span.clone(),
-                format!("release `{version}` is a pre-order but lists files"),
-                "`shop release` removes `preorder` when it adds the files; restore the file from git (`git log -p products/`)".into(),
-            );
-        }
-        if preorder
-            && raw.releases.iter().any(|other| {
-                semver::Version::parse(other.get_ref().version.get_ref())
-                    .is_ok_and(|other| other > version)
-            })
-        {
-            problem(
-                preorder_span,
-                format!("release `{version}` is a pre-order, but a newer version is released"),
-                "only the newest version may wait for its files; release it with `shop release` first".into(),
-            );
-        }
-        let out = raw_release.out.as_ref().and_then(|out| {
-            let parsed = toml_date(out.get_ref());
-            if parsed.is_none() {
-                problem(
-                    out.span(),
-                    format!("`{}` is not a date", out.get_ref()),
-                    "write the day the version comes out as a TOML date, such as `out = 2027-03-01`".into(),
-                );
-            }
-            parsed
-        });
-        let release_price = raw_release.price.as_ref().and_then(|price| {
-            match Money::parse(price.get_ref(), currency) {
-                Ok(money) => Some(money),
-                Err(message) => {
-                    problem(price.span(), message, "write the pre-order's price as a decimal string, such as `price = \"19.00\"`".into());
-                    None
-                }
-            }
-        });
-        let mut contains = Vec::new();
-        match (&raw_release.contains, raw.bundle.is_some()) {
-            (None, true) => problem(
-                raw_release.version.span(),
-                format!("release `{version}` of a bundle does not say what it contains"),
-                "this is written by `shop release`; restore it from git (`git log -p products/`)".into(),
-            ),
-            (Some(listed), false) => problem(
-                listed.span(),
-                format!("release `{version}` has `contains`, but the product is not a bundle"),
-                "only a bundle's releases list the products they give; restore the file from git (`git log -p products/`)".into(),
-            ),
-            (Some(listed), true) => {
-                for (member, given) in listed.get_ref() {
-                    match semver::Version::parse(given.get_ref()) {
-                        Ok(given) => contains.push(Contained {
-                            slug: member.clone(),
-                            version: given,
-                        }),
-                        Err(error) => problem(
-                            given.span(),
-                            format!("`{}` is not a semantic version: {error}", given.get_ref()),
-                            "versions look like `1.2.0`".into(),
-                        ),
-                    }
-                }
-            }
-            (None, false) => {}
-        }
-        if raw.bundle.is_some() && (preorder || !assets.is_empty()) {
-            problem(
-                raw_release.version.span(),
-                format!("release `{version}` of a bundle lists files or waits for them"),
-                "a bundle's release gives the files of its products; restore the file from git (`git log -p products/`)".into(),
-            );
-        }
-        releases.push(Release {
-            version,
-            date,
-            tag: raw_release.tag.get_ref().clone(),
-            stripe_product: raw_release.stripe_product.get_ref().clone(),
-            stripe_price: raw_release.stripe_price.get_ref().clone(),
-            payment_link: raw_release.payment_link.get_ref().clone(),
-            payment_link_url: raw_release.payment_link_url.get_ref().clone(),
-            notes: raw_release
-                .notes
-                .as_ref()
-                .map(|text| text.trim().to_owned())
-                .filter(|text| !text.is_empty()),
-            preorder,
-            out,
-            price: release_price,
-            contains,
-            assets,
-        });
-    }
-    releases.sort_by(|a, b| a.version.cmp(&b.version));
-
-    let stamp = match &raw.stamp {
-        Some(value) => match StampMode::parse(value.get_ref()) {
-            Ok(mode) => Some(mode),
-            Err(message) => {
-                problem(value.span(), message, STAMP_HINT.into());
-                None
-            }
-        },
-        None => None,
-    };
-    let cover = raw
-        .cover
-        .as_ref()
-        .map(|cover| cover.get_ref().trim().to_owned());
-    if let (Some(path), Some(spanned)) = (&cover, &raw.cover)
-        && let Err(message) = check_cover(path)
-    {
-        problem(
-            spanned.span(),
-            format!("`cover` {message}"),
-            COVER_HINT.into(),
-        );
-    }
-
-    let tax_code = raw
-        .tax_code
-        .as_ref()
-        .map(|code| code.get_ref().trim().to_owned());
-    if let (Some(code), Some(spanned)) = (&tax_code, &raw.tax_code)
-        && let Err(message) = super::check_tax_code(code)
-    {
-        problem(spanned.span(), message, super::TAX_CODE_HINT.into());
-    }
-
-    if !problems.is_empty() {
-        return Err(problems);
+    reader.problems.extend(unknown_keys(label, text));
+    let name = reader.name(&raw);
+    let currency = reader.currency(&raw, defaults);
+    let (price, pay_what_you_want) = reader.price(&raw, currency);
+    let (files, bundle) = reader.contents(slug, &raw);
+    let download_limit = reader.download_limit(&raw, defaults);
+    let updates = reader.updates(&raw);
+    let upgrade = reader.upgrade(&raw, updates);
+    let releases = reader.releases(slug, &raw, currency);
+    let stamp = reader.stamp(&raw);
+    let cover = reader.cover(&raw);
+    let tax_code = reader.tax_code(&raw);
+    if !reader.problems.is_empty() {
+        return Err(reader.problems);
     }
     Ok(Product {
         slug: slug.to_owned(),
@@ -944,6 +486,568 @@ pub fn parse(
         tax_code,
         releases,
     })
+}
+
+/// A product file being read: every problem is collected, each in its
+/// place, so that one run of `shop check` reports them all.
+struct Reader<'a> {
+    label: &'a str,
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, span: std::ops::Range<usize>, message: String, hint: String) {
+        self.problems
+            .push(Problem::at(self.label, self.text, span, message).hint(hint));
+    }
+
+    /// `name`: what buyers see, on one line.
+    fn name(&mut self, raw: &RawProduct) -> String {
+        let name = raw.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            self.problem(
+                raw.name.span(),
+                "`name` is empty".into(),
+                "give the product the name buyers see".into(),
+            );
+        } else if let Err(message) = check_display_name(&name) {
+            self.problem(
+                raw.name.span(),
+                message,
+                "write the name on one line, without control characters (it is a mail's subject)"
+                    .into(),
+            );
+        }
+        name
+    }
+
+    /// `currency`, else the store's.
+    fn currency(&mut self, raw: &RawProduct, defaults: Option<&Defaults>) -> Currency {
+        match &raw.currency {
+            Some(code) => code.get_ref().parse().unwrap_or_else(|message| {
+                self.problem(
+                    code.span(),
+                    message,
+                    "use a three-letter ISO 4217 code Stripe supports, such as `usd` or `eur`"
+                        .into(),
+                );
+                fallback_currency()
+            }),
+            None => defaults.map_or_else(fallback_currency, |defaults| defaults.currency),
+        }
+    }
+
+    /// `price`: an amount, or a table for pay what you want.
+    fn price(&mut self, raw: &RawProduct, currency: Currency) -> (Money, Option<PayWhatYouWant>) {
+        let price_hint = || {
+            let example = Money {
+                amount: 2900,
+                currency,
+            };
+            format!(
+                "write the price as a string with its decimals, such as `price = \"{}\"`",
+                example.decimal()
+            )
+        };
+        let mut pay_what_you_want = None;
+        let price = match raw.price.get_ref() {
+            toml::Value::String(text) => {
+                Money::parse(text, currency).map_err(|message| (message, price_hint()))
+            }
+            toml::Value::Integer(number) => Err((
+                format!("`price = {number}` is ambiguous: units or cents?"),
+                price_hint(),
+            )),
+            toml::Value::Float(number) => Err((
+                format!(
+                    "`price = {}` is a floating-point number, which cannot hold money exactly",
+                    // As the file writes it: TOML reads `24.00` as 24.
+                    self.text
+                        .get(raw.price.span())
+                        .unwrap_or(&number.to_string())
+                ),
+                price_hint(),
+            )),
+            toml::Value::Table(table) => chosen_price(table, currency).map(|(minimum, chosen)| {
+                pay_what_you_want = Some(chosen);
+                minimum
+            }),
+            other => Err((
+                format!("`price` is a {}, not a price", other.type_str()),
+                price_hint(),
+            )),
+        };
+        let price = price
+            .and_then(|money| {
+                money.check_chargeable().map(|()| money).map_err(|(message, hint)| {
+                    match &pay_what_you_want {
+                        // Stripe's own rule for `custom_unit_amount[minimum]`.
+                        Some(_) => (
+                            format!("{message}: a pay-what-you-want minimum must be a charge Stripe can make"),
+                            format!("{hint} as `minimum`; to give copies away, use `shop grant`"),
+                        ),
+                        None => (message, hint),
+                    }
+                })
+            })
+            .unwrap_or_else(|(message, hint)| {
+                self.problem(raw.price.span(), message, hint);
+                Money {
+                    amount: 0,
+                    currency,
+                }
+            });
+        (price, pay_what_you_want)
+    }
+
+    /// `files`, or a bundle's `bundle` (and nothing a bundle's products
+    /// decide for themselves).
+    fn contents(&mut self, slug: &str, raw: &RawProduct) -> (Vec<String>, Vec<String>) {
+        let mut files: Vec<String> = Vec::new();
+        let mut bundle: Vec<String> = Vec::new();
+        match (&raw.files, &raw.bundle) {
+            (Some(listed), Some(_)) => self.problem(
+                listed.span(),
+                "a bundle has no `files` of its own".into(),
+                "remove `files`: a bundle gives the files of the products in `bundle`".into(),
+            ),
+            (None, None) => self.problem(
+                0..0,
+                "missing field `files`".into(),
+                "list the file names that make up the product, such as `files = [\"book.pdf\", \"book.epub\"]`, \
+                 or the products a bundle sells, such as `bundle = [\"novel\", \"workbook\"]`"
+                    .into(),
+            ),
+            (Some(listed), None) => {
+                if listed.get_ref().is_empty() {
+                    self.problem(
+                        listed.span(),
+                        "`files` is empty".into(),
+                        "list the file names that make up the product, such as `files = [\"book.pdf\", \"book.epub\"]`".into(),
+                    );
+                }
+                for file in listed.get_ref() {
+                    let file_name = file.get_ref();
+                    if let Err(message) = check_file_name(file_name) {
+                        self.problem(file.span(), message, FILE_NAME_HINT.into());
+                    } else if files.contains(file_name) {
+                        self.problem(
+                            file.span(),
+                            format!("`{file_name}` is listed twice"),
+                            "list each file once".into(),
+                        );
+                    } else {
+                        files.push(file_name.clone());
+                    }
+                }
+            }
+            (None, Some(listed)) => {
+                if listed.get_ref().is_empty() {
+                    self.problem(
+                        listed.span(),
+                        "`bundle` is empty".into(),
+                        "list the slugs of the products the bundle sells, such as `bundle = [\"novel\", \"workbook\"]`".into(),
+                    );
+                }
+                for member in listed.get_ref() {
+                    let member_slug = member.get_ref();
+                    if member_slug == slug {
+                        self.problem(
+                            member.span(),
+                            format!("bundle `{slug}` lists itself"),
+                            "list the other products it sells".into(),
+                        );
+                    } else if bundle.contains(member_slug) {
+                        self.problem(
+                            member.span(),
+                            format!("`{member_slug}` is listed twice"),
+                            "list each product once".into(),
+                        );
+                    } else {
+                        bundle.push(member_slug.clone());
+                    }
+                }
+                // What each product decides for itself.
+                let own = [
+                    ("download_limit", raw.download_limit.as_ref().map(Spanned::span)),
+                    ("updates", raw.updates.as_ref().map(Spanned::span)),
+                    ("upgrade_discount", raw.upgrade_discount.as_ref().map(Spanned::span)),
+                    ("upgrade_days", raw.upgrade_days.as_ref().map(Spanned::span)),
+                    ("stamp", raw.stamp.as_ref().map(Spanned::span)),
+                ];
+                for (key, span) in own {
+                    if let Some(span) = span {
+                        self.problem(
+                            span,
+                            format!("a bundle has no `{key}` of its own"),
+                            format!("remove it: each product in the bundle keeps its own `{key}`"),
+                        );
+                    }
+                }
+            }
+        }
+        (files, bundle)
+    }
+
+    /// `download_limit`, else the store's.
+    fn download_limit(&mut self, raw: &RawProduct, defaults: Option<&Defaults>) -> u32 {
+        match &raw.download_limit {
+            Some(limit) => check_download_limit(*limit.get_ref()).unwrap_or_else(|message| {
+                self.problem(limit.span(), message, DOWNLOAD_LIMIT_HINT.into());
+                0
+            }),
+            None => defaults.map_or(DEFAULT_DOWNLOAD_LIMIT, |d| d.download_limit),
+        }
+    }
+
+    /// `updates`: who gets a new version free.
+    fn updates(&mut self, raw: &RawProduct) -> UpdatePolicy {
+        match &raw.updates {
+            None => UpdatePolicy::SameMajor,
+            Some(policy) => match policy.get_ref().as_str() {
+                "all" => UpdatePolicy::All,
+                "same-major" => UpdatePolicy::SameMajor,
+                "none" => UpdatePolicy::None,
+                other => {
+                    self.problem(
+                        policy.span(),
+                        format!("`{other}` is not an update policy"),
+                        "use `all` (every earlier buyer), `same-major` (buyers of the same major \
+                         version) or `none`"
+                            .into(),
+                    );
+                    UpdatePolicy::SameMajor
+                }
+            },
+        }
+    }
+
+    /// `upgrade_discount` and `upgrade_days`: a paid upgrade's terms.
+    fn upgrade(&mut self, raw: &RawProduct, updates: UpdatePolicy) -> Option<Upgrade> {
+        match (&raw.upgrade_discount, &raw.upgrade_days) {
+            (None, None) => None,
+            (None, Some(days)) => {
+                self.problem(
+                    days.span(),
+                    "`upgrade_days` without `upgrade_discount`".into(),
+                    "add `upgrade_discount = \"50%\"`, or remove `upgrade_days`".into(),
+                );
+                None
+            }
+            (Some(discount), days) => {
+                let percent_off = parse_percent(discount.get_ref()).unwrap_or_else(|message| {
+                    self.problem(
+                        discount.span(),
+                        message,
+                        "write the discount as a whole percentage in a string, such as `upgrade_discount = \"50%\"`".into(),
+                    );
+                    0
+                });
+                if updates == UpdatePolicy::All {
+                    self.problem(
+                        discount.span(),
+                        "`upgrade_discount` with `updates = \"all\"`: every earlier buyer gets new versions free".into(),
+                        "use `updates = \"same-major\"` (a new major version is a paid upgrade) or `\"none\"`, or remove `upgrade_discount`".into(),
+                    );
+                }
+                let days = match days {
+                    None => DEFAULT_UPGRADE_DAYS,
+                    Some(days) => match u32::try_from(*days.get_ref()) {
+                        Ok(days @ 1..=365) => days,
+                        _ => {
+                            self.problem(
+                                days.span(),
+                                format!("`upgrade_days = {}` is not from 1 to 365", days.get_ref()),
+                                "give the days an upgrade code works, such as `upgrade_days = 30`"
+                                    .into(),
+                            );
+                            DEFAULT_UPGRADE_DAYS
+                        }
+                    },
+                };
+                Some(Upgrade { percent_off, days })
+            }
+        }
+    }
+
+    /// Every `[[release]]`, oldest first (written by `shop release`).
+    fn releases(&mut self, slug: &str, raw: &RawProduct, currency: Currency) -> Vec<Release> {
+        let mut releases: Vec<Release> = Vec::new();
+        for raw_release in &raw.releases {
+            if let Some(release) =
+                self.release(slug, raw, raw_release.get_ref(), &releases, currency)
+            {
+                releases.push(release);
+            }
+        }
+        releases.sort_by(|a, b| a.version.cmp(&b.version));
+        releases
+    }
+
+    /// One `[[release]]`; `None` when its version cannot be read.
+    fn release(
+        &mut self,
+        slug: &str,
+        raw: &RawProduct,
+        raw_release: &RawRelease,
+        earlier: &[Release],
+        currency: Currency,
+    ) -> Option<Release> {
+        let version = match semver::Version::parse(raw_release.version.get_ref()) {
+            Ok(version) => version,
+            Err(error) => {
+                self.problem(
+                    raw_release.version.span(),
+                    format!(
+                        "`{}` is not a semantic version: {error}",
+                        raw_release.version.get_ref()
+                    ),
+                    "versions look like `1.2.0`".into(),
+                );
+                return None;
+            }
+        };
+        if earlier.iter().any(|release| release.version == version) {
+            self.problem(
+                raw_release.version.span(),
+                format!("release `{version}` is listed twice"),
+                "each version is released once; restore the file from git (`git log -p products/`)"
+                    .into(),
+            );
+        }
+        let date = toml_date(raw_release.date.get_ref()).unwrap_or_else(|| {
+            self.problem(
+                raw_release.date.span(),
+                format!("`{}` is not a date", raw_release.date.get_ref()),
+                "write the day of the release as a TOML date, such as `date = 2026-11-23`".into(),
+            );
+            time::Date::MIN
+        });
+        let expected_tag = format!("{slug}-v{version}");
+        if raw_release.tag.get_ref() != &expected_tag {
+            self.problem(
+                raw_release.tag.span(),
+                format!(
+                    "release `{version}` has tag `{}`",
+                    raw_release.tag.get_ref()
+                ),
+                format!("`shop release` tags this version `{expected_tag}`"),
+            );
+        }
+        for (field, prefix) in [
+            (&raw_release.stripe_product, "prod_"),
+            (&raw_release.stripe_price, "price_"),
+            (&raw_release.payment_link, "plink_"),
+        ] {
+            if !field.get_ref().starts_with(prefix) {
+                self.problem(
+                    field.span(),
+                    format!("`{}` is not a Stripe id starting with `{prefix}`", field.get_ref()),
+                    "this is written by `shop release`; restore it from git (`git log -p products/`)".into(),
+                );
+            }
+        }
+        let assets = self.assets(raw_release);
+        let preorder_span = raw_release
+            .preorder
+            .as_ref()
+            .map_or(0..0, |preorder| preorder.span());
+        let preorder = raw_release
+            .preorder
+            .as_ref()
+            .is_some_and(|preorder| *preorder.get_ref());
+        if preorder && !assets.is_empty() {
+            self.problem(
+                preorder_span.clone(),
+                format!("release `{version}` is a pre-order but lists files"),
+                "`shop release` removes `preorder` when it adds the files; restore the file from git (`git log -p products/`)".into(),
+            );
+        }
+        if preorder
+            && raw.releases.iter().any(|other| {
+                semver::Version::parse(other.get_ref().version.get_ref())
+                    .is_ok_and(|other| other > version)
+            })
+        {
+            self.problem(
+                preorder_span,
+                format!("release `{version}` is a pre-order, but a newer version is released"),
+                "only the newest version may wait for its files; release it with `shop release` first".into(),
+            );
+        }
+        let out = raw_release.out.as_ref().and_then(|out| {
+            let parsed = toml_date(out.get_ref());
+            if parsed.is_none() {
+                self.problem(
+                    out.span(),
+                    format!("`{}` is not a date", out.get_ref()),
+                    "write the day the version comes out as a TOML date, such as `out = 2027-03-01`".into(),
+                );
+            }
+            parsed
+        });
+        let release_price = raw_release.price.as_ref().and_then(|price| {
+            match Money::parse(price.get_ref(), currency) {
+                Ok(money) => Some(money),
+                Err(message) => {
+                    self.problem(price.span(), message, "write the pre-order's price as a decimal string, such as `price = \"19.00\"`".into());
+                    None
+                }
+            }
+        });
+        let contains = self.contains(raw, raw_release, &version);
+        if raw.bundle.is_some() && (preorder || !assets.is_empty()) {
+            self.problem(
+                raw_release.version.span(),
+                format!("release `{version}` of a bundle lists files or waits for them"),
+                "a bundle's release gives the files of its products; restore the file from git (`git log -p products/`)".into(),
+            );
+        }
+        Some(Release {
+            version,
+            date,
+            tag: raw_release.tag.get_ref().clone(),
+            stripe_product: raw_release.stripe_product.get_ref().clone(),
+            stripe_price: raw_release.stripe_price.get_ref().clone(),
+            payment_link: raw_release.payment_link.get_ref().clone(),
+            payment_link_url: raw_release.payment_link_url.get_ref().clone(),
+            notes: raw_release
+                .notes
+                .as_ref()
+                .map(|text| text.trim().to_owned())
+                .filter(|text| !text.is_empty()),
+            preorder,
+            out,
+            price: release_price,
+            contains,
+            assets,
+        })
+    }
+
+    /// A release's `[[release.assets]]`.
+    fn assets(&mut self, raw_release: &RawRelease) -> Vec<Asset> {
+        let mut assets: Vec<Asset> = Vec::new();
+        for raw_asset in &raw_release.assets {
+            let asset_name = raw_asset.name.get_ref();
+            if let Err(message) = check_file_name(asset_name) {
+                self.problem(raw_asset.name.span(), message, FILE_NAME_HINT.into());
+            }
+            let sha256 = raw_asset.sha256.get_ref();
+            if sha256.len() != 64
+                || !sha256
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                self.problem(
+                    raw_asset.sha256.span(),
+                    format!("`{sha256}` is not a SHA-256 in lowercase hex"),
+                    "this is written by `shop release`; restore it from git (`git log -p products/`)".into(),
+                );
+            }
+            let size = u64::try_from(*raw_asset.size.get_ref()).unwrap_or_else(|_| {
+                self.problem(
+                    raw_asset.size.span(),
+                    format!("`{}` is not a file size", raw_asset.size.get_ref()),
+                    "sizes are in bytes, zero or more".into(),
+                );
+                0
+            });
+            assets.push(Asset {
+                name: asset_name.clone(),
+                size,
+                sha256: sha256.clone(),
+                github_asset_id: raw_asset.github_asset_id,
+                github_name: raw_asset.github_name.clone(),
+            });
+        }
+        assets
+    }
+
+    /// What a bundle's release gives (`contains`), only for a bundle.
+    fn contains(
+        &mut self,
+        raw: &RawProduct,
+        raw_release: &RawRelease,
+        version: &semver::Version,
+    ) -> Vec<Contained> {
+        let mut contains = Vec::new();
+        match (&raw_release.contains, raw.bundle.is_some()) {
+            (None, true) => self.problem(
+                raw_release.version.span(),
+                format!("release `{version}` of a bundle does not say what it contains"),
+                "this is written by `shop release`; restore it from git (`git log -p products/`)".into(),
+            ),
+            (Some(listed), false) => self.problem(
+                listed.span(),
+                format!("release `{version}` has `contains`, but the product is not a bundle"),
+                "only a bundle's releases list the products they give; restore the file from git (`git log -p products/`)".into(),
+            ),
+            (Some(listed), true) => {
+                for (member, given) in listed.get_ref() {
+                    match semver::Version::parse(given.get_ref()) {
+                        Ok(given) => contains.push(Contained {
+                            slug: member.clone(),
+                            version: given,
+                        }),
+                        Err(error) => self.problem(
+                            given.span(),
+                            format!("`{}` is not a semantic version: {error}", given.get_ref()),
+                            "versions look like `1.2.0`".into(),
+                        ),
+                    }
+                }
+            }
+            (None, false) => {}
+        }
+        contains
+    }
+
+    /// `stamp`, if the product sets it.
+    fn stamp(&mut self, raw: &RawProduct) -> Option<StampMode> {
+        match &raw.stamp {
+            Some(value) => match StampMode::parse(value.get_ref()) {
+                Ok(mode) => Some(mode),
+                Err(message) => {
+                    self.problem(value.span(), message, STAMP_HINT.into());
+                    None
+                }
+            },
+            None => None,
+        }
+    }
+
+    /// `cover`: an image kept in the store.
+    fn cover(&mut self, raw: &RawProduct) -> Option<String> {
+        let cover = raw
+            .cover
+            .as_ref()
+            .map(|cover| cover.get_ref().trim().to_owned());
+        if let (Some(path), Some(spanned)) = (&cover, &raw.cover)
+            && let Err(message) = check_cover(path)
+        {
+            self.problem(
+                spanned.span(),
+                format!("`cover` {message}"),
+                COVER_HINT.into(),
+            );
+        }
+        cover
+    }
+
+    /// `tax_code`: one of Stripe's product tax codes.
+    fn tax_code(&mut self, raw: &RawProduct) -> Option<String> {
+        let tax_code = raw
+            .tax_code
+            .as_ref()
+            .map(|code| code.get_ref().trim().to_owned());
+        if let (Some(code), Some(spanned)) = (&tax_code, &raw.tax_code)
+            && let Err(message) = super::check_tax_code(code)
+        {
+            self.problem(spanned.span(), message, super::TAX_CODE_HINT.into());
+        }
+        tax_code
+    }
 }
 
 const COVER_HINT: &str =
