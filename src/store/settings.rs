@@ -411,400 +411,24 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         problems.push(toml_problem(SETTINGS_FILE, text, &error));
         problems
     })?;
-    let mut problems = unknown;
-    let mut problem = |origin: Origin<'_>, message: String, hint: &str| {
-        let found = match origin {
-            Origin::File(span) => Problem::at(SETTINGS_FILE, text, span, message),
-            Origin::Override(name) => Problem::new(name, message),
-        };
-        problems.push(found.hint(hint));
+    let mut reader = Reader {
+        text,
+        problems: unknown,
     };
-
-    let name = raw.name.get_ref().trim().to_owned();
-    if name.is_empty() {
-        problem(
-            Origin::File(raw.name.span()),
-            "`name` is empty".into(),
-            "give the shop a name",
-        );
-    } else if let Err(message) = check_display_name(&name) {
-        problem(
-            Origin::File(raw.name.span()),
-            message,
-            "write the shop's name on one line, without control characters (it is in every mail)",
-        );
-    }
-
-    let (base_url, base_url_origin) = match (&overrides.base_url, &raw.base_url) {
-        (Some(url), _) => (url.clone(), Origin::Override("--base-url / SHOP_BASE_URL")),
-        (None, Some(url)) => (url.get_ref().clone(), Origin::File(url.span())),
-        (None, None) => (DEFAULT_BASE_URL.to_owned(), Origin::Override("default")),
-    };
-    let base_url = match check_base_url(&base_url) {
-        Ok(url) => url,
-        Err(message) => {
-            problem(
-                base_url_origin,
-                message,
-                "write the public address of `shop serve`, such as `https://books.example.com`",
-            );
-            String::new()
-        }
-    };
-
-    let support_email = raw.support_email.get_ref().trim().to_owned();
-    if let Err(message) = check_email(&support_email) {
-        problem(
-            Origin::File(raw.support_email.span()),
-            message,
-            "write the address buyers can write to, such as `help@example.com`",
-        );
-    }
-
-    let currency = match &raw.currency {
-        None => Currency::default_currency(),
-        Some(code) => code.get_ref().parse().unwrap_or_else(|message| {
-            problem(
-                Origin::File(code.span()),
-                message,
-                "use a three-letter ISO 4217 code Stripe supports, such as `usd` or `eur`",
-            );
-            Currency::default_currency()
-        }),
-    };
-
-    let download_limit = match &raw.download_limit {
-        None => DEFAULT_DOWNLOAD_LIMIT,
-        Some(limit) => check_download_limit(*limit.get_ref()).unwrap_or_else(|message| {
-            problem(Origin::File(limit.span()), message, DOWNLOAD_LIMIT_HINT);
-            DEFAULT_DOWNLOAD_LIMIT
-        }),
-    };
-
-    let link_lifetime = match &raw.link_lifetime {
-        None => parse_duration(DEFAULT_LINK_LIFETIME).unwrap_or(7 * 86_400),
-        Some(lifetime) => check_link_lifetime(lifetime.get_ref()).unwrap_or_else(|message| {
-            problem(
-                Origin::File(lifetime.span()),
-                message,
-                "write a duration such as `7d`, `48h` or `30m`, between 1m and 365d",
-            );
-            0
-        }),
-    };
-
-    let (repository, repository_origin) =
-        match (&overrides.github_repository, &raw.github.repository) {
-            (Some(repo), _) => (
-                repo.clone(),
-                Origin::Override("--github-repository / SHOP_GITHUB_REPOSITORY"),
-            ),
-            (None, Some(repo)) => (repo.get_ref().clone(), Origin::File(repo.span())),
-            (None, None) => (String::new(), Origin::Override("default")),
-        };
-    let github_repository = match repository.trim() {
-        "" => None,
-        repo => match check_github_repository(repo) {
-            Ok(()) => Some(repo.to_owned()),
-            Err(message) => {
-                problem(
-                    repository_origin,
-                    message,
-                    "write the private assets repository as `owner/name`, or leave it empty \
-                     to keep files in `.shop/files`",
-                );
-                None
-            }
-        },
-    };
-
-    let from = match &raw.mail.from {
-        None => mailbox(&name, &support_email),
-        Some(from) => {
-            let value = from.get_ref().trim().to_owned();
-            if let Err(message) = check_mailbox(&value) {
-                problem(
-                    Origin::File(from.span()),
-                    message,
-                    "write `Name <address>` or a bare address, such as `Books <books@example.com>` or `\"Books, Inc.\" <books@example.com>`",
-                );
-            }
-            value
-        }
-    };
-
-    let (transport_name, transport_origin) = match (&overrides.mail_transport, &raw.mail.transport)
-    {
-        (Some(name), _) => (
-            name.clone(),
-            Origin::Override("--mail-transport / SHOP_MAIL_TRANSPORT"),
-        ),
-        (None, Some(name)) => (name.get_ref().clone(), Origin::File(name.span())),
-        (None, None) => ("file".to_owned(), Origin::Override("default")),
-    };
-    let transport = match transport_name.as_str() {
-        "file" => MailTransport::File {
-            outbox: PathBuf::from(raw.mail.outbox.as_deref().unwrap_or(DEFAULT_OUTBOX)),
-        },
-        "smtp" => {
-            let smtp = &raw.mail.smtp;
-            let host = match &smtp.host {
-                Some(host) if !host.get_ref().trim().is_empty() => host.get_ref().trim().to_owned(),
-                _ => {
-                    problem(
-                        transport_origin,
-                        "mail goes by `smtp` but `mail.smtp.host` is not set".into(),
-                        "set `host` (and `port`, `security`, `user`) under `[mail.smtp]`",
-                    );
-                    String::new()
-                }
-            };
-            let security = match smtp
-                .security
-                .as_ref()
-                .map(|s| (s.get_ref().as_str(), s.span()))
-            {
-                None | Some(("starttls", _)) => SmtpSecurity::StartTls,
-                Some(("tls", _)) => SmtpSecurity::Tls,
-                Some(("none", _)) => SmtpSecurity::None,
-                Some((other, span)) => {
-                    problem(
-                        Origin::File(span),
-                        format!("`{other}` is not an SMTP security mode"),
-                        "use `starttls` (port 587), `tls` (port 465) or `none` (a local server)",
-                    );
-                    SmtpSecurity::StartTls
-                }
-            };
-            let default_port = match security {
-                SmtpSecurity::Tls => 465,
-                SmtpSecurity::StartTls => 587,
-                SmtpSecurity::None => 25,
-            };
-            let port = match &smtp.port {
-                None => default_port,
-                Some(port) => u16::try_from(*port.get_ref())
-                    .ok()
-                    .filter(|port| *port > 0)
-                    .unwrap_or_else(|| {
-                        problem(
-                            Origin::File(port.span()),
-                            format!("`{}` is not a port", port.get_ref()),
-                            "use a port between 1 and 65535, usually 587 or 465",
-                        );
-                        default_port
-                    }),
-            };
-            let user = smtp.user.clone().filter(|user| !user.trim().is_empty());
-            MailTransport::Smtp {
-                host,
-                port,
-                security,
-                user,
-            }
-        }
-        "sendmail" => MailTransport::Sendmail {
-            command: raw
-                .mail
-                .sendmail
-                .command
-                .clone()
-                .unwrap_or_else(|| "/usr/sbin/sendmail".to_owned()),
-        },
-        other => {
-            problem(
-                transport_origin,
-                format!("`{other}` is not a mail transport"),
-                "use `file` (an outbox folder), `smtp` or `sendmail`",
-            );
-            MailTransport::File {
-                outbox: PathBuf::from(DEFAULT_OUTBOX),
-            }
-        }
-    };
-
-    let thanks_window = match &raw.serve.thanks_window {
-        None => DEFAULT_THANKS_WINDOW,
-        Some(window) => match parse_duration(window.get_ref()) {
-            Ok(seconds @ 60..=2_592_000) => seconds,
-            Ok(_) => {
-                problem(
-                    Origin::File(window.span()),
-                    format!("`{}` is outside 1m to 30d", window.get_ref()),
-                    "write how long the thanks page opens the download page, such as `1h`",
-                );
-                DEFAULT_THANKS_WINDOW
-            }
-            Err(message) => {
-                problem(
-                    Origin::File(window.span()),
-                    message,
-                    "write how long the thanks page opens the download page, such as `1h`",
-                );
-                DEFAULT_THANKS_WINDOW
-            }
-        },
-    };
-    let mut trusted_proxies = Vec::new();
-    for proxy in &raw.serve.trusted_proxies {
-        let text = proxy.get_ref().trim();
-        let parsed = text
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-        match parsed {
-            Ok(net) => trusted_proxies.push(net),
-            Err(_) => problem(
-                Origin::File(proxy.span()),
-                format!("`{text}` is not an IP address or network"),
-                "list the addresses of your reverse proxies, such as `\"127.0.0.1\"` or `\"10.0.0.0/8\"`",
-            ),
-        }
-    }
-
-    let state = raw.serve.state.as_ref().and_then(|url| {
-        let text = url.get_ref().trim();
-        let parsed = url::Url::parse(text)
-            .ok()
-            .filter(|parsed| matches!(parsed.scheme(), "postgres" | "postgresql"));
-        match parsed {
-            None => problem(
-                Origin::File(url.span()),
-                format!("`{text}` is not a PostgreSQL URL"),
-                "write it as `postgres://USER@HOST:PORT/DATABASE`, or leave `state` out to keep the state in `.shop/state.db`",
-            ),
-            Some(parsed) if parsed.password().is_some() => problem(
-                Origin::File(url.span()),
-                "`state` holds a password, which would be committed with `shop.toml`".to_owned(),
-                "leave the password out here and give the whole URL in `SHOP_STATE_URL` (or a file named by `SHOP_STATE_URL_FILE`)",
-            ),
-            Some(_) => return Some(text.to_owned()),
-        }
-        None
-    });
-
-    let (limits, stamped_cache) = serve_limits(
-        &raw.serve,
-        &mut |span: std::ops::Range<usize>, message: String, hint: &str| {
-            problem(Origin::File(span), message, hint)
-        },
-    );
-
-    let mut stamp = StampSettings::default();
-    if let Some(value) = &raw.stamp.default {
-        match StampMode::parse(value.get_ref()) {
-            Ok(mode) => stamp.default = mode,
-            Err(message) => problem(Origin::File(value.span()), message, STAMP_HINT),
-        }
-    }
-    if let Some(text) = &raw.stamp.text {
-        let unknown: Vec<&str> = text
-            .get_ref()
-            .match_indices('{')
-            .filter_map(|(at, _)| {
-                let rest = &text.get_ref()[at..];
-                let end = rest.find('}')? + 1;
-                let placeholder = &rest[..end];
-                (!super::values::STAMP_PLACEHOLDERS.contains(&placeholder)).then_some(placeholder)
-            })
-            .collect();
-        if let Some(first) = unknown.first() {
-            problem(
-                Origin::File(text.span()),
-                format!("`{first}` is not a placeholder of the stamp's text"),
-                "use `{email}`, `{name}`, `{order}` and `{date}`",
-            );
-        } else {
-            stamp.text = text.get_ref().clone();
-        }
-    }
-
-    let prices = match &raw.tax.prices {
-        None => TaxBehavior::default(),
-        Some(value) => match value.get_ref().as_str() {
-            "exclusive" => TaxBehavior::Exclusive,
-            "inclusive" => TaxBehavior::Inclusive,
-            other => {
-                problem(
-                    Origin::File(value.span()),
-                    format!("`{other}` is not a way of pricing tax"),
-                    "use `exclusive` (tax is added at checkout) or `inclusive` (prices hold it)",
-                );
-                TaxBehavior::default()
-            }
-        },
-    };
-    let default_code = raw.tax.default_code.as_ref().and_then(|code| {
-        let text = code.get_ref().trim();
-        match super::check_tax_code(text) {
-            Ok(()) => Some(text.to_owned()),
-            Err(message) => {
-                problem(Origin::File(code.span()), message, super::TAX_CODE_HINT);
-                None
-            }
-        }
-    });
-    let tax = TaxSettings {
-        automatic: raw.tax.automatic,
-        prices,
-        tax_id_collection: raw.tax.tax_id_collection,
-        invoices: raw.tax.invoices,
-        default_code,
-    };
-
-    let consent = raw.consent.as_ref().and_then(|consent| {
-        let Some(terms_url) = &consent.terms_url else {
-            problem(
-                Origin::Override("[consent]"),
-                "`[consent]` has no `terms_url`".into(),
-                "write the address of your terms of sale, such as `terms_url = \"https://books.example.com/terms\"`",
-            );
-            return None;
-        };
-        let url = terms_url.get_ref().trim();
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url::Url::parse(url).is_err() {
-            problem(
-                Origin::File(terms_url.span()),
-                format!("`{url}` is not a web address"),
-                "write the address of your terms of sale, such as `https://books.example.com/terms`",
-            );
-            return None;
-        }
-        let (template, span) = match &consent.waiver {
-            Some(waiver) => (waiver.get_ref().trim().to_owned(), Some(waiver.span())),
-            None => (DEFAULT_WAIVER.to_owned(), None),
-        };
-        let waiver = template.replace("{terms_url}", url);
-        let origin = || match &span {
-            Some(span) => Origin::File(span.clone()),
-            None => Origin::Override("[consent]"),
-        };
-        if waiver.is_empty() {
-            problem(
-                origin(),
-                "`waiver` is empty".into(),
-                "write what the buyer agrees to, or leave `waiver` out for the default",
-            );
-            return None;
-        }
-        if waiver.chars().count() > WAIVER_MAX {
-            problem(
-                origin(),
-                format!(
-                    "`waiver` is {} characters; Stripe shows at most {WAIVER_MAX}",
-                    waiver.chars().count()
-                ),
-                "shorten it and link to the rest, as the default does with `{terms_url}`",
-            );
-            return None;
-        }
-        Some(ConsentSettings {
-            terms_url: url.to_owned(),
-            waiver,
-        })
-    });
-
-    if !problems.is_empty() {
-        return Err(problems);
+    let name = reader.name(&raw);
+    let base_url = reader.base_url(&raw, overrides);
+    let support_email = reader.support_email(&raw);
+    let currency = reader.currency(&raw);
+    let download_limit = reader.download_limit(&raw);
+    let link_lifetime = reader.link_lifetime(&raw);
+    let github_repository = reader.github_repository(&raw, overrides);
+    let mail = reader.mail(&raw, overrides, &name, &support_email);
+    let serve = reader.serve(&raw);
+    let stamp = reader.stamp(&raw);
+    let tax = reader.tax(&raw);
+    let consent = reader.consent(&raw);
+    if !reader.problems.is_empty() {
+        return Err(reader.problems);
     }
     Ok(Settings {
         name,
@@ -818,18 +442,469 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         download_limit,
         link_lifetime,
         github_repository,
-        mail: MailSettings { from, transport },
-        serve: ServeSettings {
+        mail,
+        serve,
+        stamp,
+        tax,
+        consent,
+    })
+}
+
+/// `shop.toml` being read: every problem is collected, each in its place
+/// (or naming the override that set the value).
+struct Reader<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, origin: Origin<'_>, message: String, hint: &str) {
+        let found = match origin {
+            Origin::File(span) => Problem::at(SETTINGS_FILE, self.text, span, message),
+            Origin::Override(name) => Problem::new(name, message),
+        };
+        self.problems.push(found.hint(hint));
+    }
+
+    /// `name`: the shop's name, on one line.
+    fn name(&mut self, raw: &RawSettings) -> String {
+        let name = raw.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            self.problem(
+                Origin::File(raw.name.span()),
+                "`name` is empty".into(),
+                "give the shop a name",
+            );
+        } else if let Err(message) = check_display_name(&name) {
+            self.problem(
+                Origin::File(raw.name.span()),
+                message,
+                "write the shop's name on one line, without control characters (it is in every mail)",
+            );
+        }
+        name
+    }
+
+    /// `base_url` (or `SHOP_BASE_URL`): where buyers reach the server.
+    fn base_url(&mut self, raw: &RawSettings, overrides: &Overrides) -> String {
+        let (base_url, base_url_origin) = match (&overrides.base_url, &raw.base_url) {
+            (Some(url), _) => (url.clone(), Origin::Override("--base-url / SHOP_BASE_URL")),
+            (None, Some(url)) => (url.get_ref().clone(), Origin::File(url.span())),
+            (None, None) => (DEFAULT_BASE_URL.to_owned(), Origin::Override("default")),
+        };
+        match check_base_url(&base_url) {
+            Ok(url) => url,
+            Err(message) => {
+                self.problem(
+                    base_url_origin,
+                    message,
+                    "write the public address of `shop serve`, such as `https://books.example.com`",
+                );
+                String::new()
+            }
+        }
+    }
+
+    /// `support_email`: where buyers write.
+    fn support_email(&mut self, raw: &RawSettings) -> String {
+        let support_email = raw.support_email.get_ref().trim().to_owned();
+        if let Err(message) = check_email(&support_email) {
+            self.problem(
+                Origin::File(raw.support_email.span()),
+                message,
+                "write the address buyers can write to, such as `help@example.com`",
+            );
+        }
+        support_email
+    }
+
+    /// `currency`: the store's, for products that do not say.
+    fn currency(&mut self, raw: &RawSettings) -> Currency {
+        match &raw.currency {
+            None => Currency::default_currency(),
+            Some(code) => code.get_ref().parse().unwrap_or_else(|message| {
+                self.problem(
+                    Origin::File(code.span()),
+                    message,
+                    "use a three-letter ISO 4217 code Stripe supports, such as `usd` or `eur`",
+                );
+                Currency::default_currency()
+            }),
+        }
+    }
+
+    /// `download_limit`: the store's, for products that do not say.
+    fn download_limit(&mut self, raw: &RawSettings) -> u32 {
+        match &raw.download_limit {
+            None => DEFAULT_DOWNLOAD_LIMIT,
+            Some(limit) => check_download_limit(*limit.get_ref()).unwrap_or_else(|message| {
+                self.problem(Origin::File(limit.span()), message, DOWNLOAD_LIMIT_HINT);
+                DEFAULT_DOWNLOAD_LIMIT
+            }),
+        }
+    }
+
+    /// `link_lifetime`: how long a download link works, in seconds.
+    fn link_lifetime(&mut self, raw: &RawSettings) -> u64 {
+        match &raw.link_lifetime {
+            None => parse_duration(DEFAULT_LINK_LIFETIME).unwrap_or(7 * 86_400),
+            Some(lifetime) => check_link_lifetime(lifetime.get_ref()).unwrap_or_else(|message| {
+                self.problem(
+                    Origin::File(lifetime.span()),
+                    message,
+                    "write a duration such as `7d`, `48h` or `30m`, between 1m and 365d",
+                );
+                0
+            }),
+        }
+    }
+
+    /// `github_repository` (or its override): where files go, if not local.
+    fn github_repository(&mut self, raw: &RawSettings, overrides: &Overrides) -> Option<String> {
+        let (repository, repository_origin) =
+            match (&overrides.github_repository, &raw.github.repository) {
+                (Some(repo), _) => (
+                    repo.clone(),
+                    Origin::Override("--github-repository / SHOP_GITHUB_REPOSITORY"),
+                ),
+                (None, Some(repo)) => (repo.get_ref().clone(), Origin::File(repo.span())),
+                (None, None) => (String::new(), Origin::Override("default")),
+            };
+        match repository.trim() {
+            "" => None,
+            repo => match check_github_repository(repo) {
+                Ok(()) => Some(repo.to_owned()),
+                Err(message) => {
+                    self.problem(
+                        repository_origin,
+                        message,
+                        "write the private assets repository as `owner/name`, or leave it empty \
+                         to keep files in `.shop/files`",
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// `[mail]`: the sender and the transport (or their overrides).
+    /// `name` and `support_email` make the default sender.
+    fn mail(
+        &mut self,
+        raw: &RawSettings,
+        overrides: &Overrides,
+        name: &str,
+        support_email: &str,
+    ) -> MailSettings {
+        let from = match &raw.mail.from {
+            None => mailbox(name, support_email),
+            Some(from) => {
+                let value = from.get_ref().trim().to_owned();
+                if let Err(message) = check_mailbox(&value) {
+                    self.problem(
+                        Origin::File(from.span()),
+                        message,
+                        "write `Name <address>` or a bare address, such as `Books <books@example.com>` or `\"Books, Inc.\" <books@example.com>`",
+                    );
+                }
+                value
+            }
+        };
+
+        let (transport_name, transport_origin) =
+            match (&overrides.mail_transport, &raw.mail.transport) {
+                (Some(name), _) => (
+                    name.clone(),
+                    Origin::Override("--mail-transport / SHOP_MAIL_TRANSPORT"),
+                ),
+                (None, Some(name)) => (name.get_ref().clone(), Origin::File(name.span())),
+                (None, None) => ("file".to_owned(), Origin::Override("default")),
+            };
+        let transport = match transport_name.as_str() {
+            "file" => MailTransport::File {
+                outbox: PathBuf::from(raw.mail.outbox.as_deref().unwrap_or(DEFAULT_OUTBOX)),
+            },
+            "smtp" => {
+                let smtp = &raw.mail.smtp;
+                let host = match &smtp.host {
+                    Some(host) if !host.get_ref().trim().is_empty() => {
+                        host.get_ref().trim().to_owned()
+                    }
+                    _ => {
+                        self.problem(
+                            transport_origin,
+                            "mail goes by `smtp` but `mail.smtp.host` is not set".into(),
+                            "set `host` (and `port`, `security`, `user`) under `[mail.smtp]`",
+                        );
+                        String::new()
+                    }
+                };
+                let security = match smtp
+                    .security
+                    .as_ref()
+                    .map(|s| (s.get_ref().as_str(), s.span()))
+                {
+                    None | Some(("starttls", _)) => SmtpSecurity::StartTls,
+                    Some(("tls", _)) => SmtpSecurity::Tls,
+                    Some(("none", _)) => SmtpSecurity::None,
+                    Some((other, span)) => {
+                        self.problem(
+                            Origin::File(span),
+                            format!("`{other}` is not an SMTP security mode"),
+                            "use `starttls` (port 587), `tls` (port 465) or `none` (a local server)",
+                        );
+                        SmtpSecurity::StartTls
+                    }
+                };
+                let default_port = match security {
+                    SmtpSecurity::Tls => 465,
+                    SmtpSecurity::StartTls => 587,
+                    SmtpSecurity::None => 25,
+                };
+                let port = match &smtp.port {
+                    None => default_port,
+                    Some(port) => u16::try_from(*port.get_ref())
+                        .ok()
+                        .filter(|port| *port > 0)
+                        .unwrap_or_else(|| {
+                            self.problem(
+                                Origin::File(port.span()),
+                                format!("`{}` is not a port", port.get_ref()),
+                                "use a port between 1 and 65535, usually 587 or 465",
+                            );
+                            default_port
+                        }),
+                };
+                let user = smtp.user.clone().filter(|user| !user.trim().is_empty());
+                MailTransport::Smtp {
+                    host,
+                    port,
+                    security,
+                    user,
+                }
+            }
+            "sendmail" => MailTransport::Sendmail {
+                command: raw
+                    .mail
+                    .sendmail
+                    .command
+                    .clone()
+                    .unwrap_or_else(|| "/usr/sbin/sendmail".to_owned()),
+            },
+            other => {
+                self.problem(
+                    transport_origin,
+                    format!("`{other}` is not a mail transport"),
+                    "use `file` (an outbox folder), `smtp` or `sendmail`",
+                );
+                MailTransport::File {
+                    outbox: PathBuf::from(DEFAULT_OUTBOX),
+                }
+            }
+        };
+        MailSettings { from, transport }
+    }
+
+    /// `[serve]`: the server's windows, proxies, state and limits.
+    fn serve(&mut self, raw: &RawSettings) -> ServeSettings {
+        let thanks_window = match &raw.serve.thanks_window {
+            None => DEFAULT_THANKS_WINDOW,
+            Some(window) => match parse_duration(window.get_ref()) {
+                Ok(seconds @ 60..=2_592_000) => seconds,
+                Ok(_) => {
+                    self.problem(
+                        Origin::File(window.span()),
+                        format!("`{}` is outside 1m to 30d", window.get_ref()),
+                        "write how long the thanks page opens the download page, such as `1h`",
+                    );
+                    DEFAULT_THANKS_WINDOW
+                }
+                Err(message) => {
+                    self.problem(
+                        Origin::File(window.span()),
+                        message,
+                        "write how long the thanks page opens the download page, such as `1h`",
+                    );
+                    DEFAULT_THANKS_WINDOW
+                }
+            },
+        };
+        let mut trusted_proxies = Vec::new();
+        for proxy in &raw.serve.trusted_proxies {
+            let text = proxy.get_ref().trim();
+            let parsed = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(net) => trusted_proxies.push(net),
+                Err(_) => self.problem(
+                    Origin::File(proxy.span()),
+                    format!("`{text}` is not an IP address or network"),
+                    "list the addresses of your reverse proxies, such as `\"127.0.0.1\"` or `\"10.0.0.0/8\"`",
+                ),
+            }
+        }
+
+        let state = raw.serve.state.as_ref().and_then(|url| {
+            let text = url.get_ref().trim();
+            let parsed = url::Url::parse(text)
+                .ok()
+                .filter(|parsed| matches!(parsed.scheme(), "postgres" | "postgresql"));
+            match parsed {
+                None => self.problem(
+                    Origin::File(url.span()),
+                    format!("`{text}` is not a PostgreSQL URL"),
+                    "write it as `postgres://USER@HOST:PORT/DATABASE`, or leave `state` out to keep the state in `.shop/state.db`",
+                ),
+                Some(parsed) if parsed.password().is_some() => self.problem(
+                    Origin::File(url.span()),
+                    "`state` holds a password, which would be committed with `shop.toml`".to_owned(),
+                    "leave the password out here and give the whole URL in `SHOP_STATE_URL` (or a file named by `SHOP_STATE_URL_FILE`)",
+                ),
+                Some(_) => return Some(text.to_owned()),
+            }
+            None
+        });
+
+        let (limits, stamped_cache) = serve_limits(
+            &raw.serve,
+            &mut |span: std::ops::Range<usize>, message: String, hint: &str| {
+                self.problem(Origin::File(span), message, hint)
+            },
+        );
+        ServeSettings {
             thanks_window,
             trusted_proxies,
             state,
             limits,
             stamped_cache,
-        },
-        stamp,
-        tax,
-        consent,
-    })
+        }
+    }
+
+    /// `[stamp]`: the default and the text of stamped copies.
+    fn stamp(&mut self, raw: &RawSettings) -> StampSettings {
+        let mut stamp = StampSettings::default();
+        if let Some(value) = &raw.stamp.default {
+            match StampMode::parse(value.get_ref()) {
+                Ok(mode) => stamp.default = mode,
+                Err(message) => self.problem(Origin::File(value.span()), message, STAMP_HINT),
+            }
+        }
+        if let Some(text) = &raw.stamp.text {
+            let unknown: Vec<&str> = text
+                .get_ref()
+                .match_indices('{')
+                .filter_map(|(at, _)| {
+                    let rest = &text.get_ref()[at..];
+                    let end = rest.find('}')? + 1;
+                    let placeholder = &rest[..end];
+                    (!super::values::STAMP_PLACEHOLDERS.contains(&placeholder))
+                        .then_some(placeholder)
+                })
+                .collect();
+            if let Some(first) = unknown.first() {
+                self.problem(
+                    Origin::File(text.span()),
+                    format!("`{first}` is not a placeholder of the stamp's text"),
+                    "use `{email}`, `{name}`, `{order}` and `{date}`",
+                );
+            } else {
+                stamp.text = text.get_ref().clone();
+            }
+        }
+        stamp
+    }
+
+    /// `[tax]`: what Stripe computes and issues at checkout.
+    fn tax(&mut self, raw: &RawSettings) -> TaxSettings {
+        let prices = match &raw.tax.prices {
+            None => TaxBehavior::default(),
+            Some(value) => match value.get_ref().as_str() {
+                "exclusive" => TaxBehavior::Exclusive,
+                "inclusive" => TaxBehavior::Inclusive,
+                other => {
+                    self.problem(
+                        Origin::File(value.span()),
+                        format!("`{other}` is not a way of pricing tax"),
+                        "use `exclusive` (tax is added at checkout) or `inclusive` (prices hold it)",
+                    );
+                    TaxBehavior::default()
+                }
+            },
+        };
+        let default_code = raw.tax.default_code.as_ref().and_then(|code| {
+            let text = code.get_ref().trim();
+            match super::check_tax_code(text) {
+                Ok(()) => Some(text.to_owned()),
+                Err(message) => {
+                    self.problem(Origin::File(code.span()), message, super::TAX_CODE_HINT);
+                    None
+                }
+            }
+        });
+        TaxSettings {
+            automatic: raw.tax.automatic,
+            prices,
+            tax_id_collection: raw.tax.tax_id_collection,
+            invoices: raw.tax.invoices,
+            default_code,
+        }
+    }
+
+    /// `[consent]`: the terms and the waiver buyers accept.
+    fn consent(&mut self, raw: &RawSettings) -> Option<ConsentSettings> {
+        raw.consent.as_ref().and_then(|consent| {
+            let Some(terms_url) = &consent.terms_url else {
+                self.problem(
+                    Origin::Override("[consent]"),
+                    "`[consent]` has no `terms_url`".into(),
+                    "write the address of your terms of sale, such as `terms_url = \"https://books.example.com/terms\"`",
+                );
+                return None;
+            };
+            let url = terms_url.get_ref().trim();
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url::Url::parse(url).is_err() {
+                self.problem(
+                    Origin::File(terms_url.span()),
+                    format!("`{url}` is not a web address"),
+                    "write the address of your terms of sale, such as `https://books.example.com/terms`",
+                );
+                return None;
+            }
+            let (template, span) = match &consent.waiver {
+                Some(waiver) => (waiver.get_ref().trim().to_owned(), Some(waiver.span())),
+                None => (DEFAULT_WAIVER.to_owned(), None),
+            };
+            let waiver = template.replace("{terms_url}", url);
+            let origin = || match &span {
+                Some(span) => Origin::File(span.clone()),
+                None => Origin::Override("[consent]"),
+            };
+            if waiver.is_empty() {
+                self.problem(
+                    origin(),
+                    "`waiver` is empty".into(),
+                    "write what the buyer agrees to, or leave `waiver` out for the default",
+                );
+                return None;
+            }
+            if waiver.chars().count() > WAIVER_MAX {
+                self.problem(
+                    origin(),
+                    format!(
+                        "`waiver` is {} characters; Stripe shows at most {WAIVER_MAX}",
+                        waiver.chars().count()
+                    ),
+                    "shorten it and link to the rest, as the default does with `{terms_url}`",
+                );
+                return None;
+            }
+            Some(ConsentSettings {
+                terms_url: url.to_owned(),
+                waiver,
+            })
+        })
+    }
 }
 
 impl Currency {
