@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use warp::http::StatusCode;
 
+use super::Answer;
+use super::answers::{html, invalid_link, log_unavailable, refunded, refuse};
 use crate::server::events::fulfilled_purchase;
 use crate::server::{App, pages};
 use crate::state::Entitlement;
 use crate::store::{Product, Release};
 use crate::tokens::{self, TokenError};
-
-use super::Answer;
-use super::answers::{html, invalid_link, log_unavailable, refunded, refuse};
 
 /// The purchase of a verified token: from the database, or else from
 /// Stripe (a link minted by `shop token` or `shop notify`), remembered.

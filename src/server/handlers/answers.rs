@@ -6,10 +6,9 @@ use bytes::Bytes;
 use warp::http::{HeaderValue, Response, StatusCode, header};
 use warp::reply::Reply;
 
+use super::Answer;
 use crate::server::{App, pages};
 use crate::state::Quota;
-
-use super::Answer;
 
 /// What a visitor is told to wait when a service behind the shop fails.
 const RETRY_AFTER_SECONDS: u32 = 30;

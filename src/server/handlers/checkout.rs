@@ -6,19 +6,18 @@ use std::sync::Arc;
 
 use warp::http::StatusCode;
 
-use crate::server::client::ClientKey;
-use crate::server::events::{fulfilled_purchase, ours};
-use crate::server::{App, pages};
-use crate::state::Quota;
-use crate::store::Product;
-use crate::stripe::{CheckoutSession, IdempotencyKey};
-
 use super::Answer;
 use super::access::{held, link_query, purchase};
 use super::answers::{
     html, log_unavailable, not_found, redirect, refuse, render, too_many, unavailable,
     within_limits,
 };
+use crate::server::client::ClientKey;
+use crate::server::events::{fulfilled_purchase, ours};
+use crate::server::{App, pages};
+use crate::state::Quota;
+use crate::store::Product;
+use crate::stripe::{CheckoutSession, IdempotencyKey};
 
 /// `GET /buy/<slug>`: the checkout of the version on sale. A plain Buy goes
 /// to the version's payment link, with where the visitor came from in its

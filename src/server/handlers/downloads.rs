@@ -8,13 +8,6 @@ use futures_util::{Stream, StreamExt as _};
 use warp::http::{HeaderValue, Method, Response, StatusCode, header};
 use warp::reply::Reply;
 
-use crate::downloads::{self, Ask};
-use crate::github::Download;
-use crate::server::range::{self, Span};
-use crate::server::{App, Chosen, Files, pages};
-use crate::state::{Charge, Entitlement, FileKey};
-use crate::store::{Asset, Product, Release};
-
 use super::Answer;
 use super::access::{Held, authorize, held, link_query, preordered_page};
 use super::answers::{
@@ -22,6 +15,12 @@ use super::answers::{
 };
 use super::checkout::stamps_any;
 use super::meter::{CHUNK, Chunks, Metered, charge_stream, memory_chunks, open_at};
+use crate::downloads::{self, Ask};
+use crate::github::Download;
+use crate::server::range::{self, Span};
+use crate::server::{App, Chosen, Files, pages};
+use crate::state::{Charge, Entitlement, FileKey};
+use crate::store::{Asset, Product, Release};
 
 /// The product and release a request names (`?product=`, `?version=`),
 /// among those the purchase may download; without a version, the newest.

@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use warp::http::StatusCode;
 
+use super::Answer;
+use super::access::{held, link_query};
+use super::answers::{invalid_link, log_unavailable, refuse, render, same_origin_referrer};
 use crate::server::App;
 use crate::state::{Entitlement, FileKey};
 use crate::store::Product;
 use crate::tokens::{self, TokenError};
-
-use super::Answer;
-use super::access::{held, link_query};
-use super::answers::{invalid_link, log_unavailable, refuse, render, same_origin_referrer};
 
 /// What a library token's claim starts with (a purchase's is `cs_`).
 pub const LIBRARY_PREFIX: &str = "lib_";

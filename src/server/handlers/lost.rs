@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use warp::http::StatusCode;
 
+use super::Answer;
+use super::answers::{html, same_origin_referrer, text, within_limits};
 use crate::server::client::ClientKey;
 use crate::server::{App, pages};
 use crate::state::Quota;
-
-use super::Answer;
-use super::answers::{html, same_origin_referrer, text, within_limits};
 
 /// Lost-link mails one address may be sent an hour, whoever asks: what
 /// keeps a stranger from filling a buyer's inbox. (How often one client

@@ -8,11 +8,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::server::App;
-use crate::state::{Charge, FileKey};
-
 use super::Answer;
 use super::answers::{exhausted, log_unavailable, refunded};
+use crate::server::App;
+use crate::state::{Charge, FileKey};
 
 /// Bytes per chunk of a streamed answer: large enough that hyper writes
 /// few times per file; what a broken download is charged beyond what

@@ -4,12 +4,11 @@ use std::sync::Arc;
 
 use warp::http::StatusCode;
 
-use crate::server::{App, pages};
-use crate::tokens::{self};
-
 use super::Answer;
 use super::access::purchase;
 use super::answers::{html, invalid_link, log_unavailable};
+use crate::server::{App, pages};
+use crate::tokens::{self};
 
 /// Whom an unsubscribe token is for: a purchase (the links mailed now), or
 /// an address (links mailed before they named the purchase).

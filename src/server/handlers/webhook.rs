@@ -5,10 +5,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use warp::http::StatusCode;
 
-use crate::server::App;
-
 use super::Answer;
 use super::answers::text;
+use crate::server::App;
 
 pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> Answer {
     let Some(secret) = &app.webhook_secret else {
