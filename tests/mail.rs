@@ -119,6 +119,24 @@ impl SmtpServer {
         messages
     }
 
+    /// Waits until `count` messages with `subject` have arrived. (aiosmtpd's
+    /// maildir handler stores a message before it answers `250`: once a
+    /// `shop` run has ended, everything it sent is here, no wait needed.)
+    fn wait_for_subject(&self, subject: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let arrived: usize = per_recipient(&self.messages(), subject).values().sum();
+            if arrived >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{arrived} messages `{subject}` arrived, not {count}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn wait_for(&self, count: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -318,7 +336,6 @@ fn receipts_survive_a_mail_server_that_was_down_and_notices_go_once() {
         .shop(&["notify", "guide", "1.2.0"])
         .success()
         .stderr_has(&["nobody to tell", "1 opted out"]);
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(smtp.messages().len(), 2);
 }
 
@@ -392,7 +409,8 @@ fn notices_follow_the_policy_and_go_once_across_a_kill() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Some notices out, most still to go (20 a second).
+    smtp.wait_for_subject("The Field Guide 1.1.0 is out", 3);
     // Stopped as Ctrl-C or a service manager stops it: the message in flight
     // is finished and recorded.
     assert!(
@@ -415,7 +433,6 @@ fn notices_follow_the_policy_and_go_once_across_a_kill() {
         .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s"])
         .success()
         .stdout_has(&[&format!("sent {} notices", 29 - partial)]);
-    std::thread::sleep(Duration::from_millis(300));
     let counts = per_recipient(&smtp.messages(), "The Field Guide 1.1.0 is out");
     assert_eq!(counts.len(), 29, "{counts:?}");
     assert!(
@@ -667,7 +684,6 @@ fn notices_in_doubt_after_a_crash_are_named_and_sent_again_with_the_same_message
             .stderr()
             .contains("sending them again with the same Message-ID")
     );
-    std::thread::sleep(Duration::from_millis(300));
     let ids = message_ids(&smtp.messages(), subject);
     assert_eq!(ids.len(), 40, "{ids:?}");
     let twice: Vec<&Vec<String>> = ids.values().filter(|ids| ids.len() > 1).collect();
@@ -698,7 +714,7 @@ fn notices_in_doubt_after_a_crash_are_named_and_sent_again_with_the_same_message
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    smtp.wait_for_subject("The Field Guide 1.2.0 is out", 5);
     child.kill().unwrap();
     child.wait().unwrap();
     let before = message_ids(&smtp.messages(), "The Field Guide 1.2.0 is out");
@@ -727,7 +743,6 @@ fn notices_in_doubt_after_a_crash_are_named_and_sent_again_with_the_same_message
             rerun.stderr()
         );
     }
-    std::thread::sleep(Duration::from_millis(300));
     let ids = message_ids(&smtp.messages(), "The Field Guide 1.2.0 is out");
     assert!(ids.values().all(|ids| ids.len() == 1), "{ids:?}");
     assert!(
@@ -846,7 +861,6 @@ fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
         .shop(&["notify", "guide", "1.1.0", "--rate", "1000/s"])
         .success()
         .stdout_has(&["sent 3 notices"]);
-    std::thread::sleep(Duration::from_millis(300));
     let told = per_recipient(&smtp.messages(), "The Field Guide 1.1.0 is out");
     assert_eq!(told.get("reviewer@example.com"), Some(&1), "{told:?}");
     // The notice says the copy was given, not bought; a buyer's says

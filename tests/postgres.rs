@@ -270,12 +270,13 @@ fn one_webhook_delivered_to_both_servers_at_once_makes_one_purchase_and_one_rece
         1
     );
     // One receipt, sent by one of the two.
+    // Marked sent after its copy is in the outbox, by the one server that
+    // claimed it: from here the outbox holds every copy there will be.
     on.served.wait_for("the receipt", || {
         on.count(
             "SELECT COUNT(*) FROM mail_queue WHERE purchase = 'cs_test_twice' AND sent IS NOT NULL",
         ) == 1
     });
-    std::thread::sleep(std::time::Duration::from_millis(1500));
     let receipts: Vec<String> = on
         .served
         .outbox()
@@ -338,10 +339,11 @@ fn a_server_killed_while_sending_leaves_every_receipt_to_another_once() {
     // Once the lease has run out, another server sends each one once.
     let later = (now() + shop::state::MAIL_LEASE + 60).to_string();
     let third = served.served.another_server(&[("SHOP_NOW", &later)]);
-    served
-        .served
-        .wait_for("three receipts", || served.served.outbox().len() == 3);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Each marked sent once its copy is in the outbox: then no other copy
+    // can come.
+    served.served.wait_for("three receipts", || {
+        served.count("SELECT COUNT(*) FROM mail_queue WHERE sent IS NOT NULL") == 3
+    });
     let outbox = served.served.outbox();
     let mut recipients: Vec<&str> = outbox
         .iter()
