@@ -6,8 +6,6 @@
 //! `commands` is a library that takes its inputs (paths, settings, secrets,
 //! time) as arguments and never reads the process environment.
 
-#![recursion_limit = "256"]
-
 pub mod atomic;
 pub mod checkout;
 pub mod cli;

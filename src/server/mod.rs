@@ -4,8 +4,9 @@
 //! [`routes`] builds the warp filter from an [`App`]; [`serve`] runs it on a
 //! listener (through `connection`, which times connections out) until a
 //! shutdown signal, letting in-flight downloads finish. Handlers live in
-//! `handlers.rs`, pages in `pages.rs`, the client's address and rate limits
-//! in `client.rs`, the parsing of `Range` in `range.rs`.
+//! `handlers/` (a file per family of routes), pages in `pages.rs` and
+//! `views.rs`, the client's address and the key its limits count under in
+//! `client.rs`, the parsing of `Range` in `range.rs`.
 
 mod budget;
 pub mod client;
