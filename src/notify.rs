@@ -551,119 +551,14 @@ async fn send_all(
         store,
         product,
         version,
-        audience,
-        offers,
-        key,
         mailer,
-        templates,
         rate,
         now,
         stop,
         skip_in_doubt,
+        ..
     } = sending;
     let settings = &store.settings;
-    let compose = |recipient: &Recipient| -> Result<(lettre::Message, String, i64), NotifyError> {
-        let at = now();
-        let expires = at + settings.link_lifetime as i64;
-        let link = crate::tokens::link(&settings.base_url, key, &recipient.purchase, expires);
-        let message_id = message_id(product, version, recipient, &settings.mail.from);
-        if *audience == Audience::Preorders {
-            let mut values = mail::shop_values(settings, &recipient.email);
-            values.extend([
-                ("product", product.name.clone()),
-                ("version", version.to_string()),
-                ("link", link),
-                ("expires", crate::dates::human_time(expires)),
-                ("limit", product.download_limit.to_string()),
-                ("order", crate::ledger::order_number(&recipient.purchase)),
-                ("lost", format!("{}/lost", settings.base_url)),
-            ]);
-            values.extend(mail::product_values(store, product, &version.to_string()));
-            let rendered = templates.render(Kind::Delivery, &values)?;
-            let message = mail::compose(
-                &settings.mail.from,
-                &recipient.email,
-                &rendered,
-                &message_id,
-                None,
-            )?;
-            return Ok((message, message_id, at));
-        }
-        let unsubscribe =
-            crate::tokens::unsubscribe_link(&settings.base_url, key, &recipient.purchase, at);
-        let mut values = mail::shop_values(settings, &recipient.email);
-        let (notes_text, notes_html) = notes_since(product, &recipient.bought, version);
-        let offer = recipient
-            .upgrade
-            .then(|| offers.get(&recipient.purchase))
-            .flatten();
-        if recipient.upgrade && offer.is_none() {
-            return Err(NotifyError::NoOffer {
-                email: recipient.email.clone(),
-            });
-        }
-        if let (Some(offer), Some(upgrade)) = (offer, product.upgrade) {
-            // Stripe rounds a percentage off to the nearest minor unit.
-            let off = (product.price.amount * i64::from(upgrade.percent_off) + 50) / 100;
-            let price = product.price.amount - off;
-            values.extend([
-                ("code", offer.code.clone()),
-                ("discount", format!("{}%", upgrade.percent_off)),
-                (
-                    "price",
-                    crate::store::money::display_amount(price, product.price.currency.code()),
-                ),
-                (
-                    "until",
-                    offer
-                        .expires_at
-                        .map_or_else(|| "it is used".to_owned(), crate::dates::human_time),
-                ),
-                (
-                    "upgrade",
-                    format!(
-                        "{}/buy/{}?upgrade={}",
-                        settings.base_url, product.slug, offer.code
-                    ),
-                ),
-            ]);
-        }
-        values.extend([
-            ("product", product.name.clone()),
-            ("version", version.to_string()),
-            ("bought", recipient.bought.clone()),
-            ("link", link),
-            ("expires", crate::dates::human_time(expires)),
-            ("unsubscribe", unsubscribe.clone()),
-            ("notes", notes_text),
-            (
-                "given",
-                if recipient.purchase.starts_with(crate::ledger::GRANT_PREFIX) {
-                    "yes"
-                } else {
-                    ""
-                }
-                .to_owned(),
-            ),
-        ]);
-        let [cover, ..] = mail::product_values(store, product, &version.to_string());
-        values.extend([cover]);
-        let html = BTreeMap::from([("notes", notes_html)]);
-        let kind = if offer.is_some() {
-            Kind::Upgrade
-        } else {
-            Kind::Notice
-        };
-        let rendered = templates.render_with_html(kind, &values, &html)?;
-        let message = mail::compose(
-            &settings.mail.from,
-            &recipient.email,
-            &rendered,
-            &message_id,
-            Some(&unsubscribe),
-        )?;
-        Ok((message, message_id, at))
-    };
     let total = plan.recipients.len() as u64;
     let mut done = 0u64;
     let doubtful: HashSet<&str> = plan.in_doubt.iter().map(String::as_str).collect();
@@ -713,7 +608,7 @@ async fn send_all(
                     // owed, not a burst.
                     let now = tokio::time::Instant::now();
                     next = next.max(now.checked_sub(gap).unwrap_or(now)) + gap;
-                    let started = compose(recipient).and_then(|(message, message_id, at)| {
+                    let started = compose(sending, recipient).and_then(|(message, message_id, at)| {
                         let intent = Intent {
                             message_id: message_id.clone(),
                             purchase: recipient.purchase.clone(),
@@ -804,6 +699,170 @@ async fn send_all(
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// A message for one recipient: its text, its `Message-ID`, and when its
+/// link was made (Unix time).
+type Composed = (lettre::Message, String, i64);
+
+/// The message of one recipient: a pre-order's delivery, or a notice of
+/// the new version (with an upgrade offer where the policy leaves the
+/// buyer out).
+fn compose(sending: &Sending<'_>, recipient: &Recipient) -> Result<Composed, NotifyError> {
+    let settings = &sending.store.settings;
+    let at = (sending.now)();
+    let expires = at + settings.link_lifetime as i64;
+    let link = crate::tokens::link(
+        &settings.base_url,
+        sending.key,
+        &recipient.purchase,
+        expires,
+    );
+    let message_id = message_id(
+        sending.product,
+        sending.version,
+        recipient,
+        &settings.mail.from,
+    );
+    let composed = match sending.audience {
+        Audience::Preorders => compose_delivery(sending, recipient, link, expires, &message_id),
+        Audience::Updates => compose_notice(sending, recipient, link, expires, at, &message_id),
+    };
+    composed.map(|message| (message, message_id, at))
+}
+
+/// A pre-order's delivery: the files are out.
+fn compose_delivery(
+    sending: &Sending<'_>,
+    recipient: &Recipient,
+    link: String,
+    expires: i64,
+    message_id: &str,
+) -> Result<lettre::Message, NotifyError> {
+    let Sending {
+        store,
+        product,
+        version,
+        templates,
+        ..
+    } = sending;
+    let settings = &store.settings;
+    let mut values = mail::shop_values(settings, &recipient.email);
+    values.extend([
+        ("product", product.name.clone()),
+        ("version", version.to_string()),
+        ("link", link),
+        ("expires", crate::dates::human_time(expires)),
+        ("limit", product.download_limit.to_string()),
+        ("order", crate::ledger::order_number(&recipient.purchase)),
+        ("lost", format!("{}/lost", settings.base_url)),
+    ]);
+    values.extend(mail::product_values(store, product, &version.to_string()));
+    let rendered = templates.render(Kind::Delivery, &values)?;
+    let message = mail::compose(
+        &settings.mail.from,
+        &recipient.email,
+        &rendered,
+        message_id,
+        None,
+    )?;
+    Ok(message)
+}
+
+/// A notice of the new version, with what changed since the buyer's and,
+/// for a buyer the policy leaves out, the upgrade offer.
+fn compose_notice(
+    sending: &Sending<'_>,
+    recipient: &Recipient,
+    link: String,
+    expires: i64,
+    at: i64,
+    message_id: &str,
+) -> Result<lettre::Message, NotifyError> {
+    let Sending {
+        store,
+        product,
+        version,
+        offers,
+        key,
+        templates,
+        ..
+    } = sending;
+    let settings = &store.settings;
+    let unsubscribe =
+        crate::tokens::unsubscribe_link(&settings.base_url, key, &recipient.purchase, at);
+    let mut values = mail::shop_values(settings, &recipient.email);
+    let (notes_text, notes_html) = notes_since(product, &recipient.bought, version);
+    let offer = recipient
+        .upgrade
+        .then(|| offers.get(&recipient.purchase))
+        .flatten();
+    if recipient.upgrade && offer.is_none() {
+        return Err(NotifyError::NoOffer {
+            email: recipient.email.clone(),
+        });
+    }
+    if let (Some(offer), Some(upgrade)) = (offer, product.upgrade) {
+        // Stripe rounds a percentage off to the nearest minor unit.
+        let off = (product.price.amount * i64::from(upgrade.percent_off) + 50) / 100;
+        let price = product.price.amount - off;
+        values.extend([
+            ("code", offer.code.clone()),
+            ("discount", format!("{}%", upgrade.percent_off)),
+            (
+                "price",
+                crate::store::money::display_amount(price, product.price.currency.code()),
+            ),
+            (
+                "until",
+                offer
+                    .expires_at
+                    .map_or_else(|| "it is used".to_owned(), crate::dates::human_time),
+            ),
+            (
+                "upgrade",
+                format!(
+                    "{}/buy/{}?upgrade={}",
+                    settings.base_url, product.slug, offer.code
+                ),
+            ),
+        ]);
+    }
+    values.extend([
+        ("product", product.name.clone()),
+        ("version", version.to_string()),
+        ("bought", recipient.bought.clone()),
+        ("link", link),
+        ("expires", crate::dates::human_time(expires)),
+        ("unsubscribe", unsubscribe.clone()),
+        ("notes", notes_text),
+        (
+            "given",
+            if recipient.purchase.starts_with(crate::ledger::GRANT_PREFIX) {
+                "yes"
+            } else {
+                ""
+            }
+            .to_owned(),
+        ),
+    ]);
+    let [cover, ..] = mail::product_values(store, product, &version.to_string());
+    values.extend([cover]);
+    let html = BTreeMap::from([("notes", notes_html)]);
+    let kind = if offer.is_some() {
+        Kind::Upgrade
+    } else {
+        Kind::Notice
+    };
+    let rendered = templates.render_with_html(kind, &values, &html)?;
+    let message = mail::compose(
+        &settings.mail.from,
+        &recipient.email,
+        &rendered,
+        message_id,
+        Some(&unsubscribe),
+    )?;
+    Ok(message)
 }
 
 /// What changed since the buyer's version, up to `version`: the notes of
