@@ -8,7 +8,6 @@ mod read;
 
 pub use read::parse;
 
-
 use super::money::{Currency, Money};
 use super::quoted_list;
 use super::settings::Settings;
