@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::mail::{self};
+use crate::mail;
 
 /// Messages in flight at once.
 const CONCURRENCY: usize = 8;

@@ -8,7 +8,7 @@ use super::Answer;
 use super::access::purchase;
 use super::answers::{html, invalid_link, log_unavailable};
 use crate::server::{App, pages};
-use crate::tokens::{self};
+use crate::tokens;
 
 /// Whom an unsubscribe token is for: a purchase (the links mailed now), or
 /// an address (links mailed before they named the purchase).
