@@ -1,0 +1,136 @@
+//! What `shop` asks Stripe to make or list: one typed value per request,
+//! turned into Stripe's form by the client.
+
+use super::{Form, Metadata, objects};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateProduct {
+    /// A product id of our choosing, so a re-run finds it.
+    pub id: Option<String>,
+    pub name: String,
+    /// Plain text: Checkout shows it as it is.
+    pub description: Option<String>,
+    /// Public URLs of images (at most 8): the cover.
+    pub images: Vec<String>,
+    /// The product's public page.
+    pub url: Option<String>,
+    /// Stripe Tax's product tax code; `None`, the account's preset.
+    pub tax_code: Option<String>,
+    pub metadata: Metadata,
+}
+
+/// A coupon of `percent_off` percent, once, on `products` only.
+#[derive(Debug, Clone, Default)]
+pub struct CreateCoupon {
+    pub id: String,
+    pub percent_off: u8,
+    /// At most 40 characters: shown to buyers on the checkout page.
+    pub name: Option<String>,
+    pub products: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreatePromotionCode {
+    pub coupon: String,
+    /// Letters and digits, unique among active codes.
+    pub code: String,
+    pub max_redemptions: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreatePrice {
+    pub product: String,
+    /// Ignored when `custom_unit_amount` is set.
+    pub unit_amount: i64,
+    /// Pay what you want: the buyer enters the amount at checkout.
+    pub custom_unit_amount: Option<objects::CustomUnitAmount>,
+    pub currency: String,
+    /// `exclusive` or `inclusive`, which Stripe Tax needs; never changed
+    /// once set, so a different one is a new price.
+    pub tax_behavior: Option<String>,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreatePaymentLink {
+    pub price: String,
+    /// Where Stripe sends the buyer after paying; may hold
+    /// `{CHECKOUT_SESSION_ID}`.
+    pub redirect_url: String,
+    pub allow_promotion_codes: bool,
+    pub options: CheckoutOptions,
+    pub metadata: Metadata,
+}
+
+/// What a checkout asks and issues beyond the payment, the same for
+/// payment links and Checkout Sessions. Nothing is sent for what is off,
+/// so a store without tax or consent sends what it always did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckoutOptions {
+    /// Stripe Tax: `automatic_tax[enabled]`.
+    pub automatic_tax: bool,
+    /// `billing_address_collection=required`: a whole address, which an
+    /// invoice names and tax needs; otherwise Stripe asks what it needs.
+    pub billing_address: bool,
+    /// `tax_id_collection[enabled]`: a business buyer's VAT ID.
+    pub tax_id_collection: bool,
+    /// `invoice_creation[enabled]`: an invoice for each purchase.
+    pub invoice_creation: bool,
+    /// The text beside the terms-of-service box, which the buyer must tick:
+    /// `consent_collection[terms_of_service]=required` and
+    /// `custom_text[terms_of_service_acceptance][message]`.
+    pub terms_consent: Option<String>,
+}
+
+impl CheckoutOptions {
+    pub(super) fn add_to(&self, mut form: Form) -> Form {
+        if self.automatic_tax {
+            form = form.field("automatic_tax[enabled]", true);
+        }
+        if self.billing_address {
+            form = form.field("billing_address_collection", "required");
+        }
+        if self.tax_id_collection {
+            form = form.field("tax_id_collection[enabled]", true);
+        }
+        if self.invoice_creation {
+            form = form.field("invoice_creation[enabled]", true);
+        }
+        if let Some(message) = &self.terms_consent {
+            form = form
+                .field("consent_collection[terms_of_service]", "required")
+                .field("custom_text[terms_of_service_acceptance][message]", message);
+        }
+        form
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateCheckoutSession {
+    pub price: String,
+    pub success_url: String,
+    pub cancel_url: Option<String>,
+    pub customer_email: Option<String>,
+    pub client_reference_id: Option<String>,
+    /// Unix time; Stripe takes 30 minutes to 24 hours from now.
+    pub expires_at: Option<i64>,
+    pub promotion_code: Option<String>,
+    pub allow_promotion_codes: bool,
+    pub options: CheckoutOptions,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListCheckoutSessions {
+    pub created_gte: Option<i64>,
+    pub created_lt: Option<i64>,
+    /// `open`, `complete` or `expired`.
+    pub status: Option<String>,
+    pub payment_intent: Option<String>,
+    /// Page size, 1 to 100.
+    pub limit: Option<u32>,
+    /// Fields of each session to expand (`total_details.breakdown`).
+    pub expand: Vec<String>,
+}
