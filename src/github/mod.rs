@@ -16,6 +16,14 @@
 //! GitHub renames asset names ([`stored_name`]): what a release records is
 //! the name GitHub keeps, and its asset id.
 
+mod error;
+mod wire;
+
+pub use error::GitHubError;
+use error::unreachable;
+pub use wire::url_expiry;
+use wire::{first_line, github_message, rate_limited, read_in_chunks, upload_target};
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -698,14 +706,6 @@ impl GitHub {
     }
 }
 
-/// GitHub (or its CDN) could not be reached to do `what`.
-fn unreachable(what: &str) -> impl FnOnce(reqwest::Error) -> GitHubError + '_ {
-    move |error| GitHubError::Unreachable {
-        what: what.to_owned(),
-        reason: crate::error::one_line(&error),
-    }
-}
-
 /// A part of an asset from the CDN: its answer, after `skip` bytes.
 #[derive(Debug)]
 pub struct Ranged {
@@ -713,241 +713,9 @@ pub struct Ranged {
     pub skip: u64,
 }
 
-/// When a rate-limited answer says to try again, if it is one: a 429, or a
-/// 403 with `x-ratelimit-remaining: 0` (the primary limit) or a
-/// `retry-after` or a message naming the secondary limit. GitHub's docs:
-/// wait `retry-after` seconds, else until `x-ratelimit-reset`, else at
-/// least a minute.
-fn rate_limited(status: u16, headers: &http::HeaderMap, body: &[u8]) -> Option<SystemTime> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
-    };
-    let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok());
-    let exhausted = header("x-ratelimit-remaining") == Some("0");
-    let secondary = String::from_utf8_lossy(body)
-        .to_ascii_lowercase()
-        .contains("rate limit");
-    if !(status == 429 || (status == 403 && (exhausted || retry_after.is_some() || secondary))) {
-        return None;
-    }
-    let now = SystemTime::now();
-    if let Some(seconds) = retry_after {
-        return Some(now + Duration::from_secs(seconds));
-    }
-    if exhausted
-        && let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok())
-    {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(reset);
-        return Some(at.max(now) + Duration::from_secs(1));
-    }
-    Some(now + Duration::from_secs(60))
-}
-
-/// When a signed download URL stops working, if it says: `se=` (an
-/// Azure-style expiry, RFC 3339), `X-Amz-Date` with `X-Amz-Expires`, or
-/// `expires=` (Unix seconds).
-pub fn url_expiry(url: &str) -> Option<SystemTime> {
-    let parsed = url::Url::parse(url).ok()?;
-    let query: std::collections::HashMap<String, String> =
-        parsed.query_pairs().into_owned().collect();
-    let unix = |seconds: i64| {
-        u64::try_from(seconds)
-            .ok()
-            .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
-    };
-    if let Some(expiry) = query.get("se") {
-        let at =
-            time::OffsetDateTime::parse(expiry, &time::format_description::well_known::Rfc3339)
-                .ok()?;
-        return unix(at.unix_timestamp());
-    }
-    if let (Some(date), Some(seconds)) = (query.get("X-Amz-Date"), query.get("X-Amz-Expires")) {
-        let format =
-            time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let at = time::PrimitiveDateTime::parse(date, format)
-            .ok()?
-            .assume_utc();
-        return unix(at.unix_timestamp() + seconds.parse::<i64>().ok()?);
-    }
-    query
-        .get("expires")
-        .and_then(|seconds| seconds.parse::<i64>().ok())
-        .and_then(unix)
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text)
-}
-
-/// GitHub's message and the reasons in its `errors[]`.
-fn github_message(body: &[u8]) -> (String, Vec<String>) {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return (
-            String::from_utf8_lossy(body).chars().take(200).collect(),
-            Vec::new(),
-        );
-    };
-    let message = value["message"].as_str().unwrap_or_default().to_owned();
-    let reasons = value["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|error| match error {
-            Value::String(text) => text.clone(),
-            _ => match (error["message"].as_str(), error["code"].as_str()) {
-                (Some(message), _) => message.to_owned(),
-                (None, Some(code)) => format!(
-                    "{} `{}` {}",
-                    error["resource"].as_str().unwrap_or("request"),
-                    error["field"].as_str().unwrap_or("?"),
-                    code.replace('_', " ")
-                ),
-                (None, None) => error.to_string(),
-            },
-        })
-        .collect();
-    (message, reasons)
-}
-
-/// The upload URL for `name`: the path of GitHub's `upload_url` template,
-/// on the configured uploads host.
-fn upload_target(uploads_base: &str, template: &str, name: &str) -> String {
-    let without_template = template.split('{').next().unwrap_or(template);
-    let path = without_template
-        .split_once("://")
-        .and_then(|(_, rest)| rest.find('/').map(|index| &rest[index..]))
-        .unwrap_or(without_template);
-    format!(
-        "{uploads_base}{path}?name={}",
-        crate::net::encode_component(name)
-    )
-}
-
-/// Bytes per chunk read from disk and sent.
-const UPLOAD_CHUNK: usize = 1024 * 1024;
-
-/// Opens `path`: its size, and its bytes as a stream.
-fn read_in_chunks(
-    path: &Path,
-) -> Result<
-    (
-        u64,
-        impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Sync + 'static,
-    ),
-    GitHubError,
-> {
-    let file = std::fs::File::open(path).map_err(|source| GitHubError::File {
-        path: path.to_owned(),
-        source,
-    })?;
-    let size = file
-        .metadata()
-        .map_err(|source| GitHubError::File {
-            path: path.to_owned(),
-            source,
-        })?
-        .len();
-    Ok((size, crate::file_stream::chunks(file, size, UPLOAD_CHUNK)))
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum GitHubError {
-    #[error("{0}")]
-    Setup(String),
-    #[error(
-        "GitHub refused to {what} in `{repository}` ({status}): {message}{}",
-        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) }
-    )]
-    Api {
-        what: String,
-        status: u16,
-        message: String,
-        /// GitHub's reasons, from `errors[]`.
-        reasons: Vec<String>,
-        repository: String,
-    },
-    #[error("GitHub's rate limit stops shop from being able to {what} until {}", crate::dates::human_time(unix(*until)))]
-    RateLimited { what: String, until: SystemTime },
-    #[error("cannot reach GitHub to {what}: {reason}")]
-    Unreachable { what: String, reason: String },
-    #[error("cannot read `{}`", path.display())]
-    File {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-}
-
-fn unix(at: SystemTime) -> i64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64)
-}
-
-impl GitHubError {
-    /// For a rate limit: when to try again.
-    pub fn retry_at(&self) -> Option<SystemTime> {
-        match self {
-            GitHubError::RateLimited { until, .. } => Some(*until),
-            _ => None,
-        }
-    }
-}
-
-inventory::submit!(crate::error::Registered::of::<GitHubError>());
-
-impl crate::error::Hint for GitHubError {
-    fn hint(&self) -> String {
-        match self {
-            GitHubError::Setup(_) => {
-                "check `SHOP_GITHUB_API_BASE`, `SHOP_GITHUB_UPLOADS_BASE` and \
-                 `github.repository` in shop.toml"
-                    .into()
-            }
-            GitHubError::Api {
-                status,
-                repository,
-                reasons,
-                ..
-            } => match status {
-                401 => "set `GITHUB_TOKEN` to a token that can write releases (a fine-grained \
-                        token with \"Contents: read and write\" on the repository)"
-                    .into(),
-                403 => format!(
-                    "the token in `GITHUB_TOKEN` lacks permission on `{repository}`; give it \
-                     \"Contents: read and write\" there"
-                ),
-                404 => format!(
-                    "check that `{repository}` exists and that the token in `GITHUB_TOKEN` can see \
-                     it (private repositories answer 404 to tokens without access)"
-                ),
-                422 if reasons.iter().any(|r| r.contains("size")) => {
-                    "GitHub keeps assets under 2 GiB; split the file or compress it".into()
-                }
-                422 if reasons.iter().any(|r| r.contains("already exists")) => {
-                    "it was made by an earlier run; run the same command again to finish the job"
-                        .into()
-                }
-                422 => format!(
-                    "GitHub refused the request for the reason above; if `{repository}` is empty, \
-                     give it a first commit (a README) so releases can be tagged"
-                ),
-                _ => "running the same command again finishes the job without duplicates".into(),
-            },
-            GitHubError::RateLimited { .. } => {
-                "wait until then and run the same command again: it finishes the job".into()
-            }
-            GitHubError::Unreachable { .. } => "check the network, or `SHOP_GITHUB_API_BASE` and \
-                 `SHOP_GITHUB_UPLOADS_BASE`; running the same command again finishes the job"
-                .into(),
-            GitHubError::File { .. } => "give readable files".into(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::error::unix;
     use super::*;
 
     #[test]
