@@ -12,8 +12,10 @@
 #![recursion_limit = "256"]
 
 mod api;
+mod catalog;
 mod checkout;
 mod control;
+mod coupons;
 mod fees;
 pub mod form;
 mod html;
