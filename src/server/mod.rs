@@ -551,6 +551,9 @@ fn chosen_query() -> impl Filter<Extract = (Chosen,), Error = std::convert::Infa
 }
 
 /// Every route of the server.
+///
+/// One filter per route, in the order they are tried: the table reads best
+/// whole, so it stays one function longer than 150 lines.
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
