@@ -437,157 +437,237 @@ async fn incremental(
         Some(since) => Some(since),
         None => ledger::newest(root)?.map(|newest| newest.created_unix() - OVERLAP_SECONDS),
     };
-    let mut pending = Pending::read(root)?;
-    let mut codes = HashMap::new();
+    let mut gathering = Gathering {
+        request,
+        stripe,
+        pending: Pending::read(root)?,
+        codes: HashMap::new(),
+        gathered: Gathered::default(),
+    };
+    let listed = gathering.recent_sessions(since, progress, outcome).await?;
+    gathering.late_payments(&listed).await?;
+    gathering.refunds_and_disputes(since).await?;
+    let Gathering {
+        pending, gathered, ..
+    } = gathering;
+    merge_months(root, gathered, staging, stage)?;
+    stage_pending(root, &pending, staging)?;
+    Ok(())
+}
 
-    // New and re-listed purchases, by month.
-    let mut fresh: BTreeMap<String, Vec<Purchase>> = BTreeMap::new();
-    let mut by_intent: HashMap<String, (String, String)> = HashMap::new();
-    let mut listed = HashSet::new();
-    let mut sessions = stripe.checkout_sessions(&session_filter(since));
-    let mut kept = 0;
-    let mut waiting = Vec::new();
-    while let Some(session) = sessions.try_next().await? {
-        listed.insert(session.id.clone());
-        match tally(&session, request.store, outcome, &mut kept, progress) {
-            Seen::Ours(mut purchase) => {
-                pending.sessions.remove(&session.id);
-                if let Some(code) = promotion_code(&session, stripe, &mut codes).await? {
-                    purchase.promotion_code = Some(code);
-                }
-                if let Some(intent) = &purchase.payment_intent {
-                    by_intent.insert(
-                        intent.clone(),
-                        (purchase.month().to_owned(), purchase.id.clone()),
-                    );
-                }
-                fresh
-                    .entry(purchase.month().to_owned())
-                    .or_default()
-                    .push(*purchase);
-            }
-            Seen::Unpaid => waiting.push(session),
-            Seen::Foreign => {}
-        }
-    }
-    drop(sessions);
-    progress.sessions(outcome.seen, kept);
-    for session in waiting {
-        if may_still_pay(&session, stripe).await? {
-            pending.sessions.insert(session.id.clone());
-        } else {
-            pending.sessions.remove(&session.id);
-        }
-    }
+/// What an incremental sync learns from Stripe before it reads a month of
+/// the ledger.
+#[derive(Default)]
+struct Gathered {
+    /// New and re-listed purchases, by month.
+    fresh: BTreeMap<String, Vec<Purchase>>,
+    /// Where the purchase of each payment intent is: its month and id.
+    by_intent: HashMap<String, (String, String)>,
+    /// What refunds and disputes made of purchases, by month.
+    updates: BTreeMap<String, Vec<(String, ChargeState)>>,
+}
 
-    // Sessions waiting for their money since before the window: paid now?
-    let mut late: Vec<Purchase> = Vec::new();
-    for id in pending.sessions.clone() {
-        if listed.contains(&id) {
-            continue;
+impl Gathered {
+    fn add(&mut self, purchase: Purchase) {
+        if let Some(intent) = &purchase.payment_intent {
+            self.by_intent.insert(
+                intent.clone(),
+                (purchase.month().to_owned(), purchase.id.clone()),
+            );
         }
-        let session = stripe.checkout_session_expanded(&id, &EXPANDED).await?;
-        let Some(session) = session else {
-            pending.sessions.remove(&id);
-            continue;
-        };
-        match classify(&session, request.store) {
-            Seen::Ours(mut purchase) => {
-                pending.sessions.remove(&id);
-                if let Some(code) = promotion_code(&session, stripe, &mut codes).await? {
-                    purchase.promotion_code = Some(code);
-                }
-                late.push(*purchase);
-            }
-            Seen::Unpaid if may_still_pay(&session, stripe).await? => {}
-            _ => {
-                pending.sessions.remove(&id);
-            }
-        }
-    }
-    // A late payment may have been refunded before this sync: its charge
-    // is read whole.
-    for mut purchase in late {
-        if let Some(intent) = &purchase.payment_intent
-            && let Some(charge) = stripe
-                .payment_intent(intent)
-                .await?
-                .and_then(|intent| intent.latest_charge_id().map(str::to_owned))
-            && let Some(charge) = stripe.charge(&charge).await?
-        {
-            let state = charge_state(stripe, &charge).await?;
-            apply(&mut purchase, state);
-            if state.refund_pending {
-                pending.charges.insert(charge.id.clone());
-            }
-        }
-        fresh
+        self.fresh
             .entry(purchase.month().to_owned())
             .or_default()
             .push(purchase);
     }
+}
 
-    // Refunds and disputes since then, and charges with a refund pending:
-    // each charge's refunds give its state.
-    let mut charges: Vec<String> = pending.charges.iter().cloned().collect();
-    let mut refunds = stripe.refunds(since);
-    while let Some(refund) = refunds.try_next().await? {
-        if let Some(charge) = refund.charge {
-            charges.push(charge);
-        }
-    }
-    drop(refunds);
-    let mut disputes = stripe.disputes(since);
-    while let Some(dispute) = disputes.try_next().await? {
-        charges.push(dispute.charge);
-    }
-    drop(disputes);
-    let mut seen_charges = HashSet::new();
-    let mut updates: BTreeMap<String, Vec<(String, ChargeState)>> = BTreeMap::new();
-    for charge_id in charges {
-        if !seen_charges.insert(charge_id.clone()) {
-            continue;
-        }
-        let Some(charge) = stripe.charge(&charge_id).await? else {
-            pending.charges.remove(&charge_id);
-            continue;
-        };
-        let state = charge_state(stripe, &charge).await?;
-        if state.refund_pending {
-            pending.charges.insert(charge_id.clone());
-        } else {
-            pending.charges.remove(&charge_id);
-        }
-        let Some(intent) = charge.payment_intent else {
-            continue;
-        };
-        let target = match by_intent.get(&intent) {
-            Some(found) => Some(found.clone()),
-            None => {
-                let filter = ListCheckoutSessions {
-                    payment_intent: Some(intent.clone()),
-                    limit: Some(1),
-                    ..Default::default()
-                };
-                stripe
-                    .checkout_sessions(&filter)
-                    .try_next()
-                    .await?
-                    .map(|session| {
-                        (
-                            crate::dates::timestamp(session.created)[..7].to_owned(),
-                            session.id,
-                        )
-                    })
+/// An incremental sync asking Stripe, with what it keeps between the asks.
+struct Gathering<'a> {
+    request: &'a Request<'a>,
+    stripe: &'a stripe::Client,
+    /// Sessions and charges not final yet (`purchases/pending.jsonl`).
+    pending: Pending,
+    /// Promotion codes by id, each looked up once.
+    codes: HashMap<String, Option<String>>,
+    gathered: Gathered,
+}
+
+impl Gathering<'_> {
+    /// New and re-listed purchases: the complete sessions since `since`.
+    /// Returns the ids listed.
+    async fn recent_sessions(
+        &mut self,
+        since: Option<i64>,
+        progress: &dyn Progress,
+        outcome: &mut Outcome,
+    ) -> Result<HashSet<String>, SyncError> {
+        let stripe = self.stripe;
+        let mut listed = HashSet::new();
+        let mut sessions = stripe.checkout_sessions(&session_filter(since));
+        let mut kept = 0;
+        let mut waiting = Vec::new();
+        while let Some(session) = sessions.try_next().await? {
+            listed.insert(session.id.clone());
+            match tally(&session, self.request.store, outcome, &mut kept, progress) {
+                Seen::Ours(mut purchase) => {
+                    self.pending.sessions.remove(&session.id);
+                    if let Some(code) = promotion_code(&session, stripe, &mut self.codes).await? {
+                        purchase.promotion_code = Some(code);
+                    }
+                    self.gathered.add(*purchase);
+                }
+                Seen::Unpaid => waiting.push(session),
+                Seen::Foreign => {}
             }
-        };
-        if let Some((month, id)) = target {
-            updates.entry(month).or_default().push((id, state));
         }
+        drop(sessions);
+        progress.sessions(outcome.seen, kept);
+        for session in waiting {
+            if may_still_pay(&session, stripe).await? {
+                self.pending.sessions.insert(session.id.clone());
+            } else {
+                self.pending.sessions.remove(&session.id);
+            }
+        }
+        Ok(listed)
     }
 
-    let months: std::collections::BTreeSet<String> =
-        fresh.keys().chain(updates.keys()).cloned().collect();
+    /// Sessions waiting for their money since before the window: paid now?
+    /// A late payment may have been refunded before this sync: its charge
+    /// is read whole.
+    async fn late_payments(&mut self, listed: &HashSet<String>) -> Result<(), SyncError> {
+        let stripe = self.stripe;
+        let mut late: Vec<Purchase> = Vec::new();
+        for id in self.pending.sessions.clone() {
+            if listed.contains(&id) {
+                continue;
+            }
+            let session = stripe.checkout_session_expanded(&id, &EXPANDED).await?;
+            let Some(session) = session else {
+                self.pending.sessions.remove(&id);
+                continue;
+            };
+            match classify(&session, self.request.store) {
+                Seen::Ours(mut purchase) => {
+                    self.pending.sessions.remove(&id);
+                    if let Some(code) = promotion_code(&session, stripe, &mut self.codes).await? {
+                        purchase.promotion_code = Some(code);
+                    }
+                    late.push(*purchase);
+                }
+                Seen::Unpaid if may_still_pay(&session, stripe).await? => {}
+                _ => {
+                    self.pending.sessions.remove(&id);
+                }
+            }
+        }
+        for mut purchase in late {
+            if let Some(intent) = &purchase.payment_intent
+                && let Some(charge) = stripe
+                    .payment_intent(intent)
+                    .await?
+                    .and_then(|intent| intent.latest_charge_id().map(str::to_owned))
+                && let Some(charge) = stripe.charge(&charge).await?
+            {
+                let state = charge_state(stripe, &charge).await?;
+                apply(&mut purchase, state);
+                if state.refund_pending {
+                    self.pending.charges.insert(charge.id.clone());
+                }
+            }
+            // Not by its payment intent: its charge was just read whole.
+            self.gathered
+                .fresh
+                .entry(purchase.month().to_owned())
+                .or_default()
+                .push(purchase);
+        }
+        Ok(())
+    }
+
+    /// Refunds and disputes since `since`, and charges with a refund
+    /// pending: each charge's refunds give its state, and the purchase it
+    /// belongs to is found by its payment intent.
+    async fn refunds_and_disputes(&mut self, since: Option<i64>) -> Result<(), SyncError> {
+        let stripe = self.stripe;
+        let mut charges: Vec<String> = self.pending.charges.iter().cloned().collect();
+        let mut refunds = stripe.refunds(since);
+        while let Some(refund) = refunds.try_next().await? {
+            if let Some(charge) = refund.charge {
+                charges.push(charge);
+            }
+        }
+        drop(refunds);
+        let mut disputes = stripe.disputes(since);
+        while let Some(dispute) = disputes.try_next().await? {
+            charges.push(dispute.charge);
+        }
+        drop(disputes);
+        let mut seen_charges = HashSet::new();
+        for charge_id in charges {
+            if !seen_charges.insert(charge_id.clone()) {
+                continue;
+            }
+            let Some(charge) = stripe.charge(&charge_id).await? else {
+                self.pending.charges.remove(&charge_id);
+                continue;
+            };
+            let state = charge_state(stripe, &charge).await?;
+            if state.refund_pending {
+                self.pending.charges.insert(charge_id.clone());
+            } else {
+                self.pending.charges.remove(&charge_id);
+            }
+            let Some(intent) = charge.payment_intent else {
+                continue;
+            };
+            if let Some((month, id)) = self.purchase_of(&intent).await? {
+                self.gathered
+                    .updates
+                    .entry(month)
+                    .or_default()
+                    .push((id, state));
+            }
+        }
+        Ok(())
+    }
+
+    /// The month and id of a payment intent's purchase: one seen by this
+    /// sync, else its session asked of Stripe.
+    async fn purchase_of(&self, intent: &str) -> Result<Option<(String, String)>, SyncError> {
+        if let Some(found) = self.gathered.by_intent.get(intent) {
+            return Ok(Some(found.clone()));
+        }
+        let filter = ListCheckoutSessions {
+            payment_intent: Some(intent.to_owned()),
+            limit: Some(1),
+            ..Default::default()
+        };
+        let session = self.stripe.checkout_sessions(&filter).try_next().await?;
+        Ok(session.map(|session| {
+            (
+                crate::dates::timestamp(session.created)[..7].to_owned(),
+                session.id,
+            )
+        }))
+    }
+}
+
+/// Each month with something new read once, merged and staged: Stripe's
+/// data wins, but what sync learned of refunds stays.
+fn merge_months(
+    root: &Path,
+    mut gathered: Gathered,
+    staging: &mut Option<Staging>,
+    stage: &mut impl FnMut(&str, &mut Vec<Purchase>, &mut Option<Staging>) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
+    let months: std::collections::BTreeSet<String> = gathered
+        .fresh
+        .keys()
+        .chain(gathered.updates.keys())
+        .cloned()
+        .collect();
     for month in months {
         let mut purchases = ledger::read_month(root, &month)?;
         let mut index: HashMap<String, usize> = purchases
@@ -595,10 +675,9 @@ async fn incremental(
             .enumerate()
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
-        for purchase in fresh.remove(&month).unwrap_or_default() {
+        for purchase in gathered.fresh.remove(&month).unwrap_or_default() {
             match index.get(&purchase.id) {
                 Some(&at) => {
-                    // Stripe's data wins, but what sync learned of refunds stays.
                     let known = &purchases[at];
                     let (status, refunded) = (known.status.clone(), known.amount_refunded);
                     purchases[at] = Purchase {
@@ -613,14 +692,13 @@ async fn incremental(
                 }
             }
         }
-        for (id, state) in updates.remove(&month).unwrap_or_default() {
+        for (id, state) in gathered.updates.remove(&month).unwrap_or_default() {
             if let Some(&at) = index.get(&id) {
                 apply(&mut purchases[at], state);
             }
         }
         stage(&month, &mut purchases, staging)?;
     }
-    stage_pending(root, &pending, staging)?;
     Ok(())
 }
 
