@@ -334,7 +334,7 @@ impl GitHub {
                 .await
                 .map(|collected| collected.to_bytes())
                 .unwrap_or_default();
-            if let Some(until) = rate_limited(status, &headers, &body) {
+            if let Some(until) = rate_limited(status, &headers, &body, SystemTime::now()) {
                 let wait = until
                     .duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO);
@@ -589,7 +589,7 @@ impl GitHub {
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             let body = response.bytes().await.unwrap_or_default();
-            if let Some(until) = rate_limited(status, &headers, &body) {
+            if let Some(until) = rate_limited(status, &headers, &body, SystemTime::now()) {
                 let wait = until
                     .duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO);
@@ -656,7 +656,7 @@ impl GitHub {
         }
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap_or_default();
-        if let Some(until) = rate_limited(status.as_u16(), &headers, &body) {
+        if let Some(until) = rate_limited(status.as_u16(), &headers, &body, SystemTime::now()) {
             return Err(GitHubError::RateLimited {
                 what: what.into(),
                 until,
@@ -772,19 +772,26 @@ mod tests {
 
     #[test]
     fn rate_limits_are_read_from_the_answer() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_759_320_000);
         let mut headers = http::HeaderMap::new();
         assert!(
-            rate_limited(403, &headers, b"{\"message\":\"Resource not accessible\"}").is_none()
+            rate_limited(
+                403,
+                &headers,
+                b"{\"message\":\"Resource not accessible\"}",
+                now
+            )
+            .is_none()
         );
         headers.insert("retry-after", http::HeaderValue::from_static("30"));
-        let until = rate_limited(429, &headers, b"").unwrap();
-        let wait = until.duration_since(SystemTime::now()).unwrap();
-        assert!(wait > Duration::from_secs(28) && wait <= Duration::from_secs(30));
+        let until = rate_limited(429, &headers, b"", now).unwrap();
+        assert_eq!(until, now + Duration::from_secs(30));
         let secondary = rate_limited(
             403,
             &http::HeaderMap::new(),
             b"{\"message\":\"You have exceeded a secondary rate limit\"}",
+            now,
         );
-        assert!(secondary.is_some());
+        assert_eq!(secondary, Some(now + Duration::from_secs(60)));
     }
 }

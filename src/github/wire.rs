@@ -18,6 +18,7 @@ pub(super) fn rate_limited(
     status: u16,
     headers: &http::HeaderMap,
     body: &[u8],
+    now: SystemTime,
 ) -> Option<SystemTime> {
     let header = |name: &str| {
         headers
@@ -33,7 +34,6 @@ pub(super) fn rate_limited(
     if !(status == 429 || (status == 403 && (exhausted || retry_after.is_some() || secondary))) {
         return None;
     }
-    let now = SystemTime::now();
     if let Some(seconds) = retry_after {
         return Some(now + Duration::from_secs(seconds));
     }
