@@ -1,6 +1,7 @@
 //! Replacing a file so that a reader, or a process killed at any point,
 //! sees either the old content or the new one, never a mix or nothing.
 
+use crate::fault;
 use std::io::Write;
 use std::path::Path;
 
@@ -19,7 +20,7 @@ pub fn replace(path: &Path, bytes: &[u8], scratch: &Path) -> std::io::Result<()>
     std::fs::create_dir_all(scratch)?;
     let temporary = scratch.join(&temporary_name);
     write_synced(&temporary, bytes)?;
-    crate::fault::point("atomic:written");
+    fault::point("atomic:written");
     if let Err(error) = std::fs::rename(&temporary, path) {
         let _ = std::fs::remove_file(&temporary);
         if error.kind() != std::io::ErrorKind::CrossesDevices {

@@ -4,6 +4,7 @@
 //! checkout` and the server's upgrade codes start from. `shop release`
 //! gives a payment link the same options and return page.
 
+use crate::metadata;
 use crate::store::{Product, Release, Settings};
 use crate::stripe::{CheckoutOptions, CreateCheckoutSession};
 
@@ -44,7 +45,7 @@ pub fn session(settings: &Settings, product: &Product, release: &Release) -> Cre
         cancel_url: Some(format!("{}/", settings.base_url)),
         allow_promotion_codes: product.promotion_codes,
         options: options(settings),
-        metadata: crate::metadata::link_metadata(
+        metadata: metadata::link_metadata(
             &product.slug,
             &release.version.to_string(),
             release.preorder,

@@ -14,6 +14,8 @@
 
 use std::path::Path;
 
+use crate::error::Registered;
+use crate::{error, fault};
 use git2::{IndexAddOption, Repository, Signature};
 
 /// Opens the git repository whose work tree is `root`.
@@ -106,7 +108,7 @@ pub fn commit_paths(
     let parents: Vec<&git2::Commit<'_>> = head_commit.iter().collect();
     // The commit object, not yet on any branch.
     let oid = repo.commit(None, &signature, &signature, message, &tree, &parents)?;
-    crate::fault::point("git:commit-written");
+    fault::point("git:commit-written");
 
     // Bring the repository's own index up to date for these paths before
     // HEAD moves, so `git status` shows them clean and no instant has the
@@ -123,7 +125,7 @@ pub fn commit_paths(
         }
     }
     repo_index.write()?;
-    crate::fault::point("git:index-written");
+    fault::point("git:index-written");
 
     move_head(
         repo,
@@ -131,7 +133,7 @@ pub fn commit_paths(
         head_commit.as_ref().map(git2::Commit::id),
         message,
     )?;
-    crate::fault::point("git:head-moved");
+    fault::point("git:head-moved");
     Ok(Some(oid))
 }
 
@@ -319,9 +321,9 @@ pub enum GitError {
     Git(#[from] git2::Error),
 }
 
-inventory::submit!(crate::error::Registered::of::<GitError>());
+inventory::submit!(Registered::of::<GitError>());
 
-impl crate::error::Hint for GitError {
+impl error::Hint for GitError {
     fn hint(&self) -> String {
         match self {
             GitError::Open { .. } => {

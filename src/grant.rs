@@ -11,6 +11,7 @@ use crate::ledger::{self, Purchase};
 use crate::mail::{Kind, Mailer, Templates};
 use crate::store::{Product, Release, Store};
 use crate::tokens::Key;
+use crate::{dates, error, fault, git, mail, tokens};
 
 /// What is given, to whom.
 #[derive(Debug)]
@@ -48,7 +49,7 @@ pub async fn give(
     now: impl Fn() -> anyhow::Result<i64>,
 ) -> anyhow::Result<Given> {
     if request.release.preorder {
-        return Err(crate::error::hinted(
+        return Err(error::hinted(
             format!(
                 "`{}` {} is on pre-order: its files are not out yet",
                 product.slug, request.release.version
@@ -60,7 +61,7 @@ pub async fn give(
     let no_mail = mailer.is_none();
     let now_at_start = now()?;
     let mut grants = ledger::read_grants(&store.root)?;
-    let repo = crate::git::open(&store.root)?;
+    let repo = git::open(&store.root)?;
 
     let same = |grant: &Purchase| {
         grant.is_grant()
@@ -76,7 +77,7 @@ pub async fn give(
         .find(|grant| same(grant) && grant.mailed.is_none());
     let grant = match (existing, unmailed) {
         (Some(existing), _) if !request.again => {
-            return Err(crate::error::hinted(
+            return Err(error::hinted(
                 format!(
                     "`{}` already has a copy of `{}` {version} (grant `{}`{})",
                     request.email,
@@ -97,7 +98,7 @@ pub async fn give(
         (None, Some(unmailed)) if !request.again => unmailed.clone(),
         _ => {
             let grant = Purchase::granted(
-                crate::dates::timestamp(now_at_start),
+                dates::timestamp(now_at_start),
                 request.email,
                 &product.slug,
                 &version,
@@ -114,35 +115,35 @@ pub async fn give(
             grant
         }
     };
-    crate::fault::point("grant:recorded");
+    fault::point("grant:recorded");
 
     let expires = now_at_start + store.settings.link_lifetime as i64;
-    let link = crate::tokens::link(&store.settings.base_url, key, &grant.id, expires);
+    let link = tokens::link(&store.settings.base_url, key, &grant.id, expires);
     if let Some(mailer) = mailer {
         let settings = &store.settings;
-        let mut values = crate::mail::shop_values(settings, &grant.email);
+        let mut values = mail::shop_values(settings, &grant.email);
         values.extend([
             ("product", product.name.clone()),
             ("version", version.clone()),
             ("link", link.clone()),
-            ("expires", crate::dates::human_time(expires)),
+            ("expires", dates::human_time(expires)),
             ("limit", product.download_limit.to_string()),
             ("order", ledger::order_number(&grant.id)),
             ("lost", format!("{}/lost", settings.base_url)),
         ]);
-        values.extend(crate::mail::product_values(store, product, &version));
+        values.extend(mail::product_values(store, product, &version));
         let rendered = templates.render(Kind::Gift, &values)?;
         let from = &settings.mail.from;
-        let message = crate::mail::compose(
+        let message = mail::compose(
             from,
             &grant.email,
             &rendered,
-            &crate::mail::message_id(&format!("gift.{}", grant.id), from),
+            &mail::message_id(&format!("gift.{}", grant.id), from),
             None,
         )?;
         mailer.send(message).await?;
         if let Some(recorded) = grants.iter_mut().find(|g| g.id == grant.id) {
-            recorded.mailed = Some(crate::dates::timestamp(now()?));
+            recorded.mailed = Some(dates::timestamp(now()?));
         }
         save(
             &store.root,
@@ -168,6 +169,6 @@ fn save(
     message: &str,
 ) -> anyhow::Result<()> {
     let path = ledger::write_grants(root, grants)?;
-    crate::git::commit_paths(repo, &[path.as_path()], message)?;
+    git::commit_paths(repo, &[path.as_path()], message)?;
     Ok(())
 }

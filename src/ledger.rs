@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
+use crate::error::Registered;
+use crate::{atomic, error, fault};
 use serde::{Deserialize, Serialize};
 
 /// The ledger's folder in the store.
@@ -324,7 +326,7 @@ pub fn write_grants(root: &Path, grants: &mut [Purchase]) -> Result<PathBuf, Led
     let dir = root.join(DIR);
     let path = dir.join(GRANTS_FILE);
     std::fs::create_dir_all(&dir)
-        .and_then(|()| crate::atomic::replace(&path, &render(grants), &root.join(".shop")))
+        .and_then(|()| atomic::replace(&path, &render(grants), &root.join(".shop")))
         .map_err(|source| LedgerError::Io {
             path: path.clone(),
             source,
@@ -430,7 +432,7 @@ impl Staging {
                 source,
             })?;
             // Test builds: stopped with some months moved, others not.
-            crate::fault::point("sync:moved");
+            fault::point("sync:moved");
             changed.push(PathBuf::from(DIR).join(file_name(month)));
         }
         if let Ok(dir) = std::fs::File::open(&target_dir) {
@@ -456,9 +458,9 @@ pub enum LedgerError {
     },
 }
 
-inventory::submit!(crate::error::Registered::of::<LedgerError>());
+inventory::submit!(Registered::of::<LedgerError>());
 
-impl crate::error::Hint for LedgerError {
+impl error::Hint for LedgerError {
     fn hint(&self) -> String {
         match self {
             LedgerError::Io { .. } => {

@@ -4,11 +4,12 @@
 //! clipboard with OSC 52; a line break) or an invisible bidirectional
 //! control is shown as its code, `\u{1b}`, never acted on.
 
+use crate::store::values;
 use std::borrow::Cow;
 
 /// `text` with every control and bidirectional control character escaped.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() || crate::store::values::is_bidi_control(c);
+    let unsafe_char = |c: char| c.is_control() || values::is_bidi_control(c);
     if !text.contains(unsafe_char) {
         return Cow::Borrowed(text);
     }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::ledger::Purchase;
+use crate::printable;
 use crate::store::{Currency, Money};
 
 /// How purchases are grouped.
@@ -252,7 +253,7 @@ pub fn csv_line(purchase: &Purchase) -> String {
 fn csv_field(field: &str) -> String {
     // What a visitor wrote (a UTM value) may hold escape sequences: shown,
     // never acted on by the terminal the CSV is printed to.
-    let field = crate::printable::printable(field);
+    let field = printable::printable(field);
     let defused = if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{field}")
     } else {

@@ -4,6 +4,8 @@
 //! it came from, so a secret cannot reach a log line, an error message or a
 //! panic by accident. Code that needs the value calls [`Secret::expose`].
 
+use crate::error;
+use crate::error::Registered;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -72,9 +74,9 @@ pub enum SecretError {
     },
 }
 
-inventory::submit!(crate::error::Registered::of::<SecretError>());
+inventory::submit!(Registered::of::<SecretError>());
 
-impl crate::error::Hint for SecretError {
+impl error::Hint for SecretError {
     fn hint(&self) -> String {
         match self {
             SecretError::Empty { name } => {

@@ -639,7 +639,11 @@ async fn every_request_and_answer_matches_the_spec() {
         .control(
             Method::POST,
             "settings",
-            json!({"tax_origin": "DE", "terms_of_service_url": "https://books.example/terms"}),
+            json!({
+                "tax_origin": "DE",
+                "tax_registrations": ["DE", "FR"],
+                "terms_of_service_url": "https://books.example/terms",
+            }),
         )
         .await;
     let taxed_price = client

@@ -269,7 +269,8 @@ fn files_named_with_spaces_and_letters_of_any_language_download() {
     let mut served = Served::prepare(&[], &[("my book.pdf", 2000), ("Café.epub", 1500)], |_| {});
     served.launch();
     let page = served.buy("ada@example.com");
-    let html = served.body(served.get(&page));
+    // minijinja escapes `/` in attribute values.
+    let html = served.body(served.get(&page)).replace("&#x2f;", "/");
     for (index, (name, encoded)) in [
         ("my book.pdf", "my%20book.pdf"),
         ("Café.epub", "Caf%C3%A9.epub"),

@@ -250,6 +250,7 @@ impl Sandbox {
             webhook_secret: Some(shop_sandbox::SigningSecret::new(webhook_secret.expose())),
             account_name: Some("Harness Books".into()),
             tax_origin: None,
+            tax_registrations: Vec::new(),
             terms_of_service_url: None,
             country: None,
         };

@@ -275,7 +275,10 @@ fn a_tax_code_reaches_stripe_and_an_ebook_pays_the_reduced_rate() {
     let sandbox = runtime.block_on(Sandbox::start());
     let control =
         |path: &str, body: Value| runtime.block_on(sandbox.control(Method::POST, path, body));
-    control("settings", json!({"tax_origin": "DE"}));
+    control(
+        "settings",
+        json!({"tax_origin": "DE", "tax_registrations": ["DE", "FR"]}),
+    );
     let mut test = Test::store();
     let settings = test
         .read("shop.toml")

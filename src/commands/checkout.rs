@@ -1,7 +1,9 @@
 //! `shop checkout`: a one-off Stripe Checkout Session for a released version.
 
 use super::Context;
+use crate::store::settings;
 use crate::stripe::IdempotencyKey;
+use crate::{checkout, error};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -38,7 +40,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         .into());
     }
     if let Some(email) = &args.email {
-        crate::store::settings::check_email(email).map_err(|message| {
+        settings::check_email(email).map_err(|message| {
             super::UsageError::new(
                 message,
                 "give the buyer's address, such as `--email ada@example.com`",
@@ -51,7 +53,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let stripe = context.stripe()?;
     let promotion = match &args.promo {
         Some(code) => Some(super::block_on(stripe.promotion_code(code))??.ok_or_else(|| {
-            crate::error::hinted(
+            error::hinted(
                 format!("there is no active promotion code `{code}` in Stripe"),
                 "create it in Stripe's dashboard (Product catalogue → Coupons → a promotion code), or check its spelling",
             )
@@ -59,7 +61,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let now = super::now()?.unix_timestamp();
-    let mut params = crate::checkout::session(&store.settings, product, release);
+    let mut params = checkout::session(&store.settings, product, release);
     params.customer_email = args.email.clone();
     params.expires_at = Some(expires_at(now, args.expires));
     // Stripe takes a code given or a field to type one, not both.

@@ -12,6 +12,7 @@ use clap_complete::engine::CompletionCandidate;
 
 use super::Context;
 use crate::error::ResultExt as _;
+use crate::{cli, error, store};
 
 /// The variable that makes `shop` answer the shell instead of running.
 pub const COMPLETE_VAR: &str = "SHOP_COMPLETE";
@@ -54,7 +55,7 @@ fn store_root() -> Option<PathBuf> {
     }
     let here = std::env::current_dir().ok()?;
     here.ancestors()
-        .find(|dir| dir.join(crate::store::SETTINGS_FILE).is_file())
+        .find(|dir| dir.join(store::SETTINGS_FILE).is_file())
         .map(PathBuf::from)
 }
 
@@ -65,7 +66,7 @@ fn products() -> Vec<(String, Vec<semver::Version>)> {
     let Some(root) = store_root() else {
         return Vec::new();
     };
-    let Ok(entries) = std::fs::read_dir(root.join(crate::store::PRODUCTS_DIR)) else {
+    let Ok(entries) = std::fs::read_dir(root.join(store::PRODUCTS_DIR)) else {
         return Vec::new();
     };
     let mut found: Vec<(String, Vec<semver::Version>)> = entries
@@ -176,7 +177,7 @@ pub struct ManArgs {
 }
 
 pub fn man(context: &Context, args: ManArgs) -> anyhow::Result<()> {
-    let mut root = crate::cli::command().disable_help_subcommand(true);
+    let mut root = cli::command().disable_help_subcommand(true);
     // Gives each subcommand its display name (`shop-release`).
     root.build();
     if let Some(dir) = &args.dir {
@@ -192,7 +193,7 @@ pub fn man(context: &Context, args: ManArgs) -> anyhow::Result<()> {
         }
         context.output.note(format!(
             "wrote {} to `{}`",
-            crate::store::count(written, "manual page"),
+            store::count(written, "manual page"),
             dir.display()
         ));
         return Ok(());
@@ -200,7 +201,7 @@ pub fn man(context: &Context, args: ManArgs) -> anyhow::Result<()> {
     let command = match &args.command {
         None => &root,
         Some(name) => root.find_subcommand(name).ok_or_else(|| {
-            crate::error::hinted(
+            error::hinted(
                 format!("`shop` has no subcommand `{name}`"),
                 "run `shop --help` for the list of subcommands",
             )

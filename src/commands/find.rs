@@ -1,7 +1,9 @@
 //! `shop find`: a buyer's purchases from what they wrote to support.
 
 use super::Context;
+use crate::state::FileKey;
 use crate::support::{self, Found, Key};
+use crate::{dates, error, state, store};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -49,7 +51,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if found.is_empty() {
-        return Err(crate::error::hinted(
+        return Err(error::hinted(
             format!("no purchase or grant matches `{}`", args.key),
             "check the spelling; a purchase made moments ago is in the ledger after `shop sync`",
         ));
@@ -68,7 +70,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             }
             [
                 purchase.order.clone(),
-                crate::dates::timestamp(purchase.created)[..10].to_owned(),
+                dates::timestamp(purchase.created)[..10].to_owned(),
                 purchase.email.clone(),
                 format!("{} {}", purchase.product, purchase.version),
                 status,
@@ -84,14 +86,14 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
 /// `3 of 5`: the downloads left of the file with the fewest, in the newest
 /// version the purchase gives of each product (a bundle's too).
 async fn downloads_left(
-    store: &crate::store::Store,
-    db: &crate::state::Db,
+    store: &store::Store,
+    db: &state::Db,
     purchase: &Found,
 ) -> anyhow::Result<Option<String>> {
     if !purchase.in_good_standing() {
         return Ok(Some("closed".to_owned()));
     }
-    let entitlement = crate::state::Entitlement {
+    let entitlement = state::Entitlement {
         id: purchase.id.clone(),
         email: purchase.email.clone(),
         product: purchase.product.clone(),
@@ -110,8 +112,7 @@ async fn downloads_left(
         };
         let version = newest.version.to_string();
         for asset in &newest.assets {
-            let key =
-                crate::state::FileKey::new(&entitlement, &product.slug, &version, &asset.name);
+            let key = FileKey::new(&entitlement, &product.slug, &version, &asset.name);
             let (usage, extra) = db.usage(&key).await?;
             let allowed = product.download_limit + extra;
             let left = usage.left(allowed, asset.size);

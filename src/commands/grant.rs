@@ -2,8 +2,9 @@
 //! typed, gathers the keys, templates and mail transport, and prints.
 
 use super::Context;
-use crate::grant;
-use crate::mail::Templates;
+use crate::mail::{Mailer, Templates};
+use crate::store::settings;
+use crate::{dates, grant, printable};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -42,7 +43,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
 }
 
 async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
-    crate::store::settings::check_email(&args.email).map_err(|message| {
+    settings::check_email(&args.email).map_err(|message| {
         super::UsageError::new(
             message,
             "give the reader's address, such as `shop grant ada@example.com guide`",
@@ -71,11 +72,7 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
         None
     } else {
         let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
-        Some(crate::mail::Mailer::new(
-            &store.settings,
-            &store.root,
-            password,
-        )?)
+        Some(Mailer::new(&store.settings, &store.root, password)?)
     };
     let request = grant::Request {
         email: &args.email,
@@ -108,17 +105,17 @@ async fn give(context: &Context, args: Args) -> anyhow::Result<()> {
             "version": version,
             "mailed": mailed,
             "link": link,
-            "expires": crate::dates::timestamp(expires),
+            "expires": dates::timestamp(expires),
         }))?;
         return Ok(());
     }
     context.output.note(format!(
         "gave `{}` {version} to `{}` (grant `{}`){}; the link, valid until {}:",
         product.slug,
-        crate::printable::printable(&grant.email),
+        printable::printable(&grant.email),
         grant.id,
         if mailed { ", mailed" } else { ", not mailed" },
-        crate::dates::timestamp(expires),
+        dates::timestamp(expires),
     ));
     context.output.data(format!("{link}\n"))?;
     Ok(())

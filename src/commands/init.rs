@@ -6,6 +6,7 @@ use crate::error::ResultExt as _;
 
 use super::Context;
 use crate::store::{self, Overrides, Store};
+use crate::{error, git};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -62,7 +63,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                 store::quoted_list(&existing)
             )
         };
-        return Err(crate::error::hinted(
+        return Err(error::hinted(
             what,
             "`shop init` never overwrites; pick an empty folder, or work on this store with `shop products`",
         ));
@@ -93,10 +94,10 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         "this is a bug in `shop init`; please report it with the command you ran",
     )?;
 
-    let repo = crate::git::open_or_init(&root)?;
+    let repo = git::open_or_init(&root)?;
     let mut paths: Vec<&Path> = files.iter().map(|(path, _)| path.as_path()).collect();
     paths.push(Path::new(gitignore));
-    crate::git::commit_paths(&repo, &paths, &format!("shop init: {name}"))?;
+    git::commit_paths(&repo, &paths, &format!("shop init: {name}"))?;
 
     if context.output.json {
         context.output.json(&serde_json::json!({

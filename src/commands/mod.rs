@@ -29,8 +29,14 @@ use std::path::{Path, PathBuf};
 use crate::error::ResultExt as _;
 
 use crate::cli::{Cli, Command, GlobalArgs};
+use crate::error::Registered;
+use crate::github::GitHub;
 use crate::secret::{Secret, SecretError};
-use crate::store::{Overrides, Store};
+use crate::state::{Db, Location, postgres};
+use crate::store::{Overrides, Store, settings};
+use crate::stripe::{Client, RetryPolicy};
+use crate::tokens::Key;
+use crate::{cli, error, fault, git, github, net, printable, state, store, stripe, tokens};
 
 /// A usage error found after parsing (clap reports its own): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +55,9 @@ impl UsageError {
     }
 }
 
-inventory::submit!(crate::error::Registered::of::<UsageError>());
+inventory::submit!(Registered::of::<UsageError>());
 
-impl crate::error::Hint for UsageError {
+impl error::Hint for UsageError {
     fn hint(&self) -> String {
         self.hint.clone()
     }
@@ -67,7 +73,7 @@ where
     T: Into<OsString> + Clone,
 {
     // clap prints its own usage errors and help, and exits 2 or 0.
-    let matches = crate::cli::command().get_matches_from(args);
+    let matches = cli::command().get_matches_from(args);
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(error) => error.exit(),
@@ -79,7 +85,7 @@ where
     if cfg!(debug_assertions)
         && let Ok(spec) = std::env::var("SHOP_FAULT")
     {
-        crate::fault::arm(&spec);
+        fault::arm(&spec);
     }
     let context = Context::new(cli.global)?;
     match cli.command {
@@ -154,7 +160,7 @@ impl Context {
                 // As git finds its repository: the nearest folder up with
                 // a shop.toml, else here (where `shop init` would make one).
                 here.ancestors()
-                    .find(|dir| dir.join(crate::store::SETTINGS_FILE).is_file())
+                    .find(|dir| dir.join(store::SETTINGS_FILE).is_file())
                     .map_or_else(|| here.clone(), Path::to_path_buf)
             }
         };
@@ -185,13 +191,13 @@ impl Context {
     /// its commit and the index left it behind `HEAD` (said in one line).
     pub fn open_store_to_commit(&self) -> anyhow::Result<Store> {
         let store = self.open_store()?;
-        let repo = crate::git::open(&store.root)?;
-        let repaired = crate::git::repair_index(&repo, SHOPS_PATHS)?;
+        let repo = git::open(&store.root)?;
+        let repaired = git::repair_index(&repo, SHOPS_PATHS)?;
         if repaired > 0 {
             self.output.note(format!(
                 "repaired git's index for {} that lagged behind shop's last commit (a run had \
                  stopped in between)",
-                crate::store::count(repaired, "file")
+                store::count(repaired, "file")
             ));
         }
         Ok(store)
@@ -199,28 +205,28 @@ impl Context {
 
     /// A Stripe client with the key from `STRIPE_SECRET_KEY` (or
     /// `STRIPE_API_KEY`) for the API at `--stripe-api-base`.
-    pub fn stripe(&self) -> anyhow::Result<crate::stripe::Client> {
+    pub fn stripe(&self) -> anyhow::Result<stripe::Client> {
         let key = match secret_from_env("STRIPE_SECRET_KEY")? {
             Some(key) => key,
             None => secret_from_env("STRIPE_API_KEY")?.ok_or_else(|| {
-                crate::error::hinted(
+                error::hinted(
                     "`STRIPE_SECRET_KEY` is not set",
                     "export STRIPE_SECRET_KEY=sk_test_… from https://dashboard.stripe.com/apikeys, \
                      or run `shop sandbox` and export what it prints",
                 )
             })?,
         };
-        let retry = crate::stripe::RetryPolicy {
+        let retry = stripe::RetryPolicy {
             max_attempts: self.global.stripe_attempts,
-            ..crate::stripe::RetryPolicy::default()
+            ..RetryPolicy::default()
         };
-        Ok(crate::stripe::Client::new(&self.global.stripe_api_base, key)?.with_retry(retry))
+        Ok(Client::new(&self.global.stripe_api_base, key)?.with_retry(retry))
     }
 
     /// A GitHub client for `repository` with the token from `GITHUB_TOKEN`.
-    pub fn github(&self, repository: &str) -> anyhow::Result<crate::github::GitHub> {
+    pub fn github(&self, repository: &str) -> anyhow::Result<github::GitHub> {
         let token = secret_from_env("GITHUB_TOKEN")?.ok_or_else(|| {
-            crate::error::hinted(
+            error::hinted(
                 format!(
                     "`GITHUB_TOKEN` is not set, and the store keeps its files in `{repository}`"
                 ),
@@ -228,7 +234,7 @@ impl Context {
                  `github.repository` in shop.toml to keep files in .shop/files",
             )
         })?;
-        Ok(crate::github::GitHub::new(
+        Ok(GitHub::new(
             repository,
             token,
             &self.global.github_api_base,
@@ -239,22 +245,22 @@ impl Context {
 
 /// The download-token keys: `SHOP_TOKEN_SECRET` signs, and with it
 /// `SHOP_TOKEN_SECRET_PREVIOUS` (after a rotation) still verifies.
-pub(crate) fn token_keys() -> anyhow::Result<Vec<crate::tokens::Key>> {
+pub(crate) fn token_keys() -> anyhow::Result<Vec<tokens::Key>> {
     let current = secret_from_env("SHOP_TOKEN_SECRET")?.ok_or_else(|| {
-        crate::error::hinted(
+        error::hinted(
             "`SHOP_TOKEN_SECRET` is not set",
             "it signs download links; export SHOP_TOKEN_SECRET=$(openssl rand -hex 32) and keep it",
         )
     })?;
     if current.expose().len() < 32 {
-        return Err(crate::error::hinted(
+        return Err(error::hinted(
             "`SHOP_TOKEN_SECRET` is shorter than 32 characters",
             "use `openssl rand -hex 32`",
         ));
     }
-    let mut keys = vec![crate::tokens::Key::new(current)];
+    let mut keys = vec![Key::new(current)];
     if let Some(previous) = secret_from_env("SHOP_TOKEN_SECRET_PREVIOUS")? {
-        keys.push(crate::tokens::Key::new(previous));
+        keys.push(Key::new(previous));
     }
     Ok(keys)
 }
@@ -262,12 +268,12 @@ pub(crate) fn token_keys() -> anyhow::Result<Vec<crate::tokens::Key>> {
 /// The release of `version`, or the latest, of `product`; an error saying
 /// which are released otherwise.
 pub(crate) fn chosen_release<'a>(
-    product: &'a crate::store::Product,
+    product: &'a store::Product,
     version: Option<&semver::Version>,
-) -> anyhow::Result<&'a crate::store::Release> {
+) -> anyhow::Result<&'a store::Release> {
     match version {
         Some(version) => product.release(version).ok_or_else(|| {
-            crate::error::hinted(
+            error::hinted(
                 format!("`{}` has no release `{version}`", product.slug),
                 format!("the released versions are {}", released(product)),
             )
@@ -277,7 +283,7 @@ pub(crate) fn chosen_release<'a>(
             .on_sale()
             .or_else(|| product.preorder())
             .ok_or_else(|| {
-                crate::error::hinted(
+                error::hinted(
                     format!("`{}` has not been released yet", product.slug),
                     format!(
                         "run `shop release {} <version> <files>` first",
@@ -288,7 +294,7 @@ pub(crate) fn chosen_release<'a>(
     }
 }
 
-fn released(product: &crate::store::Product) -> String {
+fn released(product: &store::Product) -> String {
     let versions: Vec<String> = product
         .releases
         .iter()
@@ -297,7 +303,7 @@ fn released(product: &crate::store::Product) -> String {
     if versions.is_empty() {
         "none yet".to_owned()
     } else {
-        crate::store::quoted_list(&versions)
+        store::quoted_list(&versions)
     }
 }
 
@@ -315,9 +321,7 @@ pub(crate) fn with_rate(style: indicatif::ProgressStyle) -> indicatif::ProgressS
 /// Where the server's state is: the PostgreSQL database of
 /// `SHOP_STATE_URL` (or its `_FILE`), else of `[serve] state` in
 /// `shop.toml`, else the SQLite file `.shop/state.db` in the store.
-pub(crate) fn state_location(
-    store: &crate::store::Store,
-) -> anyhow::Result<crate::state::Location> {
+pub(crate) fn state_location(store: &store::Store) -> anyhow::Result<state::Location> {
     let url = match secret_from_env("SHOP_STATE_URL")? {
         Some(url) => Some(url),
         None => match &store.settings.serve.state {
@@ -328,34 +332,32 @@ pub(crate) fn state_location(
     Ok(match url {
         Some(url) => {
             // A URL that is not one fails now, before anything starts.
-            crate::state::postgres::parse_url(&url)?;
-            crate::state::Location::Postgres(url)
+            postgres::parse_url(&url)?;
+            Location::Postgres(url)
         }
-        None => crate::state::Location::Sqlite(store.root.join(".shop").join("state.db")),
+        None => Location::Sqlite(store.root.join(".shop").join("state.db")),
     })
 }
 
 /// Opens (or creates) the server's state for a command run beside the
 /// server.
-pub(crate) fn open_state(store: &crate::store::Store) -> anyhow::Result<crate::state::Db> {
+pub(crate) fn open_state(store: &store::Store) -> anyhow::Result<state::Db> {
     let location = state_location(store)?;
-    Ok(block_on(crate::state::Db::open(&location))??)
+    Ok(block_on(Db::open(&location))??)
 }
 
 /// Opens the server's state for a command run beside the server; `None`
 /// when it is a SQLite file no server has made yet. (A PostgreSQL
 /// connection opened on one runtime is dropped with it; the pool opens
 /// another on the next.)
-pub(crate) fn existing_state(
-    store: &crate::store::Store,
-) -> anyhow::Result<Option<crate::state::Db>> {
+pub(crate) fn existing_state(store: &store::Store) -> anyhow::Result<Option<state::Db>> {
     let location = state_location(store)?;
-    if let crate::state::Location::Sqlite(path) = &location
+    if let Location::Sqlite(path) = &location
         && !path.exists()
     {
         return Ok(None);
     }
-    Ok(Some(block_on(crate::state::Db::open(&location))??))
+    Ok(Some(block_on(Db::open(&location))??))
 }
 
 /// Now, or the time in `SHOP_NOW` (Unix seconds or RFC 3339), which end-to-end
@@ -365,7 +367,7 @@ pub(crate) fn now() -> anyhow::Result<time::OffsetDateTime> {
         Ok(text) if !text.is_empty() => {
             if let Ok(seconds) = text.parse::<i64>() {
                 return time::OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| {
-                    crate::error::hinted(
+                    error::hinted(
                         "`SHOP_NOW` is out of range",
                         "give Unix seconds or an RFC 3339 time",
                     )
@@ -373,7 +375,7 @@ pub(crate) fn now() -> anyhow::Result<time::OffsetDateTime> {
             }
             time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
                 .map_err(|_| {
-                    crate::error::hinted(
+                    error::hinted(
                         format!("`SHOP_NOW` is not a time: `{text}`"),
                         "give Unix seconds or an RFC 3339 time",
                     )
@@ -439,7 +441,7 @@ fn secret_from(
 
 /// Runs `future` to completion on a new multi-threaded runtime.
 pub(crate) fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
-    crate::net::install_crypto_provider();
+    net::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -482,7 +484,7 @@ pub(crate) fn table<R: AsRef<[String]>>(header: &[String], rows: &[R]) -> String
         .map(|row| {
             row.as_ref()
                 .iter()
-                .map(|cell| crate::printable::printable(cell).into_owned())
+                .map(|cell| printable::printable(cell).into_owned())
                 .collect()
         })
         .collect();
@@ -516,7 +518,7 @@ pub(crate) fn parse_version(text: &str) -> Result<semver::Version, String> {
 
 /// clap value parser for a duration such as `30m` or `24h`.
 pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
-    crate::store::settings::parse_duration(text)
+    settings::parse_duration(text)
         .map_err(|message| format!("{message}; write `30m`, `24h` or `7d`"))
 }
 

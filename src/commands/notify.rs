@@ -1,7 +1,16 @@
 //! `shop notify`: email every entitled buyer a link to a new version.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::Context;
+use crate::ledger::GRANT_PREFIX;
+use crate::mail::{Mailer, Templates};
 use crate::notify::{self, Progress, Sending};
+use crate::printable::printable;
+use crate::store::{Product, Store, count};
+use crate::tokens::Key as TokenKey;
+use crate::{error, sync};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -124,7 +133,7 @@ impl Options<'_> {
 /// A sync inside `notify`: its own lines say what it did.
 struct Quiet;
 
-impl crate::sync::Progress for Quiet {
+impl sync::Progress for Quiet {
     fn sessions(&self, _seen: u64, _kept: u64) {}
     fn finish(&self) {}
 }
@@ -132,7 +141,7 @@ impl crate::sync::Progress for Quiet {
 /// Brings the purchases made since the last `shop sync` into the ledger,
 /// so that nobody who bought is left out (in a dry run, only counts them);
 /// without a Stripe key, says what that leaves out.
-fn sync_first(context: &Context, store: &crate::store::Store, dry_run: bool) -> anyhow::Result<()> {
+fn sync_first(context: &Context, store: &Store, dry_run: bool) -> anyhow::Result<()> {
     let stripe = match context.stripe() {
         Ok(stripe) => stripe,
         Err(_) => {
@@ -143,13 +152,13 @@ fn sync_first(context: &Context, store: &crate::store::Store, dry_run: bool) -> 
             return Ok(());
         }
     };
-    let request = crate::sync::Request {
+    let request = sync::Request {
         store,
         full: false,
         since: None,
         dry_run,
     };
-    let synced = super::block_on(crate::sync::run(&request, &stripe, &Quiet))??;
+    let synced = super::block_on(sync::run(&request, &stripe, &Quiet))??;
     if dry_run && !synced.files.is_empty() {
         context.output.note(format!(
             "the ledger is behind Stripe (a sync would change {}): the real run syncs first, and tells the buyers since the last `shop sync` too",
@@ -158,7 +167,7 @@ fn sync_first(context: &Context, store: &crate::store::Store, dry_run: bool) -> 
     } else if synced.new > 0 {
         context.output.note(format!(
             "synced first: {} new in the ledger",
-            crate::store::count(synced.new as usize, "purchase")
+            count(synced.new as usize, "purchase")
         ));
     }
     Ok(())
@@ -171,7 +180,7 @@ fn clock() -> i64 {
 /// Notifies the buyers of `slug` entitled to `version` (also `shop release --notify`).
 /// Why a bundle is not notified itself.
 pub(crate) fn bundle_notice(slug: &str) -> anyhow::Error {
-    crate::error::hinted(
+    error::hinted(
         format!("`{slug}` is a bundle: its buyers hear of each product's new versions"),
         "notify the product that changed, `shop notify <product> <version>`: it reaches bundle buyers too",
     )
@@ -183,131 +192,203 @@ pub(crate) fn notify_version(
     version: &semver::Version,
     options: &Options<'_>,
 ) -> anyhow::Result<Told> {
-    let &Options {
-        dry_run,
-        only,
-        rate,
-        skip_in_doubt,
-        audience,
-        print,
-        sync,
-    } = options;
-    let (noun, about) = match audience {
-        notify::Audience::Updates => ("notice", "about"),
-        notify::Audience::Preorders => ("download link", "of pre-ordered"),
-    };
     let store = context.open_store_to_commit()?;
     let product = store.product(slug)?;
-    if product.is_bundle() {
-        return Err(bundle_notice(slug));
-    }
-    match product.release(version) {
-        None => {
-            return Err(crate::error::hinted(
-                format!("`{slug}` has no release `{version}`"),
-                format!("release it first with `shop release {slug} {version} <files>`"),
-            ));
-        }
-        Some(release) if release.preorder => {
-            return Err(crate::error::hinted(
-                format!("`{slug}` {version} is on pre-order: its files are not out yet"),
-                format!(
-                    "`shop release {slug} {version} <files>` puts them out and mails every pre-order buyer their link"
-                ),
-            ));
-        }
-        Some(_) => {}
-    }
+    check_out(product, version)?;
     // Templates and keys are checked before anything is sent.
-    let templates = crate::mail::Templates::load(&store.root)?;
+    let templates = Templates::load(&store.root)?;
     let keys = super::token_keys()?;
-    if sync {
-        sync_first(context, &store, dry_run)?;
+    if options.sync {
+        sync_first(context, &store, options.dry_run)?;
     }
     let opt_outs = match super::existing_state(&store)? {
         Some(db) => super::block_on(db.opt_outs())??,
         None => Default::default(),
     };
-    let plan = notify::plan(&store, product, version, audience, &opt_outs, only)?;
+    let plan = notify::plan(
+        &store,
+        product,
+        version,
+        options.audience,
+        &opt_outs,
+        options.only,
+    )?;
     if let Some(address) = plan.unknown.first() {
-        return Err(crate::error::hinted(
+        return Err(error::hinted(
             format!(
                 "`{}` has no purchase that {} {version} reaches",
-                crate::printable::printable(address),
+                printable(address),
                 product.name
             ),
             "check the address (`shop report --csv` lists every buyer); a purchase made moments ago reaches the ledger with `shop sync`",
         ));
     }
-    let skipped = format!(
-        "{} already told, {} opted out",
-        plan.already_told, plan.opted_out
-    );
     let mut told = Told {
         sent: 0,
         already_told: plan.already_told,
         opted_out: plan.opted_out,
         would_email: None,
     };
-    if dry_run {
-        if !print {
-            told.would_email = Some(plan.recipients.clone());
-            return Ok(told);
-        }
-        if context.output.json {
-            context.output.json(&serde_json::to_value(&plan)?)?;
+    let words = Words::new(options.audience, &plan);
+    if options.dry_run {
+        if options.print {
+            print_plan(context, product, version, &plan, &words)?;
         } else {
-            let mut lines = String::new();
-            for recipient in &plan.recipients {
-                lines.push_str(&format!(
-                    "{}  ({} {}, {}){}\n",
-                    crate::printable::printable(&recipient.email),
-                    if recipient.purchase.starts_with(crate::ledger::GRANT_PREFIX) {
-                        "given"
-                    } else {
-                        "bought"
-                    },
-                    recipient.bought,
-                    recipient.purchase,
-                    if recipient.upgrade {
-                        "  upgrade offer"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            context.output.data(lines)?;
-            context.output.note(format!(
-                "dry run: would email {} {about} {} {version} ({skipped})",
-                crate::store::count(plan.recipients.len(), "buyer"),
-                product.name
-            ));
+            told.would_email = Some(plan.recipients.clone());
         }
         return Ok(told);
     }
     if !plan.in_doubt.is_empty() {
+        note_in_doubt(context, plan.in_doubt.len(), options.skip_in_doubt);
+    }
+    let nobody = plan.recipients.is_empty();
+    if !nobody {
+        let mailing = Mailing {
+            store: &store,
+            product,
+            version,
+            templates: &templates,
+            key: &keys[0],
+        };
+        told.sent = send_plan(context, &mailing, &plan, options)?;
+    }
+    if options.print && context.output.json {
+        context.output.json(&serde_json::to_value(&told)?)?;
+    } else if options.print && nobody {
         context.output.note(format!(
-            "{} in doubt: a run was stopped while the mail server had {}; {}",
-            crate::store::count(plan.in_doubt.len(), "notice"),
-            if plan.in_doubt.len() == 1 { "it" } else { "them" },
-            if skip_in_doubt {
-                "recording them as sent (--skip-in-doubt)"
+            "nobody to tell {} {} {version} ({})",
+            words.about, product.name, words.skipped
+        ));
+    } else if options.print {
+        context.output.data(format!(
+            "sent {} {} {} {version} ({})\n",
+            count(told.sent, words.noun),
+            words.about,
+            product.name,
+            words.skipped
+        ))?;
+    }
+    Ok(told)
+}
+
+/// Refuses a version whose files are not out: none released, or on
+/// pre-order; and a bundle, whose buyers hear of its products.
+fn check_out(product: &Product, version: &semver::Version) -> anyhow::Result<()> {
+    let slug = &product.slug;
+    if product.is_bundle() {
+        return Err(bundle_notice(slug));
+    }
+    match product.release(version) {
+        None => Err(error::hinted(
+            format!("`{slug}` has no release `{version}`"),
+            format!("release it first with `shop release {slug} {version} <files>`"),
+        )),
+        Some(release) if release.preorder => Err(error::hinted(
+            format!("`{slug}` {version} is on pre-order: its files are not out yet"),
+            format!(
+                "`shop release {slug} {version} <files>` puts them out and mails every pre-order buyer their link"
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// How a run's summary names what it sends, and whom it skipped.
+struct Words {
+    noun: &'static str,
+    about: &'static str,
+    skipped: String,
+}
+
+impl Words {
+    fn new(audience: notify::Audience, plan: &notify::Plan) -> Words {
+        let (noun, about) = match audience {
+            notify::Audience::Updates => ("notice", "about"),
+            notify::Audience::Preorders => ("download link", "of pre-ordered"),
+        };
+        Words {
+            noun,
+            about,
+            skipped: format!(
+                "{} already told, {} opted out",
+                plan.already_told, plan.opted_out
+            ),
+        }
+    }
+}
+
+/// `--dry-run`: who would be emailed, one line each (or the plan as JSON).
+fn print_plan(
+    context: &Context,
+    product: &Product,
+    version: &semver::Version,
+    plan: &notify::Plan,
+    words: &Words,
+) -> anyhow::Result<()> {
+    if context.output.json {
+        context.output.json(&serde_json::to_value(plan)?)?;
+        return Ok(());
+    }
+    let mut lines = String::new();
+    for recipient in &plan.recipients {
+        lines.push_str(&format!(
+            "{}  ({} {}, {}){}\n",
+            printable(&recipient.email),
+            if recipient.purchase.starts_with(GRANT_PREFIX) {
+                "given"
             } else {
-                "sending them again with the same Message-ID (--skip-in-doubt records them as sent instead)"
+                "bought"
+            },
+            recipient.bought,
+            recipient.purchase,
+            if recipient.upgrade {
+                "  upgrade offer"
+            } else {
+                ""
             }
         ));
     }
-    if plan.recipients.is_empty() {
-        if print && context.output.json {
-            context.output.json(&serde_json::to_value(&told)?)?;
-        } else if print {
-            context.output.note(format!(
-                "nobody to tell {about} {} {version} ({skipped})",
-                product.name
-            ));
+    context.output.data(lines)?;
+    context.output.note(format!(
+        "dry run: would email {} {} {} {version} ({})",
+        count(plan.recipients.len(), "buyer"),
+        words.about,
+        product.name,
+        words.skipped
+    ));
+    Ok(())
+}
+
+fn note_in_doubt(context: &Context, in_doubt: usize, skip_in_doubt: bool) {
+    context.output.note(format!(
+        "{} in doubt: a run was stopped while the mail server had {}; {}",
+        count(in_doubt, "notice"),
+        if in_doubt == 1 { "it" } else { "them" },
+        if skip_in_doubt {
+            "recording them as sent (--skip-in-doubt)"
+        } else {
+            "sending them again with the same Message-ID (--skip-in-doubt records them as sent instead)"
         }
-        return Ok(told);
-    }
+    ));
+}
+
+/// What every message of one run is made from.
+struct Mailing<'a> {
+    store: &'a Store,
+    product: &'a Product,
+    version: &'a semver::Version,
+    templates: &'a Templates,
+    key: &'a TokenKey,
+}
+
+/// Sends the plan's messages at the rate asked, stopping cleanly on Ctrl-C
+/// or SIGTERM; returns how many went out.
+fn send_plan(
+    context: &Context,
+    mailing: &Mailing<'_>,
+    plan: &notify::Plan,
+    options: &Options<'_>,
+) -> anyhow::Result<usize> {
     let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
     let upgrades = if plan.recipients.iter().any(|recipient| recipient.upgrade) {
         Some(context.stripe()?)
@@ -315,50 +396,48 @@ pub(crate) fn notify_version(
         None
     };
     let progress = Bar::new(context.output.quiet, plan.recipients.len() as u64);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let sent = super::block_on(async {
         // Ctrl-C or SIGTERM: finish the messages in flight, record them, stop.
         let flag = stop.clone();
         tokio::spawn(async move {
             super::shutdown_signal().await;
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            flag.store(true, Ordering::SeqCst);
         });
-        let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
+        let mailer = Mailer::new(&mailing.store.settings, &mailing.store.root, password)?;
         // Each upgrade offer's code exists at Stripe before any mail names it.
         let offers = match upgrades {
             Some(stripe) => {
-                notify::prepare_offers(&stripe, product, version, &plan, &keys[0], clock()).await?
+                notify::prepare_offers(
+                    &stripe,
+                    mailing.product,
+                    mailing.version,
+                    plan,
+                    mailing.key,
+                    clock(),
+                )
+                .await?
             }
             None => Default::default(),
         };
         let sending = Sending {
-            store: &store,
-            product,
-            version,
-            audience,
+            store: mailing.store,
+            product: mailing.product,
+            version: mailing.version,
+            audience: options.audience,
             offers: &offers,
-            key: &keys[0],
+            key: mailing.key,
             mailer: &mailer,
-            templates: &templates,
-            rate,
+            templates: mailing.templates,
+            rate: options.rate,
             now: clock,
             stop: &stop,
-            skip_in_doubt,
+            skip_in_doubt: options.skip_in_doubt,
         };
-        anyhow::Ok(notify::send(&sending, &plan, &progress).await?)
+        anyhow::Ok(notify::send(&sending, plan, &progress).await?)
     })??;
     progress.bar.finish_and_clear();
-    told.sent = sent;
-    if print && context.output.json {
-        context.output.json(&serde_json::to_value(&told)?)?;
-    } else if print {
-        context.output.data(format!(
-            "sent {} {about} {} {version} ({skipped})\n",
-            crate::store::count(sent, noun),
-            product.name
-        ))?;
-    }
-    Ok(told)
+    Ok(sent)
 }
 
 struct Bar {

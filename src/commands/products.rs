@@ -3,7 +3,12 @@
 use serde_json::json;
 
 use super::Context;
-use crate::store::{Product, Store};
+use crate::error::Hint;
+use crate::mail::Templates;
+use crate::server::views::Views;
+use crate::stamp::Format;
+use crate::store::{Product, Store, StoreError, product};
+use crate::{error, secret, store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,8 +27,8 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         Ok(store) => store,
         // `--json` answers in JSON also when the files are wrong.
         Err(error) if context.output.json && matches!(args.action, Some(Action::Check)) => {
-            if let Some(crate::store::StoreError::Invalid { problems, .. }) =
-                error.downcast_ref::<crate::store::StoreError>()
+            if let Some(StoreError::Invalid { problems, .. }) =
+                error.downcast_ref::<store::StoreError>()
             {
                 let problems: Vec<_> = problems
                     .iter()
@@ -156,13 +161,13 @@ fn check(context: &Context, store: &Store) -> anyhow::Result<()> {
     problems.extend(file_problems(store));
     // The store's templates, rendered as a buyer would get them.
     let template_problem = |error: &(dyn std::error::Error + 'static), hint: String| {
-        format!("{}\nhint: {hint}", crate::error::message(error))
+        format!("{}\nhint: {hint}", error::message(error))
     };
-    if let Err(error) = crate::mail::Templates::load(&store.root) {
-        problems.push(template_problem(&error, crate::error::Hint::hint(&error)));
+    if let Err(error) = Templates::load(&store.root) {
+        problems.push(template_problem(&error, Hint::hint(&error)));
     }
-    if let Err(error) = crate::server::views::Views::load(&store.root) {
-        problems.push(template_problem(&error, crate::error::Hint::hint(&error)));
+    if let Err(error) = Views::load(&store.root) {
+        problems.push(template_problem(&error, Hint::hint(&error)));
     }
     let unstamped = unstamped(store);
     if context.output.json {
@@ -199,7 +204,7 @@ fn check(context: &Context, store: &Store) -> anyhow::Result<()> {
             "`{}`: {} ({released} released), settings and products valid\n\
              {notes}secrets in the environment:\n{lines}",
             store.root.display(),
-            crate::store::count(store.products.len(), "product"),
+            store::count(store.products.len(), "product"),
         ))?;
     }
     match problems.len() {
@@ -214,13 +219,8 @@ fn check(context: &Context, store: &Store) -> anyhow::Result<()> {
 fn file_problems(store: &Store) -> Vec<String> {
     use crate::store::disk;
     let mut problems = Vec::new();
-    let found = |error: &disk::Refusal| {
-        format!(
-            "{}\nhint: {}",
-            crate::error::message(error),
-            crate::error::Hint::hint(error)
-        )
-    };
+    let found =
+        |error: &disk::Refusal| format!("{}\nhint: {}", error::message(error), Hint::hint(error));
     for product in &store.products {
         if let Some(cover) = &product.cover {
             match disk::read(&store.root, cover, disk::COVER_MAX_BYTES) {
@@ -228,7 +228,7 @@ fn file_problems(store: &Store) -> Vec<String> {
                     problems.push(format!("`{}`: the cover {}", product.slug, found(&error)))
                 }
                 Ok(bytes) => {
-                    let named = crate::store::product::cover_type(cover);
+                    let named = product::cover_type(cover);
                     let actual = disk::image_type(&bytes);
                     if actual != named {
                         problems.push(format!(
@@ -245,7 +245,7 @@ fn file_problems(store: &Store) -> Vec<String> {
         if store.settings.github_repository.is_some() {
             continue;
         }
-        let dir = crate::store::local_files_dir(&store.root);
+        let dir = store::local_files_dir(&store.root);
         for release in &product.releases {
             for asset in &release.assets {
                 let path = dir
@@ -280,7 +280,7 @@ fn unstamped(store: &Store) -> Vec<(&str, Vec<&str>)> {
                 .files
                 .iter()
                 .map(String::as_str)
-                .filter(|file| crate::stamp::Format::of(file).is_none())
+                .filter(|file| Format::of(file).is_none())
                 .collect();
             (!files.is_empty()).then_some((product.slug.as_str(), files))
         })
@@ -288,7 +288,7 @@ fn unstamped(store: &Store) -> Vec<(&str, Vec<&str>)> {
 }
 
 /// Catches the secret that is plainly the wrong one, without showing it.
-fn check_secret(secret: &crate::secret::Secret) -> Result<(), String> {
+fn check_secret(secret: &secret::Secret) -> Result<(), String> {
     let (valid, expected) = match secret.name() {
         "STRIPE_SECRET_KEY" => (
             ["sk_test_", "sk_live_", "rk_test_", "rk_live_"]

@@ -1,7 +1,11 @@
 //! `shop refund`: refund a buyer, close their downloads, tell them.
 
 use super::Context;
+use crate::mail::{Kind, Mailer, Templates};
+use crate::store::money;
+use crate::stripe::IdempotencyKey;
 use crate::support::{self, Key};
+use crate::{error, ledger, mail, printable, state, store};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -35,7 +39,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let purchase = match found.as_slice() {
         [one] => one,
         [] => {
-            return Err(crate::error::hinted(
+            return Err(error::hinted(
                 format!("no purchase matches `{}`", args.key),
                 "check it with `shop find`; a purchase made moments ago is in the ledger after `shop sync`",
             ));
@@ -45,7 +49,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                 .iter()
                 .map(|found| format!("{} ({} {})", found.order, found.product, found.version))
                 .collect();
-            return Err(crate::error::hinted(
+            return Err(error::hinted(
                 format!(
                     "`{}` has {} purchases: {}",
                     args.key,
@@ -57,19 +61,19 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         }
     };
     let Some(intent) = purchase.payment_intent.clone() else {
-        return Err(crate::error::hinted(
+        return Err(error::hinted(
             format!(
                 "`{}` ({}) has no payment to refund",
                 purchase.order, purchase.id
             ),
             match purchase.status.as_str() {
-                crate::ledger::GRANTED => "a grant was given, not paid for: nothing to refund",
+                ledger::GRANTED => "a grant was given, not paid for: nothing to refund",
                 _ => "a free copy (a 100% code) was not paid for: nothing to refund",
             },
         ));
     };
     if purchase.status == "disputed" {
-        return Err(crate::error::hinted(
+        return Err(error::hinted(
             format!("`{}` is disputed", purchase.order),
             "a disputed payment is settled through the dispute in Stripe's dashboard, not refunded",
         ));
@@ -78,11 +82,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     // Refunded once, whatever runs again: the key is the payment's (and
     // the note's, which is part of the request; another note on a second
     // run finds the charge refunded).
-    let key = crate::stripe::IdempotencyKey::derived(&[
-        "refund",
-        &intent,
-        args.reason.as_deref().unwrap_or(""),
-    ]);
+    let key = IdempotencyKey::derived(&["refund", &intent, args.reason.as_deref().unwrap_or("")]);
     let refunded =
         match super::block_on(stripe.refund_for_buyer(&intent, args.reason.as_deref(), &key))? {
             Ok(refund) => Some(refund),
@@ -94,7 +94,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let now = super::now()?.unix_timestamp();
     let event = format!("refund:{intent}");
     let recorded = super::block_on(db.record_refund(
-        &crate::state::Event {
+        &state::Event {
             id: &event,
             kind: "shop.refund",
             received: now,
@@ -104,7 +104,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     match &refunded {
         Some(refund) => context.output.note(format!(
             "refunded {} of `{}` ({} {}) at Stripe (`{}`); its downloads are closed",
-            crate::store::money::display_amount(refund.amount, &refund.currency),
+            money::display_amount(refund.amount, &refund.currency),
             purchase.order,
             purchase.product,
             purchase.version,
@@ -118,13 +118,13 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     // The notice goes once: the first time this refund is recorded.
     if recorded.is_some() && !args.no_mail {
         let amount = refunded.as_ref().map_or_else(
-            || crate::store::money::display_amount(purchase.amount, &purchase.currency),
-            |refund| crate::store::money::display_amount(refund.amount, &refund.currency),
+            || money::display_amount(purchase.amount, &purchase.currency),
+            |refund| money::display_amount(refund.amount, &refund.currency),
         );
         mail_notice(&store, purchase, &amount, args.reason.as_deref(), now)?;
         context.output.note(format!(
             "mailed {} a refund notice",
-            crate::printable::printable(&purchase.email)
+            printable::printable(&purchase.email)
         ));
     }
     context
@@ -135,20 +135,20 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
 
 /// The refund notice, through the store's mail transport.
 fn mail_notice(
-    store: &crate::store::Store,
+    store: &store::Store,
     purchase: &support::Found,
     amount: &str,
     reason: Option<&str>,
     now: i64,
 ) -> anyhow::Result<()> {
-    let templates = crate::mail::Templates::load(&store.root)?;
+    let templates = Templates::load(&store.root)?;
     let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
-    let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
+    let mailer = Mailer::new(&store.settings, &store.root, password)?;
     let settings = &store.settings;
     let name = store
         .product(&purchase.product)
         .map_or_else(|_| purchase.product.clone(), |product| product.name.clone());
-    let mut values = crate::mail::shop_values(settings, &purchase.email);
+    let mut values = mail::shop_values(settings, &purchase.email);
     values.extend([
         ("product", name),
         ("version", purchase.version.clone()),
@@ -156,12 +156,12 @@ fn mail_notice(
         ("amount", amount.to_owned()),
         ("reason", reason.unwrap_or_default().to_owned()),
     ]);
-    let rendered = templates.render(crate::mail::Kind::Refund, &values)?;
-    let id = crate::mail::message_id(
+    let rendered = templates.render(Kind::Refund, &values)?;
+    let id = mail::message_id(
         &format!("refund.{}.{now}", purchase.id),
         &settings.mail.from,
     );
-    let message = crate::mail::compose(&settings.mail.from, &purchase.email, &rendered, &id, None)?;
+    let message = mail::compose(&settings.mail.from, &purchase.email, &rendered, &id, None)?;
     super::block_on(mailer.send(message))??;
     Ok(())
 }

@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::error::ResultExt as _;
-
-use super::Context;
+use super::{Context, notify};
+use crate::error::{self, ResultExt as _};
+use crate::notify::{Audience, has_preorders};
 use crate::release::{self, Files, Reporter, Request};
+use crate::store::{self, Money, Product, SETTINGS_FILE, Store};
+use crate::{dates, fault, git, github};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -141,12 +143,13 @@ struct Publish<'a> {
 
 fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
     let store = context.open_store_to_commit()?;
-    let bundle = store.product(asked.slug).is_ok_and(|p| p.is_bundle());
+    let product = store.product(asked.slug).ok();
+    let bundle = product.is_some_and(Product::is_bundle);
     if bundle && asked.notify {
-        return Err(super::notify::bundle_notice(asked.slug));
+        return Err(notify::bundle_notice(asked.slug));
     }
     // No files at all: said before any secret is asked for.
-    if let Ok(product) = store.product(asked.slug)
+    if let Some(product) = product
         && asked.files.is_empty()
         && !asked.preorder
         && !bundle
@@ -157,76 +160,10 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
         }
         .into());
     }
-    // The notes the author wrote: `--notes`, else the store's
-    // `notes/<slug>/<version>.md`; never the git log.
-    let in_store = PathBuf::from("notes")
-        .join(asked.slug)
-        .join(format!("{}.md", asked.version));
-    let notes = match asked.notes {
-        Some(path) => Some(std::fs::read_to_string(path).context_hint(
-            format!("cannot read the release notes `{}`", path.display()),
-            "give a readable text file to `--notes`",
-        )?),
-        None => match std::fs::read_to_string(store.root.join(&in_store)) {
-            Ok(text) => Some(text),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-            Err(error) => {
-                return Err(crate::error::hinted(
-                    format!("cannot read `{}`: {error}", in_store.display()),
-                    "make the notes file readable, or give `--notes FILE`",
-                ));
-            }
-        },
-    };
-    // As the product file keeps them: without the file's last newline
-    // (a file of blank lines is no notes).
-    let notes = notes
-        .map(|text| text.trim().to_owned())
-        .filter(|text| !text.is_empty());
-    let notes_missing = notes.is_none();
-    // The store's files the product uses, committed or said not to be: a
-    // clone of the store (another server) has only what is committed.
-    let mut used = vec![PathBuf::from(crate::store::SETTINGS_FILE)];
-    if let Ok(product) = store.product(asked.slug) {
-        used.extend(product.cover.iter().map(PathBuf::from));
-    }
-    if asked.notes.is_none() && store.root.join(&in_store).exists() {
-        used.push(in_store.clone());
-    }
-    let uncommitted = crate::git::open(&store.root)
-        .map(|repo| crate::git::uncommitted(&repo, &used))
-        .unwrap_or_default();
-    let also_commit = match (uncommitted.is_empty(), asked.commit_all) {
-        (true, _) => Vec::new(),
-        (false, true) => uncommitted,
-        (false, false) => {
-            let names: Vec<String> = uncommitted
-                .iter()
-                .map(|path| format!("`{}`", path.display()))
-                .collect();
-            context.output.note(format!(
-                "warning: {} {} changes not committed, and the release commits only the product file: \
-                 a clone of the store (another server) will not have them\n\
-                 hint: commit them, or run again with `--commit-all` to commit them with the release",
-                names.join(", "),
-                if names.len() == 1 { "has" } else { "have" }
-            ));
-            Vec::new()
-        }
-    };
-    // A launch price is in the product's currency, by its rules.
-    let price = match (asked.price, store.product(asked.slug)) {
-        (Some(text), Ok(product)) => Some(
-            crate::store::Money::parse(text, product.price.currency).map_err(|message| {
-                crate::error::hinted(
-                    format!("`--price`: {message}"),
-                    format!(
-                        "write the pre-order's price as a decimal in {}, such as `--price 19.00`",
-                        product.price.currency.code().to_ascii_uppercase()
-                    ),
-                )
-            })?,
-        ),
+    let notes = Notes::read(&store, &asked)?;
+    let also_commit = also_commit(context, &store, &asked, &notes)?;
+    let price = match (asked.price, product) {
+        (Some(text), Some(product)) => Some(launch_price(text, product)?),
         _ => None,
     };
     let stripe = context.stripe()?;
@@ -235,7 +172,7 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
         slug: asked.slug,
         version: asked.version.clone(),
         files: asked.files,
-        notes,
+        notes: notes.text,
         today: super::now()?.date(),
         dry_run: asked.dry_run,
         preorder: asked.preorder,
@@ -245,33 +182,21 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
     };
     let reporter = Arc::new(TerminalReporter::new(context.output.quiet));
     let outcome = super::block_on(async {
-        // octocrab's client needs the runtime to exist when it is built.
-        let files = match &store.settings.github_repository {
-            // A pre-order and a bundle send no files.
-            Some(repository) if !asked.preorder && !bundle => {
-                let waiting = reporter.clone();
-                let on_wait: crate::github::OnWait =
-                    Arc::new(move |what, until| waiting.waiting(what, until));
-                Files::GitHub(Box::new(
-                    context
-                        .github(repository)?
-                        .with_patience(crate::github::Patience::default(), Some(on_wait)),
-                ))
-            }
-            _ => Files::Local(crate::store::local_files_dir(&store.root)),
-        };
+        // octocrab's client needs the runtime to exist when it is built;
+        // a pre-order and a bundle send no files.
+        let files = files(context, &store, asked.preorder || bundle, &reporter)?;
         anyhow::Ok(release::run(&request, &stripe, &files, reporter.as_ref()).await?)
     })??;
 
     // Test builds: stopped after the record, before any mail.
-    crate::fault::point("release:recorded");
-    if notes_missing && !bundle {
+    fault::point("release:recorded");
+    if notes.missing && !bundle {
         context.output.note(format!(
             "note: no release notes for {} {}: the product page and notices show none\n\
              hint: write them in `{}` (or give `--notes FILE`) before the next version",
             asked.slug,
             asked.version,
-            in_store.display()
+            notes.in_store.display()
         ));
     }
     let json = context.output.json;
@@ -279,25 +204,23 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
         print_outcome(context, &outcome)?;
     }
     let tell = |audience| {
-        super::notify::notify_version(
+        notify::notify_version(
             context,
             asked.slug,
             asked.version,
-            &super::notify::Options::after_release(outcome.dry_run, audience, !json),
+            &notify::Options::after_release(outcome.dry_run, audience, !json),
         )
     };
     // The files of a pre-ordered version are out: each pre-order buyer
     // gets their link, once (a re-run, or one after a crash, mails only
     // those not yet told).
-    let delivered = if asked.preorder
-        || !crate::notify::has_preorders(&store.root, asked.slug, asked.version)?
-    {
+    let delivered = if asked.preorder || !has_preorders(&store.root, asked.slug, asked.version)? {
         None
     } else {
-        Some(tell(crate::notify::Audience::Preorders)?)
+        Some(tell(Audience::Preorders)?)
     };
     let notified = if asked.notify {
-        Some(tell(crate::notify::Audience::Updates)?)
+        Some(tell(Audience::Updates)?)
     } else {
         None
     };
@@ -308,6 +231,120 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
         context.output.json(&answer)?;
     }
     Ok(())
+}
+
+/// The notes the author wrote: `--notes`, else the store's
+/// `notes/<slug>/<version>.md`; never the git log.
+struct Notes {
+    /// As the product file keeps them: without the file's last newline
+    /// (a file of blank lines is no notes).
+    text: Option<String>,
+    missing: bool,
+    /// Where the store keeps this version's notes.
+    in_store: PathBuf,
+}
+
+impl Notes {
+    fn read(store: &Store, asked: &Publish<'_>) -> anyhow::Result<Notes> {
+        let in_store = PathBuf::from("notes")
+            .join(asked.slug)
+            .join(format!("{}.md", asked.version));
+        let text = match asked.notes {
+            Some(path) => Some(std::fs::read_to_string(path).context_hint(
+                format!("cannot read the release notes `{}`", path.display()),
+                "give a readable text file to `--notes`",
+            )?),
+            None => match std::fs::read_to_string(store.root.join(&in_store)) {
+                Ok(text) => Some(text),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+                Err(error) => {
+                    return Err(error::hinted(
+                        format!("cannot read `{}`: {error}", in_store.display()),
+                        "make the notes file readable, or give `--notes FILE`",
+                    ));
+                }
+            },
+        };
+        let text = text
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty());
+        Ok(Notes {
+            missing: text.is_none(),
+            text,
+            in_store,
+        })
+    }
+}
+
+/// The store's files the product uses, committed or said not to be: a
+/// clone of the store (another server) has only what is committed. With
+/// `--commit-all` the release commits them; without, a warning names them.
+fn also_commit(
+    context: &Context,
+    store: &Store,
+    asked: &Publish<'_>,
+    notes: &Notes,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut used = vec![PathBuf::from(SETTINGS_FILE)];
+    if let Ok(product) = store.product(asked.slug) {
+        used.extend(product.cover.iter().map(PathBuf::from));
+    }
+    if asked.notes.is_none() && store.root.join(&notes.in_store).exists() {
+        used.push(notes.in_store.clone());
+    }
+    let uncommitted = git::open(&store.root)
+        .map(|repo| git::uncommitted(&repo, &used))
+        .unwrap_or_default();
+    if uncommitted.is_empty() || asked.commit_all {
+        return Ok(uncommitted);
+    }
+    let names: Vec<String> = uncommitted
+        .iter()
+        .map(|path| format!("`{}`", path.display()))
+        .collect();
+    context.output.note(format!(
+        "warning: {} {} changes not committed, and the release commits only the product file: \
+         a clone of the store (another server) will not have them\n\
+         hint: commit them, or run again with `--commit-all` to commit them with the release",
+        names.join(", "),
+        if names.len() == 1 { "has" } else { "have" }
+    ));
+    Ok(Vec::new())
+}
+
+/// A launch price is in the product's currency, by its rules.
+fn launch_price(text: &str, product: &Product) -> anyhow::Result<Money> {
+    Money::parse(text, product.price.currency).map_err(|message| {
+        error::hinted(
+            format!("`--price`: {message}"),
+            format!(
+                "write the pre-order's price as a decimal in {}, such as `--price 19.00`",
+                product.price.currency.code().to_ascii_uppercase()
+            ),
+        )
+    })
+}
+
+/// Where the release puts its files: the GitHub repository the settings
+/// name (told to wait out its rate limits aloud), else the local folder.
+fn files(
+    context: &Context,
+    store: &Store,
+    no_files: bool,
+    reporter: &Arc<TerminalReporter>,
+) -> anyhow::Result<Files> {
+    Ok(match &store.settings.github_repository {
+        Some(repository) if !no_files => {
+            let waiting = reporter.clone();
+            let on_wait: github::OnWait = Arc::new(move |what, until| waiting.waiting(what, until));
+            Files::GitHub(Box::new(
+                context
+                    .github(repository)?
+                    .with_patience(github::Patience::default(), Some(on_wait)),
+            ))
+        }
+        _ => Files::Local(store::local_files_dir(&store.root)),
+    })
 }
 
 fn print_outcome(context: &Context, outcome: &release::Outcome) -> anyhow::Result<()> {
@@ -397,7 +434,7 @@ impl Reporter for TerminalReporter {
     /// Said on the upload's bar when one is showing, so the bar does not
     /// look stuck; as a step line otherwise.
     fn waiting(&self, what: &str, until: std::time::SystemTime) {
-        let until = crate::dates::human_time(
+        let until = dates::human_time(
             until
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_secs() as i64),

@@ -1,8 +1,8 @@
 //! `shop report`: sales from the ledger, offline.
 
 use super::Context;
-use crate::ledger;
 use crate::report::{self, Report};
+use crate::{ledger, store};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -144,7 +144,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         context.output.note(format!(
             "the fees of {} are not known in their currency: NET leaves them out\n\
              hint: `shop sync --full` records the fees of purchases synced before shop read them",
-            crate::store::count(unknown as usize, "purchase")
+            store::count(unknown as usize, "purchase")
         ));
     }
     Ok(())

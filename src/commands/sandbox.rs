@@ -36,6 +36,12 @@ pub struct Args {
     #[arg(long, value_name = "COUNTRY")]
     pub tax_origin: Option<String>,
 
+    /// Where Stripe Tax collects, as registrations added in the Dashboard:
+    /// countries (DE), US states (US-WA), the EU's one-stop shop (EU-OSS).
+    /// Elsewhere a checkout's tax is zero, as Stripe does
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = sandbox::registrations::parse)]
+    pub tax_registrations: Vec<String>,
+
     /// The account's terms of service URL; without it, checkouts asking for
     /// consent to the terms are refused, as Stripe does
     #[arg(long, value_name = "URL")]
@@ -64,6 +70,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         webhook_secret: webhook_secret.map(|secret| SigningSecret::new(secret.expose())),
         account_name: args.account_name.clone(),
         tax_origin: args.tax_origin.clone(),
+        tax_registrations: args.tax_registrations.clone(),
         terms_of_service_url: args.terms_url.clone(),
         country: args.country.clone(),
     };

@@ -6,7 +6,12 @@ use std::sync::Arc;
 use crate::error::ResultExt as _;
 
 use super::Context;
+use crate::mail::{Mailer, Templates};
+use crate::secret::Secret;
+use crate::server::views::Views;
 use crate::server::{self, App, Files};
+use crate::state::{Db, Location};
+use crate::{error, state, store};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -79,21 +84,21 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         store.settings.serve.trusted_proxies.clone(),
     );
     // Templates are checked now, so a broken one stops the start, not a send.
-    let templates = crate::mail::Templates::load(&store.root)?;
-    let views = crate::server::views::Views::load(&store.root)?;
+    let templates = Templates::load(&store.root)?;
+    let views = Views::load(&store.root)?;
     let password = super::secret_from_env("SHOP_SMTP_PASSWORD")?;
     super::block_on(async move {
-        let db = crate::state::Db::open(&state).await?;
+        let db = Db::open(&state).await?;
         let kept_in = match &state {
-            crate::state::Location::Sqlite(path) => format!("`{}`", path.display()),
+            Location::Sqlite(path) => format!("`{}`", path.display()),
             // Never the URL: it may hold a password.
-            crate::state::Location::Postgres(_) => "PostgreSQL".to_owned(),
+            Location::Postgres(_) => "PostgreSQL".to_owned(),
         };
         let files_from = match &store.settings.github_repository {
             Some(repository) => Files::GitHub {
                 client: Box::new(context.github(repository)?),
             },
-            None => Files::Local(crate::store::local_files_dir(&store.root)),
+            None => Files::Local(store::local_files_dir(&store.root)),
         };
         let base_url = store.settings.base_url.clone();
         let listener = match inherited_listener()? {
@@ -107,7 +112,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         if let Some(note) = base_url_mismatch(&base_url, address) {
             context.output.note(note);
         }
-        let mailer = crate::mail::Mailer::new(&store.settings, &store.root, password)?;
+        let mailer = Mailer::new(&store.settings, &store.root, password)?;
         let mut app = App::new(store, stripe, keys, webhook_secret, db, files_from, views);
         app.overrides = context.overrides.clone();
         // SHOP_NOW sets where the server's clock starts (end-to-end tests).
@@ -231,22 +236,22 @@ fn inherited_listener() -> anyhow::Result<Option<tokio::net::TcpListener>> {
 }
 
 /// `shop serve --migrate-state-to URL`: the SQLite state into PostgreSQL.
-fn migrate_state(context: &Context, store: &crate::store::Store, url: &str) -> anyhow::Result<()> {
+fn migrate_state(context: &Context, store: &store::Store, url: &str) -> anyhow::Result<()> {
     let url = if url.is_empty() {
         match super::state_location(store)? {
-            crate::state::Location::Postgres(url) => url,
-            crate::state::Location::Sqlite(_) => {
-                return Err(crate::error::hinted(
+            Location::Postgres(url) => url,
+            Location::Sqlite(_) => {
+                return Err(error::hinted(
                     "`--migrate-state-to` names no database, and neither `SHOP_STATE_URL` nor `[serve] state` does",
                     "set `SHOP_STATE_URL` to the database's URL (safer for a password than the command line, which `ps` shows), or give it after `--migrate-state-to`",
                 ));
             }
         }
     } else {
-        crate::secret::Secret::new("--migrate-state-to", url)?
+        Secret::new("--migrate-state-to", url)?
     };
     let from = store.root.join(".shop").join("state.db");
-    let moved = super::block_on(crate::state::move_to_postgres(&from, &url))??;
+    let moved = super::block_on(state::move_to_postgres(&from, &url))??;
     if context.output.json {
         let tables: serde_json::Map<String, serde_json::Value> = moved
             .iter()

@@ -1,7 +1,9 @@
 //! `shop sync`: copy Stripe's completed purchases into the git ledger.
 
 use super::Context;
+use crate::state::Entitlement;
 use crate::sync::{self, Progress, Request};
+use crate::{ledger, store};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -46,7 +48,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     let mut summary = format!(
         "{} seen",
-        crate::store::count(outcome.seen as usize, "completed session")
+        store::count(outcome.seen as usize, "completed session")
     );
     if outcome.foreign > 0 {
         summary.push_str(&format!(
@@ -73,7 +75,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         let queued = queue_missing_receipts(&store)?;
         context.output.note(format!(
             "queued {} for `shop serve` to send",
-            crate::store::count(queued, "missing receipt")
+            store::count(queued, "missing receipt")
         ));
     }
     match &outcome.commit {
@@ -94,11 +96,11 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
 /// Queues a receipt for every paid purchase of the last 30 days that the
 /// server's queue never held (it dedupes by purchase, so a receipt already
 /// sent or queued is left alone). Returns how many were queued.
-fn queue_missing_receipts(store: &crate::store::Store) -> anyhow::Result<usize> {
+fn queue_missing_receipts(store: &store::Store) -> anyhow::Result<usize> {
     let now = super::now()?.unix_timestamp();
     let since = now - 30 * 86_400;
     let mut purchases = Vec::new();
-    crate::ledger::each(&store.root, |purchase| {
+    ledger::each(&store.root, |purchase| {
         if purchase.status == "paid"
             && purchase.created_unix() >= since
             && !purchase.email.is_empty()
@@ -108,10 +110,7 @@ fn queue_missing_receipts(store: &crate::store::Store) -> anyhow::Result<usize> 
         Ok(())
     })?;
     let db = super::open_state(store)?;
-    let purchases = purchases
-        .iter()
-        .map(crate::state::Entitlement::from)
-        .collect();
+    let purchases = purchases.iter().map(Entitlement::from).collect();
     let queued = super::block_on(db.queue_receipts(purchases, now))??;
     Ok(queued)
 }

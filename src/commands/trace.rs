@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use super::Context;
 use crate::error::ResultExt as _;
+use crate::stamp::Format;
+use crate::{dates, error, ledger, printable, stamp, tokens};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -20,8 +22,8 @@ pub struct Args {
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let shown = args.file.display().to_string();
-    let format = crate::stamp::Format::of(&shown).ok_or_else(|| {
-        crate::error::hinted(
+    let format = Format::of(&shown).ok_or_else(|| {
+        error::hinted(
             format!("`{shown}` is not a PDF or an EPUB"),
             "shop stamps only PDF and EPUB files; give the copy as it was found",
         )
@@ -31,11 +33,11 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         "give the path of a readable file",
     )?;
     let marks = match format {
-        crate::stamp::Format::Pdf => crate::stamp::pdf_marks(&bytes),
-        crate::stamp::Format::Epub => crate::stamp::epub_mark(&bytes),
+        Format::Pdf => stamp::pdf_marks(&bytes),
+        Format::Epub => stamp::epub_mark(&bytes),
     };
     if marks.is_empty() {
-        return Err(crate::error::hinted(
+        return Err(error::hinted(
             format!("`{shown}` carries no mark of this shop"),
             "it was not stamped by shop, or the mark was removed along with every page that held it",
         ));
@@ -44,7 +46,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let keys = super::token_keys()?;
     // (id, email, product, version, created) of every purchase known.
     let mut candidates: Vec<(String, String, String, String, i64)> = Vec::new();
-    crate::ledger::each(&store.root, |purchase| {
+    ledger::each(&store.root, |purchase| {
         let created = purchase.created_unix();
         candidates.push((
             purchase.id,
@@ -68,10 +70,10 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     let found = candidates.iter().find(|(id, ..)| {
         keys.iter()
-            .any(|key| marks.contains(&crate::tokens::stamp_mark(key, id)))
+            .any(|key| marks.contains(&tokens::stamp_mark(key, id)))
     });
     let Some((id, email, product, version, created)) = found else {
-        return Err(crate::error::hinted(
+        return Err(error::hinted(
             format!(
                 "`{shown}` carries the mark `{}`, and no purchase known here matches it",
                 marks[0]
@@ -81,9 +83,9 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     };
     context.output.data(format!(
         "`{shown}` is the copy of {}: order {} ({id}), {product} {version}, bought {}",
-        crate::printable::printable(email),
-        crate::ledger::order_number(id),
-        crate::dates::human_time(*created),
+        printable::printable(email),
+        ledger::order_number(id),
+        dates::human_time(*created),
     ))?;
     Ok(())
 }

@@ -1,13 +1,15 @@
 //! What went wrong talking to GitHub, named for the person: the request,
 //! the repository, GitHub's message and reasons, and what to do.
 
+use crate::error::Registered;
+use crate::{dates, error};
 use std::time::SystemTime;
 
 /// GitHub (or its CDN) could not be reached to do `what`.
 pub(super) fn unreachable(what: &str) -> impl FnOnce(reqwest::Error) -> GitHubError + '_ {
     move |error| GitHubError::Unreachable {
         what: what.to_owned(),
-        reason: crate::error::one_line(&error),
+        reason: error::one_line(&error),
     }
 }
 
@@ -27,7 +29,7 @@ pub enum GitHubError {
         reasons: Vec<String>,
         repository: String,
     },
-    #[error("GitHub's rate limit stops shop from being able to {what} until {}", crate::dates::human_time(unix(*until)))]
+    #[error("GitHub's rate limit stops shop from being able to {what} until {}", dates::human_time(unix(*until)))]
     RateLimited { what: String, until: SystemTime },
     #[error("cannot reach GitHub to {what}: {reason}")]
     Unreachable { what: String, reason: String },
@@ -53,9 +55,9 @@ impl GitHubError {
     }
 }
 
-inventory::submit!(crate::error::Registered::of::<GitHubError>());
+inventory::submit!(Registered::of::<GitHubError>());
 
-impl crate::error::Hint for GitHubError {
+impl error::Hint for GitHubError {
     fn hint(&self) -> String {
         match self {
             GitHubError::Setup(_) => {

@@ -35,7 +35,9 @@ use octocrab::Octocrab;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::retry::Backoff;
 use crate::secret::Secret;
+use crate::{net, retry};
 
 /// GitHub's largest release asset.
 pub const MAX_ASSET_SIZE: u64 = 2 * 1024 * 1024 * 1024;
@@ -45,8 +47,7 @@ const API_VERSION: &str = "2022-11-28";
 
 /// The wait before an idempotent request that failed on the way or on
 /// GitHub's side (5xx) is sent again.
-const RETRY: crate::retry::Backoff =
-    crate::retry::Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
+const RETRY: retry::Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
 
 /// A release as `shop` needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,7 +229,7 @@ impl GitHub {
                 "the GitHub client was built outside an async runtime (a bug in shop)".into(),
             ));
         }
-        crate::net::install_crypto_provider();
+        net::install_crypto_provider();
         let (owner, repo) = repository
             .split_once('/')
             .ok_or_else(|| GitHubError::Setup(format!("`{repository}` is not `owner/name`")))?;
@@ -435,10 +436,7 @@ impl GitHub {
     /// found by tag: they are listed).
     pub async fn release_by_tag(&self, tag: &str) -> Result<Option<Release>, GitHubError> {
         let what = "look up the release";
-        let url = self.url(&format!(
-            "/releases/tags/{}",
-            crate::net::encode_component(tag)
-        ));
+        let url = self.url(&format!("/releases/tags/{}", net::encode_component(tag)));
         let (status, _, body) = self.send(what, reqwest::Method::GET, &url, None).await?;
         if status != 404 {
             let raw: RawRelease = self.decode(what, status, &body)?;
@@ -577,7 +575,7 @@ impl GitHub {
                 .bearer_auth(self.token.expose())
                 .header("Accept", "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", API_VERSION)
-                .header("Content-Type", crate::net::content_type(name))
+                .header("Content-Type", net::content_type(name))
                 .header("Content-Length", size)
                 .body(reqwest::Body::wrap_stream(stream))
                 .send()

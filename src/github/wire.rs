@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use super::error::GitHubError;
+use crate::{file_stream, net};
 
 /// When a rate-limited answer says to try again, if it is one: a 429, or a
 /// 403 with `x-ratelimit-remaining: 0` (the primary limit) or a
@@ -120,10 +121,7 @@ pub(super) fn upload_target(uploads_base: &str, template: &str, name: &str) -> S
         .split_once("://")
         .and_then(|(_, rest)| rest.find('/').map(|index| &rest[index..]))
         .unwrap_or(without_template);
-    format!(
-        "{uploads_base}{path}?name={}",
-        crate::net::encode_component(name)
-    )
+    format!("{uploads_base}{path}?name={}", net::encode_component(name))
 }
 
 /// Bytes per chunk read from disk and sent.
@@ -150,5 +148,5 @@ pub(super) fn read_in_chunks(
             source,
         })?
         .len();
-    Ok((size, crate::file_stream::chunks(file, size, UPLOAD_CHUNK)))
+    Ok((size, file_stream::chunks(file, size, UPLOAD_CHUNK)))
 }

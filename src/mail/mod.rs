@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 use lettre::message::{Mailbox, MultiPart, SinglePart, header};
 use lettre::{AsyncTransport, Message};
 
+use crate::error::Registered;
 use crate::secret::Secret;
-use crate::store::{MailTransport, Settings, SmtpSecurity};
+use crate::stamp::Format;
+use crate::store::{MailTransport, Settings, SmtpSecurity, StampMode};
+use crate::{error, html, net, store};
 
 /// The kinds of message `shop` sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,25 +175,25 @@ impl Kind {
 /// and The Workbook 1.0.0") and whether the files carry the buyer's email
 /// (`stamped`); each empty when there is none.
 pub fn product_values(
-    store: &crate::store::Store,
-    product: &crate::store::Product,
+    store: &store::Store,
+    product: &store::Product,
     version: &str,
 ) -> [(&'static str, String); 3] {
     let holdings = store.holdings(&product.slug, version);
     let stamped = holdings.iter().any(|holding| {
-        store.stamping(holding.product) != crate::store::StampMode::Off
+        store.stamping(holding.product) != StampMode::Off
             && holding
                 .product
                 .files
                 .iter()
-                .any(|file| crate::stamp::Format::of(file).is_some())
+                .any(|file| Format::of(file).is_some())
     });
     let contents = if product.is_bundle() {
         let names: Vec<String> = holdings
             .iter()
             .map(|holding| format!("{} {}", holding.product.name, holding.bought))
             .collect();
-        crate::store::and_list(&names)
+        store::and_list(&names)
     } else {
         String::new()
     };
@@ -234,7 +237,7 @@ impl Templates {
     pub fn load(store_root: &Path) -> Result<Templates, MailError> {
         let mut environment = minijinja::Environment::new();
         // An override cannot loop for ever.
-        environment.set_fuel(Some(crate::html::TEMPLATE_FUEL));
+        environment.set_fuel(Some(html::TEMPLATE_FUEL));
         environment
             .add_template("layout.html", LAYOUT)
             .map_err(|error| template_error("built-in layout.html", &error))?;
@@ -285,7 +288,7 @@ impl Templates {
                         line,
                         message: format!(
                             "`{name}` is not a value of this message (it has {})",
-                            crate::store::quoted_list(kind.variables())
+                            store::quoted_list(kind.variables())
                         ),
                     });
                 }
@@ -554,7 +557,7 @@ impl Mailer {
         store_root: &Path,
         password: Option<Secret>,
     ) -> Result<Mailer, MailError> {
-        crate::net::install_crypto_provider();
+        net::install_crypto_provider();
         Ok(match &settings.mail.transport {
             MailTransport::File { outbox } => {
                 let dir = if outbox.is_absolute() {
@@ -769,9 +772,9 @@ pub enum MailError {
     },
 }
 
-inventory::submit!(crate::error::Registered::of::<MailError>());
+inventory::submit!(Registered::of::<MailError>());
 
-impl crate::error::Hint for MailError {
+impl error::Hint for MailError {
     fn hint(&self) -> String {
         match self {
             MailError::Template { .. } => "fix the template; nothing was sent".into(),

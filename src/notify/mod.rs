@@ -30,7 +30,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::mail;
+use crate::error::Registered;
+use crate::{error, git, ledger, mail, stripe};
 
 /// Messages in flight at once.
 const CONCURRENCY: usize = 8;
@@ -224,11 +225,11 @@ pub enum NotifyError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Ledger(#[from] crate::ledger::LedgerError),
+    Ledger(#[from] ledger::LedgerError),
     #[error(transparent)]
     Mail(#[from] mail::MailError),
     #[error(transparent)]
-    Git(#[from] crate::git::GitError),
+    Git(#[from] git::GitError),
     #[error("{failed} notices could not be sent ({sent} were); for example {example}")]
     Unsent {
         sent: usize,
@@ -238,14 +239,14 @@ pub enum NotifyError {
     #[error("no upgrade code was made for `{email}`")]
     NoOffer { email: String },
     #[error(transparent)]
-    Stripe(#[from] crate::stripe::StripeError),
+    Stripe(#[from] stripe::StripeError),
     #[error("interrupted after {sent} notices; {left} not sent yet")]
     Interrupted { sent: usize, left: usize },
 }
 
-inventory::submit!(crate::error::Registered::of::<NotifyError>());
+inventory::submit!(Registered::of::<NotifyError>());
 
-impl crate::error::Hint for NotifyError {
+impl error::Hint for NotifyError {
     fn hint(&self) -> String {
         match self {
             NotifyError::Io { .. } => {

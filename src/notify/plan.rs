@@ -9,6 +9,7 @@ use std::path::Path;
 use super::{Audience, CONCURRENCY, NotifyError, Plan, Recipient, in_doubt, sent};
 use crate::store::{Product, Store};
 use crate::tokens::Key;
+use crate::{ledger, metadata, stripe, tokens};
 
 /// Every buyer entitled to `version`, less those told and those who opted out.
 pub fn plan(
@@ -31,7 +32,7 @@ pub fn plan(
     // Addresses that have this version (or a newer one) already: no
     // notice of it, and no offer to buy it again.
     let mut owners: HashSet<String> = HashSet::new();
-    crate::ledger::each(&store.root, |purchase| {
+    ledger::each(&store.root, |purchase| {
         if !purchase.in_good_standing() {
             return Ok(());
         }
@@ -117,7 +118,7 @@ pub fn has_preorders(
 ) -> Result<bool, NotifyError> {
     let version = version.to_string();
     let mut found = false;
-    crate::ledger::each(root, |purchase| {
+    ledger::each(root, |purchase| {
         found |= purchase.preorder && purchase.product == slug && purchase.version == version;
         Ok(())
     })?;
@@ -142,7 +143,7 @@ pub fn upgrade_coupon_id(product: &Product, version: &semver::Version, percent: 
 /// for the product's `upgrade_days` from `now`. Codes are derived from the
 /// purchase, so a run after a crash finds those already made.
 pub async fn prepare_offers(
-    stripe: &crate::stripe::Client,
+    stripe: &stripe::Client,
     product: &Product,
     version: &semver::Version,
     plan: &Plan,
@@ -177,7 +178,7 @@ pub async fn prepare_offers(
     let expires_at = now + i64::from(upgrade.days) * 86_400;
     let offers: Vec<(String, Offer)> = futures_util::stream::iter(wanted)
         .map(|recipient| {
-            let code = crate::tokens::upgrade_code(key, &recipient.purchase, &version_text);
+            let code = tokens::upgrade_code(key, &recipient.purchase, &version_text);
             let coupon = coupon.clone();
             let version_text = version_text.clone();
             async move {
@@ -195,7 +196,7 @@ pub async fn prepare_offers(
                     expires_at: Some(expires_at),
                     metadata: [
                         (
-                            crate::metadata::UPGRADE_FROM.to_owned(),
+                            metadata::UPGRADE_FROM.to_owned(),
                             recipient.purchase.clone(),
                         ),
                         ("product".to_owned(), product.slug.clone()),

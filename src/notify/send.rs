@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::plan::Offer;
@@ -12,8 +13,9 @@ use super::{
     append_synced, intents_path, notices_path, open_append, sent, sync,
 };
 use crate::mail::{self, Kind, Mailer, Templates};
-use crate::store::{Product, Store};
+use crate::store::{Product, Store, money};
 use crate::tokens::Key;
+use crate::{dates, fault, git, html, ledger, tokens};
 
 /// What to send with.
 #[derive(Debug)]
@@ -79,10 +81,10 @@ pub async fn send(
     drop(notices);
     drop(intents);
     if tally.sent + tally.assumed > 0 {
-        let repo = crate::git::open(&store.root)?;
+        let repo = git::open(&store.root)?;
         let relative = PathBuf::from(DIR).join(format!("{}-{version}.jsonl", product.slug));
         let total = sent(&store.root, &product.slug, version)?.len();
-        crate::git::commit_paths(
+        git::commit_paths(
             &repo,
             &[relative.as_path()],
             &format!(
@@ -137,100 +139,37 @@ async fn send_all(
     tally: &mut Tally,
 ) -> Result<(), NotifyError> {
     use futures_util::StreamExt as _;
-    let Sending {
-        store,
-        product,
-        version,
-        mailer,
-        rate,
-        now,
-        stop,
-        skip_in_doubt,
-        ..
-    } = sending;
-    let settings = &store.settings;
     let total = plan.recipients.len() as u64;
-    let mut done = 0u64;
-    let doubtful: HashSet<&str> = plan.in_doubt.iter().map(String::as_str).collect();
-    let mut queue = Vec::with_capacity(plan.recipients.len());
-    for recipient in &plan.recipients {
-        if *skip_in_doubt && doubtful.contains(recipient.email.as_str()) {
-            let notice = Notice {
-                purchase: recipient.purchase.clone(),
-                email: recipient.email.clone(),
-                sent: crate::dates::timestamp(now()),
-                message_id: message_id(product, version, recipient, &settings.mail.from),
-                assumed: true,
-            };
-            append_synced(files.notices, files.notices_path, &notice)?;
-            tally.assumed += 1;
-            done += 1;
-            progress.sent(done, total);
-        } else {
-            queue.push(recipient);
-        }
+    let queue = assume_in_doubt(sending, plan, files, tally)?;
+    let mut done = tally.assumed as u64;
+    if done > 0 {
+        progress.sent(done, total);
     }
     let mut queue = queue.into_iter().peekable();
-    let gap = Duration::from_secs_f64(1.0 / f64::from((*rate).max(1)));
-    let mut next = tokio::time::Instant::now();
+    let mut pace = Pace::new(sending.rate);
     let mut in_flight = futures_util::stream::FuturesUnordered::new();
     let mut failed: Option<NotifyError> = None;
     loop {
-        let stopping = failed.is_some() || stop.load(std::sync::atomic::Ordering::SeqCst);
+        let stopping = failed.is_some() || sending.stop.load(Ordering::SeqCst);
         let may_start = !stopping && in_flight.len() < CONCURRENCY && queue.peek().is_some();
         if !may_start && in_flight.is_empty() {
             break;
         }
         tokio::select! {
             // The next messages whose turn under the rate has come, as many
-            // as there are free places: their intents are written, then
-            // made durable with one fsync for all, before any is handed
-            // to the mail server.
-            () = tokio::time::sleep_until(next), if may_start => {
-                let mut batch = Vec::new();
-                let mut composed = Ok(());
-                while in_flight.len() + batch.len() < CONCURRENCY
-                    && next <= tokio::time::Instant::now()
-                    && let Some(recipient) = queue.next()
-                {
-                    // A message's turn comes a gap after the last one's;
-                    // one that waited for a free place takes one turn
-                    // owed, not a burst.
-                    let now = tokio::time::Instant::now();
-                    next = next.max(now.checked_sub(gap).unwrap_or(now)) + gap;
-                    let started = compose(sending, recipient).and_then(|(message, message_id, at)| {
-                        let intent = Intent {
-                            message_id: message_id.clone(),
-                            purchase: recipient.purchase.clone(),
-                            email: recipient.email.clone(),
-                            refused: false,
-                        };
-                        append(files.intents, files.intents_path, &intent)?;
-                        Ok((recipient, message, message_id, at))
+            // as there are free places.
+            () = tokio::time::sleep_until(pace.next), if may_start => {
+                let room = CONCURRENCY - in_flight.len();
+                let (batch, outcome) = start_batch(sending, files, &mut queue, &mut pace, room);
+                for (recipient, message, message_id, at) in batch {
+                    fault::point("notify:intent");
+                    let mailer = sending.mailer;
+                    in_flight.push(async move {
+                        (recipient, message_id, at, mailer.send(message).await)
                     });
-                    match started {
-                        Ok(started) => batch.push(started),
-                        Err(error) => {
-                            composed = Err(error);
-                            break;
-                        }
-                    }
                 }
-                // Those composed before a message that could not be go
-                // out all the same: their intents are written.
-                match sync(files.intents, files.intents_path) {
-                    Ok(()) => {
-                        for (recipient, message, message_id, at) in batch {
-                            crate::fault::point("notify:intent");
-                            in_flight.push(async move {
-                                (recipient, message_id, at, mailer.send(message).await)
-                            });
-                        }
-                        if let Err(error) = composed {
-                            failed = Some(error);
-                        }
-                    }
-                    Err(error) => failed = Some(error),
+                if let Err(error) = outcome {
+                    failed = Some(error);
                 }
             }
             // Messages the server answered, this one and any other already
@@ -240,45 +179,8 @@ async fn send_all(
                 while let Some(Some(more)) = futures_util::FutureExt::now_or_never(in_flight.next()) {
                     answered.push(more);
                 }
-                let (mut notices, mut refusals) = (false, false);
-                let mut recorded = Ok(());
-                for (recipient, message_id, at, result) in answered {
-                    let written = match result {
-                        Ok(()) => {
-                            crate::fault::point("notify:accepted");
-                            let notice = Notice {
-                                purchase: recipient.purchase.clone(),
-                                email: recipient.email.clone(),
-                                sent: crate::dates::timestamp(at),
-                                message_id,
-                                assumed: false,
-                            };
-                            notices = true;
-                            append(files.notices, files.notices_path, &notice)
-                                .map(|()| tally.sent += 1)
-                        }
-                        Err(error) => {
-                            tally.failures.push((recipient.email.clone(), error.to_string()));
-                            let refusal = Intent {
-                                message_id,
-                                purchase: recipient.purchase.clone(),
-                                email: recipient.email.clone(),
-                                refused: true,
-                            };
-                            refusals = true;
-                            append(files.intents, files.intents_path, &refusal)
-                        }
-                    };
-                    recorded = recorded.and(written);
-                    done += 1;
-                }
-                if notices {
-                    recorded = recorded.and_then(|()| sync(files.notices, files.notices_path));
-                }
-                if refusals {
-                    recorded = recorded.and_then(|()| sync(files.intents, files.intents_path));
-                }
-                if let Err(error) = recorded {
+                done += answered.len() as u64;
+                if let Err(error) = record_answers(answered, files, tally) {
                     failed.get_or_insert(error);
                 }
                 progress.sent(done, total);
@@ -289,6 +191,158 @@ async fn send_all(
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// With `--skip-in-doubt`, the notices in doubt are recorded as sent (and
+/// durable) without a message; the rest are returned, to be sent.
+fn assume_in_doubt<'p>(
+    sending: &Sending<'_>,
+    plan: &'p Plan,
+    files: &mut Files<'_>,
+    tally: &mut Tally,
+) -> Result<Vec<&'p Recipient>, NotifyError> {
+    if !sending.skip_in_doubt {
+        return Ok(plan.recipients.iter().collect());
+    }
+    let doubtful: HashSet<&str> = plan.in_doubt.iter().map(String::as_str).collect();
+    let mut queue = Vec::with_capacity(plan.recipients.len());
+    for recipient in &plan.recipients {
+        if doubtful.contains(recipient.email.as_str()) {
+            let notice = Notice {
+                purchase: recipient.purchase.clone(),
+                email: recipient.email.clone(),
+                sent: dates::timestamp((sending.now)()),
+                message_id: message_id(
+                    sending.product,
+                    sending.version,
+                    recipient,
+                    &sending.store.settings.mail.from,
+                ),
+                assumed: true,
+            };
+            append_synced(files.notices, files.notices_path, &notice)?;
+            tally.assumed += 1;
+        } else {
+            queue.push(recipient);
+        }
+    }
+    Ok(queue)
+}
+
+/// When the next message may start: a gap after the last one's turn.
+struct Pace {
+    gap: Duration,
+    next: tokio::time::Instant,
+}
+
+impl Pace {
+    fn new(rate: u32) -> Pace {
+        Pace {
+            gap: Duration::from_secs_f64(1.0 / f64::from(rate.max(1))),
+            next: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Takes a turn if one has come. One that waited for a free place
+    /// takes one turn owed, not a burst.
+    fn take(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.next > now {
+            return false;
+        }
+        self.next = self.next.max(now.checked_sub(self.gap).unwrap_or(now)) + self.gap;
+        true
+    }
+}
+
+/// A message composed and its intent written: ready for the mail server.
+type Started<'p> = (&'p Recipient, lettre::Message, String, i64);
+
+/// Composes up to `room` messages whose turn has come and writes their
+/// intents, made durable with one fsync for all before any is handed to
+/// the mail server. Those composed before one that could not be are
+/// returned all the same (their intents are written), with the error.
+fn start_batch<'p>(
+    sending: &Sending<'_>,
+    files: &mut Files<'_>,
+    queue: &mut std::iter::Peekable<std::vec::IntoIter<&'p Recipient>>,
+    pace: &mut Pace,
+    room: usize,
+) -> (Vec<Started<'p>>, Result<(), NotifyError>) {
+    let mut batch = Vec::new();
+    let mut composed = Ok(());
+    while batch.len() < room && queue.peek().is_some() && pace.take() {
+        let Some(recipient) = queue.next() else { break };
+        let started = compose(sending, recipient).and_then(|(message, message_id, at)| {
+            let intent = Intent {
+                message_id: message_id.clone(),
+                purchase: recipient.purchase.clone(),
+                email: recipient.email.clone(),
+                refused: false,
+            };
+            append(files.intents, files.intents_path, &intent)?;
+            Ok((recipient, message, message_id, at))
+        });
+        match started {
+            Ok(started) => batch.push(started),
+            Err(error) => {
+                composed = Err(error);
+                break;
+            }
+        }
+    }
+    match sync(files.intents, files.intents_path) {
+        Ok(()) => (batch, composed),
+        Err(error) => (Vec::new(), Err(error)),
+    }
+}
+
+/// Records the mail server's answers: a notice for each accepted message,
+/// a refusal for each refused one, one fsync per file for them all.
+fn record_answers(
+    answered: Vec<(&Recipient, String, i64, Result<(), mail::MailError>)>,
+    files: &mut Files<'_>,
+    tally: &mut Tally,
+) -> Result<(), NotifyError> {
+    let (mut notices, mut refusals) = (false, false);
+    let mut recorded = Ok(());
+    for (recipient, message_id, at, result) in answered {
+        let written = match result {
+            Ok(()) => {
+                fault::point("notify:accepted");
+                let notice = Notice {
+                    purchase: recipient.purchase.clone(),
+                    email: recipient.email.clone(),
+                    sent: dates::timestamp(at),
+                    message_id,
+                    assumed: false,
+                };
+                notices = true;
+                append(files.notices, files.notices_path, &notice).map(|()| tally.sent += 1)
+            }
+            Err(error) => {
+                tally
+                    .failures
+                    .push((recipient.email.clone(), error.to_string()));
+                let refusal = Intent {
+                    message_id,
+                    purchase: recipient.purchase.clone(),
+                    email: recipient.email.clone(),
+                    refused: true,
+                };
+                refusals = true;
+                append(files.intents, files.intents_path, &refusal)
+            }
+        };
+        recorded = recorded.and(written);
+    }
+    if notices {
+        recorded = recorded.and_then(|()| sync(files.notices, files.notices_path));
+    }
+    if refusals {
+        recorded = recorded.and_then(|()| sync(files.intents, files.intents_path));
+    }
+    recorded
 }
 
 /// A message for one recipient: its text, its `Message-ID`, and when its
@@ -302,7 +356,7 @@ fn compose(sending: &Sending<'_>, recipient: &Recipient) -> Result<Composed, Not
     let settings = &sending.store.settings;
     let at = (sending.now)();
     let expires = at + settings.link_lifetime as i64;
-    let link = crate::tokens::link(
+    let link = tokens::link(
         &settings.base_url,
         sending.key,
         &recipient.purchase,
@@ -342,9 +396,9 @@ fn compose_delivery(
         ("product", product.name.clone()),
         ("version", version.to_string()),
         ("link", link),
-        ("expires", crate::dates::human_time(expires)),
+        ("expires", dates::human_time(expires)),
         ("limit", product.download_limit.to_string()),
-        ("order", crate::ledger::order_number(&recipient.purchase)),
+        ("order", ledger::order_number(&recipient.purchase)),
         ("lost", format!("{}/lost", settings.base_url)),
     ]);
     values.extend(mail::product_values(store, product, &version.to_string()));
@@ -379,8 +433,7 @@ fn compose_notice(
         ..
     } = sending;
     let settings = &store.settings;
-    let unsubscribe =
-        crate::tokens::unsubscribe_link(&settings.base_url, key, &recipient.purchase, at);
+    let unsubscribe = tokens::unsubscribe_link(&settings.base_url, key, &recipient.purchase, at);
     let mut values = mail::shop_values(settings, &recipient.email);
     let (notes_text, notes_html) = notes_since(product, &recipient.bought, version);
     let offer = recipient
@@ -401,13 +454,13 @@ fn compose_notice(
             ("discount", format!("{}%", upgrade.percent_off)),
             (
                 "price",
-                crate::store::money::display_amount(price, product.price.currency.code()),
+                money::display_amount(price, product.price.currency.code()),
             ),
             (
                 "until",
                 offer
                     .expires_at
-                    .map_or_else(|| "it is used".to_owned(), crate::dates::human_time),
+                    .map_or_else(|| "it is used".to_owned(), dates::human_time),
             ),
             (
                 "upgrade",
@@ -423,12 +476,12 @@ fn compose_notice(
         ("version", version.to_string()),
         ("bought", recipient.bought.clone()),
         ("link", link),
-        ("expires", crate::dates::human_time(expires)),
+        ("expires", dates::human_time(expires)),
         ("unsubscribe", unsubscribe.clone()),
         ("notes", notes_text),
         (
             "given",
-            if recipient.purchase.starts_with(crate::ledger::GRANT_PREFIX) {
+            if recipient.purchase.starts_with(ledger::GRANT_PREFIX) {
                 "yes"
             } else {
                 ""
@@ -481,9 +534,9 @@ pub(super) fn notes_since(
         ));
         html.push_str(&format!(
             "<h2 style=\"margin:20px 0 8px;font-size:17px;\">What's new in {} <span class=\"muted\" style=\"color:#555555;font-weight:400;\">· {}</span></h2>{}",
-            crate::html::escape(&release.version.to_string()),
+            html::escape(&release.version.to_string()),
             release.date,
-            crate::html::markdown(notes)
+            html::markdown(notes)
         ));
     }
     (text.trim_end().to_owned(), html)

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Files, LocalFile, ReleaseError, Releasing, Reporter, Request, stripe_product_id, tag};
 use crate::store::{Product, Release, Store};
-use crate::stripe;
+use crate::{github, store, stripe};
 
 /// Every check, in order, and the release they set up.
 pub(super) async fn everything<'a>(
@@ -233,7 +233,7 @@ fn contents(
     store: &Store,
     bundle: &Product,
     recorded: Option<&Release>,
-) -> Result<Vec<crate::store::Contained>, ReleaseError> {
+) -> Result<Vec<store::Contained>, ReleaseError> {
     if let Some(recorded) = recorded {
         return Ok(recorded.contains.clone());
     }
@@ -248,7 +248,7 @@ fn contents(
                     bundle: bundle.slug.clone(),
                     slug: slug.clone(),
                 })?;
-            Ok(crate::store::Contained {
+            Ok(store::Contained {
                 slug: slug.clone(),
                 version: out.version.clone(),
             })
@@ -316,7 +316,7 @@ pub(super) fn hash_file(path: &Path) -> Result<(u64, String), ReleaseError> {
 fn refuse_too_large(paths: &[PathBuf]) -> Result<(), ReleaseError> {
     for path in paths {
         if let Ok(metadata) = std::fs::metadata(path)
-            && metadata.len() > crate::github::MAX_ASSET_SIZE
+            && metadata.len() > github::MAX_ASSET_SIZE
         {
             return Err(ReleaseError::TooLarge {
                 path: path.clone(),

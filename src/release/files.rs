@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::check::hash_file;
 use super::{Files, LocalFile, ReleaseError, Releasing, Reporter};
+use crate::github;
 use crate::github::GitHub;
 use crate::store::{Asset, Product, Release};
 
@@ -126,7 +127,7 @@ async fn upload_to_github(
         let recorded_id = recorded
             .and_then(|r| r.assets.iter().find(|a| a.name == file.name))
             .and_then(|a| a.github_asset_id);
-        let stored = crate::github::stored_name(&file.name);
+        let stored = github::stored_name(&file.name);
         let existing = release.as_ref().and_then(|release| {
             release
                 .assets
@@ -217,7 +218,7 @@ async fn upload_to_github(
     Ok(assets)
 }
 
-fn asset_record(file: &LocalFile, github: Option<&crate::github::Asset>) -> Asset {
+fn asset_record(file: &LocalFile, github: Option<&github::Asset>) -> Asset {
     Asset {
         name: file.name.clone(),
         size: file.size,

@@ -24,6 +24,8 @@ use crate::github::GitHub;
 use crate::store::{Asset, Product, Release, Store};
 use crate::stripe;
 
+use crate::error::Registered;
+use crate::{dates, error, git, github, store, sync};
 pub use check::check;
 use record::Silent;
 pub use record::append_release;
@@ -49,7 +51,7 @@ pub trait Reporter: Send + Sync {
     fn waiting(&self, what: &str, until: std::time::SystemTime) {
         self.step(&format!(
             "waiting for GitHub's rate limit to {what}, until {}",
-            crate::dates::human_time(
+            dates::human_time(
                 until
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64)
@@ -89,7 +91,7 @@ pub struct Request<'a> {
     /// A pre-order's announced day of release (`--date`).
     pub out: Option<time::Date>,
     /// A pre-order's launch price (`--price`), instead of the product's.
-    pub price: Option<crate::store::Money>,
+    pub price: Option<store::Money>,
 }
 
 /// What the release did.
@@ -189,7 +191,7 @@ struct Releasing<'a> {
     /// The Stripe product's id: the recorded one, else the slug's.
     known_product: String,
     /// A bundle's release: the version of each product it gives.
-    contains: Vec<crate::store::Contained>,
+    contains: Vec<store::Contained>,
     /// GitHub keeps the assets of a published release final.
     immutable: bool,
     version: String,
@@ -308,19 +310,19 @@ impl Releasing<'_> {
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] store::StoreError),
     #[error("version `{version}` is not newer than the latest release of its line, `{latest}`")]
     VersionNotNewer { version: String, latest: String },
     #[error(
         "`{name}` is not one of the files of `{slug}` ({})",
-        crate::store::quoted_list(expected)
+        store::quoted_list(expected)
     )]
     UnexpectedFile {
         name: String,
         slug: String,
         expected: Vec<String>,
     },
-    #[error("the release of `{slug}` lacks {}", crate::store::quoted_list(missing))]
+    #[error("the release of `{slug}` lacks {}", store::quoted_list(missing))]
     MissingFiles { slug: String, missing: Vec<String> },
     #[error("`{}` {problem}", path.display())]
     File { path: PathBuf, problem: String },
@@ -361,16 +363,16 @@ pub enum ReleaseError {
     #[error(transparent)]
     Stripe(#[from] stripe::StripeError),
     #[error(transparent)]
-    GitHub(#[from] crate::github::GitHubError),
+    GitHub(#[from] github::GitHubError),
     #[error(transparent)]
-    Git(#[from] crate::git::GitError),
+    Git(#[from] git::GitError),
     #[error(transparent)]
-    Sync(#[from] crate::sync::SyncError),
+    Sync(#[from] sync::SyncError),
 }
 
-inventory::submit!(crate::error::Registered::of::<ReleaseError>());
+inventory::submit!(Registered::of::<ReleaseError>());
 
-impl crate::error::Hint for ReleaseError {
+impl error::Hint for ReleaseError {
     fn hint(&self) -> String {
         match self {
             ReleaseError::Store(error) => error.hint(),

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use super::{Link, ReleaseError, Releasing};
-use crate::store::{Asset, Product, Release, Store};
+use crate::git::GitError;
+use crate::store::product::Defaults;
+use crate::store::{Asset, Product, Release, Store, product};
+use crate::{atomic, git, store, sync};
 
 impl Releasing<'_> {
     /// The release's record in the product file, written when it differs
@@ -105,7 +108,7 @@ fn record(
 ) -> Result<(), ReleaseError> {
     let root = &store.root;
     let path = root
-        .join(crate::store::PRODUCTS_DIR)
+        .join(store::PRODUCTS_DIR)
         .join(format!("{}.toml", product.slug));
     let io = |source: std::io::Error| ReleaseError::File {
         path: path.clone(),
@@ -121,11 +124,13 @@ fn record(
     // with the store's defaults (its currency above all) as the store
     // reads it.
     let label = format!("products/{}.toml", product.slug);
-    let defaults = crate::store::product::Defaults::from(&store.settings);
-    let reread = crate::store::product::parse(&product.slug, &label, &updated, Some(&defaults))
-        .map_err(|problems| ReleaseError::NotRecorded {
-            path: path.clone(),
-            problem: format!("would become invalid: {}", problems[0]),
+    let defaults = Defaults::from(&store.settings);
+    let reread =
+        product::parse(&product.slug, &label, &updated, Some(&defaults)).map_err(|problems| {
+            ReleaseError::NotRecorded {
+                path: path.clone(),
+                problem: format!("would become invalid: {}", problems[0]),
+            }
         })?;
     if reread.release(&release.version) != Some(release) {
         return Err(ReleaseError::NotRecorded {
@@ -133,7 +138,7 @@ fn record(
             problem: "would not read back as the release written".into(),
         });
     }
-    crate::atomic::replace(&path, updated.as_bytes(), &root.join(".shop")).map_err(io)
+    atomic::replace(&path, updated.as_bytes(), &root.join(".shop")).map_err(io)
 }
 
 /// The product file's text with `release` appended as `[[release]]`.
@@ -233,7 +238,7 @@ pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<St
 /// A sync's progress inside a release: the release reports its own steps.
 pub(super) struct Silent;
 
-impl crate::sync::Progress for Silent {
+impl sync::Progress for Silent {
     fn sessions(&self, _seen: u64, _kept: u64) {}
     fn finish(&self) {}
 }
@@ -245,15 +250,15 @@ fn commit_preorder(
     release: &Release,
     also: &[PathBuf],
 ) -> Result<bool, ReleaseError> {
-    let repo = crate::git::open(root)?;
-    let path = PathBuf::from(crate::store::PRODUCTS_DIR).join(format!("{slug}.toml"));
+    let repo = git::open(root)?;
+    let path = PathBuf::from(store::PRODUCTS_DIR).join(format!("{slug}.toml"));
     let mut paths = vec![path.as_path()];
     paths.extend(also.iter().map(PathBuf::as_path));
     let message = format!(
         "preorder {slug} {}\n\nprice {}, payment link {}",
         release.version, release.stripe_price, release.payment_link_url
     );
-    Ok(crate::git::commit_paths(&repo, &paths, &message)?.is_some())
+    Ok(git::commit_paths(&repo, &paths, &message)?.is_some())
 }
 
 /// Commits the product file and tags the commit `<slug>-v<version>`.
@@ -264,8 +269,8 @@ fn commit_and_tag(
     release: &Release,
     also: &[PathBuf],
 ) -> Result<bool, ReleaseError> {
-    let repo = crate::git::open(root)?;
-    let path = PathBuf::from(crate::store::PRODUCTS_DIR).join(format!("{slug}.toml"));
+    let repo = git::open(root)?;
+    let path = PathBuf::from(store::PRODUCTS_DIR).join(format!("{slug}.toml"));
     let mut paths = vec![path.as_path()];
     paths.extend(also.iter().map(PathBuf::as_path));
     let message = format!(
@@ -280,16 +285,14 @@ fn commit_and_tag(
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    let committed = crate::git::commit_paths(&repo, &paths, &message)?.is_some();
+    let committed = git::commit_paths(&repo, &paths, &message)?.is_some();
     let head = repo
         .head()
         .and_then(|head| head.peel_to_commit())
-        .map_err(crate::git::GitError::from)?;
+        .map_err(GitError::from)?;
     let tagged = match repo.revparse_single(&format!("refs/tags/{}", release.tag)) {
         Ok(existing) => {
-            let target = existing
-                .peel_to_commit()
-                .map_err(crate::git::GitError::from)?;
+            let target = existing.peel_to_commit().map_err(GitError::from)?;
             if target.id() != head.id() {
                 // The tag names an earlier commit of the same release (a
                 // re-run re-recorded it): move it only if it is ours.
@@ -328,7 +331,7 @@ fn tag_commit(
         .signature()
         .map(|signature| signature.to_owned())
         .or_else(|_| git2::Signature::now("shop", "shop@localhost"))
-        .map_err(crate::git::GitError::from)?;
+        .map_err(GitError::from)?;
     repo.tag(
         tag,
         commit.as_object(),
@@ -336,6 +339,6 @@ fn tag_commit(
         &format!("shop release {tag}"),
         force,
     )
-    .map_err(crate::git::GitError::from)?;
+    .map_err(GitError::from)?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use futures_util::TryStreamExt;
 
 use super::{Link, ReleaseError, Releasing, Silent};
 use crate::stripe::{self, IdempotencyKey};
+use crate::{checkout, html, metadata, sync};
 
 impl Releasing<'_> {
     /// The Stripe product, once per slug, showing at Checkout what the
@@ -23,7 +24,7 @@ impl Releasing<'_> {
             description: product
                 .description
                 .as_deref()
-                .map(|text| crate::html::plain_text(text, 1000))
+                .map(|text| html::plain_text(text, 1000))
                 .filter(|text| !text.is_empty()),
             images: product
                 .cover
@@ -158,10 +159,9 @@ impl Releasing<'_> {
         let product = self.product;
         let request = self.request;
         let settings = &request.store.settings;
-        let options = crate::checkout::options(settings);
-        let redirect_url = crate::checkout::thanks_url(settings);
-        let metadata =
-            crate::metadata::link_metadata(&product.slug, &self.version, request.preorder);
+        let options = checkout::options(settings);
+        let redirect_url = checkout::thanks_url(settings);
+        let metadata = metadata::link_metadata(&product.slug, &self.version, request.preorder);
         let fixes_older_line = self.fixes_older_line();
         let existing = match self
             .recorded
@@ -220,7 +220,7 @@ impl Releasing<'_> {
             parts.push(&asked);
         }
         if request.preorder {
-            parts.push(crate::metadata::PREORDER_KEY);
+            parts.push(metadata::PREORDER_KEY);
         }
         let key = IdempotencyKey::derived(&parts);
         let link = self.stripe.create_payment_link(&params, &key).await?;
@@ -238,7 +238,7 @@ impl Releasing<'_> {
     /// turned off.
     pub(super) async fn close_preorder(&self) -> Result<Vec<String>, ReleaseError> {
         let version = &self.version;
-        let preorder_metadata = crate::metadata::link_metadata(&self.product.slug, version, true);
+        let preorder_metadata = metadata::link_metadata(&self.product.slug, version, true);
         let open: Vec<stripe::PaymentLink> = self
             .stripe
             .active_payment_links()
@@ -254,8 +254,8 @@ impl Releasing<'_> {
             ));
             deactivated.push(link.id);
         }
-        let synced = crate::sync::run(
-            &crate::sync::Request {
+        let synced = sync::run(
+            &sync::Request {
                 store: self.request.store,
                 full: false,
                 since: None,

@@ -8,6 +8,7 @@
 use serde::Deserialize;
 
 use super::App;
+use crate::metadata;
 use crate::state::{self, Entitlement, StateError};
 use crate::stripe::{Charge, CheckoutSession, Dispute, Event};
 
@@ -108,7 +109,7 @@ pub async fn apply(app: &App, event: &Event, now: i64) -> Result<Option<()>, App
 
 /// The product and version a session sells, if it is one of ours.
 pub(super) fn ours(app: &App, session: &CheckoutSession) -> Option<(String, String)> {
-    crate::metadata::product_of(session, &app.store())
+    metadata::product_of(session, &app.store())
 }
 
 /// The purchase a session is, if it is one of ours and fulfilled.

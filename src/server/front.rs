@@ -13,7 +13,8 @@ use super::views::{
     FrontPage, Included, Meta, NextEdition, ProductCard, ProductPage, ReleaseNotes, safe,
 };
 use crate::store::settings::{TaxBehavior, TaxSettings};
-use crate::store::{Product, Store, UpdatePolicy};
+use crate::store::{Product, Store, UpdatePolicy, disk};
+use crate::{dates, error, html, store};
 
 /// What a product card shows: the version on sale and, beside it, a
 /// pre-order of the next one (or the pre-order alone, for a product whose
@@ -54,7 +55,7 @@ fn card(store: &Store, product: &Product) -> Option<ProductCard> {
         .filter(|preorder| preorder.version != latest.version)
         .map(|preorder| NextEdition {
             version: preorder.version.to_string(),
-            out: preorder.out.map(crate::dates::human_date),
+            out: preorder.out.map(dates::human_date),
             price: price_text(product, preorder.price.as_ref(), tax),
         });
     Some(ProductCard {
@@ -63,7 +64,7 @@ fn card(store: &Store, product: &Product) -> Option<ProductCard> {
         description: product
             .description
             .as_deref()
-            .map(|text| safe(crate::html::markdown(text))),
+            .map(|text| safe(html::markdown(text))),
         cover: product
             .cover
             .as_ref()
@@ -72,7 +73,7 @@ fn card(store: &Store, product: &Product) -> Option<ProductCard> {
         version: latest.version.to_string(),
         date: latest.date.to_string(),
         preorder: latest.preorder,
-        out: latest.out.map(crate::dates::human_date),
+        out: latest.out.map(dates::human_date),
         formats: formats.join(", "),
         includes,
         next,
@@ -115,7 +116,7 @@ pub async fn front(app: Arc<App>) -> Answer {
             .settings
             .about
             .as_deref()
-            .map(|text| safe(crate::html::markdown(text))),
+            .map(|text| safe(html::markdown(text))),
         products: store
             .products
             .iter()
@@ -130,7 +131,7 @@ pub async fn front(app: Arc<App>) -> Answer {
                 .settings
                 .about
                 .as_deref()
-                .map(|text| crate::html::plain_text(text, DESCRIPTION_MAX))
+                .map(|text| html::plain_text(text, DESCRIPTION_MAX))
                 .filter(|text| !text.is_empty())
                 .unwrap_or_else(|| {
                     let names: Vec<&str> = context
@@ -138,7 +139,7 @@ pub async fn front(app: Arc<App>) -> Answer {
                         .iter()
                         .map(|card| card.name.as_str())
                         .collect();
-                    crate::html::plain_text(
+                    html::plain_text(
                         &format!("{}: {}.", store.settings.name, names.join(", ")),
                         DESCRIPTION_MAX,
                     )
@@ -184,7 +185,7 @@ pub async fn product(slug: String, app: Arc<App>) -> Answer {
             notes: release
                 .notes
                 .as_deref()
-                .map(|text| safe(crate::html::markdown(text))),
+                .map(|text| safe(html::markdown(text))),
         })
         .collect();
     let base = &store.settings.base_url;
@@ -194,7 +195,7 @@ pub async fn product(slug: String, app: Arc<App>) -> Answer {
             product
                 .description
                 .as_deref()
-                .map(|text| crate::html::plain_text(text, DESCRIPTION_MAX))
+                .map(|text| html::plain_text(text, DESCRIPTION_MAX))
                 .filter(|text| !text.is_empty())
                 .unwrap_or_else(|| format!("{} from {}.", product.name, store.settings.name)),
         ),
@@ -306,13 +307,11 @@ pub async fn cover(slug: String, app: Arc<App>) -> Answer {
     // Read only if it really is a file of the store, not what a symlink
     // there points at, and never more than a cover weighs.
     let root = store.root.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        crate::store::disk::read(&root, &cover, crate::store::disk::COVER_MAX_BYTES)
-    })
-    .await;
+    let read =
+        tokio::task::spawn_blocking(move || disk::read(&root, &cover, disk::COVER_MAX_BYTES)).await;
     match read
         .map_err(|error| error.to_string())
-        .and_then(|read| read.map_err(|error| crate::error::one_line(&error)))
+        .and_then(|read| read.map_err(|error| error::one_line(&error)))
     {
         Ok(bytes) => {
             let mut response = warp::reply::Response::new(bytes.into());
@@ -336,8 +335,8 @@ pub async fn cover(slug: String, app: Arc<App>) -> Answer {
 /// with Stripe Tax, whether tax is added at checkout or included. A
 /// pre-order's launch price (`own`) stands for the product's.
 pub fn price_text(
-    product: &crate::store::Product,
-    own: Option<&crate::store::Money>,
+    product: &store::Product,
+    own: Option<&store::Money>,
     tax: &TaxSettings,
 ) -> String {
     let price = own.unwrap_or(&product.price);

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::App;
+use crate::{error, ledger};
 
 /// How often noted addresses are looked up.
 pub const LOOK_UP_EVERY: Duration = Duration::from_secs(5);
@@ -84,7 +85,7 @@ pub async fn look_up(app: &App) -> usize {
                 unknown.insert(email.clone());
             }
             Err(error) => {
-                tracing::error!("lost link: {}", crate::error::one_line(&error));
+                tracing::error!("lost link: {}", error::one_line(&error));
             }
         }
     }
@@ -93,7 +94,7 @@ pub async fn look_up(app: &App) -> usize {
         let root = app.store().root.clone();
         let found = tokio::task::spawn_blocking(move || {
             let mut found = Vec::new();
-            let read = crate::ledger::each(&root, |purchase| {
+            let read = ledger::each(&root, |purchase| {
                 let email = purchase.email.to_ascii_lowercase();
                 if purchase.in_good_standing() && unknown.remove(&email) {
                     found.push(email);
@@ -101,7 +102,7 @@ pub async fn look_up(app: &App) -> usize {
                 Ok(())
             });
             if let Err(error) = read {
-                tracing::error!("lost link: {}", crate::error::one_line(&error));
+                tracing::error!("lost link: {}", error::one_line(&error));
             }
             found
         })
@@ -114,10 +115,9 @@ pub async fn look_up(app: &App) -> usize {
     for email in asked.into_iter().filter(|email| bought.contains(email)) {
         match app.db.queue_links(&email, now).await {
             Ok(()) => queued += 1,
-            Err(error) => tracing::error!(
-                "cannot queue lost-link mail: {}",
-                crate::error::one_line(&error)
-            ),
+            Err(error) => {
+                tracing::error!("cannot queue lost-link mail: {}", error::one_line(&error))
+            }
         }
     }
     queued

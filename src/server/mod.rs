@@ -16,7 +16,6 @@ mod front;
 mod handlers;
 pub mod lost;
 pub mod outbox;
-pub mod pages;
 mod range;
 pub mod reconcile;
 pub mod stamped;
@@ -38,6 +37,9 @@ use crate::store::Store;
 use crate::stripe;
 use crate::tokens::Key;
 
+use crate::store::{Overrides, disk};
+use crate::stripe::webhook;
+use crate::{error, ledger, state, store, tokens};
 pub use connection::{Admission, Timeouts};
 
 /// Where the files buyers download come from.
@@ -71,7 +73,7 @@ pub struct App {
     /// Unix seconds now.
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// Flags and environment over shop.toml, for reloading the store.
-    pub overrides: crate::store::Overrides,
+    pub overrides: store::Overrides,
     links: Mutex<HashMap<u64, (String, Instant)>>,
     /// The last deep health check: when, and what it found.
     health: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
@@ -144,7 +146,7 @@ impl App {
             copies,
             views,
             clock: Arc::new(system_now),
-            overrides: crate::store::Overrides::default(),
+            overrides: Overrides::default(),
             links: Mutex::new(HashMap::new()),
             health: tokio::sync::Mutex::new(None),
             files: Mutex::new(FileCache::default()),
@@ -184,7 +186,7 @@ impl App {
             }
             Err(error) => tracing::error!(
                 "the store changed but does not load; serving the previous one: {}",
-                crate::error::one_line(&error)
+                error::one_line(&error)
             ),
         }
     }
@@ -196,7 +198,7 @@ impl App {
     /// A signed download link for a purchase, valid for the shop's lifetime.
     pub fn link(&self, purchase: &str) -> String {
         let store = self.store();
-        crate::tokens::link(
+        tokens::link(
             &store.settings.base_url,
             &self.keys[0],
             purchase,
@@ -206,17 +208,17 @@ impl App {
 
     /// A signed, expiring link to the library of `email`: the page of
     /// everything it bought.
-    pub async fn library_link(&self, email: &str) -> Result<String, crate::state::StateError> {
+    pub async fn library_link(&self, email: &str) -> Result<String, state::StateError> {
         let now = self.now();
         let id = self.db.new_library(email, now).await?;
-        let claims = crate::tokens::Claims {
+        let claims = tokens::Claims {
             purchase: format!("{}{id}", handlers::LIBRARY_PREFIX),
             expires: now + self.store().settings.link_lifetime as i64,
         };
         Ok(format!(
             "{}/library/{}",
             self.store().settings.base_url,
-            crate::tokens::sign(&self.keys[0], &claims)
+            tokens::sign(&self.keys[0], &claims)
         ))
     }
 
@@ -236,18 +238,17 @@ impl App {
             );
         }
         let (root, email) = (self.store().root.clone(), email.to_owned());
-        let paid =
-            tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<crate::ledger::Purchase>> {
-                let mut paid = Vec::new();
-                crate::ledger::each(&root, |purchase| {
-                    if purchase.email.eq_ignore_ascii_case(&email) && purchase.in_good_standing() {
-                        paid.push(purchase);
-                    }
-                    Ok(())
-                })?;
-                Ok(paid)
-            })
-            .await??;
+        let paid = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<ledger::Purchase>> {
+            let mut paid = Vec::new();
+            ledger::each(&root, |purchase| {
+                if purchase.email.eq_ignore_ascii_case(&email) && purchase.in_good_standing() {
+                    paid.push(purchase);
+                }
+                Ok(())
+            })?;
+            Ok(paid)
+        })
+        .await??;
         let mut ledger = Vec::with_capacity(paid.len());
         for purchase in paid {
             if !self
@@ -319,7 +320,7 @@ impl App {
                 .ancestors()
                 .find(|dir| dir.file_name().is_some_and(|name| name == ".shop"))
                 .ok_or_else(|| std::io::Error::other("not under `.shop/`"))?;
-            if !crate::store::disk::is_within(dir, &owned)? {
+            if !disk::is_within(dir, &owned)? {
                 return Err(std::io::Error::other("not a regular file of `.shop/`"));
             }
             std::fs::read(owned)
@@ -459,11 +460,11 @@ impl App {
 /// fix.
 fn finding<E>(problem: &str, error: &E) -> String
 where
-    E: std::error::Error + crate::error::Hint + 'static,
+    E: std::error::Error + error::Hint + 'static,
 {
     format!(
         "{problem}: {} (hint: {})",
-        crate::error::one_line(error),
+        error::one_line(error),
         error.hint()
     )
 }
@@ -480,8 +481,8 @@ struct Stamp(Vec<(PathBuf, Option<std::time::SystemTime>, u64)>);
 
 impl Stamp {
     fn of(root: &std::path::Path) -> Stamp {
-        let mut files = vec![root.join(crate::store::SETTINGS_FILE)];
-        if let Ok(entries) = std::fs::read_dir(root.join(crate::store::PRODUCTS_DIR)) {
+        let mut files = vec![root.join(store::SETTINGS_FILE)];
+        if let Ok(entries) = std::fs::read_dir(root.join(store::PRODUCTS_DIR)) {
             files.extend(entries.flatten().map(|entry| entry.path()));
         }
         files.sort();
@@ -588,9 +589,7 @@ pub fn routes(
         .and(warp::post())
         .and(with_app.clone())
         .and(warp::header::optional::<String>("stripe-signature"))
-        .and(warp::body::content_length_limit(
-            crate::stripe::webhook::MAX_BODY_BYTES,
-        ))
+        .and(warp::body::content_length_limit(webhook::MAX_BODY_BYTES))
         .and(warp::body::bytes())
         .then(handlers::webhook)
         .boxed();

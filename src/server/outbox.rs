@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use super::App;
 use crate::mail::{self, Kind, Mailer, Templates};
+use crate::retry::Backoff;
 use crate::state::QueuedMail;
+use crate::store::money;
+use crate::{dates, error, html, ledger, state};
 
 /// The longest a failed message waits before its next attempt.
 const MAIL_RETRY_MAX: Duration = Duration::from_secs(3600);
@@ -27,7 +30,7 @@ pub async fn run(
         match send_due(&app, &mailer, &templates, retry).await {
             Ok(sent) if sent > 0 => tracing::info!(sent, "mail sent"),
             Ok(_) => {}
-            Err(error) => tracing::error!("mail queue: {}", crate::error::one_line(error.as_ref())),
+            Err(error) => tracing::error!("mail queue: {}", error::one_line(error.as_ref())),
         }
         tokio::time::sleep(interval).await;
     }
@@ -57,14 +60,14 @@ pub async fn send_due(
                 tracing::warn!(
                     id = queued.id,
                     "mail not sent, will retry: {}",
-                    crate::error::one_line(error.as_ref())
+                    error::one_line(error.as_ref())
                 );
                 app.db
                     .mail_failed(
                         queued.id,
                         app.now(),
                         error.to_string(),
-                        crate::retry::Backoff::new(retry, MAIL_RETRY_MAX),
+                        Backoff::new(retry, MAIL_RETRY_MAX),
                     )
                     .await?;
             }
@@ -74,11 +77,11 @@ pub async fn send_due(
 }
 
 /// What a purchase cost, as its receipt says it.
-fn paid(purchase: &crate::state::Entitlement) -> String {
+fn paid(purchase: &state::Entitlement) -> String {
     let Some(paid) = &purchase.paid else {
         return "see Stripe's receipt".into();
     };
-    let money = |amount: i64| crate::store::money::display_amount(amount, &paid.currency);
+    let money = |amount: i64| money::display_amount(amount, &paid.currency);
     let mut text = money(paid.amount);
     if paid.discount > 0 {
         text.push_str(&format!(" (after a discount of {})", money(paid.discount)));
@@ -90,7 +93,7 @@ fn paid(purchase: &crate::state::Entitlement) -> String {
 }
 
 fn expires(app: &App) -> String {
-    crate::dates::human_time(app.now() + app.store().settings.link_lifetime as i64)
+    dates::human_time(app.now() + app.store().settings.link_lifetime as i64)
 }
 
 fn base_values(app: &App, email: &str) -> BTreeMap<&'static str, String> {
@@ -123,8 +126,8 @@ async fn compose(
             let mut values = base_values(app, &queued.recipient);
             values.insert("product", product.name.clone());
             values.insert("version", purchase.version.clone());
-            values.insert("order", crate::ledger::order_number(&purchase.id));
-            values.insert("date", crate::dates::human_day(purchase.created));
+            values.insert("order", ledger::order_number(&purchase.id));
+            values.insert("date", dates::human_day(purchase.created));
             values.insert("paid", paid(&purchase));
             values.extend(mail::product_values(&store, product, &purchase.version));
             let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
@@ -134,10 +137,7 @@ async fn compose(
                 // When it comes out, if the author said (`shop preorder --date`).
                 values.insert(
                     "out",
-                    waiting
-                        .out
-                        .map(crate::dates::human_date)
-                        .unwrap_or_default(),
+                    waiting.out.map(dates::human_date).unwrap_or_default(),
                 );
                 let rendered = templates.render(Kind::Preorder, &values)?;
                 return Ok(Some(mail::compose(
@@ -176,9 +176,9 @@ async fn compose(
                 text.push_str(&format!("- {name} {version}: {link}\n"));
                 html.push_str(&format!(
                     "<li><a href=\"{}\">{} {}</a></li>",
-                    crate::html::escape(&link),
-                    crate::html::escape(&name),
-                    crate::html::escape(version)
+                    html::escape(&link),
+                    html::escape(&name),
+                    html::escape(version)
                 ));
             }
             html.push_str("</ul>");

@@ -25,6 +25,7 @@ use futures_util::TryStreamExt as _;
 
 use super::App;
 use crate::state::Event;
+use crate::{error, ledger, stripe};
 
 /// How often the server reconciles.
 pub const EVERY: Duration = Duration::from_secs(300);
@@ -73,7 +74,7 @@ pub async fn run(app: std::sync::Arc<App>, every: Duration) {
             Ok(_) => {}
             Err(error) => tracing::warn!(
                 "cannot reconcile with Stripe (will try again): {}",
-                crate::error::one_line(error.as_ref())
+                error::one_line(error.as_ref())
             ),
         }
         tokio::time::sleep(every).await;
@@ -106,7 +107,7 @@ async fn from_ledger(app: &App) -> anyhow::Result<usize> {
     }
     let closed = tokio::task::spawn_blocking(move || {
         let mut closed = Vec::new();
-        crate::ledger::each(&root, |purchase| {
+        ledger::each(&root, |purchase| {
             if !purchase.in_good_standing()
                 && let Some(intent) = purchase.payment_intent
             {
@@ -188,7 +189,7 @@ async fn from_events(app: &App) -> anyhow::Result<usize> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .unwrap_or(now - FIRST_LOOK);
-    let mut events: Vec<crate::stripe::Event> = app
+    let mut events: Vec<stripe::Event> = app
         .stripe
         .events(&super::events::HANDLED, Some(since))
         .try_collect()

@@ -14,8 +14,10 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::github::Download;
 use crate::stamp::{Format, Licence};
 use crate::store::{Asset, Product, Release};
+use crate::{github, stamp};
 
 /// One buyer's copy: its parts in order, its size and checksum.
 #[derive(Debug)]
@@ -49,7 +51,7 @@ pub struct Copies {
 #[derive(Debug)]
 pub enum Source<'a> {
     Local(PathBuf),
-    GitHub(&'a crate::github::GitHub),
+    GitHub(&'a github::GitHub),
 }
 
 impl Copies {
@@ -119,11 +121,7 @@ impl Copies {
     }
 
     /// The original of a GitHub asset on disk, fetched once and checked.
-    async fn original(
-        &self,
-        github: &crate::github::GitHub,
-        asset: &Asset,
-    ) -> Result<PathBuf, String> {
+    async fn original(&self, github: &github::GitHub, asset: &Asset) -> Result<PathBuf, String> {
         let id = asset
             .github_asset_id
             .ok_or("the release records no GitHub asset id")?;
@@ -135,10 +133,10 @@ impl Copies {
                     return Ok(Arc::new(path.clone()));
                 }
                 let response = match github.asset_download(id).await.map_err(|e| e.to_string())? {
-                    crate::github::Download::Redirect { url, .. } => {
+                    Download::Redirect { url, .. } => {
                         github.fetch_url(&url).await.map_err(|e| e.to_string())?
                     }
-                    crate::github::Download::Body { response, .. } => response,
+                    Download::Body { response, .. } => response,
                 };
                 let bytes = response.bytes().await.map_err(|e| e.to_string())?;
                 let found = hex::encode(Sha256::digest(&bytes));
@@ -254,14 +252,12 @@ fn make(
                 Format::Pdf => {
                     let mut hasher = Sha256::new();
                     hasher.update(&bytes);
-                    let tail =
-                        crate::stamp::pdf_tail(bytes, name, licence).map_err(|e| e.to_string())?;
+                    let tail = stamp::pdf_tail(bytes, name, licence).map_err(|e| e.to_string())?;
                     hasher.update(&tail);
                     (tail, hasher.finalize())
                 }
                 Format::Epub => {
-                    let copy =
-                        crate::stamp::epub(&bytes, name, licence).map_err(|e| e.to_string())?;
+                    let copy = stamp::epub(&bytes, name, licence).map_err(|e| e.to_string())?;
                     let digest = Sha256::digest(&copy);
                     (copy, digest)
                 }

@@ -1,5 +1,6 @@
-//! The pages with structure of their own (the store front, a product, the
-//! thank-you page, the buyer's library): minijinja templates built in under
+//! Every page of the buyer's side (the store front, a product, the
+//! thank-you page, the library, the downloads, the forms and refusals):
+//! minijinja templates built in under
 //! `templates/`, each overridable by a file of the same name in the store's
 //! `templates/`. A template renders the page's body; the layout
 //! (`page.html`: `title`, `shop`, `support`, `body`) wraps it as it wraps
@@ -17,6 +18,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::Registered;
+use crate::{error, html};
 use serde::Serialize;
 
 /// What a page tells search engines and link previews.
@@ -169,6 +172,58 @@ pub struct LibraryItem {
     pub href: String,
 }
 
+/// A download page: one product's files, or a bundle's, each product a
+/// section.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownloadsPage {
+    pub bundle: Option<BundleHeading>,
+    /// When the link stops working: a `<time>` (see `dates::html_time`).
+    pub expires: minijinja::Value,
+    pub sections: Vec<DownloadSection>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleHeading {
+    pub name: String,
+    pub version: String,
+}
+
+/// The files of one product of a purchase, at the version shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownloadSection {
+    pub slug: String,
+    pub name: String,
+    pub cover: bool,
+    pub version: String,
+    pub bought: String,
+    /// Downloads each file allows (the first file's, with any extra).
+    pub allowed: u32,
+    pub files: Vec<FileRow>,
+    /// Whether its PDF and EPUB files carry the buyer's email.
+    pub stamped: bool,
+    /// The other versions it may download, newest first.
+    pub others: Vec<OtherVersion>,
+}
+
+/// One file of a download page.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRow {
+    pub name: String,
+    /// For people (`2.5 MB`).
+    pub size: String,
+    pub sha256: String,
+    /// Whole downloads left (a broken one counts as left, to finish it).
+    pub left: u32,
+    pub allowed: u32,
+    pub href: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OtherVersion {
+    pub version: String,
+    pub href: String,
+}
+
 /// The templates, by name, and their built-in text.
 const BUILT_IN: &[(&str, &str)] = &[
     ("front.html", include_str!("../../templates/front.html")),
@@ -176,6 +231,24 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("thanks.html", include_str!("../../templates/thanks.html")),
     ("library.html", include_str!("../../templates/library.html")),
     ("page.html", include_str!("../../templates/page.html")),
+    (
+        "downloads.html",
+        include_str!("../../templates/downloads.html"),
+    ),
+    (
+        "preordered.html",
+        include_str!("../../templates/preordered.html"),
+    ),
+    ("refusal.html", include_str!("../../templates/refusal.html")),
+    (
+        "not-for-sale.html",
+        include_str!("../../templates/not-for-sale.html"),
+    ),
+    ("lost.html", include_str!("../../templates/lost.html")),
+    (
+        "unsubscribe.html",
+        include_str!("../../templates/unsubscribe.html"),
+    ),
 ];
 
 /// The page templates, checked at start.
@@ -190,7 +263,7 @@ impl Views {
         let mut environment = minijinja::Environment::new();
         // A misspelt name in an author's template is an error, not a blank.
         environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        environment.set_fuel(Some(crate::html::TEMPLATE_FUEL));
+        environment.set_fuel(Some(html::TEMPLATE_FUEL));
         for (name, built_in) in BUILT_IN {
             let path = store_root.join("templates").join(name);
             let text = match std::fs::read_to_string(&path) {
@@ -297,6 +370,52 @@ impl Views {
                     &format!("the order number (`{{{{ order }}}}`, {case})"),
                 ));
             }
+        }
+        for (case, downloads) in samples::downloads() {
+            let html = self.render(
+                "downloads.html",
+                minijinja::Value::from_serialize(&downloads),
+            )?;
+            let files = downloads.sections.iter().flat_map(|section| &section.files);
+            for file in files.filter(|file| file.left > 0) {
+                if !shows(&html, &file.href) {
+                    return Err(missing(
+                        "downloads.html",
+                        &format!("the download of each file (`{{{{ file.href }}}}`, {case})"),
+                    ));
+                }
+            }
+        }
+        // The forms a buyer needs: asking for links, and unsubscribing.
+        for message in [
+            None,
+            Some("Please enter the email address you bought with."),
+        ] {
+            let html = self.render("lost.html", minijinja::context! { message })?;
+            if !html.contains("action=\"/lost\"") || !html.contains("name=\"email\"") {
+                return Err(missing(
+                    "lost.html",
+                    "the form that posts an `email` to `/lost`",
+                ));
+            }
+        }
+        let html = self.render("unsubscribe.html", minijinja::context! {})?;
+        if !html.contains("method=\"post\"") {
+            return Err(missing("unsubscribe.html", "the form that posts back"));
+        }
+        self.render(
+            "refusal.html",
+            minijinja::context! { title => "Link expired", text => "Ask for a new one." },
+        )?;
+        self.render(
+            "preordered.html",
+            minijinja::context! { product => "Sample book", version => "2.0.0", out => "1 March 2027" },
+        )?;
+        for preorder in [false, true] {
+            self.render(
+                "not-for-sale.html",
+                minijinja::context! { product => "Sample book", preorder },
+            )?;
         }
         for (case, library) in samples::libraries() {
             let html = self.render("library.html", minijinja::Value::from_serialize(&library))?;
@@ -517,6 +636,55 @@ mod samples {
         ]
     }
 
+    pub fn downloads() -> Vec<(&'static str, DownloadsPage)> {
+        let section = |slug: &str, left: u32| DownloadSection {
+            slug: slug.into(),
+            name: format!("Sample {slug}"),
+            cover: true,
+            version: "1.1.0".into(),
+            bought: "1.0.0".into(),
+            allowed: 5,
+            files: ["book.pdf", "book.epub"]
+                .into_iter()
+                .map(|name| FileRow {
+                    name: name.into(),
+                    size: "2.5 MB".into(),
+                    sha256: "ab".repeat(32),
+                    left,
+                    allowed: 5,
+                    href: format!("/d/sample-token/{name}?product={slug}"),
+                })
+                .collect(),
+            stamped: true,
+            others: vec![OtherVersion {
+                version: "1.0.0".into(),
+                href: "/d/sample-token?version=1.0.0".into(),
+            }],
+        };
+        let expires = safe("<time>1 January 2027</time>".into());
+        vec![
+            (
+                "one product",
+                DownloadsPage {
+                    bundle: None,
+                    expires: expires.clone(),
+                    sections: vec![section("book", 4)],
+                },
+            ),
+            (
+                "a bundle, one product's downloads used up",
+                DownloadsPage {
+                    bundle: Some(BundleHeading {
+                        name: "Sample box".into(),
+                        version: "1.0.0".into(),
+                    }),
+                    expires,
+                    sections: vec![section("book", 5), section("workbook", 0)],
+                },
+            ),
+        ]
+    }
+
     pub fn libraries() -> Vec<(&'static str, LibraryPage)> {
         let item = |product: &str, bundle: Option<&str>, refunded: bool| LibraryItem {
             product: product.into(),
@@ -567,6 +735,22 @@ mod samples {
     }
 }
 
+/// A file's size for people: `999 bytes`, `2.5 MB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KB", "MB", "GB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit + 1 < UNITS.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{size:.1} {}", UNITS[unit])
+    }
+}
+
 /// HTML made by shop, inserted as is.
 pub fn safe(html: String) -> minijinja::Value {
     minijinja::Value::from_safe_string(html)
@@ -587,9 +771,9 @@ pub enum ViewError {
     },
 }
 
-inventory::submit!(crate::error::Registered::of::<ViewError>());
+inventory::submit!(Registered::of::<ViewError>());
 
-impl crate::error::Hint for ViewError {
+impl error::Hint for ViewError {
     fn hint(&self) -> String {
         match self {
             ViewError::Read { .. } => "make the file readable, or remove it to use the built-in page".into(),
@@ -601,6 +785,12 @@ impl crate::error::Hint for ViewError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(999), "999 bytes");
+        assert_eq!(human_size(2_500_000), "2.5 MB");
+    }
 
     #[test]
     fn an_override_with_a_syntax_error_is_named_with_its_line() {

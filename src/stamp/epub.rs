@@ -9,6 +9,7 @@ use zip::ZipArchive;
 use zip::write::{SimpleFileOptions, ZipWriter};
 
 use super::{Licence, StampError};
+use crate::html;
 
 /// The ex-libris page's manifest id and file name.
 const ID: &str = "shop-ex-libris";
@@ -196,7 +197,7 @@ fn prefix_of(name: &str) -> String {
 
 /// The ex-libris page: XHTML 5 for EPUB 3, XHTML 1.1 for EPUB 2.
 fn ex_libris(text: &str, mark: &str, epub3: bool) -> String {
-    let text = crate::html::escape(text);
+    let text = html::escape(text);
     let body = format!(
         "<div style=\"margin-top:40%;text-align:center;font-size:0.9em;color:#555\">\n\
          <p>{text}</p>\n<p style=\"font-size:0.1em;color:#fff\">{mark}</p>\n</div>"

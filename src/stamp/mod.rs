@@ -14,6 +14,8 @@
 mod epub;
 mod pdf;
 
+use crate::error;
+use crate::error::Registered;
 pub use epub::{epub, epub_mark};
 pub use pdf::{pdf_marks, pdf_tail};
 
@@ -55,9 +57,9 @@ pub enum StampError {
     Epub { name: String, reason: String },
 }
 
-inventory::submit!(crate::error::Registered::of::<StampError>());
+inventory::submit!(Registered::of::<StampError>());
 
-impl crate::error::Hint for StampError {
+impl error::Hint for StampError {
     fn hint(&self) -> String {
         "check the file with `qpdf --check` or `epubcheck`, or set `stamp = false` for this product"
             .into()

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use crate::store::settings;
 use sha2::{Digest, Sha256};
 
 /// A limit: at most `count` in `window` (a minute or an hour).
@@ -34,7 +35,7 @@ impl Quota {
     }
 
     /// A rate from `shop.toml` (its window is at most an hour).
-    pub fn of(rate: crate::store::settings::Rate) -> Quota {
+    pub fn of(rate: settings::Rate) -> Quota {
         Quota {
             count: rate.count as usize,
             window: Duration::from_secs(rate.seconds().min(LONGEST as u64)),

@@ -43,10 +43,10 @@ pub struct Entitlement {
     pub paid: Option<Paid>,
 }
 
-impl From<&crate::ledger::Purchase> for Entitlement {
+impl From<&ledger::Purchase> for Entitlement {
     /// A ledger line as the server keeps it (the ledger records no
     /// discount amount).
-    fn from(purchase: &crate::ledger::Purchase) -> Entitlement {
+    fn from(purchase: &ledger::Purchase) -> Entitlement {
         Entitlement {
             id: purchase.id.clone(),
             email: purchase.email.clone(),
@@ -114,6 +114,8 @@ impl FileKey {
 use crate::downloads::Ask;
 /// What charging a download found (the download rule's answer).
 pub use crate::downloads::Charge;
+use crate::error::Registered;
+use crate::{downloads, error, ledger, retry};
 
 /// A message waiting to be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,9 +174,9 @@ pub enum StateError {
     },
 }
 
-inventory::submit!(crate::error::Registered::of::<StateError>());
+inventory::submit!(Registered::of::<StateError>());
 
-impl crate::error::Hint for StateError {
+impl error::Hint for StateError {
     fn hint(&self) -> String {
         match self {
             StateError::Sqlite { .. } => {
@@ -366,7 +368,7 @@ impl Db {
             return Ok(false);
         }
         let (usage, extra) = self.usage(key).await?;
-        let exhausted = !crate::downloads::admit_redirect(usage, limit + extra, size);
+        let exhausted = !downloads::admit_redirect(usage, limit + extra, size);
         if !exhausted {
             // Reopened by a grant.
             used_up.remove(key);
@@ -512,7 +514,7 @@ impl Db {
         id: i64,
         now: i64,
         error: String,
-        backoff: crate::retry::Backoff,
+        backoff: retry::Backoff,
     ) -> Result<(), StateError> {
         either!(self, db => db.mail_failed(id, now, error.clone(), backoff).await)
     }

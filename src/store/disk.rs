@@ -7,6 +7,8 @@
 //! resolved, is a regular file inside the store and outside `.shop/`, and
 //! no larger than the caller's cap.
 
+use crate::error;
+use crate::error::Registered;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -36,9 +38,9 @@ pub enum Refusal {
     },
 }
 
-inventory::submit!(crate::error::Registered::of::<Refusal>());
+inventory::submit!(Registered::of::<Refusal>());
 
-impl crate::error::Hint for Refusal {
+impl error::Hint for Refusal {
     fn hint(&self) -> String {
         match self {
             Refusal::Missing { .. } => "add the file to the store, or correct the path".into(),

@@ -15,6 +15,8 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::error;
+use crate::error::Registered;
 pub use money::{Currency, Money};
 pub use product::{Asset, Contained, Product, Release, UpdatePolicy};
 pub use settings::{MailTransport, Overrides, Settings, SmtpSecurity};
@@ -350,9 +352,9 @@ pub enum StoreError {
     UnknownProduct { slug: String, known: Vec<String> },
 }
 
-inventory::submit!(crate::error::Registered::of::<StoreError>());
+inventory::submit!(Registered::of::<StoreError>());
 
-impl crate::error::Hint for StoreError {
+impl error::Hint for StoreError {
     fn hint(&self) -> String {
         match self {
             StoreError::NotAStore { root } => format!(

@@ -4,6 +4,8 @@
 
 use reqwest::StatusCode;
 
+use crate::error;
+use crate::error::Registered;
 use crate::secret::Secret;
 
 /// What went wrong talking to Stripe. Messages name the setting to change;
@@ -51,9 +53,9 @@ impl std::fmt::Display for ApiFailure {
     }
 }
 
-inventory::submit!(crate::error::Registered::of::<StripeError>());
+inventory::submit!(Registered::of::<StripeError>());
 
-impl crate::error::Hint for StripeError {
+impl error::Hint for StripeError {
     fn hint(&self) -> String {
         match self {
             StripeError::Api(failure) => api_message(failure).1,

@@ -4,6 +4,8 @@
 //! [`Form`] builds a request body or query string. (The sandbox reads them
 //! with a decoder of its own, so that a mistake here is not matched there.)
 
+use crate::net;
+
 /// Parameters of one request, in the order they were added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Form {
@@ -68,10 +70,10 @@ impl Form {
 
 /// Stripe's keys keep their brackets readable, as its own libraries send
 /// them.
-const KEY: &percent_encoding::AsciiSet = &crate::net::COMPONENT.remove(b'[').remove(b']');
+const KEY: &percent_encoding::AsciiSet = &net::COMPONENT.remove(b'[').remove(b']');
 
 fn percent_encode(text: &str, is_key: bool, out: &mut String) {
-    let set = if is_key { KEY } else { crate::net::COMPONENT };
+    let set = if is_key { KEY } else { net::COMPONENT };
     out.extend(percent_encoding::utf8_percent_encode(text, set));
 }
 

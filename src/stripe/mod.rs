@@ -31,6 +31,7 @@ pub use params::{
 };
 
 use crate::secret::Secret;
+use crate::{net, retry};
 
 /// The API version every request pins, so Stripe's answers keep their shape.
 pub const API_VERSION: &str = "2024-04-10";
@@ -94,7 +95,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait after `attempt` failed attempts.
     fn backoff(&self, attempt: u32) -> Duration {
-        crate::retry::Backoff::new(self.initial_delay, self.max_delay).delay(attempt)
+        retry::Backoff::new(self.initial_delay, self.max_delay).delay(attempt)
     }
 }
 
@@ -139,7 +140,7 @@ impl Client {
     /// A client for the API at `base` (`https://api.stripe.com`, or the
     /// sandbox), authenticating with `key`.
     pub fn new(base: &str, key: Secret) -> Result<Client, StripeError> {
-        crate::net::install_crypto_provider();
+        net::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(80))
@@ -217,7 +218,7 @@ impl Client {
                 })
         };
         self.post(
-            &format!("/v1/products/{}", crate::net::encode_component(id)),
+            &format!("/v1/products/{}", net::encode_component(id)),
             form,
             None,
         )
@@ -228,7 +229,7 @@ impl Client {
     pub async fn product(&self, id: &str) -> Result<Option<Product>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/products/{}", crate::net::encode_component(id)),
+                &format!("/v1/products/{}", net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -293,7 +294,7 @@ impl Client {
     pub async fn payment_link(&self, id: &str) -> Result<Option<PaymentLink>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/payment_links/{}", crate::net::encode_component(id)),
+                &format!("/v1/payment_links/{}", net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -308,7 +309,7 @@ impl Client {
     ) -> Result<PaymentLink, StripeError> {
         let form = Form::new().field("active", active);
         self.post(
-            &format!("/v1/payment_links/{}", crate::net::encode_component(id)),
+            &format!("/v1/payment_links/{}", net::encode_component(id)),
             form,
             None,
         )
@@ -360,7 +361,7 @@ impl Client {
         }
         not_found_is_none(
             self.get(
-                &format!("/v1/checkout/sessions/{}", crate::net::encode_component(id)),
+                &format!("/v1/checkout/sessions/{}", net::encode_component(id)),
                 query,
             )
             .await,
@@ -394,7 +395,7 @@ impl Client {
     ) -> BoxStream<'a, Result<LineItem, StripeError>> {
         let path = format!(
             "/v1/checkout/sessions/{}/line_items",
-            crate::net::encode_component(session)
+            net::encode_component(session)
         );
         self.list_owned(path, Form::new().field("limit", 100))
     }
@@ -402,7 +403,7 @@ impl Client {
     pub async fn payment_intent(&self, id: &str) -> Result<Option<PaymentIntent>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/payment_intents/{}", crate::net::encode_component(id)),
+                &format!("/v1/payment_intents/{}", net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -412,7 +413,7 @@ impl Client {
     pub async fn charge(&self, id: &str) -> Result<Option<Charge>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/charges/{}", crate::net::encode_component(id)),
+                &format!("/v1/charges/{}", net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -513,7 +514,7 @@ impl Client {
     pub async fn coupon(&self, id: &str) -> Result<Option<Coupon>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/coupons/{}", crate::net::encode_component(id)),
+                &format!("/v1/coupons/{}", net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -559,7 +560,7 @@ impl Client {
     ) -> Result<Option<PromotionCode>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/promotion_codes/{}", crate::net::encode_component(id)),
+                &format!("/v1/promotion_codes/{}", net::encode_component(id)),
                 Form::new(),
             )
             .await,
@@ -574,7 +575,7 @@ impl Client {
     pub async fn event(&self, id: &str) -> Result<Option<Event>, StripeError> {
         not_found_is_none(
             self.get(
-                &format!("/v1/events/{}", crate::net::encode_component(id)),
+                &format!("/v1/events/{}", net::encode_component(id)),
                 Form::new(),
             )
             .await,

@@ -8,6 +8,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::error;
+use crate::error::Registered;
 use crate::secret::Secret;
 
 /// Stripe's default tolerance: five minutes.
@@ -119,9 +121,9 @@ pub enum SignatureError {
     Stale { age: i64 },
 }
 
-inventory::submit!(crate::error::Registered::of::<SignatureError>());
+inventory::submit!(Registered::of::<SignatureError>());
 
-impl crate::error::Hint for SignatureError {
+impl error::Hint for SignatureError {
     fn hint(&self) -> String {
         match self {
             SignatureError::Malformed

@@ -12,6 +12,7 @@ use super::{
     apply, charge_state, classify, may_still_pay, promotion_code, session_filter, stage_pending,
     tally,
 };
+use crate::dates;
 use crate::ledger::{self, Purchase, Staging};
 use crate::stripe::{self, ListCheckoutSessions};
 
@@ -238,7 +239,7 @@ impl Gathering<'_> {
         let session = self.stripe.checkout_sessions(&filter).try_next().await?;
         Ok(session.map(|session| {
             (
-                crate::dates::timestamp(session.created)[..7].to_owned(),
+                dates::timestamp(session.created)[..7].to_owned(),
                 session.id,
             )
         }))

@@ -23,9 +23,13 @@ use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 
+use crate::error::Registered;
+use crate::git::GitError;
 use crate::ledger::{self, Purchase, Staging};
+use crate::metadata::Attribution;
 use crate::store::Store;
 use crate::stripe::{self, CheckoutSession, ListCheckoutSessions};
+use crate::{dates, error, git, metadata};
 
 /// Sessions created this long before the ledger's newest are listed again:
 /// a session may complete up to a day after it was created, and a delayed
@@ -189,7 +193,7 @@ fn session_filter(created_gte: Option<i64>) -> ListCheckoutSessions {
 }
 
 fn classify(session: &CheckoutSession, store: &Store) -> Seen {
-    let Some((product, version)) = crate::metadata::product_of(session, store) else {
+    let Some((product, version)) = metadata::product_of(session, store) else {
         return Seen::Foreign;
     };
     if !session.is_fulfilled() {
@@ -202,16 +206,16 @@ fn classify(session: &CheckoutSession, store: &Store) -> Seen {
             .filter(|value| !value.is_empty())
             .cloned()
     };
-    let came_from = crate::metadata::Attribution::of_session(session);
+    let came_from = Attribution::of_session(session);
     Seen::Ours(Box::new(Purchase {
         id: session.id.clone(),
-        created: crate::dates::timestamp(session.created),
+        created: dates::timestamp(session.created),
         email: session.email().unwrap_or_default().to_owned(),
         product,
         version,
         preorder: session
             .metadata
-            .get(crate::metadata::PREORDER_KEY)
+            .get(metadata::PREORDER_KEY)
             .is_some_and(|value| value == "true"),
         amount: session.amount_total.unwrap_or(0),
         currency: session.currency.clone().unwrap_or_default(),
@@ -225,7 +229,7 @@ fn classify(session: &CheckoutSession, store: &Store) -> Seen {
         utm_content: came_from.utm_content,
         referrer: came_from.referrer,
         promotion_code: attribution("promotion_code"),
-        upgrade_from: attribution(crate::metadata::UPGRADE_FROM),
+        upgrade_from: attribution(metadata::UPGRADE_FROM),
         ..checkout_details(session)
     }))
 }
@@ -262,9 +266,7 @@ fn checkout_details(session: &CheckoutSession) -> Purchase {
             .as_ref()
             .map(|total| total.amount_discount)
             .filter(|discount| *discount > 0),
-        paid: balance
-            .map(|balance| balance.created)
-            .map(crate::dates::timestamp),
+        paid: balance.map(|balance| balance.created).map(dates::timestamp),
         fee: balance.map(|balance| balance.fee),
         net: balance.map(|balance| balance.net),
         settled_in: balance
@@ -287,7 +289,7 @@ fn checkout_details(session: &CheckoutSession) -> Purchase {
         invoice_url: invoice.and_then(|invoice| invoice.hosted_invoice_url.clone()),
         terms_accepted: session
             .accepted_terms()
-            .then(|| crate::dates::timestamp(accepted_at)),
+            .then(|| dates::timestamp(accepted_at)),
         ..Purchase::default()
     }
 }
@@ -554,15 +556,13 @@ async fn full(
 /// Commits every ledger file that differs from `HEAD` (this sync's, and any
 /// an interrupted sync left), with the counts in the message.
 fn commit(root: &Path, outcome: &mut Outcome) -> Result<(), SyncError> {
-    let repo = crate::git::open(root)?;
+    let repo = git::open(root)?;
     let mut options = git2::StatusOptions::new();
     options
         .include_untracked(true)
         .recurse_untracked_dirs(true)
         .pathspec(format!("{}/*.jsonl", ledger::DIR));
-    let statuses = repo
-        .statuses(Some(&mut options))
-        .map_err(crate::git::GitError::from)?;
+    let statuses = repo.statuses(Some(&mut options)).map_err(GitError::from)?;
     let mut paths: Vec<PathBuf> = statuses
         .iter()
         .filter(|entry| !entry.status().contains(git2::Status::IGNORED))
@@ -585,9 +585,7 @@ fn commit(root: &Path, outcome: &mut Outcome) -> Result<(), SyncError> {
         let before: Vec<Purchase> =
             match head_tree.as_ref().and_then(|tree| tree.get_path(path).ok()) {
                 Some(entry) => {
-                    let blob = repo
-                        .find_blob(entry.id())
-                        .map_err(crate::git::GitError::from)?;
+                    let blob = repo.find_blob(entry.id()).map_err(GitError::from)?;
                     ledger::parse_lines(std::io::Cursor::new(blob.content()), path)
                         .unwrap_or_default()
                 }
@@ -624,7 +622,7 @@ fn commit(root: &Path, outcome: &mut Outcome) -> Result<(), SyncError> {
         message.push_str(&format!(", {disputed} disputed"));
     }
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    let commit = crate::git::commit_paths(&repo, &path_refs, &message)?;
+    let commit = git::commit_paths(&repo, &path_refs, &message)?;
     outcome.new = new;
     outcome.refunded = refunded;
     outcome.disputed = disputed;
@@ -643,12 +641,12 @@ pub enum SyncError {
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
     #[error(transparent)]
-    Git(#[from] crate::git::GitError),
+    Git(#[from] git::GitError),
 }
 
-inventory::submit!(crate::error::Registered::of::<SyncError>());
+inventory::submit!(Registered::of::<SyncError>());
 
-impl crate::error::Hint for SyncError {
+impl error::Hint for SyncError {
     fn hint(&self) -> String {
         match self {
             SyncError::Stripe(error) => error.hint(),

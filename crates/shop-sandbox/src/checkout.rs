@@ -12,8 +12,7 @@ use super::sessions::{
     custom_range_of, expire_if_due,
 };
 use super::state::State;
-use super::tax;
-use super::{ApiError, Sandbox, plain};
+use super::{ApiError, Sandbox, plain, tax};
 use crate::html::escape;
 
 /// `GET` shows the test checkout of a session; `POST` pays it.
@@ -415,56 +414,97 @@ fn checkout_form(
         String::new()
     };
     let promotion = if session["allow_promotion_codes"] == json!(true) && discount == 0 {
-        format!(
-            "<form method=\"post\" action=\"/checkout/{id}\" class=\"promo\">\
-             <input type=\"hidden\" name=\"email\" value=\"{email}\">\
-             <label for=\"promotion_code\">Promotion code</label>\
-             <input id=\"promotion_code\" name=\"promotion_code\" autocomplete=\"off\">\
-             <button type=\"submit\" id=\"apply\">Apply</button></form>",
-            id = escape(id),
-            email = escape(email),
-        )
+        promotion_form(id, email)
     } else {
         String::new()
     };
-    let payment = if amount == 0 {
-        "<p>Nothing to pay.</p>".to_owned()
-    } else {
-        let debit = if currency == "eur" {
-            "<label for=\"iban\">or a bank account (IBAN, SEPA Direct Debit)</label>\
-             <input id=\"iban\" name=\"iban\" autocomplete=\"off\" placeholder=\"DE89 3704 0044 0532 0130 00\">"
-        } else {
-            ""
-        };
-        format!(
-            "<label for=\"card\">Card number</label>\
-             <input id=\"card\" name=\"card\" inputmode=\"numeric\" autocomplete=\"cc-number\" placeholder=\"4242 4242 4242 4242\">\
-             <div class=\"row\"><div><label for=\"exp\">Expiry</label>\
-             <input id=\"exp\" name=\"exp\" placeholder=\"MM / YY\" value=\"12 / 34\"></div>\
-             <div><label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" placeholder=\"123\" value=\"123\"></div></div>{debit}"
-        )
-    };
-    let chosen = match custom_range_of(items) {
-        Some((minimum, _)) => format!(
-            "<label for=\"amount\">Amount you pay{}</label>\
-             <input id=\"amount\" name=\"amount\" inputmode=\"decimal\" required value=\"{}\">",
-            minimum
-                .map(|minimum| format!(
-                    " (at least {})",
-                    escape(&super::rules::display(minimum, currency))
-                ))
-                .unwrap_or_default(),
-            escape(&super::rules::decimal(
-                items
-                    .first()
-                    .and_then(|item| item["amount_subtotal"].as_i64())
-                    .unwrap_or(0),
-                currency
-            )),
-        ),
-        None => String::new(),
-    };
+    let payment = payment_fields(amount, currency);
+    let chosen = chosen_amount(items, currency);
     let asked = asked_fields(session);
+    let summary = summary(session, items, currency, discount);
+    let body = format!(
+        "<p class=\"banner\" role=\"note\"><strong>TEST MODE</strong> · shop sandbox · no real money moves</p>\
+         <p class=\"seller\" id=\"seller\">{seller}</p>\
+         <h1>{names}</h1>{summary}{discounted}\
+         <p class=\"total\">Pay <strong id=\"total\">{total}</strong></p>\
+         {error}{promotion}\
+         <form method=\"post\" action=\"/checkout/{id}\">\
+         <label for=\"email\">Email</label>\
+         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\">\
+         {chosen}{asked}{payment}\
+         <button type=\"submit\" id=\"pay\">Pay {total}</button>\
+         </form>{cancel}\
+         <p class=\"hint\">4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined; \
+         4000 0000 0000 9995 has insufficient funds. In EUR, IBAN DE89370400440532013000 pays \
+         after a delay and DE62370400440532013001 fails after it.</p>",
+        names = names.join(", "),
+        id = escape(id),
+        email = escape(email),
+        seller = escape(seller),
+    );
+    layout("Checkout", &body)
+}
+
+/// The promotion code's own form, which posts back to the session.
+fn promotion_form(id: &str, email: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"/checkout/{id}\" class=\"promo\">\
+         <input type=\"hidden\" name=\"email\" value=\"{email}\">\
+         <label for=\"promotion_code\">Promotion code</label>\
+         <input id=\"promotion_code\" name=\"promotion_code\" autocomplete=\"off\">\
+         <button type=\"submit\" id=\"apply\">Apply</button></form>",
+        id = escape(id),
+        email = escape(email),
+    )
+}
+
+/// A card (and in euros a bank account), or nothing to pay.
+fn payment_fields(amount: i64, currency: &str) -> String {
+    if amount == 0 {
+        return "<p>Nothing to pay.</p>".to_owned();
+    }
+    let debit = if currency == "eur" {
+        "<label for=\"iban\">or a bank account (IBAN, SEPA Direct Debit)</label>\
+         <input id=\"iban\" name=\"iban\" autocomplete=\"off\" placeholder=\"DE89 3704 0044 0532 0130 00\">"
+    } else {
+        ""
+    };
+    format!(
+        "<label for=\"card\">Card number</label>\
+         <input id=\"card\" name=\"card\" inputmode=\"numeric\" autocomplete=\"cc-number\" placeholder=\"4242 4242 4242 4242\">\
+         <div class=\"row\"><div><label for=\"exp\">Expiry</label>\
+         <input id=\"exp\" name=\"exp\" placeholder=\"MM / YY\" value=\"12 / 34\"></div>\
+         <div><label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" placeholder=\"123\" value=\"123\"></div></div>{debit}"
+    )
+}
+
+/// The amount a buyer chooses, for a pay-what-you-want price.
+fn chosen_amount(items: &[Value], currency: &str) -> String {
+    let Some((minimum, _)) = custom_range_of(items) else {
+        return String::new();
+    };
+    format!(
+        "<label for=\"amount\">Amount you pay{}</label>\
+         <input id=\"amount\" name=\"amount\" inputmode=\"decimal\" required value=\"{}\">",
+        minimum
+            .map(|minimum| format!(
+                " (at least {})",
+                escape(&super::rules::display(minimum, currency))
+            ))
+            .unwrap_or_default(),
+        escape(&super::rules::decimal(
+            items
+                .first()
+                .and_then(|item| item["amount_subtotal"].as_i64())
+                .unwrap_or(0),
+            currency
+        )),
+    )
+}
+
+/// The order summary: each line, the discount, how tax is figured (the
+/// product's tax code), the total due.
+fn summary(session: &Value, items: &[Value], currency: &str, discount: i64) -> String {
     let mut summary = String::from(
         "<table class=\"summary\" id=\"summary\"><caption>Order summary</caption><tbody>",
     );
@@ -512,31 +552,12 @@ fn checkout_form(
             if inclusive { "included" } else { "added" },
         ));
     }
+    let total = super::rules::display(session["amount_total"].as_i64().unwrap_or(0), currency);
     summary.push_str(&format!(
         "</tbody><tfoot><tr><th scope=\"row\">Total due</th><td class=\"amount\">{}</td></tr></tfoot></table>",
         escape(&total)
     ));
-    let body = format!(
-        "<p class=\"banner\" role=\"note\"><strong>TEST MODE</strong> · shop sandbox · no real money moves</p>\
-         <p class=\"seller\" id=\"seller\">{seller}</p>\
-         <h1>{names}</h1>{summary}{discounted}\
-         <p class=\"total\">Pay <strong id=\"total\">{total}</strong></p>\
-         {error}{promotion}\
-         <form method=\"post\" action=\"/checkout/{id}\">\
-         <label for=\"email\">Email</label>\
-         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\">\
-         {chosen}{asked}{payment}\
-         <button type=\"submit\" id=\"pay\">Pay {total}</button>\
-         </form>{cancel}\
-         <p class=\"hint\">4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined; \
-         4000 0000 0000 9995 has insufficient funds. In EUR, IBAN DE89370400440532013000 pays \
-         after a delay and DE62370400440532013001 fails after it.</p>",
-        names = names.join(", "),
-        id = escape(id),
-        email = escape(email),
-        seller = escape(seller),
-    );
-    layout("Checkout", &body)
+    summary
 }
 
 /// The address, tax ID and consent fields a session asks for.

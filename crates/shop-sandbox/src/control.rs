@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use warp::http::{Method, Response, StatusCode};
 
 use super::objects::{self, new_id};
-use super::{Faults, Sandbox, fees, json_response};
+use super::{Faults, Sandbox, fees, json_response, registrations};
 
 /// One arm per control endpoint: a route table reads best whole, so it
 /// stays one function longer than 150 lines.
@@ -79,6 +79,23 @@ pub fn handle(
             if let Some(origin) = input.get("tax_origin") {
                 state.account.tax_origin = origin.as_str().map(str::to_ascii_uppercase);
             }
+            if let Some(registrations) = input.get("tax_registrations") {
+                let read: Result<Vec<String>, String> = match registrations.as_array() {
+                    Some(list) => list
+                        .iter()
+                        .map(|r| registrations::parse(r.as_str().unwrap_or_default()))
+                        .collect(),
+                    None => Err(
+                        "give `tax_registrations` as a list, such as [\"DE\", \"US-WA\"]".into(),
+                    ),
+                };
+                match read {
+                    Ok(list) => state.account.tax_registrations = list,
+                    Err(error) => {
+                        return json_response(StatusCode::BAD_REQUEST, &json!({"error": error}));
+                    }
+                }
+            }
             if let Some(url) = input.get("terms_of_service_url") {
                 state.account.terms_of_service_url = url.as_str().map(str::to_owned);
             }
@@ -92,6 +109,7 @@ pub fn handle(
                     "async_payment_delay": state.async_payment_delay.unwrap_or(60),
                     "refunds_pending": state.refunds_pending,
                     "tax_origin": state.account.tax_origin,
+                    "tax_registrations": state.account.tax_registrations,
                     "terms_of_service_url": state.account.terms_of_service_url,
                     "country": fees::account_country(&state),
                 }),

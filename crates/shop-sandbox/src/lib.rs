@@ -21,6 +21,7 @@ pub mod form;
 mod html;
 mod objects;
 mod params;
+pub mod registrations;
 mod rules;
 mod sessions;
 mod state;
@@ -79,6 +80,9 @@ pub struct Config {
     /// Stripe Tax set up, with its head office in this country (ISO code),
     /// as an author sets it in Stripe's Dashboard; unset, tax is refused.
     pub tax_origin: Option<String>,
+    /// Where Stripe Tax collects (`registrations::parse`'s forms); none,
+    /// and no checkout is taxed, as Stripe does.
+    pub tax_registrations: Vec<String>,
     /// The account's terms of service (its public details); unset,
     /// consent to the terms is refused.
     pub terms_of_service_url: Option<String>,
@@ -160,6 +164,9 @@ impl Sandbox {
         };
         if let Some(origin) = &config.tax_origin {
             state.account.tax_origin = Some(origin.to_ascii_uppercase());
+        }
+        if !config.tax_registrations.is_empty() {
+            state.account.tax_registrations = config.tax_registrations.clone();
         }
         if let Some(url) = &config.terms_of_service_url {
             state.account.terms_of_service_url = Some(url.clone());
@@ -358,62 +365,35 @@ async fn api_request(
     body: &Bytes,
 ) -> Response<Vec<u8>> {
     let request_id = objects::new_id("req_");
-    let faults = sandbox.runtime().faults.clone();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
-    }
-    let targeted = faults.path.as_deref().is_none_or(|p| p == path)
-        && faults
-            .method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()));
-    let fault = targeted && faults.rate > 0.0 && rand::random::<f64>() < faults.rate && {
-        let mut runtime = sandbox.runtime();
-        match &mut runtime.faults.count {
-            Some(0) => false,
-            Some(left) => {
-                *left -= 1;
-                true
-            }
-            None => true,
-        }
+    let encoded = if *method == Method::GET || *method == Method::DELETE {
+        query.to_owned()
+    } else {
+        String::from_utf8_lossy(body).into_owned()
     };
-    if fault {
-        sandbox.runtime().injected += 1;
-    }
-    let fault_status = faults.status.unwrap_or(500);
-    if fault && faults.when.as_deref() != Some("after") {
+    let fault = injected_fault(sandbox, method, path).await;
+    if let Some(fault) = fault
+        && !fault.after
+    {
         // Refused before any work; the log still shows the request came.
-        let encoded = if *method == Method::GET || *method == Method::DELETE {
-            query.to_owned()
-        } else {
-            String::from_utf8_lossy(body).into_owned()
-        };
         let params = Params::parse(&encoded)
             .map(|params| params.as_json().clone())
             .unwrap_or_else(|_| json!({}));
+        let response = fault_body(fault.status);
         log_request(
             sandbox,
             LoggedRequest {
                 method: method.to_string(),
                 path: path.to_owned(),
                 params,
-                status: fault_status,
-                response: fault_body(fault_status),
+                status: fault.status,
+                response: response.clone(),
             },
         );
-        return api_response(fault_status, &fault_body(fault_status), &request_id, &[]);
+        return api_response(fault.status, &response, &request_id, &[]);
     }
-
     let outcome = authenticate(headers).and_then(|api_key| {
         check_version(headers)?;
-        let encoded = if *method == Method::GET || *method == Method::DELETE {
-            query.to_owned()
-        } else {
-            String::from_utf8_lossy(body).into_owned()
-        };
-        let params = Params::parse(&encoded)?;
-        Ok((api_key, params))
+        Ok((api_key, Params::parse(&encoded)?))
     });
     let (api_key, params) = match outcome {
         Ok(pair) => pair,
@@ -427,79 +407,18 @@ async fn api_request(
         .and_then(|value| value.to_str().ok())
         .filter(|key| !key.is_empty())
         .map(str::to_owned);
-
-    let mut extra_headers: Vec<(&str, String)> = Vec::new();
-    let (status, response) = {
-        let mut state = sandbox.state();
-        let replay_slot = match (&idempotency_key, *method == Method::POST) {
-            (Some(key), true) => Some(format!("{api_key}\u{0}{key}")),
-            _ => None,
-        };
-        let fingerprint = format!("{method} {path} {}", params.as_json());
-        // Stripe keeps idempotency keys for 24 hours.
-        let now = state.now();
-        state
-            .idempotency
-            .retain(|_, replay| now - replay.at < 86_400);
-        let replayed = replay_slot
-            .as_ref()
-            .and_then(|slot| state.idempotency.get(slot).cloned());
-        match replayed {
-            Some(replay) if replay.fingerprint == fingerprint => {
-                extra_headers.push(("Idempotent-Replayed", "true".into()));
-                (replay.status, replay.body)
-            }
-            Some(_) => {
-                let key = idempotency_key.clone().unwrap_or_default();
-                ApiError {
-                    status: 400,
-                    kind: "idempotency_error",
-                    code: None,
-                    message: format!(
-                        "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
-                    ),
-                    param: None,
-                    decline_code: None,
-                }
-                .to_response()
-            }
-            None => {
-                let context = api::Context {
-                    base_url: &sandbox.base_url,
-                    idempotency_key: idempotency_key.as_deref(),
-                    webhooks: sandbox.endpoints(&state).len() as i64,
-                };
-                let (status, body, validation) =
-                    match api::dispatch(&mut state, &context, method, path, &params) {
-                        Ok(body) => (200, body, false),
-                        Err(error) => {
-                            let validation = error.is_validation();
-                            let (status, body) = error.to_response();
-                            (status, body, validation)
-                        }
-                    };
-                // "Results are only saved if an API endpoint started
-                // executing": not when the parameters failed validation.
-                if let Some(slot) = replay_slot
-                    && !validation
-                {
-                    state.idempotency.insert(
-                        slot,
-                        Replay {
-                            fingerprint,
-                            status,
-                            body: body.clone(),
-                            at: now,
-                        },
-                    );
-                }
-                if *method == Method::POST {
-                    sandbox.after_change(&mut state);
-                }
-                (status, body)
-            }
-        }
+    let asked = Asked {
+        api_key: &api_key,
+        method,
+        path,
+        params: &params,
+        idempotency_key: idempotency_key.as_deref(),
     };
+    let (status, response, replayed) = answer(sandbox, &asked);
+    let mut extra_headers: Vec<(&str, String)> = Vec::new();
+    if replayed {
+        extra_headers.push(("Idempotent-Replayed", "true".into()));
+    }
     if let Some(key) = &idempotency_key {
         extra_headers.push(("Idempotency-Key", key.clone()));
     }
@@ -513,15 +432,135 @@ async fn api_request(
             response: response.clone(),
         },
     );
-    if fault {
-        return api_response(
-            fault_status,
-            &fault_body(fault_status),
+    match fault {
+        // The work is done, and the client is told it failed.
+        Some(fault) => api_response(
+            fault.status,
+            &fault_body(fault.status),
             &request_id,
             &extra_headers,
-        );
+        ),
+        None => api_response(status, &response, &request_id, &extra_headers),
     }
-    api_response(status, &response, &request_id, &extra_headers)
+}
+
+/// A failure the control surface asked for, on this request.
+#[derive(Clone, Copy)]
+struct Fault {
+    status: u16,
+    /// After the work is done (the client is told it failed), or before.
+    after: bool,
+}
+
+/// Waits the latency asked for, and draws whether this request fails
+/// (counting down a limited number of failures).
+async fn injected_fault(sandbox: &Sandbox, method: &Method, path: &str) -> Option<Fault> {
+    let faults = sandbox.runtime().faults.clone();
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    let targeted = faults.path.as_deref().is_none_or(|p| p == path)
+        && faults
+            .method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()));
+    if !targeted || faults.rate <= 0.0 || rand::random::<f64>() >= faults.rate {
+        return None;
+    }
+    let mut runtime = sandbox.runtime();
+    match &mut runtime.faults.count {
+        Some(0) => return None,
+        Some(left) => *left -= 1,
+        None => {}
+    }
+    runtime.injected += 1;
+    Some(Fault {
+        status: faults.status.unwrap_or(500),
+        after: faults.when.as_deref() == Some("after"),
+    })
+}
+
+/// An authenticated API request, its parameters read.
+struct Asked<'a> {
+    api_key: &'a str,
+    method: &'a Method,
+    path: &'a str,
+    params: &'a Params,
+    idempotency_key: Option<&'a str>,
+}
+
+/// Runs the request once under the state's lock, or replays the answer
+/// its idempotency key recorded (Stripe's rules: a key kept 24 hours,
+/// refused with other parameters, not saved when validation failed).
+/// Returns the status, the body, and whether it was a replay.
+fn answer(sandbox: &Arc<Sandbox>, asked: &Asked<'_>) -> (u16, Value, bool) {
+    let mut state = sandbox.state();
+    let post = *asked.method == Method::POST;
+    let replay_slot = match asked.idempotency_key {
+        Some(key) if post => Some(format!("{}\u{0}{key}", asked.api_key)),
+        _ => None,
+    };
+    let fingerprint = format!("{} {} {}", asked.method, asked.path, asked.params.as_json());
+    let now = state.now();
+    state
+        .idempotency
+        .retain(|_, replay| now - replay.at < 86_400);
+    let replayed = replay_slot
+        .as_ref()
+        .and_then(|slot| state.idempotency.get(slot).cloned());
+    match replayed {
+        Some(replay) if replay.fingerprint == fingerprint => (replay.status, replay.body, true),
+        Some(_) => {
+            let key = asked.idempotency_key.unwrap_or_default();
+            let (status, body) = ApiError {
+                status: 400,
+                kind: "idempotency_error",
+                code: None,
+                message: format!(
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
+                ),
+                param: None,
+                decline_code: None,
+            }
+            .to_response();
+            (status, body, false)
+        }
+        None => {
+            let context = api::Context {
+                base_url: &sandbox.base_url,
+                idempotency_key: asked.idempotency_key,
+                webhooks: sandbox.endpoints(&state).len() as i64,
+            };
+            let (status, body, validation) =
+                match api::dispatch(&mut state, &context, asked.method, asked.path, asked.params) {
+                    Ok(body) => (200, body, false),
+                    Err(error) => {
+                        let validation = error.is_validation();
+                        let (status, body) = error.to_response();
+                        (status, body, validation)
+                    }
+                };
+            // "Results are only saved if an API endpoint started
+            // executing": not when the parameters failed validation.
+            if let Some(slot) = replay_slot
+                && !validation
+            {
+                state.idempotency.insert(
+                    slot,
+                    Replay {
+                        fingerprint,
+                        status,
+                        body: body.clone(),
+                        at: now,
+                    },
+                );
+            }
+            if post {
+                sandbox.after_change(&mut state);
+            }
+            (status, body, false)
+        }
+    }
 }
 
 fn log_request(sandbox: &Sandbox, request: LoggedRequest) {

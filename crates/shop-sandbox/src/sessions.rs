@@ -9,10 +9,9 @@
 
 use serde_json::{Value, json};
 
-use super::ApiError;
 use super::objects::{self, new_id};
 use super::state::State;
-use super::tax;
+use super::{ApiError, tax};
 
 /// Applies a promotion code's coupon to an open session: its totals, its
 /// line item, and the breakdown `total_details.breakdown` shows.

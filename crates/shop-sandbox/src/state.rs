@@ -22,6 +22,9 @@ pub struct Account {
     pub country: Option<String>,
     /// The head office's country: Stripe Tax is set up.
     pub tax_origin: Option<String>,
+    /// Where it is registered to collect tax (`registrations::parse`).
+    #[serde(default)]
+    pub tax_registrations: Vec<String>,
     /// The public business details' terms of service.
     pub terms_of_service_url: Option<String>,
 }

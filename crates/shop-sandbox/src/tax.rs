@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::ApiError;
 use super::objects::new_id;
 use super::params::{Params, leaf_bool};
+use super::registrations;
 use super::state::State;
 
 /// The parameters of this module, on payment links and Checkout Sessions.
@@ -469,7 +470,13 @@ pub fn compute(state: &mut State, id: &str, given: &Given) {
         .and_then(|item| item["price"]["tax_behavior"].as_str())
         .unwrap_or("exclusive")
         .to_owned();
-    let reverse = given.reverse_charge(state.account.tax_origin.as_deref());
+    // Stripe Tax collects only where the account is registered; the
+    // reverse charge is shown by a seller registered at home.
+    let origin = state.account.tax_origin.as_deref();
+    let collecting = registrations::collects(&state.account, address.country, address.state);
+    let registered_at_home =
+        origin.is_some_and(|origin| registrations::collects(&state.account, origin, None));
+    let reverse = given.reverse_charge(origin) && registered_at_home;
     // The product's tax code, else the account's preset, decides the rate.
     let code = state
         .line_items
@@ -486,6 +493,7 @@ pub fn compute(state: &mut State, id: &str, given: &Given) {
     } else {
         address.rate
     };
+    let full = if collecting { full } else { 0 };
     let rate = if reverse { 0 } else { full };
     // From the subtotal less discounts, not the total: a declined card
     // leaves the session open, and paying again must not tax the tax.

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 
 use super::Answer;
-use super::answers::{html, invalid_link, log_unavailable, refunded, refuse};
+use super::answers::{invalid_link, log_unavailable, refunded, refuse, view};
+use crate::server::App;
 use crate::server::events::fulfilled_purchase;
-use crate::server::{App, pages};
 use crate::state::Entitlement;
 use crate::store::{Product, Release};
 use crate::tokens::{self, TokenError};
+use crate::{dates, ledger, store};
 
 /// The purchase of a verified token: from the database, or else from
 /// Stripe (a link minted by `shop token` or `shop notify`), remembered.
@@ -25,7 +26,7 @@ pub(super) async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Entitleme
     {
         return Ok(Some(purchase));
     }
-    if id.starts_with(crate::ledger::GRANT_PREFIX) {
+    if id.starts_with(ledger::GRANT_PREFIX) {
         return granted(app, id).await;
     }
     let session = match app.stripe.checkout_session(id).await {
@@ -47,7 +48,7 @@ pub(super) async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Entitleme
 /// nothing of it), kept in the database once found.
 async fn granted(app: &App, id: &str) -> Result<Option<Arc<Entitlement>>, Answer> {
     let root = app.store().root.clone();
-    let grants = tokio::task::spawn_blocking(move || crate::ledger::read_grants(&root))
+    let grants = tokio::task::spawn_blocking(move || ledger::read_grants(&root))
         .await
         .map_err(|error| log_unavailable(app, &error))?
         .map_err(|error| log_unavailable(app, &error))?;
@@ -76,7 +77,7 @@ pub(super) struct Held<'a> {
 }
 
 /// Every product a purchase gives, in the bundle's order.
-pub(super) fn held<'a>(store: &'a crate::store::Store, purchase: &Entitlement) -> Vec<Held<'a>> {
+pub(super) fn held<'a>(store: &'a store::Store, purchase: &Entitlement) -> Vec<Held<'a>> {
     store
         .holdings(&purchase.product, &purchase.version)
         .into_iter()
@@ -110,20 +111,16 @@ pub(super) fn link_query(
 
 /// The page of a purchase whose files are not out yet.
 pub(super) fn preordered_page(app: &App, product: &Product, release: &Release) -> Answer {
-    html(
+    view(
         app,
         StatusCode::OK,
         &product.name,
-        &format!(
-            "<h1>{}</h1><p id=\"preorder\">You pre-ordered version <strong>{}</strong>. It is not out yet{}: \
-             the day it is, we will email you a link to download your files.</p>",
-            pages::escape(&product.name),
-            pages::escape(&release.version.to_string()),
-            release
-                .out
-                .map(|day| format!(" (it is to come out on {})", crate::dates::human_date(day)))
-                .unwrap_or_default(),
-        ),
+        "preordered.html",
+        minijinja::context! {
+            product => product.name,
+            version => release.version.to_string(),
+            out => release.out.map(dates::human_date),
+        },
     )
 }
 
@@ -134,7 +131,7 @@ pub(super) async fn authorize(
     app: &App,
     token: &str,
     check_revoked: bool,
-) -> Result<(tokens::Claims, Arc<Entitlement>, Arc<crate::store::Store>), Answer> {
+) -> Result<(tokens::Claims, Arc<Entitlement>, Arc<store::Store>), Answer> {
     let claims = match tokens::verify(&app.keys, token, app.now()) {
         Ok(claims) => claims,
         Err(TokenError::Invalid) => return Err(invalid_link(app)),
@@ -147,9 +144,7 @@ pub(super) async fn authorize(
             ));
         }
     };
-    if !claims.purchase.starts_with("cs_")
-        && !claims.purchase.starts_with(crate::ledger::GRANT_PREFIX)
-    {
+    if !claims.purchase.starts_with("cs_") && !claims.purchase.starts_with(ledger::GRANT_PREFIX) {
         return Err(invalid_link(app));
     }
     let Some(purchase) = purchase(app, &claims.purchase).await? else {

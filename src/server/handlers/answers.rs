@@ -7,7 +7,10 @@ use warp::http::{HeaderValue, Response, StatusCode, header};
 use warp::reply::Reply;
 
 use super::Answer;
-use crate::server::{App, pages};
+use crate::error;
+use crate::html::escape;
+use crate::server::views::Meta;
+use crate::server::{App, views};
 use crate::state::Quota;
 
 /// What a visitor is told to wait when a service behind the shop fails.
@@ -26,13 +29,7 @@ pub fn text(status: StatusCode, text: &str) -> Answer {
 /// A page no search engine indexes (the default: downloads, thanks, the
 /// library, lost links, refusals).
 pub(super) fn html(app: &App, status: StatusCode, title: &str, body: &str) -> Answer {
-    page(
-        app,
-        status,
-        title,
-        body,
-        &crate::server::views::Meta::default(),
-    )
+    page(app, status, title, body, &Meta::default())
 }
 
 /// A page inside the layout, with what it tells search engines.
@@ -41,7 +38,7 @@ pub(super) fn page(
     status: StatusCode,
     title: &str,
     body: &str,
-    meta: &crate::server::views::Meta,
+    meta: &views::Meta,
 ) -> Answer {
     let store = app.store();
     let settings = &store.settings;
@@ -50,10 +47,10 @@ pub(super) fn page(
         .page(&settings.name, &settings.support_email, title, body, meta)
         .unwrap_or_else(|error| {
             // Checked at start: only a bug gets here. The body still shows.
-            tracing::error!("{}", crate::error::one_line(&error));
+            tracing::error!("{}", error::one_line(&error));
             format!(
                 "<!doctype html><meta charset=\"utf-8\"><title>{}</title>{body}",
-                pages::escape(title)
+                escape(title)
             )
         });
     let mut response = warp::reply::html(page).into_response();
@@ -132,7 +129,7 @@ pub(super) fn unavailable(app: &App) -> Answer {
 }
 
 pub(super) fn log_unavailable(app: &App, error: &(dyn std::error::Error + 'static)) -> Answer {
-    tracing::error!("{}", crate::error::one_line(error));
+    tracing::error!("{}", error::one_line(error));
     unavailable(app)
 }
 
@@ -167,14 +164,7 @@ pub(super) fn render(
     name: &str,
     context: minijinja::Value,
 ) -> Answer {
-    render_with(
-        app,
-        status,
-        title,
-        name,
-        context,
-        &crate::server::views::Meta::default(),
-    )
+    render_with(app, status, title, name, context, &Meta::default())
 }
 
 fn render_with(
@@ -183,12 +173,12 @@ fn render_with(
     title: &str,
     name: &str,
     context: minijinja::Value,
-    meta: &crate::server::views::Meta,
+    meta: &views::Meta,
 ) -> Answer {
     match app.views.render(name, context) {
         Ok(body) => page(app, status, title, &body, meta),
         Err(error) => {
-            tracing::error!("{}", crate::error::one_line(&error));
+            tracing::error!("{}", error::one_line(&error));
             html(
                 app,
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -206,7 +196,7 @@ pub(in crate::server) fn public(
     title: &str,
     name: &str,
     context: minijinja::Value,
-    meta: &crate::server::views::Meta,
+    meta: &views::Meta,
 ) -> Answer {
     render_with(app, StatusCode::OK, title, name, context, meta)
 }
@@ -237,7 +227,30 @@ pub fn rejection(app: &App, rejection: &warp::Rejection) -> Answer {
 }
 
 pub(super) fn refuse(app: &App, status: StatusCode, title: &str, text: &str) -> Answer {
-    html(app, status, title, &pages::refusal(title, text))
+    view(
+        app,
+        status,
+        title,
+        "refusal.html",
+        minijinja::context! { title, text },
+    )
+}
+
+/// A page whose body is the template `name` rendered with `values`.
+pub(super) fn view(
+    app: &App,
+    status: StatusCode,
+    title: &str,
+    name: &str,
+    values: minijinja::Value,
+) -> Answer {
+    let body = app.views.render(name, values).unwrap_or_else(|error| {
+        // Checked with samples at start: an override that fails on other
+        // values gets here. The page still says what it is.
+        tracing::error!("{}", error::one_line(&error));
+        format!("<h1>{}</h1>", escape(title))
+    });
+    html(app, status, title, &body)
 }
 
 pub(super) fn invalid_link(app: &App) -> Answer {

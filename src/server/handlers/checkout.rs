@@ -9,15 +9,18 @@ use warp::http::StatusCode;
 use super::Answer;
 use super::access::{held, link_query, purchase};
 use super::answers::{
-    html, log_unavailable, not_found, redirect, refuse, render, too_many, unavailable,
+    html, log_unavailable, not_found, redirect, refuse, render, too_many, unavailable, view,
     within_limits,
 };
+use crate::metadata::Attribution;
 use crate::server::client::ClientKey;
 use crate::server::events::{fulfilled_purchase, ours};
-use crate::server::{App, pages};
+use crate::server::{App, views};
+use crate::stamp::Format;
 use crate::state::Quota;
-use crate::store::Product;
+use crate::store::{Product, StampMode, money};
 use crate::stripe::{CheckoutSession, IdempotencyKey};
+use crate::{checkout, dates, ledger, metadata, net, store};
 
 /// `GET /buy/<slug>`: the checkout of the version on sale. A plain Buy goes
 /// to the version's payment link, with where the visitor came from in its
@@ -36,11 +39,7 @@ pub async fn buy(
     let Some(product) = store.product(&slug).ok() else {
         return not_found(&app);
     };
-    let came_from = crate::metadata::Attribution::of_visit(
-        &query,
-        referer.as_deref(),
-        &store.settings.base_url,
-    );
+    let came_from = Attribution::of_visit(&query, referer.as_deref(), &store.settings.base_url);
     if let Some(code) = query.get("upgrade") {
         return upgrade_checkout(&app, client, &slug, code, &came_from).await;
     }
@@ -51,19 +50,15 @@ pub async fn buy(
         false => product.on_sale().or_else(|| product.preorder()),
     };
     let Some(release) = release else {
-        return html(
+        return view(
             &app,
             StatusCode::NOT_FOUND,
             "Not for sale yet",
-            &format!(
-                "<h1>{} is not {} yet</h1>",
-                pages::escape(&product.name),
-                if query.contains_key("preorder") {
-                    "taking pre-orders"
-                } else {
-                    "for sale"
-                }
-            ),
+            "not-for-sale.html",
+            minijinja::context! {
+                product => product.name,
+                preorder => query.contains_key("preorder"),
+            },
         );
     };
     if release.payment_link_url.is_empty() {
@@ -91,7 +86,7 @@ async fn upgrade_checkout(
     client: ClientKey,
     slug: &str,
     code: &str,
-    came_from: &crate::metadata::Attribution,
+    came_from: &metadata::Attribution,
 ) -> Answer {
     let key = format!("checkout:{client}");
     let quota = Quota::of(app.store().settings.serve.limits.checkout);
@@ -131,7 +126,7 @@ async fn upgrade_checkout(
     else {
         return does_not_work();
     };
-    let released = |store: &crate::store::Store| {
+    let released = |store: &store::Store| {
         store
             .product(slug)
             .ok()
@@ -152,7 +147,7 @@ async fn upgrade_checkout(
     };
     // As the version's payment link marks it, so the ledger knows a
     // pre-order; and where the buyer came from.
-    let mut params = crate::checkout::session(&store.settings, product, release);
+    let mut params = checkout::session(&store.settings, product, release);
     params.client_reference_id = Some(uuid::Uuid::new_v4().simple().to_string());
     // Stripe takes a code given or a field to type one, not both.
     params.allow_promotion_codes = false;
@@ -162,10 +157,10 @@ async fn upgrade_checkout(
         .metadata
         .insert("promotion_code".to_owned(), offer.code.clone());
     // The checkout asks for the email shop knows: the earlier purchase's.
-    if let Some(from) = offer.metadata.get(crate::metadata::UPGRADE_FROM) {
+    if let Some(from) = offer.metadata.get(metadata::UPGRADE_FROM) {
         params
             .metadata
-            .insert(crate::metadata::UPGRADE_FROM.to_owned(), from.clone());
+            .insert(metadata::UPGRADE_FROM.to_owned(), from.clone());
         if let Ok(Some(earlier)) = purchase(app, from).await {
             params.customer_email = Some(earlier.email.clone()).filter(|email| !email.is_empty());
         }
@@ -266,12 +261,11 @@ fn charge_revoked(session: &CheckoutSession) -> bool {
 /// Whether any of these files of `product` is stamped with the buyer's
 /// email when downloaded.
 pub(super) fn stamps_any<'a>(
-    store: &crate::store::Store,
+    store: &store::Store,
     product: &Product,
     mut files: impl Iterator<Item = &'a str>,
 ) -> bool {
-    store.stamping(product) != crate::store::StampMode::Off
-        && files.any(|name| crate::stamp::Format::of(name).is_some())
+    store.stamping(product) != StampMode::Off && files.any(|name| Format::of(name).is_some())
 }
 
 /// The thank-you page: what was bought, what it cost, where the receipt
@@ -291,7 +285,7 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
         .unwrap_or(&link)
         .to_owned();
     // Each product's newest files (one product, unless a bundle).
-    let mut files: Vec<crate::server::views::FileLink> = Vec::new();
+    let mut files: Vec<views::FileLink> = Vec::new();
     let mut limits = Vec::new();
     let mut stamped = false;
     let held = held(&store, &purchase);
@@ -306,21 +300,13 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
             newest.assets.iter().map(|asset| asset.name.as_str()),
         );
         let query = link_query(&purchase, held.product, None);
-        files.extend(
-            newest
-                .assets
-                .iter()
-                .map(|asset| crate::server::views::FileLink {
-                    name: asset.name.clone(),
-                    product: bought.is_bundle().then(|| held.product.name.clone()),
-                    href: format!(
-                        "{page}/{}{query}",
-                        crate::net::encode_component(&asset.name)
-                    ),
-                    size: pages::human_size(asset.size),
-                    sha256: asset.sha256.clone(),
-                }),
-        );
+        files.extend(newest.assets.iter().map(|asset| views::FileLink {
+            name: asset.name.clone(),
+            product: bought.is_bundle().then(|| held.product.name.clone()),
+            href: format!("{page}/{}{query}", net::encode_component(&asset.name)),
+            size: views::human_size(asset.size),
+            sha256: asset.sha256.clone(),
+        }));
     }
     let version = match (waiting, held.as_slice()) {
         (Some(release), _) => release.version.to_string(),
@@ -333,9 +319,9 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
     };
     limits.dedup();
     let paid = purchase.paid.as_ref();
-    let money = |amount: i64, currency: &str| crate::store::money::display_amount(amount, currency);
+    let money = |amount: i64, currency: &str| money::display_amount(amount, currency);
     let expires = app.now() + store.settings.link_lifetime as i64;
-    let context = crate::server::views::ThanksPage {
+    let context = views::ThanksPage {
         product: bought.name.clone(),
         bought: purchase.version.clone(),
         version,
@@ -352,12 +338,12 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
         tax: paid
             .filter(|paid| paid.tax > 0)
             .map(|paid| money(paid.tax, &paid.currency)),
-        order: crate::ledger::order_number(&session.id),
+        order: ledger::order_number(&session.id),
         email: purchase.email.clone(),
         preorder: waiting.is_some(),
         out: waiting
             .and_then(|release| release.out)
-            .map(crate::dates::human_date),
+            .map(dates::human_date),
         files,
         // One limit for all the files, or none to state (a bundle's
         // products may differ: the download page shows each).
@@ -366,8 +352,8 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
             _ => None,
         },
         page,
-        expires: crate::dates::human_time(expires),
-        expires_at: crate::dates::timestamp(expires),
+        expires: dates::human_time(expires),
+        expires_at: dates::timestamp(expires),
     };
     render(
         app,

@@ -11,16 +11,21 @@ use warp::reply::Reply;
 use super::Answer;
 use super::access::{Held, authorize, held, link_query, preordered_page};
 use super::answers::{
-    exhausted, html, log_unavailable, redirect, refunded, refuse, text, unavailable,
+    exhausted, log_unavailable, redirect, refunded, refuse, text, unavailable, view,
 };
 use super::checkout::stamps_any;
 use super::meter::{CHUNK, Chunks, Metered, charge_stream, memory_chunks, open_at};
 use crate::downloads::{self, Ask};
 use crate::github::Download;
 use crate::server::range::{self, Span};
-use crate::server::{App, Chosen, Files, pages};
+use crate::server::views::{
+    self, BundleHeading, DownloadSection, DownloadsPage, FileRow, OtherVersion,
+};
+use crate::server::{App, Chosen, Files};
+use crate::stamp::Format;
 use crate::state::{Charge, Entitlement, FileKey};
-use crate::store::{Asset, Product, Release};
+use crate::store::{Asset, Product, Release, values};
+use crate::{dates, file_stream, github, ledger, net, stamp, store, tokens};
 
 /// The product and release a request names (`?product=`, `?version=`),
 /// among those the purchase may download; without a version, the newest.
@@ -29,7 +34,7 @@ use crate::store::{Asset, Product, Release};
 #[allow(clippy::result_large_err)]
 fn chosen_release<'a>(
     app: &App,
-    store: &'a crate::store::Store,
+    store: &'a store::Store,
     purchase: &Entitlement,
     chosen: &Chosen,
 ) -> Result<(Held<'a>, &'a Release), Answer> {
@@ -79,42 +84,50 @@ pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answ
     {
         return preordered_page(&app, bought, waiting);
     }
-    let expires = crate::dates::html_time(claims.expires);
+    let expires = dates::html_time(claims.expires);
     // A bundle's page: each product's newest files, each under its own limit.
-    if bought.is_bundle() && chosen.product.is_none() {
-        let mut body = format!(
-            "<h1>{}</h1><p>Your bundle, version <strong>{}</strong>. This link works until <strong>{expires}</strong>.</p>",
-            pages::escape(&bought.name),
-            pages::escape(&purchase.version),
-        );
+    let (title, bundle, sections) = if bought.is_bundle() && chosen.product.is_none() {
+        let mut sections = Vec::new();
         for held in held(&store, &purchase) {
             let Some(newest) = held.releases.last().copied() else {
                 continue;
             };
-            match files_section(&app, &token, &purchase, &held, newest, None).await {
-                Ok(section) => body.push_str(&section),
+            match files_section(&app, &token, &purchase, &held, newest).await {
+                Ok(section) => sections.push(section),
                 Err(page) => return page,
             }
         }
-        body.push_str(pages::LOST_NOTE);
-        return html(&app, StatusCode::OK, &bought.name, &body);
-    }
-    let (held, shown) = match chosen_release(&app, &store, &purchase, &chosen) {
-        Ok(found) => found,
-        Err(page) => return page,
+        let bundle = BundleHeading {
+            name: bought.name.clone(),
+            version: purchase.version.clone(),
+        };
+        (&bought.name, Some(bundle), sections)
+    } else {
+        let (held, shown) = match chosen_release(&app, &store, &purchase, &chosen) {
+            Ok(found) => found,
+            Err(page) => return page,
+        };
+        match files_section(&app, &token, &purchase, &held, shown).await {
+            Ok(section) => (&held.product.name, None, vec![section]),
+            Err(page) => return page,
+        }
     };
-    let mut body = match files_section(&app, &token, &purchase, &held, shown, Some(&expires)).await
-    {
-        Ok(section) => section,
-        Err(page) => return page,
+    let page = DownloadsPage {
+        bundle,
+        expires: views::safe(expires),
+        sections,
     };
-    body.push_str(pages::LOST_NOTE);
-    html(&app, StatusCode::OK, &held.product.name, &body)
+    view(
+        &app,
+        StatusCode::OK,
+        title,
+        "downloads.html",
+        minijinja::Value::from_serialize(&page),
+    )
 }
 
 /// The files of one product of a purchase at `shown`, with what each has
-/// left, and links to the other versions it may download. With `expires`
-/// it is the page's heading; without, a section of a bundle's page.
+/// left, and links to the other versions it may download.
 #[allow(clippy::result_large_err)]
 async fn files_section(
     app: &App,
@@ -122,8 +135,7 @@ async fn files_section(
     purchase: &Entitlement,
     held: &Held<'_>,
     shown: &Release,
-    expires: Option<&str>,
-) -> Result<String, Answer> {
+) -> Result<DownloadSection, Answer> {
     let product = held.product;
     let version = shown.version.to_string();
     let latest = held
@@ -140,25 +152,22 @@ async fn files_section(
             .map_err(|error| log_unavailable(app, &error))?;
         let allowed = product.download_limit + extra;
         let query = link_query(purchase, product, (!latest).then_some(version.as_str()));
-        let href = format!(
-            "/d/{token}/{}{query}",
-            crate::net::encode_component(&asset.name)
-        );
+        let href = format!("/d/{token}/{}{query}", net::encode_component(&asset.name));
         // A stamped copy once made: its own size and checksum.
         let (size, sha256) = app
             .copies
             .known(&purchase.id, product, shown, asset)
             .unwrap_or_else(|| (asset.size, asset.sha256.clone()));
-        files.push(pages::FileRow {
+        files.push(FileRow {
             name: asset.name.clone(),
-            size,
+            size: views::human_size(size),
             sha256,
             left: usage.left(allowed, size),
             allowed,
             href,
         });
     }
-    let others: Vec<(String, String)> = held
+    let others = held
         .releases
         .iter()
         .filter(|r| r.version != shown.version)
@@ -166,23 +175,30 @@ async fn files_section(
         .map(|r| {
             let version = r.version.to_string();
             let query = link_query(purchase, product, Some(&version));
-            (version, format!("/d/{token}{query}"))
+            OtherVersion {
+                href: format!("/d/{token}{query}"),
+                version,
+            }
         })
         .collect();
     let store = app.store();
-    Ok(pages::downloads(&pages::Downloads {
-        product,
-        shown,
-        bought: &held.bought,
-        files: &files,
-        others: &others,
-        expires,
+    Ok(DownloadSection {
+        slug: product.slug.clone(),
+        name: product.name.clone(),
+        cover: product.cover.is_some(),
+        version,
+        bought: held.bought.clone(),
+        allowed: files
+            .first()
+            .map_or(product.download_limit, |file| file.allowed),
+        files,
         stamped: stamps_any(
             &store,
             product,
             shown.assets.iter().map(|asset| asset.name.as_str()),
         ),
-    }))
+        others,
+    })
 }
 
 /// The entity tag of a released file: its hash never changes.
@@ -294,7 +310,7 @@ pub async fn download(
             let body = match app.cached_file(&path, asset.size).await {
                 Some(bytes) => memory_chunks(bytes, start, length),
                 None => match open_at(&path, start).await {
-                    Ok(file) => Box::pin(crate::file_stream::chunks(file, length, CHUNK)) as Chunks,
+                    Ok(file) => Box::pin(file_stream::chunks(file, length, CHUNK)) as Chunks,
                     Err(error) => {
                         // Nothing went out: the meter gives it all back.
                         drop(meter);
@@ -310,7 +326,7 @@ pub async fn download(
 
 /// A file of a release on GitHub, as a download asks for it.
 struct OnGitHub<'a> {
-    client: &'a crate::github::GitHub,
+    client: &'a github::GitHub,
     id: u64,
     asset: &'a Asset,
     key: FileKey,
@@ -476,26 +492,26 @@ fn unsatisfiable(size: u64) -> Answer {
 /// What a buyer's copy of `file` says, when the product stamps it.
 fn licence(
     app: &App,
-    store: &crate::store::Store,
+    store: &store::Store,
     product: &Product,
     purchase: &Entitlement,
     file: &str,
-) -> Option<crate::stamp::Licence> {
+) -> Option<stamp::Licence> {
     use crate::store::StampMode;
     let mode = store.stamping(product);
-    if mode == StampMode::Off || crate::stamp::Format::of(file).is_none() {
+    if mode == StampMode::Off || Format::of(file).is_none() {
         return None;
     }
-    let date = crate::dates::timestamp(purchase.created);
-    Some(crate::stamp::Licence {
-        text: crate::store::values::stamp_line(
+    let date = dates::timestamp(purchase.created);
+    Some(stamp::Licence {
+        text: values::stamp_line(
             &store.settings.stamp.text,
             &purchase.email,
             "",
-            &crate::ledger::order_number(&purchase.id),
+            &ledger::order_number(&purchase.id),
             date.get(..10).unwrap_or(&date),
         ),
-        mark: crate::tokens::stamp_mark(&app.keys[0], &purchase.id),
+        mark: tokens::stamp_mark(&app.keys[0], &purchase.id),
         every_page: mode == StampMode::EveryPage,
     })
 }
@@ -509,7 +525,7 @@ async fn stamped_download(
     release: &Release,
     asset: &Asset,
     key: FileKey,
-    licence: crate::stamp::Licence,
+    licence: stamp::Licence,
     head: bool,
     range: Option<String>,
     if_range: Option<String>,
@@ -581,7 +597,7 @@ async fn stamped_download(
         let chunks = match part {
             Part::Memory(bytes) => memory_chunks(bytes.clone(), offset, take),
             Part::File(path, _) => match open_at(path, offset).await {
-                Ok(file) => Box::pin(crate::file_stream::chunks(file, take, CHUNK)) as Chunks,
+                Ok(file) => Box::pin(file_stream::chunks(file, take, CHUNK)) as Chunks,
                 Err(error) => {
                     drop(meter);
                     return log_unavailable(app, &error);
@@ -605,10 +621,7 @@ async fn stamped_download(
 /// Asks GitHub where an asset is, trying once more after a moment when
 /// GitHub failed on its side or could not be reached (not when it limits
 /// the rate: the buyer is told when to come back instead).
-async fn asset_download(
-    client: &crate::github::GitHub,
-    id: u64,
-) -> Result<Download, crate::github::GitHubError> {
+async fn asset_download(client: &github::GitHub, id: u64) -> Result<Download, github::GitHubError> {
     use crate::github::GitHubError;
     match client.asset_download(id).await {
         Err(GitHubError::Unreachable { .. }) | Err(GitHubError::Api { status: 500.., .. }) => {
@@ -621,7 +634,7 @@ async fn asset_download(
 
 /// GitHub could not give a file: nothing was counted; the buyer is told
 /// when to try again (GitHub's own time for a rate limit).
-fn github_unavailable(app: &App, error: &crate::github::GitHubError) -> Answer {
+fn github_unavailable(app: &App, error: &github::GitHubError) -> Answer {
     let mut response = log_unavailable(app, error);
     if let Some(until) = error.retry_at() {
         let seconds = until
@@ -647,7 +660,7 @@ fn headers_of(mut response: Answer, name: &str, size: u64, tag: &str, span: Span
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::net::content_type(name)),
+        HeaderValue::from_static(net::content_type(name)),
     );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(value) = HeaderValue::from_str(tag) {
@@ -670,7 +683,7 @@ fn headers_of(mut response: Answer, name: &str, size: u64, tag: &str, span: Span
     let disposition = format!(
         "attachment; filename=\"{}\"; filename*=UTF-8''{}",
         ascii.replace(['"', '\\'], "_"),
-        crate::net::encode_component(name)
+        net::encode_component(name)
     );
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);

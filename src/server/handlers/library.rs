@@ -8,10 +8,11 @@ use warp::http::StatusCode;
 use super::Answer;
 use super::access::{held, link_query};
 use super::answers::{invalid_link, log_unavailable, refuse, render, same_origin_referrer};
-use crate::server::App;
+use crate::server::{App, views};
 use crate::state::{Entitlement, FileKey};
 use crate::store::Product;
 use crate::tokens::{self, TokenError};
+use crate::{dates, ledger};
 
 /// What a library token's claim starts with (a purchase's is `cs_`).
 pub const LIBRARY_PREFIX: &str = "lib_";
@@ -74,15 +75,15 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         };
         // A pre-order not out yet: a line with its day, no files.
         if let Some(waiting) = bought.waiting_preorder(version) {
-            items.push(crate::server::views::LibraryItem {
+            items.push(views::LibraryItem {
                 product: bought.name.clone(),
                 bundle: None,
                 bought: version.clone(),
-                date: crate::dates::human_day(*created),
-                order: crate::ledger::order_number(id),
+                date: dates::human_day(*created),
+                order: ledger::order_number(id),
                 refunded,
                 preorder: true,
-                out: waiting.out.map(crate::dates::human_date),
+                out: waiting.out.map(dates::human_date),
                 cover: cover(bought),
                 newest: String::new(),
                 left: String::new(),
@@ -116,12 +117,12 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
                 link.strip_prefix(&store.settings.base_url).unwrap_or(&link),
                 link_query(&purchase, product, None)
             );
-            items.push(crate::server::views::LibraryItem {
+            items.push(views::LibraryItem {
                 product: product.name.clone(),
                 bundle: bought.is_bundle().then(|| bought.name.clone()),
                 bought: held.bought,
-                date: crate::dates::human_day(*created),
-                order: crate::ledger::order_number(id),
+                date: dates::human_day(*created),
+                order: ledger::order_number(id),
                 refunded,
                 preorder: false,
                 out: None,
@@ -134,11 +135,11 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
             });
         }
     }
-    let context = crate::server::views::LibraryPage {
+    let context = views::LibraryPage {
         shop: store.settings.name.clone(),
         email,
-        expires: crate::dates::human_time(claims.expires),
-        expires_at: crate::dates::timestamp(claims.expires),
+        expires: dates::human_time(claims.expires),
+        expires_at: dates::timestamp(claims.expires),
         items,
     };
     same_origin_referrer(render(

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 
 use super::Answer;
-use super::answers::{html, same_origin_referrer, text, within_limits};
+use super::answers::{html, same_origin_referrer, text, view, within_limits};
+use crate::server::App;
 use crate::server::client::ClientKey;
-use crate::server::{App, pages};
 use crate::state::Quota;
+use crate::store::settings;
 
 /// Lost-link mails one address may be sent an hour, whoever asks: what
 /// keeps a stranger from filling a buyer's inbox. (How often one client
@@ -22,11 +23,12 @@ pub async fn lost_form(app: Arc<App>, query: HashMap<String, String>) -> Answer 
     let note = query.contains_key("expired").then_some(
         "The page after buying opens your downloads only for a while. Enter your address and we will email your links.",
     );
-    same_origin_referrer(html(
+    same_origin_referrer(view(
         &app,
         StatusCode::OK,
         "Lost your link?",
-        &pages::lost_form(note),
+        "lost.html",
+        minijinja::context! { message => note },
     ))
 }
 
@@ -70,12 +72,13 @@ pub async fn lost(
         .get("email")
         .map(|e| e.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    if crate::store::settings::check_email(&email).is_err() {
-        return same_origin_referrer(html(
+    if settings::check_email(&email).is_err() {
+        return same_origin_referrer(view(
             &app,
             StatusCode::BAD_REQUEST,
             "Lost your link?",
-            &pages::lost_form(Some("Please enter the email address you bought with.")),
+            "lost.html",
+            minijinja::context! { message => "Please enter the email address you bought with." },
         ));
     }
     let (by_address, by_client) = (format!("lost:{email}"), format!("lost-client:{client}"));

@@ -10,8 +10,10 @@ use futures_util::Stream;
 
 use super::Answer;
 use super::answers::{exhausted, log_unavailable, refunded};
+use crate::error;
 use crate::server::App;
 use crate::state::{Charge, FileKey};
+use crate::store::disk;
 
 /// Bytes per chunk of a streamed answer: large enough that hyper writes
 /// few times per file; what a broken download is charged beyond what
@@ -41,7 +43,7 @@ pub(super) async fn open_at(path: &std::path::Path, start: u64) -> std::io::Resu
             .ancestors()
             .find(|dir| dir.file_name().is_some_and(|name| name == ".shop"))
             .ok_or_else(|| std::io::Error::other("a served file is not under `.shop/`"))?;
-        if !crate::store::disk::is_within(shop, &path)? {
+        if !disk::is_within(shop, &path)? {
             return Err(std::io::Error::other(format!(
                 "`{}` is not a regular file of `.shop/` (a symlink?): not served",
                 path.display()
@@ -118,7 +120,7 @@ impl Drop for Meter {
                 tracing::error!(
                     %purchase,
                     "cannot give back {unsent} unsent bytes: {}",
-                    crate::error::one_line(&error)
+                    error::one_line(&error)
                 );
             }
         });

@@ -6,8 +6,8 @@ use warp::http::StatusCode;
 
 use super::Answer;
 use super::access::purchase;
-use super::answers::{html, invalid_link, log_unavailable};
-use crate::server::{App, pages};
+use super::answers::{html, invalid_link, log_unavailable, view};
+use crate::server::App;
 use crate::tokens;
 
 /// Whom an unsubscribe token is for: a purchase (the links mailed now), or
@@ -18,7 +18,7 @@ fn unsubscribe_subject(app: &App, token: &str) -> Option<String> {
         .and_then(|claims| {
             claims
                 .purchase
-                .strip_prefix(crate::tokens::UNSUBSCRIBE)
+                .strip_prefix(tokens::UNSUBSCRIBE)
                 .map(str::to_owned)
         })
 }
@@ -28,11 +28,12 @@ pub async fn unsubscribe_page(token: String, app: Arc<App>) -> Answer {
     if unsubscribe_subject(&app, &token).is_none() {
         return invalid_link(&app);
     }
-    html(
+    view(
         &app,
         StatusCode::OK,
         "Stop update notices?",
-        &pages::unsubscribe_form(),
+        "unsubscribe.html",
+        minijinja::context! {},
     )
 }
 

@@ -7,7 +7,9 @@ use warp::http::StatusCode;
 
 use super::Answer;
 use super::answers::text;
-use crate::server::App;
+use crate::server::events::ApplyError;
+use crate::server::{App, events};
+use crate::{error, stripe};
 
 pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> Answer {
     let Some(secret) = &app.webhook_secret else {
@@ -25,24 +27,22 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> A
         now,
         crate::stripe::webhook::TOLERANCE_SECONDS,
     ) {
-        tracing::warn!("refused a webhook: {}", crate::error::one_line(&error));
+        tracing::warn!("refused a webhook: {}", error::one_line(&error));
         return text(StatusCode::BAD_REQUEST, "invalid signature");
     }
-    let Ok(event) = serde_json::from_slice::<crate::stripe::Event>(&body) else {
+    let Ok(event) = serde_json::from_slice::<stripe::Event>(&body) else {
         return text(StatusCode::BAD_REQUEST, "not an event");
     };
-    match crate::server::events::apply(&app, &event, now).await {
+    match events::apply(&app, &event, now).await {
         Ok(Some(())) => text(StatusCode::OK, "received"),
         Ok(None) => text(StatusCode::OK, "already received"),
-        Err(crate::server::events::ApplyError::Malformed(what)) => {
-            text(StatusCode::BAD_REQUEST, &format!("not a {what}"))
-        }
-        Err(crate::server::events::ApplyError::State(error)) => {
+        Err(ApplyError::Malformed(what)) => text(StatusCode::BAD_REQUEST, &format!("not a {what}")),
+        Err(ApplyError::State(error)) => {
             // Not recorded: Stripe will send it again.
             tracing::error!(
                 event = %event.id,
                 "cannot record webhook event: {}",
-                crate::error::one_line(&error)
+                error::one_line(&error)
             );
             text(StatusCode::SERVICE_UNAVAILABLE, "try again")
         }

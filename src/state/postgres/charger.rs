@@ -6,6 +6,7 @@ use deadpool_postgres::Pool;
 
 use crate::downloads::{self, Ask, Standing, Usage};
 use crate::state::{Charge, FileKey, StateError};
+use crate::{error, state};
 
 /// A count kept as BIGINT, read back as the `u32` the download rule uses.
 pub(super) fn whole(value: i64) -> u32 {
@@ -39,7 +40,7 @@ const BATCH: usize = 256;
 pub(super) async fn charge_loop(
     pool: Pool,
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<ChargeJob>,
-    used_up: crate::state::UsedUp,
+    used_up: state::UsedUp,
 ) {
     // A batch whose files are locked, on the connection that locked them.
     let mut held: Option<(deadpool_postgres::Object, Statements, Vec<ChargeJob>, Files)> = None;
@@ -54,7 +55,7 @@ pub(super) async fn charge_loop(
                 let client = match pool.get().await {
                     Ok(client) => client,
                     Err(error) => {
-                        fail(batch, &crate::error::one_line(&StateError::from(error)));
+                        fail(batch, &error::one_line(&StateError::from(error)));
                         continue;
                     }
                 };
@@ -67,7 +68,7 @@ pub(super) async fn charge_loop(
                     Ok((statements, files)) => (client, statements, batch, files),
                     Err(error) => {
                         close(client);
-                        fail(batch, &crate::error::one_line(&error));
+                        fail(batch, &error::one_line(&error));
                         continue;
                     }
                 }
@@ -85,7 +86,7 @@ pub(super) async fn charge_loop(
                     Ok(())
                 }
                 Err(error) => {
-                    let message = crate::error::one_line(&error);
+                    let message = error::one_line(&error);
                     fail(batch, &message);
                     Err(message)
                 }
@@ -111,7 +112,7 @@ pub(super) async fn charge_loop(
             }
             (Ok(()), Err(error)) => {
                 close(client);
-                fail(next, &crate::error::one_line(&error));
+                fail(next, &error::one_line(&error));
             }
         }
     }

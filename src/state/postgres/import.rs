@@ -4,7 +4,7 @@
 use tokio_postgres::types::ToSql;
 
 use super::Postgres;
-use crate::state::StateError;
+use crate::state::{StateError, sqlite};
 
 impl Postgres {
     /// Writes a SQLite state (from [`crate::state::sqlite::export`]) into this
@@ -13,12 +13,12 @@ impl Postgres {
     /// the rate limits the same hits.
     pub(in crate::state) async fn import(
         &self,
-        state: crate::state::sqlite::Export,
+        state: sqlite::Export,
     ) -> Result<Vec<(&'static str, usize)>, StateError> {
-        let crate::state::sqlite::Export { tables, rate_hits } = state;
+        let sqlite::Export { tables, rate_hits } = state;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let every_table = crate::state::sqlite::TABLES
+        let every_table = sqlite::TABLES
             .iter()
             .map(|(table, _)| *table)
             .chain(["rate_limits"]);
@@ -32,7 +32,7 @@ impl Postgres {
             }
         }
         let mut moved = Vec::with_capacity(tables.len());
-        for ((table, rows), (_, columns)) in tables.iter().zip(crate::state::sqlite::TABLES) {
+        for ((table, rows), (_, columns)) in tables.iter().zip(sqlite::TABLES) {
             let width = columns.split(',').count();
             let placeholders: Vec<String> = (1..=width).map(|index| format!("${index}")).collect();
             let statement = tx

@@ -52,6 +52,7 @@ use super::{
     Charge, Entitlement, Event, FileKey, MAIL_LEASE, Paid, QueuedMail, StateError, limits,
 };
 use crate::downloads::{Ask, Usage};
+use crate::retry;
 use crate::secret::Secret;
 
 /// Connections per server.
@@ -540,7 +541,7 @@ impl Postgres {
         id: i64,
         now: i64,
         error: String,
-        backoff: crate::retry::Backoff,
+        backoff: retry::Backoff,
     ) -> Result<(), StateError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;

@@ -2,6 +2,7 @@
 //! settings, and TLS (`sslmode=require` and stronger) with the server's
 //! certificate and name verified against the roots the URL names.
 
+use crate::net;
 use crate::secret::Secret;
 use crate::state::StateError;
 
@@ -109,7 +110,8 @@ pub fn parse_url(url: &Secret) -> Result<Target, StateError> {
 
 /// A TLS client that trusts the authorities of `roots`.
 pub(super) fn tls_config(roots: &Roots) -> Result<rustls::ClientConfig, StateError> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
     let mut store = rustls::RootCertStore::empty();
     match roots {
         Roots::System => {
@@ -136,7 +138,7 @@ pub(super) fn tls_config(roots: &Roots) -> Result<rustls::ClientConfig, StateErr
             }
         }
     }
-    crate::net::install_crypto_provider();
+    net::install_crypto_provider();
     Ok(rustls::ClientConfig::builder()
         .with_root_certificates(store)
         .with_no_client_auth())

@@ -46,6 +46,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Charge, Entitlement, Event, FileKey, QueuedMail, StateError, limits};
 use crate::downloads::{self, Ask, Usage};
+use crate::retry;
 
 /// Reading connections.
 const READERS: usize = 4;
@@ -497,7 +498,7 @@ impl Sqlite {
         id: i64,
         now: i64,
         error: String,
-        backoff: crate::retry::Backoff,
+        backoff: retry::Backoff,
     ) -> Result<(), StateError> {
         self.write(move |connection| {
             let failures: u32 = connection.query_row(

@@ -8,6 +8,7 @@ use super::{
     Asset, Contained, DEFAULT_UPGRADE_DAYS, Defaults, PayWhatYouWant, Product, Release,
     UpdatePolicy, Upgrade, check_cover, check_file_name, check_slug,
 };
+use crate::store;
 use crate::store::money::{Currency, Money};
 use crate::store::values::{
     DEFAULT_DOWNLOAD_LIMIT, DOWNLOAD_LIMIT_HINT, STAMP_HINT, StampMode, check_display_name,
@@ -40,9 +41,9 @@ fn unknown_keys(label: &str, text: &str) -> Vec<Problem> {
                 ),
             )
             .hint(
-                crate::store::did_you_mean(key, PRODUCT_KEYS.iter().copied()).unwrap_or_else(
-                    || "check the key's spelling against the keys the message lists".into(),
-                ),
+                store::did_you_mean(key, PRODUCT_KEYS.iter().copied()).unwrap_or_else(|| {
+                    "check the key's spelling against the keys the message lists".into()
+                }),
             )
         })
         .collect()
@@ -807,9 +808,9 @@ impl Reader<'_> {
             .as_ref()
             .map(|code| code.get_ref().trim().to_owned());
         if let (Some(code), Some(spanned)) = (&tax_code, &raw.tax_code)
-            && let Err(message) = crate::store::check_tax_code(code)
+            && let Err(message) = store::check_tax_code(code)
         {
-            self.problem(spanned.span(), message, crate::store::TAX_CODE_HINT.into());
+            self.problem(spanned.span(), message, store::TAX_CODE_HINT.into());
         }
         tax_code
     }

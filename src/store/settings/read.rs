@@ -13,12 +13,13 @@ use super::{
     MailTransport, Overrides, Rate, ServeSettings, Settings, SmtpSecurity, StampSettings,
     TaxBehavior, TaxSettings, check_email, mailbox, parse_duration,
 };
+use crate::store;
 use crate::store::money::Currency;
 use crate::store::values::{
     DEFAULT_DOWNLOAD_LIMIT, DOWNLOAD_LIMIT_HINT, STAMP_HINT, StampMode, check_display_name,
     check_download_limit,
 };
-use crate::store::{Problem, SETTINGS_FILE, toml_problem};
+use crate::store::{Problem, SETTINGS_FILE, toml_problem, values};
 
 /// The longest text Stripe shows beside the box (`custom_text` message).
 const WAIVER_MAX: usize = 1200;
@@ -517,8 +518,7 @@ impl Reader<'_> {
                     let rest = &text.get_ref()[at..];
                     let end = rest.find('}')? + 1;
                     let placeholder = &rest[..end];
-                    (!crate::store::values::STAMP_PLACEHOLDERS.contains(&placeholder))
-                        .then_some(placeholder)
+                    (!values::STAMP_PLACEHOLDERS.contains(&placeholder)).then_some(placeholder)
                 })
                 .collect();
             if let Some(first) = unknown.first() {
@@ -553,14 +553,10 @@ impl Reader<'_> {
         };
         let default_code = raw.tax.default_code.as_ref().and_then(|code| {
             let text = code.get_ref().trim();
-            match crate::store::check_tax_code(text) {
+            match store::check_tax_code(text) {
                 Ok(()) => Some(text.to_owned()),
                 Err(message) => {
-                    self.problem(
-                        Origin::File(code.span()),
-                        message,
-                        crate::store::TAX_CODE_HINT,
-                    );
+                    self.problem(Origin::File(code.span()), message, store::TAX_CODE_HINT);
                     None
                 }
             }
@@ -724,11 +720,11 @@ fn unknown_keys(text: &str) -> Vec<Problem> {
                     span,
                     format!(
                         "unknown field `{key}`{place}, expected one of {}",
-                        crate::store::quoted_list(known)
+                        store::quoted_list(known)
                     ),
                 )
                 .hint(
-                    crate::store::did_you_mean(key, known.iter().copied()).unwrap_or_else(|| {
+                    store::did_you_mean(key, known.iter().copied()).unwrap_or_else(|| {
                         "check the key's spelling against the keys the message lists".into()
                     }),
                 ),
