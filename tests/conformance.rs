@@ -854,6 +854,59 @@ async fn every_request_and_answer_matches_the_spec() {
         .unwrap();
     client.event(&events[0].id).await.unwrap().unwrap();
     let all_events: Vec<_> = client.events(&[], None).try_collect().await.unwrap();
+    // What the sandbox learnt to take as Stripe does (the strict sandbox):
+    // a coupon's date and count, a coupon applied directly, an expansion,
+    // a link's line items, invoices, sessions by their buyer's email.
+    let later = (now + 86_400).to_string();
+    let (_, coupon) = sandbox
+        .api(
+            Method::POST,
+            "/v1/coupons",
+            &[
+                ("percent_off", "20"),
+                ("redeem_by", &later),
+                ("max_redemptions", "5"),
+            ],
+        )
+        .await;
+    let coupon = coupon["id"].as_str().unwrap().to_owned();
+    sandbox
+        .api(
+            Method::GET,
+            &format!("/v1/coupons/{coupon}"),
+            &[("expand[]", "applies_to")],
+        )
+        .await;
+    sandbox
+        .api(
+            Method::POST,
+            "/v1/checkout/sessions",
+            &[
+                ("mode", "payment"),
+                ("line_items[0][price]", &price.id),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", "http://127.0.0.1:9/thanks"),
+                ("discounts[0][coupon]", &coupon),
+            ],
+        )
+        .await;
+    sandbox
+        .api(
+            Method::GET,
+            &format!("/v1/payment_links/{}/line_items", link.id),
+            &[],
+        )
+        .await;
+    sandbox
+        .api(Method::GET, "/v1/invoices", &[("limit", "3")])
+        .await;
+    sandbox
+        .api(
+            Method::GET,
+            "/v1/checkout/sessions",
+            &[("customer_details[email]", "ada@example.com")],
+        )
+        .await;
     // Errors have Stripe's shape too.
     let _ = client
         .create_product(

@@ -330,6 +330,37 @@ impl Sandbox {
             .collect()
     }
 
+    /// A raw API request, as any Stripe library sends it: `fields` as the
+    /// form body of a POST, or the query of a GET. Returns the status and
+    /// the answer.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let form = fields
+            .iter()
+            .fold(shop::stripe::Form::new(), |form, (key, value)| {
+                form.field(*key, *value)
+            })
+            .encode();
+        let request = if method == reqwest::Method::GET {
+            self.http
+                .get(format!("{}{path}?{form}", self.url))
+                .bearer_auth("sk_test_harness")
+        } else {
+            self.http
+                .request(method, format!("{}{path}", self.url))
+                .bearer_auth("sk_test_harness")
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form)
+        };
+        let response = request.send().await.expect("sandbox API");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("the API answers JSON"))
+    }
+
     /// Pays a session without a browser.
     pub async fn pay(&self, session: &str, email: &str, card: &str) -> serde_json::Value {
         self.control(

@@ -670,12 +670,36 @@ async fn webhooks_are_signed_and_retried() {
         .pay(&session.id, "ada@example.com", "4242424242424242")
         .await;
 
+    // The first attempt failed: it is tried again a minute later by the
+    // sandbox's clock (Stripe's back off), not at once.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let delivered = received.lock().unwrap().len();
-        if delivered >= 3 || std::time::Instant::now() > deadline {
-            break;
+    let failed = loop {
+        let deliveries = sandbox.control(Method::GET, "webhooks", json!({})).await;
+        let failed = deliveries
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["delivered"] == false && d["attempts"] == 1)
+            .cloned();
+        if let Some(failed) = failed
+            && received.lock().unwrap().len() == 2
+        {
+            break failed;
         }
+        assert!(std::time::Instant::now() < deadline, "{deliveries}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let clock = sandbox.control(Method::GET, "clock", json!({})).await;
+    let due = failed["next_attempt"].as_i64().unwrap();
+    assert!(
+        due - clock["now"].as_i64().unwrap() > 50,
+        "{failed} {clock}"
+    );
+    sandbox
+        .control(Method::POST, "clock", json!({"advance": 60}))
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while received.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let received = received.lock().unwrap().clone();

@@ -858,6 +858,84 @@ fn a_bank_debit_paid_ten_days_later_is_synced_incrementally() {
 }
 
 #[test]
+fn a_bank_debit_gets_its_invoice_when_the_money_arrives() {
+    let shop = Shop::new();
+    shop.runtime.block_on(shop.sandbox().set_clock(AUGUST));
+    shop.control(
+        Method::POST,
+        "settings",
+        json!({"async_payment_delay": 3 * DAY}),
+    );
+    let client = shop.sandbox().client();
+    let debit = shop
+        .runtime
+        .block_on(
+            client.create_checkout_session(
+                &CreateCheckoutSession {
+                    price: shop.prices[1].clone(),
+                    success_url: "http://127.0.0.1:9/t".into(),
+                    options: shop::stripe::CheckoutOptions {
+                        invoice_creation: true,
+                        ..Default::default()
+                    },
+                    metadata: [
+                        ("product".to_owned(), "atlas".to_owned()),
+                        ("version".to_owned(), "1.0.0".to_owned()),
+                    ]
+                    .into(),
+                    ..Default::default()
+                },
+                &IdempotencyKey::random(),
+            ),
+        )
+        .unwrap()
+        .id;
+    // Stripe issues the post-payment invoice once the payment succeeds:
+    // none while the bank has not paid.
+    let unpaid = shop.pay(&debit, ("iban", "DE89370400440532013000"));
+    assert_eq!(unpaid["payment_status"], "unpaid");
+    assert_eq!(unpaid["invoice"], Value::Null, "{unpaid}");
+    let store = shop.store();
+    store.shop(&["sync"]).success();
+    assert!(store.read("purchases/pending.jsonl").contains(&debit));
+
+    // Day 3: the bank pays, and the invoice comes with the money.
+    shop.runtime
+        .block_on(shop.sandbox().set_clock(AUGUST + 3 * DAY + 60));
+    store.shop(&["sync"]).success().stdout_has(&["1 new"]);
+    let paid: Vec<Value> = lines(store.path())
+        .into_iter()
+        .filter(|line| line["id"] == debit.as_str())
+        .collect();
+    assert_eq!(paid.len(), 1, "the debit is not in the ledger");
+    assert_eq!(paid[0]["invoice"], "SANDBOX-0001", "{}", paid[0]);
+    assert!(
+        paid[0]["invoice_url"]
+            .as_str()
+            .is_some_and(|url| url.starts_with(&shop.sandbox().url)),
+        "{}",
+        paid[0]
+    );
+    // Its events follow the payment's, as Stripe's do.
+    let kinds: Vec<String> = shop.runtime.block_on(async {
+        let events: Vec<_> = client
+            .events(&[], Some(AUGUST + 3 * DAY))
+            .try_collect()
+            .await
+            .unwrap();
+        events.into_iter().rev().map(|event| event.kind).collect()
+    });
+    let at = |kind: &str| kinds.iter().position(|k| k == kind).unwrap_or(usize::MAX);
+    assert!(
+        at("checkout.session.async_payment_succeeded") < at("invoice.finalized")
+            && at("invoice.finalized") < at("invoice.paid")
+            && at("invoice.paid") < usize::MAX,
+        "{kinds:?}"
+    );
+    assert_full_sync_agrees(&store);
+}
+
+#[test]
 fn a_failed_refund_counts_in_neither_sync() {
     let shop = Shop::new();
     shop.runtime.block_on(shop.sandbox().set_clock(AUGUST));

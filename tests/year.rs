@@ -410,6 +410,16 @@ fn an_authors_year() {
     }
     let german = ("card", "4000 0027 6000 0016");
     let american = ("card", "4242 4242 4242 4242");
+    // Launch day's webhooks come twice (Stripe may send an event more than
+    // once): each sale is recorded, and mailed, once.
+    let webhooks = |body: serde_json::Value| {
+        year.served.runtime.block_on(year.served.sandbox().control(
+            reqwest::Method::POST,
+            "webhooks",
+            body,
+        ))
+    };
+    webhooks(json!({"duplicate": true}));
     let ada = year.pay("/buy/old-roads", &[("email", "ada@example.com"), german]);
     let bo = year.pay(
         "/buy/workbook",
@@ -455,6 +465,28 @@ fn an_authors_year() {
         receipt.contains("Your PDF and EPUB files carry your email address"),
         "{receipt}"
     );
+    year.served
+        .wait_for("every launch-day event delivered twice", || {
+            let deliveries = year.served.runtime.block_on(year.served.sandbox().control(
+                reqwest::Method::GET,
+                "webhooks",
+                json!({}),
+            ));
+            let sales: Vec<_> = deliveries
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["type"] == "checkout.session.completed")
+                .collect();
+            sales.len() == 4 && sales.iter().all(|d| d["deliveries"] == 2)
+        });
+    let log = year.served.log.lock().unwrap().clone();
+    assert_eq!(
+        log.matches("checkout.session.completed: sale of").count(),
+        4,
+        "{log}"
+    );
+    webhooks(json!({"duplicate": false}));
 
     // ---- The next edition on pre-order, at a launch price and with its
     // day, while 1.0.0 sells: a buyer of each on the same day.

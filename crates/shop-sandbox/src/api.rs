@@ -9,7 +9,7 @@ use warp::http::Method;
 
 use super::ApiError;
 use super::objects::{self, new_id};
-use super::params::{Params, leaf_int, metadata};
+use super::params::{Params, expansions, leaf_int, metadata, only_keys};
 use super::sessions::{NewSession, apply_discount, new_session};
 use super::state::State;
 
@@ -86,6 +86,24 @@ pub fn dispatch(
             state.find("payment_link", id, "payment_link").cloned()
         }
         ["v1", "payment_links", id] if post => update_payment_link(state, params, id),
+        ["v1", "payment_links", id, "line_items"] if get => {
+            params.only(&["ending_before", "limit", "starting_after"])?;
+            let link = state.find("payment_link", id, "payment_link")?;
+            let price = state
+                .payment_link_prices
+                .get(link["id"].as_str().unwrap_or_default())
+                .and_then(|price| state.get(price))
+                .cloned()
+                .unwrap_or_default();
+            let name = price["product"]
+                .as_str()
+                .and_then(|product| state.get(product))
+                .and_then(|product| product["name"].as_str())
+                .unwrap_or("Product")
+                .to_owned();
+            let item = objects::line_item(&price, &name);
+            Ok(json!({"object": "list", "data": [item], "has_more": false, "url": path}))
+        }
         ["v1", "checkout", "sessions"] if post => create_session(state, context, params),
         ["v1", "checkout", "sessions"] if get => {
             let mut list = list_sessions(state, context, params, path)?;
@@ -116,6 +134,22 @@ pub fn dispatch(
         ["v1", "balance_transactions", id] if get => state
             .find("balance_transaction", id, "balance_transaction")
             .cloned(),
+        ["v1", "invoices"] if get => {
+            params.only(&[
+                "created",
+                "customer",
+                "ending_before",
+                "limit",
+                "starting_after",
+                "status",
+            ])?;
+            let status = params.str("status").map(str::to_owned);
+            let customer = params.str("customer").map(str::to_owned);
+            state.list("invoice", params, path, |invoice| {
+                status.as_deref().is_none_or(|s| invoice["status"] == s)
+                    && customer.as_deref().is_none_or(|c| invoice["customer"] == c)
+            })
+        }
         ["v1", "invoices", id] if get => state.find("invoice", id, "invoice").cloned(),
         ["v1", "refunds"] if post => create_refund(state, context, params),
         ["v1", "refunds"] if get => list_of_payment(state, "refund", params, path),
@@ -159,7 +193,7 @@ pub fn dispatch(
         }
         ["v1", "events", id] if get => state.find("event", id, "id").cloned(),
         ["v1", "coupons"] if post => create_coupon(state, params),
-        ["v1", "coupons", id] if get => state.find("coupon", id, "coupon").cloned(),
+        ["v1", "coupons", id] if get => super::coupons::get_coupon(state, params, id),
         ["v1", "promotion_codes"] if post => create_promotion_code(state, params),
         ["v1", "promotion_codes"] if get => {
             params.only(&[
@@ -301,25 +335,42 @@ fn create_payment_link(
     let options = super::tax::options(state, params, &price)?;
     let redirect = match params.get("after_completion") {
         None => None,
-        Some(after) => match after["type"].as_str() {
-            Some("redirect") => Some(
-                after["redirect"]["url"]
-                    .as_str()
-                    .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
-                    .ok_or_else(|| ApiError::missing("after_completion[redirect][url]"))?
-                    .to_owned(),
-            ),
-            Some("hosted_confirmation") => None,
-            Some(other) => {
-                return Err(ApiError::invalid(
-                    "after_completion[type]",
-                    &format!(
-                        "Invalid after_completion[type]: must be one of hosted_confirmation or redirect ({other})"
-                    ),
-                ));
+        Some(after) => {
+            only_keys(
+                after,
+                "after_completion",
+                &["hosted_confirmation", "redirect", "type"],
+            )?;
+            if let Some(redirect) = after.get("redirect") {
+                only_keys(redirect, "after_completion[redirect]", &["url"])?;
             }
-            None => return Err(ApiError::missing("after_completion[type]")),
-        },
+            if let Some(confirmation) = after.get("hosted_confirmation") {
+                only_keys(
+                    confirmation,
+                    "after_completion[hosted_confirmation]",
+                    &["custom_message"],
+                )?;
+            }
+            match after["type"].as_str() {
+                Some("redirect") => Some(
+                    after["redirect"]["url"]
+                        .as_str()
+                        .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
+                        .ok_or_else(|| ApiError::missing("after_completion[redirect][url]"))?
+                        .to_owned(),
+                ),
+                Some("hosted_confirmation") => None,
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        "after_completion[type]",
+                        &format!(
+                            "Invalid after_completion[type]: must be one of hosted_confirmation or redirect ({other})"
+                        ),
+                    ));
+                }
+                None => return Err(ApiError::missing("after_completion[type]")),
+            }
+        }
     };
     let id = new_id("plink_");
     let url = format!("{}/pay/{id}", context.base_url);
@@ -417,19 +468,7 @@ fn create_session(
     }
     let promotion = match params.get("discounts") {
         None => None,
-        Some(discounts) => {
-            let id = discounts[0]["promotion_code"].as_str().unwrap_or_default();
-            let promo = state
-                .find("promotion_code", id, "discounts[0][promotion_code]")?
-                .clone();
-            if promo["active"] != json!(true) {
-                return Err(ApiError::invalid(
-                    "discounts[0][promotion_code]",
-                    "This promotion code is inactive.",
-                ));
-            }
-            Some(promo)
-        }
+        Some(discounts) => Some(discount_param(state, discounts)?),
     };
     if let Some(email) = params.str("customer_email")
         && !super::rules::is_email(email)
@@ -485,45 +524,6 @@ fn create_session(
         });
     }
     Ok(session)
-}
-
-/// The `expand[]` paths of a request, without the `data.` of a list; a
-/// path deeper than Stripe's four levels is refused as Stripe refuses it.
-fn expansions(params: &Params, list: bool) -> Result<Vec<String>, ApiError> {
-    let paths: Vec<String> = match params.get("expand") {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|item| item.as_str().map(str::to_owned))
-            .collect(),
-        Some(_) => return Err(ApiError::invalid("expand", "Invalid array")),
-    };
-    let mut found = Vec::new();
-    for path in paths {
-        if path.split('.').count() > 4 {
-            return Err(ApiError::invalid_request(
-                &format!("You cannot expand more than 4 levels of a property. Property: {path}"),
-                Some("expand"),
-            ));
-        }
-        let inner = if list {
-            match path.strip_prefix("data.") {
-                Some(inner) => inner.to_owned(),
-                None => {
-                    return Err(ApiError::invalid_request(
-                        &format!(
-                            "This property cannot be expanded ({path}). You may want to try expanding 'data.{path}' instead."
-                        ),
-                        Some("expand"),
-                    ));
-                }
-            }
-        } else {
-            path
-        };
-        found.push(inner);
-    }
-    Ok(found)
 }
 
 /// Expands what a Checkout Session allows: `line_items`,
@@ -626,6 +626,44 @@ fn create_webhook_endpoint(state: &mut State, params: &Params) -> Result<Value, 
     Ok(answer)
 }
 
+/// `discounts[0]`: a promotion code, or a coupon applied directly (one of
+/// them); as a promotion code's shape, the coupon's without an `id`.
+fn discount_param(state: &State, discounts: &Value) -> Result<Value, ApiError> {
+    let first = match discounts {
+        Value::Array(items) if items.len() == 1 => &items[0],
+        _ => {
+            return Err(ApiError::invalid(
+                "discounts",
+                "Checkout Sessions take one discount.",
+            ));
+        }
+    };
+    only_keys(first, "discounts[0]", &["coupon", "promotion_code"])?;
+    match (first["promotion_code"].as_str(), first["coupon"].as_str()) {
+        (Some(id), None) => {
+            let promo = state
+                .find("promotion_code", id, "discounts[0][promotion_code]")?
+                .clone();
+            if promo["active"] != json!(true) {
+                return Err(ApiError::invalid(
+                    "discounts[0][promotion_code]",
+                    "This promotion code is inactive.",
+                ));
+            }
+            Ok(promo)
+        }
+        (None, Some(id)) => {
+            let coupon = state.find("coupon", id, "discounts[0][coupon]")?.clone();
+            super::coupons::coupon_valid(state, &coupon, "discounts[0][coupon]")?;
+            Ok(json!({ "coupon": coupon }))
+        }
+        _ => Err(ApiError::invalid_request(
+            "You must pass exactly one of `discounts[0][coupon]` or `discounts[0][promotion_code]`.",
+            Some("discounts[0]"),
+        )),
+    }
+}
+
 fn list_sessions(
     state: &mut State,
     context: &Context<'_>,
@@ -635,6 +673,7 @@ fn list_sessions(
     params.only(&[
         "created",
         "customer",
+        "customer_details",
         "ending_before",
         "expand",
         "limit",
@@ -643,6 +682,20 @@ fn list_sessions(
         "starting_after",
         "status",
     ])?;
+    // "Only return the Checkout Sessions for the Customer details
+    // specified": their email, exactly as the buyer gave it.
+    let email = match params.get("customer_details") {
+        None => None,
+        Some(details) => {
+            only_keys(details, "customer_details", &["email"])?;
+            Some(
+                details["email"]
+                    .as_str()
+                    .ok_or_else(|| ApiError::missing("customer_details[email]"))?
+                    .to_owned(),
+            )
+        }
+    };
     let status = params.str("status").map(str::to_owned);
     if let Some(status) = &status
         && !["open", "complete", "expired"].contains(&status.as_str())
@@ -661,6 +714,9 @@ fn list_sessions(
                 .as_deref()
                 .is_none_or(|p| session["payment_intent"] == p)
             && link.as_deref().is_none_or(|l| session["payment_link"] == l)
+            && email
+                .as_deref()
+                .is_none_or(|e| session["customer_details"]["email"] == e)
     })
 }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use warp::http::{Method, Response, StatusCode};
 
 use super::objects::{self, new_id};
-use super::{Faults, Sandbox, fees, json_response, registrations};
+use super::{Faults, Sandbox, fees, json_response, registrations, webhooks};
 
 /// One arm per control endpoint: a route table reads best whole, so it
 /// stays one function longer than 150 lines.
@@ -258,22 +258,64 @@ pub fn handle(
             json_response(StatusCode::OK, &json!([]))
         }
         ["webhooks"] if get => json_response(StatusCode::OK, &sandbox.deliveries.to_json()),
-        // `{"down": true}`: the endpoint cannot be reached until `false`.
-        ["webhooks"] if post => match input["down"].as_bool() {
-            Some(down) => {
-                sandbox.runtime().webhooks_down = down;
-                json_response(StatusCode::OK, &json!({"down": down}))
-            }
-            None => json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": "give `down`: true (the endpoint cannot be reached) or false"}),
-            ),
-        },
+        ["webhooks"] if post => delivery_faults(sandbox, &input),
         _ => json_response(
             StatusCode::NOT_FOUND,
             &json!({"error": "no such sandbox control"}),
         ),
     }
+}
+
+/// `POST /_sandbox/webhooks`: `{"down": true}`, the endpoint cannot be
+/// reached until `false`; `{"hold": true}`, events are kept back until
+/// `{"hold": false}` (or `{"release": "reverse"}`, newest first) lets them
+/// go one after the other; `{"duplicate": true}`, each is delivered twice;
+/// `{"delay_ms": 2000}`, each waits before its first attempt.
+fn delivery_faults(sandbox: &Arc<Sandbox>, input: &Value) -> Response<Vec<u8>> {
+    let known = ["down", "hold", "release", "duplicate", "delay_ms"];
+    let unknown = match input.as_object() {
+        Some(fields) if !fields.is_empty() => fields
+            .keys()
+            .find(|key| !known.contains(&key.as_str()))
+            .cloned(),
+        _ => Some(String::new()),
+    };
+    if let Some(key) = unknown {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": format!(
+                "`{key}`: give `down`, `hold` or `duplicate` (true or false), `release` (\"order\" or \"reverse\") or `delay_ms`"
+            )}),
+        );
+    }
+    if let Some(down) = input["down"].as_bool() {
+        sandbox.runtime().webhooks_down = down;
+    }
+    if let Some(duplicate) = input["duplicate"].as_bool() {
+        sandbox.deliveries.faults().duplicate = duplicate;
+    }
+    if let Some(delay) = input["delay_ms"].as_u64() {
+        sandbox.deliveries.faults().delay_ms = delay.min(60_000);
+    }
+    let mut released = 0;
+    match (input["hold"].as_bool(), input["release"].as_str()) {
+        (Some(true), _) => sandbox.deliveries.faults().hold = true,
+        (Some(false), order) | (None, order @ Some(_)) => {
+            released = webhooks::release(sandbox, order == Some("reverse"));
+        }
+        (None, None) => {}
+    }
+    let faults = sandbox.deliveries.faults();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "down": sandbox.webhooks_down(),
+            "hold": faults.hold,
+            "duplicate": faults.duplicate,
+            "delay_ms": faults.delay_ms,
+            "released": released,
+        }),
+    )
 }
 
 /// `POST /_sandbox/seed`: many paid sessions at once, for tests and

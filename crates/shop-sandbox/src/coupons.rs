@@ -14,10 +14,28 @@ pub(super) fn create_coupon(state: &mut State, params: &Params) -> Result<Value,
         "currency",
         "duration",
         "id",
+        "max_redemptions",
         "metadata",
         "name",
         "percent_off",
+        "redeem_by",
     ])?;
+    // "Date after which the coupon can no longer be redeemed", and how
+    // many times in all, across every code and customer.
+    let redeem_by = params.int("redeem_by")?;
+    if redeem_by.is_some_and(|at| at <= state.now()) {
+        return Err(ApiError::invalid(
+            "redeem_by",
+            "The `redeem_by` timestamp must be in the future.",
+        ));
+    }
+    let max_redemptions = params.int("max_redemptions")?;
+    if max_redemptions.is_some_and(|max| max < 1) {
+        return Err(ApiError::invalid(
+            "max_redemptions",
+            "This value must be greater than or equal to 1.",
+        ));
+    }
     // A one-off payment takes a coupon of any duration; `repeating` needs
     // its months, which only subscriptions use: not modelled.
     let duration = params.str("duration").unwrap_or("once");
@@ -93,6 +111,8 @@ pub(super) fn create_coupon(state: &mut State, params: &Params) -> Result<Value,
         state.now(),
     );
     coupon["duration"] = json!(duration);
+    coupon["redeem_by"] = json!(redeem_by);
+    coupon["max_redemptions"] = json!(max_redemptions);
     // Stripe shows `applies_to` only when expanded; it is kept apart.
     if let Some(products) = products {
         state.coupon_products.insert(id.clone(), products);
@@ -124,6 +144,22 @@ pub(super) fn create_promotion_code(state: &mut State, params: &Params) -> Resul
         return Err(ApiError::invalid(
             "expires_at",
             "The `expires_at` timestamp must be in the future.",
+        ));
+    }
+    // "If the coupon has specified a redeems_by, then this value cannot be
+    // after the coupon's redeems_by."
+    if let (Some(at), Some(by)) = (expires_at, coupon["redeem_by"].as_i64())
+        && at > by
+    {
+        return Err(ApiError::invalid(
+            "expires_at",
+            "The promotion code's `expires_at` cannot be after its coupon's `redeem_by`.",
+        ));
+    }
+    if coupon["valid"] != json!(true) {
+        return Err(ApiError::invalid(
+            "coupon",
+            "This coupon is no longer valid: it cannot be redeemed.",
         ));
     }
     let code = match params.str("code") {
@@ -170,4 +206,48 @@ pub(super) fn create_promotion_code(state: &mut State, params: &Params) -> Resul
     promo["max_redemptions"] = json!(max_redemptions);
     promo["expires_at"] = json!(expires_at);
     Ok(state.insert(promo))
+}
+
+/// `GET /v1/coupons/{id}`: `applies_to` shows only when expanded.
+pub(super) fn get_coupon(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
+    params.only(&["expand"])?;
+    let mut coupon = state.find("coupon", id, "coupon")?.clone();
+    for field in super::params::expansions(params, false)? {
+        match field.as_str() {
+            "applies_to" => {
+                let products = state.coupon_products.get(id).cloned().unwrap_or_default();
+                coupon["applies_to"] = json!({ "products": products });
+            }
+            other => {
+                return Err(ApiError::invalid_request(
+                    &format!("This property cannot be expanded ({other})."),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(coupon)
+}
+
+/// Whether a coupon may still be redeemed: before its `redeem_by`, and
+/// not yet redeemed `max_redemptions` times (across all its codes).
+pub(super) fn coupon_valid(state: &State, coupon: &Value, param: &str) -> Result<(), ApiError> {
+    let coupon = state
+        .get(coupon["id"].as_str().unwrap_or_default())
+        .unwrap_or(coupon);
+    if coupon["redeem_by"]
+        .as_i64()
+        .is_some_and(|by| by <= state.now())
+    {
+        return Err(ApiError::invalid(param, "This coupon has expired."));
+    }
+    if let Some(max) = coupon["max_redemptions"].as_i64()
+        && coupon["times_redeemed"].as_i64().unwrap_or(0) >= max
+    {
+        return Err(ApiError::invalid(
+            param,
+            "This coupon has been redeemed the maximum number of times.",
+        ));
+    }
+    Ok(())
 }

@@ -279,9 +279,10 @@ impl Sandbox {
             tracing::error!("cannot save the sandbox to `{}`: {error}", path.display());
         }
         let events = std::mem::take(&mut state.pending_events);
+        let now = state.now();
         for (url, secret) in self.endpoints(state) {
             for event in &events {
-                webhooks::deliver(self.clone(), url.clone(), secret.clone(), event.clone());
+                webhooks::deliver(self, url.clone(), secret.clone(), event.clone(), now);
             }
         }
     }
@@ -310,13 +311,17 @@ pub async fn serve(
 }
 
 impl Sandbox {
-    /// Settles the delayed payments that are due, and delivers their events.
+    /// Settles the delayed payments that are due, and delivers their
+    /// events; tries again the deliveries whose retry is due.
     pub(crate) fn settle(self: &Arc<Self>) {
         let webhooks = self.webhooks();
         let mut state = self.state();
-        if sessions::settle_due(&mut state, webhooks) > 0 {
+        if sessions::settle_due(&mut state, &self.base_url, webhooks) > 0 {
             self.after_change(&mut state);
         }
+        let now = state.now();
+        drop(state);
+        webhooks::retry_due(self, now);
     }
 }
 

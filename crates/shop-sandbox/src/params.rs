@@ -182,3 +182,57 @@ pub fn metadata(value: Option<&Value>) -> Result<Value, ApiError> {
     }
     Ok(Value::Object(out))
 }
+
+/// Refuses a key of the hash `name` that is not `allowed`, as Stripe
+/// refuses unknown parameters at every depth.
+pub fn only_keys(value: &Value, name: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    let Value::Object(fields) = value else {
+        return Err(ApiError::invalid(name, "Invalid hash"));
+    };
+    match fields.keys().find(|key| !allowed.contains(&key.as_str())) {
+        Some(unknown) => Err(ApiError::invalid_request(
+            &format!("Received unknown parameter: {name}[{unknown}]"),
+            Some(&format!("{name}[{unknown}]")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The `expand[]` paths of a request, without the `data.` of a list; a
+/// path deeper than Stripe's four levels is refused as Stripe refuses it.
+pub fn expansions(params: &Params, list: bool) -> Result<Vec<String>, ApiError> {
+    let paths: Vec<String> = match params.get("expand") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => return Err(ApiError::invalid("expand", "Invalid array")),
+    };
+    let mut found = Vec::new();
+    for path in paths {
+        if path.split('.').count() > 4 {
+            return Err(ApiError::invalid_request(
+                &format!("You cannot expand more than 4 levels of a property. Property: {path}"),
+                Some("expand"),
+            ));
+        }
+        let inner = if list {
+            match path.strip_prefix("data.") {
+                Some(inner) => inner.to_owned(),
+                None => {
+                    return Err(ApiError::invalid_request(
+                        &format!(
+                            "This property cannot be expanded ({path}). You may want to try expanding 'data.{path}' instead."
+                        ),
+                        Some("expand"),
+                    ));
+                }
+            }
+        } else {
+            path
+        };
+        found.push(inner);
+    }
+    Ok(found)
+}

@@ -63,11 +63,17 @@ pub fn apply_discount(state: &mut State, id: &str, promo: &Value) -> Result<(), 
 /// coupon's `applies_to` naming the session's product. Checked when the
 /// code is applied and again when the session completes.
 pub fn redeemable(state: &State, promo: &Value, session: &str) -> Result<(), ApiError> {
-    let param = "discounts[0][promotion_code]";
+    // A coupon applied directly has no code of its own.
+    let param = if promo["id"].is_string() {
+        "discounts[0][promotion_code]"
+    } else {
+        "discounts[0][coupon]"
+    };
     // The code as it is now, not as the session saw it.
     let promo = state
         .get(promo["id"].as_str().unwrap_or_default())
         .unwrap_or(promo);
+    super::coupons::coupon_valid(state, &promo["coupon"], param)?;
     if promo["expires_at"]
         .as_i64()
         .is_some_and(|at| at <= state.now())
@@ -101,17 +107,36 @@ pub fn redeemable(state: &State, promo: &Value, session: &str) -> Result<(), Api
 
 /// Counts a redemption of the promotion code a session completed with.
 pub fn redeemed(state: &mut State, session: &str) {
-    let Some(promo) = state.breakdowns.get(session).and_then(|breakdown| {
-        breakdown["discounts"][0]["discount"]["promotion_code"]
-            .as_str()
-            .map(str::to_owned)
-    }) else {
+    let Some(discount) = state
+        .breakdowns
+        .get(session)
+        .map(|breakdown| breakdown["discounts"][0]["discount"].clone())
+    else {
         return;
     };
-    state.update(&promo, |promo| {
-        let times = promo["times_redeemed"].as_i64().unwrap_or(0);
-        promo["times_redeemed"] = json!(times + 1);
-    });
+    let count = |object: &mut Value| {
+        let times = object["times_redeemed"].as_i64().unwrap_or(0) + 1;
+        object["times_redeemed"] = json!(times);
+        times
+    };
+    if let Some(promo) = discount["promotion_code"].as_str() {
+        state.update(promo, |promo| {
+            count(promo);
+        });
+    }
+    // The coupon counts every redemption, through any code or none: at its
+    // `max_redemptions` it is no longer valid.
+    if let Some(coupon) = discount["coupon"]["id"].as_str() {
+        state.update(coupon, |coupon| {
+            let times = count(coupon);
+            if coupon["max_redemptions"]
+                .as_i64()
+                .is_some_and(|max| times >= max)
+            {
+                coupon["valid"] = json!(false);
+            }
+        });
+    }
 }
 
 pub struct NewSession<'a> {
@@ -475,13 +500,26 @@ fn with_invoice(
         return session;
     };
     let id = session["id"].as_str().unwrap_or_default().to_owned();
-    if events {
-        state.emit("invoice.finalized", invoice.clone(), None, webhooks);
-        state.emit("invoice.paid", invoice.clone(), None, webhooks);
-    }
-    state
+    let session = state
         .update(&id, |session| session["invoice"] = invoice["id"].clone())
-        .unwrap_or(session)
+        .unwrap_or(session);
+    if events {
+        invoice_events(state, &session, webhooks);
+    }
+    session
+}
+
+/// `invoice.finalized` and `invoice.paid` of a session's invoice, if any.
+fn invoice_events(state: &mut State, session: &Value, webhooks: i64) {
+    let Some(invoice) = session["invoice"]
+        .as_str()
+        .and_then(|id| state.get(id))
+        .cloned()
+    else {
+        return;
+    };
+    state.emit("invoice.finalized", invoice.clone(), None, webhooks);
+    state.emit("invoice.paid", invoice, None, webhooks);
 }
 
 /// The pay-what-you-want range of an open session's price (minimum,
@@ -613,7 +651,7 @@ fn pay_by_debit(
 
 /// Settles the delayed payments that are due by the sandbox's clock, with
 /// the events Stripe sends. Returns how many settled.
-pub fn settle_due(state: &mut State, webhooks: i64) -> usize {
+pub fn settle_due(state: &mut State, base_url: &str, webhooks: i64) -> usize {
     let now = state.now();
     let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.settlements)
         .into_iter()
@@ -653,12 +691,16 @@ pub fn settle_due(state: &mut State, webhooks: i64) -> usize {
                 .unwrap_or_default();
             state.emit("charge.succeeded", charge, None, webhooks);
             state.emit("payment_intent.succeeded", intent, None, webhooks);
+            // "After the payment succeeds, Stripe generates the invoice":
+            // a delayed payment's comes with the money.
+            let session = with_invoice(state, base_url, session, false, webhooks);
             state.emit(
                 "checkout.session.async_payment_succeeded",
-                session,
+                session.clone(),
                 None,
                 webhooks,
             );
+            invoice_events(state, &session, webhooks);
         } else {
             let charge = state
                 .update(&charge_id, |charge| {

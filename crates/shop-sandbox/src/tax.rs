@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::ApiError;
 use super::objects::new_id;
-use super::params::{Params, leaf_bool};
+use super::params::{Params, leaf_bool, only_keys};
 use super::registrations;
 use super::state::State;
 
@@ -313,19 +313,6 @@ pub fn apply(object: &mut Value, options: &Value) {
         } else {
             Value::Null
         };
-    }
-}
-
-fn only_keys(value: &Value, name: &str, allowed: &[&str]) -> Result<(), ApiError> {
-    let Value::Object(fields) = value else {
-        return Err(ApiError::invalid(name, "Invalid hash"));
-    };
-    match fields.keys().find(|key| !allowed.contains(&key.as_str())) {
-        Some(unknown) => Err(ApiError::invalid_request(
-            &format!("Received unknown parameter: {name}[{unknown}]"),
-            Some(&format!("{name}[{unknown}]")),
-        )),
-        None => Ok(()),
     }
 }
 
