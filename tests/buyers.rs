@@ -185,3 +185,51 @@ fn a_refunded_purchase_offers_nothing_even_before_its_webhook() {
         );
     }
 }
+
+#[test]
+fn a_bank_debits_receipt_links_the_invoice_stripe_issues_when_the_money_arrives() {
+    let served = Served::start_with_store(&[], |test| {
+        let settings = test
+            .read("shop.toml")
+            .replace("currency = \"usd\"", "currency = \"eur\"")
+            .replace("invoices = false", "invoices = true");
+        assert!(settings.contains("invoices = true"), "{settings}");
+        test.write("shop.toml", &settings);
+    });
+    // A SEPA debit: the checkout completes, the bank pays a minute later.
+    let checkout = served.checkout_page(&served.payment_link());
+    let form = shop::stripe::Form::new()
+        .field("email", "ada@example.com")
+        .field("address", "DE")
+        .field("iban", "DE89370400440532013000");
+    let paid = served
+        .runtime
+        .block_on(
+            served
+                .http
+                .post(&checkout)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form.encode())
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    let receipts = || -> Vec<String> {
+        served
+            .outbox()
+            .into_iter()
+            .filter(|m| m.contains("To: ada@example.com") && m.contains("Subject: Your receipt"))
+            .collect()
+    };
+    assert!(receipts().is_empty(), "a receipt before the money");
+    served.runtime.block_on(served.sandbox().control(
+        reqwest::Method::POST,
+        "clock",
+        serde_json::json!({"advance": 120}),
+    ));
+    served.wait_for("the receipt once the bank paid", || !receipts().is_empty());
+    let receipt = receipts().remove(0);
+    let invoice = format!("Invoice: {}/invoices/in_", served.sandbox().url);
+    assert!(receipt.contains(&invoice), "{receipt}");
+    assert!(receipt.contains("View your invoice"), "{receipt}");
+}

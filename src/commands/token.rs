@@ -80,7 +80,11 @@ pub fn run(context: &Context, mut args: Args) -> anyhow::Result<()> {
                 "run `shop sync` first, then `shop token --mail` again",
             ));
         };
-        Some(mail_link(&store, &purchase, &link, expires)?)
+        let invoice = known
+            .in_ledger
+            .as_ref()
+            .and_then(|purchase| purchase.invoice_url.clone());
+        Some(mail_link(&store, &purchase, &link, expires, invoice)?)
     } else {
         None
     };
@@ -257,6 +261,7 @@ fn mail_link(
     purchase: &state::Entitlement,
     link: &str,
     expires: i64,
+    invoice: Option<String>,
 ) -> anyhow::Result<String> {
     use crate::mail::Kind;
     let templates = Templates::load(&store.root)?;
@@ -273,6 +278,7 @@ fn mail_link(
         ("limit", product.download_limit.to_string()),
         ("order", ledger::order_number(&purchase.id)),
         ("lost", format!("{}/lost", settings.base_url)),
+        ("invoice", invoice.unwrap_or_default()),
     ]);
     values.extend(mail::product_values(store, product, &purchase.version));
     let kind = if purchase.id.starts_with(ledger::GRANT_PREFIX) {

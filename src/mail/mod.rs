@@ -119,6 +119,7 @@ impl Kind {
             Kind::Receipt => &[
                 "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
                 "email", "order", "date", "paid", "lost", "cover", "contents", "stamped",
+                "invoice",
             ],
             Kind::Notice => &[
                 "shop",

@@ -92,6 +92,36 @@ fn paid(purchase: &state::Entitlement) -> String {
     text
 }
 
+/// The address of a sale's invoice, when the store asks Stripe for
+/// invoices: Stripe issues it once the payment succeeds (for a bank debit,
+/// days after the checkout), and the receipt goes when it has. Empty when
+/// there is none, or Stripe cannot be asked now: the receipt, with its
+/// download link, does not wait (Stripe mails the invoice as well).
+async fn invoice_url(app: &App, purchase: &str) -> String {
+    if !app.store().settings.tax.invoices || !purchase.starts_with("cs_") {
+        return String::new();
+    }
+    match app
+        .stripe
+        .checkout_session_expanded(purchase, &["invoice"])
+        .await
+    {
+        Ok(session) => session
+            .and_then(|session| session.invoice)
+            .and_then(|invoice| invoice.object().cloned())
+            .and_then(|invoice| invoice.hosted_invoice_url)
+            .unwrap_or_default(),
+        Err(error) => {
+            tracing::warn!(
+                purchase = %purchase,
+                "the receipt goes without its invoice: {}",
+                error::one_line(&error)
+            );
+            String::new()
+        }
+    }
+}
+
 fn expires(app: &App) -> String {
     dates::human_time(app.now() + app.store().settings.link_lifetime as i64)
 }
@@ -149,6 +179,7 @@ async fn compose(
                 )?));
             }
             values.insert("link", app.link(&purchase.id));
+            values.insert("invoice", invoice_url(app, &purchase.id).await);
             values.insert("expires", expires(app));
             values.insert("limit", product.download_limit.to_string());
             values.insert("lost", format!("{}/lost", app.store().settings.base_url));
