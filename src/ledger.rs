@@ -30,8 +30,36 @@ pub const GRANTS_FILE: &str = "grants.jsonl";
 /// The start of a grant's id (a purchase's is its Checkout Session's, `cs_`).
 pub const GRANT_PREFIX: &str = "gr_";
 
-/// The status of a grant.
-pub const GRANTED: &str = "granted";
+/// Where a purchase stands, as its ledger line says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Paid,
+    /// Refunded in full (a partial refund leaves it `paid`).
+    Refunded,
+    Disputed,
+    /// Given by `shop grant`, not bought.
+    Granted,
+}
+
+impl Status {
+    /// As the ledger writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Paid => "paid",
+            Status::Refunded => "refunded",
+            Status::Disputed => "disputed",
+            Status::Granted => "granted",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One purchase: one completed, paid Checkout Session of the shop.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +88,7 @@ pub struct Purchase {
     pub discount: Option<i64>,
     pub currency: String,
     pub payment_intent: Option<String>,
-    /// `paid`, `refunded` or `disputed`.
-    pub status: String,
+    pub status: Status,
     /// Minor units refunded so far, when any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_refunded: Option<i64>,
@@ -140,7 +167,7 @@ impl Purchase {
             version: version.to_owned(),
             amount: 0,
             currency: currency.to_owned(),
-            status: GRANTED.to_owned(),
+            status: Status::Granted,
             note,
             ..Purchase::default()
         }
@@ -149,12 +176,12 @@ impl Purchase {
     /// Whether it entitles its buyer to downloads and notices: paid, or
     /// given, and neither refunded nor disputed.
     pub fn in_good_standing(&self) -> bool {
-        self.status == "paid" || self.status == GRANTED
+        matches!(self.status, Status::Paid | Status::Granted)
     }
 
     /// Whether it was given by `shop grant` rather than bought.
     pub fn is_grant(&self) -> bool {
-        self.status == GRANTED
+        self.status == Status::Granted
     }
 
     /// When the sale was made, for reports: when it was paid where known,
@@ -179,8 +206,8 @@ impl Purchase {
 
     /// Minor units refunded: all of it when refunded, else what was.
     pub fn refunded(&self) -> i64 {
-        match self.status.as_str() {
-            "refunded" => self.amount_refunded.unwrap_or(self.amount).max(self.amount),
+        match self.status {
+            Status::Refunded => self.amount_refunded.unwrap_or(self.amount).max(self.amount),
             _ => self.amount_refunded.unwrap_or(0),
         }
     }
@@ -511,7 +538,7 @@ mod tests {
             amount: 2900,
             currency: "usd".into(),
             payment_intent: Some(format!("pi_{id}")),
-            status: "paid".into(),
+            status: Status::Paid,
             amount_refunded: None,
             utm_source: Some("newsletter".into()),
             ..Purchase::default()

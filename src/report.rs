@@ -212,7 +212,7 @@ pub fn csv_line(purchase: &Purchase) -> String {
         purchase.product.clone(),
         purchase.version.clone(),
         if purchase.preorder { "yes" } else { "" }.to_owned(),
-        purchase.status.clone(),
+        purchase.status.to_string(),
         decimal(purchase.amount),
         purchase.discount.map(decimal).unwrap_or_default(),
         decimal(purchase.refunded()),
@@ -269,8 +269,9 @@ fn csv_field(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::Status;
 
-    fn purchase(product: &str, amount: i64, status: &str, refunded: Option<i64>) -> Purchase {
+    fn purchase(product: &str, amount: i64, status: Status, refunded: Option<i64>) -> Purchase {
         Purchase {
             id: "cs_1".into(),
             created: "2026-11-02T10:00:00Z".into(),
@@ -279,7 +280,7 @@ mod tests {
             version: "1.0.0".into(),
             amount,
             currency: "usd".into(),
-            status: status.into(),
+            status,
             amount_refunded: refunded,
             referrer: Some("https://www.example.org/post?x=1".into()),
             ..Purchase::default()
@@ -312,7 +313,7 @@ mod tests {
             terms_accepted: Some("2026-11-02T10:00:04Z".into()),
             note: Some("n".into()),
             mailed: Some("2026-11-02T10:00:06Z".into()),
-            ..purchase("guide", 2900, "paid", Some(2900))
+            ..purchase("guide", 2900, Status::Paid, Some(2900))
         };
         let keys: Vec<String> = serde_json::to_value(&every)
             .unwrap()
@@ -342,13 +343,13 @@ mod tests {
     #[test]
     fn grants_are_counted_apart_and_bring_no_money() {
         let mut report = Report::default();
-        report.add(&purchase("guide", 2900, "paid", None), By::Product);
+        report.add(&purchase("guide", 2900, Status::Paid, None), By::Product);
         report.add(
-            &purchase("guide", 0, crate::ledger::GRANTED, None),
+            &purchase("guide", 0, Status::Granted, None),
             By::Product,
         );
         report.add(
-            &purchase("guide", 0, crate::ledger::GRANTED, None),
+            &purchase("guide", 0, Status::Granted, None),
             By::Product,
         );
         let rows = report.rows();
@@ -362,13 +363,13 @@ mod tests {
         let taxed = |country: &str, amount: i64, tax: i64, refunded: Option<i64>| Purchase {
             country: Some(country.into()),
             tax: Some(tax),
-            ..purchase("guide", amount, "paid", refunded)
+            ..purchase("guide", amount, Status::Paid, refunded)
         };
         let mut report = Report::default();
         report.add(&taxed("DE", 3451, 551, None), By::Country);
         report.add(&taxed("DE", 3451, 551, Some(3451)), By::Country);
         report.add(&taxed("US", 3197, 297, Some(1599)), By::Country);
-        report.add(&purchase("guide", 2900, "paid", None), By::Country);
+        report.add(&purchase("guide", 2900, Status::Paid, None), By::Country);
         let rows = report.rows();
         let row = |group: &str| rows.iter().find(|row| row.group == group).unwrap().clone();
         let germany = row("DE");
@@ -390,18 +391,18 @@ mod tests {
 
     #[test]
     fn groups_add_up_with_fees_and_a_total() {
-        let with_fee = |amount: i64, status: &str, refunded: Option<i64>, fee: i64| Purchase {
+        let with_fee = |amount: i64, status: Status, refunded: Option<i64>, fee: i64| Purchase {
             fee: Some(fee),
             net: Some(amount - fee),
             ..purchase("guide", amount, status, refunded)
         };
         let mut report = Report::default();
-        report.add(&with_fee(2900, "paid", None, 114), By::Product);
+        report.add(&with_fee(2900, Status::Paid, None, 114), By::Product);
         // Stripe keeps its fee when it refunds.
-        report.add(&with_fee(2900, "refunded", None, 114), By::Product);
-        report.add(&with_fee(2900, "paid", Some(900), 114), By::Product);
+        report.add(&with_fee(2900, Status::Refunded, None, 114), By::Product);
+        report.add(&with_fee(2900, Status::Paid, Some(900), 114), By::Product);
         // Synced before fees were recorded: counted as unknown.
-        report.add(&purchase("atlas", 1000, "disputed", None), By::Product);
+        report.add(&purchase("atlas", 1000, Status::Disputed, None), By::Product);
         let rows = report.rows();
         assert_eq!(
             rows[0],
@@ -456,7 +457,7 @@ mod tests {
                 fee: Some(90),
                 net: Some(2500),
                 settled_in: Some("eur".into()),
-                ..purchase("guide", 2900, "paid", None)
+                ..purchase("guide", 2900, Status::Paid, None)
             },
             By::Product,
         );
@@ -466,7 +467,7 @@ mod tests {
 
     #[test]
     fn sources_fall_back_to_the_referrers_host() {
-        assert_eq!(source(&purchase("guide", 1, "paid", None)), "example.org");
+        assert_eq!(source(&purchase("guide", 1, Status::Paid, None)), "example.org");
     }
 
     #[test]
@@ -475,7 +476,7 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        let line = csv_line(&purchase("guide", 2900, "paid", Some(900)));
+        let line = csv_line(&purchase("guide", 2900, Status::Paid, Some(900)));
         assert!(
             line.starts_with(
                 "cs_1,2026-11-02T10:00:00Z,,ada@example.com,guide,1.0.0,,paid,29.00,,9.00,USD,"

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::ledger::{self, LedgerError, Purchase};
+use crate::ledger::{self, LedgerError, Purchase, Status};
 use crate::state::Entitlement;
 
 /// What a support request names.
@@ -55,9 +55,8 @@ pub struct Found {
     pub email: String,
     pub product: String,
     pub version: String,
-    /// `paid`, `refunded`, `disputed` or `granted`; `paid` for one only
-    /// the server has seen.
-    pub status: String,
+    /// `paid` for one only the server has seen.
+    pub status: Status,
     /// Unix seconds.
     pub created: i64,
     pub payment_intent: Option<String>,
@@ -93,7 +92,7 @@ impl Found {
             email: purchase.email.clone(),
             product: purchase.product.clone(),
             version: purchase.version.clone(),
-            status: "paid".to_owned(),
+            status: Status::Paid,
             created: purchase.created,
             payment_intent: purchase.payment_intent.clone(),
             amount: purchase.paid.as_ref().map_or(0, |paid| paid.amount),
@@ -108,7 +107,7 @@ impl Found {
 
     /// Whether its downloads are open.
     pub fn in_good_standing(&self) -> bool {
-        self.status == "paid" || self.status == ledger::GRANTED
+        matches!(self.status, Status::Paid | Status::Granted)
     }
 }
 

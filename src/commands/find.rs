@@ -61,7 +61,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         .iter()
         .zip(&left)
         .map(|(purchase, left)| {
-            let mut status = purchase.status.clone();
+            let mut status = purchase.status.to_string();
             if purchase.preorder {
                 status.push_str(" (pre-order)");
             }

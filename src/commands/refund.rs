@@ -5,7 +5,8 @@ use crate::mail::{Kind, Mailer, Templates};
 use crate::store::money;
 use crate::stripe::IdempotencyKey;
 use crate::support::{self, Key};
-use crate::{error, ledger, mail, printable, state, store};
+use crate::{error, mail, printable, state, store};
+use crate::ledger::Status;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -66,13 +67,13 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                 "`{}` ({}) has no payment to refund",
                 purchase.order, purchase.id
             ),
-            match purchase.status.as_str() {
-                ledger::GRANTED => "a grant was given, not paid for: nothing to refund",
+            match purchase.status {
+                Status::Granted => "a grant was given, not paid for: nothing to refund",
                 _ => "a free copy (a 100% code) was not paid for: nothing to refund",
             },
         ));
     };
-    if purchase.status == "disputed" {
+    if purchase.status == Status::Disputed {
         return Err(error::hinted(
             format!("`{}` is disputed", purchase.order),
             "a disputed payment is settled through the dispute in Stripe's dashboard, not refunded",
@@ -116,7 +117,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         )),
     }
     // The notice goes once: the first time this refund is recorded.
-    if recorded.is_some() && !args.no_mail {
+    if recorded.is_new() && !args.no_mail {
         let amount = refunded.as_ref().map_or_else(
             || money::display_amount(purchase.amount, &purchase.currency),
             |refund| money::display_amount(refund.amount, &refund.currency),

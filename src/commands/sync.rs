@@ -4,6 +4,7 @@ use super::Context;
 use crate::state::Entitlement;
 use crate::sync::{self, Progress, Request};
 use crate::{ledger, store};
+use crate::ledger::Status;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -101,7 +102,7 @@ fn queue_missing_receipts(store: &store::Store) -> anyhow::Result<usize> {
     let since = now - 30 * 86_400;
     let mut purchases = Vec::new();
     ledger::each(&store.root, |purchase| {
-        if purchase.status == "paid"
+        if purchase.status == Status::Paid
             && purchase.created_unix() >= since
             && !purchase.email.is_empty()
         {

@@ -181,7 +181,7 @@ impl Known {
     }
 
     /// Refunded or disputed, by the ledger or by the server's webhooks.
-    fn revoked(&self, db: &Db) -> anyhow::Result<Option<String>> {
+    fn revoked(&self, db: &Db) -> anyhow::Result<Option<&'static str>> {
         let revoked_in_server = match &self.in_server {
             Some(purchase) => super::block_on(db.revoked(purchase))??,
             None => false,
@@ -190,8 +190,8 @@ impl Known {
             .in_ledger
             .as_ref()
             .filter(|purchase| !purchase.in_good_standing())
-            .map(|purchase| purchase.status.clone())
-            .or_else(|| revoked_in_server.then(|| "refunded or disputed".to_owned())))
+            .map(|purchase| purchase.status.as_str())
+            .or_else(|| revoked_in_server.then_some("refunded or disputed")))
     }
 
     /// Reopens the downloads of a refunded or disputed purchase.

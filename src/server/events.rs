@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::App;
 use crate::metadata;
-use crate::state::{self, Entitlement, StateError};
+use crate::state::{self, Entitlement, Recorded, StateError};
 use crate::stripe::{Charge, CheckoutSession, Dispute, Event};
 
 /// The events the server acts on.
@@ -30,8 +30,8 @@ pub enum ApplyError {
     State(#[from] StateError),
 }
 
-/// Applies `event` received at `now`: `None` when it was already recorded.
-pub async fn apply(app: &App, event: &Event, now: i64) -> Result<Option<()>, ApplyError> {
+/// Applies `event` received at `now`, once.
+pub async fn apply(app: &App, event: &Event, now: i64) -> Result<Recorded, ApplyError> {
     let recorded = state::Event {
         id: &event.id,
         kind: &event.kind,
@@ -49,16 +49,20 @@ pub async fn apply(app: &App, event: &Event, now: i64) -> Result<Option<()>, App
                 None => "a sale of another integration".into(),
             };
             let handled = app.db.record_sale(&recorded, purchase).await?;
-            if let Some(revoked) = handled {
+            if handled.is_new() {
                 tracing::info!(
                     purchase = %session.id,
                     event = %event.id,
                     "{}: {outcome}{}",
                     event.kind,
-                    if revoked { " (already refunded: no receipt)" } else { "" }
+                    if handled == Recorded::NowRevoked {
+                        " (already refunded: no receipt)"
+                    } else {
+                        ""
+                    }
                 );
             }
-            Ok(handled.map(drop))
+            Ok(handled)
         }
         "charge.refunded" => {
             let charge =
@@ -70,7 +74,7 @@ pub async fn apply(app: &App, event: &Event, now: i64) -> Result<Option<()>, App
                 .filter(|_| charge.refunded)
                 .map(|intent| (intent, "refunded"));
             let handled = app.db.record_refund(&recorded, closed).await?;
-            if handled.is_some() {
+            if handled.is_new() {
                 tracing::info!(
                     payment = %charge.payment_intent.as_deref().unwrap_or_default(),
                     event = %event.id,
@@ -93,7 +97,7 @@ pub async fn apply(app: &App, event: &Event, now: i64) -> Result<Option<()>, App
                 .as_deref()
                 .map(|intent| (intent, "disputed"));
             let handled = app.db.record_refund(&recorded, closed).await?;
-            if handled.is_some() {
+            if handled.is_new() {
                 tracing::info!(
                     payment = %dispute.payment_intent.as_deref().unwrap_or_default(),
                     event = %event.id,

@@ -24,8 +24,9 @@ use std::time::Duration;
 use futures_util::TryStreamExt as _;
 
 use super::App;
-use crate::state::Event;
+use crate::state::{Event, Recorded};
 use crate::{error, ledger, stripe};
+use crate::ledger::Status;
 
 /// How often the server reconciles.
 pub const EVERY: Duration = Duration::from_secs(300);
@@ -121,7 +122,7 @@ async fn from_ledger(app: &App) -> anyhow::Result<usize> {
     let now = app.now();
     let mut newly = 0;
     for (intent, status) in closed {
-        let reason = if status == "disputed" {
+        let reason = if status == Status::Disputed {
             "disputed"
         } else {
             "refunded"
@@ -147,7 +148,7 @@ async fn from_ledger(app: &App) -> anyhow::Result<usize> {
             .db
             .record_refund(&event, Some((&intent, reason)))
             .await?
-            .is_some()
+            .is_new()
         {
             newly += 1;
         }
@@ -199,8 +200,8 @@ async fn from_events(app: &App) -> anyhow::Result<usize> {
     let mut missed = 0;
     for event in &events {
         match super::events::apply(app, event, app.now()).await {
-            Ok(Some(())) => missed += 1,
-            Ok(None) => {}
+            Ok(Recorded::Again) => {}
+            Ok(_) => missed += 1,
             Err(super::events::ApplyError::Malformed(what)) => {
                 tracing::warn!(event = %event.id, "an event whose object is not a {what}");
             }

@@ -273,6 +273,36 @@ enum Backend {
     Postgres(postgres::Postgres),
 }
 
+/// What recording a webhook event did. Each event is recorded once, by
+/// whichever server gets it first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Recorded {
+    /// Recorded before (here or by another server): nothing was done.
+    Again,
+    /// Recorded now, and done.
+    Now,
+    /// A sale recorded now whose payment was already refunded or disputed
+    /// (the refund's event came first): no receipt is owed.
+    NowRevoked,
+}
+
+impl Recorded {
+    /// From a back end's answer: `None` when seen before, else whether the
+    /// payment was already revoked.
+    fn of(seen: Option<bool>) -> Recorded {
+        match seen {
+            None => Recorded::Again,
+            Some(false) => Recorded::Now,
+            Some(true) => Recorded::NowRevoked,
+        }
+    }
+
+    /// Whether this was the first time.
+    pub fn is_new(self) -> bool {
+        self != Recorded::Again
+    }
+}
+
 /// Runs the same call on whichever back end this is.
 macro_rules! either {
     ($self:ident, $db:ident => $call:expr) => {
@@ -444,14 +474,13 @@ impl Db {
 
     /// A paid sale (or `None`: an event of a sale not ours or not paid):
     /// records the purchase and queues its receipt, unless a refund came
-    /// first. `None` for an event already recorded; else whether the
-    /// payment was already revoked.
+    /// first.
     pub async fn record_sale(
         &self,
         event: &Event<'_>,
         purchase: Option<Entitlement>,
-    ) -> Result<Option<bool>, StateError> {
-        either!(self, db => db.record_sale(event, purchase).await)
+    ) -> Result<Recorded, StateError> {
+        either!(self, db => db.record_sale(event, purchase).await).map(Recorded::of)
     }
 
     /// A refund or dispute: closes the downloads of `revoke`'s payment
@@ -460,13 +489,14 @@ impl Db {
         &self,
         event: &Event<'_>,
         revoke: Option<(&str, &'static str)>,
-    ) -> Result<Option<()>, StateError> {
+    ) -> Result<Recorded, StateError> {
         either!(self, db => db.record_refund(event, revoke).await)
+            .map(|seen| Recorded::of(seen.map(|()| false)))
     }
 
     /// Any other event: recorded, nothing else.
-    pub async fn record_event(&self, event: &Event<'_>) -> Result<Option<()>, StateError> {
-        either!(self, db => db.record_refund(event, None).await)
+    pub async fn record_event(&self, event: &Event<'_>) -> Result<Recorded, StateError> {
+        self.record_refund(event, None).await
     }
 
     pub async fn events_seen(&self) -> Result<i64, StateError> {

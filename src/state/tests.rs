@@ -203,7 +203,7 @@ on_both!(
             outcomes.push(task.await.unwrap());
         }
         outcomes.sort();
-        assert_eq!(outcomes, [None, Some(false)]);
+        assert_eq!(outcomes, [Recorded::Again, Recorded::Now]);
         let db = &servers[0];
         assert_eq!(db.seen("cs_test_1").await.unwrap(), Some(5));
         // Seen once: a later sighting keeps the first time.
@@ -218,12 +218,12 @@ on_both!(
         let refund = Event { id: "evt_refund", kind: "charge.refunded", received: 30 };
         let first = db.record_refund(&refund, Some(("pi_1", "refunded"))).await.unwrap();
         let again = servers[1].record_refund(&refund, Some(("pi_1", "refunded"))).await.unwrap();
-        assert_eq!((first, again), (Some(()), None));
+        assert_eq!((first, again), (Recorded::Now, Recorded::Again));
         assert!(db.revoked(&purchase()).await.unwrap());
         let charged = servers[1].charge_stream(key("1.0.0"), 5, 1000, 0, 1000).await;
         assert_eq!(charged.unwrap(), Charge::Revoked);
         let other = Event { id: "evt_other", kind: "customer.created", received: 31 };
-        assert_eq!(db.record_event(&other).await.unwrap(), Some(()));
+        assert_eq!(db.record_event(&other).await.unwrap(), Recorded::Now);
         assert!(db.purchases_of("ada@example.com").await.unwrap().is_empty());
         drop(servers);
         // Durable: a new server sees the same.
@@ -244,7 +244,7 @@ on_both!(
         let refund = Event { id: "evt_refund", kind: "charge.refunded", received: 4 };
         db.record_refund(&refund, Some(("pi_1", "refunded"))).await.unwrap();
         let sale = db.record_sale(&event("evt_sale"), Some(purchase())).await;
-        assert_eq!(sale.unwrap(), Some(true));
+        assert_eq!(sale.unwrap(), Recorded::NowRevoked);
         assert!(db.claim_mail(10, 100).await.unwrap().is_empty());
         assert!(db.purchase("cs_test_1").await.unwrap().is_some());
     }

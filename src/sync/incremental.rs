@@ -271,7 +271,7 @@ fn merge_months(
             match index.get(&purchase.id) {
                 Some(&at) => {
                     let known = &purchases[at];
-                    let (status, refunded) = (known.status.clone(), known.amount_refunded);
+                    let (status, refunded) = (known.status, known.amount_refunded);
                     purchases[at] = Purchase {
                         status,
                         amount_refunded: refunded,

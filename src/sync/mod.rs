@@ -25,7 +25,7 @@ use futures_util::TryStreamExt;
 
 use crate::error::Registered;
 use crate::git::GitError;
-use crate::ledger::{self, Purchase, Staging};
+use crate::ledger::{self, Purchase, Staging, Status};
 use crate::metadata::Attribution;
 use crate::store::Store;
 use crate::stripe::{self, CheckoutSession, ListCheckoutSessions};
@@ -220,7 +220,7 @@ fn classify(session: &CheckoutSession, store: &Store) -> Seen {
         amount: session.amount_total.unwrap_or(0),
         currency: session.currency.clone().unwrap_or_default(),
         payment_intent: session.payment_intent_id().map(str::to_owned),
-        status: "paid".into(),
+        status: Status::Paid,
         amount_refunded: None,
         utm_source: came_from.utm_source,
         utm_medium: came_from.utm_medium,
@@ -330,13 +330,12 @@ fn tally(
 fn apply(purchase: &mut Purchase, state: ChargeState) {
     purchase.amount_refunded = (state.refunded > 0).then_some(state.refunded);
     purchase.status = if state.disputed {
-        "disputed"
+        Status::Disputed
     } else if state.refunded > 0 && state.refunded >= purchase.amount {
-        "refunded"
+        Status::Refunded
     } else {
-        "paid"
-    }
-    .into();
+        Status::Paid
+    };
 }
 
 /// A charge's state from its own refunds: only succeeded ones count.

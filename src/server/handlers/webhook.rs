@@ -9,6 +9,7 @@ use super::Answer;
 use super::answers::text;
 use crate::server::events::ApplyError;
 use crate::server::{App, events};
+use crate::state::Recorded;
 use crate::{error, stripe};
 
 pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> Answer {
@@ -34,8 +35,8 @@ pub async fn webhook(app: Arc<App>, signature: Option<String>, body: Bytes) -> A
         return text(StatusCode::BAD_REQUEST, "not an event");
     };
     match events::apply(&app, &event, now).await {
-        Ok(Some(())) => text(StatusCode::OK, "received"),
-        Ok(None) => text(StatusCode::OK, "already received"),
+        Ok(Recorded::Again) => text(StatusCode::OK, "already received"),
+        Ok(_) => text(StatusCode::OK, "received"),
         Err(ApplyError::Malformed(what)) => text(StatusCode::BAD_REQUEST, &format!("not a {what}")),
         Err(ApplyError::State(error)) => {
             // Not recorded: Stripe will send it again.
