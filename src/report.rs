@@ -344,14 +344,8 @@ mod tests {
     fn grants_are_counted_apart_and_bring_no_money() {
         let mut report = Report::default();
         report.add(&purchase("guide", 2900, Status::Paid, None), By::Product);
-        report.add(
-            &purchase("guide", 0, Status::Granted, None),
-            By::Product,
-        );
-        report.add(
-            &purchase("guide", 0, Status::Granted, None),
-            By::Product,
-        );
+        report.add(&purchase("guide", 0, Status::Granted, None), By::Product);
+        report.add(&purchase("guide", 0, Status::Granted, None), By::Product);
         let rows = report.rows();
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].count, rows[0].granted), (1, 2));
@@ -402,7 +396,10 @@ mod tests {
         report.add(&with_fee(2900, Status::Refunded, None, 114), By::Product);
         report.add(&with_fee(2900, Status::Paid, Some(900), 114), By::Product);
         // Synced before fees were recorded: counted as unknown.
-        report.add(&purchase("atlas", 1000, Status::Disputed, None), By::Product);
+        report.add(
+            &purchase("atlas", 1000, Status::Disputed, None),
+            By::Product,
+        );
         let rows = report.rows();
         assert_eq!(
             rows[0],
@@ -467,7 +464,10 @@ mod tests {
 
     #[test]
     fn sources_fall_back_to_the_referrers_host() {
-        assert_eq!(source(&purchase("guide", 1, Status::Paid, None)), "example.org");
+        assert_eq!(
+            source(&purchase("guide", 1, Status::Paid, None)),
+            "example.org"
+        );
     }
 
     #[test]

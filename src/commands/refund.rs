@@ -1,12 +1,12 @@
 //! `shop refund`: refund a buyer, close their downloads, tell them.
 
 use super::Context;
+use crate::ledger::Status;
 use crate::mail::{Kind, Mailer, Templates};
 use crate::store::money;
 use crate::stripe::IdempotencyKey;
 use crate::support::{self, Key};
 use crate::{error, mail, printable, state, store};
-use crate::ledger::Status;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \

@@ -1,10 +1,10 @@
 //! `shop sync`: copy Stripe's completed purchases into the git ledger.
 
 use super::Context;
+use crate::ledger::Status;
 use crate::state::Entitlement;
 use crate::sync::{self, Progress, Request};
 use crate::{ledger, store};
-use crate::ledger::Status;
 
 #[derive(Debug, clap::Args)]
 #[command(

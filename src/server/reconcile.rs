@@ -24,9 +24,9 @@ use std::time::Duration;
 use futures_util::TryStreamExt as _;
 
 use super::App;
+use crate::ledger::Status;
 use crate::state::{Event, Recorded};
 use crate::{error, ledger, stripe};
-use crate::ledger::Status;
 
 /// How often the server reconciles.
 pub const EVERY: Duration = Duration::from_secs(300);

@@ -128,6 +128,20 @@ pub struct QueuedMail {
     pub created: i64,
 }
 
+/// A message of the mail queue as it stands: what `shop serve` has sent,
+/// is sending, or tries again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailState {
+    /// `receipt` or `links`.
+    pub kind: String,
+    pub recipient: String,
+    pub purchase: Option<String>,
+    /// Failed attempts so far.
+    pub attempts: i64,
+    /// When it went, if it has (Unix seconds).
+    pub sent: Option<i64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot use the server's database `{}`", path.display())]
@@ -501,6 +515,16 @@ impl Db {
 
     pub async fn events_seen(&self) -> Result<i64, StateError> {
         either!(self, db => db.events_seen().await)
+    }
+
+    /// Whether the webhook event `id` was recorded.
+    pub async fn event_recorded(&self, id: &str) -> Result<bool, StateError> {
+        either!(self, db => db.event_recorded(id).await)
+    }
+
+    /// Every message of the mail queue, oldest first.
+    pub async fn mail_queue(&self) -> Result<Vec<MailState>, StateError> {
+        either!(self, db => db.mail_queue().await)
     }
 
     /// Whether the state answers a query (for `/healthz?deep=1`).

@@ -518,6 +518,54 @@ impl Served {
         shop::tokens::verify(&keys, token, 0).unwrap().purchase
     }
 
+    /// The server's state, read through `shop::state` as the server keeps
+    /// it (SQLite in the store, or the test's PostgreSQL).
+    pub fn state(&self) -> shop::state::Db {
+        let location = match &self.cluster {
+            Some(cluster) => shop::state::Location::Postgres(
+                shop::secret::Secret::new("SHOP_STATE_URL", cluster.url("postgres")).unwrap(),
+            ),
+            None => shop::state::Location::Sqlite(self.test.path().join(".shop/state.db")),
+        };
+        self.runtime
+            .block_on(shop::state::Db::open(&location))
+            .unwrap()
+    }
+
+    /// The mail queue as the server's state holds it.
+    pub fn mail_queue(&self) -> Vec<shop::state::MailState> {
+        let state = self.state();
+        self.runtime.block_on(state.mail_queue()).unwrap()
+    }
+
+    /// What the server counted of `file` of `product` at `version` for
+    /// the purchase of the download page `page`.
+    pub fn usage(
+        &self,
+        page: &str,
+        product: &str,
+        version: &str,
+        file: &str,
+    ) -> shop::downloads::Usage {
+        let state = self.state();
+        let purchase = self
+            .runtime
+            .block_on(state.purchase(&self.session_of(page)))
+            .unwrap()
+            .expect("the page's purchase is in the state");
+        let key = shop::state::FileKey::new(&purchase, product, version, file);
+        self.runtime.block_on(state.usage(&key)).unwrap().0
+    }
+
+    /// Recipients of the queued messages of `kind`, oldest first.
+    pub fn queued(&self, kind: &str) -> Vec<String> {
+        self.mail_queue()
+            .into_iter()
+            .filter(|mail| mail.kind == kind)
+            .map(|mail| mail.recipient)
+            .collect()
+    }
+
     /// Rows of a table of the server's database, each value as rusqlite
     /// shows it (`Integer(5)`, `Text("a")`, `Null`), whichever keeps it.
     pub fn query(&self, sql: &str) -> Vec<Vec<String>> {

@@ -49,7 +49,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    Charge, Entitlement, Event, FileKey, MAIL_LEASE, Paid, QueuedMail, StateError, limits,
+    Charge, Entitlement, Event, FileKey, MAIL_LEASE, MailState, Paid, QueuedMail, StateError,
+    limits,
 };
 use crate::downloads::{Ask, Usage};
 use crate::retry;
@@ -467,6 +468,32 @@ impl Postgres {
 
     pub async fn reachable(&self) -> Result<(), StateError> {
         self.query("SELECT 1", &[]).await.map(drop)
+    }
+
+    pub async fn event_recorded(&self, id: &str) -> Result<bool, StateError> {
+        let rows = self
+            .query("SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)", &[&id])
+            .await?;
+        Ok(rows[0].get(0))
+    }
+
+    pub async fn mail_queue(&self) -> Result<Vec<MailState>, StateError> {
+        let rows = self
+            .query(
+                "SELECT kind, recipient, purchase, attempts, sent FROM mail_queue ORDER BY id",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| MailState {
+                kind: row.get(0),
+                recipient: row.get(1),
+                purchase: row.get(2),
+                attempts: row.get(3),
+                sent: row.get(4),
+            })
+            .collect())
     }
 
     pub async fn events_seen(&self) -> Result<i64, StateError> {

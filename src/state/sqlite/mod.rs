@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Charge, Entitlement, Event, FileKey, QueuedMail, StateError, limits};
+use super::{Charge, Entitlement, Event, FileKey, MailState, QueuedMail, StateError, limits};
 use crate::downloads::{self, Ask, Usage};
 use crate::retry;
 
@@ -539,6 +539,35 @@ impl Sqlite {
 
     pub async fn reachable(&self) -> Result<(), StateError> {
         self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
+    pub async fn event_recorded(&self, id: &str) -> Result<bool, StateError> {
+        let id = id.to_owned();
+        self.read(move |connection| {
+            connection.query_row(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE id = ?1)",
+                [&id],
+                |row| row.get(0),
+            )
+        })
+    }
+
+    pub async fn mail_queue(&self) -> Result<Vec<MailState>, StateError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare(
+                "SELECT kind, recipient, purchase, attempts, sent FROM mail_queue ORDER BY id",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(MailState {
+                    kind: row.get(0)?,
+                    recipient: row.get(1)?,
+                    purchase: row.get(2)?,
+                    attempts: row.get(3)?,
+                    sent: row.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     pub async fn events_seen(&self) -> Result<i64, StateError> {
