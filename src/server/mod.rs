@@ -765,3 +765,6 @@ pub async fn bind(address: std::net::SocketAddr) -> std::io::Result<tokio::net::
     socket.bind(address)?;
     socket.listen(1024)
 }
+
+#[cfg(test)]
+mod tests;
