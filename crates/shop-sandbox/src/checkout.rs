@@ -13,7 +13,7 @@ use super::sessions::{
 };
 use super::state::State;
 use super::{ApiError, Sandbox, plain, tax};
-use crate::html::escape;
+use crate::pages;
 
 /// `GET` shows the test checkout of a session; `POST` pays it.
 pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> Response<Vec<u8>> {
@@ -27,7 +27,7 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
     else {
         return html(
             StatusCode::NOT_FOUND,
-            &layout("Not found", "<p>There is no checkout session here.</p>"),
+            &pages::message("Not found", None, "There is no checkout session here."),
         );
     };
     let form = super::params::Params::parse(&String::from_utf8_lossy(body)).ok();
@@ -85,10 +85,7 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
                     Some(url) => redirect(&url.replace("{CHECKOUT_SESSION_ID}", id)),
                     None => html(
                         StatusCode::OK,
-                        &layout(
-                            "Paid",
-                            "<h1>Thank you</h1><p>Your payment went through.</p>",
-                        ),
+                        &pages::message("Paid", Some("Thank you"), "Your payment went through."),
                     ),
                 };
             }
@@ -113,16 +110,14 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
         }
         Some("complete") => html(
             StatusCode::OK,
-            &layout(
-                "Paid",
-                "<h1>Already paid</h1><p>This checkout is complete.</p>",
-            ),
+            &pages::message("Paid", Some("Already paid"), "This checkout is complete."),
         ),
         _ => html(
             StatusCode::GONE,
-            &layout(
+            &pages::message(
                 "Expired",
-                "<h1>This checkout has expired</h1><p>Start again from the shop.</p>",
+                Some("This checkout has expired"),
+                "Start again from the shop.",
             ),
         ),
     }
@@ -186,15 +181,16 @@ pub fn payment_link(sandbox: &Arc<Sandbox>, id: &str, query: &str) -> Response<V
     else {
         return html(
             StatusCode::NOT_FOUND,
-            &layout("Not found", "<p>There is no payment link here.</p>"),
+            &pages::message("Not found", None, "There is no payment link here."),
         );
     };
     if link["active"] != json!(true) {
         return html(
             StatusCode::GONE,
-            &layout(
+            &pages::message(
                 "No longer available",
-                "<h1>This link is no longer active</h1><p>Ask the seller for a new one.</p>",
+                Some("This link is no longer active"),
+                "Ask the seller for a new one.",
             ),
         );
     }
@@ -249,12 +245,10 @@ pub fn payment_link(sandbox: &Arc<Sandbox>, id: &str, query: &str) -> Response<V
         state.remove(&id);
         return html(
             StatusCode::BAD_REQUEST,
-            &layout(
+            &pages::message(
                 "Something went wrong",
-                &format!(
-                    "<h1>This link cannot take payments</h1><p>{}</p>",
-                    escape(&message)
-                ),
+                Some("This link cannot take payments"),
+                &message,
             ),
         );
     }
@@ -268,18 +262,13 @@ pub fn invoice_page(sandbox: &Arc<Sandbox>, id: &str) -> Response<Vec<u8>> {
     let Some(invoice) = state.get(id).filter(|value| value["object"] == "invoice") else {
         return html(
             StatusCode::NOT_FOUND,
-            &layout("Not found", "<p>There is no invoice here.</p>"),
+            &pages::message("Not found", None, "There is no invoice here."),
         );
     };
     let currency = invoice["currency"].as_str().unwrap_or("usd");
-    let money = |amount: &Value| {
-        escape(&super::rules::display(
-            amount.as_i64().unwrap_or(0),
-            currency,
-        ))
-    };
+    let money = |amount: &Value| super::rules::display(amount.as_i64().unwrap_or(0), currency);
     let address = &invoice["customer_address"];
-    let buyer = [
+    let buyer: Vec<&str> = [
         invoice["customer_email"].as_str(),
         address["line1"].as_str(),
         address["postal_code"].as_str(),
@@ -288,70 +277,52 @@ pub fn invoice_page(sandbox: &Arc<Sandbox>, id: &str) -> Response<Vec<u8>> {
     ]
     .into_iter()
     .flatten()
-    .map(escape)
-    .collect::<Vec<_>>()
-    .join("<br>");
-    let tax_ids: Vec<String> = invoice["customer_tax_ids"]
+    .collect();
+    let tax_ids: Vec<&str> = invoice["customer_tax_ids"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|id| {
-            format!(
-                "<p>VAT ID {}</p>",
-                escape(id["value"].as_str().unwrap_or(""))
-            )
-        })
+        .map(|id| id["value"].as_str().unwrap_or(""))
         .collect();
-    let reverse = if invoice["customer_tax_exempt"] == "reverse" {
-        "<p id=\"reverse\">Reverse charge: the buyer accounts for the VAT.</p>"
-    } else {
-        ""
-    };
-    let lines: String = invoice["lines"]["data"]
+    let lines: Vec<Value> = invoice["lines"]["data"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|line| {
-            format!(
-                "<tr><td>{}</td><td class=\"amount\">{}</td></tr>",
-                escape(line["description"].as_str().unwrap_or("Product")),
-                money(&line["amount"]),
-            )
+            json!({
+                "description": line["description"].as_str().unwrap_or("Product"),
+                "amount": money(&line["amount"]),
+            })
         })
         .collect();
-    let body = format!(
-        "<p class=\"banner\" role=\"note\"><strong>TEST MODE</strong> · shop sandbox</p>\
-         <h1>Invoice <span id=\"number\">{number}</span></h1>\
-         <p id=\"seller\">{seller}</p><p id=\"buyer\">{buyer}</p>{tax_ids}{reverse}\
-         <table class=\"summary\"><tbody>{lines}\
-         <tr><td>Tax</td><td class=\"amount\" id=\"tax\">{tax}</td></tr></tbody>\
-         <tfoot><tr><th scope=\"row\">Paid</th><td class=\"amount\" id=\"paid\">{paid}</td></tr></tfoot></table>",
-        number = escape(invoice["number"].as_str().unwrap_or("")),
-        seller = escape(
-            sandbox
-                .config
-                .account_name
-                .as_deref()
-                .unwrap_or("Test account")
-        ),
-        tax_ids = tax_ids.concat(),
-        tax = money(&invoice["tax"]),
-        paid = money(&invoice["amount_paid"]),
+    let seller = sandbox
+        .config
+        .account_name
+        .as_deref()
+        .unwrap_or("Test account");
+    let page = pages::render(
+        "invoice.html",
+        json!({
+            "title": "Invoice",
+            "number": invoice["number"].as_str().unwrap_or(""),
+            "seller": seller,
+            "buyer": buyer,
+            "tax_ids": tax_ids,
+            "reverse": invoice["customer_tax_exempt"] == "reverse",
+            "lines": lines,
+            "tax": money(&invoice["tax"]),
+            "paid": money(&invoice["amount_paid"]),
+        }),
     );
-    html(StatusCode::OK, &layout("Invoice", &body))
+    html(StatusCode::OK, &page)
 }
 
 pub fn index(sandbox: &Arc<Sandbox>) -> Response<Vec<u8>> {
-    let body = format!(
-        "<h1>shop sandbox</h1>\
-         <p>A local, Stripe-compatible API for <code>shop</code>. Point shop at it with\
-         <code>SHOP_STRIPE_API_BASE={}</code> and any <code>STRIPE_SECRET_KEY</code> that starts with \
-         <code>sk_test_</code>.</p>\
-         <p>Test cards: <code>4242 4242 4242 4242</code> pays, <code>4000 0000 0000 0002</code> is declined, \
-         <code>4000 0000 0000 9995</code> has insufficient funds.</p>",
-        escape(sandbox.base_url())
+    let page = pages::render(
+        "index.html",
+        json!({"title": "shop sandbox", "base_url": sandbox.base_url()}),
     );
-    html(StatusCode::OK, &layout("shop sandbox", &body))
+    html(StatusCode::OK, &page)
 }
 
 /// A session's line items with each price's product in it (as Stripe's
@@ -382,238 +353,94 @@ fn checkout_form(
         .account_name
         .as_deref()
         .unwrap_or("Test account");
-    let id = session["id"].as_str().unwrap_or_default();
     let currency = session["currency"].as_str().unwrap_or("usd");
+    let display = |amount: i64| super::rules::display(amount, currency);
     let amount = session["amount_total"].as_i64().unwrap_or(0);
     let discount = session["total_details"]["amount_discount"]
         .as_i64()
         .unwrap_or(0);
-    let total = super::rules::display(amount, currency);
-    let names: Vec<String> = items
+    let names: Vec<&str> = items
         .iter()
-        .map(|item| escape(item["description"].as_str().unwrap_or("Product")))
+        .map(|item| item["description"].as_str().unwrap_or("Product"))
         .collect();
-    let error = error
-        .map(|message| {
-            format!(
-                "<p role=\"alert\" class=\"error\" id=\"error\">{}</p>",
-                escape(message)
-            )
+    let lines: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            let line = item["amount_subtotal"]
+                .as_i64()
+                .or_else(|| item["amount_total"].as_i64())
+                .unwrap_or(0);
+            json!({
+                "description": item["description"].as_str().unwrap_or("Product"),
+                "quantity": item["quantity"].as_i64().unwrap_or(1),
+                "amount": display(line),
+            })
         })
-        .unwrap_or_default();
-    let cancel = session["cancel_url"]
-        .as_str()
-        .map(|url| format!("<p><a href=\"{}\">Cancel and go back</a></p>", escape(url)))
-        .unwrap_or_default();
-    let discounted = if discount > 0 {
-        format!(
-            "<p class=\"discount\" id=\"discount\">Discount −{}</p>",
-            escape(&super::rules::display(discount, currency))
-        )
-    } else {
-        String::new()
-    };
-    let promotion = if session["allow_promotion_codes"] == json!(true) && discount == 0 {
-        promotion_form(id, email)
-    } else {
-        String::new()
-    };
-    let payment = payment_fields(amount, currency);
-    let chosen = chosen_amount(items, currency);
-    let asked = asked_fields(session);
-    let summary = summary(session, items, currency, discount);
-    let body = format!(
-        "<p class=\"banner\" role=\"note\"><strong>TEST MODE</strong> · shop sandbox · no real money moves</p>\
-         <p class=\"seller\" id=\"seller\">{seller}</p>\
-         <h1>{names}</h1>{summary}{discounted}\
-         <p class=\"total\">Pay <strong id=\"total\">{total}</strong></p>\
-         {error}{promotion}\
-         <form method=\"post\" action=\"/checkout/{id}\">\
-         <label for=\"email\">Email</label>\
-         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\">\
-         {chosen}{asked}{payment}\
-         <button type=\"submit\" id=\"pay\">Pay {total}</button>\
-         </form>{cancel}\
-         <p class=\"hint\">4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined; \
-         4000 0000 0000 9995 has insufficient funds. In EUR, IBAN DE89370400440532013000 pays \
-         after a delay and DE62370400440532013001 fails after it.</p>",
-        names = names.join(", "),
-        id = escape(id),
-        email = escape(email),
-        seller = escape(seller),
-    );
-    layout("Checkout", &body)
-}
-
-/// The promotion code's own form, which posts back to the session.
-fn promotion_form(id: &str, email: &str) -> String {
-    format!(
-        "<form method=\"post\" action=\"/checkout/{id}\" class=\"promo\">\
-         <input type=\"hidden\" name=\"email\" value=\"{email}\">\
-         <label for=\"promotion_code\">Promotion code</label>\
-         <input id=\"promotion_code\" name=\"promotion_code\" autocomplete=\"off\">\
-         <button type=\"submit\" id=\"apply\">Apply</button></form>",
-        id = escape(id),
-        email = escape(email),
-    )
-}
-
-/// A card (and in euros a bank account), or nothing to pay.
-fn payment_fields(amount: i64, currency: &str) -> String {
-    if amount == 0 {
-        return "<p>Nothing to pay.</p>".to_owned();
-    }
-    let debit = if currency == "eur" {
-        "<label for=\"iban\">or a bank account (IBAN, SEPA Direct Debit)</label>\
-         <input id=\"iban\" name=\"iban\" autocomplete=\"off\" placeholder=\"DE89 3704 0044 0532 0130 00\">"
-    } else {
-        ""
-    };
-    format!(
-        "<label for=\"card\">Card number</label>\
-         <input id=\"card\" name=\"card\" inputmode=\"numeric\" autocomplete=\"cc-number\" placeholder=\"4242 4242 4242 4242\">\
-         <div class=\"row\"><div><label for=\"exp\">Expiry</label>\
-         <input id=\"exp\" name=\"exp\" placeholder=\"MM / YY\" value=\"12 / 34\"></div>\
-         <div><label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" placeholder=\"123\" value=\"123\"></div></div>{debit}"
-    )
-}
-
-/// The amount a buyer chooses, for a pay-what-you-want price.
-fn chosen_amount(items: &[Value], currency: &str) -> String {
-    let Some((minimum, _)) = custom_range_of(items) else {
-        return String::new();
-    };
-    format!(
-        "<label for=\"amount\">Amount you pay{}</label>\
-         <input id=\"amount\" name=\"amount\" inputmode=\"decimal\" required value=\"{}\">",
-        minimum
-            .map(|minimum| format!(
-                " (at least {})",
-                escape(&super::rules::display(minimum, currency))
-            ))
-            .unwrap_or_default(),
-        escape(&super::rules::decimal(
-            items
-                .first()
-                .and_then(|item| item["amount_subtotal"].as_i64())
-                .unwrap_or(0),
-            currency
-        )),
-    )
-}
-
-/// The order summary: each line, the discount, how tax is figured (the
-/// product's tax code), the total due.
-fn summary(session: &Value, items: &[Value], currency: &str, discount: i64) -> String {
-    let mut summary = String::from(
-        "<table class=\"summary\" id=\"summary\"><caption>Order summary</caption><tbody>",
-    );
-    for item in items {
-        let quantity = item["quantity"].as_i64().unwrap_or(1);
-        let line = item["amount_subtotal"]
-            .as_i64()
-            .or_else(|| item["amount_total"].as_i64())
-            .unwrap_or(0);
-        summary.push_str(&format!(
-            "<tr><td>{}{}</td><td class=\"amount\">{}</td></tr>",
-            escape(item["description"].as_str().unwrap_or("Product")),
-            if quantity == 1 {
-                String::new()
-            } else {
-                format!(" × {quantity}")
-            },
-            escape(&super::rules::display(line, currency)),
-        ));
-    }
-    if discount > 0 {
-        summary.push_str(&format!(
-            "<tr><td>Discount</td><td class=\"amount\">−{}</td></tr>",
-            escape(&super::rules::display(discount, currency))
-        ));
-    }
-    if session["automatic_tax"]["enabled"] == json!(true) {
-        let inclusive = items
-            .first()
-            .is_some_and(|item| item["price"]["tax_behavior"] == "inclusive");
-        // What the product is taxed as: its tax code, else the preset.
-        let code = items
-            .first()
+        .collect();
+    // What the product is taxed as: its tax code, else the preset.
+    let tax = (session["automatic_tax"]["enabled"] == json!(true)).then(|| {
+        let first = items.first();
+        let code = first
             .and_then(|item| item["price"]["product"]["tax_code"].as_str())
             .unwrap_or(tax::PRESET_CODE);
         let name = tax::TAX_CODES
             .iter()
             .find(|(known, _)| *known == code)
             .map_or("", |(_, name)| name);
-        summary.push_str(&format!(
-            "<tr><td>Tax <span class=\"tax-code\" id=\"tax-code\">({} · {})</span></td>\
-             <td class=\"amount\">{}, from your address</td></tr>",
-            escape(code),
-            escape(name),
-            if inclusive { "included" } else { "added" },
-        ));
-    }
-    let total = super::rules::display(session["amount_total"].as_i64().unwrap_or(0), currency);
-    summary.push_str(&format!(
-        "</tbody><tfoot><tr><th scope=\"row\">Total due</th><td class=\"amount\">{}</td></tr></tfoot></table>",
-        escape(&total)
-    ));
-    summary
-}
-
-/// The address, tax ID and consent fields a session asks for.
-fn asked_fields(session: &Value) -> String {
-    let mut fields = String::new();
-    if tax::needs_address(session) {
-        fields.push_str(
-            "<label for=\"address\">Billing address (test addresses)</label>\
-             <select id=\"address\" name=\"address\" required><option value=\"\">Choose…</option>",
-        );
-        for address in tax::TEST_ADDRESSES {
-            fields.push_str(&format!(
-                "<option value=\"{}\">{}</option>",
-                escape(address.key),
-                escape(address.label)
-            ));
-        }
-        fields.push_str("</select>");
-    }
-    if session["tax_id_collection"]["enabled"] == json!(true) {
-        fields.push_str(
-            "<label for=\"tax_id\">VAT ID, if you buy as a business (optional)</label>\
-             <input id=\"tax_id\" name=\"tax_id\" autocomplete=\"off\" placeholder=\"DE123456789\">",
-        );
-    }
-    if tax::needs_consent(session) {
-        let text = session["custom_text"]["terms_of_service_acceptance"]["message"]
-            .as_str()
-            .map(crate::html::markdown)
-            .unwrap_or_else(|| "<p>I agree to the terms of service.</p>".to_owned());
-        fields.push_str(&format!(
-            "<div class=\"consent\"><input type=\"checkbox\" id=\"terms\" name=\"terms\" \
-             value=\"accepted\" required><label for=\"terms\">{text}</label></div>"
-        ));
-    }
-    fields
-}
-
-fn layout(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · shop sandbox</title><style>\
-         body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a}}\
-         label{{display:block;margin-top:1rem;font-weight:600}}\
-         input{{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}}\
-         .row{{display:flex;gap:1rem}}.row>div{{flex:1}}\
-         button{{margin-top:1.5rem;width:100%;padding:.75rem;font-size:1rem;background:#4b3fd6;color:#fff;border:0;border-radius:.3rem}}\
-         .error{{color:#a00;font-weight:600}}.hint{{color:#555;font-size:.9rem}}\
-         .banner{{background:#ffe8a3;color:#5c3b00;font-weight:700;padding:.75rem 1rem;border-radius:.3rem;text-align:center;font-size:1.1rem;letter-spacing:.02em}}\
-         .seller{{font-weight:600;color:#555;margin-bottom:0}}\
-         table.summary{{width:100%;border-collapse:collapse;margin:1rem 0}}table.summary caption{{text-align:left;font-weight:600;padding-bottom:.3rem}}\
-         table.summary td,table.summary th{{padding:.35rem 0;border-bottom:1px solid #ddd;text-align:left}}table.summary .amount{{text-align:right;white-space:nowrap}}\
-         .promo{{display:flex;gap:.5rem;align-items:end}}.promo button{{width:auto;margin:0}}\
-         </style></head><body><main>{body}</main></body></html>",
-        title = escape(title),
+        json!({
+            "code": code,
+            "name": name,
+            "inclusive": first.is_some_and(|item| item["price"]["tax_behavior"] == "inclusive"),
+        })
+    });
+    // A pay-what-you-want price: the amount the buyer chooses.
+    let custom = custom_range_of(items).map(|(minimum, _)| {
+        json!({
+            "minimum": minimum.map(display),
+            "value": super::rules::decimal(
+                items
+                    .first()
+                    .and_then(|item| item["amount_subtotal"].as_i64())
+                    .unwrap_or(0),
+                currency,
+            ),
+        })
+    });
+    let addresses: Vec<Value> = tax::TEST_ADDRESSES
+        .iter()
+        .map(|address| json!({"key": address.key, "label": address.label}))
+        .collect();
+    let consent = tax::needs_consent(session).then(|| {
+        pages::safe(
+            session["custom_text"]["terms_of_service_acceptance"]["message"]
+                .as_str()
+                .map(crate::html::markdown)
+                .unwrap_or_else(|| "<p>I agree to the terms of service.</p>".to_owned()),
+        )
+    });
+    pages::render(
+        "checkout.html",
+        minijinja::context! {
+            title => "Checkout",
+            id => session["id"].as_str().unwrap_or_default(),
+            seller,
+            names => names.join(", "),
+            items => lines,
+            discount => (discount > 0).then(|| display(discount)),
+            tax,
+            total => display(amount),
+            error,
+            promotion_codes => session["allow_promotion_codes"] == json!(true) && discount == 0,
+            email,
+            custom,
+            address => tax::needs_address(session),
+            addresses,
+            tax_id => session["tax_id_collection"]["enabled"] == json!(true),
+            consent,
+            pay => amount > 0,
+            debit => currency == "eur",
+            cancel => session["cancel_url"].as_str(),
+        },
     )
 }
 

@@ -1,22 +1,5 @@
-//! Text into the sandbox's pages: escaped, or the Markdown Stripe accepts in
-//! `custom_text` rendered and cleaned.
-
-/// `text` with HTML's five special characters escaped, for an element's
-/// text or a quoted attribute. By hand: five replacements need no crate.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+//! The Markdown Stripe accepts in `custom_text`, rendered and cleaned for
+//! the sandbox's pages (which escape everything else: `pages`).
 
 /// Markdown as HTML that cannot run anything: pulldown-cmark, then ammonia.
 pub fn markdown(text: &str) -> String {

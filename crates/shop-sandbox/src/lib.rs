@@ -20,6 +20,7 @@ mod fees;
 pub mod form;
 mod html;
 mod objects;
+mod pages;
 mod params;
 pub mod registrations;
 mod rules;
