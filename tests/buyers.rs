@@ -198,21 +198,14 @@ fn a_bank_debits_receipt_links_the_invoice_stripe_issues_when_the_money_arrives(
     });
     // A SEPA debit: the checkout completes, the bank pays a minute later.
     let checkout = served.checkout_page(&served.payment_link());
-    let form = shop::stripe::Form::new()
-        .field("email", "ada@example.com")
-        .field("address", "DE")
-        .field("iban", "DE89370400440532013000");
-    let paid = served
-        .runtime
-        .block_on(
-            served
-                .http
-                .post(&checkout)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form.encode())
-                .send(),
-        )
-        .unwrap();
+    let paid = served.post_checkout(
+        &checkout,
+        &[
+            ("email", "ada@example.com"),
+            ("address", "DE"),
+            ("iban", "DE89370400440532013000"),
+        ],
+    );
     assert_eq!(paid.status(), StatusCode::SEE_OTHER);
     let receipts = || -> Vec<String> {
         served

@@ -446,21 +446,14 @@ fn pay_what_you_want_takes_what_the_buyer_chooses_above_the_minimum() {
     assert!(page.contains("id=\"amount\""), "{page}");
     assert!(page.contains("value=\"12.00\""), "{page}");
     let pay = |amount: &str| {
-        let form = shop::stripe::Form::new()
-            .field("email", "reader@example.com")
-            .field("amount", amount)
-            .field("card", "4242 4242 4242 4242");
-        served
-            .runtime
-            .block_on(
-                served
-                    .http
-                    .post(&checkout)
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(form.encode())
-                    .send(),
-            )
-            .unwrap()
+        served.post_checkout(
+            &checkout,
+            &[
+                ("email", "reader@example.com"),
+                ("amount", amount),
+                ("card", "4242 4242 4242 4242"),
+            ],
+        )
     };
     let refused = pay("3.00");
     assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);

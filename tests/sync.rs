@@ -166,6 +166,20 @@ fn ledger(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// The one ledger line of purchase `id`.
+fn the_line(path: &std::path::Path, id: &str) -> Value {
+    let found: Vec<Value> = lines(path)
+        .into_iter()
+        .filter(|line| line["id"] == id)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "`{id}` is not in the ledger once: {found:?}"
+    );
+    found.into_iter().next().unwrap()
+}
+
 fn lines(path: &std::path::Path) -> Vec<Value> {
     ledger(path)
         .iter()
@@ -698,6 +712,16 @@ fn missed_receipts_are_queued_once() {
 impl Shop {
     /// An open session of `product` at `price` (index), codes allowed.
     fn session(&self, price: usize, product: &str) -> String {
+        self.session_with(price, product, Default::default())
+    }
+
+    /// A session of `product` at price `price`, asking what `options` ask.
+    fn session_with(
+        &self,
+        price: usize,
+        product: &str,
+        options: shop::stripe::CheckoutOptions,
+    ) -> String {
         let client = self.sandbox().client();
         self.runtime
             .block_on(
@@ -706,6 +730,7 @@ impl Shop {
                         price: self.prices[price].clone(),
                         success_url: "http://127.0.0.1:9/t".into(),
                         allow_promotion_codes: true,
+                        options,
                         metadata: [
                             ("product".to_owned(), product.to_owned()),
                             ("version".to_owned(), "1.0.0".to_owned()),
@@ -718,6 +743,18 @@ impl Shop {
             )
             .unwrap()
             .id
+    }
+
+    /// A shop in August whose bank debits settle `days` later.
+    fn debits_in(days: i64) -> Shop {
+        let shop = Shop::new();
+        shop.runtime.block_on(shop.sandbox().set_clock(AUGUST));
+        shop.control(
+            Method::POST,
+            "settings",
+            json!({"async_payment_delay": days * DAY}),
+        );
+        shop
     }
 
     /// Pays a session from the control surface: a card, or an IBAN.
@@ -796,13 +833,7 @@ fn assert_full_sync_agrees(store: &Test) {
 
 #[test]
 fn a_bank_debit_paid_ten_days_later_is_synced_incrementally() {
-    let shop = Shop::new();
-    shop.runtime.block_on(shop.sandbox().set_clock(AUGUST));
-    shop.control(
-        Method::POST,
-        "settings",
-        json!({"async_payment_delay": 10 * DAY}),
-    );
+    let shop = Shop::debits_in(10);
     let debit = shop.session(1, "atlas");
     let unpaid = shop.pay(&debit, ("iban", "DE89370400440532013000"));
     assert_eq!(unpaid["payment_status"], "unpaid");
@@ -830,11 +861,7 @@ fn a_bank_debit_paid_ten_days_later_is_synced_incrementally() {
     shop.runtime
         .block_on(shop.sandbox().set_clock(AUGUST + 10 * DAY + 60));
     store.shop(&["sync"]).success().stdout_has(&["1 new"]);
-    let paid: Vec<Value> = lines(store.path())
-        .into_iter()
-        .filter(|line| line["id"] == debit.as_str())
-        .collect();
-    assert_eq!(paid.len(), 1, "the debit is not in the ledger");
+    let paid = [the_line(store.path(), &debit)];
     assert_eq!(paid[0]["amount"], 1500);
     assert_eq!(paid[0]["status"], "paid");
     assert!(!store.path().join("purchases/pending.jsonl").exists());
@@ -859,37 +886,16 @@ fn a_bank_debit_paid_ten_days_later_is_synced_incrementally() {
 
 #[test]
 fn a_bank_debit_gets_its_invoice_when_the_money_arrives() {
-    let shop = Shop::new();
-    shop.runtime.block_on(shop.sandbox().set_clock(AUGUST));
-    shop.control(
-        Method::POST,
-        "settings",
-        json!({"async_payment_delay": 3 * DAY}),
-    );
+    let shop = Shop::debits_in(3);
     let client = shop.sandbox().client();
-    let debit = shop
-        .runtime
-        .block_on(
-            client.create_checkout_session(
-                &CreateCheckoutSession {
-                    price: shop.prices[1].clone(),
-                    success_url: "http://127.0.0.1:9/t".into(),
-                    options: shop::stripe::CheckoutOptions {
-                        invoice_creation: true,
-                        ..Default::default()
-                    },
-                    metadata: [
-                        ("product".to_owned(), "atlas".to_owned()),
-                        ("version".to_owned(), "1.0.0".to_owned()),
-                    ]
-                    .into(),
-                    ..Default::default()
-                },
-                &IdempotencyKey::random(),
-            ),
-        )
-        .unwrap()
-        .id;
+    let debit = shop.session_with(
+        1,
+        "atlas",
+        shop::stripe::CheckoutOptions {
+            invoice_creation: true,
+            ..Default::default()
+        },
+    );
     // Stripe issues the post-payment invoice once the payment succeeds:
     // none while the bank has not paid.
     let unpaid = shop.pay(&debit, ("iban", "DE89370400440532013000"));
@@ -903,11 +909,7 @@ fn a_bank_debit_gets_its_invoice_when_the_money_arrives() {
     shop.runtime
         .block_on(shop.sandbox().set_clock(AUGUST + 3 * DAY + 60));
     store.shop(&["sync"]).success().stdout_has(&["1 new"]);
-    let paid: Vec<Value> = lines(store.path())
-        .into_iter()
-        .filter(|line| line["id"] == debit.as_str())
-        .collect();
-    assert_eq!(paid.len(), 1, "the debit is not in the ledger");
+    let paid = [the_line(store.path(), &debit)];
     assert_eq!(paid[0]["invoice"], "SANDBOX-0001", "{}", paid[0]);
     assert!(
         paid[0]["invoice_url"]

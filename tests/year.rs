@@ -99,22 +99,7 @@ impl Year {
     /// test checkout with `fields`; the thanks page's address.
     fn pay(&self, path: &str, fields: &[(&str, &str)]) -> String {
         let checkout = self.served.checkout_page(path);
-        let mut form = shop::stripe::Form::new();
-        for (name, value) in fields {
-            form = form.field(*name, *value);
-        }
-        let paid = self
-            .served
-            .runtime
-            .block_on(
-                self.served
-                    .http
-                    .post(&checkout)
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(form.encode())
-                    .send(),
-            )
-            .unwrap();
+        let paid = self.served.post_checkout(&checkout, fields);
         assert_eq!(paid.status(), StatusCode::SEE_OTHER, "{path}");
         paid.headers()["location"].to_str().unwrap().to_owned()
     }

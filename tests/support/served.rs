@@ -436,19 +436,10 @@ impl Served {
     /// address Stripe sends the buyer to.
     pub fn pay(&self, link: &str, email: &str) -> String {
         let checkout = self.checkout_page(link);
-        let form = shop::stripe::Form::new()
-            .field("email", email)
-            .field("card", "4242 4242 4242 4242");
-        let paid = self
-            .runtime
-            .block_on(
-                self.http
-                    .post(&checkout)
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(form.encode())
-                    .send(),
-            )
-            .unwrap();
+        let paid = self.post_checkout(
+            &checkout,
+            &[("email", email), ("card", "4242 4242 4242 4242")],
+        );
         assert_eq!(paid.status(), StatusCode::SEE_OTHER);
         let thanks = paid.headers()["location"].to_str().unwrap().to_owned();
         assert!(
@@ -456,6 +447,25 @@ impl Served {
             "{thanks}"
         );
         thanks
+    }
+
+    /// Posts the test checkout page `checkout` with `fields`, as a browser
+    /// does; the sandbox's answer.
+    pub fn post_checkout(&self, checkout: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let form = fields
+            .iter()
+            .fold(shop::stripe::Form::new(), |form, (name, value)| {
+                form.field(*name, *value)
+            });
+        self.runtime
+            .block_on(
+                self.http
+                    .post(checkout)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.encode())
+                    .send(),
+            )
+            .unwrap()
     }
 
     /// Asks `/lost` for `email`'s links, as the form does; the answer's
