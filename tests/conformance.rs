@@ -347,13 +347,53 @@ fn the_checker_catches_mismatches() {
 async fn every_request_and_answer_matches_the_spec() {
     let sandbox = Sandbox::start().await;
     let client = sandbox.client();
-    let meta = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
+    let now = sandbox.control(Method::GET, "clock", json!({})).await["now"]
+        .as_i64()
+        .unwrap();
+    let sold = catalogue(&client).await;
+    let paid = checkouts(&sandbox, &client, &sold, now).await;
+    tax_and_invoices(&sandbox, &client, &sold).await;
+    free_and_delayed(&sandbox, &client, &sold).await;
+    let intent = refunds_disputes_and_events(&sandbox, &client, &paid, now).await;
+    strict_parameters(&sandbox, &sold, now).await;
+    errors_of_stripes_shape(&client, &intent).await;
+    every_exchange_matches(&sandbox).await;
+    sandbox.stop().await;
+}
 
+/// What the scenario sells: a product, its price, a link to it.
+struct Sold {
+    product: String,
+    price: String,
+    link: String,
+}
+
+fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A POST as the dashboard (not shop's client) makes it.
+async fn stripe_post(sandbox: &Sandbox, path: &str, form: shop::stripe::Form) -> Value {
+    sandbox
+        .http()
+        .post(format!("{}{path}", sandbox.url))
+        .bearer_auth("sk_test_harness")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form.encode())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Products (made, read, updated, cleared), prices (fixed and chosen), a
+/// payment link (made, read, listed, turned off).
+async fn catalogue(client: &shop::stripe::Client) -> Sold {
     // Every method of the client, with every optional parameter set.
     let product = client
         .create_product(
@@ -462,13 +502,26 @@ async fn every_request_and_answer_matches_the_spec() {
         .set_payment_link_active(&link.id, false)
         .await
         .unwrap();
-    let now = sandbox.control(Method::GET, "clock", json!({})).await["now"]
-        .as_i64()
-        .unwrap();
+    Sold {
+        product: product.id,
+        price: price.id,
+        link: link.id,
+    }
+}
+
+/// Sessions paid with a card, a promotion code found by its code, an
+/// upgrade's single-use code; listed and expanded. Returns the first,
+/// paid session.
+async fn checkouts(
+    sandbox: &Sandbox,
+    client: &shop::stripe::Client,
+    sold: &Sold,
+    now: i64,
+) -> shop::stripe::CheckoutSession {
     let session = client
         .create_checkout_session(
             &CreateCheckoutSession {
-                price: price.id.clone(),
+                price: sold.price.clone(),
                 success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
                 cancel_url: Some("https://books.example/".into()),
                 customer_email: Some("ada@example.com".into()),
@@ -491,39 +544,27 @@ async fn every_request_and_answer_matches_the_spec() {
         .pay(&session.id, "ada@example.com", "4242424242424242")
         .await;
     // A coupon and its promotion code (as the dashboard would make them), found by code.
-    let stripe_post = |path: &str, form: shop::stripe::Form| {
-        sandbox
-            .http()
-            .post(format!("{}{path}", sandbox.url))
-            .bearer_auth("sk_test_harness")
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form.encode())
-            .send()
-    };
     let coupon: serde_json::Value = stripe_post(
+        sandbox,
         "/v1/coupons",
         shop::stripe::Form::new()
             .field("percent_off", 25)
             .field("name", "Launch"),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     stripe_post(
+        sandbox,
         "/v1/promotion_codes",
         shop::stripe::Form::new()
             .field("coupon", coupon["id"].as_str().unwrap())
             .field("code", "LAUNCH"),
     )
-    .await
-    .unwrap();
+    .await;
     let promotion = client.promotion_code("LAUNCH").await.unwrap().unwrap();
     let discounted = client
         .create_checkout_session(
             &CreateCheckoutSession {
-                price: price.id.clone(),
+                price: sold.price.clone(),
                 success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
                 promotion_code: Some(promotion.id.clone()),
                 ..CreateCheckoutSession::default()
@@ -540,7 +581,7 @@ async fn every_request_and_answer_matches_the_spec() {
         id: "shop-upgrade-guide-2.0.0-50".into(),
         percent_off: 50,
         name: Some("Upgrade to 2.0.0".into()),
-        products: vec![product.id.clone()],
+        products: vec![sold.product.clone()],
     };
     assert!(client.coupon(&upgrade.id).await.unwrap().is_none());
     client
@@ -564,7 +605,7 @@ async fn every_request_and_answer_matches_the_spec() {
         .unwrap();
     assert!(code.usable(now) && !code.usable(now + 30 * 86_400));
     let upgrading = shop::stripe::CreateCheckoutSession {
-        price: price.id.clone(),
+        price: sold.price.clone(),
         success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
         promotion_code: Some(code.id.clone()),
         ..CreateCheckoutSession::default()
@@ -633,6 +674,16 @@ async fn every_request_and_answer_matches_the_spec() {
             .code,
         "LAUNCH"
     );
+    let _: Vec<_> = client
+        .checkout_session_line_items(&session.id)
+        .try_collect()
+        .await
+        .unwrap();
+    paid
+}
+
+/// Stripe Tax, a VAT ID, an invoice and consent, once the account is set up.
+async fn tax_and_invoices(sandbox: &Sandbox, client: &shop::stripe::Client, sold: &Sold) {
     // Tax, a business's VAT ID, an invoice and the consent to the terms,
     // once the account has set up Stripe Tax and its terms.
     sandbox
@@ -649,7 +700,7 @@ async fn every_request_and_answer_matches_the_spec() {
     let taxed_price = client
         .create_price(
             &CreatePrice {
-                product: product.id.clone(),
+                product: sold.product.clone(),
                 unit_amount: 2900,
                 currency: "eur".into(),
                 tax_behavior: Some("inclusive".into()),
@@ -719,29 +770,30 @@ async fn every_request_and_answer_matches_the_spec() {
         .await
         .unwrap();
     assert_eq!(fetched.status(), 200);
+}
+
+/// A no-cost order, a bank debit settled later, webhook endpoints.
+async fn free_and_delayed(sandbox: &Sandbox, client: &shop::stripe::Client, sold: &Sold) {
     // A 100 % code: a no-cost order, no payment intent.
     let free: serde_json::Value = stripe_post(
+        sandbox,
         "/v1/coupons",
         shop::stripe::Form::new().field("percent_off", 100),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     stripe_post(
+        sandbox,
         "/v1/promotion_codes",
         shop::stripe::Form::new()
             .field("coupon", free["id"].as_str().unwrap())
             .field("code", "REVIEW"),
     )
-    .await
-    .unwrap();
+    .await;
     let review = client.promotion_code("review").await.unwrap().unwrap();
     let gift = client
         .create_checkout_session(
             &CreateCheckoutSession {
-                price: price.id.clone(),
+                price: sold.price.clone(),
                 success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
                 promotion_code: Some(review.id.clone()),
                 ..CreateCheckoutSession::default()
@@ -756,7 +808,7 @@ async fn every_request_and_answer_matches_the_spec() {
     let debit = client
         .create_checkout_session(
             &CreateCheckoutSession {
-                price: price.id.clone(),
+                price: sold.price.clone(),
                 success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
                 ..CreateCheckoutSession::default()
             },
@@ -780,21 +832,26 @@ async fn every_request_and_answer_matches_the_spec() {
     assert_eq!(settled.payment_status, "paid");
     // Webhook endpoints as the dashboard makes them.
     stripe_post(
+        sandbox,
         "/v1/webhook_endpoints",
         shop::stripe::Form::new()
             .field("url", "https://books.example/stripe/webhook")
             .field("enabled_events[0]", "checkout.session.completed")
             .field("api_version", "2024-04-10"),
     )
-    .await
-    .unwrap();
+    .await;
     let endpoints: Vec<_> = client.webhook_endpoints().try_collect().await.unwrap();
     assert_eq!(endpoints[0].api_version.as_deref(), Some("2024-04-10"));
-    let _: Vec<_> = client
-        .checkout_session_line_items(&session.id)
-        .try_collect()
-        .await
-        .unwrap();
+}
+
+/// Refunds (one left pending, then failed), a dispute, the events they
+/// make. Returns the refunded payment.
+async fn refunds_disputes_and_events(
+    sandbox: &Sandbox,
+    client: &shop::stripe::Client,
+    paid: &shop::stripe::CheckoutSession,
+    now: i64,
+) -> shop::stripe::PaymentIntent {
     let intent = client
         .payment_intent(paid.payment_intent_id().unwrap())
         .await
@@ -853,10 +910,13 @@ async fn every_request_and_answer_matches_the_spec() {
         .await
         .unwrap();
     client.event(&events[0].id).await.unwrap().unwrap();
-    let all_events: Vec<_> = client.events(&[], None).try_collect().await.unwrap();
-    // What the sandbox learnt to take as Stripe does (the strict sandbox):
-    // a coupon's date and count, a coupon applied directly, an expansion,
-    // a link's line items, invoices, sessions by their buyer's email.
+    intent
+}
+
+/// What the strict sandbox takes as Stripe does: a coupon's date and
+/// count, a coupon applied directly, an expansion, a link's line items,
+/// invoices, sessions by their buyer's email.
+async fn strict_parameters(sandbox: &Sandbox, sold: &Sold, now: i64) {
     let later = (now + 86_400).to_string();
     let (_, coupon) = sandbox
         .api(
@@ -883,7 +943,7 @@ async fn every_request_and_answer_matches_the_spec() {
             "/v1/checkout/sessions",
             &[
                 ("mode", "payment"),
-                ("line_items[0][price]", &price.id),
+                ("line_items[0][price]", &sold.price),
                 ("line_items[0][quantity]", "1"),
                 ("success_url", "http://127.0.0.1:9/thanks"),
                 ("discounts[0][coupon]", &coupon),
@@ -893,7 +953,7 @@ async fn every_request_and_answer_matches_the_spec() {
     sandbox
         .api(
             Method::GET,
-            &format!("/v1/payment_links/{}/line_items", link.id),
+            &format!("/v1/payment_links/{}/line_items", sold.link),
             &[],
         )
         .await;
@@ -907,7 +967,13 @@ async fn every_request_and_answer_matches_the_spec() {
             &[("customer_details[email]", "ada@example.com")],
         )
         .await;
-    // Errors have Stripe's shape too.
+}
+
+/// Errors have Stripe's shape too.
+async fn errors_of_stripes_shape(
+    client: &shop::stripe::Client,
+    intent: &shop::stripe::PaymentIntent,
+) {
     let _ = client
         .create_product(
             &CreateProduct {
@@ -920,7 +986,14 @@ async fn every_request_and_answer_matches_the_spec() {
     let _ = client
         .create_refund(&intent.id, Some(1_000_000), &IdempotencyKey::random())
         .await;
+}
 
+/// Every request the sandbox logged has only the spec's parameters, every
+/// answer and event object the spec's shape; every endpoint of the client
+/// was called, and some answers were errors.
+async fn every_exchange_matches(sandbox: &Sandbox) {
+    let client = sandbox.client();
+    let all_events: Vec<_> = client.events(&[], None).try_collect().await.unwrap();
     let log = sandbox.control(Method::GET, "requests", json!({})).await;
     let log = log.as_array().unwrap();
     assert!(
@@ -975,5 +1048,4 @@ async fn every_request_and_answer_matches_the_spec() {
         errors.len(),
         errors.join("\n")
     );
-    sandbox.stop().await;
 }
