@@ -961,6 +961,12 @@ async fn strict_parameters(sandbox: &Sandbox, sold: &Sold, now: i64) {
         .api(Method::GET, "/v1/invoices", &[("limit", "3")])
         .await;
     sandbox
+        .api(Method::GET, "/v1/tax_codes", &[("limit", "3")])
+        .await;
+    sandbox
+        .api(Method::GET, "/v1/tax_codes/txcd_10302000", &[])
+        .await;
+    sandbox
         .api(
             Method::GET,
             "/v1/checkout/sessions",

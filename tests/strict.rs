@@ -163,6 +163,58 @@ async fn coupons_keep_their_date_and_count_across_every_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tax_codes_are_listed_as_stripe_lists_them_and_unknown_ones_refused() {
+    let sandbox = Sandbox::start().await;
+    let (status, first) = sandbox
+        .api(Method::GET, "/v1/tax_codes", &[("limit", "2")])
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["has_more"], true, "{first}");
+    let last = first["data"][1]["id"].as_str().unwrap().to_owned();
+    let (_, rest) = sandbox
+        .api(
+            Method::GET,
+            "/v1/tax_codes",
+            &[("limit", "100"), ("starting_after", &last)],
+        )
+        .await;
+    let ids: Vec<&str> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["data"].as_array().unwrap())
+        .map(|code| code["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"txcd_10302000"), "{ids:?}");
+    assert_eq!(rest["has_more"], false, "{rest}");
+    let (_, ebook) = sandbox
+        .api(Method::GET, "/v1/tax_codes/txcd_10302000", &[])
+        .await;
+    assert!(
+        ebook["name"].as_str().unwrap().starts_with("Digital Books"),
+        "{ebook}"
+    );
+    let (status, _) = sandbox
+        .api(Method::GET, "/v1/tax_codes/txcd_nope", &[])
+        .await;
+    assert_eq!(status, 404);
+    // A product with a code Stripe does not know is refused.
+    let (status, refused) = sandbox
+        .api(
+            Method::POST,
+            "/v1/products",
+            &[("name", "Guide"), ("tax_code", "txcd_12345678")],
+        )
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["param"]),
+        (400, &json!("tax_code")),
+        "{refused}"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_shops_tools_read_is_listed_and_expanded_as_stripe_does() {
     let sandbox = Sandbox::start().await;
     let price = price(&sandbox).await;

@@ -134,6 +134,11 @@ pub fn dispatch(
         ["v1", "balance_transactions", id] if get => state
             .find("balance_transaction", id, "balance_transaction")
             .cloned(),
+        ["v1", "tax_codes"] if get => super::tax::list_tax_codes(params, path),
+        ["v1", "tax_codes", id] if get => {
+            params.only(&["expand"])?;
+            super::tax::tax_code(id).ok_or_else(|| ApiError::no_such("tax_code", id, "id"))
+        }
         ["v1", "invoices"] if get => {
             params.only(&[
                 "created",

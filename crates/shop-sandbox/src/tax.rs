@@ -71,6 +71,55 @@ pub const TAX_CODES: &[(&str, &str)] = &[
     ("txcd_99999999", "General - Tangible Goods"),
 ];
 
+/// A tax code as `GET /v1/tax_codes` shows it.
+pub fn tax_code(id: &str) -> Option<Value> {
+    TAX_CODES.iter().find(|(code, _)| *code == id).map(
+        |(code, name)| json!({"id": code, "object": "tax_code", "name": name, "description": name}),
+    )
+}
+
+/// `GET /v1/tax_codes`: the codes the sandbox knows, in Stripe's order (by
+/// id), paged by `starting_after`, `ending_before` and `limit`.
+pub fn list_tax_codes(params: &Params, url: &str) -> Result<Value, ApiError> {
+    params.only(&["ending_before", "expand", "limit", "starting_after"])?;
+    let limit = match params.int("limit")? {
+        None => 10,
+        Some(limit @ 1..=100) => limit as usize,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "limit",
+                "This value must be greater than or equal to 1 and less than or equal to 100.",
+            ));
+        }
+    };
+    let position = |param: &str| -> Result<Option<usize>, ApiError> {
+        params
+            .str(param)
+            .map(|id| {
+                TAX_CODES
+                    .iter()
+                    .position(|(code, _)| *code == id)
+                    .ok_or_else(|| ApiError::no_such("tax_code", id, param))
+            })
+            .transpose()
+    };
+    let (start, end) = match (position("starting_after")?, position("ending_before")?) {
+        (Some(after), _) => (after + 1, (after + 1 + limit).min(TAX_CODES.len())),
+        (None, Some(before)) => (before.saturating_sub(limit), before),
+        (None, None) => (0, limit.min(TAX_CODES.len())),
+    };
+    let data: Vec<Value> = TAX_CODES[start..end]
+        .iter()
+        .filter_map(|(code, _)| tax_code(code))
+        .collect();
+    Ok(json!({
+        "object": "list",
+        "data": data,
+        "has_more": end < TAX_CODES.len(),
+        "url": url,
+    }))
+}
+
 /// The codes of e-books, taxed at `ebook_rate`.
 const EBOOK_CODES: &[&str] = &["txcd_10302000", "txcd_10302001"];
 
