@@ -160,8 +160,19 @@ impl Run {
     /// Asserts the whole of stderr, with the test's temporary directory
     /// written `[TMP]`; a mismatch shows both, line by line.
     pub fn stderr_is(self, expected: &str) -> Run {
+        let actual = self.stderr();
+        self.whole("stderr", &actual, expected)
+    }
+
+    /// Asserts the whole of stdout, as [`Run::stderr_is`] does stderr.
+    pub fn stdout_is(self, expected: &str) -> Run {
+        let actual = self.stdout();
+        self.whole("stdout", &actual, expected)
+    }
+
+    fn whole(self, which: &str, actual: &str, expected: &str) -> Run {
         let root = self.root.display().to_string();
-        let actual = self.stderr().replace(&root, "[TMP]");
+        let actual = actual.replace(&root, "[TMP]");
         if actual != expected {
             let mut diff = String::new();
             let (left, right): (Vec<&str>, Vec<&str>) =
@@ -180,7 +191,7 @@ impl Run {
                 }
             }
             panic!(
-                "stderr differs (- expected, + actual):\n{diff}\n{}",
+                "{which} differs (- expected, + actual):\n{diff}\n{}",
                 self.describe()
             );
         }

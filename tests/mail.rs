@@ -267,7 +267,7 @@ fn receipts_survive_a_mail_server_that_was_down_and_notices_go_once() {
         .test
         .shop(&["release", "guide", "1.1.0", &files[0], &files[1]])
         .success();
-    served.test.shop(&["sync", "-q"]).success();
+    served.test.shop(&["sync", "-q"]).success().stderr_is("");
     served
         .test
         .shop(&["notify", "guide", "1.1.0", "--dry-run"])
@@ -382,7 +382,7 @@ fn notices_follow_the_policy_and_go_once_across_a_kill() {
     // A refunded buyer is not told.
     let refunded = buyers["ids"][4].as_str().unwrap().to_owned();
     served.refund(&refunded);
-    served.test.shop(&["sync", "-q"]).success();
+    served.test.shop(&["sync", "-q"]).success().stderr_is("");
     let build = served.test.root().join("build");
     let files: Vec<String> = ["guide.pdf", "guide.epub"]
         .iter()
@@ -552,7 +552,7 @@ fn released_to(buyers: u64, port: u16) -> (Served, Vec<String>) {
             .sandbox()
             .control(reqwest::Method::POST, "seed", body),
     );
-    served.test.shop(&["sync", "-q"]).success();
+    served.test.shop(&["sync", "-q"]).success().stderr_is("");
     let build = served.test.root().join("build");
     let files: Vec<String> = ["guide.pdf", "guide.epub"]
         .iter()
@@ -852,7 +852,11 @@ fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
     assert_eq!(served.test.read("purchases/grants.jsonl"), grants);
 
     // A grant hears of updates as a buyer does, and a later sync keeps it.
-    served.test.shop(&["sync", "-q", "--full"]).success();
+    served
+        .test
+        .shop(&["sync", "-q", "--full"])
+        .success()
+        .stderr_is("");
     assert_eq!(served.test.read("purchases/grants.jsonl"), grants);
     served
         .test

@@ -149,7 +149,7 @@ fn fees_and_the_day_of_payment_reach_the_ledger_and_the_report_adds_up() {
             .await
             .unwrap();
     });
-    test.shop(&["sync", "-q"]).success();
+    test.shop(&["sync", "-q"]).success().stderr_is("");
 
     // Stripe's published pricing for an EEA account: 1.5 % + 25 c for EEA
     // cards, 2.5 % for UK cards, 3.25 % for the rest, rounded half up.
@@ -369,7 +369,7 @@ fn a_tax_code_reaches_stripe_and_an_ebook_pays_the_reduced_rate() {
     let standard_tax = 2400 - (2400 * 100 + 59) / 119;
     assert_eq!(standard_tax, 383);
 
-    test.shop(&["sync", "-q"]).success();
+    test.shop(&["sync", "-q"]).success().stderr_is("");
     let taxes: Vec<_> = ledger(&test)
         .iter()
         .map(|line| {

@@ -469,7 +469,7 @@ fn pay_what_you_want_takes_what_the_buyer_chooses_above_the_minimum() {
     let thanks = served.body(thanks);
     assert!(thanks.contains("20.00 USD"), "{thanks}");
 
-    served.test.shop(&["sync", "-q"]).success();
+    served.test.shop(&["sync", "-q"]).success().stderr_is("");
     let month = std::fs::read_dir(served.test.root().join("store/purchases"))
         .or_else(|_| std::fs::read_dir(served.test.path().join("purchases")))
         .unwrap()

@@ -437,7 +437,7 @@ fn the_report_reads_the_ledger() {
         .shop(&["report"])
         .success()
         .stderr_has(&["no purchases in the ledger yet"]);
-    store.shop(&["sync", "-q"]).success();
+    store.shop(&["sync", "-q"]).success().stderr_is("");
     store
         .shop(&["report", "--since", "2030-01-01"])
         .success()
@@ -544,7 +544,7 @@ fn a_sync_killed_at_random_points_ends_as_one_uninterrupted_sync() {
 
     // The reference: one sync that nothing interrupts.
     let reference = shop.store();
-    reference.shop(&["sync", "-q"]).success();
+    reference.shop(&["sync", "-q"]).success().stderr_is("");
     let expected = ledger(reference.path());
     assert_eq!(
         expected
@@ -594,9 +594,9 @@ fn a_sync_killed_at_random_points_ends_as_one_uninterrupted_sync() {
         3,
         "three month files written, uncommitted, when the kill landed"
     );
-    fresh.shop(&["sync", "-q"]).success();
+    fresh.shop(&["sync", "-q"]).success().stderr_is("");
     assert_eq!(ledger(fresh.path()), expected);
-    store.shop(&["sync", "-q"]).success();
+    store.shop(&["sync", "-q"]).success().stderr_is("");
     assert_eq!(
         ledger(store.path()),
         expected,
@@ -1147,16 +1147,19 @@ fn incremental_syncs_at_random_moments_equal_one_full_sync() {
                     }
                 }
                 _ => {
-                    store.shop(&["-q", "sync"]).success();
+                    store.shop(&["-q", "sync"]).success().stderr_is("");
                 }
             }
             // Each step takes a little sandbox time, as requests do.
             now += 60;
             shop.runtime.block_on(shop.sandbox().set_clock(now));
         }
-        store.shop(&["-q", "sync"]).success();
+        store.shop(&["-q", "sync"]).success().stderr_is("");
         let fresh = shop.store();
-        fresh.shop(&["-q", "sync", "--full"]).success();
+        fresh
+            .shop(&["-q", "sync", "--full"])
+            .success()
+            .stderr_is("");
         assert_eq!(
             ledger(store.path()),
             ledger(fresh.path()),
@@ -1200,7 +1203,7 @@ fn a_sync_stopped_at_each_crash_point_leaves_git_consistent() {
     shop.runtime
         .block_on(shop.sandbox().set_clock(AUGUST + 70 * DAY));
     let reference = shop.store();
-    reference.shop(&["sync", "-q"]).success();
+    reference.shop(&["sync", "-q"]).success().stderr_is("");
     let expected = ledger(reference.path());
     assert!(expected.len() >= 2, "the seed spans fewer than two months");
 
@@ -1231,7 +1234,7 @@ fn a_sync_stopped_at_each_crash_point_leaves_git_consistent() {
         );
         // A re-run finishes; git agrees with the disk; the ledger is whole.
         store.env("SHOP_FAULT", "");
-        store.shop(&["sync", "-q"]).success();
+        store.shop(&["sync", "-q"]).success().stderr_is("");
         let status = git(store.path(), &["status", "--porcelain"]);
         assert_eq!(status, "", "{point}: git status after the re-run");
         assert_eq!(ledger(store.path()), expected, "{point}");
@@ -1257,7 +1260,7 @@ fn an_index_left_behind_head_is_repaired_and_said_once() {
     shop.runtime
         .block_on(shop.sandbox().set_clock(AUGUST + 50 * DAY));
     let store = shop.store();
-    store.shop(&["sync", "-q"]).success();
+    store.shop(&["sync", "-q"]).success().stderr_is("");
     // As an older shop could leave it: HEAD has the ledger, the index not.
     git(store.path(), &["read-tree", "HEAD~1"]);
     let status = git(store.path(), &["status", "--porcelain"]);

@@ -221,7 +221,7 @@ fn tax_invoices_and_consent_go_through_stripe_into_the_ledger_and_report() {
     );
     assert_eq!(status, StatusCode::SEE_OTHER);
 
-    test.shop(&["sync", "-q"]).success();
+    test.shop(&["sync", "-q"]).success().stderr_is("");
     assert_eq!(git_status(&test), "");
     let mut lines: Vec<Value> = std::fs::read_dir(test.path().join("purchases"))
         .unwrap()
