@@ -121,17 +121,16 @@ pub async fn give(
     let link = tokens::link(&store.settings.base_url, key, &grant.id, expires);
     if let Some(mailer) = mailer {
         let settings = &store.settings;
-        let mut values = mail::shop_values(settings, &grant.email);
-        values.extend([
-            ("product", product.name.clone()),
-            ("version", version.clone()),
-            ("link", link.clone()),
-            ("expires", dates::human_time(expires)),
-            ("limit", product.download_limit.to_string()),
-            ("order", ledger::order_number(&grant.id)),
-            ("lost", format!("{}/lost", settings.base_url)),
-        ]);
-        values.extend(mail::product_values(store, product, &version));
+        let values = mail::Access {
+            store,
+            product,
+            version: &version,
+            email: &grant.email,
+            purchase: &grant.id,
+            link: &link,
+            expires,
+        }
+        .values();
         let rendered = templates.render(Kind::Gift, &values)?;
         let from = &settings.mail.from;
         let message = mail::compose(

@@ -350,7 +350,8 @@ fn a_server_killed_while_sending_leaves_every_receipt_to_another_once() {
     // Each marked sent once its copy is in the outbox: then no other copy
     // can come.
     served.served.wait_for("three receipts", || {
-        served.count("SELECT COUNT(*) FROM mail_queue WHERE kind = 'receipt' AND sent IS NOT NULL") == 3
+        served.count("SELECT COUNT(*) FROM mail_queue WHERE kind = 'receipt' AND sent IS NOT NULL")
+            == 3
     });
     let outbox = served.served.outbox();
     let mut recipients: Vec<&str> = outbox

@@ -8,7 +8,7 @@ use crate::ledger::{self, GRANT_PREFIX, Purchase};
 use crate::mail::{Mailer, Templates};
 use crate::printable::printable;
 use crate::state::{Db, Entitlement};
-use crate::store::{Store, money};
+use crate::store::Store;
 use crate::{dates, mail, metadata, state, store, support, tokens};
 
 #[derive(Debug, clap::Args)]
@@ -269,29 +269,23 @@ fn mail_link(
     let mailer = Mailer::new(&store.settings, &store.root, password)?;
     let settings = &store.settings;
     let product = store.product(&purchase.product)?;
-    let mut values = mail::shop_values(settings, &purchase.email);
-    values.extend([
-        ("product", product.name.clone()),
-        ("version", purchase.version.clone()),
-        ("link", link.to_owned()),
-        ("expires", dates::human_time(expires)),
-        ("limit", product.download_limit.to_string()),
-        ("order", ledger::order_number(&purchase.id)),
-        ("lost", format!("{}/lost", settings.base_url)),
-        ("invoice", invoice.unwrap_or_default()),
-    ]);
-    values.extend(mail::product_values(store, product, &purchase.version));
+    let mut values = mail::Access {
+        store,
+        product,
+        version: &purchase.version,
+        email: &purchase.email,
+        purchase: &purchase.id,
+        link,
+        expires,
+    }
+    .values();
     let kind = if purchase.id.starts_with(ledger::GRANT_PREFIX) {
         Kind::Gift
     } else {
+        // The receipt again, as the server mailed it.
         values.insert("date", dates::human_day(purchase.created));
-        values.insert(
-            "paid",
-            purchase.paid.as_ref().map_or_else(
-                || "see Stripe's receipt".to_owned(),
-                |paid| money::display_amount(paid.amount, &paid.currency),
-            ),
-        );
+        values.insert("paid", purchase.paid_text());
+        values.insert("invoice", invoice.unwrap_or_default());
         Kind::Receipt
     };
     let rendered = templates.render(kind, &values)?;

@@ -18,7 +18,7 @@ use crate::error::Registered;
 use crate::secret::Secret;
 use crate::stamp::Format;
 use crate::store::{MailTransport, Settings, SmtpSecurity, StampMode};
-use crate::{error, html, net, store};
+use crate::{dates, error, html, ledger, net, store};
 
 /// The kinds of message `shop` sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +210,42 @@ pub fn product_values(
         ("contents", contents),
         ("stamped", if stamped { "yes" } else { "" }.to_owned()),
     ]
+}
+
+/// What every message that hands over files says (a receipt, a gift, a
+/// pre-order's delivery): the product at its version, the link and until
+/// when, the downloads each file allows, the order number, where to ask
+/// for the link again, and what the product's files are.
+#[derive(Debug)]
+pub struct Access<'a> {
+    pub store: &'a store::Store,
+    pub product: &'a store::Product,
+    pub version: &'a str,
+    pub email: &'a str,
+    /// The purchase or grant, whose order number the message gives.
+    pub purchase: &'a str,
+    pub link: &'a str,
+    /// When the link stops working (Unix seconds).
+    pub expires: i64,
+}
+
+impl Access<'_> {
+    /// Its values, as the templates name them.
+    pub fn values(&self) -> BTreeMap<&'static str, String> {
+        let settings = &self.store.settings;
+        let mut values = shop_values(settings, self.email);
+        values.extend([
+            ("product", self.product.name.clone()),
+            ("version", self.version.to_owned()),
+            ("link", self.link.to_owned()),
+            ("expires", dates::human_time(self.expires)),
+            ("limit", self.product.download_limit.to_string()),
+            ("order", ledger::order_number(self.purchase)),
+            ("lost", format!("{}/lost", settings.base_url)),
+        ]);
+        values.extend(product_values(self.store, self.product, self.version));
+        values
+    }
 }
 
 /// The values every kind of message has: the shop's name, support

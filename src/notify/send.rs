@@ -391,17 +391,16 @@ fn compose_delivery(
         ..
     } = sending;
     let settings = &store.settings;
-    let mut values = mail::shop_values(settings, &recipient.email);
-    values.extend([
-        ("product", product.name.clone()),
-        ("version", version.to_string()),
-        ("link", link),
-        ("expires", dates::human_time(expires)),
-        ("limit", product.download_limit.to_string()),
-        ("order", ledger::order_number(&recipient.purchase)),
-        ("lost", format!("{}/lost", settings.base_url)),
-    ]);
-    values.extend(mail::product_values(store, product, &version.to_string()));
+    let values = mail::Access {
+        store,
+        product,
+        version: &version.to_string(),
+        email: &recipient.email,
+        purchase: &recipient.purchase,
+        link: &link,
+        expires,
+    }
+    .values();
     let rendered = templates.render(Kind::Delivery, &values)?;
     let message = mail::compose(
         &settings.mail.from,

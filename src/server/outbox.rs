@@ -10,8 +10,7 @@ use super::App;
 use crate::mail::{self, Kind, Mailer, Templates};
 use crate::retry::Backoff;
 use crate::state::QueuedMail;
-use crate::store::money;
-use crate::{dates, error, html, ledger, state};
+use crate::{dates, error, html, ledger};
 
 /// The longest a failed message waits before its next attempt.
 const MAIL_RETRY_MAX: Duration = Duration::from_secs(3600);
@@ -77,21 +76,6 @@ pub async fn send_due(
 }
 
 /// What a purchase cost, as its receipt says it.
-fn paid(purchase: &state::Entitlement) -> String {
-    let Some(paid) = &purchase.paid else {
-        return "see Stripe's receipt".into();
-    };
-    let money = |amount: i64| money::display_amount(amount, &paid.currency);
-    let mut text = money(paid.amount);
-    if paid.discount > 0 {
-        text.push_str(&format!(" (after a discount of {})", money(paid.discount)));
-    }
-    if paid.tax > 0 {
-        text.push_str(&format!(", of which tax {}", money(paid.tax)));
-    }
-    text
-}
-
 /// The address of a sale's invoice, when the store asks Stripe for
 /// invoices: Stripe issues it once the payment succeeds (for a bank debit,
 /// days after the checkout), and the receipt goes when it has. Empty when
@@ -120,10 +104,6 @@ async fn invoice_url(app: &App, purchase: &str) -> String {
             String::new()
         }
     }
-}
-
-fn expires(app: &App) -> String {
-    dates::human_time(app.now() + app.store().settings.link_lifetime as i64)
 }
 
 fn base_values(app: &App, email: &str) -> BTreeMap<&'static str, String> {
@@ -158,7 +138,7 @@ async fn compose(
             values.insert("version", purchase.version.clone());
             values.insert("order", ledger::order_number(&purchase.id));
             values.insert("date", dates::human_day(purchase.created));
-            values.insert("paid", paid(&purchase));
+            values.insert("paid", purchase.paid_text());
             values.extend(mail::product_values(&store, product, &purchase.version));
             let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
             // A pre-order's files are not out: its receipt promises the
@@ -178,11 +158,20 @@ async fn compose(
                     None,
                 )?));
             }
-            values.insert("link", app.link(&purchase.id));
+            let link = app.link(&purchase.id);
+            let mut values = mail::Access {
+                store: &store,
+                product,
+                version: &purchase.version,
+                email: &queued.recipient,
+                purchase: &purchase.id,
+                link: &link,
+                expires: app.now() + store.settings.link_lifetime as i64,
+            }
+            .values();
+            values.insert("date", dates::human_day(purchase.created));
+            values.insert("paid", purchase.paid_text());
             values.insert("invoice", invoice_url(app, &purchase.id).await);
-            values.insert("expires", expires(app));
-            values.insert("limit", product.download_limit.to_string());
-            values.insert("lost", format!("{}/lost", app.store().settings.base_url));
             let rendered = templates.render(Kind::Receipt, &values)?;
             Ok(Some(mail::compose(
                 from,

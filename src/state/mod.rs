@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::downloads::Usage;
 use crate::secret::Secret;
+use crate::store::money;
 
 pub mod limits;
 pub mod postgres;
@@ -41,6 +42,18 @@ pub struct Entitlement {
     /// What was paid, when the server learned it from Stripe (purchases
     /// seen before it kept this have none).
     pub paid: Option<Paid>,
+}
+
+impl Entitlement {
+    /// What its receipt says was paid, with any discount and tax in it.
+    pub fn paid_text(&self) -> String {
+        match &self.paid {
+            Some(paid) => {
+                money::describe_payment(paid.amount, &paid.currency, paid.discount, paid.tax)
+            }
+            None => "see Stripe's receipt".into(),
+        }
+    }
 }
 
 impl From<&ledger::Purchase> for Entitlement {

@@ -278,6 +278,22 @@ pub fn display_amount(amount: i64, code: &str) -> String {
     }
 }
 
+/// What a receipt says was paid: the amount, and any discount and tax in
+/// it (`24.00 USD (after a discount of 5.00 USD), of which tax 3.83 USD`).
+pub fn describe_payment(amount: i64, code: &str, discount: i64, tax: i64) -> String {
+    let mut text = display_amount(amount, code);
+    if discount > 0 {
+        text.push_str(&format!(
+            " (after a discount of {})",
+            display_amount(discount, code)
+        ));
+    }
+    if tax > 0 {
+        text.push_str(&format!(", of which tax {}", display_amount(tax, code)));
+    }
+    text
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.decimal(), self.currency)
