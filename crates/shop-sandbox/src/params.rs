@@ -17,6 +17,18 @@ pub struct Params {
 }
 
 impl Params {
+    /// A list's page size: `limit`, 1 to 100, else Stripe's 10.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.int("limit")? {
+            None => Ok(10),
+            Some(limit @ 1..=100) => Ok(limit as usize),
+            Some(_) => Err(ApiError::invalid(
+                "limit",
+                "This value must be greater than or equal to 1 and less than or equal to 100.",
+            )),
+        }
+    }
+
     pub fn parse(encoded: &str) -> Result<Params, ApiError> {
         let value =
             form::decode(encoded).map_err(|message| ApiError::invalid_request(&message, None))?;

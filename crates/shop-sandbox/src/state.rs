@@ -229,16 +229,7 @@ impl State {
         url: &str,
         filter: impl Fn(&Value) -> bool,
     ) -> Result<Value, ApiError> {
-        let limit = match params.int("limit")? {
-            None => 10,
-            Some(limit @ 1..=100) => limit as usize,
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "limit",
-                    "This value must be greater than or equal to 1 and less than or equal to 100.",
-                ));
-            }
-        };
+        let limit = params.limit()?;
         let (mut lower, mut upper) = params.created_range()?;
         let cursor = |id: &str, param: &str| -> Result<(i64, u64), ApiError> {
             match self.objects.get(id) {

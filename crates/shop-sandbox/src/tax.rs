@@ -82,16 +82,7 @@ pub fn tax_code(id: &str) -> Option<Value> {
 /// id), paged by `starting_after`, `ending_before` and `limit`.
 pub fn list_tax_codes(params: &Params, url: &str) -> Result<Value, ApiError> {
     params.only(&["ending_before", "expand", "limit", "starting_after"])?;
-    let limit = match params.int("limit")? {
-        None => 10,
-        Some(limit @ 1..=100) => limit as usize,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "limit",
-                "This value must be greater than or equal to 1 and less than or equal to 100.",
-            ));
-        }
-    };
+    let limit = params.limit()?;
     let position = |param: &str| -> Result<Option<usize>, ApiError> {
         params
             .str(param)
