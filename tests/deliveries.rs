@@ -234,3 +234,42 @@ fn after_three_days_stripe_gives_up_and_the_server_reconciles() {
         served.get(&file).status() == StatusCode::GONE
     });
 }
+
+#[test]
+fn a_delayed_payments_success_delivered_twice_mails_one_receipt() {
+    let served = Served::start_with_store(&[], |test| {
+        let settings = test
+            .read("shop.toml")
+            .replace("currency = \"usd\"", "currency = \"eur\"");
+        test.write("shop.toml", &settings);
+    });
+    webhooks(&served, json!({"duplicate": true}));
+    // A SEPA debit: complete now, paid when the bank pays (a minute on).
+    let checkout = served.checkout_page(&served.payment_link());
+    let paid = served.post_checkout(
+        &checkout,
+        &[
+            ("email", "ada@example.com"),
+            ("iban", "DE89370400440532013000"),
+        ],
+    );
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    advance_clock(&served, 120);
+    served.wait_for("the success delivered twice", || {
+        delivery_of(
+            &deliveries(&served),
+            "checkout.session.async_payment_succeeded",
+        )
+        .first()
+        .is_some_and(|d| d["deliveries"] == 2)
+    });
+    barrier(&served, "bo@example.com");
+    assert_eq!(mails_to(&served, "ada@example.com"), 1);
+    let log = served.log.lock().unwrap().clone();
+    assert_eq!(
+        log.matches("checkout.session.async_payment_succeeded: sale of")
+            .count(),
+        1,
+        "{log}"
+    );
+}
