@@ -402,13 +402,33 @@ fn notices_follow_the_policy_and_go_once_across_a_kill() {
     for (key, value) in served.test.environment() {
         command.env(key, value);
     }
+    let errors = served.test.root().join("notify.stderr");
     let mut child = command
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&errors).unwrap())
         .spawn()
         .unwrap();
-    // Some notices out, most still to go (20 a second).
-    smtp.wait_for_subject("The Field Guide 1.1.0 is out", 3);
+    // Some notices out, most still to go (20 a second); a run that ends
+    // before is a failure, shown with what it said.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while per_recipient(&smtp.messages(), "The Field Guide 1.1.0 is out")
+        .values()
+        .sum::<usize>()
+        < 3
+    {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "notify ended ({status}) before its third notice:\n{}",
+                std::fs::read_to_string(&errors).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no third notice in 20 s:\n{}",
+            std::fs::read_to_string(&errors).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Stopped as Ctrl-C or a service manager stops it: the message in flight
     // is finished and recorded.
     assert!(
