@@ -37,6 +37,7 @@ pub mod stripe;
 pub mod support;
 pub mod sync;
 pub mod tokens;
+pub mod withdrawal;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
