@@ -10,10 +10,19 @@
 //! first download. So the right stands within 14 days when there is no
 //! waiver, when nothing has been downloaded, or when the purchase is a
 //! pre-order whose files are not out. An author may give more
-//! (`[refunds] self_service_days`), or decide every request themselves
-//! (`[refunds] review`). Pure: the caller gathers the facts.
+//! (a guarantee of `self_service_days`), or decide every request
+//! themselves (`review`). Pure: the caller gathers the facts.
 
-use crate::store::RefundSettings;
+/// The author's policy beyond the law (to be read from `shop.toml`'s
+/// `[refunds]` once the withdrawal function is built).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Any purchase may be refunded within this many days, downloaded or
+    /// not (a guarantee, as Leanpub's).
+    pub self_service_days: Option<u32>,
+    /// Every request goes to the author instead of being refunded.
+    pub review: bool,
+}
 
 /// Days in which a consumer may withdraw (Art. 9(1)).
 pub const WITHDRAWAL_DAYS: i64 = 14;
@@ -41,7 +50,7 @@ pub struct Facts {
 pub enum Decision {
     /// Refunded in full, at once, for this reason.
     Refund(Ground),
-    /// The author decides (`[refunds] review`).
+    /// The author decides (`Policy::review`).
     Review,
     /// The right ended: the buyer waived it (at `waived`) and downloaded.
     Ended { waived: i64 },
@@ -56,12 +65,12 @@ pub enum Decision {
 pub enum Ground {
     /// The right of withdrawal.
     Withdrawal,
-    /// The author's guarantee (`[refunds] self_service_days`).
+    /// The author's guarantee (`Policy::self_service_days`).
     Guarantee,
 }
 
 /// Decides a request made at `now`.
-pub fn decide(facts: &Facts, policy: &RefundSettings, now: i64) -> Decision {
+pub fn decide(facts: &Facts, policy: &Policy, now: i64) -> Decision {
     if facts.revoked {
         return Decision::AlreadyRefunded;
     }
@@ -103,8 +112,8 @@ mod tests {
         }
     }
 
-    fn law() -> RefundSettings {
-        RefundSettings::default()
+    fn law() -> Policy {
+        Policy::default()
     }
 
     #[test]
@@ -157,7 +166,7 @@ mod tests {
     fn after_fourteen_days_only_the_authors_guarantee_refunds() {
         let late = BOUGHT + 15 * DAY;
         assert_eq!(decide(&facts(), &law(), late), Decision::Late { days: 15 });
-        let guarantee = RefundSettings {
+        let guarantee = Policy {
             self_service_days: Some(30),
             review: false,
         };
@@ -183,7 +192,7 @@ mod tests {
 
     #[test]
     fn review_sends_every_request_to_the_author_and_a_refund_is_not_repeated() {
-        let review = RefundSettings {
+        let review = Policy {
             self_service_days: Some(30),
             review: true,
         };

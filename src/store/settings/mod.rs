@@ -45,19 +45,6 @@ pub struct Settings {
     /// The buyer's consent to the terms and the waiver of the right of
     /// withdrawal, asked at checkout; `None` asks nothing.
     pub consent: Option<ConsentSettings>,
-    /// What a buyer's withdrawal gets beyond the law (`[refunds]`).
-    pub refunds: RefundSettings,
-}
-
-/// `[refunds]`: the author's policy for buyers' withdrawals and refund
-/// requests, beyond the EU right of withdrawal (`crate::withdrawal`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RefundSettings {
-    /// Any purchase may be refunded within this many days, downloaded or
-    /// not (a guarantee, as Leanpub's).
-    pub self_service_days: Option<u32>,
-    /// Every request goes to the author instead of being refunded.
-    pub review: bool,
 }
 
 impl Settings {
@@ -411,26 +398,6 @@ mod tests {
             settings.mail.transport,
             MailTransport::Sendmail { .. }
         ));
-    }
-
-    #[test]
-    fn a_refund_policy_is_read_and_its_days_checked() {
-        let settings = parse(MINIMAL, &Overrides::default()).unwrap();
-        assert_eq!(settings.refunds, RefundSettings::default());
-        let text = format!("{MINIMAL}[refunds]\nself_service_days = 30\nreview = true\n");
-        let settings = parse(&text, &Overrides::default()).unwrap();
-        assert_eq!(
-            settings.refunds,
-            RefundSettings {
-                self_service_days: Some(30),
-                review: true
-            }
-        );
-        check(
-            &format!("{MINIMAL}[refunds]\nself_service_days = 0\n"),
-            &Overrides::default(),
-            &["`self_service_days = 0` is not a number of days from 1 to 365"],
-        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use toml::Spanned;
 use super::{
     ConsentSettings, DEFAULT_BASE_URL, DEFAULT_LINK_LIFETIME, DEFAULT_OUTBOX,
     DEFAULT_STAMPED_CACHE, DEFAULT_THANKS_WINDOW, DEFAULT_WAIVER, Limits, MailSettings,
-    MailTransport, Overrides, Rate, RefundSettings, ServeSettings, Settings, SmtpSecurity,
-    StampSettings, TaxBehavior, TaxSettings, check_email, mailbox, parse_duration,
+    MailTransport, Overrides, Rate, ServeSettings, Settings, SmtpSecurity, StampSettings,
+    TaxBehavior, TaxSettings, check_email, mailbox, parse_duration,
 };
 use crate::store;
 use crate::store::money::Currency;
@@ -47,15 +47,6 @@ struct RawSettings {
     #[serde(default)]
     tax: RawTax,
     consent: Option<RawConsent>,
-    #[serde(default)]
-    refunds: RawRefunds,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RawRefunds {
-    self_service_days: Option<Spanned<i64>>,
-    #[serde(default)]
-    review: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,7 +147,6 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
     let stamp = reader.stamp(&raw);
     let tax = reader.tax(&raw);
     let consent = reader.consent(&raw);
-    let refunds = reader.refunds(&raw);
     if !reader.problems.is_empty() {
         return Err(reader.problems);
     }
@@ -177,7 +167,6 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         stamp,
         tax,
         consent,
-        refunds,
     })
 }
 
@@ -545,31 +534,6 @@ impl Reader<'_> {
         stamp
     }
 
-    /// `[refunds]`: the author's policy beyond the law's withdrawal.
-    fn refunds(&mut self, raw: &RawSettings) -> RefundSettings {
-        let self_service_days = raw.refunds.self_service_days.as_ref().and_then(|days| {
-            match u32::try_from(*days.get_ref()) {
-                Ok(days @ 1..=365) => Some(days),
-                _ => {
-                    self.problem(
-                        Origin::File(days.span()),
-                        format!(
-                            "`self_service_days = {}` is not a number of days from 1 to 365",
-                            days.get_ref()
-                        ),
-                        "give the days after a purchase in which any buyer may have a refund, \
-                         such as `30`, or remove the key",
-                    );
-                    None
-                }
-            }
-        });
-        RefundSettings {
-            self_service_days,
-            review: raw.refunds.review,
-        }
-    }
-
     /// `[tax]`: what Stripe computes and issues at checkout.
     fn tax(&mut self, raw: &RawSettings) -> TaxSettings {
         let prices = match &raw.tax.prices {
@@ -688,7 +652,6 @@ const KEYS: &[(&str, &[&str])] = &[
             "stamp",
             "tax",
             "consent",
-            "refunds",
         ],
     ),
     ("github", &["repository"]),
@@ -720,7 +683,6 @@ const KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("consent", &["terms_url", "waiver"]),
-    ("refunds", &["self_service_days", "review"]),
 ];
 
 /// A problem for each key `shop.toml` may not have, at the key, with a
