@@ -42,6 +42,9 @@ pub struct Served {
     log_reader: Option<std::thread::JoinHandle<()>>,
     /// The PostgreSQL server keeping the state, when the tests run with
     /// `SHOP_TEST_STATE=postgres` (stopped after the server, in `drop`).
+    /// The server's state as the tests read it, opened once (and closed
+    /// before the PostgreSQL that may keep it stops: fields drop in order).
+    state: std::sync::OnceLock<shop::state::Db>,
     cluster: Option<pg_cluster::Cluster>,
 }
 
@@ -208,6 +211,7 @@ impl Served {
             log: Default::default(),
             log_reader: None,
             cluster,
+            state: std::sync::OnceLock::new(),
         }
     }
 
@@ -530,16 +534,18 @@ impl Served {
 
     /// The server's state, read through `shop::state` as the server keeps
     /// it (SQLite in the store, or the test's PostgreSQL).
-    pub fn state(&self) -> shop::state::Db {
-        let location = match &self.cluster {
-            Some(cluster) => shop::state::Location::Postgres(
-                shop::secret::Secret::new("SHOP_STATE_URL", cluster.url("postgres")).unwrap(),
-            ),
-            None => shop::state::Location::Sqlite(self.test.path().join(".shop/state.db")),
-        };
-        self.runtime
-            .block_on(shop::state::Db::open(&location))
-            .unwrap()
+    pub fn state(&self) -> &shop::state::Db {
+        self.state.get_or_init(|| {
+            let location = match &self.cluster {
+                Some(cluster) => shop::state::Location::Postgres(
+                    shop::secret::Secret::new("SHOP_STATE_URL", cluster.url("postgres")).unwrap(),
+                ),
+                None => shop::state::Location::Sqlite(self.test.path().join(".shop/state.db")),
+            };
+            self.runtime
+                .block_on(shop::state::Db::open(&location))
+                .unwrap()
+        })
     }
 
     /// The mail queue as the server's state holds it.

@@ -56,13 +56,7 @@ fn product_tax_code(params: &Params) -> Result<Option<Value>, ApiError> {
     match params.get("tax_code").and_then(Value::as_str) {
         None => Ok(None),
         Some("") => Ok(Some(Value::Null)),
-        Some(code)
-            if super::tax::TAX_CODES
-                .iter()
-                .any(|(known, _)| *known == code) =>
-        {
-            Ok(Some(json!(code)))
-        }
+        Some(code) if super::tax::tax_code_name(code).is_some() => Ok(Some(json!(code))),
         Some(code) => Err(ApiError::invalid(
             "tax_code",
             &format!("No such tax code: '{code}'"),

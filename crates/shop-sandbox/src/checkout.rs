@@ -383,10 +383,7 @@ fn checkout_form(
         let code = first
             .and_then(|item| item["price"]["product"]["tax_code"].as_str())
             .unwrap_or(tax::PRESET_CODE);
-        let name = tax::TAX_CODES
-            .iter()
-            .find(|(known, _)| *known == code)
-            .map_or("", |(_, name)| name);
+        let name = tax::tax_code_name(code).unwrap_or_default();
         json!({
             "code": code,
             "name": name,

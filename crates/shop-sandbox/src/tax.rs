@@ -71,11 +71,18 @@ pub const TAX_CODES: &[(&str, &str)] = &[
     ("txcd_99999999", "General - Tangible Goods"),
 ];
 
+/// The name of a tax code the sandbox knows.
+pub fn tax_code_name(id: &str) -> Option<&'static str> {
+    TAX_CODES
+        .iter()
+        .find(|(code, _)| *code == id)
+        .map(|(_, name)| *name)
+}
+
 /// A tax code as `GET /v1/tax_codes` shows it.
 pub fn tax_code(id: &str) -> Option<Value> {
-    TAX_CODES.iter().find(|(code, _)| *code == id).map(
-        |(code, name)| json!({"id": code, "object": "tax_code", "name": name, "description": name}),
-    )
+    tax_code_name(id)
+        .map(|name| json!({"id": id, "object": "tax_code", "name": name, "description": name}))
 }
 
 /// `GET /v1/tax_codes`: the codes the sandbox knows, in Stripe's order (by
@@ -169,13 +176,6 @@ pub const TEST_ADDRESSES: &[TestAddress] = &[
         ebook_rate: 0,
         name: "Sales tax",
     },
-];
-
-/// Countries of the EU, whose VAT IDs start with their code (Greece's with
-/// `EL`).
-const EU: &[&str] = &[
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "EL", "ES", "FI", "FR", "HR", "HU", "IE", "IT",
-    "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
 ];
 
 /// Reads and checks this module's parameters for a checkout of `price`:
@@ -456,9 +456,11 @@ fn tax_id_of(
         .to_ascii_uppercase();
     let invalid = || ApiError::invalid("customer_details[tax_ids]", "Your tax ID is invalid.");
     let (prefix, rest) = value.split_at_checked(2).ok_or_else(invalid)?;
+    // An EU VAT ID starts with its country's code (Greece's with `EL`).
+    let country = if prefix == "EL" { "GR" } else { prefix };
     let kind = if prefix == "GB" {
         "gb_vat"
-    } else if EU.contains(&prefix) {
+    } else if prefix != "GR" && registrations::EU_COUNTRIES.contains(&country) {
         "eu_vat"
     } else {
         return Err(invalid());
@@ -466,7 +468,6 @@ fn tax_id_of(
     if !(2..=13).contains(&rest.len()) || !rest.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(invalid());
     }
-    let country = if prefix == "EL" { "GR" } else { prefix };
     if address.is_some_and(|address| address.country != country) {
         return Err(ApiError::invalid(
             "customer_details[tax_ids]",
