@@ -222,6 +222,10 @@ fn an_endpoint_down_for_a_day_gets_the_refund_at_stripes_next_retry() {
     served.wait_for("the second day's retry to close the downloads", || {
         served.get(&file).status() == StatusCode::GONE
     });
+    // The sandbox records the delivery once the server has answered it.
+    served.wait_for("the delivery recorded", || {
+        delivery_of(&deliveries(&served), "charge.refunded")[0]["delivered"] == true
+    });
     let refund = delivery_of(&deliveries(&served), "charge.refunded")[0].clone();
     assert_eq!(
         (
