@@ -147,6 +147,8 @@ pub enum Command {
     Find(commands::find::Args),
     /// Refund a purchase at Stripe, close its downloads and tell the buyer
     Refund(commands::refund::Args),
+    /// Buyers' withdrawals (the EU withdrawal function) and their refunds
+    Withdrawals(commands::withdrawals::Args),
     /// Find whose stamped copy a PDF or EPUB is
     Trace(commands::trace::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
@@ -225,6 +227,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "refund",
         "shop refund 7K2QM-9XWAB --reason \"bought twice\"",
+    ),
+    (
+        "withdrawals",
+        "shop withdrawals --open                  # under review, or a refund that failed",
     ),
     ("trace", "shop trace found-online.pdf"),
     (

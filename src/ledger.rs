@@ -27,6 +27,86 @@ pub const DIR: &str = "purchases";
 /// The file of copies given without a payment, in [`DIR`].
 pub const GRANTS_FILE: &str = "grants.jsonl";
 
+/// The file of buyers' withdrawals (the EU withdrawal function), in
+/// [`DIR`]: written by `shop sync` from the server's state.
+pub const WITHDRAWALS: &str = "withdrawals";
+
+/// One use of the withdrawal function: when, by whom, what was decided,
+/// and the refund at Stripe. The buyer's name and words are the record of
+/// the request the law asks the author to be able to show; they stay as
+/// long as the purchase's own line does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// The purchase (its Checkout Session id) and its order number.
+    pub purchase: String,
+    pub order: String,
+    /// RFC 3339, UTC: when the buyer confirmed it.
+    pub requested: String,
+    /// `refund`, `guarantee`, `review`, `ended`, `late`, `refunded-before`
+    /// or `nothing-paid`.
+    pub decision: String,
+    /// When the buyer accepted the waiver, for a right that had ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waived: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The refund at Stripe and its status there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_status: Option<String>,
+    /// Refunds Stripe refused or failed before this one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// The withdrawals the ledger holds, oldest first (none without the file).
+pub fn read_withdrawals(root: &Path) -> Result<Vec<Withdrawal>, LedgerError> {
+    let path = root.join(DIR).join(file_name(WITHDRAWALS));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(LedgerError::Io { path, source }),
+    };
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .enumerate()
+        .map(|(index, line)| {
+            serde_json::from_str(line).map_err(|error| LedgerError::NotAWithdrawal {
+                path: path.clone(),
+                line: index + 1,
+                message: error.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The withdrawals file's bytes: `known` with `fresh` over it (one line a
+/// purchase, the state's newer word winning), oldest first.
+pub fn render_withdrawals(known: Vec<Withdrawal>, fresh: Vec<Withdrawal>) -> Vec<u8> {
+    let mut by_purchase: BTreeMap<String, Withdrawal> = known
+        .into_iter()
+        .map(|line| (line.purchase.clone(), line))
+        .collect();
+    for line in fresh {
+        by_purchase.insert(line.purchase.clone(), line);
+    }
+    let mut lines: Vec<Withdrawal> = by_purchase.into_values().collect();
+    lines.sort_by(|a, b| (&a.requested, &a.purchase).cmp(&(&b.requested, &b.purchase)));
+    let mut out = Vec::new();
+    for line in &lines {
+        if serde_json::to_writer(&mut out, line).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
 /// The start of a grant's id (a purchase's is its Checkout Session's, `cs_`).
 pub const GRANT_PREFIX: &str = "gr_";
 
@@ -483,6 +563,12 @@ pub enum LedgerError {
         line: usize,
         message: String,
     },
+    #[error("`{}` line {line} is not a withdrawal: {message}", path.display())]
+    NotAWithdrawal {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 }
 
 inventory::submit!(Registered::of::<LedgerError>());
@@ -493,6 +579,10 @@ impl error::Hint for LedgerError {
             LedgerError::Io { .. } => {
                 "check the permissions of `purchases/` and `.shop/`, and the disk space".into()
             }
+            LedgerError::NotAWithdrawal { path, .. } => format!(
+                "`shop sync` writes it from the server's state; restore it with `git checkout -- {}`",
+                path.display()
+            ),
             LedgerError::Malformed { path, .. } => format!(
                 "the ledger is written only by `shop sync`; restore the file with `git checkout -- {}` \
                  or rebuild it with `shop sync --full`",

@@ -33,6 +33,10 @@ pub struct Row {
     pub granted: u64,
     pub gross: i64,
     pub refunded: i64,
+    /// Purchases the buyer withdrew from through the withdrawal function
+    /// and was refunded for: counted apart from other refunds (they are in
+    /// `count`, their money in `refunded`).
+    pub withdrawn: u64,
     /// Stripe's fees, which it keeps when it refunds.
     pub fees: i64,
     /// Tax collected and kept: a refund gives back its share of the tax.
@@ -55,6 +59,15 @@ pub struct Report {
 
 impl Report {
     pub fn add(&mut self, purchase: &Purchase, by: By) {
+        self.row(purchase, by).add(purchase);
+    }
+
+    /// Counts `purchase` (added too) as withdrawn from and refunded.
+    pub fn withdrawn(&mut self, purchase: &Purchase, by: By) {
+        self.row(purchase, by).withdrawn += 1;
+    }
+
+    fn row(&mut self, purchase: &Purchase, by: By) -> &mut Row {
         let group = match by {
             By::Product => purchase.product.clone(),
             By::Version => format!("{} {}", purchase.product, purchase.version),
@@ -70,11 +83,9 @@ impl Report {
                 .unwrap_or_else(|| "unknown".to_owned()),
         };
         let key = (group.clone(), purchase.currency.clone());
-        let row = self
-            .rows
+        self.rows
             .entry(key)
-            .or_insert_with(|| Row::empty(group, &purchase.currency));
-        row.add(purchase);
+            .or_insert_with(|| Row::empty(group, &purchase.currency))
     }
 
     pub fn rows(&self) -> Vec<Row> {
@@ -93,6 +104,7 @@ impl Report {
             total.granted += row.granted;
             total.gross += row.gross;
             total.refunded += row.refunded;
+            total.withdrawn += row.withdrawn;
             total.fees += row.fees;
             total.tax += row.tax;
             total.net += row.net;
@@ -119,6 +131,7 @@ impl Row {
             granted: 0,
             gross: 0,
             refunded: 0,
+            withdrawn: 0,
             fees: 0,
             tax: 0,
             net: 0,
@@ -410,6 +423,7 @@ mod tests {
                 granted: 0,
                 gross: 1000,
                 refunded: 0,
+                withdrawn: 0,
                 fees: 0,
                 tax: 0,
                 net: 1000,
@@ -425,6 +439,7 @@ mod tests {
                 granted: 0,
                 gross: 8700,
                 refunded: 3800,
+                withdrawn: 0,
                 fees: 342,
                 tax: 0,
                 net: 8700 - 3800 - 342,

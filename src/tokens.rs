@@ -103,6 +103,24 @@ pub fn unsubscribe_link(base_url: &str, key: &Key, purchase: &str, now: i64) -> 
 /// The prefix of an unsubscribe token's subject.
 pub const UNSUBSCRIBE: &str = "unsubscribe:";
 
+/// The prefix of a withdrawal token's subject: no download accepts it.
+pub const WITHDRAW: &str = "withdraw:";
+
+/// How long a withdrawal link works: longer than any guarantee
+/// (`[refunds] self_service_days` is at most 365), so that a late buyer
+/// is told why rather than refused a dead link.
+pub const WITHDRAW_LIFETIME: i64 = 400 * 86_400;
+
+/// The withdrawal function's link of `purchase` (`/withdraw/<token>`,
+/// relative: pages put it after their own origin, mails after the base URL).
+pub fn withdraw_path(key: &Key, purchase: &str, now: i64) -> String {
+    let claims = Claims {
+        purchase: format!("{WITHDRAW}{purchase}"),
+        expires: now + WITHDRAW_LIFETIME,
+    };
+    format!("/withdraw/{}", sign(key, &claims))
+}
+
 /// A buyer's download link: `base_url` and a token for `purchase` that
 /// expires at `expires` (Unix seconds).
 pub fn link(base_url: &str, key: &Key, purchase: &str, expires: i64) -> String {

@@ -13,8 +13,9 @@
 //! (a guarantee of `self_service_days`), or decide every request
 //! themselves (`review`). Pure: the caller gathers the facts.
 
-/// The author's policy beyond the law (to be read from `shop.toml`'s
-/// `[refunds]` once the withdrawal function is built).
+use crate::store::RefundSettings;
+
+/// The author's policy beyond the law: `shop.toml`'s `[refunds]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Policy {
     /// Any purchase may be refunded within this many days, downloaded or
@@ -22,6 +23,15 @@ pub struct Policy {
     pub self_service_days: Option<u32>,
     /// Every request goes to the author instead of being refunded.
     pub review: bool,
+}
+
+impl Policy {
+    pub fn of(settings: &RefundSettings) -> Policy {
+        Policy {
+            self_service_days: settings.self_service_days,
+            review: settings.review,
+        }
+    }
 }
 
 /// Days in which a consumer may withdraw (Art. 9(1)).
@@ -68,6 +78,53 @@ pub enum Ground {
     /// The author's guarantee (`Policy::self_service_days`).
     Guarantee,
 }
+
+impl Decision {
+    /// The word the state, the ledger and `shop withdrawals --json` keep.
+    pub fn word(self) -> &'static str {
+        match self {
+            Decision::Refund(Ground::Withdrawal) => "refund",
+            Decision::Refund(Ground::Guarantee) => "guarantee",
+            Decision::Review => "review",
+            Decision::Ended { .. } => "ended",
+            Decision::Late { .. } => "late",
+            Decision::AlreadyRefunded => "refunded-before",
+        }
+    }
+
+    /// Whether it refunds at once.
+    pub fn refunds(self) -> bool {
+        matches!(self, Decision::Refund(_))
+    }
+
+    /// When the buyer accepted the waiver, for a right that had ended.
+    pub fn waived(self) -> Option<i64> {
+        match self {
+            Decision::Ended { waived } => Some(waived),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a kept decision word is one that refunds.
+pub fn refunding(word: &str) -> bool {
+    matches!(word, "refund" | "guarantee")
+}
+
+/// The decision word of a purchase with nothing to refund (a grant, or a
+/// copy a 100% code made free): the request is recorded, nothing moves.
+pub const NOTHING_PAID: &str = "nothing-paid";
+
+/// Every decision word, for readers of the ledger.
+pub const WORDS: [&str; 7] = [
+    "refund",
+    "guarantee",
+    "review",
+    "ended",
+    "late",
+    "refunded-before",
+    NOTHING_PAID,
+];
 
 /// Decides a request made at `now`.
 pub fn decide(facts: &Facts, policy: &Policy, now: i64) -> Decision {

@@ -512,5 +512,23 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
         browser.wait_until("the download page", |b| b.url().contains("/d/"));
         assert!(browser.source().contains("4 of 5"));
         browser.check_page(&axe, &name("download-page"));
+
+        // The withdrawal function from the download page: its first step
+        // and its answer, each checked as every page is.
+        browser.click("p.withdraw a");
+        browser.wait_until("the withdrawal form", |b| {
+            b.source().contains("Confirm my withdrawal")
+        });
+        assert!(browser.source().contains(order), "{}", browser.source());
+        browser.check_page(&axe, &name("withdraw"));
+        browser.type_into("#name", "Ada Lovelace");
+        browser.click("button[type='submit']");
+        browser.wait_until("the outcome", |b| b.source().contains("data-decision"));
+        assert!(
+            browser.source().contains("You have withdrawn"),
+            "{}",
+            browser.source()
+        );
+        browser.check_page(&axe, &name("withdrawn"));
     }
 }

@@ -827,9 +827,60 @@ async fn free_and_delayed(sandbox: &Sandbox, client: &shop::stripe::Client, sold
         )
         .await;
     assert_eq!(unpaid["payment_status"], "unpaid");
+    // Refunded before it settles: Stripe holds the refund pending until
+    // the payment settles, and it succeeds with it.
+    let early = client
+        .create_refund(
+            unpaid["payment_intent"].as_str().unwrap(),
+            None,
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(early.status.as_deref(), Some("pending"));
+    // A debit that will fail: its refund is canceled with it.
+    let failing = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                price: sold.price.clone(),
+                success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
+                ..CreateCheckoutSession::default()
+            },
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    let bounced = sandbox
+        .control(
+            Method::POST,
+            &format!("checkout/sessions/{}/complete", failing.id),
+            json!({"email": "ivo@example.com", "iban": "DE62370400440532013001"}),
+        )
+        .await;
+    let doomed = client
+        .create_refund(
+            bounced["payment_intent"].as_str().unwrap(),
+            None,
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(doomed.status.as_deref(), Some("pending"));
     sandbox.control(Method::POST, "settle", json!({})).await;
     let settled = client.checkout_session(&debit.id).await.unwrap().unwrap();
     assert_eq!(settled.payment_status, "paid");
+    let refund_status = |id: &str| {
+        let id = id.to_owned();
+        async move {
+            let refunds: Vec<_> = client.refunds(None).try_collect().await.unwrap();
+            refunds
+                .into_iter()
+                .find(|refund| refund.id == id)
+                .and_then(|refund| refund.status)
+        }
+    };
+    assert_eq!(refund_status(&early.id).await.as_deref(), Some("succeeded"));
+    assert_eq!(refund_status(&doomed.id).await.as_deref(), Some("canceled"));
     // Webhook endpoints as the dashboard makes them.
     stripe_post(
         sandbox,

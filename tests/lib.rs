@@ -36,4 +36,5 @@ mod stripe;
 mod sync;
 mod tax;
 mod upgrade;
+mod withdrawals;
 mod year;

@@ -520,8 +520,73 @@ fn an_authors_year() {
     );
     let eve_library = year.page(&year.served.library_of("eve@example.com"));
     assert!(
-        eve_library.contains("Not out yet: it is to come out on 1 March 2027."),
+        eve_library.contains("Not out yet: it is to come out on 1 March 2027.")
+            && eve_library.contains("/withdraw/"),
         "{eve_library}"
+    );
+    // Hal pre-orders too, and withdraws before the release (the EU
+    // withdrawal function, on the thanks page as on every page of a
+    // purchase): nothing was delivered, so the right stands whatever was
+    // ticked; refunded at once, told twice (the receipt of the
+    // withdrawal, the refund), and never delivered at the release.
+    let hal = year.pay(
+        "/buy/old-roads?preorder",
+        &[("email", "hal@example.com"), german],
+    );
+    let hal_thanks = year.page(hal.trim_start_matches(&year.served.url));
+    let receipt = year.wait_for_mail("hal@example.com", "Your pre-order from Old Roads Press");
+    assert!(receipt.contains("/withdraw/"), "{receipt}");
+    // The pre-order's own page (what its download link opens until the
+    // release) has the link too.
+    let hal_session = hal.split("session_id=").nth(1).unwrap();
+    let key = shop::tokens::Key::new(
+        shop::secret::Secret::new("SHOP_TOKEN_SECRET", crate::support::served::TOKEN_SECRET)
+            .unwrap(),
+    );
+    let tomorrow = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 86_400;
+    let hal_page = shop::tokens::link("", &key, hal_session, tomorrow);
+    let preordered = year.page(&hal_page);
+    assert!(
+        preordered.contains("You pre-ordered version") && preordered.contains("/withdraw/"),
+        "{preordered}"
+    );
+    let at = hal_thanks.find("/withdraw/").expect("the withdrawal link");
+    let withdraw = hal_thanks[at..].split('"').next().unwrap().to_owned();
+    assert!(
+        year.page(&withdraw).contains("Old Roads, version 2.0.0"),
+        "the first step says what is withdrawn from"
+    );
+    let withdrawn = year
+        .served
+        .runtime
+        .block_on(
+            year.served
+                .http
+                .post(format!("{}{withdraw}", year.served.url))
+                .header("Origin", &year.served.url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(
+                    shop::stripe::Form::new()
+                        .field("name", "Hal Reader")
+                        .encode(),
+                )
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(withdrawn.status(), StatusCode::OK);
+    let outcome = year.served.body(withdrawn);
+    assert!(outcome.contains("data-decision=\"refund\""), "{outcome}");
+    year.wait_for_mail("hal@example.com", "We received your withdrawal");
+    year.wait_for_mail("hal@example.com", "Your refund from Old Roads Press");
+    year.step(
+        &["withdrawals"],
+        "ORDER        ASKED       EMAIL            DECISION  OUTCOME\n\
+         [ORDER]  [TODAY]  hal@example.com  refund    withdrawn: refunded\n",
+        "",
     );
     year.step(
         &["products"],
@@ -561,14 +626,14 @@ fn an_authors_year() {
     year.step(
         &["notify", "old-roads", "1.1.0", "--dry-run"],
         "fay@example.com  (given 1.0.0, gr_…)\n",
-        "the ledger is behind Stripe (a sync would change purchases/[MONTH].jsonl): the real run syncs \
-         first, and tells the buyers since the last `shop sync` too\n\
+        "the ledger is behind Stripe (a sync would change purchases/[MONTH].jsonl, \
+         purchases/withdrawals.jsonl): the real run syncs first, and tells the buyers since the last `shop sync` too\n\
          dry run: would email 1 buyer about Old Roads 1.1.0 (0 already told, 0 opted out)\n",
     );
     year.step(
         &["notify", "old-roads", "1.1.0"],
         "sent 4 notices about Old Roads 1.1.0 (0 already told, 0 opted out)\n",
-        "synced first: 6 purchases new in the ledger\n",
+        "synced first: 7 purchases new in the ledger\n",
     );
     for email in [
         "ada@example.com",
@@ -612,6 +677,12 @@ fn an_authors_year() {
          released old-roads 2.0.0 (payment link plink_…, local file old-roads.pdf, local file old-roads.epub)\n",
     );
     year.wait_for_mail("eve@example.com", "Old Roads 2.0.0 is out: your download");
+    assert!(
+        year.mail_to("hal@example.com")
+            .iter()
+            .all(|m| !m.contains("your download")),
+        "a pre-order withdrawn from is not delivered"
+    );
     year.step(
         &["notify", "old-roads", "2.0.0", "--dry-run"],
         "ada@example.com  (bought 1.0.0, cs_test_…)  upgrade offer\n\
@@ -680,16 +751,16 @@ fn an_authors_year() {
     year.step(
         &["sync"],
         "0 new, 1 refunded, 0 disputed; committed [HASH]\n",
-        "6 completed sessions seen\n",
+        "7 completed sessions seen\n",
     );
     year.step(
         &["report"],
-        "PRODUCT    COUNT  GIVEN  GROSS       REFUNDED   FEES      NET\n\
-         atlas      1      0      9.00 EUR    0.00 EUR   0.48 EUR  8.52 EUR\n\
-         complete   1      0      30.00 EUR   0.00 EUR   0.70 EUR  29.30 EUR\n\
-         old-roads  3      1      67.00 EUR   24.00 EUR  2.18 EUR  40.82 EUR\n\
-         workbook   1      0      15.00 EUR   0.00 EUR   0.74 EUR  14.26 EUR\n\
-         TOTAL      6      1      121.00 EUR  24.00 EUR  4.10 EUR  92.90 EUR\n",
+        "PRODUCT    COUNT  GIVEN  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
+         atlas      1      0      9.00 EUR    0.00 EUR   0          0.48 EUR  8.52 EUR\n\
+         complete   1      0      30.00 EUR   0.00 EUR   0          0.70 EUR  29.30 EUR\n\
+         old-roads  4      1      86.00 EUR   43.00 EUR  1          2.72 EUR  40.28 EUR\n\
+         workbook   1      0      15.00 EUR   0.00 EUR   0          0.74 EUR  14.26 EUR\n\
+         TOTAL      7      1      140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
         "",
     );
     // Stripe's published pricing for a German account: EEA cards 1.5 %,
@@ -700,8 +771,9 @@ fn an_authors_year() {
         + fee(3000, 150) // cy, French card
         + fee(900, 250) // gil, British card
         + fee(2400, 325) // dan, American card
-        + fee(1900, 150); // eve, German card, the launch price
-    assert_eq!(fees, 410);
+        + fee(1900, 150) // eve, German card, the launch price
+        + fee(1900, 150); // hal, the same, withdrawn (Stripe keeps its fee)
+    assert_eq!(fees, 464);
     // What the balance moved: each charge less its fee, less the refund.
     let mut balance = 0;
     let sessions = year.stripe("/v1/checkout/sessions?limit=100");
@@ -725,7 +797,7 @@ fn an_authors_year() {
                 .unwrap();
         }
     }
-    assert_eq!(balance, 12_100 - 2_400 - fees);
+    assert_eq!(balance, 14_000 - 2_400 - 1_900 - fees);
     let totals = year.shop(&["report", "--json"]).success().json();
     let sum = |key: &str| -> i64 {
         totals
@@ -738,16 +810,16 @@ fn an_authors_year() {
     assert_eq!((sum("fees"), sum("net")), (fees, balance));
     year.step(
         &["report", "--by", "source"],
-        "SOURCE    COUNT  GIVEN  GROSS       REFUNDED   FEES      NET\n\
-         direct    5      1      112.00 EUR  24.00 EUR  3.62 EUR  84.38 EUR\n\
-         mastodon  1      0      9.00 EUR    0.00 EUR   0.48 EUR  8.52 EUR\n\
-         TOTAL     6      1      121.00 EUR  24.00 EUR  4.10 EUR  92.90 EUR\n",
+        "SOURCE    COUNT  GIVEN  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
+         direct    6      1      131.00 EUR  43.00 EUR  1          4.16 EUR  83.84 EUR\n\
+         mastodon  1      0      9.00 EUR    0.00 EUR   0          0.48 EUR  8.52 EUR\n\
+         TOTAL     7      1      140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
         "",
     );
     year.step(
         &["report", "--by", "month"],
-        "MONTH    COUNT  GIVEN  GROSS       REFUNDED   FEES      NET\n\
-         [MONTH]  6      1      121.00 EUR  24.00 EUR  4.10 EUR  92.90 EUR\n",
+        "MONTH    COUNT  GIVEN  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
+         [MONTH]  7      1      140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
         "",
     );
 }

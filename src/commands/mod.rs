@@ -21,6 +21,7 @@ pub mod serve;
 pub mod sync;
 pub mod token;
 pub mod trace;
+pub mod withdrawals;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -103,6 +104,7 @@ where
         Command::Token(args) => token::run(&context, args),
         Command::Find(args) => find::run(&context, args),
         Command::Refund(args) => refund::run(&context, args),
+        Command::Withdrawals(args) => withdrawals::run(&context, args),
         Command::Trace(args) => trace::run(&context, args),
         Command::Completions(args) => completions::run(&context, args),
         Command::Man(args) => completions::man(&context, args),
@@ -358,6 +360,18 @@ pub(crate) fn existing_state(store: &store::Store) -> anyhow::Result<Option<stat
         return Ok(None);
     }
     Ok(Some(block_on(Db::open(&location))??))
+}
+
+/// The withdrawals the server's state holds, as the ledger keeps them
+/// (`None` where there is no state), for `shop sync`.
+pub(crate) fn state_withdrawals(
+    store: &store::Store,
+) -> anyhow::Result<Option<Vec<crate::ledger::Withdrawal>>> {
+    let Some(db) = existing_state(store)? else {
+        return Ok(None);
+    };
+    let withdrawals = block_on(db.withdrawals())??;
+    Ok(Some(withdrawals.iter().map(Into::into).collect()))
 }
 
 /// Now, or the time in `SHOP_NOW` (Unix seconds or RFC 3339), which end-to-end

@@ -157,6 +157,7 @@ fn sync_first(context: &Context, store: &Store, dry_run: bool) -> anyhow::Result
         full: false,
         since: None,
         dry_run,
+        withdrawals: super::state_withdrawals(store)?,
     };
     let synced = super::block_on(sync::run(&request, &stripe, &Quiet))??;
     if dry_run && !synced.files.is_empty() {
@@ -201,8 +202,18 @@ pub(crate) fn notify_version(
     if options.sync {
         sync_first(context, &store, options.dry_run)?;
     }
-    let opt_outs = match super::existing_state(&store)? {
-        Some(db) => super::block_on(db.opt_outs())??,
+    let (opt_outs, withdrawn) = match super::existing_state(&store)? {
+        Some(db) => {
+            let withdrawn = super::block_on(db.withdrawals())??
+                .into_iter()
+                .filter(|withdrawal| {
+                    crate::withdrawal::refunding(&withdrawal.decision)
+                        || withdrawal.refund_status.as_deref() == Some("succeeded")
+                })
+                .map(|withdrawal| withdrawal.purchase)
+                .collect();
+            (super::block_on(db.opt_outs())??, withdrawn)
+        }
         None => Default::default(),
     };
     let plan = notify::plan(
@@ -211,6 +222,7 @@ pub(crate) fn notify_version(
         version,
         options.audience,
         &opt_outs,
+        &withdrawn,
         options.only,
     )?;
     if let Some(address) = plan.unknown.first() {

@@ -6,7 +6,7 @@ use crate::mail::{Kind, Mailer, Templates};
 use crate::store::money;
 use crate::stripe::IdempotencyKey;
 use crate::support::{self, Key};
-use crate::{error, mail, printable, state, store};
+use crate::{dates, error, mail, printable, state, store};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -102,6 +102,16 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         },
         Some((&intent, "refunded")),
     ))??;
+    // A withdrawal waiting for the author (under review, or a refund that
+    // did not go through) is settled by this refund.
+    if let Some(withdrawal) = super::block_on(db.withdrawal(&purchase.id))?? {
+        let id = refunded.as_ref().map_or("", |refund| refund.id.as_str());
+        super::block_on(db.refund_made(&withdrawal.purchase, id, "succeeded", now, false))??;
+        context.output.note(format!(
+            "settled the buyer's withdrawal of {}",
+            dates::human_day(withdrawal.requested)
+        ));
+    }
     match &refunded {
         Some(refund) => context.output.note(format!(
             "refunded {} of `{}` ({} {}) at Stripe (`{}`); its downloads are closed",

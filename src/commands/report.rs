@@ -68,12 +68,26 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         By::Code => report::By::Code,
         By::Country => report::By::Country,
     };
+    // Purchases refunded through the withdrawal function, counted apart.
+    let withdrawn: std::collections::HashSet<String> = ledger::read_withdrawals(&store.root)?
+        .into_iter()
+        .filter(|withdrawal| {
+            matches!(
+                withdrawal.refund_status.as_deref(),
+                Some("succeeded" | "pending")
+            )
+        })
+        .map(|withdrawal| withdrawal.purchase)
+        .collect();
     let mut totals = Report::default();
     let mut in_ledger = false;
     ledger::each(&store.root, |purchase| {
         in_ledger = true;
         if keep(&purchase) {
             totals.add(&purchase, by);
+            if withdrawn.contains(&purchase.id) {
+                totals.withdrawn(&purchase, by);
+            }
         }
         Ok(())
     })?;
@@ -104,20 +118,21 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     };
     // Given copies and tax get their own columns when there are any.
     let given = rows.iter().any(|row| row.granted > 0);
+    let withdrawals = rows.iter().any(|row| row.withdrawn > 0);
     let taxed = args.by == By::Country || rows.iter().any(|row| row.tax != 0);
     let mut header = vec![heading, "COUNT"];
     header.extend(given.then_some("GIVEN"));
-    header.extend(["GROSS", "REFUNDED", "FEES"]);
+    header.extend(["GROSS", "REFUNDED"]);
+    header.extend(withdrawals.then_some("WITHDRAWN"));
+    header.push("FEES");
     header.extend(taxed.then_some("TAX"));
     header.push("NET");
     let cells = |row: &report::Row, group: String| {
         let mut cells = vec![group, row.count.to_string()];
         cells.extend(given.then(|| row.granted.to_string()));
-        cells.extend([
-            row.money(row.gross),
-            row.money(row.refunded),
-            row.money(row.fees),
-        ]);
+        cells.extend([row.money(row.gross), row.money(row.refunded)]);
+        cells.extend(withdrawals.then(|| row.withdrawn.to_string()));
+        cells.push(row.money(row.fees));
         cells.extend(taxed.then(|| row.money(row.tax)));
         cells.push(row.money(row.net));
         cells

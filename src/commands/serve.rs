@@ -121,6 +121,13 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             let began = std::time::Instant::now();
             app.clock = Arc::new(move || start + began.elapsed().as_secs() as i64);
         }
+        // SHOP_MAIL_RETRY_SECONDS: the first wait after a failed send, and
+        // before a refund Stripe refused is asked again (tests shorten it).
+        let retry = std::env::var("SHOP_MAIL_RETRY_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30);
+        app.refund_retry = std::time::Duration::from_secs(retry);
         let app = Arc::new(app);
         // The keys and Stripe's webhook endpoint, checked once at start.
         let checked = app.clone();
@@ -147,11 +154,6 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
                 watched.refresh_store();
             }
         });
-        // SHOP_MAIL_RETRY_SECONDS: the first wait after a failed send (tests shorten it).
-        let retry = std::env::var("SHOP_MAIL_RETRY_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(30);
         tokio::spawn(server::outbox::run(
             app.clone(),
             mailer,

@@ -40,6 +40,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             .since
             .map(|day| day.midnight().assume_utc().unix_timestamp()),
         dry_run: args.dry_run,
+        withdrawals: super::state_withdrawals(&store)?,
     };
     let progress = Bar::new(context.output.quiet);
     let outcome = super::block_on(sync::run(&request, &stripe, &progress))??;
@@ -81,10 +82,14 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     match &outcome.commit {
         Some(commit) => context.output.data(format!(
-            "{} new, {} refunded, {} disputed; committed {}\n",
+            "{} new, {} refunded, {} disputed{}; committed {}\n",
             outcome.new,
             outcome.refunded,
             outcome.disputed,
+            match outcome.withdrawals {
+                0 => String::new(),
+                n => format!(", {}", store::count(n, "withdrawal")),
+            },
             &commit[..commit.len().min(12)]
         ))?,
         None => context

@@ -84,7 +84,10 @@ pub fn run(context: &Context, mut args: Args) -> anyhow::Result<()> {
             .in_ledger
             .as_ref()
             .and_then(|purchase| purchase.invoice_url.clone());
-        Some(mail_link(&store, &purchase, &link, expires, invoice)?)
+        let withdraw = mail::withdraw_values(&store.settings, &keys[0], &purchase.id, now);
+        Some(mail_link(
+            &store, &purchase, &link, expires, invoice, withdraw,
+        )?)
     } else {
         None
     };
@@ -262,6 +265,7 @@ fn mail_link(
     link: &str,
     expires: i64,
     invoice: Option<String>,
+    withdraw: [(&'static str, String); 2],
 ) -> anyhow::Result<String> {
     use crate::mail::Kind;
     let templates = Templates::load(&store.root)?;
@@ -286,6 +290,7 @@ fn mail_link(
         values.insert("date", dates::human_day(purchase.created));
         values.insert("paid", purchase.paid_text());
         values.insert("invoice", invoice.unwrap_or_default());
+        values.extend(withdraw);
         Kind::Receipt
     };
     let rendered = templates.render(kind, &values)?;

@@ -35,12 +35,17 @@ pub enum Kind {
     /// A new version the update policy does not give a buyer: their own
     /// upgrade code.
     Upgrade,
-    /// A purchase refunded by `shop refund`.
+    /// A purchase refunded by `shop refund`, or a withdrawal's refund.
     Refund,
+    /// The acknowledgement of a withdrawal, on a durable medium (the
+    /// directive's word): what was received, when, and what was decided.
+    Withdrawal,
+    /// A withdrawal's refund that Stripe refused or failed: tried again.
+    RefundDelayed,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Receipt,
         Kind::Notice,
         Kind::Links,
@@ -49,6 +54,8 @@ impl Kind {
         Kind::Delivery,
         Kind::Upgrade,
         Kind::Refund,
+        Kind::Withdrawal,
+        Kind::RefundDelayed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +68,8 @@ impl Kind {
             Kind::Delivery => "delivery",
             Kind::Upgrade => "upgrade",
             Kind::Refund => "refund",
+            Kind::Withdrawal => "withdrawal",
+            Kind::RefundDelayed => "refund-delayed",
         }
     }
 
@@ -98,6 +107,14 @@ impl Kind {
                 include_str!("../../templates/mail/refund.txt"),
                 include_str!("../../templates/mail/refund.html"),
             ),
+            Kind::Withdrawal => (
+                include_str!("../../templates/mail/withdrawal.txt"),
+                include_str!("../../templates/mail/withdrawal.html"),
+            ),
+            Kind::RefundDelayed => (
+                include_str!("../../templates/mail/refund-delayed.txt"),
+                include_str!("../../templates/mail/refund-delayed.html"),
+            ),
         }
     }
 
@@ -105,11 +122,15 @@ impl Kind {
     /// exists for, and a notice's way to stop notices.
     fn essential(self) -> &'static [&'static str] {
         match self {
-            Kind::Receipt | Kind::Gift | Kind::Delivery => &["link"],
+            // The withdrawal function, on the receipts of what was paid for.
+            Kind::Receipt => &["link", "withdraw"],
+            Kind::Preorder => &["order", "withdraw"],
+            Kind::Withdrawal => &["order", "requested"],
+            Kind::Gift | Kind::Delivery => &["link"],
             Kind::Notice => &["link", "unsubscribe"],
             Kind::Links => &["library"],
             Kind::Upgrade => &["upgrade", "unsubscribe"],
-            Kind::Preorder | Kind::Refund => &["order"],
+            Kind::Refund | Kind::RefundDelayed => &["order"],
         }
     }
 
@@ -117,9 +138,25 @@ impl Kind {
     fn variables(self) -> &'static [&'static str] {
         match self {
             Kind::Receipt => &[
-                "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
-                "email", "order", "date", "paid", "lost", "cover", "contents", "stamped",
+                "shop",
+                "support",
+                "base_url",
+                "product",
+                "version",
+                "link",
+                "expires",
+                "limit",
+                "email",
+                "order",
+                "date",
+                "paid",
+                "lost",
+                "cover",
+                "contents",
+                "stamped",
                 "invoice",
+                "withdraw",
+                "withdraw_text",
             ],
             Kind::Notice => &[
                 "shop",
@@ -160,12 +197,45 @@ impl Kind {
                 "given",
             ],
             Kind::Preorder => &[
-                "shop", "support", "base_url", "product", "version", "email", "order", "date",
-                "paid", "out", "cover", "contents",
+                "shop",
+                "support",
+                "base_url",
+                "product",
+                "version",
+                "email",
+                "order",
+                "date",
+                "paid",
+                "out",
+                "cover",
+                "contents",
+                "withdraw",
+                "withdraw_text",
             ],
             Kind::Refund => &[
                 "shop", "support", "base_url", "product", "version", "email", "order", "amount",
                 "reason",
+            ],
+            Kind::Withdrawal => &[
+                "shop",
+                "support",
+                "base_url",
+                "product",
+                "version",
+                "email",
+                "order",
+                "date",
+                "requested",
+                "name",
+                "reason",
+                "decision",
+                "amount",
+                "waived",
+                "days",
+                "guarantee_days",
+            ],
+            Kind::RefundDelayed => &[
+                "shop", "support", "base_url", "product", "version", "email", "order", "amount",
             ],
         }
     }
@@ -246,6 +316,27 @@ impl Access<'_> {
         values.extend(product_values(self.store, self.product, self.version));
         values
     }
+}
+
+/// The withdrawal function's link in a receipt of something paid for
+/// (`withdraw`, `withdraw_text`).
+pub fn withdraw_values(
+    settings: &Settings,
+    key: &crate::tokens::Key,
+    purchase: &str,
+    now: i64,
+) -> [(&'static str, String); 2] {
+    [
+        (
+            "withdraw",
+            format!(
+                "{}{}",
+                settings.base_url,
+                crate::tokens::withdraw_path(key, purchase, now)
+            ),
+        ),
+        ("withdraw_text", settings.refunds.link_text.clone()),
+    ]
 }
 
 /// The values every kind of message has: the shop's name, support

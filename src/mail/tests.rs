@@ -48,12 +48,12 @@ fn a_fragment_override_becomes_a_whole_document_and_long_lines_wrap() {
     std::fs::create_dir_all(dir.path().join("templates/mail")).unwrap();
     std::fs::write(
         dir.path().join("templates/mail/receipt.html"),
-        "<p>{{product}}</p><p><a href=\"{{link}}\">Download</a></p>",
+        "<p>{{product}}</p><p><a href=\"{{link}}\">Download</a></p><p><a href=\"{{withdraw}}\">Withdraw</a></p>",
     )
     .unwrap();
     std::fs::write(
         dir.path().join("templates/mail/receipt.txt"),
-        "Subject: {{product}}\n\nYou bought {{product}} from {{shop}}, and this sentence is long enough to need wrapping somewhere.\n{{link}}\n",
+        "Subject: {{product}}\n\nYou bought {{product}} from {{shop}}, and this sentence is long enough to need wrapping somewhere.\n{{link}}\n{{withdraw}}\n",
     )
     .unwrap();
     let templates = Templates::load(dir.path()).unwrap();

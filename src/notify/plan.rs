@@ -11,13 +11,16 @@ use crate::store::{Product, Store};
 use crate::tokens::Key;
 use crate::{ledger, metadata, stripe, tokens};
 
-/// Every buyer entitled to `version`, less those told and those who opted out.
+/// Every buyer entitled to `version`, less those told, those who opted
+/// out, and purchases withdrawn from (`withdrawn`: their ids, from the
+/// server's state, which may know before the ledger does).
 pub fn plan(
     store: &Store,
     product: &Product,
     version: &semver::Version,
     audience: Audience,
     opt_outs: &HashSet<String>,
+    withdrawn: &HashSet<String>,
     only: &[String],
 ) -> Result<Plan, NotifyError> {
     let told: HashSet<String> = sent(&store.root, &product.slug, version)?
@@ -33,7 +36,7 @@ pub fn plan(
     // notice of it, and no offer to buy it again.
     let mut owners: HashSet<String> = HashSet::new();
     ledger::each(&store.root, |purchase| {
-        if !purchase.in_good_standing() {
+        if !purchase.in_good_standing() || withdrawn.contains(&purchase.id) {
             return Ok(());
         }
         // The version of this product the purchase gave: its own, or the

@@ -260,6 +260,8 @@ impl Releasing<'_> {
                 full: false,
                 since: None,
                 dry_run: false,
+                // `shop sync` and `shop notify` bring them from the state.
+                withdrawals: None,
             },
             self.stripe,
             &Silent,

@@ -10,14 +10,15 @@ use serde::Deserialize;
 use super::App;
 use crate::metadata;
 use crate::state::{self, Entitlement, Recorded, StateError};
-use crate::stripe::{Charge, CheckoutSession, Dispute, Event};
+use crate::stripe::{Charge, CheckoutSession, Dispute, Event, Refund};
 
 /// The events the server acts on.
-pub const HANDLED: [&str; 4] = [
+pub const HANDLED: [&str; 5] = [
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "charge.refunded",
     "charge.dispute.created",
+    "charge.refund.updated",
 ];
 
 /// Why an event could not be applied.
@@ -106,6 +107,16 @@ pub async fn apply(app: &App, event: &Event, now: i64) -> Result<Recorded, Apply
                 );
             }
             Ok(handled)
+        }
+        "charge.refund.updated" => {
+            let refund =
+                Refund::deserialize(object).map_err(|_| ApplyError::Malformed("refund"))?;
+            // Applied before it is recorded: applying twice does nothing
+            // more (a withdrawal's refund is recorded by its id).
+            if !app.db.event_recorded(&event.id).await? {
+                super::withdraw::refund_updated(app, &refund).await?;
+            }
+            Ok(app.db.record_event(&recorded).await?)
         }
         _ => Ok(app.db.record_event(&recorded).await?),
     }

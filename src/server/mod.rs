@@ -20,6 +20,7 @@ mod range;
 pub mod reconcile;
 pub mod stamped;
 pub mod views;
+pub mod withdraw;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -84,6 +85,11 @@ pub struct App {
     pub lost: lost::Pending,
     /// How far the server has read what webhooks may have missed.
     reconciler: reconcile::Reconciler,
+    /// Wakes the outbox at once (a withdrawal's refund is due).
+    pub outbox_wake: tokio::sync::Notify,
+    /// The first wait before a refund Stripe refused is asked for again
+    /// (doubling after each refusal).
+    pub refund_retry: Duration,
     started: Instant,
 }
 
@@ -153,6 +159,8 @@ impl App {
             stripe_budget: budget::Budget::new(budget::DEFAULT_PER_SECOND),
             lost: lost::Pending::default(),
             reconciler: reconcile::Reconciler::default(),
+            outbox_wake: tokio::sync::Notify::new(),
+            refund_retry: Duration::from_secs(30),
             started: Instant::now(),
         }
     }
@@ -204,6 +212,19 @@ impl App {
             purchase,
             self.now() + store.settings.link_lifetime as i64,
         )
+    }
+
+    /// The withdrawal function's link of a purchase, for its pages: none
+    /// for a copy nobody paid for (a grant, a 100% code) or one refunded.
+    pub fn withdraw_link(
+        &self,
+        purchase: &state::Entitlement,
+        refunded: bool,
+    ) -> Option<views::WithdrawLink> {
+        (purchase.payment_intent.is_some() && !refunded).then(|| views::WithdrawLink {
+            href: tokens::withdraw_path(&self.keys[0], &purchase.id, self.now()),
+            text: self.store().settings.refunds.link_text.clone(),
+        })
     }
 
     /// A signed, expiring link to the library of `email`: the page of
@@ -626,7 +647,7 @@ pub fn routes(
     let lost = warp::path!("lost")
         .and(warp::post())
         .and(with_app.clone())
-        .and(client)
+        .and(client.clone())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("referer"))
         .and(warp::body::content_length_limit(16 * 1024))
@@ -662,6 +683,21 @@ pub fn routes(
         .and(with_app.clone())
         .then(front::cover)
         .boxed();
+    let withdraw_page = warp::path!("withdraw" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(handlers::withdraw_page)
+        .boxed();
+    let withdraw = warp::path!("withdraw" / String)
+        .and(warp::post())
+        .and(with_app.clone())
+        .and(client.clone())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("referer"))
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .then(handlers::withdraw)
+        .boxed();
     let library = warp::path!("library" / String)
         .and(warp::get())
         .and(with_app.clone())
@@ -694,6 +730,8 @@ pub fn routes(
         product,
         cover,
         library,
+        withdraw_page,
+        withdraw,
         robots,
         sitemap,
         local_time,
@@ -723,7 +761,7 @@ fn first_of(routes: Vec<BoxedFilter<(handlers::Answer,)>>) -> BoxedFilter<(handl
 
 /// A path fit for a log: no token (a bearer credential) of any kind.
 fn redact(path: &str) -> String {
-    for prefix in ["/d/", "/unsubscribe/", "/library/"] {
+    for prefix in ["/d/", "/unsubscribe/", "/library/", "/withdraw/"] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return match rest.split_once('/') {
                 Some((_, file)) => format!("{prefix}…/{file}"),

@@ -1,6 +1,8 @@
-//! Sending what the mail queue holds: receipts and lost-link messages,
-//! marked sent only once the transport accepted them, retried with backoff
-//! otherwise. The queue lives in the database, so it survives restarts.
+//! Sending what the mail queue holds: receipts, lost-link messages and a
+//! withdrawal's mails, marked sent only once the transport accepted them,
+//! retried with backoff otherwise; and what else the server owes others
+//! the same way: a withdrawal's refund at Stripe (`withdraw::refund`).
+//! The queue lives in the database, so it survives restarts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use super::App;
 use crate::mail::{self, Kind, Mailer, Templates};
 use crate::retry::Backoff;
 use crate::state::QueuedMail;
+use crate::store::money;
 use crate::{dates, error, html, ledger};
 
 /// The longest a failed message waits before its next attempt.
@@ -31,7 +34,11 @@ pub async fn run(
             Ok(_) => {}
             Err(error) => tracing::error!("mail queue: {}", error::one_line(error.as_ref())),
         }
-        tokio::time::sleep(interval).await;
+        // Every `interval`, or at once when a refund is due.
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = app.outbox_wake.notified() => {}
+        }
     }
 }
 
@@ -45,10 +52,17 @@ pub async fn send_due(
     let now = app.now();
     let mut sent = 0;
     for queued in app.db.claim_mail(now, 100).await? {
-        let outcome = match compose(app, templates, &queued).await {
-            Ok(Some(message)) => mailer.send(message).await.map_err(anyhow::Error::from),
-            Ok(None) => Ok(()), // nothing left to send it about (a purchase now unknown)
-            Err(error) => Err(error),
+        let outcome = if queued.kind == "refund" {
+            match &queued.purchase {
+                Some(purchase) => super::withdraw::refund(app, purchase).await,
+                None => Ok(()),
+            }
+        } else {
+            match compose(app, templates, &queued).await {
+                Ok(Some(message)) => mailer.send(message).await.map_err(anyhow::Error::from),
+                Ok(None) => Ok(()), // nothing left to send it about (a purchase now unknown)
+                Err(error) => Err(error),
+            }
         };
         match outcome {
             Ok(()) => {
@@ -149,6 +163,7 @@ async fn compose(
                     "out",
                     waiting.out.map(dates::human_date).unwrap_or_default(),
                 );
+                values.extend(withdraw_values(app, &purchase.id));
                 let rendered = templates.render(Kind::Preorder, &values)?;
                 return Ok(Some(mail::compose(
                     from,
@@ -172,6 +187,7 @@ async fn compose(
             values.insert("date", dates::human_day(purchase.created));
             values.insert("paid", purchase.paid_text());
             values.insert("invoice", invoice_url(app, &purchase.id).await);
+            values.extend(withdraw_values(app, &purchase.id));
             let rendered = templates.render(Kind::Receipt, &values)?;
             Ok(Some(mail::compose(
                 from,
@@ -216,6 +232,91 @@ async fn compose(
                 None,
             )?))
         }
+        "withdrawal" | "refunded" | "refund-delayed" => {
+            withdrawal_mail(app, templates, queued).await
+        }
         _ => Ok(None),
     }
+}
+
+fn withdraw_values(app: &App, purchase: &str) -> [(&'static str, String); 2] {
+    mail::withdraw_values(&app.store().settings, &app.keys[0], purchase, app.now())
+}
+
+/// A withdrawal's mails: its acknowledgement, its refund's confirmation,
+/// and the news that the refund is delayed.
+async fn withdrawal_mail(
+    app: &App,
+    templates: &Templates,
+    queued: &QueuedMail,
+) -> anyhow::Result<Option<lettre::Message>> {
+    let Some(id) = &queued.purchase else {
+        return Ok(None);
+    };
+    let (Some(withdrawal), Some(purchase)) =
+        (app.db.withdrawal(id).await?, app.db.purchase(id).await?)
+    else {
+        return Ok(None);
+    };
+    let store = app.store();
+    let settings = &store.settings;
+    let name = store
+        .product(&purchase.product)
+        .map_or_else(|_| purchase.product.clone(), |product| product.name.clone());
+    let amount = match &purchase.paid {
+        Some(paid) => money::display_amount(paid.amount, &paid.currency),
+        None => purchase.paid_text(),
+    };
+    let mut values = base_values(app, &queued.recipient);
+    values.extend([
+        ("product", name),
+        ("version", purchase.version.clone()),
+        ("order", ledger::order_number(&purchase.id)),
+        ("amount", amount),
+    ]);
+    let kind = match queued.kind.as_str() {
+        "withdrawal" => {
+            values.extend([
+                ("date", dates::human_day(purchase.created)),
+                ("requested", dates::human_time(withdrawal.requested)),
+                ("name", withdrawal.name.clone()),
+                ("reason", withdrawal.reason.clone()),
+                ("decision", withdrawal.decision.clone()),
+                (
+                    "waived",
+                    withdrawal.waived.map(dates::human_day).unwrap_or_default(),
+                ),
+                (
+                    "days",
+                    ((withdrawal.requested - purchase.created) / 86_400).to_string(),
+                ),
+                (
+                    "guarantee_days",
+                    settings
+                        .refunds
+                        .self_service_days
+                        .map(|days| days.to_string())
+                        .unwrap_or_default(),
+                ),
+            ]);
+            Kind::Withdrawal
+        }
+        "refunded" => {
+            values.insert("reason", "You withdrew from the purchase.".into());
+            Kind::Refund
+        }
+        _ => Kind::RefundDelayed,
+    };
+    let rendered = templates.render(kind, &values)?;
+    let message_id = mail::message_id(
+        &format!("{}.{}", queued.kind, purchase.id),
+        &settings.mail.from,
+    );
+    Ok(Some(mail::compose(
+        &settings.mail.from,
+        &queued.recipient,
+        &rendered,
+        &message_id,
+        None,
+    )?))
 }

@@ -100,6 +100,14 @@ pub struct ReleaseNotes {
     pub notes: Option<minijinja::Value>,
 }
 
+/// The withdrawal function's link, on every page of a paid purchase.
+#[derive(Debug, Clone, Serialize)]
+pub struct WithdrawLink {
+    pub href: String,
+    /// `[refunds] link_text`.
+    pub text: String,
+}
+
 /// The thank-you page.
 #[derive(Debug, Clone, Serialize)]
 pub struct ThanksPage {
@@ -131,6 +139,8 @@ pub struct ThanksPage {
     /// RFC 3339 for the page to show in the reader's zone.
     pub expires: String,
     pub expires_at: String,
+    /// None for a copy nobody paid for, or one refunded.
+    pub withdraw: Option<WithdrawLink>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -170,6 +180,7 @@ pub struct LibraryItem {
     pub newest: String,
     pub left: String,
     pub href: String,
+    pub withdraw: Option<WithdrawLink>,
 }
 
 /// A download page: one product's files, or a bundle's, each product a
@@ -180,6 +191,46 @@ pub struct DownloadsPage {
     /// When the link stops working: a `<time>` (see `dates::html_time`).
     pub expires: minijinja::Value,
     pub sections: Vec<DownloadSection>,
+    pub withdraw: Option<WithdrawLink>,
+}
+
+/// The withdrawal function's first step: what is withdrawn from, and the
+/// form that confirms it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WithdrawPage {
+    pub product: String,
+    pub version: String,
+    pub order: String,
+    /// The day of the purchase.
+    pub date: String,
+    pub email: String,
+    pub paid: String,
+    /// The form's problem, when it came back with one.
+    pub problem: Option<String>,
+    /// What the buyer typed, kept when the form comes back.
+    pub name: String,
+    pub reason: String,
+}
+
+/// The withdrawal function's answer: what was decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct WithdrawnPage {
+    pub product: String,
+    pub version: String,
+    pub order: String,
+    pub email: String,
+    /// When the buyer confirmed it.
+    pub requested: String,
+    /// [`crate::withdrawal::Decision::word`].
+    pub decision: String,
+    pub amount: String,
+    /// The day the buyer accepted the waiver, for a right that had ended.
+    pub waived: Option<String>,
+    /// `pending`, `succeeded`, `failed` or none yet.
+    pub refund_status: Option<String>,
+    /// Days since the purchase.
+    pub days: i64,
+    pub guarantee_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -248,6 +299,14 @@ const BUILT_IN: &[(&str, &str)] = &[
     (
         "unsubscribe.html",
         include_str!("../../templates/unsubscribe.html"),
+    ),
+    (
+        "withdraw.html",
+        include_str!("../../templates/withdraw.html"),
+    ),
+    (
+        "withdrawn.html",
+        include_str!("../../templates/withdrawn.html"),
     ),
 ];
 
@@ -364,6 +423,14 @@ impl Views {
                     ));
                 }
             }
+            if let Some(withdraw) = &thanks.withdraw
+                && !shows(&html, &withdraw.href)
+            {
+                return Err(missing(
+                    "thanks.html",
+                    &format!("the withdrawal link (`{{{{ withdraw.href }}}}`, {case})"),
+                ));
+            }
             if !shows(&html, &thanks.order) {
                 return Err(missing(
                     "thanks.html",
@@ -376,6 +443,14 @@ impl Views {
                 "downloads.html",
                 minijinja::Value::from_serialize(&downloads),
             )?;
+            if let Some(withdraw) = &downloads.withdraw
+                && !shows(&html, &withdraw.href)
+            {
+                return Err(missing(
+                    "downloads.html",
+                    &format!("the withdrawal link (`{{{{ withdraw.href }}}}`, {case})"),
+                ));
+            }
             let files = downloads.sections.iter().flat_map(|section| &section.files);
             for file in files.filter(|file| file.left > 0) {
                 if !shows(&html, &file.href) {
@@ -403,14 +478,51 @@ impl Views {
         if !html.contains("method=\"post\"") {
             return Err(missing("unsubscribe.html", "the form that posts back"));
         }
+        for (case, page) in samples::withdraws() {
+            let html = self.render("withdraw.html", minijinja::Value::from_serialize(&page))?;
+            for (what, value) in [
+                ("the product (`{{ product }}`)", &page.product),
+                ("the order number (`{{ order }}`)", &page.order),
+                ("the buyer's address (`{{ email }}`)", &page.email),
+            ] {
+                if !shows(&html, value) {
+                    return Err(missing("withdraw.html", &format!("{what}, {case}")));
+                }
+            }
+            if !html.contains("method=\"post\"") || !html.contains("name=\"name\"") {
+                return Err(missing(
+                    "withdraw.html",
+                    "the form that posts the buyer's `name` back (the confirmation step)",
+                ));
+            }
+        }
+        for (case, page) in samples::withdrawns() {
+            let html = self.render("withdrawn.html", minijinja::Value::from_serialize(&page))?;
+            if !shows(&html, &page.order) {
+                return Err(missing(
+                    "withdrawn.html",
+                    &format!("the order number (`{{{{ order }}}}`, {case})"),
+                ));
+            }
+        }
         self.render(
             "refusal.html",
             minijinja::context! { title => "Link expired", text => "Ask for a new one." },
         )?;
-        self.render(
-            "preordered.html",
-            minijinja::context! { product => "Sample book", version => "2.0.0", out => "1 March 2027" },
-        )?;
+        for withdraw in [None, Some(samples::withdraw_link())] {
+            let html = self.render(
+                "preordered.html",
+                minijinja::context! { product => "Sample book", version => "2.0.0", out => "1 March 2027", withdraw },
+            )?;
+            if let Some(withdraw) = withdraw
+                && !shows(&html, &withdraw.href)
+            {
+                return Err(missing(
+                    "preordered.html",
+                    "the withdrawal link (`{{ withdraw.href }}`)",
+                ));
+            }
+        }
         for preorder in [false, true] {
             self.render(
                 "not-for-sale.html",
@@ -428,6 +540,20 @@ impl Views {
                     return Err(missing(
                         "library.html",
                         &format!("the downloads of each purchase (`{{{{ item.href }}}}`, {case})"),
+                    ));
+                }
+            }
+            for withdraw in library
+                .items
+                .iter()
+                .filter_map(|item| item.withdraw.as_ref())
+            {
+                if !shows(&html, &withdraw.href) {
+                    return Err(missing(
+                        "library.html",
+                        &format!(
+                            "the withdrawal link of each purchase (`{{{{ item.withdraw.href }}}}`, {case})"
+                        ),
                     ));
                 }
             }
@@ -478,6 +604,60 @@ impl Views {
 /// Samples of each page's values, for checking templates at load.
 mod samples {
     use super::*;
+
+    pub fn withdraw_link() -> WithdrawLink {
+        WithdrawLink {
+            href: "/withdraw/sample-token".into(),
+            text: "Withdraw from this purchase".into(),
+        }
+    }
+
+    pub fn withdraws() -> Vec<(&'static str, WithdrawPage)> {
+        let page = WithdrawPage {
+            product: "Sample book".into(),
+            version: "2.0.0".into(),
+            order: "SAMPLE7K2Q".into(),
+            date: "1 December 2026".into(),
+            email: "reader@example.com".into(),
+            paid: "24.00 EUR".into(),
+            problem: None,
+            name: String::new(),
+            reason: String::new(),
+        };
+        vec![
+            ("the first step", page.clone()),
+            (
+                "the form back with a problem",
+                WithdrawPage {
+                    problem: Some("Please give your name.".into()),
+                    reason: "Bought it twice".into(),
+                    ..page
+                },
+            ),
+        ]
+    }
+
+    pub fn withdrawns() -> Vec<(&'static str, WithdrawnPage)> {
+        crate::withdrawal::WORDS
+            .iter()
+            .flat_map(|decision| {
+                ["succeeded", "pending", "failed"].map(|status| WithdrawnPage {
+                    product: "Sample book".into(),
+                    version: "2.0.0".into(),
+                    order: "SAMPLE7K2Q".into(),
+                    email: "reader@example.com".into(),
+                    requested: "3 December 2026, 10:00 UTC".into(),
+                    decision: (*decision).to_owned(),
+                    amount: "24.00 EUR".into(),
+                    waived: (*decision == "ended").then(|| "1 December 2026".into()),
+                    refund_status: Some(status.to_owned()),
+                    days: 2,
+                    guarantee_days: Some(30),
+                })
+            })
+            .map(|page| ("a decision", page))
+            .collect()
+    }
 
     fn card(slug: &str, preorder: bool, includes: Vec<Included>) -> ProductCard {
         let next = (slug == "book").then(|| NextEdition {
@@ -597,6 +777,7 @@ mod samples {
             page: "/d/sample-token".into(),
             expires: "1 January 2027, 10:00 UTC".into(),
             expires_at: "2027-01-01T10:00:00Z".into(),
+            withdraw: Some(withdraw_link()),
         };
         vec![
             (
@@ -630,6 +811,7 @@ mod samples {
                 "a refunded purchase",
                 ThanksPage {
                     refunded: true,
+                    withdraw: None,
                     ..page(Vec::new(), false, None)
                 },
             ),
@@ -669,6 +851,7 @@ mod samples {
                     bundle: None,
                     expires: expires.clone(),
                     sections: vec![section("book", 4)],
+                    withdraw: Some(withdraw_link()),
                 },
             ),
             (
@@ -680,6 +863,7 @@ mod samples {
                     }),
                     expires,
                     sections: vec![section("book", 5), section("workbook", 0)],
+                    withdraw: None,
                 },
             ),
         ]
@@ -699,6 +883,10 @@ mod samples {
             newest: "1.1.0".into(),
             left: "4 of 5 downloads left".into(),
             href: format!("/d/sample-token-{product}"),
+            withdraw: (!refunded).then(|| WithdrawLink {
+                href: format!("/withdraw/sample-token-{product}"),
+                text: "Withdraw from this purchase".into(),
+            }),
         };
         vec![
             (

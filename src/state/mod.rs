@@ -86,6 +86,53 @@ pub struct Paid {
     pub tax: i64,
 }
 
+/// A buyer's use of the withdrawal function (`/withdraw/<token>`), as the
+/// state keeps it: the request, what was decided, and the refund's course
+/// at Stripe. One per purchase: asking again finds this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub purchase: String,
+    pub email: String,
+    pub payment_intent: Option<String>,
+    /// When the buyer confirmed it (Unix seconds).
+    pub requested: i64,
+    /// The name the buyer gave, and their reason (may be empty).
+    pub name: String,
+    pub reason: String,
+    /// What was decided: [`crate::withdrawal::Decision::word`].
+    pub decision: String,
+    /// When the buyer accepted the waiver, for a right that had ended.
+    pub waived: Option<i64>,
+    /// The refund at Stripe, once made, and its status there (`pending`,
+    /// `succeeded`, `failed`, `canceled`).
+    pub refund: Option<String>,
+    pub refund_status: Option<String>,
+    /// Refunds Stripe refused or failed so far: each retry is a new
+    /// request with a new idempotency key.
+    pub refused: i64,
+    pub last_error: Option<String>,
+    /// When the refund succeeded.
+    pub settled: Option<i64>,
+}
+
+impl From<&Withdrawal> for ledger::Withdrawal {
+    /// A withdrawal as the ledger keeps it (the address is the purchase's).
+    fn from(withdrawal: &Withdrawal) -> ledger::Withdrawal {
+        ledger::Withdrawal {
+            purchase: withdrawal.purchase.clone(),
+            order: ledger::order_number(&withdrawal.purchase),
+            requested: crate::dates::timestamp(withdrawal.requested),
+            decision: withdrawal.decision.clone(),
+            waived: withdrawal.waived.map(crate::dates::timestamp),
+            name: withdrawal.name.clone(),
+            reason: withdrawal.reason.clone(),
+            refund: withdrawal.refund.clone().filter(|id| !id.is_empty()),
+            refund_status: withdrawal.refund_status.clone(),
+            refused: withdrawal.refused,
+        }
+    }
+}
+
 /// One file of one version of a purchase: what downloads are counted on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileKey {
@@ -538,6 +585,77 @@ impl Db {
     /// Every message of the mail queue, oldest first.
     pub async fn mail_queue(&self) -> Result<Vec<MailState>, StateError> {
         either!(self, db => db.mail_queue().await)
+    }
+
+    // ---- withdrawals
+
+    /// Records a withdrawal once per purchase, with the acknowledgement
+    /// mail; one that `refund`s also closes the payment's downloads and
+    /// queues the refund at Stripe, in the same transaction. Returns the
+    /// withdrawal as kept (an earlier one, if the buyer asked before) and
+    /// whether it is new.
+    pub async fn request_withdrawal(
+        &self,
+        withdrawal: Withdrawal,
+        refund: bool,
+    ) -> Result<(Withdrawal, bool), StateError> {
+        either!(self, db => db.request_withdrawal(withdrawal, refund).await)
+    }
+
+    pub async fn withdrawal(&self, purchase: &str) -> Result<Option<Withdrawal>, StateError> {
+        either!(self, db => db.withdrawal(purchase.to_owned()).await)
+    }
+
+    /// Every withdrawal, oldest first.
+    pub async fn withdrawals(&self) -> Result<Vec<Withdrawal>, StateError> {
+        either!(self, db => db.withdrawals().await)
+    }
+
+    /// The withdrawal whose refund is of this payment.
+    pub async fn withdrawal_of_payment(
+        &self,
+        payment_intent: &str,
+    ) -> Result<Option<Withdrawal>, StateError> {
+        either!(self, db => db.withdrawal_of_payment(payment_intent.to_owned()).await)
+    }
+
+    /// Records the refund Stripe made (or settled) for a withdrawal; the
+    /// first time it has `succeeded`, the buyer's refund mail is queued
+    /// (unless `mail` is false: `shop refund` sends its own).
+    pub async fn refund_made(
+        &self,
+        purchase: &str,
+        refund: &str,
+        status: &str,
+        now: i64,
+        mail: bool,
+    ) -> Result<(), StateError> {
+        let (purchase, refund, status) =
+            (purchase.to_owned(), refund.to_owned(), status.to_owned());
+        either!(self, db => db.refund_made(purchase, refund, status, now, mail).await)
+    }
+
+    /// Records that Stripe refused a withdrawal's refund, or that `refund`
+    /// failed: it is asked for again at `retry_at` (none: no more) with a
+    /// new request, and the buyer is told (once) that it is delayed. The
+    /// same failed refund told twice counts once.
+    pub async fn refund_refused(
+        &self,
+        purchase: &str,
+        refund: Option<&str>,
+        error: &str,
+        now: i64,
+        retry_at: Option<i64>,
+    ) -> Result<(), StateError> {
+        let (purchase, error) = (purchase.to_owned(), error.to_owned());
+        let refund = refund.map(str::to_owned);
+        either!(self, db => db.refund_refused(purchase, refund, error, now, retry_at).await)
+    }
+
+    /// Whether any file of a purchase has been downloaded (a byte sent or
+    /// a redirect counted): performance has begun.
+    pub async fn downloaded(&self, purchase: &str) -> Result<bool, StateError> {
+        either!(self, db => db.downloaded(purchase.to_owned()).await)
     }
 
     /// Whether the state answers a query (for `/healthz?deep=1`).

@@ -412,3 +412,74 @@ async fn postgres_schema_is_versioned() {
         )
     );
 }
+
+on_both!(
+    /// A withdrawal is kept once per purchase, whatever the clicks: one
+    /// acknowledgement, one refund queued, the downloads closed in the
+    /// same transaction; a failed refund told twice counts once; the
+    /// refund mail goes once.
+    withdrawals_are_kept_once_with_their_refund,
+    |fixture| {
+        let db = fixture.open().await;
+        db.upsert_purchase(purchase(), 100).await.unwrap();
+        let asked = Withdrawal {
+            purchase: "cs_test_1".into(),
+            email: "ada@example.com".into(),
+            payment_intent: Some("pi_1".into()),
+            requested: 200,
+            name: "Ada".into(),
+            reason: "twice".into(),
+            decision: "refund".into(),
+            waived: None,
+            refund: None,
+            refund_status: None,
+            refused: 0,
+            last_error: None,
+            settled: None,
+        };
+        let (kept, new) = db.request_withdrawal(asked.clone(), true).await.unwrap();
+        assert!(new);
+        assert_eq!(kept, asked);
+        let again = Withdrawal {
+            name: "Someone else".into(),
+            ..asked.clone()
+        };
+        let (kept, new) = db.request_withdrawal(again, true).await.unwrap();
+        assert!(!new);
+        assert_eq!(kept.name, "Ada", "the first request stands");
+        assert!(db.is_revoked(Some("pi_1")).await.unwrap());
+        let kinds = |queue: Vec<MailState>| -> Vec<String> {
+            queue.into_iter().map(|mail| mail.kind).collect()
+        };
+        assert_eq!(kinds(db.mail_queue().await.unwrap()), ["withdrawal", "refund"]);
+
+        // Stripe's refund fails, and is told twice: one retry queued.
+        db.refund_made("cs_test_1", "re_1", "pending", 210, true).await.unwrap();
+        for _ in 0..2 {
+            db.refund_refused("cs_test_1", Some("re_1"), "failed", 220, Some(230))
+                .await
+                .unwrap();
+        }
+        let kept = db.withdrawal("cs_test_1").await.unwrap().unwrap();
+        assert_eq!((kept.refused, kept.refund_status.as_deref()), (1, Some("failed")));
+        assert_eq!(
+            kinds(db.mail_queue().await.unwrap()),
+            ["withdrawal", "refund", "refund", "refund-delayed"]
+        );
+        // The retry succeeds; told twice, the buyer is mailed once.
+        for _ in 0..2 {
+            db.refund_made("cs_test_1", "re_2", "succeeded", 240, true).await.unwrap();
+        }
+        let kept = db.withdrawal_of_payment("pi_1").await.unwrap().unwrap();
+        assert_eq!(
+            (kept.refund.as_deref(), kept.settled),
+            (Some("re_2"), Some(240))
+        );
+        assert_eq!(
+            kinds(db.mail_queue().await.unwrap()),
+            ["withdrawal", "refund", "refund", "refund-delayed", "refunded"]
+        );
+        assert_eq!(db.withdrawals().await.unwrap().len(), 1);
+        assert!(!db.downloaded("cs_test_1").await.unwrap());
+    }
+);

@@ -19,7 +19,7 @@ use crate::error;
 use crate::error::Registered;
 pub use money::{Currency, Money};
 pub use product::{Asset, Contained, Product, Release, UpdatePolicy};
-pub use settings::{MailTransport, Overrides, Settings, SmtpSecurity};
+pub use settings::{MailTransport, Overrides, RefundSettings, Settings, SmtpSecurity};
 pub use values::StampMode;
 
 /// The store's settings file, at its root.

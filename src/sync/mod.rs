@@ -43,6 +43,9 @@ pub struct Request<'a> {
     /// List sessions created from this Unix time instead of the ledger's newest.
     pub since: Option<i64>,
     pub dry_run: bool,
+    /// The withdrawals the server's state holds, for
+    /// `purchases/withdrawals.jsonl` (none: no state here).
+    pub withdrawals: Option<Vec<ledger::Withdrawal>>,
 }
 
 /// What the sync found and did.
@@ -64,6 +67,8 @@ pub struct Outcome {
     /// The commit made, if any.
     pub commit: Option<String>,
     pub dry_run: bool,
+    /// Withdrawals new to `purchases/withdrawals.jsonl`.
+    pub withdrawals: usize,
 }
 
 /// Progress while paging through Stripe.
@@ -412,6 +417,25 @@ pub async fn run(
         .await?;
     }
     progress.finish();
+    if let Some(fresh) = &request.withdrawals {
+        let known = ledger::read_withdrawals(root)?;
+        let before = known.len();
+        let wanted = ledger::render_withdrawals(known, fresh.clone());
+        let path = root
+            .join(ledger::DIR)
+            .join(ledger::file_name(ledger::WITHDRAWALS));
+        if std::fs::read(&path).unwrap_or_default() != wanted {
+            outcome.withdrawals = wanted
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                .saturating_sub(before);
+            changed_months.push(ledger::WITHDRAWALS.to_owned());
+            if let Some(staging) = &mut staging {
+                staging.stage(ledger::WITHDRAWALS, &wanted)?;
+            }
+        }
+    }
     changed_months.sort();
     changed_months.dedup();
 
@@ -578,7 +602,7 @@ fn commit(root: &Path, outcome: &mut Outcome) -> Result<(), SyncError> {
     let months = paths.iter().filter(|path| {
         path.file_stem()
             .and_then(|stem| stem.to_str())
-            .is_some_and(|stem| stem != PENDING)
+            .is_some_and(|stem| stem != PENDING && stem != ledger::WITHDRAWALS)
     });
     for path in months {
         let before: Vec<Purchase> =
@@ -619,6 +643,12 @@ fn commit(root: &Path, outcome: &mut Outcome) -> Result<(), SyncError> {
     }
     if disputed > 0 {
         message.push_str(&format!(", {disputed} disputed"));
+    }
+    if outcome.withdrawals > 0 {
+        message.push_str(&format!(
+            ", {}",
+            crate::store::count(outcome.withdrawals, "withdrawal")
+        ));
     }
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let commit = git::commit_paths(&repo, &path_refs, &message)?;

@@ -774,6 +774,18 @@ fn create_refund(
         }
     };
     let charge = state.find("charge", &charge_id, "charge")?.clone();
+    // A charge the buyer's bank took back is settled through the dispute:
+    // Stripe refuses to refund it.
+    if charge["disputed"] == json!(true) {
+        return Err(ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: Some("charge_disputed"),
+            message: format!("Charge {charge_id} has been charged back; cannot issue a refund."),
+            param: None,
+            decline_code: None,
+        });
+    }
     let captured = charge["amount_captured"].as_i64().unwrap_or(0);
     let refunded = charge["amount_refunded"].as_i64().unwrap_or(0);
     let remaining = captured - refunded;
@@ -825,19 +837,25 @@ fn create_refund(
         now,
     );
     refund["metadata"] = metadata(params.get("metadata"))?;
-    if state.refunds_pending {
+    // A payment not settled yet (a SEPA debit still processing): Stripe
+    // holds its refund `pending` until the payment settles, then it
+    // succeeds, or is canceled if the payment fails (`settle_due`).
+    let charge_pending = charge["status"] == "pending";
+    if state.refunds_pending || charge_pending {
         refund["status"] = json!("pending");
     }
     refund["reason"] = json!(params.str("reason"));
-    // The money leaves the balance at once; Stripe keeps its fee.
-    refund["balance_transaction"] = json!(super::fees::record(
-        state,
-        "refund",
-        -amount,
-        0,
-        charge["currency"].as_str().unwrap_or("usd"),
-        refund["id"].as_str().unwrap_or_default(),
-    ));
+    if !charge_pending {
+        // The money leaves the balance at once; Stripe keeps its fee.
+        refund["balance_transaction"] = json!(super::fees::record(
+            state,
+            "refund",
+            -amount,
+            0,
+            charge["currency"].as_str().unwrap_or("usd"),
+            refund["id"].as_str().unwrap_or_default(),
+        ));
+    }
     let refund = state.insert(refund);
     let charge = state
         .update(&charge_id, |charge| {

@@ -691,6 +691,7 @@ pub fn settle_due(state: &mut State, base_url: &str, webhooks: i64) -> usize {
                 .unwrap_or_default();
             state.emit("charge.succeeded", charge, None, webhooks);
             state.emit("payment_intent.succeeded", intent, None, webhooks);
+            settle_refunds(state, &charge_id, true, webhooks);
             // "After the payment succeeds, Stripe generates the invoice":
             // a delayed payment's comes with the money.
             let session = with_invoice(state, base_url, session, false, webhooks);
@@ -719,6 +720,7 @@ pub fn settle_due(state: &mut State, base_url: &str, webhooks: i64) -> usize {
                 })
                 .unwrap_or_default();
             state.emit("charge.failed", charge, None, webhooks);
+            settle_refunds(state, &charge_id, false, webhooks);
             state.emit("payment_intent.payment_failed", intent, None, webhooks);
             state.emit(
                 "checkout.session.async_payment_failed",
@@ -729,6 +731,43 @@ pub fn settle_due(state: &mut State, base_url: &str, webhooks: i64) -> usize {
         }
     }
     due.len()
+}
+
+/// The refunds asked of a debit before it settled: they succeed with it
+/// (the money leaves the balance then), or are canceled when it fails
+/// (nothing was taken, so nothing is given back).
+fn settle_refunds(state: &mut State, charge_id: &str, succeeded: bool, webhooks: i64) {
+    let waiting: Vec<Value> = state
+        .all("refund")
+        .into_iter()
+        .filter(|refund| refund["charge"] == charge_id && refund["status"] == "pending")
+        .cloned()
+        .collect();
+    for refund in waiting {
+        let id = refund["id"].as_str().unwrap_or_default().to_owned();
+        let amount = refund["amount"].as_i64().unwrap_or(0);
+        let transaction = succeeded.then(|| {
+            let currency = refund["currency"].as_str().unwrap_or("eur").to_owned();
+            super::fees::record(state, "refund", -amount, 0, &currency, &id)
+        });
+        let refund = state
+            .update(&id, |refund| {
+                refund["status"] = json!(if succeeded { "succeeded" } else { "canceled" });
+                if let Some(transaction) = &transaction {
+                    refund["balance_transaction"] = json!(transaction);
+                }
+            })
+            .unwrap_or_default();
+        if !succeeded {
+            state.update(charge_id, |charge| {
+                let left = charge["amount_refunded"].as_i64().unwrap_or(0) - amount;
+                charge["amount_refunded"] = json!(left.max(0));
+                charge["refunded"] = json!(false);
+            });
+        }
+        state.emit("charge.refund.updated", refund.clone(), None, webhooks);
+        state.emit("refund.updated", refund, None, webhooks);
+    }
 }
 
 /// A code typed at checkout: found whatever its case, as Stripe finds it,

@@ -110,7 +110,12 @@ pub(super) fn link_query(
 }
 
 /// The page of a purchase whose files are not out yet.
-pub(super) fn preordered_page(app: &App, product: &Product, release: &Release) -> Answer {
+pub(super) fn preordered_page(
+    app: &App,
+    purchase: &Entitlement,
+    product: &Product,
+    release: &Release,
+) -> Answer {
     view(
         app,
         StatusCode::OK,
@@ -120,6 +125,7 @@ pub(super) fn preordered_page(app: &App, product: &Product, release: &Release) -
             product => product.name,
             version => release.version.to_string(),
             out => release.out.map(dates::human_date),
+            withdraw => app.withdraw_link(purchase, false),
         },
     )
 }

@@ -354,6 +354,7 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
         page,
         expires: dates::human_time(expires),
         expires_at: dates::timestamp(expires),
+        withdraw: app.withdraw_link(&purchase, refunded),
     };
     render(
         app,

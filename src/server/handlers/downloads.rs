@@ -82,7 +82,7 @@ pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answ
     if chosen.version.is_none()
         && let Some(waiting) = bought.waiting_preorder(&purchase.version)
     {
-        return preordered_page(&app, bought, waiting);
+        return preordered_page(&app, &purchase, bought, waiting);
     }
     let expires = dates::html_time(claims.expires);
     // A bundle's page: each product's newest files, each under its own limit.
@@ -116,6 +116,8 @@ pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answ
         bundle,
         expires: views::safe(expires),
         sections,
+        // The page opens only while the purchase stands (`authorize`).
+        withdraw: app.withdraw_link(&purchase, false),
     };
     view(
         &app,

@@ -88,6 +88,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
                 newest: String::new(),
                 left: String::new(),
                 href: String::new(),
+                withdraw: app.withdraw_link(&purchase, refunded),
             });
             continue;
         }
@@ -132,6 +133,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
                     format!("{left} of {allowed} downloads left")
                 }),
                 href,
+                withdraw: app.withdraw_link(&purchase, refunded),
             });
         }
     }

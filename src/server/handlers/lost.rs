@@ -42,7 +42,7 @@ fn origin_of(url: &str) -> Option<&str> {
 /// Whether a POST comes from the shop's own pages: a browser names the
 /// page's origin in `Origin` (or else `Referer`); a request without either
 /// is not a browser's, which no origin check could stop anyway.
-fn same_origin(base_url: &str, origin: Option<&str>, referer: Option<&str>) -> bool {
+pub(super) fn same_origin(base_url: &str, origin: Option<&str>, referer: Option<&str>) -> bool {
     let ours = origin_of(base_url).unwrap_or(base_url);
     match (origin, referer) {
         (Some(origin), _) => origin.trim_end_matches('/').eq_ignore_ascii_case(ours),

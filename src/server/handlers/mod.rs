@@ -15,6 +15,7 @@ mod lost;
 mod meter;
 mod unsubscribe;
 mod webhook;
+mod withdraw;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use library::{LIBRARY_PREFIX, library};
 pub use lost::{lost, lost_form};
 pub use unsubscribe::{unsubscribe, unsubscribe_page};
 pub use webhook::webhook;
+pub use withdraw::{withdraw, withdraw_page};
 
 pub(super) type Answer = warp::reply::Response;
 

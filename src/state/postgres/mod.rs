@@ -37,6 +37,7 @@ mod charger;
 mod import;
 mod schema;
 mod url;
+mod withdrawals;
 
 use charger::{ChargeJob, charge_loop, release, whole};
 pub use schema::SCHEMA_VERSION;

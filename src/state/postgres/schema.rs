@@ -80,6 +80,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
         last BIGINT NOT NULL DEFAULT 0
     );
     CREATE INDEX rate_limits_last ON rate_limits (last);",
+    "
+    CREATE TABLE withdrawals (
+        purchase TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        payment_intent TEXT,
+        requested BIGINT NOT NULL,
+        name TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        waived BIGINT,
+        refund TEXT,
+        refund_status TEXT,
+        refused BIGINT NOT NULL DEFAULT 0,
+        last_error TEXT,
+        settled BIGINT
+    );
+    CREATE INDEX withdrawals_payment_intent ON withdrawals (payment_intent);",
 ];
 
 /// The schema version this build migrates a PostgreSQL database to.

@@ -26,6 +26,11 @@ pub(in crate::state) const TABLES: &[(&str, &str)] = &[
     ),
     ("opt_outs", "email, at"),
     ("libraries", "id, email, created"),
+    (
+        "withdrawals",
+        "purchase, email, payment_intent, requested, name, reason, decision, waived, refund, \
+         refund_status, refused, last_error, settled",
+    ),
 ];
 
 /// A table's rows, each value an integer, a text or nothing.

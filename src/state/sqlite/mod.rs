@@ -28,6 +28,7 @@
 mod export;
 mod rows;
 mod schema;
+mod withdrawals;
 mod writer;
 
 pub(super) use export::{Export, TABLES, export};

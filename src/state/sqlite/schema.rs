@@ -99,6 +99,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX rate_hits_key ON rate_hits (key, at);
     CREATE INDEX rate_hits_at ON rate_hits (at);",
+    // 7: buyers' withdrawals (the EU withdrawal function) and their refunds.
+    "CREATE TABLE withdrawals (
+        purchase TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        payment_intent TEXT,
+        requested INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        waived INTEGER,
+        refund TEXT,
+        refund_status TEXT,
+        refused INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        settled INTEGER
+    );
+    CREATE INDEX withdrawals_payment_intent ON withdrawals (payment_intent);",
 ];
 
 /// Brings the database at `connection` to the newest schema.

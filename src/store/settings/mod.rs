@@ -45,6 +45,7 @@ pub struct Settings {
     /// The buyer's consent to the terms and the waiver of the right of
     /// withdrawal, asked at checkout; `None` asks nothing.
     pub consent: Option<ConsentSettings>,
+    pub refunds: RefundSettings,
 }
 
 impl Settings {
@@ -99,6 +100,32 @@ pub struct ConsentSettings {
     /// address in place of `{terms_url}`.
     pub waiver: String,
 }
+
+/// `[refunds]`: what a buyer who uses the withdrawal function gets beyond
+/// the law's 14 days (`crate::withdrawal` decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundSettings {
+    /// Any purchase is refunded within this many days, downloaded or not.
+    pub self_service_days: Option<u32>,
+    /// Every request goes to the author instead of being refunded.
+    pub review: bool,
+    /// The words of the withdrawal link on every page and mail of a purchase.
+    pub link_text: String,
+}
+
+impl Default for RefundSettings {
+    fn default() -> Self {
+        RefundSettings {
+            self_service_days: None,
+            review: false,
+            link_text: DEFAULT_WITHDRAW_TEXT.to_owned(),
+        }
+    }
+}
+
+/// The withdrawal link's words: the directive's model ("withdraw from
+/// contract here"), said to a reader.
+pub const DEFAULT_WITHDRAW_TEXT: &str = "Withdraw from this purchase";
 
 /// The default text beside the consent box: the terms, and the waiver the
 /// EU asks of a buyer of digital content delivered at once.

@@ -9,9 +9,9 @@ use toml::Spanned;
 
 use super::{
     ConsentSettings, DEFAULT_BASE_URL, DEFAULT_LINK_LIFETIME, DEFAULT_OUTBOX,
-    DEFAULT_STAMPED_CACHE, DEFAULT_THANKS_WINDOW, DEFAULT_WAIVER, Limits, MailSettings,
-    MailTransport, Overrides, Rate, ServeSettings, Settings, SmtpSecurity, StampSettings,
-    TaxBehavior, TaxSettings, check_email, mailbox, parse_duration,
+    DEFAULT_STAMPED_CACHE, DEFAULT_THANKS_WINDOW, DEFAULT_WAIVER, DEFAULT_WITHDRAW_TEXT, Limits,
+    MailSettings, MailTransport, Overrides, Rate, RefundSettings, ServeSettings, Settings,
+    SmtpSecurity, StampSettings, TaxBehavior, TaxSettings, check_email, mailbox, parse_duration,
 };
 use crate::store;
 use crate::store::money::Currency;
@@ -47,6 +47,16 @@ struct RawSettings {
     #[serde(default)]
     tax: RawTax,
     consent: Option<RawConsent>,
+    #[serde(default)]
+    refunds: RawRefunds,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawRefunds {
+    self_service_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    review: bool,
+    link_text: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +157,7 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
     let stamp = reader.stamp(&raw);
     let tax = reader.tax(&raw);
     let consent = reader.consent(&raw);
+    let refunds = reader.refunds(&raw);
     if !reader.problems.is_empty() {
         return Err(reader.problems);
     }
@@ -167,6 +178,7 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         stamp,
         tax,
         consent,
+        refunds,
     })
 }
 
@@ -570,6 +582,45 @@ impl Reader<'_> {
         }
     }
 
+    /// `[refunds]`: what a buyer who withdraws gets beyond the law.
+    fn refunds(&mut self, raw: &RawSettings) -> RefundSettings {
+        let refunds = &raw.refunds;
+        let self_service_days = refunds.self_service_days.as_ref().and_then(|days| {
+            match u32::try_from(*days.get_ref()) {
+                Ok(value @ 1..=365) => Some(value),
+                _ => {
+                    self.problem(
+                        Origin::File(days.span()),
+                        format!("`{}` is not a number of days from 1 to 365", days.get_ref()),
+                        "write how many days after a purchase any buyer may ask for their money back, \
+                         such as `30`; the law's 14 days apply without it",
+                    );
+                    None
+                }
+            }
+        });
+        let link_text = match &refunds.link_text {
+            None => DEFAULT_WITHDRAW_TEXT.to_owned(),
+            Some(text) => {
+                let trimmed = text.get_ref().trim();
+                if trimmed.is_empty() || trimmed.chars().count() > 80 {
+                    self.problem(
+                        Origin::File(text.span()),
+                        "`link_text` must be 1 to 80 characters".into(),
+                        "write the words of the withdrawal link, such as \
+                         `\"Withdraw from contract here\"`, or leave it out for the default",
+                    );
+                }
+                trimmed.to_owned()
+            }
+        };
+        RefundSettings {
+            self_service_days,
+            review: refunds.review,
+            link_text,
+        }
+    }
+
     /// `[consent]`: the terms and the waiver buyers accept.
     fn consent(&mut self, raw: &RawSettings) -> Option<ConsentSettings> {
         raw.consent.as_ref().and_then(|consent| {
@@ -652,6 +703,7 @@ const KEYS: &[(&str, &[&str])] = &[
             "stamp",
             "tax",
             "consent",
+            "refunds",
         ],
     ),
     ("github", &["repository"]),
@@ -683,6 +735,7 @@ const KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("consent", &["terms_url", "waiver"]),
+    ("refunds", &["self_service_days", "review", "link_text"]),
 ];
 
 /// A problem for each key `shop.toml` may not have, at the key, with a

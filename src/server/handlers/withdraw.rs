@@ -1,0 +1,224 @@
+//! The withdrawal function (`/withdraw/<token>`): the page that says what
+//! is withdrawn from and asks for the buyer's name (the first step), and
+//! its POST (the confirmation), which decides, records, and answers with
+//! the outcome. The acknowledgement goes by mail from the outbox.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warp::http::StatusCode;
+
+use super::Answer;
+use super::access::purchase;
+use super::answers::{
+    invalid_link, log_unavailable, refuse, render, same_origin_referrer, text, unavailable,
+};
+use super::lost::same_origin;
+use crate::server::client::ClientKey;
+use crate::server::withdraw::{self, DecideError};
+use crate::server::{App, views};
+use crate::state::{Entitlement, Withdrawal};
+use crate::store::money;
+use crate::tokens::{self, TokenError};
+use crate::{dates, error, ledger, withdrawal};
+
+const NAME_MAX: usize = 200;
+const REASON_MAX: usize = 2000;
+
+/// The purchase a withdrawal token is for, or the refusal page.
+async fn purchase_of(app: &App, token: &str) -> Result<Arc<Entitlement>, Answer> {
+    let claims = match tokens::verify(&app.keys, token, app.now()) {
+        Ok(claims) => claims,
+        Err(TokenError::Invalid) => return Err(invalid_link(app)),
+        Err(TokenError::Expired { .. }) => {
+            return Err(refuse(
+                app,
+                StatusCode::GONE,
+                "This link has expired",
+                "Write to us about this purchase.",
+            ));
+        }
+    };
+    let Some(id) = claims.purchase.strip_prefix(tokens::WITHDRAW) else {
+        return Err(invalid_link(app));
+    };
+    match purchase(app, id).await? {
+        Some(found) => Ok(found),
+        None => Err(invalid_link(app)),
+    }
+}
+
+fn paid(purchase: &Entitlement) -> String {
+    match &purchase.paid {
+        Some(paid) => money::display_amount(paid.amount, &paid.currency),
+        None => purchase.paid_text(),
+    }
+}
+
+fn product_name(app: &App, purchase: &Entitlement) -> String {
+    app.store()
+        .product(&purchase.product)
+        .map_or_else(|_| purchase.product.clone(), |product| product.name.clone())
+}
+
+/// The first step: what is withdrawn from, and the form.
+fn form(app: &App, purchase: &Entitlement, problem: Option<&str>, typed: (&str, &str)) -> Answer {
+    let page = views::WithdrawPage {
+        product: product_name(app, purchase),
+        version: purchase.version.clone(),
+        order: ledger::order_number(&purchase.id),
+        date: dates::human_day(purchase.created),
+        email: purchase.email.clone(),
+        paid: paid(purchase),
+        problem: problem.map(str::to_owned),
+        name: typed.0.to_owned(),
+        reason: typed.1.to_owned(),
+    };
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    same_origin_referrer(render(
+        app,
+        status,
+        "Withdraw from this purchase",
+        "withdraw.html",
+        minijinja::Value::from_serialize(&page),
+    ))
+}
+
+/// The answer: what was decided of a withdrawal, as recorded.
+fn outcome(app: &App, purchase: &Entitlement, withdrawal: &Withdrawal) -> Answer {
+    let page = views::WithdrawnPage {
+        product: product_name(app, purchase),
+        version: purchase.version.clone(),
+        order: ledger::order_number(&purchase.id),
+        email: purchase.email.clone(),
+        requested: dates::human_time(withdrawal.requested),
+        decision: withdrawal.decision.clone(),
+        amount: paid(purchase),
+        waived: withdrawal.waived.map(dates::human_day),
+        refund_status: withdrawal.refund_status.clone(),
+        days: (withdrawal.requested - purchase.created) / 86_400,
+        guarantee_days: app.store().settings.refunds.self_service_days,
+    };
+    render(
+        app,
+        StatusCode::OK,
+        "Your withdrawal",
+        "withdrawn.html",
+        minijinja::Value::from_serialize(&page),
+    )
+}
+
+/// `GET /withdraw/<token>`: the form, or the outcome of one confirmed.
+pub async fn withdraw_page(token: String, app: Arc<App>) -> Answer {
+    let purchase = match purchase_of(&app, &token).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    match app.db.withdrawal(&purchase.id).await {
+        Ok(Some(known)) => outcome(&app, &purchase, &known),
+        Ok(None) => form(&app, &purchase, None, ("", "")),
+        Err(error) => log_unavailable(&app, &error),
+    }
+}
+
+/// `POST /withdraw/<token>`: the confirmation. Decided and recorded once;
+/// a second POST finds the first and answers with it.
+pub async fn withdraw(
+    token: String,
+    app: Arc<App>,
+    client: ClientKey,
+    origin: Option<String>,
+    referer: Option<String>,
+    fields: HashMap<String, String>,
+) -> Answer {
+    if !same_origin(
+        &app.store().settings.base_url,
+        origin.as_deref(),
+        referer.as_deref(),
+    ) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "this form only works on its own page",
+        );
+    }
+    let purchase = match purchase_of(&app, &token).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    match app.db.withdrawal(&purchase.id).await {
+        Ok(Some(known)) => return outcome(&app, &purchase, &known),
+        Ok(None) => {}
+        Err(error) => return log_unavailable(&app, &error),
+    }
+    let field = |name: &str| fields.get(name).map_or("", |value| value.trim());
+    let (name, reason) = (field("name"), field("reason"));
+    if name.is_empty() || name.chars().count() > NAME_MAX {
+        return form(
+            &app,
+            &purchase,
+            Some("Please give your name (up to 200 characters)."),
+            (name, reason),
+        );
+    }
+    if reason.chars().count() > REASON_MAX {
+        return form(
+            &app,
+            &purchase,
+            Some("Please keep the reason under 2000 characters."),
+            (name, reason),
+        );
+    }
+    // Deciding may ask Stripe (for the waiver): a visitor's call, counted.
+    if !app.stripe_call(client) {
+        return unavailable(&app);
+    }
+    let decision = if purchase.payment_intent.is_none() {
+        None
+    } else {
+        match withdraw::decide(&app, &purchase).await {
+            Ok(decision) => Some(decision),
+            Err(DecideError::State(error)) => return log_unavailable(&app, &error),
+            Err(DecideError::Stripe(error)) => {
+                tracing::warn!(
+                    purchase = %purchase.id,
+                    "a withdrawal waits for Stripe: {}",
+                    error::one_line(&error)
+                );
+                return unavailable(&app);
+            }
+        }
+    };
+    let asked = Withdrawal {
+        purchase: purchase.id.clone(),
+        email: purchase.email.clone(),
+        payment_intent: purchase.payment_intent.clone(),
+        requested: app.now(),
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+        decision: decision
+            .map_or(withdrawal::NOTHING_PAID, |d| d.word())
+            .to_owned(),
+        waived: decision.and_then(|d| d.waived()),
+        refund: None,
+        refund_status: None,
+        refused: 0,
+        last_error: None,
+        settled: None,
+    };
+    let refunds = decision.is_some_and(|d| d.refunds());
+    let (kept, new) = match app.db.request_withdrawal(asked, refunds).await {
+        Ok(kept) => kept,
+        Err(error) => return log_unavailable(&app, &error),
+    };
+    if new {
+        tracing::info!(purchase = %purchase.id, decision = %kept.decision, "a buyer withdrew");
+        if refunds {
+            app.outbox_wake.notify_one();
+        }
+    }
+    outcome(&app, &purchase, &kept)
+}
