@@ -149,6 +149,10 @@ pub enum Command {
     Refund(commands::refund::Args),
     /// Buyers' withdrawals (the EU withdrawal function) and their refunds
     Withdrawals(commands::withdrawals::Args),
+    /// Mail a post to followers and buyers, once each, and publish it
+    Post(commands::post::Args),
+    /// Followers: list, export as CSV, or import a list with consent
+    Followers(commands::followers::Args),
     /// Find whose stamped copy a PDF or EPUB is
     Trace(commands::trace::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
@@ -227,6 +231,16 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "refund",
         "shop refund 7K2QM-9XWAB --reason \"bought twice\"",
+    ),
+    (
+        "post",
+        "shop post news.md --dry-run\n  \
+         shop post news.md --to all",
+    ),
+    (
+        "followers",
+        "shop followers --csv > followers.csv\n  \
+         shop followers import list.csv --consent \"signed up at the fair, 2026-10-03\"",
     ),
     (
         "withdrawals",

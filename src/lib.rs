@@ -24,6 +24,7 @@ pub mod mail;
 pub mod metadata;
 pub mod net;
 pub mod notify;
+pub mod post;
 pub mod printable;
 pub mod release;
 pub mod report;

@@ -103,6 +103,21 @@ pub fn unsubscribe_link(base_url: &str, key: &Key, purchase: &str, now: i64) -> 
 /// The prefix of an unsubscribe token's subject.
 pub const UNSUBSCRIBE: &str = "unsubscribe:";
 
+/// The prefix of a follow confirmation token's subject.
+pub const FOLLOW: &str = "follow:";
+
+/// How long a follow confirmation link works.
+pub const FOLLOW_LIFETIME: i64 = 7 * 86_400;
+
+/// The link that confirms the follower `id` (double opt-in).
+pub fn follow_link(base_url: &str, key: &Key, id: &str, now: i64) -> String {
+    let claims = Claims {
+        purchase: format!("{FOLLOW}{id}"),
+        expires: now + FOLLOW_LIFETIME,
+    };
+    format!("{base_url}/follow/confirm/{}", sign(key, &claims))
+}
+
 /// The prefix of a withdrawal token's subject: no download accepts it.
 pub const WITHDRAW: &str = "withdraw:";
 

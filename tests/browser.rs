@@ -530,5 +530,38 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
             browser.source()
         );
         browser.check_page(&axe, &name("withdrawn"));
+
+        // Following from the front page, confirmed by the mailed link's
+        // button; then the posts' archive.
+        browser.open(&format!("{}/", served.url));
+        browser.wait_until("the follow form", |b| b.source().contains("follow-email"));
+        browser.type_into("#follow-email", "reader@example.com");
+        browser.click("form.follow button[type='submit']");
+        browser.wait_until("the answer", |b| b.source().contains("Check your email"));
+        browser.check_page(&axe, &name("follow"));
+        let mut mail = None;
+        served.wait_for("the confirmation mail", || {
+            mail = mail_with(&served, "To: reader@example.com")
+                .filter(|m| m.contains("/follow/confirm/"));
+            mail.is_some()
+        });
+        let mail = mail.unwrap();
+        let start = mail
+            .find(&format!("{}/follow/confirm/", served.url))
+            .unwrap();
+        let confirm = mail[start..]
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+            .next()
+            .unwrap()
+            .to_owned();
+        browser.open(&confirm);
+        browser.wait_until("the confirmation", |b| b.source().contains("Yes, follow"));
+        browser.check_page(&axe, &name("follow-confirm"));
+        browser.click("button[type='submit']");
+        browser.wait_until("following", |b| b.source().contains("You follow"));
+        browser.check_page(&axe, &name("followed"));
+        browser.open(&format!("{}/posts", served.url));
+        browser.wait_until("the posts", |b| b.source().contains("<h1>Posts</h1>"));
+        browser.check_page(&axe, &name("posts"));
     }
 }

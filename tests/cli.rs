@@ -229,7 +229,7 @@ fn every_page_the_manual_names_exists_with_environment_and_exit_status() {
     std::fs::create_dir_all(&dir).unwrap();
     test.shop(&["man", "--dir", dir.to_str().unwrap()])
         .success()
-        .stderr_has(&["wrote 19 manual pages to `"]);
+        .stderr_has(&["wrote 21 manual pages to `"]);
     let top = std::fs::read_to_string(dir.join("shop.1")).unwrap();
     // shop(1) names each subcommand's page as `shop-<name>(1)`.
     let named: Vec<String> = top

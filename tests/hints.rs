@@ -79,6 +79,9 @@ fn samples() -> Vec<(&'static str, anyhow::Error, String)> {
             message: "no domain".into(),
         }),
         sample(shop::sync::SyncError::Git(shop::git::GitError::Bare)),
+        sample(shop::post::PostError::NoSubject {
+            file: "news.md".into(),
+        }),
         sample(shop::stamp::StampError::Pdf {
             name: "book.pdf".into(),
             reason: "no trailer".into(),

@@ -8,6 +8,7 @@ mod support {
     pub mod served;
 }
 
+mod audience;
 mod browser;
 mod bundle;
 mod buyers;

@@ -932,3 +932,67 @@ fn a_grant_is_committed_mailed_once_downloads_and_hears_of_updates() {
     assert!(text.lines().next().unwrap().contains("GIVEN"), "{text}");
     served.stop_server();
 }
+
+#[test]
+fn a_post_killed_mid_run_reaches_each_follower_once_by_a_real_mail_server() {
+    let port = crate::harness::free_port();
+    let mut served = Served::start_with_store(&[], |test| smtp_settings(test, port));
+    let smtp = SmtpServer::start(port, &served.test.root().join("maildir"));
+    let mut list = String::from("email\n");
+    for n in 0..30 {
+        list.push_str(&format!("reader{n}@example.com\n"));
+    }
+    served.test.write("list.csv", &list);
+    served
+        .test
+        .shop(&[
+            "followers",
+            "import",
+            "list.csv",
+            "--consent",
+            "came to a reading",
+        ])
+        .success();
+    served.test.write(
+        "news.md",
+        "---\nsubject: A reading in Leeds\nslug: leeds\n---\nCome along.\n",
+    );
+    let subject = "A reading in Leeds";
+    // Stopped dead the instant the mail server accepted the tenth message.
+    served.test.env("SHOP_FAULT", "notify:accepted@10");
+    let stopped = served.test.shop(&["post", "news.md", "--rate", "1000/s"]);
+    assert_eq!(stopped.output.status.code(), None, "{}", stopped.stderr());
+    served.test.env("SHOP_FAULT", "");
+    let rerun = served
+        .test
+        .shop(&["post", "news.md", "--rate", "1000/s"])
+        .success();
+    let doubtful = in_doubt(&rerun.stderr()).expect("no message in doubt was named");
+    assert!((1..=8).contains(&doubtful), "{doubtful} in doubt");
+    let ids = message_ids(&smtp.messages(), subject);
+    assert_eq!(ids.len(), 30, "{ids:?}");
+    let twice: Vec<&Vec<String>> = ids.values().filter(|ids| ids.len() > 1).collect();
+    assert!(twice.len() <= doubtful, "{twice:?}");
+    for copies in &twice {
+        assert_eq!(copies.len(), 2, "{copies:?}");
+        assert_eq!(copies[0], copies[1], "a copy has another Message-ID");
+    }
+    // Each message is a list's, with its one-click way out.
+    let message = smtp
+        .messages()
+        .into_iter()
+        .find(|m| header(m, "Subject") == Some(subject))
+        .unwrap();
+    assert!(header(&message, "List-Id").is_some_and(|id| id.starts_with("<posts.")));
+    assert_eq!(
+        header(&message, "List-Unsubscribe-Post"),
+        Some("List-Unsubscribe=One-Click")
+    );
+    // A third run sends nothing.
+    served
+        .test
+        .shop(&["post", "news.md"])
+        .success()
+        .stderr_has(&["to 0 addresses (30 already sent, 0 opted out)"]);
+    assert_eq!(message_ids(&smtp.messages(), subject).len(), 30);
+}

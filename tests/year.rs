@@ -746,12 +746,76 @@ fn an_authors_year() {
         .collect();
     assert_eq!(again.len(), 2, "the receipt, and the receipt again");
 
+    // ---- An audience of her own: a reader follows from the front page
+    // (double opt-in: the mailed link, then its button), Ada too; a post
+    // goes to each once, never to buyers who do not follow, and is on the
+    // store and in its feed beside the releases.
+    let url = year.served.url.clone();
+    let send_form = |path: &str, form: shop::stripe::Form| {
+        let response = year
+            .served
+            .runtime
+            .block_on(
+                year.served
+                    .http
+                    .post(format!("{url}{path}"))
+                    .header("Origin", &url)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.encode())
+                    .send(),
+            )
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        year.served.body(response)
+    };
+    for email in ["ivy@example.com", "ada@example.com"] {
+        let form = shop::stripe::Form::new()
+            .field("email", email)
+            .field("source", "front");
+        assert!(send_form("/follow", form).contains("Check your email"));
+        let mail = year.wait_for_mail(email, "Confirm you want news from Old Roads Press");
+        let at = mail
+            .find("/follow/confirm/")
+            .expect("the confirmation link");
+        let confirm = mail[at..]
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(send_form(&confirm, shop::stripe::Form::new()).contains("You follow"));
+    }
+    year.served.test.write(
+        "news.md",
+        "---\nsubject: Walks for the winter\nslug: winter\n---\nThree **winter** walks from the second edition.\n",
+    );
+    year.step(
+        &["post", "news.md", "--to", "all"],
+        "",
+        "sent “Walks for the winter” to 2 addresses (0 already sent, 0 opted out); \
+         on the store at [SERVER]/posts/winter\n",
+    );
+    for email in ["ivy@example.com", "ada@example.com"] {
+        year.wait_for_mail(email, "Walks for the winter");
+    }
+    assert!(
+        year.mail_to("bo@example.com")
+            .iter()
+            .all(|m| !m.contains("Walks for the winter")),
+        "a buyer who does not follow hears no post"
+    );
+    let feed = year.page("/feed.xml");
+    assert!(
+        feed.contains("<title>Walks for the winter</title>")
+            && feed.contains("<title>Old Roads 2.0.0</title>"),
+        "{feed}"
+    );
+
     // ---- The money: the ledger and the report, to the cent what the
     // sandbox's balance moved.
     year.step(
         &["sync"],
         "0 new, 1 refunded, 0 disputed; committed [HASH]\n",
-        "7 completed sessions seen\n",
+        "7 completed sessions seen\nkept 2 followers in audience/followers.jsonl\n",
     );
     year.step(
         &["report"],

@@ -9,9 +9,11 @@
 pub mod checkout;
 pub mod completions;
 pub mod find;
+pub mod followers;
 pub mod grant;
 pub mod init;
 pub mod notify;
+pub mod post;
 pub mod products;
 pub mod refund;
 pub mod release;
@@ -105,6 +107,8 @@ where
         Command::Find(args) => find::run(&context, args),
         Command::Refund(args) => refund::run(&context, args),
         Command::Withdrawals(args) => withdrawals::run(&context, args),
+        Command::Post(args) => post::run(&context, args),
+        Command::Followers(args) => followers::run(&context, args),
         Command::Trace(args) => trace::run(&context, args),
         Command::Completions(args) => completions::run(&context, args),
         Command::Man(args) => completions::man(&context, args),

@@ -53,7 +53,7 @@ pub struct Args {
     pub no_sync: bool,
 }
 
-fn parse_rate(text: &str) -> Result<u32, String> {
+pub(super) fn parse_rate(text: &str) -> Result<u32, String> {
     let number = text.strip_suffix("/s").unwrap_or(text);
     match number.parse::<u32>() {
         Ok(rate @ 1..=10_000) => Ok(rate),
@@ -452,12 +452,13 @@ fn send_plan(
     Ok(sent)
 }
 
-struct Bar {
-    bar: indicatif::ProgressBar,
+/// A run's progress at the terminal (`shop post` shows the same).
+pub(super) struct Bar {
+    pub(super) bar: indicatif::ProgressBar,
 }
 
 impl Bar {
-    fn new(quiet: bool, total: u64) -> Bar {
+    pub(super) fn new(quiet: bool, total: u64) -> Bar {
         let bar = if quiet {
             indicatif::ProgressBar::hidden()
         } else {

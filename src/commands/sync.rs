@@ -80,6 +80,12 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             store::count(queued, "missing receipt")
         ));
     }
+    if let Some(count) = save_followers(&store)? {
+        context.output.note(format!(
+            "kept {} in audience/followers.jsonl",
+            store::count(count, "follower")
+        ));
+    }
     match &outcome.commit {
         Some(commit) => context.output.data(format!(
             "{} new, {} refunded, {} disputed{}; committed {}\n",
@@ -97,6 +103,38 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             .note("the ledger is up to date; nothing to commit"),
     }
     Ok(())
+}
+
+/// The followers file in the store: the author's list, in git, rebuilt
+/// from the server's state.
+pub const FOLLOWERS_FILE: &str = "audience/followers.jsonl";
+
+/// Writes and commits `audience/followers.jsonl` when the server's
+/// followers differ from it; how many follow, when it did.
+fn save_followers(store: &store::Store) -> anyhow::Result<Option<usize>> {
+    let Some(db) = super::existing_state(store)? else {
+        return Ok(None);
+    };
+    let followers = super::block_on(db.followers())??;
+    let mut text = String::new();
+    for follower in &followers {
+        text.push_str(&serde_json::to_string(follower)?);
+        text.push('\n');
+    }
+    let path = store.root.join(FOLLOWERS_FILE);
+    if std::fs::read_to_string(&path).unwrap_or_default() == text {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(store.root.join("audience"))?;
+    crate::atomic::replace(&path, text.as_bytes(), &store.root.join(".shop"))?;
+    let following = followers.iter().filter(|f| f.following()).count();
+    let repo = crate::git::open(&store.root)?;
+    crate::git::commit_paths(
+        &repo,
+        &[std::path::Path::new(FOLLOWERS_FILE)],
+        &format!("audience: {}", store::count(following, "follower")),
+    )?;
+    Ok(Some(following))
 }
 
 /// Queues a receipt for every paid purchase of the last 30 days that the

@@ -42,10 +42,14 @@ pub enum Kind {
     Withdrawal,
     /// A withdrawal's refund that Stripe refused or failed: tried again.
     RefundDelayed,
+    /// The link that confirms a request to follow (double opt-in).
+    Follow,
+    /// A post (`shop post`) to followers and buyers.
+    Post,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Receipt,
         Kind::Notice,
         Kind::Links,
@@ -56,6 +60,8 @@ impl Kind {
         Kind::Refund,
         Kind::Withdrawal,
         Kind::RefundDelayed,
+        Kind::Follow,
+        Kind::Post,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +76,8 @@ impl Kind {
             Kind::Refund => "refund",
             Kind::Withdrawal => "withdrawal",
             Kind::RefundDelayed => "refund-delayed",
+            Kind::Follow => "follow",
+            Kind::Post => "post",
         }
     }
 
@@ -115,6 +123,14 @@ impl Kind {
                 include_str!("../../templates/mail/refund-delayed.txt"),
                 include_str!("../../templates/mail/refund-delayed.html"),
             ),
+            Kind::Follow => (
+                include_str!("../../templates/mail/follow.txt"),
+                include_str!("../../templates/mail/follow.html"),
+            ),
+            Kind::Post => (
+                include_str!("../../templates/mail/post.txt"),
+                include_str!("../../templates/mail/post.html"),
+            ),
         }
     }
 
@@ -131,6 +147,8 @@ impl Kind {
             Kind::Links => &["library"],
             Kind::Upgrade => &["upgrade", "unsubscribe"],
             Kind::Refund | Kind::RefundDelayed => &["order"],
+            Kind::Follow => &["confirm"],
+            Kind::Post => &["body", "unsubscribe"],
         }
     }
 
@@ -236,6 +254,17 @@ impl Kind {
             ],
             Kind::RefundDelayed => &[
                 "shop", "support", "base_url", "product", "version", "email", "order", "amount",
+            ],
+            Kind::Follow => &["shop", "support", "base_url", "email", "confirm"],
+            Kind::Post => &[
+                "shop",
+                "support",
+                "base_url",
+                "email",
+                "subject",
+                "body",
+                "url",
+                "unsubscribe",
             ],
         }
     }
@@ -652,6 +681,22 @@ macro_rules! text_header {
 }
 text_header!(ListUnsubscribe, "List-Unsubscribe");
 text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
+text_header!(ListId, "List-Id");
+
+/// A message of a list (a post): [`compose`]'s, with the list's `List-Id`
+/// (RFC 2919) beside its one-click unsubscribe.
+pub fn compose_to_list(
+    from: &str,
+    to: &str,
+    rendered: &Rendered,
+    message_id: &str,
+    unsubscribe: &str,
+    list_id: &str,
+) -> Result<Message, MailError> {
+    let mut message = compose(from, to, rendered, message_id, Some(unsubscribe))?;
+    message.headers_mut().set(ListId(format!("<{list_id}>")));
+    Ok(message)
+}
 
 /// A `Message-ID` in the shop's domain.
 pub fn message_id(local: &str, from: &str) -> String {

@@ -22,7 +22,7 @@ mod plan;
 mod send;
 
 pub use plan::{Offer, has_preorders, plan, prepare_offers, upgrade_coupon_id};
-pub use send::{Progress, Sending, send};
+pub use send::{Composed, Composer, Delivery, Progress, Sending, Tally, deliver, finish, send};
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -121,7 +121,13 @@ fn in_doubt(
     version: &semver::Version,
     told: &HashSet<String>,
 ) -> Result<HashSet<String>, NotifyError> {
-    let path = intents_path(root, slug, version);
+    in_doubt_at(&intents_path(root, slug, version), told)
+}
+
+/// The addresses of the intents file at `path` whose message was handed
+/// over and neither accepted nor refused, lower-cased, less `told`.
+pub fn in_doubt_at(path: &Path, told: &HashSet<String>) -> Result<HashSet<String>, NotifyError> {
+    let path = path.to_owned();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
@@ -203,7 +209,12 @@ pub fn sent(
     slug: &str,
     version: &semver::Version,
 ) -> Result<Vec<Notice>, NotifyError> {
-    let path = notices_path(root, slug, version);
+    sent_at(&notices_path(root, slug, version))
+}
+
+/// The messages a record file (`notices/…`, `posts/…`) says were sent.
+pub fn sent_at(path: &Path) -> Result<Vec<Notice>, NotifyError> {
+    let path = path.to_owned();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

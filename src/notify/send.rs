@@ -39,16 +39,44 @@ pub struct Sending<'a> {
     pub skip_in_doubt: bool,
 }
 
+/// How each message of a run reads: a version's notices and deliveries
+/// ([`Sending`]), or a post (`crate::post`).
+pub trait Composer: Sync {
+    /// The message of one recipient, its `Message-ID`, and when it was made.
+    fn compose(&self, recipient: &Recipient) -> Result<Composed, NotifyError>;
+    /// A message's `Message-ID`: the same for every attempt at it, so that
+    /// a copy sent again after a crash can be recognised.
+    fn message_id(&self, recipient: &Recipient) -> String;
+}
+
+/// How a run sends, whatever its messages: the transport, the pace, and
+/// where each intent and each acceptance is recorded.
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    pub mailer: &'a Mailer,
+    /// At most this many messages per second.
+    pub rate: u32,
+    pub now: fn() -> i64,
+    /// Set on Ctrl-C or SIGTERM: the messages in flight finish and are
+    /// recorded, and no other starts.
+    pub stop: &'a std::sync::atomic::AtomicBool,
+    /// Record the messages in doubt as sent instead of sending them again.
+    pub skip_in_doubt: bool,
+    /// The record of messages sent (committed), and of intents (local).
+    pub records: &'a Path,
+    pub intents: &'a Path,
+}
+
 /// Progress while sending.
 pub trait Progress: Send + Sync {
     fn sent(&self, done: u64, total: u64);
 }
 
-/// How a run of [`send`] ended.
+/// What a run of [`deliver`] did.
 #[derive(Debug, Default)]
-struct Tally {
-    sent: usize,
-    assumed: usize,
+pub struct Tally {
+    pub sent: usize,
+    pub assumed: usize,
     failures: Vec<(String, String)>,
 }
 
@@ -67,19 +95,17 @@ pub async fn send(
         ..
     } = sending;
     let path = notices_path(&store.root, &product.slug, version);
-    let mut notices = open_append(&path)?;
     let intents_at = intents_path(&store.root, &product.slug, version);
-    let mut intents = open_append(&intents_at)?;
-    let mut tally = Tally::default();
-    let mut files = Files {
-        notices: &mut notices,
-        notices_path: &path,
-        intents: &mut intents,
-        intents_path: &intents_at,
+    let delivery = Delivery {
+        mailer: sending.mailer,
+        rate: sending.rate,
+        now: sending.now,
+        stop: sending.stop,
+        skip_in_doubt: sending.skip_in_doubt,
+        records: &path,
+        intents: &intents_at,
     };
-    let outcome = send_all(sending, plan, progress, &mut files, &mut tally).await;
-    drop(notices);
-    drop(intents);
+    let (tally, outcome) = deliver(sending, &delivery, plan, progress).await?;
     if tally.sent + tally.assumed > 0 {
         let repo = git::open(&store.root)?;
         let relative = PathBuf::from(DIR).join(format!("{}-{version}.jsonl", product.slug));
@@ -98,9 +124,41 @@ pub async fn send(
             ),
         )?;
     }
+    finish(sending.stop, plan, &tally, outcome)
+}
+
+/// Sends the plan's messages under `delivery`, recording each intent
+/// before it goes and each acceptance as it comes (the caller commits the
+/// record). Returns what was done, and how the loop ended.
+pub async fn deliver(
+    composer: &dyn Composer,
+    delivery: &Delivery<'_>,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<(Tally, Result<(), NotifyError>), NotifyError> {
+    let mut notices = open_append(delivery.records)?;
+    let mut intents = open_append(delivery.intents)?;
+    let mut tally = Tally::default();
+    let mut files = Files {
+        notices: &mut notices,
+        notices_path: delivery.records,
+        intents: &mut intents,
+        intents_path: delivery.intents,
+    };
+    let outcome = send_all(composer, delivery, plan, progress, &mut files, &mut tally).await;
+    Ok((tally, outcome))
+}
+
+/// How a run ended, as its caller reports it: the count sent, or why not all.
+pub fn finish(
+    stop: &std::sync::atomic::AtomicBool,
+    plan: &Plan,
+    tally: &Tally,
+    outcome: Result<(), NotifyError>,
+) -> Result<usize, NotifyError> {
     outcome?;
     let count = tally.sent;
-    if sending.stop.load(std::sync::atomic::Ordering::SeqCst) {
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
         let left = plan
             .recipients
             .len()
@@ -132,7 +190,8 @@ struct Files<'a> {
 /// driven while it waits. On an error or a stop, nothing new starts and
 /// the messages in flight are waited for and recorded before it returns.
 async fn send_all(
-    sending: &Sending<'_>,
+    composer: &dyn Composer,
+    delivery: &Delivery<'_>,
     plan: &Plan,
     progress: &dyn Progress,
     files: &mut Files<'_>,
@@ -140,17 +199,17 @@ async fn send_all(
 ) -> Result<(), NotifyError> {
     use futures_util::StreamExt as _;
     let total = plan.recipients.len() as u64;
-    let queue = assume_in_doubt(sending, plan, files, tally)?;
+    let queue = assume_in_doubt(composer, delivery, plan, files, tally)?;
     let mut done = tally.assumed as u64;
     if done > 0 {
         progress.sent(done, total);
     }
     let mut queue = queue.into_iter().peekable();
-    let mut pace = Pace::new(sending.rate);
+    let mut pace = Pace::new(delivery.rate);
     let mut in_flight = futures_util::stream::FuturesUnordered::new();
     let mut failed: Option<NotifyError> = None;
     loop {
-        let stopping = failed.is_some() || sending.stop.load(Ordering::SeqCst);
+        let stopping = failed.is_some() || delivery.stop.load(Ordering::SeqCst);
         let may_start = !stopping && in_flight.len() < CONCURRENCY && queue.peek().is_some();
         if !may_start && in_flight.is_empty() {
             break;
@@ -160,10 +219,10 @@ async fn send_all(
             // as there are free places.
             () = tokio::time::sleep_until(pace.next), if may_start => {
                 let room = CONCURRENCY - in_flight.len();
-                let (batch, outcome) = start_batch(sending, files, &mut queue, &mut pace, room);
+                let (batch, outcome) = start_batch(composer, files, &mut queue, &mut pace, room);
                 for (recipient, message, message_id, at) in batch {
                     fault::point("notify:intent");
-                    let mailer = sending.mailer;
+                    let mailer = delivery.mailer;
                     in_flight.push(async move {
                         (recipient, message_id, at, mailer.send(message).await)
                     });
@@ -196,12 +255,13 @@ async fn send_all(
 /// With `--skip-in-doubt`, the notices in doubt are recorded as sent (and
 /// durable) without a message; the rest are returned, to be sent.
 fn assume_in_doubt<'p>(
-    sending: &Sending<'_>,
+    composer: &dyn Composer,
+    delivery: &Delivery<'_>,
     plan: &'p Plan,
     files: &mut Files<'_>,
     tally: &mut Tally,
 ) -> Result<Vec<&'p Recipient>, NotifyError> {
-    if !sending.skip_in_doubt {
+    if !delivery.skip_in_doubt {
         return Ok(plan.recipients.iter().collect());
     }
     let doubtful: HashSet<&str> = plan.in_doubt.iter().map(String::as_str).collect();
@@ -211,13 +271,8 @@ fn assume_in_doubt<'p>(
             let notice = Notice {
                 purchase: recipient.purchase.clone(),
                 email: recipient.email.clone(),
-                sent: dates::timestamp((sending.now)()),
-                message_id: message_id(
-                    sending.product,
-                    sending.version,
-                    recipient,
-                    &sending.store.settings.mail.from,
-                ),
+                sent: dates::timestamp((delivery.now)()),
+                message_id: composer.message_id(recipient),
                 assumed: true,
             };
             append_synced(files.notices, files.notices_path, &notice)?;
@@ -263,7 +318,7 @@ type Started<'p> = (&'p Recipient, lettre::Message, String, i64);
 /// the mail server. Those composed before one that could not be are
 /// returned all the same (their intents are written), with the error.
 fn start_batch<'p>(
-    sending: &Sending<'_>,
+    composer: &dyn Composer,
     files: &mut Files<'_>,
     queue: &mut std::iter::Peekable<std::vec::IntoIter<&'p Recipient>>,
     pace: &mut Pace,
@@ -273,16 +328,18 @@ fn start_batch<'p>(
     let mut composed = Ok(());
     while batch.len() < room && queue.peek().is_some() && pace.take() {
         let Some(recipient) = queue.next() else { break };
-        let started = compose(sending, recipient).and_then(|(message, message_id, at)| {
-            let intent = Intent {
-                message_id: message_id.clone(),
-                purchase: recipient.purchase.clone(),
-                email: recipient.email.clone(),
-                refused: false,
-            };
-            append(files.intents, files.intents_path, &intent)?;
-            Ok((recipient, message, message_id, at))
-        });
+        let started = composer
+            .compose(recipient)
+            .and_then(|(message, message_id, at)| {
+                let intent = Intent {
+                    message_id: message_id.clone(),
+                    purchase: recipient.purchase.clone(),
+                    email: recipient.email.clone(),
+                    refused: false,
+                };
+                append(files.intents, files.intents_path, &intent)?;
+                Ok((recipient, message, message_id, at))
+            });
         match started {
             Ok(started) => batch.push(started),
             Err(error) => {
@@ -347,7 +404,22 @@ fn record_answers(
 
 /// A message for one recipient: its text, its `Message-ID`, and when its
 /// link was made (Unix time).
-type Composed = (lettre::Message, String, i64);
+pub type Composed = (lettre::Message, String, i64);
+
+impl Composer for Sending<'_> {
+    fn compose(&self, recipient: &Recipient) -> Result<Composed, NotifyError> {
+        compose(self, recipient)
+    }
+
+    fn message_id(&self, recipient: &Recipient) -> String {
+        message_id(
+            self.product,
+            self.version,
+            recipient,
+            &self.store.settings.mail.from,
+        )
+    }
+}
 
 /// The message of one recipient: a pre-order's delivery, or a notice of
 /// the new version (with an upgrade offer where the policy leaves the

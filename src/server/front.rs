@@ -8,7 +8,7 @@ use warp::http::{HeaderValue, header};
 use warp::reply::Reply;
 
 use super::App;
-use super::handlers::{Answer, not_found, public};
+use super::handlers::{Answer, not_found, public, same_origin_referrer};
 use super::views::{
     FrontPage, Included, Meta, NextEdition, ProductCard, ProductPage, ReleaseNotes, safe,
 };
@@ -153,13 +153,15 @@ pub async fn front(app: Arc<App>) -> Answer {
             .map(|cover| format!("{base}{cover}")),
         kind: "website",
     };
-    public(
+    // The Follow form posts from here: the browser must name this
+    // origin (see `same_origin_referrer`).
+    same_origin_referrer(public(
         &app,
         &store.settings.name,
         "front.html",
         minijinja::Value::from_serialize(&context),
         &meta,
-    )
+    ))
 }
 
 /// The longest meta description: what search engines show of one.
@@ -209,13 +211,15 @@ pub async fn product(slug: String, app: Arc<App>) -> Answer {
         policy: policy(product),
         releases,
     };
-    public(
+    // The Follow form posts from here: the browser must name this
+    // origin (see `same_origin_referrer`).
+    same_origin_referrer(public(
         &app,
         &product.name,
         "product.html",
         minijinja::Value::from_serialize(&context),
         &meta,
-    )
+    ))
 }
 
 /// `/robots.txt`: the store front and product pages may be indexed;

@@ -16,6 +16,7 @@ mod front;
 mod handlers;
 pub mod lost;
 pub mod outbox;
+mod posts;
 mod range;
 pub mod reconcile;
 pub mod stamped;
@@ -698,6 +699,41 @@ pub fn routes(
         .and(warp::body::form::<HashMap<String, String>>())
         .then(handlers::withdraw)
         .boxed();
+    let follow = warp::path!("follow")
+        .and(warp::post())
+        .and(with_app.clone())
+        .and(client.clone())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("referer"))
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .then(handlers::follow)
+        .boxed();
+    let follow_confirm_page = warp::path!("follow" / "confirm" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(handlers::follow_confirm_page)
+        .boxed();
+    let follow_confirm = warp::path!("follow" / "confirm" / String)
+        .and(warp::post())
+        .and(with_app.clone())
+        .then(handlers::follow_confirm)
+        .boxed();
+    let posts = warp::path!("posts")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(posts::list)
+        .boxed();
+    let post = warp::path!("posts" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(posts::show)
+        .boxed();
+    let feed = warp::path!("feed.xml")
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(posts::feed)
+        .boxed();
     let library = warp::path!("library" / String)
         .and(warp::get())
         .and(with_app.clone())
@@ -732,6 +768,12 @@ pub fn routes(
         library,
         withdraw_page,
         withdraw,
+        follow,
+        follow_confirm_page,
+        follow_confirm,
+        posts,
+        post,
+        feed,
         robots,
         sitemap,
         local_time,
@@ -761,7 +803,13 @@ fn first_of(routes: Vec<BoxedFilter<(handlers::Answer,)>>) -> BoxedFilter<(handl
 
 /// A path fit for a log: no token (a bearer credential) of any kind.
 fn redact(path: &str) -> String {
-    for prefix in ["/d/", "/unsubscribe/", "/library/", "/withdraw/"] {
+    for prefix in [
+        "/d/",
+        "/unsubscribe/",
+        "/library/",
+        "/withdraw/",
+        "/follow/confirm/",
+    ] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return match rest.split_once('/') {
                 Some((_, file)) => format!("{prefix}…/{file}"),

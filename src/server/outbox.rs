@@ -13,7 +13,7 @@ use crate::mail::{self, Kind, Mailer, Templates};
 use crate::retry::Backoff;
 use crate::state::QueuedMail;
 use crate::store::money;
-use crate::{dates, error, html, ledger};
+use crate::{dates, error, html, ledger, tokens};
 
 /// The longest a failed message waits before its next attempt.
 const MAIL_RETRY_MAX: Duration = Duration::from_secs(3600);
@@ -229,6 +229,25 @@ async fn compose(
                 &queued.recipient,
                 &rendered,
                 &id,
+                None,
+            )?))
+        }
+        "follow" => {
+            let Some(id) = &queued.purchase else {
+                return Ok(None);
+            };
+            let mut values = base_values(app, &queued.recipient);
+            values.insert(
+                "confirm",
+                tokens::follow_link(&app.store().settings.base_url, &app.keys[0], id, app.now()),
+            );
+            let rendered = templates.render(Kind::Follow, &values)?;
+            let message_id = mail::message_id(&format!("follow.{id}"), from);
+            Ok(Some(mail::compose(
+                from,
+                &queued.recipient,
+                &rendered,
+                &message_id,
                 None,
             )?))
         }

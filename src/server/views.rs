@@ -194,6 +194,29 @@ pub struct DownloadsPage {
     pub withdraw: Option<WithdrawLink>,
 }
 
+/// The store's posts, newest first (`/posts`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PostsPage {
+    pub shop: String,
+    pub posts: Vec<PostCard>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PostCard {
+    pub slug: String,
+    pub subject: String,
+    pub date: String,
+}
+
+/// One post (`/posts/<slug>`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PostPage {
+    pub subject: String,
+    pub date: String,
+    /// The post's Markdown, rendered and sanitized.
+    pub body: minijinja::Value,
+}
+
 /// The withdrawal function's first step: what is withdrawn from, and the
 /// form that confirms it.
 #[derive(Debug, Clone, Serialize)]
@@ -308,6 +331,17 @@ const BUILT_IN: &[(&str, &str)] = &[
         "withdrawn.html",
         include_str!("../../templates/withdrawn.html"),
     ),
+    ("follow.html", include_str!("../../templates/follow.html")),
+    (
+        "follow-confirm.html",
+        include_str!("../../templates/follow-confirm.html"),
+    ),
+    (
+        "followed.html",
+        include_str!("../../templates/followed.html"),
+    ),
+    ("posts.html", include_str!("../../templates/posts.html")),
+    ("post.html", include_str!("../../templates/post.html")),
 ];
 
 /// The page templates, checked at start.
@@ -504,6 +538,46 @@ impl Views {
                     &format!("the order number (`{{{{ order }}}}`, {case})"),
                 ));
             }
+        }
+        // Following: the answer, the confirmation's button, and after.
+        self.render("follow.html", minijinja::context! { shop => "Sample Shop" })?;
+        let html = self.render(
+            "follow-confirm.html",
+            minijinja::context! { shop => "Sample Shop" },
+        )?;
+        if !html.contains("method=\"post\"") {
+            return Err(missing(
+                "follow-confirm.html",
+                "the button that confirms (a form that posts back)",
+            ));
+        }
+        self.render(
+            "followed.html",
+            minijinja::context! { shop => "Sample Shop", email => "reader@example.com" },
+        )?;
+        let posts = PostsPage {
+            shop: "Sample Shop".into(),
+            posts: vec![PostCard {
+                slug: "news".into(),
+                subject: "A new book".into(),
+                date: "2026-12-01".into(),
+            }],
+        };
+        let html = self.render("posts.html", minijinja::Value::from_serialize(&posts))?;
+        if !shows(&html, "/posts/news") {
+            return Err(missing(
+                "posts.html",
+                "a link to each post (`/posts/{{ post.slug }}`)",
+            ));
+        }
+        let post = PostPage {
+            subject: "A new book".into(),
+            date: "2026-12-01".into(),
+            body: safe("<p id=\"sample-post\">It is out.</p>".into()),
+        };
+        let html = self.render("post.html", minijinja::Value::from_serialize(&post))?;
+        if !html.contains("<p id=\"sample-post\">") {
+            return Err(missing("post.html", "the post (`{{ body }}`)"));
         }
         self.render(
             "refusal.html",

@@ -115,6 +115,35 @@ pub struct Withdrawal {
     pub settled: Option<i64>,
 }
 
+/// Someone who asked for the author's news (`/follow`, a free sample, or
+/// an import), as the state keeps them: counted once they confirmed, by
+/// the link mailed to them (double opt-in), until they leave.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Follower {
+    /// The id their links carry (`fl_…`): never the address.
+    pub id: String,
+    /// Lower case.
+    pub email: String,
+    /// When they asked, confirmed, and left (Unix seconds).
+    pub asked: i64,
+    pub confirmed: Option<i64>,
+    pub left: Option<i64>,
+    /// Where they asked: `front`, `product:<slug>`, `import`.
+    pub source: String,
+    /// What they agreed to, in the words they were shown.
+    pub consent: String,
+}
+
+impl Follower {
+    /// Whether posts go to them.
+    pub fn following(&self) -> bool {
+        self.confirmed.is_some() && self.left.is_none()
+    }
+}
+
+/// The start of a follower's id.
+pub const FOLLOWER_PREFIX: &str = "fl_";
+
 impl From<&Withdrawal> for ledger::Withdrawal {
     /// A withdrawal as the ledger keeps it (the address is the purchase's).
     fn from(withdrawal: &Withdrawal) -> ledger::Withdrawal {
@@ -585,6 +614,56 @@ impl Db {
     /// Every message of the mail queue, oldest first.
     pub async fn mail_queue(&self) -> Result<Vec<MailState>, StateError> {
         either!(self, db => db.mail_queue().await)
+    }
+
+    // ---- followers
+
+    /// Records a request to follow and queues its confirmation mail;
+    /// `None` when the address already follows (nothing is mailed). A new
+    /// request of an address that asked before gets a new id.
+    pub async fn request_follow(
+        &self,
+        email: &str,
+        source: &str,
+        consent: &str,
+        now: i64,
+    ) -> Result<Option<String>, StateError> {
+        let id = format!("{FOLLOWER_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let asked = Follower {
+            id,
+            email: email.to_ascii_lowercase(),
+            asked: now,
+            confirmed: None,
+            left: None,
+            source: source.to_owned(),
+            consent: consent.to_owned(),
+        };
+        either!(self, db => db.request_follow(asked).await)
+    }
+
+    /// Confirms the follower `id` (the link in their mail); their address.
+    pub async fn confirm_follower(&self, id: &str, now: i64) -> Result<Option<String>, StateError> {
+        either!(self, db => db.confirm_follower(id.to_owned(), now).await)
+    }
+
+    /// The follower `id` leaves (their unsubscribe link); their address.
+    pub async fn unfollow(&self, id: &str, now: i64) -> Result<Option<String>, StateError> {
+        either!(self, db => db.unfollow(id.to_owned(), now).await)
+    }
+
+    pub async fn follower(&self, id: &str) -> Result<Option<Follower>, StateError> {
+        either!(self, db => db.follower(id.to_owned()).await)
+    }
+
+    /// Every follower, confirmed or not, oldest first.
+    pub async fn followers(&self) -> Result<Vec<Follower>, StateError> {
+        either!(self, db => db.followers().await)
+    }
+
+    /// Adds followers an author brings (confirmed, with their consent);
+    /// an address already known is left as it is. Returns how many were added.
+    pub async fn import_followers(&self, followers: Vec<Follower>) -> Result<usize, StateError> {
+        either!(self, db => db.import_followers(followers).await)
     }
 
     // ---- withdrawals

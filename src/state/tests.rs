@@ -483,3 +483,63 @@ on_both!(
         assert!(!db.downloaded("cs_test_1").await.unwrap());
     }
 );
+
+on_both!(
+    /// Following is double opt-in: counted only once confirmed, asked
+    /// again only when not following, left by its own link; a list
+    /// brought in keeps what is known.
+    followers_confirm_and_leave,
+    |fixture| {
+        let db = fixture.open().await;
+        let id = db
+            .request_follow("Ann@Example.com", "front", "asked", 10)
+            .await
+            .unwrap()
+            .expect("a confirmation to mail");
+        let kinds: Vec<String> = db
+            .mail_queue()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|mail| mail.kind)
+            .collect();
+        assert_eq!(kinds, ["follow"]);
+        assert!(!db.follower(&id).await.unwrap().unwrap().following());
+        assert_eq!(
+            db.confirm_follower(&id, 20).await.unwrap().as_deref(),
+            Some("ann@example.com")
+        );
+        assert!(db.follower(&id).await.unwrap().unwrap().following());
+        // Following already: nothing to mail.
+        assert_eq!(db.request_follow("ann@example.com", "front", "asked", 30).await.unwrap(), None);
+        assert_eq!(db.unfollow(&id, 40).await.unwrap().as_deref(), Some("ann@example.com"));
+        assert!(!db.follower(&id).await.unwrap().unwrap().following());
+        // Back again: a new link, the old one no longer confirms.
+        let again = db
+            .request_follow("ann@example.com", "product:guide", "asked", 50)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(again, id);
+        assert_eq!(db.confirm_follower(&id, 60).await.unwrap(), None);
+        let imported = Follower {
+            id: "fl_imported".into(),
+            email: "ben@example.com".into(),
+            asked: 1,
+            confirmed: Some(1),
+            left: None,
+            source: "import".into(),
+            consent: "fair".into(),
+        };
+        let known = Follower {
+            id: "fl_other".into(),
+            email: "ann@example.com".into(),
+            ..imported.clone()
+        };
+        assert_eq!(db.import_followers(vec![imported, known]).await.unwrap(), 1);
+        let all = db.followers().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].email, "ben@example.com");
+        assert_eq!(all[1].id, again);
+    }
+);

@@ -19,7 +19,9 @@ use crate::error;
 use crate::error::Registered;
 pub use money::{Currency, Money};
 pub use product::{Asset, Contained, Product, Release, UpdatePolicy};
-pub use settings::{MailTransport, Overrides, RefundSettings, Settings, SmtpSecurity};
+pub use settings::{
+    AudienceBuyers, MailTransport, Overrides, RefundSettings, Settings, SmtpSecurity,
+};
 pub use values::StampMode;
 
 /// The store's settings file, at its root.

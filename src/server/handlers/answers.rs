@@ -94,7 +94,7 @@ pub fn secured(mut response: Answer) -> Answer {
 /// A page whose own URL holds no token: its forms may carry their origin
 /// (with `no-referrer`, a browser sends `Origin: null` even to the page's
 /// own server, and the origin check of `/lost` would refuse it).
-pub(super) fn same_origin_referrer(mut response: Answer) -> Answer {
+pub(in crate::server) fn same_origin_referrer(mut response: Answer) -> Answer {
     response.headers_mut().insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),

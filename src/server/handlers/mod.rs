@@ -10,6 +10,7 @@ mod access;
 mod answers;
 mod checkout;
 mod downloads;
+mod follow;
 mod library;
 mod lost;
 mod meter;
@@ -24,10 +25,11 @@ use warp::http::StatusCode;
 
 use super::App;
 
-pub(super) use answers::{not_found, public};
+pub(super) use answers::{not_found, public, same_origin_referrer};
 pub use answers::{rejection, secured, text};
 pub use checkout::{buy, thanks};
 pub use downloads::{download, download_page};
+pub use follow::{confirm as follow_confirm, confirm_page as follow_confirm_page, follow};
 pub use library::{LIBRARY_PREFIX, library};
 pub use lost::{lost, lost_form};
 pub use unsubscribe::{unsubscribe, unsubscribe_page};

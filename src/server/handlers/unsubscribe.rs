@@ -42,6 +42,21 @@ pub async fn unsubscribe(token: String, app: Arc<App>) -> Answer {
     let Some(subject) = unsubscribe_subject(&app, &token) else {
         return invalid_link(&app);
     };
+    if subject.starts_with(crate::state::FOLLOWER_PREFIX) {
+        return match app.db.unfollow(&subject, app.now()).await {
+            Ok(Some(_)) => {
+                tracing::info!("a follower left");
+                html(
+                    &app,
+                    StatusCode::OK,
+                    "Unsubscribed",
+                    "<h1>You no longer follow us</h1><p>No more news will come. Changed your mind? Follow again on the store.</p>",
+                )
+            }
+            Ok(None) => invalid_link(&app),
+            Err(error) => log_unavailable(&app, &error),
+        };
+    }
     let email = if subject.contains('@') {
         subject
     } else {

@@ -34,6 +34,7 @@
 //! (a SQLite state moved in).
 
 mod charger;
+mod followers;
 mod import;
 mod schema;
 mod url;

@@ -97,6 +97,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
         settled BIGINT
     );
     CREATE INDEX withdrawals_payment_intent ON withdrawals (payment_intent);",
+    "
+    CREATE TABLE followers (
+        email TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        asked BIGINT NOT NULL,
+        confirmed BIGINT,
+        left_at BIGINT,
+        source TEXT NOT NULL,
+        consent TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build migrates a PostgreSQL database to.

@@ -31,6 +31,10 @@ pub(in crate::state) const TABLES: &[(&str, &str)] = &[
         "purchase, email, payment_intent, requested, name, reason, decision, waived, refund, \
          refund_status, refused, last_error, settled",
     ),
+    (
+        "followers",
+        "email, id, asked, confirmed, left_at, source, consent",
+    ),
 ];
 
 /// A table's rows, each value an integer, a text or nothing.

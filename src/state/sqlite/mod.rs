@@ -26,6 +26,7 @@
 //! share) and `export` (the state read whole, to move it).
 
 mod export;
+mod followers;
 mod rows;
 mod schema;
 mod withdrawals;

@@ -116,6 +116,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
         settled INTEGER
     );
     CREATE INDEX withdrawals_payment_intent ON withdrawals (payment_intent);",
+    // 8: followers (double opt-in), one row an address.
+    "CREATE TABLE followers (
+        email TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        asked INTEGER NOT NULL,
+        confirmed INTEGER,
+        left_at INTEGER,
+        source TEXT NOT NULL,
+        consent TEXT NOT NULL
+    );",
 ];
 
 /// Brings the database at `connection` to the newest schema.

@@ -46,6 +46,28 @@ pub struct Settings {
     /// withdrawal, asked at checkout; `None` asks nothing.
     pub consent: Option<ConsentSettings>,
     pub refunds: RefundSettings,
+    pub audience: AudienceSettings,
+}
+
+/// `[audience]`: who hears the author's posts beyond followers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AudienceSettings {
+    pub buyers: AudienceBuyers,
+}
+
+/// Whether buyers get posts (`shop post --to buyers`). Receipts and
+/// update notices are transactional and go regardless.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AudienceBuyers {
+    /// Only buyers who follow (confirmed their address): the consent the
+    /// EU's rules ask for.
+    #[default]
+    OptIn,
+    /// Every buyer in good standing (where the author's law allows mail
+    /// to customers about similar products without asking).
+    All,
+    /// None.
+    None,
 }
 
 impl Settings {

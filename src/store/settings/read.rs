@@ -8,10 +8,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    ConsentSettings, DEFAULT_BASE_URL, DEFAULT_LINK_LIFETIME, DEFAULT_OUTBOX,
-    DEFAULT_STAMPED_CACHE, DEFAULT_THANKS_WINDOW, DEFAULT_WAIVER, DEFAULT_WITHDRAW_TEXT, Limits,
-    MailSettings, MailTransport, Overrides, Rate, RefundSettings, ServeSettings, Settings,
-    SmtpSecurity, StampSettings, TaxBehavior, TaxSettings, check_email, mailbox, parse_duration,
+    AudienceBuyers, AudienceSettings, ConsentSettings, DEFAULT_BASE_URL, DEFAULT_LINK_LIFETIME,
+    DEFAULT_OUTBOX, DEFAULT_STAMPED_CACHE, DEFAULT_THANKS_WINDOW, DEFAULT_WAIVER,
+    DEFAULT_WITHDRAW_TEXT, Limits, MailSettings, MailTransport, Overrides, Rate, RefundSettings,
+    ServeSettings, Settings, SmtpSecurity, StampSettings, TaxBehavior, TaxSettings, check_email,
+    mailbox, parse_duration,
 };
 use crate::store;
 use crate::store::money::Currency;
@@ -49,6 +50,13 @@ struct RawSettings {
     consent: Option<RawConsent>,
     #[serde(default)]
     refunds: RawRefunds,
+    #[serde(default)]
+    audience: RawAudience,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawAudience {
+    buyers: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +166,7 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
     let tax = reader.tax(&raw);
     let consent = reader.consent(&raw);
     let refunds = reader.refunds(&raw);
+    let audience = reader.audience(&raw);
     if !reader.problems.is_empty() {
         return Err(reader.problems);
     }
@@ -179,6 +188,7 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         tax,
         consent,
         refunds,
+        audience,
     })
 }
 
@@ -582,6 +592,27 @@ impl Reader<'_> {
         }
     }
 
+    /// `[audience]`: who hears the author's posts beyond followers.
+    fn audience(&mut self, raw: &RawSettings) -> AudienceSettings {
+        let buyers = match &raw.audience.buyers {
+            None => AudienceBuyers::default(),
+            Some(value) => match value.get_ref().as_str() {
+                "opt-in" => AudienceBuyers::OptIn,
+                "all" => AudienceBuyers::All,
+                "none" => AudienceBuyers::None,
+                other => {
+                    self.problem(
+                        Origin::File(value.span()),
+                        format!("`{other}` is not who among buyers hears posts"),
+                        "use `opt-in` (buyers who follow), `all` (where your law allows it) or `none`",
+                    );
+                    AudienceBuyers::default()
+                }
+            },
+        };
+        AudienceSettings { buyers }
+    }
+
     /// `[refunds]`: what a buyer who withdraws gets beyond the law.
     fn refunds(&mut self, raw: &RawSettings) -> RefundSettings {
         let refunds = &raw.refunds;
@@ -704,6 +735,7 @@ const KEYS: &[(&str, &[&str])] = &[
             "tax",
             "consent",
             "refunds",
+            "audience",
         ],
     ),
     ("github", &["repository"]),
@@ -736,6 +768,7 @@ const KEYS: &[(&str, &[&str])] = &[
     ),
     ("consent", &["terms_url", "waiver"]),
     ("refunds", &["self_service_days", "review", "link_text"]),
+    ("audience", &["buyers"]),
 ];
 
 /// A problem for each key `shop.toml` may not have, at the key, with a

@@ -1,0 +1,358 @@
+//! An audience of the author's own: following with double opt-in through
+//! the real server and its mail, leaving by one click, `shop followers`
+//! (list, CSV out, a list brought in with consent), `shop post` to
+//! followers and buyers once each, the posts on the store and in its Atom
+//! feed, and the list kept in git by `shop sync`.
+
+use reqwest::StatusCode;
+
+use crate::support::served::{Served, TOKEN_SECRET};
+
+/// POSTs `fields` to `path` as the store's own page does.
+fn post_form(served: &Served, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+    let form = fields
+        .iter()
+        .fold(shop::stripe::Form::new(), |form, (key, value)| {
+            form.field(*key, *value)
+        });
+    let response = served
+        .runtime
+        .block_on(
+            served
+                .http
+                .post(format!("{}{path}", served.url))
+                .header("Origin", &served.url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form.encode())
+                .send(),
+        )
+        .unwrap();
+    (response.status(), served.body(response))
+}
+
+/// The first link in `text` that starts with `prefix`.
+fn link(text: &str, prefix: &str) -> String {
+    let start = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} link in\n{text}"));
+    text[start..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn mails_to(served: &Served, email: &str, needle: &str) -> Vec<String> {
+    served
+        .outbox()
+        .into_iter()
+        .filter(|mail| mail.contains(&format!("To: {email}")) && mail.contains(needle))
+        .collect()
+}
+
+fn followers(served: &Served) -> Vec<shop::state::Follower> {
+    served.runtime.block_on(served.state().followers()).unwrap()
+}
+
+#[test]
+fn a_reader_follows_confirms_by_the_mailed_link_and_leaves_by_one_click() {
+    let served = Served::start();
+    let front = served.body(served.get("/"));
+    assert!(front.contains("action=\"&#x2f;follow\"") || front.contains("action=\"/follow\""));
+    assert!(
+        front.contains("rel=\"alternate\" type=\"application/atom+xml\""),
+        "{front}"
+    );
+
+    let (status, answer) = post_form(&served, "/follow", &[("email", "Ann@Example.com")]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(answer.contains("Check your email"), "{answer}");
+    // Asked again within the hour: the same answer, no second mail.
+    let (status, again) = post_form(&served, "/follow", &[("email", "ann@example.com")]);
+    assert_eq!(
+        (status, again.contains("Check your email")),
+        (StatusCode::OK, true)
+    );
+    assert_eq!(served.queued("follow").len(), 1);
+    // From another site's page: refused.
+    let refused = served
+        .runtime
+        .block_on(
+            served
+                .http
+                .post(format!("{}/follow", served.url))
+                .header("Origin", "https://elsewhere.example")
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body("email=ben%40example.com")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    let mut mail = String::new();
+    served.wait_for("the confirmation mail", || {
+        mail = mails_to(&served, "ann@example.com", "Confirm you want news")
+            .pop()
+            .unwrap_or_default();
+        !mail.is_empty()
+    });
+    assert!(
+        !followers(&served)[0].following(),
+        "not before the link is opened"
+    );
+    let confirm = link(&mail, &format!("{}/follow/confirm/", served.url));
+    // Opening the link (a mail scanner does) confirms nothing: it is a button.
+    let page = served.get(&confirm);
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(served.body(page).contains("method=\"post\""));
+    assert!(!followers(&served)[0].following());
+    let path = confirm.trim_start_matches(&served.url);
+    let (status, done) = post_form(&served, path, &[]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        done.contains("You follow") && done.contains("ann@example.com"),
+        "{done}"
+    );
+    let follower = &followers(&served)[0];
+    assert!(follower.following());
+    assert_eq!(follower.email, "ann@example.com");
+    assert!(follower.consent.contains("confirmed the mailed link"));
+
+    // A forged, an expired, or another purpose's token is refused.
+    let key = shop::tokens::Key::new(
+        shop::secret::Secret::new("SHOP_TOKEN_SECRET", TOKEN_SECRET).unwrap(),
+    );
+    let sign = |subject: &str, expires: i64| {
+        shop::tokens::sign(
+            &key,
+            &shop::tokens::Claims {
+                purchase: subject.to_owned(),
+                expires,
+            },
+        )
+    };
+    let expired = format!(
+        "/follow/confirm/{}",
+        sign(&format!("follow:{}", follower.id), 1_000)
+    );
+    assert_eq!(served.get(&expired).status(), StatusCode::GONE);
+    let other = format!(
+        "/follow/confirm/{}",
+        sign(&format!("withdraw:{}", follower.id), 4_000_000_000)
+    );
+    assert_eq!(served.get(&other).status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        served.get(&format!("{path}x")).status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Listed for the author, kept in git by `shop sync`.
+    let listed = served.test.shop(&["followers", "--json"]).success().json();
+    assert_eq!(listed[0]["email"], "ann@example.com");
+    served
+        .test
+        .shop(&["sync"])
+        .success()
+        .stderr_has(&["kept 1 follower in audience/followers.jsonl"]);
+    let kept = served.test.read("audience/followers.jsonl");
+    assert!(kept.contains("\"email\":\"ann@example.com\""), "{kept}");
+    let csv = served.test.shop(&["followers", "--csv"]).success().stdout();
+    assert!(
+        csv.starts_with("email,asked,confirmed,left,source,consent\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("ann@example.com,"), "{csv}");
+
+    // A post reaches her with a one-click way out, which works.
+    served.test.write(
+        "news.md",
+        "---\nsubject: Something new\n---\nA **new** book is coming.\n",
+    );
+    served
+        .test
+        .shop(&["post", "news.md"])
+        .success()
+        .stderr_has(&["sent “Something new” to 1 address"]);
+    let mut post = String::new();
+    served.wait_for("the post", || {
+        post = mails_to(&served, "ann@example.com", "Subject: Something new")
+            .pop()
+            .unwrap_or_default();
+        !post.is_empty()
+    });
+    assert!(
+        post.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{post}"
+    );
+    assert!(post.contains("List-Id: <posts.127.0.0.1>"), "{post}");
+    let unsubscribe = link(&post, &format!("{}/unsubscribe/", served.url));
+    let one_click = served
+        .runtime
+        .block_on(
+            served
+                .http
+                .post(&unsubscribe)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body("List-Unsubscribe=One-Click")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(one_click.status(), StatusCode::OK);
+    assert!(!followers(&served)[0].following());
+    served
+        .test
+        .write("more.md", "---\nsubject: More\n---\nAgain.\n");
+    served
+        .test
+        .shop(&["post", "more.md"])
+        .success()
+        .stderr_has(&["sent “More” to 0 addresses"]);
+}
+
+#[test]
+fn a_post_goes_once_to_each_address_and_is_on_the_store_and_in_the_feed() {
+    let served = Served::start();
+    // A list the author brings, with its consent; one address twice.
+    served.test.write(
+        "list.csv",
+        "name,email,date\nAnn,ann@example.com,2026-10-03\nBen,\"ben@example.com\",\nAnn again,ANN@example.com,\n",
+    );
+    served
+        .test
+        .shop(&[
+            "followers",
+            "import",
+            "list.csv",
+            "--consent",
+            "signed up at the fair",
+        ])
+        .success()
+        .stderr_has(&["imported 2 followers (1 already known, left as they were)"]);
+    served
+        .test
+        .write("bad.csv", "email\nann@example.com\nnot-an-address\n");
+    served
+        .test
+        .shop(&["followers", "import", "bad.csv", "--consent", "x"])
+        .code(1)
+        .stderr_has(&["`bad.csv` line 3", "nothing was imported"]);
+    // Ann also buys (one message, as a follower); Cy buys and does not
+    // follow (under opt-in, no post).
+    served.buy("ann@example.com");
+    served.buy("cy@example.com");
+    served.test.write(
+        "news.md",
+        "---\nsubject: The second book\nslug: second-book\ndate: 2026-12-01\n---\nIt is **out** & signed.\n",
+    );
+    let planned = served
+        .test
+        .shop(&["post", "news.md", "--to", "all", "--dry-run"])
+        .success();
+    assert_eq!(
+        planned.stdout(),
+        "ann@example.com  (follower)\nben@example.com  (follower)\n"
+    );
+    // `[audience] buyers = "all"`: Cy too (buyers are the ledger's).
+    served.test.shop(&["sync"]).success();
+    let settings = served.test.read("shop.toml");
+    served.test.write(
+        "shop.toml",
+        &format!("{settings}\n[audience]\nbuyers = \"all\"\n"),
+    );
+    let planned = served
+        .test
+        .shop(&["post", "news.md", "--to", "buyers", "--dry-run"])
+        .success()
+        .stdout();
+    // In the ledger's order: two purchases of the same second, by id.
+    let mut lines: Vec<&str> = planned.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        ["ann@example.com  (buyer)", "cy@example.com  (buyer)"]
+    );
+    served.test.write("shop.toml", &settings);
+
+    served
+        .test
+        .shop(&["post", "news.md", "--to", "all"])
+        .success()
+        .stderr_has(&["sent “The second book” to 2 addresses (0 already sent, 0 opted out)"]);
+    served
+        .test
+        .shop(&["post", "news.md", "--to", "all"])
+        .success()
+        .stderr_has(&["sent “The second book” to 0 addresses (2 already sent, 0 opted out)"]);
+    for email in ["ann@example.com", "ben@example.com"] {
+        assert_eq!(
+            mails_to(&served, email, "Subject: The second book").len(),
+            1
+        );
+    }
+    assert!(mails_to(&served, "cy@example.com", "The second book").is_empty());
+    let record = served.test.read("posts/2026-12-01-second-book.jsonl");
+    assert_eq!(record.lines().count(), 2, "{record}");
+    assert!(
+        served
+            .test
+            .read("posts/2026-12-01-second-book.md")
+            .contains("subject: The second book")
+    );
+    // Another post with the same slug is refused, not mixed in.
+    served.test.write(
+        "other.md",
+        "---\nsubject: Something else\nslug: second-book\n---\nNo.\n",
+    );
+    served
+        .test
+        .shop(&["post", "other.md"])
+        .code(1)
+        .stderr_has(&["a different post `second-book` was sent before", "hint:"]);
+
+    // On the store, and in the feed beside the release.
+    let list = served.body(served.get("/posts"));
+    assert!(
+        list.replace("&#x2f;", "/").contains("/posts/second-book"),
+        "{list}"
+    );
+    let page = served.get("/posts/second-book");
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = served.body(page);
+    assert!(page.contains("<strong>out</strong> &amp; signed"), "{page}");
+    assert_eq!(served.get("/posts/nothing").status(), StatusCode::NOT_FOUND);
+    let feed = served.get("/feed.xml");
+    assert_eq!(
+        feed.headers()["content-type"],
+        "application/atom+xml; charset=utf-8"
+    );
+    let feed = feed_rs::parser::parse(served.body(feed).as_bytes()).expect("a valid Atom feed");
+    let titles: Vec<String> = feed
+        .entries
+        .iter()
+        .map(|entry| entry.title.as_ref().unwrap().content.clone())
+        .collect();
+    assert_eq!(titles, ["The Field Guide 1.0.0", "The second book"]);
+    let post = &feed.entries[1];
+    assert_eq!(
+        post.links[0].href,
+        format!("{}/posts/second-book", served.url)
+    );
+    assert!(
+        post.content
+            .as_ref()
+            .unwrap()
+            .body
+            .as_deref()
+            .unwrap()
+            .contains("<strong>out</strong>")
+    );
+    // A private post is mailed, never shown.
+    served
+        .test
+        .write("private.md", "---\nsubject: Just you\n---\nThanks.\n");
+    served
+        .test
+        .shop(&["post", "private.md", "--private"])
+        .success();
+    assert_eq!(served.get("/posts/private").status(), StatusCode::NOT_FOUND);
+}
