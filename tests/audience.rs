@@ -118,6 +118,17 @@ fn a_reader_follows_confirms_by_the_mailed_link_and_leaves_by_one_click() {
     assert_eq!(follower.email, "ann@example.com");
     assert!(follower.consent.contains("confirmed the mailed link"));
 
+    // A buyer is asked on the thank-you page, their address filled in
+    // (and the page lets the browser name its origin to the form's POST).
+    let page = served.buy("dee@example.com");
+    let thanks = served.get(&format!("/thanks?session_id={}", served.session_of(&page)));
+    assert_eq!(thanks.headers()["referrer-policy"], "same-origin");
+    let thanks = served.body(thanks);
+    assert!(
+        thanks.contains("value=\"thanks\"") && thanks.contains("value=\"dee@example.com\""),
+        "{thanks}"
+    );
+
     // A forged, an expired, or another purpose's token is refused.
     let key = shop::tokens::Key::new(
         shop::secret::Secret::new("SHOP_TOKEN_SECRET", TOKEN_SECRET).unwrap(),

@@ -178,3 +178,34 @@ pub async fn refund_updated(app: &App, refund: &Refund) -> Result<(), StateError
     }
     settle(app, &withdrawal, refund).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stripe::ApiFailure;
+
+    fn failure(status: u16) -> StripeError {
+        StripeError::Api(Box::new(ApiFailure {
+            status,
+            kind: "invalid_request_error".into(),
+            code: Some("charge_disputed".into()),
+            decline_code: None,
+            message: "Charge ch_1 has been charged back; cannot issue a refund.".into(),
+            param: None,
+            path: "/v1/refunds".into(),
+            key_name: "STRIPE_SECRET_KEY".into(),
+            attempts: 1,
+        }))
+    }
+
+    #[test]
+    fn only_stripes_refusals_get_a_new_request() {
+        // Refused: the same request would be refused again.
+        assert!(refused(&failure(400)));
+        assert!(refused(&failure(402)));
+        // Not an answer about the refund: the same request, later.
+        for status in [409, 429, 500, 503] {
+            assert!(!refused(&failure(status)), "{status}");
+        }
+    }
+}

@@ -9,8 +9,8 @@ use warp::http::StatusCode;
 use super::Answer;
 use super::access::{held, link_query, purchase};
 use super::answers::{
-    html, log_unavailable, not_found, redirect, refuse, render, too_many, unavailable, view,
-    within_limits,
+    html, log_unavailable, not_found, redirect, refuse, render, same_origin_referrer, too_many,
+    unavailable, view, within_limits,
 };
 use crate::metadata::Attribution;
 use crate::server::client::ClientKey;
@@ -356,11 +356,12 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
         expires_at: dates::timestamp(expires),
         withdraw: app.withdraw_link(&purchase, refunded),
     };
-    render(
+    // The Follow form posts from here (see `same_origin_referrer`).
+    same_origin_referrer(render(
         app,
         StatusCode::OK,
         "Thank you",
         "thanks.html",
         minijinja::Value::from_serialize(&context),
-    )
+    ))
 }

@@ -59,6 +59,7 @@ pub async fn follow(
         Some(slug) if slug.starts_with("product:") && store.product(&slug[8..]).is_ok() => {
             slug.to_owned()
         }
+        Some("thanks") => "thanks".to_owned(),
         _ => "front".to_owned(),
     };
     let (by_address, by_client) = (format!("follow:{email}"), format!("follow-client:{client}"));
