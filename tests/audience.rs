@@ -366,4 +366,37 @@ fn a_post_goes_once_to_each_address_and_is_on_the_store_and_in_the_feed() {
         .shop(&["post", "private.md", "--private"])
         .success();
     assert_eq!(served.get("/posts/private").status(), StatusCode::NOT_FOUND);
+
+    // The list in git rebuilds a lost state as it was (ids, dates,
+    // consent: the links already mailed still work).
+    served.test.shop(&["sync"]).success();
+    let before = served.test.shop(&["followers", "--json"]).success().json();
+    assert_eq!(before.as_array().unwrap().len(), 2);
+    let mut served = served;
+    served.stop_server();
+    if !crate::support::served::on_postgres() {
+        for file in ["state.db", "state.db-wal", "state.db-shm"] {
+            let _ = std::fs::remove_file(served.test.path().join(".shop").join(file));
+        }
+        served
+            .test
+            .shop(&["followers", "import", "audience/followers.jsonl"])
+            .success()
+            .stderr_has(&["imported 2 followers (0 already known"]);
+        assert_eq!(
+            served.test.shop(&["followers", "--json"]).success().json(),
+            before
+        );
+    }
+    served
+        .test
+        .shop(&[
+            "followers",
+            "import",
+            "audience/followers.jsonl",
+            "--consent",
+            "x",
+        ])
+        .code(1)
+        .stderr_has(&["keeps each follower's consent", "hint:"]);
 }

@@ -28,21 +28,49 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
     /// Bring in a list the author already has: a CSV with an `email`
-    /// column (and optionally `date`, when each agreed, YYYY-MM-DD)
+    /// column (and optionally `date`, when each agreed, YYYY-MM-DD); or
+    /// `audience/followers.jsonl` itself, to rebuild a server's list as it
+    /// was (each follower's id, dates and consent kept, so the links
+    /// already mailed still work)
     Import {
         #[arg(value_name = "FILE")]
         file: PathBuf,
         /// How and when these people agreed to hear from you, kept with
-        /// each (the proof of consent the law asks you to keep)
+        /// each (the proof of consent the law asks you to keep); not for
+        /// `audience/followers.jsonl`, which has each one's
         #[arg(long, value_name = "TEXT")]
-        consent: String,
+        consent: Option<String>,
     },
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let store = context.open_store()?;
     if let Some(Action::Import { file, consent }) = args.action {
-        return import(context, &store, &file, &consent);
+        let followers = match (file.extension().is_some_and(|ext| ext == "jsonl"), consent) {
+            (true, None) => kept(&file)?,
+            (false, Some(consent)) => from_csv(&file, &consent)?,
+            (true, Some(_)) => {
+                return Err(error::hinted(
+                    format!("`{}` keeps each follower's consent", file.display()),
+                    "leave `--consent` out when importing `audience/followers.jsonl`",
+                ));
+            }
+            (false, None) => {
+                return Err(error::hinted(
+                    "`--consent` is missing",
+                    "say how and when these people agreed to hear from you: `--consent \"signed up at …\"`",
+                ));
+            }
+        };
+        let total = followers.len();
+        let db = super::open_state(&store)?;
+        let added = super::block_on(db.import_followers(followers))??;
+        context.output.note(format!(
+            "imported {} ({} already known, left as they were)",
+            count(added, "follower"),
+            total - added
+        ));
+        return Ok(());
     }
     let followers = match super::existing_state(&store)? {
         Some(db) => super::block_on(db.followers())??,
@@ -95,14 +123,31 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Imports a CSV list: every address checked first, nothing added unless
-/// all are good.
-fn import(
-    context: &Context,
-    store: &crate::store::Store,
-    file: &std::path::Path,
-    consent: &str,
-) -> anyhow::Result<()> {
+/// The followers `shop sync` kept in git, as they were.
+fn kept(file: &std::path::Path) -> anyhow::Result<Vec<Follower>> {
+    let text = std::fs::read_to_string(file).map_err(|source| {
+        error::hinted(
+            format!("cannot read `{}`: {source}", file.display()),
+            "give the path of `audience/followers.jsonl`",
+        )
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            serde_json::from_str::<Follower>(line).map_err(|source| {
+                error::hinted(
+                    format!("`{}` line {} is not a follower: {source}", file.display(), index + 1),
+                    "restore the file from git (`git checkout -- audience/followers.jsonl`); nothing was imported",
+                )
+            })
+        })
+        .collect()
+}
+
+/// A CSV list: every address checked first, nothing added unless all are
+/// good.
+fn from_csv(file: &std::path::Path, consent: &str) -> anyhow::Result<Vec<Follower>> {
     if consent.trim().is_empty() {
         return Err(error::hinted(
             "`--consent` is empty",
@@ -166,13 +211,5 @@ fn import(
             consent: consent.trim().to_owned(),
         });
     }
-    let total = followers.len();
-    let db = super::open_state(store)?;
-    let added = super::block_on(db.import_followers(followers))??;
-    context.output.note(format!(
-        "imported {} ({} already known, left as they were)",
-        count(added, "follower"),
-        total - added
-    ));
-    Ok(())
+    Ok(followers)
 }
