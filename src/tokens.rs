@@ -103,6 +103,22 @@ pub fn unsubscribe_link(base_url: &str, key: &Key, purchase: &str, now: i64) -> 
 /// The prefix of an unsubscribe token's subject.
 pub const UNSUBSCRIBE: &str = "unsubscribe:";
 
+/// The prefix of an OPDS feed token's subject (`opds:lib_…`): a reader's
+/// app keeps the address, so it lives long.
+pub const OPDS: &str = "opds:";
+
+/// How long an OPDS feed's address works.
+pub const OPDS_LIFETIME: i64 = 5 * 365 * 86_400;
+
+/// The OPDS feed of the library `library` (its `lib_…` id).
+pub fn opds_link(base_url: &str, key: &Key, library: &str, now: i64) -> String {
+    let claims = Claims {
+        purchase: format!("{OPDS}{library}"),
+        expires: now + OPDS_LIFETIME,
+    };
+    format!("{base_url}/opds/{}", sign(key, &claims))
+}
+
 /// The prefix of a follow confirmation token's subject.
 pub const FOLLOW: &str = "follow:";
 

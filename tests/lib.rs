@@ -27,6 +27,7 @@ mod mail;
 mod money;
 mod postgres;
 mod preorder;
+mod readers;
 mod release;
 mod sandbox;
 mod serve;

@@ -677,6 +677,22 @@ fn an_authors_year() {
          released old-roads 2.0.0 (payment link plink_…, local file old-roads.pdf, local file old-roads.epub)\n",
     );
     year.wait_for_mail("eve@example.com", "Old Roads 2.0.0 is out: your download");
+    // Eve's reading app follows her library's OPDS feed: the new edition
+    // is in it, with a link per file.
+    let eve_library = year.page(&year.served.library_of("eve@example.com"));
+    let at = eve_library
+        .find("<code id=\"opds\">")
+        .expect("the feed's address")
+        + 16;
+    let opds = eve_library[at..].split('<').next().unwrap().to_owned();
+    // (Once the server has read the release: it reads the store again
+    // within moments of a change.)
+    year.served.wait_for("the new edition in Eve's feed", || {
+        let feed = year.page(opds.trim_start_matches(&year.served.url));
+        feed.contains("<title>Old Roads</title>")
+            && feed.contains("rel=\"http://opds-spec.org/acquisition\"")
+            && feed.contains("type=\"application/epub+zip\"")
+    });
     assert!(
         year.mail_to("hal@example.com")
             .iter()

@@ -229,7 +229,8 @@ pub async fn robots(app: Arc<App>) -> Answer {
     let mut response = warp::reply::Response::new(
         format!(
             "User-agent: *\nDisallow: /d/\nDisallow: /library/\nDisallow: /thanks\n\
-             Disallow: /lost\nDisallow: /unsubscribe/\nDisallow: /buy/\n\
+             Disallow: /lost\nDisallow: /unsubscribe/\nDisallow: /buy/\nDisallow: /opds/\n\
+             Disallow: /withdraw/\nDisallow: /follow/\n\
              Sitemap: {base}/sitemap.xml\n"
         )
         .into(),

@@ -734,6 +734,11 @@ pub fn routes(
         .and(with_app.clone())
         .then(posts::feed)
         .boxed();
+    let opds = warp::path!("opds" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(handlers::opds)
+        .boxed();
     let library = warp::path!("library" / String)
         .and(warp::get())
         .and(with_app.clone())
@@ -766,6 +771,7 @@ pub fn routes(
         product,
         cover,
         library,
+        opds,
         withdraw_page,
         withdraw,
         follow,
@@ -809,6 +815,7 @@ fn redact(path: &str) -> String {
         "/library/",
         "/withdraw/",
         "/follow/confirm/",
+        "/opds/",
     ] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return match rest.split_once('/') {

@@ -161,6 +161,8 @@ pub struct LibraryPage {
     pub expires: String,
     pub expires_at: String,
     pub items: Vec<LibraryItem>,
+    /// The library's OPDS feed, for a reader's app.
+    pub opds: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -970,6 +972,7 @@ mod samples {
                     email: "reader@example.com".into(),
                     expires: "1 January 2027, 10:00 UTC".into(),
                     expires_at: "2027-01-01T10:00:00Z".into(),
+                    opds: "https://books.example/opds/sample-token".into(),
                     items: vec![
                         item("book", None, false),
                         item("workbook", Some("box"), false),
@@ -990,6 +993,7 @@ mod samples {
                     email: "reader@example.com".into(),
                     expires: "1 January 2027, 10:00 UTC".into(),
                     expires_at: "2027-01-01T10:00:00Z".into(),
+                    opds: "https://books.example/opds/sample-token".into(),
                     items: Vec::new(),
                 },
             ),

@@ -17,6 +17,41 @@ use crate::{dates, ledger};
 /// What a library token's claim starts with (a purchase's is `cs_`).
 pub const LIBRARY_PREFIX: &str = "lib_";
 
+/// A purchase of a library, as the state keeps it, or (bought before the
+/// server kept this one) as the ledger says: `held` is (product, version,
+/// created).
+pub(super) async fn entitlement(
+    app: &App,
+    id: &str,
+    email: &str,
+    held: (&str, &str, i64),
+) -> Result<Entitlement, Answer> {
+    let (product, version, created) = held;
+    match app.db.purchase(id).await {
+        Ok(Some(known)) => Ok((*known).clone()),
+        Ok(None) => Ok(Entitlement {
+            id: id.to_owned(),
+            email: email.to_owned(),
+            product: product.to_owned(),
+            version: version.to_owned(),
+            payment_intent: None,
+            created,
+            paid: None,
+        }),
+        Err(error) => Err(log_unavailable(app, &error)),
+    }
+}
+
+/// The address a library token (`lib_…`, or the OPDS feed's `opds:lib_…`)
+/// is for, or the refusal page.
+pub(super) async fn library_of(app: &App, id: &str) -> Result<String, Answer> {
+    match app.db.library_email(id).await {
+        Ok(Some(email)) => Ok(email),
+        Ok(None) => Err(invalid_link(app)),
+        Err(error) => Err(log_unavailable(app, &error)),
+    }
+}
+
 /// The buyer's library: everything an address bought, reached only by the
 /// signed, expiring link that `/lost` mails.
 pub async fn library(token: String, app: Arc<App>) -> Answer {
@@ -35,10 +70,9 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
     let Some(id) = claims.purchase.strip_prefix(LIBRARY_PREFIX) else {
         return invalid_link(&app);
     };
-    let email = match app.db.library_email(id).await {
-        Ok(Some(email)) => email,
-        Ok(None) => return invalid_link(&app),
-        Err(error) => return log_unavailable(&app, &error),
+    let email = match library_of(&app, id).await {
+        Ok(email) => email,
+        Err(page) => return page,
     };
     let purchases = match app.purchases_by(&email).await {
         Ok(found) => found,
@@ -50,18 +84,9 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         let Ok(bought) = store.product(slug) else {
             continue;
         };
-        let purchase = match app.db.purchase(id).await {
-            Ok(Some(known)) => (*known).clone(),
-            Ok(None) => Entitlement {
-                id: id.clone(),
-                email: email.clone(),
-                product: slug.clone(),
-                version: version.clone(),
-                payment_intent: None,
-                created: *created,
-                paid: None,
-            },
-            Err(error) => return log_unavailable(&app, &error),
+        let purchase = match entitlement(&app, id, &email, (slug, version, *created)).await {
+            Ok(purchase) => purchase,
+            Err(page) => return page,
         };
         let refunded = match app.db.revoked(&purchase).await {
             Ok(revoked) => revoked,
@@ -143,6 +168,12 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         expires: dates::human_time(claims.expires),
         expires_at: dates::timestamp(claims.expires),
         items,
+        opds: tokens::opds_link(
+            &store.settings.base_url,
+            &app.keys[0],
+            &claims.purchase,
+            app.now(),
+        ),
     };
     same_origin_referrer(render(
         &app,
