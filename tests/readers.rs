@@ -20,6 +20,12 @@ fn a_library_is_an_opds_feed_whose_links_download_and_a_refund_empties_it() {
     let served = Served::start();
     let email = "ann@example.com";
     let page = served.buy(email);
+    // The download page helps choose the file.
+    let downloads = served.body(served.get(&page));
+    assert!(
+        downloads.contains("Which file?") && downloads.contains("Send to Kindle"),
+        "{downloads}"
+    );
     let library = served.body(served.get(&served.library_of(email)));
     let address = opds_of(&library);
     assert!(
