@@ -712,6 +712,16 @@ fn an_authors_year() {
         "sent 4 notices about Old Roads 2.0.0 (0 already told, 0 opted out)\n",
         "",
     );
+    // Ada's library: every edition she holds (1.1.0, and 1.0.0 as she
+    // bought it), not the second edition her policy leaves out.
+    let ada_library = year.page(&year.served.library_of("ada@example.com"));
+    assert!(
+        ada_library.contains("Newest version for you: <strong>1.1.0</strong>")
+            && ada_library.contains("Earlier editions you own: <a href=\"/d/")
+            && ada_library.contains("version 1.0.0<span")
+            && !ada_library.contains("version 2.0.0"),
+        "{ada_library}"
+    );
     let offer = year.wait_for_mail("ada@example.com", "Old Roads 2.0.0: 50% off for you");
     assert!(offer.contains("<strong>12.00 EUR</strong>"), "{offer}");
     assert!(

@@ -182,6 +182,8 @@ pub struct LibraryItem {
     pub newest: String,
     pub left: String,
     pub href: String,
+    /// The earlier editions it holds, newest first: each one's downloads.
+    pub others: Vec<OtherVersion>,
     pub withdraw: Option<WithdrawLink>,
 }
 
@@ -618,6 +620,16 @@ impl Views {
                         &format!("the downloads of each purchase (`{{{{ item.href }}}}`, {case})"),
                     ));
                 }
+                for other in &item.others {
+                    if !shows(&html, &other.href) {
+                        return Err(missing(
+                            "library.html",
+                            &format!(
+                                "the earlier editions each purchase holds (`{{{{ other.href }}}}`, {case})"
+                            ),
+                        ));
+                    }
+                }
             }
             for withdraw in library
                 .items
@@ -959,6 +971,10 @@ mod samples {
             newest: "1.1.0".into(),
             left: "4 of 5 downloads left".into(),
             href: format!("/d/sample-token-{product}"),
+            others: vec![OtherVersion {
+                version: "1.0.0".into(),
+                href: format!("/d/sample-token-{product}?version=1.0.0"),
+            }],
             withdraw: (!refunded).then(|| WithdrawLink {
                 href: format!("/withdraw/sample-token-{product}"),
                 text: "Withdraw from this purchase".into(),

@@ -113,6 +113,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
                 newest: String::new(),
                 left: String::new(),
                 href: String::new(),
+                others: Vec::new(),
                 withdraw: app.withdraw_link(&purchase, refunded),
             });
             continue;
@@ -138,11 +139,22 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
                 }
             }
             let link = app.link(id);
-            let href = format!(
-                "{}{}",
-                link.strip_prefix(&store.settings.base_url).unwrap_or(&link),
-                link_query(&purchase, product, None)
-            );
+            let page = link.strip_prefix(&store.settings.base_url).unwrap_or(&link);
+            let href = format!("{page}{}", link_query(&purchase, product, None));
+            // Every earlier edition the purchase holds, newest first.
+            let others = held
+                .releases
+                .iter()
+                .rev()
+                .skip(1)
+                .map(|release| {
+                    let version = release.version.to_string();
+                    views::OtherVersion {
+                        href: format!("{page}{}", link_query(&purchase, product, Some(&version))),
+                        version,
+                    }
+                })
+                .collect();
             items.push(views::LibraryItem {
                 product: product.name.clone(),
                 bundle: bought.is_bundle().then(|| bought.name.clone()),
@@ -158,6 +170,7 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
                     format!("{left} of {allowed} downloads left")
                 }),
                 href,
+                others,
                 withdraw: app.withdraw_link(&purchase, refunded),
             });
         }
