@@ -717,7 +717,7 @@ fn an_authors_year() {
     let ada_library = year.page(&year.served.library_of("ada@example.com"));
     assert!(
         ada_library.contains("Newest version for you: <strong>1.1.0</strong>")
-            && ada_library.contains("Earlier editions you own: <a href=\"/d/")
+            && ada_library.contains("Earlier editions you own:")
             && ada_library.contains("version 1.0.0<span")
             && !ada_library.contains("version 2.0.0"),
         "{ada_library}"

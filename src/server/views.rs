@@ -300,6 +300,8 @@ pub struct FileRow {
 pub struct OtherVersion {
     pub version: String,
     pub href: String,
+    /// Its release notes, rendered, when it has any.
+    pub notes: Option<minijinja::Value>,
 }
 
 /// The templates, by name, and their built-in text.
@@ -929,6 +931,7 @@ mod samples {
             others: vec![OtherVersion {
                 version: "1.0.0".into(),
                 href: "/d/sample-token?version=1.0.0".into(),
+                notes: Some(safe("<p>First edition.</p>".into())),
             }],
         };
         let expires = safe("<time>1 January 2027</time>".into());
@@ -974,6 +977,7 @@ mod samples {
             others: vec![OtherVersion {
                 version: "1.0.0".into(),
                 href: format!("/d/sample-token-{product}?version=1.0.0"),
+                notes: Some(safe("<p>First edition.</p>".into())),
             }],
             withdraw: (!refunded).then(|| WithdrawLink {
                 href: format!("/withdraw/sample-token-{product}"),

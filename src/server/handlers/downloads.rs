@@ -180,6 +180,10 @@ async fn files_section(
             OtherVersion {
                 href: format!("/d/{token}{query}"),
                 version,
+                notes: r
+                    .notes
+                    .as_deref()
+                    .map(|notes| views::safe(crate::html::markdown(notes))),
             }
         })
         .collect();

@@ -152,6 +152,10 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
                     views::OtherVersion {
                         href: format!("{page}{}", link_query(&purchase, product, Some(&version))),
                         version,
+                        notes: release
+                            .notes
+                            .as_deref()
+                            .map(|notes| views::safe(crate::html::markdown(notes))),
                     }
                 })
                 .collect();
