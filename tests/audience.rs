@@ -8,28 +8,6 @@ use reqwest::StatusCode;
 
 use crate::support::served::{Served, TOKEN_SECRET};
 
-/// POSTs `fields` to `path` as the store's own page does.
-fn post_form(served: &Served, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-    let form = fields
-        .iter()
-        .fold(shop::stripe::Form::new(), |form, (key, value)| {
-            form.field(*key, *value)
-        });
-    let response = served
-        .runtime
-        .block_on(
-            served
-                .http
-                .post(format!("{}{path}", served.url))
-                .header("Origin", &served.url)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form.encode())
-                .send(),
-        )
-        .unwrap();
-    (response.status(), served.body(response))
-}
-
 /// The first link in `text` that starts with `prefix`.
 fn link(text: &str, prefix: &str) -> String {
     let start = text
@@ -64,30 +42,23 @@ fn a_reader_follows_confirms_by_the_mailed_link_and_leaves_by_one_click() {
         "{front}"
     );
 
-    let (status, answer) = post_form(&served, "/follow", &[("email", "Ann@Example.com")]);
+    let (status, answer) = served.post_form("/follow", &[("email", "Ann@Example.com")]);
     assert_eq!(status, StatusCode::OK);
     assert!(answer.contains("Check your email"), "{answer}");
     // Asked again within the hour: the same answer, no second mail.
-    let (status, again) = post_form(&served, "/follow", &[("email", "ann@example.com")]);
+    let (status, again) = served.post_form("/follow", &[("email", "ann@example.com")]);
     assert_eq!(
         (status, again.contains("Check your email")),
         (StatusCode::OK, true)
     );
     assert_eq!(served.queued("follow").len(), 1);
     // From another site's page: refused.
-    let refused = served
-        .runtime
-        .block_on(
-            served
-                .http
-                .post(format!("{}/follow", served.url))
-                .header("Origin", "https://elsewhere.example")
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body("email=ben%40example.com")
-                .send(),
-        )
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let (refused, _) = served.post_form_from(
+        "/follow",
+        "https://elsewhere.example",
+        &[("email", "ben@example.com")],
+    );
+    assert_eq!(refused, StatusCode::FORBIDDEN);
 
     let mut mail = String::new();
     served.wait_for("the confirmation mail", || {
@@ -107,7 +78,7 @@ fn a_reader_follows_confirms_by_the_mailed_link_and_leaves_by_one_click() {
     assert!(served.body(page).contains("method=\"post\""));
     assert!(!followers(&served)[0].following());
     let path = confirm.trim_start_matches(&served.url);
-    let (status, done) = post_form(&served, path, &[]);
+    let (status, done) = served.post_form(path, &[]);
     assert_eq!(status, StatusCode::OK);
     assert!(
         done.contains("You follow") && done.contains("ann@example.com"),

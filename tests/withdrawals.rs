@@ -25,38 +25,7 @@ fn withdraw_link(text: &str, base: &str) -> String {
 
 /// Confirms a withdrawal as the page's form does, from the page's origin.
 fn confirm(served: &Served, link: &str, name: &str, reason: &str) -> (StatusCode, String) {
-    confirm_from(
-        served,
-        link,
-        &served.url,
-        &[("name", name), ("reason", reason)],
-    )
-}
-
-fn confirm_from(
-    served: &Served,
-    link: &str,
-    origin: &str,
-    fields: &[(&str, &str)],
-) -> (StatusCode, String) {
-    let form = fields
-        .iter()
-        .fold(shop::stripe::Form::new(), |form, (key, value)| {
-            form.field(*key, *value)
-        });
-    let response = served
-        .runtime
-        .block_on(
-            served
-                .http
-                .post(format!("{}{link}", served.url))
-                .header("Origin", origin)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form.encode())
-                .send(),
-        )
-        .unwrap();
-    (response.status(), served.body(response))
+    served.post_form(link, &[("name", name), ("reason", reason)])
 }
 
 /// The messages to `email` whose text has `needle`.
@@ -454,7 +423,7 @@ fn withdrawal_links_are_refused_forged_expired_or_of_another_purpose() {
         assert_eq!(posted, status, "{case}, posted");
     }
     // From another site's page, the confirmation is refused.
-    let (status, _) = confirm_from(&served, &link, "https://evil.example", &[("name", "Dee")]);
+    let (status, _) = served.post_form_from(&link, "https://evil.example", &[("name", "Dee")]);
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Without a name, the form comes back and nothing is recorded.
     let (status, answer) = confirm(&served, &link, "  ", "why");

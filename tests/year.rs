@@ -560,25 +560,8 @@ fn an_authors_year() {
         year.page(&withdraw).contains("Old Roads, version 2.0.0"),
         "the first step says what is withdrawn from"
     );
-    let withdrawn = year
-        .served
-        .runtime
-        .block_on(
-            year.served
-                .http
-                .post(format!("{}{withdraw}", year.served.url))
-                .header("Origin", &year.served.url)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(
-                    shop::stripe::Form::new()
-                        .field("name", "Hal Reader")
-                        .encode(),
-                )
-                .send(),
-        )
-        .unwrap();
-    assert_eq!(withdrawn.status(), StatusCode::OK);
-    let outcome = year.served.body(withdrawn);
+    let (status, outcome) = year.served.post_form(&withdraw, &[("name", "Hal Reader")]);
+    assert_eq!(status, StatusCode::OK);
     assert!(outcome.contains("data-decision=\"refund\""), "{outcome}");
     year.wait_for_mail("hal@example.com", "We received your withdrawal");
     year.wait_for_mail("hal@example.com", "Your refund from Old Roads Press");
@@ -776,29 +759,14 @@ fn an_authors_year() {
     // (double opt-in: the mailed link, then its button), Ada too; a post
     // goes to each once, never to buyers who do not follow, and is on the
     // store and in its feed beside the releases.
-    let url = year.served.url.clone();
-    let send_form = |path: &str, form: shop::stripe::Form| {
-        let response = year
-            .served
-            .runtime
-            .block_on(
-                year.served
-                    .http
-                    .post(format!("{url}{path}"))
-                    .header("Origin", &url)
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(form.encode())
-                    .send(),
-            )
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-        year.served.body(response)
+    let send_form = |path: &str, fields: &[(&str, &str)]| {
+        let (status, body) = year.served.post_form(path, fields);
+        assert_eq!(status, StatusCode::OK, "{path}");
+        body
     };
     for email in ["ivy@example.com", "ada@example.com"] {
-        let form = shop::stripe::Form::new()
-            .field("email", email)
-            .field("source", "front");
-        assert!(send_form("/follow", form).contains("Check your email"));
+        let form = [("email", email), ("source", "front")];
+        assert!(send_form("/follow", &form).contains("Check your email"));
         let mail = year.wait_for_mail(email, "Confirm you want news from Old Roads Press");
         let at = mail
             .find("/follow/confirm/")
@@ -808,7 +776,7 @@ fn an_authors_year() {
             .next()
             .unwrap()
             .to_owned();
-        assert!(send_form(&confirm, shop::stripe::Form::new()).contains("You follow"));
+        assert!(send_form(&confirm, &[]).contains("You follow"));
     }
     year.served.test.write(
         "news.md",

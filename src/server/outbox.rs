@@ -12,7 +12,6 @@ use super::App;
 use crate::mail::{self, Kind, Mailer, Templates};
 use crate::retry::Backoff;
 use crate::state::QueuedMail;
-use crate::store::money;
 use crate::{dates, error, html, ledger, tokens};
 
 /// The longest a failed message waits before its next attempt.
@@ -282,10 +281,7 @@ async fn withdrawal_mail(
     let name = store
         .product(&purchase.product)
         .map_or_else(|_| purchase.product.clone(), |product| product.name.clone());
-    let amount = match &purchase.paid {
-        Some(paid) => money::display_amount(paid.amount, &paid.currency),
-        None => purchase.paid_text(),
-    };
+    let amount = purchase.amount_text();
     let mut values = base_values(app, &queued.recipient);
     values.extend([
         ("product", name),

@@ -45,6 +45,14 @@ pub struct Entitlement {
 }
 
 impl Entitlement {
+    /// The amount paid (`24.00 EUR`), as a refund gives it back.
+    pub fn amount_text(&self) -> String {
+        match &self.paid {
+            Some(paid) => money::display_amount(paid.amount, &paid.currency),
+            None => self.paid_text(),
+        }
+    }
+
     /// What its receipt says was paid, with any discount and tax in it.
     pub fn paid_text(&self) -> String {
         match &self.paid {

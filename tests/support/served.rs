@@ -494,6 +494,38 @@ impl Served {
         (response.status(), self.body(response))
     }
 
+    /// POSTs `fields` to `path` as a form of the store's own page does
+    /// (its origin named); the answer's status and body.
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        self.post_form_from(path, &self.url, fields)
+    }
+
+    /// The same, from a page of `origin`.
+    pub fn post_form_from(
+        &self,
+        path: &str,
+        origin: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let form = fields
+            .iter()
+            .fold(shop::stripe::Form::new(), |form, (key, value)| {
+                form.field(*key, *value)
+            });
+        let response = self
+            .runtime
+            .block_on(
+                self.http
+                    .post(format!("{}{path}", self.url))
+                    .header("Origin", origin)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.encode())
+                    .send(),
+            )
+            .unwrap();
+        (response.status(), self.body(response))
+    }
+
     /// The path of the library `email` is mailed after asking `/lost`.
     pub fn library_of(&self, email: &str) -> String {
         assert_eq!(self.ask_for_links(email).0, StatusCode::OK);

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 
 use super::Answer;
-use super::answers::{invalid_link, log_unavailable, refuse, text, view, within_limits};
-use super::lost::same_origin;
+use super::answers::{invalid_link, log_unavailable, refuse, view, within_limits};
+use super::lost::from_elsewhere;
 use crate::server::App;
 use crate::server::client::ClientKey;
 use crate::state::Quota;
@@ -33,15 +33,8 @@ pub async fn follow(
     form: HashMap<String, String>,
 ) -> Answer {
     let store = app.store();
-    if !same_origin(
-        &store.settings.base_url,
-        origin.as_deref(),
-        referer.as_deref(),
-    ) {
-        return text(
-            StatusCode::FORBIDDEN,
-            "this form only works on its own page",
-        );
+    if let Some(refused) = from_elsewhere(&app, origin.as_deref(), referer.as_deref()) {
+        return refused;
     }
     let email = form
         .get("email")

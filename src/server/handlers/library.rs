@@ -42,11 +42,31 @@ pub(super) async fn entitlement(
     }
 }
 
-/// The address a library token (`lib_…`, or the OPDS feed's `opds:lib_…`)
-/// is for, or the refusal page.
-pub(super) async fn library_of(app: &App, id: &str) -> Result<String, Answer> {
+/// A library's token (its subject `purpose` then `lib_…`: the page's, or
+/// the OPDS feed's `opds:lib_…`) verified, with the address it is for; or
+/// the refusal page (`expired` says what to do about an expired one).
+pub(super) async fn library_of(
+    app: &App,
+    token: &str,
+    purpose: &str,
+    expired: (&str, &str),
+) -> Result<(tokens::Claims, String), Answer> {
+    let claims = match tokens::verify(&app.keys, token, app.now()) {
+        Ok(claims) => claims,
+        Err(TokenError::Invalid) => return Err(invalid_link(app)),
+        Err(TokenError::Expired { .. }) => {
+            return Err(refuse(app, StatusCode::GONE, expired.0, expired.1));
+        }
+    };
+    let Some(id) = claims
+        .purchase
+        .strip_prefix(purpose)
+        .and_then(|library| library.strip_prefix(LIBRARY_PREFIX))
+    else {
+        return Err(invalid_link(app));
+    };
     match app.db.library_email(id).await {
-        Ok(Some(email)) => Ok(email),
+        Ok(Some(email)) => Ok((claims, email)),
         Ok(None) => Err(invalid_link(app)),
         Err(error) => Err(log_unavailable(app, &error)),
     }
@@ -55,23 +75,12 @@ pub(super) async fn library_of(app: &App, id: &str) -> Result<String, Answer> {
 /// The buyer's library: everything an address bought, reached only by the
 /// signed, expiring link that `/lost` mails.
 pub async fn library(token: String, app: Arc<App>) -> Answer {
-    let claims = match tokens::verify(&app.keys, &token, app.now()) {
-        Ok(claims) => claims,
-        Err(TokenError::Invalid) => return invalid_link(&app),
-        Err(TokenError::Expired { .. }) => {
-            return refuse(
-                &app,
-                StatusCode::GONE,
-                "This link has expired",
-                "Library links stop working after a while. Ask for a new one below.",
-            );
-        }
-    };
-    let Some(id) = claims.purchase.strip_prefix(LIBRARY_PREFIX) else {
-        return invalid_link(&app);
-    };
-    let email = match library_of(&app, id).await {
-        Ok(email) => email,
+    let expired = (
+        "This link has expired",
+        "Library links stop working after a while. Ask for a new one below.",
+    );
+    let (claims, email) = match library_of(&app, &token, "", expired).await {
+        Ok(found) => found,
         Err(page) => return page,
     };
     let purchases = match app.purchases_by(&email).await {

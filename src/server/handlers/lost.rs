@@ -51,6 +51,20 @@ pub(super) fn same_origin(base_url: &str, origin: Option<&str>, referer: Option<
     }
 }
 
+/// The refusal of a form posted from another site's page, if it was.
+pub(super) fn from_elsewhere(
+    app: &App,
+    origin: Option<&str>,
+    referer: Option<&str>,
+) -> Option<Answer> {
+    (!same_origin(&app.store().settings.base_url, origin, referer)).then(|| {
+        text(
+            StatusCode::FORBIDDEN,
+            "this form only works on its own page",
+        )
+    })
+}
+
 pub async fn lost(
     app: Arc<App>,
     client: ClientKey,
@@ -58,15 +72,8 @@ pub async fn lost(
     referer: Option<String>,
     form: HashMap<String, String>,
 ) -> Answer {
-    if !same_origin(
-        &app.store().settings.base_url,
-        origin.as_deref(),
-        referer.as_deref(),
-    ) {
-        return text(
-            StatusCode::FORBIDDEN,
-            "this form only works on its own page",
-        );
+    if let Some(refused) = from_elsewhere(&app, origin.as_deref(), referer.as_deref()) {
+        return refused;
     }
     let email = form
         .get("email")

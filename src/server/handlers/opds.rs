@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
-use warp::http::{HeaderValue, StatusCode, header};
+use warp::http::{HeaderValue, header};
 
 use super::Answer;
 use super::access::{held, link_query};
-use super::answers::{invalid_link, log_unavailable, refuse};
-use super::library::{LIBRARY_PREFIX, entitlement, library_of};
+use super::answers::log_unavailable;
+use super::library::{entitlement, library_of};
 use crate::server::App;
-use crate::tokens::{self, TokenError};
+use crate::tokens;
 use crate::{dates, net};
 
 /// The feed's media type (OPDS 1.2, section 2.3).
@@ -34,27 +34,12 @@ struct Book {
 }
 
 pub async fn opds(token: String, app: Arc<App>) -> Answer {
-    let claims = match tokens::verify(&app.keys, &token, app.now()) {
-        Ok(claims) => claims,
-        Err(TokenError::Invalid) => return invalid_link(&app),
-        Err(TokenError::Expired { .. }) => {
-            return refuse(
-                &app,
-                StatusCode::GONE,
-                "This catalogue address has expired",
-                "Open your library from a new link (ask at /lost) and add its address again.",
-            );
-        }
-    };
-    let Some(id) = claims
-        .purchase
-        .strip_prefix(tokens::OPDS)
-        .and_then(|library| library.strip_prefix(LIBRARY_PREFIX))
-    else {
-        return invalid_link(&app);
-    };
-    let email = match library_of(&app, id).await {
-        Ok(email) => email,
+    let expired = (
+        "This catalogue address has expired",
+        "Open your library from a new link (ask at /lost) and add its address again.",
+    );
+    let email = match library_of(&app, &token, tokens::OPDS, expired).await {
+        Ok((_, email)) => email,
         Err(page) => return page,
     };
     // What the address holds and still has (refunded and disputed left out).

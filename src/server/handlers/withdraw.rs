@@ -11,14 +11,13 @@ use warp::http::StatusCode;
 use super::Answer;
 use super::access::purchase;
 use super::answers::{
-    invalid_link, log_unavailable, refuse, render, same_origin_referrer, text, unavailable,
+    invalid_link, log_unavailable, refuse, render, same_origin_referrer, unavailable,
 };
-use super::lost::same_origin;
+use super::lost::from_elsewhere;
 use crate::server::client::ClientKey;
 use crate::server::withdraw::{self, DecideError};
 use crate::server::{App, views};
 use crate::state::{Entitlement, Withdrawal};
-use crate::store::money;
 use crate::tokens::{self, TokenError};
 use crate::{dates, error, ledger, withdrawal};
 
@@ -48,13 +47,6 @@ async fn purchase_of(app: &App, token: &str) -> Result<Arc<Entitlement>, Answer>
     }
 }
 
-fn paid(purchase: &Entitlement) -> String {
-    match &purchase.paid {
-        Some(paid) => money::display_amount(paid.amount, &paid.currency),
-        None => purchase.paid_text(),
-    }
-}
-
 fn product_name(app: &App, purchase: &Entitlement) -> String {
     app.store()
         .product(&purchase.product)
@@ -69,7 +61,7 @@ fn form(app: &App, purchase: &Entitlement, problem: Option<&str>, typed: (&str, 
         order: ledger::order_number(&purchase.id),
         date: dates::human_day(purchase.created),
         email: purchase.email.clone(),
-        paid: paid(purchase),
+        paid: purchase.amount_text(),
         problem: problem.map(str::to_owned),
         name: typed.0.to_owned(),
         reason: typed.1.to_owned(),
@@ -97,7 +89,7 @@ fn outcome(app: &App, purchase: &Entitlement, withdrawal: &Withdrawal) -> Answer
         email: purchase.email.clone(),
         requested: dates::human_time(withdrawal.requested),
         decision: withdrawal.decision.clone(),
-        amount: paid(purchase),
+        amount: purchase.amount_text(),
         waived: withdrawal.waived.map(dates::human_day),
         refund_status: withdrawal.refund_status.clone(),
         days: (withdrawal.requested - purchase.created) / 86_400,
@@ -135,15 +127,8 @@ pub async fn withdraw(
     referer: Option<String>,
     fields: HashMap<String, String>,
 ) -> Answer {
-    if !same_origin(
-        &app.store().settings.base_url,
-        origin.as_deref(),
-        referer.as_deref(),
-    ) {
-        return text(
-            StatusCode::FORBIDDEN,
-            "this form only works on its own page",
-        );
+    if let Some(refused) = from_elsewhere(&app, origin.as_deref(), referer.as_deref()) {
+        return refused;
     }
     let purchase = match purchase_of(&app, &token).await {
         Ok(found) => found,

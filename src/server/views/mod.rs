@@ -306,48 +306,63 @@ pub struct OtherVersion {
 
 /// The templates, by name, and their built-in text.
 const BUILT_IN: &[(&str, &str)] = &[
-    ("front.html", include_str!("../../templates/front.html")),
-    ("product.html", include_str!("../../templates/product.html")),
-    ("thanks.html", include_str!("../../templates/thanks.html")),
-    ("library.html", include_str!("../../templates/library.html")),
-    ("page.html", include_str!("../../templates/page.html")),
+    ("front.html", include_str!("../../../templates/front.html")),
+    (
+        "product.html",
+        include_str!("../../../templates/product.html"),
+    ),
+    (
+        "thanks.html",
+        include_str!("../../../templates/thanks.html"),
+    ),
+    (
+        "library.html",
+        include_str!("../../../templates/library.html"),
+    ),
+    ("page.html", include_str!("../../../templates/page.html")),
     (
         "downloads.html",
-        include_str!("../../templates/downloads.html"),
+        include_str!("../../../templates/downloads.html"),
     ),
     (
         "preordered.html",
-        include_str!("../../templates/preordered.html"),
+        include_str!("../../../templates/preordered.html"),
     ),
-    ("refusal.html", include_str!("../../templates/refusal.html")),
+    (
+        "refusal.html",
+        include_str!("../../../templates/refusal.html"),
+    ),
     (
         "not-for-sale.html",
-        include_str!("../../templates/not-for-sale.html"),
+        include_str!("../../../templates/not-for-sale.html"),
     ),
-    ("lost.html", include_str!("../../templates/lost.html")),
+    ("lost.html", include_str!("../../../templates/lost.html")),
     (
         "unsubscribe.html",
-        include_str!("../../templates/unsubscribe.html"),
+        include_str!("../../../templates/unsubscribe.html"),
     ),
     (
         "withdraw.html",
-        include_str!("../../templates/withdraw.html"),
+        include_str!("../../../templates/withdraw.html"),
     ),
     (
         "withdrawn.html",
-        include_str!("../../templates/withdrawn.html"),
+        include_str!("../../../templates/withdrawn.html"),
     ),
-    ("follow.html", include_str!("../../templates/follow.html")),
+    (
+        "follow.html",
+        include_str!("../../../templates/follow.html"),
+    ),
     (
         "follow-confirm.html",
-        include_str!("../../templates/follow-confirm.html"),
+        include_str!("../../../templates/follow-confirm.html"),
     ),
     (
         "followed.html",
-        include_str!("../../templates/followed.html"),
+        include_str!("../../../templates/followed.html"),
     ),
-    ("posts.html", include_str!("../../templates/posts.html")),
-    ("post.html", include_str!("../../templates/post.html")),
+    ("posts.html", include_str!("../../../templates/posts.html")),
+    ("post.html", include_str!("../../../templates/post.html")),
 ];
 
 /// The page templates, checked at start.
@@ -692,334 +707,7 @@ impl Views {
 }
 
 /// Samples of each page's values, for checking templates at load.
-mod samples {
-    use super::*;
-
-    pub fn withdraw_link() -> WithdrawLink {
-        WithdrawLink {
-            href: "/withdraw/sample-token".into(),
-            text: "Withdraw from this purchase".into(),
-        }
-    }
-
-    pub fn withdraws() -> Vec<(&'static str, WithdrawPage)> {
-        let page = WithdrawPage {
-            product: "Sample book".into(),
-            version: "2.0.0".into(),
-            order: "SAMPLE7K2Q".into(),
-            date: "1 December 2026".into(),
-            email: "reader@example.com".into(),
-            paid: "24.00 EUR".into(),
-            problem: None,
-            name: String::new(),
-            reason: String::new(),
-        };
-        vec![
-            ("the first step", page.clone()),
-            (
-                "the form back with a problem",
-                WithdrawPage {
-                    problem: Some("Please give your name.".into()),
-                    reason: "Bought it twice".into(),
-                    ..page
-                },
-            ),
-        ]
-    }
-
-    pub fn withdrawns() -> Vec<(&'static str, WithdrawnPage)> {
-        crate::withdrawal::WORDS
-            .iter()
-            .flat_map(|decision| {
-                ["succeeded", "pending", "failed"].map(|status| WithdrawnPage {
-                    product: "Sample book".into(),
-                    version: "2.0.0".into(),
-                    order: "SAMPLE7K2Q".into(),
-                    email: "reader@example.com".into(),
-                    requested: "3 December 2026, 10:00 UTC".into(),
-                    decision: (*decision).to_owned(),
-                    amount: "24.00 EUR".into(),
-                    waived: (*decision == "ended").then(|| "1 December 2026".into()),
-                    refund_status: Some(status.to_owned()),
-                    days: 2,
-                    guarantee_days: Some(30),
-                })
-            })
-            .map(|page| ("a decision", page))
-            .collect()
-    }
-
-    fn card(slug: &str, preorder: bool, includes: Vec<Included>) -> ProductCard {
-        let next = (slug == "book").then(|| NextEdition {
-            version: "3.0.0".into(),
-            out: Some("1 March 2027".into()),
-            price: "19.00 EUR".into(),
-        });
-        ProductCard {
-            slug: slug.to_owned(),
-            name: format!("Sample {slug}"),
-            description: Some(safe("<p>About the book.</p>".into())),
-            cover: Some(format!("/cover/{slug}")),
-            price: "24.00 EUR".into(),
-            version: "2.0.0".into(),
-            date: "2026-12-01".into(),
-            preorder,
-            out: preorder.then(|| "1 March 2027".into()),
-            formats: "PDF, EPUB".into(),
-            includes,
-            next,
-        }
-    }
-
-    fn cards() -> Vec<(&'static str, ProductCard)> {
-        vec![
-            ("a book", card("book", false, Vec::new())),
-            ("a pre-order", card("next", true, Vec::new())),
-            (
-                "a bundle",
-                card(
-                    "box",
-                    false,
-                    vec![Included {
-                        slug: "book".into(),
-                        name: "Sample book".into(),
-                        version: "2.0.0".into(),
-                    }],
-                ),
-            ),
-        ]
-    }
-
-    pub fn fronts() -> Vec<(&'static str, FrontPage)> {
-        vec![
-            (
-                "a store with a book, a pre-order and a bundle",
-                FrontPage {
-                    shop: "Sample Shop".into(),
-                    about: Some(safe("<p>Books.</p>".into())),
-                    products: cards().into_iter().map(|(_, card)| card).collect(),
-                },
-            ),
-            (
-                "an empty store",
-                FrontPage {
-                    shop: "Sample Shop".into(),
-                    about: None,
-                    products: Vec::new(),
-                },
-            ),
-        ]
-    }
-
-    pub fn products() -> Vec<(&'static str, ProductPage)> {
-        cards()
-            .into_iter()
-            .map(|(case, product)| {
-                (
-                    case,
-                    ProductPage {
-                        shop: "Sample Shop".into(),
-                        policy: "Buying now includes every later version of this product, free."
-                            .into(),
-                        releases: vec![ReleaseNotes {
-                            version: product.version.clone(),
-                            date: product.date.clone(),
-                            preorder: product.preorder,
-                            notes: Some(safe("<p>New chapter.</p>".into())),
-                        }],
-                        product,
-                    },
-                )
-            })
-            .collect()
-    }
-
-    fn file(name: &str, product: Option<&str>) -> FileLink {
-        FileLink {
-            name: name.into(),
-            product: product.map(str::to_owned),
-            href: format!(
-                "/d/sample-token/{name}{}",
-                product.map(|p| format!("?product={p}")).unwrap_or_default()
-            ),
-            size: "1.2 MB".into(),
-            sha256: "0".repeat(64),
-        }
-    }
-
-    pub fn thanks() -> Vec<(&'static str, ThanksPage)> {
-        let page = |files: Vec<FileLink>, preorder: bool, limit: Option<u32>| ThanksPage {
-            product: "Sample book".into(),
-            bought: "2.0.0".into(),
-            version: "2.0.0".into(),
-            refunded: false,
-            cover: Some("/cover/sample".into()),
-            stamped: true,
-            amount: Some("24.00 EUR".into()),
-            discount: Some("2.00 EUR".into()),
-            tax: Some("1.57 EUR".into()),
-            order: "SAMPLE7K2Q".into(),
-            email: "reader@example.com".into(),
-            preorder,
-            out: preorder.then(|| "1 March 2027".into()),
-            files,
-            limit,
-            page: "/d/sample-token".into(),
-            expires: "1 January 2027, 10:00 UTC".into(),
-            expires_at: "2027-01-01T10:00:00Z".into(),
-            withdraw: Some(withdraw_link()),
-        };
-        vec![
-            (
-                "a purchase",
-                page(
-                    vec![file("book.pdf", None), file("book.epub", None)],
-                    false,
-                    Some(5),
-                ),
-            ),
-            (
-                "a bundle",
-                page(
-                    vec![
-                        file("book.pdf", Some("book")),
-                        file("workbook.pdf", Some("workbook")),
-                    ],
-                    false,
-                    None,
-                ),
-            ),
-            ("a pre-order", page(Vec::new(), true, None)),
-            (
-                "an older version's buyer given the newest",
-                ThanksPage {
-                    bought: "1.0.0".into(),
-                    ..page(vec![file("book.pdf", None)], false, Some(5))
-                },
-            ),
-            (
-                "a refunded purchase",
-                ThanksPage {
-                    refunded: true,
-                    withdraw: None,
-                    ..page(Vec::new(), false, None)
-                },
-            ),
-        ]
-    }
-
-    pub fn downloads() -> Vec<(&'static str, DownloadsPage)> {
-        let section = |slug: &str, left: u32| DownloadSection {
-            slug: slug.into(),
-            name: format!("Sample {slug}"),
-            cover: true,
-            version: "1.1.0".into(),
-            bought: "1.0.0".into(),
-            allowed: 5,
-            files: ["book.pdf", "book.epub"]
-                .into_iter()
-                .map(|name| FileRow {
-                    name: name.into(),
-                    size: "2.5 MB".into(),
-                    sha256: "ab".repeat(32),
-                    left,
-                    allowed: 5,
-                    href: format!("/d/sample-token/{name}?product={slug}"),
-                })
-                .collect(),
-            stamped: true,
-            others: vec![OtherVersion {
-                version: "1.0.0".into(),
-                href: "/d/sample-token?version=1.0.0".into(),
-                notes: Some(safe("<p>First edition.</p>".into())),
-            }],
-        };
-        let expires = safe("<time>1 January 2027</time>".into());
-        vec![
-            (
-                "one product",
-                DownloadsPage {
-                    bundle: None,
-                    expires: expires.clone(),
-                    sections: vec![section("book", 4)],
-                    withdraw: Some(withdraw_link()),
-                },
-            ),
-            (
-                "a bundle, one product's downloads used up",
-                DownloadsPage {
-                    bundle: Some(BundleHeading {
-                        name: "Sample box".into(),
-                        version: "1.0.0".into(),
-                    }),
-                    expires,
-                    sections: vec![section("book", 5), section("workbook", 0)],
-                    withdraw: None,
-                },
-            ),
-        ]
-    }
-
-    pub fn libraries() -> Vec<(&'static str, LibraryPage)> {
-        let item = |product: &str, bundle: Option<&str>, refunded: bool| LibraryItem {
-            product: product.into(),
-            bundle: bundle.map(str::to_owned),
-            bought: "1.0.0".into(),
-            date: "1 December 2026".into(),
-            order: "SAMPLE7K2Q".into(),
-            refunded,
-            preorder: false,
-            out: None,
-            cover: Some(format!("/cover/{product}")),
-            newest: "1.1.0".into(),
-            left: "4 of 5 downloads left".into(),
-            href: format!("/d/sample-token-{product}"),
-            others: vec![OtherVersion {
-                version: "1.0.0".into(),
-                href: format!("/d/sample-token-{product}?version=1.0.0"),
-                notes: Some(safe("<p>First edition.</p>".into())),
-            }],
-            withdraw: (!refunded).then(|| WithdrawLink {
-                href: format!("/withdraw/sample-token-{product}"),
-                text: "Withdraw from this purchase".into(),
-            }),
-        };
-        vec![
-            (
-                "a purchase, a bundle's product, a refund and a pre-order",
-                LibraryPage {
-                    shop: "Sample Shop".into(),
-                    email: "reader@example.com".into(),
-                    expires: "1 January 2027, 10:00 UTC".into(),
-                    expires_at: "2027-01-01T10:00:00Z".into(),
-                    opds: "https://books.example/opds/sample-token".into(),
-                    items: vec![
-                        item("book", None, false),
-                        item("workbook", Some("box"), false),
-                        item("old", None, true),
-                        LibraryItem {
-                            preorder: true,
-                            out: Some("1 March 2027".into()),
-                            bought: "2.0.0".into(),
-                            ..item("next", None, false)
-                        },
-                    ],
-                },
-            ),
-            (
-                "no purchase",
-                LibraryPage {
-                    shop: "Sample Shop".into(),
-                    email: "reader@example.com".into(),
-                    expires: "1 January 2027, 10:00 UTC".into(),
-                    expires_at: "2027-01-01T10:00:00Z".into(),
-                    opds: "https://books.example/opds/sample-token".into(),
-                    items: Vec::new(),
-                },
-            ),
-        ]
-    }
-}
+mod samples;
 
 /// A file's size for people: `999 bytes`, `2.5 MB`.
 pub fn human_size(bytes: u64) -> String {
