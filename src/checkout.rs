@@ -22,6 +22,7 @@ pub fn options(settings: &Settings) -> CheckoutOptions {
             .consent
             .as_ref()
             .map(|consent| consent.waiver.clone()),
+        promotions_consent: settings.audience.checkout_consent,
     }
 }
 
@@ -68,7 +69,8 @@ mod tests {
         let settings = parse(
             &format!(
                 "{BASE}[tax]\nautomatic = true\nprices = \"inclusive\"\ninvoices = true\n\
-                 [consent]\nterms_url = \"https://b.example/t\"\nwaiver = \"See [terms]({{terms_url}}).\"\n"
+                 [consent]\nterms_url = \"https://b.example/t\"\nwaiver = \"See [terms]({{terms_url}}).\"\n\
+                 [audience]\ncheckout_consent = true\n"
             ),
             &Overrides::default(),
         )
@@ -81,11 +83,22 @@ mod tests {
                 tax_id_collection: false,
                 invoice_creation: true,
                 terms_consent: Some("See [terms](https://b.example/t).".into()),
+                promotions_consent: true,
             }
         );
         assert_eq!(
             thanks_url(&settings),
             "https://b.example/thanks?session_id={CHECKOUT_SESSION_ID}"
+        );
+        // Only buyers under opt-in are asked.
+        let errors = parse(
+            &format!("{BASE}[audience]\nbuyers = \"all\"\ncheckout_consent = true\n"),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{errors:?}").contains("only `buyers = \\\"opt-in\\\"` uses"),
+            "{errors:?}"
         );
         // Nothing asked: nothing sent.
         let plain = parse(BASE, &Overrides::default()).unwrap();

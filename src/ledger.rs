@@ -110,6 +110,20 @@ pub fn render_withdrawals(known: Vec<Withdrawal>, fresh: Vec<Withdrawal>) -> Vec
 /// The start of a grant's id (a purchase's is its Checkout Session's, `cs_`).
 pub const GRANT_PREFIX: &str = "gr_";
 
+/// The start of a free sample's id (`price = "free"`, given by the server
+/// to an address that asked on the store).
+pub const SAMPLE_PREFIX: &str = "sm_";
+
+/// Whether the purchase `id` names was given (a grant or a free sample)
+/// rather than bought.
+pub fn is_given(id: &str) -> bool {
+    id.starts_with(GRANT_PREFIX) || id.starts_with(SAMPLE_PREFIX)
+}
+
+/// The file of free samples given (`samples.jsonl`), in [`DIR`]: written
+/// by `shop sync` from the server's state (Stripe knows nothing of them).
+pub const SAMPLES: &str = "samples";
+
 /// Where a purchase stands, as its ledger line says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -121,6 +135,8 @@ pub enum Status {
     Disputed,
     /// Given by `shop grant`, not bought.
     Granted,
+    /// A free sample (`price = "free"`) given to an address that asked.
+    Sample,
 }
 
 impl Status {
@@ -131,6 +147,7 @@ impl Status {
             Status::Refunded => "refunded",
             Status::Disputed => "disputed",
             Status::Granted => "granted",
+            Status::Sample => "sample",
         }
     }
 }
@@ -220,6 +237,10 @@ pub struct Purchase {
     /// withdrawal: the moment they pressed Pay with the box ticked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terms_accepted: Option<String>,
+    /// The buyer's answer at checkout to the box for the author's news
+    /// (`[audience] checkout_consent`): `opt_in` or `opt_out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotions: Option<String>,
     /// A grant's note, for the author (a review copy, a prize).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -256,12 +277,17 @@ impl Purchase {
     /// Whether it entitles its buyer to downloads and notices: paid, or
     /// given, and neither refunded nor disputed.
     pub fn in_good_standing(&self) -> bool {
-        matches!(self.status, Status::Paid | Status::Granted)
+        matches!(self.status, Status::Paid | Status::Granted | Status::Sample)
     }
 
     /// Whether it was given by `shop grant` rather than bought.
     pub fn is_grant(&self) -> bool {
         self.status == Status::Granted
+    }
+
+    /// Whether it is a free sample rather than a sale.
+    pub fn is_sample(&self) -> bool {
+        self.status == Status::Sample
     }
 
     /// When the sale was made, for reports: when it was paid where known,
@@ -407,7 +433,7 @@ pub fn parse_lines(reader: impl BufRead, path: &Path) -> Result<Vec<Purchase>, L
 }
 
 /// Every purchase of the ledger, oldest first, one month in memory at a
-/// time; then the grants.
+/// time; then the grants, then the free samples.
 pub fn each(
     root: &Path,
     mut visit: impl FnMut(Purchase) -> Result<(), LedgerError>,
@@ -420,7 +446,15 @@ pub fn each(
     for grant in read_grants(root)? {
         visit(grant)?;
     }
+    for sample in read_samples(root)? {
+        visit(sample)?;
+    }
     Ok(())
+}
+
+/// The free samples given, oldest first (empty when there are none).
+pub fn read_samples(root: &Path) -> Result<Vec<Purchase>, LedgerError> {
+    read_file(root.join(DIR).join(file_name(SAMPLES)))
 }
 
 /// The grants, oldest first (empty when there are none).

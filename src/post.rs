@@ -288,7 +288,10 @@ pub fn plan(
     };
     if let Some(only) = buyers {
         // Under opt-in, a buyer hears only by following (the form on
-        // every page, and on the thanks page): their confirmed address.
+        // every page, and on the thanks page: their confirmed address) or
+        // by ticking checkout's box for the author's news
+        // (`checkout_consent`). A free sample is not a purchase: its
+        // reader hears only by following.
         let following: HashSet<String> = followers
             .iter()
             .filter(|follower| follower.following())
@@ -298,11 +301,15 @@ pub fn plan(
         ledger::each(&store.root, |purchase| {
             let agreed = match policy {
                 AudienceBuyers::All => true,
-                AudienceBuyers::OptIn => following.contains(&purchase.email.to_ascii_lowercase()),
+                AudienceBuyers::OptIn => {
+                    following.contains(&purchase.email.to_ascii_lowercase())
+                        || purchase.promotions.as_deref() == Some("opt_in")
+                }
                 AudienceBuyers::None => false,
             };
             if agreed
                 && purchase.in_good_standing()
+                && !purchase.is_sample()
                 && only.is_none_or(|slug| slug == purchase.product)
             {
                 consider(&purchase.email, &purchase.id, &mut plan);

@@ -31,6 +31,8 @@ pub struct Row {
     pub count: u64,
     /// Copies given by `shop grant`, counted apart: no money.
     pub granted: u64,
+    /// Free samples given for an address, counted apart: no sale.
+    pub samples: u64,
     pub gross: i64,
     pub refunded: i64,
     /// Purchases the buyer withdrew from through the withdrawal function
@@ -102,6 +104,7 @@ impl Report {
                 .or_insert_with(|| Row::empty("total".to_owned(), &row.currency));
             total.count += row.count;
             total.granted += row.granted;
+            total.samples += row.samples;
             total.gross += row.gross;
             total.refunded += row.refunded;
             total.withdrawn += row.withdrawn;
@@ -129,6 +132,7 @@ impl Row {
             currency: currency.to_owned(),
             count: 0,
             granted: 0,
+            samples: 0,
             gross: 0,
             refunded: 0,
             withdrawn: 0,
@@ -142,6 +146,10 @@ impl Row {
     fn add(&mut self, purchase: &Purchase) {
         if purchase.is_grant() {
             self.granted += 1;
+            return;
+        }
+        if purchase.is_sample() {
+            self.samples += 1;
             return;
         }
         let refunded = purchase.refunded();
@@ -200,7 +208,7 @@ pub fn source(purchase: &Purchase) -> String {
 pub const CSV_HEADER: &str = "id,created,paid,email,product,version,preorder,status,\
 amount,discount,refunded,currency,fee,net,settled_in,tax,payment_intent,upgrade_from,\
 promotion_code,utm_source,utm_medium,utm_campaign,utm_term,utm_content,referrer,country,\
-tax_id,tax_id_type,invoice,invoice_url,terms_accepted,note,mailed\n";
+tax_id,tax_id_type,invoice,invoice_url,terms_accepted,promotions,note,mailed\n";
 
 /// One purchase as a CSV line, amounts in the currency's units (a fee and
 /// net in those of the currency it settled in).
@@ -249,6 +257,7 @@ pub fn csv_line(purchase: &Purchase) -> String {
         optional(&purchase.invoice),
         optional(&purchase.invoice_url),
         optional(&purchase.terms_accepted),
+        optional(&purchase.promotions),
         optional(&purchase.note),
         optional(&purchase.mailed),
     ];
@@ -324,6 +333,7 @@ mod tests {
             invoice: Some("INV-1".into()),
             invoice_url: Some("https://invoice".into()),
             terms_accepted: Some("2026-11-02T10:00:04Z".into()),
+            promotions: Some("opt_in".into()),
             note: Some("n".into()),
             mailed: Some("2026-11-02T10:00:06Z".into()),
             ..purchase("guide", 2900, Status::Paid, Some(2900))
@@ -421,6 +431,7 @@ mod tests {
                 currency: "usd".into(),
                 count: 1,
                 granted: 0,
+                samples: 0,
                 gross: 1000,
                 refunded: 0,
                 withdrawn: 0,
@@ -437,6 +448,7 @@ mod tests {
                 currency: "usd".into(),
                 count: 3,
                 granted: 0,
+                samples: 0,
                 gross: 8700,
                 refunded: 3800,
                 withdrawn: 0,

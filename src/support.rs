@@ -28,7 +28,7 @@ impl Key {
         let text = text.trim();
         if text.contains('@') {
             Key::Email(text.to_ascii_lowercase())
-        } else if text.starts_with("cs_") || text.starts_with(ledger::GRANT_PREFIX) {
+        } else if text.starts_with("cs_") || ledger::is_given(text) {
             Key::Id(text.to_owned())
         } else if text.starts_with("pi_") {
             Key::Payment(text.to_owned())
@@ -107,7 +107,7 @@ impl Found {
 
     /// Whether its downloads are open.
     pub fn in_good_standing(&self) -> bool {
-        matches!(self.status, Status::Paid | Status::Granted)
+        matches!(self.status, Status::Paid | Status::Granted | Status::Sample)
     }
 }
 

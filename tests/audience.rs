@@ -371,3 +371,243 @@ fn a_post_goes_once_to_each_address_and_is_on_the_store_and_in_the_feed() {
         .code(1)
         .stderr_has(&["keeps each follower's consent", "hint:"]);
 }
+
+/// The text `pdftotext` reads on the first page of a PDF.
+fn first_page_text(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("copy.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let output = std::process::Command::new("pdftotext")
+        .args(["-f", "1", "-l", "1", file.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (scripts/setup installs it)");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_free_sample_goes_to_an_address_as_a_stamped_copy_and_follows_only_when_ticked() {
+    let pdf = crate::support::books::pdf(3);
+    let served = Served::start_selling(&[("guide.pdf", pdf.clone())], |test| {
+        test.write(
+            "products/guide.toml",
+            "name = \"The Field Guide: a sample\"\nprice = \"free\"\nfiles = [\"guide.pdf\"]\n\
+             download_limit = 3\nstamp = true\n",
+        );
+    });
+    // Released with no Stripe object at all.
+    let product = served.test.read("products/guide.toml");
+    assert!(
+        product.contains("[[release]]") && !product.contains("stripe_") && !product.contains("payment_link"),
+        "{product}"
+    );
+    served
+        .test
+        .shop(&["products"])
+        .success()
+        .stdout_has(&["free (sample)"]);
+    served
+        .test
+        .shop(&["checkout", "guide"])
+        .code(1)
+        .stderr_has(&["`guide` is free", "hint: "]);
+
+    // The front page asks for an address, not money; /buy goes to the page.
+    let front = served.body(served.get("/"));
+    assert!(
+        front.contains("Get it free") && !front.contains("href=\"/buy/guide\""),
+        "{front}"
+    );
+    assert!(front.contains(">Free<"), "{front}");
+    let buy = served.get("/buy/guide");
+    assert_eq!(
+        (buy.status(), buy.headers()["location"].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, "/p/guide")
+    );
+
+    let (status, answer) = served.post_form(
+        "/sample/guide",
+        &[("email", "Eve@Example.com"), ("follow", "yes")],
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert!(answer.contains("Check your email"), "{answer}");
+    // Asked again within the hour, or from another site: nothing more.
+    let (status, _) = served.post_form("/sample/guide", &[("email", "eve@example.com")]);
+    assert_eq!(status, StatusCode::OK);
+    let (refused, _) = served.post_form_from(
+        "/sample/guide",
+        "https://elsewhere.example",
+        &[("email", "mallory@example.com")],
+    );
+    assert_eq!(refused, StatusCode::FORBIDDEN);
+    let (missing, _) = served.post_form("/sample/nothing", &[("email", "eve@example.com")]);
+    assert_eq!(missing, StatusCode::NOT_FOUND);
+    assert_eq!(served.queued("receipt"), ["eve@example.com"]);
+    assert!(served.queued("follow").is_empty(), "one mail, not two");
+
+    let mut mail = String::new();
+    served.wait_for("the sample's mail", || {
+        mail = mails_to(&served, "eve@example.com", "free from")
+            .pop()
+            .unwrap_or_default();
+        !mail.is_empty()
+    });
+    let page = link(&mail, &format!("{}/d/", served.url));
+    let page = page.trim_start_matches(&served.url).to_owned();
+    let html = served.body(served.get(&page));
+    assert!(
+        html.contains("guide.pdf") && !html.contains("/withdraw/"),
+        "nothing was paid, so nothing to withdraw from: {html}"
+    );
+    let copy = served.runtime.block_on(async {
+        let response = served
+            .http
+            .get(format!("{}{page}/guide.pdf", served.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.bytes().await.unwrap().to_vec()
+    });
+    assert!(copy.len() > pdf.len() && copy.starts_with(&pdf));
+    let text = first_page_text(&copy);
+    assert!(text.contains("Licensed to eve@example.com"), "{text}");
+    // Counted as any purchase's download: one whole copy.
+    assert_eq!(
+        served.usage(&page, "guide", "1.0.0", "guide.pdf").bytes,
+        copy.len() as u64
+    );
+
+    // The follow box was ticked: the same mail asks to confirm, and only
+    // the button makes a follower.
+    let asked = followers(&served);
+    assert_eq!(asked.len(), 1);
+    assert!(!asked[0].following() && asked[0].source == "sample:guide");
+    let confirm = link(&mail, &format!("{}/follow/confirm/", served.url));
+    let (status, _) = served.post_form(confirm.trim_start_matches(&served.url), &[]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(followers(&served)[0].following());
+
+    // Unticked: the sample, and no follower.
+    served.post_form("/sample/guide", &[("email", "fay@example.com")]);
+    served.wait_for("the second sample's mail", || {
+        !mails_to(&served, "fay@example.com", "free from").is_empty()
+    });
+    let fay = mails_to(&served, "fay@example.com", "free from").pop().unwrap();
+    assert!(!fay.contains("/follow/confirm/"), "{fay}");
+    assert_eq!(followers(&served).len(), 1);
+
+    // In the ledger as samples, and in the report apart from sales.
+    served
+        .test
+        .shop(&["sync"])
+        .success()
+        .stdout_has(&["2 free samples; committed"]);
+    let samples = served.test.read("purchases/samples.jsonl");
+    assert_eq!(samples.lines().count(), 2, "{samples}");
+    assert!(
+        samples.lines().all(|line| line.contains("\"status\":\"sample\"")
+            && line.contains("\"amount\":0")),
+        "{samples}"
+    );
+    served
+        .test
+        .shop(&["sync"])
+        .success()
+        .stderr_has(&["the ledger is up to date"]);
+    let report = served.test.shop(&["report"]).success().stdout();
+    let header: Vec<&str> = report.lines().next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = report.lines().nth(1).unwrap().split_whitespace().collect();
+    let column = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(
+        (column("COUNT"), column("SAMPLES")),
+        ("0", "2"),
+        "{report}"
+    );
+}
+
+#[test]
+fn buyers_who_tick_checkouts_box_hear_posts_and_only_a_us_account_may_ask() {
+    let served = Served::start_with_store(&[], |test| {
+        let settings = test.read("shop.toml");
+        test.write(
+            "shop.toml",
+            &format!("{settings}\n[audience]\ncheckout_consent = true\n"),
+        );
+    });
+    // The sandbox's account is in the US: the link asks, and the test
+    // checkout shows the box, unticked.
+    let link = served.payment_link();
+    let checkout = served.checkout_page(&link);
+    let page = served.body(served.get(&checkout));
+    assert!(
+        page.contains("name=\"promotions\"") && !page.contains("checked"),
+        "{page}"
+    );
+    for (email, ticked) in [("una@example.com", true), ("val@example.com", false)] {
+        let checkout = served.checkout_page(&link);
+        let mut fields = vec![("email", email), ("card", "4242 4242 4242 4242")];
+        if ticked {
+            fields.push(("promotions", "opt_in"));
+        }
+        assert_eq!(
+            served.post_checkout(&checkout, &fields).status(),
+            StatusCode::SEE_OTHER
+        );
+    }
+    served.test.shop(&["sync"]).success();
+    let ledger: Vec<serde_json::Value> = std::fs::read_dir(served.test.path().join("purchases"))
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("20"))
+        .flat_map(|entry| {
+            std::fs::read_to_string(entry.path())
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect();
+    let answer = |email: &str| {
+        ledger
+            .iter()
+            .find(|line| line["email"] == email)
+            .map(|line| line["promotions"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        (answer("una@example.com"), answer("val@example.com")),
+        (serde_json::json!("opt_in"), serde_json::json!("opt_out"))
+    );
+    // Under opt-in, the box counts as following for posts to buyers.
+    served.test.write(
+        "news.md",
+        "---\nsubject: Signed copies\nslug: signed\ndate: 2026-12-02\n---\nSigned.\n",
+    );
+    served
+        .test
+        .shop(&["post", "news.md", "--to", "buyers", "--dry-run"])
+        .success()
+        .stdout_is("una@example.com  (buyer)\n");
+
+    // An account outside the US: Stripe offers the box to US accounts
+    // only, and the release that would ask is refused, with what to do.
+    served.runtime.block_on(served.sandbox().control(
+        reqwest::Method::POST,
+        "settings",
+        serde_json::json!({"country": "DE"}),
+    ));
+    let build = served.test.root().join("build");
+    let mut args = vec!["release", "guide", "1.1.0"];
+    let files: Vec<String> = ["guide.pdf", "guide.epub"]
+        .iter()
+        .map(|name| build.join(name).to_str().unwrap().to_owned())
+        .collect();
+    args.extend(files.iter().map(String::as_str));
+    served.test.shop(&args).code(1).stderr_has(&[
+        "Stripe refused to ask buyers for their consent to news",
+        "only available to accounts in the United States",
+        "hint: remove `checkout_consent`",
+    ]);
+    assert!(!served.test.read("products/guide.toml").contains("1.1.0"));
+}

@@ -710,12 +710,17 @@ async fn tax_and_invoices(sandbox: &Sandbox, client: &shop::stripe::Client, sold
         )
         .await
         .unwrap();
+    // The box for the seller's news is Stripe's for US accounts only.
+    sandbox
+        .control(Method::POST, "settings", json!({"country": "US"}))
+        .await;
     let options = shop::stripe::CheckoutOptions {
         automatic_tax: true,
         billing_address: true,
         tax_id_collection: true,
         invoice_creation: true,
         terms_consent: Some("I agree to the [terms](https://books.example/terms).".into()),
+        promotions_consent: true,
     };
     client
         .create_payment_link(
@@ -750,6 +755,9 @@ async fn tax_and_invoices(sandbox: &Sandbox, client: &shop::stripe::Client, sold
         )
         .await;
     assert_eq!(answer["status"], "complete", "{answer}");
+    sandbox
+        .control(Method::POST, "settings", json!({"country": null}))
+        .await;
     let taxed = client
         .checkout_session_expanded(
             &taxed.id,
@@ -760,6 +768,9 @@ async fn tax_and_invoices(sandbox: &Sandbox, client: &shop::stripe::Client, sold
         .unwrap();
     assert!(taxed.accepted_terms());
     assert_eq!(taxed.country(), Some("FR"));
+    // The box for the seller's news is for US buyers: a French one is not
+    // asked, and gives no answer.
+    assert_eq!(taxed.promotions(), None);
     let invoice = taxed.invoice.as_ref().and_then(|i| i.object()).unwrap();
     assert_eq!(invoice.number.as_deref(), Some("SANDBOX-0001"));
     let fetched = sandbox

@@ -81,9 +81,15 @@ fn prices_in_floats_or_bare_integers_are_refused() {
         PRICE_HINT,
     );
     check_product(
-        &BOOK.replace("\"29.00\"", "\"free\""),
-        "line 3, column 9: `free` is not a price: write a number, such as `24.00`",
+        &BOOK.replace("\"29.00\"", "\"gratis\""),
+        "line 3, column 9: `gratis` is not a price: write a number, such as `24.00`",
         PRICE_HINT,
+    );
+    // Free is a word of its own: a sample, which sells nothing.
+    check_product(
+        &format!("{}promotion_codes = true\n", BOOK.replace("\"29.00\"", "\"free\"")),
+        "line 3, column 9: a free product has no `promotion_codes`",
+        "remove `promotion_codes`, or give the product a price",
     );
 }
 

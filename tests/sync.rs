@@ -456,9 +456,9 @@ fn the_report_reads_the_ledger() {
     assert_eq!(
         rows,
         json!([
-            {"group": "atlas", "currency": "eur", "count": 3, "granted": 0, "gross": 4500, "refunded": 0,
+            {"group": "atlas", "currency": "eur", "count": 3, "granted": 0, "samples": 0, "gross": 4500, "refunded": 0,
              "withdrawn": 0, "fees": 3 * atlas_fee, "tax": 0, "net": 4500 - 3 * atlas_fee, "fees_unknown": 0},
-            {"group": "guide", "currency": "usd", "count": 14, "granted": 0, "gross": 40600, "refunded": 3900,
+            {"group": "guide", "currency": "usd", "count": 14, "granted": 0, "samples": 0, "gross": 40600, "refunded": 3900,
              "withdrawn": 0, "fees": 14 * guide_fee, "tax": 0, "net": 40600 - 3900 - 14 * guide_fee, "fees_unknown": 0},
         ])
     );

@@ -32,6 +32,13 @@ price = { minimum = "5.00", suggested = "12.00" }
 files = ["workbook.pdf"]
 "#;
 
+/// A free sample: a chapter for an address.
+const FIRST_WALK: &str = r#"name = "The First Walk"
+price = "free"
+files = ["first-walk.pdf"]
+stamp = true
+"#;
+
 const ATLAS: &str = r#"name = "Atlas of the Roads"
 price = "9.00"
 files = ["atlas.pdf"]
@@ -71,7 +78,7 @@ impl Year {
             .replace(&self.today_iso, "[TODAY]")
             .replace(&self.today_iso[..7], "[MONTH]");
         for prefix in [
-            "cs_test_", "price_", "plink_", "pi_", "ch_", "re_", "promo_", "gr_", "txn_",
+            "cs_test_", "price_", "plink_", "pi_", "ch_", "re_", "promo_", "gr_", "txn_", "sm_",
         ] {
             text = scrub_ids(&text, prefix);
         }
@@ -778,6 +785,40 @@ fn an_authors_year() {
             .to_owned();
         assert!(send_form(&confirm, &[]).contains("You follow"));
     }
+    // A free chapter for an address (no Stripe object, no sale): Jo asks
+    // on the front page and ticks the box for news; the chapter's link
+    // and the confirmation come in one mail, and Jo follows by its button.
+    year.served.test.write("products/first-walk.toml", FIRST_WALK);
+    let chapter = file("first-walk.pdf", &books::pdf(2));
+    year.step(
+        &["release", "first-walk", "1.0.0", &chapter],
+        "[SERVER]/p/first-walk\n",
+        "  free: no Stripe product, price or payment link\n\
+         \x20 copied `first-walk.pdf` (1544 bytes) to the local files folder\n\
+         \x20 recorded the release in products/first-walk.toml\n\
+         \x20 committed and tagged `first-walk-v1.0.0`\n\
+         note: no release notes for first-walk 1.0.0: the product page and notices show none\n\
+         hint: write them in `notes/first-walk/1.0.0.md` (or give `--notes FILE`) before the next version\n\
+         released first-walk 1.0.0 (local file first-walk.pdf)\n",
+    );
+    year.served.wait_for("the free chapter on the front page", || {
+        year.page("/").contains("action=\"/sample/first-walk\"")
+    });
+    let form = [("email", "jo@example.com"), ("follow", "yes")];
+    assert!(send_form("/sample/first-walk", &form).contains("Check your email"));
+    let mail = year.wait_for_mail("jo@example.com", "The First Walk, free from Old Roads Press");
+    let link_in = |mail: &str, path: &str| {
+        let at = mail.find(path).expect(path);
+        mail[at..]
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let chapter_page = year.page(&link_in(&mail, "/d/"));
+    assert!(chapter_page.contains("first-walk.pdf"), "{chapter_page}");
+    assert!(send_form(&link_in(&mail, "/follow/confirm/"), &[]).contains("You follow"));
+
     year.served.test.write(
         "news.md",
         "---\nsubject: Walks for the winter\nslug: winter\n---\nThree **winter** walks from the second edition.\n",
@@ -785,10 +826,10 @@ fn an_authors_year() {
     year.step(
         &["post", "news.md", "--to", "all"],
         "",
-        "sent “Walks for the winter” to 2 addresses (0 already sent, 0 opted out); \
+        "sent “Walks for the winter” to 3 addresses (0 already sent, 0 opted out); \
          on the store at [SERVER]/posts/winter\n",
     );
-    for email in ["ivy@example.com", "ada@example.com"] {
+    for email in ["ivy@example.com", "ada@example.com", "jo@example.com"] {
         year.wait_for_mail(email, "Walks for the winter");
     }
     assert!(
@@ -808,17 +849,18 @@ fn an_authors_year() {
     // sandbox's balance moved.
     year.step(
         &["sync"],
-        "0 new, 1 refunded, 0 disputed; committed [HASH]\n",
-        "7 completed sessions seen\nkept 2 followers in audience/followers.jsonl\n",
+        "0 new, 1 refunded, 0 disputed, 1 free sample; committed [HASH]\n",
+        "7 completed sessions seen\nkept 3 followers in audience/followers.jsonl\n",
     );
     year.step(
         &["report"],
-        "PRODUCT    COUNT  GIVEN  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
-         atlas      1      0      9.00 EUR    0.00 EUR   0          0.48 EUR  8.52 EUR\n\
-         complete   1      0      30.00 EUR   0.00 EUR   0          0.70 EUR  29.30 EUR\n\
-         old-roads  4      1      86.00 EUR   43.00 EUR  1          2.72 EUR  40.28 EUR\n\
-         workbook   1      0      15.00 EUR   0.00 EUR   0          0.74 EUR  14.26 EUR\n\
-         TOTAL      7      1      140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
+        "PRODUCT     COUNT  GIVEN  SAMPLES  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
+         atlas       1      0      0        9.00 EUR    0.00 EUR   0          0.48 EUR  8.52 EUR\n\
+         complete    1      0      0        30.00 EUR   0.00 EUR   0          0.70 EUR  29.30 EUR\n\
+         first-walk  0      0      1        0.00 EUR    0.00 EUR   0          0.00 EUR  0.00 EUR\n\
+         old-roads   4      1      0        86.00 EUR   43.00 EUR  1          2.72 EUR  40.28 EUR\n\
+         workbook    1      0      0        15.00 EUR   0.00 EUR   0          0.74 EUR  14.26 EUR\n\
+         TOTAL       7      1      1        140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
         "",
     );
     // Stripe's published pricing for a German account: EEA cards 1.5 %,
@@ -868,16 +910,16 @@ fn an_authors_year() {
     assert_eq!((sum("fees"), sum("net")), (fees, balance));
     year.step(
         &["report", "--by", "source"],
-        "SOURCE    COUNT  GIVEN  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
-         direct    6      1      131.00 EUR  43.00 EUR  1          4.16 EUR  83.84 EUR\n\
-         mastodon  1      0      9.00 EUR    0.00 EUR   0          0.48 EUR  8.52 EUR\n\
-         TOTAL     7      1      140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
+        "SOURCE    COUNT  GIVEN  SAMPLES  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
+         direct    6      1      1        131.00 EUR  43.00 EUR  1          4.16 EUR  83.84 EUR\n\
+         mastodon  1      0      0        9.00 EUR    0.00 EUR   0          0.48 EUR  8.52 EUR\n\
+         TOTAL     7      1      1        140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
         "",
     );
     year.step(
         &["report", "--by", "month"],
-        "MONTH    COUNT  GIVEN  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
-         [MONTH]  7      1      140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
+        "MONTH    COUNT  GIVEN  SAMPLES  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
+         [MONTH]  7      1      1        140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
         "",
     );
 }

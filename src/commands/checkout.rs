@@ -49,6 +49,15 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     }
     let store = context.open_store()?;
     let product = store.product(&args.slug)?;
+    if product.free {
+        return Err(error::hinted(
+            format!("`{}` is free: there is nothing to check out", product.slug),
+            format!(
+                "give a copy with `shop grant {} EMAIL`, or let readers ask for it on {}/p/{}",
+                product.slug, store.settings.base_url, product.slug
+            ),
+        ));
+    }
     let release = super::chosen_release(product, args.version.as_ref())?;
     let stripe = context.stripe()?;
     let promotion = match &args.promo {

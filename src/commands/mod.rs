@@ -366,16 +366,28 @@ pub(crate) fn existing_state(store: &store::Store) -> anyhow::Result<Option<stat
     Ok(Some(block_on(Db::open(&location))??))
 }
 
-/// The withdrawals the server's state holds, as the ledger keeps them
-/// (`None` where there is no state), for `shop sync`.
-pub(crate) fn state_withdrawals(
-    store: &store::Store,
-) -> anyhow::Result<Option<Vec<crate::ledger::Withdrawal>>> {
+/// What the server's state holds for the ledger (its withdrawals and the
+/// free samples it gave, as the ledger keeps them; `None` where there is
+/// no state), for `shop sync`.
+pub(crate) fn from_state(store: &store::Store) -> anyhow::Result<Option<crate::sync::FromState>> {
     let Some(db) = existing_state(store)? else {
         return Ok(None);
     };
     let withdrawals = block_on(db.withdrawals())??;
-    Ok(Some(withdrawals.iter().map(Into::into).collect()))
+    let samples = block_on(db.all_purchases())??
+        .iter()
+        .filter(|held| held.id.starts_with(crate::ledger::SAMPLE_PREFIX))
+        .map(|sample| {
+            let currency = store
+                .product(&sample.product)
+                .map_or_else(|_| store.settings.currency, |product| product.price.currency);
+            sample.as_sample(currency.code())
+        })
+        .collect();
+    Ok(Some(crate::sync::FromState {
+        withdrawals: withdrawals.iter().map(Into::into).collect(),
+        samples,
+    }))
 }
 
 /// Now, or the time in `SHOP_NOW` (Unix seconds or RFC 3339), which end-to-end

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Context;
-use crate::ledger::GRANT_PREFIX;
+use crate::ledger;
 use crate::mail::{Mailer, Templates};
 use crate::notify::{self, Progress, Sending};
 use crate::printable::printable;
@@ -157,7 +157,7 @@ fn sync_first(context: &Context, store: &Store, dry_run: bool) -> anyhow::Result
         full: false,
         since: None,
         dry_run,
-        withdrawals: super::state_withdrawals(store)?,
+        from_state: super::from_state(store)?,
     };
     let synced = super::block_on(sync::run(&request, &stripe, &Quiet))??;
     if dry_run && !synced.files.is_empty() {
@@ -346,7 +346,7 @@ fn print_plan(
         lines.push_str(&format!(
             "{}  ({} {}, {}){}\n",
             printable(&recipient.email),
-            if recipient.purchase.starts_with(GRANT_PREFIX) {
+            if ledger::is_given(&recipient.purchase) {
                 "given"
             } else {
                 "bought"

@@ -85,6 +85,7 @@ fn list(context: &Context, store: &Store) -> anyhow::Result<()> {
                     false => product.name.clone(),
                 },
                 match product.pay_what_you_want {
+                    _ if product.free => "free (sample)".to_owned(),
                     Some(_) => format!("from {}", product.price),
                     None => product.price.to_string(),
                 },
@@ -325,6 +326,7 @@ fn product_json(product: &Product) -> serde_json::Value {
         "slug": product.slug,
         "name": product.name,
         "price": { "amount": product.price.amount, "currency": product.price.currency.code() },
+        "free": product.free,
         "pay_what_you_want": product.pay_what_you_want.map(|chosen| {
             json!({ "suggested": chosen.suggested.map(|money| money.amount) })
         }),

@@ -69,6 +69,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             ),
             match purchase.status {
                 Status::Granted => "a grant was given, not paid for: nothing to refund",
+                Status::Sample => "a free sample was given, not paid for: nothing to refund",
                 _ => "a free copy (a 100% code) was not paid for: nothing to refund",
             },
         ));

@@ -166,7 +166,11 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
         (Some(text), Some(product)) => Some(launch_price(text, product)?),
         _ => None,
     };
-    let stripe = context.stripe()?;
+    // A free product sells nothing: no Stripe key is asked for.
+    let stripe = match product.is_some_and(|product| product.free) {
+        true => None,
+        false => Some(context.stripe()?),
+    };
     let request = Request {
         store: &store,
         slug: asked.slug,
@@ -185,7 +189,7 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
         // octocrab's client needs the runtime to exist when it is built;
         // a pre-order and a bundle send no files.
         let files = files(context, &store, asked.preorder || bundle, &reporter)?;
-        anyhow::Ok(release::run(&request, &stripe, &files, reporter.as_ref()).await?)
+        anyhow::Ok(release::run(&request, stripe.as_ref(), &files, reporter.as_ref()).await?)
     })??;
 
     // Test builds: stopped after the record, before any mail.
@@ -201,7 +205,12 @@ fn publish(context: &Context, asked: Publish<'_>) -> anyhow::Result<()> {
     }
     let json = context.output.json;
     if !json {
-        print_outcome(context, &outcome)?;
+        // What to share: the payment link, or a free product's page.
+        let share = match outcome.payment_link_url.is_empty() {
+            true => format!("{}/p/{}", store.settings.base_url, outcome.product),
+            false => outcome.payment_link_url.clone(),
+        };
+        print_outcome(context, &outcome, &share)?;
     }
     let tell = |audience| {
         notify::notify_version(
@@ -347,7 +356,11 @@ fn files(
     })
 }
 
-fn print_outcome(context: &Context, outcome: &release::Outcome) -> anyhow::Result<()> {
+fn print_outcome(
+    context: &Context,
+    outcome: &release::Outcome,
+    share: &str,
+) -> anyhow::Result<()> {
     if outcome.dry_run {
         context.output.note("dry run: nothing was changed");
         return Ok(());
@@ -371,9 +384,7 @@ fn print_outcome(context: &Context, outcome: &release::Outcome) -> anyhow::Resul
         )
     };
     context.output.note(summary);
-    context
-        .output
-        .data(format!("{}\n", outcome.payment_link_url))?;
+    context.output.data(format!("{share}\n"))?;
     Ok(())
 }
 

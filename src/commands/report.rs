@@ -116,12 +116,14 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         By::Code => "CODE",
         By::Country => "COUNTRY",
     };
-    // Given copies and tax get their own columns when there are any.
+    // Given copies, samples and tax get their own columns when there are any.
     let given = rows.iter().any(|row| row.granted > 0);
+    let samples = rows.iter().any(|row| row.samples > 0);
     let withdrawals = rows.iter().any(|row| row.withdrawn > 0);
     let taxed = args.by == By::Country || rows.iter().any(|row| row.tax != 0);
     let mut header = vec![heading, "COUNT"];
     header.extend(given.then_some("GIVEN"));
+    header.extend(samples.then_some("SAMPLES"));
     header.extend(["GROSS", "REFUNDED"]);
     header.extend(withdrawals.then_some("WITHDRAWN"));
     header.push("FEES");
@@ -130,6 +132,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let cells = |row: &report::Row, group: String| {
         let mut cells = vec![group, row.count.to_string()];
         cells.extend(given.then(|| row.granted.to_string()));
+        cells.extend(samples.then(|| row.samples.to_string()));
         cells.extend([row.money(row.gross), row.money(row.refunded)]);
         cells.extend(withdrawals.then(|| row.withdrawn.to_string()));
         cells.push(row.money(row.fees));

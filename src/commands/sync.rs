@@ -40,7 +40,7 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             .since
             .map(|day| day.midnight().assume_utc().unix_timestamp()),
         dry_run: args.dry_run,
-        withdrawals: super::state_withdrawals(&store)?,
+        from_state: super::from_state(&store)?,
     };
     let progress = Bar::new(context.output.quiet);
     let outcome = super::block_on(sync::run(&request, &stripe, &progress))??;
@@ -92,10 +92,14 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             outcome.new,
             outcome.refunded,
             outcome.disputed,
-            match outcome.withdrawals {
-                0 => String::new(),
-                n => format!(", {}", store::count(n, "withdrawal")),
-            },
+            [
+                (outcome.withdrawals, "withdrawal"),
+                (outcome.samples, "free sample")
+            ]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, noun)| format!(", {}", store::count(*n, noun)))
+            .collect::<String>(),
             &commit[..commit.len().min(12)]
         ))?,
         None => context

@@ -46,10 +46,13 @@ pub enum Kind {
     Follow,
     /// A post (`shop post`) to followers and buyers.
     Post,
+    /// A free sample's download link, with the link that confirms
+    /// following when the reader asked for news too.
+    Sample,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Receipt,
         Kind::Notice,
         Kind::Links,
@@ -62,6 +65,7 @@ impl Kind {
         Kind::RefundDelayed,
         Kind::Follow,
         Kind::Post,
+        Kind::Sample,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +82,7 @@ impl Kind {
             Kind::RefundDelayed => "refund-delayed",
             Kind::Follow => "follow",
             Kind::Post => "post",
+            Kind::Sample => "sample",
         }
     }
 
@@ -131,6 +136,10 @@ impl Kind {
                 include_str!("../../templates/mail/post.txt"),
                 include_str!("../../templates/mail/post.html"),
             ),
+            Kind::Sample => (
+                include_str!("../../templates/mail/sample.txt"),
+                include_str!("../../templates/mail/sample.html"),
+            ),
         }
     }
 
@@ -142,7 +151,7 @@ impl Kind {
             Kind::Receipt => &["link", "withdraw"],
             Kind::Preorder => &["order", "withdraw"],
             Kind::Withdrawal => &["order", "requested"],
-            Kind::Gift | Kind::Delivery => &["link"],
+            Kind::Gift | Kind::Delivery | Kind::Sample => &["link"],
             Kind::Notice => &["link", "unsubscribe"],
             Kind::Links => &["library"],
             Kind::Upgrade => &["upgrade", "unsubscribe"],
@@ -195,6 +204,10 @@ impl Kind {
             Kind::Gift | Kind::Delivery => &[
                 "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
                 "email", "order", "lost", "cover", "contents", "stamped",
+            ],
+            Kind::Sample => &[
+                "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
+                "email", "order", "lost", "cover", "contents", "stamped", "confirm",
             ],
             Kind::Upgrade => &[
                 "shop",

@@ -552,7 +552,7 @@ fn compose_notice(
         ("notes", notes_text),
         (
             "given",
-            if recipient.purchase.starts_with(ledger::GRANT_PREFIX) {
+            if ledger::is_given(&recipient.purchase) {
                 "yes"
             } else {
                 ""

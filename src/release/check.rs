@@ -16,7 +16,7 @@ use crate::{github, store, stripe};
 /// Every check, in order, and the release they set up.
 pub(super) async fn everything<'a>(
     request: &'a Request<'a>,
-    stripe: &'a stripe::Client,
+    stripe: Option<&'a stripe::Client>,
     files_target: &Files,
     reporter: &'a dyn Reporter,
 ) -> Result<Releasing<'a>, ReleaseError> {
@@ -32,7 +32,15 @@ pub(super) async fn everything<'a>(
         || stripe_product_id(&product.slug),
         |r| r.stripe_product.clone(),
     );
-    let existing_product = stripe.product(&known_product).await?;
+    let existing_product = match stripe {
+        Some(stripe) if !product.free => stripe.product(&known_product).await?,
+        _ => None,
+    };
+    if product.free && request.preorder {
+        return Err(ReleaseError::Free {
+            slug: product.slug.clone(),
+        });
+    }
     let contains = match product.is_bundle() {
         true => contents(request.store, product, recorded.as_ref())?,
         false => Vec::new(),

@@ -141,16 +141,27 @@ pub fn tag(slug: &str, version: &semver::Version) -> String {
 /// Runs the release: every step is skipped when already done. Everything
 /// is checked before anything is made: the files, the Stripe key, GitHub's
 /// token and settings.
+/// A free product's release (`stripe` is `None`) makes no Stripe objects:
+/// only its files and its record.
 pub async fn run(
     request: &Request<'_>,
-    stripe: &stripe::Client,
+    stripe: Option<&stripe::Client>,
     files_target: &Files,
     reporter: &dyn Reporter,
 ) -> Result<Outcome, ReleaseError> {
     let mut releasing = check::everything(request, stripe, files_target, reporter).await?;
-    let product_id = releasing.ensure_product().await?;
-    let price_id = releasing.ensure_price(&product_id).await?;
-    let link = releasing.ensure_link(&price_id).await?;
+    let (product_id, price_id, link) = match releasing.product.free {
+        true => {
+            reporter.step("free: no Stripe product, price or payment link");
+            (String::new(), String::new(), Link::none())
+        }
+        false => {
+            let product_id = releasing.ensure_product().await?;
+            let price_id = releasing.ensure_price(&product_id).await?;
+            let link = releasing.ensure_link(&price_id).await?;
+            (product_id, price_id, link)
+        }
+    };
     let assets = releasing.put_files(files_target).await?;
     let mut outcome = releasing.outcome(&product_id, &price_id, &link, &assets);
     if releasing.dry {
@@ -169,9 +180,11 @@ pub async fn run(
         return Ok(outcome);
     }
     releasing.commit_and_tag(&release)?;
-    outcome
-        .deactivated
-        .extend(releasing.retire_previous_link(&link.id).await?);
+    if !releasing.product.free {
+        outcome
+            .deactivated
+            .extend(releasing.retire_previous_link(&link.id).await?);
+    }
     releasing.note_bundles_behind();
     Ok(outcome)
 }
@@ -179,7 +192,8 @@ pub async fn run(
 /// A release under way: what the checks found, and what the steps share.
 struct Releasing<'a> {
     request: &'a Request<'a>,
-    stripe: &'a stripe::Client,
+    /// None for a free product, which sells nothing.
+    stripe: Option<&'a stripe::Client>,
     reporter: &'a dyn Reporter,
     product: &'a Product,
     /// The files, checked and hashed (none for a pre-order or a bundle).
@@ -207,7 +221,24 @@ struct Link {
     url: String,
 }
 
+impl Link {
+    /// A free product's: none.
+    fn none() -> Link {
+        Link {
+            id: String::new(),
+            url: String::new(),
+        }
+    }
+}
+
 impl Releasing<'_> {
+    /// The Stripe client of a release that sells.
+    fn selling(&self) -> Result<&stripe::Client, ReleaseError> {
+        self.stripe.ok_or_else(|| ReleaseError::Free {
+            slug: self.product.slug.clone(),
+        })
+    }
+
     /// `done`, or in a dry run `planned`.
     fn verb<'w>(&self, done: &'w str, planned: &'w str) -> &'w str {
         if self.dry { planned } else { done }
@@ -311,6 +342,8 @@ impl Releasing<'_> {
 pub enum ReleaseError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error("`{slug}` is free: it has no price, payment link or pre-order at Stripe")]
+    Free { slug: String },
     #[error("version `{version}` is not newer than the latest release of its line, `{latest}`")]
     VersionNotNewer { version: String, latest: String },
     #[error(
@@ -376,6 +409,9 @@ impl error::Hint for ReleaseError {
     fn hint(&self) -> String {
         match self {
             ReleaseError::Store(error) => error.hint(),
+            ReleaseError::Free { slug } => format!(
+                "release its files with `shop release {slug} <version> <files>`; to sell it, give it a `price` in products/{slug}.toml"
+            ),
             ReleaseError::VersionNotNewer { .. } => {
                 "release a higher version: the next patch or minor of a line (a fix of an older edition is one), or a new major".into()
             }

@@ -162,10 +162,17 @@ pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<St
     };
     table["date"] = date(release.date);
     table["tag"] = value(&release.tag);
-    table["stripe_product"] = value(&release.stripe_product);
-    table["stripe_price"] = value(&release.stripe_price);
-    table["payment_link"] = value(&release.payment_link);
-    table["payment_link_url"] = value(&release.payment_link_url);
+    // A free product's release has no Stripe objects, and no keys for them.
+    for (key, id) in [
+        ("stripe_product", &release.stripe_product),
+        ("stripe_price", &release.stripe_price),
+        ("payment_link", &release.payment_link),
+        ("payment_link_url", &release.payment_link_url),
+    ] {
+        if !id.is_empty() {
+            table[key] = value(id);
+        }
+    }
     if let Some(notes) = &release.notes {
         table["notes"] = value(notes);
     }
@@ -273,11 +280,16 @@ fn commit_and_tag(
     let path = PathBuf::from(store::PRODUCTS_DIR).join(format!("{slug}.toml"));
     let mut paths = vec![path.as_path()];
     paths.extend(also.iter().map(PathBuf::as_path));
+    let selling = match release.stripe_price.is_empty() {
+        true => "free: no Stripe objects".to_owned(),
+        false => format!(
+            "price {}, payment link {}",
+            release.stripe_price, release.payment_link_url
+        ),
+    };
     let message = format!(
-        "release {slug} {}\n\nprice {}, payment link {}\n{}",
+        "release {slug} {}\n\n{selling}\n{}",
         release.version,
-        release.stripe_price,
-        release.payment_link_url,
         release
             .assets
             .iter()

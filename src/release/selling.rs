@@ -55,7 +55,7 @@ impl Releasing<'_> {
                     self.verb("updated", "would update")
                 ));
                 if !self.dry {
-                    self.stripe.update_product(&product_id, &shown).await?;
+                    self.selling()?.update_product(&product_id, &shown).await?;
                 }
             }
             None => {
@@ -65,7 +65,7 @@ impl Releasing<'_> {
                 ));
                 if !self.dry {
                     let key = IdempotencyKey::derived(&["product", &product_id]);
-                    self.stripe.create_product(&shown, &key).await?;
+                    self.selling()?.create_product(&shown, &key).await?;
                     self.created.push(format!("product {product_id}"));
                 }
             }
@@ -101,7 +101,7 @@ impl Releasing<'_> {
         let existing = if self.dry && self.existing_product.is_none() {
             None
         } else {
-            self.stripe
+            self.selling()?
                 .prices(product_id)
                 .try_filter(|price| {
                     let same = match custom {
@@ -142,7 +142,7 @@ impl Releasing<'_> {
                 parts.extend(chosen.as_deref());
                 parts.extend(tax_behavior);
                 let key = IdempotencyKey::derived(&parts);
-                let price = self.stripe.create_price(&params, &key).await?;
+                let price = self.selling()?.create_price(&params, &key).await?;
                 self.reporter
                     .step(&format!("created Stripe price `{}` for {shown}", price.id));
                 self.created.push(format!("price {}", price.id));
@@ -169,12 +169,12 @@ impl Releasing<'_> {
             .filter(|recorded| recorded.preorder == request.preorder)
         {
             Some(recorded) => self
-                .stripe
+                .selling()?
                 .payment_link(&recorded.payment_link)
                 .await?
                 .filter(|link| link.active || fixes_older_line),
             None => {
-                self.stripe
+                self.selling()?
                     .active_payment_links()
                     .try_filter(|link| std::future::ready(link.metadata == metadata))
                     .try_next()
@@ -223,7 +223,7 @@ impl Releasing<'_> {
             parts.push(metadata::PREORDER_KEY);
         }
         let key = IdempotencyKey::derived(&parts);
-        let link = self.stripe.create_payment_link(&params, &key).await?;
+        let link = self.selling()?.create_payment_link(&params, &key).await?;
         self.reporter
             .step(&format!("created payment link `{}`", link.id));
         self.created.push(format!("payment link {}", link.id));
@@ -240,14 +240,14 @@ impl Releasing<'_> {
         let version = &self.version;
         let preorder_metadata = metadata::link_metadata(&self.product.slug, version, true);
         let open: Vec<stripe::PaymentLink> = self
-            .stripe
+            .selling()?
             .active_payment_links()
             .try_filter(|link| std::future::ready(link.metadata == preorder_metadata))
             .try_collect()
             .await?;
         let mut deactivated = Vec::new();
         for link in open {
-            self.stripe.set_payment_link_active(&link.id, false).await?;
+            self.selling()?.set_payment_link_active(&link.id, false).await?;
             self.reporter.step(&format!(
                 "turned off the pre-order link of {version} (`{}`)",
                 link.id
@@ -261,9 +261,9 @@ impl Releasing<'_> {
                 since: None,
                 dry_run: false,
                 // `shop sync` and `shop notify` bring them from the state.
-                withdrawals: None,
+                from_state: None,
             },
-            self.stripe,
+            self.selling()?,
             &Silent,
         )
         .await?;
@@ -282,7 +282,7 @@ impl Releasing<'_> {
         &self,
         link_id: &str,
     ) -> Result<Vec<String>, ReleaseError> {
-        let stripe = self.stripe;
+        let stripe = self.selling()?;
         let product = self.product;
         if self.fixes_older_line() {
             if let Some(link) = stripe.payment_link(link_id).await?

@@ -70,6 +70,7 @@ fn card(store: &Store, product: &Product) -> Option<ProductCard> {
             .as_ref()
             .map(|_| format!("/cover/{}", product.slug)),
         price: price_text(product, latest.price.as_ref(), tax),
+        free: product.free,
         version: latest.version.to_string(),
         date: latest.date.to_string(),
         preorder: latest.preorder,
@@ -82,6 +83,12 @@ fn card(store: &Store, product: &Product) -> Option<ProductCard> {
 
 /// What the update policy means to someone buying now.
 fn policy(product: &Product) -> String {
+    if product.free {
+        return match product.updates {
+            UpdatePolicy::None => "The sample is this version.".into(),
+            _ => "Later versions of the sample come to the same address, free.".into(),
+        };
+    }
     if product.is_bundle() {
         return "Each product in the bundle comes with the later versions its own page promises."
             .into();
@@ -344,6 +351,9 @@ pub fn price_text(
     own: Option<&store::Money>,
     tax: &TaxSettings,
 ) -> String {
+    if product.free {
+        return "Free".into();
+    }
     let price = own.unwrap_or(&product.price);
     let mut text = match product.pay_what_you_want {
         Some(chosen) => {

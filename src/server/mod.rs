@@ -709,6 +709,16 @@ pub fn routes(
         .and(warp::body::form::<HashMap<String, String>>())
         .then(handlers::follow)
         .boxed();
+    let sample = warp::path!("sample" / String)
+        .and(warp::post())
+        .and(with_app.clone())
+        .and(client.clone())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("referer"))
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .then(handlers::sample)
+        .boxed();
     let follow_confirm_page = warp::path!("follow" / "confirm" / String)
         .and(warp::get())
         .and(with_app.clone())
@@ -775,6 +785,7 @@ pub fn routes(
         withdraw_page,
         withdraw,
         follow,
+        sample,
         follow_confirm_page,
         follow_confirm,
         posts,

@@ -172,6 +172,9 @@ async fn compose(
                     None,
                 )?));
             }
+            if purchase.id.starts_with(ledger::SAMPLE_PREFIX) {
+                return sample_mail(app, templates, queued, &purchase).await;
+            }
             let link = app.link(&purchase.id);
             let mut values = mail::Access {
                 store: &store,
@@ -255,6 +258,49 @@ async fn compose(
         }
         _ => Ok(None),
     }
+}
+
+/// A free sample's mail: its download link and, when the reader asked
+/// for news too and has not confirmed yet, the link that confirms.
+async fn sample_mail(
+    app: &App,
+    templates: &Templates,
+    queued: &QueuedMail,
+    sample: &crate::state::Entitlement,
+) -> anyhow::Result<Option<lettre::Message>> {
+    let store = app.store();
+    let Ok(product) = store.product(&sample.product) else {
+        return Ok(None);
+    };
+    let from = &store.settings.mail.from;
+    let follower = crate::state::sample_follower(&sample.id);
+    let confirm = match app.db.follower(&follower).await? {
+        Some(asked) if asked.confirmed.is_none() => {
+            tokens::follow_link(&store.settings.base_url, &app.keys[0], &follower, app.now())
+        }
+        _ => String::new(),
+    };
+    let link = app.link(&sample.id);
+    let mut values = mail::Access {
+        store: &store,
+        product,
+        version: &sample.version,
+        email: &queued.recipient,
+        purchase: &sample.id,
+        link: &link,
+        expires: app.now() + store.settings.link_lifetime as i64,
+    }
+    .values();
+    values.insert("confirm", confirm);
+    let rendered = templates.render(Kind::Sample, &values)?;
+    let id = mail::message_id(&format!("sample.{}", sample.id), from);
+    Ok(Some(mail::compose(
+        from,
+        &queued.recipient,
+        &rendered,
+        &id,
+        None,
+    )?))
 }
 
 fn withdraw_values(app: &App, purchase: &str) -> [(&'static str, String); 2] {

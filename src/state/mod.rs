@@ -64,6 +64,24 @@ impl Entitlement {
     }
 }
 
+impl Entitlement {
+    /// A free sample as the ledger keeps it: nothing paid, in the
+    /// product's `currency`, status `sample`.
+    pub fn as_sample(&self, currency: &str) -> ledger::Purchase {
+        ledger::Purchase {
+            id: self.id.clone(),
+            created: crate::dates::timestamp(self.created),
+            email: self.email.clone(),
+            product: self.product.clone(),
+            version: self.version.clone(),
+            amount: 0,
+            currency: currency.to_owned(),
+            status: ledger::Status::Sample,
+            ..ledger::Purchase::default()
+        }
+    }
+}
+
 impl From<&ledger::Purchase> for Entitlement {
     /// A ledger line as the server keeps it (the ledger records no
     /// discount amount).
@@ -142,7 +160,29 @@ pub struct Follower {
     pub consent: String,
 }
 
+/// The follower a free sample's mail asks to confirm: the sample's id
+/// with [`FOLLOWER_PREFIX`].
+pub fn sample_follower(sample: &str) -> String {
+    let suffix = sample
+        .strip_prefix(ledger::SAMPLE_PREFIX)
+        .unwrap_or(sample);
+    format!("{FOLLOWER_PREFIX}{suffix}")
+}
+
 impl Follower {
+    /// A request to follow, not yet confirmed.
+    fn asked(id: String, email: &str, source: &str, consent: &str, now: i64) -> Follower {
+        Follower {
+            id,
+            email: email.to_ascii_lowercase(),
+            asked: now,
+            confirmed: None,
+            left: None,
+            source: source.to_owned(),
+            consent: consent.to_owned(),
+        }
+    }
+
     /// Whether posts go to them.
     pub fn following(&self) -> bool {
         self.confirmed.is_some() && self.left.is_none()
@@ -637,16 +677,26 @@ impl Db {
         now: i64,
     ) -> Result<Option<String>, StateError> {
         let id = format!("{FOLLOWER_PREFIX}{}", uuid::Uuid::new_v4().simple());
-        let asked = Follower {
-            id,
-            email: email.to_ascii_lowercase(),
-            asked: now,
-            confirmed: None,
-            left: None,
-            source: source.to_owned(),
-            consent: consent.to_owned(),
-        };
-        either!(self, db => db.request_follow(asked).await)
+        let asked = Follower::asked(id, email, source, consent, now);
+        either!(self, db => db.request_follow(asked, true).await)
+    }
+
+    /// Records a free sample given to `sample.email` and queues its mail
+    /// (the download link), once; with `follow`, first a request to follow
+    /// whose confirmation link rides in that mail (the follower's id is
+    /// the sample's with [`FOLLOWER_PREFIX`]). Returns whether it is new.
+    pub async fn give_sample(
+        &self,
+        sample: Entitlement,
+        follow: Option<(&str, &str)>,
+        now: i64,
+    ) -> Result<bool, StateError> {
+        if let Some((source, consent)) = follow {
+            let id = sample_follower(&sample.id);
+            let asked = Follower::asked(id, &sample.email, source, consent, now);
+            either!(self, db => db.request_follow(asked, false).await)?;
+        }
+        Ok(self.queue_receipts(vec![sample], now).await? > 0)
     }
 
     /// Confirms the follower `id` (the link in their mail); their address.

@@ -208,6 +208,12 @@ pub(super) fn api_message(failure: &ApiFailure) -> (String, String) {
              details), or remove `[consent]` from shop.toml"
                 .into(),
         ),
+        _ if param == Some("consent_collection[promotions]") => (
+            format!("Stripe refused to ask buyers for their consent to news on `{path}`: {message}"),
+            "remove `checkout_consent` from `[audience]` in shop.toml: Stripe offers the box to \
+             accounts in the US only; buyers elsewhere follow through the store's Follow forms"
+                .into(),
+        ),
         _ if status >= 500 || kind == "api_error" => (
             format!("Stripe failed ({status}){tries} on `{path}`: {message}"),
             "Stripe's status is at https://status.stripe.com; the command is safe to run again"

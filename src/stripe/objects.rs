@@ -246,6 +246,12 @@ impl CheckoutSession {
             == Some("accepted")
     }
 
+    /// The buyer's answer to the box for the seller's news, where checkout
+    /// showed it: `opt_in` or `opt_out`.
+    pub fn promotions(&self) -> Option<&str> {
+        self.consent.as_ref()?.promotions.as_deref()
+    }
+
     /// The buyer's country (ISO 3166-1 alpha-2), from the billing address.
     pub fn country(&self) -> Option<&str> {
         self.customer_details
@@ -296,6 +302,10 @@ pub struct TaxId {
 pub struct Consent {
     /// `accepted` when the buyer ticked the box.
     pub terms_of_service: Option<String>,
+    /// `opt_in` or `opt_out` where checkout showed the box for the
+    /// seller's news (`consent_collection[promotions]`), else none.
+    #[serde(default)]
+    pub promotions: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

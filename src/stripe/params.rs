@@ -82,6 +82,9 @@ pub struct CheckoutOptions {
     /// `consent_collection[terms_of_service]=required` and
     /// `custom_text[terms_of_service_acceptance][message]`.
     pub terms_consent: Option<String>,
+    /// `consent_collection[promotions]=auto`: the box for the seller's
+    /// news, which Stripe shows US buyers of US accounts.
+    pub promotions_consent: bool,
 }
 
 impl CheckoutOptions {
@@ -102,6 +105,9 @@ impl CheckoutOptions {
             form = form
                 .field("consent_collection[terms_of_service]", "required")
                 .field("custom_text[terms_of_service_acceptance][message]", message);
+        }
+        if self.promotions_consent {
+            form = form.field("consent_collection[promotions]", "auto");
         }
         form
     }

@@ -43,9 +43,18 @@ pub struct Request<'a> {
     /// List sessions created from this Unix time instead of the ledger's newest.
     pub since: Option<i64>,
     pub dry_run: bool,
-    /// The withdrawals the server's state holds, for
-    /// `purchases/withdrawals.jsonl` (none: no state here).
-    pub withdrawals: Option<Vec<ledger::Withdrawal>>,
+    /// What only the server's state holds, for the ledger (none: no
+    /// state here).
+    pub from_state: Option<FromState>,
+}
+
+/// What the server's state holds that Stripe does not: the buyers'
+/// withdrawals (`purchases/withdrawals.jsonl`) and the free samples given
+/// (`purchases/samples.jsonl`).
+#[derive(Debug, Default)]
+pub struct FromState {
+    pub withdrawals: Vec<ledger::Withdrawal>,
+    pub samples: Vec<ledger::Purchase>,
 }
 
 /// What the sync found and did.
@@ -69,6 +78,8 @@ pub struct Outcome {
     pub dry_run: bool,
     /// Withdrawals new to `purchases/withdrawals.jsonl`.
     pub withdrawals: usize,
+    /// Free samples new to `purchases/samples.jsonl`.
+    pub samples: usize,
 }
 
 /// Progress while paging through Stripe.
@@ -295,6 +306,7 @@ fn checkout_details(session: &CheckoutSession) -> Purchase {
         terms_accepted: session
             .accepted_terms()
             .then(|| dates::timestamp(accepted_at)),
+        promotions: session.promotions().map(str::to_owned),
         ..Purchase::default()
     }
 }
@@ -417,7 +429,7 @@ pub async fn run(
         .await?;
     }
     progress.finish();
-    if let Some(fresh) = &request.withdrawals {
+    if let Some(fresh) = request.from_state.as_ref().map(|state| &state.withdrawals) {
         let known = ledger::read_withdrawals(root)?;
         let before = known.len();
         let wanted = ledger::render_withdrawals(known, fresh.clone());
@@ -433,6 +445,25 @@ pub async fn run(
             changed_months.push(ledger::WITHDRAWALS.to_owned());
             if let Some(staging) = &mut staging {
                 staging.stage(ledger::WITHDRAWALS, &wanted)?;
+            }
+        }
+    }
+    if let Some(fresh) = request.from_state.as_ref().map(|state| &state.samples) {
+        let mut samples = ledger::read_samples(root)?;
+        let before = samples.len();
+        let known: std::collections::HashSet<String> =
+            samples.iter().map(|sample| sample.id.clone()).collect();
+        samples.extend(
+            fresh
+                .iter()
+                .filter(|sample| !known.contains(&sample.id))
+                .cloned(),
+        );
+        if samples.len() > before {
+            outcome.samples = samples.len() - before;
+            changed_months.push(ledger::SAMPLES.to_owned());
+            if let Some(staging) = &mut staging {
+                staging.stage(ledger::SAMPLES, &ledger::render(&mut samples))?;
             }
         }
     }
@@ -602,7 +633,7 @@ fn commit(root: &Path, outcome: &mut Outcome) -> Result<(), SyncError> {
     let months = paths.iter().filter(|path| {
         path.file_stem()
             .and_then(|stem| stem.to_str())
-            .is_some_and(|stem| stem != PENDING && stem != ledger::WITHDRAWALS)
+            .is_some_and(|stem| ![PENDING, ledger::WITHDRAWALS, ledger::SAMPLES].contains(&stem))
     });
     for path in months {
         let before: Vec<Purchase> =
@@ -648,6 +679,12 @@ fn commit(root: &Path, outcome: &mut Outcome) -> Result<(), SyncError> {
         message.push_str(&format!(
             ", {}",
             crate::store::count(outcome.withdrawals, "withdrawal")
+        ));
+    }
+    if outcome.samples > 0 {
+        message.push_str(&format!(
+            ", {}",
+            crate::store::count(outcome.samples, "free sample")
         ));
     }
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();

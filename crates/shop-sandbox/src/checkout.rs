@@ -75,6 +75,7 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
             address: Some(address.as_str()),
             tax_id: Some(tax_id.as_str()),
             accepted_terms: field("terms") == "accepted",
+            promotions: field("promotions") == "opt_in",
         };
         let result =
             chosen.and_then(|()| complete(&mut state, webhooks, sandbox.base_url(), id, &payment));
@@ -415,10 +416,14 @@ fn checkout_form(
                 .unwrap_or_else(|| "<p>I agree to the terms of service.</p>".to_owned()),
         )
     });
+    // Shown to every buyer the session may ask; counted only for one in
+    // the US (`tax::offers_promotions`).
+    let promotions = session["consent_collection"]["promotions"] == "auto";
     pages::render(
         "checkout.html",
         minijinja::context! {
             title => "Checkout",
+            promotions,
             id => session["id"].as_str().unwrap_or_default(),
             seller,
             names => names.join(", "),

@@ -199,6 +199,7 @@ pub fn handle(
                 address: input["address"].as_str(),
                 tax_id: input["tax_id"].as_str(),
                 accepted_terms: input["accept_terms"].as_bool() == Some(true),
+                promotions: input["accept_promotions"].as_bool() == Some(true),
             };
             let webhooks = sandbox.webhooks();
             let mut state = sandbox.state();

@@ -318,6 +318,8 @@ pub struct Payment<'a> {
     pub tax_id: Option<&'a str>,
     /// The terms-of-service box ticked.
     pub accepted_terms: bool,
+    /// The box for the seller's promotional mail ticked.
+    pub promotions: bool,
 }
 
 /// Pays session `id` as `payment` says: a test card number, or a test IBAN
@@ -376,12 +378,13 @@ pub fn complete_with(
             "Your email address is invalid.",
         ));
     }
-    let given = tax::given(
+    let mut given = tax::given(
         &session,
         payment.address,
         payment.tax_id,
         payment.accepted_terms,
     )?;
+    given.promotions = payment.promotions;
     tax::compute(state, id, &given);
     let session = state.get(id).cloned().unwrap_or(session);
     let details = tax::customer_details(email, &given, state.account.tax_origin.as_deref());

@@ -267,6 +267,15 @@ pub fn options(state: &State, params: &Params, price: &Value) -> Result<Value, A
                     ));
                 }
             };
+            // Stripe: "Only available to US merchants" (its API reference
+            // for `consent_collection.promotions`); the wording is ours.
+            if promotions == "auto" && super::fees::account_country(state) != "US" {
+                return Err(ApiError::invalid(
+                    "consent_collection[promotions]",
+                    "Collecting consent to promotional communications is only available to \
+                     accounts in the United States.",
+                ));
+            }
             if terms == "required" && state.account.terms_of_service_url.is_none() {
                 return Err(ApiError::invalid(
                     "consent_collection[terms_of_service]",
@@ -362,6 +371,15 @@ pub fn needs_address(session: &Value) -> bool {
         || session["billing_address_collection"] == "required"
 }
 
+/// Whether the checkout shows the box for the seller's promotional mail:
+/// asked (`consent_collection[promotions]=auto`) and, as Stripe decides
+/// by the customer's locale ("US merchants and US customers"), a buyer
+/// in the US (by the billing address, where the session asks for one).
+pub fn offers_promotions(session: &Value, address: Option<&TestAddress>) -> bool {
+    session["consent_collection"]["promotions"] == "auto"
+        && address.is_none_or(|address| address.country == "US")
+}
+
 /// Whether a session requires the terms box ticked.
 pub fn needs_consent(session: &Value) -> bool {
     session["consent_collection"]["terms_of_service"] == "required"
@@ -372,6 +390,8 @@ pub struct Given {
     pub address: Option<&'static TestAddress>,
     pub tax_id: Option<(&'static str, String)>,
     pub accepted_terms: bool,
+    /// The box for the seller's promotional mail ticked.
+    pub promotions: bool,
 }
 
 impl Given {
@@ -440,6 +460,7 @@ pub fn given(
         address,
         tax_id,
         accepted_terms,
+        promotions: false,
     })
 }
 
@@ -615,7 +636,11 @@ pub fn customer_details(email: &str, given: &Given, origin: Option<&str>) -> Val
 pub fn consent(session: &Value, given: &Given) -> Value {
     if session["consent_collection"].is_object() {
         json!({
-            "promotions": null,
+            "promotions": match offers_promotions(session, given.address) {
+                true if given.promotions => json!("opt_in"),
+                true => json!("opt_out"),
+                false => Value::Null,
+            },
             "terms_of_service": if given.accepted_terms { json!("accepted") } else { Value::Null },
         })
     } else {

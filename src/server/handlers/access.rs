@@ -26,8 +26,8 @@ pub(super) async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Entitleme
     {
         return Ok(Some(purchase));
     }
-    if id.starts_with(ledger::GRANT_PREFIX) {
-        return granted(app, id).await;
+    if ledger::is_given(id) {
+        return given(app, id).await;
     }
     let session = match app.stripe.checkout_session(id).await {
         Ok(Some(session)) => session,
@@ -44,17 +44,22 @@ pub(super) async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Entitleme
     Ok(Some(Arc::new(purchase)))
 }
 
-/// A copy given by `shop grant`, from the store's ledger (Stripe knows
-/// nothing of it), kept in the database once found.
-async fn granted(app: &App, id: &str) -> Result<Option<Arc<Entitlement>>, Answer> {
+/// A copy given by `shop grant`, or a free sample a state moved or lost
+/// no longer has, from the store's ledger (Stripe knows nothing of them),
+/// kept in the database once found.
+async fn given(app: &App, id: &str) -> Result<Option<Arc<Entitlement>>, Answer> {
     let root = app.store().root.clone();
-    let grants = tokio::task::spawn_blocking(move || ledger::read_grants(&root))
+    let read = match id.starts_with(ledger::GRANT_PREFIX) {
+        true => ledger::read_grants,
+        false => ledger::read_samples,
+    };
+    let grants = tokio::task::spawn_blocking(move || read(&root))
         .await
         .map_err(|error| log_unavailable(app, &error))?
         .map_err(|error| log_unavailable(app, &error))?;
     let Some(grant) = grants
         .into_iter()
-        .find(|grant| grant.id == id && grant.is_grant())
+        .find(|grant| grant.id == id && (grant.is_grant() || grant.is_sample()))
     else {
         return Ok(None);
     };
@@ -150,7 +155,7 @@ pub(super) async fn authorize(
             ));
         }
     };
-    if !claims.purchase.starts_with("cs_") && !claims.purchase.starts_with(ledger::GRANT_PREFIX) {
+    if !claims.purchase.starts_with("cs_") && !ledger::is_given(&claims.purchase) {
         return Err(invalid_link(app));
     }
     let Some(purchase) = purchase(app, &claims.purchase).await? else {

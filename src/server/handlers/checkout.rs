@@ -39,6 +39,10 @@ pub async fn buy(
     let Some(product) = store.product(&slug).ok() else {
         return not_found(&app);
     };
+    if product.free {
+        // Nothing to pay: its page asks for the address.
+        return redirect(StatusCode::SEE_OTHER, &format!("/p/{slug}"));
+    }
     let came_from = Attribution::of_visit(&query, referer.as_deref(), &store.settings.base_url);
     if let Some(code) = query.get("upgrade") {
         return upgrade_checkout(&app, client, &slug, code, &came_from).await;

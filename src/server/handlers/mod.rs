@@ -15,6 +15,7 @@ mod library;
 mod lost;
 mod meter;
 mod opds;
+mod sample;
 mod unsubscribe;
 mod webhook;
 mod withdraw;
@@ -34,6 +35,7 @@ pub use follow::{confirm as follow_confirm, confirm_page as follow_confirm_page,
 pub use library::{LIBRARY_PREFIX, library};
 pub use lost::{lost, lost_form};
 pub use opds::opds;
+pub use sample::sample;
 pub use unsubscribe::{unsubscribe, unsubscribe_page};
 pub use webhook::webhook;
 pub use withdraw::{withdraw, withdraw_page};

@@ -56,6 +56,8 @@ pub struct ProductCard {
     pub description: Option<minijinja::Value>,
     pub cover: Option<String>,
     pub price: String,
+    /// A free sample: "Get it free" (an address) instead of Buy.
+    pub free: bool,
     pub version: String,
     pub date: String,
     pub preorder: bool,
@@ -361,9 +363,24 @@ const BUILT_IN: &[(&str, &str)] = &[
         "followed.html",
         include_str!("../../../templates/followed.html"),
     ),
+    ("sample.html", include_str!("../../../templates/sample.html")),
     ("posts.html", include_str!("../../../templates/posts.html")),
     ("post.html", include_str!("../../../templates/post.html")),
 ];
+
+/// Whether a page shows `value`: escaped (`/` as `&#x2f;`), or as is.
+fn shows(html: &str, value: &str) -> bool {
+    html.contains(value) || html.contains(&minijinja::HtmlEscape(value).to_string())
+}
+
+/// Whether a page shows how to get `product`: its Buy (`/buy/<slug>`), or
+/// for a free sample the form that asks for an address (a template made
+/// before free samples, with a Buy for each product, still serves: `/buy/`
+/// of a free product leads to its page).
+fn shows_buy(html: &str, product: &ProductCard) -> bool {
+    shows(html, &format!("/buy/{}", product.slug))
+        || (product.free && shows(html, &format!("/sample/{}", product.slug)))
+}
 
 /// The page templates, checked at start.
 #[derive(Debug)]
@@ -403,10 +420,6 @@ impl Views {
     /// Renders every template with samples of its values, and checks that
     /// each shows what its page must.
     fn check(&self) -> Result<(), ViewError> {
-        // A value as a page shows it: escaped (`/` as `&#x2f;`), or as is.
-        let shows = |html: &str, value: &str| {
-            html.contains(value) || html.contains(&minijinja::HtmlEscape(value).to_string())
-        };
         let missing = |name: &str, what: &str| ViewError::Template {
             name: name.to_owned(),
             line: None,
@@ -439,11 +452,11 @@ impl Views {
         for (case, front) in samples::fronts() {
             let html = self.render("front.html", minijinja::Value::from_serialize(&front))?;
             for product in &front.products {
-                if !shows(&html, &format!("/buy/{}", product.slug)) {
+                if !shows_buy(&html, product) {
                     return Err(missing(
                         "front.html",
                         &format!(
-                            "the Buy button of each product (`/buy/{{{{ product.slug }}}}`, {case})"
+                            "the Buy button of each product (`/buy/{{{{ product.slug }}}}`), or a free one's form (`/sample/{{{{ product.slug }}}}`), {case}"
                         ),
                     ));
                 }
@@ -451,10 +464,12 @@ impl Views {
         }
         for (case, product) in samples::products() {
             let html = self.render("product.html", minijinja::Value::from_serialize(&product))?;
-            if !shows(&html, &format!("/buy/{}", product.product.slug)) {
+            if !shows_buy(&html, &product.product) {
                 return Err(missing(
                     "product.html",
-                    &format!("the Buy button (`/buy/{{{{ product.slug }}}}`, {case})"),
+                    &format!(
+                        "the Buy button (`/buy/{{{{ product.slug }}}}`), or a free one's form (`/sample/{{{{ product.slug }}}}`), {case}"
+                    ),
                 ));
             }
             if product.product.next.is_some()
@@ -575,6 +590,10 @@ impl Views {
         self.render(
             "followed.html",
             minijinja::context! { shop => "Sample Shop", email => "reader@example.com" },
+        )?;
+        self.render(
+            "sample.html",
+            minijinja::context! { shop => "Sample Shop", product => "Sample book" },
         )?;
         let posts = PostsPage {
             shop: "Sample Shop".into(),

@@ -68,6 +68,7 @@ fn card(slug: &str, preorder: bool, includes: Vec<Included>) -> ProductCard {
         description: Some(safe("<p>About the book.</p>".into())),
         cover: Some(format!("/cover/{slug}")),
         price: "24.00 EUR".into(),
+        free: slug == "sample",
         version: "2.0.0".into(),
         date: "2026-12-01".into(),
         preorder,
@@ -82,6 +83,7 @@ fn cards() -> Vec<(&'static str, ProductCard)> {
     vec![
         ("a book", card("book", false, Vec::new())),
         ("a pre-order", card("next", true, Vec::new())),
+        ("a free sample", card("sample", false, Vec::new())),
         (
             "a bundle",
             card(

@@ -18,7 +18,11 @@ fn row(row: &tokio_postgres::Row) -> Follower {
 }
 
 impl Postgres {
-    pub async fn request_follow(&self, asked: Follower) -> Result<Option<String>, StateError> {
+    pub async fn request_follow(
+        &self,
+        asked: Follower,
+        mail: bool,
+    ) -> Result<Option<String>, StateError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let known = tx
@@ -48,13 +52,15 @@ impl Postgres {
             ],
         )
         .await?;
-        let dedupe = format!("follow:{}", asked.id);
-        tx.execute(
-            "INSERT INTO mail_queue (kind, recipient, purchase, dedupe, created)
-             VALUES ('follow', $1, $2, $3, $4) ON CONFLICT (dedupe) DO NOTHING",
-            &[&asked.email, &asked.id, &dedupe, &asked.asked],
-        )
-        .await?;
+        if mail {
+            let dedupe = format!("follow:{}", asked.id);
+            tx.execute(
+                "INSERT INTO mail_queue (kind, recipient, purchase, dedupe, created)
+                 VALUES ('follow', $1, $2, $3, $4) ON CONFLICT (dedupe) DO NOTHING",
+                &[&asked.email, &asked.id, &dedupe, &asked.asked],
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(Some(asked.id))
     }

@@ -31,7 +31,11 @@ fn by(connection: &Connection, column: &str, value: &str) -> rusqlite::Result<Op
 }
 
 impl Sqlite {
-    pub async fn request_follow(&self, asked: Follower) -> Result<Option<String>, StateError> {
+    pub async fn request_follow(
+        &self,
+        asked: Follower,
+        mail: bool,
+    ) -> Result<Option<String>, StateError> {
         self.write(move |connection| {
             if by(connection, "email", &asked.email)?.is_some_and(|known| known.following()) {
                 return Ok(None);
@@ -49,15 +53,17 @@ impl Sqlite {
                     asked.consent
                 ],
             )?;
-            let dedupe = format!("follow:{}", asked.id);
-            queue_mail(
-                connection,
-                "follow",
-                &asked.email,
-                Some(&asked.id),
-                Some(&dedupe),
-                asked.asked,
-            )?;
+            if mail {
+                let dedupe = format!("follow:{}", asked.id);
+                queue_mail(
+                    connection,
+                    "follow",
+                    &asked.email,
+                    Some(&asked.id),
+                    Some(&dedupe),
+                    asked.asked,
+                )?;
+            }
             Ok(Some(asked.id))
         })
         .await

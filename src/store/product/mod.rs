@@ -29,6 +29,10 @@ pub struct Product {
     pub price: Money,
     /// `price = { minimum = …, suggested = … }`: the buyer chooses the amount.
     pub pay_what_you_want: Option<PayWhatYouWant>,
+    /// `price = "free"`: a free sample, given to an address that confirms
+    /// it (its `price` is zero). Its releases make no Stripe objects, and
+    /// what it gives is in the ledger as a sample, never a sale.
+    pub free: bool,
     /// The names of the files that make up each version, in order (none
     /// for a bundle).
     pub files: Vec<String>,

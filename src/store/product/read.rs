@@ -117,6 +117,9 @@ fn parse_percent(text: &str) -> Result<u8, String> {
         })
 }
 
+/// `price = "free"`: a free sample.
+pub const FREE: &str = "free";
+
 /// The keys of a product file, in the order the message lists them.
 const PRODUCT_KEYS: &[&str] = &[
     "name",
@@ -165,10 +168,10 @@ struct RawRelease {
     version: Spanned<String>,
     date: Spanned<toml::value::Datetime>,
     tag: Spanned<String>,
-    stripe_product: Spanned<String>,
-    stripe_price: Spanned<String>,
-    payment_link: Spanned<String>,
-    payment_link_url: Spanned<String>,
+    stripe_product: Option<Spanned<String>>,
+    stripe_price: Option<Spanned<String>>,
+    payment_link: Option<Spanned<String>>,
+    payment_link_url: Option<Spanned<String>>,
     notes: Option<String>,
     preorder: Option<Spanned<bool>>,
     out: Option<Spanned<toml::value::Datetime>>,
@@ -186,6 +189,14 @@ struct RawAsset {
     sha256: Spanned<String>,
     github_asset_id: Option<u64>,
     github_name: Option<String>,
+}
+
+/// A Stripe field of a release as written (empty for a free product's).
+fn text_of(field: &Option<Spanned<String>>) -> String {
+    field
+        .as_ref()
+        .map(|field| field.get_ref().clone())
+        .unwrap_or_default()
 }
 
 /// Parses the product file `label` (such as `products/book.toml`) whose slug
@@ -221,11 +232,12 @@ pub fn parse(
     let name = reader.name(&raw);
     let currency = reader.currency(&raw, defaults);
     let (price, pay_what_you_want) = reader.price(&raw, currency);
+    let free = reader.free(&raw);
     let (files, bundle) = reader.contents(slug, &raw);
     let download_limit = reader.download_limit(&raw, defaults);
     let updates = reader.updates(&raw);
     let upgrade = reader.upgrade(&raw, updates);
-    let releases = reader.releases(slug, &raw, currency);
+    let releases = reader.releases(slug, &raw, currency, free);
     let stamp = reader.stamp(&raw);
     let cover = reader.cover(&raw);
     let tax_code = reader.tax_code(&raw);
@@ -242,6 +254,7 @@ pub fn parse(
             .filter(|text| !text.is_empty()),
         price,
         pay_what_you_want,
+        free,
         files,
         bundle,
         download_limit,
@@ -318,6 +331,11 @@ impl Reader<'_> {
         };
         let mut pay_what_you_want = None;
         let price = match raw.price.get_ref() {
+            // A free sample: no Stripe object at all (see `free`).
+            toml::Value::String(text) if text.trim() == FREE => Ok(Money {
+                amount: 0,
+                currency,
+            }),
             toml::Value::String(text) => {
                 Money::parse(text, currency).map_err(|message| (message, price_hint()))
             }
@@ -346,6 +364,9 @@ impl Reader<'_> {
         };
         let price = price
             .and_then(|money| {
+                if money.amount == 0 {
+                    return Ok(money);
+                }
                 money.check_chargeable().map(|()| money).map_err(|(message, hint)| {
                     match &pay_what_you_want {
                         // Stripe's own rule for `custom_unit_amount[minimum]`.
@@ -365,6 +386,32 @@ impl Reader<'_> {
                 }
             });
         (price, pay_what_you_want)
+    }
+
+    /// `price = "free"`: a free sample, given for a confirmed address. It
+    /// has files of its own and sells nothing, so what only a sale has
+    /// (a bundle, an upgrade price, promotion codes) is refused.
+    fn free(&mut self, raw: &RawProduct) -> bool {
+        if !matches!(raw.price.get_ref(), toml::Value::String(text) if text.trim() == FREE) {
+            return false;
+        }
+        let span = raw.price.span();
+        let sold_only = [
+            ("bundle", raw.bundle.is_some()),
+            ("upgrade_discount", raw.upgrade_discount.is_some()),
+            ("upgrade_days", raw.upgrade_days.is_some()),
+            ("promotion_codes", raw.promotion_codes),
+        ];
+        for (key, given) in sold_only {
+            if given {
+                self.problem(
+                    span.clone(),
+                    format!("a free product has no `{key}`"),
+                    format!("remove `{key}`, or give the product a price"),
+                );
+            }
+        }
+        true
     }
 
     /// `files`, or a bundle's `bundle` (and nothing a bundle's products
@@ -538,11 +585,17 @@ impl Reader<'_> {
     }
 
     /// Every `[[release]]`, oldest first (written by `shop release`).
-    fn releases(&mut self, slug: &str, raw: &RawProduct, currency: Currency) -> Vec<Release> {
+    fn releases(
+        &mut self,
+        slug: &str,
+        raw: &RawProduct,
+        currency: Currency,
+        free: bool,
+    ) -> Vec<Release> {
         let mut releases: Vec<Release> = Vec::new();
         for raw_release in &raw.releases {
             if let Some(release) =
-                self.release(slug, raw, raw_release.get_ref(), &releases, currency)
+                self.release(slug, raw, raw_release.get_ref(), &releases, currency, free)
             {
                 releases.push(release);
             }
@@ -559,6 +612,7 @@ impl Reader<'_> {
         raw_release: &RawRelease,
         earlier: &[Release],
         currency: Currency,
+        free: bool,
     ) -> Option<Release> {
         let version = match semver::Version::parse(raw_release.version.get_ref()) {
             Ok(version) => version,
@@ -601,17 +655,31 @@ impl Reader<'_> {
                 format!("`shop release` tags this version `{expected_tag}`"),
             );
         }
-        for (field, prefix) in [
-            (&raw_release.stripe_product, "prod_"),
-            (&raw_release.stripe_price, "price_"),
-            (&raw_release.payment_link, "plink_"),
+        // A free product's releases sell nothing: no Stripe object at all.
+        for (key, field, prefix) in [
+            ("stripe_product", &raw_release.stripe_product, "prod_"),
+            ("stripe_price", &raw_release.stripe_price, "price_"),
+            ("payment_link", &raw_release.payment_link, "plink_"),
+            ("payment_link_url", &raw_release.payment_link_url, ""),
         ] {
-            if !field.get_ref().starts_with(prefix) {
-                self.problem(
+            let restore = "this is written by `shop release`; restore it from git (`git log -p products/`)";
+            match field {
+                Some(field) if free => self.problem(
+                    field.span(),
+                    format!("release `{version}` of a free product has a `{key}`"),
+                    format!("a free product has no Stripe objects; {restore}"),
+                ),
+                Some(field) if !field.get_ref().starts_with(prefix) => self.problem(
                     field.span(),
                     format!("`{}` is not a Stripe id starting with `{prefix}`", field.get_ref()),
-                    "this is written by `shop release`; restore it from git (`git log -p products/`)".into(),
-                );
+                    restore.into(),
+                ),
+                None if !free => self.problem(
+                    raw_release.version.span(),
+                    format!("release `{version}` has no `{key}`"),
+                    restore.into(),
+                ),
+                _ => {}
             }
         }
         let assets = self.assets(raw_release);
@@ -674,10 +742,10 @@ impl Reader<'_> {
             version,
             date,
             tag: raw_release.tag.get_ref().clone(),
-            stripe_product: raw_release.stripe_product.get_ref().clone(),
-            stripe_price: raw_release.stripe_price.get_ref().clone(),
-            payment_link: raw_release.payment_link.get_ref().clone(),
-            payment_link_url: raw_release.payment_link_url.get_ref().clone(),
+            stripe_product: text_of(&raw_release.stripe_product),
+            stripe_price: text_of(&raw_release.stripe_price),
+            payment_link: text_of(&raw_release.payment_link),
+            payment_link_url: text_of(&raw_release.payment_link_url),
             notes: raw_release
                 .notes
                 .as_ref()

@@ -53,6 +53,10 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AudienceSettings {
     pub buyers: AudienceBuyers,
+    /// `checkout_consent = true`: Stripe Checkout shows US buyers a box to
+    /// get the author's news (`consent_collection[promotions]=auto`, which
+    /// Stripe offers US accounts only); a ticked box counts as opting in.
+    pub checkout_consent: bool,
 }
 
 /// Whether buyers get posts (`shop post --to buyers`). Receipts and

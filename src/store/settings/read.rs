@@ -57,6 +57,7 @@ struct RawSettings {
 #[derive(Debug, Default, Deserialize)]
 struct RawAudience {
     buyers: Option<Spanned<String>>,
+    checkout_consent: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -610,7 +611,22 @@ impl Reader<'_> {
                 }
             },
         };
-        AudienceSettings { buyers }
+        let checkout_consent = match &raw.audience.checkout_consent {
+            Some(asked) if *asked.get_ref() && buyers != AudienceBuyers::OptIn => {
+                self.problem(
+                    Origin::File(asked.span()),
+                    "`checkout_consent` asks buyers to opt in, which only `buyers = \"opt-in\"` uses"
+                        .into(),
+                    "remove `checkout_consent`, or set `buyers = \"opt-in\"`",
+                );
+                false
+            }
+            asked => asked.as_ref().is_some_and(|asked| *asked.get_ref()),
+        };
+        AudienceSettings {
+            buyers,
+            checkout_consent,
+        }
     }
 
     /// `[refunds]`: what a buyer who withdraws gets beyond the law.
@@ -768,7 +784,7 @@ const KEYS: &[(&str, &[&str])] = &[
     ),
     ("consent", &["terms_url", "waiver"]),
     ("refunds", &["self_service_days", "review", "link_text"]),
-    ("audience", &["buyers"]),
+    ("audience", &["buyers", "checkout_consent"]),
 ];
 
 /// A problem for each key `shop.toml` may not have, at the key, with a
