@@ -296,10 +296,23 @@ fn shop_with_a_front() -> Served {
             "19.00",
         ])
         .success();
+    // A free sample beside them: an address instead of a Buy.
+    served.test.write(
+        "products/sampler.toml",
+        "name = \"A Sampler of Walks\"\nprice = \"free\"\nfiles = [\"sampler.pdf\"]\n",
+    );
+    let sampler = build.join("sampler.pdf");
+    std::fs::write(&sampler, b"%PDF-1.4 three walks").unwrap();
+    served
+        .test
+        .shop(&["release", "sampler", "1.0.0", sampler.to_str().unwrap()])
+        .success();
     // The server picks a release up within seconds.
-    served.wait_for("the server to see 1.1.0 and the pre-order", || {
+    served.wait_for("the server to see 1.1.0, the pre-order and the sample", || {
         let front = served.body(served.get("/"));
-        front.contains("version 1.1.0") && front.contains("Version 2.0.0 is coming")
+        front.contains("version 1.1.0")
+            && front.contains("Version 2.0.0 is coming")
+            && front.contains("sample-email-sampler")
     });
     served
 }
@@ -563,5 +576,20 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
         browser.open(&format!("{}/posts", served.url));
         browser.wait_until("the posts", |b| b.source().contains("<h1>Posts</h1>"));
         browser.check_page(&axe, &name("posts"));
+
+        // The free sample from its card on the front page, news ticked.
+        browser.open(&format!("{}/", served.url));
+        browser.wait_until("the sample's form", |b| {
+            b.source().contains("sample-email-sampler")
+        });
+        browser.type_into("#sample-email-sampler", "walker@example.com");
+        browser.click("form.sample input[name='follow']");
+        browser.click("form.sample button[type='submit']");
+        browser.wait_until("the answer", |b| b.source().contains("Check your email"));
+        browser.check_page(&axe, &name("sample"));
+        served.wait_for("the sample's mail", || {
+            mail_with(&served, "To: walker@example.com")
+                .is_some_and(|m| m.contains("/d/") && m.contains("/follow/confirm/"))
+        });
     }
 }
