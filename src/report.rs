@@ -172,6 +172,47 @@ impl Row {
     }
 }
 
+/// A purchase as it reached an account that settles in `into`: its
+/// amounts converted at the rate Stripe applied to its balance transaction
+/// (what it settled, `fee + net`, over what was charged), refunds and tax
+/// at the same rate; a purchase charged in `into` unchanged, one with
+/// nothing to convert (no money) moved to `into`. `None` when Stripe gave
+/// no rate to `into`: it settled in another currency, or its settlement
+/// is not in the ledger.
+pub fn in_currency(purchase: &Purchase, into: Currency) -> Option<Purchase> {
+    let into_code = into.code();
+    if purchase.currency == into_code {
+        return Some(purchase.clone());
+    }
+    if purchase.amount == 0 {
+        return Some(Purchase {
+            currency: into_code.to_owned(),
+            ..purchase.clone()
+        });
+    }
+    if purchase.settled_in.as_deref() != Some(into_code) {
+        return None;
+    }
+    let settled = purchase.fee? + purchase.net?;
+    // i128: minor units times minor units; half away from zero.
+    let convert = |amount: i64| -> i64 {
+        let scaled = i128::from(amount) * i128::from(settled);
+        let amount_charged = i128::from(purchase.amount);
+        let half = amount_charged / 2;
+        ((scaled + if scaled >= 0 { half } else { -half }) / amount_charged) as i64
+    };
+    Some(Purchase {
+        amount: settled,
+        currency: into_code.to_owned(),
+        discount: purchase.discount.map(convert),
+        tax: purchase.tax.map(convert),
+        amount_refunded: purchase.amount_refunded.map(convert),
+        // Fee and net are the settlement's already.
+        settled_in: None,
+        ..purchase.clone()
+    })
+}
+
 /// The tax of a purchase less the share its refunds gave back (Stripe
 /// refunds tax in proportion), rounded down.
 fn kept_tax(purchase: &Purchase, refunded: i64) -> i64 {
@@ -292,6 +333,41 @@ fn csv_field(field: &str) -> String {
 mod tests {
     use super::*;
     use crate::ledger::Status;
+
+    #[test]
+    fn a_purchase_converts_at_the_rate_its_settlement_applied() {
+        let eur: Currency = "eur".parse().unwrap();
+        // 26.00 USD settled as 23.92 EUR (fee 1.10, net 22.82); half refunded.
+        let paid = Purchase {
+            tax: Some(400),
+            amount_refunded: Some(1300),
+            fee: Some(110),
+            net: Some(2282),
+            settled_in: Some("eur".into()),
+            ..purchase("guide", 2600, Status::Paid, None)
+        };
+        let converted = in_currency(&paid, eur).unwrap();
+        assert_eq!(
+            (converted.currency.as_str(), converted.amount, converted.tax, converted.amount_refunded),
+            ("eur", 2392, Some(368), Some(1196))
+        );
+        assert_eq!((converted.fee, converted.net, converted.settled_in), (Some(110), Some(2282), None));
+        // Charged in EUR: as it is; settled in USD, or not known: no rate.
+        let mut own = paid.clone();
+        own.currency = "eur".into();
+        assert_eq!(in_currency(&own, eur), Some(own.clone()));
+        let elsewhere = Purchase {
+            settled_in: Some("usd".into()),
+            ..paid.clone()
+        };
+        assert_eq!(in_currency(&elsewhere, eur), None);
+        let unknown = Purchase {
+            fee: None,
+            net: None,
+            ..paid
+        };
+        assert_eq!(in_currency(&unknown, eur), None);
+    }
 
     fn purchase(product: &str, amount: i64, status: Status, refunded: Option<i64>) -> Purchase {
         Purchase {

@@ -448,6 +448,14 @@ async fn catalogue(client: &shop::stripe::Client) -> Sold {
                 custom_unit_amount: None,
                 currency: "eur".into(),
                 tax_behavior: None,
+                // Sold in three more currencies (manual currency prices).
+                currency_options: [("usd", 3100), ("gbp", 2500), ("jpy", 4600)]
+                    .map(|(currency, unit_amount)| shop::stripe::CurrencyOption {
+                        currency: currency.into(),
+                        unit_amount,
+                        custom_unit_amount: None,
+                    })
+                    .to_vec(),
                 metadata: meta(&[("version", "1.0.0")]),
             },
             &IdempotencyKey::derived(&["price"]),
@@ -467,6 +475,15 @@ async fn catalogue(client: &shop::stripe::Client) -> Sold {
                 }),
                 currency: "eur".into(),
                 tax_behavior: None,
+                currency_options: vec![shop::stripe::CurrencyOption {
+                    currency: "gbp".into(),
+                    unit_amount: 0,
+                    custom_unit_amount: Some(shop::stripe::CustomUnitAmount {
+                        minimum: Some(400),
+                        maximum: None,
+                        preset: Some(1000),
+                    }),
+                }],
                 metadata: meta(&[("version", "1.0.0")]),
             },
             &IdempotencyKey::derived(&["price", "chosen"]),

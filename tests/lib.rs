@@ -14,6 +14,7 @@ mod bundle;
 mod buyers;
 mod cli;
 mod conformance;
+mod currencies;
 mod deliveries;
 mod demo;
 mod downloads;

@@ -94,6 +94,57 @@ fn prices_in_floats_or_bare_integers_are_refused() {
 }
 
 #[test]
+fn prices_in_other_currencies_are_checked_by_each_currencys_rules() {
+    let with = |prices: &str| format!("{BOOK}prices = {prices}\n");
+    check_product(
+        &with("{ jpy = \"39.50\" }"),
+        "line 5, column 10: `prices.jpy`: `39.50` has more decimals than JPY has (0)",
+        "write the price in JPY as a string, as in `prices = { gbp = \"21.00\", jpy = \"3900\" }`",
+    );
+    check_product(
+        &with("{ gbp = \"0.10\" }"),
+        "line 5, column 10: `prices.gbp`: `0.10 GBP` is below Stripe's smallest charge in GBP, 0.30 GBP",
+        "set a price of at least `0.30`",
+    );
+    check_product(
+        &with("{ usd = \"31.00\" }"),
+        "line 5, column 10: `prices.usd` repeats the main currency: `price` is in USD",
+        "remove `prices.usd`, or change `currency`",
+    );
+    check_product(
+        &with("{ gpb = \"21.00\" }"),
+        "line 5, column 10: `prices.gpb`: `gpb` is not a currency Stripe can charge in; did you mean `gbp`?",
+        "name each currency by its three-letter ISO 4217 code, such as `gbp`",
+    );
+    // Pay what you want: a minimum (and a suggestion) in each.
+    check_product(
+        &format!(
+            "{}prices = {{ gbp = \"21.00\" }}\n",
+            BOOK.replace("\"29.00\"", "{ minimum = \"5.00\" }")
+        ),
+        "line 5, column 10: `prices.gbp` is not a minimum and a suggestion: `price` is pay what you want",
+        "write it as `prices = { gbp = { minimum = \"4.00\", suggested = \"10.00\" } }`",
+    );
+    // Written well: every currency in the catalogue.
+    let test = Test::store();
+    test.write(
+        "products/guide.toml",
+        &with("{ gbp = \"21.00\", jpy = \"3900\" }"),
+    );
+    let json = test.shop(&["products", "--json"]).success().json();
+    assert_eq!(
+        json[1]["prices"],
+        serde_json::json!([
+            {"amount": 2100, "currency": "gbp", "suggested": null},
+            {"amount": 3900, "currency": "jpy", "suggested": null},
+        ])
+    );
+    test.shop(&["products"])
+        .success()
+        .stdout_has(&["29.00 USD (also 21.00 GBP, 3900 JPY)"]);
+}
+
+#[test]
 fn unknown_currencies_are_refused() {
     check_product(
         &format!("{BOOK}currency = \"bitcoin\"\n"),
@@ -161,7 +212,7 @@ fn unknown_and_missing_keys_are_refused() {
     check_product(
         &format!("{BOOK}pirce = \"1\"\n"),
         "line 5, column 1: unknown field `pirce`, expected one of `name`, `description`, `cover`, \
-         `price`, `currency`, `files`, `bundle`, `download_limit`, `updates`, `upgrade_discount`, \
+         `price`, `currency`, `prices`, `files`, `bundle`, `download_limit`, `updates`, `upgrade_discount`, \
          `upgrade_days`, `promotion_codes`, `stamp`, `tax_code` and `release`",
         "did you mean `price`?",
     );

@@ -45,7 +45,7 @@ impl Shop {
                     custom_unit_amount: None,
                     currency: currency.into(),
                     tax_behavior: None,
-                    metadata: Default::default(),
+                    currency_options: Vec::new(),                    metadata: Default::default(),
                 };
                 prices.push(
                     client

@@ -41,6 +41,7 @@ stamp = true
 
 const ATLAS: &str = r#"name = "Atlas of the Roads"
 price = "9.00"
+prices = { gbp = "8.00" }
 files = ["atlas.pdf"]
 "#;
 
@@ -275,11 +276,11 @@ fn an_authors_year() {
         today_iso: today.to_string(),
         served,
     };
-    // The account is German: the EEA's fees.
+    // The account is German: the EEA's fees, and it settles in EUR.
     year.served.runtime.block_on(year.served.sandbox().control(
         reqwest::Method::POST,
         "settings",
-        json!({"country": "DE"}),
+        json!({"country": "DE", "settle_in": "eur"}),
     ));
     let build = year.served.test.root().join("build");
     std::fs::create_dir_all(&build).unwrap();
@@ -360,7 +361,7 @@ fn an_authors_year() {
     year.step(
         &["release", "atlas", "1.0.0", &atlas],
         link,
-        &released("atlas", "9.00 EUR", &[("atlas.pdf", 13)]),
+        &released("atlas", "9.00 EUR (8.00 GBP)", &[("atlas.pdf", 13)]),
     );
     year.step(
         &["release", "complete", "1.0.0"],
@@ -375,11 +376,11 @@ fn an_authors_year() {
     );
     let catalogue = |old_roads: &str| {
         format!(
-            "SLUG       NAME                                                PRICE          ON SALE{pad}  PAYMENT LINK\n\
-             atlas      Atlas of the Roads                                  9.00 EUR       1.0.0{pad}    [STRIPE]/pay/plink_…\n\
-             complete   The Complete Roads (bundle of old-roads, workbook)  30.00 EUR      1.0.0{pad}    [STRIPE]/pay/plink_…\n\
-             old-roads  Old Roads                                           24.00 EUR      {old_roads}\n\
-             workbook   The Walker's Workbook                               from 5.00 EUR  1.0.0{pad}    [STRIPE]/pay/plink_…\n",
+            "SLUG       NAME                                                PRICE                     ON SALE{pad}  PAYMENT LINK\n\
+             atlas      Atlas of the Roads                                  9.00 EUR (also 8.00 GBP)  1.0.0{pad}    [STRIPE]/pay/plink_…\n\
+             complete   The Complete Roads (bundle of old-roads, workbook)  30.00 EUR                 1.0.0{pad}    [STRIPE]/pay/plink_…\n\
+             old-roads  Old Roads                                           24.00 EUR                 {old_roads}\n\
+             workbook   The Walker's Workbook                               from 5.00 EUR             1.0.0{pad}    [STRIPE]/pay/plink_…\n",
             pad = " ".repeat(if old_roads.contains("pre-order") {
                 18
             } else {
@@ -920,6 +921,68 @@ fn an_authors_year() {
         &["report", "--by", "month"],
         "MONTH    COUNT  GIVEN  SAMPLES  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
          [MONTH]  7      1      1        140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
+        "",
+    );
+
+    // ---- A reader in London: the Atlas in pounds (its price's GBP
+    // option, shown to her browser's en-GB), settled into the account's
+    // EUR at Stripe's rate; the report keeps the pounds apart, and
+    // `--in eur` adds what reached the bank.
+    let london = year.served.runtime.block_on(async {
+        year.served
+            .http
+            .get(format!("{}/p/atlas", year.served.url))
+            .header("Accept-Language", "en-GB")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        london.contains("<strong class=\"price\">8.00 GBP</strong> <span class=\"others\">(also 9.00 EUR)</span>"),
+        "{london}"
+    );
+    year.pay(
+        "/buy/atlas",
+        &[
+            ("email", "kim@example.com"),
+            ("card", "4000 0082 6000 0000"),
+            ("currency", "gbp"),
+        ],
+    );
+    year.wait_for_mail("kim@example.com", "Your receipt");
+    year.step(
+        &["sync"],
+        "1 new, 0 refunded, 0 disputed; committed [HASH]\n",
+        "8 completed sessions seen\n",
+    );
+    year.step(
+        &["report"],
+        "PRODUCT     COUNT  GIVEN  SAMPLES  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
+         atlas       1      0      0        9.00 EUR    0.00 EUR   0          0.48 EUR  8.52 EUR\n\
+         atlas       1      0      0        8.00 GBP    0.00 GBP   0          0.00 GBP  8.00 GBP\n\
+         complete    1      0      0        30.00 EUR   0.00 EUR   0          0.70 EUR  29.30 EUR\n\
+         first-walk  0      0      1        0.00 EUR    0.00 EUR   0          0.00 EUR  0.00 EUR\n\
+         old-roads   4      1      0        86.00 EUR   43.00 EUR  1          2.72 EUR  40.28 EUR\n\
+         workbook    1      0      0        15.00 EUR   0.00 EUR   0          0.74 EUR  14.26 EUR\n\
+         TOTAL       7      1      1        140.00 EUR  43.00 EUR  1          4.64 EUR  92.36 EUR\n",
+        "the fees of 1 purchase are in EUR, where they settled: NET leaves them out\n\
+         hint: `shop report --in eur` gives every purchase in EUR, at the rates Stripe applied\n",
+    );
+    // 8.00 GBP at the sandbox's 0.92/0.79 is 9.32 EUR; its fee, a UK card
+    // on a German account: 2.5 % (0.23) + 0.25, and 2 % for converting
+    // (0.19): 0.67 EUR.
+    year.step(
+        &["report", "--in", "eur"],
+        "PRODUCT     COUNT  GIVEN  SAMPLES  GROSS       REFUNDED   WITHDRAWN  FEES      NET\n\
+         atlas       2      0      0        18.32 EUR   0.00 EUR   0          1.15 EUR  17.17 EUR\n\
+         complete    1      0      0        30.00 EUR   0.00 EUR   0          0.70 EUR  29.30 EUR\n\
+         first-walk  0      0      1        0.00 EUR    0.00 EUR   0          0.00 EUR  0.00 EUR\n\
+         old-roads   4      1      0        86.00 EUR   43.00 EUR  1          2.72 EUR  40.28 EUR\n\
+         workbook    1      0      0        15.00 EUR   0.00 EUR   0          0.74 EUR  14.26 EUR\n\
+         TOTAL       8      1      1        149.32 EUR  43.00 EUR  1          5.31 EUR  101.01 EUR\n",
         "",
     );
 }

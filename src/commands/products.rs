@@ -84,10 +84,21 @@ fn list(context: &Context, store: &Store) -> anyhow::Result<()> {
                     true => format!("{} (bundle of {})", product.name, product.bundle.join(", ")),
                     false => product.name.clone(),
                 },
-                match product.pay_what_you_want {
-                    _ if product.free => "free (sample)".to_owned(),
-                    Some(_) => format!("from {}", product.price),
-                    None => product.price.to_string(),
+                {
+                    let main = match product.pay_what_you_want {
+                        _ if product.free => "free (sample)".to_owned(),
+                        Some(_) => format!("from {}", product.price),
+                        None => product.price.to_string(),
+                    };
+                    let others: Vec<String> = product
+                        .prices
+                        .iter()
+                        .map(|other| other.price.to_string())
+                        .collect();
+                    match others.is_empty() {
+                        true => main,
+                        false => format!("{main} (also {})", others.join(", ")),
+                    }
                 },
                 selling.map_or_else(
                     || "-".to_owned(),
@@ -327,6 +338,11 @@ fn product_json(product: &Product) -> serde_json::Value {
         "name": product.name,
         "price": { "amount": product.price.amount, "currency": product.price.currency.code() },
         "free": product.free,
+        "prices": product.prices.iter().map(|other| json!({
+            "amount": other.price.amount,
+            "currency": other.price.currency.code(),
+            "suggested": other.pay_what_you_want.and_then(|chosen| chosen.suggested).map(|money| money.amount),
+        })).collect::<Vec<_>>(),
         "pay_what_you_want": product.pay_what_you_want.map(|chosen| {
             json!({ "suggested": chosen.suggested.map(|money| money.amount) })
         }),

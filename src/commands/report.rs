@@ -21,6 +21,16 @@ pub struct Args {
     /// Export the purchases as CSV, for a spreadsheet
     #[arg(long, conflicts_with = "json")]
     pub csv: bool,
+
+    /// Every currency in this one, the account's: each purchase at the rate
+    /// Stripe applied when it settled it (what reached the bank), never a
+    /// rate from elsewhere
+    #[arg(long = "in", value_name = "CURRENCY", value_parser = parse_currency)]
+    pub in_currency: Option<store::Currency>,
+}
+
+fn parse_currency(text: &str) -> Result<store::Currency, String> {
+    text.parse()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,8 +91,25 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         .collect();
     let mut totals = Report::default();
     let mut in_ledger = false;
+    // `--in`: purchases Stripe gave no rate for, by currency.
+    let mut unconverted: std::collections::BTreeMap<String, usize> = Default::default();
+    // Where purchases in other currencies settled: what `--in` could take.
+    let mut settled_in: std::collections::BTreeSet<String> = Default::default();
     ledger::each(&store.root, |purchase| {
         in_ledger = true;
+        if let Some(currency) = &purchase.settled_in {
+            settled_in.insert(currency.clone());
+        }
+        let purchase = match args.in_currency {
+            None => purchase,
+            Some(into) => match report::in_currency(&purchase, into) {
+                Some(converted) => converted,
+                None => {
+                    *unconverted.entry(purchase.currency.clone()).or_default() += 1;
+                    return Ok(());
+                }
+            },
+        };
         if keep(&purchase) {
             totals.add(&purchase, by);
             if withdrawn.contains(&purchase.id) {
@@ -91,6 +118,27 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
+    if let (Some(into), false) = (args.in_currency, unconverted.is_empty()) {
+        let counts: Vec<String> = unconverted
+            .iter()
+            .map(|(currency, count)| {
+                format!(
+                    "{} in {}",
+                    store::count(*count, "purchase"),
+                    currency.to_ascii_uppercase()
+                )
+            })
+            .collect();
+        return Err(crate::error::hinted(
+            format!(
+                "Stripe gave no rate to {into} for {}: they settled in their own currency, or \
+                 their settlement is not in the ledger",
+                store::and_list(&counts)
+            ),
+            "run `shop report` without `--in` (a row per currency), or `shop sync --full` to \
+             record settlements; `--in` takes the currency your account settles in",
+        ));
+    }
     let rows = totals.rows();
     let sums = totals.totals();
     if context.output.json {
@@ -158,7 +206,16 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let header: Vec<String> = header.into_iter().map(String::from).collect();
     context.output.data(super::table(&header, &table))?;
     let unknown: u64 = sums.iter().map(|sum| sum.fees_unknown).sum();
-    if unknown > 0 {
+    if unknown > 0 && settled_in.len() == 1 {
+        let into = settled_in.iter().next().map(|code| code.to_ascii_uppercase());
+        let into = into.unwrap_or_default();
+        context.output.note(format!(
+            "the fees of {} are in {into}, where they settled: NET leaves them out\n\
+             hint: `shop report --in {}` gives every purchase in {into}, at the rates Stripe applied",
+            store::count(unknown as usize, "purchase"),
+            into.to_ascii_lowercase()
+        ));
+    } else if unknown > 0 {
         context.output.note(format!(
             "the fees of {} are not known in their currency: NET leaves them out\n\
              hint: `shop sync --full` records the fees of purchases synced before shop read them",

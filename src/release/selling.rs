@@ -97,6 +97,38 @@ impl Releasing<'_> {
                 preset: chosen.suggested.map(|money| money.amount),
             });
         let tax_behavior = request.store.settings.tax_behavior();
+        // The other currencies (`prices`); a pre-order's launch price is in
+        // the main currency alone.
+        let options: Vec<stripe::CurrencyOption> = match request.price.filter(|_| request.preorder) {
+            Some(_) => Vec::new(),
+            None => product
+                .prices
+                .iter()
+                .map(|other| stripe::CurrencyOption {
+                    currency: other.price.currency.code().to_owned(),
+                    unit_amount: other.price.amount,
+                    custom_unit_amount: other.pay_what_you_want.map(|chosen| {
+                        stripe::CustomUnitAmount {
+                            minimum: Some(other.price.amount),
+                            maximum: None,
+                            preset: chosen.suggested.map(|money| money.amount),
+                        }
+                    }),
+                })
+                .collect(),
+        };
+        let shown = match options.is_empty() {
+            true => shown,
+            false => format!(
+                "{shown} ({})",
+                product
+                    .prices
+                    .iter()
+                    .map(|other| other.price.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         // A dry run for a product Stripe does not have yet: no prices to find.
         let existing = if self.dry && self.existing_product.is_none() {
             None
@@ -111,7 +143,10 @@ impl Releasing<'_> {
                     // Stripe never changes a price's tax behavior once set.
                     let taxed_alike = tax_behavior
                         .is_none_or(|behavior| price.tax_behavior.as_deref() == Some(behavior));
-                    std::future::ready(same && taxed_alike && price.currency == currency)
+                    let same_options = same_currency_options(price, &options);
+                    std::future::ready(
+                        same && taxed_alike && same_options && price.currency == currency,
+                    )
                 })
                 .try_next()
                 .await?
@@ -134,13 +169,24 @@ impl Releasing<'_> {
                     custom_unit_amount: custom,
                     currency: currency.clone(),
                     tax_behavior: tax_behavior.map(str::to_owned),
+                    currency_options: options.clone(),
                     metadata: [("shop_product".to_owned(), product.slug.clone())].into(),
                 };
                 let amount_text = amount.to_string();
                 let chosen = custom.map(|custom| format!("custom:{:?}", custom.preset));
+                let other: Vec<String> = options
+                    .iter()
+                    .map(|option| {
+                        format!(
+                            "{}:{}:{:?}",
+                            option.currency, option.unit_amount, option.custom_unit_amount
+                        )
+                    })
+                    .collect();
                 let mut parts = vec!["price", product_id, &amount_text, &currency];
                 parts.extend(chosen.as_deref());
                 parts.extend(tax_behavior);
+                parts.extend(other.iter().map(String::as_str));
                 let key = IdempotencyKey::derived(&parts);
                 let price = self.selling()?.create_price(&params, &key).await?;
                 self.reporter
@@ -318,4 +364,18 @@ impl Releasing<'_> {
         }
         Ok(Vec::new())
     }
+}
+
+/// Whether a price at Stripe has exactly these other currencies at these
+/// amounts (a price without options, none).
+fn same_currency_options(price: &stripe::Price, options: &[stripe::CurrencyOption]) -> bool {
+    let empty = std::collections::BTreeMap::new();
+    let known = price.currency_options.as_ref().unwrap_or(&empty);
+    known.len() == options.len()
+        && options.iter().all(|option| {
+            known.get(&option.currency).is_some_and(|at_stripe| match option.custom_unit_amount {
+                Some(custom) => at_stripe.custom_unit_amount == Some(custom),
+                None => at_stripe.unit_amount == Some(option.unit_amount),
+            })
+        })
 }

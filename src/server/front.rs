@@ -2,6 +2,7 @@
 //! (`/cover/<slug>`): what the store's product files say, for anyone.
 //! Products without a release are not shown.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use warp::http::{HeaderValue, header};
@@ -13,13 +14,14 @@ use super::views::{
     FrontPage, Included, Meta, NextEdition, ProductCard, ProductPage, ReleaseNotes, safe,
 };
 use crate::store::settings::{TaxBehavior, TaxSettings};
-use crate::store::{Product, Store, UpdatePolicy, disk};
+use crate::store::money;
+use crate::store::{Currency, CurrencyPrice, Product, Store, UpdatePolicy, disk};
 use crate::{dates, error, html, store};
 
 /// What a product card shows: the version on sale and, beside it, a
 /// pre-order of the next one (or the pre-order alone, for a product whose
 /// first version is not out); `None` for a product not yet released.
-fn card(store: &Store, product: &Product) -> Option<ProductCard> {
+fn card(store: &Store, product: &Product, wanted: Option<Currency>) -> Option<ProductCard> {
     let latest = product.on_sale().or_else(|| product.preorder())?;
     // A bundle: what its newest release gives, and their formats.
     let holdings = store.holdings(&product.slug, &latest.version.to_string());
@@ -50,13 +52,19 @@ fn card(store: &Store, product: &Product) -> Option<ProductCard> {
         }
     }
     let tax = &store.settings.tax;
+    // The price in the visitor's currency where the product has it.
+    let main = CurrencyPrice {
+        price: product.price,
+        pay_what_you_want: product.pay_what_you_want,
+    };
+    let shown = wanted.and_then(|c| product.price_in(c)).unwrap_or(main);
     let next = product
         .preorder()
         .filter(|preorder| preorder.version != latest.version)
         .map(|preorder| NextEdition {
             version: preorder.version.to_string(),
             out: preorder.out.map(dates::human_date),
-            price: price_text(product, preorder.price.as_ref(), tax),
+            price: price_text(product, preorder.price.as_ref(), product.pay_what_you_want, tax),
         });
     Some(ProductCard {
         slug: product.slug.clone(),
@@ -69,7 +77,21 @@ fn card(store: &Store, product: &Product) -> Option<ProductCard> {
             .cover
             .as_ref()
             .map(|_| format!("/cover/{}", product.slug)),
-        price: price_text(product, latest.price.as_ref(), tax),
+        price: match latest.price.as_ref() {
+            // A pre-order's launch price is in the main currency alone.
+            Some(own) => price_text(product, Some(own), product.pay_what_you_want, tax),
+            None => price_text(product, Some(&shown.price), shown.pay_what_you_want, tax),
+        },
+        others: match latest.price {
+            Some(_) => Vec::new(),
+            None => product
+                .currencies()
+                .into_iter()
+                .filter(|currency| *currency != shown.price.currency)
+                .filter_map(|currency| product.price_in(currency))
+                .map(|other| other.price.to_string())
+                .collect(),
+        },
         free: product.free,
         version: latest.version.to_string(),
         date: latest.date.to_string(),
@@ -115,8 +137,39 @@ fn policy(product: &Product) -> String {
     }
 }
 
-pub async fn front(app: Arc<App>) -> Answer {
+/// The currency a visitor most likely pays in: `?currency=` where given,
+/// else the region of the first language of `Accept-Language` that names
+/// one (`en-GB` → GBP), else none (each product's own).
+pub fn wanted_currency(query: &HashMap<String, String>, languages: Option<&str>) -> Option<Currency> {
+    if let Some(code) = query.get("currency") {
+        return code.parse().ok();
+    }
+    languages?
+        .split(',')
+        .filter_map(|item| item.split(';').next())
+        .filter_map(|tag| {
+            let mut parts = tag.trim().split(['-', '_']).skip(1);
+            // The region: two letters (a script, such as `Hant`, has four).
+            parts.find(|part| part.len() == 2 && part.chars().all(|c| c.is_ascii_alphabetic()))
+        })
+        .find_map(money::currency_of_country)
+}
+
+/// A page that depends on the visitor's language says so to caches.
+fn varies_by_language(mut answer: Answer) -> Answer {
+    answer
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Language"));
+    answer
+}
+
+pub async fn front(
+    app: Arc<App>,
+    query: HashMap<String, String>,
+    languages: Option<String>,
+) -> Answer {
     let store = app.store();
+    let wanted = wanted_currency(&query, languages.as_deref());
     let context = FrontPage {
         shop: store.settings.name.clone(),
         about: store
@@ -127,7 +180,7 @@ pub async fn front(app: Arc<App>) -> Answer {
         products: store
             .products
             .iter()
-            .filter_map(|product| card(&store, product))
+            .filter_map(|product| card(&store, product, wanted))
             .collect(),
     };
     let base = &store.settings.base_url;
@@ -162,24 +215,30 @@ pub async fn front(app: Arc<App>) -> Answer {
     };
     // The Follow form posts from here: the browser must name this
     // origin (see `same_origin_referrer`).
-    same_origin_referrer(public(
+    varies_by_language(same_origin_referrer(public(
         &app,
         &store.settings.name,
         "front.html",
         minijinja::Value::from_serialize(&context),
         &meta,
-    ))
+    )))
 }
 
 /// The longest meta description: what search engines show of one.
 const DESCRIPTION_MAX: usize = 160;
 
-pub async fn product(slug: String, app: Arc<App>) -> Answer {
+pub async fn product(
+    slug: String,
+    app: Arc<App>,
+    query: HashMap<String, String>,
+    languages: Option<String>,
+) -> Answer {
     let store = app.store();
+    let wanted = wanted_currency(&query, languages.as_deref());
     let Some((product, card)) = store
         .product(&slug)
         .ok()
-        .and_then(|product| Some((product, card(&store, product)?)))
+        .and_then(|product| Some((product, card(&store, product, wanted)?)))
     else {
         return not_found(&app);
     };
@@ -220,13 +279,13 @@ pub async fn product(slug: String, app: Arc<App>) -> Answer {
     };
     // The Follow form posts from here: the browser must name this
     // origin (see `same_origin_referrer`).
-    same_origin_referrer(public(
+    varies_by_language(same_origin_referrer(public(
         &app,
         &product.name,
         "product.html",
         minijinja::Value::from_serialize(&context),
         &meta,
-    ))
+    )))
 }
 
 /// `/robots.txt`: the store front and product pages may be indexed;
@@ -349,13 +408,14 @@ pub async fn cover(slug: String, app: Arc<App>) -> Answer {
 pub fn price_text(
     product: &store::Product,
     own: Option<&store::Money>,
+    chosen: Option<store::product::PayWhatYouWant>,
     tax: &TaxSettings,
 ) -> String {
     if product.free {
         return "Free".into();
     }
     let price = own.unwrap_or(&product.price);
-    let mut text = match product.pay_what_you_want {
+    let mut text = match chosen {
         Some(chosen) => {
             let mut text = format!("Pay what you want, from {price}");
             if let Some(suggested) = chosen.suggested {
@@ -372,4 +432,30 @@ pub fn price_text(
         });
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_visitors_currency_comes_from_the_query_then_their_languages_region() {
+        let code = |query: &[(&str, &str)], languages: Option<&str>| {
+            let query: HashMap<String, String> = query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            wanted_currency(&query, languages).map(|currency| currency.code().to_owned())
+        };
+        assert_eq!(code(&[], Some("en-GB,en;q=0.9")), Some("gbp".into()));
+        assert_eq!(code(&[], Some("fr;q=0.9, en-us")), Some("usd".into()));
+        assert_eq!(code(&[], Some("de_AT")), Some("eur".into()));
+        // A script is not a region; a language alone names none.
+        assert_eq!(code(&[], Some("zh-Hant-HK")), Some("hkd".into()));
+        assert_eq!(code(&[], Some("ja, *")), None);
+        assert_eq!(code(&[], None), None);
+        // The query wins, and a code that is not a currency names none.
+        assert_eq!(code(&[("currency", "JPY")], Some("en-GB")), Some("jpy".into()));
+        assert_eq!(code(&[("currency", "xyz")], Some("en-GB")), None);
+    }
 }

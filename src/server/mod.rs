@@ -658,11 +658,15 @@ pub fn routes(
     let front = warp::path::end()
         .and(warp::get())
         .and(with_app.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>("accept-language"))
         .then(front::front)
         .boxed();
     let product = warp::path!("p" / String)
         .and(warp::get())
         .and(with_app.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>("accept-language"))
         .then(front::product)
         .boxed();
     let robots = warp::path!("robots.txt")

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::error;
 use crate::error::Registered;
 pub use money::{Currency, Money};
-pub use product::{Asset, Contained, Product, Release, UpdatePolicy};
+pub use product::{Asset, Contained, CurrencyPrice, Product, Release, UpdatePolicy};
 pub use settings::{
     AudienceBuyers, MailTransport, Overrides, RefundSettings, Settings, SmtpSecurity,
 };

@@ -72,6 +72,44 @@ const MINIMUMS: &[(&str, i64)] = &[
     ("thb", 1000),
 ];
 
+/// The currency people pay in, by country (ISO 3166-1 alpha-2): the euro
+/// area, then the countries with a currency of their own that sellers most
+/// often price in. A country not here has no likely currency.
+pub fn currency_of_country(country: &str) -> Option<Currency> {
+    const EURO: &[&str] = &[
+        "AT", "BE", "CY", "DE", "EE", "ES", "FI", "FR", "GR", "HR", "IE", "IT", "LT", "LU", "LV",
+        "MT", "NL", "PT", "SI", "SK",
+    ];
+    const OWN: &[(&str, &str)] = &[
+        ("US", "usd"),
+        ("GB", "gbp"),
+        ("JP", "jpy"),
+        ("CA", "cad"),
+        ("AU", "aud"),
+        ("NZ", "nzd"),
+        ("CH", "chf"),
+        ("SE", "sek"),
+        ("DK", "dkk"),
+        ("NO", "nok"),
+        ("PL", "pln"),
+        ("CZ", "czk"),
+        ("HU", "huf"),
+        ("RO", "ron"),
+        ("IN", "inr"),
+        ("BR", "brl"),
+        ("MX", "mxn"),
+        ("SG", "sgd"),
+        ("HK", "hkd"),
+        ("KR", "krw"),
+    ];
+    let country = country.to_ascii_uppercase();
+    let code = match EURO.contains(&country.as_str()) {
+        true => "eur",
+        false => OWN.iter().find(|(c, _)| *c == country)?.1,
+    };
+    code.parse().ok()
+}
+
 /// Stripe's largest amount for a price, in minor units (eight digits).
 pub const MAX_AMOUNT: i64 = 99_999_999;
 

@@ -27,7 +27,7 @@ pub use form::Form;
 pub use objects::*;
 pub use params::{
     CheckoutOptions, CreateCheckoutSession, CreateCoupon, CreatePaymentLink, CreatePrice,
-    CreateProduct, CreatePromotionCode, ListCheckoutSessions,
+    CreateProduct, CreatePromotionCode, CurrencyOption, ListCheckoutSessions,
 };
 
 use crate::secret::Secret;
@@ -250,18 +250,34 @@ impl Client {
                 .optional("custom_unit_amount[preset]", custom.preset),
             None => form.field("unit_amount", params.unit_amount),
         };
-        let form = form
+        let mut form = form
             .field("currency", &params.currency)
             .optional("tax_behavior", params.tax_behavior.as_deref())
             .map("metadata", &params.metadata);
+        for option in &params.currency_options {
+            let name = format!("currency_options[{}]", option.currency);
+            form = match &option.custom_unit_amount {
+                Some(custom) => form
+                    .field(&format!("{name}[custom_unit_amount][enabled]"), "true")
+                    .optional(&format!("{name}[custom_unit_amount][minimum]"), custom.minimum)
+                    .optional(&format!("{name}[custom_unit_amount][preset]"), custom.preset),
+                None => form.field(&format!("{name}[unit_amount]"), option.unit_amount),
+            };
+            form = form.optional(
+                &format!("{name}[tax_behavior]"),
+                params.tax_behavior.as_deref(),
+            );
+        }
         self.post("/v1/prices", form, Some(key)).await
     }
 
-    /// The active prices of a product.
+    /// The active prices of a product, with their currency options (which
+    /// Stripe includes only when asked).
     pub fn prices(&self, product: &str) -> BoxStream<'_, Result<Price, StripeError>> {
         let form = Form::new()
             .field("product", product)
-            .field("active", "true");
+            .field("active", "true")
+            .field("expand[]", "data.currency_options");
         self.list("/v1/prices", form)
     }
 

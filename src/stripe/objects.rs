@@ -124,6 +124,18 @@ pub struct Price {
     pub active: bool,
     #[serde(default)]
     pub metadata: Metadata,
+    /// The price in other currencies, by code; present only when asked
+    /// for (`expand[]=currency_options`), as Stripe includes it.
+    #[serde(default)]
+    pub currency_options: Option<std::collections::BTreeMap<String, PriceOption>>,
+}
+
+/// One of a price's `currency_options`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PriceOption {
+    pub unit_amount: Option<i64>,
+    #[serde(default)]
+    pub custom_unit_amount: Option<CustomUnitAmount>,
 }
 
 /// A price's `custom_unit_amount`, in minor units.

@@ -50,7 +50,19 @@ pub struct CreatePrice {
     /// `exclusive` or `inclusive`, which Stripe Tax needs; never changed
     /// once set, so a different one is a new price.
     pub tax_behavior: Option<String>,
+    /// The price in other currencies (`currency_options`), each with the
+    /// price's tax behavior.
+    pub currency_options: Vec<CurrencyOption>,
     pub metadata: Metadata,
+}
+
+/// A price's amount in one more currency: a fixed `unit_amount`, or with
+/// `custom_unit_amount` the buyer's choice (as the price's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrencyOption {
+    pub currency: String,
+    pub unit_amount: i64,
+    pub custom_unit_amount: Option<objects::CustomUnitAmount>,
 }
 
 #[derive(Debug, Clone, Default)]

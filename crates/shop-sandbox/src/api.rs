@@ -63,17 +63,30 @@ pub fn dispatch(
                 "product",
                 "starting_after",
                 "type",
+                "expand",
             ])?;
+            let options = price_options_expanded(params, true)?;
             let active = params.bool("active")?;
             let product = params.str("product").map(str::to_owned);
             let currency = params.str("currency").map(str::to_owned);
-            state.list("price", params, path, |price| {
+            let mut list = state.list("price", params, path, |price| {
                 active.is_none_or(|a| price["active"] == a)
                     && product.as_deref().is_none_or(|p| price["product"] == p)
                     && currency.as_deref().is_none_or(|c| price["currency"] == c)
-            })
+            })?;
+            if let Some(data) = list["data"].as_array_mut() {
+                for price in data.iter_mut() {
+                    *price = super::catalog::shown_price(price.take(), options);
+                }
+            }
+            Ok(list)
         }
-        ["v1", "prices", id] if get => state.find("price", id, "price").cloned(),
+        ["v1", "prices", id] if get => {
+            params.only(&["expand"])?;
+            let options = price_options_expanded(params, false)?;
+            let price = state.find("price", id, "price")?.clone();
+            Ok(super::catalog::shown_price(price, options))
+        }
         ["v1", "payment_links"] if post => create_payment_link(state, context, params),
         ["v1", "payment_links"] if get => {
             params.only(&["active", "ending_before", "limit", "starting_after"])?;
@@ -534,6 +547,19 @@ fn create_session(
 /// Expands what a Checkout Session allows: `line_items`,
 /// `total_details.breakdown` (included only when asked), `payment_intent`
 /// and `payment_intent.latest_charge`, `payment_link`.
+/// Whether a price's `currency_options` were asked for (the only
+/// expansion of a price shop reads; others are refused).
+fn price_options_expanded(params: &Params, list: bool) -> Result<bool, ApiError> {
+    let paths = expansions(params, list)?;
+    match paths.iter().find(|path| path.as_str() != "currency_options") {
+        Some(other) => Err(ApiError::invalid_request(
+            &format!("This property cannot be expanded ({other})."),
+            Some("expand"),
+        )),
+        None => Ok(!paths.is_empty()),
+    }
+}
+
 fn expand_session(state: &State, session: &mut Value, paths: &[String]) -> Result<(), ApiError> {
     let id = session["id"].as_str().unwrap_or_default().to_owned();
     for path in paths {

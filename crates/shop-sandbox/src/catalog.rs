@@ -197,6 +197,7 @@ pub(super) fn create_price(state: &mut State, params: &Params) -> Result<Value, 
         "product",
         "unit_amount",
         "custom_unit_amount",
+        "currency_options",
         "tax_behavior",
     ])?;
     let product = params.required_str("product")?;
@@ -214,7 +215,7 @@ pub(super) fn create_price(state: &mut State, params: &Params) -> Result<Value, 
     };
     state.find("product", product, "product")?;
     let currency = currency_param(params)?;
-    let custom = custom_unit_amount(params, &currency)?;
+    let custom = custom_unit_amount(params.get("custom_unit_amount"), "custom_unit_amount", &currency)?;
     let amount = match (params.int("unit_amount")?, &custom) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid_request(
@@ -232,6 +233,7 @@ pub(super) fn create_price(state: &mut State, params: &Params) -> Result<Value, 
             "This value must be greater than or equal to 0 and less than or equal to 99999999.",
         ));
     }
+    let options = currency_options(params, &currency, custom.is_some(), tax_behavior)?;
     let metadata = params.metadata()?;
     let mut price = objects::price(
         &new_id("price_"),
@@ -250,42 +252,168 @@ pub(super) fn create_price(state: &mut State, params: &Params) -> Result<Value, 
         price["custom_unit_amount"] = custom;
     }
     price["tax_behavior"] = json!(tax_behavior);
+    if !options.is_empty() {
+        price["currency_options"] = Value::Object(options);
+    }
     price["lookup_key"] = json!(params.str("lookup_key"));
     price["nickname"] = json!(params.str("nickname"));
-    Ok(state.insert(price))
+    Ok(shown_price(state.insert(price), false))
 }
 
-/// `custom_unit_amount[enabled|minimum|maximum|preset]`, checked as
-/// Stripe documents it: `enabled` required, a minimum at least the
-/// currency's smallest charge, a preset between the minimum and maximum.
-fn custom_unit_amount(params: &Params, currency: &str) -> Result<Option<Value>, ApiError> {
-    let Some(custom) = params.get("custom_unit_amount") else {
+/// `currency_options[<currency>][unit_amount|custom_unit_amount|tax_behavior]`:
+/// the price in other currencies (Stripe's multi-currency prices), each a
+/// currency Stripe charges in other than the price's own, each of the
+/// price's kind (a fixed amount, or the buyer's choice with its own
+/// range), with the price's tax behavior. The wording of the refusals
+/// Stripe's pages do not give is the sandbox's.
+fn currency_options(
+    params: &Params,
+    main: &str,
+    custom: bool,
+    tax_behavior: &str,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let mut options = serde_json::Map::new();
+    let Some(given) = params.get("currency_options") else {
+        return Ok(options);
+    };
+    let Value::Object(given) = given else {
+        return Err(ApiError::invalid("currency_options", "Invalid hash"));
+    };
+    for (code, option) in given {
+        let name = format!("currency_options[{code}]");
+        let code = code.to_ascii_lowercase();
+        if !super::rules::is_currency(&code) {
+            return Err(ApiError::invalid(&name, &format!("Invalid currency: {code}.")));
+        }
+        if code == main {
+            return Err(ApiError::invalid(
+                &name,
+                &format!("The currency option {code} is the price's own currency."),
+            ));
+        }
+        let Value::Object(fields) = option else {
+            return Err(ApiError::invalid(&name, "Invalid hash"));
+        };
+        if let Some(unknown) = fields.keys().find(|key| {
+            !["unit_amount", "custom_unit_amount", "tax_behavior", "unit_amount_decimal", "tiers"]
+                .contains(&key.as_str())
+        }) {
+            return Err(ApiError::invalid_request(
+                &format!("Received unknown parameter: {name}[{unknown}]"),
+                Some(&format!("{name}[{unknown}]")),
+            ));
+        }
+        let option_custom = custom_unit_amount(
+            fields.get("custom_unit_amount"),
+            &format!("{name}[custom_unit_amount]"),
+            &code,
+        )?;
+        let amount = leaf_int(fields.get("unit_amount"), &format!("{name}[unit_amount]"))?;
+        let (unit_amount, option_custom) = match (amount, option_custom, custom) {
+            (Some(amount), None, false) => {
+                if !(0..=99_999_999).contains(&amount) {
+                    return Err(ApiError::invalid(
+                        &format!("{name}[unit_amount]"),
+                        "This value must be greater than or equal to 0 and less than or equal to 99999999.",
+                    ));
+                }
+                (json!(amount), Value::Null)
+            }
+            (None, Some(chosen), true) => (Value::Null, chosen),
+            (Some(_), Some(_), _) => {
+                return Err(ApiError::invalid_request(
+                    &format!(
+                        "You may only specify one of these parameters: {name}[custom_unit_amount], {name}[unit_amount]."
+                    ),
+                    None,
+                ));
+            }
+            (_, _, true) => {
+                return Err(ApiError::invalid(
+                    &format!("{name}[custom_unit_amount]"),
+                    "Every currency option of a price whose customer chooses the amount needs a custom_unit_amount.",
+                ));
+            }
+            (_, _, false) => return Err(ApiError::missing(&format!("{name}[unit_amount]"))),
+        };
+        let behavior = match fields.get("tax_behavior").and_then(Value::as_str) {
+            None => tax_behavior,
+            Some(behavior @ ("exclusive" | "inclusive" | "unspecified")) => {
+                if behavior != tax_behavior && tax_behavior != "unspecified" {
+                    return Err(ApiError::invalid(
+                        &format!("{name}[tax_behavior]"),
+                        "A currency option's tax_behavior must be the price's.",
+                    ));
+                }
+                behavior
+            }
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    &format!("{name}[tax_behavior]"),
+                    &format!(
+                        "Invalid tax_behavior: must be one of exclusive, inclusive, or unspecified ({other})"
+                    ),
+                ));
+            }
+        };
+        options.insert(
+            code,
+            json!({
+                "custom_unit_amount": option_custom,
+                "tax_behavior": behavior,
+                "unit_amount": unit_amount,
+                "unit_amount_decimal": unit_amount.as_i64().map(|amount| amount.to_string()),
+            }),
+        );
+    }
+    Ok(options)
+}
+
+/// A price as an answer shows it: `currency_options` only when asked
+/// (`expand[]=currency_options`), as Stripe includes it.
+pub(super) fn shown_price(mut price: Value, expanded: bool) -> Value {
+    if !expanded && let Some(fields) = price.as_object_mut() {
+        fields.remove("currency_options");
+    }
+    price
+}
+
+/// `custom_unit_amount[enabled|minimum|maximum|preset]` (named `name`),
+/// checked as Stripe documents it: `enabled` required, a minimum at least
+/// the currency's smallest charge, a preset between the minimum and
+/// maximum.
+fn custom_unit_amount(
+    custom: Option<&Value>,
+    name: &str,
+    currency: &str,
+) -> Result<Option<Value>, ApiError> {
+    let Some(custom) = custom else {
         return Ok(None);
     };
     let Value::Object(fields) = custom else {
-        return Err(ApiError::invalid("custom_unit_amount", "Invalid hash"));
+        return Err(ApiError::invalid(name, "Invalid hash"));
     };
     if let Some(unknown) = fields
         .keys()
         .find(|key| !["enabled", "minimum", "maximum", "preset"].contains(&key.as_str()))
     {
         return Err(ApiError::invalid_request(
-            &format!("Received unknown parameter: custom_unit_amount[{unknown}]"),
-            Some(&format!("custom_unit_amount[{unknown}]")),
+            &format!("Received unknown parameter: {name}[{unknown}]"),
+            Some(&format!("{name}[{unknown}]")),
         ));
     }
-    let enabled = super::params::leaf_bool(fields.get("enabled"), "custom_unit_amount[enabled]")?
-        .ok_or_else(|| ApiError::missing("custom_unit_amount[enabled]"))?;
+    let enabled = super::params::leaf_bool(fields.get("enabled"), &format!("{name}[enabled]"))?
+        .ok_or_else(|| ApiError::missing(&format!("{name}[enabled]")))?;
     if !enabled {
         return Err(ApiError::invalid(
-            "custom_unit_amount[enabled]",
-            "custom_unit_amount[enabled] must be true; to disable it, omit custom_unit_amount.",
+            &format!("{name}[enabled]"),
+            &format!("{name}[enabled] must be true; to disable it, omit {name}."),
         ));
     }
-    let minimum = leaf_int(fields.get("minimum"), "custom_unit_amount[minimum]")?;
-    let maximum = leaf_int(fields.get("maximum"), "custom_unit_amount[maximum]")?;
-    let preset = leaf_int(fields.get("preset"), "custom_unit_amount[preset]")?;
-    for (name, amount) in [
+    let minimum = leaf_int(fields.get("minimum"), &format!("{name}[minimum]"))?;
+    let maximum = leaf_int(fields.get("maximum"), &format!("{name}[maximum]"))?;
+    let preset = leaf_int(fields.get("preset"), &format!("{name}[preset]"))?;
+    for (field, amount) in [
         ("minimum", minimum),
         ("maximum", maximum),
         ("preset", preset),
@@ -294,7 +422,7 @@ fn custom_unit_amount(params: &Params, currency: &str) -> Result<Option<Value>, 
             && let Some(refusal) = super::rules::charge_refusal(amount, currency)
         {
             return Err(ApiError::invalid(
-                &format!("custom_unit_amount[{name}]"),
+                &format!("{name}[{field}]"),
                 &refusal,
             ));
         }
@@ -303,7 +431,7 @@ fn custom_unit_amount(params: &Params, currency: &str) -> Result<Option<Value>, 
         && minimum > maximum
     {
         return Err(ApiError::invalid(
-            "custom_unit_amount[minimum]",
+            &format!("{name}[minimum]"),
             "The minimum must be less than or equal to the maximum.",
         ));
     }
@@ -312,7 +440,7 @@ fn custom_unit_amount(params: &Params, currency: &str) -> Result<Option<Value>, 
             || maximum.is_some_and(|maximum| preset > maximum))
     {
         return Err(ApiError::invalid(
-            "custom_unit_amount[preset]",
+            &format!("{name}[preset]"),
             "The preset must be between the minimum and the maximum.",
         ));
     }

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use warp::http::{Method, Response, StatusCode};
 
 use super::sessions::{
-    self, NewSession, Payment, apply_promotion_code, choose_amount, complete, custom_range,
+    self, NewSession, Payment, apply_promotion_code, choose_amount, choose_currency, complete,
+    currencies, currency_of_country, custom_range,
     custom_range_of, expire_if_due,
 };
 use super::state::State;
@@ -59,8 +60,37 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
                 ),
             };
         }
+        // The currency selector: the page again, in the currency chosen.
+        if field("step") == "currency" {
+            let chosen = choose_currency(&mut state, id, &field("currency"));
+            sandbox.after_change(&mut state);
+            let session = state.get(id).cloned().unwrap_or_default();
+            let items = shown_items(&state, id);
+            let error = chosen.err().map(|error| error.message);
+            return html(
+                match error {
+                    None => StatusCode::OK,
+                    Some(_) => StatusCode::BAD_REQUEST,
+                },
+                &checkout_form(sandbox, &session, &items, &email, error.as_deref()),
+            );
+        }
+        // Paying: in the currency the form names, else in the one of the
+        // buyer's country where the price has it, as Checkout presents.
+        let by_country = tax::TEST_ADDRESSES
+            .iter()
+            .find(|address| address.key.eq_ignore_ascii_case(field("address").trim()))
+            .and_then(|address| currency_of_country(address.country))
+            .filter(|currency| currencies(&state, id).iter().any(|c| c == currency));
+        let presented = match field("currency") {
+            currency if !currency.trim().is_empty() => choose_currency(&mut state, id, &currency),
+            _ => by_country.map_or(Ok(()), |currency| choose_currency(&mut state, id, currency)),
+        };
+        let session = state.get(id).cloned().unwrap_or(session);
         let method = if iban.trim().is_empty() { card } else { iban };
-        let chosen = if custom_range(&state, id).is_some() {
+        let chosen = if let Err(error) = presented {
+            Err(error)
+        } else if custom_range(&state, id).is_some() {
             let currency = session["currency"].as_str().unwrap_or("usd");
             super::rules::parse_amount(field("amount").trim(), currency)
                 .ok_or_else(|| ApiError::invalid("custom_unit_amount", "Enter an amount."))
@@ -419,11 +449,35 @@ fn checkout_form(
     // Shown to every buyer the session may ask; counted only for one in
     // the US (`tax::offers_promotions`).
     let promotions = session["consent_collection"]["promotions"] == "auto";
+    // A price in several currencies: the selector, as Checkout shows one.
+    let price = items.first().map(|item| &item["price"]);
+    let mut currencies: Vec<String> = price
+        .and_then(|price| price["currency"].as_str())
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    if let Some(options) = price.and_then(|price| price["currency_options"].as_object()) {
+        currencies.extend(options.keys().cloned());
+    }
+    let currencies: Vec<Value> = match currencies.len() {
+        0 | 1 => Vec::new(),
+        _ => currencies
+            .iter()
+            .map(|code| {
+                json!({
+                    "code": code,
+                    "name": code.to_ascii_uppercase(),
+                    "selected": session["currency"] == code.as_str(),
+                })
+            })
+            .collect(),
+    };
     pages::render(
         "checkout.html",
         minijinja::context! {
             title => "Checkout",
             promotions,
+            currencies,
             id => session["id"].as_str().unwrap_or_default(),
             seller,
             names => names.join(", "),

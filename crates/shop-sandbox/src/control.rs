@@ -102,6 +102,19 @@ pub fn handle(
             if let Some(country) = input.get("country") {
                 state.account.country = country.as_str().map(str::to_ascii_uppercase);
             }
+            if let Some(currency) = input.get("settle_in") {
+                let currency = currency.as_str().map(str::to_ascii_lowercase);
+                if currency
+                    .as_deref()
+                    .is_some_and(|code| super::fees::exchange_rate(code, "usd").is_none())
+                {
+                    return json_response(
+                        StatusCode::BAD_REQUEST,
+                        &json!({"error": "settle_in: a currency of the sandbox's table of rates"}),
+                    );
+                }
+                state.account.settle_in = currency;
+            }
             sandbox.after_change(&mut state);
             json_response(
                 StatusCode::OK,
@@ -112,6 +125,7 @@ pub fn handle(
                     "tax_registrations": state.account.tax_registrations,
                     "terms_of_service_url": state.account.terms_of_service_url,
                     "country": fees::account_country(&state),
+                    "settle_in": state.account.settle_in,
                 }),
             )
         }
@@ -203,11 +217,16 @@ pub fn handle(
             };
             let webhooks = sandbox.webhooks();
             let mut state = sandbox.state();
-            // A pay-what-you-want price: the amount the buyer typed.
-            let chosen = match input["amount"].as_i64() {
-                Some(amount) => super::sessions::choose_amount(&mut state, id, amount),
+            // The currency the buyer pays in, then (pay what you want) the
+            // amount they typed in it.
+            let presented = match input["currency"].as_str() {
+                Some(currency) => super::sessions::choose_currency(&mut state, id, currency),
                 None => Ok(()),
             };
+            let chosen = presented.and_then(|()| match input["amount"].as_i64() {
+                Some(amount) => super::sessions::choose_amount(&mut state, id, amount),
+                None => Ok(()),
+            });
             let base_url = sandbox.base_url().to_owned();
             let result = chosen.and_then(|()| {
                 super::sessions::complete(&mut state, webhooks, &base_url, id, &payment)

@@ -13,10 +13,18 @@
 //! Other account countries are charged as the US is. The fixed part is the
 //! sandbox's own table by currency (30 ¢, 25 euro cents, 20 pence, …; none
 //! where the table has no entry), and a SEPA Direct Debit costs 35 euro
-//! cents. The sandbox's account settles each payment in the currency it
-//! was charged in, as an account with a bank account in each does: Stripe's
-//! currency conversion (and its fee) is not modelled. Refunds give no fee
-//! back, as on Stripe.
+//! cents. Refunds give no fee back, as on Stripe.
+//!
+//! Settlement: by default the sandbox's account settles each payment in
+//! the currency it was charged in, as an account with a bank account in
+//! each does. Told to settle in one currency (`settings`
+//! `{"settle_in": "eur"}`, an account with one bank account), it converts
+//! every other at the sandbox's own fixed table of rates ([`RATES`], not
+//! the market's), records the rate on the balance transaction
+//! (`exchange_rate`: the charge's currency times it gives the settlement
+//! currency, in whole units, as Stripe defines it), and adds Stripe's
+//! conversion fee (1 % for a US account, 2 % elsewhere, of the converted
+//! amount) to the payment's fee.
 
 use serde_json::{Value, json};
 
@@ -45,6 +53,61 @@ const FIXED: &[(&str, i64)] = &[
     ("pln", 100),
     ("czk", 650),
 ];
+
+/// Units of each currency one US dollar buys: the sandbox's fixed table,
+/// from which the rate between any two is read.
+const RATES: &[(&str, f64)] = &[
+    ("usd", 1.0),
+    ("eur", 0.92),
+    ("gbp", 0.79),
+    ("jpy", 150.0),
+    ("cad", 1.36),
+    ("aud", 1.52),
+    ("nzd", 1.66),
+    ("chf", 0.88),
+    ("sek", 10.4),
+    ("dkk", 6.86),
+    ("nok", 10.6),
+    ("pln", 3.98),
+    ("czk", 22.9),
+];
+
+/// The rate from `from` to `to` in whole units, if the table has both.
+pub fn exchange_rate(from: &str, to: &str) -> Option<f64> {
+    let per_dollar = |code: &str| RATES.iter().find(|(c, _)| *c == code).map(|(_, r)| *r);
+    Some(per_dollar(to)? / per_dollar(from)?)
+}
+
+/// `amount` minor units of `currency` as the account settles them: in the
+/// currency it settles in (converted at [`exchange_rate`], rounded half
+/// away from zero), with the rate; unchanged where it settles in each.
+pub fn settled(state: &State, amount: i64, currency: &str) -> (i64, String, Option<f64>) {
+    let Some(into) = state
+        .account
+        .settle_in
+        .clone()
+        .filter(|into| into != currency)
+    else {
+        return (amount, currency.to_owned(), None);
+    };
+    let Some(rate) = exchange_rate(currency, &into) else {
+        // A currency the table lacks settles as charged.
+        return (amount, currency.to_owned(), None);
+    };
+    let scale = |code: &str| 10f64.powi(super::rules::decimals(code) as i32);
+    let whole = amount as f64 / scale(currency);
+    let converted = (whole * rate * scale(&into)).round() as i64;
+    (converted, into, Some(rate))
+}
+
+/// Stripe's fee for converting a payment into the settlement currency, in
+/// hundredths of a percent: 1 % for a US account, 2 % elsewhere.
+fn conversion_rate(account: &str) -> i64 {
+    match account {
+        "US" => 100,
+        _ => 200,
+    }
+}
 
 /// A SEPA Direct Debit's fee, in euro cents.
 const SEPA_FEE: i64 = 35;
@@ -108,6 +171,19 @@ pub fn record(
     currency: &str,
     source: &str,
 ) -> String {
+    let (amount, currency, rate) = settled(state, amount, currency);
+    record_settled(state, kind, (amount, &currency, rate), fee, source)
+}
+
+/// [`record`] of an amount already in the settlement currency, with the
+/// rate it was converted at (none: not converted).
+fn record_settled(
+    state: &mut State,
+    kind: &str,
+    (amount, currency, rate): (i64, &str, Option<f64>),
+    fee: i64,
+    source: &str,
+) -> String {
     let id = new_id("txn_");
     let now = state.now();
     let fee_details = if fee == 0 {
@@ -130,7 +206,7 @@ pub fn record(
         "created": now,
         "currency": currency,
         "description": null,
-        "exchange_rate": null,
+        "exchange_rate": rate,
         "fee": fee,
         "fee_details": fee_details,
         "net": amount - fee,
@@ -151,13 +227,24 @@ pub fn charge_succeeded(state: &mut State, charge_id: &str) {
     let amount = charge["amount"].as_i64().unwrap_or(0);
     let currency = charge["currency"].as_str().unwrap_or("usd").to_owned();
     let details = &charge["payment_method_details"];
-    let fee = if details["type"] == "sepa_debit" {
+    let (amount, currency, rate) = settled(state, amount, &currency);
+    let account = account_country(state);
+    let mut fee = if details["type"] == "sepa_debit" {
         sepa_fee()
     } else {
         let card = details["card"]["country"].as_str().unwrap_or("US");
-        card_fee(&account_country(state), card, amount, &currency)
+        card_fee(&account, card, amount, &currency)
     };
-    let id = record(state, "charge", amount, fee, &currency, charge_id);
+    if rate.is_some() {
+        fee += (amount * conversion_rate(&account) + 5_000) / 10_000;
+    }
+    let id = record_settled(
+        state,
+        "charge",
+        (amount, &currency, rate),
+        fee,
+        charge_id,
+    );
     state.update(charge_id, |charge| {
         charge["balance_transaction"] = json!(id)
     });
@@ -176,6 +263,19 @@ pub fn expanded(state: &State, charge: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_conversion_follows_the_table_in_each_currencys_units() {
+        let mut state = State::default();
+        assert_eq!(settled(&state, 2600, "usd"), (2600, "usd".to_owned(), None));
+        state.account.settle_in = Some("eur".into());
+        // 26.00 USD at 0.92 is 23.92 EUR; 3,900 JPY at 0.92/150 is 23.92 EUR.
+        let (amount, currency, rate) = settled(&state, 2600, "usd");
+        assert_eq!((amount, currency.as_str()), (2392, "eur"));
+        assert!((rate.unwrap() - 0.92).abs() < 1e-9);
+        assert_eq!(settled(&state, 3900, "jpy").0, 2392);
+        assert_eq!(settled(&state, 2100, "eur"), (2100, "eur".to_owned(), None));
+    }
 
     #[test]
     fn fees_follow_the_published_pricing() {

@@ -533,7 +533,15 @@ pub fn custom_range(state: &State, id: &str) -> Option<(Option<i64>, Option<i64>
 
 /// The same, from a session's line items.
 pub fn custom_range_of(items: &[Value]) -> Option<(Option<i64>, Option<i64>)> {
-    let custom = &items.first()?["price"]["custom_unit_amount"];
+    let item = items.first()?;
+    // In a currency option the buyer chose, that option's range.
+    let custom = match item["currency"] == item["price"]["currency"] {
+        true => &item["price"]["custom_unit_amount"],
+        false => {
+            let currency = item["currency"].as_str().unwrap_or_default();
+            &item["price"]["currency_options"][currency]["custom_unit_amount"]
+        }
+    };
     custom
         .is_object()
         .then(|| (custom["minimum"].as_i64(), custom["maximum"].as_i64()))
@@ -812,4 +820,123 @@ mod tests {
         }
         assert!(!luhn("4242424242424241"));
     }
+}
+
+/// The currency of a country, where the sandbox knows it: what Checkout
+/// presents a buyer there when the price has it.
+pub fn currency_of_country(country: &str) -> Option<&'static str> {
+    const EURO: &[&str] = &[
+        "AT", "BE", "CY", "DE", "EE", "ES", "FI", "FR", "GR", "HR", "IE", "IT", "LT", "LU", "LV",
+        "MT", "NL", "PT", "SI", "SK",
+    ];
+    const OTHERS: &[(&str, &str)] = &[
+        ("US", "usd"),
+        ("GB", "gbp"),
+        ("JP", "jpy"),
+        ("CA", "cad"),
+        ("AU", "aud"),
+        ("NZ", "nzd"),
+        ("CH", "chf"),
+        ("SE", "sek"),
+        ("DK", "dkk"),
+        ("NO", "nok"),
+        ("PL", "pln"),
+    ];
+    if EURO.contains(&country) {
+        return Some("eur");
+    }
+    OTHERS
+        .iter()
+        .find(|(known, _)| *known == country)
+        .map(|(_, currency)| *currency)
+}
+
+/// The currencies the session's price sells in: its own, then its
+/// `currency_options`.
+pub fn currencies(state: &State, id: &str) -> Vec<String> {
+    let Some(price) = session_price(state, id) else {
+        return Vec::new();
+    };
+    let mut currencies = vec![price["currency"].as_str().unwrap_or("usd").to_owned()];
+    if let Some(options) = price["currency_options"].as_object() {
+        currencies.extend(options.keys().cloned());
+    }
+    currencies
+}
+
+/// The price of a session's line, as stored (with its currency options).
+fn session_price(state: &State, id: &str) -> Option<Value> {
+    let price_id = state.line_items.get(id)?.first()?["price"]["id"].as_str()?;
+    state.get(price_id).cloned()
+}
+
+/// The buyer pays in `currency` (the test checkout's currency selector,
+/// or the currency of their country): where the session's price has it
+/// (its own or a `currency_options` entry), the session, its line and its
+/// amounts change to it, as Checkout presents manual currency prices; a
+/// percentage off is taken again, an amount off must be in that currency.
+/// A currency the price does not have is refused.
+pub fn choose_currency(state: &mut State, id: &str, currency: &str) -> Result<(), ApiError> {
+    let currency = currency.trim().to_ascii_lowercase();
+    let session = state.find("checkout.session", id, "session")?.clone();
+    if session["currency"] == currency.as_str() {
+        return Ok(());
+    }
+    let price = session_price(state, id).unwrap_or(Value::Null);
+    let option = if price["currency"] == currency.as_str() {
+        price.clone()
+    } else {
+        price["currency_options"][&currency].clone()
+    };
+    if !option.is_object() {
+        return Err(ApiError::invalid(
+            "currency",
+            &format!(
+                "This Checkout Session's price has no {} option: it sells in {}.",
+                currency.to_ascii_uppercase(),
+                currencies(state, id).join(", ").to_ascii_uppercase()
+            ),
+        ));
+    }
+    let subtotal = option["unit_amount"]
+        .as_i64()
+        .or_else(|| option["custom_unit_amount"]["preset"].as_i64())
+        .or_else(|| option["custom_unit_amount"]["minimum"].as_i64())
+        .unwrap_or(0);
+    let discount = match state.breakdowns.get(id) {
+        None => 0,
+        Some(breakdown) => {
+            let coupon = &breakdown["discounts"][0]["discount"]["coupon"];
+            match (coupon["percent_off"].as_f64(), coupon["amount_off"].as_i64()) {
+                (Some(percent), _) => ((subtotal as f64) * percent / 100.0).round() as i64,
+                (None, Some(off)) if coupon["currency"] == currency.as_str() => off.min(subtotal),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "currency",
+                        "This Checkout Session's coupon takes an amount off in another currency.",
+                    ));
+                }
+            }
+        }
+    };
+    if let Some(breakdown) = state.breakdowns.get_mut(id) {
+        breakdown["discounts"][0]["amount"] = json!(discount);
+    }
+    if let Some(item) = state.line_items.get_mut(id).and_then(|items| items.first_mut()) {
+        item["currency"] = json!(currency);
+        item["amount_subtotal"] = json!(subtotal);
+        item["amount_discount"] = json!(discount);
+        item["amount_total"] = json!(subtotal - discount);
+    }
+    state.update(id, |session| {
+        session["currency"] = json!(currency);
+        session["amount_subtotal"] = json!(subtotal);
+        session["amount_total"] = json!(subtotal - discount);
+        session["total_details"]["amount_discount"] = json!(discount);
+        session["payment_method_types"] = match currency.as_str() {
+            "eur" => json!(["card", "sepa_debit"]),
+            _ => json!(["card"]),
+        };
+    });
+    Ok(())
 }

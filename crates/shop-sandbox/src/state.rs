@@ -27,6 +27,10 @@ pub struct Account {
     pub tax_registrations: Vec<String>,
     /// The public business details' terms of service.
     pub terms_of_service_url: Option<String>,
+    /// The one currency the account settles in (its bank account's);
+    /// none: it settles each payment in the currency charged.
+    #[serde(default)]
+    pub settle_in: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -56,6 +56,9 @@ pub struct ProductCard {
     pub description: Option<minijinja::Value>,
     pub cover: Option<String>,
     pub price: String,
+    /// The price in the product's other currencies (`29.00 USD`), beside
+    /// the one shown.
+    pub others: Vec<String>,
     /// A free sample: "Get it free" (an address) instead of Buy.
     pub free: bool,
     pub version: String,

@@ -68,6 +68,7 @@ fn card(slug: &str, preorder: bool, includes: Vec<Included>) -> ProductCard {
         description: Some(safe("<p>About the book.</p>".into())),
         cover: Some(format!("/cover/{slug}")),
         price: "24.00 EUR".into(),
+        others: vec!["26.00 USD".into(), "21.00 GBP".into()],
         free: slug == "sample",
         version: "2.0.0".into(),
         date: "2026-12-01".into(),

@@ -29,6 +29,10 @@ pub struct Product {
     pub price: Money,
     /// `price = { minimum = …, suggested = … }`: the buyer chooses the amount.
     pub pay_what_you_want: Option<PayWhatYouWant>,
+    /// `prices = { gbp = "21.00", … }`: the price in other currencies, by
+    /// currency code (Stripe's `currency_options`: Checkout charges a buyer
+    /// in their own where the price has it).
+    pub prices: Vec<CurrencyPrice>,
     /// `price = "free"`: a free sample, given to an address that confirms
     /// it (its `price` is zero). Its releases make no Stripe objects, and
     /// what it gives is in the ledger as a sample, never a sale.
@@ -133,6 +137,38 @@ impl Product {
     /// Whether this product sells other products (`bundle`).
     pub fn is_bundle(&self) -> bool {
         !self.bundle.is_empty()
+    }
+}
+
+/// The price in one more currency: the amount (a pay-what-you-want
+/// product's minimum) and, for pay what you want, the suggestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrencyPrice {
+    pub price: Money,
+    pub pay_what_you_want: Option<PayWhatYouWant>,
+}
+
+impl Product {
+    /// The price in `currency`, if the product sells in it: the main one
+    /// or one of `prices`, with its pay-what-you-want terms.
+    pub fn price_in(&self, currency: Currency) -> Option<CurrencyPrice> {
+        if currency == self.price.currency {
+            return Some(CurrencyPrice {
+                price: self.price,
+                pay_what_you_want: self.pay_what_you_want,
+            });
+        }
+        self.prices
+            .iter()
+            .find(|price| price.price.currency == currency)
+            .copied()
+    }
+
+    /// Every currency the product sells in, the main one first.
+    pub fn currencies(&self) -> Vec<Currency> {
+        std::iter::once(self.price.currency)
+            .chain(self.prices.iter().map(|price| price.price.currency))
+            .collect()
     }
 }
 

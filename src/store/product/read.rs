@@ -5,6 +5,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
+    CurrencyPrice,
     Asset, Contained, DEFAULT_UPGRADE_DAYS, Defaults, PayWhatYouWant, Product, Release,
     UpdatePolicy, Upgrade, check_cover, check_file_name, check_slug,
 };
@@ -127,6 +128,7 @@ const PRODUCT_KEYS: &[&str] = &[
     "cover",
     "price",
     "currency",
+    "prices",
     "files",
     "bundle",
     "download_limit",
@@ -148,6 +150,7 @@ struct RawProduct {
     cover: Option<Spanned<String>>,
     price: Spanned<toml::Value>,
     currency: Option<Spanned<String>>,
+    prices: Option<Spanned<toml::Table>>,
     files: Option<Spanned<Vec<Spanned<String>>>>,
     bundle: Option<Spanned<Vec<Spanned<String>>>>,
     download_limit: Option<Spanned<i64>>,
@@ -233,6 +236,7 @@ pub fn parse(
     let currency = reader.currency(&raw, defaults);
     let (price, pay_what_you_want) = reader.price(&raw, currency);
     let free = reader.free(&raw);
+    let prices = reader.prices(&raw, currency, pay_what_you_want.is_some(), free);
     let (files, bundle) = reader.contents(slug, &raw);
     let download_limit = reader.download_limit(&raw, defaults);
     let updates = reader.updates(&raw);
@@ -254,6 +258,7 @@ pub fn parse(
             .filter(|text| !text.is_empty()),
         price,
         pay_what_you_want,
+        prices,
         free,
         files,
         bundle,
@@ -386,6 +391,93 @@ impl Reader<'_> {
                 }
             });
         (price, pay_what_you_want)
+    }
+
+    /// `prices = { gbp = "21.00", jpy = "3900" }`: the price in other
+    /// currencies (Stripe's `currency_options`), each by its own
+    /// currency's rules; a pay-what-you-want product gives a minimum and a
+    /// suggestion in each (`gbp = { minimum = "4.00" }`). By currency.
+    fn prices(
+        &mut self,
+        raw: &RawProduct,
+        main: Currency,
+        chosen: bool,
+        free: bool,
+    ) -> Vec<CurrencyPrice> {
+        let Some(table) = &raw.prices else {
+            return Vec::new();
+        };
+        let span = table.span();
+        if free {
+            self.problem(
+                span,
+                "a free product has no `prices`".into(),
+                "remove `prices`: a free sample costs nothing in any currency".into(),
+            );
+            return Vec::new();
+        }
+        let example = match chosen {
+            true => "`prices = { gbp = { minimum = \"4.00\", suggested = \"10.00\" } }`",
+            false => "`prices = { gbp = \"21.00\", jpy = \"3900\" }`",
+        };
+        let mut prices: Vec<CurrencyPrice> = Vec::new();
+        for (code, value) in table.get_ref() {
+            let currency: Currency = match code.parse() {
+                Ok(currency) => currency,
+                Err(message) => {
+                    self.problem(
+                        span.clone(),
+                        format!("`prices.{code}`: {message}"),
+                        "name each currency by its three-letter ISO 4217 code, such as `gbp`".into(),
+                    );
+                    continue;
+                }
+            };
+            if currency == main {
+                self.problem(
+                    span.clone(),
+                    format!("`prices.{code}` repeats the main currency: `price` is in {main}"),
+                    format!("remove `prices.{code}`, or change `currency`"),
+                );
+                continue;
+            }
+            let key = format!("prices.{code}");
+            let parsed = match (value, chosen) {
+                (toml::Value::String(text), false) => Money::parse(text, currency)
+                    .map_err(|message| (message, format!("write the price in {currency} as a string, as in {example}")))
+                    .and_then(|money| money.check_chargeable().map(|()| money))
+                    .map(|price| CurrencyPrice {
+                        price,
+                        pay_what_you_want: None,
+                    }),
+                (toml::Value::Table(table), true) => chosen_price(table, currency)
+                    .map(|(price, chosen)| CurrencyPrice {
+                        price,
+                        pay_what_you_want: Some(chosen),
+                    })
+                    .map_err(|(message, hint)| (message.replace("`price", &format!("`{key}")), hint)),
+                (_, true) => Err((
+                    format!("`{key}` is not a minimum and a suggestion: `price` is pay what you want"),
+                    format!("write it as {example}"),
+                )),
+                (other, false) => Err((
+                    format!("`{key}` is a {}, not a price in a string", other.type_str()),
+                    format!("write it as {example}"),
+                )),
+            };
+            match parsed {
+                Ok(price) => prices.push(price),
+                Err((message, hint)) => {
+                    let message = match message.contains(&key) {
+                        true => message,
+                        false => format!("`{key}`: {message}"),
+                    };
+                    self.problem(span.clone(), message, hint);
+                }
+            }
+        }
+        prices.sort_by_key(|price| price.price.currency);
+        prices
     }
 
     /// `price = "free"`: a free sample, given for a confirmed address. It
