@@ -348,10 +348,18 @@ mod tests {
         };
         let converted = in_currency(&paid, eur).unwrap();
         assert_eq!(
-            (converted.currency.as_str(), converted.amount, converted.tax, converted.amount_refunded),
+            (
+                converted.currency.as_str(),
+                converted.amount,
+                converted.tax,
+                converted.amount_refunded
+            ),
             ("eur", 2392, Some(368), Some(1196))
         );
-        assert_eq!((converted.fee, converted.net, converted.settled_in), (Some(110), Some(2282), None));
+        assert_eq!(
+            (converted.fee, converted.net, converted.settled_in),
+            (Some(110), Some(2282), None)
+        );
         // Charged in EUR: as it is; settled in USD, or not known: no rate.
         let mut own = paid.clone();
         own.currency = "eur".into();

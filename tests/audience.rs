@@ -398,7 +398,9 @@ fn a_free_sample_goes_to_an_address_as_a_stamped_copy_and_follows_only_when_tick
     // Released with no Stripe object at all.
     let product = served.test.read("products/guide.toml");
     assert!(
-        product.contains("[[release]]") && !product.contains("stripe_") && !product.contains("payment_link"),
+        product.contains("[[release]]")
+            && !product.contains("stripe_")
+            && !product.contains("payment_link"),
         "{product}"
     );
     served
@@ -493,7 +495,9 @@ fn a_free_sample_goes_to_an_address_as_a_stamped_copy_and_follows_only_when_tick
     served.wait_for("the second sample's mail", || {
         !mails_to(&served, "fay@example.com", "free from").is_empty()
     });
-    let fay = mails_to(&served, "fay@example.com", "free from").pop().unwrap();
+    let fay = mails_to(&served, "fay@example.com", "free from")
+        .pop()
+        .unwrap();
     assert!(!fay.contains("/follow/confirm/"), "{fay}");
     assert_eq!(followers(&served).len(), 1);
 
@@ -506,8 +510,9 @@ fn a_free_sample_goes_to_an_address_as_a_stamped_copy_and_follows_only_when_tick
     let samples = served.test.read("purchases/samples.jsonl");
     assert_eq!(samples.lines().count(), 2, "{samples}");
     assert!(
-        samples.lines().all(|line| line.contains("\"status\":\"sample\"")
-            && line.contains("\"amount\":0")),
+        samples
+            .lines()
+            .all(|line| line.contains("\"status\":\"sample\"") && line.contains("\"amount\":0")),
         "{samples}"
     );
     served
@@ -519,11 +524,7 @@ fn a_free_sample_goes_to_an_address_as_a_stamped_copy_and_follows_only_when_tick
     let header: Vec<&str> = report.lines().next().unwrap().split_whitespace().collect();
     let row: Vec<&str> = report.lines().nth(1).unwrap().split_whitespace().collect();
     let column = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
-    assert_eq!(
-        (column("COUNT"), column("SAMPLES")),
-        ("0", "2"),
-        "{report}"
-    );
+    assert_eq!((column("COUNT"), column("SAMPLES")), ("0", "2"), "{report}");
 }
 
 #[test]

@@ -308,12 +308,15 @@ fn shop_with_a_front() -> Served {
         .shop(&["release", "sampler", "1.0.0", sampler.to_str().unwrap()])
         .success();
     // The server picks a release up within seconds.
-    served.wait_for("the server to see 1.1.0, the pre-order and the sample", || {
-        let front = served.body(served.get("/"));
-        front.contains("version 1.1.0")
-            && front.contains("Version 2.0.0 is coming")
-            && front.contains("sample-email-sampler")
-    });
+    served.wait_for(
+        "the server to see 1.1.0, the pre-order and the sample",
+        || {
+            let front = served.body(served.get("/"));
+            front.contains("version 1.1.0")
+                && front.contains("Version 2.0.0 is coming")
+                && front.contains("sample-email-sampler")
+        },
+    );
     served
 }
 

@@ -77,10 +77,17 @@ fn a_book_in_four_currencies_sells_in_each_and_reports_in_the_accounts() {
             .await
             .unwrap()
     });
-    assert_eq!((&price["currency"], &price["unit_amount"]), (&json!("eur"), &json!(2400)));
+    assert_eq!(
+        (&price["currency"], &price["unit_amount"]),
+        (&json!("eur"), &json!(2400))
+    );
     let options = &price["currency_options"];
     assert_eq!(
-        [&options["usd"]["unit_amount"], &options["gbp"]["unit_amount"], &options["jpy"]["unit_amount"]],
+        [
+            &options["usd"]["unit_amount"],
+            &options["gbp"]["unit_amount"],
+            &options["jpy"]["unit_amount"]
+        ],
         [&json!(2600), &json!(2100), &json!(3900)]
     );
     // A release with the same prices finds that price again.
@@ -96,9 +103,11 @@ fn a_book_in_four_currencies_sells_in_each_and_reports_in_the_accounts() {
         .stderr_has(&[&format!(
             "Stripe price `{price_id}` for 24.00 EUR (21.00 GBP, 3900 JPY, 26.00 USD) exists"
         )]);
-    served.test.shop(&["products"]).success().stdout_has(&[
-        "24.00 EUR (also 21.00 GBP, 3900 JPY, 26.00 USD)",
-    ]);
+    served
+        .test
+        .shop(&["products"])
+        .success()
+        .stdout_has(&["24.00 EUR (also 21.00 GBP, 3900 JPY, 26.00 USD)"]);
 
     // Each visitor sees the price in their currency, and the others beside.
     served.wait_for("the server to read 1.0.1", || {
@@ -107,11 +116,23 @@ fn a_book_in_four_currencies_sells_in_each_and_reports_in_the_accounts() {
     let (vary, page) = front_for(&served, "/", Some("en-GB,en;q=0.8"));
     assert_eq!(vary, "Accept-Language");
     assert_eq!(shown_price(&page), "21.00 GBP");
-    assert!(page.contains("(also 24.00 EUR, 3900 JPY, 26.00 USD)"), "{page}");
-    assert_eq!(shown_price(&front_for(&served, "/", Some("ja-JP")).1), "3900 JPY");
-    assert_eq!(shown_price(&front_for(&served, "/", Some("de-DE")).1), "24.00 EUR");
+    assert!(
+        page.contains("(also 24.00 EUR, 3900 JPY, 26.00 USD)"),
+        "{page}"
+    );
+    assert_eq!(
+        shown_price(&front_for(&served, "/", Some("ja-JP")).1),
+        "3900 JPY"
+    );
+    assert_eq!(
+        shown_price(&front_for(&served, "/", Some("de-DE")).1),
+        "24.00 EUR"
+    );
     // A region the product has no price for, or none: the main currency.
-    assert_eq!(shown_price(&front_for(&served, "/", Some("pt-BR")).1), "24.00 EUR");
+    assert_eq!(
+        shown_price(&front_for(&served, "/", Some("pt-BR")).1),
+        "24.00 EUR"
+    );
     assert_eq!(shown_price(&front_for(&served, "/", None).1), "24.00 EUR");
     let (_, chosen) = front_for(&served, "/p/guide?currency=usd", Some("en-GB"));
     assert_eq!(shown_price(&chosen), "26.00 USD");
@@ -129,7 +150,10 @@ fn a_book_in_four_currencies_sells_in_each_and_reports_in_the_accounts() {
     let link = served.payment_link();
     let checkout = served.checkout_page(&link);
     let page = served.body(served.get(&checkout));
-    assert!(page.contains("name=\"currency\"") && page.contains(">JPY<"), "{page}");
+    assert!(
+        page.contains("name=\"currency\"") && page.contains(">JPY<"),
+        "{page}"
+    );
     let buyers = [
         ("gbp@example.com", vec![("currency", "gbp")]),
         ("jpy@example.com", vec![("currency", "jpy")]),
@@ -147,7 +171,11 @@ fn a_book_in_four_currencies_sells_in_each_and_reports_in_the_accounts() {
     let checkout = served.checkout_page(&link);
     let refused = served.post_checkout(
         &checkout,
-        &[("email", "chf@example.com"), ("card", "4242 4242 4242 4242"), ("currency", "chf")],
+        &[
+            ("email", "chf@example.com"),
+            ("card", "4242 4242 4242 4242"),
+            ("currency", "chf"),
+        ],
     );
     assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
     let refusal = served.runtime.block_on(refused.text()).unwrap();
@@ -155,7 +183,13 @@ fn a_book_in_four_currencies_sells_in_each_and_reports_in_the_accounts() {
 
     served.test.shop(&["sync"]).success();
     let lines = ledger(&served);
-    let line = |email: &str| lines.iter().find(|line| line["email"] == email).unwrap().clone();
+    let line = |email: &str| {
+        lines
+            .iter()
+            .find(|line| line["email"] == email)
+            .unwrap()
+            .clone()
+    };
     for (email, currency, amount) in [
         ("gbp@example.com", "gbp", 2100),
         ("jpy@example.com", "jpy", 3900),
@@ -163,8 +197,16 @@ fn a_book_in_four_currencies_sells_in_each_and_reports_in_the_accounts() {
         ("eur@example.com", "eur", 2400),
     ] {
         let line = line(email);
-        assert_eq!((&line["currency"], &line["amount"]), (&json!(currency), &json!(amount)), "{line}");
-        let settled = if currency == "eur" { Value::Null } else { json!("eur") };
+        assert_eq!(
+            (&line["currency"], &line["amount"]),
+            (&json!(currency), &json!(amount)),
+            "{line}"
+        );
+        let settled = if currency == "eur" {
+            Value::Null
+        } else {
+            json!("eur")
+        };
         assert_eq!(line["settled_in"], settled, "{line}");
     }
 
@@ -187,18 +229,41 @@ fn a_book_in_four_currencies_sells_in_each_and_reports_in_the_accounts() {
         })
         .sum();
     let fees: i64 = lines.iter().map(|line| line["fee"].as_i64().unwrap()).sum();
-    let in_eur = served.test.shop(&["report", "--in", "eur", "--json"]).success().json();
+    let in_eur = served
+        .test
+        .shop(&["report", "--in", "eur", "--json"])
+        .success()
+        .json();
     assert_eq!(in_eur.as_array().unwrap().len(), 1, "{in_eur}");
     assert_eq!(
-        (&in_eur[0]["currency"], &in_eur[0]["count"], &in_eur[0]["gross"], &in_eur[0]["fees"], &in_eur[0]["net"]),
-        (&json!("eur"), &json!(4), &json!(reached), &json!(fees), &json!(reached - fees))
+        (
+            &in_eur[0]["currency"],
+            &in_eur[0]["count"],
+            &in_eur[0]["gross"],
+            &in_eur[0]["fees"],
+            &in_eur[0]["net"]
+        ),
+        (
+            &json!("eur"),
+            &json!(4),
+            &json!(reached),
+            &json!(fees),
+            &json!(reached - fees)
+        )
     );
     // The sandbox's table: 26.00 USD at 0.92 is 23.92 EUR, 3,900 JPY the same.
-    assert_eq!(line("usd@example.com")["fee"].as_i64().unwrap() + line("usd@example.com")["net"].as_i64().unwrap(), 2392);
+    assert_eq!(
+        line("usd@example.com")["fee"].as_i64().unwrap()
+            + line("usd@example.com")["net"].as_i64().unwrap(),
+        2392
+    );
     // No rate from Stripe to USD: refused, with what to do.
     served
         .test
         .shop(&["report", "--in", "usd"])
         .code(1)
-        .stderr_has(&["Stripe gave no rate to USD for", "hint: run `shop report` without `--in`"]);
+        .stderr_has(&[
+            "Stripe gave no rate to USD for",
+            "hint: run `shop report` without `--in`",
+        ]);
 }

@@ -44,7 +44,8 @@ async fn catalogue(client: &Client, slug: &str) -> String {
                 custom_unit_amount: None,
                 currency: "usd".into(),
                 tax_behavior: None,
-                currency_options: Vec::new(),                metadata: metadata(&[]),
+                currency_options: Vec::new(),
+                metadata: metadata(&[]),
             },
             &IdempotencyKey::derived(&["price", slug]),
         )
@@ -763,7 +764,8 @@ async fn the_data_file_survives_a_restart() {
                 custom_unit_amount: None,
                 currency: "eur".into(),
                 tax_behavior: None,
-                currency_options: Vec::new(),                metadata: metadata(&[]),
+                currency_options: Vec::new(),
+                metadata: metadata(&[]),
             },
             &IdempotencyKey::random(),
         )

@@ -87,7 +87,10 @@ fn prices_in_floats_or_bare_integers_are_refused() {
     );
     // Free is a word of its own: a sample, which sells nothing.
     check_product(
-        &format!("{}promotion_codes = true\n", BOOK.replace("\"29.00\"", "\"free\"")),
+        &format!(
+            "{}promotion_codes = true\n",
+            BOOK.replace("\"29.00\"", "\"free\"")
+        ),
         "line 3, column 9: a free product has no `promotion_codes`",
         "remove `promotion_codes`, or give the product a price",
     );

@@ -45,7 +45,8 @@ impl Shop {
                     custom_unit_amount: None,
                     currency: currency.into(),
                     tax_behavior: None,
-                    currency_options: Vec::new(),                    metadata: Default::default(),
+                    currency_options: Vec::new(),
+                    metadata: Default::default(),
                 };
                 prices.push(
                     client

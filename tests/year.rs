@@ -789,7 +789,9 @@ fn an_authors_year() {
     // A free chapter for an address (no Stripe object, no sale): Jo asks
     // on the front page and ticks the box for news; the chapter's link
     // and the confirmation come in one mail, and Jo follows by its button.
-    year.served.test.write("products/first-walk.toml", FIRST_WALK);
+    year.served
+        .test
+        .write("products/first-walk.toml", FIRST_WALK);
     let chapter = file("first-walk.pdf", &books::pdf(2));
     year.step(
         &["release", "first-walk", "1.0.0", &chapter],
@@ -802,12 +804,16 @@ fn an_authors_year() {
          hint: write them in `notes/first-walk/1.0.0.md` (or give `--notes FILE`) before the next version\n\
          released first-walk 1.0.0 (local file first-walk.pdf)\n",
     );
-    year.served.wait_for("the free chapter on the front page", || {
-        year.page("/").contains("action=\"/sample/first-walk\"")
-    });
+    year.served
+        .wait_for("the free chapter on the front page", || {
+            year.page("/").contains("action=\"/sample/first-walk\"")
+        });
     let form = [("email", "jo@example.com"), ("follow", "yes")];
     assert!(send_form("/sample/first-walk", &form).contains("Check your email"));
-    let mail = year.wait_for_mail("jo@example.com", "The First Walk, free from Old Roads Press");
+    let mail = year.wait_for_mail(
+        "jo@example.com",
+        "The First Walk, free from Old Roads Press",
+    );
     let link_in = |mail: &str, path: &str| {
         let at = mail.find(path).expect(path);
         mail[at..]

@@ -378,9 +378,10 @@ pub(crate) fn from_state(store: &store::Store) -> anyhow::Result<Option<crate::s
         .iter()
         .filter(|held| held.id.starts_with(crate::ledger::SAMPLE_PREFIX))
         .map(|sample| {
-            let currency = store
-                .product(&sample.product)
-                .map_or_else(|_| store.settings.currency, |product| product.price.currency);
+            let currency = store.product(&sample.product).map_or_else(
+                |_| store.settings.currency,
+                |product| product.price.currency,
+            );
             sample.as_sample(currency.code())
         })
         .collect();

@@ -356,11 +356,7 @@ fn files(
     })
 }
 
-fn print_outcome(
-    context: &Context,
-    outcome: &release::Outcome,
-    share: &str,
-) -> anyhow::Result<()> {
+fn print_outcome(context: &Context, outcome: &release::Outcome, share: &str) -> anyhow::Result<()> {
     if outcome.dry_run {
         context.output.note("dry run: nothing was changed");
         return Ok(());

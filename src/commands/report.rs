@@ -207,7 +207,10 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     context.output.data(super::table(&header, &table))?;
     let unknown: u64 = sums.iter().map(|sum| sum.fees_unknown).sum();
     if unknown > 0 && settled_in.len() == 1 {
-        let into = settled_in.iter().next().map(|code| code.to_ascii_uppercase());
+        let into = settled_in
+            .iter()
+            .next()
+            .map(|code| code.to_ascii_uppercase());
         let into = into.unwrap_or_default();
         context.output.note(format!(
             "the fees of {} are in {into}, where they settled: NET leaves them out\n\

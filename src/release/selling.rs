@@ -99,7 +99,8 @@ impl Releasing<'_> {
         let tax_behavior = request.store.settings.tax_behavior();
         // The other currencies (`prices`); a pre-order's launch price is in
         // the main currency alone.
-        let options: Vec<stripe::CurrencyOption> = match request.price.filter(|_| request.preorder) {
+        let options: Vec<stripe::CurrencyOption> = match request.price.filter(|_| request.preorder)
+        {
             Some(_) => Vec::new(),
             None => product
                 .prices
@@ -293,7 +294,9 @@ impl Releasing<'_> {
             .await?;
         let mut deactivated = Vec::new();
         for link in open {
-            self.selling()?.set_payment_link_active(&link.id, false).await?;
+            self.selling()?
+                .set_payment_link_active(&link.id, false)
+                .await?;
             self.reporter.step(&format!(
                 "turned off the pre-order link of {version} (`{}`)",
                 link.id
@@ -373,9 +376,11 @@ fn same_currency_options(price: &stripe::Price, options: &[stripe::CurrencyOptio
     let known = price.currency_options.as_ref().unwrap_or(&empty);
     known.len() == options.len()
         && options.iter().all(|option| {
-            known.get(&option.currency).is_some_and(|at_stripe| match option.custom_unit_amount {
-                Some(custom) => at_stripe.custom_unit_amount == Some(custom),
-                None => at_stripe.unit_amount == Some(option.unit_amount),
-            })
+            known
+                .get(&option.currency)
+                .is_some_and(|at_stripe| match option.custom_unit_amount {
+                    Some(custom) => at_stripe.custom_unit_amount == Some(custom),
+                    None => at_stripe.unit_amount == Some(option.unit_amount),
+                })
         })
 }

@@ -13,8 +13,8 @@ use super::handlers::{Answer, not_found, public, same_origin_referrer};
 use super::views::{
     FrontPage, Included, Meta, NextEdition, ProductCard, ProductPage, ReleaseNotes, safe,
 };
-use crate::store::settings::{TaxBehavior, TaxSettings};
 use crate::store::money;
+use crate::store::settings::{TaxBehavior, TaxSettings};
 use crate::store::{Currency, CurrencyPrice, Product, Store, UpdatePolicy, disk};
 use crate::{dates, error, html, store};
 
@@ -64,7 +64,12 @@ fn card(store: &Store, product: &Product, wanted: Option<Currency>) -> Option<Pr
         .map(|preorder| NextEdition {
             version: preorder.version.to_string(),
             out: preorder.out.map(dates::human_date),
-            price: price_text(product, preorder.price.as_ref(), product.pay_what_you_want, tax),
+            price: price_text(
+                product,
+                preorder.price.as_ref(),
+                product.pay_what_you_want,
+                tax,
+            ),
         });
     Some(ProductCard {
         slug: product.slug.clone(),
@@ -140,7 +145,10 @@ fn policy(product: &Product) -> String {
 /// The currency a visitor most likely pays in: `?currency=` where given,
 /// else the region of the first language of `Accept-Language` that names
 /// one (`en-GB` → GBP), else none (each product's own).
-pub fn wanted_currency(query: &HashMap<String, String>, languages: Option<&str>) -> Option<Currency> {
+pub fn wanted_currency(
+    query: &HashMap<String, String>,
+    languages: Option<&str>,
+) -> Option<Currency> {
     if let Some(code) = query.get("currency") {
         return code.parse().ok();
     }
@@ -455,7 +463,10 @@ mod tests {
         assert_eq!(code(&[], Some("ja, *")), None);
         assert_eq!(code(&[], None), None);
         // The query wins, and a code that is not a currency names none.
-        assert_eq!(code(&[("currency", "JPY")], Some("en-GB")), Some("jpy".into()));
+        assert_eq!(
+            code(&[("currency", "JPY")], Some("en-GB")),
+            Some("jpy".into())
+        );
         assert_eq!(code(&[("currency", "xyz")], Some("en-GB")), None);
     }
 }

@@ -163,9 +163,7 @@ pub struct Follower {
 /// The follower a free sample's mail asks to confirm: the sample's id
 /// with [`FOLLOWER_PREFIX`].
 pub fn sample_follower(sample: &str) -> String {
-    let suffix = sample
-        .strip_prefix(ledger::SAMPLE_PREFIX)
-        .unwrap_or(sample);
+    let suffix = sample.strip_prefix(ledger::SAMPLE_PREFIX).unwrap_or(sample);
     format!("{FOLLOWER_PREFIX}{suffix}")
 }
 

@@ -209,7 +209,9 @@ pub(super) fn api_message(failure: &ApiFailure) -> (String, String) {
                 .into(),
         ),
         _ if param == Some("consent_collection[promotions]") => (
-            format!("Stripe refused to ask buyers for their consent to news on `{path}`: {message}"),
+            format!(
+                "Stripe refused to ask buyers for their consent to news on `{path}`: {message}"
+            ),
             "remove `checkout_consent` from `[audience]` in shop.toml: Stripe offers the box to \
              accounts in the US only; buyers elsewhere follow through the store's Follow forms"
                 .into(),

@@ -258,13 +258,16 @@ impl Client {
             let name = format!("currency_options[{}]", option.currency);
             form = match &option.custom_unit_amount {
                 Some(custom) => form
-                    .field(&format!("{name}[custom_unit_amount][enabled]"), "true")
-                    .optional(&format!("{name}[custom_unit_amount][minimum]"), custom.minimum)
-                    .optional(&format!("{name}[custom_unit_amount][preset]"), custom.preset),
-                None => form.field(&format!("{name}[unit_amount]"), option.unit_amount),
+                    .field(format!("{name}[custom_unit_amount][enabled]"), "true")
+                    .optional(
+                        format!("{name}[custom_unit_amount][minimum]"),
+                        custom.minimum,
+                    )
+                    .optional(format!("{name}[custom_unit_amount][preset]"), custom.preset),
+                None => form.field(format!("{name}[unit_amount]"), option.unit_amount),
             };
             form = form.optional(
-                &format!("{name}[tax_behavior]"),
+                format!("{name}[tax_behavior]"),
                 params.tax_behavior.as_deref(),
             );
         }

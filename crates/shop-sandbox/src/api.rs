@@ -551,7 +551,10 @@ fn create_session(
 /// expansion of a price shop reads; others are refused).
 fn price_options_expanded(params: &Params, list: bool) -> Result<bool, ApiError> {
     let paths = expansions(params, list)?;
-    match paths.iter().find(|path| path.as_str() != "currency_options") {
+    match paths
+        .iter()
+        .find(|path| path.as_str() != "currency_options")
+    {
         Some(other) => Err(ApiError::invalid_request(
             &format!("This property cannot be expanded ({other})."),
             Some("expand"),

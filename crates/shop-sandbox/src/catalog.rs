@@ -215,7 +215,11 @@ pub(super) fn create_price(state: &mut State, params: &Params) -> Result<Value, 
     };
     state.find("product", product, "product")?;
     let currency = currency_param(params)?;
-    let custom = custom_unit_amount(params.get("custom_unit_amount"), "custom_unit_amount", &currency)?;
+    let custom = custom_unit_amount(
+        params.get("custom_unit_amount"),
+        "custom_unit_amount",
+        &currency,
+    )?;
     let amount = match (params.int("unit_amount")?, &custom) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid_request(
@@ -283,7 +287,10 @@ fn currency_options(
         let name = format!("currency_options[{code}]");
         let code = code.to_ascii_lowercase();
         if !super::rules::is_currency(&code) {
-            return Err(ApiError::invalid(&name, &format!("Invalid currency: {code}.")));
+            return Err(ApiError::invalid(
+                &name,
+                &format!("Invalid currency: {code}."),
+            ));
         }
         if code == main {
             return Err(ApiError::invalid(
@@ -295,8 +302,14 @@ fn currency_options(
             return Err(ApiError::invalid(&name, "Invalid hash"));
         };
         if let Some(unknown) = fields.keys().find(|key| {
-            !["unit_amount", "custom_unit_amount", "tax_behavior", "unit_amount_decimal", "tiers"]
-                .contains(&key.as_str())
+            ![
+                "unit_amount",
+                "custom_unit_amount",
+                "tax_behavior",
+                "unit_amount_decimal",
+                "tiers",
+            ]
+            .contains(&key.as_str())
         }) {
             return Err(ApiError::invalid_request(
                 &format!("Received unknown parameter: {name}[{unknown}]"),
@@ -421,10 +434,7 @@ fn custom_unit_amount(
         if let Some(amount) = amount
             && let Some(refusal) = super::rules::charge_refusal(amount, currency)
         {
-            return Err(ApiError::invalid(
-                &format!("{name}[{field}]"),
-                &refusal,
-            ));
+            return Err(ApiError::invalid(&format!("{name}[{field}]"), &refusal));
         }
     }
     if let (Some(minimum), Some(maximum)) = (minimum, maximum)

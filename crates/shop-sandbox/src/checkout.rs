@@ -9,8 +9,7 @@ use warp::http::{Method, Response, StatusCode};
 
 use super::sessions::{
     self, NewSession, Payment, apply_promotion_code, choose_amount, choose_currency, complete,
-    currencies, currency_of_country, custom_range,
-    custom_range_of, expire_if_due,
+    currencies, currency_of_country, custom_range, custom_range_of, expire_if_due,
 };
 use super::state::State;
 use super::{ApiError, Sandbox, plain, tax};

@@ -238,13 +238,7 @@ pub fn charge_succeeded(state: &mut State, charge_id: &str) {
     if rate.is_some() {
         fee += (amount * conversion_rate(&account) + 5_000) / 10_000;
     }
-    let id = record_settled(
-        state,
-        "charge",
-        (amount, &currency, rate),
-        fee,
-        charge_id,
-    );
+    let id = record_settled(state, "charge", (amount, &currency, rate), fee, charge_id);
     state.update(charge_id, |charge| {
         charge["balance_transaction"] = json!(id)
     });

@@ -805,23 +805,6 @@ pub fn apply_promotion_code(state: &mut State, id: &str, code: &str) -> Result<(
     apply_discount(state, id, &promo)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn luhn_accepts_test_cards_and_refuses_typos() {
-        for card in PAYING_CARDS
-            .iter()
-            .map(|(n, ..)| n)
-            .chain(DECLINING_CARDS.iter().map(|(n, ..)| n))
-        {
-            assert!(luhn(card), "{card}");
-        }
-        assert!(!luhn("4242424242424241"));
-    }
-}
-
 /// The currency of a country, where the sandbox knows it: what Checkout
 /// presents a buyer there when the price has it.
 pub fn currency_of_country(country: &str) -> Option<&'static str> {
@@ -907,7 +890,10 @@ pub fn choose_currency(state: &mut State, id: &str, currency: &str) -> Result<()
         None => 0,
         Some(breakdown) => {
             let coupon = &breakdown["discounts"][0]["discount"]["coupon"];
-            match (coupon["percent_off"].as_f64(), coupon["amount_off"].as_i64()) {
+            match (
+                coupon["percent_off"].as_f64(),
+                coupon["amount_off"].as_i64(),
+            ) {
                 (Some(percent), _) => ((subtotal as f64) * percent / 100.0).round() as i64,
                 (None, Some(off)) if coupon["currency"] == currency.as_str() => off.min(subtotal),
                 _ => {
@@ -922,7 +908,11 @@ pub fn choose_currency(state: &mut State, id: &str, currency: &str) -> Result<()
     if let Some(breakdown) = state.breakdowns.get_mut(id) {
         breakdown["discounts"][0]["amount"] = json!(discount);
     }
-    if let Some(item) = state.line_items.get_mut(id).and_then(|items| items.first_mut()) {
+    if let Some(item) = state
+        .line_items
+        .get_mut(id)
+        .and_then(|items| items.first_mut())
+    {
         item["currency"] = json!(currency);
         item["amount_subtotal"] = json!(subtotal);
         item["amount_discount"] = json!(discount);
@@ -939,4 +929,21 @@ pub fn choose_currency(state: &mut State, id: &str, currency: &str) -> Result<()
         };
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_accepts_test_cards_and_refuses_typos() {
+        for card in PAYING_CARDS
+            .iter()
+            .map(|(n, ..)| n)
+            .chain(DECLINING_CARDS.iter().map(|(n, ..)| n))
+        {
+            assert!(luhn(card), "{card}");
+        }
+        assert!(!luhn("4242424242424241"));
+    }
 }

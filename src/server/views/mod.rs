@@ -366,7 +366,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         "followed.html",
         include_str!("../../../templates/followed.html"),
     ),
-    ("sample.html", include_str!("../../../templates/sample.html")),
+    (
+        "sample.html",
+        include_str!("../../../templates/sample.html"),
+    ),
     ("posts.html", include_str!("../../../templates/posts.html")),
     ("post.html", include_str!("../../../templates/post.html")),
 ];

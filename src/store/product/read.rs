@@ -5,9 +5,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    CurrencyPrice,
-    Asset, Contained, DEFAULT_UPGRADE_DAYS, Defaults, PayWhatYouWant, Product, Release,
-    UpdatePolicy, Upgrade, check_cover, check_file_name, check_slug,
+    Asset, Contained, CurrencyPrice, DEFAULT_UPGRADE_DAYS, Defaults, PayWhatYouWant, Product,
+    Release, UpdatePolicy, Upgrade, check_cover, check_file_name, check_slug,
 };
 use crate::store;
 use crate::store::money::{Currency, Money};
@@ -428,7 +427,8 @@ impl Reader<'_> {
                     self.problem(
                         span.clone(),
                         format!("`prices.{code}`: {message}"),
-                        "name each currency by its three-letter ISO 4217 code, such as `gbp`".into(),
+                        "name each currency by its three-letter ISO 4217 code, such as `gbp`"
+                            .into(),
                     );
                     continue;
                 }
@@ -444,7 +444,12 @@ impl Reader<'_> {
             let key = format!("prices.{code}");
             let parsed = match (value, chosen) {
                 (toml::Value::String(text), false) => Money::parse(text, currency)
-                    .map_err(|message| (message, format!("write the price in {currency} as a string, as in {example}")))
+                    .map_err(|message| {
+                        (
+                            message,
+                            format!("write the price in {currency} as a string, as in {example}"),
+                        )
+                    })
                     .and_then(|money| money.check_chargeable().map(|()| money))
                     .map(|price| CurrencyPrice {
                         price,
@@ -455,9 +460,13 @@ impl Reader<'_> {
                         price,
                         pay_what_you_want: Some(chosen),
                     })
-                    .map_err(|(message, hint)| (message.replace("`price", &format!("`{key}")), hint)),
+                    .map_err(|(message, hint)| {
+                        (message.replace("`price", &format!("`{key}")), hint)
+                    }),
                 (_, true) => Err((
-                    format!("`{key}` is not a minimum and a suggestion: `price` is pay what you want"),
+                    format!(
+                        "`{key}` is not a minimum and a suggestion: `price` is pay what you want"
+                    ),
                     format!("write it as {example}"),
                 )),
                 (other, false) => Err((
@@ -754,7 +763,8 @@ impl Reader<'_> {
             ("payment_link", &raw_release.payment_link, "plink_"),
             ("payment_link_url", &raw_release.payment_link_url, ""),
         ] {
-            let restore = "this is written by `shop release`; restore it from git (`git log -p products/`)";
+            let restore =
+                "this is written by `shop release`; restore it from git (`git log -p products/`)";
             match field {
                 Some(field) if free => self.problem(
                     field.span(),
@@ -763,7 +773,10 @@ impl Reader<'_> {
                 ),
                 Some(field) if !field.get_ref().starts_with(prefix) => self.problem(
                     field.span(),
-                    format!("`{}` is not a Stripe id starting with `{prefix}`", field.get_ref()),
+                    format!(
+                        "`{}` is not a Stripe id starting with `{prefix}`",
+                        field.get_ref()
+                    ),
                     restore.into(),
                 ),
                 None if !free => self.problem(
