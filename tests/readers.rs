@@ -108,3 +108,75 @@ fn a_library_is_an_opds_feed_whose_links_download_and_a_refund_empties_it() {
         feed_rs::parser::parse(xml.as_bytes()).is_ok_and(|feed| feed.entries.is_empty())
     });
 }
+
+/// A body fetched whole, with its status and headers.
+fn fetch(served: &Served, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    served.runtime.block_on(async {
+        let response = served
+            .http
+            .get(format!("{}{path}", served.url))
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, response.bytes().await.unwrap().to_vec())
+    })
+}
+
+#[test]
+fn download_all_is_one_zip_of_the_buyers_copies_counting_each_file_once() {
+    let (pdf, epub) = (crate::support::books::pdf(3), crate::support::books::epub());
+    let served = Served::start_selling(
+        &[("guide.pdf", pdf.clone()), ("guide.epub", epub.clone())],
+        |test| {
+            let product = test.read("products/guide.toml");
+            test.write(
+                "products/guide.toml",
+                &format!("{}stamp = true\n", product.replace("download_limit = 5", "download_limit = 2")),
+            );
+        },
+    );
+    let page = served.buy("zoe@example.com");
+    let html = served.body(served.get(&page)).replace("&#x2f;", "/");
+    let start = html.find("id=\"download-all\" href=\"").expect("the Download all link") + 24;
+    let all = html[start..].split('"').next().unwrap().to_owned();
+    assert!(all.starts_with("/zip/"), "{all}");
+
+    let (status, headers, zip) = fetch(&served, &all);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/zip");
+    assert_eq!(headers["content-length"], zip.len().to_string().as_str());
+    assert_eq!(headers["content-disposition"], "attachment; filename=\"guide-1.0.0.zip\"");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a ZIP");
+    let mut names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    names.sort();
+    assert_eq!(names, ["guide.epub", "guide.pdf"]);
+    let mut unpacked = std::collections::HashMap::new();
+    for name in &names {
+        let mut file = archive.by_name(name).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).unwrap();
+        unpacked.insert(name.clone(), bytes);
+    }
+    // The buyer's stamped copies, not the originals: the same bytes a
+    // download of each file gives.
+    let (_, _, own_pdf) = fetch(&served, &format!("{page}/guide.pdf"));
+    assert_eq!(unpacked["guide.pdf"], own_pdf);
+    assert!(own_pdf.len() > pdf.len() && own_pdf.starts_with(&pdf));
+    assert_ne!(unpacked["guide.epub"], epub, "stamped");
+    // Each file counted once by the ZIP (the PDF once more by its own
+    // download): bytes as sent.
+    let used = |file: &str| served.usage(&page, "guide", "1.0.0", file).bytes;
+    assert_eq!(used("guide.epub"), unpacked["guide.epub"].len() as u64);
+    assert_eq!(used("guide.pdf"), 2 * own_pdf.len() as u64);
+
+    // The PDF has no download left (2 of 2): the ZIP is refused before a
+    // byte goes, and the EPUB keeps its second download.
+    let (status, _, _) = fetch(&served, &all);
+    assert_eq!(status, StatusCode::GONE);
+    served.wait_for("the refused ZIP to give back what it charged", || {
+        used("guide.epub") == unpacked["guide.epub"].len() as u64
+    });
+    let html = served.body(served.get(&page));
+    assert!(!html.contains("download-all"), "no link once a file is used up");
+}

@@ -22,6 +22,7 @@ pub mod reconcile;
 pub mod stamped;
 pub mod views;
 pub mod withdraw;
+mod zipped;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -629,6 +630,12 @@ pub fn routes(
         .and(warp::header::optional::<String>("range"))
         .and(warp::header::optional::<String>("if-range"))
         .then(handlers::download);
+    let download_all = warp::path!("zip" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .and(chosen_query())
+        .then(handlers::download_all)
+        .boxed();
     let unsubscribe_page = warp::path!("unsubscribe" / String)
         .and(warp::get())
         .and(with_app.clone())
@@ -773,6 +780,7 @@ pub fn routes(
     // that took rustc eight minutes to type-check (warp#507).
     let others = first_of(vec![
         page,
+        download_all,
         healthz,
         buy,
         thanks,
@@ -831,6 +839,7 @@ fn redact(path: &str) -> String {
         "/withdraw/",
         "/follow/confirm/",
         "/opds/",
+        "/zip/",
     ] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return match rest.split_once('/') {

@@ -188,7 +188,13 @@ async fn files_section(
         })
         .collect();
     let store = app.store();
+    // "Download all": a version of several files, each with a download left.
+    let all = (files.len() > 1 && files.iter().all(|file| file.left > 0)).then(|| {
+        let query = link_query(purchase, product, (!latest).then_some(version.as_str()));
+        format!("/zip/{token}{query}")
+    });
     Ok(DownloadSection {
+        all,
         slug: product.slug.clone(),
         name: product.name.clone(),
         cover: product.cover.is_some(),
@@ -536,7 +542,7 @@ async fn stamped_download(
     range: Option<String>,
     if_range: Option<String>,
 ) -> Answer {
-    use crate::server::stamped::{Part, Source};
+    use crate::server::stamped::Source;
     let source = match &app.files_from {
         Files::Local(dir) => Source::Local(
             dir.join(&product.slug)
@@ -584,7 +590,31 @@ async fn stamped_download(
         Ok(meter) => meter,
         Err(answer) => return answer,
     };
-    // The parts that hold [start, start + length), each from its offset.
+    let body = match copy_chunks(&copy, start, length).await {
+        Ok(body) => body,
+        Err(error) => {
+            drop(meter);
+            return log_unavailable(app, &error);
+        }
+    };
+    let body = Metered::new(body, meter);
+    headers_of(
+        warp::reply::stream(body).into_response(),
+        &asset.name,
+        copy.size,
+        &tag,
+        span,
+    )
+}
+
+/// The bytes `[start, start + length)` of a stamped copy, from the parts
+/// that hold them, each from its offset.
+async fn copy_chunks(
+    copy: &crate::server::stamped::Copy,
+    start: u64,
+    length: u64,
+) -> std::io::Result<Chunks> {
+    use crate::server::stamped::Part;
     let mut body: Chunks = Box::pin(futures_util::stream::empty());
     let (mut offset, mut left) = (start, length);
     for part in &copy.parts {
@@ -602,26 +632,169 @@ async fn stamped_download(
         let take = left.min(part_size - offset);
         let chunks = match part {
             Part::Memory(bytes) => memory_chunks(bytes.clone(), offset, take),
-            Part::File(path, _) => match open_at(path, offset).await {
-                Ok(file) => Box::pin(file_stream::chunks(file, take, CHUNK)) as Chunks,
-                Err(error) => {
-                    drop(meter);
-                    return log_unavailable(app, &error);
-                }
-            },
+            Part::File(path, _) => {
+                Box::pin(file_stream::chunks(open_at(path, offset).await?, take, CHUNK)) as Chunks
+            }
         };
         body = Box::pin(body.chain(chunks));
         left -= take;
         offset = 0;
     }
-    let body = Metered::new(body, meter);
-    headers_of(
-        warp::reply::stream(body).into_response(),
-        &asset.name,
-        copy.size,
-        &tag,
-        span,
-    )
+    Ok(body)
+}
+
+/// Where one file of "Download all" comes from.
+enum Whole {
+    /// The buyer's stamped copy.
+    Copy(Arc<crate::server::stamped::Copy>),
+    Local(std::path::PathBuf),
+    GitHub(u64),
+}
+
+/// `GET /zip/<token>`: every file of a version (`?version=`, `?product=`
+/// as the page's links name them) as one ZIP, streamed as it is made,
+/// each file counted as a whole download of that file (its bytes metered
+/// as they leave, so a broken download gives back what did not go), the
+/// stamped copies where the product stamps. Refused before the first byte
+/// when any file has no download left.
+pub async fn download_all(token: String, app: Arc<App>, chosen: Chosen) -> Answer {
+    use crate::server::stamped::Source;
+    use crate::server::zipped;
+    // Revocation is checked by each file's charge, in its transaction.
+    let (_, purchase, store) = match authorize(&app, &token, false).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let (held, release) = match chosen_release(&app, &store, &purchase, &chosen) {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let product = held.product;
+    let version = release.version.to_string();
+    let mut wholes = Vec::new();
+    for asset in &release.assets {
+        let whole = match (licence(&app, &store, product, &purchase, &asset.name), &app.files_from) {
+            (Some(licence), files) => {
+                let source = match files {
+                    Files::Local(dir) => Source::Local(
+                        dir.join(&product.slug).join(&version).join(&asset.name),
+                    ),
+                    Files::GitHub { client } => Source::GitHub(client),
+                };
+                match app
+                    .copies
+                    .copy(source, &purchase.id, product, release, asset, licence)
+                    .await
+                {
+                    Ok(copy) => Whole::Copy(copy),
+                    Err(message) => return log_unavailable(&app, &std::io::Error::other(message)),
+                }
+            }
+            (None, Files::Local(dir)) => {
+                Whole::Local(dir.join(&product.slug).join(&version).join(&asset.name))
+            }
+            (None, Files::GitHub { .. }) => match asset.github_asset_id {
+                Some(id) => Whole::GitHub(id),
+                None => {
+                    return log_unavailable(
+                        &app,
+                        &std::io::Error::other("the release records no GitHub asset id"),
+                    );
+                }
+            },
+        };
+        let size = match &whole {
+            Whole::Copy(copy) => copy.size,
+            _ => asset.size,
+        };
+        wholes.push((asset, whole, size));
+    }
+    let sizes: Vec<(&str, u64)> = wholes
+        .iter()
+        .map(|(asset, _, size)| (asset.name.as_str(), *size))
+        .collect();
+    let Some(length) = zipped::fits(&sizes) else {
+        return refuse(
+            &app,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Too large for one ZIP",
+            "These files together are over 4 GB: download them one by one.",
+        );
+    };
+    // Every file charged before the first byte: one refused, none sent
+    // (the others' meters give everything back).
+    let mut meters = Vec::new();
+    for (asset, _, size) in &wholes {
+        let key = FileKey::new(&purchase, &product.slug, &version, &asset.name);
+        match charge_stream(&app, key, product.download_limit, *size, 0, *size).await {
+            Ok(meter) => meters.push(meter),
+            Err(answer) => return answer,
+        }
+    }
+    let mut entries = Vec::new();
+    for ((asset, whole, size), meter) in wholes.into_iter().zip(meters) {
+        let body: std::io::Result<Chunks> = match whole {
+            Whole::Copy(copy) => copy_chunks(&copy, 0, size).await,
+            Whole::Local(path) => match app.cached_file(&path, size).await {
+                Some(bytes) => Ok(memory_chunks(bytes, 0, size)),
+                None => open_at(&path, 0)
+                    .await
+                    .map(|file| Box::pin(file_stream::chunks(file, size, CHUNK)) as Chunks),
+            },
+            Whole::GitHub(id) => match &app.files_from {
+                Files::GitHub { client } => github_whole(&app, client, id, size).await,
+                Files::Local(_) => Err(std::io::Error::other("files are not on GitHub")),
+            },
+        };
+        match body {
+            Ok(body) => entries.push(zipped::Entry {
+                name: asset.name.clone(),
+                size,
+                body: Box::pin(Metered::new(body, meter)),
+            }),
+            Err(error) => return log_unavailable(&app, &error),
+        }
+    }
+    tracing::info!(purchase = %purchase.id, %version, files = entries.len(), "download (all, as a ZIP)");
+    let mut response = warp::reply::stream(zipped::archive(entries, release.date)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}-{version}.zip\"",
+        product.slug
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// A whole file from GitHub, through the server (its CDN's URL, or the
+/// bytes GitHub sends itself).
+async fn github_whole(
+    app: &App,
+    client: &github::GitHub,
+    id: u64,
+    size: u64,
+) -> std::io::Result<Chunks> {
+    let failed = |error: github::GitHubError| std::io::Error::other(error.to_string());
+    let response = match app.cached_link(id) {
+        Some(url) => client.cdn_range(&url, 0, size).await.map_err(failed)?.response,
+        None => match asset_download(client, id).await.map_err(failed)? {
+            Download::Redirect { url, expires } => {
+                app.cache_link(id, &url, expires);
+                client.cdn_range(&url, 0, size).await.map_err(failed)?.response
+            }
+            Download::Body { response, .. } => response,
+        },
+    };
+    Ok(Box::pin(
+        response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other)),
+    ))
 }
 
 /// Asks GitHub where an asset is, trying once more after a moment when

@@ -30,7 +30,7 @@ use super::App;
 pub(super) use answers::{not_found, public, same_origin_referrer};
 pub use answers::{rejection, secured, text};
 pub use checkout::{buy, thanks};
-pub use downloads::{download, download_page};
+pub use downloads::{download, download_all, download_page};
 pub use follow::{confirm as follow_confirm, confirm_page as follow_confirm_page, follow};
 pub use library::{LIBRARY_PREFIX, library};
 pub use lost::{lost, lost_form};

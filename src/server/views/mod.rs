@@ -274,6 +274,9 @@ pub struct BundleHeading {
 /// The files of one product of a purchase, at the version shown.
 #[derive(Debug, Clone, Serialize)]
 pub struct DownloadSection {
+    /// "Download all": the version's files as one ZIP, when it has
+    /// several and each has a download left.
+    pub all: Option<String>,
     pub slug: String,
     pub name: String,
     pub cover: bool,

@@ -219,6 +219,7 @@ pub fn thanks() -> Vec<(&'static str, ThanksPage)> {
 
 pub fn downloads() -> Vec<(&'static str, DownloadsPage)> {
     let section = |slug: &str, left: u32| DownloadSection {
+        all: (left > 0).then(|| format!("/zip/sample-token?product={slug}")),
         slug: slug.into(),
         name: format!("Sample {slug}"),
         cover: true,
