@@ -132,13 +132,17 @@ fn download_all_is_one_zip_of_the_buyers_copies_counting_each_file_once() {
             let product = test.read("products/guide.toml");
             test.write(
                 "products/guide.toml",
-                &format!("{}stamp = true\n", product.replace("download_limit = 5", "download_limit = 2")),
+                &format!(
+                    "{}stamp = true\n",
+                    product.replace("download_limit = 5", "download_limit = 2")
+                ),
             );
         },
     );
     let page = served.buy("zoe@example.com");
     let html = served.body(served.get(&page)).replace("&#x2f;", "/");
-    let start = html.find("id=\"download-all\" href=\"").expect("the Download all link") + 24;
+    let link = "id=\"download-all\" href=\"";
+    let start = html.find(link).expect("the Download all link") + link.len();
     let all = html[start..].split('"').next().unwrap().to_owned();
     assert!(all.starts_with("/zip/"), "{all}");
 
@@ -146,7 +150,10 @@ fn download_all_is_one_zip_of_the_buyers_copies_counting_each_file_once() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/zip");
     assert_eq!(headers["content-length"], zip.len().to_string().as_str());
-    assert_eq!(headers["content-disposition"], "attachment; filename=\"guide-1.0.0.zip\"");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"guide-1.0.0.zip\""
+    );
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a ZIP");
     let mut names: Vec<String> = archive.file_names().map(str::to_owned).collect();
     names.sort();
@@ -178,5 +185,141 @@ fn download_all_is_one_zip_of_the_buyers_copies_counting_each_file_once() {
         used("guide.epub") == unpacked["guide.epub"].len() as u64
     });
     let html = served.body(served.get(&page));
-    assert!(!html.contains("download-all"), "no link once a file is used up");
+    assert!(
+        !html.contains("download-all"),
+        "no link once a file is used up"
+    );
+}
+
+/// The outbox's messages as written (not decoded), oldest first.
+fn raw_outbox(served: &Served) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(served.test.path().join(".shop/outbox")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, String)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let text = std::fs::read_to_string(entry.path()).ok()?;
+            Some((entry.metadata().ok()?.modified().ok()?, text))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, text)| text).collect()
+}
+
+/// The bytes of a message's attachment (base64, as lettre writes it).
+fn attachment(message: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let at = message
+        .find("Content-Disposition: attachment")
+        .expect("an attachment");
+    let body = &message[at..];
+    let start = body.find("\r\n\r\n").unwrap() + 4;
+    let end = body[start..].find("\r\n--").unwrap() + start;
+    let encoded: String = body[start..end].split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap()
+}
+
+#[test]
+fn send_to_kindle_mails_the_buyers_epub_once_counted_and_remembers_the_address() {
+    let epub = crate::support::books::epub();
+    let served = Served::start_selling(
+        &[
+            ("guide.pdf", crate::support::books::pdf(2)),
+            ("guide.epub", epub.clone()),
+        ],
+        |test| {
+            let product = test.read("products/guide.toml");
+            test.write("products/guide.toml", &format!("{product}stamp = true\n"));
+        },
+    );
+    let page = served.buy("yan@example.com");
+    let opened = served.get(&page);
+    assert_eq!(opened.status(), StatusCode::OK);
+    let html = served.body(opened).replace("&#x2f;", "/");
+    // The form, and what Amazon asks: the store's address approved.
+    assert!(
+        html.contains("Send to Kindle") && html.contains("to your Kindle's approved list"),
+        "{html}"
+    );
+    let form = "class=\"kindle\" method=\"post\" action=\"";
+    let start = html.find(form).unwrap() + form.len();
+    let action = html[start..].split('"').next().unwrap().to_owned();
+    assert!(action.starts_with("/kindle/"), "{action}");
+
+    // Not a Kindle's address: refused, nothing queued, nothing counted.
+    let (status, refused) = served.post_form(&action, &[("address", "yan@example.com")]);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(refused.contains("@kindle.com"), "{refused}");
+    assert!(served.queued("kindle").is_empty());
+
+    // Posted from another site's page: refused.
+    let (status, _) = served.post_form_from(
+        &action,
+        "https://elsewhere.example",
+        &[("address", "yan_42@kindle.com")],
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // From the download page itself, which keeps its address out of
+    // `Referer`: a browser names no origin (`null`).
+    let (status, sent) =
+        served.post_form_from(&action, "null", &[("address", "Yan_42@Kindle.com")]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(sent.contains("On its way to your Kindle"), "{sent}");
+    assert_eq!(served.queued("kindle"), ["yan_42@kindle.com"]);
+    let mut mail = String::new();
+    served.wait_for("the Kindle mail", || {
+        mail = raw_outbox(&served)
+            .into_iter()
+            .find(|mail| mail.contains("To: yan_42@kindle.com"))
+            .unwrap_or_default();
+        !mail.is_empty()
+    });
+    assert!(
+        mail.contains("Content-Type: application/epub+zip"),
+        "{mail}"
+    );
+    let sent_bytes = attachment(&mail);
+    // One download of the EPUB, of the buyer's own (stamped) copy.
+    let epub_used = served.usage(&page, "guide", "1.0.0", "guide.epub").bytes;
+    assert_eq!(epub_used, sent_bytes.len() as u64);
+    let copy = served.runtime.block_on(async {
+        let response = served
+            .http
+            .get(format!("{}{page}/guide.epub", served.url))
+            .send()
+            .await
+            .unwrap();
+        response.bytes().await.unwrap().to_vec()
+    });
+    assert_eq!(sent_bytes, copy);
+    assert_ne!(copy, epub, "stamped");
+    // Remembered on the download page for the next time.
+    let html = served.body(served.get(&page));
+    assert!(html.contains("value=\"yan_42@kindle.com\""), "{html}");
+}
+
+#[test]
+fn a_reader_stops_their_feeds_address_and_the_library_shows_a_new_one() {
+    let served = Served::start();
+    let email = "vic@example.com";
+    served.buy(email);
+    let library_path = served.library_of(email);
+    let library = served.body(served.get(&library_path));
+    let old = opds_of(&library);
+    assert_eq!(served.get(&old).status(), StatusCode::OK);
+    let path = library_path.trim_start_matches(&served.url).to_owned();
+    let (status, _) = served.post_form(&format!("{path}/feed"), &[]);
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(served.get(&old).status(), StatusCode::GONE);
+    let fresh = opds_of(&served.body(served.get(&library_path)));
+    assert_ne!(fresh, old);
+    assert_eq!(served.get(&fresh).status(), StatusCode::OK);
+    // From another site: refused.
+    let (refused, _) =
+        served.post_form_from(&format!("{path}/feed"), "https://elsewhere.example", &[]);
+    assert_eq!(refused, StatusCode::FORBIDDEN);
+    assert_eq!(served.get(&fresh).status(), StatusCode::OK);
 }

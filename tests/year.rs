@@ -667,7 +667,7 @@ fn an_authors_year() {
          \x20 note: bundle `complete` still gives old-roads 1.0.0; to sell 2.0.0 in it, release a new version of the bundle\n\
          released old-roads 2.0.0 (payment link plink_…, local file old-roads.pdf, local file old-roads.epub)\n",
     );
-    year.wait_for_mail("eve@example.com", "Old Roads 2.0.0 is out: your download");
+    let delivery = year.wait_for_mail("eve@example.com", "Old Roads 2.0.0 is out: your download");
     // Eve's reading app follows her library's OPDS feed: the new edition
     // is in it, with a link per file.
     let eve_library = year.page(&year.served.library_of("eve@example.com"));
@@ -690,6 +690,50 @@ fn an_authors_year() {
             .all(|m| !m.contains("your download")),
         "a pre-order withdrawn from is not delivered"
     );
+    // Eve takes the edition whole (one ZIP of her stamped copies, each
+    // file one download), and sends the EPUB to her Kindle.
+    let at = delivery.find("/d/").expect("the download link");
+    let eve_page = delivery[at..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = year.page(&eve_page).replace("&#x2f;", "/");
+    let link = "id=\"download-all\" href=\"";
+    let start = page.find(link).expect("Download all") + link.len();
+    let all = page[start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let zip = year.served.runtime.block_on(async {
+        let response = year
+            .served
+            .http
+            .get(format!("{}{all}", year.served.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.bytes().await.unwrap().to_vec()
+    });
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a ZIP");
+    let mut names: Vec<&str> = archive.file_names().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["old-roads.epub", "old-roads.pdf"]);
+    let form = "class=\"kindle\" method=\"post\" action=\"";
+    let start = page.find(form).expect("Send to Kindle") + form.len();
+    let action = page[start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let (status, sent) = year
+        .served
+        .post_form(&action, &[("address", "eve@kindle.com")]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(sent.contains("On its way to your Kindle"), "{sent}");
+    year.wait_for_mail("eve@kindle.com", "Old Roads 2.0.0");
     year.step(
         &["notify", "old-roads", "2.0.0", "--dry-run"],
         "ada@example.com  (bought 1.0.0, cs_test_…)  upgrade offer\n\

@@ -672,6 +672,61 @@ pub fn compose(
         .map_err(|error| MailError::Build(error.to_string()))
 }
 
+/// A file as an attachment beside a short text: what Send to Kindle mails
+/// (Amazon reads the attachment and ignores the rest).
+pub struct Attached<'a> {
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub file_name: &'a str,
+    pub content_type: &'a str,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attached<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached")
+            .field("subject", &self.subject)
+            .field("file_name", &self.file_name)
+            .field("bytes", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message from `from` to `to` carrying `attached`.
+pub fn compose_attached(
+    from: &str,
+    to: &str,
+    attached: Attached<'_>,
+    message_id: &str,
+) -> Result<Message, MailError> {
+    let mailbox = |address: &str| -> Result<Mailbox, MailError> {
+        address.parse().map_err(|error| MailError::Address {
+            address: address.to_owned(),
+            message: format!("{error}"),
+        })
+    };
+    let content_type = header::ContentType::parse(attached.content_type)
+        .map_err(|error| MailError::Build(error.to_string()))?;
+    Message::builder()
+        .from(mailbox(from)?)
+        .to(mailbox(to)?)
+        .subject(attached.subject)
+        .message_id(Some(message_id.to_owned()))
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(header::ContentType::TEXT_PLAIN)
+                        .body(attached.text.to_owned()),
+                )
+                .singlepart(
+                    lettre::message::Attachment::new(attached.file_name.to_owned())
+                        .body(attached.bytes, content_type),
+                ),
+        )
+        .map_err(|error| MailError::Build(error.to_string()))
+}
+
 macro_rules! text_header {
     ($name:ident, $header:literal) => {
         #[derive(Debug, Clone)]

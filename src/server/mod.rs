@@ -14,6 +14,7 @@ pub mod connection;
 mod events;
 mod front;
 mod handlers;
+pub mod kindle;
 pub mod lost;
 pub mod outbox;
 mod posts;
@@ -630,6 +631,17 @@ pub fn routes(
         .and(warp::header::optional::<String>("range"))
         .and(warp::header::optional::<String>("if-range"))
         .then(handlers::download);
+    let to_kindle = warp::path!("kindle" / String)
+        .and(warp::post())
+        .and(with_app.clone())
+        .and(client.clone())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("referer"))
+        .and(chosen_query())
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .then(handlers::send_to_kindle)
+        .boxed();
     let download_all = warp::path!("zip" / String)
         .and(warp::get())
         .and(with_app.clone())
@@ -760,6 +772,13 @@ pub fn routes(
         .and(with_app.clone())
         .then(handlers::opds)
         .boxed();
+    let stop_feed = warp::path!("library" / String / "feed")
+        .and(warp::post())
+        .and(with_app.clone())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("referer"))
+        .then(handlers::stop_feed)
+        .boxed();
     let library = warp::path!("library" / String)
         .and(warp::get())
         .and(with_app.clone())
@@ -781,6 +800,7 @@ pub fn routes(
     let others = first_of(vec![
         page,
         download_all,
+        to_kindle,
         healthz,
         buy,
         thanks,
@@ -793,6 +813,7 @@ pub fn routes(
         product,
         cover,
         library,
+        stop_feed,
         opds,
         withdraw_page,
         withdraw,
@@ -840,6 +861,7 @@ fn redact(path: &str) -> String {
         "/follow/confirm/",
         "/opds/",
         "/zip/",
+        "/kindle/",
     ] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return match rest.split_once('/') {

@@ -253,6 +253,7 @@ async fn compose(
                 None,
             )?))
         }
+        "kindle" => super::kindle::compose(app, queued).await,
         "withdrawal" | "refunded" | "refund-delayed" => {
             withdrawal_mail(app, templates, queued).await
         }

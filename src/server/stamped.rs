@@ -16,8 +16,36 @@ use tokio::sync::OnceCell;
 
 use crate::github::Download;
 use crate::stamp::{Format, Licence};
+use crate::store::values;
 use crate::store::{Asset, Product, Release};
-use crate::{github, stamp};
+use crate::{dates, github, ledger, stamp, tokens};
+
+/// What a buyer's copy of `file` says, when the product stamps it.
+pub fn licence(
+    key: &tokens::Key,
+    store: &crate::store::Store,
+    product: &Product,
+    purchase: &crate::state::Entitlement,
+    file: &str,
+) -> Option<stamp::Licence> {
+    use crate::store::StampMode;
+    let mode = store.stamping(product);
+    if mode == StampMode::Off || Format::of(file).is_none() {
+        return None;
+    }
+    let date = dates::timestamp(purchase.created);
+    Some(stamp::Licence {
+        text: values::stamp_line(
+            &store.settings.stamp.text,
+            &purchase.email,
+            "",
+            &ledger::order_number(&purchase.id),
+            date.get(..10).unwrap_or(&date),
+        ),
+        mark: tokens::stamp_mark(key, &purchase.id),
+        every_page: mode == StampMode::EveryPage,
+    })
+}
 
 /// One buyer's copy: its parts in order, its size and checksum.
 #[derive(Debug)]

@@ -235,7 +235,10 @@ mod tests {
         ];
         let sizes: Vec<(&str, u64)> = files.iter().map(|(n, b)| (*n, b.len() as u64)).collect();
         let length = fits(&sizes).unwrap();
-        let entries = files.iter().map(|(name, bytes)| entry(name, bytes, 5)).collect();
+        let entries = files
+            .iter()
+            .map(|(name, bytes)| entry(name, bytes, 5))
+            .collect();
         let bytes = collect(archive(entries, day)).await.unwrap();
         assert_eq!(bytes.len() as u64, length);
         let mut read = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();

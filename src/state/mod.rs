@@ -187,6 +187,15 @@ impl Follower {
     }
 }
 
+/// What a reader asked of their devices: the Kindle address their EPUBs
+/// go to (remembered for the next time), and the moment up to which
+/// their OPDS feeds' addresses were stopped (none: 0).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reader {
+    pub kindle: Option<String>,
+    pub feeds_from: i64,
+}
+
 /// The start of a follower's id.
 pub const FOLLOWER_PREFIX: &str = "fl_";
 
@@ -720,6 +729,38 @@ impl Db {
     /// an address already known is left as it is. Returns how many were added.
     pub async fn import_followers(&self, followers: Vec<Follower>) -> Result<usize, StateError> {
         either!(self, db => db.import_followers(followers).await)
+    }
+
+    // ---- readers' devices
+
+    /// What `email` asked of their devices.
+    pub async fn reader(&self, email: &str) -> Result<Reader, StateError> {
+        let email = email.to_ascii_lowercase();
+        either!(self, db => db.reader(email.clone()).await)
+    }
+
+    /// Remembers `kindle` as `email`'s Kindle address and queues the mail
+    /// `reference` names (`kindle` kind: the EPUB as an attachment), in
+    /// one transaction.
+    pub async fn send_to_kindle(
+        &self,
+        email: &str,
+        kindle: &str,
+        reference: &str,
+        now: i64,
+    ) -> Result<(), StateError> {
+        let (email, kindle, reference) = (
+            email.to_ascii_lowercase(),
+            kindle.to_ascii_lowercase(),
+            reference.to_owned(),
+        );
+        either!(self, db => db.send_to_kindle(email.clone(), kindle.clone(), reference.clone(), now).await)
+    }
+
+    /// Stops every OPDS feed address of `email` issued up to `now`.
+    pub async fn revoke_feeds(&self, email: &str, now: i64) -> Result<(), StateError> {
+        let email = email.to_ascii_lowercase();
+        either!(self, db => db.revoke_feeds(email.clone(), now).await)
     }
 
     // ---- withdrawals

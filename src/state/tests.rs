@@ -543,3 +543,30 @@ on_both!(
         assert_eq!(all[1].id, again);
     }
 );
+
+on_both!(
+    /// A reader's devices: the Kindle address is remembered with the mail
+    /// it sends, in one step; stopping the feeds records the moment.
+    readers_remember_their_kindle_and_stop_their_feeds,
+    |fixture| {
+        let db = fixture.open().await;
+        assert_eq!(db.reader("ann@example.com").await.unwrap(), Reader::default());
+        db.send_to_kindle("Ann@Example.com", "Ann@Kindle.com", "cs_test_1\nguide\n1.0.0\nguide.epub", 10)
+            .await
+            .unwrap();
+        let queued = db.mail_queue().await.unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!((queued[0].kind.as_str(), queued[0].recipient.as_str()), ("kindle", "ann@kindle.com"));
+        db.revoke_feeds("ann@example.com", 20).await.unwrap();
+        db.send_to_kindle("ann@example.com", "ann@free.kindle.com", "ref", 30)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.reader("ann@example.com").await.unwrap(),
+            Reader {
+                kindle: Some("ann@free.kindle.com".into()),
+                feeds_from: 20,
+            }
+        );
+    }
+);

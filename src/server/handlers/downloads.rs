@@ -22,17 +22,16 @@ use crate::server::views::{
     self, BundleHeading, DownloadSection, DownloadsPage, FileRow, OtherVersion,
 };
 use crate::server::{App, Chosen, Files};
-use crate::stamp::Format;
 use crate::state::{Charge, Entitlement, FileKey};
-use crate::store::{Asset, Product, Release, values};
-use crate::{dates, file_stream, github, ledger, net, stamp, store, tokens};
+use crate::store::{Asset, Product, Release};
+use crate::{dates, file_stream, github, net, stamp, store};
 
 /// The product and release a request names (`?product=`, `?version=`),
 /// among those the purchase may download; without a version, the newest.
 /// A bundle's purchase must name the product. The error is the page to
 /// answer with.
 #[allow(clippy::result_large_err)]
-fn chosen_release<'a>(
+pub(super) fn chosen_release<'a>(
     app: &App,
     store: &'a store::Store,
     purchase: &Entitlement,
@@ -112,7 +111,13 @@ pub async fn download_page(token: String, app: Arc<App>, chosen: Chosen) -> Answ
             Err(page) => return page,
         }
     };
+    let kindle = match app.db.reader(&purchase.email).await {
+        Ok(reader) => reader.kindle.unwrap_or_default(),
+        Err(error) => return log_unavailable(&app, &error),
+    };
     let page = DownloadsPage {
+        kindle,
+        sender: store.settings.mail.from.clone(),
         bundle,
         expires: views::safe(expires),
         sections,
@@ -193,7 +198,16 @@ async fn files_section(
         let query = link_query(purchase, product, (!latest).then_some(version.as_str()));
         format!("/zip/{token}{query}")
     });
+    // Send to Kindle: a version with an EPUB that has a download left.
+    let to_kindle = files
+        .iter()
+        .any(|file| file.name.to_ascii_lowercase().ends_with(".epub") && file.left > 0)
+        .then(|| {
+            let query = link_query(purchase, product, (!latest).then_some(version.as_str()));
+            format!("/kindle/{token}{query}")
+        });
     Ok(DownloadSection {
+        to_kindle,
         all,
         slug: product.slug.clone(),
         name: product.name.clone(),
@@ -254,7 +268,9 @@ pub async fn download(
     let version = release.version.to_string();
     let key = FileKey::new(&purchase, &product.slug, &version, &asset.name);
     let limit = product.download_limit;
-    if let Some(licence) = licence(&app, &store, product, &purchase, &asset.name) {
+    if let Some(licence) =
+        crate::server::stamped::licence(&app.keys[0], &store, product, &purchase, &asset.name)
+    {
         return stamped_download(
             &app, product, release, asset, key, licence, head, range, if_range,
         )
@@ -501,33 +517,6 @@ fn unsatisfiable(size: u64) -> Answer {
     response
 }
 
-/// What a buyer's copy of `file` says, when the product stamps it.
-fn licence(
-    app: &App,
-    store: &store::Store,
-    product: &Product,
-    purchase: &Entitlement,
-    file: &str,
-) -> Option<stamp::Licence> {
-    use crate::store::StampMode;
-    let mode = store.stamping(product);
-    if mode == StampMode::Off || Format::of(file).is_none() {
-        return None;
-    }
-    let date = dates::timestamp(purchase.created);
-    Some(stamp::Licence {
-        text: values::stamp_line(
-            &store.settings.stamp.text,
-            &purchase.email,
-            "",
-            &ledger::order_number(&purchase.id),
-            date.get(..10).unwrap_or(&date),
-        ),
-        mark: tokens::stamp_mark(&app.keys[0], &purchase.id),
-        every_page: mode == StampMode::EveryPage,
-    })
-}
-
 /// A stamped file: the buyer's own copy, made on the first download and
 /// streamed like any streamed file (bytes counted, ranges, resumes).
 #[allow(clippy::too_many_arguments)]
@@ -632,9 +621,11 @@ async fn copy_chunks(
         let take = left.min(part_size - offset);
         let chunks = match part {
             Part::Memory(bytes) => memory_chunks(bytes.clone(), offset, take),
-            Part::File(path, _) => {
-                Box::pin(file_stream::chunks(open_at(path, offset).await?, take, CHUNK)) as Chunks
-            }
+            Part::File(path, _) => Box::pin(file_stream::chunks(
+                open_at(path, offset).await?,
+                take,
+                CHUNK,
+            )) as Chunks,
         };
         body = Box::pin(body.chain(chunks));
         left -= take;
@@ -673,12 +664,15 @@ pub async fn download_all(token: String, app: Arc<App>, chosen: Chosen) -> Answe
     let version = release.version.to_string();
     let mut wholes = Vec::new();
     for asset in &release.assets {
-        let whole = match (licence(&app, &store, product, &purchase, &asset.name), &app.files_from) {
+        let whole = match (
+            crate::server::stamped::licence(&app.keys[0], &store, product, &purchase, &asset.name),
+            &app.files_from,
+        ) {
             (Some(licence), files) => {
                 let source = match files {
-                    Files::Local(dir) => Source::Local(
-                        dir.join(&product.slug).join(&version).join(&asset.name),
-                    ),
+                    Files::Local(dir) => {
+                        Source::Local(dir.join(&product.slug).join(&version).join(&asset.name))
+                    }
                     Files::GitHub { client } => Source::GitHub(client),
                 };
                 match app
@@ -759,9 +753,15 @@ pub async fn download_all(token: String, app: Arc<App>, chosen: Chosen) -> Answe
     let mut response = warp::reply::stream(zipped::archive(entries, release.date)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     if let Ok(value) = HeaderValue::from_str(&format!(
         "attachment; filename=\"{}-{version}.zip\"",
         product.slug
@@ -781,11 +781,21 @@ async fn github_whole(
 ) -> std::io::Result<Chunks> {
     let failed = |error: github::GitHubError| std::io::Error::other(error.to_string());
     let response = match app.cached_link(id) {
-        Some(url) => client.cdn_range(&url, 0, size).await.map_err(failed)?.response,
+        Some(url) => {
+            client
+                .cdn_range(&url, 0, size)
+                .await
+                .map_err(failed)?
+                .response
+        }
         None => match asset_download(client, id).await.map_err(failed)? {
             Download::Redirect { url, expires } => {
                 app.cache_link(id, &url, expires);
-                client.cdn_range(&url, 0, size).await.map_err(failed)?.response
+                client
+                    .cdn_range(&url, 0, size)
+                    .await
+                    .map_err(failed)?
+                    .response
             }
             Download::Body { response, .. } => response,
         },

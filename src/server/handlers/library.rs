@@ -87,6 +87,10 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         Ok(found) => found,
         Err(error) => return log_unavailable(&app, error.as_ref()),
     };
+    let feeds_from = match app.db.reader(&email).await {
+        Ok(reader) => reader.feeds_from,
+        Err(error) => return log_unavailable(&app, &error),
+    };
     let store = app.store();
     let mut items = Vec::with_capacity(purchases.len());
     for (id, (slug, version, created)) in &purchases {
@@ -194,11 +198,13 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         expires: dates::human_time(claims.expires),
         expires_at: dates::timestamp(claims.expires),
         items,
+        stop_feed: format!("/library/{token}/feed"),
+        // Issued after the last address the reader stopped.
         opds: tokens::opds_link(
             &store.settings.base_url,
             &app.keys[0],
             &claims.purchase,
-            app.now(),
+            app.now().max(feeds_from + 1),
         ),
     };
     same_origin_referrer(render(
@@ -208,4 +214,32 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
         "library.html",
         minijinja::Value::from_serialize(&context),
     ))
+}
+
+/// `POST /library/<token>/feed`: the reader stops their feed's address
+/// (shared by mistake, a device given away): every address issued up to
+/// now is refused, and the library shows a new one.
+pub async fn stop_feed(
+    token: String,
+    app: Arc<App>,
+    origin: Option<String>,
+    referer: Option<String>,
+) -> Answer {
+    if let Some(refused) = super::lost::from_elsewhere(&app, origin.as_deref(), referer.as_deref())
+    {
+        return refused;
+    }
+    let expired = (
+        "This link has expired",
+        "Library links stop working after a while. Ask for a new one below.",
+    );
+    let email = match library_of(&app, &token, "", expired).await {
+        Ok((_, email)) => email,
+        Err(page) => return page,
+    };
+    if let Err(error) = app.db.revoke_feeds(&email, app.now()).await {
+        return log_unavailable(&app, &error);
+    }
+    tracing::info!("a reader stopped their feed's address");
+    super::answers::redirect(StatusCode::SEE_OTHER, &format!("/library/{token}#opds"))
 }

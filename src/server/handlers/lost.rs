@@ -65,6 +65,22 @@ pub(super) fn from_elsewhere(
     })
 }
 
+/// [`from_elsewhere`] for a form on a page whose address holds a token
+/// (the download page): the page keeps its address out of `Referer`
+/// (`no-referrer`), so a browser posts it with `Origin: null`, which is
+/// taken; a form of another site's page names that site, and is refused.
+/// (Forging the post would take the token in its address anyway.)
+pub(super) fn from_elsewhere_to_token(
+    app: &App,
+    origin: Option<&str>,
+    referer: Option<&str>,
+) -> Option<Answer> {
+    match origin {
+        Some("null") => None,
+        _ => from_elsewhere(app, origin, referer),
+    }
+}
+
 pub async fn lost(
     app: Arc<App>,
     client: ClientKey,

@@ -96,6 +96,14 @@ pub(super) struct Meter {
     sent: u64,
 }
 
+impl Meter {
+    /// Everything charged is used (a file handed over whole another way,
+    /// such as a mail to a Kindle): nothing is given back.
+    pub(super) fn consumed(mut self) {
+        self.sent = self.length;
+    }
+}
+
 impl Drop for Meter {
     fn drop(&mut self) {
         let unsent = self.length.saturating_sub(self.sent);

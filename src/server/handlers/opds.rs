@@ -13,7 +13,7 @@ use warp::http::{HeaderValue, header};
 
 use super::Answer;
 use super::access::{held, link_query};
-use super::answers::log_unavailable;
+use super::answers::{log_unavailable, refuse};
 use super::library::{entitlement, library_of};
 use crate::server::App;
 use crate::tokens;
@@ -38,10 +38,23 @@ pub async fn opds(token: String, app: Arc<App>) -> Answer {
         "This catalogue address has expired",
         "Open your library from a new link (ask at /lost) and add its address again.",
     );
-    let email = match library_of(&app, &token, tokens::OPDS, expired).await {
-        Ok((_, email)) => email,
+    let (claims, email) = match library_of(&app, &token, tokens::OPDS, expired).await {
+        Ok(found) => found,
         Err(page) => return page,
     };
+    // An address the reader stopped (every one issued up to that moment).
+    match app.db.reader(&email).await {
+        Ok(reader) if claims.expires - tokens::OPDS_LIFETIME <= reader.feeds_from => {
+            return refuse(
+                &app,
+                warp::http::StatusCode::GONE,
+                "This catalogue address was stopped",
+                "Open your library and add its new address to your reading app.",
+            );
+        }
+        Ok(_) => {}
+        Err(error) => return log_unavailable(&app, &error),
+    }
     // What the address holds and still has (refunded and disputed left out).
     let purchases = match app.purchases_by(&email).await {
         Ok(found) => found,

@@ -168,6 +168,8 @@ pub struct LibraryPage {
     pub items: Vec<LibraryItem>,
     /// The library's OPDS feed, for a reader's app.
     pub opds: String,
+    /// Where the form that stops the feed's address posts.
+    pub stop_feed: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -197,6 +199,10 @@ pub struct LibraryItem {
 #[derive(Debug, Clone, Serialize)]
 pub struct DownloadsPage {
     pub bundle: Option<BundleHeading>,
+    /// Send to Kindle: the address the buyer used last (empty: none), and
+    /// the store's address they must approve at Amazon.
+    pub kindle: String,
+    pub sender: String,
     /// When the link stops working: a `<time>` (see `dates::html_time`).
     pub expires: minijinja::Value,
     pub sections: Vec<DownloadSection>,
@@ -274,6 +280,8 @@ pub struct BundleHeading {
 /// The files of one product of a purchase, at the version shown.
 #[derive(Debug, Clone, Serialize)]
 pub struct DownloadSection {
+    /// Send to Kindle: where the form posts, when the version has an EPUB.
+    pub to_kindle: Option<String>,
     /// "Download all": the version's files as one ZIP, when it has
     /// several and each has a download left.
     pub all: Option<String>,
@@ -372,6 +380,10 @@ const BUILT_IN: &[(&str, &str)] = &[
     (
         "sample.html",
         include_str!("../../../templates/sample.html"),
+    ),
+    (
+        "kindle.html",
+        include_str!("../../../templates/kindle.html"),
     ),
     ("posts.html", include_str!("../../../templates/posts.html")),
     ("post.html", include_str!("../../../templates/post.html")),
@@ -599,6 +611,13 @@ impl Views {
         self.render(
             "followed.html",
             minijinja::context! { shop => "Sample Shop", email => "reader@example.com" },
+        )?;
+        self.render(
+            "kindle.html",
+            minijinja::context! {
+                product => "Sample book", version => "2.0.0", file => "book.epub",
+                kindle => "reader@kindle.com", sender => "books@example.com",
+            },
         )?;
         self.render(
             "sample.html",

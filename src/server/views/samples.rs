@@ -219,6 +219,7 @@ pub fn thanks() -> Vec<(&'static str, ThanksPage)> {
 
 pub fn downloads() -> Vec<(&'static str, DownloadsPage)> {
     let section = |slug: &str, left: u32| DownloadSection {
+        to_kindle: Some(format!("/kindle/sample-token?product={slug}")),
         all: (left > 0).then(|| format!("/zip/sample-token?product={slug}")),
         slug: slug.into(),
         name: format!("Sample {slug}"),
@@ -253,6 +254,8 @@ pub fn downloads() -> Vec<(&'static str, DownloadsPage)> {
                 expires: expires.clone(),
                 sections: vec![section("book", 4)],
                 withdraw: Some(withdraw_link()),
+                kindle: "reader_42@kindle.com".into(),
+                sender: "books@example.com".into(),
             },
         ),
         (
@@ -265,6 +268,8 @@ pub fn downloads() -> Vec<(&'static str, DownloadsPage)> {
                 expires,
                 sections: vec![section("book", 5), section("workbook", 0)],
                 withdraw: None,
+                kindle: String::new(),
+                sender: "books@example.com".into(),
             },
         ),
     ]
@@ -303,6 +308,7 @@ pub fn libraries() -> Vec<(&'static str, LibraryPage)> {
                 expires: "1 January 2027, 10:00 UTC".into(),
                 expires_at: "2027-01-01T10:00:00Z".into(),
                 opds: "https://books.example/opds/sample-token".into(),
+                stop_feed: "/library/sample-token/feed".into(),
                 items: vec![
                     item("book", None, false),
                     item("workbook", Some("box"), false),
@@ -324,6 +330,7 @@ pub fn libraries() -> Vec<(&'static str, LibraryPage)> {
                 expires: "1 January 2027, 10:00 UTC".into(),
                 expires_at: "2027-01-01T10:00:00Z".into(),
                 opds: "https://books.example/opds/sample-token".into(),
+                stop_feed: "/library/sample-token/feed".into(),
                 items: Vec::new(),
             },
         ),

@@ -36,6 +36,7 @@
 mod charger;
 mod followers;
 mod import;
+mod readers;
 mod schema;
 mod url;
 mod withdrawals;

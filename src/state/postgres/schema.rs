@@ -107,6 +107,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         source TEXT NOT NULL,
         consent TEXT NOT NULL
     );",
+    "
+    CREATE TABLE readers (
+        email TEXT PRIMARY KEY,
+        kindle TEXT,
+        feeds_from BIGINT NOT NULL DEFAULT 0
+    );",
 ];
 
 /// The schema version this build migrates a PostgreSQL database to.

@@ -35,6 +35,7 @@ pub(in crate::state) const TABLES: &[(&str, &str)] = &[
         "followers",
         "email, id, asked, confirmed, left_at, source, consent",
     ),
+    ("readers", "email, kindle, feeds_from"),
 ];
 
 /// A table's rows, each value an integer, a text or nothing.

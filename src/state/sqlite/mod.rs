@@ -27,6 +27,7 @@
 
 mod export;
 mod followers;
+mod readers;
 mod rows;
 mod schema;
 mod withdrawals;

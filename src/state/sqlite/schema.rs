@@ -126,6 +126,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
         source TEXT NOT NULL,
         consent TEXT NOT NULL
     );",
+    // 9: readers' devices: the Kindle address EPUBs go to, and the moment
+    // before which their OPDS feeds' addresses no longer hold.
+    "CREATE TABLE readers (
+        email TEXT PRIMARY KEY,
+        kindle TEXT,
+        feeds_from INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 /// Brings the database at `connection` to the newest schema.
