@@ -7,7 +7,7 @@ use warp::http::StatusCode;
 
 use super::Answer;
 use super::access::{held, link_query};
-use super::answers::{invalid_link, log_unavailable, refuse, render, same_origin_referrer};
+use super::answers::{invalid_link, log_unavailable, refuse, render};
 use crate::server::{App, views};
 use crate::state::{Entitlement, FileKey};
 use crate::store::Product;
@@ -207,13 +207,15 @@ pub async fn library(token: String, app: Arc<App>) -> Answer {
             app.now().max(feeds_from + 1),
         ),
     };
-    same_origin_referrer(render(
+    // The page's address holds its token: no `Referer` carries it (its
+    // form arrives with `Origin: null`, see `from_elsewhere_to_token`).
+    render(
         &app,
         StatusCode::OK,
         "Your library",
         "library.html",
         minijinja::Value::from_serialize(&context),
-    ))
+    )
 }
 
 /// `POST /library/<token>/feed`: the reader stops their feed's address
@@ -225,7 +227,8 @@ pub async fn stop_feed(
     origin: Option<String>,
     referer: Option<String>,
 ) -> Answer {
-    if let Some(refused) = super::lost::from_elsewhere(&app, origin.as_deref(), referer.as_deref())
+    if let Some(refused) =
+        super::lost::from_elsewhere_to_token(&app, origin.as_deref(), referer.as_deref())
     {
         return refused;
     }

@@ -10,10 +10,8 @@ use warp::http::StatusCode;
 
 use super::Answer;
 use super::access::purchase;
-use super::answers::{
-    invalid_link, log_unavailable, refuse, render, same_origin_referrer, unavailable,
-};
-use super::lost::from_elsewhere;
+use super::answers::{invalid_link, log_unavailable, refuse, render, unavailable};
+use super::lost::from_elsewhere_to_token;
 use crate::server::client::ClientKey;
 use crate::server::withdraw::{self, DecideError};
 use crate::server::{App, views};
@@ -71,13 +69,15 @@ fn form(app: &App, purchase: &Entitlement, problem: Option<&str>, typed: (&str, 
     } else {
         StatusCode::OK
     };
-    same_origin_referrer(render(
+    // The page's address holds its token: no `Referer` carries it (its
+    // form arrives with `Origin: null`, see `from_elsewhere_to_token`).
+    render(
         app,
         status,
         "Withdraw from this purchase",
         "withdraw.html",
         minijinja::Value::from_serialize(&page),
-    ))
+    )
 }
 
 /// The answer: what was decided of a withdrawal, as recorded.
@@ -127,7 +127,7 @@ pub async fn withdraw(
     referer: Option<String>,
     fields: HashMap<String, String>,
 ) -> Answer {
-    if let Some(refused) = from_elsewhere(&app, origin.as_deref(), referer.as_deref()) {
+    if let Some(refused) = from_elsewhere_to_token(&app, origin.as_deref(), referer.as_deref()) {
         return refused;
     }
     let purchase = match purchase_of(&app, &token).await {
