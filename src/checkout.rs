@@ -23,6 +23,7 @@ pub fn options(settings: &Settings) -> CheckoutOptions {
             .as_ref()
             .map(|consent| consent.waiver.clone()),
         promotions_consent: settings.audience.checkout_consent,
+        custom_fields: Vec::new(),
     }
 }
 
@@ -84,6 +85,7 @@ mod tests {
                 invoice_creation: true,
                 terms_consent: Some("See [terms](https://b.example/t).".into()),
                 promotions_consent: true,
+                custom_fields: Vec::new(),
             }
         );
         assert_eq!(

@@ -738,6 +738,7 @@ async fn tax_and_invoices(sandbox: &Sandbox, client: &shop::stripe::Client, sold
         invoice_creation: true,
         terms_consent: Some("I agree to the [terms](https://books.example/terms).".into()),
         promotions_consent: true,
+        custom_fields: Vec::new(),
     };
     client
         .create_payment_link(
@@ -788,6 +789,79 @@ async fn tax_and_invoices(sandbox: &Sandbox, client: &shop::stripe::Client, sold
     // The box for the seller's news is for US buyers: a French one is not
     // asked, and gives no answer.
     assert_eq!(taxed.promotions(), None);
+    // Custom fields (a gift's recipient and message): asked, answered at
+    // the checkout, read back from the session.
+    let gift_fields = vec![
+        shop::stripe::CustomField {
+            key: "giftemail".into(),
+            label: "Their email address".into(),
+            maximum_length: Some(255),
+            optional: false,
+        },
+        shop::stripe::CustomField {
+            key: "giftmessage".into(),
+            label: "A message for them".into(),
+            maximum_length: Some(255),
+            optional: true,
+        },
+    ];
+    let gift = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                price: taxed_price.id.clone(),
+                success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
+                options: shop::stripe::CheckoutOptions {
+                    custom_fields: gift_fields.clone(),
+                    ..Default::default()
+                },
+                ..CreateCheckoutSession::default()
+            },
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    // Required and left empty: refused, as the page refuses it.
+    let refused = sandbox
+        .control(
+            Method::POST,
+            &format!("checkout/sessions/{}/complete", gift.id),
+            json!({"email": "ada@example.com", "card": "4242424242424242"}),
+        )
+        .await;
+    assert!(refused["error"].is_object(), "{refused}");
+    let answer = sandbox
+        .control(
+            Method::POST,
+            &format!("checkout/sessions/{}/complete", gift.id),
+            json!({"email": "ada@example.com", "card": "4242424242424242",
+                   "custom_fields": {"giftemail": "eve@example.com"}}),
+        )
+        .await;
+    assert_eq!(answer["status"], "complete", "{answer}");
+    let gift = client.checkout_session(&gift.id).await.unwrap().unwrap();
+    assert_eq!(gift.custom_field("giftemail"), Some("eve@example.com"));
+    assert_eq!(gift.custom_field("giftmessage"), None);
+    // Stripe's limits: a fourth field is refused.
+    let four = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                price: taxed_price.id.clone(),
+                success_url: "https://books.example/thanks".into(),
+                options: shop::stripe::CheckoutOptions {
+                    custom_fields: ["a", "b", "c", "d"]
+                        .map(|key| shop::stripe::CustomField {
+                            key: key.into(),
+                            ..gift_fields[0].clone()
+                        })
+                        .to_vec(),
+                    ..Default::default()
+                },
+                ..CreateCheckoutSession::default()
+            },
+            &IdempotencyKey::random(),
+        )
+        .await;
+    assert!(four.is_err());
     let invoice = taxed.invoice.as_ref().and_then(|i| i.object()).unwrap();
     assert_eq!(invoice.number.as_deref(), Some("SANDBOX-0001"));
     let fetched = sandbox

@@ -583,6 +583,108 @@ async fn the_test_checkout_page_takes_stripes_test_cards() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_checkout_asks_custom_fields_as_stripe_does() {
+    let sandbox = Sandbox::start().await;
+    let client = sandbox.client();
+    let price = catalogue(&client, "guide").await;
+    let mut params = session_params(&price, "guide");
+    params.options.custom_fields = vec![
+        shop::stripe::CustomField {
+            key: "giftemail".into(),
+            label: "Their email address".into(),
+            maximum_length: Some(255),
+            optional: false,
+        },
+        shop::stripe::CustomField {
+            key: "giftmessage".into(),
+            label: "A message for them".into(),
+            maximum_length: Some(20),
+            optional: true,
+        },
+    ];
+    let session = client
+        .create_checkout_session(&params, &IdempotencyKey::random())
+        .await
+        .unwrap();
+    let url = session.url.clone().unwrap();
+    let html = sandbox
+        .http()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<label for=\"custom_giftemail\">Their email address</label>")
+            && html.contains("name=\"custom_giftemail\" maxlength=\"255\" required")
+            && html.contains("A message for them (optional)"),
+        "{html}"
+    );
+    let post = |fields: &[(&str, &str)]| {
+        let body = fields
+            .iter()
+            .fold(shop::stripe::Form::new(), |form, (k, v)| form.field(*k, *v));
+        sandbox
+            .http()
+            .post(&url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.encode())
+            .send()
+    };
+    let card = [
+        ("email", "ada@example.com"),
+        ("card", "4242 4242 4242 4242"),
+    ];
+    // The required field left empty, and a message over its length: the
+    // page again, with what to fix; nothing paid.
+    let missing = post(&card).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::PAYMENT_REQUIRED);
+    assert!(
+        missing
+            .text()
+            .await
+            .unwrap()
+            .contains("Their email address: this field is required.")
+    );
+    let long = [
+        card[0],
+        card[1],
+        ("custom_giftemail", "eve@example.com"),
+        ("custom_giftmessage", "far too long a message"),
+    ];
+    let refused = post(&long).await.unwrap();
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("A message for them: enter 1 to 20 characters.")
+    );
+    let open = client.checkout_session(&session.id).await.unwrap().unwrap();
+    assert_eq!(open.status.as_deref(), Some("open"));
+    let paid = post(&[
+        card[0],
+        card[1],
+        ("custom_giftemail", "eve@example.com"),
+        ("custom_giftmessage", "Happy reading"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    let done = client.checkout_session(&session.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            done.custom_field("giftemail"),
+            done.custom_field("giftmessage")
+        ),
+        (Some("eve@example.com"), Some("Happy reading"))
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_link_opens_a_checkout_that_redirects_as_configured() {
     let sandbox = Sandbox::start().await;
     let client = sandbox.client();

@@ -27,7 +27,7 @@ pub use form::Form;
 pub use objects::*;
 pub use params::{
     CheckoutOptions, CreateCheckoutSession, CreateCoupon, CreatePaymentLink, CreatePrice,
-    CreateProduct, CreatePromotionCode, CurrencyOption, ListCheckoutSessions,
+    CreateProduct, CreatePromotionCode, CurrencyOption, CustomField, ListCheckoutSessions,
 };
 
 use crate::secret::Secret;

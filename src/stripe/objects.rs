@@ -130,6 +130,24 @@ pub struct Price {
     pub currency_options: Option<std::collections::BTreeMap<String, PriceOption>>,
 }
 
+/// A custom field of a session, with the buyer's answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionCustomField {
+    pub key: String,
+    #[serde(default)]
+    pub text: Option<FieldAnswer>,
+    #[serde(default)]
+    pub numeric: Option<FieldAnswer>,
+    #[serde(default)]
+    pub dropdown: Option<FieldAnswer>,
+}
+
+/// What the buyer entered (none for an optional field left empty).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FieldAnswer {
+    pub value: Option<String>,
+}
+
 /// One of a price's `currency_options`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PriceOption {
@@ -179,6 +197,9 @@ pub struct CheckoutSession {
     /// Results of `consent_collection`.
     #[serde(default)]
     pub consent: Option<Consent>,
+    /// The custom fields it asked, with the buyer's answers.
+    #[serde(default)]
+    pub custom_fields: Vec<SessionCustomField>,
     /// The invoice Stripe made (`invoice_creation`), expanded or not.
     #[serde(default)]
     pub invoice: Option<Expandable<Invoice>>,
@@ -256,6 +277,16 @@ impl CheckoutSession {
             .as_ref()
             .and_then(|consent| consent.terms_of_service.as_deref())
             == Some("accepted")
+    }
+
+    /// The buyer's answer to the custom field `key`, if they gave one.
+    pub fn custom_field(&self, key: &str) -> Option<&str> {
+        let field = self.custom_fields.iter().find(|field| field.key == key)?;
+        [&field.text, &field.numeric, &field.dropdown]
+            .into_iter()
+            .flatten()
+            .find_map(|answer| answer.value.as_deref())
+            .filter(|value| !value.is_empty())
     }
 
     /// The buyer's answer to the box for the seller's news, where checkout

@@ -97,6 +97,21 @@ pub struct CheckoutOptions {
     /// `consent_collection[promotions]=auto`: the box for the seller's
     /// news, which Stripe shows US buyers of US accounts.
     pub promotions_consent: bool,
+    /// `custom_fields`: questions the buyer answers at checkout (Stripe
+    /// takes three at most), text ones here.
+    pub custom_fields: Vec<CustomField>,
+}
+
+/// A text field of the checkout (`custom_fields[i]` with `type=text`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomField {
+    /// Alphanumeric, unique in the checkout; the answer comes back under it.
+    pub key: String,
+    /// What the buyer reads (50 characters at most).
+    pub label: String,
+    /// The longest answer (Stripe: 255 at most).
+    pub maximum_length: Option<i64>,
+    pub optional: bool,
 }
 
 impl CheckoutOptions {
@@ -120,6 +135,19 @@ impl CheckoutOptions {
         }
         if self.promotions_consent {
             form = form.field("consent_collection[promotions]", "auto");
+        }
+        for (index, field) in self.custom_fields.iter().enumerate() {
+            let name = format!("custom_fields[{index}]");
+            form = form
+                .field(format!("{name}[key]"), &field.key)
+                .field(format!("{name}[label][type]"), "custom")
+                .field(format!("{name}[label][custom]"), &field.label)
+                .field(format!("{name}[type]"), "text")
+                .field(format!("{name}[optional]"), field.optional)
+                .optional(
+                    format!("{name}[text][maximum_length]"),
+                    field.maximum_length,
+                );
         }
         form
     }

@@ -98,7 +98,16 @@ pub fn page(sandbox: &Arc<Sandbox>, method: &Method, id: &str, body: &[u8]) -> R
             Ok(())
         };
         let (address, tax_id) = (field("address"), field("tax_id"));
+        // The custom fields' answers, each in its input `custom_<key>`.
+        let answers: Vec<(String, String)> = session["custom_fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|custom| custom["key"].as_str())
+            .map(|key| (key.to_owned(), field(&format!("custom_{key}"))))
+            .collect();
         let payment = Payment {
+            custom_fields: &answers,
             email: &email,
             method: &method,
             address: Some(address.as_str()),
@@ -448,6 +457,23 @@ fn checkout_form(
     // Shown to every buyer the session may ask; counted only for one in
     // the US (`tax::offers_promotions`).
     let promotions = session["consent_collection"]["promotions"] == "auto";
+    // The custom fields, as inputs (a dropdown as a select).
+    let custom_fields: Vec<Value> = session["custom_fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|custom| {
+            let kind = custom["type"].as_str().unwrap_or("text");
+            json!({
+                "key": custom["key"],
+                "label": custom["label"]["custom"],
+                "kind": kind,
+                "optional": custom["optional"],
+                "maximum": custom[kind]["maximum_length"],
+                "options": custom["dropdown"]["options"],
+            })
+        })
+        .collect();
     // A price in several currencies: the selector, as Checkout shows one.
     let price = items.first().map(|item| &item["price"]);
     let mut currencies: Vec<String> = price
@@ -477,6 +503,7 @@ fn checkout_form(
             title => "Checkout",
             promotions,
             currencies,
+            custom_fields,
             id => session["id"].as_str().unwrap_or_default(),
             seller,
             names => names.join(", "),

@@ -204,6 +204,13 @@ pub fn handle(
             json_response(StatusCode::OK, &json!(Faults::default()))
         }
         ["checkout", "sessions", id, "complete"] if post => {
+            // `{"custom_fields": {"key": "value"}}`: the custom fields' answers.
+            let answers: Vec<(String, String)> = input["custom_fields"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_owned()))
+                .collect();
             let payment = super::sessions::Payment {
                 email: input["email"].as_str().unwrap_or("buyer@example.com"),
                 method: input["iban"]
@@ -214,6 +221,7 @@ pub fn handle(
                 tax_id: input["tax_id"].as_str(),
                 accepted_terms: input["accept_terms"].as_bool() == Some(true),
                 promotions: input["accept_promotions"].as_bool() == Some(true),
+                custom_fields: &answers,
             };
             let webhooks = sandbox.webhooks();
             let mut state = sandbox.state();

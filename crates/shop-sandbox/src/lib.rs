@@ -17,6 +17,7 @@ mod checkout;
 mod control;
 mod coupons;
 mod fees;
+mod fields;
 pub mod form;
 mod html;
 mod objects;

@@ -320,6 +320,8 @@ pub struct Payment<'a> {
     pub accepted_terms: bool,
     /// The box for the seller's promotional mail ticked.
     pub promotions: bool,
+    /// The answers to the session's custom fields, by key.
+    pub custom_fields: &'a [(String, String)],
 }
 
 /// Pays session `id` as `payment` says: a test card number, or a test IBAN
@@ -389,7 +391,16 @@ pub fn complete_with(
     let session = state.get(id).cloned().unwrap_or(session);
     let details = tax::customer_details(email, &given, state.account.tax_origin.as_deref());
     let consent = tax::consent(&session, &given);
+    let answers = payment.custom_fields;
+    let fields = super::fields::answered(&session["custom_fields"], |key| {
+        answers
+            .iter()
+            .find(|(known, _)| known == key)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    })?;
     let finish = move |session: &mut Value| {
+        session["custom_fields"] = fields.clone();
         session["status"] = json!("complete");
         session["customer_details"] = details.clone();
         session["consent"] = consent.clone();

@@ -19,10 +19,11 @@ use super::registrations;
 use super::state::State;
 
 /// The parameters of this module, on payment links and Checkout Sessions.
-pub const PARAMS: [&str; 6] = [
+pub const PARAMS: [&str; 7] = [
     "automatic_tax",
     "billing_address_collection",
     "consent_collection",
+    "custom_fields",
     "custom_text",
     "invoice_creation",
     "tax_id_collection",
@@ -334,6 +335,7 @@ pub fn options(state: &State, params: &Params, price: &Value) -> Result<Value, A
         "automatic_tax": {"enabled": automatic, "liability": null},
         "billing_address_collection": billing,
         "consent_collection": consent,
+        "custom_fields": super::fields::parse(params.get("custom_fields"))?,
         "custom_text": custom_text,
         "invoice_creation": {"enabled": invoices, "invoice_data": invoice_data()},
         "tax_id_collection": {"enabled": tax_ids},
