@@ -557,18 +557,7 @@ fn buyers_who_tick_checkouts_box_hear_posts_and_only_a_us_account_may_ask() {
         );
     }
     served.test.shop(&["sync"]).success();
-    let ledger: Vec<serde_json::Value> = std::fs::read_dir(served.test.path().join("purchases"))
-        .unwrap()
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("20"))
-        .flat_map(|entry| {
-            std::fs::read_to_string(entry.path())
-                .unwrap()
-                .lines()
-                .map(|line| serde_json::from_str(line).unwrap())
-                .collect::<Vec<serde_json::Value>>()
-        })
-        .collect();
+    let ledger = served.test.ledger_lines();
     let answer = |email: &str| {
         ledger
             .iter()

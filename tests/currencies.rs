@@ -33,21 +33,6 @@ fn shown_price(page: &str) -> String {
     page[start..].split('<').next().unwrap().to_owned()
 }
 
-fn ledger(served: &Served) -> Vec<Value> {
-    std::fs::read_dir(served.test.path().join("purchases"))
-        .unwrap()
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("20"))
-        .flat_map(|entry| {
-            std::fs::read_to_string(entry.path())
-                .unwrap()
-                .lines()
-                .map(|line| serde_json::from_str(line).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect()
-}
-
 #[test]
 fn a_book_in_four_currencies_sells_in_each_and_reports_in_the_accounts() {
     let served = Served::start_with_store(&[], |test| {
@@ -182,7 +167,7 @@ fn a_book_in_four_currencies_sells_in_each_and_reports_in_the_accounts() {
     assert!(refusal.contains("has no CHF option"), "{refusal}");
 
     served.test.shop(&["sync"]).success();
-    let lines = ledger(&served);
+    let lines = served.test.ledger_lines();
     let line = |email: &str| {
         lines
             .iter()

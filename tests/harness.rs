@@ -75,6 +75,28 @@ impl Test {
         std::fs::read_to_string(self.cwd.join(relative)).expect("read file")
     }
 
+    /// The lines of the ledger's month files (`purchases/YYYY-MM.jsonl`),
+    /// as JSON, by email.
+    pub fn ledger_lines(&self) -> Vec<serde_json::Value> {
+        let mut lines: Vec<serde_json::Value> = std::fs::read_dir(self.path().join("purchases"))
+            .unwrap()
+            .flatten()
+            .filter(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.starts_with("20") && name.ends_with(".jsonl")
+            })
+            .flat_map(|entry| {
+                std::fs::read_to_string(entry.path())
+                    .unwrap()
+                    .lines()
+                    .map(|line| serde_json::from_str(line).unwrap())
+                    .collect::<Vec<serde_json::Value>>()
+            })
+            .collect();
+        lines.sort_by_key(|line| line["email"].as_str().unwrap_or_default().to_owned());
+        lines
+    }
+
     /// Runs `shop` with `args` in the working directory.
     pub fn shop(&self, args: &[&str]) -> Run {
         self.shop_from(".", args)

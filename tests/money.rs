@@ -76,23 +76,6 @@ fn pay(runtime: &tokio::runtime::Runtime, checkout: &str, fields: &[(&str, &str)
     });
 }
 
-fn ledger(test: &Test) -> Vec<Value> {
-    let mut lines: Vec<Value> = std::fs::read_dir(test.path().join("purchases"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("20"))
-        .flat_map(|entry| {
-            std::fs::read_to_string(entry.path())
-                .unwrap()
-                .lines()
-                .map(|line| serde_json::from_str(line).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect();
-    lines.sort_by_key(|line| line["email"].as_str().unwrap().to_owned());
-    lines
-}
-
 #[test]
 fn fees_and_the_day_of_payment_reach_the_ledger_and_the_report_adds_up() {
     let runtime = crate::harness::runtime();
@@ -156,7 +139,7 @@ fn fees_and_the_day_of_payment_reach_the_ledger_and_the_report_adds_up() {
     let fee = |rate: i64| (2400 * rate + 5_000) / 10_000 + 25;
     let (eea, uk, other) = (fee(150), fee(250), fee(325));
     assert_eq!((eea, uk, other), (61, 85, 103));
-    let lines = ledger(&test);
+    let lines = test.ledger_lines();
     let seen: Vec<_> = lines
         .iter()
         .map(|line| {
@@ -370,7 +353,8 @@ fn a_tax_code_reaches_stripe_and_an_ebook_pays_the_reduced_rate() {
     assert_eq!(standard_tax, 383);
 
     test.shop(&["sync", "-q"]).success().stderr_is("");
-    let taxes: Vec<_> = ledger(&test)
+    let taxes: Vec<_> = test
+        .ledger_lines()
         .iter()
         .map(|line| {
             (

@@ -223,22 +223,7 @@ fn tax_invoices_and_consent_go_through_stripe_into_the_ledger_and_report() {
 
     test.shop(&["sync", "-q"]).success().stderr_is("");
     assert_eq!(git_status(&test), "");
-    let mut lines: Vec<Value> = std::fs::read_dir(test.path().join("purchases"))
-        .unwrap()
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            name.ends_with(".jsonl") && name.starts_with("20")
-        })
-        .flat_map(|entry| {
-            std::fs::read_to_string(entry.path())
-                .unwrap()
-                .lines()
-                .map(|line| serde_json::from_str(line).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect();
-    lines.sort_by_key(|line| line["email"].as_str().unwrap().to_owned());
+    let lines = test.ledger_lines();
     let seen: Vec<_> = lines
         .iter()
         .map(|line| {

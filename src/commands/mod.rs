@@ -374,9 +374,8 @@ pub(crate) fn from_state(store: &store::Store) -> anyhow::Result<Option<crate::s
         return Ok(None);
     };
     let withdrawals = block_on(db.withdrawals())??;
-    let samples = block_on(db.all_purchases())??
+    let samples = block_on(db.purchases_starting(crate::ledger::SAMPLE_PREFIX))??
         .iter()
-        .filter(|held| held.id.starts_with(crate::ledger::SAMPLE_PREFIX))
         .map(|sample| {
             let currency = store.product(&sample.product).map_or_else(
                 |_| store.settings.currency,

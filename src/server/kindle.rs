@@ -12,9 +12,8 @@
 
 use crate::ledger;
 use crate::mail;
-use crate::server::App;
-use crate::server::Files;
-use crate::server::stamped::{self, Part, Source};
+use crate::server::stamped::{self, Part};
+use crate::server::{App, Files, local_file};
 use crate::state::QueuedMail;
 use crate::store::{Asset, Product, Release};
 
@@ -50,15 +49,8 @@ pub async fn file_bytes(
 ) -> anyhow::Result<Vec<u8>> {
     let store = app.store();
     let version = release.version.to_string();
-    let local = |dir: &std::path::Path| dir.join(&product.slug).join(&version).join(&asset.name);
     if let Some(licence) = stamped::licence(&app.keys[0], &store, product, purchase, &asset.name) {
-        let source = match &app.files_from {
-            Files::Local(dir) => Source::Local(local(dir)),
-            Files::GitHub { client } => Source::GitHub(client),
-        };
-        let copy = app
-            .copies
-            .copy(source, &purchase.id, product, release, asset, licence)
+        let copy = stamped::buyer_copy(app, &purchase.id, product, release, asset, licence)
             .await
             .map_err(anyhow::Error::msg)?;
         let mut bytes = Vec::with_capacity(copy.size as usize);
@@ -71,7 +63,9 @@ pub async fn file_bytes(
         return Ok(bytes);
     }
     match &app.files_from {
-        Files::Local(dir) => Ok(tokio::fs::read(local(dir)).await?),
+        Files::Local(dir) => {
+            Ok(tokio::fs::read(local_file(dir, &product.slug, &version, &asset.name)).await?)
+        }
         Files::GitHub { client } => {
             let id = asset
                 .github_asset_id

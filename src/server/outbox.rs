@@ -164,13 +164,7 @@ async fn compose(
                 );
                 values.extend(withdraw_values(app, &purchase.id));
                 let rendered = templates.render(Kind::Preorder, &values)?;
-                return Ok(Some(mail::compose(
-                    from,
-                    &queued.recipient,
-                    &rendered,
-                    &id,
-                    None,
-                )?));
+                return to_recipient(from, queued, &rendered, &id);
             }
             if purchase.id.starts_with(ledger::SAMPLE_PREFIX) {
                 return sample_mail(app, templates, queued, &purchase).await;
@@ -191,13 +185,7 @@ async fn compose(
             values.insert("invoice", invoice_url(app, &purchase.id).await);
             values.extend(withdraw_values(app, &purchase.id));
             let rendered = templates.render(Kind::Receipt, &values)?;
-            Ok(Some(mail::compose(
-                from,
-                &queued.recipient,
-                &rendered,
-                &id,
-                None,
-            )?))
+            to_recipient(from, queued, &rendered, &id)
         }
         "links" => {
             let purchases = app.purchases_by(&queued.recipient).await?;
@@ -226,13 +214,7 @@ async fn compose(
             let html = BTreeMap::from([("links", html)]);
             let rendered = templates.render_with_html(Kind::Links, &values, &html)?;
             let id = mail::message_id(&format!("links.{}.{}", queued.id, queued.created), from);
-            Ok(Some(mail::compose(
-                from,
-                &queued.recipient,
-                &rendered,
-                &id,
-                None,
-            )?))
+            to_recipient(from, queued, &rendered, &id)
         }
         "follow" => {
             let Some(id) = &queued.purchase else {
@@ -245,13 +227,7 @@ async fn compose(
             );
             let rendered = templates.render(Kind::Follow, &values)?;
             let message_id = mail::message_id(&format!("follow.{id}"), from);
-            Ok(Some(mail::compose(
-                from,
-                &queued.recipient,
-                &rendered,
-                &message_id,
-                None,
-            )?))
+            to_recipient(from, queued, &rendered, &message_id)
         }
         "kindle" => super::kindle::compose(app, queued).await,
         "withdrawal" | "refunded" | "refund-delayed" => {
@@ -295,11 +271,21 @@ async fn sample_mail(
     values.insert("confirm", confirm);
     let rendered = templates.render(Kind::Sample, &values)?;
     let id = mail::message_id(&format!("sample.{}", sample.id), from);
+    to_recipient(from, queued, &rendered, &id)
+}
+
+/// The message of `rendered` to the queued mail's recipient.
+fn to_recipient(
+    from: &str,
+    queued: &QueuedMail,
+    rendered: &mail::Rendered,
+    message_id: &str,
+) -> anyhow::Result<Option<lettre::Message>> {
     Ok(Some(mail::compose(
         from,
         &queued.recipient,
-        &rendered,
-        &id,
+        rendered,
+        message_id,
         None,
     )?))
 }
@@ -374,11 +360,5 @@ async fn withdrawal_mail(
         &format!("{}.{}", queued.kind, purchase.id),
         &settings.mail.from,
     );
-    Ok(Some(mail::compose(
-        &settings.mail.from,
-        &queued.recipient,
-        &rendered,
-        &message_id,
-        None,
-    )?))
+    to_recipient(&settings.mail.from, queued, &rendered, &message_id)
 }

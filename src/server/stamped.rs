@@ -47,6 +47,30 @@ pub fn licence(
     })
 }
 
+/// The buyer's stamped copy of `asset` (made on the first call, then
+/// kept), from the release's file wherever the server has it.
+pub async fn buyer_copy(
+    app: &super::App,
+    purchase: &str,
+    product: &Product,
+    release: &Release,
+    asset: &Asset,
+    licence: Licence,
+) -> Result<Arc<Copy>, String> {
+    let source = match &app.files_from {
+        super::Files::Local(dir) => Source::Local(super::local_file(
+            dir,
+            &product.slug,
+            &release.version.to_string(),
+            &asset.name,
+        )),
+        super::Files::GitHub { client } => Source::GitHub(client),
+    };
+    app.copies
+        .copy(source, purchase, product, release, asset, licence)
+        .await
+}
+
 /// One buyer's copy: its parts in order, its size and checksum.
 #[derive(Debug)]
 pub struct Copy {

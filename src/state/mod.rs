@@ -196,6 +196,17 @@ pub struct Reader {
     pub feeds_from: i64,
 }
 
+/// The first key after every key that starts with `prefix` (its last
+/// character moved one up), for a range query on an index; empty for an
+/// empty prefix. Ids are ASCII.
+fn after_prefix(prefix: &str) -> String {
+    let mut bytes = prefix.as_bytes().to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last += 1;
+    }
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
 /// The start of a follower's id.
 pub const FOLLOWER_PREFIX: &str = "fl_";
 
@@ -514,7 +525,14 @@ impl Db {
 
     /// Every purchase the server knows, for `shop trace`.
     pub async fn all_purchases(&self) -> Result<Vec<Entitlement>, StateError> {
-        either!(self, db => db.all_purchases().await)
+        self.purchases_starting("").await
+    }
+
+    /// The purchases whose id starts with `prefix` (such as the free
+    /// samples' `sm_`), read by the key's order rather than whole.
+    pub async fn purchases_starting(&self, prefix: &str) -> Result<Vec<Entitlement>, StateError> {
+        let prefix = prefix.to_owned();
+        either!(self, db => db.purchases_starting(prefix.clone()).await)
     }
 
     /// Records a library (the page of everything `email` bought) and

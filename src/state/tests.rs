@@ -570,3 +570,24 @@ on_both!(
         );
     }
 );
+
+on_both!(
+    /// Purchases by the start of their id: the free samples apart from
+    /// the sales, every one for an empty prefix.
+    purchases_are_read_by_the_start_of_their_id,
+    |fixture| {
+        let db = fixture.open().await;
+        for id in ["cs_test_1", "sm_1", "sm_2", "sn_1"] {
+            let mut held = purchase();
+            held.id = id.into();
+            db.upsert_purchase(held, 10).await.unwrap();
+        }
+        let ids = |found: Vec<Entitlement>| {
+            let mut ids: Vec<String> = found.into_iter().map(|held| held.id).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(db.purchases_starting("sm_").await.unwrap()), ["sm_1", "sm_2"]);
+        assert_eq!(ids(db.all_purchases().await.unwrap()).len(), 4);
+    }
+);

@@ -380,13 +380,12 @@ pub fn complete_with(
             "Your email address is invalid.",
         ));
     }
-    let mut given = tax::given(
+    let given = tax::given(
         &session,
         payment.address,
         payment.tax_id,
-        payment.accepted_terms,
+        (payment.accepted_terms, payment.promotions),
     )?;
-    given.promotions = payment.promotions;
     tax::compute(state, id, &given);
     let session = state.get(id).cloned().unwrap_or(session);
     let details = tax::customer_details(email, &given, state.account.tax_origin.as_deref());

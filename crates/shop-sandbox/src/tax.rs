@@ -413,7 +413,7 @@ pub fn given(
     session: &Value,
     address: Option<&str>,
     tax_id: Option<&str>,
-    accepted_terms: bool,
+    (accepted_terms, promotions): (bool, bool),
 ) -> Result<Given, ApiError> {
     if needs_consent(session) && !accepted_terms {
         return Err(ApiError::invalid(
@@ -462,7 +462,7 @@ pub fn given(
         address,
         tax_id,
         accepted_terms,
-        promotions: false,
+        promotions,
     })
 }
 

@@ -21,7 +21,7 @@ use crate::server::range::{self, Span};
 use crate::server::views::{
     self, BundleHeading, DownloadSection, DownloadsPage, FileRow, OtherVersion,
 };
-use crate::server::{App, Chosen, Files};
+use crate::server::{App, Chosen, Files, local_file, stamped};
 use crate::state::{Charge, Entitlement, FileKey};
 use crate::store::{Asset, Product, Release};
 use crate::{dates, file_stream, github, net, stamp, store};
@@ -268,9 +268,7 @@ pub async fn download(
     let version = release.version.to_string();
     let key = FileKey::new(&purchase, &product.slug, &version, &asset.name);
     let limit = product.download_limit;
-    if let Some(licence) =
-        crate::server::stamped::licence(&app.keys[0], &store, product, &purchase, &asset.name)
-    {
+    if let Some(licence) = stamped::licence(&app.keys[0], &store, product, &purchase, &asset.name) {
         return stamped_download(
             &app, product, release, asset, key, licence, head, range, if_range,
         )
@@ -330,7 +328,7 @@ pub async fn download(
             }
         }
         Files::Local(dir) => {
-            let path = dir.join(&product.slug).join(&version).join(&asset.name);
+            let path = local_file(dir, &product.slug, &version, &asset.name);
             let meter = match charge_stream(&app, key, limit, asset.size, start, length).await {
                 Ok(meter) => meter,
                 Err(answer) => return answer,
@@ -531,19 +529,7 @@ async fn stamped_download(
     range: Option<String>,
     if_range: Option<String>,
 ) -> Answer {
-    use crate::server::stamped::Source;
-    let source = match &app.files_from {
-        Files::Local(dir) => Source::Local(
-            dir.join(&product.slug)
-                .join(release.version.to_string())
-                .join(&asset.name),
-        ),
-        Files::GitHub { client } => Source::GitHub(client),
-    };
-    let copy = match app
-        .copies
-        .copy(source, &key.purchase, product, release, asset, licence)
-        .await
+    let copy = match stamped::buyer_copy(app, &key.purchase, product, release, asset, licence).await
     {
         Ok(copy) => copy,
         Err(message) => return log_unavailable(app, &std::io::Error::other(message)),
@@ -649,7 +635,6 @@ enum Whole {
 /// stamped copies where the product stamps. Refused before the first byte
 /// when any file has no download left.
 pub async fn download_all(token: String, app: Arc<App>, chosen: Chosen) -> Answer {
-    use crate::server::stamped::Source;
     use crate::server::zipped;
     // Revocation is checked by each file's charge, in its transaction.
     let (_, purchase, store) = match authorize(&app, &token, false).await {
@@ -665,19 +650,11 @@ pub async fn download_all(token: String, app: Arc<App>, chosen: Chosen) -> Answe
     let mut wholes = Vec::new();
     for asset in &release.assets {
         let whole = match (
-            crate::server::stamped::licence(&app.keys[0], &store, product, &purchase, &asset.name),
+            stamped::licence(&app.keys[0], &store, product, &purchase, &asset.name),
             &app.files_from,
         ) {
-            (Some(licence), files) => {
-                let source = match files {
-                    Files::Local(dir) => {
-                        Source::Local(dir.join(&product.slug).join(&version).join(&asset.name))
-                    }
-                    Files::GitHub { client } => Source::GitHub(client),
-                };
-                match app
-                    .copies
-                    .copy(source, &purchase.id, product, release, asset, licence)
+            (Some(licence), _) => {
+                match stamped::buyer_copy(&app, &purchase.id, product, release, asset, licence)
                     .await
                 {
                     Ok(copy) => Whole::Copy(copy),
@@ -685,7 +662,7 @@ pub async fn download_all(token: String, app: Arc<App>, chosen: Chosen) -> Answe
                 }
             }
             (None, Files::Local(dir)) => {
-                Whole::Local(dir.join(&product.slug).join(&version).join(&asset.name))
+                Whole::Local(local_file(dir, &product.slug, &version, &asset.name))
             }
             (None, Files::GitHub { .. }) => match asset.github_asset_id {
                 Some(id) => Whole::GitHub(id),

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 
 use super::Answer;
-use super::answers::{invalid_link, log_unavailable, refuse, view, within_limits};
-use super::lost::from_elsewhere;
+use super::answers::{invalid_link, log_unavailable, refuse, view};
+use super::lost::{address_or_refusal, from_elsewhere, within_form_limits};
 use crate::server::App;
 use crate::server::client::ClientKey;
 use crate::state::Quota;
-use crate::store::settings;
 use crate::tokens::{self, TokenError};
 
 /// Confirmation mails one address may be sent an hour, whoever asks.
@@ -36,18 +35,10 @@ pub async fn follow(
     if let Some(refused) = from_elsewhere(&app, origin.as_deref(), referer.as_deref()) {
         return refused;
     }
-    let email = form
-        .get("email")
-        .map(|email| email.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    if settings::check_email(&email).is_err() {
-        return refuse(
-            &app,
-            StatusCode::BAD_REQUEST,
-            "Please check the address",
-            "That does not look like an email address. Go back and try again.",
-        );
-    }
+    let email = match address_or_refusal(&app, &form) {
+        Ok(email) => email,
+        Err(refused) => return refused,
+    };
     let source = match form.get("source").map(String::as_str) {
         Some(slug) if slug.starts_with("product:") && store.product(&slug[8..]).is_ok() => {
             slug.to_owned()
@@ -55,18 +46,11 @@ pub async fn follow(
         Some("thanks") => "thanks".to_owned(),
         _ => "front".to_owned(),
     };
-    let (by_address, by_client) = (format!("follow:{email}"), format!("follow-client:{client}"));
-    let checks = [
-        (by_address.as_str(), FOLLOW_PER_ADDRESS),
-        (
-            by_client.as_str(),
-            Quota::of(store.settings.serve.limits.lost),
-        ),
-    ];
-    let allowed = match within_limits(&app, &checks).await {
-        Ok(allowed) => allowed,
-        Err(answer) => return answer,
-    };
+    let allowed =
+        match within_form_limits(&app, "follow", &email, FOLLOW_PER_ADDRESS, &client).await {
+            Ok(allowed) => allowed,
+            Err(answer) => return answer,
+        };
     // Over a limit, or following already: the same answer, nothing mailed.
     if allowed
         && let Err(error) = app

@@ -10,14 +10,14 @@ use warp::http::StatusCode;
 
 use super::Answer;
 use super::access::authorize;
-use super::answers::{log_unavailable, refuse, view, within_limits};
+use super::answers::{log_unavailable, refuse, view};
 use super::downloads::chosen_release;
-use super::lost::from_elsewhere_to_token;
+use super::lost::{from_elsewhere_to_token, within_form_limits};
 use super::meter::charge_stream;
 use crate::server::client::ClientKey;
 use crate::server::kindle;
-use crate::server::stamped::{self, Source};
-use crate::server::{App, Chosen, Files};
+use crate::server::stamped;
+use crate::server::{App, Chosen};
 use crate::state::{FileKey, Quota};
 
 /// Kindle mails one purchase may ask for an hour.
@@ -71,18 +71,7 @@ pub async fn send(
             "This version has no EPUB file, which is what a Kindle takes.",
         );
     };
-    let (by_purchase, by_client) = (
-        format!("kindle:{}", purchase.id),
-        format!("kindle-client:{client}"),
-    );
-    let checks = [
-        (by_purchase.as_str(), PER_PURCHASE),
-        (
-            by_client.as_str(),
-            Quota::of(store.settings.serve.limits.lost),
-        ),
-    ];
-    match within_limits(&app, &checks).await {
+    match within_form_limits(&app, "kindle", &purchase.id, PER_PURCHASE, &client).await {
         Ok(true) => {}
         Ok(false) => {
             return refuse(
@@ -98,17 +87,7 @@ pub async fn send(
     let version = release.version.to_string();
     let size = match stamped::licence(&app.keys[0], &store, product, &purchase, &asset.name) {
         Some(licence) => {
-            let source = match &app.files_from {
-                Files::Local(dir) => {
-                    Source::Local(dir.join(&product.slug).join(&version).join(&asset.name))
-                }
-                Files::GitHub { client } => Source::GitHub(client),
-            };
-            match app
-                .copies
-                .copy(source, &purchase.id, product, release, asset, licence)
-                .await
-            {
+            match stamped::buyer_copy(&app, &purchase.id, product, release, asset, licence).await {
                 Ok(copy) => copy.size,
                 Err(message) => return log_unavailable(&app, &std::io::Error::other(message)),
             }

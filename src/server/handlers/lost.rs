@@ -7,7 +7,7 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 
 use super::Answer;
-use super::answers::{html, same_origin_referrer, text, view, within_limits};
+use super::answers::{html, refuse, same_origin_referrer, text, view, within_limits};
 use crate::server::App;
 use crate::server::client::ClientKey;
 use crate::state::Quota;
@@ -81,6 +81,54 @@ pub(super) fn from_elsewhere_to_token(
     }
 }
 
+/// The address a form was sent with (`email`), in lower case, if it is
+/// one.
+pub(super) fn typed_address(form: &HashMap<String, String>) -> Option<String> {
+    let email = form.get("email")?.trim().to_ascii_lowercase();
+    settings::check_email(&email).is_ok().then_some(email)
+}
+
+/// [`typed_address`], or the page that asks to check it.
+#[allow(clippy::result_large_err)]
+pub(super) fn address_or_refusal(
+    app: &App,
+    form: &HashMap<String, String>,
+) -> Result<String, Answer> {
+    typed_address(form).ok_or_else(|| {
+        refuse(
+            app,
+            StatusCode::BAD_REQUEST,
+            "Please check the address",
+            "That does not look like an email address. Go back and try again.",
+        )
+    })
+}
+
+/// Whether a form that mails someone may go on: within `per_subject` for
+/// `subject` (an address, a purchase) and within the store's limit for
+/// one client (`[serve.limits] lost`), both counted under `kind`; or the
+/// answer when the state cannot say.
+pub(super) async fn within_form_limits(
+    app: &App,
+    kind: &str,
+    subject: &str,
+    per_subject: Quota,
+    client: &ClientKey,
+) -> Result<bool, Answer> {
+    let (by_subject, by_client) = (
+        format!("{kind}:{subject}"),
+        format!("{kind}-client:{client}"),
+    );
+    let checks = [
+        (by_subject.as_str(), per_subject),
+        (
+            by_client.as_str(),
+            Quota::of(app.store().settings.serve.limits.lost),
+        ),
+    ];
+    within_limits(app, &checks).await
+}
+
 pub async fn lost(
     app: Arc<App>,
     client: ClientKey,
@@ -91,11 +139,7 @@ pub async fn lost(
     if let Some(refused) = from_elsewhere(&app, origin.as_deref(), referer.as_deref()) {
         return refused;
     }
-    let email = form
-        .get("email")
-        .map(|e| e.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    if settings::check_email(&email).is_err() {
+    let Some(email) = typed_address(&form) else {
         return same_origin_referrer(view(
             &app,
             StatusCode::BAD_REQUEST,
@@ -103,16 +147,8 @@ pub async fn lost(
             "lost.html",
             minijinja::context! { message => "Please enter the email address you bought with." },
         ));
-    }
-    let (by_address, by_client) = (format!("lost:{email}"), format!("lost-client:{client}"));
-    let checks = [
-        (by_address.as_str(), LOST_PER_ADDRESS),
-        (
-            by_client.as_str(),
-            Quota::of(app.store().settings.serve.limits.lost),
-        ),
-    ];
-    let allowed = match within_limits(&app, &checks).await {
+    };
+    let allowed = match within_form_limits(&app, "lost", &email, LOST_PER_ADDRESS, &client).await {
         Ok(allowed) => allowed,
         Err(answer) => return answer,
     };

@@ -12,13 +12,12 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 
 use super::Answer;
-use super::answers::{log_unavailable, not_found, refuse, view, within_limits};
-use super::lost::from_elsewhere;
+use super::answers::{log_unavailable, not_found, view};
+use super::lost::{address_or_refusal, from_elsewhere, within_form_limits};
 use crate::ledger::SAMPLE_PREFIX;
 use crate::server::App;
 use crate::server::client::ClientKey;
 use crate::state::{Entitlement, Quota};
-use crate::store::settings;
 
 /// Sample mails one address may be sent an hour for one product.
 const SAMPLE_PER_ADDRESS: Quota = Quota::per_hour(1);
@@ -47,32 +46,17 @@ pub async fn sample(
     let Some(release) = product.on_sale() else {
         return not_found(&app);
     };
-    let email = form
-        .get("email")
-        .map(|email| email.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    if settings::check_email(&email).is_err() {
-        return refuse(
-            &app,
-            StatusCode::BAD_REQUEST,
-            "Please check the address",
-            "That does not look like an email address. Go back and try again.",
-        );
-    }
-    let follow = form.get("follow").is_some_and(|ticked| ticked == "yes");
-    let by_address = format!("sample:{slug}:{email}");
-    let by_client = format!("sample-client:{client}");
-    let checks = [
-        (by_address.as_str(), SAMPLE_PER_ADDRESS),
-        (
-            by_client.as_str(),
-            Quota::of(store.settings.serve.limits.lost),
-        ),
-    ];
-    let allowed = match within_limits(&app, &checks).await {
-        Ok(allowed) => allowed,
-        Err(answer) => return answer,
+    let email = match address_or_refusal(&app, &form) {
+        Ok(email) => email,
+        Err(refused) => return refused,
     };
+    let follow = form.get("follow").is_some_and(|ticked| ticked == "yes");
+    let subject = format!("{slug}:{email}");
+    let allowed =
+        match within_form_limits(&app, "sample", &subject, SAMPLE_PER_ADDRESS, &client).await {
+            Ok(allowed) => allowed,
+            Err(answer) => return answer,
+        };
     // Over a limit: the same answer, nothing mailed.
     if allowed {
         let now = app.now();

@@ -294,9 +294,14 @@ impl Postgres {
         Ok(rows.first().and_then(|row| row.get(0)))
     }
 
-    pub async fn all_purchases(&self) -> Result<Vec<Entitlement>, StateError> {
-        let sql = format!("SELECT {PURCHASE_COLUMNS} FROM purchases ORDER BY created, id");
-        let rows = self.query(&sql, &[]).await?;
+    pub async fn purchases_starting(&self, prefix: String) -> Result<Vec<Entitlement>, StateError> {
+        let sql = format!(
+            "SELECT {PURCHASE_COLUMNS} FROM purchases
+             WHERE id >= $1 AND ($2 = '' OR id < $2) ORDER BY created, id"
+        );
+        let rows = self
+            .query(&sql, &[&prefix, &super::after_prefix(&prefix)])
+            .await?;
         Ok(rows.iter().map(purchase_row).collect())
     }
 

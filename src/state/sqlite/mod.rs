@@ -256,12 +256,13 @@ impl Sqlite {
     }
 
     /// Every purchase the server knows, for `shop trace`.
-    pub async fn all_purchases(&self) -> Result<Vec<Entitlement>, StateError> {
-        self.read(|connection| {
+    pub async fn purchases_starting(&self, prefix: String) -> Result<Vec<Entitlement>, StateError> {
+        self.read(move |connection| {
             let mut statement = connection.prepare(
-                "SELECT id, email, product, version, payment_intent, created, amount, currency, discount, tax FROM purchases",
+                "SELECT id, email, product, version, payment_intent, created, amount, currency, discount, tax
+                 FROM purchases WHERE id >= ?1 AND (?2 = '' OR id < ?2)",
             )?;
-            let rows = statement.query_map([], purchase_row)?;
+            let rows = statement.query_map(params![prefix, super::after_prefix(&prefix)], purchase_row)?;
             rows.collect()
         })
     }
