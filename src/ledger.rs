@@ -241,6 +241,20 @@ pub struct Purchase {
     /// (`[audience] checkout_consent`): `opt_in` or `opt_out`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotions: Option<String>,
+    /// A gift: who paid for it (`email` is who holds it, the recipient).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gift_from: Option<String>,
+    /// A gift whose recipient's address was not one: what the buyer typed
+    /// (the purchase stayed theirs, `email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gift_to: Option<String>,
+    /// The buyer's message to the recipient, as typed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gift_message: Option<String>,
+    /// The day the gift was to be sent (`2026-12-24`), when later than
+    /// the purchase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gift_on: Option<String>,
     /// A grant's note, for the author (a review copy, a prize).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,

@@ -249,7 +249,8 @@ pub fn source(purchase: &Purchase) -> String {
 pub const CSV_HEADER: &str = "id,created,paid,email,product,version,preorder,status,\
 amount,discount,refunded,currency,fee,net,settled_in,tax,payment_intent,upgrade_from,\
 promotion_code,utm_source,utm_medium,utm_campaign,utm_term,utm_content,referrer,country,\
-tax_id,tax_id_type,invoice,invoice_url,terms_accepted,promotions,note,mailed\n";
+tax_id,tax_id_type,invoice,invoice_url,terms_accepted,promotions,gift_from,gift_to,\
+gift_message,gift_on,note,mailed\n";
 
 /// One purchase as a CSV line, amounts in the currency's units (a fee and
 /// net in those of the currency it settled in).
@@ -299,6 +300,10 @@ pub fn csv_line(purchase: &Purchase) -> String {
         optional(&purchase.invoice_url),
         optional(&purchase.terms_accepted),
         optional(&purchase.promotions),
+        optional(&purchase.gift_from),
+        optional(&purchase.gift_to),
+        optional(&purchase.gift_message),
+        optional(&purchase.gift_on),
         optional(&purchase.note),
         optional(&purchase.mailed),
     ];
@@ -418,6 +423,10 @@ mod tests {
             invoice_url: Some("https://invoice".into()),
             terms_accepted: Some("2026-11-02T10:00:04Z".into()),
             promotions: Some("opt_in".into()),
+            gift_from: Some("ann@example.com".into()),
+            gift_to: Some("my sister".into()),
+            gift_message: Some("For you".into()),
+            gift_on: Some("2026-12-24".into()),
             note: Some("n".into()),
             mailed: Some("2026-11-02T10:00:06Z".into()),
             ..purchase("guide", 2900, Status::Paid, Some(2900))

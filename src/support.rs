@@ -117,11 +117,18 @@ impl Found {
 pub fn find(root: &Path, key: &Key, server: &[Entitlement]) -> Result<Vec<Found>, LedgerError> {
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     ledger::each(root, |purchase| {
-        if key.matches(
-            &purchase.id,
-            &purchase.email,
-            purchase.payment_intent.as_deref(),
-        ) {
+        // A gift is found by its recipient's address and its buyer's.
+        let by_buyer = purchase
+            .gift_from
+            .as_deref()
+            .is_some_and(|buyer| matches!(key, Key::Email(_)) && key.matches("", buyer, None));
+        if by_buyer
+            || key.matches(
+                &purchase.id,
+                &purchase.email,
+                purchase.payment_intent.as_deref(),
+            )
+        {
             found.insert(purchase.id.clone(), Found::of_ledger(purchase));
         }
         Ok(())
@@ -204,6 +211,7 @@ mod tests {
             payment_intent: Some("pi_d".into()),
             created: 1_900_000_000,
             paid: None,
+            gift: None,
         }];
         let ids = |key: &str| -> Vec<String> {
             find(root, &Key::parse(key), &server)

@@ -152,6 +152,24 @@ pub fn withdraw_path(key: &Key, purchase: &str, now: i64) -> String {
     format!("/withdraw/{}", sign(key, &claims))
 }
 
+/// The prefix of a gift token's subject: the buyer's page of a gift they
+/// gave, which no download accepts.
+pub const GIFT: &str = "gift:";
+
+/// How long a gift's page works: as long as a withdrawal link (a gift
+/// dated a year ahead can still be sent again after its day).
+pub const GIFT_LIFETIME: i64 = 400 * 86_400;
+
+/// The buyer's page of the gift bought with `purchase` (`/gift/<token>`,
+/// relative, as [`withdraw_path`]).
+pub fn gift_path(key: &Key, purchase: &str, now: i64) -> String {
+    let claims = Claims {
+        purchase: format!("{GIFT}{purchase}"),
+        expires: now + GIFT_LIFETIME,
+    };
+    format!("/gift/{}", sign(key, &claims))
+}
+
 /// A buyer's download link: `base_url` and a token for `purchase` that
 /// expires at `expires` (Unix seconds).
 pub fn link(base_url: &str, key: &Key, purchase: &str, expires: i64) -> String {

@@ -513,8 +513,30 @@ async fn catalogue(client: &shop::stripe::Client) -> Sold {
         .await
         .unwrap();
     client.payment_link(&link.id).await.unwrap().unwrap();
+    // A gift's link: its custom fields and mark, as `shop release` makes it.
+    let gift_link = client
+        .create_payment_link(
+            &CreatePaymentLink {
+                price: price.id.clone(),
+                redirect_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}"
+                    .into(),
+                allow_promotion_codes: true,
+                options: shop::stripe::CheckoutOptions {
+                    custom_fields: shop::gift::fields(),
+                    ..Default::default()
+                },
+                metadata: shop::gift::mark(meta(&[("product", "guide"), ("version", "1.0.0")])),
+            },
+            &IdempotencyKey::derived(&["link", "gift"]),
+        )
+        .await
+        .unwrap();
     let active: Vec<_> = client.active_payment_links().try_collect().await.unwrap();
-    assert_eq!(active.len(), 1);
+    assert_eq!(active.len(), 2);
+    client
+        .set_payment_link_active(&gift_link.id, false)
+        .await
+        .unwrap();
     client
         .set_payment_link_active(&link.id, false)
         .await
@@ -791,20 +813,8 @@ async fn tax_and_invoices(sandbox: &Sandbox, client: &shop::stripe::Client, sold
     assert_eq!(taxed.promotions(), None);
     // Custom fields (a gift's recipient and message): asked, answered at
     // the checkout, read back from the session.
-    let gift_fields = vec![
-        shop::stripe::CustomField {
-            key: "giftemail".into(),
-            label: "Their email address".into(),
-            maximum_length: Some(255),
-            optional: false,
-        },
-        shop::stripe::CustomField {
-            key: "giftmessage".into(),
-            label: "A message for them".into(),
-            maximum_length: Some(255),
-            optional: true,
-        },
-    ];
+    // The fields shop's gifts ask (`shop::gift::fields`).
+    let gift_fields = shop::gift::fields();
     let gift = client
         .create_checkout_session(
             &CreateCheckoutSession {
@@ -834,12 +844,22 @@ async fn tax_and_invoices(sandbox: &Sandbox, client: &shop::stripe::Client, sold
             Method::POST,
             &format!("checkout/sessions/{}/complete", gift.id),
             json!({"email": "ada@example.com", "card": "4242424242424242",
-                   "custom_fields": {"giftemail": "eve@example.com"}}),
+                   "custom_fields": {"giftrecipient": "eve@example.com", "giftdate": "2027-01-0"}}),
+        )
+        .await;
+    // A day of nine characters is refused by the field's minimum.
+    assert!(answer["error"].is_object(), "{answer}");
+    let answer = sandbox
+        .control(
+            Method::POST,
+            &format!("checkout/sessions/{}/complete", gift.id),
+            json!({"email": "ada@example.com", "card": "4242424242424242",
+                   "custom_fields": {"giftrecipient": "eve@example.com"}}),
         )
         .await;
     assert_eq!(answer["status"], "complete", "{answer}");
     let gift = client.checkout_session(&gift.id).await.unwrap().unwrap();
-    assert_eq!(gift.custom_field("giftemail"), Some("eve@example.com"));
+    assert_eq!(gift.custom_field("giftrecipient"), Some("eve@example.com"));
     assert_eq!(gift.custom_field("giftmessage"), None);
     // Stripe's limits: a fourth field is refused.
     let four = client

@@ -20,6 +20,7 @@ mod demo;
 mod downloads;
 mod edge;
 mod editions;
+mod gifts;
 mod helpdesk;
 mod hints;
 mod house;

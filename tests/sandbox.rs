@@ -593,12 +593,14 @@ async fn the_test_checkout_asks_custom_fields_as_stripe_does() {
             key: "giftemail".into(),
             label: "Their email address".into(),
             maximum_length: Some(255),
+            minimum_length: None,
             optional: false,
         },
         shop::stripe::CustomField {
             key: "giftmessage".into(),
             label: "A message for them".into(),
             maximum_length: Some(20),
+            minimum_length: None,
             optional: true,
         },
     ];

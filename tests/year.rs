@@ -1035,4 +1035,72 @@ fn an_authors_year() {
          TOTAL       8      1      1        149.32 EUR  43.00 EUR  1          5.31 EUR  101.01 EUR\n",
         "",
     );
+
+    // ---- The holidays: the author sells gifts (`gifts = true`); a
+    // re-run of the Atlas's release adds its gift's link. Lu gives the
+    // Atlas to Max with a message: Lu's receipt has no download link,
+    // Max's gift has his own, and the ledger keeps who gave it.
+    let settings = year.served.test.read("shop.toml");
+    year.served
+        .test
+        .write("shop.toml", &format!("gifts = true\n{settings}"));
+    year.step(
+        &["release", "atlas", "1.0.0", &atlas, "--commit-all"],
+        "[STRIPE]/pay/plink_…\n",
+        "  Stripe product `prod_shop_atlas` exists\n\
+         \x20 Stripe price `price_…` for 9.00 EUR (8.00 GBP) exists\n\
+         \x20 payment link `plink_…` exists\n\
+         \x20 created gift's payment link `plink_…`\n\
+         \x20 `atlas.pdf` is in the local files folder\n\
+         \x20 recorded the release in products/atlas.toml\n\
+         \x20 committed and tagged `atlas-v1.0.0`\n\
+         note: no release notes for atlas 1.0.0: the product page and notices show none\n\
+         hint: write them in `notes/atlas/1.0.0.md` (or give `--notes FILE`) before the next version\n\
+         released atlas 1.0.0 (gift's payment link plink_…)\n",
+    );
+    year.served.wait_for("the Atlas's gift on its page", || {
+        year.served
+            .body(year.served.get("/p/atlas"))
+            .contains("href=\"/buy/atlas?gift\"")
+    });
+    let thanks = year.pay(
+        "/buy/atlas?gift",
+        &[
+            ("email", "lu@example.com"),
+            ("card", "4000 0027 6000 0016"),
+            ("custom_giftrecipient", "max@example.org"),
+            ("custom_giftmessage", "For the road, Max. Lu"),
+        ],
+    );
+    let landed = year.page(thanks.trim_start_matches(&year.served.url));
+    assert!(
+        landed.contains("We have sent it to <strong>max@example.org</strong>")
+            && !landed.contains("/d/"),
+        "{landed}"
+    );
+    let receipt = year.wait_for_mail("lu@example.com", "Your receipt from");
+    assert!(
+        !receipt.contains("/d/") && receipt.contains("/gift/"),
+        "{receipt}"
+    );
+    let gift = year.wait_for_mail("max@example.org", "A gift for you: Atlas of the Roads");
+    assert!(gift.contains("For the road, Max. Lu"), "{gift}");
+    let page = gift[gift.find("/d/").expect("Max's own link")..]
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(year.page(&page).contains("atlas.pdf"));
+    year.step(
+        &["sync"],
+        "1 new, 0 refunded, 0 disputed; committed [HASH]\n",
+        "9 completed sessions seen\n",
+    );
+    let lines = year.served.test.ledger_lines();
+    let given = lines
+        .iter()
+        .find(|line| line["gift_from"] == "lu@example.com")
+        .expect("the gift's line");
+    assert_eq!(given["email"], "max@example.org");
+    assert_eq!(given["gift_message"], "For the road, Max. Lu");
 }

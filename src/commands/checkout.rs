@@ -29,6 +29,11 @@ pub struct Args {
     /// A Stripe promotion code to apply
     #[arg(long, value_name = "CODE")]
     pub promo: Option<String>,
+
+    /// A gift: checkout asks for the recipient's address, a message and
+    /// a day to send it; the files go to the recipient
+    #[arg(long)]
+    pub gift: bool,
 }
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
@@ -73,6 +78,10 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let mut params = checkout::session(&store.settings, product, release);
     params.customer_email = args.email.clone();
     params.expires_at = Some(expires_at(now, args.expires));
+    if args.gift {
+        params.options.custom_fields = crate::gift::fields();
+        params.metadata = crate::gift::mark(std::mem::take(&mut params.metadata));
+    }
     // Stripe takes a code given or a field to type one, not both.
     params.allow_promotion_codes &= promotion.is_none();
     params
@@ -96,13 +105,15 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             "expires_at": session.expires_at,
             "customer_email": session.customer_email,
             "amount_total": session.amount_total,
+            "gift": args.gift,
         }))?;
     } else {
         context.output.note(format!(
-            "Checkout for {} {} ({}), open for {}:",
+            "Checkout for {} {} ({}){}, open for {}:",
             product.name,
             release.version,
             product.price,
+            if args.gift { " as a gift" } else { "" },
             human_duration(args.expires)
         ));
         context.output.data(format!("{url}\n"))?;

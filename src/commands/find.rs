@@ -101,6 +101,7 @@ async fn downloads_left(
         payment_intent: purchase.payment_intent.clone(),
         created: purchase.created,
         paid: None,
+        gift: None,
     };
     let mut fewest: Option<(u32, u32)> = None;
     for holding in store.holdings(&purchase.product, &purchase.version) {

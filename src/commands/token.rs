@@ -103,8 +103,12 @@ pub fn run(context: &Context, mut args: Args) -> anyhow::Result<()> {
     }
     if let Some(email) = &mailed {
         context.output.note(format!(
-            "mailed the link to {} (their receipt again)",
-            printable(email)
+            "mailed the link to {} ({})",
+            printable(email),
+            match known.entitlement().and_then(|purchase| purchase.gift) {
+                Some(gift) if gift.deliverable => "the gift's mail again",
+                _ => "their receipt again",
+            }
         ));
     }
     if let Some(extra) = granted {
@@ -283,13 +287,23 @@ fn mail_link(
         expires,
     }
     .values();
+    let gift = purchase.gift.as_ref();
     let kind = if purchase.id.starts_with(ledger::GRANT_PREFIX) {
         Kind::Gift
+    } else if let Some(gift) = gift.filter(|gift| gift.deliverable) {
+        // A gift's mail again, to its recipient.
+        values.insert("giver", gift.buyer.clone());
+        values.insert("message", gift.message.clone());
+        Kind::Present
     } else {
         // The receipt again, as the server mailed it.
         values.insert("date", dates::human_day(purchase.created));
         values.insert("paid", purchase.paid_text());
         values.insert("invoice", invoice.unwrap_or_default());
+        values.insert(
+            "unusable",
+            gift.map(|gift| gift.recipient.clone()).unwrap_or_default(),
+        );
         values.extend(withdraw);
         Kind::Receipt
     };

@@ -52,10 +52,16 @@ pub enum Kind {
     /// A free sample's download link, with the link that confirms
     /// following when the reader asked for news too.
     Sample,
+    /// A gift bought for someone: the buyer's message and the recipient's
+    /// own download link.
+    Present,
+    /// The receipt of a gift, to its buyer: no download link, the gift's
+    /// page (sent or when, send again).
+    GiftReceipt,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Receipt,
         Kind::Notice,
         Kind::Links,
@@ -69,6 +75,8 @@ impl Kind {
         Kind::Follow,
         Kind::Post,
         Kind::Sample,
+        Kind::Present,
+        Kind::GiftReceipt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +94,8 @@ impl Kind {
             Kind::Follow => "follow",
             Kind::Post => "post",
             Kind::Sample => "sample",
+            Kind::Present => "present",
+            Kind::GiftReceipt => "gift-receipt",
         }
     }
 
@@ -143,6 +153,14 @@ impl Kind {
                 include_str!("../../templates/mail/sample.txt"),
                 include_str!("../../templates/mail/sample.html"),
             ),
+            Kind::Present => (
+                include_str!("../../templates/mail/present.txt"),
+                include_str!("../../templates/mail/present.html"),
+            ),
+            Kind::GiftReceipt => (
+                include_str!("../../templates/mail/gift-receipt.txt"),
+                include_str!("../../templates/mail/gift-receipt.html"),
+            ),
         }
     }
 
@@ -154,7 +172,8 @@ impl Kind {
             Kind::Receipt => &["link", "withdraw"],
             Kind::Preorder => &["order", "withdraw"],
             Kind::Withdrawal => &["order", "requested"],
-            Kind::Gift | Kind::Delivery | Kind::Sample => &["link"],
+            Kind::Gift | Kind::Delivery | Kind::Sample | Kind::Present => &["link"],
+            Kind::GiftReceipt => &["gift", "withdraw"],
             Kind::Notice => &["link", "unsubscribe"],
             Kind::Links => &["library"],
             Kind::Upgrade => &["upgrade", "unsubscribe"],
@@ -187,6 +206,32 @@ impl Kind {
                 "invoice",
                 "withdraw",
                 "withdraw_text",
+                "unusable",
+            ],
+            Kind::GiftReceipt => &[
+                "shop",
+                "support",
+                "base_url",
+                "product",
+                "version",
+                "email",
+                "order",
+                "date",
+                "paid",
+                "cover",
+                "contents",
+                "invoice",
+                "withdraw",
+                "withdraw_text",
+                "recipient",
+                "message",
+                "send_on",
+                "unread_day",
+                "gift",
+            ],
+            Kind::Present => &[
+                "shop", "support", "base_url", "product", "version", "link", "expires", "limit",
+                "email", "order", "lost", "cover", "contents", "stamped", "giver", "message",
             ],
             Kind::Notice => &[
                 "shop",

@@ -102,6 +102,11 @@ pub struct Outcome {
     pub tag: String,
     pub payment_link: String,
     pub payment_link_url: String,
+    /// The gift's payment link (`gifts = true`), when there is one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gift_link: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gift_link_url: String,
     pub stripe_product: String,
     pub stripe_price: String,
     pub assets: Vec<OutcomeAsset>,
@@ -183,7 +188,7 @@ pub async fn run(
     if !releasing.product.free {
         outcome
             .deactivated
-            .extend(releasing.retire_previous_link(&link.id).await?);
+            .extend(releasing.retire_previous_link(&link).await?);
     }
     releasing.note_bundles_behind();
     Ok(outcome)
@@ -219,6 +224,9 @@ struct Releasing<'a> {
 struct Link {
     id: String,
     url: String,
+    /// The gift's link beside it (`gifts = true`): empty ids when none.
+    gift_id: String,
+    gift_url: String,
 }
 
 impl Link {
@@ -227,6 +235,8 @@ impl Link {
         Link {
             id: String::new(),
             url: String::new(),
+            gift_id: String::new(),
+            gift_url: String::new(),
         }
     }
 }
@@ -268,6 +278,8 @@ impl Releasing<'_> {
             tag: self.tag.clone(),
             payment_link: link.id.clone(),
             payment_link_url: link.url.clone(),
+            gift_link: link.gift_id.clone(),
+            gift_link_url: link.gift_url.clone(),
             stripe_product: product_id.to_owned(),
             stripe_price: price_id.to_owned(),
             assets: assets

@@ -34,6 +34,8 @@ impl Releasing<'_> {
             stripe_price: price_id,
             payment_link: link.id.clone(),
             payment_link_url: link.url.clone(),
+            gift_link: link.gift_id.clone(),
+            gift_link_url: link.gift_url.clone(),
             // A re-run keeps what was recorded unless told new notes.
             notes: match (&request.notes, recorded) {
                 (None, Some(recorded)) => recorded.notes.clone(),
@@ -168,6 +170,8 @@ pub fn append_release(text: &str, release: &Release, replace: bool) -> Result<St
         ("stripe_price", &release.stripe_price),
         ("payment_link", &release.payment_link),
         ("payment_link_url", &release.payment_link_url),
+        ("gift_link", &release.gift_link),
+        ("gift_link_url", &release.gift_link_url),
     ] {
         if !id.is_empty() {
             table[key] = value(id);

@@ -198,26 +198,72 @@ impl Releasing<'_> {
         }
     }
 
-    /// This version's payment link. A pre-order's link is not the released
-    /// version's: once the files are out, the version sells through a link
-    /// without the mark. A fix of an older line keeps its recorded link,
-    /// turned off.
+    /// This version's payment link, and its gift's beside it when the
+    /// store sells gifts (`gifts = true`; not for a pre-order). A
+    /// pre-order's link is not the released version's: once the files are
+    /// out, the version sells through a link without the mark. A fix of an
+    /// older line keeps its recorded links, turned off.
     pub(super) async fn ensure_link(&mut self, price_id: &str) -> Result<Link, ReleaseError> {
-        let product = self.product;
         let request = self.request;
-        let settings = &request.store.settings;
-        let options = checkout::options(settings);
-        let redirect_url = checkout::thanks_url(settings);
-        let metadata = metadata::link_metadata(&product.slug, &self.version, request.preorder);
-        let fixes_older_line = self.fixes_older_line();
-        let existing = match self
+        let recorded = self
             .recorded
             .as_ref()
             .filter(|recorded| recorded.preorder == request.preorder)
-        {
+            .map(|recorded| (recorded.payment_link.clone(), recorded.gift_link.clone()));
+        let (id, url) = self
+            .find_or_make_link(price_id, false, recorded.as_ref().map(|r| r.0.as_str()))
+            .await?;
+        let (gift_id, gift_url) = match request.store.settings.gifts && !request.preorder {
+            true => {
+                self.find_or_make_link(
+                    price_id,
+                    true,
+                    recorded
+                        .as_ref()
+                        .map(|r| r.1.as_str())
+                        .filter(|id| !id.is_empty()),
+                )
+                .await?
+            }
+            false => (String::new(), String::new()),
+        };
+        Ok(Link {
+            id,
+            url,
+            gift_id,
+            gift_url,
+        })
+    }
+
+    /// One payment link of this version (`gift`: the gift's, which asks
+    /// for the recipient), found by its recorded id or its metadata, or
+    /// made. Returns its id and address.
+    async fn find_or_make_link(
+        &mut self,
+        price_id: &str,
+        gift: bool,
+        recorded: Option<&str>,
+    ) -> Result<(String, String), ReleaseError> {
+        let product = self.product;
+        let request = self.request;
+        let settings = &request.store.settings;
+        let mut options = checkout::options(settings);
+        let redirect_url = checkout::thanks_url(settings);
+        let mut metadata = metadata::link_metadata(&product.slug, &self.version, request.preorder);
+        if gift {
+            options.custom_fields = crate::gift::fields();
+            metadata = crate::gift::mark(metadata);
+        }
+        let which = if gift {
+            "gift's payment link"
+        } else {
+            "payment link"
+        };
+        let fixes_older_line = self.fixes_older_line();
+        let existing = match recorded {
             Some(recorded) => self
                 .selling()?
-                .payment_link(&recorded.payment_link)
+                .payment_link(recorded)
                 .await?
                 .filter(|link| link.active || fixes_older_line),
             None => {
@@ -229,21 +275,14 @@ impl Releasing<'_> {
             }
         };
         if let Some(link) = existing {
-            self.reporter
-                .step(&format!("payment link `{}` exists", link.id));
-            return Ok(Link {
-                id: link.id,
-                url: link.url,
-            });
+            self.reporter.step(&format!("{which} `{}` exists", link.id));
+            return Ok((link.id, link.url));
         }
         if self.dry {
             self.reporter.step(&format!(
-                "would create a payment link redirecting to {redirect_url}"
+                "would create a {which} redirecting to {redirect_url}"
             ));
-            return Ok(Link {
-                id: "plink_(new)".to_owned(),
-                url: String::new(),
-            });
+            return Ok(("plink_(new)".to_owned(), String::new()));
         }
         let params = stripe::CreatePaymentLink {
             price: price_id.to_owned(),
@@ -269,15 +308,15 @@ impl Releasing<'_> {
         if request.preorder {
             parts.push(metadata::PREORDER_KEY);
         }
+        if gift {
+            parts.push(crate::gift::GIFT_KEY);
+        }
         let key = IdempotencyKey::derived(&parts);
         let link = self.selling()?.create_payment_link(&params, &key).await?;
         self.reporter
-            .step(&format!("created payment link `{}`", link.id));
-        self.created.push(format!("payment link {}", link.id));
-        Ok(Link {
-            id: link.id,
-            url: link.url,
-        })
+            .step(&format!("created {which} `{}`", link.id));
+        self.created.push(format!("{which} {}", link.id));
+        Ok((link.id, link.url))
     }
 
     /// The pre-order of a version whose files are now out: its link stops
@@ -329,43 +368,56 @@ impl Releasing<'_> {
     /// off.
     pub(super) async fn retire_previous_link(
         &self,
-        link_id: &str,
+        link: &Link,
     ) -> Result<Vec<String>, ReleaseError> {
         let stripe = self.selling()?;
         let product = self.product;
+        let mut deactivated = Vec::new();
         if self.fixes_older_line() {
-            if let Some(link) = stripe.payment_link(link_id).await?
-                && link.active
-            {
-                stripe.set_payment_link_active(link_id, false).await?;
-                self.reporter.step(&format!(
-                    "{} fixes an older line: its payment link does not sell (`{link_id}`), the store keeps selling {}",
-                    self.version,
-                    product
-                        .on_sale()
-                        .map_or_else(String::new, |release| release.version.to_string())
-                ));
-                return Ok(vec![link_id.to_owned()]);
+            for link_id in [&link.id, &link.gift_id] {
+                if link_id.is_empty() {
+                    continue;
+                }
+                if let Some(found) = stripe.payment_link(link_id).await?
+                    && found.active
+                {
+                    stripe.set_payment_link_active(link_id, false).await?;
+                    self.reporter.step(&format!(
+                        "{} fixes an older line: its payment link does not sell (`{link_id}`), the store keeps selling {}",
+                        self.version,
+                        product
+                            .on_sale()
+                            .map_or_else(String::new, |release| release.version.to_string())
+                    ));
+                    deactivated.push(link_id.clone());
+                }
             }
         } else if let Some(previous) = product
             .releases
             .iter()
             .rev()
             .find(|r| r.version < self.request.version && !r.preorder)
-            && previous.payment_link != link_id
-            && let Some(link) = stripe.payment_link(&previous.payment_link).await?
-            && link.active
         {
-            stripe
-                .set_payment_link_active(&previous.payment_link, false)
-                .await?;
-            self.reporter.step(&format!(
-                "turned off the payment link of {} (`{}`)",
-                previous.version, previous.payment_link
-            ));
-            return Ok(vec![previous.payment_link.clone()]);
+            for (previous_id, current) in [
+                (&previous.payment_link, &link.id),
+                (&previous.gift_link, &link.gift_id),
+            ] {
+                if previous_id.is_empty() || previous_id == current {
+                    continue;
+                }
+                if let Some(found) = stripe.payment_link(previous_id).await?
+                    && found.active
+                {
+                    stripe.set_payment_link_active(previous_id, false).await?;
+                    self.reporter.step(&format!(
+                        "turned off the payment link of {} (`{previous_id}`)",
+                        previous.version
+                    ));
+                    deactivated.push(previous_id.clone());
+                }
+            }
         }
-        Ok(Vec::new())
+        Ok(deactivated)
     }
 }
 

@@ -130,9 +130,14 @@ pub(super) fn ours(app: &App, session: &CheckoutSession) -> Option<(String, Stri
 /// The purchase a session is, if it is one of ours and fulfilled.
 pub(super) fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option<Entitlement> {
     let (product, version) = ours(app, session)?;
+    let gift = crate::gift::of_session(session);
     session.is_fulfilled().then(|| Entitlement {
         id: session.id.clone(),
-        email: session.email().unwrap_or_default().to_owned(),
+        // A gift is the recipient's.
+        email: match &gift {
+            Some(gift) => gift.holder().to_owned(),
+            None => session.email().unwrap_or_default().to_owned(),
+        },
         product,
         version,
         payment_intent: session.payment_intent_id().map(str::to_owned),
@@ -149,5 +154,6 @@ pub(super) fn fulfilled_purchase(app: &App, session: &CheckoutSession) -> Option
                 .as_ref()
                 .map_or(0, |details| details.amount_tax),
         }),
+        gift,
     })
 }

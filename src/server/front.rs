@@ -98,6 +98,7 @@ fn card(store: &Store, product: &Product, wanted: Option<Currency>) -> Option<Pr
                 .collect(),
         },
         free: product.free,
+        gift: !latest.preorder && !latest.gift_link_url.is_empty(),
         version: latest.version.to_string(),
         date: latest.date.to_string(),
         preorder: latest.preorder,

@@ -13,6 +13,7 @@ pub mod client;
 pub mod connection;
 mod events;
 mod front;
+mod gifts;
 mod handlers;
 pub mod kindle;
 pub mod lost;
@@ -208,6 +209,37 @@ impl App {
 
     pub fn now(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// The address of a sale's invoice, when the store asks Stripe for
+    /// invoices: Stripe issues it once the payment succeeds (for a bank
+    /// debit, days after the checkout), and the receipt goes when it has.
+    /// Empty when there is none, or Stripe cannot be asked now: the
+    /// receipt, with its download link, does not wait (Stripe mails the
+    /// invoice as well).
+    pub async fn invoice_url(&self, purchase: &str) -> String {
+        if !self.store().settings.tax.invoices || !purchase.starts_with("cs_") {
+            return String::new();
+        }
+        match self
+            .stripe
+            .checkout_session_expanded(purchase, &["invoice"])
+            .await
+        {
+            Ok(session) => session
+                .and_then(|session| session.invoice)
+                .and_then(|invoice| invoice.object().cloned())
+                .and_then(|invoice| invoice.hosted_invoice_url)
+                .unwrap_or_default(),
+            Err(error) => {
+                tracing::warn!(
+                    purchase = %purchase,
+                    "the receipt goes without its invoice: {}",
+                    error::one_line(&error)
+                );
+                String::new()
+            }
+        }
     }
 
     /// A signed download link for a purchase, valid for the shop's lifetime.
@@ -562,3 +594,20 @@ pub async fn bind(address: std::net::SocketAddr) -> std::io::Result<tokio::net::
 
 #[cfg(test)]
 mod tests;
+
+/// The message of `rendered` to a queued mail's recipient (the outbox's
+/// and a gift's mails).
+fn to_recipient(
+    from: &str,
+    queued: &state::QueuedMail,
+    rendered: &crate::mail::Rendered,
+    message_id: &str,
+) -> anyhow::Result<Option<lettre::Message>> {
+    Ok(Some(crate::mail::compose(
+        from,
+        &queued.recipient,
+        rendered,
+        message_id,
+        None,
+    )?))
+}

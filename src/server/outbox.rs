@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::App;
+use super::{App, to_recipient};
 use crate::mail::{self, Kind, Mailer, Templates};
 use crate::retry::Backoff;
 use crate::state::QueuedMail;
@@ -88,37 +88,6 @@ pub async fn send_due(
     Ok(sent)
 }
 
-/// What a purchase cost, as its receipt says it.
-/// The address of a sale's invoice, when the store asks Stripe for
-/// invoices: Stripe issues it once the payment succeeds (for a bank debit,
-/// days after the checkout), and the receipt goes when it has. Empty when
-/// there is none, or Stripe cannot be asked now: the receipt, with its
-/// download link, does not wait (Stripe mails the invoice as well).
-async fn invoice_url(app: &App, purchase: &str) -> String {
-    if !app.store().settings.tax.invoices || !purchase.starts_with("cs_") {
-        return String::new();
-    }
-    match app
-        .stripe
-        .checkout_session_expanded(purchase, &["invoice"])
-        .await
-    {
-        Ok(session) => session
-            .and_then(|session| session.invoice)
-            .and_then(|invoice| invoice.object().cloned())
-            .and_then(|invoice| invoice.hosted_invoice_url)
-            .unwrap_or_default(),
-        Err(error) => {
-            tracing::warn!(
-                purchase = %purchase,
-                "the receipt goes without its invoice: {}",
-                error::one_line(&error)
-            );
-            String::new()
-        }
-    }
-}
-
 fn base_values(app: &App, email: &str) -> BTreeMap<&'static str, String> {
     mail::shop_values(&app.store().settings, email)
 }
@@ -182,8 +151,20 @@ async fn compose(
             .values();
             values.insert("date", dates::human_day(purchase.created));
             values.insert("paid", purchase.paid_text());
-            values.insert("invoice", invoice_url(app, &purchase.id).await);
+            values.insert("invoice", app.invoice_url(&purchase.id).await);
             values.extend(withdraw_values(app, &purchase.id));
+            // A gift whose recipient's address was not one stayed the buyer's.
+            let unusable = match purchase.id.starts_with("cs_") {
+                true => app.db.gift(&purchase.id).await?,
+                false => None,
+            };
+            values.insert(
+                "unusable",
+                unusable
+                    .filter(|state| !state.gift.deliverable)
+                    .map(|state| state.gift.recipient)
+                    .unwrap_or_default(),
+            );
             let rendered = templates.render(Kind::Receipt, &values)?;
             to_recipient(from, queued, &rendered, &id)
         }
@@ -230,6 +211,9 @@ async fn compose(
             to_recipient(from, queued, &rendered, &message_id)
         }
         "kindle" => super::kindle::compose(app, queued).await,
+        crate::state::GIFT_MAIL | crate::state::GIFT_RECEIPT => {
+            super::gifts::compose(app, templates, queued).await
+        }
         "withdrawal" | "refunded" | "refund-delayed" => {
             withdrawal_mail(app, templates, queued).await
         }
@@ -272,22 +256,6 @@ async fn sample_mail(
     let rendered = templates.render(Kind::Sample, &values)?;
     let id = mail::message_id(&format!("sample.{}", sample.id), from);
     to_recipient(from, queued, &rendered, &id)
-}
-
-/// The message of `rendered` to the queued mail's recipient.
-fn to_recipient(
-    from: &str,
-    queued: &QueuedMail,
-    rendered: &mail::Rendered,
-    message_id: &str,
-) -> anyhow::Result<Option<lettre::Message>> {
-    Ok(Some(mail::compose(
-        from,
-        &queued.recipient,
-        rendered,
-        message_id,
-        None,
-    )?))
 }
 
 fn withdraw_values(app: &App, purchase: &str) -> [(&'static str, String); 2] {

@@ -194,6 +194,21 @@ pub fn routes(
         .and(with_app.clone())
         .then(front::cover)
         .boxed();
+    let gift_page = warp::path!("gift" / String)
+        .and(warp::get())
+        .and(with_app.clone())
+        .then(handlers::gift_page)
+        .boxed();
+    let send_gift_again = warp::path!("gift" / String)
+        .and(warp::post())
+        .and(with_app.clone())
+        .and(client.clone())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("referer"))
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::form::<HashMap<String, String>>())
+        .then(handlers::send_gift_again)
+        .boxed();
     let withdraw_page = warp::path!("withdraw" / String)
         .and(warp::get())
         .and(with_app.clone())
@@ -304,6 +319,8 @@ pub fn routes(
         opds,
         withdraw_page,
         withdraw,
+        gift_page,
+        send_gift_again,
         follow,
         sample,
         follow_confirm_page,
@@ -345,6 +362,7 @@ fn redact(path: &str) -> String {
         "/unsubscribe/",
         "/library/",
         "/withdraw/",
+        "/gift/",
         "/follow/confirm/",
         "/opds/",
         "/zip/",

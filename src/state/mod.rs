@@ -42,6 +42,10 @@ pub struct Entitlement {
     /// What was paid, when the server learned it from Stripe (purchases
     /// seen before it kept this have none).
     pub paid: Option<Paid>,
+    /// A gift (`email` then is the recipient's): given when a sale is
+    /// recorded, which keeps it beside the purchase; a purchase read back
+    /// leaves it out ([`Db::gift`] reads it).
+    pub gift: Option<crate::gift::Gift>,
 }
 
 impl Entitlement {
@@ -99,8 +103,26 @@ impl From<&ledger::Purchase> for Entitlement {
                 discount: 0,
                 tax: purchase.tax.unwrap_or(0),
             }),
+            gift: crate::gift::of_ledger(purchase),
         }
     }
+}
+
+/// The mail queue's kind of a gift's mail to its recipient.
+pub const GIFT_MAIL: &str = "present";
+
+/// The mail queue's kind of a gift's receipt to its buyer.
+pub const GIFT_RECEIPT: &str = "gift_receipt";
+
+/// A gift and how its mail to the recipient stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GiftState {
+    pub gift: crate::gift::Gift,
+    /// When its mail was last accepted by the mail server, if it was.
+    pub sent: Option<i64>,
+    /// Whether a mail of it is queued and not sent (its day to come, or
+    /// being retried).
+    pub waiting: bool,
 }
 
 /// What a purchase cost, in minor units of `currency` (lowercase).
@@ -858,6 +880,18 @@ impl Db {
     }
 
     // ---- mail
+
+    /// A gift bought with purchase `id`, and how its mail stands.
+    pub async fn gift(&self, id: &str) -> Result<Option<GiftState>, StateError> {
+        either!(self, db => db.gift(id).await)
+    }
+
+    /// Queues the gift of purchase `id` to its recipient again (a mail
+    /// bounced or lost), unless one is waiting to go. Returns whether one
+    /// was queued.
+    pub async fn resend_gift(&self, id: &str, now: i64) -> Result<bool, StateError> {
+        either!(self, db => db.resend_gift(id, now).await)
+    }
 
     /// Queues the links of everything `email` bought.
     pub async fn queue_links(&self, email: &str, now: i64) -> Result<(), StateError> {

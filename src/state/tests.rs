@@ -69,6 +69,7 @@ fn purchase() -> Entitlement {
             discount: 0,
             tax: 400,
         }),
+        gift: None,
     }
 }
 

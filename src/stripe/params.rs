@@ -111,6 +111,8 @@ pub struct CustomField {
     pub label: String,
     /// The longest answer (Stripe: 255 at most).
     pub maximum_length: Option<i64>,
+    /// The shortest answer, when one is given (1 to 255).
+    pub minimum_length: Option<i64>,
     pub optional: bool,
 }
 
@@ -147,6 +149,10 @@ impl CheckoutOptions {
                 .optional(
                     format!("{name}[text][maximum_length]"),
                     field.maximum_length,
+                )
+                .optional(
+                    format!("{name}[text][minimum_length]"),
+                    field.minimum_length,
                 );
         }
         form

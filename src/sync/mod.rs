@@ -29,7 +29,7 @@ use crate::ledger::{self, Purchase, Staging, Status};
 use crate::metadata::Attribution;
 use crate::store::Store;
 use crate::stripe::{self, CheckoutSession, ListCheckoutSessions};
-use crate::{dates, error, git, metadata};
+use crate::{dates, error, gift, git, metadata};
 
 /// Sessions created this long before the ledger's newest are listed again:
 /// a session may complete up to a day after it was created, and a delayed
@@ -226,7 +226,11 @@ fn classify(session: &CheckoutSession, store: &Store) -> Seen {
     Seen::Ours(Box::new(Purchase {
         id: session.id.clone(),
         created: dates::timestamp(session.created),
-        email: session.email().unwrap_or_default().to_owned(),
+        // A gift is the recipient's.
+        email: match gift::of_session(session) {
+            Some(gift) => gift.holder().to_owned(),
+            None => session.email().unwrap_or_default().to_owned(),
+        },
         product,
         version,
         preorder: session
@@ -246,8 +250,23 @@ fn classify(session: &CheckoutSession, store: &Store) -> Seen {
         referrer: came_from.referrer,
         promotion_code: attribution("promotion_code"),
         upgrade_from: attribution(metadata::UPGRADE_FROM),
-        ..checkout_details(session)
+        ..given(session)
     }))
+}
+
+/// A gift's fields (who paid, the message, the day), over what checkout
+/// asked beyond the payment.
+fn given(session: &CheckoutSession) -> Purchase {
+    match gift::of_session(session) {
+        Some(gift) => Purchase {
+            gift_from: Some(gift.buyer.clone()),
+            gift_to: (!gift.deliverable).then(|| gift.recipient.clone()),
+            gift_message: Some(gift.message.clone()).filter(|message| !message.is_empty()),
+            gift_on: gift.send_on.map(gift::day_text),
+            ..checkout_details(session)
+        },
+        None => checkout_details(session),
+    }
 }
 
 /// What checkout asked beyond the payment: the buyer's country, the tax,

@@ -202,6 +202,28 @@ pub fn parse(given: Option<&Value>) -> Result<Value, ApiError> {
     Ok(Value::Array(fields))
 }
 
+/// `fields` as an object shows them: a session's with each answer
+/// (`value`, null until given), a payment link's without (its schema has
+/// none).
+pub fn shown_on(fields: &Value, session: bool) -> Value {
+    let mut fields = fields.clone();
+    for field in fields.as_array_mut().into_iter().flatten() {
+        for kind in ["text", "numeric", "dropdown"] {
+            if let Some(inner) = field.get_mut(kind).and_then(Value::as_object_mut) {
+                match session {
+                    true => {
+                        inner.entry("value").or_insert(Value::Null);
+                    }
+                    false => {
+                        inner.remove("value");
+                    }
+                }
+            }
+        }
+    }
+    fields
+}
+
 /// The session's fields with the buyer's answers (`answer(key)`, empty when
 /// not given), checked as the payment page checks them.
 pub fn answered(fields: &Value, answer: impl Fn(&str) -> String) -> Result<Value, ApiError> {

@@ -356,6 +356,10 @@ pub fn apply(object: &mut Value, options: &Value) {
             object[key] = value.clone();
         }
     }
+    // A payment link's fields hold no answers; a session's each has one
+    // (null until the buyer gives it).
+    let session = object["object"] == "checkout.session";
+    object["custom_fields"] = super::fields::shown_on(&object["custom_fields"], session);
     if object["object"] == "checkout.session" {
         // Open, with no address yet.
         let enabled = object["automatic_tax"]["enabled"] == json!(true);

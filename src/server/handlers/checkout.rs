@@ -23,7 +23,7 @@ use crate::stripe::{CheckoutSession, IdempotencyKey};
 use crate::{checkout, dates, ledger, metadata, net, store};
 
 /// `GET /buy/<slug>`: the checkout of the version on sale. A plain Buy goes
-/// to the version's payment link, with where the visitor came from in its
+/// to the version's payment link (`?gift`: its gift's link), with where the visitor came from in its
 /// `client_reference_id` (which Stripe copies onto the Checkout Session the
 /// link makes): no call to Stripe, nothing to limit, the same cost as any
 /// page. Only an upgrade code (`?upgrade=CODE`) needs a session of its own
@@ -65,15 +65,25 @@ pub async fn buy(
             },
         );
     };
-    if release.payment_link_url.is_empty() {
-        return unavailable(&app);
+    // `?gift`: the gift's payment link, which asks for the recipient.
+    let link = match query.contains_key("gift") {
+        true => &release.gift_link_url,
+        false => &release.payment_link_url,
+    };
+    if link.is_empty() {
+        return match query.contains_key("gift") {
+            true => refuse(
+                &app,
+                StatusCode::NOT_FOUND,
+                "Not sold as a gift",
+                "This product cannot be given as a gift here. Buy it for yourself, or write to us.",
+            ),
+            false => unavailable(&app),
+        };
     }
     let location = match came_from.to_reference() {
-        Some(reference) => format!(
-            "{}?client_reference_id={reference}",
-            release.payment_link_url
-        ),
-        None => release.payment_link_url.clone(),
+        Some(reference) => format!("{link}?client_reference_id={reference}"),
+        None => link.clone(),
     };
     redirect(StatusCode::SEE_OTHER, &location)
 }
@@ -283,7 +293,12 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
         return unavailable(app);
     };
     let waiting = bought.waiting_preorder(&purchase.version);
-    let link = app.link(&session.id);
+    // A gift's files are its recipient's: no link of them here.
+    let gift = purchase.gift.as_ref().filter(|gift| gift.deliverable);
+    let link = match gift {
+        Some(_) => String::new(),
+        None => app.link(&session.id),
+    };
     let page = link
         .strip_prefix(&store.settings.base_url)
         .unwrap_or(&link)
@@ -293,7 +308,10 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
     let mut limits = Vec::new();
     let mut stamped = false;
     let held = held(&store, &purchase);
-    for held in held.iter().filter(|_| waiting.is_none() && !refunded) {
+    for held in held
+        .iter()
+        .filter(|_| waiting.is_none() && !refunded && gift.is_none())
+    {
         let Some(newest) = held.releases.last() else {
             continue;
         };
@@ -343,7 +361,8 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
             .filter(|paid| paid.tax > 0)
             .map(|paid| money(paid.tax, &paid.currency)),
         order: ledger::order_number(&session.id),
-        email: purchase.email.clone(),
+        // The receipt went to the buyer.
+        email: gift.map_or_else(|| purchase.email.clone(), |gift| gift.buyer.clone()),
         preorder: waiting.is_some(),
         out: waiting
             .and_then(|release| release.out)
@@ -359,6 +378,10 @@ fn thanks_page(app: &App, session: &CheckoutSession, refunded: bool) -> Answer {
         expires: dates::human_time(expires),
         expires_at: dates::timestamp(expires),
         withdraw: app.withdraw_link(&purchase, refunded),
+        gift: gift.map(|gift| views::GiftNote {
+            recipient: gift.recipient.clone(),
+            send_on: gift.send_on.map(dates::human_date),
+        }),
     };
     // The Follow form posts from here (see `same_origin_referrer`).
     same_origin_referrer(render(

@@ -37,6 +37,7 @@ pub(super) async fn entitlement(
             payment_intent: None,
             created,
             paid: None,
+            gift: None,
         }),
         Err(error) => Err(log_unavailable(app, &error)),
     }

@@ -79,6 +79,7 @@ pub async fn sample(
                     payment_intent: None,
                     created: now,
                     paid: None,
+                    gift: None,
                 };
                 let source = format!("sample:{slug}");
                 let follow = follow.then_some((source.as_str(), CONSENT));

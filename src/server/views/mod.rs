@@ -61,6 +61,9 @@ pub struct ProductCard {
     pub others: Vec<String>,
     /// A free sample: "Get it free" (an address) instead of Buy.
     pub free: bool,
+    /// "Give as a gift" beside Buy (`/buy/<slug>?gift`): the version on
+    /// sale has a gift's payment link.
+    pub gift: bool,
     pub version: String,
     pub date: String,
     pub preorder: bool,
@@ -146,6 +149,36 @@ pub struct ThanksPage {
     pub expires_at: String,
     /// None for a copy nobody paid for, or one refunded.
     pub withdraw: Option<WithdrawLink>,
+    /// A gift: the page says where it goes and when, and offers no files
+    /// (they are the recipient's).
+    pub gift: Option<GiftNote>,
+}
+
+/// The buyer's page of a gift they gave (`/gift/<token>`).
+#[derive(Debug, Clone, Serialize)]
+pub struct GiftPage {
+    pub product: String,
+    pub order: String,
+    pub recipient: String,
+    pub message: String,
+    /// Its day, when it waits for one.
+    pub send_on: Option<String>,
+    /// A mail of it is queued and not sent.
+    pub waiting: bool,
+    /// When it was last sent: for people (UTC), and as RFC 3339.
+    pub sent: Option<String>,
+    pub sent_at: Option<String>,
+    pub refunded: bool,
+    /// The buyer just asked to send it again.
+    pub resent: bool,
+}
+
+/// Where a gift goes, on its buyer's thanks page.
+#[derive(Debug, Clone, Serialize)]
+pub struct GiftNote {
+    pub recipient: String,
+    /// The day it goes, when later than now.
+    pub send_on: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -385,6 +418,7 @@ const BUILT_IN: &[(&str, &str)] = &[
         "kindle.html",
         include_str!("../../../templates/kindle.html"),
     ),
+    ("gift.html", include_str!("../../../templates/gift.html")),
     ("posts.html", include_str!("../../../templates/posts.html")),
     ("post.html", include_str!("../../../templates/post.html")),
 ];
@@ -623,6 +657,18 @@ impl Views {
             "sample.html",
             minijinja::context! { shop => "Sample Shop", product => "Sample book" },
         )?;
+        for page in samples::gifts() {
+            let html = self.render("gift.html", minijinja::Value::from_serialize(&page))?;
+            if !shows(&html, &page.recipient) {
+                return Err(missing("gift.html", "the recipient (`{{ recipient }}`)"));
+            }
+            if page.sent.is_some() && !page.waiting && !html.contains("method=\"post\"") {
+                return Err(missing(
+                    "gift.html",
+                    "the button that sends a gift again (a form that posts back)",
+                ));
+            }
+        }
         let posts = PostsPage {
             shop: "Sample Shop".into(),
             posts: vec![PostCard {

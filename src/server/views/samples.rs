@@ -70,6 +70,7 @@ fn card(slug: &str, preorder: bool, includes: Vec<Included>) -> ProductCard {
         price: "24.00 EUR".into(),
         others: vec!["26.00 USD".into(), "21.00 GBP".into()],
         free: slug == "sample",
+        gift: !preorder && slug != "sample",
         version: "2.0.0".into(),
         date: "2026-12-01".into(),
         preorder,
@@ -177,6 +178,7 @@ pub fn thanks() -> Vec<(&'static str, ThanksPage)> {
         expires: "1 January 2027, 10:00 UTC".into(),
         expires_at: "2027-01-01T10:00:00Z".into(),
         withdraw: Some(withdraw_link()),
+        gift: None,
     };
     vec![
         (
@@ -211,6 +213,16 @@ pub fn thanks() -> Vec<(&'static str, ThanksPage)> {
             ThanksPage {
                 refunded: true,
                 withdraw: None,
+                ..page(Vec::new(), false, None)
+            },
+        ),
+        (
+            "a gift, dated",
+            ThanksPage {
+                gift: Some(GiftNote {
+                    recipient: "friend@example.org".into(),
+                    send_on: Some("24 December 2026".into()),
+                }),
                 ..page(Vec::new(), false, None)
             },
         ),
@@ -334,5 +346,34 @@ pub fn libraries() -> Vec<(&'static str, LibraryPage)> {
                 items: Vec::new(),
             },
         ),
+    ]
+}
+
+pub fn gifts() -> Vec<GiftPage> {
+    let page = GiftPage {
+        product: "Sample book".into(),
+        order: "SAMPLE7K2Q".into(),
+        recipient: "friend@example.org".into(),
+        message: "Happy birthday!".into(),
+        send_on: Some("24 December 2026".into()),
+        waiting: true,
+        sent: None,
+        sent_at: None,
+        refunded: false,
+        resent: false,
+    };
+    vec![
+        page.clone(),
+        GiftPage {
+            send_on: None,
+            waiting: false,
+            sent: Some("24 December 2026, 12:00 UTC".into()),
+            sent_at: Some("2026-12-24T12:00:00Z".into()),
+            ..page.clone()
+        },
+        GiftPage {
+            refunded: true,
+            ..page
+        },
     ]
 }

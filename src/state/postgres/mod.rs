@@ -52,8 +52,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    Charge, Entitlement, Event, FileKey, MAIL_LEASE, MailState, Paid, QueuedMail, StateError,
-    limits,
+    Charge, Entitlement, Event, FileKey, GIFT_MAIL, GIFT_RECEIPT, GiftState, MAIL_LEASE, MailState,
+    Paid, QueuedMail, StateError, limits,
 };
 use crate::downloads::{Ask, Usage};
 use crate::retry;
@@ -511,6 +511,67 @@ impl Postgres {
 
     // ---- mail
 
+    pub async fn gift(&self, id: &str) -> Result<Option<GiftState>, StateError> {
+        let rows = self
+            .query(
+                "SELECT buyer, recipient, deliverable, message, send_at, send_on, unread_day
+                 FROM gifts WHERE purchase = $1",
+                &[&id],
+            )
+            .await?;
+        let Some(gift) = rows.first().map(gift_row) else {
+            return Ok(None);
+        };
+        let rows = self
+            .query(
+                "SELECT MAX(sent), COUNT(*) FILTER (WHERE sent IS NULL) FROM mail_queue
+                 WHERE purchase = $1 AND kind = $2",
+                &[&id, &GIFT_MAIL],
+            )
+            .await?;
+        let (sent, waiting) = rows.first().map_or((None, 0), |row| {
+            (row.get::<_, Option<i64>>(0), row.get::<_, i64>(1))
+        });
+        Ok(Some(GiftState {
+            gift,
+            sent,
+            waiting: waiting > 0,
+        }))
+    }
+
+    pub async fn resend_gift(&self, id: &str, now: i64) -> Result<bool, StateError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // One at a time per purchase: its gift's row is locked.
+        let deliverable = tx
+            .query_opt(
+                "SELECT deliverable FROM gifts WHERE purchase = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await?
+            .is_some_and(|row| row.get::<_, i64>(0) != 0);
+        let waiting = tx
+            .query_one(
+                "SELECT COUNT(*) FROM mail_queue WHERE purchase = $1 AND kind = $2 AND sent IS NULL",
+                &[&id, &GIFT_MAIL],
+            )
+            .await?
+            .get::<_, i64>(0);
+        if !deliverable || waiting > 0 {
+            return Ok(false);
+        }
+        let inserted = tx
+            .execute(
+                "INSERT INTO mail_queue (kind, recipient, purchase, dedupe, created)
+                 SELECT $1, email, id, $2, $3 FROM purchases WHERE id = $4
+                 ON CONFLICT (dedupe) DO NOTHING",
+                &[&GIFT_MAIL, &format!("{GIFT_MAIL}:{id}:{now}"), &now, &id],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(inserted > 0)
+    }
+
     pub async fn queue_links(&self, email: &str, now: i64) -> Result<(), StateError> {
         self.execute(
             "INSERT INTO mail_queue (kind, recipient, created) VALUES ('links', $1, $2)",
@@ -765,14 +826,84 @@ async fn queue_receipt(
     let dedupe = format!("receipt:{}", purchase.id);
     let statement = tx
         .prepare_cached(
-            "INSERT INTO mail_queue (kind, recipient, purchase, dedupe, created)
-             VALUES ('receipt', $1, $2, $3, $4) ON CONFLICT (dedupe) DO NOTHING",
+            "INSERT INTO mail_queue (kind, recipient, purchase, dedupe, created, next_attempt)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe) DO NOTHING",
         )
         .await?;
+    let Some(gift) = &purchase.gift else {
+        let inserted = tx
+            .execute(
+                &statement,
+                &[
+                    &"receipt",
+                    &purchase.email,
+                    &purchase.id,
+                    &dedupe,
+                    &now,
+                    &0i64,
+                ],
+            )
+            .await?;
+        return Ok(Some(inserted == 1));
+    };
+    // A gift: the buyer's receipt now, the recipient's mail on its day.
+    tx.execute(
+        "INSERT INTO gifts (purchase, buyer, recipient, deliverable, message, send_at, send_on, unread_day)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (purchase) DO NOTHING",
+        &[
+            &purchase.id,
+            &gift.buyer,
+            &gift.recipient,
+            &i64::from(gift.deliverable),
+            &gift.message,
+            &gift.send_at,
+            &gift.send_on.map(crate::gift::day_text),
+            &gift.unread_day,
+        ],
+    )
+    .await?;
+    // An address that was not one: the purchase stayed the buyer's, and
+    // their receipt has their link.
+    let kind = match gift.deliverable {
+        true => GIFT_RECEIPT,
+        false => "receipt",
+    };
     let inserted = tx
-        .execute(&statement, &[&purchase.email, &purchase.id, &dedupe, &now])
+        .execute(
+            &statement,
+            &[&kind, &gift.buyer, &purchase.id, &dedupe, &now, &0i64],
+        )
         .await?;
+    if gift.deliverable {
+        tx.execute(
+            &statement,
+            &[
+                &GIFT_MAIL,
+                &purchase.email,
+                &purchase.id,
+                &format!("{GIFT_MAIL}:{}", purchase.id),
+                &now,
+                &gift.send_at,
+            ],
+        )
+        .await?;
+    }
     Ok(Some(inserted == 1))
+}
+
+fn gift_row(row: &tokio_postgres::Row) -> crate::gift::Gift {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    crate::gift::Gift {
+        buyer: row.get(0),
+        recipient: row.get(1),
+        deliverable: row.get::<_, i64>(2) != 0,
+        message: row.get(3),
+        send_at: row.get(4),
+        send_on: row
+            .get::<_, Option<String>>(5)
+            .and_then(|day| time::Date::parse(&day, &format).ok()),
+        unread_day: row.get(6),
+    }
 }
 
 fn purchase_row(row: &tokio_postgres::Row) -> Entitlement {
@@ -795,5 +926,6 @@ fn purchase_row(row: &tokio_postgres::Row) -> Entitlement {
             }),
             _ => None,
         },
+        gift: None,
     }
 }

@@ -113,6 +113,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         kindle TEXT,
         feeds_from BIGINT NOT NULL DEFAULT 0
     );",
+    "
+    CREATE TABLE gifts (
+        purchase TEXT PRIMARY KEY,
+        buyer TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        deliverable BIGINT NOT NULL,
+        message TEXT NOT NULL,
+        send_at BIGINT NOT NULL,
+        send_on TEXT,
+        unread_day TEXT
+    );",
 ];
 
 /// The schema version this build migrates a PostgreSQL database to.

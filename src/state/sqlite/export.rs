@@ -36,6 +36,10 @@ pub(in crate::state) const TABLES: &[(&str, &str)] = &[
         "email, id, asked, confirmed, left_at, source, consent",
     ),
     ("readers", "email, kindle, feeds_from"),
+    (
+        "gifts",
+        "purchase, buyer, recipient, deliverable, message, send_at, send_on, unread_day",
+    ),
 ];
 
 /// A table's rows, each value an integer, a text or nothing.

@@ -35,8 +35,8 @@ mod writer;
 
 pub(super) use export::{Export, TABLES, export};
 use rows::{
-    extra, insert_purchase, is_revoked, purchase_row, queue_mail, queue_receipt, revoke, seen,
-    usage,
+    extra, gift_row, insert_purchase, is_revoked, purchase_row, queue_mail, queue_receipt, revoke,
+    seen, usage,
 };
 pub use schema::SCHEMA_VERSION;
 use schema::migrate;
@@ -47,7 +47,10 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Charge, Entitlement, Event, FileKey, MailState, QueuedMail, StateError, limits};
+use super::{
+    Charge, Entitlement, Event, FileKey, GIFT_MAIL, GiftState, MailState, QueuedMail, StateError,
+    limits,
+};
 use crate::downloads::{self, Ask, Usage};
 use crate::retry;
 
@@ -458,6 +461,57 @@ impl Sqlite {
         .await
     }
 
+    pub async fn gift(&self, id: &str) -> Result<Option<GiftState>, StateError> {
+        let id = id.to_owned();
+        self.read(move |connection| {
+            let Some(gift) = connection
+                .query_row(
+                    "SELECT buyer, recipient, deliverable, message, send_at, send_on, unread_day
+                     FROM gifts WHERE purchase = ?1",
+                    [&id],
+                    gift_row,
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let (sent, waiting) = connection.query_row(
+                "SELECT MAX(sent), COUNT(*) FILTER (WHERE sent IS NULL) FROM mail_queue
+                 WHERE purchase = ?1 AND kind = ?2",
+                params![id, GIFT_MAIL],
+                |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, i64>(1)?)),
+            )?;
+            Ok(Some(GiftState {
+                gift,
+                sent,
+                waiting: waiting > 0,
+            }))
+        })
+    }
+
+    pub async fn resend_gift(&self, id: &str, now: i64) -> Result<bool, StateError> {
+        let id = id.to_owned();
+        self.write(move |connection| {
+            let waiting: i64 = connection.query_row(
+                "SELECT COUNT(*) FROM mail_queue WHERE purchase = ?1 AND kind = ?2 AND sent IS NULL",
+                params![id, GIFT_MAIL],
+                |row| row.get(0),
+            )?;
+            if waiting > 0 {
+                return Ok(false);
+            }
+            let inserted = connection.execute(
+                "INSERT OR IGNORE INTO mail_queue (kind, recipient, purchase, dedupe, created)
+                 SELECT ?1, purchases.email, purchases.id, ?2, ?3
+                 FROM purchases JOIN gifts ON gifts.purchase = purchases.id
+                 WHERE purchases.id = ?4 AND gifts.deliverable = 1",
+                params![GIFT_MAIL, format!("{GIFT_MAIL}:{id}:{now}"), now, id],
+            )?;
+            Ok(inserted > 0)
+        })
+        .await
+    }
+
     pub async fn queue_links(&self, email: &str, now: i64) -> Result<(), StateError> {
         let email = email.to_owned();
         self.write(move |connection| {
@@ -670,6 +724,7 @@ mod tests {
             payment_intent: Some("pi_1".into()),
             created: 1,
             paid: None,
+            gift: None,
         }
     }
 

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::downloads::Usage;
-use crate::state::{Entitlement, FileKey, Paid};
+use crate::state::{Entitlement, FileKey, GIFT_MAIL, GIFT_RECEIPT, Paid};
 
 /// Records a purchase first seen at `now` (inside a write).
 pub(super) fn insert_purchase(
@@ -55,15 +55,81 @@ pub(super) fn queue_receipt(
     }
     let dedupe = format!("receipt:{}", purchase.id);
     let purchase_id = Some(purchase.id.as_str());
-    queue_mail(
+    let Some(gift) = &purchase.gift else {
+        return queue_mail(
+            connection,
+            "receipt",
+            &purchase.email,
+            purchase_id,
+            Some(&dedupe),
+            now,
+        )
+        .map(Some);
+    };
+    // A gift: the buyer's receipt now, the recipient's mail on its day.
+    connection.execute(
+        "INSERT OR IGNORE INTO gifts (purchase, buyer, recipient, deliverable, message, send_at, send_on, unread_day)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            purchase.id,
+            gift.buyer,
+            gift.recipient,
+            gift.deliverable,
+            gift.message,
+            gift.send_at,
+            gift.send_on.map(crate::gift::day_text),
+            gift.unread_day,
+        ],
+    )?;
+    if !gift.deliverable {
+        // The purchase stayed the buyer's: their receipt has their link.
+        return queue_mail(
+            connection,
+            "receipt",
+            &gift.buyer,
+            purchase_id,
+            Some(&dedupe),
+            now,
+        )
+        .map(Some);
+    }
+    let queued = queue_mail(
         connection,
-        "receipt",
-        &purchase.email,
+        GIFT_RECEIPT,
+        &gift.buyer,
         purchase_id,
         Some(&dedupe),
         now,
-    )
-    .map(Some)
+    )?;
+    connection.execute(
+        "INSERT OR IGNORE INTO mail_queue (kind, recipient, purchase, dedupe, created, next_attempt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            GIFT_MAIL,
+            purchase.email,
+            purchase.id,
+            format!("{GIFT_MAIL}:{}", purchase.id),
+            now,
+            gift.send_at
+        ],
+    )?;
+    Ok(Some(queued))
+}
+
+/// A gift's row (`gifts`), by its purchase.
+pub(super) fn gift_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<crate::gift::Gift> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Ok(crate::gift::Gift {
+        buyer: row.get(0)?,
+        recipient: row.get(1)?,
+        deliverable: row.get(2)?,
+        message: row.get(3)?,
+        send_at: row.get(4)?,
+        send_on: row
+            .get::<_, Option<String>>(5)?
+            .and_then(|day| time::Date::parse(&day, &format).ok()),
+        unread_day: row.get(6)?,
+    })
 }
 
 /// Queues a message once per `dedupe` key (inside a write).
@@ -116,6 +182,7 @@ pub(super) fn purchase_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entitlem
             }),
             _ => None,
         },
+        gift: None,
     })
 }
 

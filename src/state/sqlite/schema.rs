@@ -133,6 +133,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
         kindle TEXT,
         feeds_from INTEGER NOT NULL DEFAULT 0
     );",
+    // 10: gifts: who paid, to whom (the purchase's address, unless it was
+    // not one), the message, and when its mail goes.
+    "CREATE TABLE gifts (
+        purchase TEXT PRIMARY KEY,
+        buyer TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        deliverable INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        send_at INTEGER NOT NULL,
+        send_on TEXT,
+        unread_day TEXT
+    );",
 ];
 
 /// Brings the database at `connection` to the newest schema.

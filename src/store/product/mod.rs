@@ -236,6 +236,10 @@ pub struct Release {
     pub stripe_price: String,
     pub payment_link: String,
     pub payment_link_url: String,
+    /// The payment link that sells it as a gift (`gifts = true`), when
+    /// there is one.
+    pub gift_link: String,
+    pub gift_link_url: String,
     /// What changed, in Markdown, as `shop release` was told.
     pub notes: Option<String>,
     /// Sold before its files are ready (`shop preorder`): no assets yet;

@@ -174,6 +174,8 @@ struct RawRelease {
     stripe_price: Option<Spanned<String>>,
     payment_link: Option<Spanned<String>>,
     payment_link_url: Option<Spanned<String>>,
+    gift_link: Option<Spanned<String>>,
+    gift_link_url: Option<Spanned<String>>,
     notes: Option<String>,
     preorder: Option<Spanned<bool>>,
     out: Option<Spanned<toml::value::Datetime>>,
@@ -787,6 +789,39 @@ impl Reader<'_> {
                 _ => {}
             }
         }
+        // A gift's link is optional (`gifts = true`), but whole.
+        for (key, field, prefix) in [
+            ("gift_link", &raw_release.gift_link, "plink_"),
+            ("gift_link_url", &raw_release.gift_link_url, ""),
+        ] {
+            let restore =
+                "this is written by `shop release`; restore it from git (`git log -p products/`)";
+            let partner = match key {
+                "gift_link" => &raw_release.gift_link_url,
+                _ => &raw_release.gift_link,
+            };
+            match field {
+                Some(field) if free => self.problem(
+                    field.span(),
+                    format!("release `{version}` of a free product has a `{key}`"),
+                    format!("a free product has no Stripe objects; {restore}"),
+                ),
+                Some(field) if !field.get_ref().starts_with(prefix) => self.problem(
+                    field.span(),
+                    format!(
+                        "`{}` is not a Stripe id starting with `{prefix}`",
+                        field.get_ref()
+                    ),
+                    restore.into(),
+                ),
+                Some(field) if partner.is_none() => self.problem(
+                    field.span(),
+                    format!("release `{version}` has a `{key}` alone"),
+                    restore.into(),
+                ),
+                _ => {}
+            }
+        }
         let assets = self.assets(raw_release);
         let preorder_span = raw_release
             .preorder
@@ -851,6 +886,8 @@ impl Reader<'_> {
             stripe_price: text_of(&raw_release.stripe_price),
             payment_link: text_of(&raw_release.payment_link),
             payment_link_url: text_of(&raw_release.payment_link_url),
+            gift_link: text_of(&raw_release.gift_link),
+            gift_link_url: text_of(&raw_release.gift_link_url),
             notes: raw_release
                 .notes
                 .as_ref()

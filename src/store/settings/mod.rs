@@ -47,6 +47,9 @@ pub struct Settings {
     pub consent: Option<ConsentSettings>,
     pub refunds: RefundSettings,
     pub audience: AudienceSettings,
+    /// `gifts = true`: each release also sells through a gift's payment
+    /// link, and the pages offer "Give as a gift" beside Buy.
+    pub gifts: bool,
 }
 
 /// `[audience]`: who hears the author's posts beyond followers.

@@ -38,6 +38,8 @@ struct RawSettings {
     download_limit: Option<Spanned<i64>>,
     link_lifetime: Option<Spanned<String>>,
     #[serde(default)]
+    gifts: bool,
+    #[serde(default)]
     github: RawGithub,
     #[serde(default)]
     mail: RawMail,
@@ -190,6 +192,7 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<Settings, Vec<Problem>
         consent,
         refunds,
         audience,
+        gifts: raw.gifts,
     })
 }
 
@@ -744,6 +747,7 @@ const KEYS: &[(&str, &[&str])] = &[
             "currency",
             "download_limit",
             "link_lifetime",
+            "gifts",
             "github",
             "mail",
             "serve",
