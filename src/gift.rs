@@ -46,14 +46,14 @@ pub fn fields() -> Vec<CustomField> {
         },
         CustomField {
             key: MESSAGE.into(),
-            label: "Your message (optional)".into(),
+            label: "Your message".into(),
             maximum_length: Some(MESSAGE_LENGTH),
             minimum_length: None,
             optional: true,
         },
         CustomField {
             key: SEND_ON.into(),
-            label: "Send on (YYYY-MM-DD, optional)".into(),
+            label: "Send on (YYYY-MM-DD)".into(),
             maximum_length: Some(10),
             minimum_length: Some(10),
             optional: true,

@@ -252,7 +252,7 @@ fn shop_with_a_front() -> Served {
         let settings = test.read("shop.toml");
         test.write(
             "shop.toml",
-            &format!("about = \"Field guides for *curious* walkers.\"\n{settings}"),
+            &format!("about = \"Field guides for *curious* walkers.\"\ngifts = true\n{settings}"),
         );
         let product = test.read("products/guide.toml");
         test.write(
@@ -374,12 +374,16 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
             "const img = document.querySelector('img.cover'); return img && img.complete ? img.naturalWidth : 0;",
         );
         assert_eq!(cover, json!(6), "the cover did not load");
-        // The edition on sale and the next one's pre-order, side by side;
-        // and what search engines and link previews read.
+        // The edition on sale (to buy, or to give) and the next one's
+        // pre-order, side by side; and what search engines and link
+        // previews read.
         let buttons = browser.script(
             "return [...document.querySelectorAll('a.button')].map(a => a.getAttribute('href'));",
         );
-        assert_eq!(buttons, json!(["/buy/guide", "/buy/guide?preorder"]));
+        assert_eq!(
+            buttons,
+            json!(["/buy/guide", "/buy/guide?gift", "/buy/guide?preorder"])
+        );
         let meta = browser.script(
             "return [document.title, !!document.querySelector('meta[name=robots]'), \
              document.querySelector('meta[property=\"og:title\"]').content];",
@@ -594,5 +598,38 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
             mail_with(&served, "To: walker@example.com")
                 .is_some_and(|m| m.contains("/d/") && m.contains("/follow/confirm/"))
         });
+
+        // A gift from the product page: the checkout asks for the
+        // recipient; the thanks page and the gift's page offer no files.
+        browser.open(&format!("{}/p/guide", served.url));
+        browser.click("a[href='/buy/guide?gift']");
+        browser.wait_until("the gift's checkout", |b| b.source().contains("Recipient"));
+        browser.type_into("#email", "giver@example.com");
+        browser.type_into("#card", "4242 4242 4242 4242");
+        browser.type_into("#custom_giftrecipient", "friend@example.org");
+        browser.type_into("#custom_giftmessage", "For your walks.");
+        browser.click("#pay");
+        browser.wait_until("the gift's thank-you page", |b| {
+            b.source().contains("Your gift")
+        });
+        let thanks = browser.source();
+        assert!(
+            thanks.contains("friend@example.org") && !thanks.contains("/d/"),
+            "{thanks}"
+        );
+        browser.check_page(&axe, &name("gift-thanks"));
+        let mut receipt = String::new();
+        served.wait_for("the gift's receipt", || {
+            receipt = mail_with(&served, "Thank you for giving").unwrap_or_default();
+            receipt.contains("/gift/")
+        });
+        let start = receipt.find(&format!("{}/gift/", served.url)).unwrap();
+        let page: String = receipt[start..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
+            .collect();
+        browser.open(&page);
+        browser.wait_until("the gift's page", |b| b.source().contains("Your gift of"));
+        browser.check_page(&axe, &name("gift"));
     }
 }
