@@ -557,10 +557,39 @@ async fn checkouts(
     sold: &Sold,
     now: i64,
 ) -> shop::stripe::CheckoutSession {
+    // A cart: a price and an amount chosen before checkout, its lines read
+    // back.
+    let cart = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                lines: vec![
+                    shop::stripe::SessionLine::Price(sold.price.clone()),
+                    shop::stripe::SessionLine::Amount {
+                        product: sold.product.clone(),
+                        currency: "eur".into(),
+                        unit_amount: 700,
+                        tax_behavior: Some("exclusive".into()),
+                    },
+                ],
+                success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
+                metadata: meta(&[("cart", "guide@1.0.0 guide@1.0.0")]),
+                ..CreateCheckoutSession::default()
+            },
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    let lines: Vec<shop::stripe::LineItem> = client
+        .checkout_session_line_items(&cart.id)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 2);
     let session = client
         .create_checkout_session(
             &CreateCheckoutSession {
                 price: sold.price.clone(),
+                lines: Vec::new(),
                 success_url: "https://books.example/thanks?session_id={CHECKOUT_SESSION_ID}".into(),
                 cancel_url: Some("https://books.example/".into()),
                 customer_email: Some("ada@example.com".into()),

@@ -1023,3 +1023,138 @@ fn the_sandbox_refuses_a_bad_webhook_url() {
         .code(2)
         .stderr_has(&["`localhost:8080/hook` is not a webhook URL", "hint:"]);
 }
+
+/// A product of the catalogue's with a pay-what-you-want price, for the
+/// cart's rules.
+async fn chosen_price(client: &Client, product: &str) -> String {
+    client
+        .create_price(
+            &CreatePrice {
+                product: product.to_owned(),
+                unit_amount: 0,
+                custom_unit_amount: Some(shop::stripe::CustomUnitAmount {
+                    minimum: Some(500),
+                    maximum: None,
+                    preset: Some(1200),
+                }),
+                currency: "usd".into(),
+                tax_behavior: None,
+                currency_options: Vec::new(),
+                metadata: metadata(&[]),
+            },
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_of_several_lines_sums_them_and_keeps_each() {
+    use shop::stripe::SessionLine;
+    let sandbox = Sandbox::start().await;
+    let client = sandbox.client();
+    let guide = catalogue(&client, "guide").await;
+    let atlas = catalogue(&client, "atlas").await;
+    let (_, price) = sandbox
+        .api(Method::GET, &format!("/v1/prices/{guide}"), &[])
+        .await;
+    let guide_product = price["product"].as_str().unwrap().to_owned();
+    let cart = CreateCheckoutSession {
+        lines: vec![
+            SessionLine::Price(guide.clone()),
+            SessionLine::Price(atlas.clone()),
+            SessionLine::Amount {
+                product: guide_product.clone(),
+                currency: "usd".into(),
+                unit_amount: 750,
+                tax_behavior: None,
+            },
+        ],
+        ..session_params("", "cart")
+    };
+    let session = client
+        .create_checkout_session(&cart, &IdempotencyKey::random())
+        .await
+        .unwrap();
+    assert_eq!(session.amount_total, Some(2900 + 2900 + 750));
+    let lines: Vec<shop::stripe::LineItem> = client
+        .checkout_session_line_items(&session.id)
+        .try_collect()
+        .await
+        .unwrap();
+    let amounts: Vec<i64> = lines.iter().map(|line| line.amount_total).collect();
+    assert_eq!(amounts, [2900, 2900, 750]);
+    // The inline price is made for the session: inactive, of the product.
+    let inline = lines[2].price.as_ref().unwrap();
+    assert_eq!(
+        (inline.active, inline.product.as_str()),
+        (false, guide_product.as_str())
+    );
+    // Paid whole, in one charge.
+    let paid = sandbox
+        .pay(&session.id, "ann@example.com", "4242424242424242")
+        .await;
+    assert_eq!(paid["amount_total"], 6550, "{paid}");
+
+    // What Stripe refuses: a customer-chosen price beside another line,
+    // two currencies, no quantity, and both a price and its data.
+    let chosen = chosen_price(&client, &guide_product).await;
+    let refused = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                lines: vec![
+                    SessionLine::Price(chosen.clone()),
+                    SessionLine::Price(atlas),
+                ],
+                ..session_params("", "cart")
+            },
+            &IdempotencyKey::random(),
+        )
+        .await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|error| error.to_string().contains("custom_unit_amount")),
+        "{refused:?}"
+    );
+    // Alone, it sells as before.
+    client
+        .create_checkout_session(&session_params(&chosen, "guide"), &IdempotencyKey::random())
+        .await
+        .unwrap();
+    let euros = client
+        .create_checkout_session(
+            &CreateCheckoutSession {
+                lines: vec![
+                    SessionLine::Price(guide.clone()),
+                    SessionLine::Amount {
+                        product: guide_product.clone(),
+                        currency: "eur".into(),
+                        unit_amount: 500,
+                        tax_behavior: None,
+                    },
+                ],
+                ..session_params("", "cart")
+            },
+            &IdempotencyKey::random(),
+        )
+        .await;
+    assert!(euros.is_err(), "{euros:?}");
+    for form in [
+        "mode=payment&success_url=https://a.example&line_items[0][price]=PRICE",
+        "mode=payment&success_url=https://a.example&line_items[0][price]=PRICE&line_items[0][quantity]=1\
+         &line_items[0][price_data][currency]=usd",
+    ] {
+        let answer = sandbox
+            .http()
+            .post(format!("{}/v1/checkout/sessions", sandbox.url))
+            .bearer_auth("sk_test_harness")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form.replace("PRICE", &guide))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{form}");
+    }
+}

@@ -28,6 +28,7 @@ pub use objects::*;
 pub use params::{
     CheckoutOptions, CreateCheckoutSession, CreateCoupon, CreatePaymentLink, CreatePrice,
     CreateProduct, CreatePromotionCode, CurrencyOption, CustomField, ListCheckoutSessions,
+    SessionLine,
 };
 
 use crate::secret::Secret;
@@ -342,10 +343,8 @@ impl Client {
         params: &CreateCheckoutSession,
         key: &IdempotencyKey,
     ) -> Result<CheckoutSession, StripeError> {
-        let mut form = Form::new()
-            .field("mode", "payment")
-            .field("line_items[0][price]", &params.price)
-            .field("line_items[0][quantity]", 1)
+        let mut form = params
+            .add_lines(Form::new().field("mode", "payment"))
             .field("success_url", &params.success_url)
             .optional("cancel_url", params.cancel_url.as_deref())
             .optional("customer_email", params.customer_email.as_deref())

@@ -389,6 +389,14 @@ impl<T: Object> Expandable<T> {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LineItem {
     pub id: String,
+    /// Its amount before discounts, what a discount took off, its tax, and
+    /// what it came to.
+    #[serde(default)]
+    pub amount_subtotal: i64,
+    #[serde(default)]
+    pub amount_discount: i64,
+    #[serde(default)]
+    pub amount_tax: i64,
     pub amount_total: i64,
     pub currency: String,
     pub description: Option<String>,

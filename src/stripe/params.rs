@@ -161,7 +161,10 @@ impl CheckoutOptions {
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateCheckoutSession {
+    /// The price of the session's one line; empty when `lines` are given.
     pub price: String,
+    /// The session's lines (a cart), in place of `price`'s one.
+    pub lines: Vec<SessionLine>,
     pub success_url: String,
     pub cancel_url: Option<String>,
     pub customer_email: Option<String>,
@@ -172,6 +175,54 @@ pub struct CreateCheckoutSession {
     pub allow_promotion_codes: bool,
     pub options: CheckoutOptions,
     pub metadata: Metadata,
+}
+
+/// A line of a Checkout Session: a price at Stripe, or an amount of a
+/// product made for this session (`price_data`: an amount chosen before
+/// checkout, which Stripe cannot take as a customer-chosen price beside
+/// other lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionLine {
+    Price(String),
+    Amount {
+        product: String,
+        currency: String,
+        unit_amount: i64,
+        /// `exclusive` or `inclusive`, as the store's prices are.
+        tax_behavior: Option<String>,
+    },
+}
+
+impl CreateCheckoutSession {
+    /// The form of its line items.
+    pub(super) fn add_lines(&self, mut form: Form) -> Form {
+        if self.lines.is_empty() {
+            return form
+                .field("line_items[0][price]", &self.price)
+                .field("line_items[0][quantity]", 1);
+        }
+        for (index, line) in self.lines.iter().enumerate() {
+            let name = format!("line_items[{index}]");
+            form = match line {
+                SessionLine::Price(price) => form.field(format!("{name}[price]"), price),
+                SessionLine::Amount {
+                    product,
+                    currency,
+                    unit_amount,
+                    tax_behavior,
+                } => form
+                    .field(format!("{name}[price_data][product]"), product)
+                    .field(format!("{name}[price_data][currency]"), currency)
+                    .field(format!("{name}[price_data][unit_amount]"), *unit_amount)
+                    .optional(
+                        format!("{name}[price_data][tax_behavior]"),
+                        tax_behavior.as_deref(),
+                    ),
+            }
+            .field(format!("{name}[quantity]"), 1);
+        }
+        form
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -114,7 +114,7 @@ pub fn dispatch(
                 .and_then(|product| product["name"].as_str())
                 .unwrap_or("Product")
                 .to_owned();
-            let item = objects::line_item(&price, &name);
+            let item = objects::line_item(&price, &name, 1);
             Ok(json!({"object": "list", "data": [item], "has_more": false, "url": path}))
         }
         ["v1", "checkout", "sessions"] if post => create_session(state, context, params),
@@ -283,8 +283,8 @@ fn type_matches(pattern: &str, kind: &str) -> bool {
     }
 }
 
-/// `line_items[0][price]` and `[quantity]`: one line of one active price,
-/// as `shop` sells one product per purchase. Returns the price.
+/// A payment link's `line_items`: one line of one active price (the
+/// sandbox's links sell one; Stripe's take up to 20). Returns the price.
 fn line_items(state: &State, params: &Params) -> Result<Value, ApiError> {
     let items = match params.get("line_items") {
         Some(Value::Array(items)) if !items.is_empty() => items,
@@ -294,45 +294,194 @@ fn line_items(state: &State, params: &Params) -> Result<Value, ApiError> {
     if items.len() > 1 {
         return Err(ApiError::invalid(
             "line_items",
-            "The sandbox sells one line item per session (shop sells one product per purchase).",
+            "The sandbox's payment links sell one line item (shop's links sell one product).",
         ));
     }
-    let item = &items[0];
+    let (line, _) = line_item(state, &items[0], 0, false)?;
+    match line {
+        Line::Price(price) => Ok(price),
+        Line::Inline(_) => unreachable!("a payment link's line takes no price_data"),
+    }
+}
+
+/// The most line items a Checkout Session in payment mode takes.
+const MOST_LINES: usize = 100;
+
+/// A Checkout Session's `line_items`: up to 100 lines, each an active
+/// `price` or an inline `price_data` (a product's, with its `currency`,
+/// `unit_amount` and `tax_behavior`), and a `quantity`; every line in one
+/// currency; a customer-chosen price (`custom_unit_amount`) only as the
+/// session's one line ("Let customers decide what to pay": such a
+/// Checkout Session has one line item). Returns each line's price (an
+/// inline one not yet stored) and quantity, all checked before anything
+/// is made.
+fn session_lines(state: &State, params: &Params) -> Result<Vec<(Line, i64)>, ApiError> {
+    let items = match params.get("line_items") {
+        Some(Value::Array(items)) if !items.is_empty() => items.clone(),
+        Some(Value::Object(indexed)) if !indexed.is_empty() => indexed.values().cloned().collect(),
+        Some(_) => return Err(ApiError::invalid("line_items", "Invalid array")),
+        None => return Err(ApiError::missing("line_items")),
+    };
+    if items.len() > MOST_LINES {
+        return Err(ApiError::invalid(
+            "line_items",
+            "A Checkout Session in payment mode takes at most 100 line items.",
+        ));
+    }
+    let mut lines = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        lines.push(line_item(state, item, index, true)?);
+    }
+    let currency = lines[0].0.price()["currency"].clone();
+    for (index, (line, _)) in lines.iter().enumerate() {
+        if line.price()["currency"] != currency {
+            return Err(ApiError::invalid(
+                &format!("line_items[{index}]"),
+                "All line items must be in the same currency.",
+            ));
+        }
+        if lines.len() > 1 && line.price()["custom_unit_amount"].is_object() {
+            return Err(ApiError::invalid(
+                &format!("line_items[{index}][price]"),
+                "A price whose amount the customer chooses (custom_unit_amount) can only be the \
+                 one line item of a Checkout Session.",
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// A line's price: a stored one, or an inline one (`price_data`) to store
+/// once the whole request is checked.
+pub(super) enum Line {
+    Price(Value),
+    Inline(Value),
+}
+
+impl Line {
+    pub(super) fn price(&self) -> &Value {
+        match self {
+            Line::Price(price) | Line::Inline(price) => price,
+        }
+    }
+}
+
+/// One line item (`line_items[index]`); `inline`: whether `price_data` is
+/// taken (sessions, not payment links).
+fn line_item(
+    state: &State,
+    item: &Value,
+    index: usize,
+    inline: bool,
+) -> Result<(Line, i64), ApiError> {
+    let name = format!("line_items[{index}]");
+    let allowed: &[&str] = match inline {
+        true => &["price", "price_data", "quantity"],
+        false => &["price", "quantity"],
+    };
     if let Value::Object(fields) = item {
         for key in fields.keys() {
-            if key != "price" && key != "quantity" {
+            if !allowed.contains(&key.as_str()) {
                 return Err(ApiError {
                     status: 400,
                     kind: "invalid_request_error",
                     code: Some("parameter_unknown"),
-                    message: format!("Received unknown parameter: line_items[0][{key}]"),
-                    param: Some(format!("line_items[0][{key}]")),
+                    message: format!("Received unknown parameter: {name}[{key}]"),
+                    param: Some(format!("{name}[{key}]")),
                     decline_code: None,
                 });
             }
         }
     }
-    let price_id = item["price"]
-        .as_str()
-        .ok_or_else(|| ApiError::missing("line_items[0][price]"))?;
-    let quantity = leaf_int(item.get("quantity"), "line_items[0][quantity]")?;
-    if quantity.is_some_and(|quantity| quantity != 1) {
+    let quantity = leaf_int(item.get("quantity"), &format!("{name}[quantity]"))?
+        .ok_or_else(|| ApiError::missing(&format!("{name}[quantity]")))?;
+    if !(1..=999_999).contains(&quantity) {
         return Err(ApiError::invalid(
-            "line_items[0][quantity]",
-            "The sandbox sells a quantity of 1.",
+            &format!("{name}[quantity]"),
+            "Quantity must be between 1 and 999999.",
         ));
     }
-    let price = state
-        .find("price", price_id, "line_items[0][price]")?
-        .clone();
-    if price["active"] != json!(true) {
-        return Err(ApiError::invalid(
-            "line_items[0][price]",
+    match (item.get("price"), item.get("price_data")) {
+        (Some(_), Some(_)) => Err(ApiError::invalid_request(
             &format!(
-                "The price specified is inactive. This field only accepts active prices. ({price_id})"
+                "You may only specify one of these parameters: {name}[price], {name}[price_data]."
             ),
+            Some(&format!("{name}[price]")),
+        )),
+        (None, Some(data)) => Ok((Line::Inline(inline_price(state, data, &name)?), quantity)),
+        (price, None) => {
+            let price_id = price
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::missing(&format!("{name}[price]")))?;
+            let price = state
+                .find("price", price_id, &format!("{name}[price]"))?
+                .clone();
+            if price["active"] != json!(true) {
+                return Err(ApiError::invalid(
+                    &format!("{name}[price]"),
+                    &format!(
+                        "The price specified is inactive. This field only accepts active prices. ({price_id})"
+                    ),
+                ));
+            }
+            Ok((Line::Price(price), quantity))
+        }
+    }
+}
+
+/// `price_data` of a line: a one-time price of an existing product, made
+/// for the session (inactive: it sells nowhere else).
+fn inline_price(state: &State, data: &Value, name: &str) -> Result<Value, ApiError> {
+    let inner = format!("{name}[price_data]");
+    only_keys(
+        data,
+        &inner,
+        &["currency", "product", "unit_amount", "tax_behavior"],
+    )?;
+    let product = data["product"]
+        .as_str()
+        .ok_or_else(|| ApiError::missing(&format!("{inner}[product]")))?;
+    state.find("product", product, &format!("{inner}[product]"))?;
+    let currency = data["currency"]
+        .as_str()
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| ApiError::missing(&format!("{inner}[currency]")))?;
+    if !super::rules::is_currency(&currency) {
+        return Err(ApiError::invalid(
+            &format!("{inner}[currency]"),
+            &format!("Invalid currency: {currency}."),
         ));
     }
+    let amount = leaf_int(data.get("unit_amount"), &format!("{inner}[unit_amount]"))?
+        .ok_or_else(|| ApiError::missing(&format!("{inner}[unit_amount]")))?;
+    if amount < 0 {
+        return Err(ApiError::invalid(
+            &format!("{inner}[unit_amount]"),
+            "This value must be greater than or equal to 0.",
+        ));
+    }
+    let behavior = match data["tax_behavior"].as_str() {
+        None => "unspecified",
+        Some(behavior @ ("exclusive" | "inclusive" | "unspecified")) => behavior,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                &format!("{inner}[tax_behavior]"),
+                &format!(
+                    "Invalid tax_behavior: must be one of exclusive, inclusive, or unspecified ({other})"
+                ),
+            ));
+        }
+    };
+    let mut price = objects::price(
+        &new_id("price_"),
+        product,
+        amount,
+        &currency,
+        json!({}),
+        state.now(),
+    );
+    price["active"] = json!(false);
+    price["tax_behavior"] = json!(behavior);
     Ok(price)
 }
 
@@ -462,8 +611,11 @@ fn create_session(
         None => return Err(ApiError::missing("mode")),
     }
     let success_url = params.required_str("success_url")?.to_owned();
-    let price = line_items(state, params)?;
-    let options = super::tax::options(state, params, &price)?;
+    let lines = session_lines(state, params)?;
+    let mut options = Value::Null;
+    for (line, _) in &lines {
+        options = super::tax::options(state, params, line.price())?;
+    }
     let now = state.now();
     // Checked against the sandbox's own clock when the request arrives, as
     // Stripe checks it against its own: no slack.
@@ -503,10 +655,18 @@ fn create_session(
             "client_reference_id must be at most 200 characters",
         ));
     }
+    // Every check passed: an inline price is kept, as Stripe keeps it.
+    let lines: Vec<(Value, i64)> = lines
+        .into_iter()
+        .map(|(line, quantity)| match line {
+            Line::Price(price) => (price, quantity),
+            Line::Inline(price) => (state.insert(price), quantity),
+        })
+        .collect();
     let session = new_session(
         state,
         context.base_url,
-        &price,
+        &lines,
         NewSession {
             success_url: Some(&success_url),
             cancel_url: params.str("cancel_url"),

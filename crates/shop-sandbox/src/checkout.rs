@@ -259,7 +259,7 @@ pub fn payment_link(sandbox: &Arc<Sandbox>, id: &str, query: &str) -> Response<V
     let session = sessions::new_session(
         &mut state,
         sandbox.base_url(),
-        &price,
+        &[(price.clone(), 1)],
         NewSession {
             success_url: success_url.as_deref(),
             cancel_url: None,

@@ -385,7 +385,7 @@ fn seed(sandbox: &Arc<Sandbox>, input: &Value) -> Response<Vec<u8>> {
         let session = super::sessions::new_session(
             &mut state,
             context.base_url,
-            &price,
+            &[(price.clone(), 1)],
             super::sessions::NewSession {
                 success_url: Some("http://127.0.0.1:9/thanks?session_id={CHECKOUT_SESSION_ID}"),
                 cancel_url: None,

@@ -233,8 +233,8 @@ pub fn starting_amount(price: &Value) -> i64 {
         .unwrap_or(0)
 }
 
-pub fn line_item(price: &Value, product_name: &str) -> Value {
-    let amount = starting_amount(price);
+pub fn line_item(price: &Value, product_name: &str, quantity: i64) -> Value {
+    let amount = starting_amount(price) * quantity;
     json!({
         "id": new_id("li_"),
         "object": "item",
@@ -245,7 +245,7 @@ pub fn line_item(price: &Value, product_name: &str) -> Value {
         "currency": price["currency"],
         "description": product_name,
         "price": price,
-        "quantity": 1,
+        "quantity": quantity,
     })
 }
 

@@ -13,37 +13,28 @@ use super::objects::{self, new_id};
 use super::state::State;
 use super::{ApiError, tax};
 
-/// Applies a promotion code's coupon to an open session: its totals, its
-/// line item, and the breakdown `total_details.breakdown` shows.
+/// Applies a promotion code's coupon to an open session: each line it
+/// applies to (all, or the products of its `applies_to`), the totals, and
+/// the breakdown `total_details.breakdown` shows.
 pub fn apply_discount(state: &mut State, id: &str, promo: &Value) -> Result<(), ApiError> {
     let session = state.find("checkout.session", id, "session")?.clone();
     redeemable(state, promo, id)?;
-    let subtotal = session["amount_subtotal"].as_i64().unwrap_or(0);
     let coupon = &promo["coupon"];
-    let discount = match (
-        coupon["percent_off"].as_f64(),
-        coupon["amount_off"].as_i64(),
-    ) {
-        (Some(percent), _) => ((subtotal as f64) * percent / 100.0).round() as i64,
-        (None, Some(off)) if coupon["currency"] == session["currency"] => off.min(subtotal),
-        _ => {
-            return Err(ApiError::invalid(
-                "discounts[0][promotion_code]",
-                "This coupon's currency does not match the price's.",
-            ));
-        }
-    };
-    let total = subtotal - discount;
-    state.update(id, |session| {
-        session["amount_total"] = json!(total);
-        session["total_details"]["amount_discount"] = json!(discount);
-    });
+    if coupon["percent_off"].as_f64().is_none() && coupon["currency"] != session["currency"] {
+        return Err(ApiError::invalid(
+            "discounts[0][promotion_code]",
+            "This coupon's currency does not match the price's.",
+        ));
+    }
+    let lines = eligible_lines(state, id, coupon);
+    let taken = discounts(coupon, &lines);
+    let discount: i64 = taken.iter().sum();
     if let Some(items) = state.line_items.get_mut(id) {
-        for item in items {
-            item["amount_discount"] = json!(discount);
-            item["amount_total"] = json!(total);
+        for (item, off) in items.iter_mut().zip(&taken) {
+            item["amount_discount"] = json!(off);
         }
     }
+    retotal(state, id);
     let now = state.now();
     state.breakdowns.insert(
         id.to_owned(),
@@ -56,6 +47,31 @@ pub fn apply_discount(state: &mut State, id: &str, promo: &Value) -> Result<(), 
         }),
     );
     Ok(())
+}
+
+/// Each line's subtotal where `coupon` applies to it (`applies_to`'s
+/// products, or every line), `None` where it does not.
+pub fn eligible_lines(state: &State, id: &str, coupon: &Value) -> Vec<Option<i64>> {
+    let products = coupon["id"]
+        .as_str()
+        .and_then(|coupon| state.coupon_products.get(coupon));
+    state
+        .line_items
+        .get(id)
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| {
+                    let applies = products.is_none_or(|products| {
+                        item["price"]["product"]
+                            .as_str()
+                            .is_some_and(|product| products.iter().any(|known| known == product))
+                    });
+                    applies.then(|| item["amount_subtotal"].as_i64().unwrap_or(0))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a promotion code may still be redeemed on this session: not
@@ -90,12 +106,14 @@ pub fn redeemable(state: &State, promo: &Value, session: &str) -> Result<(), Api
     }
     let coupon = promo["coupon"]["id"].as_str().unwrap_or_default();
     if let Some(products) = state.coupon_products.get(coupon) {
-        let sold = state.line_items.get(session).and_then(|items| {
-            items.first()?["price"]["product"]
-                .as_str()
-                .map(str::to_owned)
+        let sold = state.line_items.get(session).is_some_and(|items| {
+            items.iter().any(|item| {
+                item["price"]["product"]
+                    .as_str()
+                    .is_some_and(|product| products.iter().any(|known| known == product))
+            })
         });
-        if !sold.is_some_and(|product| products.contains(&product)) {
+        if !sold {
             return Err(ApiError::invalid(
                 param,
                 "This promotion code cannot be applied to the items in this checkout.",
@@ -152,16 +170,30 @@ pub struct NewSession<'a> {
     pub options: Value,
 }
 
-/// Makes a checkout session for one `price` (also for payment links).
-pub fn new_session(state: &mut State, base_url: &str, price: &Value, new: NewSession<'_>) -> Value {
+/// Makes a checkout session of `lines` (each a price and its quantity;
+/// a payment link's session has one).
+pub fn new_session(
+    state: &mut State,
+    base_url: &str,
+    lines: &[(Value, i64)],
+    new: NewSession<'_>,
+) -> Value {
     let id = new_id("cs_test_");
     let url = format!("{base_url}/checkout/{id}");
     let now = state.now();
+    let currency = lines
+        .first()
+        .and_then(|(price, _)| price["currency"].as_str())
+        .unwrap_or("usd")
+        .to_owned();
     let session = objects::checkout_session(objects::SessionParts {
         id: &id,
         url: &url,
-        amount: objects::starting_amount(price),
-        currency: price["currency"].as_str().unwrap_or("usd"),
+        amount: lines
+            .iter()
+            .map(|(price, quantity)| objects::starting_amount(price) * quantity)
+            .sum(),
+        currency: &currency,
         success_url: new.success_url,
         cancel_url: new.cancel_url,
         customer_email: new.customer_email,
@@ -177,16 +209,84 @@ pub fn new_session(state: &mut State, base_url: &str, price: &Value, new: NewSes
     if session["currency"] == "eur" {
         session["payment_method_types"] = json!(["card", "sepa_debit"]);
     }
-    let product_name = price["product"]
-        .as_str()
-        .and_then(|product| state.get(product))
-        .and_then(|product| product["name"].as_str())
-        .unwrap_or("Product")
-        .to_owned();
-    state
-        .line_items
-        .insert(id, vec![objects::line_item(price, &product_name)]);
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|(price, quantity)| {
+            let product_name = price["product"]
+                .as_str()
+                .and_then(|product| state.get(product))
+                .and_then(|product| product["name"].as_str())
+                .unwrap_or("Product")
+                .to_owned();
+            objects::line_item(price, &product_name, *quantity)
+        })
+        .collect();
+    state.line_items.insert(id, items);
     state.insert(session)
+}
+
+/// Sets a session's amounts from its lines' (each line's subtotal,
+/// discount and tax; its total is the subtotal less the discount, plus an
+/// exclusive tax), as Stripe sums them.
+pub fn retotal(state: &mut State, id: &str) {
+    let Some(items) = state.line_items.get_mut(id) else {
+        return;
+    };
+    let (mut subtotal, mut discount, mut tax, mut total) = (0, 0, 0, 0);
+    for item in items.iter_mut() {
+        let line_subtotal = item["amount_subtotal"].as_i64().unwrap_or(0);
+        let line_discount = item["amount_discount"].as_i64().unwrap_or(0);
+        let line_tax = item["amount_tax"].as_i64().unwrap_or(0);
+        let exclusive = item["price"]["tax_behavior"] != "inclusive";
+        let line_total = line_subtotal - line_discount + if exclusive { line_tax } else { 0 };
+        item["amount_total"] = json!(line_total);
+        subtotal += line_subtotal;
+        discount += line_discount;
+        tax += line_tax;
+        total += line_total;
+    }
+    state.update(id, |session| {
+        session["amount_subtotal"] = json!(subtotal);
+        session["amount_total"] = json!(total);
+        session["total_details"]["amount_discount"] = json!(discount);
+        session["total_details"]["amount_tax"] = json!(tax);
+    });
+}
+
+/// What a coupon takes off each of `lines` (their subtotals; `None` for a
+/// line it does not apply to): a percentage of each, or an amount shared
+/// over them in proportion (the remainder on the last), never more than a
+/// line's subtotal.
+pub fn discounts(coupon: &Value, lines: &[Option<i64>]) -> Vec<i64> {
+    if let Some(percent) = coupon["percent_off"].as_f64() {
+        return lines
+            .iter()
+            .map(|line| {
+                line.map_or(0, |amount| {
+                    ((amount as f64) * percent / 100.0).round() as i64
+                })
+            })
+            .collect();
+    }
+    let eligible: i64 = lines.iter().flatten().sum();
+    let off = coupon["amount_off"].as_i64().unwrap_or(0).min(eligible);
+    let last = lines.iter().rposition(Option::is_some);
+    let mut left = off;
+    lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| {
+            let Some(amount) = line else {
+                return 0;
+            };
+            let share = match Some(index) == last {
+                true => left.min(*amount),
+                false => (off * amount / eligible.max(1)).min(left),
+            };
+            left -= share;
+            share
+        })
+        .collect()
 }
 
 /// Cards that pay, as in Stripe's test mode: number, brand and the
@@ -543,7 +643,10 @@ pub fn custom_range(state: &State, id: &str) -> Option<(Option<i64>, Option<i64>
 
 /// The same, from a session's line items.
 pub fn custom_range_of(items: &[Value]) -> Option<(Option<i64>, Option<i64>)> {
-    let item = items.first()?;
+    // Such a price is a session's only line.
+    let [item] = items else {
+        return None;
+    };
     // In a currency option the buyer chose, that option's range.
     let custom = match item["currency"] == item["price"]["currency"] {
         true => &item["price"]["custom_unit_amount"],
@@ -593,16 +696,11 @@ pub fn choose_amount(state: &mut State, id: &str, amount: i64) -> Result<(), Api
     if let Some(items) = state.line_items.get_mut(id)
         && let Some(item) = items.first_mut()
     {
+        let discount = item["amount_discount"].as_i64().unwrap_or(0);
         item["amount_subtotal"] = json!(amount);
-        item["amount_total"] = json!(amount);
+        item["amount_discount"] = json!(discount.min(amount));
     }
-    state.update(id, |session| {
-        let discount = session["total_details"]["amount_discount"]
-            .as_i64()
-            .unwrap_or(0);
-        session["amount_subtotal"] = json!(amount);
-        session["amount_total"] = json!((amount - discount).max(0));
-    });
+    retotal(state, id);
     Ok(())
 }
 
@@ -848,7 +946,11 @@ pub fn currency_of_country(country: &str) -> Option<&'static str> {
 /// `currency_options`.
 pub fn currencies(state: &State, id: &str) -> Vec<String> {
     let Some(price) = session_price(state, id) else {
-        return Vec::new();
+        return state
+            .get(id)
+            .and_then(|session| session["currency"].as_str())
+            .map(|currency| vec![currency.to_owned()])
+            .unwrap_or_default();
     };
     let mut currencies = vec![price["currency"].as_str().unwrap_or("usd").to_owned()];
     if let Some(options) = price["currency_options"].as_object() {
@@ -857,10 +959,15 @@ pub fn currencies(state: &State, id: &str) -> Vec<String> {
     currencies
 }
 
-/// The price of a session's line, as stored (with its currency options).
+/// The price of a session's one line, as stored (with its currency
+/// options). A session of several lines presents its own currency only
+/// (the sandbox's simplification: Stripe presents another where every
+/// line's price has it).
 fn session_price(state: &State, id: &str) -> Option<Value> {
-    let price_id = state.line_items.get(id)?.first()?["price"]["id"].as_str()?;
-    state.get(price_id).cloned()
+    let [item] = state.line_items.get(id)?.as_slice() else {
+        return None;
+    };
+    state.get(item["price"]["id"].as_str()?).cloned()
 }
 
 /// The buyer pays in `currency` (the test checkout's currency selector,
@@ -944,6 +1051,25 @@ pub fn choose_currency(state: &mut State, id: &str, currency: &str) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_coupon_is_shared_over_the_lines_it_applies_to() {
+        let percent = json!({"percent_off": 10.0});
+        assert_eq!(
+            discounts(&percent, &[Some(2900), None, Some(755)]),
+            [290, 0, 76]
+        );
+        // An amount off, in proportion, the remainder on the last line it
+        // applies to; never more than the lines.
+        let off = json!({"amount_off": 1000});
+        assert_eq!(
+            discounts(&off, &[Some(3000), Some(1000), None]),
+            [750, 250, 0]
+        );
+        assert_eq!(discounts(&off, &[Some(2000), Some(1000)]), [666, 334]);
+        assert_eq!(discounts(&off, &[Some(300), Some(200)]), [300, 200]);
+        assert_eq!(discounts(&off, &[None]), [0]);
+    }
 
     #[test]
     fn luhn_accepts_test_cards_and_refuses_typos() {

@@ -505,9 +505,11 @@ fn tax_id_of(
 }
 
 /// Computes the tax of an open session from what the buyer gave, as Stripe
-/// Tax does when the address is entered: on the total after discounts,
-/// added (`exclusive`) or found within it (`inclusive`); nothing for a
-/// business in another country that gave its VAT ID (the reverse charge).
+/// Tax does when the address is entered: each line on its amount after
+/// discounts, by its product's tax code, added (`exclusive`) or found
+/// within it (`inclusive`) as its price says; nothing for a business in
+/// another country that gave its VAT ID (the reverse charge). The
+/// breakdown has one entry per rate.
 pub fn compute(state: &mut State, id: &str, given: &Given) {
     let Some(session) = state.get(id).cloned() else {
         return;
@@ -518,13 +520,6 @@ pub fn compute(state: &mut State, id: &str, given: &Given) {
     let Some(address) = given.address else {
         return;
     };
-    let behavior = state
-        .line_items
-        .get(id)
-        .and_then(|items| items.first())
-        .and_then(|item| item["price"]["tax_behavior"].as_str())
-        .unwrap_or("exclusive")
-        .to_owned();
     // Stripe Tax collects only where the account is registered; the
     // reverse charge is shown by a seller registered at home.
     let origin = state.account.tax_origin.as_deref();
@@ -532,83 +527,99 @@ pub fn compute(state: &mut State, id: &str, given: &Given) {
     let registered_at_home =
         origin.is_some_and(|origin| registrations::collects(&state.account, origin, None));
     let reverse = given.reverse_charge(origin) && registered_at_home;
-    // The product's tax code, else the account's preset, decides the rate.
-    let code = state
-        .line_items
-        .get(id)
-        .and_then(|items| items.first())
-        .and_then(|item| item["price"]["product"].as_str())
-        .and_then(|product| state.get(product))
-        .and_then(|product| product["tax_code"].as_str())
-        .unwrap_or(PRESET_CODE)
-        .to_owned();
-    let ebook = EBOOK_CODES.contains(&code.as_str());
-    let full = if ebook {
-        address.ebook_rate
-    } else {
-        address.rate
-    };
-    let full = if collecting { full } else { 0 };
-    let rate = if reverse { 0 } else { full };
-    // From the subtotal less discounts, not the total: a declined card
-    // leaves the session open, and paying again must not tax the tax.
-    let base = session["amount_subtotal"].as_i64().unwrap_or(0)
-        - session["total_details"]["amount_discount"]
-            .as_i64()
-            .unwrap_or(0);
-    let (tax, total, taxable) = if behavior == "inclusive" {
-        let net = rounded(base * 10_000, 10_000 + rate);
-        (base - net, base, net)
-    } else {
-        let tax = rounded(base * rate, 10_000);
-        (tax, base + tax, base)
-    };
-    state.update(id, |session| {
-        session["amount_total"] = json!(total);
-        session["total_details"]["amount_tax"] = json!(tax);
-        session["automatic_tax"]["status"] = json!("complete");
-    });
+    let items = state.line_items.get(id).cloned().unwrap_or_default();
+    // Each line: its tax, its taxable amount, its rate (and the full rate
+    // of its kind), and whether the tax is within its price.
+    let mut taxed = Vec::new();
+    for item in &items {
+        let behavior = item["price"]["tax_behavior"]
+            .as_str()
+            .unwrap_or("exclusive")
+            .to_owned();
+        // The product's tax code, else the account's preset, decides the rate.
+        let code = item["price"]["product"]
+            .as_str()
+            .and_then(|product| state.get(product))
+            .and_then(|product| product["tax_code"].as_str())
+            .unwrap_or(PRESET_CODE)
+            .to_owned();
+        let full = match EBOOK_CODES.contains(&code.as_str()) {
+            true => address.ebook_rate,
+            false => address.rate,
+        };
+        let full = if collecting { full } else { 0 };
+        let rate = if reverse { 0 } else { full };
+        // From the subtotal less discounts, not the total: a declined card
+        // leaves the session open, and paying again must not tax the tax.
+        let base = item["amount_subtotal"].as_i64().unwrap_or(0)
+            - item["amount_discount"].as_i64().unwrap_or(0);
+        let inclusive = behavior == "inclusive";
+        let (tax, taxable) = match inclusive {
+            true => {
+                let net = rounded(base * 10_000, 10_000 + rate);
+                (base - net, net)
+            }
+            false => (rounded(base * rate, 10_000), base),
+        };
+        taxed.push((tax, taxable, rate, full, inclusive));
+    }
     if let Some(items) = state.line_items.get_mut(id) {
-        for item in items {
+        for (item, (tax, ..)) in items.iter_mut().zip(&taxed) {
             item["amount_tax"] = json!(tax);
-            item["amount_total"] = json!(total);
         }
     }
+    super::sessions::retotal(state, id);
+    state.update(id, |session| {
+        session["automatic_tax"]["status"] = json!("complete");
+    });
     let state_now = state.now();
+    let mut entries: Vec<Value> = Vec::new();
+    for (tax, taxable, rate, full, inclusive) in taxed {
+        if let Some(entry) = entries.iter_mut().find(|entry| {
+            entry["rate"]["effective_percentage"] == json!(rate as f64 / 100.0)
+                && entry["rate"]["inclusive"] == json!(inclusive)
+        }) {
+            entry["amount"] = json!(entry["amount"].as_i64().unwrap_or(0) + tax);
+            entry["taxable_amount"] =
+                json!(entry["taxable_amount"].as_i64().unwrap_or(0) + taxable);
+            continue;
+        }
+        entries.push(json!({
+            "amount": tax,
+            "rate": {
+                "id": new_id("txr_"),
+                "object": "tax_rate",
+                "active": true,
+                "country": address.country,
+                "created": state_now,
+                "description": null,
+                "display_name": address.name,
+                "effective_percentage": rate as f64 / 100.0,
+                "inclusive": inclusive,
+                "jurisdiction": address.state.unwrap_or(address.country),
+                "livemode": false,
+                "metadata": {},
+                "percentage": full as f64 / 100.0,
+                "state": address.state,
+                "tax_type": if address.country == "US" { "sales_tax" } else { "vat" },
+            },
+            "taxability_reason": if reverse {
+                "reverse_charge"
+            } else if rate == 0 {
+                "not_collecting"
+            } else if rate < address.rate {
+                "reduced_rated"
+            } else {
+                "standard_rated"
+            },
+            "taxable_amount": taxable,
+        }));
+    }
     let breakdown = state
         .breakdowns
         .entry(id.to_owned())
         .or_insert_with(|| json!({"discounts": [], "taxes": []}));
-    breakdown["taxes"] = json!([{
-        "amount": tax,
-        "rate": {
-            "id": new_id("txr_"),
-            "object": "tax_rate",
-            "active": true,
-            "country": address.country,
-            "created": state_now,
-            "description": null,
-            "display_name": address.name,
-            "effective_percentage": rate as f64 / 100.0,
-            "inclusive": behavior == "inclusive",
-            "jurisdiction": address.state.unwrap_or(address.country),
-            "livemode": false,
-            "metadata": {},
-            "percentage": full as f64 / 100.0,
-            "state": address.state,
-            "tax_type": if address.country == "US" { "sales_tax" } else { "vat" },
-        },
-        "taxability_reason": if reverse {
-            "reverse_charge"
-        } else if rate == 0 {
-            "not_collecting"
-        } else if rate < address.rate {
-            "reduced_rated"
-        } else {
-            "standard_rated"
-        },
-        "taxable_amount": taxable,
-    }]);
+    breakdown["taxes"] = json!(entries);
 }
 
 /// `numerator / denominator` rounded half away from zero, for amounts.
