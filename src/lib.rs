@@ -15,6 +15,7 @@ pub mod downloads;
 pub mod error;
 pub mod fault;
 pub mod file_stream;
+pub mod funnel;
 pub mod gift;
 pub mod git;
 pub mod github;

@@ -227,13 +227,19 @@ fn kept_tax(purchase: &Purchase, refunded: i64) -> i64 {
 
 /// Where a buyer came from.
 pub fn source(purchase: &Purchase) -> String {
-    if let Some(source) = &purchase.utm_source {
-        return source.clone();
+    source_of(purchase.utm_source.as_deref(), purchase.referrer.as_deref())
+}
+
+/// A source: `utm_source`, else the referring site's host (without
+/// `www.`), else `direct`; sales and visits alike.
+pub fn source_of(utm_source: Option<&str>, referrer: Option<&str>) -> String {
+    if let Some(source) = utm_source {
+        return source.to_owned();
     }
-    if let Some(referrer) = &purchase.referrer {
+    if let Some(referrer) = referrer {
         let host = referrer
             .split_once("://")
-            .map_or(referrer.as_str(), |(_, rest)| rest)
+            .map_or(referrer, |(_, rest)| rest)
             .split(['/', '?', '#'])
             .next()
             .unwrap_or_default();
@@ -318,7 +324,7 @@ pub fn csv_line(purchase: &Purchase) -> String {
 
 /// Quotes a field when needed, and defuses what a spreadsheet would run as
 /// a formula (a buyer chooses their email and the UTM tags they arrive with).
-fn csv_field(field: &str) -> String {
+pub fn csv_field(field: &str) -> String {
     // What a visitor wrote (a UTM value) may hold escape sequences: shown,
     // never acted on by the terminal the CSV is printed to.
     let field = printable::printable(field);

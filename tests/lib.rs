@@ -40,5 +40,6 @@ mod stripe;
 mod sync;
 mod tax;
 mod upgrade;
+mod visits;
 mod withdrawals;
 mod year;

@@ -388,6 +388,8 @@ fn a_sqlite_state_moves_to_postgres_with_every_count() {
         .shop(&["token", &session, "--grant", "2"])
         .success();
     served.wait_for("the receipt", || served.outbox().len() == 1);
+    // A view of the store front, counted (and written at the stop).
+    assert_eq!(served.get("/").status(), StatusCode::OK);
     // An address's three asks for lost links this hour (its limit).
     for _ in 0..3 {
         let (status, _) = served.ask_for_links("nobody@example.com");
@@ -402,7 +404,7 @@ fn a_sqlite_state_moves_to_postgres_with_every_count() {
         .trim_end_matches(')')
         .to_owned();
     served.test.shop(&["serve", "--migrate-state-to", &url]).success().stderr_is(&format!(
-        "moved the server's state into PostgreSQL and checked it: purchases 1, downloads 1, grants 1, revoked 0, events {events}, mail_queue 1, opt_outs 0, libraries 0, withdrawals 0, followers 0, readers 0, gifts 0, rate_hits 7\n\
+        "moved the server's state into PostgreSQL and checked it: purchases 1, downloads 1, grants 1, revoked 0, events {events}, mail_queue 1, opt_outs 0, libraries 0, withdrawals 0, followers 0, readers 0, gifts 0, visits 1, rate_hits 7\n\
          hint: start every server with that URL in `SHOP_STATE_URL` (or `[serve] state` in `shop.toml` without its password); `[TMP]/store/.shop/state.db` stays as it was\n"
     ));
     // Without a URL, the one in `SHOP_STATE_URL`, and there is none yet.

@@ -1103,4 +1103,52 @@ fn an_authors_year() {
         .expect("the gift's line");
     assert_eq!(given["email"], "max@example.org");
     assert_eq!(given["gift_message"], "For the road, Max. Lu");
+
+    // ---- Visits to sales: the server counted each view of the store's
+    // pages and each checkout started (by day, product and source, no one
+    // tracked), written at its stop; `shop sync` keeps them in git, and
+    // the funnel shows Gil's post: one checkout started, one sale.
+    year.served.stop_server();
+    year.step(
+        &["sync"],
+        "",
+        "9 completed sessions seen\n\
+         kept the visits of 1 day in audience/visits.jsonl\n\
+         the ledger is up to date; nothing to commit\n",
+    );
+    let funnel = year
+        .shop(&["--json", "report", "--funnel", "--by", "source"])
+        .success()
+        .json();
+    let mastodon = funnel
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["group"] == "mastodon")
+        .expect("Gil's source");
+    assert_eq!(
+        (
+            &mastodon["views"],
+            &mastodon["checkouts"],
+            &mastodon["sales"],
+            &mastodon["revenue"]
+        ),
+        (&json!(0), &json!(1), &json!(1), &json!({"eur": 900}))
+    );
+    let by_product = year
+        .shop(&["--json", "report", "--funnel"])
+        .success()
+        .json();
+    let atlas = by_product
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["group"] == "atlas")
+        .unwrap();
+    // Gil, Kim and Lu's gift: three sales, in two currencies; each began
+    // at a Buy (or a gift's) the server counted.
+    assert_eq!(atlas["sales"], 3);
+    assert_eq!(atlas["revenue"], json!({"eur": 1800, "gbp": 800}));
+    assert!(atlas["checkouts"].as_u64().unwrap() >= 3, "{atlas}");
+    assert!(atlas["views"].as_u64().unwrap() >= 1, "{atlas}");
 }

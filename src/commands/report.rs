@@ -18,9 +18,16 @@ pub struct Args {
     #[arg(long, value_name = "DATE", value_parser = super::parse_date)]
     pub since: Option<time::Date>,
 
-    /// Export the purchases as CSV, for a spreadsheet
+    /// Export the purchases as CSV, for a spreadsheet (with `--funnel`,
+    /// the funnel's rows)
     #[arg(long, conflicts_with = "json")]
     pub csv: bool,
+
+    /// Visits to sales: the views of the store's pages, the checkouts
+    /// started, the sales and their revenue, with the rates between (by
+    /// product or source; visits as of the last `shop sync`)
+    #[arg(long, conflicts_with = "in_currency")]
+    pub funnel: bool,
 
     /// Every currency in this one, the account's: each purchase at the rate
     /// Stripe applied when it settled it (what reached the bank), never a
@@ -48,6 +55,9 @@ pub enum By {
 
 pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let store = context.open_store()?;
+    if args.funnel {
+        return funnel(context, &store, &args);
+    }
     let since = args.since.map(|day| day.to_string());
     let keep = |purchase: &ledger::Purchase| {
         since
@@ -223,6 +233,138 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             "the fees of {} are not known in their currency: NET leaves them out\n\
              hint: `shop sync --full` records the fees of purchases synced before shop read them",
             store::count(unknown as usize, "purchase")
+        ));
+    }
+    Ok(())
+}
+
+/// `shop report --funnel`.
+fn funnel(context: &Context, store: &store::Store, args: &Args) -> anyhow::Result<()> {
+    use crate::funnel;
+    let by = match args.by {
+        By::Product => funnel::By::Product,
+        By::Source => funnel::By::Source,
+        other => {
+            return Err(super::UsageError::new(
+                format!(
+                    "`--funnel` groups by product or source, not `{}`",
+                    format!("{other:?}").to_ascii_lowercase()
+                ),
+                "give `--by product` (the default) or `--by source`",
+            )
+            .into());
+        }
+    };
+    let path = store.root.join(super::sync::VISITS_FILE);
+    let visits: Vec<crate::state::VisitCount> = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(index, line)| {
+                serde_json::from_str(line).map_err(|error| {
+                    crate::error::hinted(
+                        format!(
+                            "line {} of `{}` is not a day's visits: {error}",
+                            index + 1,
+                            super::sync::VISITS_FILE
+                        ),
+                        "restore it from git (`git checkout audience/visits.jsonl`); `shop sync` writes it again from the server's state",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(error.into()),
+    };
+    let mut purchases = Vec::new();
+    ledger::each(&store.root, |purchase| {
+        purchases.push(purchase);
+        Ok(())
+    })?;
+    let since = args.since.map(|day| day.to_string());
+    let rows = funnel::funnel(&visits, &purchases, by, since.as_deref());
+    if context.output.json {
+        context.output.json(&serde_json::to_value(&rows)?)?;
+        return Ok(());
+    }
+    let percent = |rate: Option<f64>| {
+        rate.map_or_else(|| "-".to_owned(), |rate| format!("{:.1}%", rate * 100.0))
+    };
+    let revenue = |row: &funnel::Row| {
+        let amounts: Vec<String> = row
+            .revenue
+            .iter()
+            .map(|(currency, amount)| crate::store::money::display_amount(*amount, currency))
+            .collect();
+        match amounts.is_empty() {
+            true => "0".to_owned(),
+            false => amounts.join(" + "),
+        }
+    };
+    if args.csv {
+        let mut text = String::from(
+            "group,views,checkouts,sales,revenue,checkout_rate,sale_rate,conversion\n",
+        );
+        for row in &rows {
+            let rate =
+                |rate: Option<f64>| rate.map_or_else(String::new, |rate| format!("{rate:.4}"));
+            text.push_str(&format!(
+                "{},{},{},{},{},{},{},{}\n",
+                report::csv_field(&row.group),
+                row.views,
+                row.checkouts,
+                row.sales,
+                report::csv_field(&revenue(row)),
+                rate(row.checkout_rate),
+                rate(row.sale_rate),
+                rate(row.conversion)
+            ));
+        }
+        context.output.data(text)?;
+        return Ok(());
+    }
+    if rows.is_empty() {
+        context.output.note(
+            "no visits or sales yet\nhint: `shop sync` brings the server's counts of visits and the sales",
+        );
+        return Ok(());
+    }
+    let header: Vec<String> = [
+        match by {
+            funnel::By::Product => "PRODUCT",
+            funnel::By::Source => "SOURCE",
+        },
+        "VIEWS",
+        "CHECKOUTS",
+        "SALES",
+        "REVENUE",
+        "VIEW→CHECKOUT",
+        "CHECKOUT→SALE",
+        "VIEW→SALE",
+    ]
+    .map(String::from)
+    .to_vec();
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                crate::printable::printable(&row.group).to_string(),
+                row.views.to_string(),
+                row.checkouts.to_string(),
+                row.sales.to_string(),
+                revenue(row),
+                percent(row.checkout_rate),
+                percent(row.sale_rate),
+                percent(row.conversion),
+            ]
+        })
+        .collect();
+    context.output.data(super::table(&header, &table))?;
+    if visits.is_empty() {
+        context.output.note(format!(
+            "no visits in {} yet\nhint: `shop sync` brings the server's counts",
+            super::sync::VISITS_FILE
         ));
     }
     Ok(())

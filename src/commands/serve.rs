@@ -175,6 +175,13 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             .and_then(|s| s.parse().ok())
             .map_or(server::reconcile::EVERY, std::time::Duration::from_secs);
         tokio::spawn(server::reconcile::run(app.clone(), reconcile_every));
+        // Visits counted, written every few seconds (SHOP_VISITS_EVERY_SECONDS:
+        // tests shorten it) and at the stop.
+        let visits_every = std::env::var("SHOP_VISITS_EVERY_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(server::visits::FLUSH_EVERY, std::time::Duration::from_secs);
+        tokio::spawn(server::visits::run(app.clone(), visits_every));
         context.output.note(format!(
             "shop serve listening on http://{address} (public address {base_url}; state in {kept_in}); stop with Ctrl-C"
         ));
@@ -192,8 +199,10 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             super::shutdown_signal(),
         ))
         .await?;
-        // What was asked for before the stop is looked up now.
+        // What was asked for before the stop is looked up now, and the
+        // visits counted are kept.
         server::lost::look_up(&app).await;
+        server::visits::flush(&app).await;
         context.output.note("shop serve stopped");
         anyhow::Ok(())
     })?

@@ -86,6 +86,12 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             store::count(count, "follower")
         ));
     }
+    if let Some(days) = save_visits(&store)? {
+        context.output.note(format!(
+            "kept the visits of {} in {VISITS_FILE}",
+            store::count(days, "day")
+        ));
+    }
     match &outcome.commit {
         Some(commit) => context.output.data(format!(
             "{} new, {} refunded, {} disputed{}; committed {}\n",
@@ -107,6 +113,42 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
             .note("the ledger is up to date; nothing to commit"),
     }
     Ok(())
+}
+
+/// The visits file in the store: the server's daily counts (`shop
+/// report --funnel` reads them), in git, rebuilt from its state.
+pub const VISITS_FILE: &str = "audience/visits.jsonl";
+
+/// Writes and commits `audience/visits.jsonl` when the server's counts
+/// differ from it; of how many days, when it did.
+fn save_visits(store: &store::Store) -> anyhow::Result<Option<usize>> {
+    let Some(db) = super::existing_state(store)? else {
+        return Ok(None);
+    };
+    let visits = super::block_on(db.visits())??;
+    let mut text = String::new();
+    for visit in &visits {
+        text.push_str(&serde_json::to_string(visit)?);
+        text.push('\n');
+    }
+    let path = store.root.join(VISITS_FILE);
+    if std::fs::read_to_string(&path).unwrap_or_default() == text {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(store.root.join("audience"))?;
+    crate::atomic::replace(&path, text.as_bytes(), &store.root.join(".shop"))?;
+    let days = visits
+        .iter()
+        .map(|visit| visit.day.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let repo = crate::git::open(&store.root)?;
+    crate::git::commit_paths(
+        &repo,
+        &[std::path::Path::new(VISITS_FILE)],
+        &format!("audience: the visits of {}", store::count(days, "day")),
+    )?;
+    Ok(Some(days))
 }
 
 /// The followers file in the store: the author's list, in git, rebuilt

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use warp::http::{HeaderValue, header};
 use warp::reply::Reply;
 
-use super::App;
 use super::handlers::{Answer, not_found, public, same_origin_referrer};
 use super::views::{
     FrontPage, Included, Meta, NextEdition, ProductCard, ProductPage, ReleaseNotes, safe,
 };
+use super::{App, visits};
 use crate::store::money;
 use crate::store::settings::{TaxBehavior, TaxSettings};
 use crate::store::{Currency, CurrencyPrice, Product, Store, UpdatePolicy, disk};
@@ -176,8 +176,19 @@ pub async fn front(
     app: Arc<App>,
     query: HashMap<String, String>,
     languages: Option<String>,
+    referer: Option<String>,
+    user_agent: Option<String>,
 ) -> Answer {
     let store = app.store();
+    app.visits.count(
+        app.now(),
+        visits::Kind::View,
+        "",
+        &query,
+        referer.as_deref(),
+        user_agent.as_deref(),
+        &store.settings.base_url,
+    );
     let wanted = wanted_currency(&query, languages.as_deref());
     let context = FrontPage {
         shop: store.settings.name.clone(),
@@ -241,6 +252,8 @@ pub async fn product(
     app: Arc<App>,
     query: HashMap<String, String>,
     languages: Option<String>,
+    referer: Option<String>,
+    user_agent: Option<String>,
 ) -> Answer {
     let store = app.store();
     let wanted = wanted_currency(&query, languages.as_deref());
@@ -251,6 +264,15 @@ pub async fn product(
     else {
         return not_found(&app);
     };
+    app.visits.count(
+        app.now(),
+        visits::Kind::View,
+        &product.slug,
+        &query,
+        referer.as_deref(),
+        user_agent.as_deref(),
+        &store.settings.base_url,
+    );
     let releases: Vec<ReleaseNotes> = product
         .releases
         .iter()

@@ -24,6 +24,7 @@ pub mod reconcile;
 mod routes;
 pub mod stamped;
 pub mod views;
+pub mod visits;
 pub mod withdraw;
 mod zipped;
 
@@ -98,6 +99,8 @@ pub struct App {
     /// The first wait before a refund Stripe refused is asked for again
     /// (doubling after each refusal).
     pub refund_retry: Duration,
+    /// Visits counted since the last write (`visits`).
+    pub visits: visits::Counter,
     started: Instant,
 }
 
@@ -169,6 +172,7 @@ impl App {
             reconciler: reconcile::Reconciler::default(),
             outbox_wake: tokio::sync::Notify::new(),
             refund_retry: Duration::from_secs(30),
+            visits: visits::Counter::default(),
             started: Instant::now(),
         }
     }

@@ -87,6 +87,7 @@ pub fn routes(
         .and(client.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("referer"))
+        .and(warp::header::optional::<String>("user-agent"))
         .then(handlers::buy)
         .boxed();
     let thanks = warp::path!("thanks")
@@ -166,6 +167,8 @@ pub fn routes(
         .and(with_app.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("accept-language"))
+        .and(warp::header::optional::<String>("referer"))
+        .and(warp::header::optional::<String>("user-agent"))
         .then(front::front)
         .boxed();
     let product = warp::path!("p" / String)
@@ -173,6 +176,8 @@ pub fn routes(
         .and(with_app.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("accept-language"))
+        .and(warp::header::optional::<String>("referer"))
+        .and(warp::header::optional::<String>("user-agent"))
         .then(front::product)
         .boxed();
     let robots = warp::path!("robots.txt")

@@ -108,6 +108,24 @@ impl From<&ledger::Purchase> for Entitlement {
     }
 }
 
+/// Visits of one day, kind, product and source, counted (what `shop
+/// serve` keeps of a visit: no address, no user agent, no cookie).
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct VisitCount {
+    /// `2026-12-07` (UTC).
+    pub day: String,
+    /// `view` (the store front or a product's page) or `checkout` (a
+    /// `/buy` started).
+    pub kind: String,
+    /// The product's slug; empty for the store front.
+    pub product: String,
+    /// `utm_source`, else the referring site's host, else `direct`.
+    pub source: String,
+    pub count: u64,
+}
+
 /// The mail queue's kind of a gift's mail to its recipient.
 pub const GIFT_MAIL: &str = "present";
 
@@ -880,6 +898,19 @@ impl Db {
     }
 
     // ---- mail
+
+    /// Adds counted visits to the state's counters (one upsert per key).
+    pub async fn add_visits(&self, counts: Vec<VisitCount>) -> Result<(), StateError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        either!(self, db => db.add_visits(counts).await)
+    }
+
+    /// Every visit counter, by day, kind, product and source.
+    pub async fn visits(&self) -> Result<Vec<VisitCount>, StateError> {
+        either!(self, db => db.visits().await)
+    }
 
     /// A gift bought with purchase `id`, and how its mail stands.
     pub async fn gift(&self, id: &str) -> Result<Option<GiftState>, StateError> {

@@ -86,6 +86,61 @@ fn event(id: &str) -> Event<'_> {
 }
 
 on_both!(
+    /// Visits add up per key across writes; a gift's row and its two
+    /// mails (the buyer's receipt now, the recipient's on its day).
+    visits_add_up_and_a_gift_is_kept_with_its_mails,
+    |fixture| {
+        let db = fixture.open().await;
+        let visit = |source: &str, count: u64| crate::state::VisitCount {
+            day: "2026-12-07".into(),
+            kind: "view".into(),
+            product: "guide".into(),
+            source: source.into(),
+            count,
+        };
+        db.add_visits(vec![visit("direct", 2), visit("news", 1)]).await.unwrap();
+        db.add_visits(vec![visit("direct", 3)]).await.unwrap();
+        assert_eq!(
+            db.visits().await.unwrap(),
+            [visit("direct", 5), visit("news", 1)]
+        );
+        let gift = crate::gift::Gift {
+            buyer: "ann@example.com".into(),
+            recipient: "ada@example.com".into(),
+            deliverable: true,
+            message: "For you".into(),
+            send_on: None,
+            send_at: 1_000,
+            unread_day: None,
+        };
+        let given = Entitlement {
+            email: gift.recipient.clone(),
+            gift: Some(gift.clone()),
+            ..purchase()
+        };
+        assert_eq!(db.queue_receipts(vec![given], 20).await.unwrap(), 1);
+        let queued: Vec<(String, String)> = db
+            .mail_queue()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|mail| (mail.kind, mail.recipient))
+            .collect();
+        assert_eq!(
+            queued,
+            [
+                ("gift_receipt".to_owned(), "ann@example.com".to_owned()),
+                ("present".to_owned(), "ada@example.com".to_owned())
+            ]
+        );
+        let kept = db.gift("cs_test_1").await.unwrap().unwrap();
+        assert_eq!((kept.gift, kept.sent, kept.waiting), (gift, None, true));
+        // Not sent again while one waits.
+        assert!(!db.resend_gift("cs_test_1", 30).await.unwrap());
+    }
+);
+
+on_both!(
     /// A bundle's purchase gives two products that both have
     /// `book.pdf`: each is counted on its own.
     files_of_two_products_in_one_purchase_are_counted_apart,

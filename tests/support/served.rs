@@ -156,6 +156,9 @@ impl Served {
         test.env("SHOP_BASE_URL", &url);
         // Lost-link requests looked up every second, not every five.
         test.env("SHOP_LOST_EVERY_SECONDS", "1");
+        // Visits written at the stop only (a test of them says otherwise),
+        // so that what `shop sync` finds does not hang on a timer.
+        test.env("SHOP_VISITS_EVERY_SECONDS", "86400");
         let own_state = extra_env.iter().any(|(key, _)| *key == "SHOP_STATE_URL");
         let cluster =
             (on_postgres() && !own_state).then(|| pg_cluster::Cluster::start(false).unwrap());

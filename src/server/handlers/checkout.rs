@@ -34,6 +34,7 @@ pub async fn buy(
     client: ClientKey,
     query: HashMap<String, String>,
     referer: Option<String>,
+    user_agent: Option<String>,
 ) -> Answer {
     let store = app.store();
     let Some(product) = store.product(&slug).ok() else {
@@ -43,6 +44,15 @@ pub async fn buy(
         // Nothing to pay: its page asks for the address.
         return redirect(StatusCode::SEE_OTHER, &format!("/p/{slug}"));
     }
+    app.visits.count(
+        app.now(),
+        crate::server::visits::Kind::Checkout,
+        &product.slug,
+        &query,
+        referer.as_deref(),
+        user_agent.as_deref(),
+        &store.settings.base_url,
+    );
     let came_from = Attribution::of_visit(&query, referer.as_deref(), &store.settings.base_url);
     if let Some(code) = query.get("upgrade") {
         return upgrade_checkout(&app, client, &slug, code, &came_from).await;

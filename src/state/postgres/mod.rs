@@ -53,7 +53,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{
     Charge, Entitlement, Event, FileKey, GIFT_MAIL, GIFT_RECEIPT, GiftState, MAIL_LEASE, MailState,
-    Paid, QueuedMail, StateError, limits,
+    Paid, QueuedMail, StateError, VisitCount, limits,
 };
 use crate::downloads::{Ask, Usage};
 use crate::retry;
@@ -510,6 +510,55 @@ impl Postgres {
     }
 
     // ---- mail
+
+    pub async fn add_visits(&self, counts: Vec<VisitCount>) -> Result<(), StateError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO visits (day, kind, product, source, count) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (day, kind, product, source) DO UPDATE SET count = visits.count + excluded.count",
+            )
+            .await?;
+        // One order of keys for every server: no two lock each other.
+        let mut counts = counts;
+        counts.sort();
+        for count in &counts {
+            tx.execute(
+                &statement,
+                &[
+                    &count.day,
+                    &count.kind,
+                    &count.product,
+                    &count.source,
+                    &(count.count as i64),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn visits(&self) -> Result<Vec<VisitCount>, StateError> {
+        let rows = self
+            .query(
+                "SELECT day, kind, product, source, count FROM visits
+                 ORDER BY day, kind, product, source",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| VisitCount {
+                day: row.get(0),
+                kind: row.get(1),
+                product: row.get(2),
+                source: row.get(3),
+                count: row.get::<_, i64>(4) as u64,
+            })
+            .collect())
+    }
 
     pub async fn gift(&self, id: &str) -> Result<Option<GiftState>, StateError> {
         let rows = self

@@ -124,6 +124,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         send_on TEXT,
         unread_day TEXT
     );",
+    "
+    CREATE TABLE visits (
+        day TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        product TEXT NOT NULL,
+        source TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        PRIMARY KEY (day, kind, product, source)
+    );",
 ];
 
 /// The schema version this build migrates a PostgreSQL database to.

@@ -40,6 +40,7 @@ pub(in crate::state) const TABLES: &[(&str, &str)] = &[
         "gifts",
         "purchase, buyer, recipient, deliverable, message, send_at, send_on, unread_day",
     ),
+    ("visits", "day, kind, product, source, count"),
 ];
 
 /// A table's rows, each value an integer, a text or nothing.

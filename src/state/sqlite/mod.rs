@@ -49,7 +49,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Charge, Entitlement, Event, FileKey, GIFT_MAIL, GiftState, MailState, QueuedMail, StateError,
-    limits,
+    VisitCount, limits,
 };
 use crate::downloads::{self, Ask, Usage};
 use crate::retry;
@@ -459,6 +459,45 @@ impl Sqlite {
             Ok(())
         })
         .await
+    }
+
+    pub async fn add_visits(&self, counts: Vec<VisitCount>) -> Result<(), StateError> {
+        self.write(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "INSERT INTO visits (day, kind, product, source, count) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (day, kind, product, source) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for count in &counts {
+                statement.execute(params![
+                    count.day,
+                    count.kind,
+                    count.product,
+                    count.source,
+                    count.count as i64
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn visits(&self) -> Result<Vec<VisitCount>, StateError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare(
+                "SELECT day, kind, product, source, count FROM visits
+                 ORDER BY day, kind, product, source",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(VisitCount {
+                    day: row.get(0)?,
+                    kind: row.get(1)?,
+                    product: row.get(2)?,
+                    source: row.get(3)?,
+                    count: row.get::<_, i64>(4)? as u64,
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     pub async fn gift(&self, id: &str) -> Result<Option<GiftState>, StateError> {

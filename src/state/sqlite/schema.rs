@@ -145,6 +145,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
         send_on TEXT,
         unread_day TEXT
     );",
+    // 11: visits counted per day, kind (a page's view, a checkout
+    // started), product and source: a counter per key, no row per visit.
+    "CREATE TABLE visits (
+        day TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        product TEXT NOT NULL,
+        source TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (day, kind, product, source)
+    );",
 ];
 
 /// Brings the database at `connection` to the newest schema.
