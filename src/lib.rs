@@ -7,6 +7,7 @@
 //! time) as arguments and never reads the process environment.
 
 pub mod atomic;
+pub mod charts;
 pub mod checkout;
 pub mod cli;
 pub mod commands;

@@ -331,7 +331,7 @@ fn mail_with(served: &Served, needle: &str) -> Option<String> {
 
 #[test]
 fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
-    let served = shop_with_a_front();
+    let mut served = shop_with_a_front();
     let axe_path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/axe/node_modules/axe-core/axe.min.js"
@@ -632,4 +632,26 @@ fn a_buyer_finds_pays_downloads_and_comes_back_in_a_real_browser() {
         browser.wait_until("the gift's page", |b| b.source().contains("Your gift of"));
         browser.check_page(&axe, &name("gift"));
     }
+    drop(browser);
+
+    // The business in pictures, from this run's sales and visits (written
+    // at the server's stop), opened as a file: it needs nothing else.
+    served.stop_server();
+    served.test.shop(&["sync"]).success();
+    let report = served.test.root().join("business.html");
+    served
+        .test
+        .shop(&["report", "--html", report.to_str().unwrap()])
+        .success();
+    let browser = Browser::start(&served, &downloads, &profile);
+    browser.open(&format!("file://{}", report.display()));
+    browser.wait_until("the report", |b| b.source().contains("the business"));
+    let drawn = browser.script("return document.querySelectorAll('svg[role=img]').length;");
+    assert_eq!(drawn, json!(5));
+    // Visits of this run's pages were counted: the front's views.
+    let views = browser.script(
+        "return [...document.querySelectorAll('table')][3].querySelector('tbody td').textContent;",
+    );
+    assert_ne!(views, json!("0"), "{views}");
+    browser.check_page(&axe, "report");
 }

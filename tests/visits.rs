@@ -149,6 +149,41 @@ fn visits_lead_to_sales_in_the_funnel_and_survive_a_restart() {
         .shop(&["report", "--funnel", "--csv"])
         .success()
         .stdout_has(&["group,views,checkouts,sales,revenue,checkout_rate,sale_rate,conversion\n"]);
+    // The business in pictures: one page, a chart per picture, each bar
+    // a category's value of a series.
+    let file = served.test.root().join("business.html");
+    served
+        .test
+        .shop(&["report", "--html", file.to_str().unwrap()])
+        .success()
+        .stderr_has(&["wrote 5 charts to "]);
+    let page = std::fs::read_to_string(&file).unwrap();
+    // Self-contained: no script, and no address but the SVG namespace's.
+    assert!(!page.contains("<script") && !page.contains("https://"));
+    assert_eq!(
+        page.matches("http://").count(),
+        page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+    );
+    let charts: Vec<&str> = page.split("<svg ").skip(1).collect();
+    assert_eq!(charts.len(), 5, "{page}");
+    let bars = |svg: &str| {
+        let svg = &svg[..svg.find("</svg>").unwrap()];
+        svg.matches("<rect").count() - svg.matches("fill=\"#FFFFFF\"").count()
+    };
+    // Sales per month (one month, one product), revenue in USD (the
+    // same), sales by country (one: unknown), visits to sales by source
+    // (two sources, three series), refunds and copies given (one month,
+    // three series).
+    let counts: Vec<usize> = charts.iter().map(|svg| bars(svg)).collect();
+    assert_eq!(counts, [1, 1, 1, 6, 3], "{page}");
+    assert!(page.contains("<summary>The numbers</summary>"));
+    assert!(page.contains("<td>29.00 USD</td>"), "{page}");
+    // And in the terminal, bars without colour when not a terminal.
+    served
+        .test
+        .shop(&["report", "--chart"])
+        .success()
+        .stdout_is("guide  ████████████████████████████████████████ 29.00 USD\n");
     served
         .test
         .shop(&["report", "--funnel", "--by", "month"])

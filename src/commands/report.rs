@@ -29,6 +29,16 @@ pub struct Args {
     #[arg(long, conflicts_with = "in_currency")]
     pub funnel: bool,
 
+    /// Write the business in pictures to this HTML file: sales and revenue
+    /// per month, sales by country, visits to sales by source, refunds and
+    /// copies given (one page, no script, opens offline)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["csv", "funnel", "in_currency"])]
+    pub html: Option<std::path::PathBuf>,
+
+    /// Draw the table's gross as bars in the terminal
+    #[arg(long, conflicts_with_all = ["csv", "html"])]
+    pub chart: bool,
+
     /// Every currency in this one, the account's: each purchase at the rate
     /// Stripe applied when it settled it (what reached the bank), never a
     /// rate from elsewhere
@@ -57,6 +67,9 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
     let store = context.open_store()?;
     if args.funnel {
         return funnel(context, &store, &args);
+    }
+    if let Some(path) = &args.html {
+        return html(context, &store, &args, path);
     }
     let since = args.since.map(|day| day.to_string());
     let keep = |purchase: &ledger::Purchase| {
@@ -166,6 +179,28 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if args.chart {
+        use std::io::IsTerminal as _;
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        // A scale per currency: amounts in two are not one length.
+        let mut drawn = Vec::new();
+        for sum in &sums {
+            let bars: Vec<(String, f64, String)> = rows
+                .iter()
+                .filter(|row| row.currency == sum.currency)
+                .map(|row| {
+                    (
+                        crate::printable::printable(&row.group).to_string(),
+                        row.gross as f64,
+                        row.money(row.gross),
+                    )
+                })
+                .collect();
+            drawn.push(crate::charts::terminal_bars(&bars, 40, colour));
+        }
+        context.output.data(drawn.join("\n"))?;
+        return Ok(());
+    }
     let heading = match args.by {
         By::Product => "PRODUCT",
         By::Version => "VERSION",
@@ -255,28 +290,7 @@ fn funnel(context: &Context, store: &store::Store, args: &Args) -> anyhow::Resul
             .into());
         }
     };
-    let path = store.root.join(super::sync::VISITS_FILE);
-    let visits: Vec<crate::state::VisitCount> = match std::fs::read_to_string(&path) {
-        Ok(text) => text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(index, line)| {
-                serde_json::from_str(line).map_err(|error| {
-                    crate::error::hinted(
-                        format!(
-                            "line {} of `{}` is not a day's visits: {error}",
-                            index + 1,
-                            super::sync::VISITS_FILE
-                        ),
-                        "restore it from git (`git checkout audience/visits.jsonl`); `shop sync` writes it again from the server's state",
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(error) => return Err(error.into()),
-    };
+    let visits = read_visits(store)?;
     let mut purchases = Vec::new();
     ledger::each(&store.root, |purchase| {
         purchases.push(purchase);
@@ -367,5 +381,75 @@ fn funnel(context: &Context, store: &store::Store, args: &Args) -> anyhow::Resul
             super::sync::VISITS_FILE
         ));
     }
+    Ok(())
+}
+
+/// The server's daily counts of visits as `shop sync` kept them; none
+/// before the first.
+fn read_visits(store: &store::Store) -> anyhow::Result<Vec<crate::state::VisitCount>> {
+    let path = store.root.join(super::sync::VISITS_FILE);
+    let visits: Vec<crate::state::VisitCount> = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(index, line)| {
+                serde_json::from_str(line).map_err(|error| {
+                    crate::error::hinted(
+                        format!(
+                            "line {} of `{}` is not a day's visits: {error}",
+                            index + 1,
+                            super::sync::VISITS_FILE
+                        ),
+                        "restore it from git (`git checkout audience/visits.jsonl`); `shop sync` writes it again from the server's state",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(error.into()),
+    };
+    Ok(visits)
+}
+
+/// `shop report --html FILE`.
+fn html(
+    context: &Context,
+    store: &store::Store,
+    args: &Args,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let visits = read_visits(store)?;
+    let mut purchases = Vec::new();
+    ledger::each(&store.root, |purchase| {
+        purchases.push(purchase);
+        Ok(())
+    })?;
+    let since = args.since.map(|day| day.to_string());
+    let charts = crate::charts::business(&purchases, &visits, since.as_deref());
+    let note = format!(
+        "From the ledger{} and the visits counted, as of the last `shop sync`.",
+        since
+            .as_deref()
+            .map(|since| format!(" since {since}"))
+            .unwrap_or_default()
+    );
+    let page = crate::charts::page(
+        &format!("{}: the business", store.settings.name),
+        &note,
+        &charts,
+    )
+    .map_err(|message| anyhow::anyhow!("a chart could not be drawn: {message}"))?;
+    std::fs::write(path, page).map_err(|error| {
+        crate::error::hinted(
+            format!("cannot write `{}`: {error}", path.display()),
+            "give a file in a folder you can write to, such as `--html report.html`",
+        )
+    })?;
+    context.output.note(format!(
+        "wrote {} charts to {}",
+        charts.len(),
+        path.display()
+    ));
     Ok(())
 }
