@@ -68,9 +68,21 @@ impl Chart {
                 .y_label_area_size(56)
                 .build_cartesian_2d(0.0..groups as f64, 0.0..top)
                 .map_err(|error| error.to_string())?;
+            // Counts read as whole numbers; amounts with their cents.
+            let whole = self
+                .series
+                .iter()
+                .flat_map(|series| series.values.iter())
+                .all(|value| value.fract() == 0.0);
+            let y_label = |value: &f64| match whole {
+                true => format!("{value:.0}"),
+                false => format!("{value:.2}"),
+            };
             chart
                 .configure_mesh()
                 .disable_x_mesh()
+                .light_line_style(RGBColor(244, 244, 244))
+                .y_label_formatter(&y_label)
                 // The categories' names go under their groups (below).
                 .x_labels(0)
                 .y_desc(self.unit.as_str())

@@ -428,7 +428,7 @@ fn html(
     let since = args.since.map(|day| day.to_string());
     let charts = crate::charts::business(&purchases, &visits, since.as_deref());
     let note = format!(
-        "From the ledger{} and the visits counted, as of the last `shop sync`.",
+        "From the ledger{} and the visits counted, as of the last shop sync.",
         since
             .as_deref()
             .map(|since| format!(" since {since}"))
