@@ -226,184 +226,197 @@ pub fn terminal_bars(rows: &[(String, f64, String)], width: usize, colour: bool)
     text
 }
 
-/// The charts of `shop report --html`, from the ledger (`purchases`:
-/// sales, refunds, grants and samples) and the visits, from `since` (a
-/// day) on: sales per month by product, revenue per month by product (a
-/// chart per currency), sales by country, visits to sales by source, and
-/// refunds and copies given per month.
-pub fn business(
-    purchases: &[crate::ledger::Purchase],
-    visits: &[crate::state::VisitCount],
-    since: Option<&str>,
-) -> Vec<Chart> {
-    use std::collections::{BTreeMap, BTreeSet};
+/// The business being counted for `shop report --html`, one purchase at
+/// a time (a ledger of any size is read without holding it): sales per
+/// month and product, revenue per currency, month and product, sales by
+/// country, refunds and copies given per month.
+#[derive(Debug, Default)]
+pub struct Business {
+    since: Option<String>,
+    /// (month, product) → sales.
+    sales: std::collections::BTreeMap<(String, String), u64>,
+    /// (currency, month, product) → minor units paid.
+    revenue: std::collections::BTreeMap<(String, String, String), i64>,
+    countries: std::collections::BTreeMap<String, u64>,
+    /// month → (refunded or disputed, given, samples).
+    apart: std::collections::BTreeMap<String, (u64, u64, u64)>,
+}
 
-    use crate::ledger::Status;
-    let kept: Vec<&crate::ledger::Purchase> = purchases
-        .iter()
-        .filter(|purchase| since.is_none_or(|since| purchase.sold() >= since))
-        .collect();
-    let sold = |purchase: &&&crate::ledger::Purchase| {
-        matches!(
-            purchase.status,
-            Status::Paid | Status::Refunded | Status::Disputed
-        )
-    };
-    let month =
-        |purchase: &crate::ledger::Purchase| purchase.sold().get(..7).unwrap_or("").to_owned();
-    let months: Vec<String> = kept
-        .iter()
-        .map(|purchase| month(purchase))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let products: Vec<String> = kept
-        .iter()
-        .filter(sold)
-        .map(|purchase| purchase.product.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let count_series = |name: &str, counts: Vec<u64>| Series {
-        name: name.to_owned(),
-        values: counts.iter().map(|count| *count as f64).collect(),
-        shown: counts.iter().map(u64::to_string).collect(),
-    };
-    let mut charts = Vec::new();
-    // Sales per month, by product.
-    charts.push(Chart {
-        title: "Sales per month".into(),
-        summary: "The purchases paid for each month, a bar for each product.".into(),
-        categories: months.clone(),
-        series: products
-            .iter()
-            .map(|product| {
-                let counts = months
-                    .iter()
-                    .map(|at| {
-                        kept.iter()
-                            .filter(sold)
-                            .filter(|purchase| {
-                                &purchase.product == product && &month(purchase) == at
-                            })
-                            .count() as u64
-                    })
-                    .collect();
-                count_series(product, counts)
-            })
-            .collect(),
-        unit: "sales".into(),
-    });
-    // Revenue per month, by product: a chart per currency.
-    let currencies: BTreeSet<String> = kept
-        .iter()
-        .filter(sold)
-        .map(|purchase| purchase.currency.clone())
-        .collect();
-    for currency in &currencies {
-        let series = products
-            .iter()
-            .map(|product| {
-                let amounts: Vec<i64> = months
-                    .iter()
-                    .map(|at| {
-                        kept.iter()
-                            .filter(sold)
-                            .filter(|purchase| {
-                                &purchase.product == product
-                                    && &month(purchase) == at
-                                    && &purchase.currency == currency
-                            })
-                            .map(|purchase| purchase.amount)
-                            .sum()
-                    })
-                    .collect();
-                let units = |amount: i64| match currency.parse::<crate::store::Currency>() {
-                    Ok(parsed) => amount as f64 / 10_f64.powi(parsed.exponent() as i32),
-                    Err(_) => amount as f64,
-                };
-                Series {
-                    name: product.clone(),
-                    values: amounts.iter().map(|amount| units(*amount)).collect(),
-                    shown: amounts
-                        .iter()
-                        .map(|amount| crate::store::money::display_amount(*amount, currency))
-                        .collect(),
+impl Business {
+    /// Counts from `since` (a day) on.
+    pub fn new(since: Option<&str>) -> Business {
+        Business {
+            since: since.map(str::to_owned),
+            ..Business::default()
+        }
+    }
+
+    pub fn add(&mut self, purchase: &crate::ledger::Purchase) {
+        use crate::ledger::Status;
+        if self
+            .since
+            .as_deref()
+            .is_some_and(|since| purchase.sold() < since)
+        {
+            return;
+        }
+        let month = purchase.sold().get(..7).unwrap_or("").to_owned();
+        let apart = self.apart.entry(month.clone()).or_default();
+        match purchase.status {
+            Status::Granted => apart.1 += 1,
+            Status::Sample => apart.2 += 1,
+            Status::Paid | Status::Refunded | Status::Disputed => {
+                if purchase.status != Status::Paid {
+                    apart.0 += 1;
                 }
-            })
+                *self
+                    .sales
+                    .entry((month.clone(), purchase.product.clone()))
+                    .or_default() += 1;
+                *self
+                    .revenue
+                    .entry((purchase.currency.clone(), month, purchase.product.clone()))
+                    .or_default() += purchase.amount;
+                *self
+                    .countries
+                    .entry(purchase.country.clone().unwrap_or_else(|| "unknown".into()))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Adds another count's (of other purchases).
+    pub fn merge(&mut self, other: Business) {
+        for (key, count) in other.sales {
+            *self.sales.entry(key).or_default() += count;
+        }
+        for (key, amount) in other.revenue {
+            *self.revenue.entry(key).or_default() += amount;
+        }
+        for (key, count) in other.countries {
+            *self.countries.entry(key).or_default() += count;
+        }
+        for (month, (refunded, given, samples)) in other.apart {
+            let mine = self.apart.entry(month).or_default();
+            mine.0 += refunded;
+            mine.1 += given;
+            mine.2 += samples;
+        }
+    }
+
+    /// The charts, with the funnel by source (`funnel`'s rows) among them.
+    pub fn charts(&self, funnel: &[crate::funnel::Row]) -> Vec<Chart> {
+        use std::collections::BTreeSet;
+        let months: Vec<String> = self.apart.keys().cloned().collect();
+        let products: Vec<String> = self
+            .sales
+            .keys()
+            .map(|(_, product)| product.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
-        let upper = currency.to_ascii_uppercase();
-        charts.push(Chart {
-            title: format!("Revenue per month, in {upper}"),
-            summary: format!("What was paid in {upper} each month, before refunds and fees, a bar for each product."),
+        let counts = |name: &str, counts: Vec<u64>| Series {
+            name: name.to_owned(),
+            values: counts.iter().map(|count| *count as f64).collect(),
+            shown: counts.iter().map(u64::to_string).collect(),
+        };
+        let mut charts = vec![Chart {
+            title: "Sales per month".into(),
+            summary: "The purchases paid for each month, a bar for each product.".into(),
             categories: months.clone(),
-            series,
-            unit: upper,
+            series: products
+                .iter()
+                .map(|product| {
+                    let per_month = months
+                        .iter()
+                        .map(|month| {
+                            self.sales
+                                .get(&(month.clone(), product.clone()))
+                                .copied()
+                                .unwrap_or(0)
+                        })
+                        .collect();
+                    counts(product, per_month)
+                })
+                .collect(),
+            unit: "sales".into(),
+        }];
+        let currencies: BTreeSet<&String> =
+            self.revenue.keys().map(|(currency, ..)| currency).collect();
+        for currency in currencies {
+            let exponent = currency
+                .parse::<crate::store::Currency>()
+                .map_or(0, |parsed| parsed.exponent());
+            let series = products
+                .iter()
+                .map(|product| {
+                    let amounts: Vec<i64> = months
+                        .iter()
+                        .map(|month| {
+                            self.revenue
+                                .get(&(currency.clone(), month.clone(), product.clone()))
+                                .copied()
+                                .unwrap_or(0)
+                        })
+                        .collect();
+                    Series {
+                        name: product.clone(),
+                        values: amounts
+                            .iter()
+                            .map(|amount| *amount as f64 / 10_f64.powi(exponent as i32))
+                            .collect(),
+                        shown: amounts
+                            .iter()
+                            .map(|amount| crate::store::money::display_amount(*amount, currency))
+                            .collect(),
+                    }
+                })
+                .collect();
+            let upper = currency.to_ascii_uppercase();
+            charts.push(Chart {
+                title: format!("Revenue per month, in {upper}"),
+                summary: format!(
+                    "What was paid in {upper} each month, before refunds and fees, a bar for each product."
+                ),
+                categories: months.clone(),
+                series,
+                unit: upper,
+            });
+        }
+        charts.push(Chart {
+            title: "Sales by country".into(),
+            summary: "The purchases paid from each country (by the billing address, where checkout asked for one).".into(),
+            categories: self.countries.keys().cloned().collect(),
+            series: vec![counts("sales", self.countries.values().copied().collect())],
+            unit: "sales".into(),
         });
+        charts.push(Chart {
+            title: "Visits to sales, by source".into(),
+            summary: "For each source: the views of the store's pages, the checkouts started and the sales.".into(),
+            categories: funnel.iter().map(|row| row.group.clone()).collect(),
+            series: vec![
+                counts("views", funnel.iter().map(|row| row.views).collect()),
+                counts("checkouts started", funnel.iter().map(|row| row.checkouts).collect()),
+                counts("sales", funnel.iter().map(|row| row.sales).collect()),
+            ],
+            unit: "visits".into(),
+        });
+        let apart = |pick: fn(&(u64, u64, u64)) -> u64| -> Vec<u64> {
+            self.apart.values().map(pick).collect()
+        };
+        charts.push(Chart {
+            title: "Refunds and copies given, per month".into(),
+            summary: "Each month: the purchases refunded or disputed, the copies given by shop grant, and the free samples.".into(),
+            categories: months,
+            series: vec![
+                counts("refunded or disputed", apart(|counts| counts.0)),
+                counts("given", apart(|counts| counts.1)),
+                counts("samples", apart(|counts| counts.2)),
+            ],
+            unit: "purchases".into(),
+        });
+        charts
     }
-    // Sales by country.
-    let mut countries: BTreeMap<String, u64> = BTreeMap::new();
-    for purchase in kept.iter().filter(sold) {
-        *countries
-            .entry(purchase.country.clone().unwrap_or_else(|| "unknown".into()))
-            .or_default() += 1;
-    }
-    charts.push(Chart {
-        title: "Sales by country".into(),
-        summary: "The purchases paid from each country (by the billing address, where checkout asked for one).".into(),
-        categories: countries.keys().cloned().collect(),
-        series: vec![count_series("sales", countries.values().copied().collect())],
-        unit: "sales".into(),
-    });
-    // Visits to sales, by source.
-    let funnel = crate::funnel::funnel(
-        visits,
-        kept.iter().copied(),
-        crate::funnel::By::Source,
-        since,
-    );
-    charts.push(Chart {
-        title: "Visits to sales, by source".into(),
-        summary:
-            "For each source: the views of the store's pages, the checkouts started and the sales."
-                .into(),
-        categories: funnel.iter().map(|row| row.group.clone()).collect(),
-        series: vec![
-            count_series("views", funnel.iter().map(|row| row.views).collect()),
-            count_series(
-                "checkouts started",
-                funnel.iter().map(|row| row.checkouts).collect(),
-            ),
-            count_series("sales", funnel.iter().map(|row| row.sales).collect()),
-        ],
-        unit: "visits".into(),
-    });
-    // Refunds and copies given, apart from sales.
-    let per_month = |wanted: &dyn Fn(&crate::ledger::Purchase) -> bool| -> Vec<u64> {
-        months
-            .iter()
-            .map(|at| {
-                kept.iter()
-                    .filter(|purchase| wanted(purchase) && &month(purchase) == at)
-                    .count() as u64
-            })
-            .collect()
-    };
-    charts.push(Chart {
-        title: "Refunds and copies given, per month".into(),
-        summary: "Each month: the purchases refunded or disputed, the copies given by shop grant, and the free samples.".into(),
-        categories: months.clone(),
-        series: vec![
-            count_series(
-                "refunded or disputed",
-                per_month(&|purchase| matches!(purchase.status, Status::Refunded | Status::Disputed)),
-            ),
-            count_series("given", per_month(&|purchase| purchase.status == Status::Granted)),
-            count_series("samples", per_month(&|purchase| purchase.status == Status::Sample)),
-        ],
-        unit: "purchases".into(),
-    });
-    charts
 }
 
 #[cfg(test)]

@@ -43,6 +43,94 @@ pub struct Row {
     pub conversion: Option<f64>,
 }
 
+/// A funnel being counted: visits and purchases added one at a time (a
+/// file of a million days' counts is read without holding it).
+#[derive(Debug)]
+pub struct Funnel {
+    by: By,
+    since: Option<String>,
+    rows: BTreeMap<String, Row>,
+}
+
+impl Funnel {
+    /// Counts from `since` (a day, `2026-12-01`) on, grouped by `by`.
+    pub fn new(by: By, since: Option<&str>) -> Funnel {
+        Funnel {
+            by,
+            since: since.map(str::to_owned),
+            rows: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a day's count of visits of `kind` (`view` or `checkout`).
+    pub fn visit(&mut self, day: &str, kind: &str, product: &str, source: &str, count: u64) {
+        if self.since.as_deref().is_some_and(|since| day < since) {
+            return;
+        }
+        let group = match self.by {
+            By::Product if product.is_empty() => STORE_FRONT,
+            By::Product => product,
+            By::Source => source,
+        };
+        let entry = row(&mut self.rows, group);
+        match kind {
+            "checkout" => entry.checkouts += count,
+            _ => entry.views += count,
+        }
+    }
+
+    /// Adds a purchase: a sale when it was paid for (refunded ones too);
+    /// grants and samples are not.
+    pub fn purchase(&mut self, purchase: &Purchase) {
+        let sold = matches!(
+            purchase.status,
+            Status::Paid | Status::Refunded | Status::Disputed
+        );
+        if !sold
+            || self
+                .since
+                .as_deref()
+                .is_some_and(|since| purchase.sold() < since)
+        {
+            return;
+        }
+        let group = match self.by {
+            By::Product => purchase.product.clone(),
+            By::Source => report::source(purchase),
+        };
+        let entry = row(&mut self.rows, &group);
+        entry.sales += 1;
+        *entry.revenue.entry(purchase.currency.clone()).or_default() += purchase.amount;
+    }
+
+    /// Adds another funnel's counts (of other visits and purchases).
+    pub fn merge(&mut self, other: Funnel) {
+        for (group, theirs) in other.rows {
+            let mine = row(&mut self.rows, &group);
+            mine.views += theirs.views;
+            mine.checkouts += theirs.checkouts;
+            mine.sales += theirs.sales;
+            for (currency, amount) in theirs.revenue {
+                *mine.revenue.entry(currency).or_default() += amount;
+            }
+        }
+    }
+
+    /// The rows, sorted by group, with their rates.
+    pub fn rows(self) -> Vec<Row> {
+        self.rows
+            .into_values()
+            .map(|mut row| {
+                let rate = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
+                row.checkout_rate = rate(row.checkouts, row.views);
+                row.sale_rate = rate(row.sales, row.checkouts);
+                row.conversion = rate(row.sales, row.views);
+                row
+            })
+            .collect()
+    }
+}
+
 /// The funnel of `visits` and `purchases` from `since` (a day,
 /// `2026-12-01`) on, by `by`; rows sorted by group.
 pub fn funnel<'a>(
@@ -51,55 +139,35 @@ pub fn funnel<'a>(
     by: By,
     since: Option<&str>,
 ) -> Vec<Row> {
-    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let mut funnel = Funnel::new(by, since);
     for visit in visits {
-        if since.is_some_and(|since| visit.day.as_str() < since) {
-            continue;
-        }
-        let group = match by {
-            By::Product if visit.product.is_empty() => STORE_FRONT,
-            By::Product => visit.product.as_str(),
-            By::Source => visit.source.as_str(),
-        };
-        let entry = row(&mut rows, group);
-        match visit.kind.as_str() {
-            "checkout" => entry.checkouts += visit.count,
-            _ => entry.views += visit.count,
-        }
+        funnel.visit(
+            &visit.day,
+            &visit.kind,
+            &visit.product,
+            &visit.source,
+            visit.count,
+        );
     }
     for purchase in purchases {
-        let sold = matches!(
-            purchase.status,
-            Status::Paid | Status::Refunded | Status::Disputed
-        );
-        if !sold || since.is_some_and(|since| purchase.sold() < since) {
-            continue;
-        }
-        let group = match by {
-            By::Product => purchase.product.clone(),
-            By::Source => report::source(purchase),
-        };
-        let entry = row(&mut rows, &group);
-        entry.sales += 1;
-        *entry.revenue.entry(purchase.currency.clone()).or_default() += purchase.amount;
+        funnel.purchase(purchase);
     }
-    rows.into_values()
-        .map(|mut row| {
-            let rate = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
-            row.checkout_rate = rate(row.checkouts, row.views);
-            row.sale_rate = rate(row.sales, row.checkouts);
-            row.conversion = rate(row.sales, row.views);
-            row
-        })
-        .collect()
+    funnel.rows()
 }
 
-/// The row of `group`, made empty when new.
+/// The row of `group`, made empty when new (found without a new string
+/// when it is there).
 fn row<'a>(rows: &'a mut BTreeMap<String, Row>, group: &str) -> &'a mut Row {
-    rows.entry(group.to_owned()).or_insert_with(|| Row {
-        group: group.to_owned(),
-        ..Row::default()
-    })
+    if !rows.contains_key(group) {
+        rows.insert(
+            group.to_owned(),
+            Row {
+                group: group.to_owned(),
+                ..Row::default()
+            },
+        );
+    }
+    rows.get_mut(group).expect("inserted above")
 }
 
 #[cfg(test)]

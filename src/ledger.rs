@@ -466,6 +466,51 @@ pub fn each(
     Ok(())
 }
 
+/// Every purchase of the ledger (months, grants, samples), each file
+/// read by one of a few threads into an accumulator of its own (`make`),
+/// `add` called for each of its purchases: for sums, whose order does not
+/// matter. Returns the accumulators, to merge.
+pub fn fold<T: Send>(
+    root: &Path,
+    make: impl Fn() -> T + Sync,
+    add: impl Fn(&mut T, Purchase) + Sync,
+) -> Result<Vec<T>, LedgerError> {
+    let dir = root.join(DIR);
+    let mut files: Vec<PathBuf> = months(root)?
+        .iter()
+        .map(|month| dir.join(file_name(month)))
+        .collect();
+    files.push(dir.join(GRANTS_FILE));
+    files.push(dir.join(file_name(SAMPLES)));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+        .min(files.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut folded = make();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = files.get(index) else {
+                            return Ok(folded);
+                        };
+                        for purchase in read_file(path.clone())? {
+                            add(&mut folded, purchase);
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("a ledger reader panicked"))
+            .collect()
+    })
+}
+
 /// The free samples given, oldest first (empty when there are none).
 pub fn read_samples(root: &Path) -> Result<Vec<Purchase>, LedgerError> {
     read_file(root.join(DIR).join(file_name(SAMPLES)))

@@ -94,6 +94,29 @@ impl Report {
         self.rows.values().cloned().collect()
     }
 
+    /// Adds another report's rows (one made of other purchases) to these.
+    pub fn merge(&mut self, other: Report) {
+        for (key, row) in other.rows {
+            match self.rows.get_mut(&key) {
+                None => {
+                    self.rows.insert(key, row);
+                }
+                Some(mine) => {
+                    mine.count += row.count;
+                    mine.granted += row.granted;
+                    mine.samples += row.samples;
+                    mine.gross += row.gross;
+                    mine.refunded += row.refunded;
+                    mine.withdrawn += row.withdrawn;
+                    mine.fees += row.fees;
+                    mine.tax += row.tax;
+                    mine.net += row.net;
+                    mine.fees_unknown += row.fees_unknown;
+                }
+            }
+        }
+    }
+
     /// One row per currency summing every group, in currency order: the
     /// total an accountant checks against the bank.
     pub fn totals(&self) -> Vec<Row> {

@@ -112,35 +112,54 @@ pub fn run(context: &Context, args: Args) -> anyhow::Result<()> {
         })
         .map(|withdrawal| withdrawal.purchase)
         .collect();
-    let mut totals = Report::default();
-    let mut in_ledger = false;
-    // `--in`: purchases Stripe gave no rate for, by currency.
-    let mut unconverted: std::collections::BTreeMap<String, usize> = Default::default();
-    // Where purchases in other currencies settled: what `--in` could take.
-    let mut settled_in: std::collections::BTreeSet<String> = Default::default();
-    ledger::each(&store.root, |purchase| {
-        in_ledger = true;
+    /// What one reader of the ledger's files counted.
+    #[derive(Default)]
+    struct Counted {
+        totals: Report,
+        in_ledger: bool,
+        /// `--in`: purchases Stripe gave no rate for, by currency.
+        unconverted: std::collections::BTreeMap<String, usize>,
+        /// Where purchases in other currencies settled: what `--in` could take.
+        settled_in: std::collections::BTreeSet<String>,
+    }
+    // The ledger's files read on a few threads, their sums added up.
+    let parts = ledger::fold(&store.root, Counted::default, |counted, purchase| {
+        counted.in_ledger = true;
         if let Some(currency) = &purchase.settled_in {
-            settled_in.insert(currency.clone());
+            counted.settled_in.insert(currency.clone());
         }
         let purchase = match args.in_currency {
             None => purchase,
             Some(into) => match report::in_currency(&purchase, into) {
                 Some(converted) => converted,
                 None => {
-                    *unconverted.entry(purchase.currency.clone()).or_default() += 1;
-                    return Ok(());
+                    *counted
+                        .unconverted
+                        .entry(purchase.currency.clone())
+                        .or_default() += 1;
+                    return;
                 }
             },
         };
         if keep(&purchase) {
-            totals.add(&purchase, by);
+            counted.totals.add(&purchase, by);
             if withdrawn.contains(&purchase.id) {
-                totals.withdrawn(&purchase, by);
+                counted.totals.withdrawn(&purchase, by);
             }
         }
-        Ok(())
     })?;
+    let mut totals = Report::default();
+    let mut in_ledger = false;
+    let mut unconverted: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut settled_in: std::collections::BTreeSet<String> = Default::default();
+    for part in parts {
+        totals.merge(part.totals);
+        in_ledger |= part.in_ledger;
+        for (currency, count) in part.unconverted {
+            *unconverted.entry(currency).or_default() += count;
+        }
+        settled_in.extend(part.settled_in);
+    }
     if let (Some(into), false) = (args.in_currency, unconverted.is_empty()) {
         let counts: Vec<String> = unconverted
             .iter()
@@ -290,14 +309,18 @@ fn funnel(context: &Context, store: &store::Store, args: &Args) -> anyhow::Resul
             .into());
         }
     };
-    let visits = read_visits(store)?;
-    let mut purchases = Vec::new();
-    ledger::each(&store.root, |purchase| {
-        purchases.push(purchase);
-        Ok(())
-    })?;
     let since = args.since.map(|day| day.to_string());
-    let rows = funnel::funnel(&visits, &purchases, by, since.as_deref());
+    let make = || funnel::Funnel::new(by, since.as_deref());
+    let (mut counted, visits) =
+        fold_visits(store, make, |funnel, day, kind, product, source, count| {
+            funnel.visit(day, kind, product, source, count)
+        })?;
+    for part in ledger::fold(&store.root, make, |funnel, purchase| {
+        funnel.purchase(&purchase)
+    })? {
+        counted.merge(part);
+    }
+    let rows = counted.rows();
     if context.output.json {
         context.output.json(&serde_json::to_value(&rows)?)?;
         return Ok(());
@@ -375,7 +398,7 @@ fn funnel(context: &Context, store: &store::Store, args: &Args) -> anyhow::Resul
         })
         .collect();
     context.output.data(super::table(&header, &table))?;
-    if visits.is_empty() {
+    if visits == 0 {
         context.output.note(format!(
             "no visits in {} yet\nhint: `shop sync` brings the server's counts",
             super::sync::VISITS_FILE
@@ -384,32 +407,159 @@ fn funnel(context: &Context, store: &store::Store, args: &Args) -> anyhow::Resul
     Ok(())
 }
 
-/// The server's daily counts of visits as `shop sync` kept them; none
-/// before the first.
-fn read_visits(store: &store::Store) -> anyhow::Result<Vec<crate::state::VisitCount>> {
+/// Folds each day's count of visits `shop sync` kept (day, kind,
+/// product, source, count) into accumulators made by `make`, the file
+/// read in pieces that a few threads parse at once; returns them merged by
+/// `Funnel`-like `merge`, and how many lines there were (none before the
+/// first sync).
+fn fold_visits<T: Send + Merge>(
+    store: &store::Store,
+    make: impl Fn() -> T + Sync,
+    add: impl Fn(&mut T, &str, &str, &str, &str, u64) + Sync,
+) -> anyhow::Result<(T, usize)> {
+    use std::borrow::Cow;
+    use std::io::Read as _;
+    /// A line as written, its texts borrowed where they need no unescaping.
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        day: Cow<'a, str>,
+        #[serde(borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow)]
+        product: Cow<'a, str>,
+        #[serde(borrow)]
+        source: Cow<'a, str>,
+        count: u64,
+    }
+    /// A piece of whole lines, and the number of the line before it.
+    type Piece = (usize, Vec<u8>);
+    const PIECE: usize = 4 << 20;
     let path = store.root.join(super::sync::VISITS_FILE);
-    let visits: Vec<crate::state::VisitCount> = match std::fs::read_to_string(&path) {
-        Ok(text) => text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(index, line)| {
-                serde_json::from_str(line).map_err(|error| {
-                    crate::error::hinted(
-                        format!(
-                            "line {} of `{}` is not a day's visits: {error}",
-                            index + 1,
-                            super::sync::VISITS_FILE
-                        ),
-                        "restore it from git (`git checkout audience/visits.jsonl`); `shop sync` writes it again from the server's state",
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+    let mut file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((make(), 0)),
         Err(error) => return Err(error.into()),
     };
-    Ok(visits)
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 4);
+    // At most two pieces wait: memory stays a few pieces, whatever the file.
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Piece>(2);
+    let receiver = std::sync::Mutex::new(receiver);
+    let parse = |(before, bytes): Piece, folded: &mut T| -> anyhow::Result<usize> {
+        let text = std::str::from_utf8(&bytes)?;
+        let mut lines = 0;
+        for (index, text) in text.lines().enumerate() {
+            if text.trim().is_empty() {
+                continue;
+            }
+            let line: Line<'_> = serde_json::from_str(text).map_err(|error| {
+                crate::error::hinted(
+                    format!(
+                        "line {} of `{}` is not a day's visits: {error}",
+                        before + index + 1,
+                        super::sync::VISITS_FILE
+                    ),
+                    "restore it from git (`git checkout audience/visits.jsonl`); `shop sync` writes it again from the server's state",
+                )
+            })?;
+            add(
+                folded,
+                &line.day,
+                &line.kind,
+                &line.product,
+                &line.source,
+                line.count,
+            );
+            lines += 1;
+        }
+        Ok(lines)
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<(T, usize)> {
+                    let (mut folded, mut lines) = (make(), 0);
+                    let mut failed = None;
+                    loop {
+                        let piece = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(piece) = piece else {
+                            return match failed {
+                                Some(error) => Err(error),
+                                None => Ok((folded, lines)),
+                            };
+                        };
+                        // After a bad line the rest is only drained, so that
+                        // the reader is never left waiting.
+                        if failed.is_none() {
+                            match parse(piece, &mut folded) {
+                                Ok(counted) => lines += counted,
+                                Err(error) => failed = Some(error),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Pieces of whole lines: the bytes after a piece's last newline
+        // start the next.
+        let mut carried: Vec<u8> = Vec::new();
+        let mut before = 0;
+        let read: anyhow::Result<()> = (|| {
+            loop {
+                let mut piece = std::mem::take(&mut carried);
+                let start = piece.len();
+                piece.resize(start + PIECE, 0);
+                let got = file.read(&mut piece[start..])?;
+                piece.truncate(start + got);
+                if got == 0 {
+                    if !piece.is_empty() {
+                        let _ = sender.send((before, piece));
+                    }
+                    return Ok(());
+                }
+                if let Some(end) = piece.iter().rposition(|byte| *byte == b'\n') {
+                    carried = piece.split_off(end + 1);
+                    let lines = piece.iter().filter(|byte| **byte == b'\n').count();
+                    if sender.send((before, piece)).is_err() {
+                        return Ok(());
+                    }
+                    before += lines;
+                } else {
+                    carried = piece;
+                }
+            }
+        })();
+        drop(sender);
+        let mut merged = make();
+        let mut lines = 0;
+        let mut failure = read.err();
+        for worker in workers {
+            match worker.join().expect("a reader of visits panicked") {
+                Ok((folded, counted)) => {
+                    merged.merge_from(folded);
+                    lines += counted;
+                }
+                Err(error) => failure = failure.or(Some(error)),
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok((merged, lines)),
+        }
+    })
+}
+
+/// What the folds' accumulators are merged by.
+trait Merge {
+    fn merge_from(&mut self, other: Self);
+}
+
+impl Merge for crate::funnel::Funnel {
+    fn merge_from(&mut self, other: Self) {
+        self.merge(other);
+    }
 }
 
 /// `shop report --html FILE`.
@@ -419,14 +569,25 @@ fn html(
     args: &Args,
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let visits = read_visits(store)?;
-    let mut purchases = Vec::new();
-    ledger::each(&store.root, |purchase| {
-        purchases.push(purchase);
-        Ok(())
-    })?;
     let since = args.since.map(|day| day.to_string());
-    let charts = crate::charts::business(&purchases, &visits, since.as_deref());
+    let make = || crate::funnel::Funnel::new(crate::funnel::By::Source, since.as_deref());
+    let (mut funnel, _) = fold_visits(store, make, |funnel, day, kind, product, source, count| {
+        funnel.visit(day, kind, product, source, count)
+    })?;
+    let mut business = crate::charts::Business::new(since.as_deref());
+    let parts = ledger::fold(
+        &store.root,
+        || (make(), crate::charts::Business::new(since.as_deref())),
+        |(funnel, business), purchase| {
+            funnel.purchase(&purchase);
+            business.add(&purchase);
+        },
+    )?;
+    for (part, counted) in parts {
+        funnel.merge(part);
+        business.merge(counted);
+    }
+    let charts = business.charts(&funnel.rows());
     let note = format!(
         "From the ledger{} and the visits counted, as of the last shop sync.",
         since
