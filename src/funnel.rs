@@ -2,7 +2,7 @@
 //! `audience/visits.jsonl`) to checkouts started, sales and revenue (from
 //! the ledger), grouped by product or by source, with the rates between.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -49,7 +49,8 @@ pub struct Row {
 pub struct Funnel {
     by: By,
     since: Option<String>,
-    rows: BTreeMap<String, Row>,
+    /// By group: hashed, as a million lines each look theirs up.
+    rows: HashMap<String, Row>,
 }
 
 impl Funnel {
@@ -58,7 +59,7 @@ impl Funnel {
         Funnel {
             by,
             since: since.map(str::to_owned),
-            rows: BTreeMap::new(),
+            rows: HashMap::new(),
         }
     }
 
@@ -118,8 +119,9 @@ impl Funnel {
 
     /// The rows, sorted by group, with their rates.
     pub fn rows(self) -> Vec<Row> {
-        self.rows
-            .into_values()
+        let mut rows: Vec<Row> = self.rows.into_values().collect();
+        rows.sort_by(|a, b| a.group.cmp(&b.group));
+        rows.into_iter()
             .map(|mut row| {
                 let rate = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
                 row.checkout_rate = rate(row.checkouts, row.views);
@@ -157,7 +159,7 @@ pub fn funnel<'a>(
 
 /// The row of `group`, made empty when new (found without a new string
 /// when it is there).
-fn row<'a>(rows: &'a mut BTreeMap<String, Row>, group: &str) -> &'a mut Row {
+fn row<'a>(rows: &'a mut HashMap<String, Row>, group: &str) -> &'a mut Row {
     if !rows.contains_key(group) {
         rows.insert(
             group.to_owned(),

@@ -487,6 +487,7 @@ pub fn complete_with(
         (payment.accepted_terms, payment.promotions),
     )?;
     tax::compute(state, id, &given);
+    retotal(state, id);
     let session = state.get(id).cloned().unwrap_or(session);
     let details = tax::customer_details(email, &given, state.account.tax_origin.as_deref());
     let consent = tax::consent(&session, &given);

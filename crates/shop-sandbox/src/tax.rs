@@ -509,7 +509,8 @@ fn tax_id_of(
 /// discounts, by its product's tax code, added (`exclusive`) or found
 /// within it (`inclusive`) as its price says; nothing for a business in
 /// another country that gave its VAT ID (the reverse charge). The
-/// breakdown has one entry per rate.
+/// breakdown has one entry per rate; the caller sums the lines into the
+/// session (`sessions::retotal`).
 pub fn compute(state: &mut State, id: &str, given: &Given) {
     let Some(session) = state.get(id).cloned() else {
         return;
@@ -568,7 +569,6 @@ pub fn compute(state: &mut State, id: &str, given: &Given) {
             item["amount_tax"] = json!(tax);
         }
     }
-    super::sessions::retotal(state, id);
     state.update(id, |session| {
         session["automatic_tax"]["status"] = json!("complete");
     });
