@@ -273,6 +273,25 @@ fn a_gift_goes_to_its_recipient_who_holds_it_and_the_buyer_can_send_it_again() {
         plan.contains("bo@example.org") && !plan.contains("ann@example.com"),
         "{plan}"
     );
+
+    // The buyer withdraws, by the link in their receipt: the page and the
+    // acknowledgement are theirs, not the recipient's; refunded, the
+    // recipient's downloads close.
+    let withdraw = link(&receipt, &format!("{}/withdraw/", served.url));
+    let withdraw = withdraw.trim_start_matches(&served.url).to_owned();
+    let form = served.body(served.get(&withdraw));
+    assert!(
+        form.contains("ann@example.com") && !form.contains("bo@example.org"),
+        "{form}"
+    );
+    let (status, answer) = served.post_form_from(&withdraw, "null", &[("name", "Ann Example")]);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    next_mail(&served, "ann@example.com", "received your withdrawal", 0);
+    next_mail(&served, "ann@example.com", "has refunded your purchase", 0);
+    assert!(mails_to(&served, "bo@example.org", "withdrawal").is_empty());
+    served.wait_for("the refund to close the recipient's downloads", || {
+        served.get(&format!("{page}/guide.pdf")).status() == StatusCode::GONE
+    });
 }
 
 #[test]

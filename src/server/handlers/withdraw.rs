@@ -39,9 +39,19 @@ async fn purchase_of(app: &App, token: &str) -> Result<Arc<Entitlement>, Answer>
     let Some(id) = claims.purchase.strip_prefix(tokens::WITHDRAW) else {
         return Err(invalid_link(app));
     };
-    match purchase(app, id).await? {
-        Some(found) => Ok(found),
-        None => Err(invalid_link(app)),
+    let Some(found) = purchase(app, id).await? else {
+        return Err(invalid_link(app));
+    };
+    // A gift's withdrawal is its buyer's (who paid, and holds the link in
+    // their receipt): the page, the record and the mails name them, not
+    // the recipient who holds the files.
+    match app.db.gift(&found.id).await {
+        Ok(Some(state)) if state.gift.deliverable => Ok(Arc::new(Entitlement {
+            email: state.gift.buyer,
+            ..(*found).clone()
+        })),
+        Ok(_) => Ok(found),
+        Err(error) => Err(log_unavailable(app, &error)),
     }
 }
 
