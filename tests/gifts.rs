@@ -255,6 +255,14 @@ fn a_gift_goes_to_its_recipient_who_holds_it_and_the_buyer_can_send_it_again() {
     // The next version's notice goes to the recipient, not the buyer.
     let build = served.test.root().join("build");
     std::fs::write(build.join("guide.pdf"), crate::support::books::pdf(3)).unwrap();
+    let first_gift_link = served
+        .test
+        .read("products/guide.toml")
+        .lines()
+        .find_map(|line| line.strip_prefix("gift_link = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
     served
         .test
         .shop(&[
@@ -264,6 +272,21 @@ fn a_gift_goes_to_its_recipient_who_holds_it_and_the_buyer_can_send_it_again() {
             build.join("guide.pdf").to_str().unwrap(),
         ])
         .success();
+    // 1.1.0 sells as a gift through a link of its own; 1.0.0's stops.
+    let (_, old_link) = served.runtime.block_on(served.sandbox().api(
+        reqwest::Method::GET,
+        &format!("/v1/payment_links/{first_gift_link}"),
+        &[],
+    ));
+    assert_eq!(old_link["active"], false, "{old_link}");
+    assert_eq!(
+        served
+            .test
+            .read("products/guide.toml")
+            .matches("gift_link = ")
+            .count(),
+        2
+    );
     let plan = served
         .test
         .shop(&["notify", "guide", "1.1.0", "--dry-run"])
