@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use crate::ledger::{Purchase, Status};
 use crate::report;
-use crate::state::VisitCount;
 
 /// How the funnel is grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,30 +132,6 @@ impl Funnel {
     }
 }
 
-/// The funnel of `visits` and `purchases` from `since` (a day,
-/// `2026-12-01`) on, by `by`; rows sorted by group.
-pub fn funnel<'a>(
-    visits: impl IntoIterator<Item = &'a VisitCount>,
-    purchases: impl IntoIterator<Item = &'a Purchase>,
-    by: By,
-    since: Option<&str>,
-) -> Vec<Row> {
-    let mut funnel = Funnel::new(by, since);
-    for visit in visits {
-        funnel.visit(
-            &visit.day,
-            &visit.kind,
-            &visit.product,
-            &visit.source,
-            visit.count,
-        );
-    }
-    for purchase in purchases {
-        funnel.purchase(purchase);
-    }
-    funnel.rows()
-}
-
 /// The row of `group`, made empty when new (found without a new string
 /// when it is there).
 fn row<'a>(rows: &'a mut HashMap<String, Row>, group: &str) -> &'a mut Row {
@@ -175,6 +150,31 @@ fn row<'a>(rows: &'a mut HashMap<String, Row>, group: &str) -> &'a mut Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::VisitCount;
+
+    /// The funnel of `visits` and `purchases` from `since` (a day,
+    /// `2026-12-01`) on, by `by`; rows sorted by group.
+    fn funnel<'a>(
+        visits: impl IntoIterator<Item = &'a VisitCount>,
+        purchases: impl IntoIterator<Item = &'a Purchase>,
+        by: By,
+        since: Option<&str>,
+    ) -> Vec<Row> {
+        let mut funnel = Funnel::new(by, since);
+        for visit in visits {
+            funnel.visit(
+                &visit.day,
+                &visit.kind,
+                &visit.product,
+                &visit.source,
+                visit.count,
+            );
+        }
+        for purchase in purchases {
+            funnel.purchase(purchase);
+        }
+        funnel.rows()
+    }
 
     fn visit(day: &str, kind: &str, product: &str, source: &str, count: u64) -> VisitCount {
         VisitCount {

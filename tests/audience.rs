@@ -6,27 +6,8 @@
 
 use reqwest::StatusCode;
 
-use crate::support::served::{Served, TOKEN_SECRET};
-
-/// The first link in `text` that starts with `prefix`.
-fn link(text: &str, prefix: &str) -> String {
-    let start = text
-        .find(prefix)
-        .unwrap_or_else(|| panic!("no {prefix} link in\n{text}"));
-    text[start..]
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-fn mails_to(served: &Served, email: &str, needle: &str) -> Vec<String> {
-    served
-        .outbox()
-        .into_iter()
-        .filter(|mail| mail.contains(&format!("To: {email}")) && mail.contains(needle))
-        .collect()
-}
+use crate::support::books::first_page_text;
+use crate::support::served::{Served, TOKEN_SECRET, link, mails_to};
 
 fn followers(served: &Served) -> Vec<shop::state::Follower> {
     served.runtime.block_on(served.state().followers()).unwrap()
@@ -370,19 +351,6 @@ fn a_post_goes_once_to_each_address_and_is_on_the_store_and_in_the_feed() {
         ])
         .code(1)
         .stderr_has(&["keeps each follower's consent", "hint:"]);
-}
-
-/// The text `pdftotext` reads on the first page of a PDF.
-fn first_page_text(pdf: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("copy.pdf");
-    std::fs::write(&file, pdf).unwrap();
-    let output = std::process::Command::new("pdftotext")
-        .args(["-f", "1", "-l", "1", file.to_str().unwrap(), "-"])
-        .output()
-        .expect("pdftotext (scripts/setup installs it)");
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]

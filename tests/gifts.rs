@@ -7,28 +7,8 @@
 
 use reqwest::StatusCode;
 
-use crate::support::served::Served;
-
-/// The first link in `text` that starts with `prefix`.
-fn link(text: &str, prefix: &str) -> String {
-    let start = text
-        .find(prefix)
-        .unwrap_or_else(|| panic!("no {prefix} link in\n{text}"));
-    text[start..]
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-/// The messages in the outbox to `email` holding `needle`.
-fn mails_to(served: &Served, email: &str, needle: &str) -> Vec<String> {
-    served
-        .outbox()
-        .into_iter()
-        .filter(|mail| mail.contains(&format!("To: {email}")) && mail.contains(needle))
-        .collect()
-}
+use crate::support::books::first_page_text;
+use crate::support::served::{Served, link, mails_to};
 
 /// Waits for one more message to `email` holding `needle` than `before`;
 /// returns the newest.
@@ -51,19 +31,6 @@ fn gift_store() -> (Served, Vec<u8>) {
         test.write("products/guide.toml", &format!("{product}stamp = true\n"));
     });
     (served, pdf)
-}
-
-/// The text `pdftotext` reads on the first page of a PDF.
-fn first_page_text(pdf: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("copy.pdf");
-    std::fs::write(&file, pdf).unwrap();
-    let output = std::process::Command::new("pdftotext")
-        .args(["-f", "1", "-l", "1", file.to_str().unwrap(), "-"])
-        .output()
-        .expect("pdftotext (scripts/setup installs it)");
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Pays the gift's checkout of the guide (through `/buy/guide?gift`) as

@@ -409,14 +409,14 @@ fn funnel(context: &Context, store: &store::Store, args: &Args) -> anyhow::Resul
 
 /// Folds each day's count of visits `shop sync` kept (day, kind,
 /// product, source, count) into accumulators made by `make`, the file
-/// read in pieces that a few threads parse at once; returns them merged by
-/// `Funnel`-like `merge`, and how many lines there were (none before the
-/// first sync).
-fn fold_visits<T: Send + Merge>(
+/// read in pieces that a few threads parse at once; returns them merged
+/// into one, and how many lines there were (none before the first sync).
+fn fold_visits(
     store: &store::Store,
-    make: impl Fn() -> T + Sync,
-    add: impl Fn(&mut T, &str, &str, &str, &str, u64) + Sync,
-) -> anyhow::Result<(T, usize)> {
+    make: impl Fn() -> crate::funnel::Funnel + Sync,
+    add: impl Fn(&mut crate::funnel::Funnel, &str, &str, &str, &str, u64) + Sync,
+) -> anyhow::Result<(crate::funnel::Funnel, usize)> {
+    type T = crate::funnel::Funnel;
     use std::borrow::Cow;
     use std::io::Read as _;
     /// A line as written, its texts borrowed where they need no unescaping.
@@ -538,7 +538,7 @@ fn fold_visits<T: Send + Merge>(
         for worker in workers {
             match worker.join().expect("a reader of visits panicked") {
                 Ok((folded, counted)) => {
-                    merged.merge_from(folded);
+                    merged.merge(folded);
                     lines += counted;
                 }
                 Err(error) => failure = failure.or(Some(error)),
@@ -549,17 +549,6 @@ fn fold_visits<T: Send + Merge>(
             None => Ok((merged, lines)),
         }
     })
-}
-
-/// What the folds' accumulators are merged by.
-trait Merge {
-    fn merge_from(&mut self, other: Self);
-}
-
-impl Merge for crate::funnel::Funnel {
-    fn merge_from(&mut self, other: Self) {
-        self.merge(other);
-    }
 }
 
 /// `shop report --html FILE`.

@@ -6,7 +6,7 @@
 use super::{App, to_recipient};
 use crate::mail::{self, Kind, Templates};
 use crate::state::{GIFT_MAIL, QueuedMail};
-use crate::{dates, ledger, tokens};
+use crate::{dates, tokens};
 
 /// The buyer's page of their gift (`/gift/<token>`), whole.
 pub fn page_link(app: &App, purchase: &str) -> String {
@@ -42,17 +42,7 @@ pub async fn compose(
     let from = &store.settings.mail.from;
     let gift = gift.gift;
     if queued.kind == GIFT_MAIL {
-        let link = app.link(&purchase.id);
-        let mut values = mail::Access {
-            store: &store,
-            product,
-            version: &purchase.version,
-            email: &queued.recipient,
-            purchase: &purchase.id,
-            link: &link,
-            expires: app.now() + store.settings.link_lifetime as i64,
-        }
-        .values();
+        let mut values = app.access_values(&store, product, &purchase, &queued.recipient);
         values.insert("giver", gift.buyer.clone());
         values.insert("message", gift.message.clone());
         let rendered = templates.render(Kind::Present, &values)?;
@@ -60,13 +50,7 @@ pub async fn compose(
         let message_id = mail::message_id(&format!("gift.{}.{}", purchase.id, queued.id), from);
         return to_recipient(from, queued, &rendered, &message_id);
     }
-    let mut values = mail::shop_values(&store.settings, &queued.recipient);
-    values.insert("product", product.name.clone());
-    values.insert("version", purchase.version.clone());
-    values.insert("order", ledger::order_number(&purchase.id));
-    values.insert("date", dates::human_day(purchase.created));
-    values.insert("paid", purchase.paid_text());
-    values.extend(mail::product_values(&store, product, &purchase.version));
+    let mut values = app.paid_values(&store, product, &purchase, &queued.recipient);
     values.insert("invoice", app.invoice_url(&purchase.id).await);
     values.extend(mail::withdraw_values(
         &store.settings,

@@ -246,6 +246,52 @@ impl App {
         }
     }
 
+    /// What a message that hands over `purchase`'s files to `email` says
+    /// of them (`mail::Access`), with a fresh download link.
+    pub fn access_values(
+        &self,
+        store: &Store,
+        product: &store::Product,
+        purchase: &state::Entitlement,
+        email: &str,
+    ) -> std::collections::BTreeMap<&'static str, String> {
+        let link = self.link(&purchase.id);
+        crate::mail::Access {
+            store,
+            product,
+            version: &purchase.version,
+            email,
+            purchase: &purchase.id,
+            link: &link,
+            expires: self.now() + store.settings.link_lifetime as i64,
+        }
+        .values()
+    }
+
+    /// What a receipt to `email` says of a paid `purchase` without its
+    /// link: the product, version, order, date, amount paid and the
+    /// product's cover, contents and stamp.
+    pub fn paid_values(
+        &self,
+        store: &Store,
+        product: &store::Product,
+        purchase: &state::Entitlement,
+        email: &str,
+    ) -> std::collections::BTreeMap<&'static str, String> {
+        let mut values = crate::mail::shop_values(&store.settings, email);
+        values.insert("product", product.name.clone());
+        values.insert("version", purchase.version.clone());
+        values.insert("order", ledger::order_number(&purchase.id));
+        values.insert("date", crate::dates::human_day(purchase.created));
+        values.insert("paid", purchase.paid_text());
+        values.extend(crate::mail::product_values(
+            store,
+            product,
+            &purchase.version,
+        ));
+        values
+    }
+
     /// A signed download link for a purchase, valid for the shop's lifetime.
     pub fn link(&self, purchase: &str) -> String {
         let store = self.store();

@@ -115,17 +115,11 @@ async fn compose(
             let Ok(product) = store.product(&purchase.product) else {
                 return Ok(None);
             };
-            let mut values = base_values(app, &queued.recipient);
-            values.insert("product", product.name.clone());
-            values.insert("version", purchase.version.clone());
-            values.insert("order", ledger::order_number(&purchase.id));
-            values.insert("date", dates::human_day(purchase.created));
-            values.insert("paid", purchase.paid_text());
-            values.extend(mail::product_values(&store, product, &purchase.version));
             let id = mail::message_id(&format!("receipt.{}", purchase.id), from);
             // A pre-order's files are not out: its receipt promises the
             // link, which `shop release` mails.
             if let Some(waiting) = product.waiting_preorder(&purchase.version) {
+                let mut values = app.paid_values(&store, product, &purchase, &queued.recipient);
                 // When it comes out, if the author said (`shop preorder --date`).
                 values.insert(
                     "out",
@@ -138,17 +132,7 @@ async fn compose(
             if purchase.id.starts_with(ledger::SAMPLE_PREFIX) {
                 return sample_mail(app, templates, queued, &purchase).await;
             }
-            let link = app.link(&purchase.id);
-            let mut values = mail::Access {
-                store: &store,
-                product,
-                version: &purchase.version,
-                email: &queued.recipient,
-                purchase: &purchase.id,
-                link: &link,
-                expires: app.now() + store.settings.link_lifetime as i64,
-            }
-            .values();
+            let mut values = app.access_values(&store, product, &purchase, &queued.recipient);
             values.insert("date", dates::human_day(purchase.created));
             values.insert("paid", purchase.paid_text());
             values.insert("invoice", app.invoice_url(&purchase.id).await);
@@ -241,17 +225,7 @@ async fn sample_mail(
         }
         _ => String::new(),
     };
-    let link = app.link(&sample.id);
-    let mut values = mail::Access {
-        store: &store,
-        product,
-        version: &sample.version,
-        email: &queued.recipient,
-        purchase: &sample.id,
-        link: &link,
-        expires: app.now() + store.settings.link_lifetime as i64,
-    }
-    .values();
+    let mut values = app.access_values(&store, product, sample, &queued.recipient);
     values.insert("confirm", confirm);
     let rendered = templates.render(Kind::Sample, &values)?;
     let id = mail::message_id(&format!("sample.{}", sample.id), from);

@@ -257,3 +257,16 @@ pub fn epub_padded(padding: usize) -> Vec<u8> {
     .unwrap();
     zip.finish().unwrap().into_inner()
 }
+
+/// The text `pdftotext` reads on the first page of a PDF.
+pub fn first_page_text(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("copy.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let output = std::process::Command::new("pdftotext")
+        .args(["-f", "1", "-l", "1", file.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (scripts/setup installs it)");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -764,3 +764,24 @@ impl Drop for Another {
         self.kill();
     }
 }
+
+/// The first link in `text` that starts with `prefix`.
+pub fn link(text: &str, prefix: &str) -> String {
+    let start = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} link in\n{text}"));
+    text[start..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The messages in the outbox to `email` holding `needle`.
+pub fn mails_to(served: &Served, email: &str, needle: &str) -> Vec<String> {
+    served
+        .outbox()
+        .into_iter()
+        .filter(|mail| mail.contains(&format!("To: {email}")) && mail.contains(needle))
+        .collect()
+}

@@ -15,6 +15,37 @@ use crate::store::{Product, Release};
 use crate::tokens::{self, TokenError};
 use crate::{dates, ledger, store};
 
+/// The purchase a token of one purpose names (its subject `prefix` and
+/// the purchase's id: a withdrawal's, a gift's page), or the refusal page:
+/// a forged or other purpose's token is an invalid link, an expired one
+/// says to write in about `about` ("this purchase", "this gift").
+pub(super) async fn purchase_of_purpose(
+    app: &App,
+    token: &str,
+    prefix: &str,
+    about: &str,
+) -> Result<Arc<Entitlement>, Answer> {
+    let claims = match tokens::verify(&app.keys, token, app.now()) {
+        Ok(claims) => claims,
+        Err(TokenError::Invalid) => return Err(invalid_link(app)),
+        Err(TokenError::Expired { .. }) => {
+            return Err(refuse(
+                app,
+                StatusCode::GONE,
+                "This link has expired",
+                &format!("Write to us about {about}."),
+            ));
+        }
+    };
+    let Some(id) = claims.purchase.strip_prefix(prefix) else {
+        return Err(invalid_link(app));
+    };
+    match purchase(app, id).await? {
+        Some(found) => Ok(found),
+        None => Err(invalid_link(app)),
+    }
+}
+
 /// The purchase of a verified token: from the database, or else from
 /// Stripe (a link minted by `shop token` or `shop notify`), remembered.
 pub(super) async fn purchase(app: &App, id: &str) -> Result<Option<Arc<Entitlement>>, Answer> {

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 
 use super::Answer;
-use super::access::purchase;
+use super::access::purchase_of_purpose;
 use super::answers::{invalid_link, log_unavailable, refuse, render};
 use super::lost::{from_elsewhere_to_token, within_form_limits};
 use crate::server::client::ClientKey;
 use crate::server::{App, views};
 use crate::state::{Entitlement, Quota};
-use crate::tokens::{self, TokenError};
+use crate::tokens;
 use crate::{dates, ledger};
 
 /// Sendings again one gift may ask for an hour.
@@ -23,25 +23,7 @@ const PER_GIFT: Quota = Quota::per_hour(2);
 
 /// The purchase a gift token is for, or the refusal page.
 async fn purchase_of(app: &App, token: &str) -> Result<Arc<Entitlement>, Answer> {
-    let claims = match tokens::verify(&app.keys, token, app.now()) {
-        Ok(claims) => claims,
-        Err(TokenError::Invalid) => return Err(invalid_link(app)),
-        Err(TokenError::Expired { .. }) => {
-            return Err(refuse(
-                app,
-                StatusCode::GONE,
-                "This link has expired",
-                "Write to us about this gift.",
-            ));
-        }
-    };
-    let Some(id) = claims.purchase.strip_prefix(tokens::GIFT) else {
-        return Err(invalid_link(app));
-    };
-    match purchase(app, id).await? {
-        Some(found) => Ok(found),
-        None => Err(invalid_link(app)),
-    }
+    purchase_of_purpose(app, token, tokens::GIFT, "this gift").await
 }
 
 /// `GET /gift/<token>`.

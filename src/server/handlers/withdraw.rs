@@ -9,14 +9,14 @@ use std::sync::Arc;
 use warp::http::StatusCode;
 
 use super::Answer;
-use super::access::purchase;
-use super::answers::{invalid_link, log_unavailable, refuse, render, unavailable};
+use super::access::purchase_of_purpose;
+use super::answers::{log_unavailable, render, unavailable};
 use super::lost::from_elsewhere_to_token;
 use crate::server::client::ClientKey;
 use crate::server::withdraw::{self, DecideError};
 use crate::server::{App, views};
 use crate::state::{Entitlement, Withdrawal};
-use crate::tokens::{self, TokenError};
+use crate::tokens;
 use crate::{dates, error, ledger, withdrawal};
 
 const NAME_MAX: usize = 200;
@@ -24,24 +24,7 @@ const REASON_MAX: usize = 2000;
 
 /// The purchase a withdrawal token is for, or the refusal page.
 async fn purchase_of(app: &App, token: &str) -> Result<Arc<Entitlement>, Answer> {
-    let claims = match tokens::verify(&app.keys, token, app.now()) {
-        Ok(claims) => claims,
-        Err(TokenError::Invalid) => return Err(invalid_link(app)),
-        Err(TokenError::Expired { .. }) => {
-            return Err(refuse(
-                app,
-                StatusCode::GONE,
-                "This link has expired",
-                "Write to us about this purchase.",
-            ));
-        }
-    };
-    let Some(id) = claims.purchase.strip_prefix(tokens::WITHDRAW) else {
-        return Err(invalid_link(app));
-    };
-    let Some(found) = purchase(app, id).await? else {
-        return Err(invalid_link(app));
-    };
+    let found = purchase_of_purpose(app, token, tokens::WITHDRAW, "this purchase").await?;
     // A gift's withdrawal is its buyer's (who paid, and holds the link in
     // their receipt): the page, the record and the mails name them, not
     // the recipient who holds the files.

@@ -759,11 +759,16 @@ impl Reader<'_> {
             );
         }
         // A free product's releases sell nothing: no Stripe object at all.
-        for (key, field, prefix) in [
-            ("stripe_product", &raw_release.stripe_product, "prod_"),
-            ("stripe_price", &raw_release.stripe_price, "price_"),
-            ("payment_link", &raw_release.payment_link, "plink_"),
-            ("payment_link_url", &raw_release.payment_link_url, ""),
+        // Any other's has its product, price and link; a gift's link
+        // (`gifts = true`) is optional, but whole (the partner named).
+        let gift = (&raw_release.gift_link, &raw_release.gift_link_url);
+        for (key, field, prefix, partner) in [
+            ("stripe_product", &raw_release.stripe_product, "prod_", None),
+            ("stripe_price", &raw_release.stripe_price, "price_", None),
+            ("payment_link", &raw_release.payment_link, "plink_", None),
+            ("payment_link_url", &raw_release.payment_link_url, "", None),
+            ("gift_link", gift.0, "plink_", Some(gift.1)),
+            ("gift_link_url", gift.1, "", Some(gift.0)),
         ] {
             let restore =
                 "this is written by `shop release`; restore it from git (`git log -p products/`)";
@@ -781,42 +786,14 @@ impl Reader<'_> {
                     ),
                     restore.into(),
                 ),
-                None if !free => self.problem(
-                    raw_release.version.span(),
-                    format!("release `{version}` has no `{key}`"),
-                    restore.into(),
-                ),
-                _ => {}
-            }
-        }
-        // A gift's link is optional (`gifts = true`), but whole.
-        for (key, field, prefix) in [
-            ("gift_link", &raw_release.gift_link, "plink_"),
-            ("gift_link_url", &raw_release.gift_link_url, ""),
-        ] {
-            let restore =
-                "this is written by `shop release`; restore it from git (`git log -p products/`)";
-            let partner = match key {
-                "gift_link" => &raw_release.gift_link_url,
-                _ => &raw_release.gift_link,
-            };
-            match field {
-                Some(field) if free => self.problem(
-                    field.span(),
-                    format!("release `{version}` of a free product has a `{key}`"),
-                    format!("a free product has no Stripe objects; {restore}"),
-                ),
-                Some(field) if !field.get_ref().starts_with(prefix) => self.problem(
-                    field.span(),
-                    format!(
-                        "`{}` is not a Stripe id starting with `{prefix}`",
-                        field.get_ref()
-                    ),
-                    restore.into(),
-                ),
-                Some(field) if partner.is_none() => self.problem(
+                Some(field) if partner.is_some_and(Option::is_none) => self.problem(
                     field.span(),
                     format!("release `{version}` has a `{key}` alone"),
+                    restore.into(),
+                ),
+                None if !free && partner.is_none() => self.problem(
+                    raw_release.version.span(),
+                    format!("release `{version}` has no `{key}`"),
                     restore.into(),
                 ),
                 _ => {}
